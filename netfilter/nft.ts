@@ -1,0 +1,71 @@
+/**
+ * The apply step: the only code that runs `nft`. Documents go through stdin (`nft -j -f -`),
+ * no shell is involved, and a failure carries nft's stderr.
+ */
+import { spawn } from 'node:child_process';
+import { DirectorError } from '../runtime/errors.ts';
+import type { NftDocument } from './json.ts';
+
+export interface NftOptions {
+  /** Path of the nft binary (default `nft`, looked up in PATH). */
+  nftPath?: string;
+  /** Kill nft after this long (default 30 000 ms). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export class NftError extends DirectorError {
+  readonly stderr: string;
+  readonly exitCode: number | null;
+  constructor(args: readonly string[], exitCode: number | null, stderr: string, cause?: unknown) {
+    const firstLine = stderr.split('\n').find((l) => l.trim()) ?? 'no output';
+    super('INTERNAL_ERROR', `nft ${args.join(' ')} failed (exit ${exitCode ?? 'signal'}): ${firstLine}`, { exitCode, stderr }, { cause });
+    this.name = 'NftError';
+    this.stderr = stderr;
+    this.exitCode = exitCode;
+  }
+}
+
+/** Runs nft with `args`, writing `stdin`; resolves with stdout, rejects with an {@link NftError}. */
+export function runNft(args: readonly string[], stdin: string | null, opts: NftOptions = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const signals = [AbortSignal.timeout(opts.timeoutMs ?? 30_000), ...(opts.signal ? [opts.signal] : [])];
+    const child = spawn(opts.nftPath ?? 'nft', [...args], { stdio: ['pipe', 'pipe', 'pipe'], signal: AbortSignal.any(signals) });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', (e) => reject(new NftError(args, null, Buffer.concat(err).toString() || e.message, e)));
+    child.on('close', (code) => {
+      const stderr = Buffer.concat(err).toString();
+      if (code === 0) resolve(Buffer.concat(out).toString());
+      else reject(new NftError(args, code, stderr));
+    });
+    // EPIPE when nft exits early is reported through 'close' with nft's own error.
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(stdin ?? '');
+  });
+}
+
+/** Applies a document as one atomic transaction. */
+export async function applyDocument(doc: NftDocument, opts?: NftOptions): Promise<void> {
+  if (doc.nftables.length === 0) return;
+  await runNft(['-j', '-f', '-'], JSON.stringify(doc), opts);
+}
+
+/** Checks a document against the kernel without applying it (`nft -c`; needs root, changes nothing). */
+export async function checkDocument(doc: NftDocument, opts?: NftOptions): Promise<void> {
+  if (doc.nftables.length === 0) return;
+  await runNft(['-c', '-j', '-f', '-'], JSON.stringify(doc), opts);
+}
+
+/** `nft -j list table inet <table>`, parsed; feed it to `parseTable`. */
+export async function listTable(table: string, opts?: NftOptions): Promise<unknown> {
+  return JSON.parse(await runNft(['-j', 'list', 'table', 'inet', table], null, opts)) as unknown;
+}
+
+/** Whether Director's table exists. */
+export async function tableExists(table: string, opts?: NftOptions): Promise<boolean> {
+  const listing = JSON.parse(await runNft(['-j', 'list', 'tables', 'inet'], null, opts)) as { nftables?: { table?: { name?: string } }[] };
+  return (listing.nftables ?? []).some((i) => i.table?.name === table);
+}

@@ -1,0 +1,246 @@
+/**
+ * Read-back: the policy actually in force, parsed from `nft -j list table inet <name>`, not
+ * from what was requested. Match expressions are parsed from the kernel's rules; the rule
+ * comment (also stored in the kernel) only ties nft rules back to the policy rule index and
+ * keeps the host-name pattern, which the kernel does not otherwise know.
+ */
+import { formatCidr, parseCidr, parseIp } from '../policies/address.ts';
+import type { PolicyMode, PortSpec } from '../policies/network-policy.ts';
+import { GLOBAL_SETS, MAPS, parseObjectName, parseRuleComment, parseTag, type ChainKind, type Guard } from './names.ts';
+
+export interface Counts { packets: number; bytes: number }
+
+export interface RuleView {
+  index: number;
+  action: 'allow' | 'deny';
+  /** A deny compiled for audit mode: logged and counted, not dropped. */
+  audit: boolean;
+  protocol: 'tcp' | 'udp' | 'icmp' | 'all';
+  /** Canonical CIDR, host-name pattern, or `@<set>` when the pattern did not fit the comment. */
+  source?: string;
+  destination?: string;
+  port?: PortSpec;
+  /** Name sets the rule matches against. */
+  sets: string[];
+  logged: boolean;
+  /** Sum of the rule's per-rule counters; null when the policy turned them off. */
+  counter: Counts | null;
+}
+
+export interface GuardView { chain: ChainKind; guard: Guard; verdict: Verdict | null; logged: boolean; counter: Counts | null }
+
+export interface SetElementView { addr: string; timeoutS: number | null; expiresS: number | null }
+export interface NameSetView { name: string; family: 4 | 6; host: string | null; elements: SetElementView[] }
+
+export interface NetworkView {
+  short: string;
+  /** Bridge the egress verdict map sends to this network's chain; null when no element does. */
+  bridge: string | null;
+  isolated: boolean;
+  /** null: no policy (the network's chains end in accept). */
+  mode: PolicyMode | null;
+  /** Whether the default deny is logged (always true in audit mode); null without a policy. */
+  logging: boolean | null;
+  outbound: RuleView[];
+  inbound: RuleView[];
+  /** The compiler's own rules, in chain order (out, in, host). */
+  guards: GuardView[];
+  counters: { allowed: Counts | null; denied: Counts | null };
+  sets: Record<string, NameSetView>;
+}
+
+export interface TableView {
+  table: string;
+  networks: Record<string, NetworkView>;
+  bridges: string[];
+  subnets: string[];
+  alwaysDenied: string[];
+}
+
+type Verdict = 'accept' | 'drop' | 'return';
+type Json = Record<string, unknown>;
+
+const obj = (v: unknown): Json => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : {});
+
+/** A set element / match right-hand side as canonical CIDR text. */
+function cidrText(v: unknown): string | null {
+  if (typeof v === 'string') {
+    const ip = parseIp(v);
+    return ip ? formatCidr({ ...ip, len: ip.family === 4 ? 32 : 128 }) : null;
+  }
+  const p = obj(obj(v).prefix);
+  if (typeof p.addr === 'string' && typeof p.len === 'number') {
+    const c = parseCidr(`${p.addr}/${p.len}`);
+    return c ? formatCidr(c) : null;
+  }
+  return null;
+}
+
+interface ParsedRule {
+  tag: string;
+  host: string | null;
+  verdict: Verdict | null;
+  logged: boolean;
+  counter: Counts | null;
+  protocol: RuleView['protocol'];
+  port?: PortSpec;
+  saddr?: string;
+  daddr?: string;
+  sets: string[];
+}
+
+function parseRule(rule: Json): ParsedRule {
+  const { tag, host } = parseRuleComment(typeof rule.comment === 'string' ? rule.comment : '');
+  const out: ParsedRule = { tag, host, verdict: null, logged: false, counter: null, protocol: 'all', sets: [] };
+  for (const e of Array.isArray(rule.expr) ? (rule.expr as unknown[]) : []) {
+    const ex = obj(e);
+    for (const v of ['accept', 'drop', 'return'] as const) if (v in ex) out.verdict = v;
+    if ('log' in ex) out.logged = true;
+    if ('counter' in ex && typeof ex.counter === 'object' && ex.counter !== null) {
+      const c = obj(ex.counter);
+      out.counter = { packets: Number(c.packets ?? 0), bytes: Number(c.bytes ?? 0) };
+    }
+    const m = obj(ex.match);
+    if (m.op !== '==') continue;
+    const left = obj(m.left);
+    const pl = obj(left.payload);
+    const metaKey = obj(left.meta).key;
+    if ((pl.protocol === 'ip' || pl.protocol === 'ip6') && (pl.field === 'saddr' || pl.field === 'daddr')) {
+      const key = pl.field;
+      if (typeof m.right === 'string' && m.right.startsWith('@')) {
+        out.sets.push(m.right.slice(1));
+        out[key] = host ?? m.right;
+      } else {
+        out[key] = cidrText(m.right) ?? JSON.stringify(m.right);
+      }
+    } else if ((pl.protocol === 'tcp' || pl.protocol === 'udp') && pl.field === 'dport') {
+      out.protocol = pl.protocol;
+      const range = obj(m.right).range;
+      out.port = Array.isArray(range) ? { from: Number(range[0]), to: Number(range[1]) } : Number(m.right);
+    } else if (metaKey === 'l4proto') {
+      const r = m.right;
+      out.protocol = r === 'tcp' || r === 'udp' ? r : 'icmp';
+    }
+  }
+  return out;
+}
+
+const addCounts = (a: Counts | null, b: Counts | null): Counts | null =>
+  a && b ? { packets: a.packets + b.packets, bytes: a.bytes + b.bytes } : (a ?? b);
+
+function ruleView(index: number, group: ParsedRule[]): RuleView {
+  const verdicts = group.filter((r) => r.verdict !== null);
+  const first = verdicts[0] ?? group[0]!;
+  const view: RuleView = {
+    index,
+    action: first.verdict === 'accept' ? 'allow' : 'deny',
+    audit: first.verdict === 'return',
+    protocol: first.protocol,
+    sets: [...new Set(verdicts.flatMap((r) => r.sets))],
+    logged: group.some((r) => r.logged),
+    counter: verdicts.reduce<Counts | null>((acc, r) => addCounts(acc, r.counter), null),
+  };
+  const source = verdicts.find((r) => r.saddr)?.saddr;
+  const destination = verdicts.find((r) => r.daddr)?.daddr;
+  if (source !== undefined) view.source = source;
+  if (destination !== undefined) view.destination = destination;
+  if (first.port !== undefined) view.port = first.port;
+  return view;
+}
+
+function emptyNetwork(short: string): NetworkView {
+  return {
+    short, bridge: null, isolated: false, mode: null, logging: null, outbound: [], inbound: [], guards: [],
+    counters: { allowed: null, denied: null }, sets: {},
+  };
+}
+
+/** Parses the output of `nft -j list table inet <table>` into the per-network view. */
+export function parseTable(listing: unknown): TableView {
+  const items = (Array.isArray(obj(listing).nftables) ? (obj(listing).nftables as unknown[]) : []).map(obj);
+  const view: TableView = { table: '', networks: {}, bridges: [], subnets: [], alwaysDenied: [] };
+  const net = (short: string): NetworkView => (view.networks[short] ??= emptyNetwork(short));
+  const rulesByChain = new Map<string, ParsedRule[]>();
+  const hosts = new Map<string, string>();
+
+  for (const item of items) {
+    if (item.table) view.table = String(obj(item.table).name);
+    if (item.counter) {
+      const c = obj(item.counter);
+      const parsed = parseObjectName(String(c.name));
+      if (parsed?.kind === 'counter') net(parsed.short).counters[parsed.counter] = { packets: Number(c.packets ?? 0), bytes: Number(c.bytes ?? 0) };
+    }
+    if (item.map) {
+      const m = obj(item.map);
+      if (m.name !== MAPS.out || !Array.isArray(m.elem)) continue;
+      for (const e of m.elem as unknown[]) {
+        if (!Array.isArray(e)) continue;
+        const target = parseObjectName(String(obj(obj(e[1]).jump).target));
+        if (target?.kind === 'chain') net(target.short).bridge = String(e[0]);
+      }
+    }
+    if (item.set) {
+      const s = obj(item.set);
+      const elems = Array.isArray(s.elem) ? (s.elem as unknown[]) : [];
+      const name = String(s.name);
+      if (name === GLOBAL_SETS.bridges) view.bridges = elems.map(String);
+      else if (name === GLOBAL_SETS.subnetsV4 || name === GLOBAL_SETS.subnetsV6) view.subnets.push(...elems.map(cidrText).filter((x): x is string => !!x));
+      else if (name === GLOBAL_SETS.deniedV4 || name === GLOBAL_SETS.deniedV6) view.alwaysDenied.push(...elems.map(cidrText).filter((x): x is string => !!x));
+      const parsed = parseObjectName(name);
+      if (parsed?.kind !== 'set') continue;
+      net(parsed.short).sets[name] = {
+        name, family: parsed.family, host: null,
+        elements: elems.map((e) => {
+          const el = obj(obj(e).elem);
+          const val = typeof e === 'string' ? e : String(el.val);
+          const num = (v: unknown) => (typeof v === 'number' ? v : null);
+          return { addr: val, timeoutS: num(el.timeout), expiresS: num(el.expires) };
+        }),
+      };
+    }
+    if (item.rule) {
+      const r = obj(item.rule);
+      const chain = String(r.chain);
+      const parsed = parseRule(r);
+      if (parsed.host) for (const s of parsed.sets) hosts.set(s, parsed.host);
+      const list = rulesByChain.get(chain) ?? [];
+      list.push(parsed);
+      rulesByChain.set(chain, list);
+    }
+  }
+
+  for (const [chain, rules] of rulesByChain) {
+    const parsed = parseObjectName(chain);
+    if (parsed?.kind !== 'chain') continue;
+    const n = net(parsed.short);
+    const groups = new Map<string, ParsedRule[]>();
+    for (const r of rules) groups.set(r.tag, [...(groups.get(r.tag) ?? []), r]);
+    for (const [tag, group] of groups) {
+      const t = parseTag(tag);
+      if (t?.kind === 'rule') {
+        n[t.direction].push(ruleView(t.index, group));
+        continue;
+      }
+      if (t?.kind !== 'guard') continue;
+      const verdictRule = group.find((r) => r.verdict !== null);
+      const g: GuardView = {
+        chain: t.chain, guard: t.guard, verdict: verdictRule?.verdict ?? null,
+        logged: group.some((r) => r.logged),
+        counter: group.reduce<Counts | null>((acc, r) => addCounts(acc, r.verdict ? r.counter : null), null),
+      };
+      n.guards.push(g);
+      if (t.guard === 'isolate') n.isolated = true;
+      if (t.guard === 'default' && t.chain === 'out') {
+        n.mode = g.verdict === 'return' ? 'audit' : 'enforce';
+        n.logging = g.logged;
+      }
+    }
+  }
+  for (const n of Object.values(view.networks)) {
+    for (const s of Object.values(n.sets)) s.host = hosts.get(s.name) ?? null;
+    n.guards.sort((a, b) => CHAIN_ORDER[a.chain] - CHAIN_ORDER[b.chain]);
+  }
+  return view;
+}
+
+const CHAIN_ORDER: Record<ChainKind, number> = { out: 0, in: 1, host: 2 };

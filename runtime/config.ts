@@ -1,0 +1,86 @@
+import { Type, type Static, type TSchema } from 'typebox';
+import { Value } from 'typebox/value';
+import path from 'node:path';
+
+/**
+ * Every `DIRECTOR_*` setting, declared once: variable, type, default, unit and meaning.
+ * `loadConfig` validates the environment against it and refuses to start on a bad value,
+ * naming the variable. The README's configuration table is generated from this list
+ * (`node scripts/config-doc.ts`).
+ */
+interface Setting {
+  env: string;
+  schema: TSchema;
+  default: unknown;
+  unit?: string;
+  description: string;
+}
+
+const int = (min: number, max: number) => Type.Integer({ minimum: min, maximum: max });
+const num = (min: number, max: number) => Type.Number({ minimum: min, maximum: max });
+const str = () => Type.String({ minLength: 1 });
+
+export const SETTINGS = {
+  host: { env: 'DIRECTOR_HOST', schema: str(), default: '127.0.0.1', description: 'Address the API listens on.' },
+  port: { env: 'DIRECTOR_PORT', schema: int(0, 65535), default: 8080, description: 'TCP port the API listens on.' },
+  dataDir: { env: 'DIRECTOR_DATA_DIR', schema: str(), default: '.state/data', description: 'Directory for the embedded SQLite store and other state (relative paths are from the project root).' },
+  logLevel: { env: 'DIRECTOR_LOG_LEVEL', schema: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')]), default: 'info', description: 'pino log level.' },
+  defaultImage: { env: 'DIRECTOR_DEFAULT_IMAGE', schema: str(), default: 'director/base:latest', description: 'Image used when a create request names none.' },
+  defaultCpu: { env: 'DIRECTOR_DEFAULT_CPU', schema: num(0.01, 64), default: 1, unit: 'cores', description: 'CPU quota when the request sets none.' },
+  maxCpu: { env: 'DIRECTOR_MAX_CPU', schema: num(0.01, 64), default: 2, unit: 'cores', description: 'Largest CPU quota a request may ask for.' },
+  defaultMemoryMb: { env: 'DIRECTOR_DEFAULT_MEMORY_MB', schema: int(6, 1_048_576), default: 512, unit: 'MiB', description: 'Memory limit (swap is set equal, so no swap) when the request sets none.' },
+  maxMemoryMb: { env: 'DIRECTOR_MAX_MEMORY_MB', schema: int(6, 1_048_576), default: 8192, unit: 'MiB', description: 'Largest memory limit a request may ask for.' },
+  defaultDiskMb: { env: 'DIRECTOR_DEFAULT_DISK_MB', schema: int(1, 1_048_576), default: 256, unit: 'MiB', description: 'Total size of the writable tmpfs mounts of a read-only-root sandbox when the request sets none.' },
+  maxDiskMb: { env: 'DIRECTOR_MAX_DISK_MB', schema: int(1, 1_048_576), default: 4096, unit: 'MiB', description: 'Largest `disk` a request may ask for.' },
+  defaultPids: { env: 'DIRECTOR_DEFAULT_PIDS', schema: int(8, 65_536), default: 256, unit: 'processes', description: 'Process (pids cgroup) limit when the request sets none.' },
+  maxPids: { env: 'DIRECTOR_MAX_PIDS', schema: int(8, 65_536), default: 4096, unit: 'processes', description: 'Largest pids limit a request may ask for.' },
+  defaultMaxDurationMs: { env: 'DIRECTOR_DEFAULT_MAX_DURATION_MS', schema: int(1000, 2_592_000_000), default: 3_600_000, unit: 'ms', description: 'Wall-time limit of a sandbox when the request sets none; the sandbox is killed when it ends.' },
+  maxDurationMs: { env: 'DIRECTOR_MAX_DURATION_MS', schema: int(1000, 2_592_000_000), default: 86_400_000, unit: 'ms', description: 'Largest `maxDuration` a request may ask for.' },
+  maxSandboxes: { env: 'DIRECTOR_MAX_SANDBOXES', schema: int(1, 100_000), default: 100, unit: 'sandboxes', description: 'Sandboxes (running or starting, pool included) this host runs at most; creates beyond it get 503.' },
+  nofile: { env: 'DIRECTOR_NOFILE', schema: int(64, 1_048_576), default: 1024, unit: 'descriptors', description: 'RLIMIT_NOFILE of sandbox processes.' },
+  fsizeMb: { env: 'DIRECTOR_FSIZE_MB', schema: int(1, 1_048_576), default: 1024, unit: 'MiB', description: 'RLIMIT_FSIZE: largest file a sandbox process may write.' },
+  logMaxBytes: { env: 'DIRECTOR_CONTAINER_LOG_MAX_BYTES', schema: int(4096, 1_073_741_824), default: 10_485_760, unit: 'bytes', description: 'Cap of the engine-side log of a sandbox\'s main process.' },
+  execTimeoutMs: { env: 'DIRECTOR_EXEC_TIMEOUT_MS', schema: int(100, 86_400_000), default: 30_000, unit: 'ms', description: 'Execute timeout when the request sets none.' },
+  maxExecTimeoutMs: { env: 'DIRECTOR_MAX_EXEC_TIMEOUT_MS', schema: int(100, 86_400_000), default: 600_000, unit: 'ms', description: 'Largest execute timeout a request may ask for.' },
+  execOutputLimitBytes: { env: 'DIRECTOR_EXEC_OUTPUT_LIMIT_BYTES', schema: int(1024, 1_073_741_824), default: 1_048_576, unit: 'bytes', description: 'Per-stream (stdout, stderr) output kept from one execute; the rest is cut and `truncated` is set.' },
+  fileMaxBytes: { env: 'DIRECTOR_FILE_MAX_BYTES', schema: int(1024, 17_179_869_184), default: 67_108_864, unit: 'bytes', description: 'Largest upload or download through the files API.' },
+  poolSize: { env: 'DIRECTOR_POOL_SIZE', schema: int(0, 1000), default: 2, unit: 'sandboxes', description: 'Warm sandboxes kept started per pooled image (0 disables the pool).' },
+  poolImages: { env: 'DIRECTOR_POOL_IMAGES', schema: Type.String(), default: 'director/base:latest', description: 'Comma-separated images the warm pool keeps ready (with the default limits profile).' },
+  reconcileIntervalMs: { env: 'DIRECTOR_RECONCILE_INTERVAL_MS', schema: int(1000, 86_400_000), default: 30_000, unit: 'ms', description: 'How often the runtime reconciles containers against its records.' },
+  runtimeName: { env: 'DIRECTOR_RUNTIME_NAME', schema: Type.String(), default: 'default', description: 'Name of this Director instance; it labels every container so several instances can share one engine.' },
+} as const satisfies Record<string, Setting>;
+
+type Settings = typeof SETTINGS;
+export type Config = { -readonly [K in keyof Settings]: Static<Settings[K]['schema']> };
+
+export class ConfigError extends Error {}
+
+function coerce(setting: Setting, raw: string): unknown {
+  const kind = (setting.schema as { type?: string }).type;
+  if (kind === 'integer' || kind === 'number') return raw.trim() === '' ? Number.NaN : Number(raw);
+  if (kind === 'boolean') return raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
+  return raw;
+}
+
+/** Reads and validates configuration; `overrides` win over the environment (tests use them). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}, root = process.cwd()): Config {
+  const out: Record<string, unknown> = {};
+  for (const [key, setting] of Object.entries(SETTINGS) as [string, Setting][]) {
+    const raw = env[setting.env];
+    const value = key in overrides ? (overrides as Record<string, unknown>)[key] : raw === undefined ? setting.default : coerce(setting, raw);
+    if (!Value.Check(setting.schema, value)) {
+      const first = [...Value.Errors(setting.schema, value)][0];
+      throw new ConfigError(`${setting.env}=${JSON.stringify(raw ?? value)} is invalid: ${first?.message ?? 'bad value'}`);
+    }
+    out[key] = value;
+  }
+  const cfg = out as Config;
+  cfg.dataDir = path.resolve(root, cfg.dataDir);
+  for (const [d, m] of [['defaultCpu', 'maxCpu'], ['defaultMemoryMb', 'maxMemoryMb'], ['defaultDiskMb', 'maxDiskMb'], ['defaultPids', 'maxPids'], ['defaultMaxDurationMs', 'maxDurationMs'], ['execTimeoutMs', 'maxExecTimeoutMs']] as const) {
+    if (cfg[d] > cfg[m]) throw new ConfigError(`${SETTINGS[d].env} (${cfg[d]}) exceeds ${SETTINGS[m].env} (${cfg[m]})`);
+  }
+  return cfg;
+}
+
+export const allSettings = (): ReadonlyArray<Setting & { key: string }> =>
+  Object.entries(SETTINGS).map(([key, s]) => ({ key, ...(s as Setting) }));

@@ -1,0 +1,82 @@
+import { pino, type Logger } from 'pino';
+import { systemClock, type Clock } from './clock.ts';
+import { loadConfig, type Config } from './config.ts';
+import type { Engine } from './engine/engine.ts';
+import { DockerEngine } from './engine/docker/docker.ts';
+import { createEventSink, type EventSink } from './events.ts';
+import { createRuntimeMetrics, type RuntimeMetrics } from './metrics.ts';
+import { Executor } from './sandbox/execute.ts';
+import { Launchers } from './sandbox/launcher.ts';
+import { SandboxManager } from './sandbox/manager.ts';
+import { noNetworking, type NetworkAttacher } from './sandbox/network.ts';
+import { WarmPool } from './sandbox/pool.ts';
+import { Supervisor } from './sandbox/supervisor.ts';
+import { FileTransfer } from './sandbox/transfer.ts';
+import { openDb, type Db } from './store/db.ts';
+import { SandboxStore } from './store/sandboxes.ts';
+
+export interface RuntimeOptions {
+  config?: Config;
+  engine?: Engine;
+  db?: Db;
+  clock?: Clock;
+  logger?: Logger;
+  metrics?: RuntimeMetrics;
+  network?: NetworkAttacher;
+}
+
+export interface Runtime extends AsyncDisposable {
+  config: Config;
+  engine: Engine;
+  db: Db;
+  clock: Clock;
+  logger: Logger;
+  metrics: RuntimeMetrics;
+  events: EventSink;
+  sandboxes: SandboxManager;
+  executor: Executor;
+  files: FileTransfer;
+  pool: WarmPool;
+  supervisor: Supervisor;
+  /** Reconciles with the engine, starts watchers and fills the warm pool (in the background). */
+  start(opts?: { waitForPool?: boolean }): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Assembles the runtime from its parts; nothing here is module-global, so tests build their own. */
+export function createRuntime(opts: RuntimeOptions = {}): Runtime {
+  const config = opts.config ?? loadConfig();
+  const logger = opts.logger ?? pino({ level: config.logLevel });
+  const clock = opts.clock ?? systemClock;
+  const engine = opts.engine ?? new DockerEngine();
+  const db = opts.db ?? openDb(config.dataDir);
+  const metrics = opts.metrics ?? createRuntimeMetrics();
+  const store = new SandboxStore(db);
+  const events = createEventSink(db, clock, (e) => metrics.eventsTotal.inc({ type: e.type, severity: e.severity }));
+  metrics.onCollectSandboxes(() => store.countByState());
+  const sandboxes = new SandboxManager({ engine, store, events, metrics, config, clock, logger, network: opts.network ?? noNetworking });
+  const launchers = new Launchers(engine);
+  const executor = new Executor(sandboxes, launchers);
+  const files = new FileTransfer(sandboxes);
+  const pool = new WarmPool(sandboxes, launchers, logger);
+  const supervisor = new Supervisor(sandboxes, executor, logger);
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    pool.stop();
+    supervisor.stop();
+    db.close();
+    await Promise.resolve();
+  };
+  return {
+    config, engine, db, clock, logger, metrics, events, sandboxes, executor, files, pool, supervisor,
+    async start(o = {}) {
+      await supervisor.start();
+      const filling = pool.start();
+      if (o.waitForPool) await filling;
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}

@@ -1,0 +1,182 @@
+import { StringDecoder } from 'node:string_decoder';
+import { Type, type Static } from 'typebox';
+import { Value } from 'typebox/value';
+import type { ExecHandle } from '../engine/engine.ts';
+import { DirectorError, conflict, validationError } from '../errors.ts';
+import { SANDBOX_USER } from './hardening.ts';
+import type { Launchers } from './launcher.ts';
+import type { Caller, SandboxManager } from './manager.ts';
+import { PolicyViolationError, schemaError } from './spec.ts';
+
+export const ExecuteSchema = Type.Object(
+  {
+    command: Type.Union([
+      Type.Array(Type.String({ maxLength: 131_072 }), { minItems: 1, maxItems: 4096, description: 'argv, run without a shell' }),
+      Type.String({ minLength: 1, maxLength: 131_072, description: 'a shell command line, run with /bin/sh -c' }),
+    ]),
+    timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'ms; the whole process group is killed when it ends' })),
+    environment: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' }), Type.String({ maxLength: 32_768 }), { maxProperties: 128 })),
+    workdir: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^/[A-Za-z0-9._@+/-]*$' })),
+    stdin: Type.Optional(Type.String({ maxLength: 1_048_576, description: 'UTF-8 text written to the process, then closed' })),
+  },
+  { additionalProperties: false },
+);
+export type ExecuteRequest = Static<typeof ExecuteSchema>;
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+  timedOut: boolean;
+  truncated: boolean;
+}
+
+export type ExecChunk =
+  | { type: 'stdout' | 'stderr'; data: string }
+  | { type: 'exit'; exitCode: number; durationMs: number; timedOut: boolean; truncated: boolean };
+
+/** A small unbounded async queue connecting stream callbacks to an async generator. */
+class Queue<T> {
+  private items: T[] = [];
+  private waiter: (() => void) | null = null;
+  private closed = false;
+  push(v: T): void {
+    this.items.push(v);
+    this.waiter?.();
+  }
+  close(): void {
+    this.closed = true;
+    this.waiter?.();
+  }
+  async *drain(): AsyncGenerator<T> {
+    for (;;) {
+      while (this.items.length) yield this.items.shift()!;
+      if (this.closed) return;
+      await new Promise<void>((r) => (this.waiter = r));
+      this.waiter = null;
+    }
+  }
+}
+
+/** Executes commands in running sandboxes: plain JSON results or a stream of chunks. */
+export class Executor {
+  private readonly manager: SandboxManager;
+  private readonly launchers: Launchers;
+  private readonly lastPidsHits = new Map<string, number>();
+
+  constructor(manager: SandboxManager, launchers: Launchers) {
+    this.manager = manager;
+    this.launchers = launchers;
+  }
+
+  async run(caller: Caller, id: string, raw: unknown, signal?: AbortSignal): Promise<ExecResult> {
+    const out: Record<'stdout' | 'stderr', string[]> = { stdout: [], stderr: [] };
+    for await (const c of this.stream(caller, id, raw, signal)) {
+      if (c.type === 'exit') return { exitCode: c.exitCode, stdout: out.stdout.join(''), stderr: out.stderr.join(''), durationMs: c.durationMs, timedOut: c.timedOut, truncated: c.truncated };
+      out[c.type].push(c.data);
+    }
+    throw new DirectorError('INTERNAL_ERROR', 'execute ended without an exit status');
+  }
+
+  /** Validates and authorizes; throws before anything runs. Returns what to run. */
+  prepare(caller: Caller, id: string, raw: unknown) {
+    const { deps } = this.manager;
+    const rec = this.manager.get(caller, id);
+    if (!rec.spec.securityPolicy.allowExec) {
+      deps.metrics.execTotal.inc({ result: 'denied' });
+      deps.events.emit({ type: 'exec_denied', severity: 'medium', workspace: rec.workspace, sandboxId: rec.id, actor: caller.actor ?? null, details: { reason: 'allowExec is false in the sandbox security policy' } });
+      throw new DirectorError('AUTHORIZATION_ERROR', 'execution is disabled by this sandbox\'s security policy (allowExec=false)', { field: 'securityPolicy.allowExec' });
+    }
+    if (rec.status !== 'running' || !rec.containerId) throw conflict(`sandbox ${id} is ${rec.status}; execute needs a running sandbox`, { status: rec.status });
+    if (raw === null || typeof raw !== 'object') throw validationError('body', 'must be a JSON object');
+    if (!Value.Check(ExecuteSchema, raw)) throw schemaError([...Value.Errors(ExecuteSchema, raw)][0]);
+    const req = raw;
+    const timeoutMs = req.timeout ?? deps.config.execTimeoutMs;
+    if (timeoutMs > deps.config.maxExecTimeoutMs) throw validationError('timeout', `must be at most ${deps.config.maxExecTimeoutMs} ms`);
+    if (req.workdir && /^\/(proc|sys|dev)(\/|$)/.test(req.workdir)) throw new PolicyViolationError('workdir', 'kernel and device filesystems cannot be a working directory');
+    const cmd = typeof req.command === 'string' ? ['/bin/sh', '-c', req.command] : req.command;
+    return { rec, req, cmd, timeoutMs, containerId: rec.containerId };
+  }
+
+  async *stream(caller: Caller, id: string, raw: unknown, signal?: AbortSignal): AsyncGenerator<ExecChunk> {
+    const { deps } = this.manager;
+    const { rec, req, cmd, timeoutMs, containerId } = this.prepare(caller, id, raw);
+    const limit = deps.config.execOutputLimitBytes;
+    const started = performance.now();
+    const env = req.environment ?? {};
+    let handle: ExecHandle | null = await this.launchers.take(containerId, cmd, env, req.workdir, req.stdin);
+    if (!handle) {
+      handle = await this.manager.wrapEngine(() => deps.engine.exec(containerId, { cmd, env, user: SANDBOX_USER, ...(req.workdir ? { workdir: req.workdir } : {}), stdin: req.stdin !== undefined }));
+      if (req.stdin !== undefined && handle.stdin) handle.stdin.end(req.stdin);
+      this.launchers.arm(containerId);
+    }
+    const h = handle;
+    const queue = new Queue<ExecChunk>();
+    let truncated = false;
+    let timedOut = false;
+    const seen = { stdout: 0, stderr: 0 };
+    for (const name of ['stdout', 'stderr'] as const) {
+      const decoder = new StringDecoder('utf8');
+      h[name].on('data', (buf: Buffer) => {
+        const room = limit - seen[name];
+        seen[name] += buf.length;
+        if (room <= 0) {
+          truncated = true;
+          return;
+        }
+        if (buf.length > room) truncated = true;
+        const text = decoder.write(buf.length > room ? buf.subarray(0, room) : buf);
+        if (text) queue.push({ type: name, data: text });
+      });
+    }
+    const kill = () => void h.kill().catch(() => undefined);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, timeoutMs);
+    const onAbort = () => kill();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const finished = h.wait().then(
+      (r) => r,
+      () => ({ exitCode: -1 }),
+    );
+    let done = false;
+    void finished.finally(() => {
+      done = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      queue.close();
+    });
+    try {
+      yield* queue.drain();
+    } finally {
+      // A consumer that stops early (client went away) must not leave the process running.
+      if (!done) kill();
+    }
+    const { exitCode } = await finished;
+    const durationMs = Math.round(performance.now() - started);
+    deps.metrics.execSeconds.observe(durationMs / 1000);
+    deps.metrics.execTotal.inc({ result: timedOut ? 'timeout' : exitCode === 0 ? 'ok' : 'nonzero' });
+    if (timedOut) {
+      deps.events.emit({ type: 'timeout_killed', severity: 'low', workspace: rec.workspace, sandboxId: rec.id, actor: caller.actor ?? null, details: { scope: 'exec', timeoutMs, command: cmd.slice(0, 8).map((a) => a.slice(0, 128)) } });
+    }
+    await this.checkPidsLimit(rec.id, rec.workspace, containerId);
+    yield { type: 'exit', exitCode, durationMs, timedOut, truncated };
+  }
+
+  /** Emits `pids_limit_reached` when the sandbox's pids cgroup refused a fork since last checked. */
+  async checkPidsLimit(sandboxId: string, workspace: string, containerId: string): Promise<void> {
+    const { engine, events } = this.manager.deps;
+    const hits = await engine.pidsLimitHits?.(containerId).catch(() => null);
+    if (hits === null || hits === undefined) return;
+    const before = this.lastPidsHits.get(sandboxId) ?? 0;
+    this.lastPidsHits.set(sandboxId, hits);
+    if (hits > before) events.emit({ type: 'pids_limit_reached', severity: 'medium', workspace, sandboxId, details: { refusedForks: hits - before, total: hits } });
+  }
+
+  forget(sandboxId: string, containerId: string | null): void {
+    this.lastPidsHits.delete(sandboxId);
+    if (containerId) this.launchers.forget(containerId);
+  }
+}

@@ -1,0 +1,98 @@
+import type { Logger } from 'pino';
+import type { SandboxRecord } from '../store/sandboxes.ts';
+import type { Launchers } from './launcher.ts';
+import { isPoolable, poolKeyOf, type Caller, type SandboxManager } from './manager.ts';
+import { resolveSpec, type EffectiveSpec } from './spec.ts';
+
+export const POOL_WORKSPACE = '_pool';
+
+interface PoolEntry {
+  image: string;
+  key: string;
+  spec: EffectiveSpec;
+  filling: boolean;
+}
+
+/**
+ * The warm pool: per configured image (with the default limits profile) it keeps `size`
+ * sandboxes started, so a matching create is a single atomic claim in the store. A pooled
+ * sandbox is handed out once and never returned; refills run in the background and never
+ * exceed the pool size or the host's sandbox limit.
+ */
+export class WarmPool {
+  private readonly manager: SandboxManager;
+  private readonly launchers: Launchers;
+  private readonly log: Logger;
+  private readonly entries = new Map<string, PoolEntry>();
+  private stopped = false;
+
+  constructor(manager: SandboxManager, launchers: Launchers, log: Logger) {
+    this.manager = manager;
+    this.launchers = launchers;
+    this.log = log.child({ component: 'pool' });
+    const { config } = manager.deps;
+    if (config.poolSize > 0) {
+      for (const image of config.poolImages.split(',').map((s) => s.trim()).filter(Boolean)) {
+        const spec = resolveSpec({ image }, config);
+        if (!isPoolable(spec)) continue;
+        const key = poolKeyOf(spec);
+        this.entries.set(key, { image, key, spec, filling: false });
+      }
+    }
+    manager.claimFromPool = (spec, caller) => this.claim(spec, caller);
+  }
+
+  claim(spec: EffectiveSpec, caller: Caller): SandboxRecord | null {
+    const entry = this.entries.get(poolKeyOf(spec));
+    const { store, clock, metrics } = this.manager.deps;
+    if (!entry) return null;
+    const now = clock.nowMs();
+    const rec = store.claimPooled(entry.key, caller.workspace, spec.name, spec.labels, now, now + spec.resourceLimits.maxDuration);
+    if (rec) {
+      metrics.poolHits.inc();
+      this.manager.onDeadlineArmed?.(rec);
+    } else {
+      metrics.poolMisses.inc();
+    }
+    void this.fill(entry);
+    this.updateGauge(entry);
+    return rec;
+  }
+
+  /** Starts filling every pool; resolves when the first fill round has finished. */
+  async start(): Promise<void> {
+    await Promise.all([...this.entries.values()].map((e) => this.fill(e)));
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private updateGauge(entry: PoolEntry): void {
+    this.manager.deps.metrics.poolReady.set({ image: entry.image }, this.manager.deps.store.countPooled(entry.key));
+  }
+
+  fill(entry: PoolEntry): Promise<void> {
+    if (entry.filling || this.stopped) return Promise.resolve();
+    entry.filling = true;
+    return (async () => {
+      const { store, config, engine } = this.manager.deps;
+      try {
+        const image = await engine.imageInfo(entry.image);
+        if (!image) {
+          this.log.warn({ image: entry.image }, 'pool image not available; pool stays empty');
+          return;
+        }
+        while (!this.stopped && store.countPooled(entry.key) < config.poolSize && store.countActive() < config.maxSandboxes) {
+          const rec = await this.manager.createCold(entry.spec, POOL_WORKSPACE, { imageWorkdir: image.workdir, poolKey: entry.key });
+          if (rec.containerId) this.launchers.arm(rec.containerId);
+          this.updateGauge(entry);
+        }
+      } catch (err) {
+        this.log.error({ err, image: entry.image }, 'pool refill failed');
+      } finally {
+        entry.filling = false;
+      }
+    })();
+  }
+}

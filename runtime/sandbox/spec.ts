@@ -1,0 +1,236 @@
+import path from 'node:path/posix';
+import { Type, type Static } from 'typebox';
+import { Value } from 'typebox/value';
+import type { Config } from '../config.ts';
+import { DirectorError, validationError } from '../errors.ts';
+
+/**
+ * The create-sandbox request (the Director Protocol's Sandbox fields, plus `pids`, `workdir`
+ * and `labels`). Every object refuses unknown properties, so nothing a client sends reaches
+ * the engine unchecked. Units: cpu in cores, memory/disk in MiB, maxDuration in ms.
+ */
+const Path = Type.String({ minLength: 1, maxLength: 256, pattern: '^/[A-Za-z0-9._@+/-]*$', description: 'Absolute path inside the sandbox' });
+const EnvKey = '^[A-Za-z_][A-Za-z0-9_]{0,127}$';
+const LabelKey = '^[a-z0-9][a-z0-9._/-]{0,62}$';
+
+export const ResourceLimitsSchema = Type.Object(
+  {
+    cpu: Type.Optional(Type.Number({ minimum: 0.01, maximum: 64, description: 'CPU quota in cores' })),
+    memory: Type.Optional(Type.Integer({ minimum: 6, maximum: 1_048_576, description: 'Memory limit in MiB (swap is set equal: no swap)' })),
+    disk: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_048_576, description: 'Total MiB of the writable tmpfs mounts (/tmp and allowedPaths)' })),
+    network: Type.Optional(Type.Boolean({ description: 'false removes networking (same as securityPolicy.allowNetwork=false)' })),
+    maxDuration: Type.Optional(Type.Integer({ minimum: 1000, maximum: 2_592_000_000, description: 'Wall-time limit in ms; the sandbox is killed when it ends' })),
+    pids: Type.Optional(Type.Integer({ minimum: 8, maximum: 65_536, description: 'Maximum number of processes' })),
+  },
+  { additionalProperties: false },
+);
+
+export const SecurityPolicySchema = Type.Object(
+  {
+    allowFilesystem: Type.Optional(Type.Boolean({ description: 'false: nothing in the sandbox is writable' })),
+    allowNetwork: Type.Optional(Type.Boolean({ description: 'false (default): no network interface but loopback' })),
+    allowExec: Type.Optional(Type.Boolean({ description: 'false: execute is refused' })),
+    allowedPaths: Type.Optional(Type.Array(Path, { maxItems: 16, description: 'Writable tmpfs mounts (with a read-only root)' })),
+    blockedPaths: Type.Optional(Type.Array(Path, { maxItems: 64, description: 'Paths masked so they cannot be read' })),
+    readOnlyRoot: Type.Optional(Type.Boolean({ description: 'Default true; false leaves the image root writable' })),
+    noPrivileges: Type.Optional(Type.Literal(true, { description: 'Always true: privileges cannot be granted' })),
+  },
+  { additionalProperties: false },
+);
+
+export const CreateSandboxSchema = Type.Object(
+  {
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9 ._-]*$' })),
+    image: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$' })),
+    command: Type.Optional(Type.Array(Type.String({ maxLength: 65_536 }), { minItems: 1, maxItems: 256 })),
+    environment: Type.Optional(Type.Record(Type.String({ pattern: EnvKey }), Type.String({ maxLength: 32_768 }), { maxProperties: 128 })),
+    resourceLimits: Type.Optional(ResourceLimitsSchema),
+    securityPolicy: Type.Optional(SecurityPolicySchema),
+    networkMode: Type.Optional(Type.String({ pattern: '^(isolated|none|net_[A-Za-z0-9_-]{16})$', description: '`isolated`, `none` or a network id' })),
+    workdir: Type.Optional(Path),
+    labels: Type.Optional(Type.Record(Type.String({ pattern: LabelKey }), Type.String({ maxLength: 256 }), { maxProperties: 32 })),
+  },
+  { additionalProperties: false },
+);
+export type CreateSandboxRequest = Static<typeof CreateSandboxSchema>;
+
+/** The request with every default and ceiling applied: what the sandbox actually gets. */
+export interface EffectiveSpec {
+  name: string;
+  image: string;
+  command: string[] | null;
+  environment: Record<string, string>;
+  workdir: string | null;
+  labels: Record<string, string>;
+  resourceLimits: { cpu: number; memory: number; disk: number; network: boolean; maxDuration: number; pids: number };
+  securityPolicy: {
+    allowFilesystem: boolean;
+    allowNetwork: boolean;
+    allowExec: boolean;
+    allowedPaths: string[];
+    blockedPaths: string[];
+    readOnlyRoot: boolean;
+    noPrivileges: true;
+  };
+  /** `none` whenever networking is not allowed, whatever was asked. */
+  networkMode: string;
+}
+
+/**
+ * Keys that ask for engine powers a sandbox never gets. They are refused by name (anywhere
+ * in the body, any case) before schema validation so the error says exactly what was refused,
+ * and the refusal is recorded as a `policy_violation`.
+ */
+const FORBIDDEN_KEYS = new Map<string, string>([
+  ['privileged', 'privileged mode is never granted'],
+  ['binds', 'host bind mounts are never granted'],
+  ['mounts', 'host mounts are never granted'],
+  ['volumes', 'host volumes are never granted'],
+  ['volumesfrom', 'volumes from other containers are never granted'],
+  ['capadd', 'extra capabilities are never granted'],
+  ['cap_add', 'extra capabilities are never granted'],
+  ['capabilities', 'extra capabilities are never granted'],
+  ['devices', 'host devices are never granted'],
+  ['devicerequests', 'host devices are never granted'],
+  ['runtime', 'the OCI runtime is chosen by the operator, not the request'],
+  ['securityopt', 'security options are fixed by Director'],
+  ['pidmode', 'host namespaces are never granted'],
+  ['ipcmode', 'host namespaces are never granted'],
+  ['utsmode', 'host namespaces are never granted'],
+  ['usernsmode', 'host namespaces are never granted'],
+  ['cgroupnsmode', 'host namespaces are never granted'],
+  ['cgroupparent', 'cgroup placement is fixed by Director'],
+  ['hostconfig', 'engine host configuration is never accepted from a request'],
+  ['user', 'sandboxes always run as the unprivileged sandbox user'],
+  ['sysctls', 'kernel parameters are fixed by Director'],
+  ['portbindings', 'host ports are never published'],
+]);
+
+const HOST_NAMESPACE_VALUE = /^(host|container:.*)$/i;
+const FORBIDDEN_DIRS = ['/proc', '/sys', '/dev'];
+const DOCKER_SOCKET = /docker\.sock|containerd\.sock|\/run\/docker/;
+
+export class PolicyViolationError extends DirectorError {
+  constructor(field: string, issue: string) {
+    super('VALIDATION_ERROR', `Refused ${field}: ${issue}`, { field, issue, policyViolation: true });
+  }
+}
+
+function findForbidden(value: unknown, at: string): PolicyViolationError | null {
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const hit = findForbidden(value[i], `${at}[${i}]`);
+      if (hit) return hit;
+    }
+    return null;
+  }
+  if (value === null || typeof value !== 'object') return null;
+  for (const [key, v] of Object.entries(value)) {
+    const field = at ? `${at}.${key}` : key;
+    const lower = key.toLowerCase();
+    // `environment` and `labels` hold user data whose keys may legitimately be called anything.
+    if (at === '' && (lower === 'environment' || lower === 'labels')) continue;
+    const reason = FORBIDDEN_KEYS.get(lower);
+    if (reason) return new PolicyViolationError(field, reason);
+    if (lower === 'networkmode' && typeof v === 'string' && HOST_NAMESPACE_VALUE.test(v)) return new PolicyViolationError(field, 'host and container network namespaces are never granted');
+    if (lower === 'noprivileges' && v === false) return new PolicyViolationError(field, 'privileges cannot be granted: noPrivileges is always true');
+    const hit = findForbidden(v, field);
+    if (hit) return hit;
+  }
+  return null;
+}
+
+function checkPath(field: string, p: string, opts: { allowSystemDirs?: boolean } = {}): string {
+  const norm = path.normalize(p);
+  if (norm !== p.replace(/\/+$/, '') && norm !== p) throw validationError(field, 'must be a normalized absolute path (no `.`, `..` or `//`)', { value: p });
+  if (DOCKER_SOCKET.test(norm)) throw new PolicyViolationError(field, 'engine sockets are never reachable from a sandbox');
+  if (!opts.allowSystemDirs && (norm === '/' || FORBIDDEN_DIRS.some((d) => norm === d || norm.startsWith(`${d}/`)))) {
+    throw new PolicyViolationError(field, `${norm} is a kernel or device filesystem and cannot be used here`);
+  }
+  return norm;
+}
+
+/**
+ * Validates a raw create request and applies defaults and operator ceilings. Throws a
+ * {@link PolicyViolationError} for requests asking for forbidden powers and a VALIDATION_ERROR
+ * naming the field for anything else; nothing is created before this returns.
+ */
+export function resolveSpec(raw: unknown, cfg: Config): EffectiveSpec {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw validationError('body', 'must be a JSON object');
+  const forbidden = findForbidden(raw, '');
+  if (forbidden) throw forbidden;
+  if (!Value.Check(CreateSandboxSchema, raw)) {
+    const e = [...Value.Errors(CreateSandboxSchema, raw)][0];
+    throw schemaError(e);
+  }
+  const req = raw;
+  const rl = req.resourceLimits ?? {};
+  const sp = req.securityPolicy ?? {};
+  const ceiling = (field: string, value: number | undefined, def: number, max: number): number => {
+    if (value === undefined) return def;
+    if (value > max) throw new PolicyViolationError(field, `${value} exceeds the operator's limit of ${max}`);
+    return value;
+  };
+  const allowFilesystem = sp.allowFilesystem ?? true;
+  const allowNetwork = (sp.allowNetwork ?? false) && (rl.network ?? true);
+  const allowedPaths = (sp.allowedPaths ?? (allowFilesystem ? ['/workspace'] : [])).map((p, i) => checkPath(`securityPolicy.allowedPaths[${i}]`, p));
+  const blockedPaths = (sp.blockedPaths ?? []).map((p, i) => checkPath(`securityPolicy.blockedPaths[${i}]`, p, { allowSystemDirs: true }));
+  if (!allowFilesystem && sp.allowedPaths?.length) throw validationError('securityPolicy.allowedPaths', 'contradicts allowFilesystem=false');
+  if (!allowFilesystem && sp.readOnlyRoot === false) throw validationError('securityPolicy.readOnlyRoot', 'contradicts allowFilesystem=false');
+  for (const [i, a] of allowedPaths.entries()) {
+    if (blockedPaths.some((b) => a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`))) {
+      throw validationError(`securityPolicy.allowedPaths[${i}]`, 'overlaps a blocked path');
+    }
+  }
+  if (new Set(allowedPaths).size !== allowedPaths.length || allowedPaths.includes('/tmp')) {
+    throw validationError('securityPolicy.allowedPaths', 'paths must be unique (/tmp is always provided)');
+  }
+  const workdir = req.workdir === undefined ? null : checkPath('workdir', req.workdir);
+  // Networking needs both allowNetwork and resourceLimits.network; otherwise `none`, whatever
+  // networkMode asked (the seed's own example combines allowNetwork=false with `isolated`).
+  const networkMode = allowNetwork ? (req.networkMode ?? 'isolated') : 'none';
+  return {
+    name: req.name ?? 'sandbox',
+    image: req.image ?? cfg.defaultImage,
+    command: req.command ?? null,
+    environment: req.environment ?? {},
+    workdir,
+    labels: req.labels ?? {},
+    resourceLimits: {
+      cpu: ceiling('resourceLimits.cpu', rl.cpu, cfg.defaultCpu, cfg.maxCpu),
+      memory: ceiling('resourceLimits.memory', rl.memory, cfg.defaultMemoryMb, cfg.maxMemoryMb),
+      disk: ceiling('resourceLimits.disk', rl.disk, cfg.defaultDiskMb, cfg.maxDiskMb),
+      network: allowNetwork,
+      maxDuration: ceiling('resourceLimits.maxDuration', rl.maxDuration, cfg.defaultMaxDurationMs, cfg.maxDurationMs),
+      pids: ceiling('resourceLimits.pids', rl.pids, cfg.defaultPids, cfg.maxPids),
+    },
+    securityPolicy: {
+      allowFilesystem,
+      allowNetwork,
+      allowExec: sp.allowExec ?? true,
+      allowedPaths: allowFilesystem ? allowedPaths : [],
+      blockedPaths,
+      readOnlyRoot: allowFilesystem ? (sp.readOnlyRoot ?? true) : true,
+      noPrivileges: true,
+    },
+    networkMode,
+  };
+}
+
+/** Turns the first TypeBox/ajv-style error into a VALIDATION_ERROR naming the field. */
+export function schemaError(e: { instancePath: string; keyword: string; message: string; params: unknown } | undefined): DirectorError {
+  if (!e) return validationError('body', 'invalid request');
+  let field = e.instancePath.replace(/^\//, '').replace(/\/(\d+)(?=\/|$)/g, '[$1]').replace(/\//g, '.');
+  const params = e.params as { additionalProperties?: string[]; requiredProperties?: string[] };
+  if (e.keyword === 'boolean' && e.message === 'schema is false') return validationError(field || 'body', 'unknown field (not part of the API)');
+  if (e.keyword === 'additionalProperties' && params.additionalProperties?.length) {
+    const extra = params.additionalProperties[0]!;
+    return validationError(field ? `${field}.${extra}` : extra, 'unknown field (not part of the API)');
+  }
+  if (e.keyword === 'required' && params.requiredProperties?.length) {
+    const missing = params.requiredProperties[0]!;
+    return validationError(field ? `${field}.${missing}` : missing, 'is required');
+  }
+  field ||= 'body';
+  return validationError(field, e.message);
+}

@@ -1,0 +1,19 @@
+/**
+ * Sandbox lifecycle as data: `creating → running → stopping → stopped | failed`, then
+ * `deleted`. Every transition the runtime makes is checked against this table, in one place.
+ */
+export const SANDBOX_STATES = ['creating', 'running', 'stopping', 'stopped', 'failed', 'deleted'] as const;
+export type SandboxState = (typeof SANDBOX_STATES)[number];
+
+const NEXT: Record<SandboxState, readonly SandboxState[]> = {
+  creating: ['running', 'failed', 'deleted'],
+  running: ['stopping', 'stopped', 'failed', 'deleted'],
+  stopping: ['stopped', 'failed', 'deleted'],
+  stopped: ['deleted'],
+  failed: ['deleted'],
+  deleted: [],
+};
+
+export const canTransition = (from: SandboxState, to: SandboxState): boolean => NEXT[from].includes(to);
+export const isActive = (s: SandboxState): boolean => s === 'creating' || s === 'running' || s === 'stopping';
+export const isTerminal = (s: SandboxState): boolean => s === 'stopped' || s === 'failed' || s === 'deleted';

@@ -1,0 +1,258 @@
+/**
+ * The one place that decides whether a tar entry may pass. Everything a sandbox hands back
+ * (and every archive a client uploads) is hostile: only regular files and directories with
+ * safe relative names get through, within byte and entry caps. `files.ts` builds the upload,
+ * download and extraction paths on top of `guardedEntries`.
+ */
+import type { Readable } from 'node:stream';
+import tarStream from 'tar-stream';
+
+export type UnsafeArchiveCode = 'UNSAFE_ARCHIVE' | 'NOT_A_FILE' | 'TOO_LARGE';
+
+/** Longest entry name accepted, in UTF-8 bytes (Linux PATH_MAX). */
+export const MAX_PATH_BYTES = 4096;
+/** Longest single path component accepted, in UTF-8 bytes (Linux NAME_MAX). */
+export const MAX_COMPONENT_BYTES = 255;
+/**
+ * Raw tar bytes allowed per entry on top of content: header, padding and a pax/GNU long-name
+ * record. Caps what the parser buffers for headers, which `maxBytes` alone does not bound.
+ */
+const RAW_OVERHEAD_PER_ENTRY_BYTES = 10 * 1024;
+/** Offending names are kept this long at most in errors, so a hostile name cannot flood logs. */
+const MAX_REPORTED_NAME_CHARS = 256;
+
+/** A refused archive, file name or stream. `entry` is the offending name ('' for the whole archive). */
+export class UnsafeArchiveError extends Error {
+  readonly code: UnsafeArchiveCode;
+  readonly entry: string;
+  readonly reason: string;
+  constructor(code: UnsafeArchiveCode, entry: string, reason: string, options?: { cause?: unknown }) {
+    const shown = entry.slice(0, MAX_REPORTED_NAME_CHARS);
+    super(shown ? `${reason}: ${JSON.stringify(shown)}` : reason, options);
+    this.name = 'UnsafeArchiveError';
+    this.code = code;
+    this.entry = shown;
+    this.reason = reason;
+  }
+}
+
+export interface GuardLimits {
+  /** Cap on the summed content size of all entries, in bytes. */
+  maxBytes: number;
+  /** Cap on the number of entries (files and directories). */
+  maxEntries: number;
+}
+
+export interface GuardOptions extends GuardLimits {
+  /** Code used to refuse links, devices and fifos; readSingleFile reports them as NOT_A_FILE. */
+  nonRegularCode?: UnsafeArchiveCode;
+}
+
+export interface GuardedEntry {
+  /** Normalized relative path: components joined by '/', no '.', no trailing slash. */
+  path: string;
+  segments: string[];
+  type: 'file' | 'directory';
+  /** Content size in bytes (0 for directories). */
+  size: number;
+  /** Permission bits as found in the archive, file-type bits removed. */
+  mode: number;
+  mtime: Date;
+  /** The entry's content (exactly `size` bytes); the guard drains it if the consumer does not. */
+  stream: AsyncIterable<Buffer>;
+}
+
+const CONTROL_CHARS = /[\u0001-\u001f\u007f]/;
+/** Largest mtime the 11-digit octal header field holds, in seconds. */
+const MAX_MTIME_S = 0o77777777777;
+
+/**
+ * Splits a tar entry name into safe components, refusing anything that could name a path
+ * outside the destination. Empty and '.' components are dropped, so `./` yields [].
+ */
+export function safeSegments(name: string): string[] {
+  const refuse = (reason: string) => new UnsafeArchiveError('UNSAFE_ARCHIVE', name, reason);
+  if (name.includes('\0')) throw refuse('NUL byte in name');
+  // A backslash is a separator on Windows clients, so `..\x` would escape there.
+  if (name.includes('\\')) throw refuse('backslash in name');
+  if (CONTROL_CHARS.test(name)) throw refuse('control character in name');
+  if (name.startsWith('/')) throw refuse('absolute path');
+  if (Buffer.byteLength(name) > MAX_PATH_BYTES) throw refuse('name too long');
+  const segments = name.split('/').filter((s) => s !== '' && s !== '.');
+  for (const s of segments) {
+    if (s === '..') throw refuse('parent-directory (..) component');
+    if (Buffer.byteLength(s) > MAX_COMPONENT_BYTES) throw refuse('name component too long');
+  }
+  return segments;
+}
+
+interface PathNode { kind: 'file' | 'directory'; children: Map<string, PathNode> }
+
+/**
+ * The names seen so far, as a trie so memory stays linear in the total name length. Refuses
+ * an entry under a file (`x` then `x/y`), a file over anything, and a directory over a file.
+ */
+class PathTree {
+  private readonly root: PathNode = { kind: 'directory', children: new Map() };
+
+  /** Returns why the entry conflicts with an earlier one, or null after recording it. */
+  add(segments: string[], kind: PathNode['kind']): string | null {
+    let node = this.root;
+    for (const seg of segments.slice(0, -1)) {
+      let child = node.children.get(seg);
+      if (child?.kind === 'file') return 'a parent of this entry is a file';
+      if (!child) node.children.set(seg, (child = { kind: 'directory', children: new Map() }));
+      node = child;
+    }
+    const last = segments[segments.length - 1]!;
+    const existing = node.children.get(last);
+    if (existing && (kind === 'file' || existing.kind === 'file')) return 'duplicate entry';
+    if (!existing) node.children.set(last, { kind, children: new Map() });
+    return null;
+  }
+}
+
+/** Throws a RangeError unless both limits are non-negative integers (NaN would disable a cap). */
+export function checkLimits(limits: GuardLimits): void {
+  for (const key of ['maxBytes', 'maxEntries'] as const) {
+    const v = limits[key];
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${key} must be a non-negative integer, got ${v}`);
+  }
+}
+
+/** The raw-stream cap for given limits: content plus per-entry header overhead. */
+export const rawCapBytes = (limits: GuardLimits): number =>
+  limits.maxBytes + (limits.maxEntries + 2) * RAW_OVERHEAD_PER_ENTRY_BYTES;
+
+/** What `drained` needs of a writable; fits streamx's (tar-stream) and Node's. */
+export interface Drainable {
+  readonly destroyed: boolean;
+  on(name: 'drain' | 'close', fn: () => void): unknown;
+  off(name: 'drain' | 'close', fn: () => void): unknown;
+}
+
+/** Resolves once `w` can take more data or is gone. */
+export function drained(w: Drainable): Promise<void> {
+  if (w.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      w.off('drain', done);
+      w.off('close', done);
+      resolve();
+    };
+    w.on('drain', done);
+    w.on('close', done);
+  });
+}
+
+/**
+ * Copies `input` into the parser, counting raw bytes. Never rejects: failures destroy the
+ * parser, which surfaces them to the entry loop. Input errors are recorded so the loop can
+ * tell a broken transport from a malformed archive.
+ */
+async function feed(input: Readable, extract: tarStream.Extract, capBytes: number, state: { inputError: unknown }): Promise<void> {
+  let seen = 0;
+  const chunks = (async function* () {
+    try {
+      for await (const chunk of input as AsyncIterable<unknown>) yield chunk;
+    } catch (err) {
+      state.inputError = err;
+      throw err;
+    }
+  })();
+  try {
+    for await (const chunk of chunks) {
+      if (extract.destroyed) return;
+      if (!(chunk instanceof Uint8Array)) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', '', 'archive stream yielded a non-byte chunk');
+      seen += chunk.byteLength;
+      if (seen > capBytes) throw new UnsafeArchiveError('TOO_LARGE', '', `archive stream exceeds ${capBytes} bytes`);
+      if (!extract.write(chunk)) await drained(extract);
+    }
+    extract.end(null);
+  } catch (err) {
+    extract.destroy(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+function entryType(header: tarStream.Header, name: string, code: UnsafeArchiveCode): GuardedEntry['type'] {
+  switch (header.type) {
+    case 'file':
+    case 'contiguous-file': // GNU tar treats type 7 as a regular file
+      return 'file';
+    case 'directory':
+      return 'directory';
+    case 'link':
+      throw new UnsafeArchiveError(code, name, 'hardlink entry');
+    case 'symlink':
+      throw new UnsafeArchiveError(code, name, 'symlink entry');
+    case 'character-device':
+    case 'block-device':
+      throw new UnsafeArchiveError(code, name, 'device entry');
+    case 'fifo':
+      throw new UnsafeArchiveError(code, name, 'fifo entry');
+    default:
+      // Long-name and pax records are consumed by the parser; anything else is unknown.
+      throw new UnsafeArchiveError(code, name, `unsupported entry type ${String(header.type)}`);
+  }
+}
+
+function entryMtime(header: tarStream.Header): Date {
+  const ms = header.mtime.getTime();
+  if (!Number.isFinite(ms)) return new Date(0);
+  return new Date(Math.min(Math.max(ms, 0), MAX_MTIME_S * 1000));
+}
+
+/**
+ * Parses `input` as tar and yields only entries that pass the guard; the first refusal throws
+ * an UnsafeArchiveError (a parse failure is UNSAFE_ARCHIVE 'malformed tar archive'; an error
+ * from `input` itself is rethrown as is). The archive root (`./`) is skipped. Each yielded
+ * entry's stream must be consumed before the next `next()` or it is drained. Stopping early
+ * or failing destroys the parser and an unfinished `input`. Throws a RangeError on bad limits.
+ */
+export async function* guardedEntries(input: Readable, opts: GuardOptions): AsyncGenerator<GuardedEntry, void, undefined> {
+  checkLimits(opts);
+  const extract = tarStream.extract();
+  const state: { inputError: unknown } = { inputError: undefined };
+  void feed(input, extract, rawCapBytes(opts), state);
+  const tree = new PathTree();
+  let entries = 0;
+  let bytes = 0;
+  try {
+    for await (const entry of extract) {
+      const header = entry.header;
+      const name = header.name;
+      if (++entries > opts.maxEntries) throw new UnsafeArchiveError('TOO_LARGE', name, `more than ${opts.maxEntries} entries`);
+      const segments = safeSegments(name);
+      const type = entryType(header, name, opts.nonRegularCode ?? 'UNSAFE_ARCHIVE');
+      const size = type === 'file' ? header.size : 0;
+      if (type === 'directory' && header.size !== 0) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', name, 'directory entry carries data');
+      if (segments.length === 0) {
+        if (type !== 'directory') throw new UnsafeArchiveError('UNSAFE_ARCHIVE', name, 'empty name');
+        entry.resume();
+        continue;
+      }
+      bytes += size;
+      if (bytes > opts.maxBytes) throw new UnsafeArchiveError('TOO_LARGE', name, `archive content exceeds ${opts.maxBytes} bytes`);
+      const conflict = tree.add(segments, type);
+      if (conflict) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', name, conflict);
+      yield {
+        path: segments.join('/'),
+        segments,
+        type,
+        size,
+        mode: header.mode & 0o7777,
+        mtime: entryMtime(header),
+        stream: entry as AsyncIterable<Buffer>,
+      };
+      entry.resume();
+    }
+  } catch (err) {
+    if (err instanceof UnsafeArchiveError || (state.inputError !== undefined && err === state.inputError)) throw err;
+    throw new UnsafeArchiveError('UNSAFE_ARCHIVE', '', 'malformed tar archive', { cause: err });
+  } finally {
+    extract.destroy();
+    // Stop a transfer still in flight; an input read to its end is left alone (destroying a
+    // finished HTTP request would tear down the socket the response still needs).
+    if (!input.readableEnded) input.destroy();
+  }
+}

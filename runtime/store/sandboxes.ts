@@ -1,0 +1,169 @@
+import type { Db } from './db.ts';
+import type { SandboxState } from '../sandbox/states.ts';
+import { canTransition } from '../sandbox/states.ts';
+import type { EffectiveSpec } from '../sandbox/spec.ts';
+
+/** A sandbox record as stored. Environment values are never stored: only their names. */
+export interface SandboxRecord {
+  id: string;
+  workspace: string;
+  name: string;
+  image: string;
+  status: SandboxState;
+  reason: string | null;
+  spec: StoredSpec;
+  labels: Record<string, string>;
+  containerId: string | null;
+  networkId: string | null;
+  ipAddress: string | null;
+  pooled: boolean;
+  poolKey: string | null;
+  exitCode: number | null;
+  createdMs: number;
+  updatedMs: number;
+  startedMs: number | null;
+  deadlineMs: number | null;
+  stoppedMs: number | null;
+  deletedMs: number | null;
+}
+
+export type StoredSpec = Omit<EffectiveSpec, 'environment'> & { environmentKeys: string[] };
+
+export const toStoredSpec = (s: EffectiveSpec): StoredSpec => {
+  const { environment, ...rest } = s;
+  return { ...rest, environmentKeys: Object.keys(environment).sort() };
+};
+
+interface Row {
+  id: string; workspace: string; name: string; image: string; status: string; reason: string | null; spec: string; labels: string;
+  container_id: string | null; network_id: string | null; ip_address: string | null; pooled: number; pool_key: string | null;
+  exit_code: number | null; created_ms: number; updated_ms: number; started_ms: number | null; deadline_ms: number | null;
+  stopped_ms: number | null; deleted_ms: number | null;
+}
+
+const fromRow = (r: Row): SandboxRecord => ({
+  id: r.id, workspace: r.workspace, name: r.name, image: r.image, status: r.status as SandboxState, reason: r.reason,
+  spec: JSON.parse(r.spec) as StoredSpec, labels: JSON.parse(r.labels) as Record<string, string>, containerId: r.container_id,
+  networkId: r.network_id, ipAddress: r.ip_address, pooled: r.pooled === 1, poolKey: r.pool_key, exitCode: r.exit_code,
+  createdMs: r.created_ms, updatedMs: r.updated_ms, startedMs: r.started_ms, deadlineMs: r.deadline_ms, stoppedMs: r.stopped_ms, deletedMs: r.deleted_ms,
+});
+
+export interface SandboxFilter {
+  status?: SandboxState;
+  labels?: Record<string, string>;
+  limit: number;
+  offset: number;
+}
+
+export type SandboxPatch = Partial<Pick<SandboxRecord, 'reason' | 'containerId' | 'networkId' | 'ipAddress' | 'exitCode' | 'startedMs' | 'deadlineMs' | 'stoppedMs' | 'deletedMs'>>;
+
+const COLUMNS: Record<keyof SandboxPatch, string> = {
+  reason: 'reason', containerId: 'container_id', networkId: 'network_id', ipAddress: 'ip_address', exitCode: 'exit_code',
+  startedMs: 'started_ms', deadlineMs: 'deadline_ms', stoppedMs: 'stopped_ms', deletedMs: 'deleted_ms',
+};
+
+export class SandboxStore {
+  private readonly db: Db;
+  constructor(db: Db) {
+    this.db = db;
+  }
+
+  insert(r: SandboxRecord): void {
+    this.db.sql
+      .prepare(
+        `INSERT INTO sandboxes (id, workspace, name, image, status, reason, spec, labels, container_id, network_id, ip_address, pooled, pool_key,
+           exit_code, created_ms, updated_ms, started_ms, deadline_ms, stopped_ms, deleted_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(r.id, r.workspace, r.name, r.image, r.status, r.reason, JSON.stringify(r.spec), JSON.stringify(r.labels), r.containerId, r.networkId,
+        r.ipAddress, r.pooled ? 1 : 0, r.poolKey, r.exitCode, r.createdMs, r.updatedMs, r.startedMs, r.deadlineMs, r.stoppedMs, r.deletedMs);
+  }
+
+  /** Any record by id, whatever its workspace (runtime-internal use only). */
+  byId(id: string): SandboxRecord | null {
+    const row = this.db.sql.prepare('SELECT * FROM sandboxes WHERE id = ?').get(id) as Row | undefined;
+    return row ? fromRow(row) : null;
+  }
+
+  /** A record visible to `workspace`: another workspace's sandbox is indistinguishable from a missing one. */
+  get(workspace: string, id: string): SandboxRecord | null {
+    const row = this.db.sql.prepare("SELECT * FROM sandboxes WHERE id = ? AND workspace = ? AND status != 'deleted' AND pooled = 0").get(id, workspace) as Row | undefined;
+    return row ? fromRow(row) : null;
+  }
+
+  list(workspace: string, f: SandboxFilter): { items: SandboxRecord[]; total: number } {
+    const where = ['workspace = ?', 'pooled = 0'];
+    const args: (string | number)[] = [workspace];
+    if (f.status) {
+      where.push('status = ?');
+      args.push(f.status);
+    } else where.push("status != 'deleted'");
+    for (const [k, v] of Object.entries(f.labels ?? {})) {
+      where.push('json_extract(labels, ?) = ?');
+      args.push(`$."${k.replace(/"/g, '')}"`, v);
+    }
+    const w = where.join(' AND ');
+    const total = (this.db.sql.prepare(`SELECT count(*) AS n FROM sandboxes WHERE ${w}`).get(...args) as { n: number }).n;
+    const rows = this.db.sql.prepare(`SELECT * FROM sandboxes WHERE ${w} ORDER BY created_ms DESC, id LIMIT ? OFFSET ?`).all(...args, f.limit, f.offset) as unknown as Row[];
+    return { items: rows.map(fromRow), total };
+  }
+
+  /** Records in any of the given states (all workspaces, pool included). */
+  inStates(states: SandboxState[]): SandboxRecord[] {
+    const rows = this.db.sql.prepare(`SELECT * FROM sandboxes WHERE status IN (${states.map(() => '?').join(',')})`).all(...states) as unknown as Row[];
+    return rows.map(fromRow);
+  }
+
+  countActive(): number {
+    return (this.db.sql.prepare("SELECT count(*) AS n FROM sandboxes WHERE status IN ('creating','running','stopping')").get() as { n: number }).n;
+  }
+
+  countByState(): Record<string, number> {
+    const rows = this.db.sql.prepare('SELECT status, count(*) AS n FROM sandboxes WHERE pooled = 0 GROUP BY status').all() as { status: string; n: number }[];
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  }
+
+  /**
+   * Moves a record to `to` if the lifecycle allows it from its current state; returns the
+   * updated record, or null when the transition is not allowed (someone else moved it first).
+   */
+  transition(id: string, to: SandboxState, nowMs: number, patch: SandboxPatch = {}): SandboxRecord | null {
+    return this.db.tx(() => {
+      const cur = this.byId(id);
+      if (!cur || !canTransition(cur.status, to)) return null;
+      this.patch(id, nowMs, patch, to);
+      return this.byId(id);
+    });
+  }
+
+  patch(id: string, nowMs: number, patch: SandboxPatch, status?: SandboxState): void {
+    const sets = ['updated_ms = ?'];
+    const args: (string | number | null)[] = [nowMs];
+    if (status) {
+      sets.push('status = ?');
+      args.push(status);
+    }
+    for (const [k, v] of Object.entries(patch) as [keyof SandboxPatch, string | number | null][]) {
+      sets.push(`${COLUMNS[k]} = ?`);
+      args.push(v);
+    }
+    this.db.sql.prepare(`UPDATE sandboxes SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
+  }
+
+  /** Atomically takes the oldest ready pooled sandbox of `poolKey` for a workspace. */
+  claimPooled(poolKey: string, workspace: string, name: string, labels: Record<string, string>, nowMs: number, deadlineMs: number): SandboxRecord | null {
+    const row = this.db.sql
+      .prepare(
+        `UPDATE sandboxes SET pooled = 0, workspace = ?, name = ?, labels = ?, updated_ms = ?, created_ms = ?, deadline_ms = ?,
+           spec = json_set(spec, '$.name', ?, '$.labels', json(?))
+         WHERE id = (SELECT id FROM sandboxes WHERE pooled = 1 AND pool_key = ? AND status = 'running' ORDER BY created_ms LIMIT 1)
+         RETURNING *`,
+      )
+      .get(workspace, name, JSON.stringify(labels), nowMs, nowMs, deadlineMs, name, JSON.stringify(labels), poolKey) as Row | undefined;
+    return row ? fromRow(row) : null;
+  }
+
+  countPooled(poolKey: string): number {
+    return (this.db.sql.prepare("SELECT count(*) AS n FROM sandboxes WHERE pooled = 1 AND pool_key = ? AND status IN ('creating','running')").get(poolKey) as { n: number }).n;
+  }
+}

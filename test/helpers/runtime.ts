@@ -1,0 +1,57 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import { loadConfig, type Config } from '../../runtime/config.ts';
+import { DockerEngine } from '../../runtime/engine/docker/docker.ts';
+import { createRuntime, type Runtime, type RuntimeOptions } from '../../runtime/runtime.ts';
+import { LABEL } from '../../runtime/sandbox/hardening.ts';
+
+export const BUSYBOX = 'director/busybox:latest';
+export const BASE = 'director/base:latest';
+export const caller = { workspace: 'wsp_test', actor: 'test' };
+
+export interface TestRuntime extends Runtime {
+  dataDir: string;
+  /** Removes every container this runtime instance labelled, then its data dir. */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * A runtime for one test file: its own data dir and its own `runtimeName`, so its reconcile
+ * never touches another file's containers, and cleanup removes exactly what it made.
+ */
+export function testRuntime(overrides: Partial<Config> = {}, opts: RuntimeOptions = {}): TestRuntime {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'director-test-'));
+  const runtimeName = overrides.runtimeName ?? `test-${randomBytes(4).toString('hex')}`;
+  const config = loadConfig({}, { dataDir, runtimeName, defaultImage: BUSYBOX, poolSize: 0, poolImages: BUSYBOX, logLevel: 'silent', ...overrides });
+  const engine = new DockerEngine();
+  const rt = createRuntime({ config, engine, logger: pino({ level: process.env.DIRECTOR_TEST_LOG ?? 'silent' }), ...opts });
+  return Object.assign(rt, {
+    dataDir,
+    async cleanup() {
+      await rt.close();
+      await removeContainers(engine, runtimeName);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  });
+}
+
+export async function removeContainers(engine: DockerEngine, runtimeName: string): Promise<void> {
+  const left = await engine.listContainers({ [LABEL.runtime]: runtimeName });
+  await Promise.all(left.map((c) => engine.removeContainer(c.id)));
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns a truthy value or `timeoutMs` passes. */
+export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, stepMs = 100): Promise<NonNullable<T>> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await sleep(stepMs);
+  }
+}
