@@ -12,6 +12,8 @@ export interface NftOptions {
   /** Kill nft after this long (default 30 000 ms). */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Run nft inside this named network namespace (`ip netns exec`); tests use it to filter real traffic away from the host's own rules. */
+  netns?: string;
 }
 
 export class NftError extends DirectorError {
@@ -30,7 +32,9 @@ export class NftError extends DirectorError {
 export function runNft(args: readonly string[], stdin: string | null, opts: NftOptions = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const signals = [AbortSignal.timeout(opts.timeoutMs ?? 30_000), ...(opts.signal ? [opts.signal] : [])];
-    const child = spawn(opts.nftPath ?? 'nft', [...args], { stdio: ['pipe', 'pipe', 'pipe'], signal: AbortSignal.any(signals) });
+    const nft = opts.nftPath ?? 'nft';
+    const [cmd, argv] = opts.netns ? ['ip', ['netns', 'exec', opts.netns, nft, ...args]] : [nft, [...args]];
+    const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], signal: AbortSignal.any(signals) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));

@@ -29,8 +29,8 @@ export const PolicyRuleSchema = Type.Object(
   {
     action: Type.Enum(['allow', 'deny']),
     protocol: Type.Enum(['tcp', 'udp', 'icmp', 'all']),
-    source: Type.Optional(Type.String({ minLength: 1, maxLength: 260, description: 'CIDR or address; for inbound rules also a host name.' })),
-    destination: Type.Optional(Type.String({ minLength: 1, maxLength: 260, description: 'CIDR or address; for outbound rules also a host name or *.wildcard.' })),
+    source: Type.Optional(Type.String({ minLength: 1, maxLength: 300, description: 'CIDR or address; for inbound rules also a host name.' })),
+    destination: Type.Optional(Type.String({ minLength: 1, maxLength: 300, description: 'CIDR or address; for outbound rules also a host name or *.wildcard.' })),
     port: Type.Optional(Type.Union([Port, PortRangeSchema], { description: 'Destination port or inclusive {from, to} range; tcp and udp only.' })),
     description: Type.Optional(Type.String({ maxLength: 500 })),
   },

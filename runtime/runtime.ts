@@ -64,10 +64,9 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   const close = async () => {
     if (closed) return;
     closed = true;
-    pool.stop();
     supervisor.stop();
+    await pool.drain();
     db.close();
-    await Promise.resolve();
   };
   return {
     config, engine, db, clock, logger, metrics, events, sandboxes, executor, files, pool, supervisor,

@@ -10,7 +10,7 @@ interface PoolEntry {
   image: string;
   key: string;
   spec: EffectiveSpec;
-  filling: boolean;
+  filling: Promise<void> | null;
 }
 
 /**
@@ -36,7 +36,7 @@ export class WarmPool {
         const spec = resolveSpec({ image }, config);
         if (!isPoolable(spec)) continue;
         const key = poolKeyOf(spec);
-        this.entries.set(key, { image, key, spec, filling: false });
+        this.entries.set(key, { image, key, spec, filling: null });
       }
     }
     manager.claimFromPool = (spec, caller) => this.claim(spec, caller);
@@ -68,14 +68,25 @@ export class WarmPool {
     this.stopped = true;
   }
 
+  /**
+   * Removes every warm sandbox not yet handed out (graceful shutdown): a pool belongs to a
+   * running server, and leaving it would look like a leak. Claimed sandboxes are untouched.
+   */
+  async drain(): Promise<void> {
+    this.stop();
+    await Promise.all([...this.entries.values()].map((e) => e.filling));
+    const { store } = this.manager.deps;
+    const pooled = store.inStates(['creating', 'running', 'stopping']).filter((r) => r.pooled);
+    await Promise.all(pooled.map((r) => this.manager.destroy(r, 'pool drained').catch((err: unknown) => this.log.warn({ err, sandboxId: r.id }, 'pool drain failed'))));
+  }
+
   private updateGauge(entry: PoolEntry): void {
     this.manager.deps.metrics.poolReady.set({ image: entry.image }, this.manager.deps.store.countPooled(entry.key));
   }
 
   fill(entry: PoolEntry): Promise<void> {
-    if (entry.filling || this.stopped) return Promise.resolve();
-    entry.filling = true;
-    return (async () => {
+    if (this.stopped) return Promise.resolve();
+    entry.filling ??= (async () => {
       const { store, config, engine } = this.manager.deps;
       try {
         const image = await engine.imageInfo(entry.image);
@@ -91,8 +102,9 @@ export class WarmPool {
       } catch (err) {
         this.log.error({ err, image: entry.image }, 'pool refill failed');
       } finally {
-        entry.filling = false;
+        entry.filling = null;
       }
     })();
+    return entry.filling;
   }
 }
