@@ -45,8 +45,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply.code(status).send(fail(code, (err as Error).message, { field: 'body' }, req.id));
   });
 
-  app.get('/health', async (req) => ok({ status: 'ok', version: rt.config.runtimeName }, req.id));
-  app.get('/health/live', async (req) => ok({ status: 'alive' }, req.id));
+  app.get('/health', (req, reply) => reply.send(ok({ status: 'ok', version: rt.config.runtimeName }, req.id)));
+  app.get('/health/live', (req, reply) => reply.send(ok({ status: 'alive' }, req.id)));
   app.get('/health/ready', async (req, reply) => {
     const r = await readiness(rt, deps.probes);
     if (!r.ready) return reply.code(503).send(fail('SERVICE_UNAVAILABLE', 'not ready', { checks: r.checks }, req.id));

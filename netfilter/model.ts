@@ -97,12 +97,20 @@ export function checkInput(input: NetfilterInput): void {
   input.alwaysDenied.v6.forEach((c, i) => cidrOf(c, 6, `alwaysDenied.v6[${i}]`));
   const shorts = new Set<string>();
   const bridges = new Set<string>();
+  const subnets: Cidr[] = [];
   input.networks.forEach((n, i) => {
     checkNetwork(n, `networks[${i}]`);
     if (shorts.has(n.short)) throw validationError(`networks[${i}].short`, `"${n.short}" is used twice`);
     if (bridges.has(n.bridge)) throw validationError(`networks[${i}].bridge`, `"${n.bridge}" is used twice`);
     shorts.add(n.short);
     bridges.add(n.bridge);
+    // Overlapping subnets would make the cross-network guard ambiguous (and nft refuses them in one interval set).
+    for (const [key, text] of [['subnetV4', n.subnetV4], ['subnetV6', n.subnetV6]] as const) {
+      const c = text === undefined ? null : parseCidr(text);
+      if (!c) continue;
+      if (subnets.some((o) => cidrContains(o, c) || cidrContains(c, o))) throw validationError(`networks[${i}].${key}`, `${text} overlaps another network's subnet`);
+      subnets.push(c);
+    }
   });
 }
 

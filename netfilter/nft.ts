@@ -1,8 +1,13 @@
 /**
- * The apply step: the only code that runs `nft`. Documents go through stdin (`nft -j -f -`),
- * no shell is involved, and a failure carries nft's stderr.
+ * The apply step: the only code that runs `nft`. No shell is involved, and a failure carries
+ * nft's stderr. Documents are passed as a file in a private temporary directory, not as `-f -`:
+ * nft opens `/dev/stdin` by path, which fails (ENXIO) on the socketpair Node gives a child's
+ * stdin, and a command-line argument is capped at 128 KiB.
  */
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { DirectorError } from '../runtime/errors.ts';
 import type { NftDocument } from './json.ts';
 
@@ -28,13 +33,13 @@ export class NftError extends DirectorError {
   }
 }
 
-/** Runs nft with `args`, writing `stdin`; resolves with stdout, rejects with an {@link NftError}. */
-export function runNft(args: readonly string[], stdin: string | null, opts: NftOptions = {}): Promise<string> {
+/** Runs nft with `args`; resolves with stdout, rejects with an {@link NftError}. */
+export function runNft(args: readonly string[], opts: NftOptions = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const signals = [AbortSignal.timeout(opts.timeoutMs ?? 30_000), ...(opts.signal ? [opts.signal] : [])];
     const nft = opts.nftPath ?? 'nft';
     const [cmd, argv] = opts.netns ? ['ip', ['netns', 'exec', opts.netns, nft, ...args]] : [nft, [...args]];
-    const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], signal: AbortSignal.any(signals) });
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], signal: AbortSignal.any(signals) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));
@@ -45,31 +50,38 @@ export function runNft(args: readonly string[], stdin: string | null, opts: NftO
       if (code === 0) resolve(Buffer.concat(out).toString());
       else reject(new NftError(args, code, stderr));
     });
-    // EPIPE when nft exits early is reported through 'close' with nft's own error.
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(stdin ?? '');
   });
 }
 
-/** Applies a document as one atomic transaction. */
-export async function applyDocument(doc: NftDocument, opts?: NftOptions): Promise<void> {
+async function runDocument(flags: string[], doc: NftDocument, opts?: NftOptions): Promise<void> {
   if (doc.nftables.length === 0) return;
-  await runNft(['-j', '-f', '-'], JSON.stringify(doc), opts);
+  const dir = await mkdtemp(path.join(tmpdir(), 'director-nft-'));
+  try {
+    const file = path.join(dir, 'doc.json');
+    await writeFile(file, JSON.stringify(doc), { mode: 0o600 });
+    await runNft([...flags, '-j', '-f', file], opts);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Applies a document as one atomic transaction (`nft -j -f`). */
+export async function applyDocument(doc: NftDocument, opts?: NftOptions): Promise<void> {
+  await runDocument([], doc, opts);
 }
 
 /** Checks a document against the kernel without applying it (`nft -c`; needs root, changes nothing). */
 export async function checkDocument(doc: NftDocument, opts?: NftOptions): Promise<void> {
-  if (doc.nftables.length === 0) return;
-  await runNft(['-c', '-j', '-f', '-'], JSON.stringify(doc), opts);
+  await runDocument(['-c'], doc, opts);
 }
 
 /** `nft -j list table inet <table>`, parsed; feed it to `parseTable`. */
 export async function listTable(table: string, opts?: NftOptions): Promise<unknown> {
-  return JSON.parse(await runNft(['-j', 'list', 'table', 'inet', table], null, opts)) as unknown;
+  return JSON.parse(await runNft(['-j', 'list', 'table', 'inet', table], opts)) as unknown;
 }
 
 /** Whether Director's table exists. */
 export async function tableExists(table: string, opts?: NftOptions): Promise<boolean> {
-  const listing = JSON.parse(await runNft(['-j', 'list', 'tables', 'inet'], null, opts)) as { nftables?: { table?: { name?: string } }[] };
+  const listing = JSON.parse(await runNft(['-j', 'list', 'tables', 'inet'], opts)) as { nftables?: { table?: { name?: string } }[] };
   return (listing.nftables ?? []).some((i) => i.table?.name === table);
 }

@@ -58,7 +58,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   const launchers = new Launchers(engine);
   const executor = new Executor(sandboxes, launchers);
   const files = new FileTransfer(sandboxes);
-  const pool = new WarmPool(sandboxes, launchers, logger);
+  const pool = new WarmPool(sandboxes, logger);
   const supervisor = new Supervisor(sandboxes, executor, logger);
   let closed = false;
   const close = async () => {

@@ -15,7 +15,7 @@ export const ExecuteSchema = Type.Object(
       Type.String({ minLength: 1, maxLength: 131_072, description: 'a shell command line, run with /bin/sh -c' }),
     ]),
     timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'ms; the whole process group is killed when it ends' })),
-    environment: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' }), Type.String({ maxLength: 32_768 }), { maxProperties: 128 })),
+    environment: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' }), Type.String({ maxLength: 32_768 }), { maxProperties: 128, additionalProperties: false })),
     workdir: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^/[A-Za-z0-9._@+/-]*$' })),
     stdin: Type.Optional(Type.String({ maxLength: 1_048_576, description: 'UTF-8 text written to the process, then closed' })),
   },
@@ -68,6 +68,10 @@ export class Executor {
   constructor(manager: SandboxManager, launchers: Launchers) {
     this.manager = manager;
     this.launchers = launchers;
+    // Pre-start the exec launcher as soon as a sandbox runs, so even the first execute is fast.
+    manager.onStarted = (r) => {
+      if (r.containerId && r.spec.securityPolicy.allowExec) launchers.arm(r.containerId);
+    };
   }
 
   async run(caller: Caller, id: string, raw: unknown, signal?: AbortSignal): Promise<ExecResult> {

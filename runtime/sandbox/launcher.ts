@@ -16,6 +16,8 @@ export const shQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 export function launchLine(cmd: string[], env: Record<string, string>, workdir: string | undefined): string | null {
   const parts = [...cmd, ...Object.values(env), workdir ?? ''];
   if (parts.some((p) => p.includes('\n') || p.includes('\r') || p.includes('\0'))) return null;
+  // Keys are validated upstream; refusing here too keeps the line injection-free on its own.
+  if (!Object.keys(env).every((k) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(k))) return null;
   const out: string[] = [];
   if (workdir) out.push(`cd -- ${shQuote(workdir)} || exit 126;`);
   for (const [k, v] of Object.entries(env)) out.push(`export ${k}=${shQuote(v)};`);
@@ -50,9 +52,12 @@ export class Launchers {
         };
         h.stdout.once('end', died);
         // An exec that ends before it was used means the image cannot run the launcher.
-        void h.wait().then(({ exitCode }) => {
-          if (this.slots.get(containerId) === slot && (exitCode === 126 || exitCode === 127)) this.unsupported.add(containerId);
-        });
+        void h.wait().then(
+          ({ exitCode }) => {
+            if (this.slots.get(containerId) === slot && (exitCode === 126 || exitCode === 127)) this.unsupported.add(containerId);
+          },
+          () => undefined,
+        );
         return h;
       })
       .catch(() => {

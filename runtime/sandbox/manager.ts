@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
-import type { Engine, ContainerSpec } from '../engine/engine.ts';
+import type { Engine, ContainerSpec, ImageInfo } from '../engine/engine.ts';
 import { EngineUnavailableError } from '../engine/engine.ts';
 import { DirectorError, conflict, notFound, unavailable, validationError } from '../errors.ts';
 import type { EventSink } from '../events.ts';
@@ -24,6 +24,8 @@ export interface ManagerDeps {
   logger: Logger;
   network: NetworkAttacher;
 }
+
+const IMAGE_CACHE_MS = 10_000;
 
 export interface Caller {
   workspace: string;
@@ -51,6 +53,8 @@ export class SandboxManager {
   /** Set by the pool when one runs; returns a claimed running sandbox or null. */
   claimFromPool: ((spec: EffectiveSpec, caller: Caller) => SandboxRecord | null) | null = null;
   onDeadlineArmed: ((r: SandboxRecord) => void) | null = null;
+  /** Called once a container runs (the executor pre-starts its exec launcher). */
+  onStarted: ((r: SandboxRecord) => void) | null = null;
 
   constructor(deps: ManagerDeps) {
     this.deps = deps;
@@ -90,7 +94,7 @@ export class SandboxManager {
         return claimed;
       }
     }
-    const image = await this.deps.engine.imageInfo(spec.image);
+    const image = await this.imageInfo(spec.image);
     if (!image) throw validationError('image', `image ${spec.image} is not available on this engine (Director does not pull from registries)`);
     const rec = await this.createCold(spec, caller.workspace, { imageWorkdir: image.workdir });
     this.deps.metrics.createSeconds.observe({ source: 'cold' }, (performance.now() - started) / 1000);
@@ -145,6 +149,7 @@ export class SandboxManager {
         deadlineMs: opts.poolKey ? null : startedMs + spec.resourceLimits.maxDuration,
       });
       if (!running) throw conflict(`sandbox ${id} was removed while it was being created`);
+      this.onStarted?.(running);
       if (running.deadlineMs) this.onDeadlineArmed?.(running);
       return running;
     } catch (err) {
@@ -155,6 +160,19 @@ export class SandboxManager {
       if (err instanceof EngineUnavailableError) throw unavailable('the container engine is unavailable', err);
       throw err;
     }
+  }
+
+  private readonly images = new Map<string, { info: ImageInfo; atMs: number }>();
+
+  /** Image metadata, cached briefly: it is read on every cold create and changes rarely. */
+  async imageInfo(ref: string): Promise<ImageInfo | null> {
+    const hit = this.images.get(ref);
+    const now = this.deps.clock.nowMs();
+    if (hit && now - hit.atMs < IMAGE_CACHE_MS) return hit.info;
+    const info = await this.wrapEngine(() => this.deps.engine.imageInfo(ref));
+    if (info) this.images.set(ref, { info, atMs: now });
+    else this.images.delete(ref);
+    return info;
   }
 
   get(caller: Caller, id: string): SandboxRecord {

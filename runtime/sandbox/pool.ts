@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import type { SandboxRecord } from '../store/sandboxes.ts';
-import type { Launchers } from './launcher.ts';
 import { isPoolable, poolKeyOf, type Caller, type SandboxManager } from './manager.ts';
 import { resolveSpec, type EffectiveSpec } from './spec.ts';
 
@@ -21,14 +20,12 @@ interface PoolEntry {
  */
 export class WarmPool {
   private readonly manager: SandboxManager;
-  private readonly launchers: Launchers;
   private readonly log: Logger;
   private readonly entries = new Map<string, PoolEntry>();
   private stopped = false;
 
-  constructor(manager: SandboxManager, launchers: Launchers, log: Logger) {
+  constructor(manager: SandboxManager, log: Logger) {
     this.manager = manager;
-    this.launchers = launchers;
     this.log = log.child({ component: 'pool' });
     const { config } = manager.deps;
     if (config.poolSize > 0) {
@@ -74,7 +71,7 @@ export class WarmPool {
    */
   async drain(): Promise<void> {
     this.stop();
-    await Promise.all([...this.entries.values()].map((e) => e.filling));
+    await Promise.all([...this.entries.values()].map((e) => e.filling ?? Promise.resolve()));
     const { store } = this.manager.deps;
     const pooled = store.inStates(['creating', 'running', 'stopping']).filter((r) => r.pooled);
     await Promise.all(pooled.map((r) => this.manager.destroy(r, 'pool drained').catch((err: unknown) => this.log.warn({ err, sandboxId: r.id }, 'pool drain failed'))));
@@ -87,16 +84,15 @@ export class WarmPool {
   fill(entry: PoolEntry): Promise<void> {
     if (this.stopped) return Promise.resolve();
     entry.filling ??= (async () => {
-      const { store, config, engine } = this.manager.deps;
+      const { store, config } = this.manager.deps;
       try {
-        const image = await engine.imageInfo(entry.image);
+        const image = await this.manager.imageInfo(entry.image);
         if (!image) {
           this.log.warn({ image: entry.image }, 'pool image not available; pool stays empty');
           return;
         }
         while (!this.stopped && store.countPooled(entry.key) < config.poolSize && store.countActive() < config.maxSandboxes) {
-          const rec = await this.manager.createCold(entry.spec, POOL_WORKSPACE, { imageWorkdir: image.workdir, poolKey: entry.key });
-          if (rec.containerId) this.launchers.arm(rec.containerId);
+          await this.manager.createCold(entry.spec, POOL_WORKSPACE, { imageWorkdir: image.workdir, poolKey: entry.key });
           this.updateGauge(entry);
         }
       } catch (err) {

@@ -43,12 +43,12 @@ export const CreateSandboxSchema = Type.Object(
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9 ._-]*$' })),
     image: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$' })),
     command: Type.Optional(Type.Array(Type.String({ maxLength: 65_536 }), { minItems: 1, maxItems: 256 })),
-    environment: Type.Optional(Type.Record(Type.String({ pattern: EnvKey }), Type.String({ maxLength: 32_768 }), { maxProperties: 128 })),
+    environment: Type.Optional(Type.Record(Type.String({ pattern: EnvKey }), Type.String({ maxLength: 32_768 }), { maxProperties: 128, additionalProperties: false })),
     resourceLimits: Type.Optional(ResourceLimitsSchema),
     securityPolicy: Type.Optional(SecurityPolicySchema),
     networkMode: Type.Optional(Type.String({ pattern: '^(isolated|none|net_[A-Za-z0-9_-]{16})$', description: '`isolated`, `none` or a network id' })),
     workdir: Type.Optional(Path),
-    labels: Type.Optional(Type.Record(Type.String({ pattern: LabelKey }), Type.String({ maxLength: 256 }), { maxProperties: 32 })),
+    labels: Type.Optional(Type.Record(Type.String({ pattern: LabelKey }), Type.String({ maxLength: 256 }), { maxProperties: 32, additionalProperties: false })),
   },
   { additionalProperties: false },
 );
@@ -141,8 +141,11 @@ function findForbidden(value: unknown, at: string): PolicyViolationError | null 
 }
 
 function checkPath(field: string, p: string, opts: { allowSystemDirs?: boolean } = {}): string {
-  const norm = path.normalize(p);
-  if (norm !== p.replace(/\/+$/, '') && norm !== p) throw validationError(field, 'must be a normalized absolute path (no `.`, `..` or `//`)', { value: p });
+  // One trailing slash is tolerated and dropped, so `/app/` and `/app` are the same path.
+  const trimmed = p.length > 1 ? p.replace(/\/$/, '') : p;
+  const norm = path.normalize(trimmed);
+  if (norm !== trimmed) throw validationError(field, 'must be a normalized absolute path (no `.`, `..` or `//`)', { value: p });
+  if (norm === '/') throw validationError(field, 'the root directory cannot be used here', { value: p });
   if (DOCKER_SOCKET.test(norm)) throw new PolicyViolationError(field, 'engine sockets are never reachable from a sandbox');
   if (!opts.allowSystemDirs && (norm === '/' || FORBIDDEN_DIRS.some((d) => norm === d || norm.startsWith(`${d}/`)))) {
     throw new PolicyViolationError(field, `${norm} is a kernel or device filesystem and cannot be used here`);

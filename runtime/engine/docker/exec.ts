@@ -55,7 +55,9 @@ export async function startExec(docker: Docker, local: boolean, containerId: str
     (waitResult ??= (async () => {
       await ended;
       for (let i = 0; ; i++) {
-        const info = await exec.inspect();
+        // The exec disappears with its container: report that as an unknown (-1) exit.
+        const info = await exec.inspect().catch(() => null);
+        if (!info) return { exitCode: -1 };
         if (!info.Running || i >= 50) return { exitCode: info.ExitCode ?? (info.Running ? -1 : 0) };
         await sleep(20);
       }

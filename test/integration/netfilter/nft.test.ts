@@ -15,7 +15,7 @@ import { nftUnavailable, tablesNow, testTableName } from './helpers.ts';
 
 const test = suite('netfilter nft');
 const skip = nftUnavailable();
-const it = skip ? test.skip : test;
+const it = (name: string, fn: () => Promise<void> | void) => (skip ? test.skip(name, fn) : test(name, fn));
 if (skip) console.log(`skipping netfilter nft tests: ${skip}`);
 
 const T = testTableName();

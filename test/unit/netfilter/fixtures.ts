@@ -101,11 +101,13 @@ export class NftSim {
   }
 
   private one(cmd: NftCommand): void {
-    const [[op, objs]] = Object.entries(cmd) as [string, Record<string, Obj>][];
-    const [[kind, body]] = Object.entries(objs!) as [string, Obj][];
-    const name = String(body!.name);
+    const op = Object.keys(cmd)[0] as 'add' | 'delete' | 'flush';
+    const objs = cmd[op] ?? {};
+    const kind = Object.keys(objs)[0] ?? '';
+    const body: Obj = objs[kind] ?? {};
+    const name = String(body.name);
     if (kind === 'table') {
-      if (op === 'add') this.table ??= { family: body!.family, name };
+      if (op === 'add') this.table ??= { family: body.family, name };
       else if (op === 'delete') {
         if (!this.table) this.fail('no table');
         Object.assign(this, { table: null, chains: new Map(), rules: new Map(), sets: new Map(), maps: new Map(), counters: new Map() });
@@ -113,11 +115,11 @@ export class NftSim {
       return;
     }
     if (!this.table) this.fail(`${op} ${kind} without table`);
-    const store = { chain: this.chains, set: this.sets, map: this.maps, counter: this.counters }[kind] as Map<string, Obj> | undefined;
+    const store = new Map<string, Map<string, Obj>>([['chain', this.chains], ['set', this.sets], ['map', this.maps], ['counter', this.counters]]).get(kind);
     if (kind === 'rule') {
-      const chain = String(body!.chain);
+      const chain = String(body.chain);
       if (!this.chains.has(chain)) this.fail(`rule in missing chain ${chain}`);
-      for (const ref of JSON.stringify(body!.expr).match(/"@([^"]+)"/g) ?? []) {
+      for (const ref of JSON.stringify(body.expr).match(/"@([^"]+)"/g) ?? []) {
         const n = ref.slice(2, -1);
         if (!this.sets.has(n) && !this.maps.has(n)) this.fail(`rule references missing ${n}`);
       }
@@ -127,7 +129,7 @@ export class NftSim {
     if (kind === 'element') {
       const target = this.sets.get(name) ?? this.maps.get(name) ?? this.fail(`element of missing ${name}`);
       const key = (e: unknown) => JSON.stringify(Array.isArray(e) ? e[0] : e);
-      for (const e of body!.elem as unknown[]) {
+      for (const e of body.elem as unknown[]) {
         const i = target.elem.findIndex((x) => key(x) === key(e));
         if (op === 'add') {
           if (Array.isArray(e)) {
@@ -145,7 +147,7 @@ export class NftSim {
     if (!store) this.fail(`unknown kind ${kind}`);
     if (op === 'add') {
       if (!store.has(name)) {
-        store.set(name, kind === 'set' || kind === 'map' ? { ...body, elem: [...((body!.elem as unknown[]) ?? [])] } : { ...body });
+        store.set(name, kind === 'set' || kind === 'map' ? { ...body, elem: [...((body.elem as unknown[]) ?? [])] } : { ...body });
         if (kind === 'chain') this.rules.set(name, []);
       }
     } else if (op === 'flush') {

@@ -54,6 +54,7 @@ test('compiler input that nft would refuse or that would collide is refused', ()
   assert.throws(() => checkInput({ ...base, networks: [network('a1', 1, null, { bridge: 'a-very-long-bridge-name' })] }), /bridge/);
   assert.throws(() => checkInput({ ...base, networks: [network('a1', 1, null, { gatewayV4: '10.9.9.1' })] }), /gatewayV4/);
   assert.throws(() => checkInput({ ...base, networks: [network('a1', 1, null, { subnetV6: '10.0.0.0/8' })] }), /subnetV6/);
+  assert.throws(() => checkInput({ ...base, networks: [network('a1', 1, null), network('a2', 2, null, { subnetV4: '10.250.0.0/16', gatewayV4: '10.250.0.1' })] }), /networks\[1\]\.subnetV4.*overlaps/);
   assert.throws(() => checkInput({ ...base, alwaysDenied: { ...DEFAULT_ALWAYS_DENIED, v4: ['::1/128'] } }), /alwaysDenied\.v4\[0\]/);
   checkInput(base);
 });

@@ -14,7 +14,7 @@ import { launchLine, shQuote } from '../../../runtime/sandbox/launcher.ts';
 const LAUNCHER_SCRIPT = 'IFS= read -r l || exit 125; eval "$l"';
 
 function runLine(line: string, cwd = os.tmpdir()): string {
-  return execFileSync('/bin/sh', ['-c', LAUNCHER_SCRIPT], { input: line, cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } }).toString('utf8');
+  return execFileSync('/bin/sh', ['-c', LAUNCHER_SCRIPT], { input: line, cwd, stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } }).toString('utf8');
 }
 
 const NASTY = [

@@ -46,7 +46,7 @@ test('never privileged, drops every capability and grants nothing back', () => {
 
 test('forbids gaining privileges and runs an init as PID 1', () => {
   const hc = hostConfig();
-  assert.ok(hc.SecurityOpt?.includes('no-new-privileges:true'));
+  assert.ok((hc.SecurityOpt as string[]).includes('no-new-privileges:true'));
   assert.is(hc.Init, true);
 });
 

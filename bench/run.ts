@@ -1,0 +1,16 @@
+/**
+ * Benchmarks: `npm run bench [name ...]` (names: sandbox). Each prints its figures with the
+ * raw floor measured in the same run and the ratio to it.
+ */
+import { benchSandbox } from './sandbox.ts';
+
+const all: Record<string, () => Promise<void>> = { sandbox: benchSandbox };
+const which = process.argv.slice(2);
+for (const name of which.length ? which : Object.keys(all)) {
+  const fn = all[name];
+  if (!fn) {
+    console.error(`unknown benchmark ${name}; known: ${Object.keys(all).join(', ')}`);
+    process.exit(2);
+  }
+  await fn();
+}

@@ -1,0 +1,56 @@
+/**
+ * How long compiling and applying takes as a policy grows: 10, 100 and 1000 rules, whole table
+ * and per-network update. Printed, not asserted: timings depend on the machine.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { applyNetwork, readTable } from '../../../netfilter/apply.ts';
+import { compileDeleteTable, compileNetwork, compileTable } from '../../../netfilter/compile.ts';
+import { DEFAULT_ALWAYS_DENIED, type NetfilterInput } from '../../../netfilter/model.ts';
+import { applyDocument } from '../../../netfilter/nft.ts';
+import { syntheticPolicy } from '../../../policies/synthetic.ts';
+import { network } from '../../unit/netfilter/fixtures.ts';
+import { nftUnavailable, testTableName } from './helpers.ts';
+
+const test = suite('netfilter bench');
+const skip = nftUnavailable();
+const it = (name: string, fn: () => Promise<void> | void) => (skip ? test.skip(name, fn) : test(name, fn));
+if (skip) console.log(`skipping netfilter bench: ${skip}`);
+const T = testTableName();
+
+test.after(async () => {
+  if (!skip) await applyDocument(compileDeleteTable(T));
+});
+
+const ms = (from: bigint) => Number(process.hrtime.bigint() - from) / 1e6;
+
+it('compile + apply time for 10, 100 and 1000 rules', async () => {
+  const rows: string[] = [];
+  for (const n of [10, 100, 1000]) {
+    const input: NetfilterInput = {
+      table: T,
+      alwaysDenied: DEFAULT_ALWAYS_DENIED,
+      networks: [network('bench', 1, syntheticPolicy(n)), network('other', 2, null)],
+    };
+    let t = process.hrtime.bigint();
+    const doc = compileTable(input);
+    const compileMs = ms(t);
+    t = process.hrtime.bigint();
+    await applyDocument(doc);
+    const applyMs = ms(t);
+    const changed = { ...input.networks[0]!, policy: syntheticPolicy(n, { mode: 'audit' }) };
+    t = process.hrtime.bigint();
+    const netDoc = compileNetwork(input, changed);
+    const netCompileMs = ms(t);
+    t = process.hrtime.bigint();
+    await applyNetwork(input, changed);
+    const netApplyMs = ms(t);
+    const view = await readTable(T);
+    assert.is(view.networks.bench!.outbound.length, n);
+    rows.push(`${String(n).padStart(5)} rules: table ${doc.nftables.length} cmds compile ${compileMs.toFixed(1)} ms + apply ${applyMs.toFixed(0)} ms; `
+      + `network update ${netDoc.nftables.length} cmds compile ${netCompileMs.toFixed(1)} ms + read/apply ${netApplyMs.toFixed(0)} ms`);
+  }
+  console.log(`\n[bench] netfilter\n${rows.join('\n')}`);
+});
+
+test.run();
