@@ -47,6 +47,13 @@ export const SETTINGS = {
   poolSize: { env: 'DIRECTOR_POOL_SIZE', schema: int(0, 1000), default: 2, unit: 'sandboxes', description: 'Warm sandboxes kept started per pooled image (0 disables the pool).' },
   poolImages: { env: 'DIRECTOR_POOL_IMAGES', schema: Type.String(), default: 'director/base:latest', description: 'Comma-separated images the warm pool keeps ready (with the default limits profile).' },
   reconcileIntervalMs: { env: 'DIRECTOR_RECONCILE_INTERVAL_MS', schema: int(1000, 86_400_000), default: 30_000, unit: 'ms', description: 'How often the runtime reconciles containers against its records.' },
+  networkPool: { env: 'DIRECTOR_NETWORK_POOL', schema: str(), default: '10.231.0.0/16', description: 'IPv4 range Director allocates sandbox network subnets from (a /24 per created network, a /28 per isolated sandbox).' },
+  nftTable: { env: 'DIRECTOR_NFT_TABLE', schema: Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_]{0,63}$' }), default: 'director', description: 'Name of Director\'s own `inet` nftables table.' },
+  nftCheckIntervalMs: { env: 'DIRECTOR_NFT_CHECK_INTERVAL_MS', schema: int(100, 3_600_000), default: 2000, unit: 'ms', description: 'How often the self-check verifies the nft table and hooks are in place (restoring them and emitting `policy_tampered` when not).' },
+  alwaysDeniedOpen: { env: 'DIRECTOR_ALWAYS_DENIED_OPEN', schema: Type.String(), default: '', description: 'Operator-level, comma-separated CIDRs removed from the always-denied ranges (metadata, loopback, link-local). Empty: nothing opened.' },
+  dnsUpstream: { env: 'DIRECTOR_DNS_UPSTREAM', schema: Type.String(), default: '', description: '`address[:port]` the Director resolver forwards allowed names to. Empty: the first nameserver in /etc/resolv.conf.' },
+  dnsPort: { env: 'DIRECTOR_DNS_PORT', schema: int(1, 65535), default: 53, description: 'Port of the Director resolver on each network gateway.' },
+  networking: { env: 'DIRECTOR_NETWORKING', schema: Type.Union([Type.Literal('on'), Type.Literal('off')]), default: 'on', description: '`off` runs without the network layer (only `networkMode: none`); for engines whose host Director cannot firewall.' },
   runtimeName: { env: 'DIRECTOR_RUNTIME_NAME', schema: Type.String(), default: 'default', description: 'Name of this Director instance; it labels every container so several instances can share one engine.' },
 } as const satisfies Record<string, Setting>;
 

@@ -14,6 +14,10 @@ import { Supervisor } from './sandbox/supervisor.ts';
 import { FileTransfer } from './sandbox/transfer.ts';
 import { openDb, type Db } from './store/db.ts';
 import { SandboxStore } from './store/sandboxes.ts';
+import { NetworkStore } from './store/networks.ts';
+import { Firewall } from './network/firewall.ts';
+import { NetworkManager } from './network/manager.ts';
+import { alwaysDeniedRanges } from '../netfilter/model.ts';
 
 export interface RuntimeOptions {
   config?: Config;
@@ -25,6 +29,13 @@ export interface RuntimeOptions {
   network?: NetworkAttacher;
 }
 
+/** Networks, when the network layer is on (DIRECTOR_NETWORKING=on, the default). */
+export interface NetworkLayer {
+  store: NetworkStore;
+  firewall: Firewall;
+  manager: NetworkManager;
+}
+
 export interface Runtime extends AsyncDisposable {
   config: Config;
   engine: Engine;
@@ -34,6 +45,7 @@ export interface Runtime extends AsyncDisposable {
   metrics: RuntimeMetrics;
   events: EventSink;
   sandboxes: SandboxManager;
+  networks: NetworkLayer | null;
   executor: Executor;
   files: FileTransfer;
   pool: WarmPool;
@@ -54,7 +66,29 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   const store = new SandboxStore(db);
   const events = createEventSink(db, clock, (e) => metrics.eventsTotal.inc({ type: e.type, severity: e.severity }));
   metrics.onCollectSandboxes(() => store.countByState());
-  const sandboxes = new SandboxManager({ engine, store, events, metrics, config, clock, logger, network: opts.network ?? noNetworking });
+  let networks: NetworkLayer | null = null;
+  if (config.networking === 'on' && !opts.network) {
+    const netStore = new NetworkStore(db);
+    const firewall = new Firewall({
+      table: config.nftTable,
+      alwaysDenied: alwaysDeniedRanges(config.alwaysDeniedOpen.split(',').map((s) => s.trim()).filter(Boolean)),
+      dnsPort: config.dnsPort,
+      store: netStore,
+      events,
+      clock,
+      logger: logger.child({ component: 'firewall' }),
+      checkIntervalMs: config.nftCheckIntervalMs,
+    });
+    const manager = new NetworkManager({ engine, store: netStore, firewall, events, config, clock, logger: logger.child({ component: 'networks' }) });
+    networks = { store: netStore, firewall, manager };
+  }
+  const sandboxes = new SandboxManager({ engine, store, events, metrics, config, clock, logger, network: opts.network ?? networks?.manager ?? noNetworking });
+  if (networks) {
+    networks.manager.deps.destroySandbox = async (id, reason) => {
+      const rec = store.byId(id);
+      if (rec) await sandboxes.destroy(rec, reason);
+    };
+  }
   const launchers = new Launchers(engine);
   const executor = new Executor(sandboxes, launchers);
   const files = new FileTransfer(sandboxes);
@@ -65,12 +99,14 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     if (closed) return;
     closed = true;
     supervisor.stop();
+    networks?.firewall.close();
     await pool.drain();
     db.close();
   };
   return {
-    config, engine, db, clock, logger, metrics, events, sandboxes, executor, files, pool, supervisor,
+    config, engine, db, clock, logger, metrics, events, sandboxes, networks, executor, files, pool, supervisor,
     async start(o = {}) {
+      await networks?.manager.boot();
       await supervisor.start();
       const filling = pool.start();
       if (o.waitForPool) await filling;

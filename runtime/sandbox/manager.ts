@@ -229,6 +229,8 @@ export class SandboxManager {
 
   async destroy(rec: SandboxRecord, reason: string, caller?: Caller): Promise<void> {
     const { store, engine, clock } = this.deps;
+    // Stopping first, so the engine's `die` event for the removal is not read as an exit.
+    if (rec.status === 'running') store.transition(rec.id, 'stopping', clock.nowMs());
     if (rec.containerId) await this.wrapEngine(() => engine.removeContainer(rec.containerId!));
     if (rec.networkId) await this.deps.network.release({ id: rec.id, workspace: rec.workspace, networkId: rec.networkId });
     const now = clock.nowMs();

@@ -48,6 +48,46 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX events_ts ON events (ts_ms);
    CREATE INDEX events_sandbox ON events (sandbox_id, seq);
    CREATE INDEX events_type ON events (type, seq);`,
+  `CREATE TABLE networks (
+     id TEXT PRIMARY KEY,
+     workspace TEXT NOT NULL,
+     name TEXT NOT NULL,
+     short TEXT NOT NULL UNIQUE,
+     bridge TEXT NOT NULL UNIQUE,
+     subnet TEXT NOT NULL,
+     gateway TEXT NOT NULL,
+     enable_dns INTEGER NOT NULL,
+     internal INTEGER NOT NULL,
+     isolated INTEGER NOT NULL DEFAULT 0,
+     private_for TEXT,
+     engine_id TEXT,
+     policy TEXT,
+     labels TEXT NOT NULL DEFAULT '{}',
+     status TEXT NOT NULL,
+     created_ms INTEGER NOT NULL,
+     updated_ms INTEGER NOT NULL,
+     deleted_ms INTEGER
+   );
+   CREATE INDEX networks_ws ON networks (workspace, status, created_ms);
+   CREATE INDEX sandboxes_ip ON sandboxes (network_id, ip_address);
+   CREATE TABLE net_observations (
+     network_id TEXT NOT NULL,
+     direction TEXT NOT NULL,
+     proto TEXT NOT NULL,
+     remote TEXT NOT NULL,
+     port INTEGER NOT NULL,
+     count INTEGER NOT NULL,
+     first_ms INTEGER NOT NULL,
+     last_ms INTEGER NOT NULL,
+     PRIMARY KEY (network_id, direction, proto, remote, port)
+   );
+   CREATE TABLE dns_observations (
+     network_id TEXT NOT NULL,
+     name TEXT NOT NULL,
+     address TEXT NOT NULL,
+     last_ms INTEGER NOT NULL,
+     PRIMARY KEY (network_id, name, address)
+   );`,
 ];
 
 export interface Db {

@@ -7,6 +7,7 @@ import { loadConfig, type Config } from '../../runtime/config.ts';
 import { DockerEngine } from '../../runtime/engine/docker/docker.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from '../../runtime/runtime.ts';
 import { LABEL } from '../../runtime/sandbox/hardening.ts';
+import { runNft, tableExists } from '../../netfilter/nft.ts';
 
 export const BUSYBOX = 'director/busybox:latest';
 export const BASE = 'director/base:latest';
@@ -25,7 +26,12 @@ export interface TestRuntime extends Runtime {
 export function testRuntime(overrides: Partial<Config> = {}, opts: RuntimeOptions = {}): TestRuntime {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'director-test-'));
   const runtimeName = overrides.runtimeName ?? `test-${randomBytes(4).toString('hex')}`;
-  const config = loadConfig({}, { dataDir, runtimeName, defaultImage: BUSYBOX, poolSize: 0, poolImages: BUSYBOX, logLevel: 'silent', ...overrides });
+  const config = loadConfig({}, {
+    dataDir, runtimeName, defaultImage: BUSYBOX, poolSize: 0, poolImages: BUSYBOX, logLevel: 'silent',
+    // Networking is opt-in per test file, each with its own nft table so files never share rules.
+    networking: 'off', nftTable: `director_t_${runtimeName.replace(/[^a-z0-9]/g, '')}`, nftCheckIntervalMs: 500,
+    ...overrides,
+  });
   const engine = new DockerEngine();
   const rt = createRuntime({ config, engine, logger: pino({ level: process.env.DIRECTOR_TEST_LOG ?? 'silent' }), ...opts });
   return Object.assign(rt, {
@@ -33,6 +39,8 @@ export function testRuntime(overrides: Partial<Config> = {}, opts: RuntimeOption
     async cleanup() {
       await rt.close();
       await removeContainers(engine, runtimeName);
+      await removeNetworks(engine, runtimeName);
+      await deleteTable(config.nftTable);
       rmSync(dataDir, { recursive: true, force: true });
     },
   });
@@ -41,6 +49,15 @@ export function testRuntime(overrides: Partial<Config> = {}, opts: RuntimeOption
 export async function removeContainers(engine: DockerEngine, runtimeName: string): Promise<void> {
   const left = await engine.listContainers({ [LABEL.runtime]: runtimeName });
   await Promise.all(left.map((c) => engine.removeContainer(c.id)));
+}
+
+export async function removeNetworks(engine: DockerEngine, runtimeName: string): Promise<void> {
+  const left = await engine.listNetworks({ 'director.runtime': runtimeName });
+  await Promise.all(left.map((n) => engine.removeNetwork(n.id)));
+}
+
+export async function deleteTable(table: string): Promise<void> {
+  if (await tableExists(table)) await runNft(['delete', 'table', 'inet', table]);
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
