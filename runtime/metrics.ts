@@ -18,6 +18,13 @@ export interface RuntimeMetrics {
   sandboxes: Gauge<'state'>;
   /** Sets the source the `director_sandboxes` gauge reads at scrape time. */
   onCollectSandboxes(fn: () => Record<string, number>): void;
+  /** Sets the source of per-network packet/byte counters (read from nft at scrape time). */
+  onCollectNetworks(fn: () => Promise<NetworkCounters[]>): void;
+}
+
+export interface NetworkCounters {
+  network: string;
+  counters: { allowed: { packets: number; bytes: number } | null; denied: { packets: number; bytes: number } | null } | null;
 }
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -36,8 +43,36 @@ export function createRuntimeMetrics(registry = new Registry(), opts: { processM
       for (const state of ['creating', 'running', 'stopping', 'stopped', 'failed', 'deleted']) this.set({ state }, counts[state] ?? 0);
     },
   });
+  let networks: () => Promise<NetworkCounters[]> = () => Promise.resolve([]);
+  let cached: { atMs: number; rows: Promise<NetworkCounters[]> } | null = null;
+  // One nft read serves both families in a scrape (and scrapes within a second).
+  const networkRows = () => {
+    if (!cached || Date.now() - cached.atMs > 1000) cached = { atMs: Date.now(), rows: networks().catch(() => []) };
+    return cached.rows;
+  };
+  const fromNft = (name: string, help: string, field: 'packets' | 'bytes') =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['network', 'verdict'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const row of await networkRows()) {
+          for (const verdict of ['allowed', 'denied'] as const) {
+            const v = row.counters?.[verdict]?.[field];
+            if (v) this.inc({ network: row.network, verdict }, v);
+          }
+        }
+      },
+    });
+  fromNft('director_network_packets_total', 'Packets per network by verdict, from the nft counters (isolated sandbox networks summed as network="isolated").', 'packets');
+  fromNft('director_network_bytes_total', 'Bytes per network by verdict, from the nft counters.', 'bytes');
   return {
     registry,
+    onCollectNetworks: (fn) => {
+      networks = fn;
+    },
     createSeconds: new Histogram({ name: 'director_sandbox_create_duration_seconds', help: 'Time from create request to a running sandbox.', labelNames: ['source'], buckets: LATENCY_BUCKETS, registers: [registry] }),
     startSeconds: new Histogram({ name: 'director_sandbox_start_duration_seconds', help: 'Time the engine took to start a sandbox container.', buckets: LATENCY_BUCKETS, registers: [registry] }),
     execSeconds: new Histogram({ name: 'director_exec_duration_seconds', help: 'Duration of executes.', buckets: LATENCY_BUCKETS, registers: [registry] }),

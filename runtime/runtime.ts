@@ -17,6 +17,8 @@ import { SandboxStore } from './store/sandboxes.ts';
 import { NetworkStore } from './store/networks.ts';
 import { Firewall } from './network/firewall.ts';
 import { NetworkManager } from './network/manager.ts';
+import { DenyMonitor } from './network/monitor.ts';
+import { createDnsController } from './network/dns-controller.ts';
 import { alwaysDeniedRanges } from '../netfilter/model.ts';
 
 export interface RuntimeOptions {
@@ -34,6 +36,8 @@ export interface NetworkLayer {
   store: NetworkStore;
   firewall: Firewall;
   manager: NetworkManager;
+  monitor: DenyMonitor;
+  dns: ReturnType<typeof createDnsController>;
 }
 
 export interface Runtime extends AsyncDisposable {
@@ -79,8 +83,14 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
       logger: logger.child({ component: 'firewall' }),
       checkIntervalMs: config.nftCheckIntervalMs,
     });
-    const manager = new NetworkManager({ engine, store: netStore, firewall, events, config, clock, logger: logger.child({ component: 'networks' }) });
-    networks = { store: netStore, firewall, manager };
+    const dns = createDnsController({ upstream: config.dnsUpstream, port: config.dnsPort, store: netStore, firewall, events, alwaysDenied: firewall.alwaysDenied, clock, logger: logger.child({ component: 'dns' }) });
+    const manager = new NetworkManager({ engine, store: netStore, firewall, events, config, clock, logger: logger.child({ component: 'networks' }), dns });
+    const monitor = new DenyMonitor({ store: netStore, events, clock, logger: logger.child({ component: 'deny-log' }) });
+    networks = { store: netStore, firewall, manager, monitor, dns };
+    metrics.onCollectNetworks(async () => {
+      const table = await firewall.table();
+      return netStore.active().map((r) => ({ network: r.privateFor ? 'isolated' : r.name, counters: table?.networks[r.short]?.counters ?? null }));
+    });
   }
   const sandboxes = new SandboxManager({ engine, store, events, metrics, config, clock, logger, network: opts.network ?? networks?.manager ?? noNetworking });
   if (networks) {
@@ -100,6 +110,8 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     closed = true;
     supervisor.stop();
     networks?.firewall.close();
+    await networks?.monitor.stop();
+    await networks?.dns.closeAll();
     await pool.drain();
     db.close();
   };
@@ -107,6 +119,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     config, engine, db, clock, logger, metrics, events, sandboxes, networks, executor, files, pool, supervisor,
     async start(o = {}) {
       await networks?.manager.boot();
+      await networks?.monitor.start();
       await supervisor.start();
       const filling = pool.start();
       if (o.waitForPool) await filling;

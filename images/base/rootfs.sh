@@ -14,7 +14,7 @@ if [ -z "$mirror" ]; then
 fi
 command -v debootstrap >/dev/null || { echo "debootstrap is not installed: apt-get install -y debootstrap" >&2; exit 1; }
 debootstrap --variant=minbase \
-  --include=bash,coreutils,procps,python3-minimal,nodejs,git,ca-certificates,util-linux,iproute2 \
+  --include=bash,coreutils,procps,python3,nodejs,git,ca-certificates,util-linux,iproute2 \
   bookworm "$root" "$mirror"
 chroot "$root" groupadd --gid 1000 sandbox
 chroot "$root" useradd --uid 1000 --gid 1000 --create-home --shell /bin/bash sandbox

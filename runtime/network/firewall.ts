@@ -58,6 +58,10 @@ export class Firewall {
     return this.deps.logger;
   }
 
+  get alwaysDenied(): AlwaysDenied {
+    return this.deps.alwaysDenied;
+  }
+
   /** Runs `fn` after every change queued before it: the table has exactly one writer. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.chain.then(fn, fn);

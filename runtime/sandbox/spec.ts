@@ -116,7 +116,8 @@ export class PolicyViolationError extends DirectorError {
   }
 }
 
-function findForbidden(value: unknown, at: string): PolicyViolationError | null {
+/** The first key (or host-namespace value) asking for a forbidden power, as an error naming it. */
+export function findForbidden(value: unknown, at: string): PolicyViolationError | null {
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       const hit = findForbidden(value[i], `${at}[${i}]`);

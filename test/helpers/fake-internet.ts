@@ -311,7 +311,9 @@ export async function startFakeInternet(opts: FakeInternetOptions = {}): Promise
 
     for (const a of [...webHosts, ...dnsServers]) {
       // `route add` (not replace) fails if another fixture already routes this address: never steal it.
-      await ip(['route', 'add', `${a}/32`, 'via', link.peer, 'dev', hostIf]);
+      await ip(['route', 'add', `${a}/32`, 'via', link.peer, 'dev', hostIf]).catch((err: Error) => {
+        throw new Error(`${a} is already routed on this host (another fake internet running?): ${err.message}`);
+      });
       routes.push([`${a}/32`, 'via', link.peer, 'dev', hostIf]);
     }
 
@@ -401,12 +403,13 @@ export async function startFakeInternet(opts: FakeInternetOptions = {}): Promise
   }
 
   function command(cmd: Record<string, unknown>, timeoutMs = 5000): Promise<void> {
-    if (closed || !server?.stdin?.writable) return Promise.reject(new Error(`fake internet ${ns} is closed`));
+    const stdin = server?.stdin;
+    if (closed || !stdin?.writable) return Promise.reject(new Error(`fake internet ${ns} is closed`));
     const id = nextAck++;
     return new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => { acks.delete(id); reject(new Error(`fake host server did not ack ${String(cmd.op)}`)); }, timeoutMs);
       acks.set(id, () => { clearTimeout(t); resolve(); });
-      server!.stdin!.write(`${JSON.stringify({ ...cmd, id })}\n`);
+      stdin.write(`${JSON.stringify({ ...cmd, id })}\n`);
     });
   }
 
