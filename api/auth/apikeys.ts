@@ -127,8 +127,8 @@ export class ApiKeys {
 
   list(workspace: string, filter: OwnerFilter = {}): ApiKeyInfo[] {
     const rows = filter.userId
-      ? this.#db.sql.prepare('SELECT * FROM api_keys WHERE workspace_id = ? AND user_id = ? ORDER BY created_ms DESC, id').all(workspace, filter.userId)
-      : this.#db.sql.prepare('SELECT * FROM api_keys WHERE workspace_id = ? ORDER BY created_ms DESC, id').all(workspace);
+      ? this.#db.sql.prepare('SELECT * FROM api_keys WHERE workspace_id = ? AND user_id = ? ORDER BY created_ms DESC, rowid DESC').all(workspace, filter.userId)
+      : this.#db.sql.prepare('SELECT * FROM api_keys WHERE workspace_id = ? ORDER BY created_ms DESC, rowid DESC').all(workspace);
     return (rows as unknown as KeyRow[]).map(toInfo);
   }
 
