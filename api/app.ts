@@ -1,60 +1,183 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import type { Runtime } from '../runtime/runtime.ts';
 import { newId } from '../runtime/ids.ts';
 import { isDirectorError } from '../runtime/errors.ts';
-import { fail, ok } from './envelope.ts';
-import { readiness, type ReadinessProbe } from './health.ts';
+import type { AuthService } from './auth/service.ts';
+import { actorOf } from './auth/types.ts';
+import { fail } from './envelope.ts';
+import { installValidators, validationToError } from './validation.ts';
+import { RateLimiter, classify, rateLimitHeaders, rateLimitError } from './ratelimit.ts';
+import { IdempotencyStore, IDEMPOTENCY_HEADER, REPLAY_HEADER, fingerprint, parseIdempotencyKey } from './idempotency.ts';
+import { sandboxRoutes } from './routes/sandboxes.ts';
+import { networkRoutes } from './routes/networks.ts';
+import { authRoutes } from './routes/auth.ts';
+import { systemRoutes } from './routes/system.ts';
+import type { ReadinessProbe } from './health.ts';
+import './context.ts';
 
 export interface AppDeps {
   runtime: Runtime;
+  auth: AuthService;
   probes?: ReadinessProbe[];
   /** Fastify logger options (pino); false in tests. */
   logger?: boolean | Record<string, unknown>;
 }
 
+const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+
 /**
- * Builds the HTTP app. Health and Prometheus metrics for now; the `/v1` API areas register
- * as encapsulated plugins on top of this (see api/routes/).
+ * Builds the HTTP app: the Director Protocol under `/v1` (envelope, error codes, auth, tenancy,
+ * rate limits, idempotency), health, Prometheus metrics, OpenAPI and discovery. Every area is an
+ * encapsulated plugin (api/routes/); this file holds only what crosses them.
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const rt = deps.runtime;
+  const { runtime: rt, auth } = deps;
+  const cfg = rt.config;
   const app = Fastify({
     logger: deps.logger ?? false,
     genReqId: () => newId('req'),
     requestIdHeader: false,
-    bodyLimit: 1_048_576,
+    bodyLimit: cfg.bodyLimitBytes,
     return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+  });
+  installValidators(app);
+  app.decorateRequest('principal', null);
+
+  const limiter = new RateLimiter({ limits: { auth: cfg.rateLimitAuth, session: cfg.rateLimitSession, sandbox: cfg.rateLimitSandbox, general: cfg.rateLimitGeneral } });
+  const idempotency = new IdempotencyStore(rt.db);
+  idempotency.releaseRunning();
+  const purge = setInterval(() => idempotency.purgeExpired(), 3_600_000);
+  purge.unref();
+  app.addHook('onClose', async () => clearInterval(purge));
+
+  // Routes known by pattern, for 405 Method Not Allowed.
+  const routes: { method: string; re: RegExp }[] = [];
+  app.addHook('onRoute', (r) => {
+    const re = new RegExp(`^${r.url.replace(/:[^/]+/g, '[^/]+').replace(/\*/g, '.*')}/?$`);
+    for (const m of ([] as string[]).concat(r.method)) routes.push({ method: m, re });
   });
 
-  app.addHook('onSend', async (req, reply) => {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Director API',
+        version: '1.0.0',
+        description: 'Sandbox and network isolation runtime with a secure execution API (the Director Protocol). Every response uses the envelope `{success, data, metadata}`; errors `{success: false, error: {code, message, details}, metadata}`. Authenticate with `Authorization: Bearer <JWT from /v1/auth/login or an API key>`; select a workspace with `X-Director-Workspace` when a user belongs to several. Rate limits answer with `X-RateLimit-*` headers on every response. Creating POSTs honour `Idempotency-Key`.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A JWT from /v1/auth/login or an API key (dk_...)' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/v1/docs', uiConfig: { deepLinking: false } });
+
+  app.addHook('onSend', async (req, reply, payload) => {
     reply.header('x-request-id', req.id);
+    return payload;
+  });
+
+  // Authentication, then the rate limit keyed by who is calling (the client address when anonymous).
+  app.addHook('onRequest', async (req, reply) => {
+    const cfgRoute = req.routeOptions.config;
+    const url = req.routeOptions.url;
+    if (!url || url.startsWith('/v1/docs')) return;
+    const cls = classify(req.method, url);
+    let key = `ip:${req.ip}`;
+    if (!cfgRoute.public) {
+      try {
+        const ws = req.headers['x-director-workspace'];
+        req.principal = await auth.authenticate(req.headers.authorization, typeof ws === 'string' ? ws : undefined);
+        key = req.principal.keyId ?? req.principal.userId;
+      } catch (err) {
+        const d = limiter.take('auth', key);
+        void reply.headers(rateLimitHeaders(d));
+        if (!d.allowed) throw rateLimitError(d);
+        if (isDirectorError(err)) {
+          rt.events.emit({ type: err.code === 'AUTHENTICATION_ERROR' ? 'auth_failed' : 'auth_denied', severity: 'medium', actor: `ip:${req.ip}`, details: { route: url, method: req.method, reason: err.details?.reason ?? null, requestId: req.id } });
+        }
+        throw err;
+      }
+    }
+    const d = limiter.take(cls, key);
+    void reply.headers(rateLimitHeaders(d));
+    if (!d.allowed) throw rateLimitError(d);
+  });
+
+  app.addHook('preHandler', async (req) => {
+    const scope = req.routeOptions.config.scope;
+    if (scope && req.principal) {
+      try {
+        auth.requireScope(req.principal, scope);
+      } catch (err) {
+        rt.events.emit({ type: 'scope_denied', severity: 'medium', workspace: req.principal.workspace, actor: actorOf(req.principal), details: { scope, route: req.routeOptions.url, method: req.method, requestId: req.id } });
+        throw err;
+      }
+    }
+  });
+
+  // Idempotency-Key on creating POSTs: replay, 409 while running, 422 on a different body.
+  app.addHook('preHandler', async (req, reply) => {
+    if (!req.routeOptions.config.idempotent || req.headers[IDEMPOTENCY_HEADER.toLowerCase()] === undefined || !req.principal) return;
+    const key = parseIdempotencyKey(req.headers[IDEMPOTENCY_HEADER.toLowerCase()]);
+    const path = req.url.split('?')[0] ?? req.url;
+    const begun = idempotency.begin(req.principal.workspace, key, fingerprint(req.method, path, req.body), req.method, path);
+    if (begun.kind === 'replay') {
+      return reply.code(begun.statusCode).header(REPLAY_HEADER, 'true').send(begun.body);
+    }
+    (req as FastifyRequest & { idempotencyKey?: string }).idempotencyKey = key;
+  });
+  app.addHook('onSend', async (req, reply, payload) => {
+    const key = (req as FastifyRequest & { idempotencyKey?: string }).idempotencyKey;
+    if (!key || !req.principal || reply.getHeader(REPLAY_HEADER)) return payload;
+    if (reply.statusCode >= 500) idempotency.abandon(req.principal.workspace, key);
+    else idempotency.complete(req.principal.workspace, key, reply.statusCode, typeof payload === 'string' ? (JSON.parse(payload) as unknown) : payload);
+    return payload;
   });
 
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send(fail('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`, { method: req.method }, req.id));
-  });
-
-  app.setErrorHandler((err, req, reply) => {
-    if (isDirectorError(err)) return reply.code(err.status).send(fail(err.code, err.message, err.details, req.id));
-    const status = (err as { statusCode?: number }).statusCode ?? 500;
-    if (status >= 500) {
-      req.log.error({ err }, 'request failed');
-      return reply.code(500).send(fail('INTERNAL_ERROR', 'internal error', undefined, req.id));
+    const path = req.url.split('?')[0] ?? req.url;
+    const allowed = [...new Set(routes.filter((r) => r.re.test(path)).map((r) => r.method))].filter((m) => (METHODS as readonly string[]).includes(m));
+    if (allowed.length) {
+      return reply.code(405).header('allow', allowed.join(', ')).send(fail('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`, { allowed }, req.id));
     }
-    const code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 404 ? 'NOT_FOUND' : status === 429 ? 'RATE_LIMIT_EXCEEDED' : 'VALIDATION_ERROR';
-    return reply.code(status).send(fail(code, (err as Error).message, { field: 'body' }, req.id));
+    return reply.code(404).send(fail('NOT_FOUND', `no route ${req.method} ${path}`, { method: req.method, path }, req.id));
   });
 
-  app.get('/health', (req, reply) => reply.send(ok({ status: 'ok', version: rt.config.runtimeName }, req.id)));
-  app.get('/health/live', (req, reply) => reply.send(ok({ status: 'alive' }, req.id)));
-  app.get('/health/ready', async (req, reply) => {
-    const r = await readiness(rt, deps.probes);
-    if (!r.ready) return reply.code(503).send(fail('SERVICE_UNAVAILABLE', 'not ready', { checks: r.checks }, req.id));
-    return ok({ status: 'ready', checks: r.checks }, req.id);
+  app.setErrorHandler((err: unknown, req, reply) => {
+    if (isDirectorError(err)) {
+      const retryAfter = err.code === 'RATE_LIMIT_EXCEEDED' ? Number(err.details?.retryAfter ?? 60) : undefined;
+      if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
+      if (err.status >= 500) req.log.error({ err }, 'request failed');
+      return reply.code(err.status).send(fail(err.code, err.message, err.details, req.id, retryAfter));
+    }
+    const e = err as { validation?: Parameters<typeof validationToError>[0]; validationContext?: string; statusCode?: number; code?: string; message?: string };
+    if (e.validation) {
+      const v = validationToError(e.validation, e.validationContext ?? 'body');
+      return reply.code(400).send(fail(v.code, v.message, v.details, req.id));
+    }
+    const status = e.statusCode ?? 500;
+    if (status === 413) return reply.code(413).send(fail('PAYLOAD_TOO_LARGE', `request body exceeds the limit`, { field: 'body' }, req.id));
+    if (status === 415) return reply.code(415).send(fail('UNSUPPORTED_MEDIA_TYPE', e.message ?? 'unsupported media type', { field: 'content-type' }, req.id));
+    if (status >= 400 && status < 500) {
+      const malformed = e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError;
+      return reply.code(400).send(fail('VALIDATION_ERROR', malformed ? 'malformed JSON body' : (e.message ?? 'bad request'), { field: 'body', issue: malformed ? 'not valid JSON' : e.code }, req.id));
+    }
+    req.log.error({ err }, 'request failed');
+    return reply.code(500).send(fail('INTERNAL_ERROR', 'internal error', undefined, req.id));
   });
-  app.get('/metrics', async (_req, reply) => {
-    const body = await rt.metrics.registry.metrics();
-    return reply.type(rt.metrics.registry.contentType).send(body);
-  });
+
+  await app.register(systemRoutes, { runtime: rt, probes: deps.probes ?? [] });
+  await app.register(
+    async (v1) => {
+      await v1.register(authRoutes, { auth, runtime: rt });
+      await v1.register(sandboxRoutes, { runtime: rt });
+      if (rt.networks) await v1.register(networkRoutes, { networks: rt.networks.manager });
+    },
+    { prefix: '/v1' },
+  );
   return app;
 }

@@ -1,16 +1,18 @@
 /**
  * The Director server: provisioned by scripts/up.sh, then `node api/main.ts`. Loads and
  * validates configuration (refusing to start on a bad DIRECTOR_* value), starts the runtime
- * (reconcile, supervisor, warm pool) and serves HTTP on DIRECTOR_HOST:DIRECTOR_PORT.
+ * (reconcile, firewall, supervisor, warm pool), creates the first admin, and serves HTTP on
+ * DIRECTOR_HOST:DIRECTOR_PORT until SIGTERM/SIGINT, then drains and stops.
  */
 import { writeFileSync } from 'node:fs';
 import { pino } from 'pino';
-import { ConfigError, loadConfig } from '../runtime/config.ts';
+import { ConfigError, loadConfig, type Config } from '../runtime/config.ts';
 import { createRuntimeMetrics } from '../runtime/metrics.ts';
 import { createRuntime } from '../runtime/runtime.ts';
+import { AuthService } from './auth/service.ts';
 import { buildApp } from './app.ts';
 
-let config;
+let config: Config;
 try {
   config = loadConfig();
 } catch (err) {
@@ -20,7 +22,8 @@ try {
   }
   throw err;
 }
-const logger = pino({ level: config.logLevel, redact: { paths: ['req.headers.authorization', '*.password', '*.token', '*.secret', '*.apiKey'], censor: '[redacted]' } });
+const redact = { paths: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token', '*.refreshToken', '*.secret', '*.key', '*.adminPassword', '*.jwtSecret'], censor: '[redacted]' };
+const logger = pino({ level: config.logLevel, redact });
 
 // The runtime must outlive its sandboxes under memory pressure: make it the OOM killer's last choice.
 try {
@@ -33,10 +36,25 @@ const runtime = createRuntime({ config, logger, metrics: createRuntimeMetrics(un
 try {
   await runtime.start();
 } catch (err) {
-  logger.fatal({ err }, 'runtime failed to start (is the container engine reachable? run scripts/provision.sh)');
+  logger.fatal({ err }, 'runtime failed to start (is the container engine reachable? is nft installed and are we root? run scripts/provision.sh)');
   process.exit(1);
 }
-const app = await buildApp({ runtime, logger: { level: config.logLevel } });
+
+const auth = new AuthService(runtime.db, { tokenTtlMs: config.jwtTtlMs, ...(config.jwtSecret ? { jwtSecret: config.jwtSecret } : {}) });
+try {
+  const admin = await auth.bootstrapAdmin(config.adminPassword || undefined);
+  if (admin.generatedPassword) {
+    // Printed once, to the terminal only (not through the logger): it is never stored in clear.
+    process.stderr.write(`\ndirector: created user "admin" with generated password: ${admin.generatedPassword}\ndirector: it is shown only now; set DIRECTOR_ADMIN_PASSWORD on first start to choose it.\n\n`);
+  } else if (admin.created) {
+    logger.info('created user "admin" with the password from DIRECTOR_ADMIN_PASSWORD');
+  }
+} catch (err) {
+  logger.fatal({ err }, 'could not create the admin user');
+  process.exit(2);
+}
+
+const app = await buildApp({ runtime, auth, logger: { level: config.logLevel, redact } });
 await app.listen({ host: config.host, port: config.port });
 logger.info({ url: `http://${config.host}:${config.port}`, engine: runtime.engine.endpoint, dataDir: config.dataDir }, 'director is serving');
 
@@ -44,11 +62,11 @@ let stopping = false;
 const shutdown = (signal: string) => {
   if (stopping) return;
   stopping = true;
-  logger.info({ signal }, 'shutting down: draining requests');
+  logger.info({ signal }, 'shutting down: no new requests; draining');
   const force = setTimeout(() => {
     logger.warn('drain timed out; exiting');
     process.exit(1);
-  }, 15_000);
+  }, config.shutdownGraceMs);
   force.unref();
   void app
     .close()

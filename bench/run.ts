@@ -1,10 +1,11 @@
 /**
- * Benchmarks: `npm run bench [name ...]` (names: sandbox). Each prints its figures with the
+ * Benchmarks: `npm run bench [name ...]` (names: sandbox, network). Each prints its figures with the
  * raw floor measured in the same run and the ratio to it.
  */
 import { benchSandbox } from './sandbox.ts';
+import { benchNetwork } from './network.ts';
 
-const all: Record<string, () => Promise<void>> = { sandbox: benchSandbox };
+const all: Record<string, () => Promise<void>> = { sandbox: benchSandbox, network: benchNetwork };
 const which = process.argv.slice(2);
 for (const name of which.length ? which : Object.keys(all)) {
   const fn = all[name];

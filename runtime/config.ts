@@ -54,6 +54,16 @@ export const SETTINGS = {
   dnsUpstream: { env: 'DIRECTOR_DNS_UPSTREAM', schema: Type.String(), default: '', description: '`address[:port]` the Director resolver forwards allowed names to. Empty: the first nameserver in /etc/resolv.conf.' },
   dnsPort: { env: 'DIRECTOR_DNS_PORT', schema: int(1, 65535), default: 53, description: 'Port of the Director resolver on each network gateway.' },
   networking: { env: 'DIRECTOR_NETWORKING', schema: Type.Union([Type.Literal('on'), Type.Literal('off')]), default: 'on', description: '`off` runs without the network layer (only `networkMode: none`); for engines whose host Director cannot firewall.' },
+  adminPassword: { env: 'DIRECTOR_ADMIN_PASSWORD', schema: Type.String({ maxLength: 1024 }), default: '', description: 'Password of the `admin` user created on first start (at least 12 characters). Empty: a random one is generated and printed once. Ignored once the admin exists. Secret.' },
+  jwtSecret: { env: 'DIRECTOR_JWT_SECRET', schema: Type.String({ maxLength: 4096 }), default: '', description: 'HS256 signing key for access tokens (at least 32 bytes). Empty: a random key is generated once and kept in the store. Secret.' },
+  jwtTtlMs: { env: 'DIRECTOR_TOKEN_TTL_MS', schema: int(60_000, 86_400_000), default: 900_000, unit: 'ms', description: 'Lifetime of access tokens from /v1/auth/login.' },
+  rateLimitAuth: { env: 'DIRECTOR_RATE_LIMIT_AUTH', schema: int(1, 1_000_000), default: 5, unit: 'requests/min', description: 'Authentication routes, per client address.' },
+  rateLimitSession: { env: 'DIRECTOR_RATE_LIMIT_SESSION', schema: int(1, 1_000_000), default: 100, unit: 'requests/min', description: 'Session operations, per user or key.' },
+  rateLimitSandbox: { env: 'DIRECTOR_RATE_LIMIT_SANDBOX', schema: int(1, 1_000_000), default: 50, unit: 'requests/min', description: 'Sandbox operations (create, execute, stop, delete, files), per user or key.' },
+  rateLimitGeneral: { env: 'DIRECTOR_RATE_LIMIT_GENERAL', schema: int(1, 1_000_000), default: 1000, unit: 'requests/min', description: 'Every other route, per user or key.' },
+  bodyLimitBytes: { env: 'DIRECTOR_BODY_LIMIT_BYTES', schema: int(1024, 1_073_741_824), default: 1_048_576, unit: 'bytes', description: 'Largest JSON request body (413 beyond); file uploads use DIRECTOR_FILE_MAX_BYTES.' },
+  shutdownGraceMs: { env: 'DIRECTOR_SHUTDOWN_GRACE_MS', schema: int(0, 600_000), default: 15_000, unit: 'ms', description: 'How long a graceful shutdown waits for requests and streams to drain.' },
+  metricsToken: { env: 'DIRECTOR_METRICS_TOKEN', schema: Type.String(), default: '', description: 'Bearer token required for /metrics from non-loopback clients (empty: /metrics answers loopback only).' },
   runtimeName: { env: 'DIRECTOR_RUNTIME_NAME', schema: Type.String(), default: 'default', description: 'Name of this Director instance; it labels every container so several instances can share one engine.' },
 } as const satisfies Record<string, Setting>;
 

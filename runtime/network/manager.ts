@@ -104,7 +104,9 @@ export class NetworkManager implements NetworkAttacher {
   ): Promise<NetworkRecord> {
     const { store, engine, firewall, clock, config } = this.deps;
     this.deps.firewall.assertReady();
-    const taken = store.active().map((r) => r.subnet);
+    // Subnets in use: Director's own and every other network on the engine (other instances, Docker's).
+    const engineNets = await engine.listNetworks({});
+    const taken = [...store.active().map((r) => r.subnet), ...engineNets.map((n) => n.subnet).filter((x): x is string => Boolean(x))];
     let subnet: string;
     let gateway: string;
     if (o.subnet) ({ subnet, gateway } = checkSubnet(o.subnet, o.gateway, taken));

@@ -30,7 +30,7 @@ export function checkSubnet(subnet: string, gateway: string | undefined, taken: 
   }
   for (const t of taken) {
     const o = parseCidr(t);
-    if (o && overlaps(o, c)) throw validationError('subnet', `overlaps ${t}, the subnet of another Director network`);
+    if (o && overlaps(o, c)) throw validationError('subnet', `overlaps ${t}, the subnet of another network on this engine`);
   }
   const first = formatIp({ family: 4, value: c.value + 1n });
   const gw = gateway ?? first;

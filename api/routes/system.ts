@@ -1,0 +1,66 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { FastifyPluginAsync } from 'fastify';
+import type { Runtime } from '../../runtime/runtime.ts';
+import { fail, ok } from '../envelope.ts';
+import { readiness, type ReadinessProbe } from '../health.ts';
+
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
+const sameSecret = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+
+/** Health probes, Prometheus metrics, the OpenAPI document and `/llms.txt`. */
+export const systemRoutes: FastifyPluginAsync<{ runtime: Runtime; probes: ReadinessProbe[] }> = async (app, { runtime: rt, probes }) => {
+  const pub = { config: { public: true }, schema: { hide: true } };
+
+  app.get('/health', pub, async (req, reply) => reply.send(ok({ status: 'ok', instance: rt.config.runtimeName }, req.id)));
+  app.get('/health/live', pub, async (req, reply) => reply.send(ok({ status: 'alive' }, req.id)));
+  app.get('/health/ready', pub, async (req, reply) => {
+    const nft: ReadinessProbe = async () => {
+      if (!rt.networks) return { name: 'nft', ok: true, detail: 'network layer off' };
+      const s = rt.networks.firewall.status;
+      const problems = s.booted && !s.tampered ? await rt.networks.firewall.verify() : ['not in place'];
+      return { name: 'nft', ok: problems.length === 0, detail: problems.length ? problems.slice(0, 3).join('; ') : `table inet ${rt.config.nftTable} in place` };
+    };
+    const r = await readiness(rt, [nft, ...probes]);
+    if (!r.ready) return reply.code(503).send(fail('SERVICE_UNAVAILABLE', 'not ready', { checks: r.checks }, req.id));
+    return reply.send(ok({ status: 'ready', checks: r.checks }, req.id));
+  });
+
+  // Prometheus: open to loopback; other clients need DIRECTOR_METRICS_TOKEN.
+  app.get('/metrics', pub, async (req, reply) => {
+    const token = rt.config.metricsToken;
+    const presented = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
+    if (!LOOPBACK.test(req.ip) && !(token && sameSecret(presented, token))) {
+      return reply.code(401).send(fail('AUTHENTICATION_ERROR', 'metrics need a bearer token from non-loopback clients', { reason: 'metrics_token' }, req.id));
+    }
+    return reply.type(rt.metrics.registry.contentType).send(await rt.metrics.registry.metrics());
+  });
+
+  app.get('/v1/openapi.json', pub, async (_req, reply) => reply.send(app.swagger()));
+
+  app.get('/llms.txt', pub, async (req, reply) => {
+    const base = `${req.protocol}://${req.host}`;
+    return reply.type('text/plain; charset=utf-8').send(`# Director
+
+> A sandbox and network isolation runtime. It runs untrusted (agent-written) code in hardened
+> containers on a real Docker engine, behind per-network nftables egress policies with
+> name-based allowlists, and reports every denial as a security event.
+
+## Authentication
+- POST ${base}/v1/auth/login {"username","password"} -> {token, refreshToken, expiresAt}
+- Send "Authorization: Bearer <token>" (a JWT, or an API key "dk_...") on every /v1 call.
+- POST ${base}/v1/api-keys {"name","scopes":["sandboxes:write","sandboxes:exec",...]} creates a scoped key (shown once).
+
+## Key endpoints
+- POST ${base}/v1/sandboxes {"image","command","resourceLimits","securityPolicy","networkMode"} -> a running sandbox
+- POST ${base}/v1/sandboxes/{id}/execute {"command":["python3","-c","print(1)"],"timeout":30000} (Accept: text/event-stream to stream)
+- PUT/GET ${base}/v1/sandboxes/{id}/files?path=/workspace/x
+- POST ${base}/v1/networks, POST ${base}/v1/networks/{id}/policies, POST ${base}/v1/networks/{id}/isolate
+- GET ${base}/health/ready, GET ${base}/metrics (Prometheus)
+
+## Reference
+- OpenAPI: ${base}/v1/openapi.json ; human docs: ${base}/v1/docs
+- Envelope: {"success":true,"data":...,"metadata":{"timestamp","requestId","version"}}; errors carry {"code","message","details"}.
+`);
+  });
+};
