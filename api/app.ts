@@ -14,6 +14,8 @@ import { sandboxRoutes } from './routes/sandboxes.ts';
 import { networkRoutes } from './routes/networks.ts';
 import { authRoutes } from './routes/auth.ts';
 import { systemRoutes } from './routes/system.ts';
+import { monitoringRoutes } from './routes/monitoring.ts';
+import { installHttpMetrics } from './http-metrics.ts';
 import type { ReadinessProbe } from './health.ts';
 import './context.ts';
 
@@ -46,6 +48,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   installValidators(app);
   app.decorateRequest('principal', null);
+  const http = installHttpMetrics(app, rt.metrics.registry);
 
   const limiter = new RateLimiter({ limits: { auth: cfg.rateLimitAuth, session: cfg.rateLimitSession, sandbox: cfg.rateLimitSandbox, general: cfg.rateLimitGeneral } });
   const idempotency = new IdempotencyStore(rt.db);
@@ -176,6 +179,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await v1.register(authRoutes, { auth, runtime: rt });
       await v1.register(sandboxRoutes, { runtime: rt });
       if (rt.networks) await v1.register(networkRoutes, { networks: rt.networks.manager });
+      await v1.register(monitoringRoutes, { runtime: rt, errors: http.errors, totals: http.totals });
     },
     { prefix: '/v1' },
   );

@@ -18,6 +18,8 @@ export interface RuntimeMetrics {
   sandboxes: Gauge<'state'>;
   /** Sets the source the `director_sandboxes` gauge reads at scrape time. */
   onCollectSandboxes(fn: () => Record<string, number>): void;
+  /** Sets the component health read at scrape time (engine, store, firewall: 1 up, 0 down). */
+  onCollectHealth(fn: () => Promise<Record<'engine' | 'store' | 'firewall', number>>): void;
   /** Sets the source of per-network packet/byte counters (read from nft at scrape time). */
   onCollectNetworks(fn: () => Promise<NetworkCounters[]>): void;
 }
@@ -30,7 +32,11 @@ export interface NetworkCounters {
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 export function createRuntimeMetrics(registry = new Registry(), opts: { processMetrics?: boolean } = {}): RuntimeMetrics {
-  if (opts.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'director_' });
+  if (opts.processMetrics) {
+    collectDefaultMetrics({ register: registry, prefix: 'director_' });
+    // prom-client names three gauges `*_total`, which Prometheus conventions (and promtool) reserve for counters.
+    for (const name of ['director_nodejs_active_handles_total', 'director_nodejs_active_requests_total', 'director_nodejs_active_resources_total']) registry.removeSingleMetric(name);
+  }
   let source: () => Record<string, number> = () => ({});
   const sandboxes = new Gauge({
     name: 'director_sandboxes',
@@ -68,8 +74,22 @@ export function createRuntimeMetrics(registry = new Registry(), opts: { processM
     });
   fromNft('director_network_packets_total', 'Packets per network by verdict, from the nft counters (isolated sandbox networks summed as network="isolated").', 'packets');
   fromNft('director_network_bytes_total', 'Bytes per network by verdict, from the nft counters.', 'bytes');
+  let health: () => Promise<Record<'engine' | 'store' | 'firewall', number>> = () => Promise.resolve({ engine: 1, store: 1, firewall: 1 });
+  new Gauge({
+    name: 'director_component_up',
+    help: 'Whether a component works (1) or not (0): engine (answers a ping), store (takes writes), firewall (nft table and hooks in place).',
+    labelNames: ['component'],
+    registers: [registry],
+    async collect() {
+      const h = await health().catch(() => ({ engine: 0, store: 0, firewall: 0 }));
+      for (const [component, v] of Object.entries(h)) this.set({ component }, v);
+    },
+  });
   return {
     registry,
+    onCollectHealth: (fn) => {
+      health = fn;
+    },
     onCollectNetworks: (fn) => {
       networks = fn;
     },

@@ -92,6 +92,17 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
       return netStore.active().map((r) => ({ network: r.privateFor ? 'isolated' : r.name, counters: table?.networks[r.short]?.counters ?? null }));
     });
   }
+  metrics.onCollectHealth(async () => {
+    const engineUp = await engine.ping(AbortSignal.timeout(2000)).then(() => 1, () => 0);
+    let storeUp = 1;
+    try {
+      db.checkWritable();
+    } catch {
+      storeUp = 0;
+    }
+    const fw = networks?.firewall.status;
+    return { engine: engineUp, store: storeUp, firewall: !fw || (fw.booted && !fw.tampered) ? 1 : 0 };
+  });
   const sandboxes = new SandboxManager({ engine, store, events, metrics, config, clock, logger, network: opts.network ?? networks?.manager ?? noNetworking });
   if (networks) {
     networks.manager.deps.destroySandbox = async (id, reason) => {
