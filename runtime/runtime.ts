@@ -66,7 +66,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   const clock = opts.clock ?? systemClock;
   const engine = opts.engine ?? new DockerEngine();
   const db = opts.db ?? openDb(config.dataDir);
-  const metrics = opts.metrics ?? createRuntimeMetrics();
+  const metrics = opts.metrics ?? createRuntimeMetrics(undefined, { processMetrics: true });
   const store = new SandboxStore(db);
   const events = createEventSink(db, clock, (e) => metrics.eventsTotal.inc({ type: e.type, severity: e.severity }));
   metrics.onCollectSandboxes(() => store.countByState());

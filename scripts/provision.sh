@@ -107,6 +107,8 @@ find_missing() {
     else [ -x /bin/busybox ] || missing+=(busybox-static); fi
     { have docker-init || have tini || [ -x /usr/libexec/docker/docker-init ]; } || missing+=(tini)
     have python3 || missing+=(python3)
+    # Test-only: promtool checks /metrics against Prometheus conventions (scripts/test.sh sets this).
+    if [ "${DIRECTOR_PROVISION_TESTS:-0}" = 1 ]; then have promtool || missing+=(prometheus); fi
   fi
   # npm is what installs Node and npm into .tools.
   if { [ "$need_local_node" = 1 ] || [ "$need_local_npm" = 1 ]; } && ! have npm; then
