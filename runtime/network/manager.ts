@@ -155,7 +155,13 @@ export class NetworkManager implements NetworkAttacher {
 
   get(caller: Caller, id: string): NetworkRecord {
     const rec = this.deps.store.get(caller.workspace, id);
-    if (!rec || rec.status === 'failed') throw notFound('network', id);
+    if (!rec || rec.status === 'failed') {
+      const other = this.deps.store.byId(id);
+      if (other && other.workspace !== caller.workspace) {
+        this.deps.events.emit({ type: 'cross_workspace_attempt', severity: 'high', workspace: caller.workspace, actor: caller.actor ?? null, details: { resource: 'network', id } });
+      }
+      throw notFound('network', id);
+    }
     return rec;
   }
 

@@ -177,7 +177,14 @@ export class SandboxManager {
 
   get(caller: Caller, id: string): SandboxRecord {
     const rec = this.deps.store.get(caller.workspace, id);
-    if (!rec) throw notFound('sandbox', id);
+    if (!rec) {
+      // Same answer as a missing id; recorded when the id exists in another workspace.
+      const other = this.deps.store.byId(id);
+      if (other && other.workspace !== caller.workspace && !other.pooled) {
+        this.deps.events.emit({ type: 'cross_workspace_attempt', severity: 'high', workspace: caller.workspace, actor: caller.actor ?? null, details: { resource: 'sandbox', id } });
+      }
+      throw notFound('sandbox', id);
+    }
     return rec;
   }
 
