@@ -12,8 +12,11 @@ import { RateLimiter, classify, rateLimitHeaders, rateLimitError } from './ratel
 import { IdempotencyStore, IDEMPOTENCY_HEADER, REPLAY_HEADER, fingerprint, parseIdempotencyKey } from './idempotency.ts';
 import { sandboxRoutes } from './routes/sandboxes.ts';
 import { networkRoutes } from './routes/networks.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 import { authRoutes } from './routes/auth.ts';
 import { systemRoutes } from './routes/system.ts';
+import { auditRoutes } from './routes/audit.ts';
+import { installAudit } from './audit/hook.ts';
 import { monitoringRoutes } from './routes/monitoring.ts';
 import { installHttpMetrics } from './http-metrics.ts';
 import type { ReadinessProbe } from './health.ts';
@@ -110,7 +113,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (!d.allowed) throw rateLimitError(d);
   });
 
-  app.addHook('preHandler', async (req) => {
+  // Scope before validation: a caller without the scope learns nothing about the body's
+  // schema, and a refused body is not recorded as their policy violation.
+  app.addHook('preValidation', async (req) => {
     const scope = req.routeOptions.config.scope;
     if (scope && req.principal) {
       try {
@@ -173,11 +178,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply.code(500).send(fail('INTERNAL_ERROR', 'internal error', undefined, req.id));
   });
 
+  installAudit(app, { runtime: rt });
   await app.register(systemRoutes, { runtime: rt, probes: deps.probes ?? [] });
   await app.register(
     async (v1) => {
       await v1.register(authRoutes, { auth, runtime: rt });
       await v1.register(sandboxRoutes, { runtime: rt });
+      await v1.register(webhookRoutes, { runtime: rt });
+      await v1.register(auditRoutes, { runtime: rt });
       if (rt.networks) await v1.register(networkRoutes, { networks: rt.networks.manager });
       await v1.register(monitoringRoutes, { runtime: rt, errors: http.errors, totals: http.totals });
     },

@@ -60,7 +60,7 @@ export function parseObjectName(name: string): ParsedName | null {
  * (outbound) or `i<index>` (inbound); the compiler's own rules are `<side>.<what>` where side is
  * `o` (egress), `i` (ingress) or `h` (to the host).
  */
-export const GUARDS = ['isolate', 'range', 'xnet', 'resolver', 'dns', 'established', 'nd', 'host', 'default', 'open'] as const;
+export const GUARDS = ['isolate', 'peer', 'range', 'xnet', 'resolver', 'dns', 'established', 'nd', 'host', 'default', 'open'] as const;
 export type Guard = (typeof GUARDS)[number];
 const SIDE: Record<ChainKind, string> = { out: 'o', in: 'i', host: 'h' };
 

@@ -103,6 +103,10 @@ export function networkRules(net: NetworkInput, logRate: LogRate = DEFAULT_LOG_R
     if (net.isolated) deny(chain, guard(chain, 'isolate'), []);
   }
 
+  // Peers on the same network talk freely (one network is one trust domain; Docker's bridge
+  // netfilter sends their frames through this hook too). Isolation above still cuts them.
+  allow('out', guard('out', 'peer'), [match(meta('oifname'), net.bridge)]);
+
   // Egress guards.
   deny('out', guard('out', 'range'), [match(addrField(4, 'daddr'), setRef(GLOBAL_SETS.deniedV4))]);
   deny('out', guard('out', 'range'), [match(addrField(6, 'daddr'), setRef(GLOBAL_SETS.deniedV6))]);

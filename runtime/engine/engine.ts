@@ -44,8 +44,22 @@ export interface Engine {
    */
   pidsLimitHits?(id: string): Promise<number | null>;
 
+  /**
+   * Changes a running container's limits in place (the ones the kernel can change live: pids,
+   * CPU quota, memory). Absent fields stay as they are. Optional: drivers that cannot do it omit it.
+   */
+  updateLimits?(id: string, limits: LiveLimits): Promise<void>;
+
   /** Container lifecycle events (die, oom, start ...) for containers with the given labels. */
   events(labels: Record<string, string>, signal: AbortSignal): AsyncIterable<EngineEvent>;
+}
+
+/** Limits {@link Engine.updateLimits} can change on a running container. */
+export interface LiveLimits {
+  pidsLimit?: number;
+  nanoCpus?: number;
+  /** Memory limit in bytes; swap is set equal (no swap), as at create. */
+  memoryBytes?: number;
 }
 
 export interface EngineInfo {

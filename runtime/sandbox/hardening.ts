@@ -72,7 +72,7 @@ export function buildContainerSpec(spec: EffectiveSpec, ctx: HardeningContext, c
     maskedPaths: [...sp.blockedPaths],
     network: rl.network ? ctx.network : { mode: 'none' },
     ulimits: [
-      { name: 'nofile', soft: cfg.nofile, hard: cfg.nofile },
+      { name: 'nofile', soft: spec.nofile ?? cfg.nofile, hard: spec.nofile ?? cfg.nofile },
       { name: 'core', soft: 0, hard: 0 },
       { name: 'fsize', soft: cfg.fsizeMb * MIB, hard: cfg.fsizeMb * MIB },
     ],

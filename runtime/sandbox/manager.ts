@@ -13,6 +13,7 @@ import { toStoredSpec } from '../store/sandboxes.ts';
 import { buildContainerSpec } from './hardening.ts';
 import type { NetworkAttacher } from './network.ts';
 import { PolicyViolationError, resolveSpec, type EffectiveSpec } from './spec.ts';
+import type { Ceiling } from '../../policies/profiles.ts';
 
 export interface ManagerDeps {
   engine: Engine;
@@ -41,7 +42,13 @@ export function poolKeyOf(spec: EffectiveSpec): string {
 
 /** A spec can be served from the pool when nothing about it is baked into the container per request. */
 export const isPoolable = (spec: EffectiveSpec): boolean =>
-  spec.command === null && Object.keys(spec.environment).length === 0 && spec.networkMode === 'none';
+  spec.command === null && Object.keys(spec.environment).length === 0 && spec.networkMode === 'none' && spec.profileId === undefined && spec.nofile === undefined;
+
+/** Security profile ceilings for a create (workspace default, then the named profile); set by the security layer. */
+export interface ProfileCeilings {
+  /** Outermost first; throws a VALIDATION_ERROR naming `profileId` for a profile the workspace cannot see. */
+  ceilingsFor(workspace: string, profileId: string | undefined): Ceiling[];
+}
 
 /**
  * Sandbox lifecycle: create (from the warm pool or cold), stop, delete and lookups. All
@@ -55,6 +62,8 @@ export class SandboxManager {
   onDeadlineArmed: ((r: SandboxRecord) => void) | null = null;
   /** Called once a container runs (the executor pre-starts its exec launcher). */
   onStarted: ((r: SandboxRecord) => void) | null = null;
+  /** Set by the security layer (`runtime/security/`); without it no profile applies and `profileId` is refused. */
+  profiles: ProfileCeilings | null = null;
 
   constructor(deps: ManagerDeps) {
     this.deps = deps;
@@ -67,15 +76,18 @@ export class SandboxManager {
   /** Validates a raw request; policy violations are recorded as security events. */
   resolve(raw: unknown, caller: Caller): EffectiveSpec {
     try {
-      return resolveSpec(raw, this.deps.config);
+      const asked = raw !== null && typeof raw === 'object' ? (raw as { profileId?: unknown }).profileId : undefined;
+      const ceilings = this.profiles?.ceilingsFor(caller.workspace, typeof asked === 'string' ? asked : undefined) ?? [];
+      return resolveSpec(raw, this.deps.config, ceilings);
     } catch (err) {
       if (err instanceof PolicyViolationError) {
+        const deniedBy = err.details?.deniedBy as { level: string } | undefined;
         this.deps.events.emit({
           type: 'policy_violation',
           severity: 'medium',
           workspace: caller.workspace,
           actor: caller.actor ?? null,
-          details: { field: err.details?.field, issue: err.details?.issue, level: 'runtime' },
+          details: { field: err.details?.field, issue: err.details?.issue, level: deniedBy?.level ?? 'runtime', ...(deniedBy ? { deniedBy } : {}) },
         });
       }
       throw err;

@@ -3,6 +3,7 @@ import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
 import type { Config } from '../config.ts';
 import { DirectorError, validationError } from '../errors.ts';
+import { checkCeilings, type Ceiling } from '../../policies/profiles.ts';
 
 /**
  * The create-sandbox request (the Director Protocol's Sandbox fields, plus `pids`, `workdir`
@@ -49,6 +50,7 @@ export const CreateSandboxSchema = Type.Object(
     networkMode: Type.Optional(Type.String({ pattern: '^(isolated|none|net_[A-Za-z0-9_-]{16})$', description: '`isolated`, `none` or a network id' })),
     workdir: Type.Optional(Path),
     labels: Type.Optional(Type.Record(Type.String({ pattern: LabelKey }), Type.String({ maxLength: 256 }), { maxProperties: 32, additionalProperties: false })),
+    profileId: Type.Optional(Type.String({ pattern: '^prf_[A-Za-z0-9_-]{16}$', description: 'A security profile (`/v1/security/profiles`): a ceiling the request can only narrow' })),
   },
   { additionalProperties: false },
 );
@@ -74,6 +76,10 @@ export interface EffectiveSpec {
   };
   /** `none` whenever networking is not allowed, whatever was asked. */
   networkMode: string;
+  /** The innermost security profile in force (named at create, else the workspace's); absent without one. */
+  profileId?: string;
+  /** RLIMIT_NOFILE set by a profile's maxOpenFiles; absent: the operator's DIRECTOR_NOFILE. */
+  nofile?: number;
 }
 
 /**
@@ -111,8 +117,9 @@ const FORBIDDEN_DIRS = ['/proc', '/sys', '/dev'];
 const DOCKER_SOCKET = /docker\.sock|containerd\.sock|\/run\/docker/;
 
 export class PolicyViolationError extends DirectorError {
-  constructor(field: string, issue: string) {
-    super('VALIDATION_ERROR', `Refused ${field}: ${issue}`, { field, issue, policyViolation: true });
+  /** `extra.deniedBy` names the level that refused (`operator`, `workspace`, `profile`). */
+  constructor(field: string, issue: string, extra?: Record<string, unknown>) {
+    super('VALIDATION_ERROR', `Refused ${field}: ${issue}`, { field, issue, policyViolation: true, ...extra });
   }
 }
 
@@ -155,11 +162,13 @@ function checkPath(field: string, p: string, opts: { allowSystemDirs?: boolean }
 }
 
 /**
- * Validates a raw create request and applies defaults and operator ceilings. Throws a
- * {@link PolicyViolationError} for requests asking for forbidden powers and a VALIDATION_ERROR
- * naming the field for anything else; nothing is created before this returns.
+ * Validates a raw create request and applies defaults, operator ceilings and then the security
+ * profile `ceilings` (outermost first: workspace, profile). Throws a {@link PolicyViolationError}
+ * for requests asking for forbidden powers or more than a ceiling allows (`details.deniedBy`
+ * names the level) and a VALIDATION_ERROR naming the field for anything else; nothing is
+ * created before this returns.
  */
-export function resolveSpec(raw: unknown, cfg: Config): EffectiveSpec {
+export function resolveSpec(raw: unknown, cfg: Config, ceilings: readonly Ceiling[] = []): EffectiveSpec {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw validationError('body', 'must be a JSON object');
   const forbidden = findForbidden(raw, '');
   if (forbidden) throw forbidden;
@@ -172,7 +181,7 @@ export function resolveSpec(raw: unknown, cfg: Config): EffectiveSpec {
   const sp = req.securityPolicy ?? {};
   const ceiling = (field: string, value: number | undefined, def: number, max: number): number => {
     if (value === undefined) return def;
-    if (value > max) throw new PolicyViolationError(field, `${value} exceeds the operator's limit of ${max}`);
+    if (value > max) throw new PolicyViolationError(field, `${value} exceeds the operator's limit of ${max}`, { deniedBy: { level: 'operator', id: null } });
     return value;
   };
   const allowFilesystem = sp.allowFilesystem ?? true;
@@ -192,7 +201,23 @@ export function resolveSpec(raw: unknown, cfg: Config): EffectiveSpec {
   const workdir = req.workdir === undefined ? null : checkPath('workdir', req.workdir);
   // Networking needs both allowNetwork and resourceLimits.network; otherwise `none`, whatever
   // networkMode asked (the seed's own example combines allowNetwork=false with `isolated`).
-  const networkMode = allowNetwork ? (req.networkMode ?? 'isolated') : 'none';
+  const resourceLimits = {
+    cpu: ceiling('resourceLimits.cpu', rl.cpu, cfg.defaultCpu, cfg.maxCpu),
+    memory: ceiling('resourceLimits.memory', rl.memory, cfg.defaultMemoryMb, cfg.maxMemoryMb),
+    disk: ceiling('resourceLimits.disk', rl.disk, cfg.defaultDiskMb, cfg.maxDiskMb),
+    network: allowNetwork,
+    maxDuration: ceiling('resourceLimits.maxDuration', rl.maxDuration, cfg.defaultMaxDurationMs, cfg.maxDurationMs),
+    pids: ceiling('resourceLimits.pids', rl.pids, cfg.defaultPids, cfg.maxPids),
+  };
+  // Profile ceilings after the operator's: a request over both is refused by the operator (the outermost level).
+  if (req.profileId !== undefined && !ceilings.some((c) => c.id === req.profileId)) throw validationError('profileId', 'no such security profile in this workspace');
+  const checked = checkCeilings(req, ceilings);
+  if (!checked.ok) throw new PolicyViolationError(checked.denial.field, checked.denial.issue, { deniedBy: checked.denial.deniedBy });
+  const n = checked.narrowing;
+  const fs = allowFilesystem && n.allowFilesystem;
+  const net = allowNetwork && n.allowNetwork;
+  resourceLimits.network = net;
+  if (n.maxProcesses !== null && rl.pids === undefined) resourceLimits.pids = Math.min(n.maxProcesses, cfg.maxPids);
   return {
     name: req.name ?? 'sandbox',
     image: req.image ?? cfg.defaultImage,
@@ -200,24 +225,19 @@ export function resolveSpec(raw: unknown, cfg: Config): EffectiveSpec {
     environment: req.environment ?? {},
     workdir,
     labels: req.labels ?? {},
-    resourceLimits: {
-      cpu: ceiling('resourceLimits.cpu', rl.cpu, cfg.defaultCpu, cfg.maxCpu),
-      memory: ceiling('resourceLimits.memory', rl.memory, cfg.defaultMemoryMb, cfg.maxMemoryMb),
-      disk: ceiling('resourceLimits.disk', rl.disk, cfg.defaultDiskMb, cfg.maxDiskMb),
-      network: allowNetwork,
-      maxDuration: ceiling('resourceLimits.maxDuration', rl.maxDuration, cfg.defaultMaxDurationMs, cfg.maxDurationMs),
-      pids: ceiling('resourceLimits.pids', rl.pids, cfg.defaultPids, cfg.maxPids),
-    },
+    resourceLimits,
     securityPolicy: {
-      allowFilesystem,
-      allowNetwork,
-      allowExec: sp.allowExec ?? true,
-      allowedPaths: allowFilesystem ? allowedPaths : [],
+      allowFilesystem: fs,
+      allowNetwork: net,
+      allowExec: (sp.allowExec ?? true) && n.allowExec,
+      allowedPaths: fs ? allowedPaths : [],
       blockedPaths,
-      readOnlyRoot: allowFilesystem ? (sp.readOnlyRoot ?? true) : true,
+      readOnlyRoot: fs ? (sp.readOnlyRoot ?? true) : true,
       noPrivileges: true,
     },
-    networkMode,
+    networkMode: net ? (req.networkMode ?? 'isolated') : 'none',
+    ...(n.profileId === null ? {} : { profileId: n.profileId }),
+    ...(n.maxOpenFiles === null ? {} : { nofile: Math.min(n.maxOpenFiles, cfg.nofile) }),
   };
 }
 

@@ -83,6 +83,8 @@ test('another workspace cannot see, execute in, stop or delete a sandbox', async
     }
   }
   assert.is(rt.sandboxes.get(caller, sb.id).status, 'running');
+  const attempts = rt.events.list({ type: 'cross_workspace_attempt', limit: 10 });
+  assert.ok(attempts.length >= 4 && attempts.every((e) => e.workspace === 'wsp_other' && e.details.id === sb.id));
 });
 
 test.run();

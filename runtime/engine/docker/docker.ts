@@ -15,6 +15,7 @@ import {
   type ExecHandle,
   type ExecOptions,
   type ImageInfo,
+  type LiveLimits,
   type NetworkSpec,
   type NetworkState,
 } from '../engine.ts';
@@ -194,6 +195,17 @@ export class DockerEngine implements Engine {
         timestampMs: Date.parse(s.read) || Date.now(),
       };
     });
+  }
+
+  async updateLimits(id: string, limits: LiveLimits): Promise<void> {
+    const body: { PidsLimit?: number; NanoCpus?: number; Memory?: number; MemorySwap?: number } = {};
+    if (limits.pidsLimit !== undefined) body.PidsLimit = limits.pidsLimit;
+    if (limits.nanoCpus !== undefined) body.NanoCpus = limits.nanoCpus;
+    if (limits.memoryBytes !== undefined) {
+      body.Memory = limits.memoryBytes;
+      body.MemorySwap = limits.memoryBytes;
+    }
+    await this.call(`update ${id}`, () => this.docker.getContainer(id).update(body));
   }
 
   async pidsLimitHits(id: string): Promise<number | null> {

@@ -198,8 +198,8 @@ test('sandbox → host gateway and host services are blocked', async () => {
   }
 });
 
-test('sandbox → sandbox across networks is blocked; within a network it works', async () => {
-  const a = await network();
+test('sandbox → sandbox across networks is blocked; within a network peers talk even under deny-all', async () => {
+  const a = await network({ name: 'peers', outbound: [] });
   const b = await network();
   const sa = await sandboxOn(a.id);
   const sa2 = await sandboxOn(a.id);

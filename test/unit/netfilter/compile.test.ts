@@ -48,7 +48,9 @@ test('always-denied ranges are dropped first, before any policy rule, and cover 
   const doc = compileTable(twoNetworks(T));
   const out = rulesOf(doc, `${A}_out`);
   const lastRange = out.findLastIndex((r) => tag(r) === 'o.range');
-  assert.equal(out.slice(0, 4).map(tag), ['o.range', 'o.range', 'o.range', 'o.range']);
+  // Only same-bridge peers (oifname is the network's own bridge) are accepted before the ranges.
+  assert.equal(out.slice(0, 5).map(tag), ['o.peer', 'o.range', 'o.range', 'o.range', 'o.range']);
+  assert.match(JSON.stringify(out[0]!.expr), /"oifname"/);
   assert.ok(out.findIndex(isPolicyRule) > lastRange);
   assert.ok(out.filter((r) => tag(r) === 'o.range').every((r) => ['drop', null].includes(verdictOf(r.expr))));
   const sets = commandTargets(doc).filter((c) => c.kind === 'element' && String(c.body.name).startsWith('always_denied'));

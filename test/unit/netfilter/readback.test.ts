@@ -33,7 +33,7 @@ test('reads back every policy rule, in force order, with its match, logging and 
   assert.is(b.mode, null);
   assert.equal(b.outbound, []);
   assert.equal(b.guards.map((g) => `${g.chain}.${g.guard}:${g.verdict}`), [
-    'out.range:drop', 'out.xnet:drop', 'out.resolver:accept', 'out.dns:drop', 'out.open:accept',
+    'out.peer:accept', 'out.range:drop', 'out.xnet:drop', 'out.resolver:accept', 'out.dns:drop', 'out.open:accept',
     'in.xnet:drop', 'in.open:accept',
     'host.established:accept', 'host.nd:accept', 'host.resolver:accept', 'host.host:drop',
   ]);

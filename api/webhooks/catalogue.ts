@@ -1,0 +1,66 @@
+import type { SecurityEvent } from '../../runtime/events.ts';
+
+/**
+ * The webhook event catalogue: the seed's dotted names, and how Director's security events map
+ * onto them. A webhook subscribes to names from this catalogue; each event is delivered at most
+ * once per webhook, under its one canonical name.
+ */
+
+/** Lifecycle event types and the dotted name each is delivered as. */
+const LIFECYCLE: Readonly<Record<string, string>> = {
+  sandbox_created: 'sandbox.created',
+  sandbox_stopped: 'sandbox.stopped',
+  sandbox_deleted: 'sandbox.deleted',
+  sandbox_exited: 'sandbox.exited',
+};
+
+/**
+ * Every fixed name a webhook may subscribe to. `session.*` and `workflow.*` are the seed's names
+ * for areas Director does not produce events for yet; subscribing to them is allowed so clients
+ * written against the seed keep working.
+ */
+export const WEBHOOK_EVENTS = [
+  '*',
+  ...Object.values(LIFECYCLE),
+  'security.alert',
+  'security.event',
+  'session.created',
+  'workflow.completed',
+] as const;
+
+const FIXED: ReadonlySet<string> = new Set(WEBHOOK_EVENTS);
+/** `security.<type>`: a filter on one security event type (delivered as `security.event`). */
+const SECURITY_TYPE = /^security\.([a-z][a-z0-9_]{1,63})$/;
+
+/** Why `name` cannot be subscribed to, or null when it can. */
+export function checkEventName(name: string): string | null {
+  if (FIXED.has(name)) return null;
+  const m = SECURITY_TYPE.exec(name);
+  if (!m) return `unknown event "${name}" (one of ${WEBHOOK_EVENTS.join(', ')}, or security.<type> such as security.egress_denied)`;
+  const type = m[1]!;
+  if (type in LIFECYCLE) return `"${name}" is delivered as ${LIFECYCLE[type]}; subscribe to that`;
+  if (type === 'security_alert') return `"${name}" is delivered as security.alert; subscribe to that`;
+  return null;
+}
+
+/** The dotted name `e` is delivered as. */
+export function eventName(e: Pick<SecurityEvent, 'type'>): string {
+  return LIFECYCLE[e.type] ?? (e.type === 'security_alert' ? 'security.alert' : 'security.event');
+}
+
+/** Whether a webhook subscribed to `subscribed` receives `e`. */
+export function subscribes(subscribed: readonly string[], e: Pick<SecurityEvent, 'type'>): boolean {
+  const name = eventName(e);
+  return subscribed.some((s) => s === '*' || s === name || (name === 'security.event' && s === `security.${e.type}`));
+}
+
+/**
+ * The payload's `data`: a lifecycle event names the sandbox and carries its details flat (the
+ * seed's `data` is the resource); every security event carries the full event.
+ */
+export function eventData(e: SecurityEvent): Record<string, unknown> {
+  if (e.type in LIFECYCLE) {
+    return { ...e.details, sandboxId: e.sandboxId, networkId: e.networkId, actor: e.actor, eventId: e.id };
+  }
+  return { ...e };
+}

@@ -1,0 +1,138 @@
+import type { EventSink, SecurityEvent } from '../../runtime/events.ts';
+import type { Db } from '../../runtime/store/db.ts';
+import type { Scope } from '../auth/types.ts';
+
+/**
+ * Channels are what a hub client subscribes to. Each is registered with the hub as data —
+ * the scope it needs and a source — so later layers add channels without touching the hub:
+ *
+ * - `security` (`security:read`): every security event of the caller's workspace as
+ *   `security_event`; events of type `security_alert` as `security_alert {alert}` instead.
+ * - `sandboxes` (`sandboxes:read`): lifecycle as `sandbox_event {sandboxId, event, status}`.
+ *
+ * Extension point: when sessions and workflows exist they register `sessions` → `session_update`
+ * and `workflows` → `workflow_progress` the same way — with {@link eventChannel} if their
+ * updates go through the event store, or any other {@link ChannelSource} with a monotonic
+ * cursor — through the `channels` option of the WebSocket plugin (or `hub.registerChannel`).
+ */
+
+/** One item of a channel's stream, already translated to the message a client receives. */
+export interface ChannelItem {
+  /** Monotonic position in the stream; the resume cursor. */
+  cursor: number;
+  /** Only subscribers acting in this workspace receive the item; null reaches no one. */
+  workspace: string | null;
+  /** The message type (`security_event`, `sandbox_event` ...). */
+  type: string;
+  data: unknown;
+}
+
+export interface ChannelPage {
+  /** Items of the workspace after the requested cursor, oldest first. */
+  items: ChannelItem[];
+  /** Where the next page starts (the last position examined, even if it produced no item). */
+  cursor: number;
+  /** True when nothing was left after `cursor` at the time of reading. */
+  done: boolean;
+}
+
+/**
+ * Where a channel's items come from. `subscribe` and `page` must agree on cursors: the hub
+ * replays with `page` and then switches to `subscribe` in one synchronous step, which is what
+ * makes resume lossless.
+ */
+export interface ChannelSource {
+  /** Live items, in cursor order. The listener never blocks; returns the unsubscribe function. */
+  subscribe(listener: (item: ChannelItem) => void): () => void;
+  /** Stored items of `workspace` after `after`, examining at most `limit` positions. */
+  page(workspace: string, after: number, limit: number): ChannelPage;
+  /** The newest cursor: where a subscriber that asks for no replay starts. */
+  head(): number;
+}
+
+export interface ChannelDefinition {
+  /** Scope the caller needs to subscribe (checked again when its credentials are re-checked). */
+  scope: Scope;
+  source: ChannelSource;
+}
+
+/** Turns a stored event into a channel message, or null when the channel does not carry it. */
+export type EventMapper = (e: SecurityEvent) => { type: string; data: unknown } | null;
+
+/** The newest event sequence number. `EventSink` has no such query, so it is read here. */
+export function eventHead(db: Db): () => number {
+  const stmt = db.sql.prepare('SELECT COALESCE(MAX(seq), 0) AS seq FROM events');
+  return () => Number((stmt.get() as { seq: number | bigint }).seq);
+}
+
+/** A channel over the security event store and bus; the event's `seq` is the cursor. */
+export function eventChannel(events: EventSink, head: () => number, scope: Scope, map: EventMapper): ChannelDefinition {
+  const toItem = (e: SecurityEvent): ChannelItem | null => {
+    const m = map(e);
+    return m ? { cursor: e.seq, workspace: e.workspace, type: m.type, data: m.data } : null;
+  };
+  return {
+    scope,
+    source: {
+      subscribe: (listener) =>
+        events.subscribe((e) => {
+          const item = toItem(e);
+          if (item) listener(item);
+        }),
+      page(workspace, after, limit) {
+        const rows = events.list({ workspace, afterSeq: after, limit });
+        const items: ChannelItem[] = [];
+        for (const e of rows) {
+          const item = toItem(e);
+          if (item) items.push(item);
+        }
+        return { items, cursor: rows.at(-1)?.seq ?? after, done: rows.length < limit };
+      },
+      head,
+    },
+  };
+}
+
+/** The seed's alert shape, read from the event's details (with the event's own fields as fallback). */
+export function alertOf(e: SecurityEvent): { alert: { rule: string; severity: string; message: string; timestamp: string } } {
+  const d = e.details;
+  const text = (v: unknown, fallback: string) => (typeof v === 'string' && v !== '' ? v : fallback);
+  return {
+    alert: {
+      rule: text(d.rule, 'UNSPECIFIED'),
+      severity: text(d.severity, e.severity),
+      message: text(d.message, ''),
+      timestamp: text(d.timestamp, e.timestamp),
+    },
+  };
+}
+
+export const securityMapper: EventMapper = (e) =>
+  e.type === 'security_alert' ? { type: 'security_alert', data: alertOf(e) } : { type: 'security_event', data: e };
+
+const LIFECYCLE: Record<string, 'created' | 'stopped' | 'deleted' | 'exited'> = {
+  sandbox_created: 'created',
+  sandbox_stopped: 'stopped',
+  sandbox_deleted: 'deleted',
+  sandbox_exited: 'exited',
+};
+
+export const sandboxMapper: EventMapper = (e) => {
+  const event = Object.hasOwn(LIFECYCLE, e.type) ? LIFECYCLE[e.type] : undefined;
+  if (!event || !e.sandboxId) return null;
+  const d = e.details;
+  const data: Record<string, unknown> = { sandboxId: e.sandboxId, event, status: typeof d.status === 'string' ? d.status : null, timestamp: e.timestamp };
+  if (d.resourceUsage && typeof d.resourceUsage === 'object') data.resourceUsage = d.resourceUsage;
+  if (typeof d.exitCode === 'number') data.exitCode = d.exitCode;
+  if (typeof d.reason === 'string') data.reason = d.reason;
+  return { type: 'sandbox_event', data };
+};
+
+/** The channels every hub has. */
+export function builtinChannels(events: EventSink, db: Db): Record<string, ChannelDefinition> {
+  const head = eventHead(db);
+  return {
+    security: eventChannel(events, head, 'security:read', securityMapper),
+    sandboxes: eventChannel(events, head, 'sandboxes:read', sandboxMapper),
+  };
+}
