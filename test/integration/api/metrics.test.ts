@@ -1,5 +1,6 @@
 /** /metrics: Prometheus text that promtool accepts, with the families operators scrape. */
 import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { call, startApi, type TestApi } from '../../helpers/api.ts';
@@ -61,6 +62,19 @@ test('monitoring stats, errors, health and sampling answer in the envelope', asy
   assert.is(health.body.data.status, 'healthy');
   const stop = await call<{ data: { stopped: boolean } }>(api.url, 'POST', '/v1/monitoring/stop', { token: t });
   assert.is(stop.body.data.stopped, true);
+});
+
+test('the shipped dashboard and alert rules only use metric families /metrics exposes', async () => {
+  const { readFileSync } = await import('node:fs');
+  const rules = readFileSync(new URL('../../../monitoring/prometheus-alerts.yml', import.meta.url), 'utf8');
+  const dashboard = readFileSync(new URL('../../../monitoring/grafana-dashboard.json', import.meta.url), 'utf8');
+  execFileSync('promtool', ['check', 'rules', fileURLToPath(new URL('../../../monitoring/prometheus-alerts.yml', import.meta.url))]);
+  const text = await (await fetch(`${api.url}/metrics`)).text();
+  const exposed = new Set([...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]));
+  for (const name of new Set([...`${rules}${dashboard}`.matchAll(/director_[a-z_]+/g)].map((m) => m[0]))) {
+    const family = name.replace(/_(bucket|sum|count)$/, '');
+    assert.ok(exposed.has(family) || exposed.has(name), `${name} is used but not exposed`);
+  }
 });
 
 test.run();
