@@ -11,10 +11,12 @@ import { installValidators, validationToError } from './validation.ts';
 import { RateLimiter, classify, rateLimitHeaders, rateLimitError } from './ratelimit.ts';
 import { IdempotencyStore, IDEMPOTENCY_HEADER, REPLAY_HEADER, fingerprint, parseIdempotencyKey } from './idempotency.ts';
 import { sandboxRoutes } from './routes/sandboxes.ts';
+import { securityRoutes } from './routes/security.ts';
 import { networkRoutes } from './routes/networks.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { authRoutes } from './routes/auth.ts';
 import { systemRoutes } from './routes/system.ts';
+import { wsPlugin } from './ws/plugin.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { installAudit } from './audit/hook.ts';
 import { monitoringRoutes } from './routes/monitoring.ts';
@@ -48,6 +50,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    // Raised while routing, before any hook runs: answer in the envelope like every other 4xx.
+    frameworkErrors: (err, req, reply) => {
+      const issue = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is longer than 200 characters' : 'not a valid percent-encoded URL';
+      void reply.code(400).send(fail('VALIDATION_ERROR', `Invalid path: ${issue}`, { field: 'path', issue }, req.id));
+    },
   });
   installValidators(app);
   app.decorateRequest('principal', null);
@@ -179,11 +186,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   installAudit(app, { runtime: rt });
+  await app.register(wsPlugin, { runtime: rt, auth });
   await app.register(systemRoutes, { runtime: rt, probes: deps.probes ?? [] });
   await app.register(
     async (v1) => {
       await v1.register(authRoutes, { auth, runtime: rt });
       await v1.register(sandboxRoutes, { runtime: rt });
+      await v1.register(securityRoutes, { runtime: rt });
       await v1.register(webhookRoutes, { runtime: rt });
       await v1.register(auditRoutes, { runtime: rt });
       if (rt.networks) await v1.register(networkRoutes, { networks: rt.networks.manager });

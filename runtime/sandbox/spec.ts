@@ -123,11 +123,19 @@ export class PolicyViolationError extends DirectorError {
   }
 }
 
+/**
+ * How deep {@link findForbidden} looks. A valid body nests three levels; anything deeper is
+ * refused by the schema anyway, and a hostile body thousands of levels deep must not exhaust
+ * the stack here (a RangeError would surface as a 500).
+ */
+const MAX_SCAN_DEPTH = 32;
+
 /** The first key (or host-namespace value) asking for a forbidden power, as an error naming it. */
-export function findForbidden(value: unknown, at: string): PolicyViolationError | null {
+export function findForbidden(value: unknown, at: string, depth = 0): PolicyViolationError | null {
+  if (depth > MAX_SCAN_DEPTH) return null;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const hit = findForbidden(value[i], `${at}[${i}]`);
+      const hit = findForbidden(value[i], `${at}[${i}]`, depth + 1);
       if (hit) return hit;
     }
     return null;
@@ -142,7 +150,7 @@ export function findForbidden(value: unknown, at: string): PolicyViolationError 
     if (reason) return new PolicyViolationError(field, reason);
     if (lower === 'networkmode' && typeof v === 'string' && HOST_NAMESPACE_VALUE.test(v)) return new PolicyViolationError(field, 'host and container network namespaces are never granted');
     if (lower === 'noprivileges' && v === false) return new PolicyViolationError(field, 'privileges cannot be granted: noPrivileges is always true');
-    const hit = findForbidden(v, field);
+    const hit = findForbidden(v, field, depth + 1);
     if (hit) return hit;
   }
   return null;

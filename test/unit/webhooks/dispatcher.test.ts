@@ -88,6 +88,8 @@ test('a delivery that keeps failing is failed after maxAttempts, and the next on
     assert.is(second!.delivery.state, 'delivered');
     assert.is(calls.length, 4);
     assert.ok(h.logs.some((l) => l.msg === 'webhook delivery failed for good' && l.deliveryId === first!.delivery.id));
+    assert.ok(h.logs.length > 0 && !JSON.stringify(h.logs).includes(SECRET), 'a log line carries the secret');
+    assert.not.ok(JSON.stringify(h.logs).includes('/hook'), 'a log line carries the URL path');
   } finally {
     await h.stop();
     removeDir(h.dir);

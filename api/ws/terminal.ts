@@ -1,0 +1,285 @@
+import { finished } from 'node:stream/promises';
+import type { FastifyBaseLogger } from 'fastify';
+import { Type, type Static } from 'typebox';
+import type { RawData, WebSocket } from 'ws';
+import type { ExecHandle } from '../../runtime/engine/engine.ts';
+import { isDirectorError } from '../../runtime/errors.ts';
+import type { Runtime } from '../../runtime/runtime.ts';
+import { SANDBOX_USER } from '../../runtime/sandbox/hardening.ts';
+import type { AuthService } from '../auth/service.ts';
+import { actorOf, type Principal } from '../auth/types.ts';
+import { SocketAuth, credentialOf, type Credential } from './auth.ts';
+import type { ResolvedWsOptions } from './options.ts';
+import { CLOSE, CLOSE_REASON, TERMINAL_MAX_CELLS, TERMINAL_MESSAGES, authenticatedMessage, errorMessage, parseMessage, type TerminalServerMessage, type WsErrorCode } from './protocol.ts';
+import { SerialRunner, closeSocket, isOpen, toBuffer } from './socket.ts';
+
+/** Shells a terminal may run, by the name `?cmd=` takes. Nothing else can be asked for. */
+export const SHELLS = { sh: '/bin/sh', bash: '/bin/bash' } as const;
+export type ShellName = keyof typeof SHELLS;
+
+const Cells = Type.Integer({ minimum: 1, maximum: TERMINAL_MAX_CELLS });
+export const TerminalQuery = Type.Object(
+  {
+    cmd: Type.Optional(Type.Union([Type.Literal('sh'), Type.Literal('bash')], { description: 'Shell to run; default sh' })),
+    cols: Type.Optional(Cells),
+    rows: Type.Optional(Cells),
+  },
+  { additionalProperties: false },
+);
+export type TerminalQueryT = Static<typeof TerminalQuery>;
+
+/** Input a client may send before the shell runs; more is refused. */
+const MAX_EARLY_INPUT_BYTES = 64 * 1024;
+/** Output backpressure: stop reading the process above this many unsent bytes, resume below the low mark. */
+const OUTPUT_HIGH_BYTES = 1024 * 1024;
+const OUTPUT_LOW_BYTES = 256 * 1024;
+
+export interface TerminalDeps {
+  runtime: Runtime;
+  auth: AuthService;
+  logger: FastifyBaseLogger;
+  options: ResolvedWsOptions;
+}
+
+export interface TerminalRequest {
+  sandboxId: string;
+  ip: string;
+  query: TerminalQueryT;
+  credential: Credential | null;
+}
+
+/** The open terminals, for re-checking credentials and for shutdown. */
+export class Terminals {
+  readonly deps: TerminalDeps;
+  readonly #open = new Set<TerminalSession>();
+
+  constructor(deps: TerminalDeps) {
+    this.deps = deps;
+  }
+
+  accept(ws: WebSocket, req: TerminalRequest): void {
+    const t = new TerminalSession(this.deps, ws, req, () => this.#open.delete(t));
+    this.#open.add(t);
+    t.start(req.credential);
+  }
+
+  async revalidate(): Promise<void> {
+    await Promise.all([...this.#open].map((t) => t.revalidate()));
+  }
+
+  close(): void {
+    for (const t of this.#open) t.close(CLOSE.GOING_AWAY, CLOSE_REASON.shuttingDown);
+  }
+}
+
+/**
+ * One interactive shell in a sandbox over a WebSocket: binary frames are terminal bytes both
+ * ways, JSON text frames are control. The shell runs as the sandbox user with a TTY; closing
+ * the socket kills it, and its exit is reported as `{type: 'exit', exitCode}` then close 1000.
+ */
+export class TerminalSession {
+  readonly #deps: TerminalDeps;
+  readonly #ws: WebSocket;
+  readonly #req: TerminalRequest;
+  readonly #auth: SocketAuth;
+  readonly #serial: SerialRunner;
+  readonly #onGone: () => void;
+  #state: 'auth' | 'starting' | 'running' | 'done' = 'auth';
+  #handle: ExecHandle | null = null;
+  #early: Buffer[] = [];
+  #earlyBytes = 0;
+  #size: { cols: number; rows: number } | null;
+  #closed = false;
+
+  constructor(deps: TerminalDeps, ws: WebSocket, req: TerminalRequest, onGone: () => void) {
+    this.#deps = deps;
+    this.#ws = ws;
+    this.#req = req;
+    this.#onGone = onGone;
+    const { cols, rows } = req.query;
+    this.#size = cols !== undefined && rows !== undefined ? { cols, rows } : null;
+    this.#auth = new SocketAuth({ ws, auth: deps.auth, events: deps.runtime.events, logger: deps.logger, route: '/v1/sandboxes/:id/terminal', ip: req.ip });
+    this.#serial = new SerialRunner(
+      deps.options.maxPendingMessages,
+      () => this.close(CLOSE.TOO_SLOW, CLOSE_REASON.tooManyMessages),
+      (err) => {
+        deps.logger.error({ err, sandboxId: req.sandboxId }, 'terminal message handling failed');
+        this.close(CLOSE.INTERNAL, 'internal error');
+      },
+    );
+  }
+
+  start(credential: Credential | null): void {
+    this.#ws.on('message', (data: RawData, isBinary: boolean) => this.#serial.run(() => this.#onMessage(data, isBinary)));
+    this.#ws.once('close', () => this.#teardown());
+    if (credential) this.#serial.run(() => this.#login(credential));
+    else this.#auth.armGrace(this.#deps.options.authGraceMs);
+  }
+
+  close(code: number, reason: string): void {
+    closeSocket(this.#ws, code, reason);
+    this.#teardown();
+  }
+
+  async revalidate(): Promise<void> {
+    if (this.#closed || !this.#auth.principal) return;
+    const p = await this.#auth.revalidate();
+    if (p && !this.#closed && !this.#auth.permits('sandboxes:exec', { sandboxId: this.#req.sandboxId })) {
+      this.#refuse(CLOSE.FORBIDDEN, 'AUTHORIZATION_ERROR', 'missing required scope sandboxes:exec');
+    }
+  }
+
+  #send(msg: TerminalServerMessage): void {
+    if (isOpen(this.#ws)) this.#ws.send(JSON.stringify(msg));
+  }
+
+  /** Tells the client why (as an error message), then closes with `code`. */
+  #refuse(code: number, errorCode: WsErrorCode, message: string): void {
+    this.#send(errorMessage(errorCode, message));
+    this.close(code, message.slice(0, 120));
+  }
+
+  async #onMessage(data: RawData, isBinary: boolean): Promise<void> {
+    if (this.#closed) return;
+    if (this.#state === 'auth') {
+      const parsed = isBinary ? null : parseMessage(TERMINAL_MESSAGES, toBuffer(data).toString('utf8'));
+      if (!parsed?.ok || parsed.message.type !== 'auth') this.close(CLOSE.FORBIDDEN, CLOSE_REASON.authRequired);
+      else await this.#login(credentialOf(parsed.message));
+      return;
+    }
+    if (isBinary) {
+      this.#input(toBuffer(data));
+      return;
+    }
+    const parsed = parseMessage(TERMINAL_MESSAGES, toBuffer(data).toString('utf8'));
+    if (!parsed.ok) {
+      this.#send(parsed.error);
+      return;
+    }
+    const m = parsed.message;
+    switch (m.type) {
+      case 'auth': {
+        const p = await this.#auth.renew(credentialOf(m));
+        if (p) this.#send(authenticatedMessage(p));
+        return;
+      }
+      case 'resize':
+        this.#size = { cols: m.cols, rows: m.rows };
+        if (this.#handle) await this.#resize(this.#handle);
+        return;
+      case 'ping':
+        this.#send({ type: 'pong' });
+        return;
+    }
+  }
+
+  async #login(credential: Credential): Promise<void> {
+    const p = await this.#auth.login(credential);
+    if (!p || this.#closed) return;
+    this.#send(authenticatedMessage(p));
+    if (!this.#auth.permits('sandboxes:exec', { sandboxId: this.#req.sandboxId })) {
+      this.#refuse(CLOSE.FORBIDDEN, 'AUTHORIZATION_ERROR', 'missing required scope sandboxes:exec');
+      return;
+    }
+    this.#state = 'starting';
+    // Not awaited: input and resizes that arrive while the shell starts are handled (buffered) meanwhile.
+    this.#open(p).catch((err: unknown) => {
+      this.#deps.logger.error({ err, sandboxId: this.#req.sandboxId }, 'terminal failed');
+      this.#refuse(CLOSE.INTERNAL, 'INTERNAL_ERROR', 'terminal failed');
+    });
+  }
+
+  #input(buf: Buffer): void {
+    if (this.#state === 'starting') {
+      this.#earlyBytes += buf.length;
+      if (this.#earlyBytes > MAX_EARLY_INPUT_BYTES) this.close(CLOSE.TOO_SLOW, 'too much input before the shell started');
+      else this.#early.push(buf);
+      return;
+    }
+    const stdin = this.#handle?.stdin;
+    if (this.#state !== 'running' || !stdin || stdin.destroyed) return;
+    if (!stdin.write(buf)) {
+      // Backpressure to the client: stop reading its frames until the process takes more.
+      this.#ws.pause();
+      stdin.once('drain', () => this.#ws.resume());
+    }
+  }
+
+  async #resize(h: ExecHandle): Promise<void> {
+    if (!this.#size || !h.resize) return;
+    try {
+      await h.resize(this.#size.cols, this.#size.rows);
+    } catch (err) {
+      // The process may have just ended; the exit message follows.
+      this.#deps.logger.debug({ err, sandboxId: this.#req.sandboxId }, 'terminal resize failed');
+    }
+  }
+
+  async #open(p: Principal): Promise<void> {
+    const { runtime: rt } = this.#deps;
+    const { sandboxId } = this.#req;
+    const shell = this.#req.query.cmd ?? 'sh';
+    const caller = { workspace: p.workspace, actor: actorOf(p) };
+    let containerId: string;
+    try {
+      // The same checks as execute: the caller's sandbox (404 otherwise), allowExec (recorded as
+      // `exec_denied` when refused), and running.
+      containerId = rt.executor.prepare(caller, sandboxId, { command: [SHELLS[shell]] }).containerId;
+    } catch (err) {
+      if (!isDirectorError(err)) throw err;
+      if (err.code === 'NOT_FOUND') this.#refuse(CLOSE.NOT_FOUND, 'NOT_FOUND', `sandbox ${sandboxId} not found`);
+      else if (err.code === 'AUTHORIZATION_ERROR') this.#refuse(CLOSE.FORBIDDEN, 'AUTHORIZATION_ERROR', 'execution is disabled by this sandbox\'s security policy');
+      else if (err.code === 'CONFLICT') this.#refuse(CLOSE.CONFLICT, 'CONFLICT', `sandbox ${sandboxId} is not running`);
+      else this.#refuse(CLOSE.INTERNAL, err.code, err.message);
+      return;
+    }
+    const h = await rt.sandboxes.wrapEngine(() =>
+      rt.engine.exec(containerId, { cmd: [SHELLS[shell]], env: { TERM: 'xterm-256color' }, user: SANDBOX_USER, tty: true, stdin: true }),
+    );
+    if (this.#closed) {
+      await h.kill().catch(() => undefined);
+      return;
+    }
+    this.#handle = h;
+    const started = performance.now();
+    rt.events.emit({ type: 'terminal_opened', severity: 'info', workspace: p.workspace, sandboxId, actor: caller.actor, details: { shell } });
+    this.#pipeOutput(h);
+    await this.#resize(h);
+    this.#state = 'running';
+    for (const buf of this.#early) this.#input(buf);
+    this.#early = [];
+    const [result] = await Promise.all([h.wait().catch(() => ({ exitCode: -1 })), finished(h.stdout).catch(() => undefined)]);
+    this.#state = 'done';
+    rt.events.emit({ type: 'terminal_closed', severity: 'info', workspace: p.workspace, sandboxId, actor: caller.actor, details: { shell, exitCode: result.exitCode, durationMs: Math.round(performance.now() - started) } });
+    if (this.#closed) return;
+    this.#send({ type: 'exit', exitCode: result.exitCode });
+    this.close(CLOSE.NORMAL, 'exited');
+  }
+
+  /** Process output → binary frames, pausing the process while the client has a backlog. */
+  #pipeOutput(h: ExecHandle): void {
+    const out = h.stdout;
+    const sent = () => {
+      if (out.isPaused() && this.#ws.bufferedAmount < OUTPUT_LOW_BYTES) out.resume();
+    };
+    out.on('data', (chunk: Buffer) => {
+      if (!isOpen(this.#ws)) return;
+      this.#ws.send(chunk, { binary: true }, sent);
+      if (this.#ws.bufferedAmount > OUTPUT_HIGH_BYTES) out.pause();
+    });
+  }
+
+  #teardown(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#auth.dispose();
+    this.#early = [];
+    const h = this.#handle;
+    if (h && this.#state !== 'done') {
+      // The process ends with the socket; its output is drained so the stream can finish.
+      h.stdout.resume();
+      h.kill().catch((err: unknown) => this.#deps.logger.warn({ err, sandboxId: this.#req.sandboxId }, 'terminal: kill failed'));
+    }
+    this.#onGone();
+  }
+}
