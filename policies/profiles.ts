@@ -36,11 +36,11 @@ export type ProfileConstraints = Static<typeof ProfileConstraintsSchema>;
 
 const Name = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' });
 const Description = Type.String({ maxLength: 1024 });
-const Level = Type.Union(PROFILE_LEVELS.map((l) => Type.Literal(l)));
+export const ProfileLevelSchema = Type.Union([Type.Literal('low'), Type.Literal('medium'), Type.Literal('high'), Type.Literal('custom')]);
 
 /** Create (POST) and replace (PUT) body: every constraint is required, so a profile is always complete. */
 export const ProfileBodySchema = Type.Object(
-  { name: Name, description: Type.Optional(Description), level: Level, constraints: ProfileConstraintsSchema },
+  { name: Name, description: Type.Optional(Description), level: ProfileLevelSchema, constraints: ProfileConstraintsSchema },
   { additionalProperties: false },
 );
 export type ProfileBody = Static<typeof ProfileBodySchema>;
@@ -50,7 +50,7 @@ export const ProfilePatchSchema = Type.Object(
   {
     name: Type.Optional(Name),
     description: Type.Optional(Description),
-    level: Type.Optional(Level),
+    level: Type.Optional(ProfileLevelSchema),
     constraints: Type.Optional(
       Type.Object(
         {

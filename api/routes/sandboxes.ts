@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
@@ -126,9 +126,9 @@ export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (bas
       const caller = callerOf(req);
       if ((req.headers.accept ?? '').includes('text/event-stream')) {
         executor.prepare(caller, req.params.id, req.body);
-        return streamExecution(reply, executor.stream(caller, req.params.id, req.body, closedSignal(req.raw)));
+        return streamExecution(reply, executor.stream(caller, req.params.id, req.body, closedSignal(reply.raw)));
       }
-      return send(reply, await executor.run(caller, req.params.id, req.body, closedSignal(req.raw)));
+      return send(reply, await executor.run(caller, req.params.id, req.body, closedSignal(reply.raw)));
     },
   });
 
@@ -150,9 +150,15 @@ export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (bas
   await app.register(fileRoutes, { runtime });
 };
 
-/** Aborts when the client's connection closes before the response is done. */
-function closedSignal(raw: IncomingMessage): AbortSignal {
+/**
+ * Aborts when the client goes away before the response is complete. Listens on the response,
+ * not the socket: a keep-alive socket serves many requests, and a listener per request left
+ * on it would pile up for the connection's whole life.
+ */
+function closedSignal(res: ServerResponse): AbortSignal {
   const ac = new AbortController();
-  raw.socket?.once('close', () => ac.abort());
+  res.once('close', () => {
+    if (!res.writableFinished) ac.abort();
+  });
   return ac.signal;
 }

@@ -2,10 +2,11 @@ import { Readable } from 'node:stream';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { PROFILE_LEVELS, ProfileBodySchema, ProfileConstraintsSchema, ProfilePatchSchema } from '../../policies/profiles.ts';
+import { ProfileBodySchema, ProfileConstraintsSchema, ProfileLevelSchema, ProfilePatchSchema } from '../../policies/profiles.ts';
 import { isoTime } from '../../runtime/clock.ts';
-import { SEVERITIES } from '../../runtime/events.ts';
+import type { Severity as SeverityName } from '../../runtime/events.ts';
 import type { Runtime } from '../../runtime/runtime.ts';
+import { SeveritySchema as Severity } from '../../runtime/security/alerts.ts';
 import { exportLine } from '../../runtime/security/ocsf.ts';
 import type { SecurityProfile } from '../../runtime/security/profiles.ts';
 import { installSecurity, type SecurityOptions } from '../../runtime/security/service.ts';
@@ -13,14 +14,13 @@ import { exportEvents, pageEvents, parseCursor, parseIso, parseWindow, severitie
 import { callerOf, principalOf, send } from '../context.ts';
 import { AnyObject, Envelope, IdParams, STANDARD_ERRORS } from '../schemas.ts';
 
-const Severity = Type.Union(SEVERITIES.map((s) => Type.Literal(s)));
 
 const ProfileSchema = Type.Object(
   {
     id: Type.String(),
     name: Type.String(),
     description: Type.String(),
-    level: Type.Union(PROFILE_LEVELS.map((l) => Type.Literal(l))),
+    level: ProfileLevelSchema,
     constraints: ProfileConstraintsSchema,
     builtin: Type.Boolean({ description: 'Shipped with Director: visible to every workspace, read-only' }),
     createdAt: Type.Union([Type.String(), Type.Null()]),
@@ -60,7 +60,7 @@ const FilterProps = {
   until: Type.Optional(Type.String({ description: 'ISO 8601 time, exclusive' })),
 };
 
-interface FilterQuery { sandboxId?: string; networkId?: string; type?: string | string[]; severity?: (typeof SEVERITIES)[number]; minSeverity?: (typeof SEVERITIES)[number]; since?: string; until?: string }
+interface FilterQuery { sandboxId?: string; networkId?: string; type?: string | string[]; severity?: SeverityName; minSeverity?: SeverityName; since?: string; until?: string }
 
 const filterOf = (q: FilterQuery): StreamFilter => {
   const sinceMs = parseIso('since', q.since);

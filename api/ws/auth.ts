@@ -89,7 +89,8 @@ export class SocketAuth {
   /** Re-checks the credential; closes 4003 and returns null when it no longer holds. */
   async revalidate(): Promise<Principal | null> {
     if (!this.#credential || !this.principal) return this.principal;
-    const principal = await this.#verify(this.#credential);
+    // Not recorded as auth_failed: a token expiring under an open socket is routine.
+    const principal = await this.#verify(this.#credential, false);
     if (!principal || principal.workspace !== this.principal.workspace) {
       this.principal = null;
       closeSocket(this.#ctx.ws, CLOSE.FORBIDDEN, CLOSE_REASON.authExpired);
@@ -121,7 +122,7 @@ export class SocketAuth {
     this.#timer = null;
   }
 
-  async #verify(cred: Credential): Promise<Principal | null> {
+  async #verify(cred: Credential, record = true): Promise<Principal | null> {
     const { auth, events, route, ip, logger } = this.#ctx;
     try {
       return await auth.authenticate(cred.authorization, cred.workspace);
@@ -131,7 +132,7 @@ export class SocketAuth {
         return null;
       }
       const reason = err.details?.reason ?? null;
-      events.emit({ type: err.code === 'AUTHENTICATION_ERROR' ? 'auth_failed' : 'auth_denied', severity: 'medium', actor: `ip:${ip}`, details: { route, method: 'GET', transport: 'websocket', reason } });
+      if (record) events.emit({ type: err.code === 'AUTHENTICATION_ERROR' ? 'auth_failed' : 'auth_denied', severity: 'medium', actor: `ip:${ip}`, details: { route, method: 'GET', transport: 'websocket', reason } });
       return null;
     }
   }

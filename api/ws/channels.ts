@@ -93,9 +93,13 @@ export function eventChannel(events: EventSink, head: () => number, scope: Scope
   };
 }
 
-/** The seed's alert shape, read from the event's details (with the event's own fields as fallback). */
+/**
+ * The seed's alert shape. The alert engine stores it in `details.alert`; flat `details` are
+ * read too, and the event's own severity and time fill what is missing.
+ */
 export function alertOf(e: SecurityEvent): { alert: { rule: string; severity: string; message: string; timestamp: string } } {
-  const d = e.details;
+  const nested = e.details.alert;
+  const d = nested !== null && typeof nested === 'object' && !Array.isArray(nested) ? (nested as Record<string, unknown>) : e.details;
   const text = (v: unknown, fallback: string) => (typeof v === 'string' && v !== '' ? v : fallback);
   return {
     alert: {

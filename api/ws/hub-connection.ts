@@ -5,7 +5,7 @@ import type { ChannelEntry, Hub, Subscription } from './hub.ts';
 import { encodeItem } from './hub.ts';
 import { CLOSE, CLOSE_REASON, HUB_MESSAGES, authenticatedMessage, errorMessage, parseMessage, type HubServerMessage } from './protocol.ts';
 import { SendQueue } from './queue.ts';
-import { SerialRunner, closeSocket, toBuffer } from './socket.ts';
+import { ReadGate, SerialRunner, closeSocket, toBuffer } from './socket.ts';
 
 /** Stored items examined per replay step; the queue's room is checked between items anyway. */
 const REPLAY_PAGE = 256;
@@ -19,6 +19,7 @@ export class HubConnection {
   readonly #ws: WebSocket;
   readonly #auth: SocketAuth;
   readonly #queue: SendQueue;
+  readonly #gate: ReadGate;
   readonly #serial: SerialRunner;
   readonly #subs = new Map<string, Subscription>();
   readonly #onGone: () => void;
@@ -35,14 +36,17 @@ export class HubConnection {
       deps.options.queue,
       () => this.#tooSlow(),
     );
-    this.#serial = new SerialRunner(
-      deps.options.maxPendingMessages,
-      () => this.close(CLOSE.TOO_SLOW, CLOSE_REASON.tooManyMessages),
-      (err) => {
+    this.#gate = new ReadGate(ws);
+    this.#serial = new SerialRunner({
+      pauseAt: deps.options.maxPendingMessages,
+      maxPending: deps.options.maxPendingMessages * 16,
+      gate: this.#gate,
+      onOverflow: () => this.close(CLOSE.TOO_SLOW, CLOSE_REASON.tooManyMessages),
+      onError: (err) => {
         deps.logger.error({ err }, 'websocket message handling failed');
         this.close(CLOSE.INTERNAL, 'internal error');
       },
-    );
+    });
   }
 
   /** The workspace the client acts in; null until it authenticated. */

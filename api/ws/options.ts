@@ -16,7 +16,7 @@ export interface WsOptions {
   queue?: Partial<SendQueueLimits>;
   /** Largest frame a client may send, in bytes; default 256 KiB. */
   maxPayloadBytes?: number;
-  /** Unfinished client messages one socket may have in flight; default 64. */
+  /** Client messages one socket may have waiting before reading pauses; default 64 (16 times that closes it). */
   maxPendingMessages?: number;
 }
 

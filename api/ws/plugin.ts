@@ -62,9 +62,9 @@ export const wsPlugin: FastifyPluginAsync<WsPluginOptions> = async (instance, op
       clearTimeout(cut);
     },
   });
+  // Every heartbeat also re-checks credentials, so revocations reach open sockets within one interval.
   stopHeartbeat = startHeartbeat(app.websocketServer, options.heartbeatMs, () => {
-    void hub.revalidate();
-    void terminals.revalidate();
+    Promise.all([hub.revalidate(), terminals.revalidate()]).catch((err: unknown) => app.log.error({ err }, 'websocket credential re-check failed'));
   });
 
   /** Refuses the upgrade (403) for a browser on a site not allowed, and records it. */

@@ -4,7 +4,10 @@
  *
  * Both endpoints authenticate the same way: an `Authorization: Bearer ...` header at the upgrade
  * (plus `X-Director-Workspace`), or else a first message `{type: 'auth', token, workspace?}`
- * within the grace period. Every JSON frame is one object with a `type`.
+ * within the grace period. Credentials are re-checked at every heartbeat: a socket whose token
+ * was revoked or expired, or whose user was disabled, is closed with 4003. To outlive a token,
+ * send `auth` again with a fresh one (same user and workspace) before it expires. Every JSON
+ * frame is one object with a `type`.
  *
  * `/v1/ws` (the hub), client → server: `auth`, `subscribe {channel, after?}`,
  * `unsubscribe {channel}`, `ping`. Server → client: `authenticated {principal}`,

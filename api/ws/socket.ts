@@ -14,37 +14,65 @@ export function toBuffer(data: RawData): Buffer {
 }
 
 /**
+ * Stops reading a socket while any reason to hold it stands (TCP then pushes back on the
+ * client), and resumes once none does. Several parts of a connection may hold at once.
+ */
+export class ReadGate {
+  readonly #ws: WebSocket;
+  readonly #reasons = new Set<string>();
+
+  constructor(ws: WebSocket) {
+    this.#ws = ws;
+  }
+
+  hold(reason: string): void {
+    this.#reasons.add(reason);
+    if (!this.#ws.isPaused) this.#ws.pause();
+  }
+
+  release(reason: string): void {
+    if (this.#reasons.delete(reason) && this.#reasons.size === 0) this.#ws.resume();
+  }
+}
+
+export interface SerialRunnerOptions {
+  /** Stop reading the socket while this many messages wait; resume at half. */
+  pauseAt: number;
+  /** Beyond this many waiting (frames already read when reading stopped) `onOverflow` runs. */
+  maxPending: number;
+  gate: ReadGate;
+  onOverflow: () => void;
+  onError: (err: unknown) => void;
+}
+
+/**
  * Handles a socket's messages one at a time, in arrival order, even when handling is async
- * (authentication is): a client may send `auth` and `subscribe` back to back. At most
- * `maxPending` may wait; beyond that `onOverflow` runs and further messages are dropped.
+ * (authentication is): a client may send `auth` and `subscribe` back to back. A backlog
+ * pauses reading rather than growing; `onOverflow` is the last resort.
  */
 export class SerialRunner {
-  readonly #maxPending: number;
-  readonly #onOverflow: () => void;
-  readonly #onError: (err: unknown) => void;
+  readonly #o: SerialRunnerOptions;
   #tail: Promise<void> = Promise.resolve();
   #pending = 0;
   #overflowed = false;
 
-  constructor(maxPending: number, onOverflow: () => void, onError: (err: unknown) => void) {
-    this.#maxPending = maxPending;
-    this.#onOverflow = onOverflow;
-    this.#onError = onError;
+  constructor(opts: SerialRunnerOptions) {
+    this.#o = opts;
   }
 
   run(task: () => Promise<void> | void): void {
     if (this.#overflowed) return;
-    if (this.#pending >= this.#maxPending) {
+    if (this.#pending >= this.#o.maxPending) {
       this.#overflowed = true;
-      this.#onOverflow();
+      this.#o.onOverflow();
       return;
     }
-    this.#pending++;
+    if (++this.#pending >= this.#o.pauseAt) this.#o.gate.hold('backlog');
     this.#tail = this.#tail
       .then(task)
-      .catch(this.#onError)
+      .catch(this.#o.onError)
       .finally(() => {
-        this.#pending--;
+        if (--this.#pending <= this.#o.pauseAt / 2) this.#o.gate.release('backlog');
       });
   }
 }

@@ -11,7 +11,7 @@ import { actorOf, type Principal } from '../auth/types.ts';
 import { SocketAuth, credentialOf, type Credential } from './auth.ts';
 import type { ResolvedWsOptions } from './options.ts';
 import { CLOSE, CLOSE_REASON, TERMINAL_MAX_CELLS, TERMINAL_MESSAGES, authenticatedMessage, errorMessage, parseMessage, type TerminalServerMessage, type WsErrorCode } from './protocol.ts';
-import { SerialRunner, closeSocket, isOpen, toBuffer } from './socket.ts';
+import { ReadGate, SerialRunner, closeSocket, isOpen, toBuffer } from './socket.ts';
 
 /** Shells a terminal may run, by the name `?cmd=` takes. Nothing else can be asked for. */
 export const SHELLS = { sh: '/bin/sh', bash: '/bin/bash' } as const;
@@ -82,6 +82,7 @@ export class TerminalSession {
   readonly #ws: WebSocket;
   readonly #req: TerminalRequest;
   readonly #auth: SocketAuth;
+  readonly #gate: ReadGate;
   readonly #serial: SerialRunner;
   readonly #onGone: () => void;
   #state: 'auth' | 'starting' | 'running' | 'done' = 'auth';
@@ -99,14 +100,17 @@ export class TerminalSession {
     const { cols, rows } = req.query;
     this.#size = cols !== undefined && rows !== undefined ? { cols, rows } : null;
     this.#auth = new SocketAuth({ ws, auth: deps.auth, events: deps.runtime.events, logger: deps.logger, route: '/v1/sandboxes/:id/terminal', ip: req.ip });
-    this.#serial = new SerialRunner(
-      deps.options.maxPendingMessages,
-      () => this.close(CLOSE.TOO_SLOW, CLOSE_REASON.tooManyMessages),
-      (err) => {
+    this.#gate = new ReadGate(ws);
+    this.#serial = new SerialRunner({
+      pauseAt: deps.options.maxPendingMessages,
+      maxPending: deps.options.maxPendingMessages * 16,
+      gate: this.#gate,
+      onOverflow: () => this.close(CLOSE.TOO_SLOW, CLOSE_REASON.tooManyMessages),
+      onError: (err) => {
         deps.logger.error({ err, sandboxId: req.sandboxId }, 'terminal message handling failed');
         this.close(CLOSE.INTERNAL, 'internal error');
       },
-    );
+    });
   }
 
   start(credential: Credential | null): void {
@@ -200,8 +204,8 @@ export class TerminalSession {
     if (this.#state !== 'running' || !stdin || stdin.destroyed) return;
     if (!stdin.write(buf)) {
       // Backpressure to the client: stop reading its frames until the process takes more.
-      this.#ws.pause();
-      stdin.once('drain', () => this.#ws.resume());
+      this.#gate.hold('stdin');
+      stdin.once('drain', () => this.#gate.release('stdin'));
     }
   }
 

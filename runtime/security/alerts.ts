@@ -4,7 +4,7 @@ import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
 import type { Clock } from '../clock.ts';
 import { isoTime } from '../clock.ts';
-import { SEVERITIES, type EventSink, type SecurityEvent, type Severity } from '../events.ts';
+import type { EventSink, SecurityEvent, Severity } from '../events.ts';
 
 /**
  * Alert rules over the security event stream: "at least `threshold` events of `types` with the
@@ -19,19 +19,22 @@ import { SEVERITIES, type EventSink, type SecurityEvent, type Severity } from '.
  */
 export const ALERTS_FILE = path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'policies', 'alerts.json');
 
-const GROUP_BY = ['global', 'workspace', 'sandbox', 'actor', 'source'] as const;
-export type GroupBy = (typeof GROUP_BY)[number];
+export const SeveritySchema = Type.Union([Type.Literal('info'), Type.Literal('low'), Type.Literal('medium'), Type.Literal('high'), Type.Literal('critical')]);
+const GroupBySchema = Type.Union([Type.Literal('global'), Type.Literal('workspace'), Type.Literal('sandbox'), Type.Literal('actor'), Type.Literal('source')], {
+  description: 'What one key is: the whole host, a workspace, a sandbox, an actor in a workspace, or a client source',
+});
+export type GroupBy = Static<typeof GroupBySchema>;
 
 export const AlertRuleSchema = Type.Object(
   {
     enabled: Type.Boolean(),
-    severity: Type.Union(SEVERITIES.map((s) => Type.Literal(s))),
+    severity: SeveritySchema,
     message: Type.String({ minLength: 1, maxLength: 256 }),
     threshold: Type.Integer({ minimum: 1, maximum: 100_000 }),
     windowMs: Type.Integer({ minimum: 1000, maximum: 86_400_000 }),
     types: Type.Array(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' }), { minItems: 1, maxItems: 32 }),
     fallbackTypes: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' }), { minItems: 1, maxItems: 32 })),
-    groupBy: Type.Union(GROUP_BY.map((g) => Type.Literal(g)), { description: 'What one key is: the whole host, a workspace, a sandbox, an actor in a workspace, or a client source' }),
+    groupBy: GroupBySchema,
   },
   { additionalProperties: false },
 );

@@ -124,7 +124,7 @@ export class Enforcer {
 
   async #applyProfile(caller: Caller, rec: SandboxRecord, profile: SecurityProfile): Promise<SandboxEnforcement> {
     const { engine, sandboxes, db, clock, events, config } = this.#deps.rt;
-    const changes = planEnforcement(rec, profile.constraints, config.nofile, Boolean(engine.updateLimits));
+    const changes = planEnforcement(rec, profile.constraints, config.nofile, typeof engine.updateLimits === 'function');
     const mustStop = changes.some((c) => c.action === 'requires_stop');
     const pids = changes.find((c) => c.field === 'resourceLimits.pids');
     if (pids && !mustStop && rec.containerId) {

@@ -132,7 +132,8 @@ export interface Summary {
 export function summarize(db: Db, scope: StreamScope, nowMs: number, windowMs: number, buckets = 12): Summary {
   const sinceMs = nowMs - windowMs;
   const w = where(scope, { sinceMs, untilMs: nowMs + 1 });
-  const q = <T>(sql: string, ...extra: (string | number)[]) => db.sql.prepare(sql).all(...extra, ...w.args) as unknown as T[];
+  // Plain objects (node:sqlite rows have a null prototype), so they serialize and compare like any other.
+  const q = <T>(sql: string, ...extra: (string | number)[]) => db.sql.prepare(sql).all(...extra, ...w.args).map((r) => ({ ...r }) as T);
   const byType = Object.fromEntries(q<{ type: string; n: number }>(`SELECT type, count(*) AS n FROM events WHERE ${w.sql} GROUP BY type ORDER BY n DESC`).map((r) => [r.type, r.n]));
   const bySeverity = Object.fromEntries(SEVERITIES.map((s) => [s, 0])) as Record<Severity, number>;
   for (const r of q<{ severity: Severity; n: number }>(`SELECT severity, count(*) AS n FROM events WHERE ${w.sql} GROUP BY severity`)) bySeverity[r.severity] = r.n;

@@ -175,7 +175,10 @@ function generate(r: Rng): Req {
   // Headers: random credentials, workspaces and methods on known paths.
   const headers: Record<string, string> = { authorization: r.pick([`Bearer ${randomString(r).replace(/[^\x21-\x7e]/g, '').slice(0, 8000)}`, 'Bearer', 'Bearer a.b.c', `bearer ${api.adminToken}`, `Bearer ${api.adminToken} extra`, 'Basic Og==']) };
   if (r.chance(0.5)) headers['x-director-workspace'] = randomString(r).replace(/[^\x21-\x7e]/g, '').slice(0, 300);
-  return { method: r.pick(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD']), path: r.pick(GETS()), headers };
+  const method = r.pick(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD']);
+  // `bearer <token>` is valid: a DELETE must not remove the sandbox the other cases aim at.
+  const paths = method === 'DELETE' ? GETS().filter((p) => !p.includes(sandboxId)) : GETS();
+  return { method, path: r.pick(paths), headers };
 }
 
 interface Failure { req: Req; status: number; text: string }

@@ -1,0 +1,235 @@
+/**
+ * What the HTTP API costs on top of the runtime, from one run on this machine:
+ * (a) create → first stdout byte of an execute, through HTTP (POST /v1/sandboxes, then POST
+ *     execute with `Accept: text/event-stream`) vs. the runtime called directly, both served
+ *     from the warm pool (refilled before every sample), as p50/p95/p99 and the overhead;
+ * (b) `GET /v1/sandboxes/{id}` throughput with 32 keep-alive clients vs. a bare Fastify route
+ *     doing the same store read with no auth, hooks or envelope; the load comes from worker
+ *     threads so it does not share the server's event loop.
+ * Server logging is off in both, as in the tests.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { buildApp } from '../api/app.ts';
+import { AuthService } from '../api/auth/service.ts';
+import { loadConfig } from '../runtime/config.ts';
+import { createRuntime, type Runtime } from '../runtime/runtime.ts';
+import { LABEL } from '../runtime/sandbox/hardening.ts';
+import { toView } from '../runtime/sandbox/view.ts';
+import { printTable, summarize, type Summary } from './stats.ts';
+
+const IMAGE = process.env.BENCH_IMAGE ?? 'director/busybox:latest';
+const SAMPLES = Number(process.env.BENCH_API_SAMPLES ?? 30);
+const POOL = 10;
+const CLIENTS = 32;
+const LOAD_WORKERS = 2;
+const SECONDS = Number(process.env.BENCH_API_SECONDS ?? 5);
+const PASSWORD = `bench-${randomBytes(12).toString('hex')}`;
+
+const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+
+/** One JSON request over the keep-alive agent. */
+function http<T>(port: number, method: string, p: string, token: string, body?: unknown): Promise<{ status: number; body: T }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request({ host: '127.0.0.1', port, method, path: p, agent, headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json' } : {}) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as T }));
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** POSTs an execute asking for SSE; resolves with the time the first `stdout` event arrived, after the stream ends. */
+function firstStdout(port: number, id: string, token: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const payload = JSON.stringify({ command: ['echo', 'hi'] });
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: `/v1/sandboxes/${id}/execute`, agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'text/event-stream' } }, (res) => {
+      let seen = '';
+      let at = Number.NaN;
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        if (Number.isNaN(at)) {
+          seen += d;
+          if (seen.includes('event: stdout')) at = performance.now();
+        }
+      });
+      res.on('end', () => (Number.isNaN(at) ? reject(new Error(`no stdout event (status ${res.statusCode}): ${seen.slice(0, 200)}`)) : resolve(at)));
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+interface Server { rt: Runtime; app: FastifyInstance; port: number; token: string; workspace: string; dir: string }
+
+async function startServer(): Promise<Server> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'director-bench-api-'));
+  const config = loadConfig({}, {
+    dataDir: dir, runtimeName: `bench-api-${randomBytes(3).toString('hex')}`, poolSize: POOL, poolImages: IMAGE, defaultImage: IMAGE, logLevel: 'silent', networking: 'off',
+    rateLimitSandbox: 1_000_000, rateLimitGeneral: 1_000_000, rateLimitAuth: 1_000_000,
+  });
+  const rt = createRuntime({ config, logger: pino({ level: 'silent' }) });
+  await rt.start({ waitForPool: true });
+  const auth = new AuthService(rt.db, { tokenTtlMs: config.jwtTtlMs });
+  await auth.bootstrapAdmin(PASSWORD);
+  const app = await buildApp({ runtime: rt, auth });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const port = (app.server.address() as { port: number }).port;
+  const session = await auth.login('admin', PASSWORD);
+  return { rt, app, port, token: session.token, workspace: session.workspace, dir };
+}
+
+async function stopServer(s: Server): Promise<void> {
+  await s.app.close();
+  await s.rt.close();
+  const left = await s.rt.engine.listContainers({ [LABEL.runtime]: s.rt.config.runtimeName });
+  await Promise.all(left.map((c) => s.rt.engine.removeContainer(c.id)));
+  rmSync(s.dir, { recursive: true, force: true });
+}
+
+async function waitPoolFull(rt: Runtime): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    if (rt.sandboxes.deps.store.inStates(['running']).filter((r) => r.pooled).length >= POOL) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('pool did not refill');
+}
+
+async function viaHttp(s: Server): Promise<number> {
+  const t0 = performance.now();
+  const created = await http<{ data: { id: string } }>(s.port, 'POST', '/v1/sandboxes', s.token, { image: IMAGE });
+  if (created.status !== 201) throw new Error(`create answered ${created.status}`);
+  const at = await firstStdout(s.port, created.body.data.id, s.token);
+  await http(s.port, 'DELETE', `/v1/sandboxes/${created.body.data.id}`, s.token);
+  return at - t0;
+}
+
+async function direct(s: Server): Promise<number> {
+  const caller = { workspace: s.workspace, actor: 'bench' };
+  const t0 = performance.now();
+  const sb = await s.rt.sandboxes.create({ image: IMAGE }, caller);
+  let at = Number.NaN;
+  for await (const c of s.rt.executor.stream(caller, sb.id, { command: ['echo', 'hi'] })) {
+    if (c.type === 'stdout' && Number.isNaN(at)) at = performance.now();
+  }
+  await s.rt.sandboxes.delete(caller, sb.id);
+  if (Number.isNaN(at)) throw new Error('no output');
+  return at - t0;
+}
+
+/** Load generator, run in worker threads: `clients` keep-alive loops GETting `path` until the deadline. */
+const LOAD = `
+const { workerData, parentPort } = require('node:worker_threads');
+const http = require('node:http');
+const { port, path, headers, clients, durationMs } = workerData;
+const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
+const lat = [];
+let ok = 0, bad = 0;
+const until = Date.now() + durationMs;
+const one = () => new Promise((resolve) => {
+  const t = performance.now();
+  const req = http.request({ host: '127.0.0.1', port, path, headers, agent }, (res) => {
+    res.resume();
+    res.on('end', () => { if (res.statusCode === 200) { ok++; lat.push(performance.now() - t); } else bad++; resolve(); });
+  });
+  req.on('error', () => { bad++; resolve(); });
+  req.end();
+});
+const loop = async () => { while (Date.now() < until) await one(); };
+Promise.all(Array.from({ length: clients }, loop)).then(() => { agent.destroy(); parentPort.postMessage({ ok, bad, lat }); });
+`;
+
+interface Load { rps: number; ok: number; bad: number; latency: Summary }
+
+async function load(port: number, p: string, headers: Record<string, string>, durationMs: number): Promise<Load> {
+  const per = CLIENTS / LOAD_WORKERS;
+  const results = await Promise.all(Array.from({ length: LOAD_WORKERS }, () => new Promise<{ ok: number; bad: number; lat: number[] }>((resolve, reject) => {
+    const w = new Worker(LOAD, { eval: true, workerData: { port, path: p, headers, clients: per, durationMs } });
+    w.once('message', (m: { ok: number; bad: number; lat: number[] }) => resolve(m));
+    w.once('error', reject);
+  })));
+  const ok = results.reduce((a, r) => a + r.ok, 0);
+  return { rps: ok / (durationMs / 1000), ok, bad: results.reduce((a, r) => a + r.bad, 0), latency: summarize(results.flatMap((r) => r.lat)) };
+}
+
+/** The floor for (b): the same store read and view, as JSON, with nothing in front of it. */
+async function bareServer(s: Server): Promise<FastifyInstance> {
+  const bare = Fastify({ logger: false });
+  const caller = { workspace: s.workspace };
+  bare.get<{ Params: { id: string } }>('/sandboxes/:id', async (req) => ({ success: true, data: toView(s.rt.sandboxes.get(caller, req.params.id)) }));
+  await bare.listen({ host: '127.0.0.1', port: 0 });
+  return bare;
+}
+
+export async function benchApi(): Promise<void> {
+  console.log(`API overhead (image ${IMAGE}, warm pool of ${POOL}, ${SAMPLES} samples each; GET load: ${CLIENTS} clients, ${SECONDS} s)`);
+  const s = await startServer();
+  try {
+    // (a) alternate the two paths so drift (engine load, page cache) hits both alike.
+    await waitPoolFull(s.rt);
+    await viaHttp(s);
+    await waitPoolFull(s.rt);
+    await direct(s);
+    const h: number[] = [];
+    const d: number[] = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      await waitPoolFull(s.rt);
+      h.push(await viaHttp(s));
+      await waitPoolFull(s.rt);
+      d.push(await direct(s));
+    }
+    const hits = (await s.rt.metrics.poolHits.get()).values[0]?.value ?? 0;
+    const hs = summarize(h);
+    const ds = summarize(d);
+    printTable('create → first stdout event, warm pool (ms)', [
+      ['runtime called directly', ds, null],
+      ['HTTP: POST /v1/sandboxes + SSE execute', hs, ds],
+    ]);
+    const abs = hs.p50 - ds.p50;
+    const pct = (abs / ds.p50) * 100;
+    console.log(`overhead at p50: ${abs.toFixed(2)} ms (${pct.toFixed(1)}%); p95: ${(hs.p95 - ds.p95).toFixed(2)} ms; pool hits ${hits} of ${2 * SAMPLES + 2}`);
+    console.log(`targets: overhead ≤ 10% (${pct <= 10 ? 'met' : 'MISSED'}) and ≤ 5 ms (${abs <= 5 ? 'met' : 'MISSED'}) at p50`);
+
+    // (b) one sandbox to read; both servers answer 200 with the same record.
+    const target = await http<{ data: { id: string } }>(s.port, 'POST', '/v1/sandboxes', s.token, { image: IMAGE });
+    const id = target.body.data.id;
+    const bare = await bareServer(s);
+    const barePort = (bare.server.address() as { port: number }).port;
+    try {
+      const key = await http<{ data: { key: string } }>(s.port, 'POST', '/v1/api-keys', s.token, { name: 'bench', scopes: ['sandboxes:read'] });
+      const cases: Array<[string, number, string, Record<string, string>]> = [
+        ['bare Fastify route (store read + JSON)', barePort, `/sandboxes/${id}`, {}],
+        ['API, JWT', s.port, `/v1/sandboxes/${id}`, { authorization: `Bearer ${s.token}` }],
+        ['API, API key', s.port, `/v1/sandboxes/${id}`, { authorization: `Bearer ${key.body.data.key}` }],
+      ];
+      const rows: Array<[string, Load]> = [];
+      for (const [name, port, p, headers] of cases) {
+        await load(port, p, headers, 1000);
+        rows.push([name, await load(port, p, headers, SECONDS * 1000)]);
+      }
+      const floor = rows[0]![1].rps;
+      console.log(`\nGET /v1/sandboxes/{id}, ${CLIENTS} concurrent keep-alive clients, ${SECONDS} s`);
+      console.log(`${'case'.padEnd(44)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'errors'.padStart(7)}  ratio vs bare`);
+      for (const [name, r] of rows) {
+        console.log(`${name.padEnd(44)} ${r.rps.toFixed(0).padStart(9)} ${r.latency.p50.toFixed(2).padStart(7)} ${r.latency.p99.toFixed(2).padStart(7)} ${String(r.bad).padStart(7)}  ${(r.rps / floor).toFixed(3)}`);
+      }
+      const ratio = rows[1]![1].rps / floor;
+      console.log(`target: API (JWT) ≥ 0.8× bare (${ratio.toFixed(3)}, ${ratio >= 0.8 ? 'met' : 'MISSED'})`);
+    } finally {
+      await bare.close();
+    }
+  } finally {
+    agent.destroy();
+    await stopServer(s);
+  }
+}
