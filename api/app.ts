@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Runtime } from '../runtime/runtime.ts';
@@ -53,7 +53,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Raised while routing, before any hook runs: answer in the envelope like every other 4xx.
     frameworkErrors: (err, req, reply) => {
       const issue = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is longer than 200 characters' : 'not a valid percent-encoded URL';
-      void reply.code(400).send(fail('VALIDATION_ERROR', `Invalid path: ${issue}`, { field: 'path', issue }, req.id));
+      void (reply as FastifyReply).code(400).send(fail('VALIDATION_ERROR', `Invalid path: ${issue}`, { field: 'path', issue }, req.id));
     },
   });
   installValidators(app);

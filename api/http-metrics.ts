@@ -13,7 +13,7 @@ export interface ErrorSummaryRow {
  * HTTP metrics by route template (never the raw URL: ids would make labels unbounded), method
  * and status, plus an in-memory error summary by code and route for /v1/monitoring/errors.
  */
-export function installHttpMetrics(app: FastifyInstance, registry: Registry): { errors(): ErrorSummaryRow[]; totals(): { requests: number; errors: number } } {
+export function installHttpMetrics(app: FastifyInstance, registry: Registry): { errors: () => ErrorSummaryRow[]; totals: () => { requests: number; errors: number } } {
   const requests = new Counter({ name: 'director_http_requests_total', help: 'HTTP requests by route template, method and status code.', labelNames: ['route', 'method', 'status'], registers: [registry] });
   const duration = new Histogram({
     name: 'director_http_request_duration_seconds',

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openDb, type Db } from '../../../runtime/store/db.ts';
+import { MIGRATIONS, openDb, type Db } from '../../../runtime/store/db.ts';
 import { SandboxStore, toStoredSpec, type SandboxRecord } from '../../../runtime/store/sandboxes.ts';
 import { resolveSpec } from '../../../runtime/sandbox/spec.ts';
 import { defaultConfig } from './support.ts';
@@ -29,7 +29,7 @@ test('openDb with :memory: creates no directory and applies the migrations', () 
   assert.is(db.file, ':memory:');
   assert.not.ok(existsSync('/nonexistent/never-created'));
   const v = db.sql.prepare('PRAGMA user_version').get() as { user_version: number };
-  assert.is(v.user_version, 1);
+  assert.is(v.user_version, MIGRATIONS.length);
   db.checkWritable();
   db.close();
   db.close();
