@@ -132,6 +132,23 @@ export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (bas
     },
   });
 
+  app.get('/sandboxes/:id/network-policy', {
+    config: { scope: 'sandboxes:read' },
+    schema: {
+      tags: ['sandboxes'],
+      summary: 'The network policy actually in force for this sandbox, read back from the kernel',
+      description: 'The sandbox\'s network (its private one for `isolated`) as the nft table has it: rules in order, guards, counters and resolved name sets. `null` policy: the sandbox has no network interface.',
+      params: IdParams('sbx'),
+      response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS },
+    },
+    handler: async (req, reply) => {
+      const rec = sandboxes.get(callerOf(req), req.params.id);
+      const net = rec.networkId && runtime.networks ? runtime.networks.store.byId(rec.networkId) : null;
+      const inForce = net && runtime.networks ? await runtime.networks.firewall.view(net) : null;
+      return send(reply, { sandboxId: rec.id, networkMode: rec.spec.networkMode, networkId: rec.networkId, ipAddress: rec.ipAddress, policyInForce: inForce as unknown as Record<string, unknown> | null });
+    },
+  });
+
   app.post('/sandboxes/:id/stop', {
     config: { scope: 'sandboxes:write' },
     schema: { tags: ['sandboxes'], summary: 'Stop a sandbox (SIGTERM, then SIGKILL after a grace period)', params: IdParams('sbx'), response: { 200: Envelope(SandboxSchema), ...STANDARD_ERRORS } },
