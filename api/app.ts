@@ -97,10 +97,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req, reply) => {
     const cfgRoute = req.routeOptions.config;
     const url = req.routeOptions.url;
-    if (!url || url.startsWith('/v1/docs')) return;
-    const cls = classify(req.method, url);
+    if (url?.startsWith('/v1/docs')) return;
+    // Unmatched requests (404, 405) count too, by address, so probing for routes is not free.
+    const cls = classify(req.method, url ?? req.url);
     let key = `ip:${req.ip}`;
-    if (!cfgRoute.public) {
+    if (url && !cfgRoute.public) {
       try {
         const ws = req.headers['x-director-workspace'];
         req.principal = await auth.authenticate(req.headers.authorization, typeof ws === 'string' ? ws : undefined);

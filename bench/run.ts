@@ -5,8 +5,9 @@
 import { benchSandbox } from './sandbox.ts';
 import { benchNetwork } from './network.ts';
 import { benchEvents } from './events.ts';
+import { benchApi } from './api.ts';
 
-const all: Record<string, () => Promise<void>> = { sandbox: benchSandbox, network: benchNetwork, events: benchEvents };
+const all: Record<string, () => Promise<void>> = { sandbox: benchSandbox, network: benchNetwork, events: benchEvents, api: benchApi };
 const which = process.argv.slice(2);
 for (const name of which.length ? which : Object.keys(all)) {
   const fn = all[name];

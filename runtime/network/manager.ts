@@ -155,9 +155,10 @@ export class NetworkManager implements NetworkAttacher {
 
   get(caller: Caller, id: string): NetworkRecord {
     const rec = this.deps.store.get(caller.workspace, id);
-    if (!rec || rec.status === 'failed') {
+    // A sandbox's private (isolated) network belongs to the sandbox, not to API callers.
+    if (!rec || rec.status === 'failed' || rec.privateFor) {
       const other = this.deps.store.byId(id);
-      if (other && other.workspace !== caller.workspace) {
+      if (other && other.workspace !== caller.workspace && !other.privateFor) {
         this.deps.events.emit({ type: 'cross_workspace_attempt', severity: 'high', workspace: caller.workspace, actor: caller.actor ?? null, details: { resource: 'network', id } });
       }
       throw notFound('network', id);

@@ -118,6 +118,19 @@ export function openDb(dataDir: string, file = 'director.db'): Db {
       throw new Error(`store migration ${v + 1} failed`, { cause: err });
     }
   }
+  // Statements are prepared once per distinct SQL text and reused (preparing dominated hot
+  // paths). The cache is bounded: a workload with unbounded distinct SQL just re-prepares.
+  const prepareRaw = sql.prepare.bind(sql);
+  const statements = new Map<string, ReturnType<typeof prepareRaw>>();
+  sql.prepare = ((text: string) => {
+    let st = statements.get(text);
+    if (!st) {
+      if (statements.size >= 1000) statements.clear();
+      st = prepareRaw(text);
+      statements.set(text, st);
+    }
+    return st;
+  }) as typeof sql.prepare;
   let depth = 0;
   const healthStmt = sql.prepare('INSERT INTO _health (k, ms) VALUES (1, ?) ON CONFLICT(k) DO UPDATE SET ms = excluded.ms');
   return {

@@ -55,7 +55,7 @@ test('closing the connection during an SSE execute kills the command', async () 
   const res = await execute({ command: 'echo started; sleep 302' }, { accept: 'text/event-stream', signal: ac.signal });
   assert.is(res.status, 200);
   const reader = res.body!.getReader();
-  const first = await reader.read();
+  const first = (await reader.read()) as { value?: Uint8Array };
   assert.match(new TextDecoder().decode(first.value), /event: stdout/);
   assert.ok(await running('sleep 302'));
   ac.abort();

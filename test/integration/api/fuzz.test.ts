@@ -95,7 +95,7 @@ function mutate(r: Rng, seed: Record<string, unknown>): unknown {
     const key = keys.length && r.chance(0.8) ? r.pick(keys) : r.pick(KEYS);
     const v = out[key];
     if (v && typeof v === 'object' && !Array.isArray(v) && r.chance(0.5)) out[key] = mutate(r, v as Record<string, unknown>);
-    else if (Array.isArray(v) && v.length && r.chance(0.5)) out[key] = v.map((x) => (x && typeof x === 'object' && r.chance(0.5) ? mutate(r, x as Record<string, unknown>) : r.chance(0.3) ? randomValue(r, 2) : x));
+    else if (Array.isArray(v) && v.length && r.chance(0.5)) out[key] = (v as unknown[]).map((x) => (x && typeof x === 'object' && r.chance(0.5) ? mutate(r, x as Record<string, unknown>) : r.chance(0.3) ? randomValue(r, 2) : x));
     else if (r.chance(0.2)) delete out[key];
     else out[key] = randomValue(r, 1);
   }

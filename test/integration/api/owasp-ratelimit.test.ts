@@ -1,6 +1,6 @@
 /**
  * Unrestricted resource consumption (OWASP API4): the seed's rate limits per principal and per
- * client address, with the four X-RateLimit headers on every routed response and a 429 in the
+ * client address, with the four X-RateLimit headers on every response and a 429 in the
  * envelope (metadata.retryAfter, Retry-After) once a budget is spent.
  *
  * Windows are one minute, aligned to the epoch; each test starts early in a window so its
@@ -50,13 +50,18 @@ function assert429(res: Res, what: string) {
   assert.is(res.headers.get('x-ratelimit-remaining'), '0', what);
 }
 
-test('every routed response carries the four X-RateLimit headers (2xx, 4xx, public, refused auth)', async () => {
+test('every response carries the four X-RateLimit headers (2xx, 4xx, public, unmatched routes)', async () => {
   await roomInWindow();
   const t = api.adminToken;
   assertHeaders(await call(api.url, 'GET', '/v1/sandboxes', { token: t }), 1000, 'list');
   assertHeaders(await call(api.url, 'GET', '/v1/sandboxes/sbx_AAAAAAAAAAAAAAAA', { token: t }), 1000, '404');
   assertHeaders(await call(api.url, 'GET', '/v1/sandboxes?limit=0', { token: t }), 1000, '400');
   assertHeaders(await call(api.url, 'GET', '/health'), 1000, 'public');
+  // Unmatched requests are limited by address too, so probing for routes is not free.
+  assertHeaders(await call(api.url, 'GET', '/v1/nope'), 1000, 'unknown route');
+  assertHeaders(await call(api.url, 'PATCH', '/v1/sandboxes'), SANDBOX_LIMIT, '405');
+  // A refused credential counts against the per-address auth budget (the login test allows for it).
+  assertHeaders(await call(api.url, 'GET', '/v1/sandboxes', { token: 'dk_wrong' }), AUTH_LIMIT, '401');
   assertHeaders(await call(api.url, 'GET', '/v1/auth/me', { token: t }), AUTH_LIMIT, 'auth class');
   const me = await call(api.url, 'GET', '/v1/auth/me', { token: t });
   // Remaining counts down within a window.
@@ -98,7 +103,7 @@ test('login bursts from one address are refused with 429, even with the right pa
     statuses.push(res.status);
     if (res.status === 429) refused ??= res;
   }
-  // startApi's own login may have spent part of this window's budget already.
+  // startApi's login and the first test's refused key may have spent part of this window's budget.
   assert.ok(statuses.filter((s) => s === 401).length <= AUTH_LIMIT, `statuses ${statuses.join(',')}`);
   assert.is(statuses.at(-1), 429, `the right password got through after the limit: ${statuses.join(',')}`);
   assert.ok(refused);
