@@ -64,7 +64,7 @@ async function run(times: number, conc: number, fn: () => Promise<number>): Prom
 
 function runtime(poolSize: number, maxSandboxes = 200): { rt: Runtime; dir: string } {
   const dir = mkdtempSync(path.join(tmpdir(), 'director-bench-'));
-  const config = loadConfig({}, { dataDir: dir, runtimeName: `bench-${randomBytes(3).toString('hex')}`, poolSize, poolImages: IMAGE, defaultImage: IMAGE, maxSandboxes, logLevel: 'silent' });
+  const config = loadConfig({}, { dataDir: dir, runtimeName: `bench-${randomBytes(3).toString('hex')}`, poolSize, poolImages: IMAGE, defaultImage: IMAGE, maxSandboxes, logLevel: 'silent', networking: 'off' });
   return { rt: createRuntime({ config, logger: pino({ level: 'silent' }) }), dir };
 }
 

@@ -130,7 +130,7 @@ export function openDb(dataDir: string, file = 'director.db'): Db {
       statements.set(text, st);
     }
     return st;
-  }) as typeof sql.prepare;
+  });
   let depth = 0;
   const healthStmt = sql.prepare('INSERT INTO _health (k, ms) VALUES (1, ?) ON CONFLICT(k) DO UPDATE SET ms = excluded.ms');
   return {
