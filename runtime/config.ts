@@ -64,6 +64,7 @@ export const SETTINGS = {
   bodyLimitBytes: { env: 'DIRECTOR_BODY_LIMIT_BYTES', schema: int(1024, 1_073_741_824), default: 1_048_576, unit: 'bytes', description: 'Largest JSON request body (413 beyond); file uploads use DIRECTOR_FILE_MAX_BYTES.' },
   shutdownGraceMs: { env: 'DIRECTOR_SHUTDOWN_GRACE_MS', schema: int(0, 600_000), default: 15_000, unit: 'ms', description: 'How long a graceful shutdown waits for requests and streams to drain.' },
   metricsToken: { env: 'DIRECTOR_METRICS_TOKEN', schema: Type.String(), default: '', description: 'Bearer token required for /metrics from non-loopback clients (empty: /metrics answers loopback only).' },
+  eventRetentionDays: { env: 'DIRECTOR_EVENT_RETENTION_DAYS', schema: int(1, 3650), default: 30, unit: 'days', description: 'Security events older than this are deleted (hourly).' },
   runtimeName: { env: 'DIRECTOR_RUNTIME_NAME', schema: Type.String(), default: 'default', description: 'Name of this Director instance; it labels every container so several instances can share one engine.' },
 } as const satisfies Record<string, Setting>;
 

@@ -46,7 +46,7 @@ export function installSecurity(rt: Runtime, opts: SecurityOptions = {}): Securi
   const detach = alerts.attach();
   const tick = setInterval(() => alerts.tick(), opts.alertTickMs ?? 5000);
   tick.unref();
-  const configured = (rt.config as { eventRetentionDays?: number }).eventRetentionDays;
+  const configured = rt.config.eventRetentionDays;
   const retention = startRetentionJob({
     db: rt.db, clock: rt.clock, retentionDays: opts.retentionDays ?? configured ?? DEFAULT_EVENT_RETENTION_DAYS, logger: rt.logger.child({ component: 'event-retention' }),
     ...(opts.retentionIntervalMs ? { intervalMs: opts.retentionIntervalMs } : {}),
