@@ -31,13 +31,16 @@ export async function readiness(rt: Runtime, probes: ReadinessProbe[] = []): Pro
       rt.db.checkWritable();
       return undefined;
     }),
-    ...probes.map((p, i) =>
-      timed(`probe${i}`, async () => {
+    ...probes.map(async (p, i) => {
+      let name = `probe${i}`;
+      const c = await timed(name, async () => {
         const r = await p();
+        name = r.name;
         if (!r.ok) throw new Error(r.detail ?? `${r.name} failed`);
         return r.detail;
-      }).then((c) => ({ ...c, name: c.name.startsWith('probe') ? c.name : c.name })),
-    ),
+      });
+      return { ...c, name };
+    }),
   ]);
   return { ready: checks.every((c) => c.ok), checks };
 }

@@ -123,6 +123,9 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     networks?.firewall.close();
     await networks?.monitor.stop();
     await networks?.dns.closeAll();
+    // Rules stay in force while networks exist (their sandboxes outlive the server); with none
+    // left, nothing needs enforcing and the table goes (it is rebuilt at the next start).
+    if (networks && networks.store.active().length === 0) await networks.firewall.dropTable().catch((err: unknown) => logger.warn({ err }, 'could not remove the nft table'));
     await pool.drain();
     db.close();
   };

@@ -4,7 +4,7 @@ import { addResolvedAddresses, compileNetwork, compileRemoveNetwork, type Resolv
 import { networkNameSets } from '../../netfilter/rules.ts';
 import type { AlwaysDenied, NetfilterInput, NetworkInput } from '../../netfilter/model.ts';
 import { BASE_CHAINS, chainName, CHAIN_KINDS } from '../../netfilter/names.ts';
-import { applyDocument, runNft } from '../../netfilter/nft.ts';
+import { applyDocument, runNft, tableExists } from '../../netfilter/nft.ts';
 import type { NetworkView, TableView } from '../../netfilter/readback.ts';
 import type { Clock } from '../clock.ts';
 import { DirectorError } from '../errors.ts';
@@ -98,6 +98,15 @@ export class Firewall {
     this.timer = setInterval(() => void this.selfCheck().catch((err: unknown) => this.log.error({ err }, 'nft self-check failed')), this.deps.checkIntervalMs);
     this.timer.unref();
     return problems;
+  }
+
+  /** Deletes Director's table (graceful shutdown with no network left). */
+  async dropTable(): Promise<void> {
+    await this.serial(async () => {
+      if (await tableExists(this.deps.table)) await runNft(['delete', 'table', 'inet', this.deps.table]);
+      this.applied.clear();
+      this.nameSets.clear();
+    });
   }
 
   close(): void {
