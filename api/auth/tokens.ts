@@ -68,6 +68,7 @@ export class AccessTokens {
   readonly ttlMs: number;
   readonly #db: Db;
   readonly #secret: Uint8Array;
+  readonly #verified = new Map<string, AccessClaims>();
   readonly #clock: Clock;
   #lastPurgeMs = 0;
 
@@ -107,6 +108,14 @@ export class AccessTokens {
       throw authFailure('malformed_token');
     }
     if (alg !== JWT_ALG) throw authFailure('algorithm_not_allowed');
+    // A token whose signature and claims were verified before is not verified again until it
+    // expires (verification is an async WebCrypto round trip on every request otherwise).
+    // Only exact strings that passed are cached; revocation is still checked every time.
+    const hit = this.#verified.get(token);
+    if (hit && hit.expiresAtMs + CLOCK_TOLERANCE_S * 1000 > this.#clock.nowMs()) {
+      if (this.isRevoked(hit.jti)) throw authFailure('token_revoked');
+      return hit;
+    }
     let payload: Record<string, unknown>;
     try {
       ({ payload } = await jwtVerify(token, this.#secret, {
@@ -128,7 +137,10 @@ export class AccessTokens {
       throw authFailure('invalid_claims');
     }
     if (this.isRevoked(jti)) throw authFailure('token_revoked');
-    return { userId: sub, workspace: wsp, role, jti, expiresAtMs: exp * 1000 };
+    const claims: AccessClaims = { userId: sub, workspace: wsp, role, jti, expiresAtMs: exp * 1000 };
+    if (this.#verified.size >= 10_000) this.#verified.clear();
+    this.#verified.set(token, claims);
+    return claims;
   }
 
   /**
