@@ -1,4 +1,5 @@
 import type { Db } from './store/db.ts';
+import { Where } from './store/where.ts';
 import type { Clock } from './clock.ts';
 import { isoTime } from './clock.ts';
 import { newId } from './ids.ts';
@@ -219,22 +220,17 @@ export function createEventSink(db: Db, clock: Clock, onEmit?: (e: SecurityEvent
       return () => listeners.delete(fn);
     },
     list(q) {
-      const where: string[] = [];
-      const args: (string | number)[] = [];
-      const add = (clause: string, v: string | number | undefined) => {
-        if (v === undefined) return;
-        where.push(clause);
-        args.push(v);
-      };
-      add('workspace = ?', q.workspace);
-      add('sandbox_id = ?', q.sandboxId);
-      add('network_id = ?', q.networkId);
-      add('type = ?', q.type);
-      add('severity = ?', q.severity);
-      add('ts_ms >= ?', q.sinceMs);
-      add('ts_ms < ?', q.untilMs);
-      add('seq > ?', q.afterSeq);
-      const sql = `SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT ?`;
+      const w = new Where()
+        .add('workspace = ?', q.workspace)
+        .add('sandbox_id = ?', q.sandboxId)
+        .add('network_id = ?', q.networkId)
+        .add('type = ?', q.type)
+        .add('severity = ?', q.severity)
+        .add('ts_ms >= ?', q.sinceMs)
+        .add('ts_ms < ?', q.untilMs)
+        .add('seq > ?', q.afterSeq);
+      const sql = `SELECT * FROM events${w.sql} ORDER BY seq LIMIT ?`;
+      const args = w.args;
       return (db.sql.prepare(sql).all(...args, q.limit) as unknown as Row[]).map(toEvent);
     },
   };

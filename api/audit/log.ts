@@ -3,6 +3,7 @@ import { isoTime, systemClock, type Clock } from '../../runtime/clock.ts';
 import { newId } from '../../runtime/ids.ts';
 import type { Db } from '../../runtime/store/db.ts';
 import { chainHash, GENESIS_HASH, type ChainedFields, type Outcome } from './chain.ts';
+import { Where } from '../../runtime/store/where.ts';
 
 /** Idempotent: safe to call on every start. Kept out of MIGRATIONS so this module owns its table. */
 export function ensureAuditSchema(db: Db): void {
@@ -170,31 +171,20 @@ export class AuditLog {
 
   /** Entries in seq order, filtered, one page at a time. */
   list(q: AuditQuery = {}): AuditPage {
-    const where: string[] = [];
-    const args: (string | number)[] = [];
-    if (q.visibleTo) {
-      where.push(q.visibleTo.admin ? '(workspace = ? OR workspace IS NULL)' : 'workspace = ?');
-      args.push(q.visibleTo.workspace);
-    }
-    if (q.actor !== undefined) {
-      where.push(`(actor = ? OR (instr(actor, ' (') > 0 AND substr(actor, instr(actor, ' (')) = ' (' || ? || ')'))`);
-      args.push(q.actor, q.actor);
-    }
-    const add = (clause: string, value: string | number | undefined) => {
-      if (value === undefined) return;
-      where.push(clause);
-      args.push(value);
-    };
-    add('action = ?', q.action);
-    add('outcome = ?', q.outcome);
-    add('target = ?', q.target);
-    add('ts_ms >= ?', q.sinceMs);
-    add('ts_ms <= ?', q.untilMs);
-    add('seq > ?', q.after);
+    const w = new Where()
+      .add(q.visibleTo?.admin ? '(workspace = ? OR workspace IS NULL)' : 'workspace = ?', q.visibleTo?.workspace)
+      // An actor filter also matches that user's API keys (`key_x (usr_y)`).
+      .add(`(actor = ? OR (instr(actor, ' (') > 0 AND substr(actor, instr(actor, ' (')) = ' (' || ? || ')'))`, q.actor, q.actor)
+      .add('action = ?', q.action)
+      .add('outcome = ?', q.outcome)
+      .add('target = ?', q.target)
+      .add('ts_ms >= ?', q.sinceMs)
+      .add('ts_ms <= ?', q.untilMs)
+      .add('seq > ?', q.after);
     const limit = q.limit ?? 50;
-    const sql = `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT ?`;
+    const sql = `SELECT * FROM audit_log${w.sql} ORDER BY seq LIMIT ?`;
     // One extra row tells whether another page exists without a second query.
-    const rows = this.#db.sql.prepare(sql).all(...args, limit + 1) as unknown as Row[];
+    const rows = this.#db.sql.prepare(sql).all(...w.args, limit + 1) as unknown as Row[];
     const more = rows.length > limit;
     const items = rows.slice(0, limit).map(toEntry);
     return { items, nextCursor: more ? items[items.length - 1]!.seq : null };

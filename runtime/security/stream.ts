@@ -2,6 +2,7 @@ import { isoTime } from '../clock.ts';
 import { validationError } from '../errors.ts';
 import { SEVERITIES, toEvent, type Row, type SecurityEvent, type Severity } from '../events.ts';
 import type { Db } from '../store/db.ts';
+import { Where } from '../store/where.ts';
 
 /**
  * Reading the one security event stream: filtered, cursor-paged lists, summaries over a window
@@ -53,25 +54,15 @@ export function parseWindow(v: string): number {
 }
 
 function where(scope: StreamScope, f: StreamFilter): { sql: string; args: (string | number)[] } {
-  const clauses: string[] = [scope.includeGlobal ? '(workspace = ? OR workspace IS NULL)' : 'workspace = ?'];
-  const args: (string | number)[] = [scope.workspace];
-  const add = (clause: string, v: string | number | undefined) => {
-    if (v === undefined) return;
-    clauses.push(clause);
-    args.push(v);
-  };
-  const anyOf = (col: string, vs: readonly string[] | undefined) => {
-    if (!vs) return;
-    clauses.push(vs.length ? `${col} IN (${vs.map(() => '?').join(',')})` : '0');
-    args.push(...vs);
-  };
-  add('sandbox_id = ?', f.sandboxId);
-  add('network_id = ?', f.networkId);
-  anyOf('type', f.types);
-  anyOf('severity', f.severities);
-  add('ts_ms >= ?', f.sinceMs);
-  add('ts_ms < ?', f.untilMs);
-  return { sql: clauses.join(' AND '), args };
+  const w = new Where()
+    .add(scope.includeGlobal ? '(workspace = ? OR workspace IS NULL)' : 'workspace = ?', scope.workspace)
+    .add('sandbox_id = ?', f.sandboxId)
+    .add('network_id = ?', f.networkId)
+    .anyOf('type', f.types)
+    .anyOf('severity', f.severities)
+    .add('ts_ms >= ?', f.sinceMs)
+    .add('ts_ms < ?', f.untilMs);
+  return { sql: w.clauses.join(' AND '), args: w.args };
 }
 
 export interface EventPage {
