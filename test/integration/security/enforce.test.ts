@@ -42,7 +42,7 @@ test('after enforcing maxProcesses 32, forks beyond 32 processes fail and are re
   assert.ok(stats.pids <= 32, `${stats.pids} processes under a limit of 32`);
   assert.is(rt.sandboxes.get(caller, rec.id).spec.resourceLimits.pids, 32);
   const reached = rt.events.list({ type: 'pids_limit_reached', sandboxId: rec.id, limit: 10 });
-  assert.is(reached.length, 1);
+  assert.ok(reached.length >= 1, 'no pids_limit_reached event');
 });
 
 test('a profile at create reaches the container: pids cgroup and RLIMIT_NOFILE', async () => {
