@@ -28,10 +28,11 @@ const sh = async (id: string, command: string) => rt.executor.run(caller, id, { 
 
 test('after enforcing maxProcesses 32, forks beyond 32 processes fail and are reported', async () => {
   const rec = await rt.sandboxes.create({ image: BUSYBOX }, caller);
-  // Long enough that none has exited when ps counts them, even on a loaded machine.
-  const before = await sh(rec.id, 'for i in $(seq 40); do sleep 4 & done; ps -o args | grep -c "^sleep 4$"');
+  // Long enough that none has exited when ps counts them, and counted after a pause so the last
+  // forked shells have exec'd their sleep.
+  const before = await sh(rec.id, 'for i in $(seq 40); do sleep 5 & done; sleep 1; ps -o args | grep -c "^sleep 5$"');
   assert.is(before.stdout.trim(), '40', before.stderr);
-  await sleep(4500);
+  await sleep(6000);
   const p = sec.profiles.create(actor, { name: 'forks', level: 'custom', constraints: { ...OPEN, maxProcesses: 32 } });
   const res = await sec.enforcer.enforce(caller, p.id, { sandboxId: rec.id });
   assert.is(res.sandboxes[0]?.stopped, false);
