@@ -6,6 +6,8 @@ import { LABEL } from './hardening.ts';
 import type { SandboxManager } from './manager.ts';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** How long boot waits for creates a killed predecessor may have left in flight in the engine. */
+const BOOT_CREATE_GRACE_MS = 1500;
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((r) => {
     const t = setTimeout(r, ms);
@@ -135,6 +137,9 @@ export class Supervisor {
 
   private async reconcileOnce({ boot }: { boot: boolean }): Promise<void> {
     const { store, engine, clock } = this.manager.deps;
+    // A create the previous process sent just before it died may still be completing in the
+    // engine: give it time to appear, so it is seen (and removed) by this pass.
+    if (boot && store.inStates(['creating']).length > 0) await new Promise((r) => setTimeout(r, BOOT_CREATE_GRACE_MS));
     const containers = await engine.listContainers(this.labels);
     const byId = new Map(containers.map((c) => [c.labels[LABEL.sandbox] ?? '', c]));
     let removed = 0;
@@ -143,7 +148,10 @@ export class Supervisor {
       const rec = id ? store.byId(id) : null;
       const creatingHere = rec?.status === 'creating' && !boot;
       if (creatingHere) continue;
-      if (!rec || rec.status === 'deleted' || rec.status === 'creating' || (rec.containerId !== null && rec.containerId !== c.id)) {
+      // Also a failed record that never got its container id: the container arrived after the
+      // record was failed (an interrupted create), so nothing owns it.
+      const unowned = rec !== null && rec.status === 'failed' && rec.containerId === null;
+      if (!rec || unowned || rec.status === 'deleted' || rec.status === 'creating' || (rec.containerId !== null && rec.containerId !== c.id)) {
         await engine.removeContainer(c.id);
         removed++;
         if (rec?.status === 'creating') {
