@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { SANDBOX_STATES } from './sandbox/states.ts';
 
 /**
  * The runtime's Prometheus metrics, in a registry owned by the app (never the global one).
@@ -46,7 +47,7 @@ export function createRuntimeMetrics(registry = new Registry(), opts: { processM
     collect() {
       this.reset();
       const counts = source();
-      for (const state of ['creating', 'running', 'stopping', 'stopped', 'failed', 'deleted']) this.set({ state }, counts[state] ?? 0);
+      for (const state of SANDBOX_STATES) this.set({ state }, counts[state] ?? 0);
     },
   });
   let networks: () => Promise<NetworkCounters[]> = () => Promise.resolve([]);

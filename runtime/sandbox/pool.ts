@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { SandboxRecord } from '../store/sandboxes.ts';
 import { isPoolable, poolKeyOf, type Caller, type SandboxManager } from './manager.ts';
 import { resolveSpec, type EffectiveSpec } from './spec.ts';
+import { ACTIVE_STATES } from './states.ts';
 
 export const POOL_WORKSPACE = '_pool';
 
@@ -73,7 +74,7 @@ export class WarmPool {
     this.stop();
     await Promise.all([...this.entries.values()].map((e) => e.filling ?? Promise.resolve()));
     const { store } = this.manager.deps;
-    const pooled = store.inStates(['creating', 'running', 'stopping']).filter((r) => r.pooled);
+    const pooled = store.inStates([...ACTIVE_STATES]).filter((r) => r.pooled);
     await Promise.all(pooled.map((r) => this.manager.destroy(r, 'pool drained').catch((err: unknown) => this.log.warn({ err, sandboxId: r.id }, 'pool drain failed'))));
   }
 

@@ -15,5 +15,7 @@ const NEXT: Record<SandboxState, readonly SandboxState[]> = {
 };
 
 export const canTransition = (from: SandboxState, to: SandboxState): boolean => NEXT[from].includes(to);
-export const isActive = (s: SandboxState): boolean => s === 'creating' || s === 'running' || s === 'stopping';
+/** States in which a sandbox holds a container (and counts against host limits). */
+export const ACTIVE_STATES = ['creating', 'running', 'stopping'] as const satisfies readonly SandboxState[];
+export const isActive = (s: SandboxState): boolean => (ACTIVE_STATES as readonly SandboxState[]).includes(s);
 export const isTerminal = (s: SandboxState): boolean => s === 'stopped' || s === 'failed' || s === 'deleted';

@@ -4,6 +4,7 @@ import type { SandboxRecord } from '../store/sandboxes.ts';
 import type { Executor } from './execute.ts';
 import { LABEL } from './hardening.ts';
 import type { SandboxManager } from './manager.ts';
+import { ACTIVE_STATES } from './states.ts';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How long boot waits for creates a killed predecessor may have left in flight in the engine. */
@@ -161,7 +162,7 @@ export class Supervisor {
         await engine.killContainer(c.id);
       }
     }
-    for (const rec of store.inStates(['creating', 'running', 'stopping'])) {
+    for (const rec of store.inStates([...ACTIVE_STATES])) {
       const c = byId.get(rec.id);
       if (rec.status === 'creating' && !boot) continue;
       if (!c) {

@@ -1,5 +1,6 @@
 import type { NetworkPolicy } from '../../policies/network-policy.ts';
 import type { Db } from './db.ts';
+import { ACTIVE_STATES } from '../sandbox/states.ts';
 
 export type NetworkStatus = 'creating' | 'ready' | 'deleting' | 'deleted' | 'failed';
 
@@ -112,8 +113,8 @@ export class NetworkStore {
   /** Sandboxes that hold an address on the network and are not gone. */
   sandboxesOn(networkId: string): { id: string; workspace: string; status: string; ipAddress: string | null }[] {
     return this.db.sql
-      .prepare("SELECT id, workspace, status, ip_address AS ipAddress FROM sandboxes WHERE network_id = ? AND status IN ('creating', 'running', 'stopping')")
-      .all(networkId) as { id: string; workspace: string; status: string; ipAddress: string | null }[];
+      .prepare(`SELECT id, workspace, status, ip_address AS ipAddress FROM sandboxes WHERE network_id = ? AND status IN (${ACTIVE_STATES.map(() => '?').join(',')})`)
+      .all(networkId, ...ACTIVE_STATES) as { id: string; workspace: string; status: string; ipAddress: string | null }[];
   }
 
   sandboxByAddress(networkId: string, ip: string): { id: string; workspace: string } | null {

@@ -2,6 +2,7 @@ import type { Db } from './db.ts';
 import type { SandboxState } from '../sandbox/states.ts';
 import { canTransition } from '../sandbox/states.ts';
 import type { EffectiveSpec } from '../sandbox/spec.ts';
+import { ACTIVE_STATES } from '../sandbox/states.ts';
 
 /** A sandbox record as stored. Environment values are never stored: only their names. */
 export interface SandboxRecord {
@@ -115,7 +116,7 @@ export class SandboxStore {
   }
 
   countActive(): number {
-    return (this.db.sql.prepare("SELECT count(*) AS n FROM sandboxes WHERE status IN ('creating','running','stopping')").get() as { n: number }).n;
+    return (this.db.sql.prepare(`SELECT count(*) AS n FROM sandboxes WHERE status IN (${ACTIVE_STATES.map(() => '?').join(',')})`).get(...ACTIVE_STATES) as { n: number }).n;
   }
 
   countByState(): Record<string, number> {
