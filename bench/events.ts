@@ -4,12 +4,20 @@
  * the end-to-end latency from a denied packet (sent by a sandbox) to the `security_event`
  * message on a subscriber's socket.
  */
+import { Worker } from 'node:worker_threads';
 import WebSocket from 'ws';
 import { startApi } from '../test/helpers/api.ts';
 import { summarize } from './stats.ts';
 
 const SUBSCRIBERS = Number(process.env.BENCH_WS_SUBSCRIBERS ?? 100);
-const EVENTS = Number(process.env.BENCH_EVENTS ?? 50_000);
+/** Seconds each paced run produces for. */
+const SECONDS = Number(process.env.BENCH_EVENTS_SECONDS ?? 5);
+/** Paced rates tried, events/s: the figure is the highest one delivered to every subscriber with zero loss. */
+const RATES = (process.env.BENCH_EVENTS_RATES ?? '10000,20000,22500,25000').split(',').map(Number);
+/** Subscribe with `batch: true` (set BENCH_WS_BATCH=0 for one frame per event). */
+const BATCH = process.env.BENCH_WS_BATCH !== '0';
+/** Subscribers JSON.parse every frame (BENCH_WS_PARSE=1) or find each event's cursor by scanning the bytes (default: the server is measured, not the client's parser). */
+const PARSE = process.env.BENCH_WS_PARSE === '1';
 
 async function subscriber(url: string, token: string, onMessage: (m: { type: string; data: { id?: string; seq?: number; type?: string; details?: Record<string, unknown> }; cursor?: string }) => void): Promise<WebSocket> {
   const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/ws`, { headers: { authorization: `Bearer ${token}` } });
@@ -25,60 +33,91 @@ async function subscriber(url: string, token: string, onMessage: (m: { type: str
   return ws;
 }
 
-async function throughput(): Promise<void> {
+type WorkerReport = { type: 'ready' } | { type: 'done'; at: number; lost: number; outOfOrder: number } | { type: 'status'; lost: number; outOfOrder: number; finished: number; closedEarly: Record<string, number> };
+
+interface RunResult {
+  rate: number;
+  produced: number;
+  /** Events per second until the last subscriber had the last event; null when some never did. */
+  delivered: number | null;
+  lost: number;
+  outOfOrder: number;
+  closedEarly: Record<string, number>;
+}
+
+/**
+ * One paced run: `rate` events/s for {@link SECONDS} seconds, emitted in 10 ms slices (as a busy
+ * host would produce them: bursts, not one at a time), then waits until every subscriber has
+ * every event or 30 s pass.
+ */
+async function pacedRun(rate: number): Promise<RunResult> {
+  const EVENTS = Math.round(rate * SECONDS);
   const api = await startApi({ networking: 'off' });
+  const worker = new Worker(new URL('./events-subscribers.ts', import.meta.url), {
+    workerData: { url: api.url, token: api.adminToken, subscribers: SUBSCRIBERS, events: EVENTS, batch: BATCH, parse: PARSE },
+  });
+  const reports: WorkerReport[] = [];
+  let wake: () => void = () => {};
+  worker.on('message', (m: WorkerReport) => {
+    reports.push(m);
+    wake();
+  });
+  const next = async <T extends WorkerReport['type']>(type: T, timeoutMs: number): Promise<Extract<WorkerReport, { type: T }> | null> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = reports.findIndex((r) => r.type === type);
+      if (i >= 0) return reports.splice(i, 1)[0] as Extract<WorkerReport, { type: T }>;
+      const left = deadline - Date.now();
+      if (left <= 0) return null;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, left);
+      });
+    }
+  };
   try {
-    const received = new Array<number>(SUBSCRIBERS).fill(0);
-    const lastSeq = new Array<number>(SUBSCRIBERS).fill(0);
-    let outOfOrder = 0;
-    let doneAt = 0;
-    let finished = 0;
-    const all = new Promise<void>((resolve) => {
-      void Promise.all(
-        Array.from({ length: SUBSCRIBERS }, (_, i) =>
-          subscriber(api.url, api.adminToken, (m) => {
-            if (m.type !== 'security_event') return;
-            const seq = Number(m.cursor);
-            if (seq <= lastSeq[i]!) outOfOrder++;
-            lastSeq[i] = seq;
-            if (++received[i]! === EVENTS && ++finished === SUBSCRIBERS) {
-              doneAt = performance.now();
-              resolve();
-            }
-          }),
-        ),
-      ).then((sockets) => (globalThis as { __sockets?: WebSocket[] }).__sockets = sockets);
-    });
-    await new Promise((r) => setTimeout(r, 1000));
+    if (!(await next('ready', 60_000))) throw new Error('subscribers did not connect');
     const workspace = await workspaceOf(api);
     const t0 = performance.now();
-    // Producers: bursts of 500 events per macrotask, as a busy host would generate them.
-    for (let i = 0; i < EVENTS; i += 500) {
-      for (let j = 0; j < 500 && i + j < EVENTS; j++) {
-        api.rt.events.emit({ type: 'egress_denied', severity: 'medium', workspace, details: { n: i + j, destination: '203.0.113.10', port: 443 } });
+    let produced = 0;
+    for (let slice = 1; produced < EVENTS; slice++) {
+      const due = Math.min(EVENTS, Math.round((rate * (performance.now() - t0)) / 1000) || 1);
+      for (; produced < due; produced++) {
+        api.rt.events.emit({ type: 'egress_denied', severity: 'medium', workspace, details: { n: produced, destination: '203.0.113.10', port: 443 } });
       }
-      await new Promise((r) => setImmediate(r));
+      const wait = t0 + slice * 10 - performance.now();
+      await new Promise((r) => (wait > 0 ? setTimeout(r, wait) : setImmediate(r)));
     }
-    const producedAt = performance.now();
-    await Promise.race([all, new Promise((r) => setTimeout(r, 120_000))]);
-    const lost = received.reduce((a, n) => a + (EVENTS - n), 0);
-    console.log(`\nevent pipeline: ${EVENTS} events → store → ${SUBSCRIBERS} WebSocket subscribers`);
-    console.log(`  produce+store: ${(EVENTS / ((producedAt - t0) / 1000)).toFixed(0)} events/s`);
-    if (doneAt) console.log(`  delivered to all subscribers: ${(EVENTS / ((doneAt - t0) / 1000)).toFixed(0)} events/s sustained (${((doneAt - t0) / 1000).toFixed(1)} s, ${(EVENTS * SUBSCRIBERS / ((doneAt - t0) / 1000)).toFixed(0)} messages/s)`);
-    else console.log(`  NOT all delivered within 120 s`);
-    console.log(`  lost: ${lost}, out of order: ${outOfOrder}   (target ≥ 20,000 events/s with zero loss)`);
-    for (const s of (globalThis as { __sockets?: WebSocket[] }).__sockets ?? []) s.terminate();
+    const start = performance.timeOrigin + t0;
+    const done = await next('done', 30_000);
+    if (done) return { rate, produced, delivered: EVENTS / ((done.at - start) / 1000), lost: done.lost, outOfOrder: done.outOfOrder, closedEarly: {} };
+    worker.postMessage({ type: 'status' });
+    const st = await next('status', 5000);
+    return { rate, produced, delivered: null, lost: st?.lost ?? -1, outOfOrder: st?.outOfOrder ?? -1, closedEarly: st?.closedEarly ?? {} };
   } finally {
+    worker.postMessage({ type: 'close' });
+    await new Promise((r) => setTimeout(r, 200));
+    await worker.terminate();
     await api.close();
   }
 }
 
-let wsp: string | null = null;
+async function throughput(): Promise<void> {
+  console.log(`\nevent pipeline: producers → store → ${SUBSCRIBERS} WebSocket subscribers (${BATCH ? 'batch frames' : 'one frame per event'}; subscribers in a worker thread, ${PARSE ? 'JSON.parse every frame' : 'scanning frames for cursors'}), ${SECONDS} s per rate`);
+  let best = 0;
+  for (const rate of RATES) {
+    const r = await pacedRun(rate);
+    const ok = r.delivered !== null && r.lost === 0 && r.outOfOrder === 0;
+    if (ok) best = Math.max(best, rate);
+    const closed = Object.keys(r.closedEarly).length ? `, closed early by code ${JSON.stringify(r.closedEarly)}` : '';
+    console.log(`  paced ${String(rate).padStart(6)} events/s: ${ok ? 'zero loss' : 'LOSS'}; last subscriber complete at ${r.delivered === null ? '—' : `${r.delivered.toFixed(0)} events/s`} (${(r.produced * SUBSCRIBERS).toLocaleString('en')} messages), lost ${r.lost}, out of order ${r.outOfOrder}${closed}`);
+  }
+  console.log(`  sustained with zero loss: ${best.toLocaleString('en')} events/s to ${SUBSCRIBERS} subscribers   (target ≥ 20,000)`);
+}
+
 async function workspaceOf(api: Awaited<ReturnType<typeof startApi>>): Promise<string> {
-  if (wsp) return wsp;
   const me = await fetch(`${api.url}/v1/auth/me`, { headers: { authorization: `Bearer ${api.adminToken}` } });
-  wsp = ((await me.json()) as { data: { workspace: string } }).data.workspace;
-  return wsp;
+  return ((await me.json()) as { data: { workspace: string } }).data.workspace;
 }
 
 async function denyLatency(): Promise<void> {

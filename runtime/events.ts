@@ -26,9 +26,9 @@ export interface SecurityEvent {
   actor: string | null;
   details: Record<string, unknown>;
   /**
-   * Only on what `emit` returns, when the store refused the insert: `buffered` waits in the
-   * retry buffer (seq is -1 until stored; subscribers see it once stored), `dropped` is lost
-   * and counted in {@link EventSinkHealth.dropped}. Absent: stored.
+   * Only while the event is not stored: `buffered` waits in the retry buffer because the store
+   * refuses inserts (seq is -1 until stored; subscribers see it once stored), `dropped` is lost
+   * and counted in {@link EventSinkHealth.dropped}. Removed once the event is stored.
    */
   delivery?: 'buffered' | 'dropped';
 }
@@ -48,15 +48,22 @@ export type EventListener = (e: SecurityEvent) => void;
 
 export interface EventSink {
   /**
-   * Stores and publishes an event. Never throws: a producer is often in the middle of refusing
-   * something, and a full or locked store must not turn that refusal into a 500. When the insert
-   * fails the event goes to a bounded retry buffer (in order, ahead of newer events) and the
-   * returned event says so in `delivery`.
+   * Accepts an event for storing and publishing. Never throws: a producer is often in the middle
+   * of refusing something, and a full or locked store must not turn that refusal into a 500.
+   *
+   * Events are stored in groups: everything emitted during one synchronous run of the producer
+   * is inserted in one transaction right after it (a microtask), or at once when the group
+   * reaches {@link EventSinkOptions.groupSize} or someone calls {@link flush} or {@link list}.
+   * Only stored events are published, in seq order. The returned object is the event itself:
+   * its `seq` is -1 until it is stored and is filled in then. When the store refuses inserts,
+   * events wait in a bounded retry buffer, in order (`delivery: 'buffered'` on what `emit`
+   * returns while the store is known to refuse).
    */
   emit(input: EventInput): SecurityEvent;
   subscribe(fn: EventListener): () => void;
+  /** Stores what waits first, so a reader always sees what was emitted before it read. */
   list(q: EventQuery): SecurityEvent[];
-  /** Retries the buffered events now; returns how many still wait. */
+  /** Stores the waiting events now; returns how many still wait (the store refused them). */
   flush(): number;
   health(): EventSinkHealth;
 }
@@ -76,6 +83,8 @@ export interface EventSinkOptions {
   retryBufferSize?: number;
   /** Delay before retrying buffered events when no new emit comes. Default 1000 ms. */
   retryDelayMs?: number;
+  /** Events stored per transaction at most; a burst this size is stored without waiting for the microtask. Default 1024. */
+  groupSize?: number;
 }
 
 export interface EventQuery {
@@ -121,20 +130,30 @@ function classify(err: unknown): Failure {
 }
 
 /**
- * The event store and bus. `seq` is assigned by SQLite (AUTOINCREMENT) inside the single INSERT
- * statement that stores the event, under the store's write lock, so seq order is commit order
- * and a seq is never reused (even after retention deletes the newest rows): a reader paging with
- * `seq > cursor` never misses or repeats an event.
+ * The event store and bus. `seq` is assigned by SQLite (AUTOINCREMENT) by the INSERT that stores
+ * the event, under the store's write lock, and events are published only after the transaction
+ * that stored them committed: seq order is commit order and publish order, and a seq is never
+ * reused (even after retention deletes the newest rows), so a reader paging with `seq > cursor`
+ * never misses or repeats an event.
+ *
+ * Why groups: a committed transaction costs SQLite a WAL append of every page it touched (the
+ * table and three indexes), so one event per transaction tops out near 15,000/s here, while
+ * a few hundred per transaction store 50,000–90,000/s.
  */
 export function createEventSink(db: Db, clock: Clock, onEmit?: (e: SecurityEvent) => void, opts: EventSinkOptions = {}): EventSink {
   const insert = db.sql.prepare(
-    'INSERT INTO events (id, type, severity, ts_ms, workspace, sandbox_id, network_id, session_id, actor, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq',
+    'INSERT INTO events (id, type, severity, ts_ms, workspace, sandbox_id, network_id, session_id, actor, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
   const listeners = new Set<EventListener>();
   const capacity = Math.max(1, opts.retryBufferSize ?? 10_000);
   const retryDelayMs = opts.retryDelayMs ?? 1000;
-  const buffer: { event: SecurityEvent; tsMs: number; json: string }[] = [];
+  const groupSize = Math.max(1, opts.groupSize ?? 1024);
+  /** Waiting events, oldest first: the current group and, while the store refuses, the retry buffer. */
+  let waiting: Item[] = [];
   const dropped: Record<DropReason, number> = { buffer_full: 0, unstorable: 0, store_closed: 0 };
+  /** The last attempt to store was refused with a retryable error. */
+  let refusing = false;
+  let microtask = false;
   let timer: NodeJS.Timeout | null = null;
 
   const publish = (event: SecurityEvent) => {
@@ -147,19 +166,40 @@ export function createEventSink(db: Db, clock: Clock, onEmit?: (e: SecurityEvent
       }
     }
   };
-  /** Inserts one event; returns the failure class instead of throwing. */
-  const store = (item: { event: SecurityEvent; tsMs: number; json: string }): Failure | null => {
+  const insertOne = (item: Item): void => {
     const e = item.event;
+    // seq is the rowid (INTEGER PRIMARY KEY): the insert's rowid, without a RETURNING row to build.
+    e.seq = Number(insert.run(e.id, e.type, e.severity, item.tsMs, e.workspace, e.sandboxId, e.networkId, e.sessionId, e.actor, item.json).lastInsertRowid);
+  };
+  /**
+   * Stores up to one group in one transaction. Returns the stored events, or the failure that
+   * stopped it: `retry` leaves every event waiting (and unstored); an unstorable event is dropped
+   * alone and the rest of the group still goes in.
+   */
+  const storeGroup = (group: Item[]): { stored: Item[]; failure: Failure | null } => {
+    const stored: Item[] = [];
     try {
-      const { seq } = insert.get(e.id, e.type, e.severity, item.tsMs, e.workspace, e.sandboxId, e.networkId, e.sessionId, e.actor, item.json) as { seq: number };
-      e.seq = seq;
-      return null;
+      db.tx(() => {
+        for (const item of group) {
+          try {
+            insertOne(item);
+            stored.push(item);
+          } catch (err) {
+            const f = classify(err);
+            if (f !== 'unstorable') throw err;
+            dropped.unstorable++;
+            item.event.delivery = 'dropped';
+          }
+        }
+      });
+      return { stored, failure: null };
     } catch (err) {
-      return classify(err);
+      for (const item of stored) item.event.seq = -1;
+      return { stored: [], failure: classify(err) };
     }
   };
   const schedule = () => {
-    if (!buffer.length || timer) return;
+    if (!waiting.length || timer) return;
     timer = setTimeout(() => {
       timer = null;
       flush();
@@ -167,16 +207,42 @@ export function createEventSink(db: Db, clock: Clock, onEmit?: (e: SecurityEvent
     timer.unref();
   };
   const flush = (): number => {
-    while (buffer.length) {
-      const failure = store(buffer[0]!);
-      if (failure === 'retry') break;
-      const { event } = buffer.shift()!;
-      delete event.delivery;
-      if (failure) dropped[failure]++;
-      else publish(event);
+    // Inside someone else's transaction the group would commit (or roll back) with it, after
+    // being published: leave it to the microtask, which runs once that transaction is over.
+    if (db.sql.isTransaction) {
+      if (waiting.length && !microtask) {
+        microtask = true;
+        queueMicrotask(onMicrotask);
+      }
+      return waiting.length;
+    }
+    while (waiting.length) {
+      const group = waiting.length <= groupSize ? waiting : waiting.slice(0, groupSize);
+      const { stored, failure } = storeGroup(group);
+      if (failure === 'retry') {
+        if (!refusing) for (const item of waiting) item.event.delivery = 'buffered';
+        refusing = true;
+        break;
+      }
+      waiting = group === waiting ? [] : waiting.slice(group.length);
+      refusing = false;
+      if (failure) {
+        // store_closed (or a failure of the transaction itself): nothing of the group can be stored.
+        for (const item of group) item.event.delivery = 'dropped';
+        dropped[failure] += group.length;
+        continue;
+      }
+      for (const { event } of stored) {
+        delete event.delivery;
+        publish(event);
+      }
     }
     schedule();
-    return buffer.length;
+    return waiting.length;
+  };
+  const onMicrotask = () => {
+    microtask = false;
+    if (!refusing) flush();
   };
 
   return {
@@ -193,33 +259,34 @@ export function createEventSink(db: Db, clock: Clock, onEmit?: (e: SecurityEvent
         dropped.unstorable++;
         return { ...event, delivery: 'dropped' };
       }
-      const item = { event, tsMs, json };
-      // Older buffered events go first, so seq order stays emit order.
-      const failure = flush() === 0 ? store(item) : 'retry';
-      if (failure === null) {
-        publish(event);
-        return event;
-      }
-      if (failure !== 'retry') {
-        dropped[failure]++;
+      if (!db.sql.isOpen) {
+        dropped.store_closed++;
         return { ...event, delivery: 'dropped' };
       }
-      if (buffer.length >= capacity) {
-        buffer.shift();
-        dropped.buffer_full++;
+      if (refusing) {
+        if (waiting.length >= capacity) {
+          waiting.shift()!.event.delivery = 'dropped';
+          dropped.buffer_full++;
+        }
+        event.delivery = 'buffered';
       }
-      event.delivery = 'buffered';
-      buffer.push(item);
-      schedule();
-      return { ...event };
+      waiting.push({ event, tsMs, json });
+      if (refusing) schedule();
+      else if (waiting.length >= groupSize) flush();
+      else if (!microtask) {
+        microtask = true;
+        queueMicrotask(onMicrotask);
+      }
+      return event;
     },
     flush,
-    health: () => ({ pending: buffer.length, dropped: { ...dropped } }),
+    health: () => ({ pending: waiting.length, dropped: { ...dropped } }),
     subscribe(fn) {
       listeners.add(fn);
       return () => listeners.delete(fn);
     },
     list(q) {
+      if (!refusing) flush();
       const w = new Where()
         .add('workspace = ?', q.workspace)
         .add('sandbox_id = ?', q.sandboxId)
@@ -234,4 +301,10 @@ export function createEventSink(db: Db, clock: Clock, onEmit?: (e: SecurityEvent
       return (db.sql.prepare(sql).all(...args, q.limit) as unknown as Row[]).map(toEvent);
     },
   };
+}
+
+interface Item {
+  event: SecurityEvent;
+  tsMs: number;
+  json: string;
 }

@@ -127,6 +127,8 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     // left, nothing needs enforcing and the table goes (it is rebuilt at the next start).
     if (networks && networks.store.active().length === 0) await networks.firewall.dropTable().catch((err: unknown) => logger.warn({ err }, 'could not remove the nft table'));
     await pool.drain();
+    // Events still waiting for their group's transaction are stored before the store closes.
+    events.flush();
     db.close();
   };
   return {

@@ -82,6 +82,8 @@ export class WebhookDispatcher {
   /** Queues a delivery of `e` to every webhook of its workspace subscribed to it. */
   onEvent(e: SecurityEvent): void {
     if (this.#closed || !e.workspace) return;
+    // Most events match no webhook: decided from memory, without a query.
+    if (!this.#d.store.subscriptions(e.workspace).some((events) => subscribes(events, e))) return;
     const hooks = this.#d.store.ofWorkspace(e.workspace).filter((h) => subscribes(h.events, e));
     if (hooks.length === 0) return;
     const event = eventName(e);

@@ -108,6 +108,11 @@ const toAttempt = (r: AttemptRow): AttemptRecord => ({
 export class WebhookStore {
   readonly #db: Db;
   readonly #clock: Clock;
+  /**
+   * What each workspace's webhooks subscribe to, read on every event: cached, and dropped on
+   * every create and delete (this store is the only writer of the table).
+   */
+  readonly #subscriptions = new Map<string, readonly (readonly string[])[]>();
   constructor(db: Db, clock: Clock) {
     this.#db = db;
     this.#clock = clock;
@@ -118,6 +123,7 @@ export class WebhookStore {
     const rec: WebhookRecord = { id: newId('whk'), workspace: input.workspace, url: input.url, events: input.events, createdBy: input.createdBy, dropped: 0, createdMs: this.#clock.nowMs() };
     this.#db.sql.prepare('INSERT INTO webhooks (id, workspace, url, events, secret, created_by, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(rec.id, rec.workspace, rec.url, JSON.stringify(rec.events), input.secret, rec.createdBy, rec.createdMs);
+    this.#subscriptions.delete(rec.workspace);
     return rec;
   }
 
@@ -137,6 +143,16 @@ export class WebhookStore {
     return (this.#db.sql.prepare('SELECT COUNT(*) AS n FROM webhooks WHERE workspace = ?').get(workspace) as { n: number }).n;
   }
 
+  /** The event lists the webhooks of `workspace` subscribe to (one per webhook), from memory after the first read. */
+  subscriptions(workspace: string): readonly (readonly string[])[] {
+    let subs = this.#subscriptions.get(workspace);
+    if (!subs) {
+      subs = this.ofWorkspace(workspace).map((h) => h.events);
+      this.#subscriptions.set(workspace, subs);
+    }
+    return subs;
+  }
+
   /** Every webhook of `workspace` (the dispatcher filters by event). */
   ofWorkspace(workspace: string): WebhookRecord[] {
     return (this.#db.sql.prepare(`SELECT ${WEBHOOK_COLUMNS} FROM webhooks WHERE workspace = ?`).all(workspace) as unknown as WebhookRow[]).map(toWebhook);
@@ -152,6 +168,7 @@ export class WebhookStore {
     return this.#db.tx(() => {
       const { changes } = this.#db.sql.prepare('DELETE FROM webhooks WHERE id = ? AND workspace = ?').run(id, workspace);
       if (!changes) return false;
+      this.#subscriptions.delete(workspace);
       this.#db.sql.prepare('DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE webhook_id = ?)').run(id);
       this.#db.sql.prepare('DELETE FROM webhook_deliveries WHERE webhook_id = ?').run(id);
       return true;

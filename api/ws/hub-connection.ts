@@ -2,9 +2,9 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { RawData, WebSocket } from 'ws';
 import { SocketAuth, credentialOf, type Credential } from './auth.ts';
 import type { ChannelEntry, Hub, Subscription } from './hub.ts';
-import { encodeItem } from './hub.ts';
+import { EncodedItem, batchFrames, encodeItem } from './hub.ts';
 import { CLOSE, CLOSE_REASON, HUB_MESSAGES, authenticatedMessage, errorMessage, parseMessage, type HubServerMessage } from './protocol.ts';
-import { SendQueue } from './queue.ts';
+import { SendQueue, type Frame } from './queue.ts';
 import { ReadGate, SerialRunner, closeSocket, toBuffer } from './socket.ts';
 
 /** Stored items examined per replay step; the queue's room is checked between items anyway. */
@@ -32,7 +32,7 @@ export class HubConnection {
     this.#onGone = onGone;
     this.#auth = new SocketAuth({ ws, auth: deps.auth, events: deps.events, logger: deps.logger, route: '/v1/ws', ip });
     this.#queue = new SendQueue(
-      { write: (data, done) => ws.send(data, done), buffered: () => ws.bufferedAmount },
+      { write: (data, done) => ws.send(data, { binary: false }, done), buffered: () => ws.bufferedAmount },
       deps.options.queue,
       () => this.#tooSlow(),
     );
@@ -62,8 +62,8 @@ export class HubConnection {
   }
 
   /** Queues an encoded message; never waits. */
-  enqueue(text: string): void {
-    this.#queue.push(text);
+  enqueue(frame: Frame): void {
+    this.#queue.push(frame);
   }
 
   send(msg: HubServerMessage): void {
@@ -117,7 +117,7 @@ export class HubConnection {
         return;
       }
       case 'subscribe':
-        this.#subscribe(m.channel, m.after);
+        this.#subscribe(m.channel, m.after, m.batch === true);
         return;
       case 'unsubscribe': {
         const sub = this.#subs.get(m.channel);
@@ -145,7 +145,7 @@ export class HubConnection {
    * `after` it first replays from the store; registering, reading the head and answering
    * `subscribed` happen in one synchronous step, so nothing slips between them.
    */
-  #subscribe(name: string, after: number | undefined): void {
+  #subscribe(name: string, after: number | undefined, batch: boolean): void {
     const entry = this.#hub.channel(name);
     if (!entry) {
       this.send(errorMessage('NOT_FOUND', `unknown channel ${name}`, { channel: name, channels: this.#hub.channelNames() }));
@@ -164,7 +164,7 @@ export class HubConnection {
       this.send(errorMessage('VALIDATION_ERROR', `Invalid after: cursor ${after} is ahead of the stream (at ${head}); subscribe without it`, { field: 'after', issue: 'ahead of the stream', head }));
       return;
     }
-    const sub: Subscription = { channel: name, conn: this, state: after === undefined ? 'live' : 'replaying', floor: after ?? head };
+    const sub: Subscription = { channel: name, conn: this, state: after === undefined ? 'live' : 'replaying', floor: after ?? head, batch };
     entry.subs.add(sub);
     this.#subs.set(name, sub);
     this.send({ type: 'subscribed', channel: name, cursor: after ?? head });
@@ -189,7 +189,16 @@ export class HubConnection {
     for (;;) {
       let waited = false;
       const page = entry.def.source.page(workspace, cursor, REPLAY_PAGE);
-      for (const item of page.items) {
+      if (sub.batch && page.items.length) {
+        // A page at most REPLAY_PAGE (≤ BATCH_MAX_ITEMS) items: one frame.
+        if (!this.#queue.hasRoom()) {
+          waited = true;
+          await this.#queue.waitForRoom();
+        }
+        if (sub.state === 'cancelled') return;
+        for (const f of batchFrames(entry.name, page.items.map((i) => new EncodedItem(i)))) this.enqueue(f);
+      }
+      for (const item of sub.batch ? [] : page.items) {
         if (!this.#queue.hasRoom()) {
           waited = true;
           await this.#queue.waitForRoom();

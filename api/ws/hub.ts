@@ -6,7 +6,7 @@ import type { Credential } from './auth.ts';
 import type { ChannelDefinition, ChannelItem } from './channels.ts';
 import { HubConnection } from './hub-connection.ts';
 import type { ResolvedWsOptions } from './options.ts';
-import { CLOSE, CLOSE_REASON } from './protocol.ts';
+import { BATCH_MAX_ITEMS, CLOSE, CLOSE_REASON } from './protocol.ts';
 
 export interface HubDeps {
   auth: AuthService;
@@ -23,6 +23,8 @@ export interface Subscription {
   state: 'replaying' | 'live' | 'cancelled';
   /** Live items at or below this cursor were replayed already or predate the subscription. */
   floor: number;
+  /** Channel messages go out grouped in `batch` frames. */
+  readonly batch: boolean;
 }
 
 export interface ChannelEntry {
@@ -33,6 +35,35 @@ export interface ChannelEntry {
 
 export const encodeItem = (item: ChannelItem): string => JSON.stringify({ type: item.type, data: item.data, cursor: item.cursor });
 
+/** An item encoded once for every socket: its JSON text and, made on first use, its UTF-8 frame. */
+export class EncodedItem {
+  readonly cursor: number;
+  readonly workspace: string | null;
+  readonly text: string;
+  #frame: Buffer | null = null;
+
+  constructor(item: ChannelItem) {
+    this.cursor = item.cursor;
+    this.workspace = item.workspace;
+    this.text = encodeItem(item);
+  }
+
+  get frame(): Buffer {
+    return (this.#frame ??= Buffer.from(this.text));
+  }
+}
+
+/** `batch` frames for `items` (already encoded), at most {@link BATCH_MAX_ITEMS} each. */
+export function batchFrames(channel: string, items: readonly EncodedItem[]): Buffer[] {
+  const head = `{"type":"batch","channel":${JSON.stringify(channel)},"items":[`;
+  const out: Buffer[] = [];
+  for (let i = 0; i < items.length; i += BATCH_MAX_ITEMS) {
+    const part = items.slice(i, i + BATCH_MAX_ITEMS);
+    out.push(Buffer.from(`${head}${part.map((e) => e.text).join(',')}]}`));
+  }
+  return out;
+}
+
 /**
  * The `/v1/ws` hub: a registry of channels, and the fan-out from each channel's live feed to
  * the subscriptions that may see an item (same workspace, scope checked at subscribe). The
@@ -40,7 +71,7 @@ export const encodeItem = (item: ChannelItem): string => JSON.stringify({ type: 
  */
 export class Hub {
   readonly deps: HubDeps;
-  readonly #channels = new Map<string, ChannelEntry & { unsubscribe: () => void }>();
+  readonly #channels = new Map<string, ChannelEntry & { unsubscribe: () => void; pending: EncodedItem[] }>();
   readonly #connections = new Set<HubConnection>();
   #closed = false;
 
@@ -52,7 +83,7 @@ export class Hub {
   registerChannel(name: string, def: ChannelDefinition): void {
     if (!/^[a-z][a-z0-9_-]{0,63}$/.test(name)) throw new Error(`invalid channel name ${JSON.stringify(name)}`);
     if (this.#channels.has(name)) throw new Error(`channel ${name} is already registered`);
-    const entry = { name, def, subs: new Set<Subscription>(), unsubscribe: () => {} };
+    const entry = { name, def, subs: new Set<Subscription>(), unsubscribe: () => {}, pending: [] as EncodedItem[] };
     entry.unsubscribe = def.source.subscribe((item) => this.#fanout(entry, item));
     this.#channels.set(name, entry);
   }
@@ -92,12 +123,50 @@ export class Hub {
     for (const conn of this.#connections) conn.close(CLOSE.GOING_AWAY, CLOSE_REASON.shuttingDown);
   }
 
-  #fanout(entry: ChannelEntry, item: ChannelItem): void {
-    let text: string | null = null;
+  /**
+   * Each item is encoded once, whatever the number of subscribers. Plain subscriptions get it at
+   * once; `batch` subscriptions get what arrived in this turn of the event loop in one frame
+   * per workspace, sent right after the turn (setImmediate) and shared by all of them.
+   */
+  #fanout(entry: ChannelEntry & { pending: EncodedItem[] }, item: ChannelItem): void {
+    let enc: EncodedItem | null = null;
+    let batched = false;
     for (const sub of entry.subs) {
       if (sub.state !== 'live' || item.cursor <= sub.floor || sub.conn.workspace !== item.workspace) continue;
-      text ??= encodeItem(item);
-      sub.conn.enqueue(text);
+      enc ??= new EncodedItem(item);
+      if (sub.batch) batched = true;
+      else sub.conn.enqueue(enc.frame);
+    }
+    if (!batched) return;
+    entry.pending.push(enc!);
+    if (entry.pending.length === 1) setImmediate(() => this.#flushBatches(entry));
+  }
+
+  #flushBatches(entry: ChannelEntry & { pending: EncodedItem[] }): void {
+    const items = entry.pending;
+    entry.pending = [];
+    if (this.#closed) return;
+    const byWorkspace = new Map<string | null, EncodedItem[]>();
+    for (const e of items) {
+      const list = byWorkspace.get(e.workspace);
+      if (list) list.push(e);
+      else byWorkspace.set(e.workspace, [e]);
+    }
+    const shared = new Map<string | null, Buffer[]>();
+    for (const sub of entry.subs) {
+      if (!sub.batch || sub.state !== 'live') continue;
+      const workspace = sub.conn.workspace;
+      const list = byWorkspace.get(workspace);
+      if (!list) continue;
+      let frames: Buffer[];
+      if (list[0]!.cursor > sub.floor) {
+        frames = shared.get(workspace) ?? batchFrames(entry.name, list);
+        shared.set(workspace, frames);
+      } else {
+        // Subscribed (or went live after a replay) in the middle of this turn: only what is newer.
+        frames = batchFrames(entry.name, list.filter((e) => e.cursor > sub.floor));
+      }
+      for (const f of frames) sub.conn.enqueue(f);
     }
   }
 }

@@ -9,10 +9,14 @@
  * send `auth` again with a fresh one (same user and workspace) before it expires. Every JSON
  * frame is one object with a `type`.
  *
- * `/v1/ws` (the hub), client → server: `auth`, `subscribe {channel, after?}`,
+ * `/v1/ws` (the hub), client → server: `auth`, `subscribe {channel, after?, batch?}`,
  * `unsubscribe {channel}`, `ping`. Server → client: `authenticated {principal}`,
  * `subscribed {channel, cursor}`, `unsubscribed {channel}`, channel messages
- * `{type, data, cursor}`, `error {code, message, details?}`, `pong`.
+ * `{type, data, cursor}`, `error {code, message, details?}`, `pong`. A subscription made with
+ * `batch: true` receives its channel messages grouped instead, as
+ * `batch {channel, items: [{type, data, cursor} ...]}` (in cursor order; at most
+ * {@link BATCH_MAX_ITEMS} per frame): one frame per burst rather than one per message, for
+ * consumers of busy streams.
  *
  * `/v1/sandboxes/:id/terminal`: terminal bytes travel as binary frames in both directions;
  * control is JSON text: client → server `auth`, `resize {cols, rows}`, `ping`; server → client
@@ -71,6 +75,8 @@ export const SubscribeMessage = Type.Object(
     channel: ChannelName,
     /** Resume: replay everything after this cursor (a `cursor` the server sent), then go live. */
     after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+    /** Receive channel messages grouped in `batch` frames (what arrived together goes in one frame). */
+    batch: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -157,12 +163,23 @@ export interface ChannelMessage {
   cursor: number;
 }
 
+/** Channel messages per `batch` frame at most; a bigger burst goes out in several frames. */
+export const BATCH_MAX_ITEMS = 512;
+
+/** Several channel messages of one subscription in one frame (subscriptions made with `batch: true`). */
+export interface BatchMessage {
+  type: 'batch';
+  channel: string;
+  items: ChannelMessage[];
+}
+
 export type HubServerMessage =
   | AuthenticatedMessage
   | { type: 'subscribed'; channel: string; cursor: number }
   | { type: 'unsubscribed'; channel: string }
   | { type: 'pong' }
   | ProtocolError
-  | ChannelMessage;
+  | ChannelMessage
+  | BatchMessage;
 
 export type TerminalServerMessage = AuthenticatedMessage | { type: 'exit'; exitCode: number } | { type: 'pong' } | ProtocolError;

@@ -5,10 +5,16 @@
  * That is what keeps one slow reader from holding memory or delaying anyone else.
  */
 
+/**
+ * One text message: a string, or its UTF-8 bytes when it was encoded once for many sockets
+ * (the hub's fan-out), so each socket does not encode it again.
+ */
+export type Frame = string | Buffer;
+
 /** Where queued messages go: a WebSocket in production, a fake in tests. */
 export interface QueueSink {
-  /** Writes one message; `done` runs once it left the process (or the write failed). */
-  write(data: string, done: () => void): void;
+  /** Writes one text message; `done` runs once it left the process (or the write failed). */
+  write(data: Frame, done: () => void): void;
   /** Bytes accepted by `write` but not yet handed to the kernel (`ws.bufferedAmount`). */
   buffered(): number;
 }
@@ -30,7 +36,7 @@ export class SendQueue {
   readonly limits: SendQueueLimits;
   readonly #sink: QueueSink;
   readonly #onOverflow: () => void;
-  #items: ({ data: string; size: number } | undefined)[] = [];
+  #items: ({ data: Frame; size: number } | undefined)[] = [];
   #head = 0;
   #bytes = 0;
   #state: QueueState = 'open';
@@ -63,9 +69,9 @@ export class SendQueue {
    * the queue is not open, or when this message overflowed it: then everything queued is
    * dropped and `onOverflow` runs (once).
    */
-  push(data: string): boolean {
+  push(data: Frame): boolean {
     if (this.#state !== 'open') return false;
-    const size = Buffer.byteLength(data);
+    const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
     const idle = this.length === 0 && this.#sink.buffered() === 0;
     // A single oversized message still goes out when nothing else waits.
     if (!idle && (this.length >= this.limits.maxMessages || this.#bytes + size + this.#sink.buffered() > this.limits.maxBytes)) {

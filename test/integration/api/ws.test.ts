@@ -60,11 +60,14 @@ class Client {
     this.ws.on('message', (d: Buffer, isBinary: boolean) => {
       if (isBinary) this.output.push(d);
       else {
-        const m = JSON.parse(d.toString()) as Msg;
-        this.messages.push(m);
-        const list = this.#byType.get(m.type) ?? [];
-        list.push(m);
-        this.#byType.set(m.type, list);
+        const m = JSON.parse(d.toString()) as Msg & { items?: Msg[] };
+        // A batch frame is recorded as itself and as the channel messages it carries.
+        for (const one of [m, ...(m.type === 'batch' ? m.items! : [])]) {
+          this.messages.push(one);
+          const list = this.#byType.get(one.type) ?? [];
+          list.push(one);
+          this.#byType.set(one.type, list);
+        }
       }
       for (const w of this.#waiters) w();
     });
@@ -141,13 +144,13 @@ class Client {
 }
 
 /** An authenticated hub client subscribed to `channels`. */
-async function hubClient(token: string, channels: string[], opts: { after?: number; firstMessage?: boolean } = {}): Promise<Client> {
+async function hubClient(token: string, channels: string[], opts: { after?: number; firstMessage?: boolean; batch?: boolean } = {}): Promise<Client> {
   const c = opts.firstMessage ? new Client('/v1/ws') : new Client('/v1/ws', { token });
   await c.opened;
   if (opts.firstMessage) c.send({ type: 'auth', token });
   await c.first('authenticated');
   for (const channel of channels) {
-    c.send({ type: 'subscribe', channel, ...(opts.after === undefined ? {} : { after: opts.after }) });
+    c.send({ type: 'subscribe', channel, ...(opts.after === undefined ? {} : { after: opts.after }), ...(opts.batch ? { batch: true } : {}) });
     await c.until(() => c.of('subscribed').find((m) => m.channel === channel));
   }
   return c;
@@ -308,6 +311,38 @@ test('resuming with the last cursor delivers exactly the missed events, in order
   assert.ok(cursors.every((c, i) => i === 0 || c > cursors[i - 1]!), 'cursors are not increasing');
   assert.ok(cursors[0]! > last);
   second.close();
+});
+
+test('a batch subscription gets the same messages grouped in batch frames: same order, own workspace only, resume too', async () => {
+  const plain = await hubClient(api.adminToken, ['security']);
+  const batched = await hubClient(api.adminToken, ['security'], { batch: true });
+  const other = await hubClient(auditor2Token, ['security'], { batch: true });
+  for (let round = 0; round < 4; round++) {
+    for (let i = 0; i < 300; i++) emit(ws1, 'batch_probe', { n: round * 300 + i });
+    emit(ws2, 'batch_probe', { n: -1 });
+    await nextTurn();
+  }
+  await plain.until(() => plain.of('security_event').length === 1200);
+  await batched.until(() => batched.of('security_event').length === 1200);
+  await batched.sync();
+  await other.sync();
+  const ns = (c: Client) => c.of('security_event').map((m) => m.data.details.n as number);
+  assert.equal(ns(batched), ns(plain), 'the batch subscriber got other messages than the plain one');
+  assert.equal(batched.of('security_event').map((m) => m.cursor), plain.of('security_event').map((m) => m.cursor));
+  assert.is(plain.of('batch').length, 0, 'a plain subscription never gets batch frames');
+  const frames = batched.of('batch') as unknown as { channel: string; items: Msg[] }[];
+  assert.ok(frames.length >= 3 && frames.length <= 40, `1200 events in ${frames.length} frames`);
+  assert.ok(frames.every((f) => f.channel === 'security' && f.items.length > 0 && f.items.length <= 512));
+  assert.equal(ns(other), [-1, -1, -1, -1], 'another workspace saw foreign events (or lost its own)');
+  // Resume in batch mode: the replay arrives batched, then live events.
+  const last = batched.of('security_event')[599]!.cursor!;
+  batched.close();
+  const again = await hubClient(api.adminToken, ['security'], { after: last, batch: true });
+  emit(ws1, 'batch_probe', { n: 1200 });
+  await again.until(() => again.of('security_event').length === 601);
+  assert.equal(ns(again), Array.from({ length: 601 }, (_, i) => i + 600));
+  assert.ok(again.of('batch').length < 20);
+  for (const c of [plain, other, again]) c.close();
 });
 
 test('a stalled client does not delay others and is closed with 4008', async () => {

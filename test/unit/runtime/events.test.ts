@@ -2,11 +2,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createEventSink, type EventInput, type SecurityEvent } from '../../../runtime/events.ts';
 import { openDb } from '../../../runtime/store/db.ts';
+import { storing } from '../../helpers/sink.ts';
 
 function fresh(startMs = 1_700_000_000_000) {
   const clock = { now: startMs, nowMs(): number { return this.now; } };
   const db = openDb('/tmp/x', ':memory:');
-  return { clock, db, sink: createEventSink(db, clock) };
+  return { clock, db, sink: storing(createEventSink(db, clock)) };
 }
 
 const ev = (over: Partial<EventInput> = {}): EventInput => ({ type: 'policy_violation', severity: 'high', ...over });
@@ -58,7 +59,7 @@ test('a throwing subscriber breaks neither emit nor the other subscribers', () =
 test('the onEmit hook sees every event', () => {
   const db = openDb('/tmp/x', ':memory:');
   const seen: string[] = [];
-  const sink = createEventSink(db, { nowMs: () => 0 }, (e) => seen.push(e.id));
+  const sink = storing(createEventSink(db, { nowMs: () => 0 }, (e) => seen.push(e.id)));
   const e = sink.emit(ev());
   assert.equal(seen, [e.id]);
 });
@@ -111,6 +112,52 @@ test('listed events carry their details back from the store', () => {
   assert.equal(e?.details, { field: 'HostConfig', nested: { n: 1 } });
   assert.is(e?.actor, 'key_1');
   assert.is(e?.sessionId, 'ses_1');
+});
+
+test('events emitted in one synchronous run are stored together right after it, and published only then', async () => {
+  const db = openDb('/tmp/x', ':memory:');
+  const sink = createEventSink(db, { nowMs: () => 0 });
+  const published: number[] = [];
+  sink.subscribe((e) => published.push(e.seq));
+  const a = sink.emit(ev());
+  const b = sink.emit(ev());
+  assert.is(a.seq, -1, 'not stored during the producer\'s run');
+  assert.equal(published, []);
+  assert.is(sink.health().pending, 2);
+  await Promise.resolve();
+  assert.ok(a.seq > 0 && b.seq === a.seq + 1, 'stored at the microtask, in emit order');
+  assert.equal(published, [a.seq, b.seq]);
+  assert.is(sink.health().pending, 0);
+});
+
+test('list sees every event emitted before it, even in the same synchronous run', () => {
+  const db = openDb('/tmp/x', ':memory:');
+  const sink = createEventSink(db, { nowMs: () => 0 });
+  const a = sink.emit(ev());
+  assert.equal(sink.list({ limit: 10 }).map((e) => e.id), [a.id]);
+  assert.ok(a.seq > 0);
+});
+
+test('a burst of groupSize events is stored without waiting for the microtask', () => {
+  const db = openDb('/tmp/x', ':memory:');
+  const sink = createEventSink(db, { nowMs: () => 0 }, undefined, { groupSize: 3 });
+  const es = [sink.emit(ev()), sink.emit(ev()), sink.emit(ev()), sink.emit(ev())];
+  assert.equal(es.map((e) => e.seq > 0), [true, true, true, false]);
+  assert.is(sink.health().pending, 1);
+});
+
+test('an emit inside another transaction is stored after that transaction, not inside it', async () => {
+  const db = openDb('/tmp/x', ':memory:');
+  const sink = createEventSink(db, { nowMs: () => 0 });
+  let e: SecurityEvent | undefined;
+  assert.throws(() => db.tx(() => {
+    e = sink.emit(ev());
+    sink.flush();
+    throw new Error('rolled back');
+  }));
+  await Promise.resolve();
+  assert.ok(e!.seq > 0);
+  assert.equal(sink.list({ limit: 10 }).map((x) => x.id), [e!.id], 'the rollback did not take the event with it');
 });
 
 test.run();

@@ -14,6 +14,7 @@ function setup(rules = loadAlertConfig().rules, seenBefore?: (t: string[]) => bo
   engine.attach();
   const emit = (e: Partial<EventInput> & { type: string }, n = 1) => {
     for (let i = 0; i < n; i++) events.emit({ severity: 'medium', ...e });
+    events.flush();
   };
   const of = (type: string) => events.list({ type, limit: 1000 });
   return { clock, events, engine, emit, of };

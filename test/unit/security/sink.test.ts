@@ -20,9 +20,11 @@ test('a refused insert is buffered and reported to the producer, not thrown', ()
   const { sink, refuse } = fresh();
   refuse(true);
   const e = sink.emit({ type: 'policy_violation', severity: 'high' });
+  assert.is(sink.flush(), 1, 'the store refused it: it waits');
   assert.is(e.delivery, 'buffered');
+  assert.is(sink.emit({ type: 'policy_violation', severity: 'high' }).delivery, 'buffered', 'reported at once while the store is known to refuse');
   assert.is(e.seq, -1);
-  assert.is(sink.health().pending, 1);
+  assert.is(sink.health().pending, 2);
 });
 
 test('buffered events are stored in emit order once the store accepts writes, and only then published', () => {
@@ -32,9 +34,11 @@ test('buffered events are stored in emit order once the store accepts writes, an
   refuse(true);
   const a = sink.emit({ type: 'a', severity: 'info' });
   const b = sink.emit({ type: 'b', severity: 'info' });
+  sink.flush();
   assert.is(published.length, 0);
   refuse(false);
   const c = sink.emit({ type: 'c', severity: 'info' });
+  sink.flush();
   assert.is(c.delivery, undefined);
   const stored = sink.list({ limit: 10 });
   assert.equal(stored.map((e) => e.id), [a.id, b.id, c.id]);
@@ -59,6 +63,7 @@ test('a full buffer drops its oldest event and counts it as buffer_full, exporte
   refuse(true);
   sink.emit({ type: 'a', severity: 'info' });
   sink.emit({ type: 'b', severity: 'info' });
+  sink.flush();
   sink.emit({ type: 'c', severity: 'info' });
   assert.equal(sink.health(), { pending: 2, dropped: { buffer_full: 1, unstorable: 0, store_closed: 0 } });
   const registry = new Registry();

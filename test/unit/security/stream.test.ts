@@ -1,6 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createEventSink, type EventInput, type SecurityEvent } from '../../../runtime/events.ts';
+import { storing } from '../../helpers/sink.ts';
 import { purgeExpiredEvents, startRetentionJob } from '../../../runtime/security/retention.ts';
 import { exportEvents, pageEvents, parseCursor, parseWindow, severitiesOf, summarize, type StreamScope } from '../../../runtime/security/stream.ts';
 import { openDb } from '../../../runtime/store/db.ts';
@@ -12,7 +13,7 @@ const T0 = 1_700_000_000_000;
 function fresh() {
   const clock = { now: T0, nowMs(): number { return this.now; } };
   const db = openDb('/tmp/x', ':memory:');
-  const sink = createEventSink(db, clock);
+  const sink = storing(createEventSink(db, clock));
   return { clock, db, sink };
 }
 const ev = (over: Partial<EventInput> = {}): EventInput => ({ type: 'exec_denied', severity: 'medium', workspace: 'w1', ...over });

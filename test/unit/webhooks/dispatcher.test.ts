@@ -79,6 +79,7 @@ test('a delivery that keeps failing is failed after maxAttempts, and the next on
     const w = hook(h, 'wsp_a', ['sandbox.created']);
     h.events.emit(created('wsp_a', 1));
     h.events.emit(created('wsp_a', 2));
+    h.events.flush();
     await until(() => h.store.deliveries(w.id, { limit: 10 }).every((d) => d.delivery.state !== 'pending'));
     const [second, first] = h.store.deliveries(w.id, { limit: 10 });
     assert.is(first!.delivery.state, 'failed');

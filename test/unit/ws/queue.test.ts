@@ -8,7 +8,8 @@ function fakeSink() {
   const written: string[] = [];
   let blocked = false;
   const sink: QueueSink = {
-    write(data, done) {
+    write(frame, done) {
+      const data = frame.toString();
       written.push(data);
       if (blocked) pending.push({ data, done });
       else queueMicrotask(done);
