@@ -1,3 +1,4 @@
+import { AuthEpoch } from './epoch.ts';
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../../runtime/clock.ts';
 import { conflict, notFound, validationError } from '../../runtime/errors.ts';
@@ -55,6 +56,8 @@ export interface KeyIdentity {
   userId: string;
   workspace: string;
   scopes: Scope[];
+  /** Null: never expires. */
+  expiresAtMs: number | null;
 }
 
 export interface CreateKeyInput {
@@ -106,11 +109,13 @@ export class ApiKeys {
   readonly #db: Db;
   readonly #directory: Directory;
   readonly #clock: Clock;
+  readonly #epoch: AuthEpoch;
 
-  constructor(db: Db, directory: Directory, clock: Clock) {
+  constructor(db: Db, directory: Directory, clock: Clock, epoch = new AuthEpoch()) {
     this.#db = db;
     this.#directory = directory;
     this.#clock = clock;
+    this.#epoch = epoch;
   }
 
   /** Creates a key. Scopes must be within the creator's role in `workspace`. */
@@ -142,6 +147,7 @@ export class ApiKeys {
     return this.#db.tx(() => {
       const row = this.#row(workspace, id, filter);
       if (row.revoked_ms === null) this.#db.sql.prepare('UPDATE api_keys SET revoked_ms = ? WHERE id = ?').run(this.#clock.nowMs(), id);
+      this.#epoch.bump();
       return toInfo(this.#row(workspace, id, filter));
     });
   }
@@ -160,6 +166,7 @@ export class ApiKeys {
       if (!role) throw notMember();
       const scopes = checkScopes(JSON.parse(row.scopes), ROLE_SCOPES[role]);
       this.#db.sql.prepare('UPDATE api_keys SET revoked_ms = ? WHERE id = ?').run(nowMs, id);
+      this.#epoch.bump();
       return this.#insert({ userId: row.user_id, workspace, name: row.name, scopes, expiresAtMs: row.expires_ms, rotatedFrom: id });
     });
   }
@@ -179,7 +186,7 @@ export class ApiKeys {
     this.#db.sql
       .prepare('UPDATE api_keys SET last_used_ms = ? WHERE id = ? AND (last_used_ms IS NULL OR last_used_ms <= ?)')
       .run(nowMs, row.id, nowMs - LAST_USED_RESOLUTION_MS);
-    return { keyId: row.id, userId: row.user_id, workspace: row.workspace_id, scopes: JSON.parse(row.scopes) as Scope[] };
+    return { keyId: row.id, userId: row.user_id, workspace: row.workspace_id, scopes: JSON.parse(row.scopes) as Scope[], expiresAtMs: row.expires_ms };
   }
 
   #row(workspace: string, id: string, filter: OwnerFilter): KeyRow {

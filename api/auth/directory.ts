@@ -1,3 +1,4 @@
+import { AuthEpoch } from './epoch.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import { conflict, notFound, validationError } from '../../runtime/errors.ts';
 import { newId } from '../../runtime/ids.ts';
@@ -51,10 +52,12 @@ const toUser = (r: UserRow): UserRecord => ({ id: r.id, username: r.username, pa
 export class Directory {
   readonly #db: Db;
   readonly #clock: Clock;
+  readonly #epoch: AuthEpoch;
 
-  constructor(db: Db, clock: Clock) {
+  constructor(db: Db, clock: Clock, epoch = new AuthEpoch()) {
     this.#db = db;
     this.#clock = clock;
+    this.#epoch = epoch;
   }
 
   createWorkspace(name: string): WorkspaceInfo {
@@ -106,6 +109,7 @@ export class Directory {
 
   setDisabled(userId: string, disabled: boolean): void {
     const res = this.#db.sql.prepare('UPDATE users SET disabled = ? WHERE id = ?').run(disabled ? 1 : 0, userId);
+    this.#epoch.bump();
     if (res.changes === 0) throw notFound('user', userId);
   }
 
@@ -131,6 +135,7 @@ export class Directory {
     this.#db.sql
       .prepare('INSERT INTO memberships (user_id, workspace_id, role) VALUES (?, ?, ?) ON CONFLICT (user_id, workspace_id) DO UPDATE SET role = excluded.role')
       .run(userId, workspaceId, role);
+    this.#epoch.bump();
   }
 
   listMembers(workspaceId: string): MemberInfo[] {

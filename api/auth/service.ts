@@ -1,3 +1,4 @@
+import { AuthEpoch } from './epoch.ts';
 import { systemClock, type Clock } from '../../runtime/clock.ts';
 import { notFound } from '../../runtime/errors.ts';
 import type { Db } from '../../runtime/store/db.ts';
@@ -39,6 +40,10 @@ export interface BootstrapResult {
   generatedPassword?: string;
 }
 
+/** How long an authenticated principal is reused at most (see AuthService #principals). */
+export const PRINCIPAL_CACHE_MS = 1000;
+const PRINCIPAL_CACHE_MAX = 10_000;
+
 export const BOOTSTRAP_WORKSPACE = 'default';
 export const BOOTSTRAP_USERNAME = 'admin';
 
@@ -53,14 +58,25 @@ export class AuthService {
   readonly accessTokens: AccessTokens;
   readonly refreshTokens: RefreshTokens;
   readonly #db: Db;
+  readonly #clock: Clock;
+  readonly #epoch = new AuthEpoch();
+  /**
+   * Principals recently authenticated, by credential (and requested workspace). An entry holds
+   * while the auth epoch has not moved (every revocation, role change or disabling in this
+   * process moves it) and for at most {@link PRINCIPAL_CACHE_MS} (a change written by another
+   * process sharing the store takes effect within that), never past the credential's expiry.
+   * Saves the store lookups (revocation, user, membership) on every request.
+   */
+  readonly #principals = new Map<string, { principal: Principal; epoch: number; untilMs: number }>();
 
   constructor(db: Db, opts: AuthServiceOptions = {}) {
     ensureAuthSchema(db);
     const clock = opts.clock ?? systemClock;
     this.#db = db;
-    this.directory = new Directory(db, clock);
-    this.apiKeys = new ApiKeys(db, this.directory, clock);
-    this.accessTokens = new AccessTokens(db, { secret: resolveSigningSecret(db, opts.jwtSecret), clock, ...(opts.tokenTtlMs !== undefined ? { ttlMs: opts.tokenTtlMs } : {}) });
+    this.#clock = clock;
+    this.directory = new Directory(db, clock, this.#epoch);
+    this.apiKeys = new ApiKeys(db, this.directory, clock, this.#epoch);
+    this.accessTokens = new AccessTokens(db, { secret: resolveSigningSecret(db, opts.jwtSecret), clock, epoch: this.#epoch, ...(opts.tokenTtlMs !== undefined ? { ttlMs: opts.tokenTtlMs } : {}) });
     this.refreshTokens = new RefreshTokens(db, { clock, ...(opts.refreshTtlMs !== undefined ? { ttlMs: opts.refreshTtlMs } : {}) });
   }
 
@@ -140,9 +156,19 @@ export class AuthService {
     if (!m) throw authFailure('malformed_header');
     const token = m[1]!;
     const requested = requestedWorkspace?.trim() ? requestedWorkspace.trim() : undefined;
-    if (token.startsWith('dk_')) return this.#fromApiKey(token, requested);
-    if (token.split('.').length === 3) return this.#fromJwt(token, requested);
-    throw authFailure('malformed_token');
+    const cacheKey = requested === undefined ? token : `${token}\n${requested}`;
+    const nowMs = this.#clock.nowMs();
+    const hit = this.#principals.get(cacheKey);
+    if (hit && hit.epoch === this.#epoch.value && nowMs < hit.untilMs) return hit.principal;
+    const epoch = this.#epoch.value;
+    let principal: Principal;
+    let expiresAtMs: number | null;
+    if (token.startsWith('dk_')) ({ principal, expiresAtMs } = this.#fromApiKey(token, requested));
+    else if (token.split('.').length === 3) ({ principal, expiresAtMs } = await this.#fromJwt(token, requested));
+    else throw authFailure('malformed_token');
+    if (this.#principals.size >= PRINCIPAL_CACHE_MAX) this.#principals.clear();
+    this.#principals.set(cacheKey, { principal, epoch, untilMs: Math.min(nowMs + PRINCIPAL_CACHE_MS, expiresAtMs ?? Number.MAX_SAFE_INTEGER) });
+    return principal;
   }
 
   /** Throws 403 naming `scope` unless the principal holds it. */
@@ -213,7 +239,7 @@ export class AuthService {
 
   // --- internals ---------------------------------------------------------------------------
 
-  async #fromJwt(token: string, requested: string | undefined): Promise<Principal> {
+  async #fromJwt(token: string, requested: string | undefined): Promise<{ principal: Principal; expiresAtMs: number }> {
     const claims = await this.accessTokens.verify(token);
     const user = this.directory.userById(claims.userId);
     if (!user) throw authFailure('unknown_user');
@@ -221,10 +247,13 @@ export class AuthService {
     const workspace = requested === undefined ? claims.workspace : this.directory.findWorkspace(requested)?.id;
     const role = workspace === undefined ? null : this.directory.roleOf(user.id, workspace);
     if (!workspace || !role) throw notMember();
-    return { kind: 'user', userId: user.id, username: user.username, keyId: null, workspace, role, scopes: new Set(ROLE_SCOPES[role]), tokenId: claims.jti };
+    return {
+      principal: { kind: 'user', userId: user.id, username: user.username, keyId: null, workspace, role, scopes: new Set(ROLE_SCOPES[role]), tokenId: claims.jti },
+      expiresAtMs: claims.expiresAtMs,
+    };
   }
 
-  #fromApiKey(token: string, requested: string | undefined): Principal {
+  #fromApiKey(token: string, requested: string | undefined): { principal: Principal; expiresAtMs: number | null } {
     const key = this.apiKeys.authenticate(token);
     if (!key) throw authFailure('invalid_api_key');
     const user = this.directory.userById(key.userId);
@@ -239,7 +268,7 @@ export class AuthService {
     if (!role) throw authFailure('invalid_api_key');
     const allowed = ROLE_SCOPES[role];
     const scopes = new Set(key.scopes.filter((s) => allowed.includes(s)));
-    return { kind: 'key', userId: user.id, username: user.username, keyId: key.keyId, workspace: key.workspace, role, scopes, tokenId: null };
+    return { principal: { kind: 'key', userId: user.id, username: user.username, keyId: key.keyId, workspace: key.workspace, role, scopes, tokenId: null }, expiresAtMs: key.expiresAtMs };
   }
 
   #selectWorkspace(userId: string, requested: string | undefined): { workspace: string; role: Role } {

@@ -1,3 +1,4 @@
+import { AuthEpoch } from './epoch.ts';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { decodeProtectedHeader, errors, jwtVerify, SignJWT } from 'jose';
 import type { Clock } from '../../runtime/clock.ts';
@@ -62,6 +63,8 @@ export interface AccessTokenOptions {
   /** Token lifetime in ms; default 15 min. */
   ttlMs?: number;
   clock: Clock;
+  /** Moved forward on every revocation (see {@link AuthEpoch}). */
+  epoch?: AuthEpoch;
 }
 
 export class AccessTokens {
@@ -70,9 +73,11 @@ export class AccessTokens {
   readonly #secret: Uint8Array;
   readonly #verified = new Map<string, AccessClaims>();
   readonly #clock: Clock;
+  readonly #epoch: AuthEpoch;
   #lastPurgeMs = 0;
 
   constructor(db: Db, opts: AccessTokenOptions) {
+    this.#epoch = opts.epoch ?? new AuthEpoch();
     this.#db = db;
     this.#secret = opts.secret;
     this.#clock = opts.clock;
@@ -150,6 +155,7 @@ export class AccessTokens {
   revoke(jti: string, expiresAtMs: number): void {
     const nowMs = this.#clock.nowMs();
     this.#db.sql.prepare('INSERT INTO revoked_tokens (jti, expires_ms) VALUES (?, ?) ON CONFLICT (jti) DO UPDATE SET expires_ms = max(expires_ms, excluded.expires_ms)').run(jti, expiresAtMs);
+    this.#epoch.bump();
     if (nowMs - this.#lastPurgeMs >= 60_000) {
       this.#lastPurgeMs = nowMs;
       this.#db.sql.prepare('DELETE FROM revoked_tokens WHERE expires_ms < ?').run(nowMs - CLOCK_TOLERANCE_S * 1000);

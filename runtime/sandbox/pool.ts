@@ -11,7 +11,17 @@ interface PoolEntry {
   key: string;
   spec: EffectiveSpec;
   filling: Promise<void> | null;
+  /** A refill scheduled after a claim, not started yet. */
+  timer: NodeJS.Timeout | null;
 }
+
+/**
+ * How long after a claim the refill starts. The refill's engine calls are event-loop work too:
+ * started at once, they compete with the request that claimed the sandbox (its response, its
+ * first execute). A short wait lets that request finish first; a burst of claims still gets
+ * one refill round.
+ */
+export const REFILL_DELAY_MS = 50;
 
 /**
  * The warm pool: per configured image (with the default limits profile) it keeps `size`
@@ -34,7 +44,7 @@ export class WarmPool {
         const spec = resolveSpec({ image }, config);
         if (!isPoolable(spec)) continue;
         const key = poolKeyOf(spec);
-        this.entries.set(key, { image, key, spec, filling: null });
+        this.entries.set(key, { image, key, spec, filling: null, timer: null });
       }
     }
     manager.claimFromPool = (spec, caller) => this.claim(spec, caller);
@@ -52,7 +62,7 @@ export class WarmPool {
     } else {
       metrics.poolMisses.inc();
     }
-    void this.fill(entry);
+    this.scheduleFill(entry);
     this.updateGauge(entry);
     return rec;
   }
@@ -64,6 +74,18 @@ export class WarmPool {
 
   stop(): void {
     this.stopped = true;
+    for (const e of this.entries.values()) {
+      if (e.timer) clearTimeout(e.timer);
+      e.timer = null;
+    }
+  }
+
+  private scheduleFill(entry: PoolEntry): void {
+    if (this.stopped || entry.filling || entry.timer) return;
+    entry.timer = setTimeout(() => {
+      entry.timer = null;
+      void this.fill(entry);
+    }, REFILL_DELAY_MS);
   }
 
   /**

@@ -1,3 +1,4 @@
+import { PRINCIPAL_CACHE_MS } from '../../../api/auth/service.ts';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { addUser, bearerFor, rejects, setup, unauthenticated, type Ctx } from './support.ts';
@@ -164,8 +165,27 @@ test('a key never holds more than its creator: demotion narrows it, leaving the 
   const k = ctx.auth.createApiKey(op, { name: 'net', scopes: ['networks:read', 'networks:write'] });
   ctx.auth.addMembership(opId, 'default', 'auditor');
   assert.equal([...(await ctx.auth.authenticate(`Bearer ${k.key}`)).scopes], ['networks:read']);
+  // Written behind the service's back (as another process sharing the store would): it takes
+  // effect once the cached principal lapses, after PRINCIPAL_CACHE_MS at most.
   ctx.db.sql.prepare('DELETE FROM memberships WHERE user_id = ?').run(opId);
+  ctx.clock.advance(PRINCIPAL_CACHE_MS);
   await unauthenticated(() => ctx.auth.authenticate(`Bearer ${k.key}`), 'invalid_api_key');
+});
+
+test('changes made through the service take effect on the very next request, cache or not', async () => {
+  const ctx = await setup();
+  const opId = await addUser(ctx, 'ops2', 'operator');
+  const bearer = await bearerFor(ctx, 'ops2');
+  const op = await ctx.auth.authenticate(bearer);
+  const k = ctx.auth.createApiKey(op, { name: 'net', scopes: ['networks:read', 'networks:write'] });
+  assert.equal([...(await ctx.auth.authenticate(`Bearer ${k.key}`)).scopes].sort(), ['networks:read', 'networks:write']);
+  ctx.auth.addMembership(opId, 'default', 'auditor');
+  assert.equal([...(await ctx.auth.authenticate(`Bearer ${k.key}`)).scopes], ['networks:read'], 'a demotion waited for the cache');
+  ctx.auth.revokeApiKey(op, k.id);
+  await unauthenticated(() => ctx.auth.authenticate(`Bearer ${k.key}`), 'invalid_api_key');
+  await ctx.auth.authenticate(bearer);
+  ctx.auth.setUserDisabled(opId, true);
+  await unauthenticated(() => ctx.auth.authenticate(bearer), 'token_revoked');
 });
 
 test('last use is recorded at most once a minute', async () => {
