@@ -53,7 +53,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Raised while routing, before any hook runs: answer in the envelope like every other 4xx.
     frameworkErrors: (err, req, reply) => {
       const issue = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is longer than 200 characters' : 'not a valid percent-encoded URL';
-      void (reply as FastifyReply).code(400).send(fail('VALIDATION_ERROR', `Invalid path: ${issue}`, { field: 'path', issue }, req.id));
+      void (reply as FastifyReply).code(400).header('x-request-id', req.id).send(fail('VALIDATION_ERROR', `Invalid path: ${issue}`, { field: 'path', issue }, req.id));
     },
   });
   installValidators(app);
@@ -88,51 +88,80 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(swaggerUi, { routePrefix: '/v1/docs', uiConfig: { deepLinking: false } });
 
-  app.addHook('onSend', async (req, reply, payload) => {
-    reply.header('x-request-id', req.id);
-    return payload;
-  });
+  // The hooks every request runs are written in callback style, and the authentication hook
+  // answers synchronously when the principal is cached: an async hook costs a promise and a
+  // microtask turn per request, which on a small GET is a measurable share of the whole.
 
   // Authentication, then the rate limit keyed by who is calling (the client address when anonymous).
-  app.addHook('onRequest', async (req, reply) => {
-    const cfgRoute = req.routeOptions.config;
-    const url = req.routeOptions.url;
-    if (url?.startsWith('/v1/docs')) return;
-    // Unmatched requests (404, 405) count too, by address, so probing for routes is not free.
-    const cls = classify(req.method, url ?? req.url);
-    let key = `ip:${req.ip}`;
-    if (url && !cfgRoute.public) {
-      try {
-        const ws = req.headers['x-director-workspace'];
-        req.principal = await auth.authenticate(req.headers.authorization, typeof ws === 'string' ? ws : undefined);
-        key = req.principal.keyId ?? req.principal.userId;
-      } catch (err) {
-        const d = limiter.take('auth', key);
-        void reply.headers(rateLimitHeaders(d));
-        if (!d.allowed) throw rateLimitError(d);
-        if (isDirectorError(err)) {
-          rt.events.emit({ type: err.code === 'AUTHENTICATION_ERROR' ? 'auth_failed' : 'auth_denied', severity: 'medium', actor: `ip:${req.ip}`, details: { route: url, method: req.method, reason: err.details?.reason ?? null, requestId: req.id } });
-        }
-        throw err;
-      }
-    }
+  const rateLimit = (req: FastifyRequest, reply: FastifyReply, cls: ReturnType<typeof classify>, key: string): void => {
     const d = limiter.take(cls, key);
     void reply.headers(rateLimitHeaders(d));
     if (!d.allowed) throw rateLimitError(d);
+  };
+  const authFailed = (req: FastifyRequest, reply: FastifyReply, url: string, err: unknown): never => {
+    const d = limiter.take('auth', `ip:${req.ip}`);
+    void reply.headers(rateLimitHeaders(d));
+    if (!d.allowed) throw rateLimitError(d);
+    if (isDirectorError(err)) {
+      rt.events.emit({ type: err.code === 'AUTHENTICATION_ERROR' ? 'auth_failed' : 'auth_denied', severity: 'medium', actor: `ip:${req.ip}`, details: { route: url, method: req.method, reason: err.details?.reason ?? null, requestId: req.id } });
+    }
+    throw err;
+  };
+  app.addHook('onRequest', (req, reply, done) => {
+    void reply.header('x-request-id', req.id);
+    const url = req.routeOptions.url;
+    if (url?.startsWith('/v1/docs')) return done();
+    // Unmatched requests (404, 405) count too, by address, so probing for routes is not free.
+    const cls = classify(req.method, url ?? req.url);
+    try {
+      if (!url || req.routeOptions.config.public) {
+        rateLimit(req, reply, cls, `ip:${req.ip}`);
+        return done();
+      }
+      const header = req.headers['x-director-workspace'];
+      const ws = typeof header === 'string' ? header : undefined;
+      const cached = auth.cachedPrincipal(req.headers.authorization, ws);
+      if (cached) {
+        req.principal = cached;
+        rateLimit(req, reply, cls, cached.keyId ?? cached.userId);
+        return done();
+      }
+      auth.authenticate(req.headers.authorization, ws).then(
+        (p) => {
+          req.principal = p;
+          try {
+            rateLimit(req, reply, cls, p.keyId ?? p.userId);
+            done();
+          } catch (err) {
+            done(err as Error);
+          }
+        },
+        (err: unknown) => {
+          try {
+            authFailed(req, reply, url, err);
+          } catch (e) {
+            done(e as Error);
+          }
+        },
+      );
+    } catch (err) {
+      done(err as Error);
+    }
   });
 
   // Scope before validation: a caller without the scope learns nothing about the body's
   // schema, and a refused body is not recorded as their policy violation.
-  app.addHook('preValidation', async (req) => {
+  app.addHook('preValidation', (req, _reply, done) => {
     const scope = req.routeOptions.config.scope;
     if (scope && req.principal) {
       try {
         auth.requireScope(req.principal, scope);
       } catch (err) {
         rt.events.emit({ type: 'scope_denied', severity: 'medium', workspace: req.principal.workspace, actor: actorOf(req.principal), details: { scope, route: req.routeOptions.url, method: req.method, requestId: req.id } });
-        throw err;
+        return done(err as Error);
       }
     }
+    done();
   });
 
   // Idempotency-Key on creating POSTs: replay, 409 while running, 422 on a different body.
@@ -146,12 +175,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
     (req as FastifyRequest & { idempotencyKey?: string }).idempotencyKey = key;
   });
-  app.addHook('onSend', async (req, reply, payload) => {
+  app.addHook('onSend', (req, reply, payload, done) => {
     const key = (req as FastifyRequest & { idempotencyKey?: string }).idempotencyKey;
-    if (!key || !req.principal || reply.getHeader(REPLAY_HEADER)) return payload;
-    if (reply.statusCode >= 500) idempotency.abandon(req.principal.workspace, key);
-    else idempotency.complete(req.principal.workspace, key, reply.statusCode, typeof payload === 'string' ? (JSON.parse(payload) as unknown) : payload);
-    return payload;
+    if (!key || !req.principal || reply.getHeader(REPLAY_HEADER)) return done(null, payload);
+    try {
+      if (reply.statusCode >= 500) idempotency.abandon(req.principal.workspace, key);
+      else idempotency.complete(req.principal.workspace, key, reply.statusCode, typeof payload === 'string' ? (JSON.parse(payload) as unknown) : payload);
+      done(null, payload);
+    } catch (err) {
+      done(err as Error);
+    }
   });
 
   app.setNotFoundHandler((req, reply) => {

@@ -25,7 +25,8 @@ export function installHttpMetrics(app: FastifyInstance, registry: Registry): { 
   const errors = new Map<string, ErrorSummaryRow>();
   let total = 0;
   let failed = 0;
-  app.addHook('onSend', async (req, reply, payload) => {
+  // Callback-style hooks: they run on every request (see the note in app.ts).
+  app.addHook('onSend', (req, reply, payload, done) => {
     if (reply.statusCode >= 400 && typeof payload === 'string') {
       const code = /"code":"([A-Z_]{1,40})"/.exec(payload.slice(0, 200))?.[1] ?? `HTTP_${reply.statusCode}`;
       const route = req.routeOptions.url ?? 'unmatched';
@@ -35,14 +36,24 @@ export function installHttpMetrics(app: FastifyInstance, registry: Registry): { 
       row.lastAt = new Date().toISOString();
       if (errors.size < 2000 || errors.has(key)) errors.set(key, row);
     }
-    return payload;
+    done(null, payload);
   });
-  app.addHook('onResponse', async (req, reply) => {
+  // Label-bound children per route/method(/status): prom-client hashes the label object on
+  // every inc/observe otherwise. Bounded: route templates × methods × statuses.
+  const children = new Map<string, { requests: ReturnType<typeof requests.labels>; duration: ReturnType<typeof duration.labels> }>();
+  app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unmatched';
     total++;
     if (reply.statusCode >= 500) failed++;
-    requests.inc({ route, method: req.method, status: String(reply.statusCode) });
-    duration.observe({ route, method: req.method }, reply.elapsedTime / 1000);
+    const key = `${route}\n${req.method}\n${reply.statusCode}`;
+    let c = children.get(key);
+    if (!c) {
+      c = { requests: requests.labels({ route, method: req.method, status: String(reply.statusCode) }), duration: duration.labels({ route, method: req.method }) };
+      children.set(key, c);
+    }
+    c.requests.inc();
+    c.duration.observe(reply.elapsedTime / 1000);
+    done();
   });
   return {
     errors: () => [...errors.values()].sort((a, b) => b.count - a.count),

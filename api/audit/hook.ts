@@ -83,17 +83,18 @@ export function entryFor(req: FastifyRequest, reply: FastifyReply, captured: Cap
 export function installAudit(app: FastifyInstance, opts: { runtime: Runtime }): AuditLog {
   const log = new AuditLog(opts.runtime.db);
   const captured = new WeakMap<FastifyRequest, Captured>();
-  app.addHook('preSerialization', async (req, _reply, payload: unknown) => {
+  app.addHook('preSerialization', (req, _reply, payload: unknown, done) => {
     if (MUTATING.has(req.method)) captured.set(req, capture(payload));
-    return payload;
+    done(null, payload);
   });
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
     try {
       const entry = entryFor(req, reply, captured.get(req));
       if (entry) log.append(entry);
     } catch (err) {
       req.log.error({ err }, 'audit append failed');
     }
+    done();
   });
   return log;
 }

@@ -29,6 +29,7 @@ function assertEnvelope(res: Res, status: number, code: string, what: string) {
   assert.type(res.body.error?.message, 'string', what);
   assert.type(res.body.error?.details, 'object', what);
   assert.match(String(res.body.metadata?.requestId), /^req_/, what);
+  assert.is(res.headers.get('x-request-id'), res.body.metadata?.requestId, `${what}: X-Request-Id header missing or not the envelope's`);
   assert.not.ok(res.text.includes('    at '), `${what}: stack trace in the body`);
   assert.not.ok(/node_modules|\/work\/|file:\/\//.test(res.text), `${what}: a server path leaked`);
 }
