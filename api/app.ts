@@ -5,7 +5,7 @@ import type { Runtime } from '../runtime/runtime.ts';
 import { newId } from '../runtime/ids.ts';
 import { isDirectorError } from '../runtime/errors.ts';
 import type { AuthService } from './auth/service.ts';
-import { actorOf } from './auth/types.ts';
+import { actorOf, type Principal } from './auth/types.ts';
 import { fail } from './envelope.ts';
 import { installValidators, validationToError } from './validation.ts';
 import { RateLimiter, classify, rateLimitHeaders, rateLimitError } from './ratelimit.ts';
@@ -93,19 +93,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // microtask turn per request, which on a small GET is a measurable share of the whole.
 
   // Authentication, then the rate limit keyed by who is calling (the client address when anonymous).
-  const rateLimit = (req: FastifyRequest, reply: FastifyReply, cls: ReturnType<typeof classify>, key: string): void => {
-    const d = limiter.take(cls, key);
+  /** Sets the caller and takes its rate-limit token; returns the refusal, if any. */
+  const admit = (req: FastifyRequest, reply: FastifyReply, cls: ReturnType<typeof classify>, principal: Principal | null): Error | undefined => {
+    req.principal = principal;
+    const d = limiter.take(cls, principal ? (principal.keyId ?? principal.userId) : `ip:${req.ip}`);
     void reply.headers(rateLimitHeaders(d));
-    if (!d.allowed) throw rateLimitError(d);
+    return d.allowed ? undefined : rateLimitError(d);
   };
-  const authFailed = (req: FastifyRequest, reply: FastifyReply, url: string, err: unknown): never => {
+  /** A failed authentication: counted against the address's auth budget and recorded; returns the error to answer. */
+  const refused = (req: FastifyRequest, reply: FastifyReply, url: string, err: unknown): Error => {
     const d = limiter.take('auth', `ip:${req.ip}`);
     void reply.headers(rateLimitHeaders(d));
-    if (!d.allowed) throw rateLimitError(d);
+    if (!d.allowed) return rateLimitError(d);
     if (isDirectorError(err)) {
       rt.events.emit({ type: err.code === 'AUTHENTICATION_ERROR' ? 'auth_failed' : 'auth_denied', severity: 'medium', actor: `ip:${req.ip}`, details: { route: url, method: req.method, reason: err.details?.reason ?? null, requestId: req.id } });
     }
-    throw err;
+    return err as Error;
   };
   app.addHook('onRequest', (req, reply, done) => {
     void reply.header('x-request-id', req.id);
@@ -113,40 +116,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (url?.startsWith('/v1/docs')) return done();
     // Unmatched requests (404, 405) count too, by address, so probing for routes is not free.
     const cls = classify(req.method, url ?? req.url);
-    try {
-      if (!url || req.routeOptions.config.public) {
-        rateLimit(req, reply, cls, `ip:${req.ip}`);
-        return done();
-      }
-      const header = req.headers['x-director-workspace'];
-      const ws = typeof header === 'string' ? header : undefined;
-      const cached = auth.cachedPrincipal(req.headers.authorization, ws);
-      if (cached) {
-        req.principal = cached;
-        rateLimit(req, reply, cls, cached.keyId ?? cached.userId);
-        return done();
-      }
-      auth.authenticate(req.headers.authorization, ws).then(
-        (p) => {
-          req.principal = p;
-          try {
-            rateLimit(req, reply, cls, p.keyId ?? p.userId);
-            done();
-          } catch (err) {
-            done(err as Error);
-          }
-        },
-        (err: unknown) => {
-          try {
-            authFailed(req, reply, url, err);
-          } catch (e) {
-            done(e as Error);
-          }
-        },
-      );
-    } catch (err) {
-      done(err as Error);
-    }
+    if (!url || req.routeOptions.config.public) return done(admit(req, reply, cls, null));
+    const header = req.headers['x-director-workspace'];
+    const ws = typeof header === 'string' ? header : undefined;
+    const cached = auth.cachedPrincipal(req.headers.authorization, ws);
+    if (cached) return done(admit(req, reply, cls, cached));
+    auth.authenticate(req.headers.authorization, ws).then(
+      (p) => done(admit(req, reply, cls, p)),
+      (err: unknown) => done(refused(req, reply, url, err)),
+    );
   });
 
   // Scope before validation: a caller without the scope learns nothing about the body's

@@ -35,7 +35,7 @@ const PASSWORD = `bench-${randomBytes(12).toString('hex')}`;
 const agent = new Agent({ keepAlive: true, maxSockets: 8 });
 
 /** One JSON request over the keep-alive agent. */
-export function http<T>(port: number, method: string, p: string, token: string, body?: unknown): Promise<{ status: number; body: T }> {
+function http<T>(port: number, method: string, p: string, token: string, body?: unknown): Promise<{ status: number; body: T }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = request({ host: '127.0.0.1', port, method, path: p, agent, headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json' } : {}) } }, (res) => {
@@ -72,7 +72,7 @@ function firstStdout(port: number, id: string, token: string): Promise<number> {
 
 interface Server { rt: Runtime; app: FastifyInstance; port: number; token: string; workspace: string; dir: string }
 
-export async function startServer(): Promise<Server> {
+async function startServer(): Promise<Server> {
   const dir = mkdtempSync(path.join(tmpdir(), 'director-bench-api-'));
   const config = loadConfig({}, {
     dataDir: dir, runtimeName: `bench-api-${randomBytes(3).toString('hex')}`, poolSize: POOL, poolImages: IMAGE, defaultImage: IMAGE, logLevel: 'silent', networking: 'off',
@@ -89,7 +89,7 @@ export async function startServer(): Promise<Server> {
   return { rt, app, port, token: session.token, workspace: session.workspace, dir };
 }
 
-export async function stopServer(s: Server): Promise<void> {
+async function stopServer(s: Server): Promise<void> {
   await s.app.close();
   await s.rt.close();
   const left = await s.rt.engine.listContainers({ [LABEL.runtime]: s.rt.config.runtimeName });
@@ -151,7 +151,7 @@ Promise.all(Array.from({ length: clients }, loop)).then(() => { agent.destroy();
 
 interface Load { rps: number; ok: number; bad: number; latency: Summary }
 
-export async function load(port: number, p: string, headers: Record<string, string>, durationMs: number): Promise<Load> {
+async function load(port: number, p: string, headers: Record<string, string>, durationMs: number): Promise<Load> {
   const per = CLIENTS / LOAD_WORKERS;
   const results = await Promise.all(Array.from({ length: LOAD_WORKERS }, () => new Promise<{ ok: number; bad: number; lat: number[] }>((resolve, reject) => {
     const w = new Worker(LOAD, { eval: true, workerData: { port, path: p, headers, clients: per, durationMs } });

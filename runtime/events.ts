@@ -171,24 +171,30 @@ export function createEventSink(db: Db, clock: Clock, onEmit?: (e: SecurityEvent
     // seq is the rowid (INTEGER PRIMARY KEY): the insert's rowid, without a RETURNING row to build.
     e.seq = Number(insert.run(e.id, e.type, e.severity, item.tsMs, e.workspace, e.sandboxId, e.networkId, e.sessionId, e.actor, item.json).lastInsertRowid);
   };
+  /** Marks the event lost and counts it: every lost event is counted exactly once, here. */
+  const drop = (item: Item, reason: DropReason) => {
+    if (item.event.delivery === 'dropped') return;
+    item.event.delivery = 'dropped';
+    dropped[reason]++;
+  };
   /**
    * Stores up to one group in one transaction. Returns the stored events, or the failure that
-   * stopped it: `retry` leaves every event waiting (and unstored); an unstorable event is dropped
-   * alone and the rest of the group still goes in.
+   * stopped it: `retry` leaves the events waiting (and unstored). An event the store rejects
+   * by itself (a constraint, say) is dropped alone — whatever happens to the rest of the group,
+   * so a retry never tries it again — and the rest of the group still goes in.
    */
   const storeGroup = (group: Item[]): { stored: Item[]; failure: Failure | null } => {
     const stored: Item[] = [];
     try {
       db.tx(() => {
         for (const item of group) {
+          if (item.event.delivery === 'dropped') continue;
           try {
             insertOne(item);
             stored.push(item);
           } catch (err) {
-            const f = classify(err);
-            if (f !== 'unstorable') throw err;
-            dropped.unstorable++;
-            item.event.delivery = 'dropped';
+            if (classify(err) !== 'unstorable') throw err;
+            drop(item, 'unstorable');
           }
         }
       });
@@ -197,6 +203,15 @@ export function createEventSink(db: Db, clock: Clock, onEmit?: (e: SecurityEvent
       for (const item of stored) item.event.seq = -1;
       return { stored: [], failure: classify(err) };
     }
+  };
+  /** Stores the waiting events right after the current synchronous run. */
+  const soon = () => {
+    if (microtask) return;
+    microtask = true;
+    queueMicrotask(() => {
+      microtask = false;
+      if (!refusing) flush();
+    });
   };
   const schedule = () => {
     if (!waiting.length || timer) return;
@@ -210,16 +225,14 @@ export function createEventSink(db: Db, clock: Clock, onEmit?: (e: SecurityEvent
     // Inside someone else's transaction the group would commit (or roll back) with it, after
     // being published: leave it to the microtask, which runs once that transaction is over.
     if (db.sql.isTransaction) {
-      if (waiting.length && !microtask) {
-        microtask = true;
-        queueMicrotask(onMicrotask);
-      }
+      if (waiting.length) soon();
       return waiting.length;
     }
     while (waiting.length) {
       const group = waiting.length <= groupSize ? waiting : waiting.slice(0, groupSize);
       const { stored, failure } = storeGroup(group);
       if (failure === 'retry') {
+        waiting = waiting.filter((item) => item.event.delivery !== 'dropped');
         if (!refusing) for (const item of waiting) item.event.delivery = 'buffered';
         refusing = true;
         break;
@@ -228,8 +241,7 @@ export function createEventSink(db: Db, clock: Clock, onEmit?: (e: SecurityEvent
       refusing = false;
       if (failure) {
         // store_closed (or a failure of the transaction itself): nothing of the group can be stored.
-        for (const item of group) item.event.delivery = 'dropped';
-        dropped[failure] += group.length;
+        for (const item of group) drop(item, failure);
         continue;
       }
       for (const { event } of stored) {
@@ -239,10 +251,6 @@ export function createEventSink(db: Db, clock: Clock, onEmit?: (e: SecurityEvent
     }
     schedule();
     return waiting.length;
-  };
-  const onMicrotask = () => {
-    microtask = false;
-    if (!refusing) flush();
   };
 
   return {
@@ -264,19 +272,13 @@ export function createEventSink(db: Db, clock: Clock, onEmit?: (e: SecurityEvent
         return { ...event, delivery: 'dropped' };
       }
       if (refusing) {
-        if (waiting.length >= capacity) {
-          waiting.shift()!.event.delivery = 'dropped';
-          dropped.buffer_full++;
-        }
+        if (waiting.length >= capacity) drop(waiting.shift()!, 'buffer_full');
         event.delivery = 'buffered';
       }
       waiting.push({ event, tsMs, json });
       if (refusing) schedule();
       else if (waiting.length >= groupSize) flush();
-      else if (!microtask) {
-        microtask = true;
-        queueMicrotask(onMicrotask);
-      }
+      else soon();
       return event;
     },
     flush,

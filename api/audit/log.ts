@@ -46,20 +46,9 @@ export interface AuditInput {
   tsMs?: number;
 }
 
-export interface AuditEntry {
-  id: string;
-  seq: number;
+/** A stored entry: the chained fields (time as ISO text) and the hashes. */
+export interface AuditEntry extends Omit<ChainedFields, 'tsMs'> {
   ts: string;
-  actor: string | null;
-  username: string | null;
-  workspace: string | null;
-  action: string;
-  target: string | null;
-  outcome: Outcome;
-  status: number;
-  requestId: string | null;
-  source: string | null;
-  userAgent: string | null;
   prevHash: string;
   hash: string;
 }

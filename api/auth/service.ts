@@ -143,36 +143,30 @@ export class AuthService {
   }
 
   /**
-   * Establishes who is calling from an `Authorization: Bearer ...` header: a JWT (three
-   * dot-separated parts) or an API key (`dk_...`). `requestedWorkspace` (the
-   * `X-Director-Workspace` header, id or name) selects one of the user's workspaces; without
-   * it, the token's own. Role and disabled state are read from the store on every request,
-   * so demotions take effect at once. Throws 401 (same message, `details.reason` varies)
-   * or 403 `not a member of this workspace`.
-   */
-  /**
    * The principal for these credentials when it is cached and still valid (see #principals),
    * synchronously; null means call {@link authenticate}. Lets the request hook skip a promise.
    */
   cachedPrincipal(authorization: string | undefined, requestedWorkspace?: string): Principal | null {
-    if (authorization === undefined) return null;
-    const m = /^Bearer +([^\s]+) *$/i.exec(authorization);
-    if (!m) return null;
-    const requested = requestedWorkspace?.trim() ? requestedWorkspace.trim() : undefined;
-    const hit = this.#principals.get(requested === undefined ? m[1]! : `${m[1]!}\n${requested}`);
-    return hit && hit.epoch === this.#epoch.value && this.#clock.nowMs() < hit.untilMs ? hit.principal : null;
+    const c = credentialsOf(authorization, requestedWorkspace);
+    return typeof c === 'string' ? null : this.#cached(c.cacheKey);
   }
 
+  /**
+   * Establishes who is calling from an `Authorization: Bearer ...` header: a JWT (three
+   * dot-separated parts) or an API key (`dk_...`). `requestedWorkspace` (the
+   * `X-Director-Workspace` header, id or name) selects one of the user's workspaces; without
+   * it, the token's own. Revocation, role and disabled state are read from the store, or from
+   * the principal cache, which every such change made through this service empties, so
+   * demotions take effect at once. Throws 401 (same message, `details.reason` varies) or 403
+   * `not a member of this workspace`.
+   */
   async authenticate(authorization: string | undefined, requestedWorkspace?: string): Promise<Principal> {
-    if (authorization === undefined || authorization.trim() === '') throw authFailure('missing_credentials');
-    const m = /^Bearer +([^\s]+) *$/i.exec(authorization);
-    if (!m) throw authFailure('malformed_header');
-    const token = m[1]!;
-    const requested = requestedWorkspace?.trim() ? requestedWorkspace.trim() : undefined;
-    const cacheKey = requested === undefined ? token : `${token}\n${requested}`;
+    const c = credentialsOf(authorization, requestedWorkspace);
+    if (typeof c === 'string') throw authFailure(c);
+    const { token, requested, cacheKey } = c;
+    const hit = this.#cached(cacheKey);
+    if (hit) return hit;
     const nowMs = this.#clock.nowMs();
-    const hit = this.#principals.get(cacheKey);
-    if (hit && hit.epoch === this.#epoch.value && nowMs < hit.untilMs) return hit.principal;
     const epoch = this.#epoch.value;
     let principal: Principal;
     let expiresAtMs: number | null;
@@ -252,6 +246,11 @@ export class AuthService {
 
   // --- internals ---------------------------------------------------------------------------
 
+  #cached(cacheKey: string): Principal | null {
+    const hit = this.#principals.get(cacheKey);
+    return hit && hit.epoch === this.#epoch.value && this.#clock.nowMs() < hit.untilMs ? hit.principal : null;
+  }
+
   async #fromJwt(token: string, requested: string | undefined): Promise<{ principal: Principal; expiresAtMs: number }> {
     const claims = await this.accessTokens.verify(token);
     const user = this.directory.userById(claims.userId);
@@ -320,4 +319,14 @@ export class AuthService {
     if (!ws) throw notFound('workspace', ref);
     return ws;
   }
+}
+
+/** The bearer token, the requested workspace and their principal-cache key; or why the header is unusable. */
+function credentialsOf(authorization: string | undefined, requestedWorkspace: string | undefined): { token: string; requested: string | undefined; cacheKey: string } | 'missing_credentials' | 'malformed_header' {
+  if (authorization === undefined || authorization.trim() === '') return 'missing_credentials';
+  const m = /^Bearer +([^\s]+) *$/i.exec(authorization);
+  if (!m) return 'malformed_header';
+  const token = m[1]!;
+  const requested = requestedWorkspace?.trim() ? requestedWorkspace.trim() : undefined;
+  return { token, requested, cacheKey: requested === undefined ? token : `${token}\n${requested}` };
 }

@@ -189,22 +189,15 @@ export class HubConnection {
     for (;;) {
       let waited = false;
       const page = entry.def.source.page(workspace, cursor, REPLAY_PAGE);
-      if (sub.batch && page.items.length) {
-        // A page at most REPLAY_PAGE (≤ BATCH_MAX_ITEMS) items: one frame.
+      // A batch subscription gets the page as one frame (REPLAY_PAGE ≤ BATCH_MAX_ITEMS).
+      const frames = sub.batch ? batchFrames(entry.name, page.items.map((i) => new EncodedItem(i))) : page.items.map(encodeItem);
+      for (const frame of frames) {
         if (!this.#queue.hasRoom()) {
           waited = true;
           await this.#queue.waitForRoom();
         }
         if (sub.state === 'cancelled') return;
-        for (const f of batchFrames(entry.name, page.items.map((i) => new EncodedItem(i)))) this.enqueue(f);
-      }
-      for (const item of sub.batch ? [] : page.items) {
-        if (!this.#queue.hasRoom()) {
-          waited = true;
-          await this.#queue.waitForRoom();
-        }
-        if (sub.state === 'cancelled') return;
-        this.enqueue(encodeItem(item));
+        this.enqueue(frame);
       }
       cursor = page.cursor;
       if (page.done && !waited) {

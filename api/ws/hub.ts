@@ -33,6 +33,9 @@ export interface ChannelEntry {
   readonly subs: Set<Subscription>;
 }
 
+/** A registered channel as the hub holds it: its live feed and the items waiting for the next batch frame. */
+type LiveChannel = ChannelEntry & { unsubscribe: () => void; pending: EncodedItem[] };
+
 export const encodeItem = (item: ChannelItem): string => JSON.stringify({ type: item.type, data: item.data, cursor: item.cursor });
 
 /** An item encoded once for every socket: its JSON text and, made on first use, its UTF-8 frame. */
@@ -71,7 +74,7 @@ export function batchFrames(channel: string, items: readonly EncodedItem[]): Buf
  */
 export class Hub {
   readonly deps: HubDeps;
-  readonly #channels = new Map<string, ChannelEntry & { unsubscribe: () => void; pending: EncodedItem[] }>();
+  readonly #channels = new Map<string, LiveChannel>();
   readonly #connections = new Set<HubConnection>();
   #closed = false;
 
@@ -128,7 +131,7 @@ export class Hub {
    * once; `batch` subscriptions get what arrived in this turn of the event loop in one frame
    * per workspace, sent right after the turn (setImmediate) and shared by all of them.
    */
-  #fanout(entry: ChannelEntry & { pending: EncodedItem[] }, item: ChannelItem): void {
+  #fanout(entry: LiveChannel, item: ChannelItem): void {
     let enc: EncodedItem | null = null;
     let batched = false;
     for (const sub of entry.subs) {
@@ -142,7 +145,7 @@ export class Hub {
     if (entry.pending.length === 1) setImmediate(() => this.#flushBatches(entry));
   }
 
-  #flushBatches(entry: ChannelEntry & { pending: EncodedItem[] }): void {
+  #flushBatches(entry: LiveChannel): void {
     const items = entry.pending;
     entry.pending = [];
     if (this.#closed) return;

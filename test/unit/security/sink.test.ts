@@ -86,6 +86,21 @@ test('an event whose details cannot be stored is dropped and counted, never thro
   assert.is(sink.health().dropped.unstorable, 1);
 });
 
+test('an event the store rejects by itself is dropped alone and counted once; the rest of its group is stored and published', async () => {
+  const { sink, db } = fresh();
+  db.sql.exec("CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.type = 'poison' BEGIN SELECT RAISE(ABORT, 'rejected'); END");
+  const published: string[] = [];
+  sink.subscribe((e) => published.push(e.type));
+  const events = ['a', 'poison', 'b'].map((type) => sink.emit({ type, severity: 'info' }));
+  await Promise.resolve();
+  assert.equal(published, ['a', 'b']);
+  assert.equal(events.map((e) => e.delivery), [undefined, 'dropped', undefined]);
+  assert.ok(events[0]!.seq > 0 && events[2]!.seq > events[0]!.seq);
+  assert.equal(sink.health(), { pending: 0, dropped: { buffer_full: 0, unstorable: 1, store_closed: 0 } });
+  sink.flush();
+  assert.is(sink.health().dropped.unstorable, 1, 'counted again on a later flush');
+});
+
 test('emits after the store closed are counted as store_closed', () => {
   const { sink, db } = fresh();
   db.close();
