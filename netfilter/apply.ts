@@ -3,7 +3,8 @@
  * the kernel's current state where the compiler needs it (which name sets a network has now).
  * Callers serialize changes to one table (one writer), so the read stays valid until the apply.
  */
-import { compileNetwork, compileRemoveNetwork, compileTable } from './compile.ts';
+import { compileNetwork, compileRemoveNetwork, compileRetire, compileTable } from './compile.ts';
+import { networkNameSets } from './rules.ts';
 import type { NetfilterInput, NetworkInput } from './model.ts';
 import { applyDocument, listTable, type NftOptions } from './nft.ts';
 import { parseTable, type TableView } from './readback.ts';
@@ -20,14 +21,25 @@ export async function applyTable(input: NetfilterInput, opts?: NftOptions): Prom
 
 const currentSets = (view: TableView, short: string): string[] => Object.keys(view.networks[short]?.sets ?? {});
 
-/** Creates or updates one network (policy change, isolation) without touching the others. */
+/**
+ * Creates or updates one network (policy change, isolation) without touching the others: the next
+ * generation is put in force, then the earlier ones and unused name sets are retired in a second
+ * transaction. The runtime's `Firewall` does the same
+ * with its own bookkeeping and retires later, off the critical path.
+ */
 export async function applyNetwork(input: NetfilterInput, net: NetworkInput, opts?: NftOptions): Promise<void> {
   const view = await readTable(input.table, opts);
-  await applyDocument(compileNetwork(input, net, currentSets(view, net.short)), opts);
+  const present = view.networks[net.short]?.generations ?? [];
+  const gen = present.length ? Math.max(...present) + 1 : 0;
+  await applyDocument(compileNetwork(input, net, gen, currentSets(view, net.short)), opts);
+  const used = new Set(networkNameSets(net).map((s) => s.name));
+  const staleSets = currentSets(view, net.short).filter((s) => !used.has(s));
+  if (present.length || staleSets.length) await applyDocument(compileRetire(input.table, net.short, gen, { retired: present, staleSets }), opts);
 }
 
 /** Removes every trace of one network. */
 export async function removeNetwork(table: string, net: NetworkInput, opts?: NftOptions): Promise<void> {
   const view = await readTable(table, opts);
-  await applyDocument(compileRemoveNetwork(table, net, currentSets(view, net.short)), opts);
+  const n = view.networks[net.short];
+  await applyDocument(compileRemoveNetwork(table, net, { gens: n?.generations ?? [], sets: currentSets(view, net.short) }), opts);
 }

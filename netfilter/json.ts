@@ -7,7 +7,7 @@ import { formatIp, type Cidr } from '../policies/address.ts';
 export type NftExpr = Record<string, unknown>;
 
 /** One command of a document: `{ add: { rule: {...} } }`, `{ delete: { set: {...} } }`, ... */
-export type NftCommand = Partial<Record<'add' | 'delete' | 'flush', Record<string, Record<string, unknown>>>>;
+export type NftCommand = Partial<Record<'add' | 'insert' | 'delete' | 'flush', Record<string, Record<string, unknown>>>>;
 
 /** A document `nft -j -f -` applies as one transaction. */
 export interface NftDocument { nftables: NftCommand[] }
@@ -33,6 +33,8 @@ export const accept = (): NftExpr => ({ accept: null });
 export const drop = (): NftExpr => ({ drop: null });
 export const ret = (): NftExpr => ({ return: null });
 export const jump = (target: string): NftExpr => ({ jump: { target } });
+/** Continues in `target` without a return address: its `return` (or its end) goes back to the caller's caller. */
+export const goto = (target: string): NftExpr => ({ goto: { target } });
 /** An anonymous per-rule counter. */
 export const counter = (): NftExpr => ({ counter: null });
 /** A reference to a named counter object. */
@@ -50,6 +52,8 @@ export function tableOps(table: string) {
     del: (kind: string, body: Record<string, unknown>): NftCommand => ({ delete: { [kind]: { ...base, ...body } } }),
     flush: (kind: string, body: Record<string, unknown>): NftCommand => ({ flush: { [kind]: { ...base, ...body } } }),
     rule: (chain: string, comment: string, expr: NftExpr[]): NftCommand => ({ add: { rule: { ...base, chain, comment, expr } } }),
+    /** A rule placed first in its chain. */
+    insertRule: (chain: string, comment: string, expr: NftExpr[]): NftCommand => ({ insert: { rule: { ...base, chain, comment, expr } } }),
     elements: (set: string, elem: unknown[]): Record<string, unknown> => ({ name: set, elem }),
   };
 }

@@ -4,8 +4,11 @@
  * reader parse them, so they cannot drift apart.
  *
  * Per network (`<net>` = `net_<short>`):
- * - chains `<net>_out` (forward, from the bridge: egress), `<net>_in` (forward, to the bridge:
- *   ingress), `<net>_host` (input, from the bridge to the host itself);
+ * - entry chains `<net>_out` (forward, from the bridge: egress), `<net>_in` (forward, to the
+ *   bridge: ingress), `<net>_host` (input, from the bridge to the host itself), which the verdict
+ *   maps jump to; each holds one rule, `goto <net>_<kind>_g<generation>`;
+ * - generation chains `<net>_<kind>_g<N>` holding the rules of one version of the network's
+ *   policy (a change adds generation N+1 and points the entry chain at it; see `compile.ts`);
  * - named counters `<net>_allowed`, `<net>_denied`;
  * - name sets `<net>_h<hash>_v4` / `_v6`, one per host-name pattern (hash of the pattern), so
  *   rules naming the same host share it and its resolved addresses survive policy changes.
@@ -23,6 +26,18 @@ export const GLOBAL_SETS = {
   deniedV6: 'always_denied_v6',
 } as const;
 
+/**
+ * Constant sets shared by every network's rules, so that no rule needs an anonymous set: each
+ * anonymous set is a set object of its own, and the kernel scans all of a table's sets to name a
+ * new one and to resolve a set reference.
+ */
+export const CONST_SETS = {
+  tcpUdp: { name: 'l4_tcp_udp', type: 'inet_proto', elem: ['tcp', 'udp'] },
+  dnsPorts: { name: 'dns_ports', type: 'inet_service', elem: [53, 853] },
+  icmpAny: { name: 'l4_icmp_any', type: 'inet_proto', elem: ['icmp', 'ipv6-icmp'] },
+  ndTypes: { name: 'nd_types', type: 'icmpv6_type', elem: ['nd-neighbor-solicit', 'nd-neighbor-advert'] },
+} as const;
+
 /** The three per-network chains; `out`/`in`/`host` also name the hook side in rule tags. */
 export type ChainKind = 'out' | 'in' | 'host';
 export const CHAIN_KINDS: readonly ChainKind[] = ['out', 'in', 'host'];
@@ -35,22 +50,27 @@ export const shortName = (networkId: string): string =>
   createHash('sha256').update(networkId).digest('hex').slice(0, 8);
 
 export const netPrefix = (short: string): string => `net_${short}`;
+/** The entry chain a verdict map jumps to. */
 export const chainName = (short: string, kind: ChainKind): string => `net_${short}_${kind}`;
+/** The chain holding generation `gen` of the network's rules for one hook side. */
+export const genChainName = (short: string, kind: ChainKind, gen: number): string => `net_${short}_${kind}_g${gen}`;
 export const counterName = (short: string, kind: CounterKind): string => `net_${short}_${kind}`;
 export const nameSetName = (short: string, host: string, family: IpFamily): string =>
   `net_${short}_h${createHash('sha256').update(host).digest('hex').slice(0, 10)}_v${family}`;
 
 export type ParsedName =
-  | { kind: 'chain'; short: string; chain: ChainKind }
+  /** `gen` is absent for the entry chain. */
+  | { kind: 'chain'; short: string; chain: ChainKind; gen?: number }
   | { kind: 'counter'; short: string; counter: CounterKind }
   | { kind: 'set'; short: string; family: IpFamily };
 
 /** Which network object a table object name is, or null for global and foreign objects. */
 export function parseObjectName(name: string): ParsedName | null {
-  const m = /^net_([a-z0-9]{1,12})_(out|in|host|allowed|denied|h[0-9a-f]{10}_v(4|6))$/.exec(name);
+  const m = /^net_([a-z0-9]{1,12})_(out|in|host|allowed|denied|h[0-9a-f]{10}_v(4|6))(?:_g(\d{1,9}))?$/.exec(name);
   if (!m) return null;
-  const [, short = '', what = '', fam] = m;
-  if (what === 'out' || what === 'in' || what === 'host') return { kind: 'chain', short, chain: what };
+  const [, short = '', what = '', fam, gen] = m;
+  if (what === 'out' || what === 'in' || what === 'host') return gen === undefined ? { kind: 'chain', short, chain: what } : { kind: 'chain', short, chain: what, gen: Number(gen) };
+  if (gen !== undefined) return null;
   if (what === 'allowed' || what === 'denied') return { kind: 'counter', short, counter: what };
   return { kind: 'set', short, family: fam === '6' ? 6 : 4 };
 }

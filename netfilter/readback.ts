@@ -2,7 +2,8 @@
  * Read-back: the policy actually in force, parsed from `nft -j list table inet <name>`, not
  * from what was requested. Match expressions are parsed from the kernel's rules; the rule
  * comment (also stored in the kernel) only ties nft rules back to the policy rule index and
- * keeps the host-name pattern, which the kernel does not otherwise know.
+ * keeps the host-name pattern, which the kernel does not otherwise know. Only the generation
+ * of chains the entry chains go to counts; one not yet retired is ignored.
  */
 import { formatCidr, parseCidr, parseIp } from '../policies/address.ts';
 import type { PolicyMode, PortSpec } from '../policies/network-policy.ts';
@@ -47,6 +48,10 @@ export interface NetworkView {
   guards: GuardView[];
   counters: { allowed: Counts | null; denied: Counts | null };
   sets: Record<string, NameSetView>;
+  /** The generation of chains in force (that the egress entry chain goes to); null when none is. */
+  generation: number | null;
+  /** Every generation with chains in the kernel, ascending: the one in force and any replaced one not yet retired. */
+  generations: number[];
 }
 
 export interface TableView {
@@ -87,6 +92,8 @@ interface ParsedRule {
   saddr?: string;
   daddr?: string;
   sets: string[];
+  /** Target of a `goto` (the entry chain's one rule). */
+  goto?: string;
 }
 
 function parseRule(rule: Json): ParsedRule {
@@ -95,6 +102,7 @@ function parseRule(rule: Json): ParsedRule {
   for (const e of Array.isArray(rule.expr) ? (rule.expr as unknown[]) : []) {
     const ex = obj(e);
     for (const v of ['accept', 'drop', 'return'] as const) if (v in ex) out.verdict = v;
+    if ('goto' in ex) out.goto = String(obj(ex.goto).target);
     if ('log' in ex) out.logged = true;
     if ('counter' in ex && typeof ex.counter === 'object' && ex.counter !== null) {
       const c = obj(ex.counter);
@@ -151,7 +159,7 @@ function ruleView(index: number, group: ParsedRule[]): RuleView {
 function emptyNetwork(short: string): NetworkView {
   return {
     short, bridge: null, isolated: false, mode: null, logging: null, outbound: [], inbound: [], guards: [],
-    counters: { allowed: null, denied: null }, sets: {},
+    counters: { allowed: null, denied: null }, sets: {}, generation: null, generations: [],
   };
 }
 
@@ -198,20 +206,38 @@ export function parseTable(listing: unknown): TableView {
         }),
       };
     }
+    if (item.chain) {
+      const parsed = parseObjectName(String(obj(item.chain).name));
+      if (parsed?.kind === 'chain' && parsed.gen !== undefined) {
+        const gens = net(parsed.short).generations;
+        if (!gens.includes(parsed.gen)) gens.push(parsed.gen);
+      }
+    }
     if (item.rule) {
       const r = obj(item.rule);
       const chain = String(r.chain);
-      const parsed = parseRule(r);
-      if (parsed.host) for (const s of parsed.sets) hosts.set(s, parsed.host);
       const list = rulesByChain.get(chain) ?? [];
-      list.push(parsed);
+      list.push(parseRule(r));
       rulesByChain.set(chain, list);
     }
   }
 
+  // The generation in force is the one the entry chain's first rule goes to; the rules of
+  // generations not yet retired are not in force and are left out.
+  const inForce = new Set<string>();
   for (const [chain, rules] of rulesByChain) {
     const parsed = parseObjectName(chain);
-    if (parsed?.kind !== 'chain') continue;
+    const target = rules[0]?.goto;
+    if (parsed?.kind !== 'chain' || parsed.gen !== undefined || target === undefined) continue;
+    const t = parseObjectName(target);
+    if (t?.kind !== 'chain' || t.short !== parsed.short || t.chain !== parsed.chain || t.gen === undefined) continue;
+    inForce.add(target);
+    if (t.chain === 'out') net(t.short).generation = t.gen;
+  }
+  for (const [chain, rules] of rulesByChain) {
+    const parsed = parseObjectName(chain);
+    if (parsed?.kind !== 'chain' || !inForce.has(chain)) continue;
+    for (const r of rules) if (r.host) for (const s of r.sets) hosts.set(s, r.host);
     const n = net(parsed.short);
     const groups = new Map<string, ParsedRule[]>();
     for (const r of rules) groups.set(r.tag, [...(groups.get(r.tag) ?? []), r]);
@@ -239,6 +265,7 @@ export function parseTable(listing: unknown): TableView {
   for (const n of Object.values(view.networks)) {
     for (const s of Object.values(n.sets)) s.host = hosts.get(s.name) ?? null;
     n.guards.sort((a, b) => CHAIN_ORDER[a.chain] - CHAIN_ORDER[b.chain]);
+    n.generations.sort((a, b) => a - b);
   }
   return view;
 }

@@ -19,12 +19,12 @@
 import { parseCidr, parseIp, type Cidr, type IpFamily } from '../policies/address.ts';
 import { remoteEnd, type NetworkPolicy, type PolicyRule, type RuleDirection } from '../policies/network-policy.ts';
 import {
-  accept, addrField, addrValue, anonSet, counter, ct, drop, limit, log, match, meta, namedCounter, payload, ret, setRef,
+  accept, addrField, addrValue, counter, ct, drop, limit, log, match, meta, namedCounter, payload, ret, setRef,
   type NftExpr,
 } from './json.ts';
 import { DEFAULT_LOG_RATE, type LogRate, type NetworkInput } from './model.ts';
 import {
-  GLOBAL_SETS, counterName, guardTag, logPrefix, nameSetName, ruleComment, ruleTag, type ChainKind, type Guard,
+  CONST_SETS, GLOBAL_SETS, counterName, guardTag, logPrefix, nameSetName, ruleComment, ruleTag, type ChainKind, type Guard,
 } from './names.ts';
 
 export interface RuleSpec { chain: ChainKind; comment: string; expr: NftExpr[] }
@@ -72,7 +72,7 @@ function protoMatches(rule: PolicyRule, fam: IpFamily | null): NftExpr[] {
       return [match(payload(rule.protocol, 'dport'), port)];
     }
     case 'icmp':
-      return [match(meta('l4proto'), fam === 4 ? 'icmp' : fam === 6 ? 'ipv6-icmp' : anonSet(['icmp', 'ipv6-icmp']))];
+      return [match(meta('l4proto'), fam === 4 ? 'icmp' : fam === 6 ? 'ipv6-icmp' : setRef(CONST_SETS.icmpAny.name))];
     case 'all':
       return [];
   }
@@ -97,7 +97,7 @@ export function networkRules(net: NetworkInput, logRate: LogRate = DEFAULT_LOG_R
     rules.push({ chain, comment, expr: [...matches, ...(o.perRuleCounter === false ? [] : [counter()]), denied, o.audit ? ret() : drop()] });
   };
   const guard = (chain: ChainKind, g: Guard) => guardTag(chain, g);
-  const l4 = (protos: string[]) => match(meta('l4proto'), anonSet(protos));
+  const tcpUdp = match(meta('l4proto'), setRef(CONST_SETS.tcpUdp.name));
 
   for (const chain of ['out', 'in', 'host'] as const) {
     if (net.isolated) deny(chain, guard(chain, 'isolate'), []);
@@ -119,11 +119,11 @@ export function networkRules(net: NetworkInput, logRate: LogRate = DEFAULT_LOG_R
   const resolverMatches = (): NftExpr[] | null => {
     const a = net.dns ? parseIp(net.dns.address) : null;
     if (!a || !net.dns) return null;
-    return [match(addrField(a.family, 'daddr'), addrValue({ ...a, len: a.family === 4 ? 32 : 128 })), l4(['tcp', 'udp']), match(payload('th', 'dport'), net.dns.port)];
+    return [match(addrField(a.family, 'daddr'), addrValue({ ...a, len: a.family === 4 ? 32 : 128 })), tcpUdp, match(payload('th', 'dport'), net.dns.port)];
   };
   const resolver = resolverMatches();
   if (resolver) allow('out', guard('out', 'resolver'), resolver);
-  deny('out', guard('out', 'dns'), [l4(['tcp', 'udp']), match(payload('th', 'dport'), anonSet([53, 853]))]);
+  deny('out', guard('out', 'dns'), [tcpUdp, match(payload('th', 'dport'), setRef(CONST_SETS.dnsPorts.name))]);
 
   // Ingress guards.
   deny('in', guard('in', 'xnet'), [match(meta('iifname'), net.bridge, '!='), match(meta('iifname'), setRef(GLOBAL_SETS.bridges))]);
@@ -158,7 +158,7 @@ export function networkRules(net: NetworkInput, logRate: LogRate = DEFAULT_LOG_R
 
   // Sandbox to host: only replies, neighbour discovery and the resolver.
   allow('host', guard('host', 'established'), established);
-  allow('host', guard('host', 'nd'), [match(payload('icmpv6', 'type'), anonSet(['nd-neighbor-solicit', 'nd-neighbor-advert']))]);
+  allow('host', guard('host', 'nd'), [match(payload('icmpv6', 'type'), setRef(CONST_SETS.ndTypes.name))]);
   if (resolver) allow('host', guard('host', 'resolver'), resolver);
   deny('host', guard('host', 'host'), []);
 

@@ -120,6 +120,8 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     if (closed) return;
     closed = true;
     supervisor.stop();
+    // Replaced policy generations are deleted now rather than left for the next start's rebuild.
+    await networks?.firewall.settle().catch((err: unknown) => logger.warn({ err }, 'could not retire replaced nft chains'));
     networks?.firewall.close();
     await networks?.monitor.stop();
     await networks?.dns.closeAll();

@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 import { applyTable, readTable } from '../../netfilter/apply.ts';
-import { addResolvedAddresses, compileNetwork, compileRemoveNetwork, type ResolvedAddress } from '../../netfilter/compile.ts';
+import { addResolvedAddresses, compileNetwork, compileRemoveNetwork, compileRetire, type ResolvedAddress } from '../../netfilter/compile.ts';
+import type { NftCommand } from '../../netfilter/json.ts';
 import { networkNameSets } from '../../netfilter/rules.ts';
 import type { AlwaysDenied, NetfilterInput, NetworkInput } from '../../netfilter/model.ts';
-import { BASE_CHAINS, chainName, CHAIN_KINDS } from '../../netfilter/names.ts';
+import { BASE_CHAINS, chainName, CHAIN_KINDS, genChainName } from '../../netfilter/names.ts';
 import { applyDocument, runNft, tableExists } from '../../netfilter/nft.ts';
 import type { NetworkView, TableView } from '../../netfilter/readback.ts';
 import type { Clock } from '../clock.ts';
@@ -20,6 +21,29 @@ export interface FirewallDeps {
   clock: Clock;
   logger: Logger;
   checkIntervalMs: number;
+  /** Delay before a replaced policy generation is deleted from the kernel (default {@link RETIRE_DELAY_MS}). */
+  retireDelayMs?: number;
+}
+
+/**
+ * A replaced generation is deleted this long after the change that replaced it, so a burst of
+ * changes is not slowed by deletions (each costs the kernel a grace period) and one transaction
+ * retires them all.
+ */
+export const RETIRE_DELAY_MS = 250;
+/** More retired generations than this on one network are deleted before its next change. */
+export const MAX_RETIRED = 16;
+
+/** What this firewall put in the kernel for one network. */
+interface NetState {
+  /** The generation in force. */
+  gen: number;
+  /** Name sets the policy in force uses. */
+  sets: string[];
+  /** Generations replaced but not yet deleted. */
+  retired: number[];
+  /** Name sets no longer used, not yet deleted. */
+  staleSets: Set<string>;
 }
 
 /** The compiler's view of one network record. */
@@ -48,10 +72,9 @@ export class Firewall {
   private timer: NodeJS.Timeout | null = null;
   private booted = false;
   private tampered = false;
-  /** Shorts of the networks whose chains this firewall has put in place (what the self-check expects). */
-  private readonly applied = new Set<string>();
-  /** Name sets each network has in the kernel, as last applied: no table read is needed per change. */
-  private readonly nameSets = new Map<string, string[]>();
+  /** Per network short: what this firewall has put in place (what the self-check expects); no table read is needed per change. */
+  private readonly nets = new Map<string, NetState>();
+  private retireTimer: NodeJS.Timeout | null = null;
 
   constructor(deps: FirewallDeps) {
     this.deps = deps;
@@ -104,14 +127,16 @@ export class Firewall {
   async dropTable(): Promise<void> {
     await this.serial(async () => {
       if (await tableExists(this.deps.table)) await runNft(['delete', 'table', 'inet', this.deps.table]);
-      this.applied.clear();
-      this.nameSets.clear();
+      this.nets.clear();
     });
   }
 
+  /** Stops the timers. Replaced generations not yet retired stay in the kernel until the next boot rebuilds the table. */
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.retireTimer) clearTimeout(this.retireTimer);
+    this.retireTimer = null;
   }
 
   private async readOrNull(): Promise<TableView | null> {
@@ -160,36 +185,81 @@ export class Firewall {
     return problems;
   }
 
+  /** After a whole-table build: every network at generation 0, nothing to retire. */
   private remember(networks: NetworkInput[]): void {
-    this.applied.clear();
-    this.nameSets.clear();
-    for (const n of networks) {
-      this.applied.add(n.short);
-      this.nameSets.set(n.short, networkNameSets(n).map((x) => x.name));
-    }
+    this.nets.clear();
+    if (this.retireTimer) clearTimeout(this.retireTimer);
+    this.retireTimer = null;
+    for (const n of networks) this.nets.set(n.short, { gen: 0, sets: networkNameSets(n).map((x) => x.name), retired: [], staleSets: new Set() });
   }
 
   /**
-   * Creates or updates one network's chains (policy change, isolation) in one transaction that
-   * touches nothing else: cost does not grow with the number of networks.
+   * Creates or updates one network's chains (policy change, isolation) in one add-only
+   * transaction that touches nothing else: cost does not grow with the number of networks, and
+   * the change is in force when this resolves. The replaced generation is deleted later
+   * ({@link RETIRE_DELAY_MS}, or {@link settle}).
    */
   async sync(record: NetworkRecord): Promise<void> {
     await this.serial(async () => {
       const net = toNetworkInput(record, this.deps.dnsPort);
       const input: NetfilterInput = { table: this.deps.table, networks: [net], alwaysDenied: this.deps.alwaysDenied };
-      await applyDocument(compileNetwork(input, net, this.nameSets.get(net.short) ?? []));
-      this.applied.add(net.short);
-      this.nameSets.set(net.short, networkNameSets(net).map((x) => x.name));
+      const before = this.nets.get(net.short);
+      if (before && before.retired.length >= MAX_RETIRED) await this.retire([net.short]);
+      const gen = before ? before.gen + 1 : 0;
+      await applyDocument(compileNetwork(input, net, gen, before ? [...before.sets, ...before.staleSets] : []));
+      const sets = networkNameSets(net).map((x) => x.name);
+      const state: NetState = { gen, sets, retired: [], staleSets: new Set() };
+      if (before) {
+        state.retired = [...before.retired, before.gen];
+        state.staleSets = new Set([...before.staleSets, ...before.sets].filter((name) => !sets.includes(name)));
+      }
+      this.nets.set(net.short, state);
+      if (before) this.scheduleRetire();
     });
   }
 
-  /** Removes every trace of a network from the table. */
+  private scheduleRetire(): void {
+    if (this.retireTimer) return;
+    this.retireTimer = setTimeout(() => {
+      this.retireTimer = null;
+      void this.serial(() => this.retire()).catch((err: unknown) => this.log.error({ err }, 'could not retire replaced nft chains'));
+    }, this.deps.retireDelayMs ?? RETIRE_DELAY_MS);
+    this.retireTimer.unref();
+  }
+
+  /** Deletes replaced generations and unused name sets (of `shorts`, default all) in one transaction. Runs inside `serial`. */
+  private async retire(shorts: Iterable<string> = this.nets.keys()): Promise<void> {
+    const cmds: NftCommand[] = [];
+    const done: NetState[] = [];
+    for (const short of shorts) {
+      const st = this.nets.get(short);
+      if (!st || (st.retired.length === 0 && st.staleSets.size === 0)) continue;
+      cmds.push(...compileRetire(this.deps.table, short, st.gen, { retired: st.retired, staleSets: [...st.staleSets] }).nftables);
+      done.push(st);
+    }
+    if (cmds.length === 0) return;
+    await applyDocument({ nftables: cmds });
+    for (const st of done) {
+      st.retired = [];
+      st.staleSets.clear();
+    }
+  }
+
+  /** Retires replaced generations now (tests, benchmarks, before reading the raw ruleset). */
+  async settle(): Promise<void> {
+    if (this.retireTimer) clearTimeout(this.retireTimer);
+    this.retireTimer = null;
+    await this.serial(() => this.retire());
+  }
+
+  /** Removes every trace of a network from the table, replaced generations included. */
   async remove(record: NetworkRecord): Promise<void> {
     await this.serial(async () => {
       const net = toNetworkInput(record, this.deps.dnsPort);
-      this.applied.delete(net.short);
-      await applyDocument(compileRemoveNetwork(this.deps.table, net, this.nameSets.get(net.short) ?? []));
-      this.nameSets.delete(net.short);
+      const st = this.nets.get(net.short);
+      this.nets.delete(net.short);
+      const objects = st ? { gens: [st.gen, ...st.retired], sets: [...st.sets, ...st.staleSets] } : undefined;
+      await applyDocument(compileRemoveNetwork(this.deps.table, net, objects));
     });
   }
 
@@ -235,7 +305,9 @@ export class Firewall {
       const missing: string[] = [];
       if (chains.get(BASE_CHAINS.forward) !== 'forward') missing.push(BASE_CHAINS.forward);
       if (chains.get(BASE_CHAINS.input) !== 'input') missing.push(BASE_CHAINS.input);
-      for (const short of this.applied) for (const k of CHAIN_KINDS) if (!chains.has(chainName(short, k))) missing.push(chainName(short, k));
+      for (const [short, st] of this.nets) {
+        for (const name of CHAIN_KINDS.flatMap((k) => [chainName(short, k), genChainName(short, k, st.gen)])) if (!chains.has(name)) missing.push(name);
+      }
       if (missing.length === 0) return true;
       this.tampered = true;
       this.log.error({ missing: missing.slice(0, 10) }, 'nft table tampered with: restoring');

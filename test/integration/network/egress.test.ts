@@ -250,6 +250,25 @@ test('removing Director\'s table from outside is detected, repaired, and reporte
   assert.is(await reaches(sb.id, WEB, 80), false, 'egress open after the table was restored');
 });
 
+test('a policy change is in force when applyPolicy returns; the replaced rules are deleted soon after, or with the network', async () => {
+  const n = await network({ name: 'v1', outbound: [{ action: 'allow', protocol: 'tcp', destination: `${WEB}/32`, port: 80 }] });
+  const sb = await sandboxOn(n.id);
+  assert.is(await reaches(sb.id, WEB, 80), true);
+  const v2 = await nets().applyPolicy(caller, n.id, { name: 'v2', outbound: [{ action: 'allow', protocol: 'tcp', destination: `${WEB2}/32`, port: 80 }] });
+  assert.is(await reaches(sb.id, WEB, 80), false, 'the old allow is out of force');
+  assert.is(await reaches(sb.id, WEB2, 80), true, 'the new allow is in force');
+  const view = async () => (await rt.networks!.firewall.view(v2))!;
+  const { generation } = await eventually(async () => ((await view()).generations.length === 1 ? view() : undefined), 5000, 50);
+  const listing = await runNft(['list', 'table', 'inet', rt.config.nftTable]);
+  const g = String(generation);
+  assert.equal([...listing.matchAll(new RegExp(`chain net_${n.short}_(out|in|host)_g(\\d+)`, 'g'))].map((m) => m[2]), [g, g, g], 'only the generation in force is left');
+  // A change then a delete before the replaced generation is retired: nothing is left either.
+  await rt.sandboxes.delete(caller, sb.id);
+  await nets().applyPolicy(caller, n.id, { name: 'v3', outbound: [] });
+  await nets().delete(caller, n.id);
+  assert.not.match(await runNft(['list', 'table', 'inet', rt.config.nftTable]), n.short);
+});
+
 test('deleting networks leaves no chain, set, map element or bridge behind', async () => {
   const n = await network({ name: 'gone', outbound: [{ action: 'allow', protocol: 'tcp', destination: 'api.example.test', port: 443 }] });
   const sb = await sandboxOn(n.id);

@@ -101,7 +101,7 @@ export class NftSim {
   }
 
   private one(cmd: NftCommand): void {
-    const op = Object.keys(cmd)[0] as 'add' | 'delete' | 'flush';
+    const op = Object.keys(cmd)[0] as 'add' | 'insert' | 'delete' | 'flush';
     const objs = cmd[op] ?? {};
     const kind = Object.keys(objs)[0] ?? '';
     const body: Obj = objs[kind] ?? {};
@@ -123,7 +123,13 @@ export class NftSim {
         const n = ref.slice(2, -1);
         if (!this.sets.has(n) && !this.maps.has(n)) this.fail(`rule references missing ${n}`);
       }
-      this.rules.get(chain)!.push({ ...body, handle: this.handle++ });
+      for (const t of JSON.stringify(body.expr).match(/"target":"([^"]+)"/g) ?? []) {
+        if (!this.chains.has(t.slice(10, -1))) this.fail(`rule goes to missing chain ${t.slice(10, -1)}`);
+      }
+      const rule = { ...body, handle: this.handle++ };
+      if (op === 'insert') this.rules.get(chain)!.unshift(rule);
+      else if (op === 'add') this.rules.get(chain)!.push(rule);
+      else this.fail(`${op} rule is not modelled`);
       return;
     }
     if (kind === 'element') {

@@ -1,7 +1,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { addResolvedAddresses, compileNetwork, compileRemoveNetwork, compileTable } from '../../../netfilter/compile.ts';
+import { addResolvedAddresses, compileNetwork, compileRemoveNetwork, compileRetire, compileTable } from '../../../netfilter/compile.ts';
 import { parseObjectName } from '../../../netfilter/names.ts';
+import { parseTable } from '../../../netfilter/readback.ts';
+import { networkNameSets } from '../../../netfilter/rules.ts';
 import { validateNetworkPolicy } from '../../../policies/network-policy.ts';
 import { DirectorError } from '../../../runtime/errors.ts';
 import { NftSim, commandTargets, fullPolicy, twoNetworks } from './fixtures.ts';
@@ -31,39 +33,45 @@ test('compileTable replaces the whole table in one document and can be applied t
   assert.equal(commandTargets(compileTable(twoNetworks(T))).slice(0, 3).map((c) => `${c.op} ${c.kind}`), ['add table', 'delete table', 'add table']);
 });
 
-test('a network change names only that network\'s objects and leaves the other network untouched', () => {
+const entryTargets = (sim: NftSim, short: string) =>
+  ['out', 'in', 'host'].map((k) => sim.rules.get(`net_${short}_${k}`)!.map((r) => JSON.stringify(r.expr)));
+
+test('a network change names only that network\'s objects, deletes nothing and leaves the other network untouched', () => {
   const input = twoNetworks(T);
   const sim = booted(input);
   const otherBefore = snapshotOf(sim, 'bbbb2222');
   const changed = { ...input.networks[0]!, policy: fullPolicy({ mode: 'audit' }), isolated: true };
-  const doc = compileNetwork(input, changed, [...sim.sets.keys()].filter((s) => s.startsWith('net_aaaa1111')));
+  const doc = compileNetwork(input, changed, 1);
   for (const { op, kind, body } of commandTargets(doc)) {
     const name = String(body.name ?? body.chain);
-    if (kind === 'element') {
-      assert.is(op, 'add');
-      assert.ok(JSON.stringify(body.elem).includes('aaaa1111') || ['subnets_v4', 'subnets_v6'].includes(name), name);
-      continue;
-    }
+    assert.not.equal(op, 'delete', `${kind} ${name}: a deletion costs the kernel a grace period`);
+    if (op === 'flush') assert.match(name, /_g1$/, 'only the new generation\'s (empty) chains are flushed');
+    // Re-adding an existing chain is an update the kernel commits slowly: only new objects are added.
+    if (kind === 'chain') assert.match(name, /_g1$/, `add ${name}`);
+    assert.ok(kind !== 'element' && kind !== 'counter', `${kind} ${name} exists already`);
     assert.is(parseObjectName(name)?.short, 'aaaa1111', `${op} ${kind} ${name}`);
-    assert.not.equal(op, 'delete', 'no existing set was dropped');
   }
   sim.apply(doc);
   assert.ok(snapshotOf(sim, 'bbbb2222') === otherBefore, 'other network untouched');
-  assert.ok(sim.rules.get('net_aaaa1111_out')![0]!.comment === 'o.isolate');
-});
-
-test('a network change flushes before refilling, so applying it twice gives the same chains', () => {
-  const input = twoNetworks(T);
-  const sim = booted(input);
-  const doc = compileNetwork(input, input.networks[0]!);
+  assert.ok(sim.rules.get('net_aaaa1111_out_g1')![0]!.comment === 'o.isolate');
+  // The new generation is first in every entry chain; the old one waits behind it, unreachable.
+  for (const [i, k] of ['out', 'in', 'host'].entries()) {
+    assert.equal(entryTargets(sim, 'aaaa1111')[i], [`[{"goto":{"target":"net_aaaa1111_${k}_g1"}}]`, `[{"goto":{"target":"net_aaaa1111_${k}_g0"}}]`]);
+  }
+  const view = parseTable(sim.list()).networks.aaaa1111!;
+  assert.is(view.isolated, true);
+  assert.is(view.mode, 'audit');
+  assert.is(view.generation, 1);
+  assert.equal(view.generations, [0, 1]);
+  // Applying the same document again refills the same generation: no duplicated rules.
+  const rulesNow = () => JSON.stringify(sim.rules.get('net_aaaa1111_out_g1')).replace(/"handle":\d+/g, '');
+  const once = rulesNow();
   sim.apply(doc);
-  const once = snapshotOf(sim, 'aaaa1111').replace(/"handle":\d+/g, '');
-  sim.apply(doc);
-  assert.ok(snapshotOf(sim, 'aaaa1111').replace(/"handle":\d+/g, '') === once, 'same chains');
+  assert.ok(rulesNow() === once, 'same generation chain');
   assert.is(sim.rules.get('filter_forward')!.length, 2, 'base rules are not duplicated');
 });
 
-test('name sets still needed keep their resolved addresses; sets no longer needed are deleted', () => {
+test('retiring leaves the entry chains with one goto and deletes the replaced generations and unused sets', () => {
   const input = twoNetworks(T);
   const sim = booted(input);
   const a = input.networks[0]!;
@@ -72,10 +80,24 @@ test('name sets still needed keep their resolved addresses; sets no longer neede
   const previous = [...sim.sets.keys()].filter((s) => s.startsWith('net_aaaa1111_'));
   assert.is(previous.length, 4);
   const policy = validateNetworkPolicy({ name: 'p', outbound: [{ action: 'allow', protocol: 'tcp', destination: '*.pythonhosted.org', port: 443 }] });
-  sim.apply(compileNetwork(input, { ...a, policy }, previous));
+  const changed = { ...a, policy };
+  sim.apply(compileNetwork(input, changed, 1));
+  sim.apply(compileNetwork(input, { ...changed, isolated: true }, 2));
+  const inForceOf = (v = parseTable(sim.list()).networks.aaaa1111!) => JSON.stringify([v.outbound, v.inbound, v.guards, v.isolated, v.mode, v.generation]);
+  const inForce = inForceOf();
+  const stale = previous.filter((s) => !networkNameSets(changed).some((n) => n.name === s));
+  const doc = compileRetire(T, 'aaaa1111', 2, { retired: [0, 1], staleSets: stale });
+  sim.apply(doc);
+  for (const [i, k] of ['out', 'in', 'host'].entries()) assert.equal(entryTargets(sim, 'aaaa1111')[i], [`[{"goto":{"target":"net_aaaa1111_${k}_g2"}}]`]);
+  assert.equal([...sim.chains.keys()].filter((c) => c.startsWith('net_aaaa1111_')).sort(), ['net_aaaa1111_host', 'net_aaaa1111_host_g2', 'net_aaaa1111_in', 'net_aaaa1111_in_g2', 'net_aaaa1111_out', 'net_aaaa1111_out_g2']);
   const now = [...sim.sets.entries()].filter(([s]) => s.startsWith('net_aaaa1111_'));
   assert.is(now.length, 2);
-  assert.equal(now.flatMap(([, s]) => s.elem), [{ elem: { val: '192.0.2.10', timeout: 60 } }]);
+  assert.equal(now.flatMap(([, s]) => s.elem), [{ elem: { val: '192.0.2.10', timeout: 60 } }], 'the set still used kept its addresses');
+  assert.is(inForceOf(), inForce, 'retiring changes nothing in force');
+  assert.equal(parseTable(sim.list()).networks.aaaa1111!.generations, [2]);
+  // Idempotent, and other networks' names are refused.
+  sim.apply(doc);
+  assert.throws(() => compileRetire(T, 'aaaa1111', 2, { retired: [], staleSets: ['net_bbbb2222_h0123456789_v4'] }), /not a name set of network aaaa1111/);
 });
 
 test('removing a network leaves no chain, set, counter, map or set element of it, and is idempotent', () => {
@@ -83,7 +105,8 @@ test('removing a network leaves no chain, set, counter, map or set element of it
   const sim = booted(input);
   const a = input.networks[0]!;
   const otherBefore = snapshotOf(sim, 'bbbb2222');
-  const doc = compileRemoveNetwork(T, a, [...sim.sets.keys()].filter((s) => s.startsWith('net_aaaa1111_')));
+  sim.apply(compileNetwork(input, { ...a, isolated: true }, 1));
+  const doc = compileRemoveNetwork(T, a, { gens: [0, 1], sets: [...sim.sets.keys()].filter((s) => s.startsWith('net_aaaa1111_')) });
   sim.apply(doc);
   const listing = JSON.stringify(sim.list());
   for (const trace of ['aaaa1111', 'dt-aaaa1111', '10.250.1.0', 'fd00:dead:1::']) assert.not.ok(listing.includes(trace), trace);
