@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { alwaysDeniedRanges, checkInput, DEFAULT_ALWAYS_DENIED } from '../../../netfilter/model.ts';
 import {
-  chainName, counterName, logPrefix, nameSetName, parseLogLine, parseObjectName, ruleComment, shortName,
+  chainName, counterName, genChainName, logPrefix, nameSetName, parseLogLine, parseObjectName, ruleComment, shortName,
 } from '../../../netfilter/names.ts';
 import { network, twoNetworks } from './fixtures.ts';
 
@@ -12,6 +12,8 @@ test('object names round-trip through the parser', () => {
   const s = shortName('net_AbCdEf0123456789');
   assert.match(s, /^[0-9a-f]{8}$/);
   assert.equal(parseObjectName(chainName(s, 'host')), { kind: 'chain', short: s, chain: 'host' });
+  assert.equal(parseObjectName(genChainName(s, 'out', 7)), { kind: 'chain', short: s, chain: 'out', gen: 7 });
+  assert.is(parseObjectName(`${counterName(s, 'denied')}_g1`), null, 'only chains have generations');
   assert.equal(parseObjectName(counterName(s, 'denied')), { kind: 'counter', short: s, counter: 'denied' });
   assert.equal(parseObjectName(nameSetName(s, '*.example.com', 6)), { kind: 'set', short: s, family: 6 });
   assert.is(parseObjectName('filter_forward'), null);
