@@ -5,11 +5,12 @@ import type { Runtime } from '../runtime/runtime.ts';
 import { newId } from '../runtime/ids.ts';
 import { isDirectorError } from '../runtime/errors.ts';
 import type { AuthService } from './auth/service.ts';
-import { actorOf, type Principal } from './auth/types.ts';
-import { fail } from './envelope.ts';
+import { actorOf, type Principal, type Scope } from './auth/types.ts';
+import { missingScope } from './auth/failures.ts';
 import { installValidators, validationToError } from './validation.ts';
-import { RateLimiter, classify, rateLimitHeaders, rateLimitError } from './ratelimit.ts';
+import { RateLimiter, classify, setRateLimitHeaders, rateLimitError, type RateClass } from './ratelimit.ts';
 import { IdempotencyStore, IDEMPOTENCY_HEADER, REPLAY_HEADER, fingerprint, parseIdempotencyKey } from './idempotency.ts';
+import { routeConfigOf, sendFail } from './context.ts';
 import { sandboxRoutes } from './routes/sandboxes.ts';
 import { securityRoutes } from './routes/security.ts';
 import { networkRoutes } from './routes/networks.ts';
@@ -20,9 +21,8 @@ import { wsPlugin } from './ws/plugin.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { installAudit } from './audit/hook.ts';
 import { monitoringRoutes } from './routes/monitoring.ts';
-import { installHttpMetrics } from './http-metrics.ts';
+import { createHttpMetrics } from './http-metrics.ts';
 import type { ReadinessProbe } from './health.ts';
-import './context.ts';
 
 export interface AppDeps {
   runtime: Runtime;
@@ -33,6 +33,10 @@ export interface AppDeps {
 }
 
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+const IDEMPOTENCY_HEADER_LC = IDEMPOTENCY_HEADER.toLowerCase();
+
+/** A route option's hooks as a list (Fastify takes one function or an array). */
+const hookList = <T>(h: T | T[] | undefined): T[] => (h === undefined ? [] : Array.isArray(h) ? h : [h]);
 
 /**
  * Builds the HTTP app: the Director Protocol under `/v1` (envelope, error codes, auth, tenancy,
@@ -53,12 +57,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Raised while routing, before any hook runs: answer in the envelope like every other 4xx.
     frameworkErrors: (err, req, reply) => {
       const issue = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is longer than 200 characters' : 'not a valid percent-encoded URL';
-      void (reply as FastifyReply).code(400).header('x-request-id', req.id).send(fail('VALIDATION_ERROR', `Invalid path: ${issue}`, { field: 'path', issue }, req.id));
+      void sendFail((reply as FastifyReply).header('x-request-id', req.id), 400, 'VALIDATION_ERROR', `Invalid path: ${issue}`, { field: 'path', issue });
     },
   });
   installValidators(app);
   app.decorateRequest('principal', null);
-  const http = installHttpMetrics(app, rt.metrics.registry);
+  app.decorateRequest('routeConfig', null);
+  app.decorateRequest('errorCode', null);
+  const http = createHttpMetrics(rt.metrics.registry);
 
   const limiter = new RateLimiter({ limits: { auth: cfg.rateLimitAuth, session: cfg.rateLimitSession, sandbox: cfg.rateLimitSandbox, general: cfg.rateLimitGeneral } });
   const idempotency = new IdempotencyStore(rt.db);
@@ -67,11 +73,46 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   purge.unref();
   app.addHook('onClose', async () => clearInterval(purge));
 
-  // Routes known by pattern, for 405 Method Not Allowed.
+  // Idempotency-Key on creating POSTs (route-level hooks, added to those routes only):
+  // replay, 409 while running, 422 on a different body.
+  const idempotencyBegin = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (req.headers[IDEMPOTENCY_HEADER_LC] === undefined || !req.principal) return;
+    const key = parseIdempotencyKey(req.headers[IDEMPOTENCY_HEADER_LC]);
+    const path = req.url.split('?')[0] ?? req.url;
+    const begun = idempotency.begin(req.principal.workspace, key, fingerprint(req.method, path, req.body), req.method, path);
+    if (begun.kind === 'replay') {
+      const code = (begun.body as { error?: { code?: unknown } } | null)?.error?.code;
+      if (typeof code === 'string') req.errorCode = code;
+      return reply.code(begun.statusCode).header(REPLAY_HEADER, 'true').send(begun.body);
+    }
+    (req as FastifyRequest & { idempotencyKey?: string }).idempotencyKey = key;
+  };
+  const idempotencyEnd = (req: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void => {
+    const key = (req as FastifyRequest & { idempotencyKey?: string }).idempotencyKey;
+    if (!key || !req.principal || reply.getHeader(REPLAY_HEADER)) return done(null, payload);
+    try {
+      if (reply.statusCode >= 500) idempotency.abandon(req.principal.workspace, key);
+      else idempotency.complete(req.principal.workspace, key, reply.statusCode, typeof payload === 'string' ? (JSON.parse(payload) as unknown) : payload);
+      done(null, payload);
+    } catch (err) {
+      done(err as Error);
+    }
+  };
+
+  // Per route, once, when it is declared: its pattern (for 405 Method Not Allowed), its rate
+  // class, and the hooks only some routes need (idempotency on creating POSTs), so that a
+  // request pays for no hook that has nothing to do for it.
   const routes: { method: string; re: RegExp }[] = [];
   app.addHook('onRoute', (r) => {
     const re = new RegExp(`^${r.url.replace(/:[^/]+/g, '[^/]+').replace(/\*/g, '.*')}/?$`);
-    for (const m of ([] as string[]).concat(r.method)) routes.push({ method: m, re });
+    const methods = ([] as string[]).concat(r.method);
+    for (const m of methods) routes.push({ method: m, re });
+    // One rate class per route context; a route declared for several methods is classified per request.
+    r.config = { ...r.config, ...(methods.length === 1 ? { rateClass: classify(methods[0]!, r.url) } : {}) };
+    if (r.config.idempotent) {
+      r.preHandler = [...hookList(r.preHandler), idempotencyBegin];
+      r.onSend = [...hookList(r.onSend), idempotencyEnd];
+    }
   });
 
   await app.register(swagger, {
@@ -92,18 +133,29 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // answers synchronously when the principal is cached: an async hook costs a promise and a
   // microtask turn per request, which on a small GET is a measurable share of the whole.
 
-  // Authentication, then the rate limit keyed by who is calling (the client address when anonymous).
-  /** Sets the caller and takes its rate-limit token; returns the refusal, if any. */
-  const admit = (req: FastifyRequest, reply: FastifyReply, cls: ReturnType<typeof classify>, principal: Principal | null): Error | undefined => {
+  // Authentication, then the rate limit keyed by who is calling (the client address when
+  // anonymous), then the scope the route needs: all in the one `onRequest` hook.
+  /**
+   * Sets the caller, takes its rate-limit token, then checks the route's scope; returns the
+   * refusal, if any. The scope is checked here, before the body is read or validated: a caller
+   * without it learns nothing about the body's schema, and a refused body is not recorded as
+   * their policy violation.
+   */
+  const admit = (req: FastifyRequest, reply: FastifyReply, cls: RateClass, principal: Principal | null, scope: Scope | undefined): Error | undefined => {
     req.principal = principal;
     const d = limiter.take(cls, principal ? (principal.keyId ?? principal.userId) : `ip:${req.ip}`);
-    void reply.headers(rateLimitHeaders(d));
-    return d.allowed ? undefined : rateLimitError(d);
+    setRateLimitHeaders(reply, d);
+    if (!d.allowed) return rateLimitError(d);
+    if (scope && principal && !principal.scopes.has(scope)) {
+      rt.events.emit({ type: 'scope_denied', severity: 'medium', workspace: principal.workspace, actor: actorOf(principal), details: { scope, route: routeConfigOf(req).url, method: req.method, requestId: req.id } });
+      return missingScope(scope);
+    }
+    return undefined;
   };
   /** A failed authentication: counted against the address's auth budget and recorded; returns the error to answer. */
   const refused = (req: FastifyRequest, reply: FastifyReply, url: string, err: unknown): Error => {
     const d = limiter.take('auth', `ip:${req.ip}`);
-    void reply.headers(rateLimitHeaders(d));
+    setRateLimitHeaders(reply, d);
     if (!d.allowed) return rateLimitError(d);
     if (isDirectorError(err)) {
       rt.events.emit({ type: err.code === 'AUTHENTICATION_ERROR' ? 'auth_failed' : 'auth_denied', severity: 'medium', actor: `ip:${req.ip}`, details: { route: url, method: req.method, reason: err.details?.reason ?? null, requestId: req.id } });
@@ -112,66 +164,29 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   };
   app.addHook('onRequest', (req, reply, done) => {
     void reply.header('x-request-id', req.id);
-    const url = req.routeOptions.url;
+    const cfg = routeConfigOf(req);
+    const url = cfg.url;
     if (url?.startsWith('/v1/docs')) return done();
     // Unmatched requests (404, 405) count too, by address, so probing for routes is not free.
-    const cls = classify(req.method, url ?? req.url);
-    if (!url || req.routeOptions.config.public) return done(admit(req, reply, cls, null));
+    const cls = cfg.rateClass ?? classify(req.method, url ?? req.url);
+    if (!url || cfg.public) return done(admit(req, reply, cls, null, undefined));
     const header = req.headers['x-director-workspace'];
     const ws = typeof header === 'string' ? header : undefined;
     const cached = auth.cachedPrincipal(req.headers.authorization, ws);
-    if (cached) return done(admit(req, reply, cls, cached));
+    if (cached) return done(admit(req, reply, cls, cached, cfg.scope));
     auth.authenticate(req.headers.authorization, ws).then(
-      (p) => done(admit(req, reply, cls, p)),
+      (p) => done(admit(req, reply, cls, p, cfg.scope)),
       (err: unknown) => done(refused(req, reply, url, err)),
     );
-  });
-
-  // Scope before validation: a caller without the scope learns nothing about the body's
-  // schema, and a refused body is not recorded as their policy violation.
-  app.addHook('preValidation', (req, _reply, done) => {
-    const scope = req.routeOptions.config.scope;
-    if (scope && req.principal) {
-      try {
-        auth.requireScope(req.principal, scope);
-      } catch (err) {
-        rt.events.emit({ type: 'scope_denied', severity: 'medium', workspace: req.principal.workspace, actor: actorOf(req.principal), details: { scope, route: req.routeOptions.url, method: req.method, requestId: req.id } });
-        return done(err as Error);
-      }
-    }
-    done();
-  });
-
-  // Idempotency-Key on creating POSTs: replay, 409 while running, 422 on a different body.
-  app.addHook('preHandler', async (req, reply) => {
-    if (!req.routeOptions.config.idempotent || req.headers[IDEMPOTENCY_HEADER.toLowerCase()] === undefined || !req.principal) return;
-    const key = parseIdempotencyKey(req.headers[IDEMPOTENCY_HEADER.toLowerCase()]);
-    const path = req.url.split('?')[0] ?? req.url;
-    const begun = idempotency.begin(req.principal.workspace, key, fingerprint(req.method, path, req.body), req.method, path);
-    if (begun.kind === 'replay') {
-      return reply.code(begun.statusCode).header(REPLAY_HEADER, 'true').send(begun.body);
-    }
-    (req as FastifyRequest & { idempotencyKey?: string }).idempotencyKey = key;
-  });
-  app.addHook('onSend', (req, reply, payload, done) => {
-    const key = (req as FastifyRequest & { idempotencyKey?: string }).idempotencyKey;
-    if (!key || !req.principal || reply.getHeader(REPLAY_HEADER)) return done(null, payload);
-    try {
-      if (reply.statusCode >= 500) idempotency.abandon(req.principal.workspace, key);
-      else idempotency.complete(req.principal.workspace, key, reply.statusCode, typeof payload === 'string' ? (JSON.parse(payload) as unknown) : payload);
-      done(null, payload);
-    } catch (err) {
-      done(err as Error);
-    }
   });
 
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0] ?? req.url;
     const allowed = [...new Set(routes.filter((r) => r.re.test(path)).map((r) => r.method))].filter((m) => (METHODS as readonly string[]).includes(m));
     if (allowed.length) {
-      return reply.code(405).header('allow', allowed.join(', ')).send(fail('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`, { allowed }, req.id));
+      return sendFail(reply.header('allow', allowed.join(', ')), 405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`, { allowed });
     }
-    return reply.code(404).send(fail('NOT_FOUND', `no route ${req.method} ${path}`, { method: req.method, path }, req.id));
+    return sendFail(reply, 404, 'NOT_FOUND', `no route ${req.method} ${path}`, { method: req.method, path });
   });
 
   app.setErrorHandler((err: unknown, req, reply) => {
@@ -179,25 +194,31 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const retryAfter = err.code === 'RATE_LIMIT_EXCEEDED' ? Number(err.details?.retryAfter ?? 60) : undefined;
       if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
       if (err.status >= 500) req.log.error({ err }, 'request failed');
-      return reply.code(err.status).send(fail(err.code, err.message, err.details, req.id, retryAfter));
+      return sendFail(reply, err.status, err.code, err.message, err.details, retryAfter);
     }
     const e = err as { validation?: Parameters<typeof validationToError>[0]; validationContext?: string; statusCode?: number; code?: string; message?: string };
     if (e.validation) {
       const v = validationToError(e.validation, e.validationContext ?? 'body');
-      return reply.code(400).send(fail(v.code, v.message, v.details, req.id));
+      return sendFail(reply, 400, v.code, v.message, v.details);
     }
     const status = e.statusCode ?? 500;
-    if (status === 413) return reply.code(413).send(fail('PAYLOAD_TOO_LARGE', `request body exceeds the limit`, { field: 'body' }, req.id));
-    if (status === 415) return reply.code(415).send(fail('UNSUPPORTED_MEDIA_TYPE', e.message ?? 'unsupported media type', { field: 'content-type' }, req.id));
+    if (status === 413) return sendFail(reply, 413, 'PAYLOAD_TOO_LARGE', `request body exceeds the limit`, { field: 'body' });
+    if (status === 415) return sendFail(reply, 415, 'UNSUPPORTED_MEDIA_TYPE', e.message ?? 'unsupported media type', { field: 'content-type' });
     if (status >= 400 && status < 500) {
       const malformed = e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError;
-      return reply.code(400).send(fail('VALIDATION_ERROR', malformed ? 'malformed JSON body' : (e.message ?? 'bad request'), { field: 'body', issue: malformed ? 'not valid JSON' : e.code }, req.id));
+      return sendFail(reply, 400, 'VALIDATION_ERROR', malformed ? 'malformed JSON body' : (e.message ?? 'bad request'), { field: 'body', issue: malformed ? 'not valid JSON' : e.code });
     }
     req.log.error({ err }, 'request failed');
-    return reply.code(500).send(fail('INTERNAL_ERROR', 'internal error', undefined, req.id));
+    return sendFail(reply, 500, 'INTERNAL_ERROR', 'internal error');
   });
 
-  installAudit(app, { runtime: rt });
+  const audit = installAudit(app, { runtime: rt });
+  // One hook for both: metrics, then the audit entry.
+  app.addHook('onResponse', (req, reply, done) => {
+    http.observe(req, reply);
+    audit.record(req, reply);
+    done();
+  });
   await app.register(wsPlugin, { runtime: rt, auth });
   await app.register(systemRoutes, { runtime: rt, probes: deps.probes ?? [] });
   await app.register(

@@ -1,13 +1,18 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyContextConfig, FastifyReply, FastifyRequest } from 'fastify';
 import { actorOf, type Principal, type Scope } from './auth/types.ts';
 import type { Caller } from '../runtime/sandbox/manager.ts';
 import { DirectorError } from '../runtime/errors.ts';
-import { ok } from './envelope.ts';
+import { fail, ok } from './envelope.ts';
+import type { RateClass } from './ratelimit.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** Set by the auth plugin on every non-public route. */
     principal: Principal | null;
+    /** The matched route's config, read once per request: use {@link routeConfigOf}. */
+    routeConfig: RouteConfig | null;
+    /** The error envelope's code, when the response is one ({@link sendFail}); for the HTTP error summary. */
+    errorCode: string | null;
   }
   interface FastifyContextConfig {
     /** The scope a route needs; absent together with `public: true` for anonymous routes. */
@@ -15,7 +20,22 @@ declare module 'fastify' {
     public?: boolean;
     /** Creating POST: honours `Idempotency-Key`. */
     idempotent?: boolean;
+    /** Set by the app when the route is declared (single-method routes): its rate-limit class. */
+    rateClass?: RateClass;
   }
+}
+
+/** A route's config as Fastify stores it: ours plus the route template (`url`) and method(s); both absent when no route matched. */
+export type RouteConfig = FastifyContextConfig & { url?: string; method?: string | string[] };
+
+const NO_ROUTE: RouteConfig = Object.freeze({});
+
+/**
+ * The matched route's config. Fastify's `req.routeOptions` builds a new object on every read,
+ * and a request reads it from several hooks; this reads it once and keeps it on the request.
+ */
+export function routeConfigOf(req: FastifyRequest): RouteConfig {
+  return (req.routeConfig ??= req.routeOptions.config ?? NO_ROUTE);
 }
 
 export function principalOf(req: FastifyRequest): Principal {
@@ -30,3 +50,9 @@ export const callerOf = (req: FastifyRequest): Caller => {
 
 /** Sends `data` in the success envelope. */
 export const send = <T>(reply: FastifyReply, data: T, status = 200) => reply.code(status).send(ok(data, reply.request.id));
+
+/** Sends the error envelope with `status`, noting its code on the request for the HTTP error summary. */
+export function sendFail(reply: FastifyReply, status: number, code: string, message: string, details?: Record<string, unknown>, retryAfter?: number): FastifyReply {
+  reply.request.errorCode = code;
+  return reply.code(status).send(fail(code, message, details, reply.request.id, retryAfter));
+}

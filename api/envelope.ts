@@ -10,14 +10,27 @@ export interface Meta {
   retryAfter?: number;
 }
 
-export const ok = <T>(data: T, requestId: string, extra: Record<string, unknown> = {}) => ({
+// Many responses share a millisecond under load: format each millisecond once.
+let stampMs = Number.NaN;
+let stamp = '';
+/** The current time in ISO 8601, as envelopes carry it. */
+export function timestampNow(): string {
+  const now = Date.now();
+  if (now !== stampMs) {
+    stampMs = now;
+    stamp = isoTime(now);
+  }
+  return stamp;
+}
+
+export const ok = <T>(data: T, requestId: string, extra?: Record<string, unknown>) => ({
   success: true as const,
   data,
-  metadata: { timestamp: isoTime(Date.now()), requestId, version: API_VERSION, ...extra },
+  metadata: extra ? { timestamp: timestampNow(), requestId, version: API_VERSION, ...extra } : { timestamp: timestampNow(), requestId, version: API_VERSION },
 });
 
 export const fail = (code: string, message: string, details: Record<string, unknown> | undefined, requestId: string, retryAfter?: number) => ({
   success: false as const,
   error: { code, message, details: details ?? {} },
-  metadata: { timestamp: isoTime(Date.now()), requestId, ...(retryAfter === undefined ? {} : { retryAfter }) },
+  metadata: { timestamp: timestampNow(), requestId, ...(retryAfter === undefined ? {} : { retryAfter }) },
 });

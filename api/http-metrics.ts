@@ -1,5 +1,6 @@
-import type { FastifyInstance } from 'fastify';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { routeConfigOf } from './context.ts';
+import type { Registry } from 'prom-client';
 
 export interface ErrorSummaryRow {
   code: string;
@@ -9,53 +10,127 @@ export interface ErrorSummaryRow {
   lastAt: string;
 }
 
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** One route template and method: its latency histogram, and its request count per status. */
+interface Series {
+  route: string;
+  method: string;
+  /** Per bucket (not cumulative), the last slot counting those above every bound. */
+  buckets: Float64Array;
+  sum: number;
+  count: number;
+  byStatus: Map<number, number>;
+}
+
+/**
+ * The request counter and latency histogram, kept as plain numbers per series and handed to
+ * the registry as two metrics that build their values when scraped. prom-client's own
+ * `inc`/`observe` validate and hash the label set on every call, even through `labels()`
+ * children; here a request costs two map lookups and a few additions, and the label work
+ * happens once per series per scrape. The exposition is the same as prom-client's.
+ */
+class RouteMetrics {
+  readonly #series = new Map<string, Map<string, Series>>();
+
+  record(route: string, method: string, status: number, seconds: number): void {
+    let byMethod = this.#series.get(route);
+    if (!byMethod) this.#series.set(route, (byMethod = new Map<string, Series>()));
+    let s = byMethod.get(method);
+    if (!s) byMethod.set(method, (s = { route, method, buckets: new Float64Array(DURATION_BUCKETS.length + 1), sum: 0, count: 0, byStatus: new Map() }));
+    let i = 0;
+    while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
+    s.buckets[i]!++;
+    s.sum += seconds;
+    s.count++;
+    s.byStatus.set(status, (s.byStatus.get(status) ?? 0) + 1);
+  }
+
+  *#all(): Generator<Series> {
+    for (const byMethod of this.#series.values()) yield* byMethod.values();
+  }
+
+  reset(): void {
+    this.#series.clear();
+  }
+
+  /** The two metrics, in the shape prom-client's registry reads (`get()`, `reset()`). */
+  register(registry: Registry): void {
+    const requests = {
+      name: 'director_http_requests_total',
+      help: 'HTTP requests by route template, method and status code.',
+      type: 'counter',
+      aggregator: 'sum',
+      get: () => {
+        const values: MetricValue[] = [];
+        for (const s of this.#all()) for (const [status, n] of s.byStatus) values.push({ labels: { route: s.route, method: s.method, status: String(status) }, value: n });
+        return { name: requests.name, help: requests.help, type: requests.type, aggregator: requests.aggregator, values };
+      },
+      reset: () => this.reset(),
+    };
+    const duration = {
+      name: 'director_http_request_duration_seconds',
+      help: 'HTTP request latency by route template and method.',
+      type: 'histogram',
+      aggregator: 'sum',
+      get: () => {
+        const values: MetricValue[] = [];
+        for (const s of this.#all()) {
+          const labels = { route: s.route, method: s.method };
+          let acc = 0;
+          DURATION_BUCKETS.forEach((le, i) => {
+            acc += s.buckets[i]!;
+            values.push({ labels: { le, ...labels }, value: acc, metricName: `${duration.name}_bucket` });
+          });
+          values.push({ labels: { le: '+Inf', ...labels }, value: s.count, metricName: `${duration.name}_bucket` });
+          values.push({ labels, value: s.sum, metricName: `${duration.name}_sum` });
+          values.push({ labels, value: s.count, metricName: `${duration.name}_count` });
+        }
+        return { name: duration.name, help: duration.help, type: duration.type, aggregator: duration.aggregator, values };
+      },
+      reset: () => this.reset(),
+    };
+    // The registry calls only `name`, `type`, `get()` and `reset()` on what it holds.
+    registry.registerMetric(requests as unknown as Parameters<Registry['registerMetric']>[0]);
+    registry.registerMetric(duration as unknown as Parameters<Registry['registerMetric']>[0]);
+  }
+}
+
+interface MetricValue {
+  labels: Record<string, string | number>;
+  value: number;
+  metricName?: string;
+}
+
 /**
  * HTTP metrics by route template (never the raw URL: ids would make labels unbounded), method
  * and status, plus an in-memory error summary by code and route for /v1/monitoring/errors.
  */
-export function installHttpMetrics(app: FastifyInstance, registry: Registry): { errors: () => ErrorSummaryRow[]; totals: () => { requests: number; errors: number } } {
-  const requests = new Counter({ name: 'director_http_requests_total', help: 'HTTP requests by route template, method and status code.', labelNames: ['route', 'method', 'status'], registers: [registry] });
-  const duration = new Histogram({
-    name: 'director_http_request_duration_seconds',
-    help: 'HTTP request latency by route template and method.',
-    labelNames: ['route', 'method'],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [registry],
-  });
+export function createHttpMetrics(registry: Registry): { observe: (req: FastifyRequest, reply: FastifyReply) => void; errors: () => ErrorSummaryRow[]; totals: () => { requests: number; errors: number } } {
+  const metrics = new RouteMetrics();
+  metrics.register(registry);
   const errors = new Map<string, ErrorSummaryRow>();
   let total = 0;
   let failed = 0;
-  // Callback-style hooks: they run on every request (see the note in app.ts).
-  app.addHook('onSend', (req, reply, payload, done) => {
-    if (reply.statusCode >= 400 && typeof payload === 'string') {
-      const code = /"code":"([A-Z_]{1,40})"/.exec(payload.slice(0, 200))?.[1] ?? `HTTP_${reply.statusCode}`;
-      const route = req.routeOptions.url ?? 'unmatched';
+  /** Counts one finished request; the app's single `onResponse` hook calls it. */
+  const observe = (req: FastifyRequest, reply: FastifyReply): void => {
+    const status = reply.statusCode;
+    const route = routeConfigOf(req).url ?? 'unmatched';
+    total++;
+    if (status >= 500) failed++;
+    metrics.record(route, req.method, status, reply.elapsedTime / 1000);
+    if (status >= 400) {
+      // The code the error envelope carried (sendFail notes it), else the bare status.
+      const code = req.errorCode ?? `HTTP_${status}`;
       const key = `${code}|${req.method}|${route}`;
       const row = errors.get(key) ?? { code, route, method: req.method, count: 0, lastAt: '' };
       row.count++;
       row.lastAt = new Date().toISOString();
       if (errors.size < 2000 || errors.has(key)) errors.set(key, row);
     }
-    done(null, payload);
-  });
-  // Label-bound children per route/method(/status): prom-client hashes the label object on
-  // every inc/observe otherwise. Bounded: route templates × methods × statuses.
-  const children = new Map<string, { requests: ReturnType<typeof requests.labels>; duration: ReturnType<typeof duration.labels> }>();
-  app.addHook('onResponse', (req, reply, done) => {
-    const route = req.routeOptions.url ?? 'unmatched';
-    total++;
-    if (reply.statusCode >= 500) failed++;
-    const key = `${route}\n${req.method}\n${reply.statusCode}`;
-    let c = children.get(key);
-    if (!c) {
-      c = { requests: requests.labels({ route, method: req.method, status: String(reply.statusCode) }), duration: duration.labels({ route, method: req.method }) };
-      children.set(key, c);
-    }
-    c.requests.inc();
-    c.duration.observe(reply.elapsedTime / 1000);
-    done();
-  });
+  };
   return {
+    observe,
     errors: () => [...errors.values()].sort((a, b) => b.count - a.count),
     totals: () => ({ requests: total, errors: failed }),
   };

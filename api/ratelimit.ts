@@ -4,7 +4,7 @@ import { DirectorError } from '../runtime/errors.ts';
 /**
  * Per-principal request limits (Director Protocol, "Rate Limiting"): a fixed window per
  * (class, key), in memory. Pure bookkeeping: the API layer calls {@link RateLimiter.take}
- * once per request, sets {@link rateLimitHeaders} on every response and throws
+ * once per request, sets {@link rateLimitHeaders} (via {@link setRateLimitHeaders}) on every response and throws
  * {@link rateLimitError} when a request is refused.
  */
 export type RateClass = 'auth' | 'session' | 'sandbox' | 'general';
@@ -56,6 +56,8 @@ export class RateLimiter {
    * the oldest counter is always the first.
    */
   private readonly counters = new Map<string, Counter>();
+  /** The window whose start the last sweep evicted up to. */
+  private sweptWindowMs = Number.NaN;
 
   constructor(opts: RateLimiterOptions = {}) {
     const limits = { ...DEFAULT_RATE_LIMITS, ...opts.limits };
@@ -105,12 +107,17 @@ export class RateLimiter {
     return { allowed: true, limit, remaining: limit - counter.count, resetMs, retryAfterS };
   }
 
-  /** Drops every counter from an earlier window; amortised O(1) since they sit at the front. */
+  /**
+   * Drops every counter from an earlier window; they sit at the front. Once per window: every
+   * counter created after the sweep belongs to the current window.
+   */
   private evictExpired(currentStartMs: number): void {
+    if (this.sweptWindowMs === currentStartMs) return;
     for (const [id, c] of this.counters) {
-      if (c.windowStartMs >= currentStartMs) return;
+      if (c.windowStartMs >= currentStartMs) break;
       this.counters.delete(id);
     }
+    this.sweptWindowMs = currentStartMs;
   }
 }
 
@@ -122,15 +129,35 @@ export class RateLimiter {
  * example are not part of any date format a client would parse.
  */
 export function rateLimitHeaders(d: RateDecision): Record<string, string> {
-  const resetS = Math.ceil(d.resetMs / 1000);
+  const reset = resetStrings(d.resetMs);
   const headers: Record<string, string> = {
     'X-RateLimit-Limit': String(d.limit),
     'X-RateLimit-Remaining': String(d.remaining),
-    'X-RateLimit-Reset': String(resetS),
-    'X-RateLimit-Reset-Time': new Date(resetS * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    'X-RateLimit-Reset': reset.seconds,
+    'X-RateLimit-Reset-Time': reset.iso,
   };
   if (!d.allowed) headers['Retry-After'] = String(d.retryAfterS);
   return headers;
+}
+
+/** The same headers as {@link rateLimitHeaders}, set on `reply` without building the object (every request does this). */
+export function setRateLimitHeaders(reply: { header(name: string, value: string): unknown }, d: RateDecision): void {
+  const reset = resetStrings(d.resetMs);
+  reply.header('x-ratelimit-limit', String(d.limit));
+  reply.header('x-ratelimit-remaining', String(d.remaining));
+  reply.header('x-ratelimit-reset', reset.seconds);
+  reply.header('x-ratelimit-reset-time', reset.iso);
+  if (!d.allowed) reply.header('retry-after', String(d.retryAfterS));
+}
+
+// Windows are aligned, so nearly every request shares the last reset instant: format it once.
+let lastReset = { ms: Number.NaN, seconds: '', iso: '' };
+function resetStrings(resetMs: number): { seconds: string; iso: string } {
+  if (resetMs !== lastReset.ms) {
+    const resetS = Math.ceil(resetMs / 1000);
+    lastReset = { ms: resetMs, seconds: String(resetS), iso: new Date(resetS * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z') };
+  }
+  return lastReset;
 }
 
 const SANDBOX_READ = /^\/v1\/sandboxes(?:\/[^/]+(?:\/metrics)?)?\/?$/;

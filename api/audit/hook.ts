@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Runtime } from '../../runtime/runtime.ts';
 import { actorOf } from '../auth/types.ts';
+import { routeConfigOf } from '../context.ts';
 import type { Outcome } from './chain.ts';
 import { AuditLog, type AuditInput } from './log.ts';
 
@@ -49,7 +50,7 @@ function capture(payload: unknown): Captured {
  * login the username (so failed logins say whom they tried).
  */
 export function entryFor(req: FastifyRequest, reply: FastifyReply, captured: Captured | undefined): AuditInput | null {
-  const route = req.routeOptions.url;
+  const route = routeConfigOf(req).url;
   const path = route ?? req.url.split('?')[0] ?? '';
   const status = reply.statusCode;
   const p = req.principal;
@@ -76,25 +77,30 @@ export function entryFor(req: FastifyRequest, reply: FastifyReply, captured: Cap
 }
 
 /**
- * Installs the audit hooks on the root instance, without encapsulation, so they see every
- * route, the 404 handler and errors thrown by `onRequest` (`onResponse` runs for those too).
- * A failed append is logged and never changes the response, which is already sent.
+ * Installs the audit: a route-level `preSerialization` hook on mutating routes (declared after
+ * this call) that takes the target id from the response body, and `record`, which the app's
+ * single `onResponse` hook calls for every finished request: every route, the 404 handler and
+ * errors thrown by `onRequest` (`onResponse` runs for those too). A failed append is logged
+ * and never changes the response, which is already sent.
  */
-export function installAudit(app: FastifyInstance, opts: { runtime: Runtime }): AuditLog {
+export function installAudit(app: FastifyInstance, opts: { runtime: Runtime }): { log: AuditLog; record: (req: FastifyRequest, reply: FastifyReply) => void } {
   const log = new AuditLog(opts.runtime.db);
   const captured = new WeakMap<FastifyRequest, Captured>();
-  app.addHook('preSerialization', (req, _reply, payload: unknown, done) => {
-    if (MUTATING.has(req.method)) captured.set(req, capture(payload));
+  const take = (req: FastifyRequest, _reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void => {
+    captured.set(req, capture(payload));
     done(null, payload);
+  };
+  app.addHook('onRoute', (r) => {
+    if (!([] as string[]).concat(r.method).some((m) => MUTATING.has(m))) return;
+    r.preSerialization = r.preSerialization === undefined ? [take] : ([] as unknown[]).concat(r.preSerialization, take) as typeof r.preSerialization;
   });
-  app.addHook('onResponse', (req, reply, done) => {
+  const record = (req: FastifyRequest, reply: FastifyReply): void => {
     try {
       const entry = entryFor(req, reply, captured.get(req));
       if (entry) log.append(entry);
     } catch (err) {
       req.log.error({ err }, 'audit append failed');
     }
-    done();
-  });
-  return log;
+  };
+  return { log, record };
 }

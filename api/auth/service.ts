@@ -4,7 +4,7 @@ import { notFound } from '../../runtime/errors.ts';
 import type { Db } from '../../runtime/store/db.ts';
 import { ApiKeys, checkScopes, type ApiKeyInfo, type CreatedApiKey, type OwnerFilter } from './apikeys.ts';
 import { checkRole, checkUsername, Directory, type MemberInfo, type WorkspaceInfo } from './directory.ts';
-import { authFailure, forbidden, notMember } from './failures.ts';
+import { authFailure, forbidden, missingScope, notMember } from './failures.ts';
 import { checkPasswordPolicy, DUMMY_PASSWORD_HASH, generatePassword, hashPassword, PASSWORD_MAX_CHARS, verifyPassword } from './passwords.ts';
 import { RefreshTokens } from './refresh.ts';
 import { ensureAuthSchema } from './schema.ts';
@@ -147,6 +147,8 @@ export class AuthService {
    * synchronously; null means call {@link authenticate}. Lets the request hook skip a promise.
    */
   cachedPrincipal(authorization: string | undefined, requestedWorkspace?: string): Principal | null {
+    // The usual request names no workspace: its whole header is the key, with no parsing.
+    if (requestedWorkspace === undefined) return authorization === undefined ? null : this.#cached(authorization);
     const c = credentialsOf(authorization, requestedWorkspace);
     return typeof c === 'string' ? null : this.#cached(c.cacheKey);
   }
@@ -180,7 +182,7 @@ export class AuthService {
 
   /** Throws 403 naming `scope` unless the principal holds it. */
   requireScope(principal: Principal, scope: Scope): void {
-    if (!principal.scopes.has(scope)) throw forbidden(`missing required scope ${scope}`, { scope, reason: 'missing_scope' });
+    if (!principal.scopes.has(scope)) throw missingScope(scope);
   }
 
   // --- API keys, as seen by a caller -------------------------------------------------------
@@ -328,5 +330,6 @@ function credentialsOf(authorization: string | undefined, requestedWorkspace: st
   if (!m) return 'malformed_header';
   const token = m[1]!;
   const requested = requestedWorkspace?.trim() ? requestedWorkspace.trim() : undefined;
-  return { token, requested, cacheKey: requested === undefined ? token : `${token}\n${requested}` };
+  // Keyed by the header as sent (a second spelling of the same token is a second entry).
+  return { token, requested, cacheKey: requested === undefined ? authorization : `${authorization}\n${requested}` };
 }

@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import type { ExecChunk } from '../../runtime/sandbox/execute.ts';
 
@@ -12,7 +13,9 @@ export async function streamExecution(reply: FastifyReply, chunks: AsyncGenerato
   const first = await chunks.next();
   reply.hijack();
   const raw = reply.raw;
+  // A hijacked reply sends none of the headers set on it: carry them over (request id, rate limit).
   raw.writeHead(200, {
+    ...(reply.getHeaders() as OutgoingHttpHeaders),
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache, no-transform',
     connection: 'keep-alive',

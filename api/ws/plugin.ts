@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Runtime } from '../../runtime/runtime.ts';
 import type { AuthService } from '../auth/service.ts';
-import { fail } from '../envelope.ts';
+import { routeConfigOf, sendFail } from '../context.ts';
 import { IdParams } from '../schemas.ts';
 import { upgradeCredential } from './auth.ts';
 import { builtinChannels, type ChannelDefinition } from './channels.ts';
@@ -75,9 +75,9 @@ export const wsPlugin: FastifyPluginAsync<WsPluginOptions> = async (instance, op
       type: 'ws_origin_refused',
       severity: 'medium',
       actor: `ip:${req.ip}`,
-      details: { origin: String(origin).slice(0, 256), route: req.routeOptions.url ?? null, requestId: req.id },
+      details: { origin: String(origin).slice(0, 256), route: routeConfigOf(req).url ?? null, requestId: req.id },
     });
-    return reply.code(403).send(fail('AUTHORIZATION_ERROR', 'this origin may not open WebSockets here', { reason: 'origin_not_allowed' }, req.id));
+    return sendFail(reply, 403, 'AUTHORIZATION_ERROR', 'this origin may not open WebSockets here', { reason: 'origin_not_allowed' });
   };
 
   app.get('/v1/ws', { websocket: true, config: { public: true }, preValidation: checkOrigin }, (socket, req) => {

@@ -53,6 +53,9 @@ test('execute streams as server-sent events with ids when asked', async () => {
     body: JSON.stringify({ command: 'echo one; echo two >&2; exit 3' }),
   });
   assert.is(res.headers.get('content-type')?.split(';')[0], 'text/event-stream');
+  // A stream is a response like any other: it carries the request id and the rate-limit headers.
+  assert.match(res.headers.get('x-request-id') ?? '', /^req_/);
+  for (const h of ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'x-ratelimit-reset-time']) assert.ok(res.headers.get(h), `SSE response lacks ${h}`);
   const text = await res.text();
   // stdout and stderr travel separately, so either may come first; ids count up from 1.
   assert.match(text, /id: \d+\nevent: stdout\ndata: {"data":"one\\n"}/);

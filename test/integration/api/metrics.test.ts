@@ -40,6 +40,32 @@ test('/metrics passes promtool check and carries every family', async () => {
   assert.not.match(text, /sbx_[A-Za-z0-9_-]{16}/);
 });
 
+test('HTTP counters and latency histogram count exactly the requests made, per route, method and status', async () => {
+  const t = api.adminToken;
+  const value = (text: string, line: string): number => Number(new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  const route = 'route="/v1/networks/:id",method="GET"';
+  const before = await (await fetch(`${api.url}/metrics`)).text();
+  for (let i = 0; i < 7; i++) await call(api.url, 'GET', '/v1/networks/net_0000000000000000', { token: t });
+  await call(api.url, 'GET', '/v1/networks/net_0000000000000000');
+  const text = await (await fetch(`${api.url}/metrics`)).text();
+  const delta = (line: string) => value(text, line) - value(before, line);
+  assert.is(delta(`director_http_requests_total{${route},status="404"}`), 7);
+  assert.is(delta(`director_http_requests_total{${route},status="401"}`), 1);
+  assert.is(delta(`director_http_request_duration_seconds_count{${route}}`), 8);
+  // Buckets are cumulative, end at +Inf = count, and the sum is a plausible total of seconds.
+  const buckets = [...text.matchAll(new RegExp(`^director_http_request_duration_seconds_bucket\\{le="([^"]+)",${route.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\} (\\S+)$`, 'gm'))].map((m) => [m[1], Number(m[2])] as const);
+  assert.is(buckets.length, 15, 'one line per bound plus +Inf');
+  for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i]![1] >= buckets[i - 1]![1], `bucket le=${buckets[i]![0]} below the previous`);
+  assert.is(buckets.at(-1)![0], '+Inf');
+  assert.is(buckets.at(-1)![1], value(text, `director_http_request_duration_seconds_count{${route}}`));
+  const sum = value(text, `director_http_request_duration_seconds_sum{${route}}`);
+  assert.ok(sum > 0 && sum < 8 * 5, `sum ${sum}`);
+  // The error summary keeps the envelope's code.
+  const errors = await call<{ data: { byCode: Record<string, number> } }>(api.url, 'GET', '/v1/monitoring/errors', { token: t });
+  assert.ok((errors.body.data.byCode.AUTHENTICATION_ERROR ?? 0) >= 1, JSON.stringify(errors.body.data.byCode));
+  assert.ok((errors.body.data.byCode.NOT_FOUND ?? 0) >= 7, JSON.stringify(errors.body.data.byCode));
+});
+
 test('/metrics needs a token from non-loopback clients, and the JSON form needs auth', async () => {
   const json = await call(api.url, 'GET', '/v1/monitoring/metrics');
   assert.is(json.status, 401);

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { classify, DEFAULT_RATE_LIMITS, RateLimiter, rateLimitError, rateLimitHeaders, type RateClass } from '../../../api/ratelimit.ts';
+import { classify, DEFAULT_RATE_LIMITS, RateLimiter, rateLimitError, rateLimitHeaders, setRateLimitHeaders, type RateClass } from '../../../api/ratelimit.ts';
 import { DirectorError } from '../../../runtime/errors.ts';
 
 // 2021-07-01T00:00:00Z, the seed's example reset instant: a minute boundary.
@@ -138,6 +138,28 @@ test('rounds a sub-second reset up to the next whole second in both reset header
   const h = rateLimitHeaders({ allowed: true, limit: 2, remaining: 1, resetMs: T0 + 250, retryAfterS: 1 });
   assert.is(h['X-RateLimit-Reset'], '1625097601');
   assert.is(h['X-RateLimit-Reset-Time'], '2021-07-01T00:00:01Z');
+});
+
+test('setRateLimitHeaders sets the same headers on a reply, across reset instants', () => {
+  const { rl, clock } = limiter({ limits: { auth: 1 } }, T0 + 20_000);
+  for (const at of [T0 + 20_000, T0 + 20_001, T0 + 61_000, T0 + 20_000]) {
+    clock.now = at;
+    for (const d of [rl.take('auth', 'ip:1'), rl.take('auth', 'ip:1')]) {
+      const set: Record<string, string> = {};
+      setRateLimitHeaders({ header: (n: string, v: string) => (set[n] = v) }, d);
+      const want = Object.fromEntries(Object.entries(rateLimitHeaders(d)).map(([k, v]) => [k.toLowerCase(), v]));
+      assert.equal(set, want);
+    }
+  }
+});
+
+test('a counter from an earlier window is gone even when its key returns in a later one', () => {
+  const { rl, clock } = limiter({ limits: { general: 2 } }, T0 + 1);
+  rl.take('general', 'usr_a');
+  assert.is(rl.take('general', 'usr_a').remaining, 0);
+  clock.now = T0 + 60_001;
+  assert.is(rl.take('general', 'usr_a').remaining, 1, 'a new window starts from the full limit');
+  assert.is(rl.size, 1);
 });
 
 test('adds Retry-After only when the request was refused', () => {
