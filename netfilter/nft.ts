@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DirectorError } from '../runtime/errors.ts';
 import type { NftDocument } from './json.ts';
+import { renderDocument, Unrenderable } from './text.ts';
 
 export interface NftOptions {
   /** Path of the nft binary (default `nft`, looked up in PATH). */
@@ -19,6 +20,8 @@ export interface NftOptions {
   signal?: AbortSignal;
   /** Run nft inside this named network namespace (`ip netns exec`); tests use it to filter real traffic away from the host's own rules. */
   netns?: string;
+  /** `json` applies documents as JSON even where nft's own syntax could carry them (tests compare the two). */
+  format?: 'auto' | 'json';
 }
 
 export class NftError extends DirectorError {
@@ -55,17 +58,27 @@ export function runNft(args: readonly string[], opts: NftOptions = {}): Promise<
 
 async function runDocument(flags: string[], doc: NftDocument, opts?: NftOptions): Promise<void> {
   if (doc.nftables.length === 0) return;
+  // nft's own syntax where the document has only shapes the renderer covers (it parses faster),
+  // JSON otherwise; the two are the same transaction.
+  let text: string | null = null;
+  if (opts?.format !== 'json') {
+    try {
+      text = renderDocument(doc);
+    } catch (err) {
+      if (!(err instanceof Unrenderable)) throw err;
+    }
+  }
   const dir = await mkdtemp(path.join(tmpdir(), 'director-nft-'));
   try {
-    const file = path.join(dir, 'doc.json');
-    await writeFile(file, JSON.stringify(doc), { mode: 0o600 });
-    await runNft([...flags, '-j', '-f', file], opts);
+    const file = path.join(dir, text === null ? 'doc.json' : 'doc.nft');
+    await writeFile(file, text ?? JSON.stringify(doc), { mode: 0o600 });
+    await runNft([...flags, ...(text === null ? ['-j'] : []), '-f', file], opts);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-/** Applies a document as one atomic transaction (`nft -j -f`). */
+/** Applies a document as one atomic transaction (`nft -f`, or `nft -j -f` for JSON). */
 export async function applyDocument(doc: NftDocument, opts?: NftOptions): Promise<void> {
   await runDocument([], doc, opts);
 }

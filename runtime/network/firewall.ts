@@ -5,7 +5,7 @@ import type { NftCommand } from '../../netfilter/json.ts';
 import { networkNameSets } from '../../netfilter/rules.ts';
 import type { AlwaysDenied, NetfilterInput, NetworkInput } from '../../netfilter/model.ts';
 import { BASE_CHAINS, chainName, CHAIN_KINDS, genChainName } from '../../netfilter/names.ts';
-import { applyDocument, runNft, tableExists } from '../../netfilter/nft.ts';
+import { applyDocument, runNft, tableExists, type NftOptions } from '../../netfilter/nft.ts';
 import type { NetworkView, TableView } from '../../netfilter/readback.ts';
 import type { Clock } from '../clock.ts';
 import { DirectorError } from '../errors.ts';
@@ -23,6 +23,8 @@ export interface FirewallDeps {
   checkIntervalMs: number;
   /** Delay before a replaced policy generation is deleted from the kernel (default {@link RETIRE_DELAY_MS}). */
   retireDelayMs?: number;
+  /** Options for every document applied (the benchmark compares nft's syntax with JSON through it). */
+  nft?: NftOptions;
 }
 
 /**
@@ -154,7 +156,7 @@ export class Firewall {
         const live = set.elements.filter((e) => (e.expiresS ?? e.timeoutS ?? 0) > 0).map((e) => ({ addr: e.addr, timeoutS: e.expiresS ?? e.timeoutS ?? 1 }));
         if (!set.host || live.length === 0) continue;
         try {
-          await applyDocument(addResolvedAddresses(input.table, net, { host: set.host }, live));
+          await applyDocument(addResolvedAddresses(input.table, net, { host: set.host }, live), this.deps.nft);
         } catch {
           // the pattern left the policy: nothing to restore
         }
@@ -206,7 +208,7 @@ export class Firewall {
       const before = this.nets.get(net.short);
       if (before && before.retired.length >= MAX_RETIRED) await this.retire([net.short]);
       const gen = before ? before.gen + 1 : 0;
-      await applyDocument(compileNetwork(input, net, gen, before ? [...before.sets, ...before.staleSets] : []));
+      await applyDocument(compileNetwork(input, net, gen, before ? [...before.sets, ...before.staleSets] : []), this.deps.nft);
       const sets = networkNameSets(net).map((x) => x.name);
       const state: NetState = { gen, sets, retired: [], staleSets: new Set() };
       if (before) {
@@ -238,7 +240,7 @@ export class Firewall {
       done.push(st);
     }
     if (cmds.length === 0) return;
-    await applyDocument({ nftables: cmds });
+    await applyDocument({ nftables: cmds }, this.deps.nft);
     for (const st of done) {
       st.retired = [];
       st.staleSets.clear();
@@ -259,14 +261,14 @@ export class Firewall {
       const st = this.nets.get(net.short);
       this.nets.delete(net.short);
       const objects = st ? { gens: [st.gen, ...st.retired], sets: [...st.sets, ...st.staleSets] } : undefined;
-      await applyDocument(compileRemoveNetwork(this.deps.table, net, objects));
+      await applyDocument(compileRemoveNetwork(this.deps.table, net, objects), this.deps.nft);
     });
   }
 
   /** Adds resolved addresses of an allowed host pattern to the network's name sets. */
   async allowResolved(record: NetworkRecord, host: string, addresses: ResolvedAddress[]): Promise<void> {
     const doc = addResolvedAddresses(this.deps.table, toNetworkInput(record, this.deps.dnsPort), { host }, addresses);
-    await this.serial(() => applyDocument(doc));
+    await this.serial(() => applyDocument(doc, this.deps.nft));
   }
 
   /** The policy in force for a network, read from the kernel. */
