@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -7,6 +8,7 @@ import { isDirectorError } from '../runtime/errors.ts';
 import type { AuthService } from './auth/service.ts';
 import { actorOf, type Principal, type Scope } from './auth/types.ts';
 import { missingScope } from './auth/failures.ts';
+import { fail } from './envelope.ts';
 import { installValidators, validationToError } from './validation.ts';
 import { RateLimiter, classify, setRateLimitHeaders, rateLimitError, type RateClass } from './ratelimit.ts';
 import { IdempotencyStore, IDEMPOTENCY_HEADER, REPLAY_HEADER, fingerprint, parseIdempotencyKey } from './idempotency.ts';
@@ -54,6 +56,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    // Raised by Node's HTTP parser before Fastify sees a request (a malformed request line,
+    // headers over the limit, a request not received in time): still the envelope, with a
+    // request id, and the connection closed as Node would.
+    clientErrorHandler: (err: Error & { code?: string }, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const [status, code, message, field] =
+        err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'HEADERS_TOO_LARGE', 'request headers exceed the limit', 'headers'] as const
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'REQUEST_TIMEOUT', 'the request was not received in time', 'request'] as const
+        : [400, 'VALIDATION_ERROR', 'malformed HTTP request', 'request'] as const;
+      const id = newId('req');
+      const body = JSON.stringify(fail(code, message, { field }, id));
+      if (socket.writable) {
+        socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${id}\r\nConnection: close\r\n\r\n${body}`);
+      }
+      socket.destroy(err);
+    },
     // Raised while routing, before any hook runs: answer in the envelope like every other 4xx.
     frameworkErrors: (err, req, reply) => {
       const issue = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is longer than 200 characters' : 'not a valid percent-encoded URL';

@@ -4,6 +4,7 @@
  * requests answer in the envelope without leaking internals.
  */
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { call, startApi, type Res, type TestApi } from '../../helpers/api.ts';
@@ -118,6 +119,39 @@ test('malformed JSON answers 400 naming the body; wrong content types 415; both 
   assertEnvelope(text, 400, 'VALIDATION_ERROR', 'text/plain');
   assert.is(text.body.error?.details.field, 'body');
   assert.is(await containers(), 0);
+});
+
+/** Sends raw bytes and returns everything the server answers before it closes the connection. */
+function rawExchange(bytes: string): Promise<string> {
+  const { hostname, port } = new URL(api.url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.end(bytes));
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (text += d));
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
+
+test('requests Node\'s HTTP parser refuses (oversized headers, a malformed request line) answer in the envelope too', async () => {
+  const cases: Array<[string, string, number, string]> = [
+    ['headers over the limit', `GET /v1/sandboxes HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
+    ['a malformed request line', 'GET /v1/sandboxes HTTP/9.9 nonsense\r\nHost: x\r\n\r\n', 400, 'VALIDATION_ERROR'],
+    ['a header without a colon', 'GET /v1/sandboxes HTTP/1.1\r\nHost x\r\n\r\n', 400, 'VALIDATION_ERROR'],
+  ];
+  for (const [what, bytes, status, code] of cases) {
+    const answer = await rawExchange(bytes);
+    const [head = '', body = ''] = answer.split('\r\n\r\n');
+    assert.match(head, new RegExp(`^HTTP/1.1 ${status} `), `${what}: ${head}`);
+    const parsed = JSON.parse(body) as { success: boolean; error: { code: string; details: { field: string } }; metadata: { requestId: string } };
+    assert.is(parsed.success, false, what);
+    assert.is(parsed.error.code, code, what);
+    assert.match(parsed.metadata.requestId, /^req_/, what);
+    assert.match(head, new RegExp(`X-Request-Id: ${parsed.metadata.requestId}`), `${what}: no matching X-Request-Id`);
+  }
+  // The server keeps serving.
+  assert.is((await call(api.url, 'GET', '/health')).status, 200);
 });
 
 test('an unknown route answers 404 in the envelope, authenticated or not', async () => {
