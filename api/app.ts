@@ -12,7 +12,7 @@ import { fail } from './envelope.ts';
 import { installValidators, validationToError } from './validation.ts';
 import { RateLimiter, classify, setRateLimitHeaders, rateLimitError, type RateClass } from './ratelimit.ts';
 import { IdempotencyStore, IDEMPOTENCY_HEADER, REPLAY_HEADER, fingerprint, parseIdempotencyKey } from './idempotency.ts';
-import { routeConfigOf, sendFail } from './context.ts';
+import { appendRouteHook, routeConfigOf, sendFail } from './context.ts';
 import { sandboxRoutes } from './routes/sandboxes.ts';
 import { securityRoutes } from './routes/security.ts';
 import { networkRoutes } from './routes/networks.ts';
@@ -36,9 +36,6 @@ export interface AppDeps {
 
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 const IDEMPOTENCY_HEADER_LC = IDEMPOTENCY_HEADER.toLowerCase();
-
-/** A route option's hooks as a list (Fastify takes one function or an array). */
-const hookList = <T>(h: T | T[] | undefined): T[] => (h === undefined ? [] : Array.isArray(h) ? h : [h]);
 
 /**
  * Builds the HTTP app: the Director Protocol under `/v1` (envelope, error codes, auth, tenancy,
@@ -128,8 +125,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // One rate class per route context; a route declared for several methods is classified per request.
     r.config = { ...r.config, ...(methods.length === 1 ? { rateClass: classify(methods[0]!, r.url) } : {}) };
     if (r.config.idempotent) {
-      r.preHandler = [...hookList(r.preHandler), idempotencyBegin];
-      r.onSend = [...hookList(r.onSend), idempotencyEnd];
+      appendRouteHook(r, 'preHandler', idempotencyBegin);
+      appendRouteHook(r, 'onSend', idempotencyEnd);
     }
   });
 

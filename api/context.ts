@@ -1,4 +1,4 @@
-import type { FastifyContextConfig, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyContextConfig, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { actorOf, type Principal, type Scope } from './auth/types.ts';
 import type { Caller } from '../runtime/sandbox/manager.ts';
 import { DirectorError } from '../runtime/errors.ts';
@@ -36,6 +36,15 @@ const NO_ROUTE: RouteConfig = Object.freeze({});
  */
 export function routeConfigOf(req: FastifyRequest): RouteConfig {
   return (req.routeConfig ??= req.routeOptions.config ?? NO_ROUTE);
+}
+
+/**
+ * Adds `hook` to a route's own `name` hooks from an `onRoute` hook (Fastify takes one function or
+ * an array there), so only that route runs it.
+ */
+export function appendRouteHook<K extends 'preHandler' | 'preSerialization' | 'onSend'>(route: RouteOptions, name: K, hook: Extract<NonNullable<RouteOptions[K]>, (...args: never[]) => unknown>): void {
+  const current = route[name] as unknown;
+  route[name] = (current === undefined ? [hook] : ([] as unknown[]).concat(current, hook)) as RouteOptions[K];
 }
 
 export function principalOf(req: FastifyRequest): Principal {

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { routeConfigOf } from './context.ts';
 import type { Registry } from 'prom-client';
+import { routeConfigOf } from './context.ts';
 
 export interface ErrorSummaryRow {
   code: string;
@@ -54,45 +54,33 @@ class RouteMetrics {
     this.#series.clear();
   }
 
-  /** The two metrics, in the shape prom-client's registry reads (`get()`, `reset()`). */
+  /** The two metrics, in the shape prom-client's registry reads (`name`, `type`, `get()`, `reset()`). */
   register(registry: Registry): void {
-    const requests = {
-      name: 'director_http_requests_total',
-      help: 'HTTP requests by route template, method and status code.',
-      type: 'counter',
-      aggregator: 'sum',
-      get: () => {
-        const values: MetricValue[] = [];
-        for (const s of this.#all()) for (const [status, n] of s.byStatus) values.push({ labels: { route: s.route, method: s.method, status: String(status) }, value: n });
-        return { name: requests.name, help: requests.help, type: requests.type, aggregator: requests.aggregator, values };
-      },
-      reset: () => this.reset(),
+    const duration = 'director_http_request_duration_seconds';
+    const scraped = (name: string, help: string, type: 'counter' | 'histogram', values: () => MetricValue[]) => {
+      const metric = { name, help, type, aggregator: 'sum', get: () => ({ name, help, type, aggregator: 'sum', values: values() }), reset: () => this.reset() };
+      registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
     };
-    const duration = {
-      name: 'director_http_request_duration_seconds',
-      help: 'HTTP request latency by route template and method.',
-      type: 'histogram',
-      aggregator: 'sum',
-      get: () => {
-        const values: MetricValue[] = [];
-        for (const s of this.#all()) {
-          const labels = { route: s.route, method: s.method };
-          let acc = 0;
-          DURATION_BUCKETS.forEach((le, i) => {
-            acc += s.buckets[i]!;
-            values.push({ labels: { le, ...labels }, value: acc, metricName: `${duration.name}_bucket` });
-          });
-          values.push({ labels: { le: '+Inf', ...labels }, value: s.count, metricName: `${duration.name}_bucket` });
-          values.push({ labels, value: s.sum, metricName: `${duration.name}_sum` });
-          values.push({ labels, value: s.count, metricName: `${duration.name}_count` });
-        }
-        return { name: duration.name, help: duration.help, type: duration.type, aggregator: duration.aggregator, values };
-      },
-      reset: () => this.reset(),
-    };
-    // The registry calls only `name`, `type`, `get()` and `reset()` on what it holds.
-    registry.registerMetric(requests as unknown as Parameters<Registry['registerMetric']>[0]);
-    registry.registerMetric(duration as unknown as Parameters<Registry['registerMetric']>[0]);
+    scraped('director_http_requests_total', 'HTTP requests by route template, method and status code.', 'counter', () => {
+      const values: MetricValue[] = [];
+      for (const s of this.#all()) for (const [status, n] of s.byStatus) values.push({ labels: { route: s.route, method: s.method, status: String(status) }, value: n });
+      return values;
+    });
+    scraped(duration, 'HTTP request latency by route template and method.', 'histogram', () => {
+      const values: MetricValue[] = [];
+      for (const s of this.#all()) {
+        const labels = { route: s.route, method: s.method };
+        let acc = 0;
+        DURATION_BUCKETS.forEach((le, i) => {
+          acc += s.buckets[i]!;
+          values.push({ labels: { le, ...labels }, value: acc, metricName: `${duration}_bucket` });
+        });
+        values.push({ labels: { le: '+Inf', ...labels }, value: s.count, metricName: `${duration}_bucket` });
+        values.push({ labels, value: s.sum, metricName: `${duration}_sum` });
+        values.push({ labels, value: s.count, metricName: `${duration}_count` });
+      }
+      return values;
+    });
   }
 }
 

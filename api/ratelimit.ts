@@ -4,8 +4,8 @@ import { DirectorError } from '../runtime/errors.ts';
 /**
  * Per-principal request limits (Director Protocol, "Rate Limiting"): a fixed window per
  * (class, key), in memory. Pure bookkeeping: the API layer calls {@link RateLimiter.take}
- * once per request, sets {@link rateLimitHeaders} (via {@link setRateLimitHeaders}) on every response and throws
- * {@link rateLimitError} when a request is refused.
+ * once per request, sets the {@link rateLimitHeaders} on every response (through
+ * {@link setRateLimitHeaders}) and throws {@link rateLimitError} when a request is refused.
  */
 export type RateClass = 'auth' | 'session' | 'sandbox' | 'general';
 

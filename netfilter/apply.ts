@@ -24,8 +24,8 @@ const currentSets = (view: TableView, short: string): string[] => Object.keys(vi
 /**
  * Creates or updates one network (policy change, isolation) without touching the others: the next
  * generation is put in force, then the earlier ones and unused name sets are retired in a second
- * transaction. The runtime's `Firewall` does the same
- * with its own bookkeeping and retires later, off the critical path.
+ * transaction. The runtime's `Firewall` does the same with its own bookkeeping, and retires
+ * later, off the critical path.
  */
 export async function applyNetwork(input: NetfilterInput, net: NetworkInput, opts?: NftOptions): Promise<void> {
   const view = await readTable(input.table, opts);

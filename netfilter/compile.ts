@@ -1,6 +1,7 @@
 /**
  * The compiler: pure functions from {@link NetfilterInput} to libnftables JSON documents. Each
- * document is one atomic transaction (`nft -j -f -`) touching only Director's `inet` table.
+ * document is one atomic transaction (`applyDocument` in `nft.ts`) touching only Director's
+ * `inet` table.
  *
  * Layout: base chains on the forward and input hooks at priority -1 (ahead of Docker's
  * iptables-nft chains at 0) dispatch through verdict maps keyed on the bridge name

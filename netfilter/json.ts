@@ -9,7 +9,7 @@ export type NftExpr = Record<string, unknown>;
 /** One command of a document: `{ add: { rule: {...} } }`, `{ delete: { set: {...} } }`, ... */
 export type NftCommand = Partial<Record<'add' | 'insert' | 'delete' | 'flush', Record<string, Record<string, unknown>>>>;
 
-/** A document `nft -j -f -` applies as one transaction. */
+/** A document nft applies as one transaction (as JSON, or rendered in nft's syntax by `text.ts`). */
 export interface NftDocument { nftables: NftCommand[] }
 
 export const FAMILY = 'inet';
@@ -18,7 +18,6 @@ export const match = (left: NftExpr, right: unknown, op: '==' | '!=' | 'in' = '=
 export const payload = (protocol: string, field: string): NftExpr => ({ payload: { protocol, field } });
 export const meta = (key: string): NftExpr => ({ meta: { key } });
 export const ct = (key: string): NftExpr => ({ ct: { key } });
-export const anonSet = (values: unknown[]): unknown => (values.length === 1 ? values[0] : { set: values });
 export const setRef = (name: string): string => `@${name}`;
 
 /** A CIDR as nft's right-hand side: a bare address for a full-length prefix, else `prefix`. */

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Runtime } from '../../runtime/runtime.ts';
 import { actorOf } from '../auth/types.ts';
-import { routeConfigOf } from '../context.ts';
+import { appendRouteHook, routeConfigOf } from '../context.ts';
 import type { Outcome } from './chain.ts';
 import { AuditLog, type AuditInput } from './log.ts';
 
@@ -92,7 +92,7 @@ export function installAudit(app: FastifyInstance, opts: { runtime: Runtime }): 
   };
   app.addHook('onRoute', (r) => {
     if (!([] as string[]).concat(r.method).some((m) => MUTATING.has(m))) return;
-    r.preSerialization = r.preSerialization === undefined ? [take] : ([] as unknown[]).concat(r.preSerialization, take) as typeof r.preSerialization;
+    appendRouteHook(r, 'preSerialization', take);
   });
   const record = (req: FastifyRequest, reply: FastifyReply): void => {
     try {

@@ -1,4 +1,3 @@
-import { AuthEpoch } from './epoch.ts';
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../../runtime/clock.ts';
 import { conflict, notFound, validationError } from '../../runtime/errors.ts';
@@ -8,6 +7,7 @@ import type { Directory } from './directory.ts';
 import { forbidden, notMember } from './failures.ts';
 import { isUniqueViolation } from './schema.ts';
 import { ROLE_SCOPES, SCOPES, type Scope } from './types.ts';
+import { AuthEpoch } from './epoch.ts';
 
 /**
  * Scoped API keys: `dk_<8-char public prefix>_<43 chars = 32 random bytes, base64url>`.

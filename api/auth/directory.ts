@@ -1,10 +1,10 @@
-import { AuthEpoch } from './epoch.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import { conflict, notFound, validationError } from '../../runtime/errors.ts';
 import { newId } from '../../runtime/ids.ts';
 import type { Db } from '../../runtime/store/db.ts';
 import { isUniqueViolation } from './schema.ts';
 import { ROLES, type Role } from './types.ts';
+import { AuthEpoch } from './epoch.ts';
 
 /** Workspaces, users and memberships: who exists and what role they hold where. No crypto here. */
 

@@ -1,4 +1,3 @@
-import { AuthEpoch } from './epoch.ts';
 import { systemClock, type Clock } from '../../runtime/clock.ts';
 import { notFound } from '../../runtime/errors.ts';
 import type { Db } from '../../runtime/store/db.ts';
@@ -10,6 +9,7 @@ import { RefreshTokens } from './refresh.ts';
 import { ensureAuthSchema } from './schema.ts';
 import { AccessTokens, resolveSigningSecret } from './tokens.ts';
 import { ROLE_SCOPES, type Principal, type Role, type Scope } from './types.ts';
+import { AuthEpoch } from './epoch.ts';
 
 export interface AuthServiceOptions {
   /** Access-token lifetime in ms; default 15 min. */

@@ -1,4 +1,3 @@
-import { AuthEpoch } from './epoch.ts';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { decodeProtectedHeader, errors, jwtVerify, SignJWT } from 'jose';
 import type { Clock } from '../../runtime/clock.ts';
@@ -6,6 +5,7 @@ import { validationError } from '../../runtime/errors.ts';
 import type { Db } from '../../runtime/store/db.ts';
 import { authFailure, type AuthFailureReason } from './failures.ts';
 import { ROLES, type Role } from './types.ts';
+import { AuthEpoch } from './epoch.ts';
 
 /**
  * Short-lived access tokens: JWT, HS256 only, signed with one server secret.

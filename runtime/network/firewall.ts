@@ -137,8 +137,7 @@ export class Firewall {
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    if (this.retireTimer) clearTimeout(this.retireTimer);
-    this.retireTimer = null;
+    this.cancelRetire();
   }
 
   private async readOrNull(): Promise<TableView | null> {
@@ -190,8 +189,7 @@ export class Firewall {
   /** After a whole-table build: every network at generation 0, nothing to retire. */
   private remember(networks: NetworkInput[]): void {
     this.nets.clear();
-    if (this.retireTimer) clearTimeout(this.retireTimer);
-    this.retireTimer = null;
+    this.cancelRetire();
     for (const n of networks) this.nets.set(n.short, { gen: 0, sets: networkNameSets(n).map((x) => x.name), retired: [], staleSets: new Set() });
   }
 
@@ -218,6 +216,11 @@ export class Firewall {
       this.nets.set(net.short, state);
       if (before) this.scheduleRetire();
     });
+  }
+
+  private cancelRetire(): void {
+    if (this.retireTimer) clearTimeout(this.retireTimer);
+    this.retireTimer = null;
   }
 
   private scheduleRetire(): void {
@@ -249,8 +252,7 @@ export class Firewall {
 
   /** Retires replaced generations now (tests, benchmarks, before reading the raw ruleset). */
   async settle(): Promise<void> {
-    if (this.retireTimer) clearTimeout(this.retireTimer);
-    this.retireTimer = null;
+    this.cancelRetire();
     await this.serial(() => this.retire());
   }
 

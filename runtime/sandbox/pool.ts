@@ -96,7 +96,7 @@ export class WarmPool {
     this.stop();
     await Promise.all([...this.entries.values()].map((e) => e.filling ?? Promise.resolve()));
     const { store } = this.manager.deps;
-    const pooled = store.inStates([...ACTIVE_STATES]).filter((r) => r.pooled);
+    const pooled = store.inStates(ACTIVE_STATES).filter((r) => r.pooled);
     await Promise.all(pooled.map((r) => this.manager.destroy(r, 'pool drained').catch((err: unknown) => this.log.warn({ err, sandboxId: r.id }, 'pool drain failed'))));
   }
 

@@ -162,7 +162,7 @@ export class Supervisor {
         await engine.killContainer(c.id);
       }
     }
-    for (const rec of store.inStates([...ACTIVE_STATES])) {
+    for (const rec of store.inStates(ACTIVE_STATES)) {
       const c = byId.get(rec.id);
       if (rec.status === 'creating' && !boot) continue;
       if (!c) {

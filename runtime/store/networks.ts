@@ -1,6 +1,7 @@
 import type { NetworkPolicy } from '../../policies/network-policy.ts';
 import type { Db } from './db.ts';
 import { ACTIVE_STATES } from '../sandbox/states.ts';
+import { Where } from './where.ts';
 
 export type NetworkStatus = 'creating' | 'ready' | 'deleting' | 'deleted' | 'failed';
 
@@ -112,9 +113,10 @@ export class NetworkStore {
 
   /** Sandboxes that hold an address on the network and are not gone. */
   sandboxesOn(networkId: string): { id: string; workspace: string; status: string; ipAddress: string | null }[] {
+    const w = new Where().add('network_id = ?', networkId).anyOf('status', ACTIVE_STATES);
     return this.db.sql
-      .prepare(`SELECT id, workspace, status, ip_address AS ipAddress FROM sandboxes WHERE network_id = ? AND status IN (${ACTIVE_STATES.map(() => '?').join(',')})`)
-      .all(networkId, ...ACTIVE_STATES) as { id: string; workspace: string; status: string; ipAddress: string | null }[];
+      .prepare(`SELECT id, workspace, status, ip_address AS ipAddress FROM sandboxes${w.sql}`)
+      .all(...w.args) as { id: string; workspace: string; status: string; ipAddress: string | null }[];
   }
 
   sandboxByAddress(networkId: string, ip: string): { id: string; workspace: string } | null {

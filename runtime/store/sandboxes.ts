@@ -1,8 +1,7 @@
 import type { Db } from './db.ts';
-import type { SandboxState } from '../sandbox/states.ts';
-import { canTransition } from '../sandbox/states.ts';
+import { ACTIVE_STATES, canTransition, type SandboxState } from '../sandbox/states.ts';
 import type { EffectiveSpec } from '../sandbox/spec.ts';
-import { ACTIVE_STATES } from '../sandbox/states.ts';
+import { Where } from './where.ts';
 
 /** A sandbox record as stored. Environment values are never stored: only their names. */
 export interface SandboxRecord {
@@ -110,13 +109,15 @@ export class SandboxStore {
   }
 
   /** Records in any of the given states (all workspaces, pool included). */
-  inStates(states: SandboxState[]): SandboxRecord[] {
-    const rows = this.db.sql.prepare(`SELECT * FROM sandboxes WHERE status IN (${states.map(() => '?').join(',')})`).all(...states) as unknown as Row[];
+  inStates(states: readonly SandboxState[]): SandboxRecord[] {
+    const w = new Where().anyOf('status', states);
+    const rows = this.db.sql.prepare(`SELECT * FROM sandboxes${w.sql}`).all(...w.args) as unknown as Row[];
     return rows.map(fromRow);
   }
 
   countActive(): number {
-    return (this.db.sql.prepare(`SELECT count(*) AS n FROM sandboxes WHERE status IN (${ACTIVE_STATES.map(() => '?').join(',')})`).get(...ACTIVE_STATES) as { n: number }).n;
+    const w = new Where().anyOf('status', ACTIVE_STATES);
+    return (this.db.sql.prepare(`SELECT count(*) AS n FROM sandboxes${w.sql}`).get(...w.args) as { n: number }).n;
   }
 
   countByState(): Record<string, number> {

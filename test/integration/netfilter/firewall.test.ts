@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { compileDeleteTable } from '../../../netfilter/compile.ts';
 import { DEFAULT_ALWAYS_DENIED } from '../../../netfilter/model.ts';
 import { shortName } from '../../../netfilter/names.ts';
-import { applyDocument, listTable } from '../../../netfilter/nft.ts';
+import { applyDocument, listTable, runNft } from '../../../netfilter/nft.ts';
 import { syntheticPolicy } from '../../../policies/synthetic.ts';
 import { systemClock } from '../../../runtime/clock.ts';
 import { createEventSink } from '../../../runtime/events.ts';
@@ -71,6 +71,39 @@ it('removing a network with unretired generations leaves nothing of it', async (
   assert.ok((await generations()).length >= 3);
   await fw.remove(rec);
   assert.not.match(JSON.stringify(await listTable(T)), rec.short);
+});
+
+it('a retire that fails is logged, keeps what it had to delete, and a rebuild starts clean', async () => {
+  const T2 = testTableName();
+  const logged: string[] = [];
+  const logger = pino({ level: 'error' }, { write: (line: string) => void logged.push(line) });
+  const fw2 = new Firewall({
+    table: T2, alwaysDenied: DEFAULT_ALWAYS_DENIED, dnsPort: 53, store, events: createEventSink(db, systemClock), clock: systemClock,
+    logger, checkIntervalMs: 3_600_000, retireDelayMs: 20,
+  });
+  try {
+    store.update(id, 100, { policy: syntheticPolicy(2) });
+    await fw2.boot();
+    await fw2.sync({ ...rec, policy: syntheticPolicy(4) });
+    // The table goes before the scheduled retire runs: its transaction fails.
+    await runNft(['delete', 'table', 'inet', T2]);
+    for (let i = 0; i < 50 && !logged.some((l) => l.includes('could not retire')); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(logged.some((l) => l.includes('could not retire replaced nft chains')), `not logged: ${logged.join('')}`);
+    // Still owed, so asking again fails again rather than pretending it is done.
+    try {
+      await fw2.settle();
+      assert.unreachable('settle() succeeded on a missing table');
+    } catch (err) {
+      assert.instance(err, Error);
+      assert.not.instance(err, assert.Assertion);
+    }
+    await fw2.boot();
+    await fw2.settle();
+    assert.equal((await fw2.view(rec))?.generations, [0]);
+  } finally {
+    fw2.close();
+    await applyDocument(compileDeleteTable(T2));
+  }
 });
 
 test.run();

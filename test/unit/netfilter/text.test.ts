@@ -2,41 +2,39 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { compileNetwork, compileTable } from '../../../netfilter/compile.ts';
-import { accept, counter, ct, drop, limit, log, match, meta, namedCounter, payload, tableOps } from '../../../netfilter/json.ts';
+import { accept, counter, ct, drop, limit, log, match, meta, namedCounter, payload, tableOps, type NftCommand } from '../../../netfilter/json.ts';
 import { renderDocument, Unrenderable } from '../../../netfilter/text.ts';
 import { fullPolicy, twoNetworks } from './fixtures.ts';
 
 const test = suite('netfilter text');
 const ops = tableOps('director');
+/** The commands render as exactly these lines. */
+const renders = (cmds: NftCommand[], lines: string[]) => assert.is(renderDocument({ nftables: cmds }), `${lines.join('\n')}\n`);
 
 test('a rule renders as nft syntax: matches, counters, limit, log, verdict and comment', () => {
-  const text = renderDocument({ nftables: [
+  renders([
     ops.rule('net_a_out_g1', 'o.r0 pypi.org', [match(payload('ip', 'daddr'), '@net_a_h1_v4'), match(payload('tcp', 'dport'), { range: [1000, 2000] }), counter(), namedCounter('net_a_allowed'), accept()]),
     ops.insertRule('net_a_in', 'entry', [match(ct('state'), ['established', 'related'], 'in'), match(meta('iifname'), 'dt-a', '!='), limit(5, 10), log('dir:a:i.r1: ')]),
     ops.rule('net_a_out_g1', 'o.range', [match(payload('ip6', 'daddr'), { prefix: { addr: 'fd00::', len: 8 } }), drop()]),
-  ] });
-  assert.is(text, [
+  ], [
     'add rule inet director net_a_out_g1 ip daddr @net_a_h1_v4 tcp dport 1000-2000 counter counter name net_a_allowed accept comment "o.r0 pypi.org"',
     'insert rule inet director net_a_in ct state established,related meta iifname != "dt-a" limit rate 5/second burst 10 packets log prefix "dir:a:i.r1: " comment "entry"',
     'add rule inet director net_a_out_g1 ip6 daddr fd00::/8 drop comment "o.range"',
-    '',
-  ].join('\n'));
+  ]);
 });
 
 test('elements: interface names quoted, addresses bare, verdict-map pairs, timeouts in seconds', () => {
-  const text = renderDocument({ nftables: [
+  renders([
     ops.add('element', ops.elements('egress_vmap', [['dt-a', { jump: { target: 'net_a_out' } }]])),
     ops.add('element', ops.elements('bridges', ['dt-a'])),
     ops.add('element', ops.elements('net_a_h1_v4', [{ elem: { val: '192.0.2.7', timeout: 120 } }, '192.0.2.8'])),
     ops.add('set', { name: 'net_a_h1_v6', type: 'ipv6_addr', flags: ['timeout'] }),
-  ] });
-  assert.is(text, [
+  ], [
     'add element inet director egress_vmap { "dt-a" : jump net_a_out }',
     'add element inet director bridges { "dt-a" }',
     'add element inet director net_a_h1_v4 { 192.0.2.7 timeout 120s, 192.0.2.8 }',
     'add set inet director net_a_h1_v6 { type ipv6_addr; flags timeout; }',
-    '',
-  ].join('\n'));
+  ]);
 });
 
 test('every per-network document the compiler emits renders; the whole-table one does not (it goes as JSON)', () => {
@@ -49,7 +47,7 @@ test('every per-network document the compiler emits renders; the whole-table one
 });
 
 test('refuses what it cannot say safely instead of guessing', () => {
-  const refuses = (cmd: Parameters<typeof renderDocument>[0]['nftables'][number], why: string) =>
+  const refuses = (cmd: NftCommand, why: string) =>
     assert.throws(() => renderDocument({ nftables: [cmd] }), (e: unknown) => e instanceof Unrenderable, why);
   refuses(ops.rule('c', 'a "quoted" comment', [accept()]), 'a quote in a comment');
   refuses(ops.rule('c', 'x', [log('line\nbreak')]), 'a control character in a log prefix');
