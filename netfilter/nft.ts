@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DirectorError } from '../runtime/errors.ts';
 import type { NftDocument } from './json.ts';
+import { encodeDocument, NetlinkError, sendBatch, Unencodable } from './netlink.ts';
 import { renderDocument, Unrenderable } from './text.ts';
 
 export interface NftOptions {
@@ -20,8 +21,16 @@ export interface NftOptions {
   signal?: AbortSignal;
   /** Run nft inside this named network namespace (`ip netns exec`); tests use it to filter real traffic away from the host's own rules. */
   netns?: string;
-  /** `json` applies documents as JSON even where nft's own syntax could carry them (tests compare the two). */
-  format?: 'auto' | 'json';
+  /**
+   * How documents are applied. `auto`: straight to the kernel over netlink where `netlink.ts`
+   * encodes the document (policy generations), else through `nft` in its own syntax, else as JSON.
+   * `text` and `json` force `nft` with that input (tests and benchmarks compare the three).
+   */
+  format?: 'auto' | 'text' | 'json';
+  /** Path of the perl that carries netlink batches (default `perl`, looked up in PATH). */
+  perlPath?: string;
+  /** Told when a document the netlink path encoded went through `nft` instead, and why. */
+  onNetlinkFallback?: (reason: string) => void;
 }
 
 export class NftError extends DirectorError {
@@ -78,8 +87,32 @@ async function runDocument(flags: string[], doc: NftDocument, opts?: NftOptions)
   }
 }
 
-/** Applies a document as one atomic transaction (`nft -f`, or `nft -j -f` for JSON). */
+/**
+ * Applies a document as one atomic transaction: over netlink where it can be encoded (see
+ * {@link NftOptions.format}), otherwise `nft -f` (or `nft -j -f` for JSON). When the kernel
+ * refuses a netlink batch, nothing was applied and the same document goes through `nft`, which
+ * either applies it or explains the refusal in its own words; the same holds when the netlink
+ * helper cannot be used.
+ */
 export async function applyDocument(doc: NftDocument, opts?: NftOptions): Promise<void> {
+  if (doc.nftables.length === 0) return;
+  if ((opts?.format ?? 'auto') === 'auto') {
+    let batch: Buffer | null = null;
+    try {
+      batch = encodeDocument(doc);
+    } catch (err) {
+      if (!(err instanceof Unencodable)) throw err;
+    }
+    if (batch) {
+      try {
+        await sendBatch(batch, { netns: opts?.netns, perlPath: opts?.perlPath, timeoutMs: opts?.timeoutMs });
+        return;
+      } catch (err) {
+        if (!(err instanceof NetlinkError)) throw err;
+        opts?.onNetlinkFallback?.(err.message);
+      }
+    }
+  }
   await runDocument([], doc, opts);
 }
 

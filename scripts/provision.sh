@@ -107,6 +107,8 @@ find_missing() {
     else [ -x /bin/busybox ] || missing+=(busybox-static); fi
     { have docker-init || have tini || [ -x /usr/libexec/docker/docker-init ]; } || missing+=(tini)
     have python3 || missing+=(python3)
+    # netfilter/netlink.ts carries policy changes to the kernel through perl (Essential on Debian).
+    have perl || missing+=(perl-base)
     # Test-only: promtool checks /metrics against Prometheus conventions (scripts/test.sh sets this).
     if [ "${DIRECTOR_PROVISION_TESTS:-0}" = 1 ]; then have promtool || missing+=(prometheus); fi
   fi
@@ -130,7 +132,7 @@ else
   # shellcheck disable=SC1091
   os_ids=$( (. /etc/os-release 2>/dev/null; echo "${ID:-}${ID_LIKE:+ $ID_LIKE}") || true)
   if ! have apt-get || ! [[ " $os_ids " =~ [[:space:]](debian|ubuntu)[[:space:]] ]]; then
-    die "this is not Debian/Ubuntu (${os_ids:-unknown}): install ${missing[*]} with your package manager (Docker Engine, nftables, iproute2, debootstrap, a static busybox at /bin/busybox, tini, python3), or set DOCKER_HOST to a running engine, then run again"
+    die "this is not Debian/Ubuntu (${os_ids:-unknown}): install ${missing[*]} with your package manager (Docker Engine, nftables, iproute2, debootstrap, a static busybox at /bin/busybox, tini, python3, perl), or set DOCKER_HOST to a running engine, then run again"
   fi
   say "installing ${missing[*]} (apt-get) ..."
   # No service starts during install: without systemd docker.io's init script would start a

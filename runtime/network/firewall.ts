@@ -86,6 +86,14 @@ export class Firewall {
     return this.deps.logger;
   }
 
+  /** The options every document is applied with; a change that left the netlink path is logged. */
+  private nftOptions(): NftOptions {
+    return {
+      ...this.deps.nft,
+      onNetlinkFallback: this.deps.nft?.onNetlinkFallback ?? ((reason) => this.log.warn({ reason }, 'nft change applied through nft: the netlink path could not apply it')),
+    };
+  }
+
   get alwaysDenied(): AlwaysDenied {
     return this.deps.alwaysDenied;
   }
@@ -155,7 +163,7 @@ export class Firewall {
         const live = set.elements.filter((e) => (e.expiresS ?? e.timeoutS ?? 0) > 0).map((e) => ({ addr: e.addr, timeoutS: e.expiresS ?? e.timeoutS ?? 1 }));
         if (!set.host || live.length === 0) continue;
         try {
-          await applyDocument(addResolvedAddresses(input.table, net, { host: set.host }, live), this.deps.nft);
+          await applyDocument(addResolvedAddresses(input.table, net, { host: set.host }, live), this.nftOptions());
         } catch {
           // the pattern left the policy: nothing to restore
         }
@@ -206,7 +214,7 @@ export class Firewall {
       const before = this.nets.get(net.short);
       if (before && before.retired.length >= MAX_RETIRED) await this.retire([net.short]);
       const gen = before ? before.gen + 1 : 0;
-      await applyDocument(compileNetwork(input, net, gen, before ? [...before.sets, ...before.staleSets] : []), this.deps.nft);
+      await applyDocument(compileNetwork(input, net, gen, before ? [...before.sets, ...before.staleSets] : []), this.nftOptions());
       const sets = networkNameSets(net).map((x) => x.name);
       const state: NetState = { gen, sets, retired: [], staleSets: new Set() };
       if (before) {
@@ -243,7 +251,7 @@ export class Firewall {
       done.push(st);
     }
     if (cmds.length === 0) return;
-    await applyDocument({ nftables: cmds }, this.deps.nft);
+    await applyDocument({ nftables: cmds }, this.nftOptions());
     for (const st of done) {
       st.retired = [];
       st.staleSets.clear();
@@ -263,14 +271,14 @@ export class Firewall {
       const st = this.nets.get(net.short);
       this.nets.delete(net.short);
       const objects = st ? { gens: [st.gen, ...st.retired], sets: [...st.sets, ...st.staleSets] } : undefined;
-      await applyDocument(compileRemoveNetwork(this.deps.table, net, objects), this.deps.nft);
+      await applyDocument(compileRemoveNetwork(this.deps.table, net, objects), this.nftOptions());
     });
   }
 
   /** Adds resolved addresses of an allowed host pattern to the network's name sets. */
   async allowResolved(record: NetworkRecord, host: string, addresses: ResolvedAddress[]): Promise<void> {
     const doc = addResolvedAddresses(this.deps.table, toNetworkInput(record, this.deps.dnsPort), { host }, addresses);
-    await this.serial(() => applyDocument(doc, this.deps.nft));
+    await this.serial(() => applyDocument(doc, this.nftOptions()));
   }
 
   /** The policy in force for a network, read from the kernel. */

@@ -1,15 +1,17 @@
 /**
- * Documents applied as nft's own syntax leave the kernel exactly as the same documents applied as
- * JSON: two throwaway tables go through the same life (networks created, policies changed in
- * audit and enforce mode, isolation, resolved addresses, retiring, removal), one fed JSON and one
- * text, and after every step their listings are compared.
+ * The three ways a document reaches the kernel leave it in exactly the same state: three throwaway
+ * tables go through the same life (networks created, policies changed in audit and enforce mode,
+ * isolation, resolved addresses, retiring, removal), one fed JSON, one nft's own syntax and one
+ * the default (netlink where the document can be encoded), and after every step their listings
+ * are compared, both as nft lists them and as the bytecode the kernel holds.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { addResolvedAddresses, compileDeleteTable, compileNetwork, compileRemoveNetwork, compileRetire, compileTable } from '../../../netfilter/compile.ts';
 import type { NftDocument } from '../../../netfilter/json.ts';
 import { DEFAULT_ALWAYS_DENIED, type NetfilterInput, type NetworkInput } from '../../../netfilter/model.ts';
-import { applyDocument, listTable } from '../../../netfilter/nft.ts';
+import { encodeDocument, Unencodable } from '../../../netfilter/netlink.ts';
+import { applyDocument, listTable, NftError, runNft } from '../../../netfilter/nft.ts';
 import { networkNameSets } from '../../../netfilter/rules.ts';
 import { renderDocument } from '../../../netfilter/text.ts';
 import { validateNetworkPolicy } from '../../../policies/network-policy.ts';
@@ -23,11 +25,11 @@ if (skip) console.log(`skipping netfilter text tests: ${skip}`);
 
 const J = testTableName();
 const X = testTableName();
+const N = testTableName();
 
 test.after(async () => {
   if (skip) return;
-  await applyDocument(compileDeleteTable(J));
-  await applyDocument(compileDeleteTable(X));
+  for (const t of [J, X, N]) await applyDocument(compileDeleteTable(t));
 });
 
 /** The table as the kernel lists it, without what differs by nature: table name, handles, element expiry countdowns. */
@@ -36,20 +38,50 @@ async function normalized(table: string): Promise<unknown> {
   return JSON.parse(text.replaceAll(`"${table}"`, '"T"'), (key, value: unknown) => (key === 'handle' || key === 'expires' ? undefined : value));
 }
 
+/** The kernel's bytecode of the table (`nft --debug=netlink`): registers, lengths and all, without handles and expiry countdowns. */
+async function bytecode(table: string): Promise<string> {
+  const out = await runNft(['--debug=netlink', 'list', 'table', 'inet', table]);
+  return out
+    .replaceAll(table, 'T')
+    .split('\n')
+    .filter((l) => !l.startsWith('table inet T {') && !/^\t/.test(l) && l !== '}')
+    .map((l) => (l.startsWith('inet T ') ? l.replace(/ \d+( \d+)?$/, '') : l.replace(/expires \d+ms/, '')))
+    .join('\n');
+}
+
 const input = (table: string): NetfilterInput => ({ table, alwaysDenied: DEFAULT_ALWAYS_DENIED, networks: [] });
 
-/** Applies one step's document to both tables (JSON to one, text to the other) and compares them. */
-async function step(name: string, make: (table: string) => NftDocument): Promise<void> {
+/**
+ * Applies one step's document to the three tables (JSON, text, default) and compares them.
+ * `netlink` says whether the default must have gone over netlink (policy generations do).
+ */
+async function step(name: string, make: (table: string) => NftDocument, netlink = false): Promise<void> {
   const viaText = make(X);
   assert.ok(renderDocument(viaText).length > 0, `${name}: not renderable as text`);
   await applyDocument(make(J), { format: 'json' });
-  await applyDocument(viaText);
-  assert.equal(await normalized(X), await normalized(J), `${name}: the kernel differs between text and JSON`);
+  await applyDocument(viaText, { format: 'text' });
+  const fallbacks: string[] = [];
+  const viaDefault = make(N);
+  let encodable = true;
+  try {
+    encodeDocument(viaDefault);
+  } catch (err) {
+    if (!(err instanceof Unencodable)) throw err;
+    encodable = false;
+  }
+  if (netlink) assert.ok(encodable, `${name}: not encodable for netlink`);
+  await applyDocument(viaDefault, { onNetlinkFallback: (reason) => fallbacks.push(reason) });
+  assert.equal(fallbacks, [], `${name}: the netlink batch was not applied`);
+  const json = await normalized(J);
+  assert.equal(await normalized(X), json, `${name}: the kernel differs between text and JSON`);
+  assert.equal(await normalized(N), json, `${name}: the kernel differs between the default path and JSON`);
+  const code = await bytecode(J);
+  assert.equal(await bytecode(X), code, `${name}: bytecode differs between text and JSON`);
+  assert.equal(await bytecode(N), code, `${name}: bytecode differs between the default path and JSON`);
 }
 
-it('every per-network document leaves the same ruleset whether applied as text or as JSON', async () => {
-  await applyDocument(compileTable(input(J)));
-  await applyDocument(compileTable(input(X)));
+it('every per-network document leaves the same ruleset applied as JSON, as text or over netlink', async () => {
+  for (const t of [J, X, N]) await applyDocument(compileTable(input(t)));
   const a0 = network('aaaa1111', 1, fullPolicy());
   const b0 = network('bbbb2222', 2, null, { dns: null, subnetV6: undefined });
   await step('create a (full policy)', (t) => compileNetwork(input(t), a0, 0));
@@ -57,7 +89,7 @@ it('every per-network document leaves the same ruleset whether applied as text o
 
   const audit: NetworkInput = { ...a0, policy: fullPolicy({ mode: 'audit', logging: false, metrics: false }) };
   const sets0 = networkNameSets(a0).map((s) => s.name);
-  await step('a: audit mode, generation 1', (t) => compileNetwork(input(t), audit, 1, sets0));
+  await step('a: audit mode, generation 1', (t) => compileNetwork(input(t), audit, 1, sets0), true);
   await step('a: resolved addresses with timeouts', (t) => addResolvedAddresses(t, audit, { host: 'pypi.org' }, [{ addr: '192.0.2.7', timeoutS: 120 }, { addr: '2001:db8::7', timeoutS: 60 }]));
 
   const narrowed: NetworkInput = { ...a0, policy: validateNetworkPolicy({ name: 'narrow', outbound: [
@@ -65,12 +97,59 @@ it('every per-network document leaves the same ruleset whether applied as text o
     { action: 'deny', protocol: 'icmp', destination: '2001:db8::/32' },
     { action: 'allow', protocol: 'tcp', destination: 'files.example.test', port: 443 },
   ] }) };
-  await step('a: another policy, generation 2', (t) => compileNetwork(input(t), narrowed, 2, sets0));
-  await step('b: isolated, generation 1', (t) => compileNetwork(input(t), { ...b0, isolated: true }, 1));
+  await step('a: another policy, generation 2', (t) => compileNetwork(input(t), narrowed, 2, sets0), true);
+  // Every other shape a policy rule compiles to: prefixes on and off byte boundaries, /0, a bare
+  // IPv6 address, single ports and ranges in both directions, protocols without ports.
+  const odd: NetworkInput = { ...a0, policy: validateNetworkPolicy({ name: 'odd', outbound: [
+    { action: 'allow', protocol: 'tcp', destination: '198.18.16.0/20', port: 8080 },
+    { action: 'deny', protocol: 'udp', destination: '2001:db8:8::/61', port: 53 },
+    { action: 'allow', protocol: 'all', destination: '0.0.0.0/0' },
+    { action: 'allow', protocol: 'udp', destination: '2001:db8::5', port: { from: 1, to: 1 } },
+    { action: 'allow', protocol: 'tcp' },
+    { action: 'deny', protocol: 'icmp', destination: '2001:db8:1::/48' },
+    { action: 'allow', protocol: 'icmp', destination: '192.0.2.0/25' },
+  ], inbound: [
+    { action: 'allow', protocol: 'udp', source: '203.0.113.0/28', port: { from: 5000, to: 5999 } },
+    { action: 'deny', protocol: 'tcp', source: '::/0' },
+    { action: 'allow', protocol: 'all', source: 'ci.example.test' },
+  ] }) };
+  await step('a: odd shapes, generation 3', (t) => compileNetwork(input(t), odd, 3, networkNameSets(narrowed).map((s) => s.name)), true);
+  await step('b: isolated, generation 1', (t) => compileNetwork(input(t), { ...b0, isolated: true }, 1), true);
+  await step('b: open again, generation 2', (t) => compileNetwork(input(t), b0, 2), true);
   const stale = sets0.filter((s) => !networkNameSets(narrowed).some((n) => n.name === s));
-  await step('a: retire generations 0 and 1 and the unused sets', (t) => compileRetire(t, 'aaaa1111', 2, { retired: [0, 1], staleSets: stale }));
-  await step('remove b', (t) => compileRemoveNetwork(t, { ...b0, isolated: true }, { gens: [0, 1], sets: [] }));
-  await step('remove a', (t) => compileRemoveNetwork(t, narrowed, { gens: [0, 1, 2], sets: networkNameSets(narrowed).map((s) => s.name) }));
+  await step('a: retire generations 0 and 1 and the unused sets', (t) => compileRetire(t, 'aaaa1111', 3, { retired: [0, 1, 2], staleSets: stale }));
+  await step('remove b', (t) => compileRemoveNetwork(t, b0, { gens: [0, 1, 2], sets: [] }));
+  await step('remove a', (t) => compileRemoveNetwork(t, odd, { gens: [3], sets: [...networkNameSets(narrowed), ...networkNameSets(odd)].map((s) => s.name) }));
+});
+
+it('a batch the kernel refuses changes nothing and goes to nft, which explains the refusal', async () => {
+  await applyDocument(compileTable(input(N)));
+  const before = await bytecode(N);
+  const fallbacks: string[] = [];
+  // The second rule names a chain that does not exist: the whole batch is refused, the first rule included.
+  const doc: NftDocument = { nftables: [
+    { add: { chain: { family: 'inet', table: N, name: 'probe' } } },
+    { add: { rule: { family: 'inet', table: N, chain: 'probe', expr: [{ accept: null }] } } },
+    { add: { rule: { family: 'inet', table: N, chain: 'absent_chain', expr: [{ drop: null }] } } },
+  ] };
+  const err = await applyDocument(doc, { onNetlinkFallback: (r) => fallbacks.push(r) }).then(() => null, (e: unknown) => e);
+  assert.instance(err, NftError);
+  assert.match((err as NftError).stderr, /No such file or directory/);
+  assert.equal(fallbacks.length, 1);
+  assert.match(fallbacks[0]!, /message 3: ENOENT/);
+  assert.is(await bytecode(N), before);
+});
+
+it('without a usable netlink helper the same document goes through nft', async () => {
+  const fallbacks: string[] = [];
+  const doc: NftDocument = { nftables: [
+    { add: { chain: { family: 'inet', table: N, name: 'probe2' } } },
+    { add: { rule: { family: 'inet', table: N, chain: 'probe2', comment: 'p', expr: [{ accept: null }] } } },
+  ] };
+  await applyDocument(doc, { perlPath: '/nonexistent/perl', onNetlinkFallback: (r) => fallbacks.push(r) });
+  assert.equal(fallbacks.length, 1);
+  assert.match(fallbacks[0]!, /ENOENT/);
+  assert.match(await runNft(['list', 'chain', 'inet', N, 'probe2']), /accept comment "p"/);
 });
 
 test.run();
