@@ -20,6 +20,7 @@
  * batch committed, atomically, as with `nft`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { constants, endianness } from 'node:os';
 import type { Socket } from 'node:net';
 import { parseIp } from '../policies/address.ts';
@@ -608,7 +609,17 @@ class Helper {
   }
 }
 
-const helpers = new Map<string, Helper>();
+/** Helpers by perl path and namespace; `ns` is the namespace's inode, so a namespace deleted and created again under the same name gets a new helper. */
+const helpers = new Map<string, { helper: Helper; ns: number }>();
+
+function namespaceId(netns: string | undefined): number {
+  if (netns === undefined) return 0;
+  try {
+    return statSync(`/run/netns/${netns}`).ino;
+  } catch {
+    throw new NetlinkError(`network namespace ${netns} not found`, false);
+  }
+}
 
 /** Why a batch was not applied: the kernel refused it (nothing changed), or the helper failed (fall back to `nft`). */
 export class NetlinkError extends Error {
@@ -628,14 +639,17 @@ export class NetlinkError extends Error {
 export async function sendBatch(batch: Buffer, opts: { netns?: string; perlPath?: string; timeoutMs?: number } = {}): Promise<void> {
   const perl = opts.perlPath ?? 'perl';
   const key = `${opts.netns ?? ''}\0${perl}`;
-  let helper = helpers.get(key);
-  if (!helper || (helper.dead && !helper.missing)) {
-    helper = opts.netns ? new Helper('ip', ['netns', 'exec', opts.netns, perl, '-e', HELPER]) : new Helper(perl, ['-e', HELPER]);
-    helpers.set(key, helper);
+  const ns = namespaceId(opts.netns);
+  let entry = helpers.get(key);
+  if (!entry || entry.ns !== ns || (entry.helper.dead && !entry.helper.missing)) {
+    entry?.helper.close();
+    const helper = opts.netns ? new Helper('ip', ['netns', 'exec', opts.netns, perl, '-e', HELPER]) : new Helper(perl, ['-e', HELPER]);
+    entry = { helper, ns };
+    helpers.set(key, entry);
   }
   let reply: { sent: boolean; bytes: Buffer };
   let timer: NodeJS.Timeout | undefined;
-  const h = helper;
+  const h = entry.helper;
   try {
     reply = await Promise.race([
       h.send(batch),
@@ -659,6 +673,6 @@ export async function sendBatch(batch: Buffer, opts: { netns?: string; perlPath?
 
 /** Ends every helper (they also end on their own when this process exits). */
 export function closeNetlink(): void {
-  for (const h of helpers.values()) h.close();
+  for (const h of helpers.values()) h.helper.close();
   helpers.clear();
 }

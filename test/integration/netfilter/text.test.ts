@@ -5,6 +5,7 @@
  * the default (netlink where the document can be encoded), and after every step their listings
  * are compared, both as nft lists them and as the bytecode the kernel holds.
  */
+import { spawnSync } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { addResolvedAddresses, compileDeleteTable, compileNetwork, compileRemoveNetwork, compileRetire, compileTable } from '../../../netfilter/compile.ts';
@@ -150,6 +151,26 @@ it('without a usable netlink helper the same document goes through nft', async (
   assert.equal(fallbacks.length, 1);
   assert.match(fallbacks[0]!, /ENOENT/);
   assert.match(await runNft(['list', 'chain', 'inet', N, 'probe2']), /accept comment "p"/);
+});
+
+it('a namespace deleted and made again under the same name gets its batches, not the old one', async () => {
+  const ns = `dnl-${N.slice(-6)}`;
+  const doc = (chain: string): NftDocument => ({ nftables: [
+    { add: { chain: { family: 'inet', table: N, name: chain } } },
+    { add: { rule: { family: 'inet', table: N, chain, expr: [{ accept: null }] } } },
+  ] });
+  const inNs = { netns: ns, onNetlinkFallback: (r: string) => assert.unreachable(r) };
+  try {
+    for (const chain of ['first', 'second']) {
+      spawnSync('ip', ['netns', 'del', ns]);
+      assert.is(spawnSync('ip', ['netns', 'add', ns]).status, 0);
+      await applyDocument(compileTable(input(N)), inNs);
+      await applyDocument(doc(chain), inNs);
+      assert.match(await runNft(['list', 'chain', 'inet', N, chain], { netns: ns }), /accept/);
+    }
+  } finally {
+    spawnSync('ip', ['netns', 'del', ns]);
+  }
 });
 
 test.run();
