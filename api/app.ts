@@ -76,6 +76,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
   installValidators(app);
+  // An empty body sent as JSON is no body, so clients that set `Content-Type: application/json`
+  // on every request are served on routes that take none (DELETE, stop, isolate); a route that
+  // needs a body still refuses it through its schema (400 naming `body`).
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (body === '') done(null, undefined);
+    else void parseJson(req, body as string, done);
+  });
   app.decorateRequest('principal', null);
   app.decorateRequest('routeConfig', null);
   app.decorateRequest('errorCode', null);

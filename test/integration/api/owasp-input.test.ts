@@ -108,6 +108,10 @@ test('malformed JSON answers 400 naming the body; wrong content types 415; both 
   }
   const empty = await call(api.url, 'POST', '/v1/sandboxes/sbx_AAAAAAAAAAAAAAAA/execute', { token: api.adminToken, raw: '', headers: { 'content-type': 'application/json' } });
   assertEnvelope(empty, 400, 'VALIDATION_ERROR', 'empty');
+  assert.is(empty.body.error?.details.field, 'body');
+  // ...but on a route that takes no body, an empty one labelled JSON is simply no body.
+  const del = await call(api.url, 'DELETE', '/v1/sandboxes/sbx_AAAAAAAAAAAAAAAA', { token: api.adminToken, raw: '', headers: { 'content-type': 'application/json' } });
+  assertEnvelope(del, 404, 'NOT_FOUND', 'empty DELETE body');
   const array = await call(api.url, 'POST', '/v1/sandboxes', { token: api.adminToken, body: [] });
   assertEnvelope(array, 400, 'VALIDATION_ERROR', 'array body');
   for (const type of ['application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', 'application/octet-stream']) {
