@@ -229,7 +229,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (status === 413) return sendFail(reply, 413, 'PAYLOAD_TOO_LARGE', `request body exceeds the limit`, { field: 'body' });
     if (status === 415) return sendFail(reply, 415, 'UNSUPPORTED_MEDIA_TYPE', e.message ?? 'unsupported media type', { field: 'content-type' });
     if (status >= 400 && status < 500) {
-      const malformed = e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError;
+      const malformed = e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError;
       return sendFail(reply, 400, 'VALIDATION_ERROR', malformed ? 'malformed JSON body' : (e.message ?? 'bad request'), { field: 'body', issue: malformed ? 'not valid JSON' : e.code });
     }
     req.log.error({ err }, 'request failed');

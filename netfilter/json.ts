@@ -57,3 +57,21 @@ export function tableOps(table: string) {
   };
 }
 export type TableOps = ReturnType<typeof tableOps>;
+
+/**
+ * Readers for walking a document by its shapes, throwing `Refusal` (the caller's "cannot carry
+ * this" error) at anything else: `obj` for a plain object, `only` for the single key of
+ * `{ kind: body }`. The text renderer and the netlink encoder share them.
+ */
+export function shapeReaders(Refusal: new (message: string) => Error) {
+  const obj = (v: unknown): Record<string, unknown> => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Refusal(`not an object: ${JSON.stringify(v)}`);
+    return v as Record<string, unknown>;
+  };
+  const only = (o: Record<string, unknown>): [string, unknown] => {
+    const keys = Object.keys(o);
+    if (keys.length !== 1) throw new Refusal(`expected one key, got ${keys.join(',')}`);
+    return [keys[0]!, o[keys[0]!]];
+  };
+  return { obj, only };
+}

@@ -24,7 +24,7 @@ import { statSync } from 'node:fs';
 import { constants, endianness } from 'node:os';
 import type { Socket } from 'node:net';
 import { parseIp } from '../policies/address.ts';
-import type { NftCommand, NftDocument, NftExpr } from './json.ts';
+import { shapeReaders, type NftCommand, type NftDocument, type NftExpr } from './json.ts';
 
 export class Unencodable extends Error {}
 
@@ -188,15 +188,7 @@ function hostU32(n: number): Uint8Array {
   return b;
 }
 
-const obj = (v: unknown): Record<string, unknown> => {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Unencodable(`not an object: ${JSON.stringify(v)}`);
-  return v as Record<string, unknown>;
-};
-function only(o: Record<string, unknown>): [string, unknown] {
-  const keys = Object.keys(o);
-  if (keys.length !== 1) throw new Unencodable(`expected one key, got ${keys.join(',')}`);
-  return [keys[0]!, o[keys[0]!]];
-}
+const { obj, only } = shapeReaders(Unencodable);
 
 /** One rule's state: what its earlier matches established, so a dependency is added once (as nft does). */
 interface Rule { w: Writer; setIds: Map<string, number>; nfproto: 4 | 6 | null; l4: number | null }
@@ -617,24 +609,19 @@ function namespaceId(netns: string | undefined): number {
   try {
     return statSync(`/run/netns/${netns}`).ino;
   } catch {
-    throw new NetlinkError(`network namespace ${netns} not found`, false);
+    throw new NetlinkError(`network namespace ${netns} not found`);
   }
 }
 
-/** Why a batch was not applied: the kernel refused it (nothing changed), or the helper failed (fall back to `nft`). */
+/** Why a batch was not applied: the kernel refused it (nothing changed), or the helper could not be used. Either way the caller goes to `nft`. */
 export class NetlinkError extends Error {
-  readonly refused: boolean;
-  constructor(message: string, refused: boolean) {
-    super(message);
-    this.name = 'NetlinkError';
-    this.refused = refused;
-  }
+  override name = 'NetlinkError';
 }
 
 /**
- * Sends one batch; resolves when the kernel has committed it. Rejects with a {@link NetlinkError}:
- * `refused` when the kernel answered an error (the transaction was aborted as a whole), otherwise
- * the helper could not be used.
+ * Sends one batch; resolves when the kernel has committed it. Rejects with a {@link NetlinkError}
+ * when the kernel answered an error (the transaction was aborted as a whole: its message names
+ * the failing command and errno), or when the helper could not be used.
  */
 export async function sendBatch(batch: Buffer, opts: { netns?: string; perlPath?: string; timeoutMs?: number } = {}): Promise<void> {
   const perl = opts.perlPath ?? 'perl';
@@ -662,17 +649,11 @@ export async function sendBatch(batch: Buffer, opts: { netns?: string; perlPath?
       }),
     ]);
   } catch (err) {
-    throw new NetlinkError((err as Error).message, false);
+    throw new NetlinkError((err as Error).message);
   } finally {
     clearTimeout(timer);
   }
-  if (!reply.sent) throw new NetlinkError(`netlink send failed: ${errnoName(reply.bytes.readUInt32BE(0))}`, false);
+  if (!reply.sent) throw new NetlinkError(`netlink send failed: ${errnoName(reply.bytes.readUInt32BE(0))}`);
   const errors = parseReplies(reply.bytes);
-  if (errors.length) throw new NetlinkError(errors.map((e) => `message ${e.seq}: ${errnoName(e.errno)}`).join('; '), true);
-}
-
-/** Ends every helper (they also end on their own when this process exits). */
-export function closeNetlink(): void {
-  for (const h of helpers.values()) h.helper.close();
-  helpers.clear();
+  if (errors.length) throw new NetlinkError(errors.map((e) => `message ${e.seq}: ${errnoName(e.errno)}`).join('; '));
 }

@@ -11,7 +11,7 @@
  * and compares what the kernel holds afterwards.
  */
 import { parseIp } from '../policies/address.ts';
-import type { NftCommand, NftDocument, NftExpr } from './json.ts';
+import { shapeReaders, type NftCommand, type NftDocument, type NftExpr } from './json.ts';
 
 export class Unrenderable extends Error {}
 
@@ -34,16 +34,7 @@ function bare(v: unknown): string {
   if (typeof v !== 'string' || !BARE.test(v)) throw new Unrenderable(`not a bare value: ${JSON.stringify(v)}`);
   return v;
 }
-const obj = (v: unknown): Record<string, unknown> => {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Unrenderable(`not an object: ${JSON.stringify(v)}`);
-  return v as Record<string, unknown>;
-};
-/** The single key of `{ kind: body }`. */
-function only(o: Record<string, unknown>): [string, unknown] {
-  const keys = Object.keys(o);
-  if (keys.length !== 1) throw new Unrenderable(`expected one key, got ${keys.join(',')}`);
-  return [keys[0]!, o[keys[0]!]];
-}
+const { obj, only } = shapeReaders(Unrenderable);
 
 const PAYLOAD_FIELDS = new Set(['ip saddr', 'ip daddr', 'ip6 saddr', 'ip6 daddr', 'tcp dport', 'udp dport', 'th dport', 'icmpv6 type']);
 const META_KEYS = new Set(['l4proto', 'iifname', 'oifname']);

@@ -6,6 +6,9 @@
  * are compared, both as nft lists them and as the bytecode the kernel holds.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { addResolvedAddresses, compileDeleteTable, compileNetwork, compileRemoveNetwork, compileRetire, compileTable } from '../../../netfilter/compile.ts';
@@ -153,6 +156,21 @@ it('without a usable netlink helper the same document goes through nft', async (
   assert.match(await runNft(['list', 'chain', 'inet', N, 'probe2']), /accept comment "p"/);
 });
 
+it('a helper that does not answer is stopped after the timeout and nft applies the document', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'director-hang-'));
+  const hang = path.join(dir, 'perl');
+  writeFileSync(hang, '#!/bin/sh\nexec sleep 30\n', { mode: 0o700 });
+  try {
+    const fallbacks: string[] = [];
+    const doc: NftDocument = { nftables: [{ add: { chain: { family: 'inet', table: N, name: 'probe3' } } }] };
+    await applyDocument(doc, { perlPath: hang, timeoutMs: 2000, onNetlinkFallback: (r) => fallbacks.push(r) });
+    assert.equal(fallbacks, ['netlink helper did not answer in time']);
+    assert.match(await runNft(['list', 'chain', 'inet', N, 'probe3']), /chain probe3/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 it('a namespace deleted and made again under the same name gets its batches, not the old one', async () => {
   const ns = `dnl-${N.slice(-6)}`;
   const doc = (chain: string): NftDocument => ({ nftables: [
@@ -168,6 +186,12 @@ it('a namespace deleted and made again under the same name gets its batches, not
       await applyDocument(doc(chain), inNs);
       assert.match(await runNft(['list', 'chain', 'inet', N, chain], { netns: ns }), /accept/);
     }
+    // Gone altogether: no helper is started, and nft says why it cannot apply either.
+    spawnSync('ip', ['netns', 'del', ns]);
+    const fallbacks: string[] = [];
+    const err = await applyDocument(doc('third'), { netns: ns, onNetlinkFallback: (r) => fallbacks.push(r) }).then(() => null, (e: unknown) => e);
+    assert.instance(err, NftError);
+    assert.equal(fallbacks, [`network namespace ${ns} not found`]);
   } finally {
     spawnSync('ip', ['netns', 'del', ns]);
   }
