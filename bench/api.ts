@@ -1,8 +1,12 @@
 /**
  * What the HTTP API costs on top of the runtime, from one run on this machine:
  * (a) create → first stdout byte of an execute, through HTTP (POST /v1/sandboxes, then POST
- *     execute with `Accept: text/event-stream`) vs. the runtime called directly, both served
- *     from the warm pool (refilled before every sample), as p50/p95/p99 and the overhead;
+ *     execute with `Accept: text/event-stream`) vs. the runtime called directly, all served
+ *     from the warm pool (refilled before every sample), as p50/p95/p99 and the overhead; a
+ *     bare Fastify server making the same two runtime calls behind the same two requests (no
+ *     auth, hooks, validation or envelope) shows how much of the overhead is HTTP itself;
+ *     and create → the JSON result of the execute (the default, non-streaming mode), the
+ *     figure a client that waits for the exit status sees;
  * (b) `GET /v1/sandboxes/{id}` throughput with 32 keep-alive clients vs. a bare Fastify route
  *     doing the same store read with no auth, hooks or envelope, in rounds with the order
  *     rotated; the load comes from worker threads so it does not share the server's event loop.
@@ -51,10 +55,10 @@ function http<T>(port: number, method: string, p: string, token: string, body?: 
 }
 
 /** POSTs an execute asking for SSE; resolves with the time the first `stdout` event arrived, after the stream ends. */
-function firstStdout(port: number, id: string, token: string): Promise<number> {
+function firstStdout(port: number, p: string, token: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const payload = JSON.stringify({ command: ['echo', 'hi'] });
-    const req = request({ host: '127.0.0.1', port, method: 'POST', path: `/v1/sandboxes/${id}/execute`, agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'text/event-stream' } }, (res) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: p, agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'text/event-stream' } }, (res) => {
       let seen = '';
       let at = Number.NaN;
       res.setEncoding('utf8');
@@ -106,13 +110,37 @@ async function waitPoolFull(rt: Runtime): Promise<void> {
   throw new Error('pool did not refill');
 }
 
-async function viaHttp(s: Server): Promise<number> {
+/** Create → first stdout event, through a server at `port` whose sandbox routes live under `prefix`. */
+async function viaHttp(s: Server, port = s.port, prefix = '/v1'): Promise<number> {
+  const t0 = performance.now();
+  const created = await http<{ data: { id: string } }>(port, 'POST', `${prefix}/sandboxes`, s.token, { image: IMAGE });
+  if (created.status !== 201) throw new Error(`create answered ${created.status}`);
+  const at = await firstStdout(port, `${prefix}/sandboxes/${created.body.data.id}/execute`, s.token);
+  await s.rt.sandboxes.delete({ workspace: s.workspace, actor: 'bench' }, created.body.data.id);
+  return at - t0;
+}
+
+/** Create → execute's JSON result (exit status and output) through the API. */
+async function resultViaHttp(s: Server): Promise<number> {
   const t0 = performance.now();
   const created = await http<{ data: { id: string } }>(s.port, 'POST', '/v1/sandboxes', s.token, { image: IMAGE });
-  if (created.status !== 201) throw new Error(`create answered ${created.status}`);
-  const at = await firstStdout(s.port, created.body.data.id, s.token);
-  await http(s.port, 'DELETE', `/v1/sandboxes/${created.body.data.id}`, s.token);
-  return at - t0;
+  const res = await http<{ data: { stdout: string } }>(s.port, 'POST', `/v1/sandboxes/${created.body.data.id}/execute`, s.token, { command: ['echo', 'hi'] });
+  const t = performance.now() - t0;
+  if (res.body.data.stdout !== 'hi\n') throw new Error(`execute answered ${res.status}`);
+  await s.rt.sandboxes.delete({ workspace: s.workspace, actor: 'bench' }, created.body.data.id);
+  return t;
+}
+
+/** Create → execute's exit status, the runtime called directly. */
+async function resultDirect(s: Server): Promise<number> {
+  const caller = { workspace: s.workspace, actor: 'bench' };
+  const t0 = performance.now();
+  const sb = await s.rt.sandboxes.create({ image: IMAGE }, caller);
+  const r = await s.rt.executor.run(caller, sb.id, { command: ['echo', 'hi'] });
+  const t = performance.now() - t0;
+  if (r.stdout !== 'hi\n') throw new Error('no output');
+  await s.rt.sandboxes.delete(caller, sb.id);
+  return t;
 }
 
 async function direct(s: Server): Promise<number> {
@@ -171,80 +199,115 @@ function combine(loads: Load[], durationMs: number): Load {
   return { rps: ok / ((durationMs * loads.length) / 1000), ok, bad: loads.reduce((a, l) => a + l.bad, 0), latency: summarize(lat), lat };
 }
 
-/** The floor for (b): the same store read and view, as JSON, with nothing in front of it. */
+/**
+ * The floors: the same runtime calls with nothing in front of them. For (b), the store read and
+ * view as JSON; for (a), create and a streamed execute written as the same SSE events.
+ */
 async function bareServer(s: Server): Promise<FastifyInstance> {
   const bare = Fastify({ logger: false });
-  const caller = { workspace: s.workspace };
+  const caller = { workspace: s.workspace, actor: 'bench' };
   bare.get<{ Params: { id: string } }>('/sandboxes/:id', async (req) => ({ success: true, data: toView(s.rt.sandboxes.get(caller, req.params.id)) }));
+  bare.post<{ Body: { image: string } }>('/sandboxes', async (req, reply) => reply.code(201).send({ success: true, data: toView(await s.rt.sandboxes.create(req.body, caller)) }));
+  bare.post<{ Params: { id: string }; Body: { command: string[] } }>('/sandboxes/:id/execute', async (req, reply) => {
+    reply.hijack();
+    reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
+    let n = 0;
+    for await (const c of s.rt.executor.stream(caller, req.params.id, req.body)) {
+      reply.raw.write(`id: ${++n}\nevent: ${c.type}\ndata: ${JSON.stringify(c.type === 'exit' ? { exitCode: c.exitCode } : { data: c.data })}\n\n`);
+    }
+    reply.raw.end();
+  });
   await bare.listen({ host: '127.0.0.1', port: 0 });
   return bare;
+}
+
+/** (a): create → first output and create → result, every path in turn each sample. */
+async function createToOutput(s: Server, barePort: number): Promise<void> {
+  // Rotate the paths so drift (engine load, page cache) hits all alike.
+  const paths: Array<[string, () => Promise<number>]> = [
+    ['runtime called directly', () => direct(s)],
+    ['bare Fastify: same calls, same 2 requests', () => viaHttp(s, barePort, '')],
+    ['API: POST /v1/sandboxes + SSE execute', () => viaHttp(s)],
+    ['runtime directly, to the exit status', () => resultDirect(s)],
+    ['API: POST /v1/sandboxes + JSON execute', () => resultViaHttp(s)],
+  ];
+  const samples: number[][] = paths.map(() => []);
+  for (const [, run] of paths) {
+    await waitPoolFull(s.rt);
+    await run();
+  }
+  for (let i = 0; i < SAMPLES; i++) {
+    for (let k = 0; k < paths.length; k++) {
+      const j = (k + i) % paths.length;
+      await waitPoolFull(s.rt);
+      samples[j]!.push(await paths[j]![1]());
+    }
+  }
+  const hits = (await s.rt.metrics.poolHits.get()).values[0]?.value ?? 0;
+  const [ds, bs, hs, dr, hr] = samples.map((x) => summarize(x)) as [Summary, Summary, Summary, Summary, Summary];
+  printTable('create → first stdout event, warm pool (ms)', [
+    [paths[0]![0], ds, null],
+    [paths[1]![0], bs, ds],
+    [paths[2]![0], hs, ds],
+  ]);
+  const abs = hs.p50 - ds.p50;
+  const pct = (abs / ds.p50) * 100;
+  const http2 = bs.p50 - ds.p50;
+  console.log(`overhead at p50: ${abs.toFixed(2)} ms (${pct.toFixed(1)}%); p95: ${(hs.p95 - ds.p95).toFixed(2)} ms; pool hits ${hits} of ${paths.length * (SAMPLES + 1)}`);
+  console.log(`  of which two HTTP requests with nothing in front (bare Fastify): ${http2.toFixed(2)} ms (${((http2 / ds.p50) * 100).toFixed(1)}%); Director's API layer: ${(hs.p50 - bs.p50).toFixed(2)} ms`);
+  console.log(`targets: overhead ≤ 10% (${pct <= 10 ? 'met' : 'MISSED'}) and ≤ 5 ms (${abs <= 5 ? 'met' : 'MISSED'}) at p50`);
+  printTable('create → execute result (exit status), warm pool (ms)', [
+    [paths[3]![0], dr, null],
+    [paths[4]![0], hr, dr],
+  ]);
+}
+
+/** (b): GET throughput, API vs the bare route. */
+async function getThroughput(s: Server, barePort: number): Promise<void> {
+  // One sandbox to read; both servers answer 200 with the same record.
+  const target = await http<{ data: { id: string } }>(s.port, 'POST', '/v1/sandboxes', s.token, { image: IMAGE });
+  const id = target.body.data.id;
+  await waitPoolFull(s.rt); // no engine work in the background while measuring
+  const key = await http<{ data: { key: string } }>(s.port, 'POST', '/v1/api-keys', s.token, { name: 'bench', scopes: ['sandboxes:read'] });
+  const cases: Array<[string, number, string, Record<string, string>]> = [
+    ['bare Fastify route (store read + JSON)', barePort, `/sandboxes/${id}`, {}],
+    ['API, JWT', s.port, `/v1/sandboxes/${id}`, { authorization: `Bearer ${s.token}` }],
+    ['API, API key', s.port, `/v1/sandboxes/${id}`, { authorization: `Bearer ${key.body.data.key}` }],
+  ];
+  // Rounds, with the order rotated each round, so drift on this shared machine (the other
+  // core, timers, page cache) falls on all three cases alike; each case's figure is its
+  // total over all rounds.
+  const runs: Load[][] = cases.map(() => []);
+  for (const [, port, p, headers] of cases) await load(port, p, headers, 1000);
+  for (let r = 0; r < ROUNDS; r++) {
+    for (let k = 0; k < cases.length; k++) {
+      const i = (k + r) % cases.length;
+      const [, port, p, headers] = cases[i]!;
+      runs[i]!.push(await load(port, p, headers, SECONDS * 1000));
+    }
+  }
+  const rows: Array<[string, Load]> = cases.map(([name], i) => [name, combine(runs[i]!, SECONDS * 1000)]);
+  const perRound = runs[1]!.map((l, r) => (l.rps / runs[0]![r]!.rps).toFixed(2)).join(', ');
+  const floor = rows[0]![1].rps;
+  console.log(`\nGET /v1/sandboxes/{id}, ${CLIENTS} concurrent keep-alive clients, ${ROUNDS} rounds of ${SECONDS} s per case`);
+  console.log(`${'case'.padEnd(44)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'errors'.padStart(7)}  ratio vs bare`);
+  for (const [name, r] of rows) {
+    console.log(`${name.padEnd(44)} ${r.rps.toFixed(0).padStart(9)} ${r.latency.p50.toFixed(2).padStart(7)} ${r.latency.p99.toFixed(2).padStart(7)} ${String(r.bad).padStart(7)}  ${(r.rps / floor).toFixed(3)}`);
+  }
+  const ratio = rows[1]![1].rps / floor;
+  console.log(`API (JWT) vs bare per round: ${perRound}`);
+  console.log(`target: API (JWT) ≥ 0.8× bare (${ratio.toFixed(3)}, ${ratio >= 0.8 ? 'met' : 'MISSED'})`);
 }
 
 export async function benchApi(): Promise<void> {
   console.log(`API overhead (image ${IMAGE}, warm pool of ${POOL}, ${SAMPLES} samples each; GET load: ${CLIENTS} clients, ${SECONDS} s)`);
   const s = await startServer();
   try {
-    // (a) alternate the two paths so drift (engine load, page cache) hits both alike.
-    await waitPoolFull(s.rt);
-    await viaHttp(s);
-    await waitPoolFull(s.rt);
-    await direct(s);
-    const h: number[] = [];
-    const d: number[] = [];
-    for (let i = 0; i < SAMPLES; i++) {
-      await waitPoolFull(s.rt);
-      h.push(await viaHttp(s));
-      await waitPoolFull(s.rt);
-      d.push(await direct(s));
-    }
-    const hits = (await s.rt.metrics.poolHits.get()).values[0]?.value ?? 0;
-    const hs = summarize(h);
-    const ds = summarize(d);
-    printTable('create → first stdout event, warm pool (ms)', [
-      ['runtime called directly', ds, null],
-      ['HTTP: POST /v1/sandboxes + SSE execute', hs, ds],
-    ]);
-    const abs = hs.p50 - ds.p50;
-    const pct = (abs / ds.p50) * 100;
-    console.log(`overhead at p50: ${abs.toFixed(2)} ms (${pct.toFixed(1)}%); p95: ${(hs.p95 - ds.p95).toFixed(2)} ms; pool hits ${hits} of ${2 * SAMPLES + 2}`);
-    console.log(`targets: overhead ≤ 10% (${pct <= 10 ? 'met' : 'MISSED'}) and ≤ 5 ms (${abs <= 5 ? 'met' : 'MISSED'}) at p50`);
-
-    // (b) one sandbox to read; both servers answer 200 with the same record.
-    const target = await http<{ data: { id: string } }>(s.port, 'POST', '/v1/sandboxes', s.token, { image: IMAGE });
-    const id = target.body.data.id;
-    await waitPoolFull(s.rt); // no engine work in the background while measuring
     const bare = await bareServer(s);
-    const barePort = (bare.server.address() as { port: number }).port;
     try {
-      const key = await http<{ data: { key: string } }>(s.port, 'POST', '/v1/api-keys', s.token, { name: 'bench', scopes: ['sandboxes:read'] });
-      const cases: Array<[string, number, string, Record<string, string>]> = [
-        ['bare Fastify route (store read + JSON)', barePort, `/sandboxes/${id}`, {}],
-        ['API, JWT', s.port, `/v1/sandboxes/${id}`, { authorization: `Bearer ${s.token}` }],
-        ['API, API key', s.port, `/v1/sandboxes/${id}`, { authorization: `Bearer ${key.body.data.key}` }],
-      ];
-      // Rounds, with the order rotated each round, so drift on this shared machine (the other
-      // core, timers, page cache) falls on all three cases alike; each case's figure is its
-      // total over all rounds.
-      const runs: Load[][] = cases.map(() => []);
-      for (const [, port, p, headers] of cases) await load(port, p, headers, 1000);
-      for (let r = 0; r < ROUNDS; r++) {
-        for (let k = 0; k < cases.length; k++) {
-          const i = (k + r) % cases.length;
-          const [, port, p, headers] = cases[i]!;
-          runs[i]!.push(await load(port, p, headers, SECONDS * 1000));
-        }
-      }
-      const rows: Array<[string, Load]> = cases.map(([name], i) => [name, combine(runs[i]!, SECONDS * 1000)]);
-      const perRound = runs[1]!.map((l, r) => (l.rps / runs[0]![r]!.rps).toFixed(2)).join(', ');
-      const floor = rows[0]![1].rps;
-      console.log(`\nGET /v1/sandboxes/{id}, ${CLIENTS} concurrent keep-alive clients, ${ROUNDS} rounds of ${SECONDS} s per case`);
-      console.log(`${'case'.padEnd(44)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'errors'.padStart(7)}  ratio vs bare`);
-      for (const [name, r] of rows) {
-        console.log(`${name.padEnd(44)} ${r.rps.toFixed(0).padStart(9)} ${r.latency.p50.toFixed(2).padStart(7)} ${r.latency.p99.toFixed(2).padStart(7)} ${String(r.bad).padStart(7)}  ${(r.rps / floor).toFixed(3)}`);
-      }
-      const ratio = rows[1]![1].rps / floor;
-      console.log(`API (JWT) vs bare per round: ${perRound}`);
-      console.log(`target: API (JWT) ≥ 0.8× bare (${ratio.toFixed(3)}, ${ratio >= 0.8 ? 'met' : 'MISSED'})`);
+      const barePort = (bare.server.address() as { port: number }).port;
+      await createToOutput(s, barePort);
+      await getThroughput(s, barePort);
     } finally {
       await bare.close();
     }

@@ -68,9 +68,20 @@ export class Executor {
   constructor(manager: SandboxManager, launchers: Launchers) {
     this.manager = manager;
     this.launchers = launchers;
-    // Pre-start the exec launcher as soon as a sandbox runs, so even the first execute is fast.
+    // Pre-start the exec launcher as soon as a sandbox runs, so even the first execute is fast;
+    // and take the pids-limit baseline then, which also has the engine find the container's
+    // cgroup off the execute path (the check after each execute is then one file read).
     manager.onStarted = (r) => {
-      if (r.containerId && r.spec.securityPolicy.allowExec) launchers.arm(r.containerId);
+      if (!r.containerId || !r.spec.securityPolicy.allowExec) return;
+      launchers.arm(r.containerId);
+      const { engine } = manager.deps;
+      const { id, containerId } = r;
+      void engine.pidsLimitHits?.(containerId).then(
+        (hits) => {
+          if (hits !== null && !this.lastPidsHits.has(id)) this.lastPidsHits.set(id, hits);
+        },
+        () => undefined,
+      );
     };
   }
 
@@ -113,7 +124,7 @@ export class Executor {
     if (!handle) {
       handle = await this.manager.wrapEngine(() => deps.engine.exec(containerId, { cmd, env, user: SANDBOX_USER, ...(req.workdir ? { workdir: req.workdir } : {}), stdin: req.stdin !== undefined }));
       if (req.stdin !== undefined && handle.stdin) handle.stdin.end(req.stdin);
-      this.launchers.arm(containerId);
+      this.launchers.rearmAfter(containerId, handle);
     }
     const h = handle;
     const queue = new Queue<ExecChunk>();

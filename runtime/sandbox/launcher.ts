@@ -7,7 +7,15 @@ import { SANDBOX_USER } from './hardening.ts';
  * shell-quoted command, and `exec`s it. Taking an armed launcher makes the first output of an
  * execute arrive in a few ms. One launcher per sandbox (one idle `sh`), re-armed after use.
  * Images without /bin/sh, and commands that cannot travel on one line, use a plain exec.
+ *
+ * The replacement is started once the command has ended, or after {@link REARM_DELAY_MS} if
+ * it is still running, not the moment the command is handed over: while an exec starts in a
+ * container, the engine holds back its report that another exec there ended, so re-arming at
+ * once delayed a short command's exit status by up to the whole start (about 1 in 10 `echo`s
+ * answered after 40–65 ms instead of 5–10 ms). A command that runs longer than the delay
+ * gets its replacement while it runs, so the next execute still finds one armed.
  */
+export const REARM_DELAY_MS = 20;
 const LAUNCHER = ['/bin/sh', '-c', 'IFS= read -r l || exit 125; eval "$l"'];
 
 export const shQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -32,11 +40,15 @@ interface Slot {
 
 export class Launchers {
   private readonly engine: Engine;
+  private readonly rearmDelayMs: number;
   private readonly slots = new Map<string, Slot>();
   private readonly unsupported = new Set<string>();
+  /** Re-arms waiting for a command to end (or for the delay), by container. */
+  private readonly pending = new Map<string, () => void>();
 
-  constructor(engine: Engine) {
+  constructor(engine: Engine, opts: { rearmDelayMs?: number } = {}) {
     this.engine = engine;
+    this.rearmDelayMs = opts.rearmDelayMs ?? REARM_DELAY_MS;
   }
 
   /** Starts a launcher for the container unless one is armed or the image cannot run one. */
@@ -70,7 +82,8 @@ export class Launchers {
 
   /**
    * Takes the armed launcher and hands it the command; null when none is ready (the caller
-   * falls back to a plain exec). The launcher is re-armed in the background.
+   * falls back to a plain exec, then calls {@link rearmAfter}). The launcher is re-armed in
+   * the background once the command ends or has run for the re-arm delay.
    */
   async take(containerId: string, cmd: string[], env: Record<string, string>, workdir: string | undefined, stdin: string | undefined): Promise<ExecHandle | null> {
     const line = launchLine(cmd, env, workdir);
@@ -82,12 +95,28 @@ export class Launchers {
     h.stdin.write(line);
     if (stdin !== undefined) h.stdin.write(stdin);
     h.stdin.end();
-    this.arm(containerId);
+    this.rearmAfter(containerId, h);
     return h;
   }
 
-  /** Forgets a container (stopped or removed); its launcher process dies with it. */
+  /** Arms a launcher once `running` has ended or has run for the re-arm delay, whichever is first. */
+  rearmAfter(containerId: string, running: ExecHandle): void {
+    // A re-arm already waiting for another command is superseded by this one.
+    const timer = setTimeout(() => fire(), this.rearmDelayMs);
+    timer.unref();
+    const fire = () => {
+      clearTimeout(timer);
+      if (this.pending.get(containerId) !== fire) return;
+      this.pending.delete(containerId);
+      this.arm(containerId);
+    };
+    this.pending.set(containerId, fire);
+    void running.wait().then(fire, fire);
+  }
+
+  /** Forgets a container (stopped or removed); its launcher process dies with it, and no re-arm is left waiting. */
   forget(containerId: string): void {
+    this.pending.delete(containerId);
     this.slots.delete(containerId);
     this.unsupported.delete(containerId);
   }

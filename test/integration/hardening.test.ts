@@ -83,6 +83,25 @@ test('mount, unshare, mknod and raw sockets fail', async () => {
   assert.is(r.stdout, 'done\n', `something privileged succeeded: ${r.stdout}`);
 });
 
+test('refused forks are read from the container\'s own pids cgroup, reported once per execute, and not read once it stopped', async () => {
+  const sb = await rt.sandboxes.create({ resourceLimits: { pids: 16 } }, caller);
+  const id = sb.containerId!;
+  assert.is(await rt.engine.pidsLimitHits!(id), 0);
+  await sh(sb.id, 'for i in $(seq 30); do sleep 1 & done; wait');
+  const hits = await rt.engine.pidsLimitHits!(id);
+  assert.ok(hits !== null && hits > 0, `no refused fork counted (${hits})`);
+  await eventually(() => rt.events.list({ sandboxId: sb.id, type: 'pids_limit_reached', limit: 5 }).length > 0);
+  const reached = rt.events.list({ sandboxId: sb.id, type: 'pids_limit_reached', limit: 5 });
+  assert.is(reached.length, 1);
+  assert.is(reached[0]!.details.refusedForks, hits);
+  // A quiet execute adds no event.
+  await sh(sb.id, 'true');
+  assert.is(rt.events.list({ sandboxId: sb.id, type: 'pids_limit_reached', limit: 5 }).length, 1);
+  // A stopped container has no cgroup: nothing is read, rather than a count that no longer exists.
+  await rt.sandboxes.stop(caller, sb.id);
+  assert.is(await rt.engine.pidsLimitHits!(id), null);
+});
+
 test('allowNetwork=false leaves no interface but loopback', async () => {
   const sb = await rt.sandboxes.create({ image: BASE, securityPolicy: { allowNetwork: false } }, caller);
   const r = await sh(sb.id, 'ls /sys/class/net');

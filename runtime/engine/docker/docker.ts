@@ -44,6 +44,8 @@ export class DockerEngine implements Engine {
   readonly endpoint: string;
   readonly docker: Docker;
   private readonly ep: Endpoint;
+  /** Container id → its pids cgroup's `pids.events` file, for {@link pidsLimitHits}. */
+  private readonly pidsEventsFiles = new Map<string, string>();
 
   constructor(ep: Endpoint = resolveEndpoint()) {
     this.ep = ep;
@@ -151,6 +153,7 @@ export class DockerEngine implements Engine {
   }
 
   async removeContainer(id: string): Promise<void> {
+    this.pidsEventsFiles.delete(id);
     await this.ignoring([404], `remove ${id}`, async () => {
       try {
         await this.docker.getContainer(id).remove({ force: true, v: true });
@@ -210,6 +213,23 @@ export class DockerEngine implements Engine {
 
   async pidsLimitHits(id: string): Promise<number | null> {
     if (!this.ep.local) return null;
+    // The container's pids cgroup keeps its path for the container's whole life, so it is
+    // looked up once: an inspect costs tens of ms while the engine is busy (a launcher being
+    // re-armed), and this check runs after every execute, before its exit status is sent.
+    const known = this.pidsEventsFiles.get(id);
+    const file = known ?? (await this.pidsEventsFile(id));
+    if (!file) return null;
+    try {
+      const m = /^max (\d+)$/m.exec(await readFile(file, 'utf8'));
+      return m ? Number(m[1]) : null;
+    } catch {
+      this.pidsEventsFiles.delete(id);
+      // The cgroup is gone (the container stopped, or was started again elsewhere): look it up again, once.
+      return known ? this.pidsLimitHits(id) : null;
+    }
+  }
+
+  private async pidsEventsFile(id: string): Promise<string | null> {
     const state = await this.inspectContainer(id);
     if (!state?.pid) return null;
     try {
@@ -217,9 +237,11 @@ export class DockerEngine implements Engine {
       const v1 = /^\d+:pids:(.+)$/m.exec(cgroups)?.[1];
       const v2 = /^0::(.+)$/m.exec(cgroups)?.[1];
       const file = v1 ? `/sys/fs/cgroup/pids${v1}/pids.events` : v2 ? `/sys/fs/cgroup${v2}/pids.events` : null;
-      if (!file) return null;
-      const m = /^max (\d+)$/m.exec(await readFile(file, 'utf8'));
-      return m ? Number(m[1]) : null;
+      if (file) {
+        if (this.pidsEventsFiles.size >= 10_000) this.pidsEventsFiles.clear();
+        this.pidsEventsFiles.set(id, file);
+      }
+      return file;
     } catch {
       return null;
     }

@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { launchLine, shQuote } from '../../../runtime/sandbox/launcher.ts';
+import { PassThrough } from 'node:stream';
+import type { Engine, ExecHandle, ExecOptions } from '../../../runtime/engine/engine.ts';
+import { Launchers, launchLine, shQuote } from '../../../runtime/sandbox/launcher.ts';
 
 /**
  * The launcher's own script (launcher.ts `LAUNCHER`): read one line from stdin and eval it.
@@ -110,6 +112,75 @@ test('no line when an argument, env value or workdir holds a newline, carriage r
 test('an empty workdir means no cd', () => {
   assert.is(launchLine(['true'], {}, ''), "exec 'true'\n");
   assert.is(launchLine(['true'], {}, undefined), "exec 'true'\n");
+});
+
+/** An engine whose execs are recorded and end when the test says so. */
+function fakeEngine() {
+  const execs: Array<{ opts: ExecOptions; written: string[]; end: (exitCode: number) => void }> = [];
+  const engine = {
+    exec: (_id: string, opts: ExecOptions): Promise<ExecHandle> => {
+      let end!: (exitCode: number) => void;
+      const done = new Promise<{ exitCode: number }>((r) => (end = (exitCode) => r({ exitCode })));
+      const stdin = new PassThrough();
+      const written: string[] = [];
+      stdin.on('data', (b: Buffer) => written.push(b.toString()));
+      execs.push({ opts, written, end });
+      return Promise.resolve({ id: `e${execs.length}`, stdout: new PassThrough(), stderr: new PassThrough(), stdin, wait: () => done, kill: () => Promise.resolve() });
+    },
+  } as unknown as Engine;
+  return { engine, execs };
+}
+const tick = () => new Promise((r) => setTimeout(r, 5));
+
+test('a taken launcher is replaced once its command has ended, not while a short command runs', async () => {
+  const { engine, execs } = fakeEngine();
+  const l = new Launchers(engine, { rearmDelayMs: 10_000 });
+  l.arm('c1');
+  await tick();
+  assert.is(execs.length, 1);
+  const h = await l.take('c1', ['echo', 'hi'], {}, undefined, undefined);
+  assert.ok(h);
+  await tick();
+  assert.equal(execs[0]!.written, ["exec 'echo' 'hi'\n"]);
+  assert.is(execs.length, 1, 'a replacement was started while the command ran');
+  execs[0]!.end(0);
+  await tick();
+  assert.is(execs.length, 2);
+  // The replacement serves the next command.
+  const next = await l.take('c1', ['true'], {}, undefined, undefined);
+  assert.ok(next);
+  await tick();
+  assert.equal(execs[1]!.written, ["exec 'true'\n"]);
+});
+
+test('a command that runs past the re-arm delay gets its replacement while it runs, and only one', async () => {
+  const { engine, execs } = fakeEngine();
+  const l = new Launchers(engine, { rearmDelayMs: 20 });
+  l.arm('c1');
+  await tick();
+  await l.take('c1', ['sleep', '9'], {}, undefined, undefined);
+  await new Promise((r) => setTimeout(r, 60));
+  assert.is(execs.length, 2);
+  execs[0]!.end(0);
+  await tick();
+  assert.is(execs.length, 2);
+});
+
+test('a plain exec (no launcher ready) re-arms the same way; a forgotten container is not re-armed', async () => {
+  const { engine, execs } = fakeEngine();
+  const l = new Launchers(engine, { rearmDelayMs: 10_000 });
+  assert.is(await l.take('c1', ['true'], {}, undefined, undefined), null);
+  const plain = await engine.exec('c1', { cmd: ['true'], env: {}, user: '1000:1000' });
+  l.rearmAfter('c1', plain);
+  execs[0]!.end(0);
+  await tick();
+  assert.is(execs.length, 2, 'no launcher armed after the plain exec ended');
+  const h = await l.take('c1', ['sleep', '9'], {}, undefined, undefined);
+  assert.ok(h);
+  l.forget('c1');
+  execs[1]!.end(0);
+  await tick();
+  assert.is(execs.length, 2, 'a launcher was started in a forgotten container');
 });
 
 test.run();
