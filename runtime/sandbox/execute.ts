@@ -69,20 +69,20 @@ export class Executor {
     this.manager = manager;
     this.launchers = launchers;
     // Pre-start the exec launcher as soon as a sandbox runs, so even the first execute is fast;
-    // and take the pids-limit baseline then, which also has the engine find the container's
-    // cgroup off the execute path (the check after each execute is then one file read).
+    // and have the engine find the container's pids cgroup then, off the execute path (the
+    // check after each execute is then one file read). Nothing is recorded here: a lookup
+    // that finishes after the sandbox ended must not leave an entry behind.
     manager.onStarted = (r) => {
       if (!r.containerId || !r.spec.securityPolicy.allowExec) return;
       launchers.arm(r.containerId);
-      const { engine } = manager.deps;
-      const { id, containerId } = r;
-      void engine.pidsLimitHits?.(containerId).then(
-        (hits) => {
-          if (hits !== null && !this.lastPidsHits.has(id)) this.lastPidsHits.set(id, hits);
-        },
-        () => undefined,
-      );
+      void manager.deps.engine.pidsLimitHits?.(r.containerId).catch(() => undefined);
     };
+    manager.onEnded = (r) => this.forget(r.id, r.containerId);
+  }
+
+  /** Sandboxes whose pids-limit count is kept (running ones that have executed); for tests. */
+  get tracked(): number {
+    return this.lastPidsHits.size;
   }
 
   async run(caller: Caller, id: string, raw: unknown, signal?: AbortSignal): Promise<ExecResult> {

@@ -62,6 +62,8 @@ export class SandboxManager {
   onDeadlineArmed: ((r: SandboxRecord) => void) | null = null;
   /** Called once a container runs (the executor pre-starts its exec launcher). */
   onStarted: ((r: SandboxRecord) => void) | null = null;
+  /** Called once a sandbox was stopped or deleted through the manager (the executor forgets it). */
+  onEnded: ((r: SandboxRecord) => void) | null = null;
   /** Set by the security layer (`runtime/security/`); without it no profile applies and `profileId` is refused. */
   profiles: ProfileCeilings | null = null;
 
@@ -236,6 +238,7 @@ export class SandboxManager {
     const state = rec.containerId ? await engine.inspectContainer(rec.containerId).catch(() => null) : null;
     const done = store.transition(rec.id, 'stopped', clock.nowMs(), { reason, stoppedMs: clock.nowMs(), exitCode: state?.exitCode ?? null }) ?? store.byId(rec.id)!;
     this.lifecycleEvent('sandbox_stopped', done, caller, { reason });
+    this.onEnded?.(done);
     return done;
   }
 
@@ -255,6 +258,7 @@ export class SandboxManager {
     const now = clock.nowMs();
     const deleted = store.transition(rec.id, 'deleted', now, { deletedMs: now, stoppedMs: rec.stoppedMs ?? now, reason: rec.reason ?? reason });
     if (deleted) this.lifecycleEvent('sandbox_deleted', deleted, caller, { reason });
+    this.onEnded?.(rec);
   }
 
   lifecycleEvent(type: string, rec: SandboxRecord, caller: Caller | undefined, details: Record<string, unknown>): void {

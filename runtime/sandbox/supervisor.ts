@@ -76,7 +76,6 @@ export class Supervisor {
     this.log.info({ sandboxId: id }, 'maxDuration reached: killing sandbox');
     events.emit({ type: 'timeout_killed', severity: 'medium', workspace: rec.workspace, sandboxId: rec.id, details: { scope: 'sandbox', maxDurationMs: rec.spec.resourceLimits.maxDuration } });
     await this.manager.stopRecord(rec, 'max_duration', 0);
-    this.executor.forget(rec.id, rec.containerId);
   }
 
   /** Follows the engine's container events; reconnects (and reconciles) after an engine outage. */

@@ -98,8 +98,16 @@ test('refused forks are read from the container\'s own pids cgroup, reported onc
   await sh(sb.id, 'true');
   assert.is(rt.events.list({ sandboxId: sb.id, type: 'pids_limit_reached', limit: 5 }).length, 1);
   // A stopped container has no cgroup: nothing is read, rather than a count that no longer exists.
+  const tracked = rt.executor.tracked;
   await rt.sandboxes.stop(caller, sb.id);
   assert.is(await rt.engine.pidsLimitHits!(id), null);
+  // Nor is anything kept for it, or for one that is deleted: a long-lived server does not grow.
+  assert.is(rt.executor.tracked, tracked - 1);
+  const other = await rt.sandboxes.create({}, caller);
+  await sh(other.id, 'true');
+  assert.is(rt.executor.tracked, tracked);
+  await rt.sandboxes.delete(caller, other.id);
+  assert.is(rt.executor.tracked, tracked - 1);
 });
 
 test('allowNetwork=false leaves no interface but loopback', async () => {
