@@ -24,7 +24,8 @@ export interface TestRuntime extends Runtime {
  * never touches another file's containers, and cleanup removes exactly what it made.
  */
 export function testRuntime(overrides: Partial<Config> = {}, opts: RuntimeOptions = {}): TestRuntime {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'director-test-'));
+  // A test that restarts on an existing data dir passes it; only a fresh runtime gets a new one.
+  const dataDir = overrides.dataDir ?? mkdtempSync(path.join(tmpdir(), 'director-test-'));
   const runtimeName = overrides.runtimeName ?? `test-${randomBytes(4).toString('hex')}`;
   const config = loadConfig({}, {
     dataDir, runtimeName, defaultImage: BUSYBOX, poolSize: 0, poolImages: BUSYBOX, logLevel: 'silent',
