@@ -4,7 +4,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Runtime } from '../runtime/runtime.ts';
 import { newId } from '../runtime/ids.ts';
-import { isDirectorError } from '../runtime/errors.ts';
+import { ERROR_STATUS, isDirectorError } from '../runtime/errors.ts';
 import type { AuthService } from './auth/service.ts';
 import { actorOf, type Principal, type Scope } from './auth/types.ts';
 import { missingScope } from './auth/failures.ts';
@@ -58,10 +58,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // request id, and the connection closed as Node would.
     clientErrorHandler: (err: Error & { code?: string }, socket) => {
       if (err.code === 'ECONNRESET' || socket.destroyed) return;
-      const [status, code, message, field] =
-        err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'HEADERS_TOO_LARGE', 'request headers exceed the limit', 'headers'] as const
-        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'REQUEST_TIMEOUT', 'the request was not received in time', 'request'] as const
-        : [400, 'VALIDATION_ERROR', 'malformed HTTP request', 'request'] as const;
+      const [code, message, field] =
+        err.code === 'HPE_HEADER_OVERFLOW' ? ['HEADERS_TOO_LARGE', 'request headers exceed the limit', 'headers'] as const
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? ['REQUEST_TIMEOUT', 'the request was not received in time', 'request'] as const
+        : ['VALIDATION_ERROR', 'malformed HTTP request', 'request'] as const;
+      const status = ERROR_STATUS[code];
       const id = newId('req');
       const body = JSON.stringify(fail(code, message, { field }, id));
       if (socket.writable) {
@@ -72,7 +73,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Raised while routing, before any hook runs: answer in the envelope like every other 4xx.
     frameworkErrors: (err, req, reply) => {
       const issue = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is longer than 200 characters' : 'not a valid percent-encoded URL';
-      void sendFail((reply as FastifyReply).header('x-request-id', req.id), 400, 'VALIDATION_ERROR', `Invalid path: ${issue}`, { field: 'path', issue });
+      void sendFail((reply as FastifyReply).header('x-request-id', req.id), 'VALIDATION_ERROR', `Invalid path: ${issue}`, { field: 'path', issue });
     },
   });
   installValidators(app);
@@ -208,9 +209,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const path = req.url.split('?')[0] ?? req.url;
     const allowed = [...new Set(routes.filter((r) => r.re.test(path)).map((r) => r.method))].filter((m) => (METHODS as readonly string[]).includes(m));
     if (allowed.length) {
-      return sendFail(reply.header('allow', allowed.join(', ')), 405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`, { allowed });
+      return sendFail(reply.header('allow', allowed.join(', ')), 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`, { allowed });
     }
-    return sendFail(reply, 404, 'NOT_FOUND', `no route ${req.method} ${path}`, { method: req.method, path });
+    return sendFail(reply, 'NOT_FOUND', `no route ${req.method} ${path}`, { method: req.method, path });
   });
 
   app.setErrorHandler((err: unknown, req, reply) => {
@@ -218,29 +219,29 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const retryAfter = err.code === 'RATE_LIMIT_EXCEEDED' ? Number(err.details?.retryAfter ?? 60) : undefined;
       if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
       if (err.status >= 500) req.log.error({ err }, 'request failed');
-      return sendFail(reply, err.status, err.code, err.message, err.details, retryAfter);
+      return sendFail(reply, err.code, err.message, err.details, retryAfter);
     }
     const e = err as { validation?: Parameters<typeof validationToError>[0]; validationContext?: string; statusCode?: number; code?: string; message?: string };
     if (e.validation) {
       const v = validationToError(e.validation, e.validationContext ?? 'body');
-      return sendFail(reply, 400, v.code, v.message, v.details);
+      return sendFail(reply, v.code, v.message, v.details);
     }
     const status = e.statusCode ?? 500;
-    if (status === 413) return sendFail(reply, 413, 'PAYLOAD_TOO_LARGE', `request body exceeds the limit`, { field: 'body' });
-    if (status === 415) return sendFail(reply, 415, 'UNSUPPORTED_MEDIA_TYPE', e.message ?? 'unsupported media type', { field: 'content-type' });
+    if (status === 413) return sendFail(reply, 'PAYLOAD_TOO_LARGE', `request body exceeds the limit`, { field: 'body' });
+    if (status === 415) return sendFail(reply, 'UNSUPPORTED_MEDIA_TYPE', e.message ?? 'unsupported media type', { field: 'content-type' });
     if (status >= 400 && status < 500) {
       const malformed = e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError;
-      return sendFail(reply, 400, 'VALIDATION_ERROR', malformed ? 'malformed JSON body' : (e.message ?? 'bad request'), { field: 'body', issue: malformed ? 'not valid JSON' : e.code });
+      return sendFail(reply, 'VALIDATION_ERROR', malformed ? 'malformed JSON body' : (e.message ?? 'bad request'), { field: 'body', issue: malformed ? 'not valid JSON' : e.code });
     }
     req.log.error({ err }, 'request failed');
-    return sendFail(reply, 500, 'INTERNAL_ERROR', 'internal error');
+    return sendFail(reply, 'INTERNAL_ERROR', 'internal error');
   });
 
-  const audit = installAudit(app, { runtime: rt });
+  const recordAudit = installAudit(app, { runtime: rt });
   // One hook for both: metrics, then the audit entry.
   app.addHook('onResponse', (req, reply, done) => {
     http.observe(req, reply);
-    audit.record(req, reply);
+    recordAudit(req, reply);
     done();
   });
   await app.register(wsPlugin, { runtime: rt, auth });

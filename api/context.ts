@@ -1,7 +1,7 @@
 import type { FastifyContextConfig, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { actorOf, type Principal, type Scope } from './auth/types.ts';
 import type { Caller } from '../runtime/sandbox/manager.ts';
-import { DirectorError } from '../runtime/errors.ts';
+import { DirectorError, ERROR_STATUS, type ErrorCode } from '../runtime/errors.ts';
 import { fail, ok } from './envelope.ts';
 import type { RateClass } from './ratelimit.ts';
 
@@ -60,8 +60,8 @@ export const callerOf = (req: FastifyRequest): Caller => {
 /** Sends `data` in the success envelope. */
 export const send = <T>(reply: FastifyReply, data: T, status = 200) => reply.code(status).send(ok(data, reply.request.id));
 
-/** Sends the error envelope with `status`, noting its code on the request for the HTTP error summary. */
-export function sendFail(reply: FastifyReply, status: number, code: string, message: string, details?: Record<string, unknown>, retryAfter?: number): FastifyReply {
+/** Sends the error envelope with the code's status, noting the code on the request for the HTTP error summary. */
+export function sendFail(reply: FastifyReply, code: ErrorCode, message: string, details?: Record<string, unknown>, retryAfter?: number): FastifyReply {
   reply.request.errorCode = code;
-  return reply.code(status).send(fail(code, message, details, reply.request.id, retryAfter));
+  return reply.code(ERROR_STATUS[code]).send(fail(code, message, details, reply.request.id, retryAfter));
 }

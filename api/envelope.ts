@@ -23,10 +23,10 @@ export function timestampNow(): string {
   return stamp;
 }
 
-export const ok = <T>(data: T, requestId: string, extra?: Record<string, unknown>) => ({
+export const ok = <T>(data: T, requestId: string) => ({
   success: true as const,
   data,
-  metadata: extra ? { timestamp: timestampNow(), requestId, version: API_VERSION, ...extra } : { timestamp: timestampNow(), requestId, version: API_VERSION },
+  metadata: { timestamp: timestampNow(), requestId, version: API_VERSION },
 });
 
 export const fail = (code: string, message: string, details: Record<string, unknown> | undefined, requestId: string, retryAfter?: number) => ({

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import { routeConfigOf } from './context.ts';
+import { timestampNow } from './envelope.ts';
 
 export interface ErrorSummaryRow {
   code: string;
@@ -113,7 +114,7 @@ export function createHttpMetrics(registry: Registry): { observe: (req: FastifyR
       const key = `${code}|${req.method}|${route}`;
       const row = errors.get(key) ?? { code, route, method: req.method, count: 0, lastAt: '' };
       row.count++;
-      row.lastAt = new Date().toISOString();
+      row.lastAt = timestampNow();
       if (errors.size < 2000 || errors.has(key)) errors.set(key, row);
     }
   };

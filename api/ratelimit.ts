@@ -122,25 +122,12 @@ export class RateLimiter {
 }
 
 /**
- * The seed's four headers, for every response that went through the limiter, plus
+ * Sets the seed's four headers on `reply` (every response that went through the limiter), plus
  * `Retry-After` (RFC 9110) on a refusal. `X-RateLimit-Reset` is epoch seconds;
  * `X-RateLimit-Reset-Time` is the same instant in ISO 8601 without fractional seconds.
  * The seed shows that value in double quotes; we send it bare, since the quotes in the
  * example are not part of any date format a client would parse.
  */
-export function rateLimitHeaders(d: RateDecision): Record<string, string> {
-  const reset = resetStrings(d.resetMs);
-  const headers: Record<string, string> = {
-    'X-RateLimit-Limit': String(d.limit),
-    'X-RateLimit-Remaining': String(d.remaining),
-    'X-RateLimit-Reset': reset.seconds,
-    'X-RateLimit-Reset-Time': reset.iso,
-  };
-  if (!d.allowed) headers['Retry-After'] = String(d.retryAfterS);
-  return headers;
-}
-
-/** The same headers as {@link rateLimitHeaders}, set on `reply` without building the object (every request does this). */
 export function setRateLimitHeaders(reply: { header(name: string, value: string): unknown }, d: RateDecision): void {
   const reset = resetStrings(d.resetMs);
   reply.header('x-ratelimit-limit', String(d.limit));

@@ -4,7 +4,7 @@
  * Callers serialize changes to one table (one writer), so the read stays valid until the apply.
  */
 import { compileNetwork, compileRemoveNetwork, compileRetire, compileTable } from './compile.ts';
-import { networkNameSets } from './rules.ts';
+import { unusedNameSets } from './rules.ts';
 import type { NetfilterInput, NetworkInput } from './model.ts';
 import { applyDocument, listTable, type NftOptions } from './nft.ts';
 import { parseTable, type TableView } from './readback.ts';
@@ -29,12 +29,12 @@ const currentSets = (view: TableView, short: string): string[] => Object.keys(vi
  */
 export async function applyNetwork(input: NetfilterInput, net: NetworkInput, opts?: NftOptions): Promise<void> {
   const view = await readTable(input.table, opts);
-  const present = view.networks[net.short]?.generations ?? [];
-  const gen = present.length ? Math.max(...present) + 1 : 0;
-  await applyDocument(compileNetwork(input, net, gen, currentSets(view, net.short)), opts);
-  const used = new Set(networkNameSets(net).map((s) => s.name));
-  const staleSets = currentSets(view, net.short).filter((s) => !used.has(s));
-  if (present.length || staleSets.length) await applyDocument(compileRetire(input.table, net.short, gen, { retired: present, staleSets }), opts);
+  const gens = view.networks[net.short]?.generations ?? [];
+  const gen = gens.length ? Math.max(...gens) + 1 : 0;
+  const sets = currentSets(view, net.short);
+  await applyDocument(compileNetwork(input, net, gen, sets), opts);
+  const staleSets = unusedNameSets(net, sets);
+  if (gens.length || staleSets.length) await applyDocument(compileRetire(input.table, net.short, gen, { retired: gens, staleSets }), opts);
 }
 
 /** Removes every trace of one network. */

@@ -40,7 +40,7 @@ function subnetElements(net: NetworkInput): { v4: unknown[]; v6: unknown[] } {
 }
 
 /** Comment of the one rule in an entry chain (`goto` the generation in force). */
-export const ENTRY_TAG = 'entry';
+const ENTRY_TAG = 'entry';
 
 /**
  * One network's objects with its rules in generation `gen` of its chains. Generation 0 creates
@@ -52,7 +52,7 @@ export const ENTRY_TAG = 'entry';
  * so retiring the previous generation is a separate, later transaction ({@link compileRetire}).
  * Until then the old `goto` sits behind the new one and is never reached: `goto` does not return.
  */
-function networkCommands(ops: TableOps, input: NetfilterInput, net: NetworkInput, gen: number, presentSets: readonly string[] = []): NftCommand[] {
+function networkCommands(ops: TableOps, input: NetfilterInput, net: NetworkInput, gen: number, presentSets: readonly string[]): NftCommand[] {
   const { rules, sets } = networkRules(net, input.logRate ?? DEFAULT_LOG_RATE);
   const cmds: NftCommand[] = [];
   const create = gen === 0;
@@ -99,7 +99,7 @@ export function compileTable(input: NetfilterInput): NftDocument {
     const elem = cidrs(list).map(addrValue);
     if (elem.length) cmds.push(ops.add('element', ops.elements(name, elem)));
   }
-  for (const net of input.networks) cmds.push(...networkCommands(ops, input, net, 0));
+  for (const net of input.networks) cmds.push(...networkCommands(ops, input, net, 0, []));
   cmds.push(ops.rule(BASE_CHAINS.forward, 'egress', [{ vmap: { key: meta('iifname'), data: setRef(MAPS.out) } }]));
   cmds.push(ops.rule(BASE_CHAINS.forward, 'ingress', [{ vmap: { key: meta('oifname'), data: setRef(MAPS.in) } }]));
   cmds.push(ops.rule(BASE_CHAINS.input, 'host', [{ vmap: { key: meta('iifname'), data: setRef(MAPS.host) } }]));
@@ -115,7 +115,7 @@ export function compileTable(input: NetfilterInput): NftDocument {
  * @param presentSets the network's name sets in the kernel now: not added again (an existing set
  *   would be kept anyway, but each add costs the kernel a scan of the table's sets).
  */
-export function compileNetwork(input: NetfilterInput, net: NetworkInput, gen = 0, presentSets: readonly string[] = []): NftDocument {
+export function compileNetwork(input: NetfilterInput, net: NetworkInput, gen: number, presentSets: readonly string[] = []): NftDocument {
   checkInput({ ...input, networks: [net] });
   checkGen(gen, 'gen');
   return { nftables: networkCommands(tableOps(input.table), input, net, gen, gen === 0 ? [] : presentSets) };
@@ -145,7 +145,8 @@ export function compileRetire(table: string, short: string, gen: number, leftove
   }
   for (const g of leftovers.retired) {
     checkGen(g, 'retired');
-    if (g !== gen) cmds.push(...dropChains(ops, short, g));
+    if (g === gen) throw validationError('retired', `generation ${gen} is the one put in force`);
+    cmds.push(...dropChains(ops, short, g));
   }
   for (const name of leftovers.staleSets) {
     if (parseObjectName(name)?.short !== short) throw validationError('staleSets', `"${name}" is not a name set of network ${short}`);

@@ -21,8 +21,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { statSync } from 'node:fs';
-import { constants, endianness } from 'node:os';
+import { endianness } from 'node:os';
 import type { Socket } from 'node:net';
+import { getSystemErrorName } from 'node:util';
 import { parseIp } from '../policies/address.ts';
 import { shapeReaders, type NftCommand, type NftDocument, type NftExpr } from './json.ts';
 
@@ -506,7 +507,8 @@ export function parseReplies(buf: Buffer): { seq: number; errno: number }[] {
 
 // ---- transport ----
 
-const errnoName = (n: number): string => Object.entries(constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
+/** `ENOENT` for 2; libuv's names are the kernel's errno names. */
+const errnoName = (n: number): string => getSystemErrorName(-n);
 
 /**
  * The helper: reads `length(u32 BE) + batch` from stdin, sends the batch, answers
@@ -536,6 +538,10 @@ class Helper {
   private readonly queue: Pending[] = [];
   private buf: Buffer = Buffer.alloc(0);
   dead: Error | null = null;
+  /** When it died (`dead` set). */
+  diedAtMs = 0;
+  /** It answered at least once: it worked, so a new one is worth starting at once if it dies. */
+  answered = false;
   /** The program is not installed: not spawned again. */
   missing = false;
 
@@ -545,6 +551,7 @@ class Helper {
     this.child.stderr!.on('data', (d: Buffer) => stderr.push(d));
     this.child.stdout!.on('data', (d: Buffer) => this.onData(d));
     const fail = (e: Error) => {
+      if (!this.dead) this.diedAtMs = Date.now();
       this.dead ??= e;
       for (const p of this.queue.splice(0)) p.reject(this.dead);
     };
@@ -575,6 +582,7 @@ class Helper {
       const sent = this.buf[0] === 0;
       const bytes = Buffer.from(this.buf.subarray(5, 5 + len));
       this.buf = this.buf.subarray(5 + len);
+      this.answered = true;
       this.queue.shift()?.resolve({ sent, bytes });
       if (this.queue.length === 0) this.idle();
     }
@@ -600,6 +608,16 @@ class Helper {
     this.child.kill('SIGKILL');
   }
 }
+
+/**
+ * A helper that died without ever answering (it cannot open its socket, say) is not started
+ * again for this long: until then batches go straight to `nft`, rather than each change paying
+ * for a process that fails the same way.
+ */
+export const RESPAWN_AFTER_MS = 60_000;
+
+/** Whether to start a new helper in place of `h`. */
+const respawn = (h: Helper): boolean => h.dead !== null && !h.missing && (h.answered || Date.now() - h.diedAtMs >= RESPAWN_AFTER_MS);
 
 /** Helpers by perl path and namespace; `ns` is the namespace's inode, so a namespace deleted and created again under the same name gets a new helper. */
 const helpers = new Map<string, { helper: Helper; ns: number }>();
@@ -628,7 +646,7 @@ export async function sendBatch(batch: Buffer, opts: { netns?: string; perlPath?
   const key = `${opts.netns ?? ''}\0${perl}`;
   const ns = namespaceId(opts.netns);
   let entry = helpers.get(key);
-  if (!entry || entry.ns !== ns || (entry.helper.dead && !entry.helper.missing)) {
+  if (!entry || entry.ns !== ns || respawn(entry.helper)) {
     entry?.helper.close();
     const helper = opts.netns ? new Helper('ip', ['netns', 'exec', opts.netns, perl, '-e', HELPER]) : new Helper(perl, ['-e', HELPER]);
     entry = { helper, ns };

@@ -63,6 +63,12 @@ export function networkNameSets(net: Pick<NetworkInput, 'short' | 'policy'>): Na
   return [...sets.values()];
 }
 
+/** Of the name sets a network has (`present`), those its policy no longer uses: left for retiring. */
+export function unusedNameSets(net: Pick<NetworkInput, 'short' | 'policy'>, present: Iterable<string>): string[] {
+  const used = new Set(networkNameSets(net).map((s) => s.name));
+  return [...present].filter((name) => !used.has(name));
+}
+
 function protoMatches(rule: PolicyRule, fam: IpFamily | null): NftExpr[] {
   switch (rule.protocol) {
     case 'tcp':

@@ -1,7 +1,8 @@
 /**
  * The one registry of error codes. Every error Director raises carries a stable code that
  * maps to exactly one HTTP status; the API's error handler renders them in the seed's
- * envelope. Codes are the Director Protocol's, plus CONFLICT/PAYLOAD_TOO_LARGE/UNPROCESSABLE.
+ * envelope. Codes are the Director Protocol's, plus CONFLICT/PAYLOAD_TOO_LARGE/UNPROCESSABLE and
+ * the two the HTTP parser raises before any route runs (REQUEST_TIMEOUT, HEADERS_TOO_LARGE).
  */
 export const ERROR_STATUS = {
   VALIDATION_ERROR: 400,
@@ -9,10 +10,12 @@ export const ERROR_STATUS = {
   AUTHORIZATION_ERROR: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
+  REQUEST_TIMEOUT: 408,
   CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   UNPROCESSABLE: 422,
+  HEADERS_TOO_LARGE: 431,
   RATE_LIMIT_EXCEEDED: 429,
   INTERNAL_ERROR: 500,
   SERVICE_UNAVAILABLE: 503,

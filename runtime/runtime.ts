@@ -114,7 +114,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   const executor = new Executor(sandboxes, launchers);
   const files = new FileTransfer(sandboxes);
   const pool = new WarmPool(sandboxes, logger);
-  const supervisor = new Supervisor(sandboxes, executor, logger);
+  const supervisor = new Supervisor(sandboxes, logger);
   let closed = false;
   const close = async () => {
     if (closed) return;

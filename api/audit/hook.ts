@@ -78,12 +78,12 @@ export function entryFor(req: FastifyRequest, reply: FastifyReply, captured: Cap
 
 /**
  * Installs the audit: a route-level `preSerialization` hook on mutating routes (declared after
- * this call) that takes the target id from the response body, and `record`, which the app's
+ * this call) that takes the target id from the response body; returns `record`, which the app's
  * single `onResponse` hook calls for every finished request: every route, the 404 handler and
  * errors thrown by `onRequest` (`onResponse` runs for those too). A failed append is logged
  * and never changes the response, which is already sent.
  */
-export function installAudit(app: FastifyInstance, opts: { runtime: Runtime }): { log: AuditLog; record: (req: FastifyRequest, reply: FastifyReply) => void } {
+export function installAudit(app: FastifyInstance, opts: { runtime: Runtime }): (req: FastifyRequest, reply: FastifyReply) => void {
   const log = new AuditLog(opts.runtime.db);
   const captured = new WeakMap<FastifyRequest, Captured>();
   const take = (req: FastifyRequest, _reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void => {
@@ -102,5 +102,5 @@ export function installAudit(app: FastifyInstance, opts: { runtime: Runtime }): 
       req.log.error({ err }, 'audit append failed');
     }
   };
-  return { log, record };
+  return record;
 }

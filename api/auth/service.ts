@@ -148,7 +148,7 @@ export class AuthService {
    */
   cachedPrincipal(authorization: string | undefined, requestedWorkspace?: string): Principal | null {
     // The usual request names no workspace: its whole header is the key, with no parsing.
-    if (requestedWorkspace === undefined) return authorization === undefined ? null : this.#cached(authorization);
+    if (requestedWorkspace === undefined) return authorization === undefined ? null : this.#cached(cacheKeyOf(authorization, undefined));
     const c = credentialsOf(authorization, requestedWorkspace);
     return typeof c === 'string' ? null : this.#cached(c.cacheKey);
   }
@@ -330,6 +330,8 @@ function credentialsOf(authorization: string | undefined, requestedWorkspace: st
   if (!m) return 'malformed_header';
   const token = m[1]!;
   const requested = requestedWorkspace?.trim() ? requestedWorkspace.trim() : undefined;
-  // Keyed by the header as sent (a second spelling of the same token is a second entry).
-  return { token, requested, cacheKey: requested === undefined ? authorization : `${authorization}\n${requested}` };
+  return { token, requested, cacheKey: cacheKeyOf(authorization, requested) };
 }
+
+/** The principal cache's key: the header as sent (a second spelling of the same token is a second entry), and the workspace asked for. */
+const cacheKeyOf = (authorization: string, requested: string | undefined): string => (requested === undefined ? authorization : `${authorization}\n${requested}`);

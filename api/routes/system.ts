@@ -23,7 +23,7 @@ export const systemRoutes: FastifyPluginAsync<{ runtime: Runtime; probes: Readin
       return { name: 'nft', ok: problems.length === 0, detail: problems.length ? problems.slice(0, 3).join('; ') : `table inet ${rt.config.nftTable} in place` };
     };
     const r = await readiness(rt, [nft, ...probes]);
-    if (!r.ready) return sendFail(reply, 503, 'SERVICE_UNAVAILABLE', 'not ready', { checks: r.checks });
+    if (!r.ready) return sendFail(reply, 'SERVICE_UNAVAILABLE', 'not ready', { checks: r.checks });
     return reply.send(ok({ status: 'ready', checks: r.checks }, req.id));
   });
 
@@ -32,7 +32,7 @@ export const systemRoutes: FastifyPluginAsync<{ runtime: Runtime; probes: Readin
     const token = rt.config.metricsToken;
     const presented = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
     if (!LOOPBACK.test(req.ip) && !(token && sameSecret(presented, token))) {
-      return sendFail(reply, 401, 'AUTHENTICATION_ERROR', 'metrics need a bearer token from non-loopback clients', { reason: 'metrics_token' });
+      return sendFail(reply, 'AUTHENTICATION_ERROR', 'metrics need a bearer token from non-loopback clients', { reason: 'metrics_token' });
     }
     return reply.type(rt.metrics.registry.contentType).send(await rt.metrics.registry.metrics());
   });

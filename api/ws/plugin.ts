@@ -77,7 +77,7 @@ export const wsPlugin: FastifyPluginAsync<WsPluginOptions> = async (instance, op
       actor: `ip:${req.ip}`,
       details: { origin: String(origin).slice(0, 256), route: routeConfigOf(req).url ?? null, requestId: req.id },
     });
-    return sendFail(reply, 403, 'AUTHORIZATION_ERROR', 'this origin may not open WebSockets here', { reason: 'origin_not_allowed' });
+    return sendFail(reply, 'AUTHORIZATION_ERROR', 'this origin may not open WebSockets here', { reason: 'origin_not_allowed' });
   };
 
   app.get('/v1/ws', { websocket: true, config: { public: true }, preValidation: checkOrigin }, (socket, req) => {

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { applyTable, readTable } from '../../netfilter/apply.ts';
 import { addResolvedAddresses, compileNetwork, compileRemoveNetwork, compileRetire, type ResolvedAddress } from '../../netfilter/compile.ts';
 import type { NftCommand } from '../../netfilter/json.ts';
-import { networkNameSets } from '../../netfilter/rules.ts';
+import { networkNameSets, unusedNameSets } from '../../netfilter/rules.ts';
 import type { AlwaysDenied, NetfilterInput, NetworkInput } from '../../netfilter/model.ts';
 import { BASE_CHAINS, chainName, CHAIN_KINDS, genChainName } from '../../netfilter/names.ts';
 import { applyDocument, runNft, tableExists, type NftOptions } from '../../netfilter/nft.ts';
@@ -219,7 +219,7 @@ export class Firewall {
       const state: NetState = { gen, sets, retired: [], staleSets: new Set() };
       if (before) {
         state.retired = [...before.retired, before.gen];
-        state.staleSets = new Set([...before.staleSets, ...before.sets].filter((name) => !sets.includes(name)));
+        state.staleSets = new Set(unusedNameSets(net, [...before.staleSets, ...before.sets]));
       }
       this.nets.set(net.short, state);
       if (before) this.scheduleRetire();
@@ -231,8 +231,9 @@ export class Firewall {
     this.retireTimer = null;
   }
 
+  /** (Re)starts the retire timer: it runs once changes have paused for the delay (MAX_RETIRED bounds what a long burst piles up). */
   private scheduleRetire(): void {
-    if (this.retireTimer) return;
+    this.cancelRetire();
     this.retireTimer = setTimeout(() => {
       this.retireTimer = null;
       void this.serial(() => this.retire()).catch((err: unknown) => this.log.error({ err }, 'could not retire replaced nft chains'));

@@ -62,7 +62,7 @@ export class SandboxManager {
   onDeadlineArmed: ((r: SandboxRecord) => void) | null = null;
   /** Called once a container runs (the executor pre-starts its exec launcher). */
   onStarted: ((r: SandboxRecord) => void) | null = null;
-  /** Called once a sandbox was stopped or deleted through the manager (the executor forgets it). */
+  /** Called once a sandbox ended: stopped, deleted, exited on its own or found gone (the executor forgets it). */
   onEnded: ((r: SandboxRecord) => void) | null = null;
   /** Set by the security layer (`runtime/security/`); without it no profile applies and `profileId` is refused. */
   profiles: ProfileCeilings | null = null;

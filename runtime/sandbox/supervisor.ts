@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
 import { EngineUnavailableError } from '../engine/engine.ts';
 import type { SandboxRecord } from '../store/sandboxes.ts';
-import type { Executor } from './execute.ts';
 import { LABEL } from './hardening.ts';
 import type { SandboxManager } from './manager.ts';
 import { ACTIVE_STATES } from './states.ts';
@@ -22,7 +21,6 @@ const sleep = (ms: number, signal: AbortSignal) =>
  */
 export class Supervisor {
   private readonly manager: SandboxManager;
-  private readonly executor: Executor;
   private readonly log: Logger;
   private readonly deadlines = new Map<string, NodeJS.Timeout>();
   private readonly abort = new AbortController();
@@ -30,9 +28,8 @@ export class Supervisor {
   private reconciling: Promise<void> | null = null;
   engineUp = true;
 
-  constructor(manager: SandboxManager, executor: Executor, log: Logger) {
+  constructor(manager: SandboxManager, log: Logger) {
     this.manager = manager;
-    this.executor = executor;
     this.log = log.child({ component: 'supervisor' });
     manager.onDeadlineArmed = (r) => this.armDeadline(r);
   }
@@ -125,7 +122,7 @@ export class Supervisor {
     const done = store.transition(id, to, clock.nowMs(), { exitCode, stoppedMs: clock.nowMs(), reason: oom ? 'oom_killed' : `exited with code ${exitCode}` });
     clearTimeout(this.deadlines.get(id));
     this.deadlines.delete(id);
-    this.executor.forget(id, rec.containerId);
+    this.manager.onEnded?.(rec);
     if (done) this.manager.lifecycleEvent('sandbox_exited', done, undefined, { exitCode, oomKilled: oom });
   }
 
@@ -166,6 +163,7 @@ export class Supervisor {
       if (rec.status === 'creating' && !boot) continue;
       if (!c) {
         store.transition(rec.id, 'failed', clock.nowMs(), { reason: rec.status === 'creating' ? 'runtime restarted during create' : 'container vanished', stoppedMs: clock.nowMs() });
+        this.manager.onEnded?.(rec);
         if (rec.networkId) await this.manager.deps.network.release({ id: rec.id, workspace: rec.workspace, networkId: rec.networkId }).catch(() => undefined);
         continue;
       }

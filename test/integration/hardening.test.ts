@@ -108,6 +108,12 @@ test('refused forks are read from the container\'s own pids cgroup, reported onc
   assert.is(rt.executor.tracked, tracked);
   await rt.sandboxes.delete(caller, other.id);
   assert.is(rt.executor.tracked, tracked - 1);
+  // Nor for one whose main process ended on its own (seen by the supervisor, not the manager).
+  const brief = await rt.sandboxes.create({ command: ['sleep', '2'] }, caller);
+  await sh(brief.id, 'true');
+  assert.is(rt.executor.tracked, tracked);
+  await eventually(() => rt.sandboxes.get(caller, brief.id).status === 'stopped', 15_000);
+  assert.is(rt.executor.tracked, tracked - 1);
 });
 
 test('allowNetwork=false leaves no interface but loopback', async () => {

@@ -17,6 +17,7 @@ import { Firewall, MAX_RETIRED } from '../../../runtime/network/firewall.ts';
 import { openDb } from '../../../runtime/store/db.ts';
 import { NetworkStore, type NetworkRecord } from '../../../runtime/store/networks.ts';
 import { nftUnavailable, testTableName } from './helpers.ts';
+import { eventually } from '../../helpers/runtime.ts';
 
 const test = suite('netfilter firewall');
 const skip = nftUnavailable();
@@ -71,6 +72,29 @@ it('removing a network with unretired generations leaves nothing of it', async (
   assert.ok((await generations()).length >= 3);
   await fw.remove(rec);
   assert.not.match(JSON.stringify(await listTable(T)), rec.short);
+});
+
+it('retiring waits until changes pause: each change restarts the delay', async () => {
+  const T3 = testTableName();
+  const fw3 = new Firewall({
+    table: T3, alwaysDenied: DEFAULT_ALWAYS_DENIED, dnsPort: 53, store, events: createEventSink(db, systemClock), clock: systemClock,
+    logger: pino({ level: 'silent' }), checkIntervalMs: 3_600_000, retireDelayMs: 600,
+  });
+  const gens = async () => (await fw3.view(rec))?.generations ?? [];
+  try {
+    store.update(id, 200, { policy: syntheticPolicy(2) });
+    await fw3.boot();
+    await fw3.sync({ ...rec, policy: syntheticPolicy(3) });
+    await new Promise((r) => setTimeout(r, 400));
+    await fw3.sync({ ...rec, policy: syntheticPolicy(4) });
+    await new Promise((r) => setTimeout(r, 300));
+    // 700 ms after the first change, 300 ms after the second: nothing retired yet.
+    assert.equal(await gens(), [0, 1, 2]);
+    await eventually(async () => JSON.stringify(await gens()) === '[2]', 5000, 50);
+  } finally {
+    fw3.close();
+    await applyDocument(compileDeleteTable(T3));
+  }
 });
 
 it('a retire that fails is logged, keeps what it had to delete, and a rebuild starts clean', async () => {

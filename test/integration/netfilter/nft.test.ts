@@ -109,7 +109,7 @@ it('removing a network leaves no chain, set, map element or counter of it', asyn
 it('a failing transaction changes nothing and reports nft\'s error', async () => {
   const before = JSON.stringify(await listTable(T));
   const input = twoNetworks(T);
-  const doc = compileNetwork(input, { ...input.networks[0]!, isolated: true });
+  const doc = compileNetwork(input, { ...input.networks[0]!, isolated: true }, (await readTable(T)).networks.aaaa1111!.generation! + 1);
   doc.nftables.push({ add: { rule: { family: 'inet', table: T, chain: 'no_such_chain', expr: [{ accept: null }] } } });
   try {
     await applyDocument(doc);

@@ -3,11 +3,14 @@
  * not cover. The expected encodings are nft 1.0.6's own for the same rules (read off the batches
  * `nft -f` sends); the integration test compares the kernel's bytecode after both.
  */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { compileNetwork, compileRemoveNetwork, compileRetire, compileTable } from '../../../netfilter/compile.ts';
 import { accept, counter, ct, goto, limit, log, match, meta, namedCounter, payload, tableOps, type NftCommand } from '../../../netfilter/json.ts';
-import { encodeDocument, parseReplies, Unencodable } from '../../../netfilter/netlink.ts';
+import { encodeDocument, NetlinkError, parseReplies, sendBatch, Unencodable } from '../../../netfilter/netlink.ts';
 import { networkNameSets } from '../../../netfilter/rules.ts';
 import { fullPolicy, twoNetworks } from './fixtures.ts';
 
@@ -156,6 +159,34 @@ test('replies: errors name the message that failed; acknowledgements are not err
   };
   assert.equal(parseReplies(Buffer.concat([reply(2, 0), reply(3, -2), reply(4, -17)])), [{ seq: 3, errno: 2 }, { seq: 4, errno: 17 }]);
   assert.equal(parseReplies(Buffer.alloc(0)), []);
+  // A reply cut short (a message longer than what arrived, or a header under 16 bytes) ends the
+  // parse with what came before it, rather than reading past the buffer.
+  const whole = Buffer.concat([reply(3, -2), reply(4, -17)]);
+  assert.equal(parseReplies(whole.subarray(0, 36 + 20)), [{ seq: 3, errno: 2 }]);
+  const short = reply(5, -1);
+  short.writeUInt32LE(8, 0);
+  assert.equal(parseReplies(Buffer.concat([reply(3, -2), short])), [{ seq: 3, errno: 2 }]);
+});
+
+test('a helper that dies before answering is not started again for every batch: they fail at once', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'netlink-helper-'));
+  try {
+    const starts = path.join(dir, 'starts');
+    const perl = path.join(dir, 'perl');
+    writeFileSync(perl, `#!/bin/sh\necho started >> '${starts}'\necho 'netlink socket: Permission denied' >&2\nexit 2\n`, { mode: 0o700 });
+    for (let i = 0; i < 3; i++) {
+      try {
+        await sendBatch(Buffer.alloc(20), { perlPath: perl, timeoutMs: 5000 });
+        assert.unreachable('sent');
+      } catch (err) {
+        assert.instance(err, NetlinkError);
+        if (i === 0) assert.match((err as Error).message, /Permission denied/);
+      }
+    }
+    assert.is(readFileSync(starts, 'utf8'), 'started\n', 'the helper was started again');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();

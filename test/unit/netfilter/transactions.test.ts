@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { addResolvedAddresses, compileNetwork, compileRemoveNetwork, compileRetire, compileTable } from '../../../netfilter/compile.ts';
 import { parseObjectName } from '../../../netfilter/names.ts';
 import { parseTable } from '../../../netfilter/readback.ts';
-import { networkNameSets } from '../../../netfilter/rules.ts';
+import { unusedNameSets } from '../../../netfilter/rules.ts';
 import { validateNetworkPolicy } from '../../../policies/network-policy.ts';
 import { DirectorError } from '../../../runtime/errors.ts';
 import { NftSim, commandTargets, fullPolicy, twoNetworks } from './fixtures.ts';
@@ -85,7 +85,8 @@ test('retiring leaves the entry chains with one goto and deletes the replaced ge
   sim.apply(compileNetwork(input, { ...changed, isolated: true }, 2));
   const inForceOf = (v = parseTable(sim.list()).networks.aaaa1111!) => JSON.stringify([v.outbound, v.inbound, v.guards, v.isolated, v.mode, v.generation]);
   const inForce = inForceOf();
-  const stale = previous.filter((s) => !networkNameSets(changed).some((n) => n.name === s));
+  const stale = unusedNameSets(changed, previous);
+  assert.is(stale.length, 2);
   const doc = compileRetire(T, 'aaaa1111', 2, { retired: [0, 1], staleSets: stale });
   sim.apply(doc);
   for (const [i, k] of ['out', 'in', 'host'].entries()) assert.equal(entryTargets(sim, 'aaaa1111')[i], [`[{"goto":{"target":"net_aaaa1111_${k}_g2"}}]`]);
@@ -98,6 +99,11 @@ test('retiring leaves the entry chains with one goto and deletes the replaced ge
   // Idempotent, and other networks' names are refused.
   sim.apply(doc);
   assert.throws(() => compileRetire(T, 'aaaa1111', 2, { retired: [], staleSets: ['net_bbbb2222_h0123456789_v4'] }), /not a name set of network aaaa1111/);
+  // Malformed requests are refused before anything is built; the generation put in force is never deleted.
+  assert.throws(() => compileRetire(T, 'AAAA;1111', 2, { retired: [], staleSets: [] }), /1-12 characters/);
+  assert.throws(() => compileRetire(T, 'aaaa1111', -1, { retired: [], staleSets: [] }), /integer from 0/);
+  assert.throws(() => compileRetire(T, 'aaaa1111', 2, { retired: [1.5], staleSets: [] }), /integer from 0/);
+  assert.throws(() => compileRetire(T, 'aaaa1111', 2, { retired: [1, 2], staleSets: [] }), /generation 2 is the one put in force/);
 });
 
 test('removing a network leaves no chain, set, counter, map or set element of it, and is idempotent', () => {
