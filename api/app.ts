@@ -3,8 +3,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Runtime } from '../runtime/runtime.ts';
-import { newId } from '../runtime/ids.ts';
-import { ERROR_STATUS, isDirectorError } from '../runtime/errors.ts';
+import { newId } from '../core/ids.ts';
+import { ERROR_STATUS, isDirectorError } from '../core/errors.ts';
 import type { AuthService } from './auth/service.ts';
 import { actorOf, type Principal, type Scope } from './auth/types.ts';
 import { missingScope } from './auth/failures.ts';

@@ -1,7 +1,7 @@
 import type { FastifyContextConfig, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { actorOf, type Principal, type Scope } from './auth/types.ts';
 import type { Caller } from '../runtime/sandbox/manager.ts';
-import { DirectorError, ERROR_STATUS, type ErrorCode } from '../runtime/errors.ts';
+import { DirectorError, ERROR_STATUS, type ErrorCode } from '../core/errors.ts';
 import { fail, ok } from './envelope.ts';
 import type { RateClass } from './ratelimit.ts';
 

@@ -1,4 +1,4 @@
-import { isoTime } from '../runtime/clock.ts';
+import { isoTime } from '../core/clock.ts';
 
 /** The Director Protocol response envelope. */
 export const API_VERSION = '1.0.0';

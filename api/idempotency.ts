@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { systemClock, type Clock } from '../runtime/clock.ts';
-import { conflict, DirectorError, validationError } from '../runtime/errors.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
+import { conflict, DirectorError, validationError } from '../core/errors.ts';
 import type { StatementSync } from 'node:sqlite';
-import type { Db } from '../runtime/store/db.ts';
+import type { Db } from '../core/db.ts';
 
 /**
  * `Idempotency-Key` on creating POSTs: the first request with a key runs; a retry with the
@@ -26,24 +26,6 @@ export interface IdempotencyOptions {
   /** How long a key is remembered from its first use; default 24 h. */
   ttlMs?: number;
   clock?: Clock;
-}
-
-/** Idempotent: safe to call on every start. Kept out of MIGRATIONS so this module owns its table. */
-export function ensureIdempotencySchema(db: Db): void {
-  db.sql.exec(`CREATE TABLE IF NOT EXISTS idempotency_keys (
-     workspace TEXT NOT NULL,
-     key TEXT NOT NULL,
-     fingerprint TEXT NOT NULL,
-     method TEXT NOT NULL,
-     route TEXT NOT NULL,
-     state TEXT NOT NULL CHECK (state IN ('running', 'done')),
-     status_code INTEGER,
-     response TEXT,
-     created_ms INTEGER NOT NULL,
-     expires_ms INTEGER NOT NULL,
-     PRIMARY KEY (workspace, key)
-   );
-   CREATE INDEX IF NOT EXISTS idempotency_keys_expiry ON idempotency_keys (expires_ms);`);
 }
 
 // Printable ASCII; no space at either end, since HTTP strips it from header values and the
@@ -115,7 +97,6 @@ export class IdempotencyStore {
     if (!Number.isSafeInteger(this.ttlMs) || this.ttlMs < 1) throw new RangeError(`idempotency: ttlMs must be a positive integer, got ${this.ttlMs}`);
     this.db = db;
     this.clock = opts.clock ?? systemClock;
-    ensureIdempotencySchema(db);
     // Inserts a new key, or takes over one whose time is up; leaves a live key alone.
     this.claim = db.sql.prepare(`INSERT INTO idempotency_keys
         (workspace, key, fingerprint, method, route, state, status_code, response, created_ms, expires_ms)

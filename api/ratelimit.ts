@@ -1,5 +1,5 @@
-import { systemClock, type Clock } from '../runtime/clock.ts';
-import { DirectorError } from '../runtime/errors.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
+import { DirectorError } from '../core/errors.ts';
 
 /**
  * Per-principal request limits (Director Protocol, "Rate Limiting"): a fixed window per

@@ -1,7 +1,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { FastifyInstance, FastifySchemaValidationError } from 'fastify';
-import { validationError, type DirectorError } from '../runtime/errors.ts';
+import { validationError, type DirectorError } from '../core/errors.ts';
 
 /**
  * Two validators: request bodies are validated strictly (no type coercion — `null` must never

@@ -15,13 +15,13 @@ import { DEFAULT_ALWAYS_DENIED } from '../netfilter/model.ts';
 import { shortName } from '../netfilter/names.ts';
 import { runNft, tableExists, type NftOptions } from '../netfilter/nft.ts';
 import { syntheticPolicy } from '../policies/synthetic.ts';
-import { systemClock } from '../runtime/clock.ts';
+import { systemClock } from '../core/clock.ts';
 import { loadConfig } from '../runtime/config.ts';
 import { createEventSink } from '../runtime/events.ts';
 import { Firewall } from '../runtime/network/firewall.ts';
 import { createRuntime } from '../runtime/runtime.ts';
 import { LABEL } from '../runtime/sandbox/hardening.ts';
-import { openDb } from '../runtime/store/db.ts';
+import { openDb } from '../core/db.ts';
 import { NetworkStore, type NetworkRecord } from '../runtime/store/networks.ts';
 import { summarize } from './stats.ts';
 

@@ -15,7 +15,7 @@
  */
 import { collapseCidrs, formatIp, parseCidr, parseIp, type Cidr } from '../policies/address.ts';
 import { remoteEnd, isHostEndpoint, type RuleDirection } from '../policies/network-policy.ts';
-import { validationError } from '../runtime/errors.ts';
+import { validationError } from '../core/errors.ts';
 import { addrValue, goto, jump, meta, setRef, tableOps, type NftCommand, type NftDocument, type TableOps } from './json.ts';
 import { DEFAULT_LOG_RATE, checkInput, checkNetwork, type NetfilterInput, type NetworkInput } from './model.ts';
 import { BASE_CHAINS, CHAIN_KINDS, CONST_SETS, GLOBAL_SETS, MAPS, SHORT_RE, chainName, counterName, genChainName, parseObjectName } from './names.ts';

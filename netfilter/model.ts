@@ -4,7 +4,7 @@
  */
 import { checkCidr, collapseCidrs, formatCidr, parseCidr, parseIp, subtractCidr, cidrContains, type Cidr } from '../policies/address.ts';
 import type { NetworkPolicy } from '../policies/network-policy.ts';
-import { validationError } from '../runtime/errors.ts';
+import { validationError } from '../core/errors.ts';
 import { SHORT_RE } from './names.ts';
 
 /** The Director DNS resolver a network's sandboxes may query (usually on the gateway address). */

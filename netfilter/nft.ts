@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DirectorError } from '../runtime/errors.ts';
+import { DirectorError } from '../core/errors.ts';
 import type { NftDocument } from './json.ts';
 import { encodeDocument, NetlinkError, sendBatch, Unencodable } from './netlink.ts';
 import { renderDocument, Unrenderable } from './text.ts';

@@ -11,7 +11,7 @@
  */
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
-import { DirectorError } from '../runtime/errors.ts';
+import { DirectorError } from '../core/errors.ts';
 import { checkCidr, formatCidr, type IpFamily } from './address.ts';
 import { checkHostPattern, hostMatches } from './hostname.ts';
 

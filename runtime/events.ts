@@ -1,8 +1,8 @@
-import type { Db } from './store/db.ts';
+import type { Db } from '../core/db.ts';
 import { Where } from './store/where.ts';
-import type { Clock } from './clock.ts';
-import { isoTime } from './clock.ts';
-import { newId } from './ids.ts';
+import type { Clock } from '../core/clock.ts';
+import { isoTime } from '../core/clock.ts';
+import { newId } from '../core/ids.ts';
 
 /**
  * Security events: one schema for everything security-relevant (policy violations, denied

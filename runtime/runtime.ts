@@ -1,5 +1,5 @@
 import { pino, type Logger } from 'pino';
-import { systemClock, type Clock } from './clock.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
 import { loadConfig, type Config } from './config.ts';
 import type { Engine } from './engine/engine.ts';
 import { DockerEngine } from './engine/docker/docker.ts';
@@ -12,7 +12,7 @@ import { noNetworking, type NetworkAttacher } from './sandbox/network.ts';
 import { WarmPool } from './sandbox/pool.ts';
 import { Supervisor } from './sandbox/supervisor.ts';
 import { FileTransfer } from './sandbox/transfer.ts';
-import { openDb, type Db } from './store/db.ts';
+import { openDb, type Db } from '../core/db.ts';
 import { SandboxStore } from './store/sandboxes.ts';
 import { NetworkStore } from './store/networks.ts';
 import { Firewall } from './network/firewall.ts';

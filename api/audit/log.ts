@@ -1,32 +1,9 @@
 import type { StatementSync } from 'node:sqlite';
-import { isoTime, systemClock, type Clock } from '../../runtime/clock.ts';
-import { newId } from '../../runtime/ids.ts';
-import type { Db } from '../../runtime/store/db.ts';
+import { isoTime, systemClock, type Clock } from '../../core/clock.ts';
+import { newId } from '../../core/ids.ts';
+import type { Db } from '../../core/db.ts';
 import { chainHash, GENESIS_HASH, type ChainedFields, type Outcome } from './chain.ts';
 import { Where } from '../../runtime/store/where.ts';
-
-/** Idempotent: safe to call on every start. Kept out of MIGRATIONS so this module owns its table. */
-export function ensureAuditSchema(db: Db): void {
-  db.sql.exec(`CREATE TABLE IF NOT EXISTS audit_log (
-     seq INTEGER PRIMARY KEY,
-     id TEXT NOT NULL UNIQUE,
-     ts_ms INTEGER NOT NULL,
-     actor TEXT,
-     username TEXT,
-     workspace TEXT,
-     action TEXT NOT NULL,
-     target TEXT,
-     outcome TEXT NOT NULL,
-     status INTEGER NOT NULL,
-     request_id TEXT,
-     source TEXT,
-     user_agent TEXT,
-     prev_hash TEXT NOT NULL,
-     hash TEXT NOT NULL
-   );
-   CREATE INDEX IF NOT EXISTS audit_log_ws ON audit_log (workspace, seq);
-   CREATE INDEX IF NOT EXISTS audit_log_ts ON audit_log (ts_ms);`);
-}
 
 /** What a caller records; the log adds id, seq, time and the hashes. */
 export interface AuditInput {
@@ -120,7 +97,6 @@ export class AuditLog {
   readonly #all: StatementSync;
 
   constructor(db: Db, opts: { clock?: Clock } = {}) {
-    ensureAuditSchema(db);
     this.#db = db;
     this.#clock = opts.clock ?? systemClock;
     this.#head = db.sql.prepare('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');

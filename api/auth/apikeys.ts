@@ -1,11 +1,10 @@
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
-import type { Clock } from '../../runtime/clock.ts';
-import { conflict, notFound, validationError } from '../../runtime/errors.ts';
-import { newId } from '../../runtime/ids.ts';
-import type { Db } from '../../runtime/store/db.ts';
+import type { Clock } from '../../core/clock.ts';
+import { conflict, notFound, validationError } from '../../core/errors.ts';
+import { newId } from '../../core/ids.ts';
 import type { Directory } from './directory.ts';
 import { forbidden, notMember } from './failures.ts';
-import { isUniqueViolation } from './schema.ts';
+import { isUniqueViolation, type Db } from '../../core/db.ts';
 import { ROLE_SCOPES, SCOPES, type Scope } from './types.ts';
 import { AuthEpoch } from './epoch.ts';
 

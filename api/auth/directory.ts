@@ -1,8 +1,7 @@
-import type { Clock } from '../../runtime/clock.ts';
-import { conflict, notFound, validationError } from '../../runtime/errors.ts';
-import { newId } from '../../runtime/ids.ts';
-import type { Db } from '../../runtime/store/db.ts';
-import { isUniqueViolation } from './schema.ts';
+import type { Clock } from '../../core/clock.ts';
+import { conflict, notFound, validationError } from '../../core/errors.ts';
+import { newId } from '../../core/ids.ts';
+import { isUniqueViolation, type Db } from '../../core/db.ts';
 import { ROLES, type Role } from './types.ts';
 import { AuthEpoch } from './epoch.ts';
 

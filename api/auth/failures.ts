@@ -1,4 +1,4 @@
-import { DirectorError, type ErrorDetails } from '../../runtime/errors.ts';
+import { DirectorError, type ErrorDetails } from '../../core/errors.ts';
 
 /**
  * Why authentication failed, for logs and `details.reason`. The message is the same for all

@@ -1,5 +1,5 @@
 import { randomBytes, randomInt, scrypt, timingSafeEqual } from 'node:crypto';
-import { validationError } from '../../runtime/errors.ts';
+import { validationError } from '../../core/errors.ts';
 
 /**
  * Password hashing with scrypt (memory-hard, in `node:crypto`, no native addon).

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import type { Clock } from '../../runtime/clock.ts';
-import { validationError } from '../../runtime/errors.ts';
-import type { Db } from '../../runtime/store/db.ts';
+import type { Clock } from '../../core/clock.ts';
+import { validationError } from '../../core/errors.ts';
+import type { Db } from '../../core/db.ts';
 import type { AuthFailureReason } from './failures.ts';
 
 /**

@@ -1,12 +1,11 @@
-import { systemClock, type Clock } from '../../runtime/clock.ts';
-import { notFound } from '../../runtime/errors.ts';
-import type { Db } from '../../runtime/store/db.ts';
+import { systemClock, type Clock } from '../../core/clock.ts';
+import { notFound } from '../../core/errors.ts';
+import type { Db } from '../../core/db.ts';
 import { ApiKeys, checkScopes, type ApiKeyInfo, type CreatedApiKey, type OwnerFilter } from './apikeys.ts';
 import { checkRole, checkUsername, Directory, type MemberInfo, type WorkspaceInfo } from './directory.ts';
 import { authFailure, forbidden, missingScope, notMember } from './failures.ts';
 import { checkPasswordPolicy, DUMMY_PASSWORD_HASH, generatePassword, hashPassword, PASSWORD_MAX_CHARS, verifyPassword } from './passwords.ts';
 import { RefreshTokens } from './refresh.ts';
-import { ensureAuthSchema } from './schema.ts';
 import { AccessTokens, resolveSigningSecret } from './tokens.ts';
 import { ROLE_SCOPES, type Principal, type Role, type Scope } from './types.ts';
 import { AuthEpoch } from './epoch.ts';
@@ -70,7 +69,6 @@ export class AuthService {
   readonly #principals = new Map<string, { principal: Principal; epoch: number; untilMs: number }>();
 
   constructor(db: Db, opts: AuthServiceOptions = {}) {
-    ensureAuthSchema(db);
     const clock = opts.clock ?? systemClock;
     this.#db = db;
     this.#clock = clock;

@@ -1,8 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { decodeProtectedHeader, errors, jwtVerify, SignJWT } from 'jose';
-import type { Clock } from '../../runtime/clock.ts';
-import { validationError } from '../../runtime/errors.ts';
-import type { Db } from '../../runtime/store/db.ts';
+import type { Clock } from '../../core/clock.ts';
+import { validationError } from '../../core/errors.ts';
+import type { Db } from '../../core/db.ts';
 import { authFailure, type AuthFailureReason } from './failures.ts';
 import { ROLES, type Role } from './types.ts';
 import { AuthEpoch } from './epoch.ts';

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { isoTime } from '../../runtime/clock.ts';
+import { isoTime } from '../../core/clock.ts';
 import type { Runtime } from '../../runtime/runtime.ts';
 import type { AuthService } from '../auth/service.ts';
 import type { ApiKeyInfo } from '../auth/apikeys.ts';

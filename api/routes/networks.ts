@@ -5,7 +5,7 @@ import { NetworkPolicySchema } from '../../policies/network-policy.ts';
 import { AllowAccessSchema, CreateNetworkSchema, type NetworkManager } from '../../runtime/network/manager.ts';
 import { proposePolicy } from '../../runtime/network/propose.ts';
 import type { NetworkRecord } from '../../runtime/store/networks.ts';
-import { isoTime } from '../../runtime/clock.ts';
+import { isoTime } from '../../core/clock.ts';
 import { callerOf, send } from '../context.ts';
 import { AnyObject, Envelope, IdParams, Page, PageQuery, STANDARD_ERRORS } from '../schemas.ts';
 

@@ -3,7 +3,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ProfileBodySchema, ProfileConstraintsSchema, ProfileLevelSchema, ProfilePatchSchema } from '../../policies/profiles.ts';
-import { isoTime } from '../../runtime/clock.ts';
+import { isoTime } from '../../core/clock.ts';
 import type { Severity as SeverityName } from '../../runtime/events.ts';
 import type { Runtime } from '../../runtime/runtime.ts';
 import { SeveritySchema as Severity } from '../../runtime/security/alerts.ts';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Clock } from '../../runtime/clock.ts';
+import type { Clock } from '../../core/clock.ts';
 import type { EventSink, SecurityEvent } from '../../runtime/events.ts';
 import { backoffMs } from './backoff.ts';
 import { eventData, eventName, subscribes } from './catalogue.ts';

@@ -1,52 +1,6 @@
-import type { Db } from '../../runtime/store/db.ts';
-import type { Clock } from '../../runtime/clock.ts';
-import { newId } from '../../runtime/ids.ts';
-
-/**
- * Webhooks and their delivery queue in the embedded store. The queue is the `pending` rows of
- * `webhook_deliveries`, so it survives a restart; every attempt is kept in `webhook_attempts`
- * for the delivery log. Secrets are stored as given: they must be usable to sign, and the store
- * lives in the 0700 data directory; no query here returns them except {@link WebhookStore.target}.
- */
-export function ensureWebhookSchema(db: Db): void {
-  db.sql.exec(`
-    CREATE TABLE IF NOT EXISTS webhooks (
-      id TEXT PRIMARY KEY,
-      workspace TEXT NOT NULL,
-      url TEXT NOT NULL,
-      events TEXT NOT NULL,
-      secret TEXT NOT NULL,
-      created_by TEXT,
-      dropped INTEGER NOT NULL DEFAULT 0,
-      created_ms INTEGER NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS webhooks_ws ON webhooks (workspace, created_ms);
-    CREATE TABLE IF NOT EXISTS webhook_deliveries (
-      seq INTEGER PRIMARY KEY AUTOINCREMENT,
-      id TEXT NOT NULL UNIQUE,
-      webhook_id TEXT NOT NULL,
-      event TEXT NOT NULL,
-      event_id TEXT,
-      body TEXT NOT NULL,
-      state TEXT NOT NULL,
-      attempts INTEGER NOT NULL DEFAULT 0,
-      next_ms INTEGER,
-      created_ms INTEGER NOT NULL,
-      completed_ms INTEGER
-    );
-    CREATE INDEX IF NOT EXISTS webhook_deliveries_queue ON webhook_deliveries (webhook_id, state, seq);
-    CREATE TABLE IF NOT EXISTS webhook_attempts (
-      delivery_id TEXT NOT NULL,
-      attempt INTEGER NOT NULL,
-      started_ms INTEGER NOT NULL,
-      status_code INTEGER,
-      error TEXT,
-      duration_ms INTEGER NOT NULL,
-      next_ms INTEGER,
-      PRIMARY KEY (delivery_id, attempt)
-    );
-  `);
-}
+import type { Db } from '../../core/db.ts';
+import type { Clock } from '../../core/clock.ts';
+import { newId } from '../../core/ids.ts';
 
 export type DeliveryState = 'pending' | 'delivered' | 'failed' | 'dropped';
 
@@ -105,6 +59,12 @@ const toAttempt = (r: AttemptRow): AttemptRecord => ({
   attempt: r.attempt, startedMs: r.started_ms, statusCode: r.status_code, error: r.error, durationMs: r.duration_ms, nextMs: r.next_ms,
 });
 
+/**
+ * Webhooks and their delivery queue in the embedded store. The queue is the `pending` rows of
+ * `webhook_deliveries`, so it survives a restart; every attempt is kept in `webhook_attempts`
+ * for the delivery log. Secrets are stored as given: they must be usable to sign, and the store
+ * lives in the 0700 data directory; no query here returns them except {@link WebhookStore.target}.
+ */
 export class WebhookStore {
   readonly #db: Db;
   readonly #clock: Clock;
@@ -116,7 +76,6 @@ export class WebhookStore {
   constructor(db: Db, clock: Clock) {
     this.#db = db;
     this.#clock = clock;
-    ensureWebhookSchema(db);
   }
 
   create(input: { workspace: string; url: string; events: string[]; secret: string; createdBy: string | null }): WebhookRecord {

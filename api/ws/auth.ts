@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { isDirectorError } from '../../runtime/errors.ts';
+import { isDirectorError } from '../../core/errors.ts';
 import type { EventSink } from '../../runtime/events.ts';
 import type { AuthService } from '../auth/service.ts';
 import { actorOf, type Principal, type Scope } from '../auth/types.ts';

@@ -1,5 +1,5 @@
 import type { EventSink, SecurityEvent } from '../../runtime/events.ts';
-import type { Db } from '../../runtime/store/db.ts';
+import type { Db } from '../../core/db.ts';
 import type { Scope } from '../auth/types.ts';
 
 /**

@@ -25,7 +25,7 @@
  */
 import { Type, type Static, type TSchema } from 'typebox';
 import { Value } from 'typebox/value';
-import type { ErrorCode } from '../../runtime/errors.ts';
+import type { ErrorCode } from '../../core/errors.ts';
 import { schemaError } from '../../runtime/sandbox/spec.ts';
 import type { Principal, Role } from '../auth/types.ts';
 

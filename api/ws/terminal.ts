@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { RawData, WebSocket } from 'ws';
 import type { ExecHandle } from '../../runtime/engine/engine.ts';
-import { isDirectorError } from '../../runtime/errors.ts';
+import { isDirectorError } from '../../core/errors.ts';
 import type { Runtime } from '../../runtime/runtime.ts';
 import { SANDBOX_USER } from '../../runtime/sandbox/hardening.ts';
 import type { AuthService } from '../auth/service.ts';

@@ -13,7 +13,7 @@ import { constants as fsConstants } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { systemClock, type Clock } from '../clock.ts';
+import { systemClock, type Clock } from '../../core/clock.ts';
 import { parseLogLine, type ParsedTag } from '../../netfilter/names.ts';
 
 /** One `/dev/kmsg` record: sequence number, microseconds since boot, the first message line. */

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { cidrContains, parseCidr, parseIp, type Cidr } from '../../policies/address.ts';
 import { validateNetworkPolicy, type NetworkPolicy } from '../../policies/network-policy.ts';
 import type { AlwaysDenied } from '../../netfilter/model.ts';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '../../core/clock.ts';
 import type { EventSink } from '../events.ts';
 import type { NetworkRecord, NetworkStore } from '../store/networks.ts';
 import { DirectorResolver } from './dns/resolver.ts';

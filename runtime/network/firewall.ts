@@ -7,8 +7,8 @@ import type { AlwaysDenied, NetfilterInput, NetworkInput } from '../../netfilter
 import { BASE_CHAINS, chainName, CHAIN_KINDS, genChainName } from '../../netfilter/names.ts';
 import { applyDocument, runNft, tableExists, type NftOptions } from '../../netfilter/nft.ts';
 import type { NetworkView, TableView } from '../../netfilter/readback.ts';
-import type { Clock } from '../clock.ts';
-import { DirectorError } from '../errors.ts';
+import type { Clock } from '../../core/clock.ts';
+import { DirectorError } from '../../core/errors.ts';
 import type { EventSink } from '../events.ts';
 import type { NetworkRecord, NetworkStore } from '../store/networks.ts';
 

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '../../core/clock.ts';
 import type { EventSink, Severity } from '../events.ts';
 import type { NetworkRecord, NetworkStore } from '../store/networks.ts';
 import { DenyLogReader, EventRateLimiter, type TimedDenyRecord } from './denylog.ts';

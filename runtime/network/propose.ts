@@ -11,7 +11,7 @@ import { checkHostPattern, hostMatches } from '../../policies/hostname.ts';
 import {
   isHostEndpoint, remoteEnd, validateNetworkPolicy, type NetworkPolicy, type PolicyRule, type RuleDirection,
 } from '../../policies/network-policy.ts';
-import { validationError } from '../errors.ts';
+import { validationError } from '../../core/errors.ts';
 
 export type ObservedProto = 'tcp' | 'udp' | 'icmp';
 

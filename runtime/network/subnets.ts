@@ -1,5 +1,5 @@
 import { checkCidr, cidrContains, formatCidr, formatIp, parseCidr, type Cidr } from '../../policies/address.ts';
-import { validationError } from '../errors.ts';
+import { validationError } from '../../core/errors.ts';
 
 const overlaps = (a: Cidr, b: Cidr) => cidrContains(a, b) || cidrContains(b, a);
 

@@ -2,7 +2,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
 import type { ExecHandle } from '../engine/engine.ts';
-import { DirectorError, conflict, validationError } from '../errors.ts';
+import { DirectorError, conflict, validationError } from '../../core/errors.ts';
 import { SANDBOX_USER } from './hardening.ts';
 import type { Launchers } from './launcher.ts';
 import type { Caller, SandboxManager } from './manager.ts';

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '../../core/clock.ts';
 import type { Config } from '../config.ts';
 import type { Engine, ContainerSpec, ImageInfo } from '../engine/engine.ts';
 import { EngineUnavailableError } from '../engine/engine.ts';
-import { DirectorError, conflict, notFound, unavailable, validationError } from '../errors.ts';
+import { DirectorError, conflict, notFound, unavailable, validationError } from '../../core/errors.ts';
 import type { EventSink } from '../events.ts';
-import { newId } from '../ids.ts';
+import { newId } from '../../core/ids.ts';
 import type { RuntimeMetrics } from '../metrics.ts';
 import type { SandboxFilter, SandboxRecord, SandboxStore } from '../store/sandboxes.ts';
 import { toStoredSpec } from '../store/sandboxes.ts';

@@ -1,5 +1,5 @@
 import type { ContainerSpec } from '../engine/engine.ts';
-import { validationError } from '../errors.ts';
+import { validationError } from '../../core/errors.ts';
 
 export interface AttachTarget {
   id: string;

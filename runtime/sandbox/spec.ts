@@ -2,7 +2,7 @@ import path from 'node:path/posix';
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
 import type { Config } from '../config.ts';
-import { DirectorError, validationError } from '../errors.ts';
+import { DirectorError, validationError } from '../../core/errors.ts';
 import { checkCeilings, type Ceiling } from '../../policies/profiles.ts';
 
 /**

@@ -1,7 +1,7 @@
 import path from 'node:path/posix';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DirectorError, conflict, validationError } from '../errors.ts';
+import { DirectorError, conflict, validationError } from '../../core/errors.ts';
 import { guardDownloadTar, readSingleFile, sanitizeUploadTar, UnsafeArchiveError, type SingleFile } from './files.ts';
 import { SANDBOX_UID, SANDBOX_USER } from './hardening.ts';
 import type { Caller, SandboxManager } from './manager.ts';

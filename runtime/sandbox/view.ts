@@ -1,4 +1,4 @@
-import { isoTime } from '../clock.ts';
+import { isoTime } from '../../core/clock.ts';
 import type { SandboxRecord } from '../store/sandboxes.ts';
 
 /** The public shape of a sandbox (API responses). Environment values never appear: only names. */

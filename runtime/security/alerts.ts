@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
-import type { Clock } from '../clock.ts';
-import { isoTime } from '../clock.ts';
+import type { Clock } from '../../core/clock.ts';
+import { isoTime } from '../../core/clock.ts';
 import type { EventSink, SecurityEvent, Severity } from '../events.ts';
 
 /**

@@ -1,6 +1,6 @@
 import type { NetworkPolicy } from '../../policies/network-policy.ts';
 import type { ProfileConstraints } from '../../policies/profiles.ts';
-import { conflict, notFound, unavailable, validationError } from '../errors.ts';
+import { conflict, notFound, unavailable, validationError } from '../../core/errors.ts';
 import type { Runtime } from '../runtime.ts';
 import type { Caller } from '../sandbox/manager.ts';
 import type { SandboxRecord } from '../store/sandboxes.ts';

@@ -1,8 +1,8 @@
-import type { Clock } from '../clock.ts';
-import { DirectorError, conflict, notFound, validationError } from '../errors.ts';
+import type { Clock } from '../../core/clock.ts';
+import { DirectorError, conflict, notFound, validationError } from '../../core/errors.ts';
 import type { EventSink } from '../events.ts';
-import { newId } from '../ids.ts';
-import type { Db } from '../store/db.ts';
+import { newId } from '../../core/ids.ts';
+import type { Db } from '../../core/db.ts';
 import type { ProfileCeilings } from '../sandbox/manager.ts';
 import type { BuiltinProfile, Ceiling, ProfileBody, ProfileConstraints, ProfileLevel, ProfilePatch } from '../../policies/profiles.ts';
 
@@ -24,27 +24,6 @@ export interface SecurityProfile {
   builtin: boolean;
   createdMs: number;
   updatedMs: number;
-}
-
-/** Tables created idempotently (not a numbered migration: this area owns them). */
-export function ensureSecuritySchema(db: Db): void {
-  db.sql.exec(`
-    CREATE TABLE IF NOT EXISTS security_profiles (
-      id TEXT PRIMARY KEY,
-      workspace TEXT NOT NULL,
-      name TEXT NOT NULL COLLATE NOCASE,
-      description TEXT NOT NULL,
-      level TEXT NOT NULL,
-      constraints TEXT NOT NULL,
-      created_ms INTEGER NOT NULL,
-      updated_ms INTEGER NOT NULL
-    );
-    CREATE UNIQUE INDEX IF NOT EXISTS security_profiles_name ON security_profiles (workspace, name);
-    CREATE TABLE IF NOT EXISTS security_workspace_profiles (
-      workspace TEXT PRIMARY KEY,
-      profile_id TEXT NOT NULL,
-      updated_ms INTEGER NOT NULL
-    );`);
 }
 
 interface Row { id: string; workspace: string; name: string; description: string; level: string; constraints: string; created_ms: number; updated_ms: number }
@@ -69,7 +48,6 @@ export class ProfileService implements ProfileCeilings {
   readonly #builtins: SecurityProfile[];
 
   constructor(db: Db, clock: Clock, events: EventSink, builtins: readonly BuiltinProfile[]) {
-    ensureSecuritySchema(db);
     this.#db = db;
     this.#clock = clock;
     this.#events = events;

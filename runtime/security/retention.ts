@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import type { Clock } from '../clock.ts';
-import type { Db } from '../store/db.ts';
+import type { Clock } from '../../core/clock.ts';
+import type { Db } from '../../core/db.ts';
 
 /**
  * Event retention: events older than the retention period are deleted, in small batches so

@@ -1,7 +1,7 @@
-import { isoTime } from '../clock.ts';
-import { validationError } from '../errors.ts';
+import { isoTime } from '../../core/clock.ts';
+import { validationError } from '../../core/errors.ts';
 import { SEVERITIES, toEvent, type Row, type SecurityEvent, type Severity } from '../events.ts';
-import type { Db } from '../store/db.ts';
+import type { Db } from '../../core/db.ts';
 import { Where } from '../store/where.ts';
 
 /**

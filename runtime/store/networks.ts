@@ -1,5 +1,5 @@
 import type { NetworkPolicy } from '../../policies/network-policy.ts';
-import type { Db } from './db.ts';
+import type { Db } from '../../core/db.ts';
 import { ACTIVE_STATES } from '../sandbox/states.ts';
 import { Where } from './where.ts';
 

@@ -1,4 +1,4 @@
-import type { Db } from './db.ts';
+import type { Db } from '../../core/db.ts';
 import { ACTIVE_STATES, canTransition, type SandboxState } from '../sandbox/states.ts';
 import type { EffectiveSpec } from '../sandbox/spec.ts';
 import { Where } from './where.ts';

@@ -5,7 +5,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { unavailable, validationError } from '../../errors.ts';
+import { unavailable, validationError } from '../../../core/errors.ts';
 
 export interface ClientInfo { address: string; port: number; transport: 'udp' | 'tcp' }
 

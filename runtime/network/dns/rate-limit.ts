@@ -2,7 +2,7 @@
  * Per-client token buckets: `ratePerS` tokens per second, at most `burst` stored. Clients are
  * sandbox addresses on Director's own networks, so the table is small; it is still bounded.
  */
-import type { Clock } from '../../clock.ts';
+import type { Clock } from '../../../core/clock.ts';
 
 export interface RateLimitOptions {
   /** Sustained queries per second per client. */

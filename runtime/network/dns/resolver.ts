@@ -6,8 +6,8 @@
  * address to `onAnswer` — the firewall sets — before the client sees it.
  */
 import type { Logger } from 'pino';
-import { systemClock } from '../../clock.ts';
-import { conflict } from '../../errors.ts';
+import { systemClock } from '../../../core/clock.ts';
+import { conflict } from '../../../core/errors.ts';
 import { RCODE, SUPPORTED_QTYPES, clientUdpLimitBytes, encodeReply, parseQuery, qtypeName, withId, type ParsedQuery } from './codec.ts';
 import { openListener, type ClientInfo, type DnsListener } from './listener.ts';
 import { decideName } from './name-policy.ts';

@@ -1,7 +1,7 @@
 /** The resolver's contract with the rest of Director: what it needs and what it reports. */
 import type { Logger } from 'pino';
 import type { NameRuleRef, NetworkPolicy } from '../../../policies/network-policy.ts';
-import type { Clock } from '../../clock.ts';
+import type { Clock } from '../../../core/clock.ts';
 import type { RateLimitOptions } from './rate-limit.ts';
 
 export type DenyReason = 'not_allowed' | 'denied_by_rule' | 'rebinding' | 'malformed' | 'unsupported';

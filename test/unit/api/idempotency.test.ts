@@ -1,10 +1,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  canonicalJson, DEFAULT_IDEMPOTENCY_TTL_MS, ensureIdempotencySchema, fingerprint, IdempotencyStore, parseIdempotencyKey,
+  canonicalJson, DEFAULT_IDEMPOTENCY_TTL_MS, fingerprint, IdempotencyStore, parseIdempotencyKey,
 } from '../../../api/idempotency.ts';
-import { DirectorError } from '../../../runtime/errors.ts';
-import { openDb } from '../../../runtime/store/db.ts';
+import { DirectorError } from '../../../core/errors.ts';
+import { openDb } from '../../../core/db.ts';
 
 const ROUTE = '/v1/sandboxes';
 const BODY = { image: 'python:3.12', resources: { cpu: 1, memoryMb: 512 }, labels: { team: 'a' } };
@@ -218,10 +218,9 @@ test('accepts 1 to 255 printable ASCII characters, inner spaces included', () =>
   assert.is(store.begin('ws1', 'a'.repeat(255), FP, 'POST', ROUTE).kind, 'new');
 });
 
-test('ensureIdempotencySchema can run again on a store that already has the table', () => {
+test('a second store on the same db sees the keys of the first', () => {
   const { db, store, clock } = fresh();
   store.begin('ws1', 'k1', FP, 'POST', ROUTE);
-  ensureIdempotencySchema(db);
   const again = new IdempotencyStore(db, { clock });
   throwsCode(() => again.begin('ws1', 'k1', FP, 'POST', ROUTE), 'CONFLICT', 409);
 });

@@ -8,7 +8,7 @@ function rateLimitHeaders(d: RateDecision): Record<string, string> {
   setRateLimitHeaders({ header: (n: string, v: string) => (set[n] = v) }, d);
   return set;
 }
-import { DirectorError } from '../../../runtime/errors.ts';
+import { DirectorError } from '../../../core/errors.ts';
 
 // 2021-07-01T00:00:00Z, the seed's example reset instant: a minute boundary.
 const T0 = 1_625_097_600_000;

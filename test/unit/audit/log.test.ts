@@ -5,8 +5,8 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chainHash, GENESIS_HASH } from '../../../api/audit/chain.ts';
-import { AuditLog, ensureAuditSchema, type AuditInput } from '../../../api/audit/log.ts';
-import { openDb } from '../../../runtime/store/db.ts';
+import { AuditLog, type AuditInput } from '../../../api/audit/log.ts';
+import { openDb } from '../../../core/db.ts';
 
 const clock = { ms: Date.UTC(2030, 0, 1), nowMs(): number { return this.ms; } };
 
@@ -128,10 +128,9 @@ test('two connections to one file appending in turn stay in one chain (the head 
   }
 });
 
-test('ensureAuditSchema is idempotent and keeps existing entries', () => {
+test('a second log on the same store keeps existing entries', () => {
   const { db, log } = fresh();
   fill(log, 2);
-  ensureAuditSchema(db);
   const again = new AuditLog(db, { clock });
   assert.equal(again.verify().ok, true);
   assert.is(again.list().items.length, 2);

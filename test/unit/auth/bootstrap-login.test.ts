@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openDb } from '../../../runtime/store/db.ts';
+import { openDb } from '../../../core/db.ts';
 import { AuthService } from '../../../api/auth/service.ts';
 import { ADMIN_PASSWORD, addUser, ManualClock, rejects, SECRET, setup, unauthenticated, USER_PASSWORD } from './support.ts';
 

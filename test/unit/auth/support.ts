@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import * as assert from 'uvu/assert';
-import { isDirectorError, type DirectorError } from '../../../runtime/errors.ts';
-import { openDb, type Db } from '../../../runtime/store/db.ts';
+import { isDirectorError, type DirectorError } from '../../../core/errors.ts';
+import { openDb, type Db } from '../../../core/db.ts';
 import { AuthService, type AuthServiceOptions } from '../../../api/auth/service.ts';
 import { AUTH_FAILED_MESSAGE } from '../../../api/auth/failures.ts';
 import type { Role } from '../../../api/auth/types.ts';

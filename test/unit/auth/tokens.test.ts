@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SignJWT } from 'jose';
-import { openDb } from '../../../runtime/store/db.ts';
+import { openDb } from '../../../core/db.ts';
 import { AuthService } from '../../../api/auth/service.ts';
 import { SCOPES } from '../../../api/auth/types.ts';
 import { ADMIN_PASSWORD, addUser, bearerFor, claims, craftJwt, hmac, ManualClock, rejects, SECRET, setup, unauthenticated } from './support.ts';

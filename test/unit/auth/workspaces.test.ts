@@ -88,7 +88,7 @@ test('requireScope passes held scopes and names the missing one', async () => {
   ctx.auth.requireScope(admin, 'admin');
 });
 
-test('ensureAuthSchema is idempotent: a second service on the same store keeps the data', async () => {
+test('a second service on the same store keeps the data', async () => {
   const ctx = await twoWorkspaces();
   const again = new AuthService(ctx.db, { jwtSecret: SECRET, clock: ctx.clock });
   assert.is(again.listUsers('default').length, 2);

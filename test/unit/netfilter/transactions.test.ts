@@ -5,7 +5,7 @@ import { parseObjectName } from '../../../netfilter/names.ts';
 import { parseTable } from '../../../netfilter/readback.ts';
 import { unusedNameSets } from '../../../netfilter/rules.ts';
 import { validateNetworkPolicy } from '../../../policies/network-policy.ts';
-import { DirectorError } from '../../../runtime/errors.ts';
+import { DirectorError } from '../../../core/errors.ts';
 import { NftSim, commandTargets, fullPolicy, twoNetworks } from './fixtures.ts';
 
 const test = suite('transactions');

@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { validateNetworkPolicy } from '../../../policies/network-policy.ts';
 import { proposePolicy, ruleAllows, type Observation } from '../../../runtime/network/propose.ts';
-import { isDirectorError } from '../../../runtime/errors.ts';
+import { isDirectorError } from '../../../core/errors.ts';
 
 const test = suite('propose');
 

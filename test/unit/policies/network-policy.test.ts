@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import {
   PolicyValidationError, nameRules, nameRulesMatching, validateNetworkPolicy,
 } from '../../../policies/network-policy.ts';
-import { isDirectorError } from '../../../runtime/errors.ts';
+import { isDirectorError } from '../../../core/errors.ts';
 
 const test = suite('network-policy');
 

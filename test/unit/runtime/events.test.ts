@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createEventSink, type EventInput, type SecurityEvent } from '../../../runtime/events.ts';
-import { openDb } from '../../../runtime/store/db.ts';
+import { openDb } from '../../../core/db.ts';
 import { storing } from '../../helpers/sink.ts';
 
 function fresh(startMs = 1_700_000_000_000) {

@@ -1,7 +1,7 @@
 /** Resource ids: prefixed, 96 random bits, URL-safe; drawn from a pooled CSPRNG buffer. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isId, newId } from '../../../runtime/ids.ts';
+import { isId, newId } from '../../../core/ids.ts';
 
 const test = suite('ids');
 

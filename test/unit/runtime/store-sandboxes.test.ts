@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MIGRATIONS, openDb, type Db } from '../../../runtime/store/db.ts';
+import { MIGRATIONS, openDb, type Db } from '../../../core/db.ts';
 import { SandboxStore, toStoredSpec, type SandboxRecord } from '../../../runtime/store/sandboxes.ts';
 import { resolveSpec } from '../../../runtime/sandbox/spec.ts';
 import { defaultConfig } from './support.ts';

@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createEventSink, type EventInput } from '../../../runtime/events.ts';
 import { AlertEngine, loadAlertConfig, type AlertRule } from '../../../runtime/security/alerts.ts';
-import { openDb } from '../../../runtime/store/db.ts';
+import { openDb } from '../../../core/db.ts';
 
 const test = suite('security alerts');
 

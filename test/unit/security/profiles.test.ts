@@ -4,7 +4,7 @@ import { builtinProfileId, checkCeilings, loadBuiltinProfiles, widerThan, type C
 import { createEventSink } from '../../../runtime/events.ts';
 import { resolveSpec } from '../../../runtime/sandbox/spec.ts';
 import { ProfileService } from '../../../runtime/security/profiles.ts';
-import { openDb } from '../../../runtime/store/db.ts';
+import { openDb } from '../../../core/db.ts';
 import { defaultConfig, directorErrorOf } from '../runtime/support.ts';
 
 const test = suite('security profiles');

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { Registry } from 'prom-client';
 import { createEventSink, type SecurityEvent } from '../../../runtime/events.ts';
 import { registerSinkMetrics } from '../../../runtime/security/service.ts';
-import { openDb } from '../../../runtime/store/db.ts';
+import { openDb } from '../../../core/db.ts';
 
 const test = suite('event sink retry buffer');
 

@@ -4,7 +4,7 @@ import { createEventSink, type EventInput, type SecurityEvent } from '../../../r
 import { storing } from '../../helpers/sink.ts';
 import { purgeExpiredEvents, startRetentionJob } from '../../../runtime/security/retention.ts';
 import { exportEvents, pageEvents, parseCursor, parseWindow, severitiesOf, summarize, type StreamScope } from '../../../runtime/security/stream.ts';
-import { openDb } from '../../../runtime/store/db.ts';
+import { openDb } from '../../../core/db.ts';
 import { directorErrorOf } from '../runtime/support.ts';
 
 const test = suite('security event stream');

@@ -6,7 +6,7 @@ import { SocketAuth } from '../../../api/ws/auth.ts';
 import { ReadGate, SerialRunner } from '../../../api/ws/socket.ts';
 import type { AuthService } from '../../../api/auth/service.ts';
 import type { Principal } from '../../../api/auth/types.ts';
-import { DirectorError } from '../../../runtime/errors.ts';
+import { DirectorError } from '../../../core/errors.ts';
 import type { EventInput, EventSink } from '../../../runtime/events.ts';
 
 /** Just enough of a ws socket: open/closed state and pause/resume. */
