@@ -59,21 +59,29 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     clientErrorHandler: (err: Error & { code?: string }, socket) => {
       if (err.code === 'ECONNRESET' || socket.destroyed) return;
       const [code, message, field] =
-        err.code === 'HPE_HEADER_OVERFLOW' ? ['HEADERS_TOO_LARGE', 'request headers exceed the limit', 'headers'] as const
-        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? ['REQUEST_TIMEOUT', 'the request was not received in time', 'request'] as const
-        : ['VALIDATION_ERROR', 'malformed HTTP request', 'request'] as const;
+        err.code === 'HPE_HEADER_OVERFLOW'
+          ? (['HEADERS_TOO_LARGE', 'request headers exceed the limit', 'headers'] as const)
+          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? (['REQUEST_TIMEOUT', 'the request was not received in time', 'request'] as const)
+            : (['VALIDATION_ERROR', 'malformed HTTP request', 'request'] as const);
       const status = ERROR_STATUS[code];
       const id = newId('req');
       const body = JSON.stringify(fail(code, message, { field }, id));
       if (socket.writable) {
-        socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${id}\r\nConnection: close\r\n\r\n${body}`);
+        socket.write(
+          `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${id}\r\nConnection: close\r\n\r\n${body}`,
+        );
       }
       socket.destroy(err);
     },
     // Raised while routing, before any hook runs: answer in the envelope like every other 4xx.
     frameworkErrors: (err, req, reply) => {
-      const issue = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is longer than 200 characters' : 'not a valid percent-encoded URL';
-      void sendFail((reply as FastifyReply).header('x-request-id', req.id), 'VALIDATION_ERROR', `Invalid path: ${issue}`, { field: 'path', issue });
+      const issue =
+        err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is longer than 200 characters' : 'not a valid percent-encoded URL';
+      void sendFail((reply as FastifyReply).header('x-request-id', req.id), 'VALIDATION_ERROR', `Invalid path: ${issue}`, {
+        field: 'path',
+        issue,
+      });
     },
   });
   installValidators(app);
@@ -91,7 +99,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorateRequest('errorCode', null);
   const http = createHttpMetrics(rt.metrics.registry);
 
-  const limiter = new RateLimiter({ limits: { auth: cfg.rateLimitAuth, session: cfg.rateLimitSession, sandbox: cfg.rateLimitSandbox, general: cfg.rateLimitGeneral } });
+  const limiter = new RateLimiter({
+    limits: { auth: cfg.rateLimitAuth, session: cfg.rateLimitSession, sandbox: cfg.rateLimitSandbox, general: cfg.rateLimitGeneral },
+  });
   const idempotency = new IdempotencyStore(rt.db);
   idempotency.releaseRunning();
   const purge = setInterval(() => idempotency.purgeExpired(), 3_600_000);
@@ -112,12 +122,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
     (req as FastifyRequest & { idempotencyKey?: string }).idempotencyKey = key;
   };
-  const idempotencyEnd = (req: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void => {
+  const idempotencyEnd = (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    payload: unknown,
+    done: (err: Error | null, payload?: unknown) => void,
+  ): void => {
     const key = (req as FastifyRequest & { idempotencyKey?: string }).idempotencyKey;
     if (!key || !req.principal || reply.getHeader(REPLAY_HEADER)) return done(null, payload);
     try {
       if (reply.statusCode >= 500) idempotency.abandon(req.principal.workspace, key);
-      else idempotency.complete(req.principal.workspace, key, reply.statusCode, typeof payload === 'string' ? (JSON.parse(payload) as unknown) : payload);
+      else
+        idempotency.complete(
+          req.principal.workspace,
+          key,
+          reply.statusCode,
+          typeof payload === 'string' ? (JSON.parse(payload) as unknown) : payload,
+        );
       done(null, payload);
     } catch (err) {
       done(err as Error);
@@ -146,9 +167,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       info: {
         title: 'Director API',
         version: '1.0.0',
-        description: 'Sandbox and network isolation runtime with a secure execution API (the Director Protocol). Every response uses the envelope `{success, data, metadata}`; errors `{success: false, error: {code, message, details}, metadata}`. Authenticate with `Authorization: Bearer <JWT from /v1/auth/login or an API key>`; select a workspace with `X-Director-Workspace` when a user belongs to several. Rate limits answer with `X-RateLimit-*` headers on every response. Creating POSTs honour `Idempotency-Key`.',
+        description:
+          'Sandbox and network isolation runtime with a secure execution API (the Director Protocol). Every response uses the envelope `{success, data, metadata}`; errors `{success: false, error: {code, message, details}, metadata}`. Authenticate with `Authorization: Bearer <JWT from /v1/auth/login or an API key>`; select a workspace with `X-Director-Workspace` when a user belongs to several. Rate limits answer with `X-RateLimit-*` headers on every response. Creating POSTs honour `Idempotency-Key`.',
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A JWT from /v1/auth/login or an API key (dk_...)' } } },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A JWT from /v1/auth/login or an API key (dk_...)' } },
+      },
       security: [{ bearer: [] }],
     },
   });
@@ -166,13 +190,25 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
    * without it learns nothing about the body's schema, and a refused body is not recorded as
    * their policy violation.
    */
-  const admit = (req: FastifyRequest, reply: FastifyReply, cls: RateClass, principal: Principal | null, scope: Scope | undefined): Error | undefined => {
+  const admit = (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    cls: RateClass,
+    principal: Principal | null,
+    scope: Scope | undefined,
+  ): Error | undefined => {
     req.principal = principal;
     const d = limiter.take(cls, principal ? (principal.keyId ?? principal.userId) : `ip:${req.ip}`);
     setRateLimitHeaders(reply, d);
     if (!d.allowed) return rateLimitError(d);
     if (scope && principal && !principal.scopes.has(scope)) {
-      rt.events.emit({ type: 'scope_denied', severity: 'medium', workspace: principal.workspace, actor: actorOf(principal), details: { scope, route: routeConfigOf(req).url, method: req.method, requestId: req.id } });
+      rt.events.emit({
+        type: 'scope_denied',
+        severity: 'medium',
+        workspace: principal.workspace,
+        actor: actorOf(principal),
+        details: { scope, route: routeConfigOf(req).url, method: req.method, requestId: req.id },
+      });
       return missingScope(scope);
     }
     return undefined;
@@ -183,7 +219,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     setRateLimitHeaders(reply, d);
     if (!d.allowed) return rateLimitError(d);
     if (isDirectorError(err)) {
-      rt.events.emit({ type: err.code === 'AUTHENTICATION_ERROR' ? 'auth_failed' : 'auth_denied', severity: 'medium', actor: `ip:${req.ip}`, details: { route: url, method: req.method, reason: err.details?.reason ?? null, requestId: req.id } });
+      rt.events.emit({
+        type: err.code === 'AUTHENTICATION_ERROR' ? 'auth_failed' : 'auth_denied',
+        severity: 'medium',
+        actor: `ip:${req.ip}`,
+        details: { route: url, method: req.method, reason: err.details?.reason ?? null, requestId: req.id },
+      });
     }
     return err as Error;
   };
@@ -207,9 +248,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0] ?? req.url;
-    const allowed = [...new Set(routes.filter((r) => r.re.test(path)).map((r) => r.method))].filter((m) => (METHODS as readonly string[]).includes(m));
+    const allowed = [...new Set(routes.filter((r) => r.re.test(path)).map((r) => r.method))].filter((m) =>
+      (METHODS as readonly string[]).includes(m),
+    );
     if (allowed.length) {
-      return sendFail(reply.header('allow', allowed.join(', ')), 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`, { allowed });
+      return sendFail(reply.header('allow', allowed.join(', ')), 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`, {
+        allowed,
+      });
     }
     return sendFail(reply, 'NOT_FOUND', `no route ${req.method} ${path}`, { method: req.method, path });
   });
@@ -221,7 +266,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       if (err.status >= 500) req.log.error({ err }, 'request failed');
       return sendFail(reply, err.code, err.message, err.details, retryAfter);
     }
-    const e = err as { validation?: Parameters<typeof validationToError>[0]; validationContext?: string; statusCode?: number; code?: string; message?: string };
+    const e = err as {
+      validation?: Parameters<typeof validationToError>[0];
+      validationContext?: string;
+      statusCode?: number;
+      code?: string;
+      message?: string;
+    };
     if (e.validation) {
       const v = validationToError(e.validation, e.validationContext ?? 'body');
       return sendFail(reply, v.code, v.message, v.details);
@@ -231,7 +282,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (status === 415) return sendFail(reply, 'UNSUPPORTED_MEDIA_TYPE', e.message ?? 'unsupported media type', { field: 'content-type' });
     if (status >= 400 && status < 500) {
       const malformed = e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError;
-      return sendFail(reply, 'VALIDATION_ERROR', malformed ? 'malformed JSON body' : (e.message ?? 'bad request'), { field: 'body', issue: malformed ? 'not valid JSON' : e.code });
+      return sendFail(reply, 'VALIDATION_ERROR', malformed ? 'malformed JSON body' : (e.message ?? 'bad request'), {
+        field: 'body',
+        issue: malformed ? 'not valid JSON' : e.code,
+      });
     }
     req.log.error({ err }, 'request failed');
     return sendFail(reply, 'INTERNAL_ERROR', 'internal error');

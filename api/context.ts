@@ -42,7 +42,11 @@ export function routeConfigOf(req: FastifyRequest): RouteConfig {
  * Adds `hook` to a route's own `name` hooks from an `onRoute` hook (Fastify takes one function or
  * an array there), so only that route runs it.
  */
-export function appendRouteHook<K extends 'preHandler' | 'preSerialization' | 'onSend'>(route: RouteOptions, name: K, hook: Extract<NonNullable<RouteOptions[K]>, (...args: never[]) => unknown>): void {
+export function appendRouteHook<K extends 'preHandler' | 'preSerialization' | 'onSend'>(
+  route: RouteOptions,
+  name: K,
+  hook: Extract<NonNullable<RouteOptions[K]>, (...args: never[]) => unknown>,
+): void {
   const current = route[name] as unknown;
   route[name] = (current === undefined ? [hook] : ([] as unknown[]).concat(current, hook)) as RouteOptions[K];
 }
@@ -61,7 +65,13 @@ export const callerOf = (req: FastifyRequest): Caller => {
 export const send = <T>(reply: FastifyReply, data: T, status = 200) => reply.code(status).send(ok(data, reply.request.id));
 
 /** Sends the error envelope with the code's status, noting the code on the request for the HTTP error summary. */
-export function sendFail(reply: FastifyReply, code: ErrorCode, message: string, details?: Record<string, unknown>, retryAfter?: number): FastifyReply {
+export function sendFail(
+  reply: FastifyReply,
+  code: ErrorCode,
+  message: string,
+  details?: Record<string, unknown>,
+  retryAfter?: number,
+): FastifyReply {
   reply.request.errorCode = code;
   return reply.code(ERROR_STATUS[code]).send(fail(code, message, details, reply.request.id, retryAfter));
 }

@@ -29,7 +29,13 @@ export const ok = <T>(data: T, requestId: string) => ({
   metadata: { timestamp: timestampNow(), requestId, version: API_VERSION },
 });
 
-export const fail = (code: string, message: string, details: Record<string, unknown> | undefined, requestId: string, retryAfter?: number) => ({
+export const fail = (
+  code: string,
+  message: string,
+  details: Record<string, unknown> | undefined,
+  requestId: string,
+  retryAfter?: number,
+) => ({
   success: false as const,
   error: { code, message, details: details ?? {} },
   metadata: { timestamp: timestampNow(), requestId, ...(retryAfter === undefined ? {} : { retryAfter }) },

@@ -38,7 +38,11 @@ class RouteMetrics {
     let byMethod = this.#series.get(route);
     if (!byMethod) this.#series.set(route, (byMethod = new Map<string, Series>()));
     let s = byMethod.get(method);
-    if (!s) byMethod.set(method, (s = { route, method, buckets: new Float64Array(DURATION_BUCKETS.length + 1), sum: 0, count: 0, byStatus: new Map() }));
+    if (!s)
+      byMethod.set(
+        method,
+        (s = { route, method, buckets: new Float64Array(DURATION_BUCKETS.length + 1), sum: 0, count: 0, byStatus: new Map() }),
+      );
     let i = 0;
     while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
     s.buckets[i]!++;
@@ -59,12 +63,21 @@ class RouteMetrics {
   register(registry: Registry): void {
     const duration = 'director_http_request_duration_seconds';
     const scraped = (name: string, help: string, type: 'counter' | 'histogram', values: () => MetricValue[]) => {
-      const metric = { name, help, type, aggregator: 'sum', get: () => ({ name, help, type, aggregator: 'sum', values: values() }), reset: () => this.reset() };
+      const metric = {
+        name,
+        help,
+        type,
+        aggregator: 'sum',
+        get: () => ({ name, help, type, aggregator: 'sum', values: values() }),
+        reset: () => this.reset(),
+      };
       registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
     };
     scraped('director_http_requests_total', 'HTTP requests by route template, method and status code.', 'counter', () => {
       const values: MetricValue[] = [];
-      for (const s of this.#all()) for (const [status, n] of s.byStatus) values.push({ labels: { route: s.route, method: s.method, status: String(status) }, value: n });
+      for (const s of this.#all())
+        for (const [status, n] of s.byStatus)
+          values.push({ labels: { route: s.route, method: s.method, status: String(status) }, value: n });
       return values;
     });
     scraped(duration, 'HTTP request latency by route template and method.', 'histogram', () => {
@@ -95,7 +108,11 @@ interface MetricValue {
  * HTTP metrics by route template (never the raw URL: ids would make labels unbounded), method
  * and status, plus an in-memory error summary by code and route for /v1/monitoring/errors.
  */
-export function createHttpMetrics(registry: Registry): { observe: (req: FastifyRequest, reply: FastifyReply) => void; errors: () => ErrorSummaryRow[]; totals: () => { requests: number; errors: number } } {
+export function createHttpMetrics(registry: Registry): {
+  observe: (req: FastifyRequest, reply: FastifyReply) => void;
+  errors: () => ErrorSummaryRow[];
+  totals: () => { requests: number; errors: number };
+} {
   const metrics = new RouteMetrics();
   metrics.register(registry);
   const errors = new Map<string, ErrorSummaryRow>();

@@ -68,7 +68,9 @@ export function canonicalJson(value: unknown): string {
  * different resource counts as a different request.
  */
 export function fingerprint(method: string, route: string, body: unknown): string {
-  return createHash('sha256').update(`${method.toUpperCase()}\n${route}\n${canonicalJson(body)}`).digest('hex');
+  return createHash('sha256')
+    .update(`${method.toUpperCase()}\n${route}\n${canonicalJson(body)}`)
+    .digest('hex');
 }
 
 interface Row {
@@ -94,7 +96,8 @@ export class IdempotencyStore {
 
   constructor(db: Db, opts: IdempotencyOptions = {}) {
     this.ttlMs = opts.ttlMs ?? DEFAULT_IDEMPOTENCY_TTL_MS;
-    if (!Number.isSafeInteger(this.ttlMs) || this.ttlMs < 1) throw new RangeError(`idempotency: ttlMs must be a positive integer, got ${this.ttlMs}`);
+    if (!Number.isSafeInteger(this.ttlMs) || this.ttlMs < 1)
+      throw new RangeError(`idempotency: ttlMs must be a positive integer, got ${this.ttlMs}`);
     this.db = db;
     this.clock = opts.clock ?? systemClock;
     // Inserts a new key, or takes over one whose time is up; leaves a live key alone.
@@ -134,7 +137,8 @@ export class IdempotencyStore {
       if (!row) throw new DirectorError('INTERNAL_ERROR', 'idempotency key vanished while being claimed');
       if (row.fingerprint !== fp) {
         throw new DirectorError('UNPROCESSABLE', `${IDEMPOTENCY_HEADER} was already used for a different request`, {
-          field: IDEMPOTENCY_HEADER, issue: 'reused with a different request',
+          field: IDEMPOTENCY_HEADER,
+          issue: 'reused with a different request',
         });
       }
       if (row.state === 'running') {

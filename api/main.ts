@@ -22,7 +22,20 @@ try {
   }
   throw err;
 }
-const redact = { paths: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token', '*.refreshToken', '*.secret', '*.key', '*.adminPassword', '*.jwtSecret'], censor: '[redacted]' };
+const redact = {
+  paths: [
+    'req.headers.authorization',
+    'req.headers.cookie',
+    '*.password',
+    '*.token',
+    '*.refreshToken',
+    '*.secret',
+    '*.key',
+    '*.adminPassword',
+    '*.jwtSecret',
+  ],
+  censor: '[redacted]',
+};
 const logger = pino({ level: config.logLevel, redact });
 
 // The runtime must outlive its sandboxes under memory pressure: make it the OOM killer's last choice.
@@ -36,7 +49,10 @@ const runtime = createRuntime({ config, logger, metrics: createRuntimeMetrics(un
 try {
   await runtime.start();
 } catch (err) {
-  logger.fatal({ err }, 'runtime failed to start (is the container engine reachable? is nft installed and are we root? run scripts/provision.sh)');
+  logger.fatal(
+    { err },
+    'runtime failed to start (is the container engine reachable? is nft installed and are we root? run scripts/provision.sh)',
+  );
   process.exit(1);
 }
 
@@ -45,7 +61,9 @@ try {
   const admin = await auth.bootstrapAdmin(config.adminPassword || undefined);
   if (admin.generatedPassword) {
     // Printed once, to the terminal only (not through the logger): it is never stored in clear.
-    process.stderr.write(`\ndirector: created user "admin" with generated password: ${admin.generatedPassword}\ndirector: it is shown only now; set DIRECTOR_ADMIN_PASSWORD on first start to choose it.\n\n`);
+    process.stderr.write(
+      `\ndirector: created user "admin" with generated password: ${admin.generatedPassword}\ndirector: it is shown only now; set DIRECTOR_ADMIN_PASSWORD on first start to choose it.\n\n`,
+    );
   } else if (admin.created) {
     logger.info('created user "admin" with the password from DIRECTOR_ADMIN_PASSWORD');
   }
@@ -56,7 +74,10 @@ try {
 
 const app = await buildApp({ runtime, auth, logger: { level: config.logLevel, redact } });
 await app.listen({ host: config.host, port: config.port });
-logger.info({ url: `http://${config.host}:${config.port}`, engine: runtime.engine.endpoint, dataDir: config.dataDir }, 'director is serving');
+logger.info(
+  { url: `http://${config.host}:${config.port}`, engine: runtime.engine.endpoint, dataDir: config.dataDir },
+  'director is serving',
+);
 
 let stopping = false;
 const shutdown = (signal: string) => {

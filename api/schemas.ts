@@ -29,7 +29,10 @@ export const STANDARD_ERRORS = {
 } as const;
 
 export const IdParams = (prefix: string) =>
-  Type.Object({ id: Type.String({ pattern: `^${prefix}_[A-Za-z0-9_-]{16}$`, description: `A ${prefix}_ id` }) }, { additionalProperties: false });
+  Type.Object(
+    { id: Type.String({ pattern: `^${prefix}_[A-Za-z0-9_-]{16}$`, description: `A ${prefix}_ id` }) },
+    { additionalProperties: false },
+  );
 
 export const PageQuery = {
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 20 })),

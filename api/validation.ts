@@ -22,7 +22,11 @@ export function validationToError(errors: FastifySchemaValidationError[], contex
   const e = errors[0] as ErrorObject | undefined;
   const where = context === 'body' ? '' : `${context}.`;
   if (!e) return validationError(context, 'invalid');
-  let field = e.instancePath.replace(/^\//, '').replace(/\/(\d+)(?=\/|$)/g, '[$1]').replace(/\//g, '.').replace(/^(\d+)/, '[$1]');
+  let field = e.instancePath
+    .replace(/^\//, '')
+    .replace(/\/(\d+)(?=\/|$)/g, '[$1]')
+    .replace(/\//g, '.')
+    .replace(/^(\d+)/, '[$1]');
   const params = e.params as { additionalProperty?: string; missingProperty?: string };
   if (e.keyword === 'additionalProperties' && params.additionalProperty) {
     return validationError(`${where}${field ? `${field}.` : ''}${params.additionalProperty}`, 'unknown field (not part of the API)');
@@ -30,7 +34,7 @@ export function validationToError(errors: FastifySchemaValidationError[], contex
   if (e.keyword === 'required' && params.missingProperty) {
     return validationError(`${where}${field ? `${field}.` : ''}${params.missingProperty}`, 'is required');
   }
-  if (e.keyword === 'propertyNames' || e.keyword === 'pattern' && e.propertyName) {
+  if (e.keyword === 'propertyNames' || (e.keyword === 'pattern' && e.propertyName)) {
     field = `${field}${field ? '.' : ''}${String(e.propertyName ?? '')}`;
   }
   return validationError(`${where}${field || (context === 'body' ? 'body' : context)}`, e.message ?? 'invalid');

@@ -43,12 +43,22 @@ const agent = new Agent({ keepAlive: true, maxSockets: 8 });
 function http<T>(port: number, method: string, p: string, token: string, body?: unknown): Promise<{ status: number; body: T }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request({ host: '127.0.0.1', port, method, path: p, agent, headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json' } : {}) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as T }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path: p,
+        agent,
+        headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json' } : {}) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as T }));
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });
@@ -58,31 +68,61 @@ function http<T>(port: number, method: string, p: string, token: string, body?: 
 function firstStdout(port: number, p: string, token: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const payload = JSON.stringify({ command: ['echo', 'hi'] });
-    const req = request({ host: '127.0.0.1', port, method: 'POST', path: p, agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'text/event-stream' } }, (res) => {
-      let seen = '';
-      let at = Number.NaN;
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => {
-        if (Number.isNaN(at)) {
-          seen += d;
-          if (seen.includes('event: stdout')) at = performance.now();
-        }
-      });
-      res.on('end', () => (Number.isNaN(at) ? reject(new Error(`no stdout event (status ${res.statusCode}): ${seen.slice(0, 200)}`)) : resolve(at)));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: p,
+        agent,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'text/event-stream' },
+      },
+      (res) => {
+        let seen = '';
+        let at = Number.NaN;
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          if (Number.isNaN(at)) {
+            seen += d;
+            if (seen.includes('event: stdout')) at = performance.now();
+          }
+        });
+        res.on('end', () =>
+          Number.isNaN(at) ? reject(new Error(`no stdout event (status ${res.statusCode}): ${seen.slice(0, 200)}`)) : resolve(at),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });
 }
 
-interface Server { rt: Runtime; app: FastifyInstance; port: number; token: string; workspace: string; dir: string }
+interface Server {
+  rt: Runtime;
+  app: FastifyInstance;
+  port: number;
+  token: string;
+  workspace: string;
+  dir: string;
+}
 
 async function startServer(): Promise<Server> {
   const dir = mkdtempSync(path.join(tmpdir(), 'director-bench-api-'));
-  const config = loadConfig({}, {
-    dataDir: dir, runtimeName: `bench-api-${randomBytes(3).toString('hex')}`, poolSize: POOL, poolImages: IMAGE, defaultImage: IMAGE, logLevel: 'silent', networking: 'off',
-    rateLimitSandbox: 1_000_000, rateLimitGeneral: 1_000_000, rateLimitAuth: 1_000_000,
-  });
+  const config = loadConfig(
+    {},
+    {
+      dataDir: dir,
+      runtimeName: `bench-api-${randomBytes(3).toString('hex')}`,
+      poolSize: POOL,
+      poolImages: IMAGE,
+      defaultImage: IMAGE,
+      logLevel: 'silent',
+      networking: 'off',
+      rateLimitSandbox: 1_000_000,
+      rateLimitGeneral: 1_000_000,
+      rateLimitAuth: 1_000_000,
+    },
+  );
   const rt = createRuntime({ config, logger: pino({ level: 'silent' }) });
   await rt.start({ waitForPool: true });
   const auth = new AuthService(rt.db, { tokenTtlMs: config.jwtTtlMs });
@@ -125,7 +165,9 @@ async function resultViaHttp(s: Server): Promise<number> {
   const t0 = performance.now();
   const created = await http<{ data: { id: string } }>(s.port, 'POST', '/v1/sandboxes', s.token, { image: IMAGE });
   if (created.status !== 201) throw new Error(`create answered ${created.status}`);
-  const res = await http<{ data: { stdout: string } }>(s.port, 'POST', `/v1/sandboxes/${created.body.data.id}/execute`, s.token, { command: ['echo', 'hi'] });
+  const res = await http<{ data: { stdout: string } }>(s.port, 'POST', `/v1/sandboxes/${created.body.data.id}/execute`, s.token, {
+    command: ['echo', 'hi'],
+  });
   const t = performance.now() - t0;
   if (res.body.data.stdout !== 'hi\n') throw new Error(`execute answered ${res.status}`);
   await s.rt.sandboxes.delete({ workspace: s.workspace, actor: 'bench' }, created.body.data.id);
@@ -179,15 +221,27 @@ const loop = async () => { while (Date.now() < until) await one(); };
 Promise.all(Array.from({ length: clients }, loop)).then(() => { agent.destroy(); parentPort.postMessage({ ok, bad, lat }); });
 `;
 
-interface Load { rps: number; ok: number; bad: number; latency: Summary; lat: number[] }
+interface Load {
+  rps: number;
+  ok: number;
+  bad: number;
+  latency: Summary;
+  lat: number[];
+}
 
 async function load(port: number, p: string, headers: Record<string, string>, durationMs: number): Promise<Load> {
   const per = CLIENTS / LOAD_WORKERS;
-  const results = await Promise.all(Array.from({ length: LOAD_WORKERS }, () => new Promise<{ ok: number; bad: number; lat: number[] }>((resolve, reject) => {
-    const w = new Worker(LOAD, { eval: true, workerData: { port, path: p, headers, clients: per, durationMs } });
-    w.once('message', (m: { ok: number; bad: number; lat: number[] }) => resolve(m));
-    w.once('error', reject);
-  })));
+  const results = await Promise.all(
+    Array.from(
+      { length: LOAD_WORKERS },
+      () =>
+        new Promise<{ ok: number; bad: number; lat: number[] }>((resolve, reject) => {
+          const w = new Worker(LOAD, { eval: true, workerData: { port, path: p, headers, clients: per, durationMs } });
+          w.once('message', (m: { ok: number; bad: number; lat: number[] }) => resolve(m));
+          w.once('error', reject);
+        }),
+    ),
+  );
   const ok = results.reduce((a, r) => a + r.ok, 0);
   const lat = results.flatMap((r) => r.lat);
   return { rps: ok / (durationMs / 1000), ok, bad: results.reduce((a, r) => a + r.bad, 0), latency: summarize(lat), lat };
@@ -209,14 +263,21 @@ function combine(loads: Load[], durationMs: number): Load {
 async function bareServer(s: Server): Promise<FastifyInstance> {
   const bare = Fastify({ logger: false });
   const caller = { workspace: s.workspace, actor: 'bench' };
-  bare.get<{ Params: { id: string } }>('/sandboxes/:id', async (req) => ({ success: true, data: toView(s.rt.sandboxes.get(caller, req.params.id)) }));
-  bare.post<{ Body: { image: string } }>('/sandboxes', async (req, reply) => reply.code(201).send({ success: true, data: toView(await s.rt.sandboxes.create(req.body, caller)) }));
+  bare.get<{ Params: { id: string } }>('/sandboxes/:id', async (req) => ({
+    success: true,
+    data: toView(s.rt.sandboxes.get(caller, req.params.id)),
+  }));
+  bare.post<{ Body: { image: string } }>('/sandboxes', async (req, reply) =>
+    reply.code(201).send({ success: true, data: toView(await s.rt.sandboxes.create(req.body, caller)) }),
+  );
   bare.post<{ Params: { id: string }; Body: { command: string[] } }>('/sandboxes/:id/execute', async (req, reply) => {
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
     let n = 0;
     for await (const c of s.rt.executor.stream(caller, req.params.id, req.body)) {
-      reply.raw.write(`id: ${++n}\nevent: ${c.type}\ndata: ${JSON.stringify(c.type === 'exit' ? { exitCode: c.exitCode } : { data: c.data })}\n\n`);
+      reply.raw.write(
+        `id: ${++n}\nevent: ${c.type}\ndata: ${JSON.stringify(c.type === 'exit' ? { exitCode: c.exitCode } : { data: c.data })}\n\n`,
+      );
     }
     reply.raw.end();
   });
@@ -256,8 +317,12 @@ async function createToOutput(s: Server, barePort: number): Promise<void> {
   const abs = hs.p50 - ds.p50;
   const pct = (abs / ds.p50) * 100;
   const http2 = bs.p50 - ds.p50;
-  console.log(`overhead at p50: ${abs.toFixed(2)} ms (${pct.toFixed(1)}%); p95: ${(hs.p95 - ds.p95).toFixed(2)} ms; pool hits ${hits} of ${paths.length * (SAMPLES + 1)}`);
-  console.log(`  of which two HTTP requests with nothing in front (bare Fastify): ${http2.toFixed(2)} ms (${((http2 / ds.p50) * 100).toFixed(1)}%); Director's API layer: ${(hs.p50 - bs.p50).toFixed(2)} ms`);
+  console.log(
+    `overhead at p50: ${abs.toFixed(2)} ms (${pct.toFixed(1)}%); p95: ${(hs.p95 - ds.p95).toFixed(2)} ms; pool hits ${hits} of ${paths.length * (SAMPLES + 1)}`,
+  );
+  console.log(
+    `  of which two HTTP requests with nothing in front (bare Fastify): ${http2.toFixed(2)} ms (${((http2 / ds.p50) * 100).toFixed(1)}%); Director's API layer: ${(hs.p50 - bs.p50).toFixed(2)} ms`,
+  );
   console.log(`targets: overhead ≤ 10% (${pct <= 10 ? 'met' : 'MISSED'}) and ≤ 5 ms (${abs <= 5 ? 'met' : 'MISSED'}) at p50`);
   printTable('create → execute result (exit status), warm pool (ms)', [
     [paths[3]![0], dr, null],
@@ -293,9 +358,13 @@ async function getThroughput(s: Server, barePort: number): Promise<void> {
   const perRound = runs[1]!.map((l, r) => (l.rps / runs[0]![r]!.rps).toFixed(2)).join(', ');
   const floor = rows[0]![1].rps;
   console.log(`\nGET /v1/sandboxes/{id}, ${CLIENTS} concurrent keep-alive clients, ${ROUNDS} rounds of ${SECONDS} s per case`);
-  console.log(`${'case'.padEnd(44)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'errors'.padStart(7)}  ratio vs bare`);
+  console.log(
+    `${'case'.padEnd(44)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'errors'.padStart(7)}  ratio vs bare`,
+  );
   for (const [name, r] of rows) {
-    console.log(`${name.padEnd(44)} ${r.rps.toFixed(0).padStart(9)} ${r.latency.p50.toFixed(2).padStart(7)} ${r.latency.p99.toFixed(2).padStart(7)} ${String(r.bad).padStart(7)}  ${(r.rps / floor).toFixed(3)}`);
+    console.log(
+      `${name.padEnd(44)} ${r.rps.toFixed(0).padStart(9)} ${r.latency.p50.toFixed(2).padStart(7)} ${r.latency.p99.toFixed(2).padStart(7)} ${String(r.bad).padStart(7)}  ${(r.rps / floor).toFixed(3)}`,
+    );
   }
   const ratio = rows[1]![1].rps / floor;
   console.log(`API (JWT) vs bare per round: ${perRound}`);
@@ -303,7 +372,9 @@ async function getThroughput(s: Server, barePort: number): Promise<void> {
 }
 
 export async function benchApi(): Promise<void> {
-  console.log(`API overhead (image ${IMAGE}, warm pool of ${POOL}, ${SAMPLES} samples each; GET load: ${CLIENTS} clients, ${ROUNDS} rounds of ${SECONDS} s per case)`);
+  console.log(
+    `API overhead (image ${IMAGE}, warm pool of ${POOL}, ${SAMPLES} samples each; GET load: ${CLIENTS} clients, ${ROUNDS} rounds of ${SECONDS} s per case)`,
+  );
   const s = await startServer();
   try {
     const bare = await bareServer(s);

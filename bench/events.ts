@@ -19,7 +19,15 @@ const BATCH = process.env.BENCH_WS_BATCH !== '0';
 /** Subscribers JSON.parse every frame (BENCH_WS_PARSE=1) or find each event's cursor by scanning the bytes (default: the server is measured, not the client's parser). */
 const PARSE = process.env.BENCH_WS_PARSE === '1';
 
-async function subscriber(url: string, token: string, onMessage: (m: { type: string; data: { id?: string; seq?: number; type?: string; details?: Record<string, unknown> }; cursor?: string }) => void): Promise<WebSocket> {
+async function subscriber(
+  url: string,
+  token: string,
+  onMessage: (m: {
+    type: string;
+    data: { id?: string; seq?: number; type?: string; details?: Record<string, unknown> };
+    cursor?: string;
+  }) => void,
+): Promise<WebSocket> {
   const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/ws`, { headers: { authorization: `Bearer ${token}` } });
   await new Promise<void>((resolve, reject) => {
     ws.once('error', reject);
@@ -33,7 +41,10 @@ async function subscriber(url: string, token: string, onMessage: (m: { type: str
   return ws;
 }
 
-type WorkerReport = { type: 'ready' } | { type: 'done'; at: number; lost: number; outOfOrder: number } | { type: 'status'; lost: number; outOfOrder: number; finished: number; closedEarly: Record<string, number> };
+type WorkerReport =
+  | { type: 'ready' }
+  | { type: 'done'; at: number; lost: number; outOfOrder: number }
+  | { type: 'status'; lost: number; outOfOrder: number; finished: number; closedEarly: Record<string, number> };
 
 interface RunResult {
   rate: number;
@@ -83,14 +94,27 @@ async function pacedRun(rate: number): Promise<RunResult> {
     for (let slice = 1; produced < EVENTS; slice++) {
       const due = Math.min(EVENTS, Math.round((rate * (performance.now() - t0)) / 1000) || 1);
       for (; produced < due; produced++) {
-        api.rt.events.emit({ type: 'egress_denied', severity: 'medium', workspace, details: { n: produced, destination: '203.0.113.10', port: 443 } });
+        api.rt.events.emit({
+          type: 'egress_denied',
+          severity: 'medium',
+          workspace,
+          details: { n: produced, destination: '203.0.113.10', port: 443 },
+        });
       }
       const wait = t0 + slice * 10 - performance.now();
       await new Promise((r) => (wait > 0 ? setTimeout(r, wait) : setImmediate(r)));
     }
     const start = performance.timeOrigin + t0;
     const done = await next('done', 30_000);
-    if (done) return { rate, produced, delivered: EVENTS / ((done.at - start) / 1000), lost: done.lost, outOfOrder: done.outOfOrder, closedEarly: {} };
+    if (done)
+      return {
+        rate,
+        produced,
+        delivered: EVENTS / ((done.at - start) / 1000),
+        lost: done.lost,
+        outOfOrder: done.outOfOrder,
+        closedEarly: {},
+      };
     worker.postMessage({ type: 'status' });
     const st = await next('status', 5000);
     return { rate, produced, delivered: null, lost: st?.lost ?? -1, outOfOrder: st?.outOfOrder ?? -1, closedEarly: st?.closedEarly ?? {} };
@@ -103,7 +127,9 @@ async function pacedRun(rate: number): Promise<RunResult> {
 }
 
 async function throughput(): Promise<void> {
-  console.log(`\nevent pipeline: producers → store → ${SUBSCRIBERS} WebSocket subscribers (${BATCH ? 'batch frames' : 'one frame per event'}; subscribers in a worker thread, ${PARSE ? 'JSON.parse every frame' : 'scanning frames for cursors'}), ${SECONDS} s per rate`);
+  console.log(
+    `\nevent pipeline: producers → store → ${SUBSCRIBERS} WebSocket subscribers (${BATCH ? 'batch frames' : 'one frame per event'}; subscribers in a worker thread, ${PARSE ? 'JSON.parse every frame' : 'scanning frames for cursors'}), ${SECONDS} s per rate`,
+  );
   let best = 0;
   for (const rate of RATES) {
     const r = await pacedRun(rate);
@@ -111,7 +137,9 @@ async function throughput(): Promise<void> {
     const ok = r.delivered !== null && r.delivered >= rate * 0.95 && r.lost === 0 && r.outOfOrder === 0;
     if (ok) best = Math.max(best, rate);
     const closed = Object.keys(r.closedEarly).length ? `, closed early by code ${JSON.stringify(r.closedEarly)}` : '';
-    console.log(`  paced ${String(rate).padStart(6)} events/s: ${ok ? 'kept up, zero loss' : r.lost || r.outOfOrder || r.delivered === null ? 'LOSS' : 'zero loss but fell behind'}; last subscriber complete at ${r.delivered === null ? '—' : `${r.delivered.toFixed(0)} events/s`} (${(r.produced * SUBSCRIBERS).toLocaleString('en')} messages), lost ${r.lost}, out of order ${r.outOfOrder}${closed}`);
+    console.log(
+      `  paced ${String(rate).padStart(6)} events/s: ${ok ? 'kept up, zero loss' : r.lost || r.outOfOrder || r.delivered === null ? 'LOSS' : 'zero loss but fell behind'}; last subscriber complete at ${r.delivered === null ? '—' : `${r.delivered.toFixed(0)} events/s`} (${(r.produced * SUBSCRIBERS).toLocaleString('en')} messages), lost ${r.lost}, out of order ${r.outOfOrder}${closed}`,
+    );
   }
   console.log(`  sustained with zero loss: ${best.toLocaleString('en')} events/s to ${SUBSCRIBERS} subscribers   (target ≥ 20,000)`);
 }
@@ -128,17 +156,28 @@ async function denyLatency(): Promise<void> {
     const me = { workspace, actor: 'bench' };
     const n = await api.rt.networks!.manager.create(me, { name: 'latency', enableDNS: false });
     await api.rt.networks!.manager.applyPolicy(me, n.id, { name: 'deny-all', outbound: [] });
-    const sb = await api.rt.sandboxes.create({ image: 'director/base:latest', securityPolicy: { allowNetwork: true }, networkMode: n.id }, me);
+    const sb = await api.rt.sandboxes.create(
+      { image: 'director/base:latest', securityPolicy: { allowNetwork: true }, networkMode: n.id },
+      me,
+    );
     const arrivals = new Map<number, number>();
     const ws = await subscriber(api.url, api.adminToken, (m) => {
-      if (m.type === 'security_event' && m.data.type === 'egress_denied' && m.data.details?.port) arrivals.set(Number(m.data.details.port), Date.now());
+      if (m.type === 'security_event' && m.data.type === 'egress_denied' && m.data.details?.port)
+        arrivals.set(Number(m.data.details.port), Date.now());
     });
     const samples: number[] = [];
     // Each probe uses its own destination port so its event is recognisable; the destination is
     // a TEST-NET address the policy denies: the SYN is dropped by nft, it never leaves the host.
     for (let i = 0; i < 20; i++) {
       const port = 20000 + i;
-      const r = await api.rt.executor.run(me, sb.id, { command: ['python3', '-c', `import socket,time\ns=socket.socket(); s.settimeout(0.3)\nt=time.time()\ntry: s.connect(("203.0.113.77", ${port}))\nexcept Exception: pass\nprint(t)`], timeout: 5000 });
+      const r = await api.rt.executor.run(me, sb.id, {
+        command: [
+          'python3',
+          '-c',
+          `import socket,time\ns=socket.socket(); s.settimeout(0.3)\nt=time.time()\ntry: s.connect(("203.0.113.77", ${port}))\nexcept Exception: pass\nprint(t)`,
+        ],
+        timeout: 5000,
+      });
       const sentMs = Number(r.stdout.trim()) * 1000;
       for (let k = 0; k < 50 && !arrivals.has(port); k++) await new Promise((res) => setTimeout(res, 20));
       const at = arrivals.get(port);
@@ -147,7 +186,9 @@ async function denyLatency(): Promise<void> {
       await new Promise((res) => setTimeout(res, 250));
     }
     const s = summarize(samples, 20);
-    console.log(`\ndenied packet → security_event on a WebSocket: p50 ${s.p50.toFixed(1)} ms, p99 ${s.p99.toFixed(1)} ms (${s.ok}/${s.n} observed)`);
+    console.log(
+      `\ndenied packet → security_event on a WebSocket: p50 ${s.p50.toFixed(1)} ms, p99 ${s.p99.toFixed(1)} ms (${s.ok}/${s.n} observed)`,
+    );
     ws.terminate();
   } finally {
     await api.close();

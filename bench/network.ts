@@ -31,8 +31,24 @@ function record(i: number): NetworkRecord {
   const id = `net_bench${String(i).padStart(11, '0')}`;
   const short = shortName(id);
   return {
-    id, workspace: 'wsp_bench', name: `bench-${i}`, short, bridge: `dirb-${short}`, subnet: `10.${200 + (i >> 8)}.${i & 255}.0/24`, gateway: `10.${200 + (i >> 8)}.${i & 255}.1`,
-    enableDns: false, internal: false, isolated: false, privateFor: null, engineId: null, policy: null, labels: {}, status: 'ready', createdMs: i, updatedMs: i, deletedMs: null,
+    id,
+    workspace: 'wsp_bench',
+    name: `bench-${i}`,
+    short,
+    bridge: `dirb-${short}`,
+    subnet: `10.${200 + (i >> 8)}.${i & 255}.0/24`,
+    gateway: `10.${200 + (i >> 8)}.${i & 255}.1`,
+    enableDns: false,
+    internal: false,
+    isolated: false,
+    privateFor: null,
+    engineId: null,
+    policy: null,
+    labels: {},
+    status: 'ready',
+    createdMs: i,
+    updatedMs: i,
+    deletedMs: null,
   };
 }
 
@@ -43,8 +59,22 @@ async function applyLatency(networkCount: number, ruleCounts: number[], iteratio
   const events = createEventSink(db, systemClock);
   // Changes rotate between the default path (netlink, what the firewall uses), `nft` with its own
   // syntax and `nft` with JSON, so all three are measured in this run under the same conditions.
-  const nft: NftOptions = { onNetlinkFallback: (reason) => { throw new Error(`netlink path not taken: ${reason}`); } };
-  const fw = new Firewall({ table, alwaysDenied: DEFAULT_ALWAYS_DENIED, dnsPort: 53, store, events, clock: systemClock, logger: log, checkIntervalMs: 3_600_000, nft });
+  const nft: NftOptions = {
+    onNetlinkFallback: (reason) => {
+      throw new Error(`netlink path not taken: ${reason}`);
+    },
+  };
+  const fw = new Firewall({
+    table,
+    alwaysDenied: DEFAULT_ALWAYS_DENIED,
+    dnsPort: 53,
+    store,
+    events,
+    clock: systemClock,
+    logger: log,
+    checkIntervalMs: 3_600_000,
+    nft,
+  });
   try {
     for (let i = 0; i < networkCount; i++) store.insert({ ...record(i), policy: syntheticPolicy(10) });
     const t0 = performance.now();
@@ -75,7 +105,13 @@ async function applyLatency(networkCount: number, ruleCounts: number[], iteratio
           if (format === 'auto') retire.push(performance.now() - t1);
         }
       }
-      rows.push({ rules, netlink: summarize(samples.auto), text: summarize(samples.text), json: summarize(samples.json), retire: summarize(retire) });
+      rows.push({
+        rules,
+        netlink: summarize(samples.auto),
+        text: summarize(samples.text),
+        json: summarize(samples.json),
+        retire: summarize(retire),
+      });
     }
     return { bootMs, rows };
   } finally {
@@ -88,7 +124,17 @@ async function applyLatency(networkCount: number, ruleCounts: number[], iteratio
 async function throughput(): Promise<{ withMbps: number; withoutMbps: number }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'director-bench-'));
   const name = `bench-${randomBytes(3).toString('hex')}`;
-  const config = loadConfig({}, { dataDir: dir, runtimeName: name, nftTable: `director_b_${name.slice(6)}`, poolSize: 0, logLevel: 'silent', nftCheckIntervalMs: 3_600_000 });
+  const config = loadConfig(
+    {},
+    {
+      dataDir: dir,
+      runtimeName: name,
+      nftTable: `director_b_${name.slice(6)}`,
+      poolSize: 0,
+      logLevel: 'silent',
+      nftCheckIntervalMs: 3_600_000,
+    },
+  );
   const rt = createRuntime({ config, logger: log });
   const caller = { workspace: 'wsp_bench' };
   try {
@@ -135,12 +181,18 @@ async function throughput(): Promise<{ withMbps: number; withoutMbps: number }> 
 export async function benchNetwork(): Promise<void> {
   const iterations = Number(process.env.BENCH_POLICY_ITERATIONS ?? 30);
   if (process.env.BENCH_NETWORK_LATENCY === '0') return printThroughput();
-  console.log('\npolicy apply → effective (transaction committed), ms; p50/p99 over netlink (the default), then the same changes through nft');
-  console.log(`${'networks'.padEnd(10)} ${'rules'.padStart(6)} ${'p50'.padStart(8)} ${'p99'.padStart(8)}   ${'nft text p50'.padStart(12)} ${'nft JSON p50'.padStart(12)}   retire old generation p50 (later, off the critical path)`);
+  console.log(
+    '\npolicy apply → effective (transaction committed), ms; p50/p99 over netlink (the default), then the same changes through nft',
+  );
+  console.log(
+    `${'networks'.padEnd(10)} ${'rules'.padStart(6)} ${'p50'.padStart(8)} ${'p99'.padStart(8)}   ${'nft text p50'.padStart(12)} ${'nft JSON p50'.padStart(12)}   retire old generation p50 (later, off the critical path)`,
+  );
   for (const networks of [1, 500]) {
     const { bootMs, rows } = await applyLatency(networks, [10, 100, 1000], iterations);
     for (const r of rows) {
-      console.log(`${String(networks).padEnd(10)} ${String(r.rules).padStart(6)} ${r.netlink.p50.toFixed(1).padStart(8)} ${r.netlink.p99.toFixed(1).padStart(8)}   ${r.text.p50.toFixed(1).padStart(12)} ${r.json.p50.toFixed(1).padStart(12)}   ${r.retire.p50.toFixed(1)}`);
+      console.log(
+        `${String(networks).padEnd(10)} ${String(r.rules).padStart(6)} ${r.netlink.p50.toFixed(1).padStart(8)} ${r.netlink.p99.toFixed(1).padStart(8)}   ${r.text.p50.toFixed(1).padStart(12)} ${r.json.p50.toFixed(1).padStart(12)}   ${r.retire.p50.toFixed(1)}`,
+      );
     }
     console.log(`  (boot rebuild of ${networks} network(s): ${bootMs.toFixed(0)} ms)`);
   }
@@ -151,5 +203,7 @@ export async function benchNetwork(): Promise<void> {
 
 async function printThroughput(): Promise<void> {
   const t = await throughput();
-  console.log(`\nsandbox → sandbox TCP throughput: with Director's table ${t.withMbps.toFixed(0)} Mbit/s, without ${t.withoutMbps.toFixed(0)} Mbit/s, ratio ${(t.withMbps / t.withoutMbps).toFixed(3)} (target ≥ 0.95)`);
+  console.log(
+    `\nsandbox → sandbox TCP throughput: with Director's table ${t.withMbps.toFixed(0)} Mbit/s, without ${t.withoutMbps.toFixed(0)} Mbit/s, ratio ${(t.withMbps / t.withoutMbps).toFixed(3)} (target ≥ 0.95)`,
+  );
 }

@@ -24,7 +24,12 @@ const docker = new Docker();
 /** The floor: what any runtime on this engine must at least spend. */
 async function rawOnce(label: string): Promise<number> {
   const t0 = performance.now();
-  const c = await docker.createContainer({ Image: IMAGE, Cmd: ['sleep', 'infinity'], Labels: { 'director.bench': label }, HostConfig: { Init: true } });
+  const c = await docker.createContainer({
+    Image: IMAGE,
+    Cmd: ['sleep', 'infinity'],
+    Labels: { 'director.bench': label },
+    HostConfig: { Init: true },
+  });
   try {
     await c.start();
     const e = await c.exec({ Cmd: ['echo', 'hi'], AttachStdout: true, AttachStderr: true });
@@ -55,8 +60,14 @@ async function run(times: number, conc: number, fn: () => Promise<number>): Prom
   const out: number[] = [];
   let attempted = 0;
   for (let i = 0; i < times; i += conc) {
-    const batch = await Promise.allSettled(Array.from({ length: Math.min(conc, times - i) }, () => { attempted++; return fn(); }));
-    for (const r of batch) if (r.status === 'fulfilled') out.push(r.value);
+    const batch = await Promise.allSettled(
+      Array.from({ length: Math.min(conc, times - i) }, () => {
+        attempted++;
+        return fn();
+      }),
+    );
+    for (const r of batch)
+      if (r.status === 'fulfilled') out.push(r.value);
       else console.error('  failure:', (r.reason as Error).message);
   }
   return summarize(out, attempted);
@@ -64,7 +75,19 @@ async function run(times: number, conc: number, fn: () => Promise<number>): Prom
 
 function runtime(poolSize: number, maxSandboxes = 200): { rt: Runtime; dir: string } {
   const dir = mkdtempSync(path.join(tmpdir(), 'director-bench-'));
-  const config = loadConfig({}, { dataDir: dir, runtimeName: `bench-${randomBytes(3).toString('hex')}`, poolSize, poolImages: IMAGE, defaultImage: IMAGE, maxSandboxes, logLevel: 'silent', networking: 'off' });
+  const config = loadConfig(
+    {},
+    {
+      dataDir: dir,
+      runtimeName: `bench-${randomBytes(3).toString('hex')}`,
+      poolSize,
+      poolImages: IMAGE,
+      defaultImage: IMAGE,
+      maxSandboxes,
+      logLevel: 'silent',
+      networking: 'off',
+    },
+  );
   return { rt: createRuntime({ config, logger: pino({ level: 'silent' }) }), dir };
 }
 
@@ -110,7 +133,12 @@ export async function benchSandbox(): Promise<void> {
   let attempted = 0;
   for (let round = 0; round < 2; round++) {
     await waitPoolFull(warm.rt, CONC);
-    const batch = await Promise.allSettled(Array.from({ length: CONC }, () => { attempted++; return directorOnce(warm.rt); }));
+    const batch = await Promise.allSettled(
+      Array.from({ length: CONC }, () => {
+        attempted++;
+        return directorOnce(warm.rt);
+      }),
+    );
     for (const r of batch) if (r.status === 'fulfilled') warmConcSamples.push(r.value);
   }
   const warmConc = summarize(warmConcSamples, attempted);
@@ -126,5 +154,7 @@ export async function benchSandbox(): Promise<void> {
     [`director warm pool, ${CONC} concurrent`, warmConc, rawConc],
   ]);
   console.log(`pool hits: ${hits} of ${SEQ + attempted} warm creates`);
-  console.log(`targets: warm p50 ≤ 60 ms (${warmSeq.p50.toFixed(1)}), cold ≤ 1.15× floor (${(coldSeq.p50 / rawSeq.p50).toFixed(3)}×), 100% success at ${CONC} concurrent (cold ${coldConc.ok}/${coldConc.n}, warm ${warmConc.ok}/${warmConc.n})`);
+  console.log(
+    `targets: warm p50 ≤ 60 ms (${warmSeq.p50.toFixed(1)}), cold ≤ 1.15× floor (${(coldSeq.p50 / rawSeq.p50).toFixed(3)}×), 100% success at ${CONC} concurrent (cold ${coldConc.ok}/${coldConc.n}, warm ${warmConc.ok}/${warmConc.n})`,
+  );
 }

@@ -18,7 +18,9 @@ const f = (ms: number) => (Number.isNaN(ms) ? '   n/a' : ms.toFixed(1).padStart(
 
 export function printTable(title: string, rows: Array<[string, Summary, Summary | null]>): void {
   console.log(`\n${title}`);
-  console.log(`${'case'.padEnd(44)} ${'p50 ms'.padStart(7)} ${'p95 ms'.padStart(7)} ${'p99 ms'.padStart(7)}  ${'success'.padStart(9)}  ratio p50 vs floor`);
+  console.log(
+    `${'case'.padEnd(44)} ${'p50 ms'.padStart(7)} ${'p95 ms'.padStart(7)} ${'p99 ms'.padStart(7)}  ${'success'.padStart(9)}  ratio p50 vs floor`,
+  );
   for (const [name, s, floor] of rows) {
     const ratio = floor ? (s.p50 / floor.p50).toFixed(3) : '-';
     console.log(`${name.padEnd(44)} ${f(s.p50)} ${f(s.p95)} ${f(s.p99)}  ${`${s.ok}/${s.n}`.padStart(9)}  ${ratio}`);

@@ -41,7 +41,7 @@ export function openDb(dataDir: string, file = 'director.db'): Db {
   // paths). The cache is bounded: a workload with unbounded distinct SQL just re-prepares.
   const prepareRaw = sql.prepare.bind(sql);
   const statements = new Map<string, ReturnType<typeof prepareRaw>>();
-  sql.prepare = ((text: string) => {
+  sql.prepare = (text: string) => {
     let st = statements.get(text);
     if (!st) {
       if (statements.size >= 1000) statements.clear();
@@ -49,7 +49,7 @@ export function openDb(dataDir: string, file = 'director.db'): Db {
       statements.set(text, st);
     }
     return st;
-  });
+  };
   let depth = 0;
   const healthStmt = sql.prepare('INSERT INTO _health (k, ms) VALUES (1, ?) ON CONFLICT(k) DO UPDATE SET ms = excluded.ms');
   return {

@@ -50,8 +50,7 @@ export const validationError = (field: string, issue: string, extra?: Record<str
 export const notFound = (kind: string, id: string): DirectorError =>
   new DirectorError('NOT_FOUND', `${kind} ${id} not found`, { resource: kind, id });
 
-export const conflict = (message: string, details?: ErrorDetails): DirectorError =>
-  new DirectorError('CONFLICT', message, details);
+export const conflict = (message: string, details?: ErrorDetails): DirectorError => new DirectorError('CONFLICT', message, details);
 
 export const unavailable = (message: string, cause?: unknown): DirectorError =>
   new DirectorError('SERVICE_UNAVAILABLE', message, undefined, { cause });

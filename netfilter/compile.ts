@@ -18,13 +18,27 @@ import { remoteEnd, isHostEndpoint, type RuleDirection } from '../policies/netwo
 import { validationError } from '../core/errors.ts';
 import { addrValue, goto, jump, meta, setRef, tableOps, type NftCommand, type NftDocument, type TableOps } from './json.ts';
 import { DEFAULT_LOG_RATE, checkInput, checkNetwork, type NetfilterInput, type NetworkInput } from './model.ts';
-import { BASE_CHAINS, CHAIN_KINDS, CONST_SETS, GLOBAL_SETS, MAPS, SHORT_RE, chainName, counterName, genChainName, parseObjectName } from './names.ts';
+import {
+  BASE_CHAINS,
+  CHAIN_KINDS,
+  CONST_SETS,
+  GLOBAL_SETS,
+  MAPS,
+  SHORT_RE,
+  chainName,
+  counterName,
+  genChainName,
+  parseObjectName,
+} from './names.ts';
 import { networkNameSets, networkRules } from './rules.ts';
 
 const cidrs = (list: readonly string[]): Cidr[] => collapseCidrs(list.map((t) => parseCidr(t)).filter((c): c is Cidr => c !== null));
 
-const setDef = (name: string, family: 4 | 6, flags: string[]): Record<string, unknown> =>
-  ({ name, type: family === 4 ? 'ipv4_addr' : 'ipv6_addr', flags });
+const setDef = (name: string, family: 4 | 6, flags: string[]): Record<string, unknown> => ({
+  name,
+  type: family === 4 ? 'ipv4_addr' : 'ipv6_addr',
+  flags,
+});
 
 /** The type of a per-network name set follows from its name (`..._v4` / `..._v6`). */
 function nameSetDef(name: string): Record<string, unknown> {
@@ -52,7 +66,13 @@ const ENTRY_TAG = 'entry';
  * so retiring the previous generation is a separate, later transaction ({@link compileRetire}).
  * Until then the old `goto` sits behind the new one and is never reached: `goto` does not return.
  */
-function networkCommands(ops: TableOps, input: NetfilterInput, net: NetworkInput, gen: number, presentSets: readonly string[]): NftCommand[] {
+function networkCommands(
+  ops: TableOps,
+  input: NetfilterInput,
+  net: NetworkInput,
+  gen: number,
+  presentSets: readonly string[],
+): NftCommand[] {
   const { rules, sets } = networkRules(net, input.logRate ?? DEFAULT_LOG_RATE);
   const cmds: NftCommand[] = [];
   const create = gen === 0;
@@ -63,11 +83,15 @@ function networkCommands(ops: TableOps, input: NetfilterInput, net: NetworkInput
   }
   // A generation number is used once; the flush (of an empty chain: no deletion) makes the document idempotent.
   for (const kind of CHAIN_KINDS) {
-    cmds.push(ops.add('chain', { name: genChainName(net.short, kind, gen) }), ops.flush('chain', { name: genChainName(net.short, kind, gen) }));
+    cmds.push(
+      ops.add('chain', { name: genChainName(net.short, kind, gen) }),
+      ops.flush('chain', { name: genChainName(net.short, kind, gen) }),
+    );
   }
   for (const s of sets) if (!presentSets.includes(s.name)) cmds.push(ops.add('set', setDef(s.name, s.family, ['timeout'])));
   for (const r of rules) cmds.push(ops.rule(genChainName(net.short, r.chain, gen), r.comment, r.expr));
-  for (const kind of CHAIN_KINDS) cmds.push(ops.insertRule(chainName(net.short, kind), ENTRY_TAG, [goto(genChainName(net.short, kind, gen))]));
+  for (const kind of CHAIN_KINDS)
+    cmds.push(ops.insertRule(chainName(net.short, kind), ENTRY_TAG, [goto(genChainName(net.short, kind, gen))]));
   if (!create) return cmds;
   for (const kind of CHAIN_KINDS) {
     cmds.push(ops.add('element', ops.elements(MAPS[kind], [[net.bridge, jump(chainName(net.short, kind))]])));
@@ -94,7 +118,10 @@ export function compileTable(input: NetfilterInput): NftDocument {
   for (const c of Object.values(CONST_SETS)) cmds.push(ops.add('set', { name: c.name, type: c.type, elem: [...c.elem] }));
   cmds.push(ops.add('set', setDef(GLOBAL_SETS.subnetsV4, 4, ['interval'])));
   cmds.push(ops.add('set', setDef(GLOBAL_SETS.subnetsV6, 6, ['interval'])));
-  for (const [name, family, list] of [[GLOBAL_SETS.deniedV4, 4, input.alwaysDenied.v4], [GLOBAL_SETS.deniedV6, 6, input.alwaysDenied.v6]] as const) {
+  for (const [name, family, list] of [
+    [GLOBAL_SETS.deniedV4, 4, input.alwaysDenied.v4],
+    [GLOBAL_SETS.deniedV6, 6, input.alwaysDenied.v6],
+  ] as const) {
     cmds.push(ops.add('set', setDef(name, family, ['interval'])));
     const elem = cidrs(list).map(addrValue);
     if (elem.length) cmds.push(ops.add('element', ops.elements(name, elem)));
@@ -203,7 +230,11 @@ export function compileRemoveNetwork(table: string, net: NetworkInput, objects: 
     cmds.push(ops.add('counter', { name: counterName(net.short, kind) }), ops.del('counter', { name: counterName(net.short, kind) }));
   }
   const sub = subnetElements(net);
-  const elements: [string, unknown[]][] = [[GLOBAL_SETS.bridges, [net.bridge]], [GLOBAL_SETS.subnetsV4, sub.v4], [GLOBAL_SETS.subnetsV6, sub.v6]];
+  const elements: [string, unknown[]][] = [
+    [GLOBAL_SETS.bridges, [net.bridge]],
+    [GLOBAL_SETS.subnetsV4, sub.v4],
+    [GLOBAL_SETS.subnetsV6, sub.v6],
+  ];
   for (const [set, elem] of elements) {
     if (elem.length) cmds.push(ops.add('element', ops.elements(set, elem)), ops.del('element', ops.elements(set, elem)));
   }
@@ -230,13 +261,19 @@ export type NameRuleTarget = { direction: RuleDirection; index: number } | { hos
  * an address refreshes its timeout. Addresses of a family the rule does not cover are skipped;
  * an empty document means nothing to do.
  */
-export function addResolvedAddresses(table: string, net: NetworkInput, target: NameRuleTarget, addresses: readonly ResolvedAddress[]): NftDocument {
+export function addResolvedAddresses(
+  table: string,
+  net: NetworkInput,
+  target: NameRuleTarget,
+  addresses: readonly ResolvedAddress[],
+): NftDocument {
   let host: string;
   if ('host' in target) host = target.host;
   else {
     const rule = net.policy?.[target.direction][target.index];
     const remote = rule?.[remoteEnd(target.direction)];
-    if (!isHostEndpoint(remote)) throw validationError('target', `${target.direction}[${target.index}] is not a host-name rule of network ${net.short}`);
+    if (!isHostEndpoint(remote))
+      throw validationError('target', `${target.direction}[${target.index}] is not a host-name rule of network ${net.short}`);
     host = remote;
   }
   const sets = networkNameSets(net).filter((s) => s.host === host);
@@ -247,11 +284,11 @@ export function addResolvedAddresses(table: string, net: NetworkInput, target: N
     const elem = addresses.flatMap((a, i) => {
       const ip = parseIp(a.addr);
       if (!ip) throw validationError(`addresses[${i}].addr`, `"${a.addr}" is not an IP address`);
-      if (!Number.isFinite(a.timeoutS) || a.timeoutS <= 0) throw validationError(`addresses[${i}].timeoutS`, 'must be a positive number of seconds');
+      if (!Number.isFinite(a.timeoutS) || a.timeoutS <= 0)
+        throw validationError(`addresses[${i}].timeoutS`, 'must be a positive number of seconds');
       return ip.family === set.family ? [{ elem: { val: formatIp(ip), timeout: Math.min(Math.ceil(a.timeoutS), 2 ** 31) } }] : [];
     });
     if (elem.length) cmds.push(ops.add('element', ops.elements(set.name, elem)));
   }
   return { nftables: cmds };
 }
-

@@ -10,7 +10,9 @@ export type NftExpr = Record<string, unknown>;
 export type NftCommand = Partial<Record<'add' | 'insert' | 'delete' | 'flush', Record<string, Record<string, unknown>>>>;
 
 /** A document nft applies as one transaction (as JSON, or rendered in nft's syntax by `text.ts`). */
-export interface NftDocument { nftables: NftCommand[] }
+export interface NftDocument {
+  nftables: NftCommand[];
+}
 
 export const FAMILY = 'inet';
 

@@ -32,10 +32,16 @@ export interface NetworkInput {
   dns: DnsResolver | null;
 }
 
-export interface AlwaysDenied { v4: string[]; v6: string[] }
+export interface AlwaysDenied {
+  v4: string[];
+  v6: string[];
+}
 
 /** Token bucket of the drop log, per rule. */
-export interface LogRate { perSecond: number; burst: number }
+export interface LogRate {
+  perSecond: number;
+  burst: number;
+}
 
 export interface NetfilterInput {
   /** Name of Director's `inet` table (default {@link DEFAULT_TABLE}). */
@@ -105,10 +111,14 @@ export function checkInput(input: NetfilterInput): void {
     shorts.add(n.short);
     bridges.add(n.bridge);
     // Overlapping subnets would make the cross-network guard ambiguous (and nft refuses them in one interval set).
-    for (const [key, text] of [['subnetV4', n.subnetV4], ['subnetV6', n.subnetV6]] as const) {
+    for (const [key, text] of [
+      ['subnetV4', n.subnetV4],
+      ['subnetV6', n.subnetV6],
+    ] as const) {
       const c = text === undefined ? null : parseCidr(text);
       if (!c) continue;
-      if (subnets.some((o) => cidrContains(o, c) || cidrContains(c, o))) throw validationError(`networks[${i}].${key}`, `${text} overlaps another network's subnet`);
+      if (subnets.some((o) => cidrContains(o, c) || cidrContains(c, o)))
+        throw validationError(`networks[${i}].${key}`, `${text} overlaps another network's subnet`);
       subnets.push(c);
     }
   });

@@ -46,8 +46,7 @@ export type CounterKind = 'allowed' | 'denied';
 export const SHORT_RE = /^[a-z0-9]{1,12}$/;
 
 /** A stable short name for a network id: 8 hex characters of its SHA-256. */
-export const shortName = (networkId: string): string =>
-  createHash('sha256').update(networkId).digest('hex').slice(0, 8);
+export const shortName = (networkId: string): string => createHash('sha256').update(networkId).digest('hex').slice(0, 8);
 
 export const netPrefix = (short: string): string => `net_${short}`;
 /** The entry chain a verdict map jumps to. */
@@ -69,7 +68,8 @@ export function parseObjectName(name: string): ParsedName | null {
   const m = /^net_([a-z0-9]{1,12})_(out|in|host|allowed|denied|h[0-9a-f]{10}_v(4|6))(?:_g(\d{1,9}))?$/.exec(name);
   if (!m) return null;
   const [, short = '', what = '', fam, gen] = m;
-  if (what === 'out' || what === 'in' || what === 'host') return gen === undefined ? { kind: 'chain', short, chain: what } : { kind: 'chain', short, chain: what, gen: Number(gen) };
+  if (what === 'out' || what === 'in' || what === 'host')
+    return gen === undefined ? { kind: 'chain', short, chain: what } : { kind: 'chain', short, chain: what, gen: Number(gen) };
   if (gen !== undefined) return null;
   if (what === 'allowed' || what === 'denied') return { kind: 'counter', short, counter: what };
   return { kind: 'set', short, family: fam === '6' ? 6 : 4 };
@@ -85,12 +85,10 @@ export type Guard = (typeof GUARDS)[number];
 const SIDE: Record<ChainKind, string> = { out: 'o', in: 'i', host: 'h' };
 
 export const guardTag = (chain: ChainKind, guard: Guard): string => `${SIDE[chain]}.${guard}`;
-export const ruleTag = (direction: 'outbound' | 'inbound', index: number): string =>
-  `${direction === 'outbound' ? 'o' : 'i'}${index}`;
+export const ruleTag = (direction: 'outbound' | 'inbound', index: number): string => `${direction === 'outbound' ? 'o' : 'i'}${index}`;
 
 export type ParsedTag =
-  | { kind: 'rule'; direction: 'outbound' | 'inbound'; index: number }
-  | { kind: 'guard'; chain: ChainKind; guard: Guard };
+  { kind: 'rule'; direction: 'outbound' | 'inbound'; index: number } | { kind: 'guard'; chain: ChainKind; guard: Guard };
 
 export function parseTag(tag: string): ParsedTag | null {
   const rule = /^([oi])(\d{1,5})$/.exec(tag);
@@ -120,10 +118,13 @@ export function parseRuleComment(comment: string): { tag: string; host: string |
  * Kernel log prefix of a denied (`dir:`) or audited would-be-denied (`dira:`) packet:
  * `dir:<short>:<tag>: `, e.g. `dir:3f9a01bc:o2: ` or `dira:3f9a01bc:o.default: `.
  */
-export const logPrefix = (short: string, tag: string, audit: boolean): string =>
-  `${audit ? 'dira' : 'dir'}:${short}:${tag}: `;
+export const logPrefix = (short: string, tag: string, audit: boolean): string => `${audit ? 'dira' : 'dir'}:${short}:${tag}: `;
 
-export interface ParsedLogPrefix { audit: boolean; short: string; tag: ParsedTag }
+export interface ParsedLogPrefix {
+  audit: boolean;
+  short: string;
+  tag: ParsedTag;
+}
 
 /** Finds and parses a Director log prefix in a kernel log line; null when there is none. */
 export function parseLogLine(line: string): ParsedLogPrefix | null {

@@ -143,7 +143,8 @@ class Writer {
 }
 
 function name(v: unknown, what: string): string {
-  if (typeof v !== 'string' || v.length === 0 || v.length >= NFT_NAME_MAXLEN || !/^[\x21-\x7e]+$/.test(v)) throw new Unencodable(`${what}: ${JSON.stringify(v)}`);
+  if (typeof v !== 'string' || v.length === 0 || v.length >= NFT_NAME_MAXLEN || !/^[\x21-\x7e]+$/.test(v))
+    throw new Unencodable(`${what}: ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -162,7 +163,11 @@ const cmp = (w: Writer, op: number, value: Uint8Array) => expr(w, 'cmp', () => (
 const payloadLoad = (w: Writer, base: number, offset: number, len: number) =>
   expr(w, 'payload', () => (w.u32(1, REG_1), w.u32(2, base), w.u32(3, offset), w.u32(4, len)));
 const bitwise = (w: Writer, mask: Uint8Array) =>
-  expr(w, 'bitwise', () => (w.u32(1, REG_1), w.u32(2, REG_1), w.u32(3, mask.length), w.data(4, mask), w.data(5, new Uint8Array(mask.length))));
+  expr(
+    w,
+    'bitwise',
+    () => (w.u32(1, REG_1), w.u32(2, REG_1), w.u32(3, mask.length), w.data(4, mask), w.data(5, new Uint8Array(mask.length))),
+  );
 const lookup = (w: Writer, set: string, setId: number | undefined) =>
   expr(w, 'lookup', () => {
     w.u32(2, REG_1);
@@ -192,9 +197,20 @@ function hostU32(n: number): Uint8Array {
 const { obj, only } = shapeReaders(Unencodable);
 
 /** One rule's state: what its earlier matches established, so a dependency is added once (as nft does). */
-interface Rule { w: Writer; setIds: Map<string, number>; nfproto: 4 | 6 | null; l4: number | null }
+interface Rule {
+  w: Writer;
+  setIds: Map<string, number>;
+  nfproto: 4 | 6 | null;
+  l4: number | null;
+}
 
-interface Field { deps: (r: Rule) => void; base: number; offset: number; len: number; kind: 'addr' | 'port' | 'u8' }
+interface Field {
+  deps: (r: Rule) => void;
+  base: number;
+  offset: number;
+  len: number;
+  kind: 'addr' | 'port' | 'u8';
+}
 function nfprotoDep(family: 4 | 6): (r: Rule) => void {
   return (r) => {
     if (r.nfproto === family) return;
@@ -211,7 +227,13 @@ function l4Dep(proto: number): (r: Rule) => void {
     cmp(r.w, CMP.eq, u8(proto));
   };
 }
-const addrField = (family: 4 | 6, offset: number): Field => ({ deps: nfprotoDep(family), base: BASE.network, offset, len: family === 4 ? 4 : 16, kind: 'addr' });
+const addrField = (family: 4 | 6, offset: number): Field => ({
+  deps: nfprotoDep(family),
+  base: BASE.network,
+  offset,
+  len: family === 4 ? 4 : 16,
+  kind: 'addr',
+});
 const FIELDS: Record<string, Field> = {
   'ip saddr': addrField(4, 12),
   'ip daddr': addrField(4, 16),
@@ -222,7 +244,10 @@ const FIELDS: Record<string, Field> = {
   'th dport': { deps: () => undefined, base: BASE.transport, offset: 2, len: 2, kind: 'port' },
   'icmpv6 type': {
     deps: (r) => (nfprotoDep(6)(r), l4Dep(L4['ipv6-icmp'])(r)),
-    base: BASE.transport, offset: 0, len: 1, kind: 'u8',
+    base: BASE.transport,
+    offset: 0,
+    len: 1,
+    kind: 'u8',
   },
 };
 
@@ -270,7 +295,8 @@ function payloadMatch(r: Rule, field: Field, op: unknown, right: unknown): void 
       return;
     }
     const [kind, body] = only(obj(right));
-    if (kind !== 'range' || !Array.isArray(body) || body.length !== 2 || o !== CMP.eq) throw new Unencodable(`port match ${JSON.stringify(right)}`);
+    if (kind !== 'range' || !Array.isArray(body) || body.length !== 2 || o !== CMP.eq)
+      throw new Unencodable(`port match ${JSON.stringify(right)}`);
     const [from, to] = [be16(port(body[0])), be16(port(body[1]))];
     field.deps(r);
     load();
@@ -289,7 +315,8 @@ function payloadMatch(r: Rule, field: Field, op: unknown, right: unknown): void 
   }
   const [kind, body] = only(obj(right));
   const p = obj(body);
-  if (kind !== 'prefix' || !Number.isInteger(p.len) || (p.len as number) < 0 || (p.len as number) > field.len * 8) throw new Unencodable(`address match ${JSON.stringify(right)}`);
+  if (kind !== 'prefix' || !Number.isInteger(p.len) || (p.len as number) < 0 || (p.len as number) > field.len * 8)
+    throw new Unencodable(`address match ${JSON.stringify(right)}`);
   const bits = p.len as number;
   const addr = address(p.addr, family);
   field.deps(r);
@@ -303,7 +330,11 @@ function payloadMatch(r: Rule, field: Field, op: unknown, right: unknown): void 
   for (let i = 0; i < bits; i++) mask[i >> 3]! |= 0x80 >> (i & 7);
   load();
   bitwise(w, mask);
-  cmp(w, o, addr.map((b, i) => b & mask[i]!));
+  cmp(
+    w,
+    o,
+    addr.map((b, i) => b & mask[i]!),
+  );
 }
 
 function metaMatch(r: Rule, key: unknown, op: unknown, right: unknown): void {
@@ -352,7 +383,14 @@ function statement(r: Rule, e: NftExpr): void {
         metaMatch(r, l.key, m.op, m.right);
         return;
       }
-      if (lk === 'ct' && l.key === 'state' && Object.keys(l).length === 1 && m.op === 'in' && Array.isArray(m.right) && m.right.length > 0) {
+      if (
+        lk === 'ct' &&
+        l.key === 'state' &&
+        Object.keys(l).length === 1 &&
+        m.op === 'in' &&
+        Array.isArray(m.right) &&
+        m.right.length > 0
+      ) {
         let bits = 0;
         for (const s of m.right) {
           const bit = typeof s === 'string' && Object.hasOwn(CT_STATE, s) ? CT_STATE[s as keyof typeof CT_STATE] : undefined;
@@ -373,13 +411,15 @@ function statement(r: Rule, e: NftExpr): void {
       return;
     case 'limit': {
       const b = obj(body);
-      if (!Number.isInteger(b.rate) || !Number.isInteger(b.burst) || b.per !== 'second' || Object.keys(b).length !== 3) throw new Unencodable(`limit ${JSON.stringify(b)}`);
+      if (!Number.isInteger(b.rate) || !Number.isInteger(b.burst) || b.per !== 'second' || Object.keys(b).length !== 3)
+        throw new Unencodable(`limit ${JSON.stringify(b)}`);
       expr(w, 'limit', () => (w.u64(1, b.rate as number), w.u64(2, 1), w.u32(3, b.burst as number), w.u32(4, 0), w.u32(5, 0)));
       return;
     }
     case 'log': {
       const b = obj(body);
-      if (Object.keys(b).length !== 1 || typeof b.prefix !== 'string' || !/^[\x20-\x7e]{1,127}$/.test(b.prefix)) throw new Unencodable(`log ${JSON.stringify(b)}`);
+      if (Object.keys(b).length !== 1 || typeof b.prefix !== 'string' || !/^[\x20-\x7e]{1,127}$/.test(b.prefix))
+        throw new Unencodable(`log ${JSON.stringify(b)}`);
       expr(w, 'log', () => w.str(2, b.prefix as string));
       return;
     }
@@ -438,7 +478,8 @@ function command(w: Writer, c: NftCommand, seq: number, setIds: Map<string, numb
     case 'add set': {
       known(['family', 'table', 'name', 'type', 'flags']);
       const key = Object.hasOwn(SET_KEY, String(b.type)) ? SET_KEY[b.type as keyof typeof SET_KEY] : undefined;
-      if (!key || !Array.isArray(b.flags) || b.flags.length !== 1 || b.flags[0] !== 'timeout') throw new Unencodable(`set ${JSON.stringify(b)}`);
+      if (!key || !Array.isArray(b.flags) || b.flags.length !== 1 || b.flags[0] !== 'timeout')
+        throw new Unencodable(`set ${JSON.stringify(b)}`);
       const set = name(b.name, 'set');
       const id = setIds.size + 1;
       setIds.set(set, id);
@@ -531,7 +572,10 @@ while (defined(my $h = readn(4))) {
 }
 `;
 
-interface Pending { resolve: (r: { sent: boolean; bytes: Buffer }) => void; reject: (e: Error) => void }
+interface Pending {
+  resolve: (r: { sent: boolean; bytes: Buffer }) => void;
+  reject: (e: Error) => void;
+}
 
 class Helper {
   private readonly child: ChildProcess;
@@ -559,7 +603,9 @@ class Helper {
       if (e.code === 'ENOENT') this.missing = true;
       fail(e);
     });
-    this.child.on('close', (code) => fail(new Error(`netlink helper exited (${code ?? 'signal'}): ${Buffer.concat(stderr).toString().trim() || 'no output'}`)));
+    this.child.on('close', (code) =>
+      fail(new Error(`netlink helper exited (${code ?? 'signal'}): ${Buffer.concat(stderr).toString().trim() || 'no output'}`)),
+    );
     this.child.stdin!.on('error', () => undefined);
     this.idle();
   }

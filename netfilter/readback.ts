@@ -9,7 +9,10 @@ import { formatCidr, parseCidr, parseIp } from '../policies/address.ts';
 import type { PolicyMode, PortSpec } from '../policies/network-policy.ts';
 import { GLOBAL_SETS, MAPS, parseObjectName, parseRuleComment, parseTag, type ChainKind, type Guard } from './names.ts';
 
-export interface Counts { packets: number; bytes: number }
+export interface Counts {
+  packets: number;
+  bytes: number;
+}
 
 export interface RuleView {
   index: number;
@@ -28,10 +31,25 @@ export interface RuleView {
   counter: Counts | null;
 }
 
-export interface GuardView { chain: ChainKind; guard: Guard; verdict: Verdict | null; logged: boolean; counter: Counts | null }
+export interface GuardView {
+  chain: ChainKind;
+  guard: Guard;
+  verdict: Verdict | null;
+  logged: boolean;
+  counter: Counts | null;
+}
 
-export interface SetElementView { addr: string; timeoutS: number | null; expiresS: number | null }
-export interface NameSetView { name: string; family: 4 | 6; host: string | null; elements: SetElementView[] }
+export interface SetElementView {
+  addr: string;
+  timeoutS: number | null;
+  expiresS: number | null;
+}
+export interface NameSetView {
+  name: string;
+  family: 4 | 6;
+  host: string | null;
+  elements: SetElementView[];
+}
 
 export interface NetworkView {
   short: string;
@@ -158,8 +176,18 @@ function ruleView(index: number, group: ParsedRule[]): RuleView {
 
 function emptyNetwork(short: string): NetworkView {
   return {
-    short, bridge: null, isolated: false, mode: null, logging: null, outbound: [], inbound: [], guards: [],
-    counters: { allowed: null, denied: null }, sets: {}, generation: null, generations: [],
+    short,
+    bridge: null,
+    isolated: false,
+    mode: null,
+    logging: null,
+    outbound: [],
+    inbound: [],
+    guards: [],
+    counters: { allowed: null, denied: null },
+    sets: {},
+    generation: null,
+    generations: [],
   };
 }
 
@@ -176,7 +204,8 @@ export function parseTable(listing: unknown): TableView {
     if (item.counter) {
       const c = obj(item.counter);
       const parsed = parseObjectName(String(c.name));
-      if (parsed?.kind === 'counter') net(parsed.short).counters[parsed.counter] = { packets: Number(c.packets ?? 0), bytes: Number(c.bytes ?? 0) };
+      if (parsed?.kind === 'counter')
+        net(parsed.short).counters[parsed.counter] = { packets: Number(c.packets ?? 0), bytes: Number(c.bytes ?? 0) };
     }
     if (item.map) {
       const m = obj(item.map);
@@ -192,12 +221,16 @@ export function parseTable(listing: unknown): TableView {
       const elems = Array.isArray(s.elem) ? (s.elem as unknown[]) : [];
       const name = String(s.name);
       if (name === GLOBAL_SETS.bridges) view.bridges = elems.map(String);
-      else if (name === GLOBAL_SETS.subnetsV4 || name === GLOBAL_SETS.subnetsV6) view.subnets.push(...elems.map(cidrText).filter((x): x is string => !!x));
-      else if (name === GLOBAL_SETS.deniedV4 || name === GLOBAL_SETS.deniedV6) view.alwaysDenied.push(...elems.map(cidrText).filter((x): x is string => !!x));
+      else if (name === GLOBAL_SETS.subnetsV4 || name === GLOBAL_SETS.subnetsV6)
+        view.subnets.push(...elems.map(cidrText).filter((x): x is string => !!x));
+      else if (name === GLOBAL_SETS.deniedV4 || name === GLOBAL_SETS.deniedV6)
+        view.alwaysDenied.push(...elems.map(cidrText).filter((x): x is string => !!x));
       const parsed = parseObjectName(name);
       if (parsed?.kind !== 'set') continue;
       net(parsed.short).sets[name] = {
-        name, family: parsed.family, host: null,
+        name,
+        family: parsed.family,
+        host: null,
         elements: elems.map((e) => {
           const el = obj(obj(e).elem);
           const val = typeof e === 'string' ? e : String(el.val);
@@ -250,7 +283,9 @@ export function parseTable(listing: unknown): TableView {
       if (t?.kind !== 'guard') continue;
       const verdictRule = group.find((r) => r.verdict !== null);
       const g: GuardView = {
-        chain: t.chain, guard: t.guard, verdict: verdictRule?.verdict ?? null,
+        chain: t.chain,
+        guard: t.guard,
+        verdict: verdictRule?.verdict ?? null,
         logged: group.some((r) => r.logged),
         counter: group.reduce<Counts | null>((acc, r) => addCounts(acc, r.verdict ? r.counter : null), null),
       };

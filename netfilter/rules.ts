@@ -19,16 +19,46 @@
 import { parseCidr, parseIp, type Cidr, type IpFamily } from '../policies/address.ts';
 import { remoteEnd, type NetworkPolicy, type PolicyRule, type RuleDirection } from '../policies/network-policy.ts';
 import {
-  accept, addrField, addrValue, counter, ct, drop, limit, log, match, meta, namedCounter, payload, ret, setRef,
+  accept,
+  addrField,
+  addrValue,
+  counter,
+  ct,
+  drop,
+  limit,
+  log,
+  match,
+  meta,
+  namedCounter,
+  payload,
+  ret,
+  setRef,
   type NftExpr,
 } from './json.ts';
 import { DEFAULT_LOG_RATE, type LogRate, type NetworkInput } from './model.ts';
 import {
-  CONST_SETS, GLOBAL_SETS, counterName, guardTag, logPrefix, nameSetName, ruleComment, ruleTag, type ChainKind, type Guard,
+  CONST_SETS,
+  GLOBAL_SETS,
+  counterName,
+  guardTag,
+  logPrefix,
+  nameSetName,
+  ruleComment,
+  ruleTag,
+  type ChainKind,
+  type Guard,
 } from './names.ts';
 
-export interface RuleSpec { chain: ChainKind; comment: string; expr: NftExpr[] }
-export interface NameSet { name: string; family: IpFamily; host: string }
+export interface RuleSpec {
+  chain: ChainKind;
+  comment: string;
+  expr: NftExpr[];
+}
+export interface NameSet {
+  name: string;
+  family: IpFamily;
+  host: string;
+}
 
 type Endpoint = { cidr: Cidr } | { host: string };
 
@@ -94,13 +124,25 @@ export function networkRules(net: NetworkInput, logRate: LogRate = DEFAULT_LOG_R
   const denied = namedCounter(counterName(s, 'denied'));
   const policy: NetworkPolicy | null = net.policy;
 
-  interface Verdict { comment?: string; perRuleCounter?: boolean }
+  interface Verdict {
+    comment?: string;
+    perRuleCounter?: boolean;
+  }
   const allow = (chain: ChainKind, tag: string, matches: NftExpr[], o: Verdict = {}) =>
-    rules.push({ chain, comment: o.comment ?? tag, expr: [...matches, ...(o.perRuleCounter === false ? [] : [counter()]), allowed, accept()] });
+    rules.push({
+      chain,
+      comment: o.comment ?? tag,
+      expr: [...matches, ...(o.perRuleCounter === false ? [] : [counter()]), allowed, accept()],
+    });
   const deny = (chain: ChainKind, tag: string, matches: NftExpr[], o: Verdict & { log?: boolean; audit?: boolean } = {}) => {
     const comment = o.comment ?? tag;
-    if (o.log !== false) rules.push({ chain, comment, expr: [...matches, limit(logRate.perSecond, logRate.burst), log(logPrefix(s, tag, o.audit === true))] });
-    rules.push({ chain, comment, expr: [...matches, ...(o.perRuleCounter === false ? [] : [counter()]), denied, o.audit ? ret() : drop()] });
+    if (o.log !== false)
+      rules.push({ chain, comment, expr: [...matches, limit(logRate.perSecond, logRate.burst), log(logPrefix(s, tag, o.audit === true))] });
+    rules.push({
+      chain,
+      comment,
+      expr: [...matches, ...(o.perRuleCounter === false ? [] : [counter()]), denied, o.audit ? ret() : drop()],
+    });
   };
   const guard = (chain: ChainKind, g: Guard) => guardTag(chain, g);
   const tcpUdp = match(meta('l4proto'), setRef(CONST_SETS.tcpUdp.name));
@@ -117,7 +159,11 @@ export function networkRules(net: NetworkInput, logRate: LogRate = DEFAULT_LOG_R
   deny('out', guard('out', 'range'), [match(addrField(4, 'daddr'), setRef(GLOBAL_SETS.deniedV4))]);
   deny('out', guard('out', 'range'), [match(addrField(6, 'daddr'), setRef(GLOBAL_SETS.deniedV6))]);
   deny('out', guard('out', 'xnet'), [match(meta('oifname'), net.bridge, '!='), match(meta('oifname'), setRef(GLOBAL_SETS.bridges))]);
-  if (ownV4) deny('out', guard('out', 'xnet'), [match(addrField(4, 'daddr'), addrValue(ownV4), '!='), match(addrField(4, 'daddr'), setRef(GLOBAL_SETS.subnetsV4))]);
+  if (ownV4)
+    deny('out', guard('out', 'xnet'), [
+      match(addrField(4, 'daddr'), addrValue(ownV4), '!='),
+      match(addrField(4, 'daddr'), setRef(GLOBAL_SETS.subnetsV4)),
+    ]);
   deny('out', guard('out', 'xnet'), [
     ...(ownV6 ? [match(addrField(6, 'daddr'), addrValue(ownV6), '!=')] : []),
     match(addrField(6, 'daddr'), setRef(GLOBAL_SETS.subnetsV6)),
@@ -125,7 +171,11 @@ export function networkRules(net: NetworkInput, logRate: LogRate = DEFAULT_LOG_R
   const resolverMatches = (): NftExpr[] | null => {
     const a = net.dns ? parseIp(net.dns.address) : null;
     if (!a || !net.dns) return null;
-    return [match(addrField(a.family, 'daddr'), addrValue({ ...a, len: a.family === 4 ? 32 : 128 })), tcpUdp, match(payload('th', 'dport'), net.dns.port)];
+    return [
+      match(addrField(a.family, 'daddr'), addrValue({ ...a, len: a.family === 4 ? 32 : 128 })),
+      tcpUdp,
+      match(payload('th', 'dport'), net.dns.port),
+    ];
   };
   const resolver = resolverMatches();
   if (resolver) allow('out', guard('out', 'resolver'), resolver);
@@ -133,14 +183,21 @@ export function networkRules(net: NetworkInput, logRate: LogRate = DEFAULT_LOG_R
 
   // Ingress guards.
   deny('in', guard('in', 'xnet'), [match(meta('iifname'), net.bridge, '!='), match(meta('iifname'), setRef(GLOBAL_SETS.bridges))]);
-  if (ownV4) deny('in', guard('in', 'xnet'), [match(addrField(4, 'saddr'), addrValue(ownV4), '!='), match(addrField(4, 'saddr'), setRef(GLOBAL_SETS.subnetsV4))]);
+  if (ownV4)
+    deny('in', guard('in', 'xnet'), [
+      match(addrField(4, 'saddr'), addrValue(ownV4), '!='),
+      match(addrField(4, 'saddr'), setRef(GLOBAL_SETS.subnetsV4)),
+    ]);
   deny('in', guard('in', 'xnet'), [
     ...(ownV6 ? [match(addrField(6, 'saddr'), addrValue(ownV6), '!=')] : []),
     match(addrField(6, 'saddr'), setRef(GLOBAL_SETS.subnetsV6)),
   ]);
 
   const established = [match(ct('state'), ['established', 'related'], 'in')];
-  for (const [direction, chain] of [['outbound', 'out'], ['inbound', 'in']] as const) {
+  for (const [direction, chain] of [
+    ['outbound', 'out'],
+    ['inbound', 'in'],
+  ] as const) {
     if (!policy) {
       allow(chain, guard(chain, 'open'), []);
       continue;
@@ -151,7 +208,10 @@ export function networkRules(net: NetworkInput, logRate: LogRate = DEFAULT_LOG_R
     allow(chain, guard(chain, 'established'), established, { perRuleCounter: policy.metrics });
     const ordered = policy[direction].map((rule, index) => ({ rule, index }));
     // Deny wins: every deny rule is evaluated before any allow rule.
-    for (const { rule, index } of [...ordered.filter((r) => r.rule.action === 'deny'), ...ordered.filter((r) => r.rule.action === 'allow')]) {
+    for (const { rule, index } of [
+      ...ordered.filter((r) => r.rule.action === 'deny'),
+      ...ordered.filter((r) => r.rule.action === 'allow'),
+    ]) {
       compilePolicyRule(s, direction, rule, (matches, host) => {
         const tag = ruleTag(direction, index);
         const o = { comment: ruleComment(tag, host), perRuleCounter: policy.metrics };
@@ -184,7 +244,10 @@ function compilePolicyRule(
   const host = remote && 'host' in remote ? remote.host : undefined;
   for (const fam of ruleFamilies(src, dst)) {
     const matches: NftExpr[] = [];
-    for (const [ep, field] of [[src, 'saddr'], [dst, 'daddr']] as const) {
+    for (const [ep, field] of [
+      [src, 'saddr'],
+      [dst, 'daddr'],
+    ] as const) {
       if (!ep || fam === null) continue;
       matches.push(match(addrField(fam, field), 'cidr' in ep ? addrValue(ep.cidr) : setRef(nameSetName(short, ep.host, fam))));
     }

@@ -88,7 +88,8 @@ function statement(e: NftExpr): string {
       return `counter name ${ident(body)}`;
     case 'limit': {
       const b = obj(body);
-      if (!Number.isInteger(b.rate) || !Number.isInteger(b.burst) || b.per !== 'second') throw new Unrenderable(`limit ${JSON.stringify(b)}`);
+      if (!Number.isInteger(b.rate) || !Number.isInteger(b.burst) || b.per !== 'second')
+        throw new Unrenderable(`limit ${JSON.stringify(b)}`);
       return `limit rate ${String(b.rate)}/second burst ${String(b.burst)} packets`;
     }
     case 'log':

@@ -68,11 +68,17 @@ export function formatIp(addr: IpAddress): string {
   const g = [112n, 96n, 80n, 64n, 48n, 32n, 16n, 0n].map((s) => Number((addr.value >> s) & 0xffffn));
   let best = -1;
   let bestLen = 1; // RFC 5952: a single zero group is never compressed
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) { i++; continue; }
+  for (let i = 0; i < 8;) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = (a: number[]) => a.map((n) => n.toString(16)).join(':');

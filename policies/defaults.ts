@@ -11,7 +11,9 @@ export const DEFAULTS_DIR = path.join(path.dirname(new URL(import.meta.url).path
 /** Shipped policies by name, in file-name order. */
 export function loadDefaultPolicies(dir = DEFAULTS_DIR): Map<string, NetworkPolicy> {
   const out = new Map<string, NetworkPolicy>();
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()) {
     const policy = validateNetworkPolicy(JSON.parse(readFileSync(path.join(dir, file), 'utf8')));
     out.set(policy.name, policy);
   }

@@ -20,18 +20,21 @@ export const MAX_RULES_PER_DIRECTION = 2000;
 
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
 
-export const PortRangeSchema = Type.Object(
-  { from: Port, to: Port },
-  { additionalProperties: false, description: 'Inclusive port range.' },
-);
+export const PortRangeSchema = Type.Object({ from: Port, to: Port }, { additionalProperties: false, description: 'Inclusive port range.' });
 
 export const PolicyRuleSchema = Type.Object(
   {
     action: Type.Enum(['allow', 'deny']),
     protocol: Type.Enum(['tcp', 'udp', 'icmp', 'all']),
-    source: Type.Optional(Type.String({ minLength: 1, maxLength: 300, description: 'CIDR or address; for inbound rules also a host name.' })),
-    destination: Type.Optional(Type.String({ minLength: 1, maxLength: 300, description: 'CIDR or address; for outbound rules also a host name or *.wildcard.' })),
-    port: Type.Optional(Type.Union([Port, PortRangeSchema], { description: 'Destination port or inclusive {from, to} range; tcp and udp only.' })),
+    source: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 300, description: 'CIDR or address; for inbound rules also a host name.' }),
+    ),
+    destination: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 300, description: 'CIDR or address; for outbound rules also a host name or *.wildcard.' }),
+    ),
+    port: Type.Optional(
+      Type.Union([Port, PortRangeSchema], { description: 'Destination port or inclusive {from, to} range; tcp and udp only.' }),
+    ),
     description: Type.Optional(Type.String({ maxLength: 500 })),
   },
   { additionalProperties: false },
@@ -45,7 +48,12 @@ export const NetworkPolicySchema = Type.Object(
     outbound: Type.Optional(Type.Array(PolicyRuleSchema, { maxItems: MAX_RULES_PER_DIRECTION, default: [] })),
     logging: Type.Optional(Type.Boolean({ default: true, description: 'Log denied packets (rate-limited) to the kernel log.' })),
     metrics: Type.Optional(Type.Boolean({ default: true, description: 'Keep per-rule packet/byte counters.' })),
-    mode: Type.Optional(Type.Enum(['enforce', 'audit'], { default: 'enforce', description: 'audit logs and counts what would be denied but drops nothing the policy denies.' })),
+    mode: Type.Optional(
+      Type.Enum(['enforce', 'audit'], {
+        default: 'enforce',
+        description: 'audit logs and counts what would be denied but drops nothing the policy denies.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -80,8 +88,7 @@ export class PolicyValidationError extends DirectorError {
 }
 
 /** The end of a rule that is outside the sandbox, the only one that may be a host name. */
-export const remoteEnd = (direction: RuleDirection): 'source' | 'destination' =>
-  direction === 'outbound' ? 'destination' : 'source';
+export const remoteEnd = (direction: RuleDirection): 'source' | 'destination' => (direction === 'outbound' ? 'destination' : 'source');
 
 /** `/outbound/2/destination` → `outbound[2].destination`. */
 function fieldPath(pointer: string): string {
@@ -91,14 +98,22 @@ function fieldPath(pointer: string): string {
     .reduce((acc, seg) => (/^\d+$/.test(seg) ? `${acc}[${seg}]` : acc ? `${acc}.${seg}` : seg), '');
 }
 
-interface SchemaError { keyword: string; instancePath: string; params: Record<string, unknown>; message: string }
+interface SchemaError {
+  keyword: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+  message: string;
+}
 
 function schemaIssue(errors: SchemaError[]): PolicyValidationError {
   const first = errors[0]!;
   const path = fieldPath(first.instancePath);
   const join = (a: string, b: string) => (a ? `${a}.${b}` : b);
   if (/(^|\.)port$|\.port\./.test(path)) {
-    return new PolicyValidationError(path.replace(/\.(from|to)$/, ''), 'must be an integer 1-65535 or an inclusive range {"from": 1-65535, "to": 1-65535}');
+    return new PolicyValidationError(
+      path.replace(/\.(from|to)$/, ''),
+      'must be an integer 1-65535 or an inclusive range {"from": 1-65535, "to": 1-65535}',
+    );
   }
   // An unknown property shows up as a `false` schema at its own path, or as additionalProperties.
   if (first.keyword === 'boolean') return new PolicyValidationError(path, 'is not a known property');
@@ -117,7 +132,10 @@ function schemaIssue(errors: SchemaError[]): PolicyValidationError {
   return new PolicyValidationError(path || '(policy)', first.message);
 }
 
-interface Endpoint { text: string; family: IpFamily | null }
+interface Endpoint {
+  text: string;
+  family: IpFamily | null;
+}
 
 function checkEndpoint(rule: PolicyRule, key: 'source' | 'destination', direction: RuleDirection, at: string): Endpoint | undefined {
   const raw = rule[key];
@@ -130,7 +148,10 @@ function checkEndpoint(rule: PolicyRule, key: 'source' | 'destination', directio
     return { text: formatCidr(r.cidr), family: r.cidr.family };
   }
   if (key !== remoteEnd(direction)) {
-    throw new PolicyValidationError(field, `must be a CIDR: host names are only allowed in the remote end (${direction} rules: ${remoteEnd(direction)})`);
+    throw new PolicyValidationError(
+      field,
+      `must be a CIDR: host names are only allowed in the remote end (${direction} rules: ${remoteEnd(direction)})`,
+    );
   }
   const h = checkHostPattern(raw);
   if ('issue' in h) throw new PolicyValidationError(field, h.issue);
@@ -142,7 +163,10 @@ function normalizeRule(rule: PolicyRule, direction: RuleDirection, at: string): 
   const src = checkEndpoint(rule, 'source', direction, at);
   const dst = checkEndpoint(rule, 'destination', direction, at);
   if (src?.family && dst?.family && src.family !== dst.family) {
-    throw new PolicyValidationError(`${at}.destination`, `is IPv${dst.family} but source is IPv${src.family}; one rule matches one address family`);
+    throw new PolicyValidationError(
+      `${at}.destination`,
+      `is IPv${dst.family} but source is IPv${src.family}; one rule matches one address family`,
+    );
   }
   if (src) out.source = src.text;
   if (dst) out.destination = dst.text;
@@ -160,18 +184,23 @@ function normalizeRule(rule: PolicyRule, direction: RuleDirection, at: string): 
 }
 
 /** Identity of a rule's match, for the contradiction check. */
-export const matchKey = (r: PolicyRule): string =>
-  JSON.stringify([r.protocol, r.source ?? null, r.destination ?? null, r.port ?? null]);
+export const matchKey = (r: PolicyRule): string => JSON.stringify([r.protocol, r.source ?? null, r.destination ?? null, r.port ?? null]);
 
 function checkContradictions(rules: PolicyRule[], direction: RuleDirection): void {
   const seen = new Map<string, number>();
   rules.forEach((rule, i) => {
     const key = matchKey(rule);
     const j = seen.get(key);
-    if (j === undefined) { seen.set(key, i); return; }
+    if (j === undefined) {
+      seen.set(key, i);
+      return;
+    }
     const other = rules[j]!;
     if (other.action !== rule.action) {
-      throw new PolicyValidationError(`${direction}[${i}].action`, `contradicts ${direction}[${j}]: same protocol, source, destination and port with action "${other.action}"`);
+      throw new PolicyValidationError(
+        `${direction}[${i}].action`,
+        `contradicts ${direction}[${j}]: same protocol, source, destination and port with action "${other.action}"`,
+      );
     }
   });
 }
@@ -203,10 +232,13 @@ export function validateNetworkPolicy(input: unknown): NetworkPolicy {
 }
 
 /** Whether a normalized endpoint is a host-name pattern rather than a CIDR. */
-export const isHostEndpoint = (endpoint: string | undefined): endpoint is string =>
-  endpoint !== undefined && !endpoint.includes('/');
+export const isHostEndpoint = (endpoint: string | undefined): endpoint is string => endpoint !== undefined && !endpoint.includes('/');
 
-export interface NameRuleRef { direction: RuleDirection; index: number; host: string }
+export interface NameRuleRef {
+  direction: RuleDirection;
+  index: number;
+  host: string;
+}
 
 /** Every rule whose remote end is a host name, in policy order. */
 export function nameRules(policy: NetworkPolicy): NameRuleRef[] {

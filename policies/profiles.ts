@@ -25,8 +25,16 @@ const constraintProps = {
   allowFilesystem: Type.Boolean({ description: 'false: sandboxes get nothing writable (a request asking for it is refused)' }),
   allowNetwork: Type.Boolean({ description: 'false: sandboxes get no network (a request asking for it is refused)' }),
   allowExec: Type.Boolean({ description: 'false: execute is refused (a request asking for it is refused)' }),
-  maxProcesses: Type.Integer({ minimum: 1, maximum: 65_536, description: 'Ceiling of resourceLimits.pids; its value when the request sets none' }),
-  maxOpenFiles: Type.Integer({ minimum: 16, maximum: 1_048_576, description: 'RLIMIT_NOFILE of sandbox processes (capped by the operator\'s DIRECTOR_NOFILE)' }),
+  maxProcesses: Type.Integer({
+    minimum: 1,
+    maximum: 65_536,
+    description: 'Ceiling of resourceLimits.pids; its value when the request sets none',
+  }),
+  maxOpenFiles: Type.Integer({
+    minimum: 16,
+    maximum: 1_048_576,
+    description: "RLIMIT_NOFILE of sandbox processes (capped by the operator's DIRECTOR_NOFILE)",
+  }),
   readOnlyRoot: Type.Boolean({ description: 'true: a request asking for a writable root is refused' }),
   noPrivileges: Type.Literal(true, { description: 'Always true: privileges are never granted' }),
 };
@@ -85,13 +93,16 @@ export const builtinProfileId = (name: string): string =>
 /** The built-in profiles in `policies/profiles/*.json`, validated: a file that does not validate is a release bug, so this throws. */
 export function loadBuiltinProfiles(dir = PROFILES_DIR): BuiltinProfile[] {
   const out: BuiltinProfile[] = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()) {
     const raw: unknown = JSON.parse(readFileSync(path.join(dir, file), 'utf8'));
     if (!Value.Check(ProfileBodySchema, raw)) {
       const e = [...Value.Errors(ProfileBodySchema, raw)][0];
       throw new Error(`built-in profile ${file} is invalid at ${e?.instancePath || '/'}: ${e?.message ?? 'bad value'}`);
     }
-    if (out.some((p) => p.name.toLowerCase() === raw.name.toLowerCase())) throw new Error(`built-in profile ${file} repeats the name ${raw.name}`);
+    if (out.some((p) => p.name.toLowerCase() === raw.name.toLowerCase()))
+      throw new Error(`built-in profile ${file} repeats the name ${raw.name}`);
     out.push({ ...raw, description: raw.description ?? '', id: builtinProfileId(raw.name) });
   }
   return out;
@@ -101,11 +112,15 @@ export function loadBuiltinProfiles(dir = PROFILES_DIR): BuiltinProfile[] {
  * The first way `child` is wider than `parent` (allows something the parent does not, or a
  * higher limit), or null when it only narrows. A profile may only narrow its parent.
  */
-export function widerThan(child: ProfileConstraints, parent: ProfileConstraints): { constraint: keyof ProfileConstraints; issue: string } | null {
+export function widerThan(
+  child: ProfileConstraints,
+  parent: ProfileConstraints,
+): { constraint: keyof ProfileConstraints; issue: string } | null {
   for (const k of ['allowFilesystem', 'allowNetwork', 'allowExec'] as const) {
     if (child[k] && !parent[k]) return { constraint: k, issue: `sets ${k}=true where its parent sets false` };
   }
-  if (!child.readOnlyRoot && parent.readOnlyRoot) return { constraint: 'readOnlyRoot', issue: 'allows a writable root where its parent requires readOnlyRoot' };
+  if (!child.readOnlyRoot && parent.readOnlyRoot)
+    return { constraint: 'readOnlyRoot', issue: 'allows a writable root where its parent requires readOnlyRoot' };
   for (const k of ['maxProcesses', 'maxOpenFiles'] as const) {
     if (child[k] > parent[k]) return { constraint: k, issue: `sets ${k}=${child[k]} above its parent's ${parent[k]}` };
   }
@@ -149,7 +164,13 @@ export interface Narrowing {
 /** The parts of a create request that ceilings look at. */
 export interface CeilingRequest {
   resourceLimits?: { pids?: number };
-  securityPolicy?: { allowFilesystem?: boolean; allowNetwork?: boolean; allowExec?: boolean; allowedPaths?: string[]; readOnlyRoot?: boolean };
+  securityPolicy?: {
+    allowFilesystem?: boolean;
+    allowNetwork?: boolean;
+    allowExec?: boolean;
+    allowedPaths?: string[];
+    readOnlyRoot?: boolean;
+  };
 }
 
 const by = (c: Ceiling): DeniedBy => ({ level: c.level, id: c.id, name: c.name });
@@ -159,13 +180,21 @@ const by = (c: Ceiling): DeniedBy => ({ level: c.level, id: c.id, name: c.name }
  * ceiling must narrow the one before it. A refusal names the **outermost** level that refuses:
  * changing an inner profile would not help while an outer one still says no.
  */
-export function checkCeilings(req: CeilingRequest, ceilings: readonly Ceiling[]): { ok: true; narrowing: Narrowing } | { ok: false; denial: Denial } {
+export function checkCeilings(
+  req: CeilingRequest,
+  ceilings: readonly Ceiling[],
+): { ok: true; narrowing: Narrowing } | { ok: false; denial: Denial } {
   const deny = (field: string, issue: string, c: Ceiling) => ({ ok: false as const, denial: { field, issue, deniedBy: by(c) } });
   for (let i = 1; i < ceilings.length; i++) {
     const parent = ceilings[i - 1]!;
     const child = ceilings[i]!;
     const wider = widerThan(child.constraints, parent.constraints);
-    if (wider) return deny('profileId', `profile ${child.name} ${wider.issue} (${parent.level} profile ${parent.name}); a profile can only narrow its parent`, parent);
+    if (wider)
+      return deny(
+        'profileId',
+        `profile ${child.name} ${wider.issue} (${parent.level} profile ${parent.name}); a profile can only narrow its parent`,
+        parent,
+      );
   }
   const sp = req.securityPolicy ?? {};
   const first = (refuses: (c: ProfileConstraints) => boolean) => ceilings.find((c) => refuses(c.constraints));
@@ -177,14 +206,22 @@ export function checkCeilings(req: CeilingRequest, ceilings: readonly Ceiling[])
     if (sp.readOnlyRoot === false) return deny('securityPolicy.readOnlyRoot', why, noFs);
   }
   const noNet = first((c) => !c.allowNetwork);
-  if (noNet && sp.allowNetwork === true) return deny('securityPolicy.allowNetwork', `networking is not allowed by the ${noNet.level} profile ${noNet.name}`, noNet);
+  if (noNet && sp.allowNetwork === true)
+    return deny('securityPolicy.allowNetwork', `networking is not allowed by the ${noNet.level} profile ${noNet.name}`, noNet);
   const noExec = first((c) => !c.allowExec);
-  if (noExec && sp.allowExec === true) return deny('securityPolicy.allowExec', `execute is not allowed by the ${noExec.level} profile ${noExec.name}`, noExec);
+  if (noExec && sp.allowExec === true)
+    return deny('securityPolicy.allowExec', `execute is not allowed by the ${noExec.level} profile ${noExec.name}`, noExec);
   const roRoot = first((c) => c.readOnlyRoot);
-  if (roRoot && sp.readOnlyRoot === false) return deny('securityPolicy.readOnlyRoot', `the ${roRoot.level} profile ${roRoot.name} requires a read-only root`, roRoot);
+  if (roRoot && sp.readOnlyRoot === false)
+    return deny('securityPolicy.readOnlyRoot', `the ${roRoot.level} profile ${roRoot.name} requires a read-only root`, roRoot);
   const pids = req.resourceLimits?.pids;
   const overPids = pids === undefined ? undefined : ceilings.find((c) => pids > c.constraints.maxProcesses);
-  if (overPids) return deny('resourceLimits.pids', `${pids} exceeds maxProcesses ${overPids.constraints.maxProcesses} of the ${overPids.level} profile ${overPids.name}`, overPids);
+  if (overPids)
+    return deny(
+      'resourceLimits.pids',
+      `${pids} exceeds maxProcesses ${overPids.constraints.maxProcesses} of the ${overPids.level} profile ${overPids.name}`,
+      overPids,
+    );
   const min = (k: 'maxProcesses' | 'maxOpenFiles') => (ceilings.length ? Math.min(...ceilings.map((c) => c.constraints[k])) : null);
   return {
     ok: true,

@@ -21,7 +21,11 @@ export function syntheticPolicy(ruleCount: number, opts: SyntheticOptions = {}):
   for (let i = 0; i < ruleCount; i++) {
     const byName = nameEvery > 0 && i % nameEvery === nameEvery - 1;
     const destination = byName ? `h${i}.bench.test` : `198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`;
-    const rule: PolicyRule = { action: denyEvery > 0 && i % denyEvery === 0 ? 'deny' : 'allow', protocol: i % 3 === 2 ? 'udp' : 'tcp', destination };
+    const rule: PolicyRule = {
+      action: denyEvery > 0 && i % denyEvery === 0 ? 'deny' : 'allow',
+      protocol: i % 3 === 2 ? 'udp' : 'tcp',
+      destination,
+    };
     rule.port = i % 4 === 3 ? { from: 8000, to: 8000 + (i % 100) + 1 } : 1 + (i % 65535);
     outbound.push(rule);
   }

@@ -100,8 +100,17 @@ export interface EventQuery {
 }
 
 export interface Row {
-  seq: number; id: string; type: string; severity: string; ts_ms: number; workspace: string | null;
-  sandbox_id: string | null; network_id: string | null; session_id: string | null; actor: string | null; details: string;
+  seq: number;
+  id: string;
+  type: string;
+  severity: string;
+  ts_ms: number;
+  workspace: string | null;
+  sandbox_id: string | null;
+  network_id: string | null;
+  session_id: string | null;
+  actor: string | null;
+  details: string;
 }
 
 export const toEvent = (r: Row): SecurityEvent => ({
@@ -169,7 +178,10 @@ export function createEventSink(db: Db, clock: Clock, onEmit?: (e: SecurityEvent
   const insertOne = (item: Item): void => {
     const e = item.event;
     // seq is the rowid (INTEGER PRIMARY KEY): the insert's rowid, without a RETURNING row to build.
-    e.seq = Number(insert.run(e.id, e.type, e.severity, item.tsMs, e.workspace, e.sandboxId, e.networkId, e.sessionId, e.actor, item.json).lastInsertRowid);
+    e.seq = Number(
+      insert.run(e.id, e.type, e.severity, item.tsMs, e.workspace, e.sandboxId, e.networkId, e.sessionId, e.actor, item.json)
+        .lastInsertRowid,
+    );
   };
   /** Marks the event lost and counts it: every lost event is counted exactly once, here. */
   const drop = (item: Item, reason: DropReason) => {
@@ -257,8 +269,17 @@ export function createEventSink(db: Db, clock: Clock, onEmit?: (e: SecurityEvent
     emit(input) {
       const tsMs = clock.nowMs();
       const event: SecurityEvent = {
-        id: newId('evt'), seq: -1, type: input.type, severity: input.severity, timestamp: isoTime(tsMs), workspace: input.workspace ?? null,
-        sandboxId: input.sandboxId ?? null, networkId: input.networkId ?? null, sessionId: input.sessionId ?? null, actor: input.actor ?? null, details: input.details ?? {},
+        id: newId('evt'),
+        seq: -1,
+        type: input.type,
+        severity: input.severity,
+        timestamp: isoTime(tsMs),
+        workspace: input.workspace ?? null,
+        sandboxId: input.sandboxId ?? null,
+        networkId: input.networkId ?? null,
+        sessionId: input.sessionId ?? null,
+        actor: input.actor ?? null,
+        details: input.details ?? {},
       };
       let json: string;
       try {

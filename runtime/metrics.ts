@@ -36,7 +36,12 @@ export function createRuntimeMetrics(registry = new Registry(), opts: { processM
   if (opts.processMetrics) {
     collectDefaultMetrics({ register: registry, prefix: 'director_' });
     // prom-client names three gauges `*_total`, which Prometheus conventions (and promtool) reserve for counters.
-    for (const name of ['director_nodejs_active_handles_total', 'director_nodejs_active_requests_total', 'director_nodejs_active_resources_total']) registry.removeSingleMetric(name);
+    for (const name of [
+      'director_nodejs_active_handles_total',
+      'director_nodejs_active_requests_total',
+      'director_nodejs_active_resources_total',
+    ])
+      registry.removeSingleMetric(name);
   }
   let source: () => Record<string, number> = () => ({});
   const sandboxes = new Gauge({
@@ -73,7 +78,11 @@ export function createRuntimeMetrics(registry = new Registry(), opts: { processM
         }
       },
     });
-  fromNft('director_network_packets_total', 'Packets per network by verdict, from the nft counters (isolated sandbox networks summed as network="isolated").', 'packets');
+  fromNft(
+    'director_network_packets_total',
+    'Packets per network by verdict, from the nft counters (isolated sandbox networks summed as network="isolated").',
+    'packets',
+  );
   fromNft('director_network_bytes_total', 'Bytes per network by verdict, from the nft counters.', 'bytes');
   let health: () => Promise<Record<'engine' | 'store' | 'firewall', number>> = () => Promise.resolve({ engine: 1, store: 1, firewall: 1 });
   new Gauge({
@@ -94,14 +103,49 @@ export function createRuntimeMetrics(registry = new Registry(), opts: { processM
     onCollectNetworks: (fn) => {
       networks = fn;
     },
-    createSeconds: new Histogram({ name: 'director_sandbox_create_duration_seconds', help: 'Time from create request to a running sandbox.', labelNames: ['source'], buckets: LATENCY_BUCKETS, registers: [registry] }),
-    startSeconds: new Histogram({ name: 'director_sandbox_start_duration_seconds', help: 'Time the engine took to start a sandbox container.', buckets: LATENCY_BUCKETS, registers: [registry] }),
-    execSeconds: new Histogram({ name: 'director_exec_duration_seconds', help: 'Duration of executes.', buckets: LATENCY_BUCKETS, registers: [registry] }),
-    execTotal: new Counter({ name: 'director_exec_total', help: 'Executes by result (ok, nonzero, timeout, denied, error).', labelNames: ['result'], registers: [registry] }),
-    eventsTotal: new Counter({ name: 'director_security_events_total', help: 'Security events by type and severity.', labelNames: ['type', 'severity'], registers: [registry] }),
+    createSeconds: new Histogram({
+      name: 'director_sandbox_create_duration_seconds',
+      help: 'Time from create request to a running sandbox.',
+      labelNames: ['source'],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    startSeconds: new Histogram({
+      name: 'director_sandbox_start_duration_seconds',
+      help: 'Time the engine took to start a sandbox container.',
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    execSeconds: new Histogram({
+      name: 'director_exec_duration_seconds',
+      help: 'Duration of executes.',
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    execTotal: new Counter({
+      name: 'director_exec_total',
+      help: 'Executes by result (ok, nonzero, timeout, denied, error).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    eventsTotal: new Counter({
+      name: 'director_security_events_total',
+      help: 'Security events by type and severity.',
+      labelNames: ['type', 'severity'],
+      registers: [registry],
+    }),
     poolHits: new Counter({ name: 'director_pool_hits_total', help: 'Creates served from the warm pool.', registers: [registry] }),
-    poolMisses: new Counter({ name: 'director_pool_misses_total', help: 'Creates that found no warm sandbox for their profile.', registers: [registry] }),
-    poolReady: new Gauge({ name: 'director_pool_ready', help: 'Warm sandboxes ready per pooled image.', labelNames: ['image'], registers: [registry] }),
+    poolMisses: new Counter({
+      name: 'director_pool_misses_total',
+      help: 'Creates that found no warm sandbox for their profile.',
+      registers: [registry],
+    }),
+    poolReady: new Gauge({
+      name: 'director_pool_ready',
+      help: 'Warm sandboxes ready per pooled image.',
+      labelNames: ['image'],
+      registers: [registry],
+    }),
     sandboxes,
     onCollectSandboxes: (fn) => {
       source = fn;

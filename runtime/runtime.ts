@@ -75,7 +75,12 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     const netStore = new NetworkStore(db);
     const firewall = new Firewall({
       table: config.nftTable,
-      alwaysDenied: alwaysDeniedRanges(config.alwaysDeniedOpen.split(',').map((s) => s.trim()).filter(Boolean)),
+      alwaysDenied: alwaysDeniedRanges(
+        config.alwaysDeniedOpen
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ),
       dnsPort: config.dnsPort,
       store: netStore,
       events,
@@ -83,17 +88,40 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
       logger: logger.child({ component: 'firewall' }),
       checkIntervalMs: config.nftCheckIntervalMs,
     });
-    const dns = createDnsController({ upstream: config.dnsUpstream, port: config.dnsPort, store: netStore, firewall, events, alwaysDenied: firewall.alwaysDenied, clock, logger: logger.child({ component: 'dns' }) });
-    const manager = new NetworkManager({ engine, store: netStore, firewall, events, config, clock, logger: logger.child({ component: 'networks' }), dns });
+    const dns = createDnsController({
+      upstream: config.dnsUpstream,
+      port: config.dnsPort,
+      store: netStore,
+      firewall,
+      events,
+      alwaysDenied: firewall.alwaysDenied,
+      clock,
+      logger: logger.child({ component: 'dns' }),
+    });
+    const manager = new NetworkManager({
+      engine,
+      store: netStore,
+      firewall,
+      events,
+      config,
+      clock,
+      logger: logger.child({ component: 'networks' }),
+      dns,
+    });
     const monitor = new DenyMonitor({ store: netStore, events, clock, logger: logger.child({ component: 'deny-log' }) });
     networks = { store: netStore, firewall, manager, monitor, dns };
     metrics.onCollectNetworks(async () => {
       const table = await firewall.table();
-      return netStore.active().map((r) => ({ network: r.privateFor ? 'isolated' : r.name, counters: table?.networks[r.short]?.counters ?? null }));
+      return netStore
+        .active()
+        .map((r) => ({ network: r.privateFor ? 'isolated' : r.name, counters: table?.networks[r.short]?.counters ?? null }));
     });
   }
   metrics.onCollectHealth(async () => {
-    const engineUp = await engine.ping(AbortSignal.timeout(2000)).then(() => 1, () => 0);
+    const engineUp = await engine.ping(AbortSignal.timeout(2000)).then(
+      () => 1,
+      () => 0,
+    );
     let storeUp = 1;
     try {
       db.checkWritable();
@@ -103,7 +131,16 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     const fw = networks?.firewall.status;
     return { engine: engineUp, store: storeUp, firewall: !fw || (fw.booted && !fw.tampered) ? 1 : 0 };
   });
-  const sandboxes = new SandboxManager({ engine, store, events, metrics, config, clock, logger, network: opts.network ?? networks?.manager ?? noNetworking });
+  const sandboxes = new SandboxManager({
+    engine,
+    store,
+    events,
+    metrics,
+    config,
+    clock,
+    logger,
+    network: opts.network ?? networks?.manager ?? noNetworking,
+  });
   if (networks) {
     networks.manager.deps.destroySandbox = async (id, reason) => {
       const rec = store.byId(id);
@@ -127,14 +164,27 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     await networks?.dns.closeAll();
     // Rules stay in force while networks exist (their sandboxes outlive the server); with none
     // left, nothing needs enforcing and the table goes (it is rebuilt at the next start).
-    if (networks && networks.store.active().length === 0) await networks.firewall.dropTable().catch((err: unknown) => logger.warn({ err }, 'could not remove the nft table'));
+    if (networks && networks.store.active().length === 0)
+      await networks.firewall.dropTable().catch((err: unknown) => logger.warn({ err }, 'could not remove the nft table'));
     await pool.drain();
     // Events still waiting for their group's transaction are stored before the store closes.
     events.flush();
     db.close();
   };
   return {
-    config, engine, db, clock, logger, metrics, events, sandboxes, networks, executor, files, pool, supervisor,
+    config,
+    engine,
+    db,
+    clock,
+    logger,
+    metrics,
+    events,
+    sandboxes,
+    networks,
+    executor,
+    files,
+    pool,
+    supervisor,
     async start(o = {}) {
       await networks?.manager.boot();
       await networks?.monitor.start();

@@ -24,7 +24,14 @@ function find(dir: string): string[] {
   return out.sort();
 }
 
-interface FileResult { file: string; passed: number; failed: number; skipped: number; ms: number; output: string }
+interface FileResult {
+  file: string;
+  passed: number;
+  failed: number;
+  skipped: number;
+  ms: number;
+  output: string;
+}
 
 function runFile(file: string): Promise<FileResult> {
   const started = Date.now();
@@ -50,7 +57,14 @@ function runFile(file: string): Promise<FileResult> {
       let failed = Number.isNaN(total) ? 1 : total - passed;
       // A file that exits non-zero after reporting no failure still counts as one failure.
       if (code !== 0 && failed === 0) failed = 1;
-      resolve({ file, passed: Number.isNaN(passed) ? 0 : passed, failed, skipped: Number.isNaN(skipped) ? 0 : skipped, ms: Date.now() - started, output });
+      resolve({
+        file,
+        passed: Number.isNaN(passed) ? 0 : passed,
+        failed,
+        skipped: Number.isNaN(skipped) ? 0 : skipped,
+        ms: Date.now() - started,
+        output,
+      });
     });
   });
 }
@@ -58,12 +72,14 @@ function runFile(file: string): Promise<FileResult> {
 async function pool<T, R>(items: T[], width: number, fn: (t: T) => Promise<R>): Promise<R[]> {
   const out: R[] = [];
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(width, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(width, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!);
+      }
+    }),
+  );
   return out;
 }
 

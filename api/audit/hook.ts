@@ -86,7 +86,12 @@ export function entryFor(req: FastifyRequest, reply: FastifyReply, captured: Cap
 export function installAudit(app: FastifyInstance, opts: { runtime: Runtime }): (req: FastifyRequest, reply: FastifyReply) => void {
   const log = new AuditLog(opts.runtime.db);
   const captured = new WeakMap<FastifyRequest, Captured>();
-  const take = (req: FastifyRequest, _reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void => {
+  const take = (
+    req: FastifyRequest,
+    _reply: FastifyReply,
+    payload: unknown,
+    done: (err: Error | null, payload?: unknown) => void,
+  ): void => {
     captured.set(req, capture(payload));
     done(null, payload);
   };

@@ -75,8 +75,19 @@ interface Row {
 }
 
 const fieldsOf = (r: Row): ChainedFields => ({
-  id: r.id, seq: r.seq, tsMs: r.ts_ms, actor: r.actor, username: r.username, workspace: r.workspace, action: r.action, target: r.target,
-  outcome: r.outcome as Outcome, status: r.status, requestId: r.request_id, source: r.source, userAgent: r.user_agent,
+  id: r.id,
+  seq: r.seq,
+  tsMs: r.ts_ms,
+  actor: r.actor,
+  username: r.username,
+  workspace: r.workspace,
+  action: r.action,
+  target: r.target,
+  outcome: r.outcome as Outcome,
+  status: r.status,
+  requestId: r.request_id,
+  source: r.source,
+  userAgent: r.user_agent,
 });
 
 const toEntry = (r: Row): AuditEntry => {
@@ -128,7 +139,23 @@ export class AuditLog {
         userAgent: input.userAgent ?? null,
       };
       const hash = chainHash(prevHash, f);
-      this.#insert.run(f.seq, f.id, f.tsMs, f.actor, f.username, f.workspace, f.action, f.target, f.outcome, f.status, f.requestId, f.source, f.userAgent, prevHash, hash);
+      this.#insert.run(
+        f.seq,
+        f.id,
+        f.tsMs,
+        f.actor,
+        f.username,
+        f.workspace,
+        f.action,
+        f.target,
+        f.outcome,
+        f.status,
+        f.requestId,
+        f.source,
+        f.userAgent,
+        prevHash,
+        hash,
+      );
       const { tsMs, ...rest } = f;
       return { ...rest, ts: isoTime(tsMs), prevHash, hash };
     });

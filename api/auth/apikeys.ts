@@ -74,13 +74,33 @@ export interface OwnerFilter {
 }
 
 interface KeyRow {
-  id: string; prefix: string; digest: string; user_id: string; workspace_id: string; name: string; scopes: string;
-  created_ms: number; expires_ms: number | null; revoked_ms: number | null; last_used_ms: number | null; rotated_from: string | null;
+  id: string;
+  prefix: string;
+  digest: string;
+  user_id: string;
+  workspace_id: string;
+  name: string;
+  scopes: string;
+  created_ms: number;
+  expires_ms: number | null;
+  revoked_ms: number | null;
+  last_used_ms: number | null;
+  rotated_from: string | null;
 }
 
 const toInfo = (r: KeyRow): ApiKeyInfo => ({
-  id: r.id, prefix: `dk_${r.prefix}`, name: r.name, userId: r.user_id, workspace: r.workspace_id, scopes: JSON.parse(r.scopes) as Scope[],
-  createdMs: r.created_ms, expiresAtMs: r.expires_ms, lastUsedMs: r.last_used_ms, revokedMs: r.revoked_ms, revoked: r.revoked_ms !== null, rotatedFrom: r.rotated_from,
+  id: r.id,
+  prefix: `dk_${r.prefix}`,
+  name: r.name,
+  userId: r.user_id,
+  workspace: r.workspace_id,
+  scopes: JSON.parse(r.scopes) as Scope[],
+  createdMs: r.created_ms,
+  expiresAtMs: r.expires_ms,
+  lastUsedMs: r.last_used_ms,
+  revokedMs: r.revoked_ms,
+  revoked: r.revoked_ms !== null,
+  rotatedFrom: r.rotated_from,
 });
 
 /** Validates scope names (400 naming `scopes[i]`), then that each is within `allowed` (403 naming the scope). */
@@ -88,7 +108,8 @@ export function checkScopes(scopes: unknown, allowed: readonly Scope[]): Scope[]
   if (!Array.isArray(scopes) || scopes.length === 0) throw validationError('scopes', 'must be a non-empty array of scope names');
   const out: Scope[] = [];
   scopes.forEach((s: unknown, i) => {
-    if (typeof s !== 'string' || !(SCOPES as readonly string[]).includes(s)) throw validationError(`scopes[${i}]`, `unknown scope; expected one of ${SCOPES.join(', ')}`);
+    if (typeof s !== 'string' || !(SCOPES as readonly string[]).includes(s))
+      throw validationError(`scopes[${i}]`, `unknown scope; expected one of ${SCOPES.join(', ')}`);
     if (!out.includes(s as Scope)) out.push(s as Scope);
   });
   for (const s of out) {
@@ -125,13 +146,16 @@ export class ApiKeys {
     const scopes = checkScopes(input.scopes, ROLE_SCOPES[role]);
     const nowMs = this.#clock.nowMs();
     const expiresAtMs = input.expiresAtMs ?? null;
-    if (expiresAtMs !== null && (!Number.isSafeInteger(expiresAtMs) || expiresAtMs <= nowMs)) throw validationError('expiresAtMs', 'must be a time in the future (ms since the epoch)');
+    if (expiresAtMs !== null && (!Number.isSafeInteger(expiresAtMs) || expiresAtMs <= nowMs))
+      throw validationError('expiresAtMs', 'must be a time in the future (ms since the epoch)');
     return this.#insert({ userId: input.userId, workspace: input.workspace, name, scopes, expiresAtMs, rotatedFrom: null });
   }
 
   list(workspace: string, filter: OwnerFilter = {}): ApiKeyInfo[] {
     const rows = filter.userId
-      ? this.#db.sql.prepare('SELECT * FROM api_keys WHERE workspace_id = ? AND user_id = ? ORDER BY created_ms DESC, rowid DESC').all(workspace, filter.userId)
+      ? this.#db.sql
+          .prepare('SELECT * FROM api_keys WHERE workspace_id = ? AND user_id = ? ORDER BY created_ms DESC, rowid DESC')
+          .all(workspace, filter.userId)
       : this.#db.sql.prepare('SELECT * FROM api_keys WHERE workspace_id = ? ORDER BY created_ms DESC, rowid DESC').all(workspace);
     return (rows as unknown as KeyRow[]).map(toInfo);
   }
@@ -185,7 +209,13 @@ export class ApiKeys {
     this.#db.sql
       .prepare('UPDATE api_keys SET last_used_ms = ? WHERE id = ? AND (last_used_ms IS NULL OR last_used_ms <= ?)')
       .run(nowMs, row.id, nowMs - LAST_USED_RESOLUTION_MS);
-    return { keyId: row.id, userId: row.user_id, workspace: row.workspace_id, scopes: JSON.parse(row.scopes) as Scope[], expiresAtMs: row.expires_ms };
+    return {
+      keyId: row.id,
+      userId: row.user_id,
+      workspace: row.workspace_id,
+      scopes: JSON.parse(row.scopes) as Scope[],
+      expiresAtMs: row.expires_ms,
+    };
   }
 
   #row(workspace: string, id: string, filter: OwnerFilter): KeyRow {
@@ -194,7 +224,14 @@ export class ApiKeys {
     return row;
   }
 
-  #insert(k: { userId: string; workspace: string; name: string; scopes: Scope[]; expiresAtMs: number | null; rotatedFrom: string | null }): CreatedApiKey {
+  #insert(k: {
+    userId: string;
+    workspace: string;
+    name: string;
+    scopes: Scope[];
+    expiresAtMs: number | null;
+    rotatedFrom: string | null;
+  }): CreatedApiKey {
     const id = newId('key');
     const createdMs = this.#clock.nowMs();
     for (let attempt = 0; ; attempt++) {
@@ -203,16 +240,40 @@ export class ApiKeys {
       const key = `dk_${prefix}_${randomBytes(32).toString('base64url')}`;
       try {
         this.#db.sql
-          .prepare('INSERT INTO api_keys (id, prefix, digest, user_id, workspace_id, name, scopes, created_ms, expires_ms, rotated_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-          .run(id, prefix, digestOf(key).toString('hex'), k.userId, k.workspace, k.name, JSON.stringify(k.scopes), createdMs, k.expiresAtMs, k.rotatedFrom);
+          .prepare(
+            'INSERT INTO api_keys (id, prefix, digest, user_id, workspace_id, name, scopes, created_ms, expires_ms, rotated_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          )
+          .run(
+            id,
+            prefix,
+            digestOf(key).toString('hex'),
+            k.userId,
+            k.workspace,
+            k.name,
+            JSON.stringify(k.scopes),
+            createdMs,
+            k.expiresAtMs,
+            k.rotatedFrom,
+          );
       } catch (err) {
         // 36^8 prefixes: a clash is rare; try a fresh one.
         if (isUniqueViolation(err) && attempt < 4) continue;
         throw err;
       }
       return {
-        id, prefix: `dk_${prefix}`, name: k.name, userId: k.userId, workspace: k.workspace, scopes: k.scopes, createdMs, expiresAtMs: k.expiresAtMs,
-        lastUsedMs: null, revokedMs: null, revoked: false, rotatedFrom: k.rotatedFrom, key,
+        id,
+        prefix: `dk_${prefix}`,
+        name: k.name,
+        userId: k.userId,
+        workspace: k.workspace,
+        scopes: k.scopes,
+        createdMs,
+        expiresAtMs: k.expiresAtMs,
+        lastUsedMs: null,
+        revokedMs: null,
+        revoked: false,
+        rotatedFrom: k.rotatedFrom,
+        key,
       };
     }
   }

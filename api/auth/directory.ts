@@ -34,19 +34,34 @@ const USERNAME_RE = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 const WORKSPACE_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export function checkUsername(v: unknown, field = 'username'): asserts v is string {
-  if (typeof v !== 'string' || !USERNAME_RE.test(v)) throw validationError(field, 'must be 1-64 characters: letters, digits, . _ @ - (starting with a letter or digit)');
+  if (typeof v !== 'string' || !USERNAME_RE.test(v))
+    throw validationError(field, 'must be 1-64 characters: letters, digits, . _ @ - (starting with a letter or digit)');
 }
 
 export function checkRole(v: unknown, field = 'role'): asserts v is Role {
-  if (typeof v !== 'string' || !(ROLES as readonly string[]).includes(v)) throw validationError(field, `must be one of ${ROLES.join(', ')}`);
+  if (typeof v !== 'string' || !(ROLES as readonly string[]).includes(v))
+    throw validationError(field, `must be one of ${ROLES.join(', ')}`);
 }
 
 export function checkWorkspaceName(v: unknown, field = 'name'): asserts v is string {
-  if (typeof v !== 'string' || !WORKSPACE_RE.test(v)) throw validationError(field, 'must be 1-63 characters: lowercase letters, digits and -');
+  if (typeof v !== 'string' || !WORKSPACE_RE.test(v))
+    throw validationError(field, 'must be 1-63 characters: lowercase letters, digits and -');
 }
 
-interface UserRow { id: string; username: string; password_hash: string; disabled: number; created_ms: number }
-const toUser = (r: UserRow): UserRecord => ({ id: r.id, username: r.username, passwordHash: r.password_hash, disabled: r.disabled !== 0, createdMs: r.created_ms });
+interface UserRow {
+  id: string;
+  username: string;
+  password_hash: string;
+  disabled: number;
+  created_ms: number;
+}
+const toUser = (r: UserRow): UserRecord => ({
+  id: r.id,
+  username: r.username,
+  passwordHash: r.password_hash,
+  disabled: r.disabled !== 0,
+  createdMs: r.created_ms,
+});
 
 export class Directory {
   readonly #db: Db;
@@ -74,8 +89,7 @@ export class Directory {
   /** Finds a workspace by id (`wsp_...`) or by name (names cannot contain `_`, so the two never clash). */
   findWorkspace(ref: string): WorkspaceInfo | null {
     const row = this.#db.sql.prepare('SELECT id, name, created_ms FROM workspaces WHERE id = ? OR name = ?').get(ref, ref) as
-      | { id: string; name: string; created_ms: number }
-      | undefined;
+      { id: string; name: string; created_ms: number } | undefined;
     return row ? { id: row.id, name: row.name, createdMs: row.created_ms } : null;
   }
 
@@ -83,7 +97,9 @@ export class Directory {
   insertUser(username: string, passwordHash: string): UserRecord {
     const user = { id: newId('usr'), username, passwordHash, disabled: false, createdMs: this.#clock.nowMs() };
     try {
-      this.#db.sql.prepare('INSERT INTO users (id, username, password_hash, disabled, created_ms) VALUES (?, ?, ?, 0, ?)').run(user.id, username, passwordHash, user.createdMs);
+      this.#db.sql
+        .prepare('INSERT INTO users (id, username, password_hash, disabled, created_ms) VALUES (?, ?, ?, 0, ?)')
+        .run(user.id, username, passwordHash, user.createdMs);
     } catch (err) {
       if (isUniqueViolation(err)) throw conflict(`a user named ${username} already exists`, { field: 'username' });
       throw err;
@@ -114,15 +130,15 @@ export class Directory {
 
   /** The user's role in a workspace (by id), or null when not a member. */
   roleOf(userId: string, workspaceId: string): Role | null {
-    const row = this.#db.sql.prepare('SELECT role FROM memberships WHERE user_id = ? AND workspace_id = ?').get(userId, workspaceId) as { role: string } | undefined;
+    const row = this.#db.sql.prepare('SELECT role FROM memberships WHERE user_id = ? AND workspace_id = ?').get(userId, workspaceId) as
+      { role: string } | undefined;
     return row && (ROLES as readonly string[]).includes(row.role) ? (row.role as Role) : null;
   }
 
   /** The workspace a user acts in when none is requested: the first one they joined. */
   firstMembership(userId: string): { workspace: string; role: Role } | null {
     const row = this.#db.sql.prepare('SELECT workspace_id, role FROM memberships WHERE user_id = ? ORDER BY rowid LIMIT 1').get(userId) as
-      | { workspace_id: string; role: string }
-      | undefined;
+      { workspace_id: string; role: string } | undefined;
     return row && (ROLES as readonly string[]).includes(row.role) ? { workspace: row.workspace_id, role: row.role as Role } : null;
   }
 
@@ -132,14 +148,18 @@ export class Directory {
     if (!this.userById(userId)) throw notFound('user', userId);
     if (!this.#db.sql.prepare('SELECT 1 AS x FROM workspaces WHERE id = ?').get(workspaceId)) throw notFound('workspace', workspaceId);
     this.#db.sql
-      .prepare('INSERT INTO memberships (user_id, workspace_id, role) VALUES (?, ?, ?) ON CONFLICT (user_id, workspace_id) DO UPDATE SET role = excluded.role')
+      .prepare(
+        'INSERT INTO memberships (user_id, workspace_id, role) VALUES (?, ?, ?) ON CONFLICT (user_id, workspace_id) DO UPDATE SET role = excluded.role',
+      )
       .run(userId, workspaceId, role);
     this.#epoch.bump();
   }
 
   listMembers(workspaceId: string): MemberInfo[] {
     const rows = this.#db.sql
-      .prepare('SELECT u.id, u.username, u.disabled, u.created_ms, m.role FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.workspace_id = ? ORDER BY u.created_ms, u.rowid')
+      .prepare(
+        'SELECT u.id, u.username, u.disabled, u.created_ms, m.role FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.workspace_id = ? ORDER BY u.created_ms, u.rowid',
+      )
       .all(workspaceId) as { id: string; username: string; disabled: number; created_ms: number; role: Role }[];
     return rows.map((r) => ({ userId: r.id, username: r.username, role: r.role, disabled: r.disabled !== 0, createdMs: r.created_ms }));
   }

@@ -36,4 +36,5 @@ export const forbidden = (message: string, details?: ErrorDetails): DirectorErro
 export const notMember = (): DirectorError => forbidden('not a member of this workspace', { reason: 'not_member' });
 
 /** The 403 for a principal that lacks the scope a route needs. */
-export const missingScope = (scope: string): DirectorError => forbidden(`missing required scope ${scope}`, { scope, reason: 'missing_scope' });
+export const missingScope = (scope: string): DirectorError =>
+  forbidden(`missing required scope ${scope}`, { scope, reason: 'missing_scope' });

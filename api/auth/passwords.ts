@@ -36,7 +36,13 @@ export async function hashPassword(password: string): Promise<string> {
   return `scrypt$${N}$${R}$${P}$${salt.toString('base64')}$${key.toString('base64')}`;
 }
 
-interface Parsed { n: number; r: number; p: number; salt: Buffer; hash: Buffer }
+interface Parsed {
+  n: number;
+  r: number;
+  p: number;
+  salt: Buffer;
+  hash: Buffer;
+}
 
 /**
  * Parses an encoded hash, refusing parameters outside sane bounds: a tampered row must not
@@ -66,8 +72,7 @@ export async function verifyPassword(password: string, encoded: string): Promise
  * A hash of a password nobody knows, with the current parameters. Logins for unknown users
  * verify against it so they take as long as logins with a wrong password.
  */
-export const DUMMY_PASSWORD_HASH =
-  'scrypt$32768$8$1$GGgIDp+ebMvwgPl8g4MsTw==$x320zlBNHb/coS4dXJRNPjpJ5CvBX+ybkjY7vAkqBUY=';
+export const DUMMY_PASSWORD_HASH = 'scrypt$32768$8$1$GGgIDp+ebMvwgPl8g4MsTw==$x320zlBNHb/coS4dXJRNPjpJ5CvBX+ybkjY7vAkqBUY=';
 
 /** Throws VALIDATION_ERROR on `field` unless the password meets the policy (12–1024 code points). */
 export function checkPasswordPolicy(password: unknown, field = 'password'): asserts password is string {

@@ -31,9 +31,7 @@ export interface RefreshSession {
 }
 
 /** Outcome of presenting a refresh token. On `reused`, the user's tokens are already revoked. */
-export type ConsumeResult =
-  | { ok: true; session: RefreshSession }
-  | { ok: false; reason: AuthFailureReason; revokedAccessJtis: string[] };
+export type ConsumeResult = { ok: true; session: RefreshSession } | { ok: false; reason: AuthFailureReason; revokedAccessJtis: string[] };
 
 export class RefreshTokens {
   readonly ttlMs: number;
@@ -60,7 +58,9 @@ export class RefreshTokens {
       // Expired rows are useless, even for reuse detection: an expired token is refused anyway.
       this.#db.sql.prepare('DELETE FROM refresh_tokens WHERE expires_ms < ? AND user_id = ?').run(nowMs, input.userId);
       this.#db.sql
-        .prepare('INSERT INTO refresh_tokens (id, digest, user_id, workspace_id, family, access_jti, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .prepare(
+          'INSERT INTO refresh_tokens (id, digest, user_id, workspace_id, family, access_jti, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        )
         .run(randomUUID(), digestOf(refreshToken), input.userId, input.workspace, family, input.accessJti, nowMs, expiresMs);
     });
     return { refreshToken, refreshExpiresAtMs: expiresMs, family };
@@ -73,7 +73,8 @@ export class RefreshTokens {
     return this.#db.tx((): ConsumeResult => {
       const row = this.#db.sql
         .prepare('SELECT id, user_id, workspace_id, family, expires_ms, revoked_ms FROM refresh_tokens WHERE digest = ?')
-        .get(digestOf(presented)) as { id: string; user_id: string; workspace_id: string; family: string; expires_ms: number; revoked_ms: number | null } | undefined;
+        .get(digestOf(presented)) as
+        { id: string; user_id: string; workspace_id: string; family: string; expires_ms: number; revoked_ms: number | null } | undefined;
       if (!row) return { ok: false, reason: 'unknown_refresh_token', revokedAccessJtis: [] };
       if (row.revoked_ms !== null) {
         return { ok: false, reason: 'refresh_token_reused', revokedAccessJtis: this.revokeUser(row.user_id) };
@@ -90,7 +91,8 @@ export class RefreshTokens {
    */
   revokeSessionOf(accessJti: string): string[] {
     return this.#db.tx(() => {
-      const row = this.#db.sql.prepare('SELECT family FROM refresh_tokens WHERE access_jti = ?').get(accessJti) as { family: string } | undefined;
+      const row = this.#db.sql.prepare('SELECT family FROM refresh_tokens WHERE access_jti = ?').get(accessJti) as
+        { family: string } | undefined;
       if (!row) return [];
       return this.#revokeWhere('family = ?', row.family);
     });

@@ -4,7 +4,14 @@ import type { Db } from '../../core/db.ts';
 import { ApiKeys, checkScopes, type ApiKeyInfo, type CreatedApiKey, type OwnerFilter } from './apikeys.ts';
 import { checkRole, checkUsername, Directory, type MemberInfo, type WorkspaceInfo } from './directory.ts';
 import { authFailure, forbidden, missingScope, notMember } from './failures.ts';
-import { checkPasswordPolicy, DUMMY_PASSWORD_HASH, generatePassword, hashPassword, PASSWORD_MAX_CHARS, verifyPassword } from './passwords.ts';
+import {
+  checkPasswordPolicy,
+  DUMMY_PASSWORD_HASH,
+  generatePassword,
+  hashPassword,
+  PASSWORD_MAX_CHARS,
+  verifyPassword,
+} from './passwords.ts';
 import { RefreshTokens } from './refresh.ts';
 import { AccessTokens, resolveSigningSecret } from './tokens.ts';
 import { ROLE_SCOPES, type Principal, type Role, type Scope } from './types.ts';
@@ -74,7 +81,12 @@ export class AuthService {
     this.#clock = clock;
     this.directory = new Directory(db, clock, this.#epoch);
     this.apiKeys = new ApiKeys(db, this.directory, clock, this.#epoch);
-    this.accessTokens = new AccessTokens(db, { secret: resolveSigningSecret(db, opts.jwtSecret), clock, epoch: this.#epoch, ...(opts.tokenTtlMs !== undefined ? { ttlMs: opts.tokenTtlMs } : {}) });
+    this.accessTokens = new AccessTokens(db, {
+      secret: resolveSigningSecret(db, opts.jwtSecret),
+      clock,
+      epoch: this.#epoch,
+      ...(opts.tokenTtlMs !== undefined ? { ttlMs: opts.tokenTtlMs } : {}),
+    });
     this.refreshTokens = new RefreshTokens(db, { clock, ...(opts.refreshTtlMs !== undefined ? { ttlMs: opts.refreshTtlMs } : {}) });
   }
 
@@ -97,7 +109,9 @@ export class AuthService {
       return true;
     });
     if (!created) return { created: false, username: BOOTSTRAP_USERNAME };
-    return generated ? { created: true, username: BOOTSTRAP_USERNAME, generatedPassword: generated } : { created: true, username: BOOTSTRAP_USERNAME };
+    return generated
+      ? { created: true, username: BOOTSTRAP_USERNAME, generatedPassword: generated }
+      : { created: true, username: BOOTSTRAP_USERNAME };
   }
 
   /**
@@ -174,7 +188,11 @@ export class AuthService {
     else if (token.split('.').length === 3) ({ principal, expiresAtMs } = await this.#fromJwt(token, requested));
     else throw authFailure('malformed_token');
     if (this.#principals.size >= PRINCIPAL_CACHE_MAX) this.#principals.clear();
-    this.#principals.set(cacheKey, { principal, epoch, untilMs: Math.min(nowMs + PRINCIPAL_CACHE_MS, expiresAtMs ?? Number.MAX_SAFE_INTEGER) });
+    this.#principals.set(cacheKey, {
+      principal,
+      epoch,
+      untilMs: Math.min(nowMs + PRINCIPAL_CACHE_MS, expiresAtMs ?? Number.MAX_SAFE_INTEGER),
+    });
     return principal;
   }
 
@@ -215,7 +233,12 @@ export class AuthService {
   }
 
   /** Creates a user with a role in one workspace (id or name). */
-  async createUser(input: { username: string; password: string; workspace: string; role: Role }): Promise<MemberInfo & { workspace: string }> {
+  async createUser(input: {
+    username: string;
+    password: string;
+    workspace: string;
+    role: Role;
+  }): Promise<MemberInfo & { workspace: string }> {
     checkUsername(input.username);
     checkRole(input.role);
     checkPasswordPolicy(input.password);
@@ -260,7 +283,16 @@ export class AuthService {
     const role = workspace === undefined ? null : this.directory.roleOf(user.id, workspace);
     if (!workspace || !role) throw notMember();
     return {
-      principal: { kind: 'user', userId: user.id, username: user.username, keyId: null, workspace, role, scopes: new Set(ROLE_SCOPES[role]), tokenId: claims.jti },
+      principal: {
+        kind: 'user',
+        userId: user.id,
+        username: user.username,
+        keyId: null,
+        workspace,
+        role,
+        scopes: new Set(ROLE_SCOPES[role]),
+        tokenId: claims.jti,
+      },
       expiresAtMs: claims.expiresAtMs,
     };
   }
@@ -280,7 +312,19 @@ export class AuthService {
     if (!role) throw authFailure('invalid_api_key');
     const allowed = ROLE_SCOPES[role];
     const scopes = new Set(key.scopes.filter((s) => allowed.includes(s)));
-    return { principal: { kind: 'key', userId: user.id, username: user.username, keyId: key.keyId, workspace: key.workspace, role, scopes, tokenId: null }, expiresAtMs: key.expiresAtMs };
+    return {
+      principal: {
+        kind: 'key',
+        userId: user.id,
+        username: user.username,
+        keyId: key.keyId,
+        workspace: key.workspace,
+        role,
+        scopes,
+        tokenId: null,
+      },
+      expiresAtMs: key.expiresAtMs,
+    };
   }
 
   #selectWorkspace(userId: string, requested: string | undefined): { workspace: string; role: Role } {
@@ -298,7 +342,14 @@ export class AuthService {
   async #startSession(userId: string, workspace: string, role: Role, family?: string): Promise<SessionTokens> {
     const access = await this.accessTokens.issue({ userId, workspace, role });
     const refresh = this.refreshTokens.issue({ userId, workspace, accessJti: access.jti, ...(family ? { family } : {}) });
-    return { token: access.token, tokenType: 'Bearer', expiresAtMs: access.expiresAtMs, refreshToken: refresh.refreshToken, refreshExpiresAtMs: refresh.refreshExpiresAtMs, workspace };
+    return {
+      token: access.token,
+      tokenType: 'Bearer',
+      expiresAtMs: access.expiresAtMs,
+      refreshToken: refresh.refreshToken,
+      refreshExpiresAtMs: refresh.refreshExpiresAtMs,
+      workspace,
+    };
   }
 
   /** Revokes access-token ids until no token issued up to now could still be accepted. */
@@ -322,7 +373,10 @@ export class AuthService {
 }
 
 /** The bearer token, the requested workspace and their principal-cache key; or why the header is unusable. */
-function credentialsOf(authorization: string | undefined, requestedWorkspace: string | undefined): { token: string; requested: string | undefined; cacheKey: string } | 'missing_credentials' | 'malformed_header' {
+function credentialsOf(
+  authorization: string | undefined,
+  requestedWorkspace: string | undefined,
+): { token: string; requested: string | undefined; cacheKey: string } | 'missing_credentials' | 'malformed_header' {
   if (authorization === undefined || authorization.trim() === '') return 'missing_credentials';
   const m = /^Bearer +([^\s]+) *$/i.exec(authorization);
   if (!m) return 'malformed_header';
@@ -332,4 +386,5 @@ function credentialsOf(authorization: string | undefined, requestedWorkspace: st
 }
 
 /** The principal cache's key: the header as sent (a second spelling of the same token is a second entry), and the workspace asked for. */
-const cacheKeyOf = (authorization: string, requested: string | undefined): string => (requested === undefined ? authorization : `${authorization}\n${requested}`);
+const cacheKeyOf = (authorization: string, requested: string | undefined): string =>
+  requested === undefined ? authorization : `${authorization}\n${requested}`;

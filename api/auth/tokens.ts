@@ -36,7 +36,9 @@ export function resolveSigningSecret(db: Db, fromEnv?: string): Uint8Array {
     return new Uint8Array(bytes);
   }
   return db.tx(() => {
-    db.sql.prepare('INSERT OR IGNORE INTO auth_secrets (name, value) VALUES (?, ?)').run(SECRET_ROW, randomBytes(SECRET_MIN_BYTES).toString('base64url'));
+    db.sql
+      .prepare('INSERT OR IGNORE INTO auth_secrets (name, value) VALUES (?, ?)')
+      .run(SECRET_ROW, randomBytes(SECRET_MIN_BYTES).toString('base64url'));
     const row = db.sql.prepare('SELECT value FROM auth_secrets WHERE name = ?').get(SECRET_ROW) as { value: string };
     return new Uint8Array(Buffer.from(row.value, 'base64url'));
   });
@@ -154,7 +156,11 @@ export class AccessTokens {
    */
   revoke(jti: string, expiresAtMs: number): void {
     const nowMs = this.#clock.nowMs();
-    this.#db.sql.prepare('INSERT INTO revoked_tokens (jti, expires_ms) VALUES (?, ?) ON CONFLICT (jti) DO UPDATE SET expires_ms = max(expires_ms, excluded.expires_ms)').run(jti, expiresAtMs);
+    this.#db.sql
+      .prepare(
+        'INSERT INTO revoked_tokens (jti, expires_ms) VALUES (?, ?) ON CONFLICT (jti) DO UPDATE SET expires_ms = max(expires_ms, excluded.expires_ms)',
+      )
+      .run(jti, expiresAtMs);
     this.#epoch.bump();
     if (nowMs - this.#lastPurgeMs >= 60_000) {
       this.#lastPurgeMs = nowMs;

@@ -33,7 +33,9 @@ const EntrySchema = Type.Object(
 
 const ListQuery = Type.Object(
   {
-    actor: Type.Optional(Type.String({ maxLength: 200, description: 'An actor as recorded, or a user id (also matches that user\'s API keys)' })),
+    actor: Type.Optional(
+      Type.String({ maxLength: 200, description: "An actor as recorded, or a user id (also matches that user's API keys)" }),
+    ),
     action: Type.Optional(Type.String({ maxLength: 200, description: 'e.g. `POST /v1/sandboxes`' })),
     outcome: Type.Optional(OutcomeSchema),
     target: Type.Optional(Type.String({ maxLength: 100 })),
@@ -66,9 +68,13 @@ export const auditRoutes: FastifyPluginAsync<{ runtime: Runtime }> = async (base
     schema: {
       tags: ['audit'],
       summary: 'Audit log entries, oldest first, with cursor paging',
-      description: 'Every mutating request and every authentication or authorization refusal. A caller sees its workspace\'s entries; entries with no workspace (anonymous failures) are shown to admins only. Page with `after=<nextCursor>`.',
+      description:
+        "Every mutating request and every authentication or authorization refusal. A caller sees its workspace's entries; entries with no workspace (anonymous failures) are shown to admins only. Page with `after=<nextCursor>`.",
       querystring: ListQuery,
-      response: { 200: Envelope(Type.Object({ items: Type.Array(EntrySchema), nextCursor: Nullable(Type.Integer()) })), ...STANDARD_ERRORS },
+      response: {
+        200: Envelope(Type.Object({ items: Type.Array(EntrySchema), nextCursor: Nullable(Type.Integer()) })),
+        ...STANDARD_ERRORS,
+      },
     },
     handler: async (req, reply) => {
       const p = principalOf(req);
@@ -88,7 +94,8 @@ export const auditRoutes: FastifyPluginAsync<{ runtime: Runtime }> = async (base
     schema: {
       tags: ['audit'],
       summary: 'Verify the whole hash chain',
-      description: '`{ok: true, entries, head}`, or `{ok: false, brokenAt: {seq, id}, reason}` at the first entry that was edited (`hash_mismatch`), follows a deleted one (`gap`) or is out of order (`prev_mismatch`).',
+      description:
+        '`{ok: true, entries, head}`, or `{ok: false, brokenAt: {seq, id}, reason}` at the first entry that was edited (`hash_mismatch`), follows a deleted one (`gap`) or is out of order (`prev_mismatch`).',
       response: { 200: Envelope(VerifySchema), ...STANDARD_ERRORS },
     },
     handler: async (_req, reply) => send(reply, audit.verify()),

@@ -18,19 +18,38 @@ const Session = Type.Object({
 });
 
 const KeyView = Type.Object({
-  id: Type.String(), prefix: Type.String(), name: Type.String(), workspace: Type.String(), scopes: Type.Array(Type.String()),
-  createdAt: Type.String(), expiresAt: Type.Union([Type.String(), Type.Null()]), lastUsedAt: Type.Union([Type.String(), Type.Null()]), revoked: Type.Boolean(),
+  id: Type.String(),
+  prefix: Type.String(),
+  name: Type.String(),
+  workspace: Type.String(),
+  scopes: Type.Array(Type.String()),
+  createdAt: Type.String(),
+  expiresAt: Type.Union([Type.String(), Type.Null()]),
+  lastUsedAt: Type.Union([Type.String(), Type.Null()]),
+  revoked: Type.Boolean(),
   key: Type.Optional(Type.String({ description: 'The full key: shown once, at creation or rotation, never again' })),
 });
 
 const opt = (ms: number | null) => (ms === null ? null : isoTime(ms));
 const keyView = (k: ApiKeyInfo & { key?: string }) => ({
-  id: k.id, prefix: k.prefix, name: k.name, workspace: k.workspace, scopes: k.scopes, createdAt: isoTime(k.createdMs), expiresAt: opt(k.expiresAtMs),
-  lastUsedAt: opt(k.lastUsedMs), revoked: k.revoked, ...(k.key ? { key: k.key } : {}),
+  id: k.id,
+  prefix: k.prefix,
+  name: k.name,
+  workspace: k.workspace,
+  scopes: k.scopes,
+  createdAt: isoTime(k.createdMs),
+  expiresAt: opt(k.expiresAtMs),
+  lastUsedAt: opt(k.lastUsedMs),
+  revoked: k.revoked,
+  ...(k.key ? { key: k.key } : {}),
 });
 
 const sessionView = (s: Awaited<ReturnType<AuthService['login']>>) => ({
-  token: s.token, refreshToken: s.refreshToken, expiresAt: isoTime(s.expiresAtMs), refreshExpiresAt: isoTime(s.refreshExpiresAtMs), workspace: s.workspace,
+  token: s.token,
+  refreshToken: s.refreshToken,
+  expiresAt: isoTime(s.expiresAtMs),
+  refreshExpiresAt: isoTime(s.refreshExpiresAtMs),
+  workspace: s.workspace,
 });
 
 /** Login/refresh/logout, API keys, and the admin's workspaces and users. */
@@ -43,14 +62,26 @@ export const authRoutes: FastifyPluginAsync<{ auth: AuthService; runtime: Runtim
       tags: ['auth'],
       summary: 'Log in',
       security: [],
-      body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 1024 }), workspace: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }),
+      body: Type.Object(
+        {
+          username: Type.String({ minLength: 1, maxLength: 64 }),
+          password: Type.String({ minLength: 1, maxLength: 1024 }),
+          workspace: Type.Optional(Type.String({ maxLength: 64 })),
+        },
+        { additionalProperties: false },
+      ),
       response: { 200: Envelope(Session), ...STANDARD_ERRORS },
     },
     handler: async (req, reply) => {
       try {
         return send(reply, sessionView(await auth.login(req.body.username, req.body.password, req.body.workspace)));
       } catch (err) {
-        runtime.events.emit({ type: 'login_failed', severity: 'medium', actor: `ip:${req.ip}`, details: { username: req.body.username.slice(0, 64), requestId: req.id } });
+        runtime.events.emit({
+          type: 'login_failed',
+          severity: 'medium',
+          actor: `ip:${req.ip}`,
+          details: { username: req.body.username.slice(0, 64), requestId: req.id },
+        });
         throw err;
       }
     },
@@ -73,7 +104,11 @@ export const authRoutes: FastifyPluginAsync<{ auth: AuthService; runtime: Runtim
   });
 
   app.post('/auth/logout', {
-    schema: { tags: ['auth'], summary: 'Revoke the presented access token and its session\'s refresh tokens', response: { 200: Envelope(Type.Object({ loggedOut: Type.Boolean() })), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['auth'],
+      summary: "Revoke the presented access token and its session's refresh tokens",
+      response: { 200: Envelope(Type.Object({ loggedOut: Type.Boolean() })), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => {
       auth.logout(principalOf(req));
       return send(reply, { loggedOut: true });
@@ -81,10 +116,21 @@ export const authRoutes: FastifyPluginAsync<{ auth: AuthService; runtime: Runtim
   });
 
   app.get('/auth/me', {
-    schema: { tags: ['auth'], summary: 'Who am I: user, workspace, role and scopes', response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['auth'],
+      summary: 'Who am I: user, workspace, role and scopes',
+      response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => {
       const p = principalOf(req);
-      return send(reply, { userId: p.userId, username: p.username, keyId: p.keyId, workspace: p.workspace, role: p.role, scopes: [...p.scopes] });
+      return send(reply, {
+        userId: p.userId,
+        username: p.username,
+        keyId: p.keyId,
+        workspace: p.workspace,
+        role: p.role,
+        scopes: [...p.scopes],
+      });
     },
   });
 
@@ -105,33 +151,62 @@ export const authRoutes: FastifyPluginAsync<{ auth: AuthService; runtime: Runtim
     },
     handler: async (req, reply) => {
       const p = principalOf(req);
-      const key = auth.createApiKey(p, { name: req.body.name, scopes: req.body.scopes, expiresAtMs: req.body.expiresAt ? Date.parse(req.body.expiresAt) : null });
-      runtime.events.emit({ type: 'api_key_created', severity: 'info', workspace: p.workspace, actor: actorOf(p), details: { keyId: key.id, scopes: key.scopes } });
+      const key = auth.createApiKey(p, {
+        name: req.body.name,
+        scopes: req.body.scopes,
+        expiresAtMs: req.body.expiresAt ? Date.parse(req.body.expiresAt) : null,
+      });
+      runtime.events.emit({
+        type: 'api_key_created',
+        severity: 'info',
+        workspace: p.workspace,
+        actor: actorOf(p),
+        details: { keyId: key.id, scopes: key.scopes },
+      });
       return send(reply, keyView(key), 201);
     },
   });
 
   app.get('/api-keys', {
     config: { scope: 'keys:write' },
-    schema: { tags: ['auth'], summary: 'List API keys (never the secrets)', response: { 200: Envelope(Type.Array(KeyView)), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['auth'],
+      summary: 'List API keys (never the secrets)',
+      response: { 200: Envelope(Type.Array(KeyView)), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => send(reply, auth.listApiKeys(principalOf(req)).map(keyView)),
   });
 
   app.delete('/api-keys/:id', {
     config: { scope: 'keys:write' },
-    schema: { tags: ['auth'], summary: 'Revoke an API key', params: IdParams('key'), response: { 200: Envelope(KeyView), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['auth'],
+      summary: 'Revoke an API key',
+      params: IdParams('key'),
+      response: { 200: Envelope(KeyView), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => send(reply, keyView(auth.revokeApiKey(principalOf(req), req.params.id))),
   });
 
   app.post('/api-keys/:id/rotate', {
     config: { scope: 'keys:write' },
-    schema: { tags: ['auth'], summary: 'Rotate: a new secret with the same name and scopes; the old key stops working', params: IdParams('key'), response: { 200: Envelope(KeyView), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['auth'],
+      summary: 'Rotate: a new secret with the same name and scopes; the old key stops working',
+      params: IdParams('key'),
+      response: { 200: Envelope(KeyView), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => send(reply, keyView(auth.rotateApiKey(principalOf(req), req.params.id))),
   });
 
   app.post('/workspaces', {
     config: { scope: 'admin' },
-    schema: { tags: ['admin'], summary: 'Create a workspace (the caller becomes its admin)', body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) }, { additionalProperties: false }), response: { 201: Envelope(AnyObject), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['admin'],
+      summary: 'Create a workspace (the caller becomes its admin)',
+      body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) }, { additionalProperties: false }),
+      response: { 201: Envelope(AnyObject), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => {
       const p = principalOf(req);
       const ws = auth.createWorkspace(req.body.name);
@@ -144,20 +219,42 @@ export const authRoutes: FastifyPluginAsync<{ auth: AuthService; runtime: Runtim
     config: { scope: 'admin' },
     schema: {
       tags: ['admin'],
-      summary: 'Create a user in the caller\'s workspace',
-      body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 1024 }), role: Type.Union(ROLES.map((r) => Type.Literal(r))) }, { additionalProperties: false }),
+      summary: "Create a user in the caller's workspace",
+      body: Type.Object(
+        {
+          username: Type.String({ minLength: 1, maxLength: 64 }),
+          password: Type.String({ minLength: 1, maxLength: 1024 }),
+          role: Type.Union(ROLES.map((r) => Type.Literal(r))),
+        },
+        { additionalProperties: false },
+      ),
       response: { 201: Envelope(AnyObject), ...STANDARD_ERRORS },
     },
     handler: async (req, reply) => {
       const p = principalOf(req);
-      const u = await auth.createUser({ username: req.body.username, password: req.body.password, workspace: p.workspace, role: req.body.role });
+      const u = await auth.createUser({
+        username: req.body.username,
+        password: req.body.password,
+        workspace: p.workspace,
+        role: req.body.role,
+      });
       return send(reply, { userId: u.userId, username: u.username, role: u.role, workspace: p.workspace }, 201);
     },
   });
 
   app.get('/users', {
     config: { scope: 'admin' },
-    schema: { tags: ['admin'], summary: 'Users of the caller\'s workspace', response: { 200: Envelope(Type.Array(AnyObject)), ...STANDARD_ERRORS } },
-    handler: async (req, reply) => send(reply, auth.listUsers(principalOf(req).workspace).map((u) => ({ userId: u.userId, username: u.username, role: u.role, disabled: u.disabled }))),
+    schema: {
+      tags: ['admin'],
+      summary: "Users of the caller's workspace",
+      response: { 200: Envelope(Type.Array(AnyObject)), ...STANDARD_ERRORS },
+    },
+    handler: async (req, reply) =>
+      send(
+        reply,
+        auth
+          .listUsers(principalOf(req).workspace)
+          .map((u) => ({ userId: u.userId, username: u.username, role: u.role, disabled: u.disabled })),
+      ),
   });
 };

@@ -9,7 +9,12 @@ import { Envelope, IdParams, STANDARD_ERRORS } from '../schemas.ts';
 const FileQuery = Type.Object(
   {
     path: Type.String({ minLength: 1, maxLength: 1024, description: 'Absolute path inside the sandbox' }),
-    format: Type.Optional(Type.Union([Type.Literal('file'), Type.Literal('tar')], { description: '`file` (default): one regular file; `tar`: an archive (upload: extracted into `path`, a directory; download: `path` and everything under it)' })),
+    format: Type.Optional(
+      Type.Union([Type.Literal('file'), Type.Literal('tar')], {
+        description:
+          '`file` (default): one regular file; `tar`: an archive (upload: extracted into `path`, a directory; download: `path` and everything under it)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -34,7 +39,11 @@ export const fileRoutes: FastifyPluginAsync<{ runtime: Runtime }> = async (base,
       summary: 'Upload a file or a tar archive',
       params: IdParams('sbx'),
       querystring: FileQuery,
-      response: { 200: Envelope(Type.Object({ path: Type.String(), bytes: Type.Integer() })), 413: STANDARD_ERRORS[400], ...STANDARD_ERRORS },
+      response: {
+        200: Envelope(Type.Object({ path: Type.String(), bytes: Type.Integer() })),
+        413: STANDARD_ERRORS[400],
+        ...STANDARD_ERRORS,
+      },
     },
     handler: async (req, reply) => {
       const format = req.query.format ?? (req.headers['content-type']?.startsWith('application/x-tar') ? 'tar' : 'file');
@@ -49,7 +58,10 @@ export const fileRoutes: FastifyPluginAsync<{ runtime: Runtime }> = async (base,
       summary: 'Download a file or a tar archive',
       params: IdParams('sbx'),
       querystring: FileQuery,
-      response: { 200: Type.Any({ description: 'The file (application/octet-stream) or a tar archive (application/x-tar)' }), ...STANDARD_ERRORS },
+      response: {
+        200: Type.Any({ description: 'The file (application/octet-stream) or a tar archive (application/x-tar)' }),
+        ...STANDARD_ERRORS,
+      },
     },
     handler: async (req, reply) => {
       const caller = callerOf(req);

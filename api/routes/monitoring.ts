@@ -7,7 +7,15 @@ import type { ErrorSummaryRow } from '../http-metrics.ts';
 import { readiness } from '../health.ts';
 import { AnyObject, Envelope, STANDARD_ERRORS } from '../schemas.ts';
 
-interface Sample { sandboxId: string; timestamp: string; cpuPercent: number; memoryBytes: number; pids: number; rxBytes: number; txBytes: number }
+interface Sample {
+  sandboxId: string;
+  timestamp: string;
+  cpuPercent: number;
+  memoryBytes: number;
+  pids: number;
+  rxBytes: number;
+  txBytes: number;
+}
 
 /**
  * Per-sandbox resource sampling, switched on and off through the API: one timer per workspace,
@@ -28,7 +36,15 @@ class Sampler {
       for (const id of ids) {
         try {
           const m = await this.rt.sandboxes.metrics({ workspace }, id);
-          this.latest.set(`${workspace}|${id}`, { sandboxId: id, timestamp: m.timestamp, cpuPercent: m.cpu.percent, memoryBytes: m.memory.usageBytes, pids: m.pids.current, rxBytes: m.network.rxBytes, txBytes: m.network.txBytes });
+          this.latest.set(`${workspace}|${id}`, {
+            sandboxId: id,
+            timestamp: m.timestamp,
+            cpuPercent: m.cpu.percent,
+            memoryBytes: m.memory.usageBytes,
+            pids: m.pids.current,
+            rxBytes: m.network.rxBytes,
+            txBytes: m.network.txBytes,
+          });
         } catch {
           this.latest.delete(`${workspace}|${id}`);
         }
@@ -60,7 +76,11 @@ class Sampler {
 }
 
 /** The Monitoring API of the Director Protocol (`/v1/monitoring/*`). */
-export const monitoringRoutes: FastifyPluginAsync<{ runtime: Runtime; errors: () => ErrorSummaryRow[]; totals: () => { requests: number; errors: number } }> = async (base, opts) => {
+export const monitoringRoutes: FastifyPluginAsync<{
+  runtime: Runtime;
+  errors: () => ErrorSummaryRow[];
+  totals: () => { requests: number; errors: number };
+}> = async (base, opts) => {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
   const rt = opts.runtime;
   const sampler = new Sampler(rt);
@@ -68,34 +88,61 @@ export const monitoringRoutes: FastifyPluginAsync<{ runtime: Runtime; errors: ()
 
   app.get('/monitoring/metrics', {
     config: { scope: 'security:read' },
-    schema: { tags: ['monitoring'], summary: 'The app\'s Prometheus metrics as JSON (`{metrics: [{name, type, value, labels}]}`, as in the seed)', response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['monitoring'],
+      summary: "The app's Prometheus metrics as JSON (`{metrics: [{name, type, value, labels}]}`, as in the seed)",
+      response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS },
+    },
     handler: async (_req, reply) => {
       const families = await rt.metrics.registry.getMetricsAsJSON();
-      const metrics = families.flatMap((f) => f.values.map((v) => ({ name: (v as { metricName?: string }).metricName ?? f.name, type: String(f.type), value: v.value, labels: v.labels })));
+      const metrics = families.flatMap((f) =>
+        f.values.map((v) => ({
+          name: (v as { metricName?: string }).metricName ?? f.name,
+          type: String(f.type),
+          value: v.value,
+          labels: v.labels,
+        })),
+      );
       return send(reply, { metrics });
     },
   });
 
   app.get('/monitoring/health', {
     config: { scope: 'sandboxes:read' },
-    schema: { tags: ['monitoring'], summary: 'Component health: engine, store, nft table, event stream', response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['monitoring'],
+      summary: 'Component health: engine, store, nft table, event stream',
+      response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS },
+    },
     handler: async (_req, reply) => {
       const r = await readiness(rt);
       const fw = rt.networks?.firewall.status ?? null;
-      return send(reply, { status: r.ready && !fw?.tampered ? 'healthy' : 'degraded', checks: r.checks, firewall: fw, supervisor: { engineUp: rt.supervisor.engineUp } });
+      return send(reply, {
+        status: r.ready && !fw?.tampered ? 'healthy' : 'degraded',
+        checks: r.checks,
+        firewall: fw,
+        supervisor: { engineUp: rt.supervisor.engineUp },
+      });
     },
   });
 
   app.get('/monitoring/stats', {
     config: { scope: 'sandboxes:read' },
-    schema: { tags: ['monitoring'], summary: 'Counts of sandboxes, networks and events, and resource totals of the caller\'s workspace', response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['monitoring'],
+      summary: "Counts of sandboxes, networks and events, and resource totals of the caller's workspace",
+      response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => {
       const caller = callerOf(req);
       const byState: Record<string, number> = {};
       const running = rt.sandboxes.list(caller, { status: 'running', limit: 10_000, offset: 0 }).items;
-      for (const state of ['creating', 'running', 'stopping', 'stopped', 'failed'] as const) byState[state] = rt.sandboxes.list(caller, { status: state, limit: 1, offset: 0 }).total;
+      for (const state of ['creating', 'running', 'stopping', 'stopped', 'failed'] as const)
+        byState[state] = rt.sandboxes.list(caller, { status: state, limit: 1, offset: 0 }).total;
       const samples = sampler.samples(caller.workspace);
-      const events = rt.db.sql.prepare('SELECT severity, count(*) AS n FROM events WHERE workspace = ? AND ts_ms > ? GROUP BY severity').all(caller.workspace, Date.now() - 86_400_000) as { severity: string; n: number }[];
+      const events = rt.db.sql
+        .prepare('SELECT severity, count(*) AS n FROM events WHERE workspace = ? AND ts_ms > ? GROUP BY severity')
+        .all(caller.workspace, Date.now() - 86_400_000) as { severity: string; n: number }[];
       return send(reply, {
         sandboxes: { byState, total: Object.values(byState).reduce((a, b) => a + b, 0) },
         networks: rt.networks ? { total: rt.networks.manager.list(caller, { limit: 1, offset: 0 }).total } : null,
@@ -107,7 +154,12 @@ export const monitoringRoutes: FastifyPluginAsync<{ runtime: Runtime; errors: ()
             pids: running.reduce((a, r) => a + r.spec.resourceLimits.pids, 0),
           },
           sampled: samples.length
-            ? { sandboxes: samples.length, cpuPercent: samples.reduce((a, s) => a + s.cpuPercent, 0), memoryBytes: samples.reduce((a, s) => a + s.memoryBytes, 0), pids: samples.reduce((a, s) => a + s.pids, 0) }
+            ? {
+                sandboxes: samples.length,
+                cpuPercent: samples.reduce((a, s) => a + s.cpuPercent, 0),
+                memoryBytes: samples.reduce((a, s) => a + s.memoryBytes, 0),
+                pids: samples.reduce((a, s) => a + s.pids, 0),
+              }
             : null,
           samples,
         },
@@ -119,7 +171,11 @@ export const monitoringRoutes: FastifyPluginAsync<{ runtime: Runtime; errors: ()
 
   app.get('/monitoring/errors', {
     config: { scope: 'security:read' },
-    schema: { tags: ['monitoring'], summary: 'Error responses since start, by code and route template', response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['monitoring'],
+      summary: 'Error responses since start, by code and route template',
+      response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS },
+    },
     handler: async (_req, reply) => {
       const rows = opts.errors();
       const byCode: Record<string, number> = {};
@@ -128,10 +184,23 @@ export const monitoringRoutes: FastifyPluginAsync<{ runtime: Runtime; errors: ()
     },
   });
 
-  const StartBody = Type.Optional(Type.Object({ sandboxIds: Type.Optional(Type.Array(Type.String({ pattern: '^sbx_[A-Za-z0-9_-]{16}$' }), { maxItems: 500 })), intervalMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 3_600_000 })) }, { additionalProperties: false }));
+  const StartBody = Type.Optional(
+    Type.Object(
+      {
+        sandboxIds: Type.Optional(Type.Array(Type.String({ pattern: '^sbx_[A-Za-z0-9_-]{16}$' }), { maxItems: 500 })),
+        intervalMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 3_600_000 })),
+      },
+      { additionalProperties: false },
+    ),
+  );
   app.post('/monitoring/start', {
     config: { scope: 'sandboxes:read' },
-    schema: { tags: ['monitoring'], summary: 'Start per-sandbox resource sampling (all running sandboxes of the workspace, or the given ones)', body: StartBody, response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['monitoring'],
+      summary: 'Start per-sandbox resource sampling (all running sandboxes of the workspace, or the given ones)',
+      body: StartBody,
+      response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => {
       const caller = callerOf(req);
       const ids = req.body?.sandboxIds ?? null;
@@ -142,7 +211,11 @@ export const monitoringRoutes: FastifyPluginAsync<{ runtime: Runtime; errors: ()
   });
   app.post('/monitoring/stop', {
     config: { scope: 'sandboxes:read' },
-    schema: { tags: ['monitoring'], summary: 'Stop resource sampling for the workspace', response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['monitoring'],
+      summary: 'Stop resource sampling for the workspace',
+      response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => {
       const caller = callerOf(req);
       return send(reply, { stopped: sampler.stop(caller.workspace), ...sampler.status(caller.workspace) });

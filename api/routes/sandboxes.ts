@@ -49,7 +49,15 @@ const ExecResultSchema = Type.Object({
 const ListQuery = Type.Object(
   {
     status: Type.Optional(Type.Union(SANDBOX_STATES.map((s) => Type.Literal(s)))),
-    label: Type.Optional(Type.Union([Type.String({ pattern: '^[a-z0-9][a-z0-9._/-]{0,62}=.{0,256}$' }), Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9._/-]{0,62}=.{0,256}$' }), { maxItems: 16 })], { description: 'key=value; repeat for several (all must match)' })),
+    label: Type.Optional(
+      Type.Union(
+        [
+          Type.String({ pattern: '^[a-z0-9][a-z0-9._/-]{0,62}=.{0,256}$' }),
+          Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9._/-]{0,62}=.{0,256}$' }), { maxItems: 16 }),
+        ],
+        { description: 'key=value; repeat for several (all must match)' },
+      ),
+    ),
     ...PageQuery,
   },
   { additionalProperties: false },
@@ -69,7 +77,8 @@ export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (bas
     schema: {
       tags: ['sandboxes'],
       summary: 'Create a sandbox',
-      description: 'Creates and starts a hardened sandbox. Unknown fields, and fields asking for engine powers (Privileged, Binds, CapAdd, NetworkMode host, Runtime, ...), are refused with 400 and recorded as a `policy_violation` event; nothing is created. A matching request is served from the warm pool. Honours `Idempotency-Key`.',
+      description:
+        'Creates and starts a hardened sandbox. Unknown fields, and fields asking for engine powers (Privileged, Binds, CapAdd, NetworkMode host, Runtime, ...), are refused with 400 and recorded as a `policy_violation` event; nothing is created. A matching request is served from the warm pool. Honours `Idempotency-Key`.',
       body: CreateSandboxSchema,
       response: { 201: Envelope(SandboxSchema), ...STANDARD_ERRORS },
     },
@@ -78,7 +87,13 @@ export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (bas
       const hit = findForbidden(req.body, '');
       if (hit) {
         const caller = callerOf(req);
-        runtime.events.emit({ type: 'policy_violation', severity: 'medium', workspace: caller.workspace, actor: caller.actor ?? null, details: { field: hit.details?.field, issue: hit.details?.issue, level: 'request' } });
+        runtime.events.emit({
+          type: 'policy_violation',
+          severity: 'medium',
+          workspace: caller.workspace,
+          actor: caller.actor ?? null,
+          details: { field: hit.details?.field, issue: hit.details?.issue, level: 'request' },
+        });
         throw hit;
       }
     },
@@ -87,7 +102,12 @@ export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (bas
 
   app.get('/sandboxes', {
     config: { scope: 'sandboxes:read' },
-    schema: { tags: ['sandboxes'], summary: 'List sandboxes', querystring: ListQuery, response: { 200: Envelope(Page(SandboxSchema)), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['sandboxes'],
+      summary: 'List sandboxes',
+      querystring: ListQuery,
+      response: { 200: Envelope(Page(SandboxSchema)), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => {
       const { status, limit = 20, offset = 0 } = req.query;
       const labels: Record<string, string> = {};
@@ -102,13 +122,23 @@ export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (bas
 
   app.get('/sandboxes/:id', {
     config: { scope: 'sandboxes:read' },
-    schema: { tags: ['sandboxes'], summary: 'Get a sandbox and its status', params: IdParams('sbx'), response: { 200: Envelope(SandboxSchema), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['sandboxes'],
+      summary: 'Get a sandbox and its status',
+      params: IdParams('sbx'),
+      response: { 200: Envelope(SandboxSchema), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => send(reply, toView(sandboxes.get(callerOf(req), req.params.id))),
   });
 
   app.get('/sandboxes/:id/metrics', {
     config: { scope: 'sandboxes:read' },
-    schema: { tags: ['sandboxes'], summary: 'Resource usage (cpu %, memory, pids, network bytes) from engine stats', params: IdParams('sbx'), response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['sandboxes'],
+      summary: 'Resource usage (cpu %, memory, pids, network bytes) from engine stats',
+      params: IdParams('sbx'),
+      response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => send(reply, await sandboxes.metrics(callerOf(req), req.params.id)),
   });
 
@@ -117,7 +147,8 @@ export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (bas
     schema: {
       tags: ['sandboxes'],
       summary: 'Execute a command',
-      description: 'Runs argv (no shell) or a shell string (`/bin/sh -c`). JSON result by default; with `Accept: text/event-stream` the output streams as server-sent events `stdout`, `stderr` (data: JSON `{"data": "..."}`) and a final `exit` (the result without output), each with an id. A timeout kills the whole process group. Output over DIRECTOR_EXEC_OUTPUT_LIMIT_BYTES per stream is cut and `truncated` set.',
+      description:
+        'Runs argv (no shell) or a shell string (`/bin/sh -c`). JSON result by default; with `Accept: text/event-stream` the output streams as server-sent events `stdout`, `stderr` (data: JSON `{"data": "..."}`) and a final `exit` (the result without output), each with an id. A timeout kills the whole process group. Output over DIRECTOR_EXEC_OUTPUT_LIMIT_BYTES per stream is cut and `truncated` set.',
       params: IdParams('sbx'),
       body: ExecuteSchema,
       response: { 200: Envelope(ExecResultSchema), ...STANDARD_ERRORS },
@@ -137,7 +168,8 @@ export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (bas
     schema: {
       tags: ['sandboxes'],
       summary: 'The network policy actually in force for this sandbox, read back from the kernel',
-      description: 'The sandbox\'s network (its private one for `isolated`) as the nft table has it: rules in order, guards, counters and resolved name sets. `null` policy: the sandbox has no network interface.',
+      description:
+        "The sandbox's network (its private one for `isolated`) as the nft table has it: rules in order, guards, counters and resolved name sets. `null` policy: the sandbox has no network interface.",
       params: IdParams('sbx'),
       response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS },
     },
@@ -145,19 +177,35 @@ export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (bas
       const rec = sandboxes.get(callerOf(req), req.params.id);
       const net = rec.networkId && runtime.networks ? runtime.networks.store.byId(rec.networkId) : null;
       const inForce = net && runtime.networks ? await runtime.networks.firewall.view(net) : null;
-      return send(reply, { sandboxId: rec.id, networkMode: rec.spec.networkMode, networkId: rec.networkId, ipAddress: rec.ipAddress, policyInForce: inForce as unknown as Record<string, unknown> | null });
+      return send(reply, {
+        sandboxId: rec.id,
+        networkMode: rec.spec.networkMode,
+        networkId: rec.networkId,
+        ipAddress: rec.ipAddress,
+        policyInForce: inForce as unknown as Record<string, unknown> | null,
+      });
     },
   });
 
   app.post('/sandboxes/:id/stop', {
     config: { scope: 'sandboxes:write' },
-    schema: { tags: ['sandboxes'], summary: 'Stop a sandbox (SIGTERM, then SIGKILL after a grace period)', params: IdParams('sbx'), response: { 200: Envelope(SandboxSchema), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['sandboxes'],
+      summary: 'Stop a sandbox (SIGTERM, then SIGKILL after a grace period)',
+      params: IdParams('sbx'),
+      response: { 200: Envelope(SandboxSchema), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => send(reply, toView(await sandboxes.stop(callerOf(req), req.params.id))),
   });
 
   app.delete('/sandboxes/:id', {
     config: { scope: 'sandboxes:write' },
-    schema: { tags: ['sandboxes'], summary: 'Delete a sandbox (its container and private network are removed)', params: IdParams('sbx'), response: { 200: Envelope(Type.Object({ id: Type.String(), deleted: Type.Literal(true) })), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['sandboxes'],
+      summary: 'Delete a sandbox (its container and private network are removed)',
+      params: IdParams('sbx'),
+      response: { 200: Envelope(Type.Object({ id: Type.String(), deleted: Type.Literal(true) })), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => {
       await sandboxes.delete(callerOf(req), req.params.id);
       return send(reply, { id: req.params.id, deleted: true as const });

@@ -10,10 +10,19 @@ import { SeveritySchema as Severity } from '../../runtime/security/alerts.ts';
 import { exportLine } from '../../runtime/security/ocsf.ts';
 import type { SecurityProfile } from '../../runtime/security/profiles.ts';
 import { installSecurity, type SecurityOptions } from '../../runtime/security/service.ts';
-import { exportEvents, pageEvents, parseCursor, parseIso, parseWindow, severitiesOf, summarize, type StreamFilter, type StreamScope } from '../../runtime/security/stream.ts';
+import {
+  exportEvents,
+  pageEvents,
+  parseCursor,
+  parseIso,
+  parseWindow,
+  severitiesOf,
+  summarize,
+  type StreamFilter,
+  type StreamScope,
+} from '../../runtime/security/stream.ts';
 import { callerOf, principalOf, send } from '../context.ts';
 import { AnyObject, Envelope, IdParams, STANDARD_ERRORS } from '../schemas.ts';
-
 
 const ProfileSchema = Type.Object(
   {
@@ -30,8 +39,14 @@ const ProfileSchema = Type.Object(
 );
 
 const view = (p: SecurityProfile) => ({
-  id: p.id, name: p.name, description: p.description, level: p.level, constraints: p.constraints, builtin: p.builtin,
-  createdAt: p.builtin ? null : isoTime(p.createdMs), updatedAt: p.builtin ? null : isoTime(p.updatedMs),
+  id: p.id,
+  name: p.name,
+  description: p.description,
+  level: p.level,
+  constraints: p.constraints,
+  builtin: p.builtin,
+  createdAt: p.builtin ? null : isoTime(p.createdMs),
+  updatedAt: p.builtin ? null : isoTime(p.updatedMs),
 });
 
 const EventSchema = Type.Object({
@@ -49,7 +64,9 @@ const EventSchema = Type.Object({
 });
 
 const Id = (prefix: string) => Type.String({ pattern: `^${prefix}_[A-Za-z0-9_-]{16}$` });
-const Types = Type.Union([Type.String({ maxLength: 64 }), Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 })], { description: 'Event type; repeat for several' });
+const Types = Type.Union([Type.String({ maxLength: 64 }), Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 })], {
+  description: 'Event type; repeat for several',
+});
 const FilterProps = {
   sandboxId: Type.Optional(Id('sbx')),
   networkId: Type.Optional(Id('net')),
@@ -60,7 +77,15 @@ const FilterProps = {
   until: Type.Optional(Type.String({ description: 'ISO 8601 time, exclusive' })),
 };
 
-interface FilterQuery { sandboxId?: string; networkId?: string; type?: string | string[]; severity?: SeverityName; minSeverity?: SeverityName; since?: string; until?: string }
+interface FilterQuery {
+  sandboxId?: string;
+  networkId?: string;
+  type?: string | string[];
+  severity?: SeverityName;
+  minSeverity?: SeverityName;
+  since?: string;
+  until?: string;
+}
 
 const filterOf = (q: FilterQuery): StreamFilter => {
   const sinceMs = parseIso('since', q.since);
@@ -87,7 +112,10 @@ const scopeOf = (req: FastifyRequest): StreamScope => {
  * the one event stream (list, summary, NDJSON/OCSF export) and active alerts. Registering the
  * plugin installs the runtime's security layer; closing the app uninstalls it.
  */
-export const securityRoutes: FastifyPluginAsync<{ runtime: Runtime; options?: SecurityOptions }> = async (base, { runtime: rt, options }) => {
+export const securityRoutes: FastifyPluginAsync<{ runtime: Runtime; options?: SecurityOptions }> = async (
+  base,
+  { runtime: rt, options },
+) => {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
   const security = installSecurity(rt, options);
   app.addHook('onClose', async () => security.close());
@@ -96,13 +124,22 @@ export const securityRoutes: FastifyPluginAsync<{ runtime: Runtime; options?: Se
 
   app.post('/security/profiles', {
     config: { scope: 'security:write', idempotent: true },
-    schema: { tags, summary: 'Create a security profile (a ceiling sandboxes created with it can only narrow)', body: ProfileBodySchema, response: { 201: Envelope(ProfileSchema), ...STANDARD_ERRORS } },
+    schema: {
+      tags,
+      summary: 'Create a security profile (a ceiling sandboxes created with it can only narrow)',
+      body: ProfileBodySchema,
+      response: { 201: Envelope(ProfileSchema), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => send(reply, view(profiles.create(callerOf(req), req.body)), 201),
   });
 
   app.get('/security/profiles', {
     config: { scope: 'security:read' },
-    schema: { tags, summary: 'List security profiles: the built-ins, then the workspace\'s own', response: { 200: Envelope(Type.Object({ items: Type.Array(ProfileSchema), total: Type.Integer() })), ...STANDARD_ERRORS } },
+    schema: {
+      tags,
+      summary: "List security profiles: the built-ins, then the workspace's own",
+      response: { 200: Envelope(Type.Object({ items: Type.Array(ProfileSchema), total: Type.Integer() })), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => {
       const items = profiles.list(callerOf(req).workspace).map(view);
       return send(reply, { items, total: items.length });
@@ -111,25 +148,47 @@ export const securityRoutes: FastifyPluginAsync<{ runtime: Runtime; options?: Se
 
   app.get('/security/profiles/:id', {
     config: { scope: 'security:read' },
-    schema: { tags, summary: 'Get a security profile', params: IdParams('prf'), response: { 200: Envelope(ProfileSchema), ...STANDARD_ERRORS } },
+    schema: {
+      tags,
+      summary: 'Get a security profile',
+      params: IdParams('prf'),
+      response: { 200: Envelope(ProfileSchema), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => send(reply, view(profiles.get(callerOf(req).workspace, req.params.id))),
   });
 
   app.put('/security/profiles/:id', {
     config: { scope: 'security:write' },
-    schema: { tags, summary: 'Replace a security profile (built-ins are read-only: 403). Running sandboxes keep their limits until enforced.', params: IdParams('prf'), body: ProfileBodySchema, response: { 200: Envelope(ProfileSchema), ...STANDARD_ERRORS } },
+    schema: {
+      tags,
+      summary: 'Replace a security profile (built-ins are read-only: 403). Running sandboxes keep their limits until enforced.',
+      params: IdParams('prf'),
+      body: ProfileBodySchema,
+      response: { 200: Envelope(ProfileSchema), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => send(reply, view(profiles.update(callerOf(req), req.params.id, req.body, 'replace'))),
   });
 
   app.patch('/security/profiles/:id', {
     config: { scope: 'security:write' },
-    schema: { tags, summary: 'Change some fields of a security profile (constraints merge key by key)', params: IdParams('prf'), body: ProfilePatchSchema, response: { 200: Envelope(ProfileSchema), ...STANDARD_ERRORS } },
+    schema: {
+      tags,
+      summary: 'Change some fields of a security profile (constraints merge key by key)',
+      params: IdParams('prf'),
+      body: ProfilePatchSchema,
+      response: { 200: Envelope(ProfileSchema), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => send(reply, view(profiles.update(callerOf(req), req.params.id, req.body, 'merge'))),
   });
 
   app.delete('/security/profiles/:id', {
     config: { scope: 'security:write' },
-    schema: { tags, summary: 'Delete a security profile (409 while it is the workspace default)', params: IdParams('prf'), response: { 200: Envelope(Type.Object({ id: Type.String(), deleted: Type.Literal(true) })), ...STANDARD_ERRORS } },
+    schema: {
+      tags,
+      summary: 'Delete a security profile (409 while it is the workspace default)',
+      params: IdParams('prf'),
+      response: { 200: Envelope(Type.Object({ id: Type.String(), deleted: Type.Literal(true) })), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => {
       profiles.delete(callerOf(req), req.params.id);
       return send(reply, { id: req.params.id, deleted: true as const });
@@ -139,7 +198,11 @@ export const securityRoutes: FastifyPluginAsync<{ runtime: Runtime; options?: Se
   const WorkspaceProfile = Type.Object({ profile: Type.Union([ProfileSchema, Type.Null()]) });
   app.get('/security/workspace-profile', {
     config: { scope: 'security:read' },
-    schema: { tags, summary: 'The workspace\'s default profile: the outermost ceiling of every sandbox it creates', response: { 200: Envelope(WorkspaceProfile), ...STANDARD_ERRORS } },
+    schema: {
+      tags,
+      summary: "The workspace's default profile: the outermost ceiling of every sandbox it creates",
+      response: { 200: Envelope(WorkspaceProfile), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => {
       const p = profiles.workspaceDefault(callerOf(req).workspace);
       return send(reply, { profile: p ? view(p) : null });
@@ -150,8 +213,9 @@ export const securityRoutes: FastifyPluginAsync<{ runtime: Runtime; options?: Se
     config: { scope: 'security:write' },
     schema: {
       tags,
-      summary: 'Set (or with null clear) the workspace\'s default profile',
-      description: 'Inheritance is workspace → profile → sandbox: a profile named at create must not exceed the workspace default, and a request can only narrow both. A refusal names the level (`workspace`, `profile` or `operator`) in `details.deniedBy`.',
+      summary: "Set (or with null clear) the workspace's default profile",
+      description:
+        'Inheritance is workspace → profile → sandbox: a profile named at create must not exceed the workspace default, and a request can only narrow both. A refusal names the level (`workspace`, `profile` or `operator`) in `details.deniedBy`.',
       body: Type.Object({ profileId: Type.Union([Id('prf'), Type.Null()]) }, { additionalProperties: false }),
       response: { 200: Envelope(WorkspaceProfile), ...STANDARD_ERRORS },
     },
@@ -166,9 +230,25 @@ export const securityRoutes: FastifyPluginAsync<{ runtime: Runtime; options?: Se
     schema: {
       tags,
       summary: 'Enforce a security profile on running sandboxes, or a shipped network policy on a network, now',
-      description: '`policyId` is a profile id (`prf_...`) or the name of a shipped network policy (`deny-all`, ...). A profile lowers live limits in place (pids), stores `allowExec: false` on the record, and stops a sandbox that cannot comply live (network, filesystem or writable root taken away, lower open-file limit). `sessionId` is accepted and reported as not applied: sessions do not exist yet.',
-      params: Type.Object({ policyId: Type.String({ pattern: '^(prf_[A-Za-z0-9_-]{16}|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$' }) }, { additionalProperties: false }),
-      body: Type.Object({ scope: Type.Object({ sandboxId: Type.Optional(Id('sbx')), networkId: Type.Optional(Id('net')), sessionId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })) }, { additionalProperties: false }) }, { additionalProperties: false }),
+      description:
+        '`policyId` is a profile id (`prf_...`) or the name of a shipped network policy (`deny-all`, ...). A profile lowers live limits in place (pids), stores `allowExec: false` on the record, and stops a sandbox that cannot comply live (network, filesystem or writable root taken away, lower open-file limit). `sessionId` is accepted and reported as not applied: sessions do not exist yet.',
+      params: Type.Object(
+        { policyId: Type.String({ pattern: '^(prf_[A-Za-z0-9_-]{16}|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$' }) },
+        { additionalProperties: false },
+      ),
+      body: Type.Object(
+        {
+          scope: Type.Object(
+            {
+              sandboxId: Type.Optional(Id('sbx')),
+              networkId: Type.Optional(Id('net')),
+              sessionId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+            },
+            { additionalProperties: false },
+          ),
+        },
+        { additionalProperties: false },
+      ),
       response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS },
     },
     handler: async (req, reply) => send(reply, await enforcer.enforce(callerOf(req), req.params.policyId, req.body.scope)),
@@ -179,11 +259,25 @@ export const securityRoutes: FastifyPluginAsync<{ runtime: Runtime; options?: Se
     schema: {
       tags,
       summary: 'Security events, oldest first, cursor-paged',
-      description: 'Page with `after=<nextCursor>`: the cursor is the last event\'s `seq`, assigned by the store in the statement that inserts the event, so a reader never misses or repeats an event even while others are written. Events without a workspace (host-level) are visible to admins only.',
-      querystring: Type.Object({ ...FilterProps, after: Type.Optional(Type.String({ maxLength: 16 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })) }, { additionalProperties: false }),
-      response: { 200: Envelope(Type.Object({ items: Type.Array(EventSchema), nextCursor: Type.Union([Type.String(), Type.Null()]), hasMore: Type.Boolean() })), ...STANDARD_ERRORS },
+      description:
+        "Page with `after=<nextCursor>`: the cursor is the last event's `seq`, assigned by the store in the statement that inserts the event, so a reader never misses or repeats an event even while others are written. Events without a workspace (host-level) are visible to admins only.",
+      querystring: Type.Object(
+        {
+          ...FilterProps,
+          after: Type.Optional(Type.String({ maxLength: 16 })),
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+        },
+        { additionalProperties: false },
+      ),
+      response: {
+        200: Envelope(
+          Type.Object({ items: Type.Array(EventSchema), nextCursor: Type.Union([Type.String(), Type.Null()]), hasMore: Type.Boolean() }),
+        ),
+        ...STANDARD_ERRORS,
+      },
     },
-    handler: async (req, reply) => send(reply, pageEvents(rt.db, scopeOf(req), filterOf(req.query), parseCursor(req.query.after), req.query.limit ?? 100)),
+    handler: async (req, reply) =>
+      send(reply, pageEvents(rt.db, scopeOf(req), filterOf(req.query), parseCursor(req.query.after), req.query.limit ?? 100)),
   });
 
   app.get('/security/events/summary', {
@@ -191,10 +285,17 @@ export const securityRoutes: FastifyPluginAsync<{ runtime: Runtime; options?: Se
     schema: {
       tags,
       summary: 'Counts over a window: by type, severity and sandbox, top offenders (most high/critical) and a trend',
-      querystring: Type.Object({ window: Type.Optional(Type.String({ maxLength: 8, default: '24h' })), buckets: Type.Optional(Type.Integer({ minimum: 1, maximum: 96, default: 12 })) }, { additionalProperties: false }),
+      querystring: Type.Object(
+        {
+          window: Type.Optional(Type.String({ maxLength: 8, default: '24h' })),
+          buckets: Type.Optional(Type.Integer({ minimum: 1, maximum: 96, default: 12 })),
+        },
+        { additionalProperties: false },
+      ),
       response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS },
     },
-    handler: async (req, reply) => send(reply, summarize(rt.db, scopeOf(req), rt.clock.nowMs(), parseWindow(req.query.window ?? '24h'), req.query.buckets ?? 12)),
+    handler: async (req, reply) =>
+      send(reply, summarize(rt.db, scopeOf(req), rt.clock.nowMs(), parseWindow(req.query.window ?? '24h'), req.query.buckets ?? 12)),
   });
 
   app.get('/security/events/export', {
@@ -202,7 +303,8 @@ export const securityRoutes: FastifyPluginAsync<{ runtime: Runtime; options?: Se
     schema: {
       tags,
       summary: 'Export events as NDJSON (application/x-ndjson), one per line with schemaVersion 1.0 and an OCSF mapping',
-      description: 'Streamed in seq order up to the newest event at the start of the request. OCSF classes: 4001 Network Activity (egress/ingress/dns), 3002 Authentication (auth/login), 1007 Process Activity (exec/oom/timeout/pids), 2004 Detection Finding (alerts, policy violations, tampering), 0 Base Event otherwise.',
+      description:
+        'Streamed in seq order up to the newest event at the start of the request. OCSF classes: 4001 Network Activity (egress/ingress/dns), 3002 Authentication (auth/login), 1007 Process Activity (exec/oom/timeout/pids), 2004 Detection Finding (alerts, policy violations, tampering), 0 Base Event otherwise.',
       querystring: Type.Object(FilterProps, { additionalProperties: false }),
     },
     handler: async (req, reply) => {
@@ -216,10 +318,16 @@ export const securityRoutes: FastifyPluginAsync<{ runtime: Runtime; options?: Se
 
   app.get('/security/alerts', {
     config: { scope: 'security:read' },
-    schema: { tags, summary: 'Active alerts (rules of policies/alerts.json whose condition holds now)', response: { 200: Envelope(Type.Object({ items: Type.Array(AnyObject) })), ...STANDARD_ERRORS } },
+    schema: {
+      tags,
+      summary: 'Active alerts (rules of policies/alerts.json whose condition holds now)',
+      response: { 200: Envelope(Type.Object({ items: Type.Array(AnyObject) })), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => {
       const s = scopeOf(req);
-      return send(reply, { items: alerts.active().filter((a) => a.workspace === s.workspace || (a.workspace === null && s.includeGlobal)) });
+      return send(reply, {
+        items: alerts.active().filter((a) => a.workspace === s.workspace || (a.workspace === null && s.includeGlobal)),
+      });
     },
   });
 };

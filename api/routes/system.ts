@@ -20,7 +20,11 @@ export const systemRoutes: FastifyPluginAsync<{ runtime: Runtime; probes: Readin
       if (!rt.networks) return { name: 'nft', ok: true, detail: 'network layer off' };
       const s = rt.networks.firewall.status;
       const problems = s.booted && !s.tampered ? await rt.networks.firewall.verify() : ['not in place'];
-      return { name: 'nft', ok: problems.length === 0, detail: problems.length ? problems.slice(0, 3).join('; ') : `table inet ${rt.config.nftTable} in place` };
+      return {
+        name: 'nft',
+        ok: problems.length === 0,
+        detail: problems.length ? problems.slice(0, 3).join('; ') : `table inet ${rt.config.nftTable} in place`,
+      };
     };
     const r = await readiness(rt, [nft, ...probes]);
     if (!r.ready) return sendFail(reply, 'SERVICE_UNAVAILABLE', 'not ready', { checks: r.checks });

@@ -36,14 +36,17 @@ const WebhookSchema = Type.Object(
   { additionalProperties: false },
 );
 
-const AttemptSchema = Type.Object({
-  attempt: Type.Integer(),
-  at: Type.String(),
-  statusCode: Type.Union([Type.Integer(), Type.Null()]),
-  error: Type.Union([Type.String(), Type.Null()]),
-  durationMs: Type.Integer(),
-  nextAttemptAt: Type.Union([Type.String(), Type.Null()]),
-}, { additionalProperties: false });
+const AttemptSchema = Type.Object(
+  {
+    attempt: Type.Integer(),
+    at: Type.String(),
+    statusCode: Type.Union([Type.Integer(), Type.Null()]),
+    error: Type.Union([Type.String(), Type.Null()]),
+    durationMs: Type.Integer(),
+    nextAttemptAt: Type.Union([Type.String(), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
 
 const DeliverySchema = Type.Object(
   {
@@ -54,7 +57,9 @@ const DeliverySchema = Type.Object(
     state: Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed'), Type.Literal('dropped')]),
     attempts: Type.Integer(),
     statusCode: Type.Union([Type.Integer(), Type.Null()], { description: 'Status of the last attempt' }),
-    error: Type.Union([Type.String(), Type.Null()], { description: 'Error of the last attempt (timeout, connection, refused target, redirect)' }),
+    error: Type.Union([Type.String(), Type.Null()], {
+      description: 'Error of the last attempt (timeout, connection, refused target, redirect)',
+    }),
     durationMs: Type.Union([Type.Integer(), Type.Null()], { description: 'Duration of the last attempt' }),
     nextAttemptAt: Type.Union([Type.String(), Type.Null()]),
     createdAt: Type.String(),
@@ -67,8 +72,16 @@ const DeliverySchema = Type.Object(
 const CreateWebhookSchema = Type.Object(
   {
     url: Type.String({ minLength: 1, maxLength: 2048, description: 'http(s) URL the events are POSTed to' }),
-    events: Type.Array(Type.String({ minLength: 1, maxLength: 80 }), { minItems: 1, maxItems: 32, description: `Any of ${WEBHOOK_EVENTS.join(', ')}, or security.<type>` }),
-    secret: Type.String({ minLength: 16, maxLength: 256, description: 'HMAC-SHA256 key for X-Director-Signature; at least 16 characters; never returned' }),
+    events: Type.Array(Type.String({ minLength: 1, maxLength: 80 }), {
+      minItems: 1,
+      maxItems: 32,
+      description: `Any of ${WEBHOOK_EVENTS.join(', ')}, or security.<type>`,
+    }),
+    secret: Type.String({
+      minLength: 16,
+      maxLength: 256,
+      description: 'HMAC-SHA256 key for X-Director-Signature; at least 16 characters; never returned',
+    }),
   },
   { additionalProperties: false },
 );
@@ -84,14 +97,30 @@ const DeliveriesQuery = Type.Object(
 
 const iso = (ms: number | null): string | null => (ms === null ? null : isoTime(ms));
 
-const attemptView = (a: AttemptRecord) => ({ attempt: a.attempt, at: isoTime(a.startedMs), statusCode: a.statusCode, error: a.error, durationMs: a.durationMs, nextAttemptAt: iso(a.nextMs) });
+const attemptView = (a: AttemptRecord) => ({
+  attempt: a.attempt,
+  at: isoTime(a.startedMs),
+  statusCode: a.statusCode,
+  error: a.error,
+  durationMs: a.durationMs,
+  nextAttemptAt: iso(a.nextMs),
+});
 
 const deliveryView = (d: DeliveryRecord, attempts: AttemptRecord[]) => {
   const last = attempts.at(-1);
   return {
-    id: d.id, webhookId: d.webhookId, event: d.event, eventId: d.eventId, state: d.state, attempts: d.attempts,
-    statusCode: last?.statusCode ?? null, error: last?.error ?? null, durationMs: last?.durationMs ?? null,
-    nextAttemptAt: d.state === 'pending' ? iso(d.nextMs) : null, createdAt: isoTime(d.createdMs), completedAt: iso(d.completedMs),
+    id: d.id,
+    webhookId: d.webhookId,
+    event: d.event,
+    eventId: d.eventId,
+    state: d.state,
+    attempts: d.attempts,
+    statusCode: last?.statusCode ?? null,
+    error: last?.error ?? null,
+    durationMs: last?.durationMs ?? null,
+    nextAttemptAt: d.state === 'pending' ? iso(d.nextMs) : null,
+    createdAt: isoTime(d.createdMs),
+    completedAt: iso(d.completedMs),
     attemptLog: attempts.map(attemptView),
   };
 };
@@ -140,14 +169,25 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (bas
   const lookup = options.lookup ?? systemLookup;
   const store = new WebhookStore(rt.db, rt.clock);
   const dispatcher = new WebhookDispatcher({
-    store, events: rt.events, clock: rt.clock, logger: rt.logger, options, transport: options.transport ?? httpTransport(policy, lookup),
+    store,
+    events: rt.events,
+    clock: rt.clock,
+    logger: rt.logger,
+    options,
+    transport: options.transport ?? httpTransport(policy, lookup),
   });
   app.addHook('onReady', async () => dispatcher.start());
   app.addHook('onClose', async () => dispatcher.stop());
 
   const view = (r: WebhookRecord) => ({
-    id: r.id, url: r.url, events: r.events, secretSet: true as const, pendingDeliveries: store.pendingCount(r.id), droppedDeliveries: r.dropped,
-    createdBy: r.createdBy, createdAt: isoTime(r.createdMs),
+    id: r.id,
+    url: r.url,
+    events: r.events,
+    secretSet: true as const,
+    pendingDeliveries: store.pendingCount(r.id),
+    droppedDeliveries: r.dropped,
+    createdBy: r.createdBy,
+    createdAt: isoTime(r.createdMs),
   });
   const Params = IdParams('whk');
 
@@ -169,17 +209,36 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (bas
       const caller = callerOf(req);
       await checkCreate(req.body, policy, lookup);
       if (store.count(caller.workspace) >= options.maxWebhooksPerWorkspace) {
-        throw new DirectorError('UNPROCESSABLE', `a workspace has at most ${options.maxWebhooksPerWorkspace} webhooks`, { limit: options.maxWebhooksPerWorkspace });
+        throw new DirectorError('UNPROCESSABLE', `a workspace has at most ${options.maxWebhooksPerWorkspace} webhooks`, {
+          limit: options.maxWebhooksPerWorkspace,
+        });
       }
-      const rec = store.create({ workspace: caller.workspace, url: req.body.url, events: req.body.events, secret: req.body.secret, createdBy: caller.actor ?? null });
-      rt.events.emit({ type: 'webhook_created', severity: 'low', workspace: caller.workspace, actor: caller.actor, details: { webhookId: rec.id, target: new URL(rec.url).origin, events: rec.events } });
+      const rec = store.create({
+        workspace: caller.workspace,
+        url: req.body.url,
+        events: req.body.events,
+        secret: req.body.secret,
+        createdBy: caller.actor ?? null,
+      });
+      rt.events.emit({
+        type: 'webhook_created',
+        severity: 'low',
+        workspace: caller.workspace,
+        actor: caller.actor,
+        details: { webhookId: rec.id, target: new URL(rec.url).origin, events: rec.events },
+      });
       return send(reply, view(rec), 201);
     },
   });
 
   app.get('/webhooks', {
     config: { scope: 'webhooks:write' },
-    schema: { tags: ['webhooks'], summary: 'List the workspace\'s webhooks', querystring: Type.Object(PageQuery, { additionalProperties: false }), response: { 200: Envelope(Page(WebhookSchema)), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['webhooks'],
+      summary: "List the workspace's webhooks",
+      querystring: Type.Object(PageQuery, { additionalProperties: false }),
+      response: { 200: Envelope(Page(WebhookSchema)), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => {
       const { limit = 20, offset = 0 } = req.query;
       const page = store.list(callerOf(req).workspace, { limit, offset });
@@ -195,7 +254,12 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (bas
 
   app.get('/webhooks/:id', {
     config: { scope: 'webhooks:write' },
-    schema: { tags: ['webhooks'], summary: 'Get a webhook (never its secret)', params: Params, response: { 200: Envelope(WebhookSchema), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['webhooks'],
+      summary: 'Get a webhook (never its secret)',
+      params: Params,
+      response: { 200: Envelope(WebhookSchema), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => send(reply, view(owned(callerOf(req).workspace, req.params.id))),
   });
 
@@ -206,25 +270,49 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (bas
       summary: 'The delivery log of a webhook, newest first: state, every attempt (status code or error, duration), next retry',
       params: Params,
       querystring: DeliveriesQuery,
-      response: { 200: Envelope(Type.Object({ items: Type.Array(DeliverySchema), limit: Type.Integer(), nextCursor: Type.Union([Type.String(), Type.Null()]) })), ...STANDARD_ERRORS },
+      response: {
+        200: Envelope(
+          Type.Object({ items: Type.Array(DeliverySchema), limit: Type.Integer(), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+        ),
+        ...STANDARD_ERRORS,
+      },
     },
     handler: async (req, reply) => {
       const rec = owned(callerOf(req).workspace, req.params.id);
       const { limit = 20, cursor, state } = req.query;
-      const rows = store.deliveries(rec.id, { limit: limit + 1, ...(cursor === undefined ? {} : { beforeSeq: decodeCursor(cursor) }), ...(state === undefined ? {} : { state }) });
+      const rows = store.deliveries(rec.id, {
+        limit: limit + 1,
+        ...(cursor === undefined ? {} : { beforeSeq: decodeCursor(cursor) }),
+        ...(state === undefined ? {} : { state }),
+      });
       const page = rows.slice(0, limit);
       const last = page.at(-1);
-      return send(reply, { items: page.map((r) => deliveryView(r.delivery, r.attempts)), limit, nextCursor: rows.length > limit && last ? encodeCursor(last.delivery.seq) : null });
+      return send(reply, {
+        items: page.map((r) => deliveryView(r.delivery, r.attempts)),
+        limit,
+        nextCursor: rows.length > limit && last ? encodeCursor(last.delivery.seq) : null,
+      });
     },
   });
 
   app.delete('/webhooks/:id', {
     config: { scope: 'webhooks:write' },
-    schema: { tags: ['webhooks'], summary: 'Delete a webhook, its pending deliveries and its log', params: Params, response: { 200: Envelope(Type.Object({ id: Type.String(), deleted: Type.Literal(true) })), ...STANDARD_ERRORS } },
+    schema: {
+      tags: ['webhooks'],
+      summary: 'Delete a webhook, its pending deliveries and its log',
+      params: Params,
+      response: { 200: Envelope(Type.Object({ id: Type.String(), deleted: Type.Literal(true) })), ...STANDARD_ERRORS },
+    },
     handler: async (req, reply) => {
       const caller = callerOf(req);
       if (!store.delete(caller.workspace, req.params.id)) throw notFound('webhook', req.params.id);
-      rt.events.emit({ type: 'webhook_deleted', severity: 'low', workspace: caller.workspace, actor: caller.actor, details: { webhookId: req.params.id } });
+      rt.events.emit({
+        type: 'webhook_deleted',
+        severity: 'low',
+        workspace: caller.workspace,
+        actor: caller.actor,
+        details: { webhookId: req.params.id },
+      });
       return send(reply, { id: req.params.id, deleted: true as const });
     },
   });

@@ -89,9 +89,22 @@ export class WebhookDispatcher {
     const event = eventName(e);
     const body = webhookBody({ event, data: eventData(e), timestamp: e.timestamp });
     for (const h of hooks) {
-      const { delivery, dropped } = this.#d.store.enqueue({ webhookId: h.id, event, eventId: e.id, body }, this.#d.options.maxPendingPerWebhook, this.#inFlight.get(h.id)?.deliveryId ?? null);
+      const { delivery, dropped } = this.#d.store.enqueue(
+        { webhookId: h.id, event, eventId: e.id, body },
+        this.#d.options.maxPendingPerWebhook,
+        this.#inFlight.get(h.id)?.deliveryId ?? null,
+      );
       if (dropped.length) {
-        this.#log.warn({ webhookId: h.id, dropped, droppedTotal: h.dropped + dropped.length, queued: delivery.id, maxPending: this.#d.options.maxPendingPerWebhook }, 'webhook queue full: dropped the oldest pending deliveries');
+        this.#log.warn(
+          {
+            webhookId: h.id,
+            dropped,
+            droppedTotal: h.dropped + dropped.length,
+            queued: delivery.id,
+            maxPending: this.#d.options.maxPendingPerWebhook,
+          },
+          'webhook queue full: dropped the oldest pending deliveries',
+        );
       }
     }
     this.#kick();
@@ -140,11 +153,14 @@ export class WebhookDispatcher {
     if (this.#timer && this.#timerAtMs <= atMs) return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timerAtMs = atMs;
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      this.#timerAtMs = Infinity;
-      this.#tick();
-    }, Math.max(0, atMs - this.#d.clock.nowMs()));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = null;
+        this.#timerAtMs = Infinity;
+        this.#tick();
+      },
+      Math.max(0, atMs - this.#d.clock.nowMs()),
+    );
     this.#timer.unref();
   }
 
@@ -192,9 +208,19 @@ export class WebhookDispatcher {
       this.#log.error({ err, webhookId: d.webhookId, deliveryId: d.id }, 'could not record a webhook attempt');
       return;
     }
-    const fields = { webhookId: d.webhookId, deliveryId: d.id, event: d.event, attempt, statusCode, error, durationMs, target: originOf(target.url) };
+    const fields = {
+      webhookId: d.webhookId,
+      deliveryId: d.id,
+      event: d.event,
+      attempt,
+      statusCode,
+      error,
+      durationMs,
+      target: originOf(target.url),
+    };
     if (state === 'failed') this.#log.warn(fields, 'webhook delivery failed for good');
-    else if (state === 'pending') this.#log.info({ ...fields, retryInMs: (nextMs ?? 0) - this.#d.clock.nowMs() }, 'webhook delivery attempt failed; will retry');
+    else if (state === 'pending')
+      this.#log.info({ ...fields, retryInMs: (nextMs ?? 0) - this.#d.clock.nowMs() }, 'webhook delivery attempt failed; will retry');
     else this.#log.debug(fields, 'webhook delivered');
   }
 }

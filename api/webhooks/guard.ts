@@ -20,16 +20,32 @@ const cidr = (text: string): Cidr => {
 };
 
 /** Checked in order, so the specific metadata addresses win over the ranges that hold them. */
-const FORBIDDEN: readonly { range: Cidr; cls: AddressClass }[] = ([
-  // Cloud metadata and host endpoints: AWS/GCP/Azure/OCI, AWS ECS, Alibaba, Azure wire server, AWS IPv6.
-  ['169.254.169.254/32', 'metadata'], ['169.254.170.2/32', 'metadata'], ['100.100.100.200/32', 'metadata'],
-  ['168.63.129.16/32', 'metadata'], ['fd00:ec2::254/128', 'metadata'],
-  ['0.0.0.0/8', 'unspecified'], ['10.0.0.0/8', 'private'], ['100.64.0.0/10', 'cgnat'], ['127.0.0.0/8', 'loopback'],
-  ['169.254.0.0/16', 'link-local'], ['172.16.0.0/12', 'private'], ['192.168.0.0/16', 'private'],
-  ['224.0.0.0/4', 'multicast'], ['240.0.0.0/4', 'reserved'],
-  ['::/128', 'unspecified'], ['::1/128', 'loopback'], ['fe80::/10', 'link-local'], ['fec0::/10', 'private'],
-  ['fc00::/7', 'private'], ['ff00::/8', 'multicast'], ['64:ff9b:1::/48', 'private'],
-] as const).map(([range, cls]) => ({ range: cidr(range), cls }));
+const FORBIDDEN: readonly { range: Cidr; cls: AddressClass }[] = (
+  [
+    // Cloud metadata and host endpoints: AWS/GCP/Azure/OCI, AWS ECS, Alibaba, Azure wire server, AWS IPv6.
+    ['169.254.169.254/32', 'metadata'],
+    ['169.254.170.2/32', 'metadata'],
+    ['100.100.100.200/32', 'metadata'],
+    ['168.63.129.16/32', 'metadata'],
+    ['fd00:ec2::254/128', 'metadata'],
+    ['0.0.0.0/8', 'unspecified'],
+    ['10.0.0.0/8', 'private'],
+    ['100.64.0.0/10', 'cgnat'],
+    ['127.0.0.0/8', 'loopback'],
+    ['169.254.0.0/16', 'link-local'],
+    ['172.16.0.0/12', 'private'],
+    ['192.168.0.0/16', 'private'],
+    ['224.0.0.0/4', 'multicast'],
+    ['240.0.0.0/4', 'reserved'],
+    ['::/128', 'unspecified'],
+    ['::1/128', 'loopback'],
+    ['fe80::/10', 'link-local'],
+    ['fec0::/10', 'private'],
+    ['fc00::/7', 'private'],
+    ['ff00::/8', 'multicast'],
+    ['64:ff9b:1::/48', 'private'],
+  ] as const
+).map(([range, cls]) => ({ range: cidr(range), cls }));
 
 /** IPv6 prefixes that carry an IPv4 address, and where: mapped, compatible, NAT64, 6to4. */
 const EMBEDDING: readonly { range: Cidr; shift: bigint }[] = [
@@ -51,11 +67,15 @@ export const closedPolicy: TargetPolicy = { allowPrivateTargets: false, allowedT
 
 /** Parses `DIRECTOR_WEBHOOK_ALLOWED_CIDRS`-style text (comma-separated); throws naming the bad entry. */
 export function parseCidrList(text: string, name: string): Cidr[] {
-  return text.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
-    const r = checkCidr(s);
-    if (!('cidr' in r)) throw new Error(`${name}: ${r.issue}`);
-    return r.cidr;
-  });
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => {
+      const r = checkCidr(s);
+      if (!('cidr' in r)) throw new Error(`${name}: ${r.issue}`);
+      return r.cidr;
+    });
 }
 
 const host = (a: IpAddress): Cidr => ({ ...a, len: a.family === 4 ? 32 : 128 });
@@ -107,9 +127,13 @@ export function checkUrl(text: string, policy: TargetPolicy): { issue: string } 
   } catch {
     return { issue: 'is not an absolute URL' };
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return { issue: `scheme ${url.protocol.replace(/:$/, '')} is not allowed (http or https only)` };
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    return { issue: `scheme ${url.protocol.replace(/:$/, '')} is not allowed (http or https only)` };
   if (url.username || url.password) return { issue: 'must not carry credentials (user:password@)' };
-  const hostname = url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+  const hostname = url.hostname
+    .replace(/^\[|\]$/g, '')
+    .replace(/\.$/, '')
+    .toLowerCase();
   if (!hostname) return { issue: 'has no host' };
   const literal = parseIp(hostname);
   if (literal) {
@@ -130,7 +154,11 @@ export const systemLookup: LookupAll = (hostname) => dnsLookup(hostname, { all: 
  * Resolves a host name and refuses it when any address it resolves to is forbidden (one bad
  * answer is enough: a client may connect to any of them). Returns the addresses.
  */
-export async function resolveChecked(hostname: string, policy: TargetPolicy, lookup: LookupAll): Promise<{ address: string; family: number }[]> {
+export async function resolveChecked(
+  hostname: string,
+  policy: TargetPolicy,
+  lookup: LookupAll,
+): Promise<{ address: string; family: number }[]> {
   const addrs = await lookup(hostname);
   if (addrs.length === 0) throw new TargetRefusedError(`${hostname} resolves to no address`);
   for (const a of addrs) {

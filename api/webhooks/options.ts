@@ -50,15 +50,29 @@ const ENV_ALLOWED_CIDRS = 'DIRECTOR_WEBHOOK_ALLOWED_CIDRS';
 /** Defaults, then the environment, then `overrides`. Throws naming the variable on a bad value. */
 export function resolveOptions(overrides: Partial<DispatcherOptions> = {}, env: NodeJS.ProcessEnv = process.env): DispatcherOptions {
   const raw = env[ENV_ALLOW_PRIVATE]?.trim().toLowerCase() ?? '';
-  if (!['', 'true', '1', 'false', '0'].includes(raw)) throw new Error(`${ENV_ALLOW_PRIVATE}=${JSON.stringify(raw)} is invalid: use true or false`);
+  if (!['', 'true', '1', 'false', '0'].includes(raw))
+    throw new Error(`${ENV_ALLOW_PRIVATE}=${JSON.stringify(raw)} is invalid: use true or false`);
   const opts: DispatcherOptions = {
     ...DISPATCHER_DEFAULTS,
     allowPrivateTargets: raw === 'true' || raw === '1',
-    allowedTargetCidrs: (env[ENV_ALLOWED_CIDRS] ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    allowedTargetCidrs: (env[ENV_ALLOWED_CIDRS] ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     ...overrides,
   };
-  for (const k of ['baseDelayMs', 'maxDelayMs', 'maxAttempts', 'timeoutMs', 'maxPendingPerWebhook', 'maxConcurrent', 'logRetention', 'maxWebhooksPerWorkspace'] as const) {
-    if (!Number.isInteger(opts[k]) || opts[k] < 1) throw new Error(`webhook option ${k} must be a positive integer (got ${String(opts[k])})`);
+  for (const k of [
+    'baseDelayMs',
+    'maxDelayMs',
+    'maxAttempts',
+    'timeoutMs',
+    'maxPendingPerWebhook',
+    'maxConcurrent',
+    'logRetention',
+    'maxWebhooksPerWorkspace',
+  ] as const) {
+    if (!Number.isInteger(opts[k]) || opts[k] < 1)
+      throw new Error(`webhook option ${k} must be a positive integer (got ${String(opts[k])})`);
   }
   targetPolicy(opts);
   return opts;

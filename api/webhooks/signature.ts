@@ -13,9 +13,7 @@ export interface WebhookPayload {
  * `JSON.stringify(JSON.parse(body)) === body`, so the seed's `verifyWebhook`, which re-serializes
  * the parsed payload, checks the same bytes.
  */
-export const webhookBody = (p: WebhookPayload): string =>
-  JSON.stringify({ event: p.event, data: p.data, timestamp: p.timestamp });
+export const webhookBody = (p: WebhookPayload): string => JSON.stringify({ event: p.event, data: p.data, timestamp: p.timestamp });
 
 /** `sha256=<hex HMAC-SHA256 of body keyed with secret>` (the `X-Director-Signature` header). */
-export const signBody = (body: string, secret: string): string =>
-  `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+export const signBody = (body: string, secret: string): string => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;

@@ -33,7 +33,8 @@ export function httpTransport(policy: TargetPolicy, lookup: LookupAll): Transpor
     resolveChecked(hostname, policy, lookup).then(
       (addrs) => {
         const usable = options.family === 4 || options.family === 6 ? addrs.filter((a) => a.family === options.family) : addrs;
-        if (usable.length === 0) return cb(Object.assign(new Error(`${hostname}: no IPv${String(options.family)} address`), { code: 'ENOTFOUND' }), []);
+        if (usable.length === 0)
+          return cb(Object.assign(new Error(`${hostname}: no IPv${String(options.family)} address`), { code: 'ENOTFOUND' }), []);
         if (options.all) return cb(null, usable);
         return cb(null, usable[0]!.address, usable[0]!.family);
       },
@@ -41,27 +42,32 @@ export function httpTransport(policy: TargetPolicy, lookup: LookupAll): Transpor
     );
   };
 
-  return (req) => new Promise((resolve, reject) => {
-    const checked = checkUrl(req.url, policy);
-    if ('issue' in checked) return reject(new TargetRefusedError(`url ${checked.issue}`));
-    const { url } = checked.target;
-    const client = url.protocol === 'https:' ? https : http;
-    const out = client.request(url, {
-      method: 'POST',
-      headers: { ...req.headers, 'content-length': String(Buffer.byteLength(req.body)) },
-      agent: false,
-      lookup: guardedLookup,
-      signal: req.signal,
-    }, (res) => {
-      let seen = 0;
-      res.on('data', (chunk: Buffer) => {
-        seen += chunk.length;
-        if (seen > MAX_RESPONSE_BYTES) res.destroy();
-      });
-      res.on('error', () => undefined);
-      resolve({ statusCode: res.statusCode ?? 0 });
+  return (req) =>
+    new Promise((resolve, reject) => {
+      const checked = checkUrl(req.url, policy);
+      if ('issue' in checked) return reject(new TargetRefusedError(`url ${checked.issue}`));
+      const { url } = checked.target;
+      const client = url.protocol === 'https:' ? https : http;
+      const out = client.request(
+        url,
+        {
+          method: 'POST',
+          headers: { ...req.headers, 'content-length': String(Buffer.byteLength(req.body)) },
+          agent: false,
+          lookup: guardedLookup,
+          signal: req.signal,
+        },
+        (res) => {
+          let seen = 0;
+          res.on('data', (chunk: Buffer) => {
+            seen += chunk.length;
+            if (seen > MAX_RESPONSE_BYTES) res.destroy();
+          });
+          res.on('error', () => undefined);
+          resolve({ statusCode: res.statusCode ?? 0 });
+        },
+      );
+      out.on('error', reject);
+      out.end(req.body);
     });
-    out.on('error', reject);
-    out.end(req.body);
-  });
 }

@@ -108,7 +108,13 @@ export class SocketAuth {
       this.#ctx.auth.requireScope(p, scope);
       return true;
     } catch {
-      this.#ctx.events.emit({ type: 'scope_denied', severity: 'medium', workspace: p.workspace, actor: actorOf(p), details: { scope, route: this.#ctx.route, transport: 'websocket', ...details } });
+      this.#ctx.events.emit({
+        type: 'scope_denied',
+        severity: 'medium',
+        workspace: p.workspace,
+        actor: actorOf(p),
+        details: { scope, route: this.#ctx.route, transport: 'websocket', ...details },
+      });
       return false;
     }
   }
@@ -132,7 +138,13 @@ export class SocketAuth {
         return null;
       }
       const reason = err.details?.reason ?? null;
-      if (record) events.emit({ type: err.code === 'AUTHENTICATION_ERROR' ? 'auth_failed' : 'auth_denied', severity: 'medium', actor: `ip:${ip}`, details: { route, method: 'GET', transport: 'websocket', reason } });
+      if (record)
+        events.emit({
+          type: err.code === 'AUTHENTICATION_ERROR' ? 'auth_failed' : 'auth_denied',
+          severity: 'medium',
+          actor: `ip:${ip}`,
+          details: { route, method: 'GET', transport: 'websocket', reason },
+        });
       return null;
     }
   }

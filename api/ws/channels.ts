@@ -125,7 +125,12 @@ export const sandboxMapper: EventMapper = (e) => {
   const event = Object.hasOwn(LIFECYCLE, e.type) ? LIFECYCLE[e.type] : undefined;
   if (!event || !e.sandboxId) return null;
   const d = e.details;
-  const data: Record<string, unknown> = { sandboxId: e.sandboxId, event, status: typeof d.status === 'string' ? d.status : null, timestamp: e.timestamp };
+  const data: Record<string, unknown> = {
+    sandboxId: e.sandboxId,
+    event,
+    status: typeof d.status === 'string' ? d.status : null,
+    timestamp: e.timestamp,
+  };
   if (d.resourceUsage && typeof d.resourceUsage === 'object') data.resourceUsage = d.resourceUsage;
   if (typeof d.exitCode === 'number') data.exitCode = d.exitCode;
   if (typeof d.reason === 'string') data.reason = d.reason;

@@ -2,7 +2,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { RawData, WebSocket } from 'ws';
 import { SocketAuth, credentialOf, type Credential } from './auth.ts';
 import type { ChannelEntry, Hub, Subscription } from './hub.ts';
-import { EncodedItem, batchFrames, encodeItem } from './hub.ts';
+import { EncodedItem, batchFrames, encodeItem } from './encode.ts';
 import { CLOSE, CLOSE_REASON, HUB_MESSAGES, authenticatedMessage, errorMessage, parseMessage, type HubServerMessage } from './protocol.ts';
 import { SendQueue, type Frame } from './queue.ts';
 import { ReadGate, SerialRunner, closeSocket, toBuffer } from './socket.ts';
@@ -84,7 +84,12 @@ export class HubConnection {
       const entry = this.#hub.channel(sub.channel);
       if (entry && !this.#auth.permits(entry.def.scope, { channel: sub.channel })) {
         this.#cancel(sub);
-        this.send(errorMessage('AUTHORIZATION_ERROR', `no longer allowed on channel ${sub.channel}: missing scope ${entry.def.scope}`, { channel: sub.channel, scope: entry.def.scope }));
+        this.send(
+          errorMessage('AUTHORIZATION_ERROR', `no longer allowed on channel ${sub.channel}: missing scope ${entry.def.scope}`, {
+            channel: sub.channel,
+            scope: entry.def.scope,
+          }),
+        );
         this.send({ type: 'unsubscribed', channel: sub.channel });
       }
     }
@@ -95,7 +100,13 @@ export class HubConnection {
     const authed = this.#auth.principal !== null;
     if (isBinary) {
       if (!authed) this.close(CLOSE.FORBIDDEN, CLOSE_REASON.authRequired);
-      else this.send(errorMessage('VALIDATION_ERROR', 'Invalid message: binary frames are not part of this protocol', { field: 'message', issue: 'binary frame' }));
+      else
+        this.send(
+          errorMessage('VALIDATION_ERROR', 'Invalid message: binary frames are not part of this protocol', {
+            field: 'message',
+            issue: 'binary frame',
+          }),
+        );
       return;
     }
     const parsed = parseMessage(HUB_MESSAGES, toBuffer(data).toString('utf8'));
@@ -152,7 +163,12 @@ export class HubConnection {
       return;
     }
     if (!this.#auth.permits(entry.def.scope, { channel: name })) {
-      this.send(errorMessage('AUTHORIZATION_ERROR', `missing required scope ${entry.def.scope} for channel ${name}`, { channel: name, scope: entry.def.scope }));
+      this.send(
+        errorMessage('AUTHORIZATION_ERROR', `missing required scope ${entry.def.scope} for channel ${name}`, {
+          channel: name,
+          scope: entry.def.scope,
+        }),
+      );
       return;
     }
     if (this.#subs.has(name)) {
@@ -161,7 +177,13 @@ export class HubConnection {
     }
     const head = entry.def.source.head();
     if (after !== undefined && after > head) {
-      this.send(errorMessage('VALIDATION_ERROR', `Invalid after: cursor ${after} is ahead of the stream (at ${head}); subscribe without it`, { field: 'after', issue: 'ahead of the stream', head }));
+      this.send(
+        errorMessage('VALIDATION_ERROR', `Invalid after: cursor ${after} is ahead of the stream (at ${head}); subscribe without it`, {
+          field: 'after',
+          issue: 'ahead of the stream',
+          head,
+        }),
+      );
       return;
     }
     const sub: Subscription = { channel: name, conn: this, state: after === undefined ? 'live' : 'replaying', floor: after ?? head, batch };
@@ -190,7 +212,12 @@ export class HubConnection {
       let waited = false;
       const page = entry.def.source.page(workspace, cursor, REPLAY_PAGE);
       // A batch subscription gets the page as one frame (REPLAY_PAGE ≤ BATCH_MAX_ITEMS).
-      const frames = sub.batch ? batchFrames(entry.name, page.items.map((i) => new EncodedItem(i))) : page.items.map(encodeItem);
+      const frames = sub.batch
+        ? batchFrames(
+            entry.name,
+            page.items.map((i) => new EncodedItem(i)),
+          )
+        : page.items.map(encodeItem);
       for (const frame of frames) {
         if (!this.#queue.hasRoom()) {
           waited = true;
@@ -222,9 +249,14 @@ export class HubConnection {
    */
   #tooSlow(): void {
     const p = this.#auth.principal;
-    this.#hub.deps.logger.warn({ userId: p?.userId, workspace: p?.workspace, bufferedBytes: this.#ws.bufferedAmount }, 'websocket client too slow; closing');
+    this.#hub.deps.logger.warn(
+      { userId: p?.userId, workspace: p?.workspace, bufferedBytes: this.#ws.bufferedAmount },
+      'websocket client too slow; closing',
+    );
     try {
-      this.#ws.send(JSON.stringify(errorMessage('SLOW_CONSUMER', 'the client did not read fast enough; resume with the last cursor it received')));
+      this.#ws.send(
+        JSON.stringify(errorMessage('SLOW_CONSUMER', 'the client did not read fast enough; resume with the last cursor it received')),
+      );
     } catch {
       // the socket is already gone
     }

@@ -6,7 +6,8 @@ import type { Credential } from './auth.ts';
 import type { ChannelDefinition, ChannelItem } from './channels.ts';
 import { HubConnection } from './hub-connection.ts';
 import type { ResolvedWsOptions } from './options.ts';
-import { BATCH_MAX_ITEMS, CLOSE, CLOSE_REASON } from './protocol.ts';
+import { CLOSE, CLOSE_REASON } from './protocol.ts';
+import { EncodedItem, batchFrames } from './encode.ts';
 
 export interface HubDeps {
   auth: AuthService;
@@ -35,37 +36,6 @@ export interface ChannelEntry {
 
 /** A registered channel as the hub holds it: its live feed and the items waiting for the next batch frame. */
 type LiveChannel = ChannelEntry & { unsubscribe: () => void; pending: EncodedItem[] };
-
-export const encodeItem = (item: ChannelItem): string => JSON.stringify({ type: item.type, data: item.data, cursor: item.cursor });
-
-/** An item encoded once for every socket: its JSON text and, made on first use, its UTF-8 frame. */
-export class EncodedItem {
-  readonly cursor: number;
-  readonly workspace: string | null;
-  readonly text: string;
-  #frame: Buffer | null = null;
-
-  constructor(item: ChannelItem) {
-    this.cursor = item.cursor;
-    this.workspace = item.workspace;
-    this.text = encodeItem(item);
-  }
-
-  get frame(): Buffer {
-    return (this.#frame ??= Buffer.from(this.text));
-  }
-}
-
-/** `batch` frames for `items` (already encoded), at most {@link BATCH_MAX_ITEMS} each. */
-export function batchFrames(channel: string, items: readonly EncodedItem[]): Buffer[] {
-  const head = `{"type":"batch","channel":${JSON.stringify(channel)},"items":[`;
-  const out: Buffer[] = [];
-  for (let i = 0; i < items.length; i += BATCH_MAX_ITEMS) {
-    const part = items.slice(i, i + BATCH_MAX_ITEMS);
-    out.push(Buffer.from(`${head}${part.map((e) => e.text).join(',')}]}`));
-  }
-  return out;
-}
 
 /**
  * The `/v1/ws` hub: a registry of channels, and the fan-out from each channel's live feed to
@@ -167,7 +137,10 @@ export class Hub {
         shared.set(workspace, frames);
       } else {
         // Subscribed (or went live after a replay) in the middle of this turn: only what is newer.
-        frames = batchFrames(entry.name, list.filter((e) => e.cursor > sub.floor));
+        frames = batchFrames(
+          entry.name,
+          list.filter((e) => e.cursor > sub.floor),
+        );
       }
       for (const f of frames) sub.conn.enqueue(f);
     }

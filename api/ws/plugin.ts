@@ -64,7 +64,9 @@ export const wsPlugin: FastifyPluginAsync<WsPluginOptions> = async (instance, op
   });
   // Every heartbeat also re-checks credentials, so revocations reach open sockets within one interval.
   stopHeartbeat = startHeartbeat(app.websocketServer, options.heartbeatMs, () => {
-    Promise.all([hub.revalidate(), terminals.revalidate()]).catch((err: unknown) => app.log.error({ err }, 'websocket credential re-check failed'));
+    Promise.all([hub.revalidate(), terminals.revalidate()]).catch((err: unknown) =>
+      app.log.error({ err }, 'websocket credential re-check failed'),
+    );
   });
 
   /** Refuses the upgrade (403) for a browser on a site not allowed, and records it. */
@@ -86,7 +88,12 @@ export const wsPlugin: FastifyPluginAsync<WsPluginOptions> = async (instance, op
 
   app.get(
     '/v1/sandboxes/:id/terminal',
-    { websocket: true, config: { public: true }, preValidation: checkOrigin, schema: { params: IdParams('sbx'), querystring: TerminalQuery } },
+    {
+      websocket: true,
+      config: { public: true },
+      preValidation: checkOrigin,
+      schema: { params: IdParams('sbx'), querystring: TerminalQuery },
+    },
     (socket, req) => {
       terminals.accept(socket, { sandboxId: req.params.id, ip: req.ip, query: req.query, credential: upgradeCredential(req) });
     },

@@ -10,7 +10,17 @@ import type { AuthService } from '../auth/service.ts';
 import { actorOf, type Principal } from '../auth/types.ts';
 import { SocketAuth, credentialOf, type Credential } from './auth.ts';
 import type { ResolvedWsOptions } from './options.ts';
-import { CLOSE, CLOSE_REASON, TERMINAL_MAX_CELLS, TERMINAL_MESSAGES, authenticatedMessage, errorMessage, parseMessage, type TerminalServerMessage, type WsErrorCode } from './protocol.ts';
+import {
+  CLOSE,
+  CLOSE_REASON,
+  TERMINAL_MAX_CELLS,
+  TERMINAL_MESSAGES,
+  authenticatedMessage,
+  errorMessage,
+  parseMessage,
+  type TerminalServerMessage,
+  type WsErrorCode,
+} from './protocol.ts';
 import { ReadGate, SerialRunner, closeSocket, isOpen, toBuffer } from './socket.ts';
 
 /** Shells a terminal may run, by the name `?cmd=` takes. Nothing else can be asked for. */
@@ -99,7 +109,14 @@ export class TerminalSession {
     this.#onGone = onGone;
     const { cols, rows } = req.query;
     this.#size = cols !== undefined && rows !== undefined ? { cols, rows } : null;
-    this.#auth = new SocketAuth({ ws, auth: deps.auth, events: deps.runtime.events, logger: deps.logger, route: '/v1/sandboxes/:id/terminal', ip: req.ip });
+    this.#auth = new SocketAuth({
+      ws,
+      auth: deps.auth,
+      events: deps.runtime.events,
+      logger: deps.logger,
+      route: '/v1/sandboxes/:id/terminal',
+      ip: req.ip,
+    });
     this.#gate = new ReadGate(ws);
     this.#serial = new SerialRunner({
       pauseAt: deps.options.maxPendingMessages,
@@ -232,7 +249,8 @@ export class TerminalSession {
     } catch (err) {
       if (!isDirectorError(err)) throw err;
       if (err.code === 'NOT_FOUND') this.#refuse(CLOSE.NOT_FOUND, 'NOT_FOUND', `sandbox ${sandboxId} not found`);
-      else if (err.code === 'AUTHORIZATION_ERROR') this.#refuse(CLOSE.FORBIDDEN, 'AUTHORIZATION_ERROR', 'execution is disabled by this sandbox\'s security policy');
+      else if (err.code === 'AUTHORIZATION_ERROR')
+        this.#refuse(CLOSE.FORBIDDEN, 'AUTHORIZATION_ERROR', "execution is disabled by this sandbox's security policy");
       else if (err.code === 'CONFLICT') this.#refuse(CLOSE.CONFLICT, 'CONFLICT', `sandbox ${sandboxId} is not running`);
       else this.#refuse(CLOSE.INTERNAL, err.code, err.message);
       return;
@@ -246,7 +264,14 @@ export class TerminalSession {
     }
     this.#handle = h;
     const started = performance.now();
-    rt.events.emit({ type: 'terminal_opened', severity: 'info', workspace: p.workspace, sandboxId, actor: caller.actor, details: { shell } });
+    rt.events.emit({
+      type: 'terminal_opened',
+      severity: 'info',
+      workspace: p.workspace,
+      sandboxId,
+      actor: caller.actor,
+      details: { shell },
+    });
     this.#pipeOutput(h);
     await this.#resize(h);
     this.#state = 'running';
@@ -254,7 +279,14 @@ export class TerminalSession {
     this.#early = [];
     const [result] = await Promise.all([h.wait().catch(() => ({ exitCode: -1 })), finished(h.stdout).catch(() => undefined)]);
     this.#state = 'done';
-    rt.events.emit({ type: 'terminal_closed', severity: 'info', workspace: p.workspace, sandboxId, actor: caller.actor, details: { shell, exitCode: result.exitCode, durationMs: Math.round(performance.now() - started) } });
+    rt.events.emit({
+      type: 'terminal_closed',
+      severity: 'info',
+      workspace: p.workspace,
+      sandboxId,
+      actor: caller.actor,
+      details: { shell, exitCode: result.exitCode, durationMs: Math.round(performance.now() - started) },
+    });
     if (this.#closed) return;
     this.#send({ type: 'exit', exitCode: result.exitCode });
     this.close(CLOSE.NORMAL, 'exited');

@@ -17,7 +17,11 @@ import { systemClock, type Clock } from '../../core/clock.ts';
 import { parseLogLine, type ParsedTag } from '../../netfilter/names.ts';
 
 /** One `/dev/kmsg` record: sequence number, microseconds since boot, the first message line. */
-export interface KmsgRecord { seq: number; usec: number; message: string }
+export interface KmsgRecord {
+  seq: number;
+  usec: number;
+  message: string;
+}
 
 /**
  * Parses a raw `/dev/kmsg` record, `<prio>,<seq>,<usec>,<flags>[,…];<message>\n[ KEY=value\n]…`.
@@ -173,7 +177,9 @@ export class DenyLogReader implements AsyncDisposable {
   }
 
   /** How many times the kernel overwrote records before they were read (EPIPE). */
-  get overruns(): number { return this.#overruns; }
+  get overruns(): number {
+    return this.#overruns;
+  }
 
   /**
    * Opens the log and resolves once the backlog present at start is drained, so every deny
@@ -201,10 +207,19 @@ export class DenyLogReader implements AsyncDisposable {
         n = await source.read(buf);
       } catch (err) {
         const code = errCode(err);
-        if (code === 'EPIPE') { this.#overruns++; continue; }
+        if (code === 'EPIPE') {
+          this.#overruns++;
+          continue;
+        }
         if (code === 'EINTR') continue;
-        if (code !== 'EAGAIN') { if (!signal.aborted) this.#onError(err); return; }
-        if (inBacklog) { inBacklog = false; drained(); }
+        if (code !== 'EAGAIN') {
+          if (!signal.aborted) this.#onError(err);
+          return;
+        }
+        if (inBacklog) {
+          inBacklog = false;
+          drained();
+        }
         try {
           await sleep(this.#pollMs, undefined, { signal, ref: false });
         } catch {
@@ -293,7 +308,10 @@ export class EventRateLimiter {
   /** Whether an event for `key` may go out now; a refusal is counted in {@link suppressed}. */
   take(key: string): boolean {
     const b = this.#bucket(key, this.#clock.nowMs());
-    if (b.tokens >= 1) { b.tokens -= 1; return true; }
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return true;
+    }
     b.suppressed += 1;
     return false;
   }

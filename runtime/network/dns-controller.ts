@@ -80,7 +80,15 @@ export function createDnsController(deps: DnsControllerDeps) {
         workspace: sandbox?.workspace ?? rec?.workspace ?? null,
         sandboxId: sandbox?.id ?? null,
         networkId: ev.networkId,
-        details: { name: ev.name.slice(0, 253), qtype: ev.qtype, reason: ev.reason, rcode: ev.rcode, suspectedTunnel: ev.suspectedTunnel, client: ev.client, ...(ev.audit ? { audit: true, wouldDrop: true } : {}) },
+        details: {
+          name: ev.name.slice(0, 253),
+          qtype: ev.qtype,
+          reason: ev.reason,
+          rcode: ev.rcode,
+          suspectedTunnel: ev.suspectedTunnel,
+          client: ev.client,
+          ...(ev.audit ? { audit: true, wouldDrop: true } : {}),
+        },
       });
     },
     onAnswer: async (ev) => {
@@ -88,8 +96,15 @@ export function createDnsController(deps: DnsControllerDeps) {
       if (!rec) throw new Error('network gone');
       const now = deps.clock.nowMs();
       for (const a of ev.addresses) deps.store.observeDns(rec.id, ev.name, a.addr, now);
-      const hosts = new Set(ev.matches.filter((m) => m.direction === 'outbound' && rec.policy?.outbound[m.index]?.action === 'allow').map((m) => m.host));
-      for (const host of hosts) await deps.firewall.allowResolved(rec, host, ev.addresses.map((a) => ({ addr: a.addr, timeoutS: a.ttlS })));
+      const hosts = new Set(
+        ev.matches.filter((m) => m.direction === 'outbound' && rec.policy?.outbound[m.index]?.action === 'allow').map((m) => m.host),
+      );
+      for (const host of hosts)
+        await deps.firewall.allowResolved(
+          rec,
+          host,
+          ev.addresses.map((a) => ({ addr: a.addr, timeoutS: a.ttlS })),
+        );
     },
     logger: deps.logger,
     clock: deps.clock,

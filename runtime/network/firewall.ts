@@ -1,6 +1,12 @@
 import type { Logger } from 'pino';
 import { applyTable, readTable } from '../../netfilter/apply.ts';
-import { addResolvedAddresses, compileNetwork, compileRemoveNetwork, compileRetire, type ResolvedAddress } from '../../netfilter/compile.ts';
+import {
+  addResolvedAddresses,
+  compileNetwork,
+  compileRemoveNetwork,
+  compileRetire,
+  type ResolvedAddress,
+} from '../../netfilter/compile.ts';
 import type { NftCommand } from '../../netfilter/json.ts';
 import { networkNameSets, unusedNameSets } from '../../netfilter/rules.ts';
 import type { AlwaysDenied, NetfilterInput, NetworkInput } from '../../netfilter/model.ts';
@@ -90,7 +96,9 @@ export class Firewall {
   private nftOptions(): NftOptions {
     return {
       ...this.deps.nft,
-      onNetlinkFallback: this.deps.nft?.onNetlinkFallback ?? ((reason) => this.log.warn({ reason }, 'nft change applied through nft: the netlink path could not apply it')),
+      onNetlinkFallback:
+        this.deps.nft?.onNetlinkFallback ??
+        ((reason) => this.log.warn({ reason }, 'nft change applied through nft: the netlink path could not apply it')),
     };
   }
 
@@ -128,7 +136,10 @@ export class Firewall {
     });
     this.booted = true;
     if (problems.length) this.log.error({ problems }, 'nft table differs from the store after rebuild');
-    this.timer = setInterval(() => void this.selfCheck().catch((err: unknown) => this.log.error({ err }, 'nft self-check failed')), this.deps.checkIntervalMs);
+    this.timer = setInterval(
+      () => void this.selfCheck().catch((err: unknown) => this.log.error({ err }, 'nft self-check failed')),
+      this.deps.checkIntervalMs,
+    );
     this.timer.unref();
     return problems;
   }
@@ -160,7 +171,9 @@ export class Firewall {
     if (!before) return;
     for (const net of input.networks) {
       for (const set of Object.values(before.networks[net.short]?.sets ?? {})) {
-        const live = set.elements.filter((e) => (e.expiresS ?? e.timeoutS ?? 0) > 0).map((e) => ({ addr: e.addr, timeoutS: e.expiresS ?? e.timeoutS ?? 1 }));
+        const live = set.elements
+          .filter((e) => (e.expiresS ?? e.timeoutS ?? 0) > 0)
+          .map((e) => ({ addr: e.addr, timeoutS: e.expiresS ?? e.timeoutS ?? 1 }));
         if (!set.host || live.length === 0) continue;
         try {
           await applyDocument(addResolvedAddresses(input.table, net, { host: set.host }, live), this.nftOptions());
@@ -184,9 +197,12 @@ export class Firewall {
       }
       if (got.bridge !== net.bridge) problems.push(`network ${net.short}: bridge ${got.bridge ?? 'none'} instead of ${net.bridge}`);
       if (got.isolated !== net.isolated) problems.push(`network ${net.short}: isolated=${got.isolated}, expected ${net.isolated}`);
-      if ((got.mode ?? null) !== (net.policy?.mode ?? null)) problems.push(`network ${net.short}: mode ${got.mode ?? 'none'}, expected ${net.policy?.mode ?? 'none'}`);
+      if ((got.mode ?? null) !== (net.policy?.mode ?? null))
+        problems.push(`network ${net.short}: mode ${got.mode ?? 'none'}, expected ${net.policy?.mode ?? 'none'}`);
       if (net.policy && (got.outbound.length !== net.policy.outbound.length || got.inbound.length !== net.policy.inbound.length)) {
-        problems.push(`network ${net.short}: ${got.outbound.length}/${got.inbound.length} rules in force, policy has ${net.policy.outbound.length}/${net.policy.inbound.length}`);
+        problems.push(
+          `network ${net.short}: ${got.outbound.length}/${got.inbound.length} rules in force, policy has ${net.policy.outbound.length}/${net.policy.inbound.length}`,
+        );
       }
     }
     const expected = new Set(input.networks.map((n) => n.short));
@@ -198,7 +214,8 @@ export class Firewall {
   private remember(networks: NetworkInput[]): void {
     this.nets.clear();
     this.cancelRetire();
-    for (const n of networks) this.nets.set(n.short, { gen: 0, sets: networkNameSets(n).map((x) => x.name), retired: [], staleSets: new Set() });
+    for (const n of networks)
+      this.nets.set(n.short, { gen: 0, sets: networkNameSets(n).map((x) => x.name), retired: [], staleSets: new Set() });
   }
 
   /**
@@ -295,7 +312,8 @@ export class Firewall {
   /** Throws (503) while new sandboxes must be refused. */
   assertReady(): void {
     if (!this.booted) throw new DirectorError('SERVICE_UNAVAILABLE', 'network enforcement is not in place yet');
-    if (this.tampered) throw new DirectorError('SERVICE_UNAVAILABLE', 'network enforcement was tampered with and is being restored; retry shortly');
+    if (this.tampered)
+      throw new DirectorError('SERVICE_UNAVAILABLE', 'network enforcement was tampered with and is being restored; retry shortly');
   }
 
   get status(): { booted: boolean; tampered: boolean } {
@@ -304,7 +322,9 @@ export class Firewall {
 
   /** Which of the table's base chains and network chains exist right now (one cheap `nft` call). */
   private async presentChains(): Promise<Map<string, string | null>> {
-    const out = JSON.parse(await runNft(['-j', 'list', 'chains', 'inet'])) as { nftables?: { chain?: { table: string; name: string; hook?: string } }[] };
+    const out = JSON.parse(await runNft(['-j', 'list', 'chains', 'inet'])) as {
+      nftables?: { chain?: { table: string; name: string; hook?: string } }[];
+    };
     const chains = new Map<string, string | null>();
     for (const item of out.nftables ?? []) if (item.chain?.table === this.deps.table) chains.set(item.chain.name, item.chain.hook ?? null);
     return chains;
@@ -319,12 +339,17 @@ export class Firewall {
       if (chains.get(BASE_CHAINS.forward) !== 'forward') missing.push(BASE_CHAINS.forward);
       if (chains.get(BASE_CHAINS.input) !== 'input') missing.push(BASE_CHAINS.input);
       for (const [short, st] of this.nets) {
-        for (const name of CHAIN_KINDS.flatMap((k) => [chainName(short, k), genChainName(short, k, st.gen)])) if (!chains.has(name)) missing.push(name);
+        for (const name of CHAIN_KINDS.flatMap((k) => [chainName(short, k), genChainName(short, k, st.gen)]))
+          if (!chains.has(name)) missing.push(name);
       }
       if (missing.length === 0) return true;
       this.tampered = true;
       this.log.error({ missing: missing.slice(0, 10) }, 'nft table tampered with: restoring');
-      this.deps.events.emit({ type: 'policy_tampered', severity: 'critical', details: { table: this.deps.table, missing: missing.slice(0, 50), missingCount: missing.length } });
+      this.deps.events.emit({
+        type: 'policy_tampered',
+        severity: 'critical',
+        details: { table: this.deps.table, missing: missing.slice(0, 50), missingCount: missing.length },
+      });
       const input = this.input();
       await applyTable(input);
       this.remember(input.networks);

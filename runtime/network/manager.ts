@@ -22,9 +22,16 @@ export const CreateNetworkSchema = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }),
     subnet: Type.Optional(Type.String({ maxLength: 43, description: 'IPv4 CIDR; allocated from DIRECTOR_NETWORK_POOL when absent' })),
     gateway: Type.Optional(Type.String({ maxLength: 39, description: 'Defaults to the first host of the subnet' })),
-    enableDNS: Type.Optional(Type.Boolean({ description: 'Default true: the Director resolver answers on the gateway (names the policy allows only)' })),
+    enableDNS: Type.Optional(
+      Type.Boolean({ description: 'Default true: the Director resolver answers on the gateway (names the policy allows only)' }),
+    ),
     internal: Type.Optional(Type.Boolean({ description: 'true: no route out at all (engine-level), whatever a policy allows' })),
-    labels: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z0-9][a-z0-9._/-]{0,62}$' }), Type.String({ maxLength: 256 }), { maxProperties: 32, additionalProperties: false })),
+    labels: Type.Optional(
+      Type.Record(Type.String({ pattern: '^[a-z0-9][a-z0-9._/-]{0,62}$' }), Type.String({ maxLength: 256 }), {
+        maxProperties: 32,
+        additionalProperties: false,
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -93,13 +100,36 @@ export class NetworkManager implements NetworkAttacher {
 
   async create(caller: Caller, raw: unknown): Promise<NetworkRecord> {
     const req = check<Static<typeof CreateNetworkSchema>>(CreateNetworkSchema, raw);
-    if (this.deps.store.nameTaken(caller.workspace, req.name)) throw conflict(`a network named ${req.name} already exists`, { field: 'name' });
-    return this.createRecord(caller.workspace, { name: req.name, subnet: req.subnet, gateway: req.gateway, enableDns: req.enableDNS ?? true, internal: req.internal ?? false, labels: req.labels ?? {}, privateFor: null, policy: null }, caller);
+    if (this.deps.store.nameTaken(caller.workspace, req.name))
+      throw conflict(`a network named ${req.name} already exists`, { field: 'name' });
+    return this.createRecord(
+      caller.workspace,
+      {
+        name: req.name,
+        subnet: req.subnet,
+        gateway: req.gateway,
+        enableDns: req.enableDNS ?? true,
+        internal: req.internal ?? false,
+        labels: req.labels ?? {},
+        privateFor: null,
+        policy: null,
+      },
+      caller,
+    );
   }
 
   private async createRecord(
     workspace: string,
-    o: { name: string; subnet?: string; gateway?: string; enableDns: boolean; internal: boolean; labels: Record<string, string>; privateFor: string | null; policy: NetworkPolicy | null },
+    o: {
+      name: string;
+      subnet?: string;
+      gateway?: string;
+      enableDns: boolean;
+      internal: boolean;
+      labels: Record<string, string>;
+      privateFor: string | null;
+      policy: NetworkPolicy | null;
+    },
     caller?: Caller,
   ): Promise<NetworkRecord> {
     const { store, engine, firewall, clock, config } = this.deps;
@@ -120,26 +150,57 @@ export class NetworkManager implements NetworkAttacher {
     const short = shortName(id);
     const now = clock.nowMs();
     const rec: NetworkRecord = {
-      id, workspace, name: o.name, short, bridge: `dir-${short}`, subnet, gateway, enableDns: o.enableDns, internal: o.internal, isolated: false,
-      privateFor: o.privateFor, engineId: null, policy: o.policy, labels: o.labels, status: 'creating', createdMs: now, updatedMs: now, deletedMs: null,
+      id,
+      workspace,
+      name: o.name,
+      short,
+      bridge: `dir-${short}`,
+      subnet,
+      gateway,
+      enableDns: o.enableDns,
+      internal: o.internal,
+      isolated: false,
+      privateFor: o.privateFor,
+      engineId: null,
+      policy: o.policy,
+      labels: o.labels,
+      status: 'creating',
+      createdMs: now,
+      updatedMs: now,
+      deletedMs: null,
     };
     store.insert(rec);
     try {
       // Rules first: the bridge never exists without Director's chains in front of it.
       await firewall.sync(rec);
       rec.engineId = await engine.createNetwork({
-        name: `director-${id}`, bridgeName: rec.bridge, subnet, gateway, internal: o.internal, enableIpMasquerade: true,
+        name: `director-${id}`,
+        bridgeName: rec.bridge,
+        subnet,
+        gateway,
+        internal: o.internal,
+        enableIpMasquerade: true,
         labels: NETWORK_LABELS(config.runtimeName, id, workspace),
       });
       store.update(id, clock.nowMs(), { engineId: rec.engineId });
       if (rec.enableDns) await this.deps.dns?.listen(rec);
       store.update(id, clock.nowMs(), { status: 'ready' });
       rec.status = 'ready';
-      if (!o.privateFor) this.deps.events.emit({ type: 'network_created', severity: 'info', workspace, networkId: id, actor: caller?.actor ?? null, details: { name: o.name, subnet, bridge: rec.bridge } });
+      if (!o.privateFor)
+        this.deps.events.emit({
+          type: 'network_created',
+          severity: 'info',
+          workspace,
+          networkId: id,
+          actor: caller?.actor ?? null,
+          details: { name: o.name, subnet, bridge: rec.bridge },
+        });
       return rec;
     } catch (err) {
       this.log.warn({ err, networkId: id }, 'network create failed; cleaning up');
-      await this.teardown(rec).catch((e: unknown) => this.log.error({ err: e, networkId: id }, 'cleanup after failed network create failed'));
+      await this.teardown(rec).catch((e: unknown) =>
+        this.log.error({ err: e, networkId: id }, 'cleanup after failed network create failed'),
+      );
       store.update(id, clock.nowMs(), { status: 'failed', deletedMs: clock.nowMs() });
       if (err instanceof DirectorError) throw err;
       throw unavailable(`network create failed: ${(err as Error).message}`, err);
@@ -159,7 +220,13 @@ export class NetworkManager implements NetworkAttacher {
     if (!rec || rec.status === 'failed' || rec.privateFor) {
       const other = this.deps.store.byId(id);
       if (other && other.workspace !== caller.workspace && !other.privateFor) {
-        this.deps.events.emit({ type: 'cross_workspace_attempt', severity: 'high', workspace: caller.workspace, actor: caller.actor ?? null, details: { resource: 'network', id } });
+        this.deps.events.emit({
+          type: 'cross_workspace_attempt',
+          severity: 'high',
+          workspace: caller.workspace,
+          actor: caller.actor ?? null,
+          details: { resource: 'network', id },
+        });
       }
       throw notFound('network', id);
     }
@@ -188,7 +255,19 @@ export class NetworkManager implements NetworkAttacher {
       store.update(rec.id, clock.nowMs(), { policy: previous });
       throw err;
     }
-    events.emit({ type: 'policy_applied', severity: 'info', workspace: rec.workspace, networkId: rec.id, actor: caller?.actor ?? null, details: { name: policy?.name ?? null, mode: policy?.mode ?? null, outbound: policy?.outbound.length ?? 0, inbound: policy?.inbound.length ?? 0 } });
+    events.emit({
+      type: 'policy_applied',
+      severity: 'info',
+      workspace: rec.workspace,
+      networkId: rec.id,
+      actor: caller?.actor ?? null,
+      details: {
+        name: policy?.name ?? null,
+        mode: policy?.mode ?? null,
+        outbound: policy?.outbound.length ?? 0,
+        inbound: policy?.inbound.length ?? 0,
+      },
+    });
     return next;
   }
 
@@ -204,7 +283,14 @@ export class NetworkManager implements NetworkAttacher {
       store.update(rec.id, clock.nowMs(), { isolated: rec.isolated });
       throw err;
     }
-    events.emit({ type: isolated ? 'network_isolated' : 'network_released', severity: isolated ? 'high' : 'info', workspace: rec.workspace, networkId: rec.id, actor: caller.actor ?? null, details: {} });
+    events.emit({
+      type: isolated ? 'network_isolated' : 'network_released',
+      severity: isolated ? 'high' : 'info',
+      workspace: rec.workspace,
+      networkId: rec.id,
+      actor: caller.actor ?? null,
+      details: {},
+    });
     return next;
   }
 
@@ -212,11 +298,26 @@ export class NetworkManager implements NetworkAttacher {
   async allowAccess(caller: Caller, id: string, raw: unknown): Promise<NetworkRecord> {
     const rec = this.get(caller, id);
     const req = check<AllowAccessRequest>(AllowAccessSchema, raw);
-    const base = rec.policy ?? { name: 'allow-access', description: 'Created by allow-access: default deny plus the allowed destinations', inbound: [], outbound: [], logging: true, metrics: true, mode: 'enforce' as const };
+    const base = rec.policy ?? {
+      name: 'allow-access',
+      description: 'Created by allow-access: default deny plus the allowed destinations',
+      inbound: [],
+      outbound: [],
+      logging: true,
+      metrics: true,
+      mode: 'enforce' as const,
+    };
     const added: PolicyRule[] = req.destinations.map((d) => ({
       action: 'allow',
       protocol: d.protocol ?? 'tcp',
-      destination: d.host.includes('/') || /^[\d.]+$|:/.test(d.host) ? (d.host.includes('/') ? d.host : d.host.includes(':') ? `${d.host}/128` : `${d.host}/32`) : d.host,
+      destination:
+        d.host.includes('/') || /^[\d.]+$|:/.test(d.host)
+          ? d.host.includes('/')
+            ? d.host
+            : d.host.includes(':')
+              ? `${d.host}/128`
+              : `${d.host}/32`
+          : d.host,
       ...(d.port === undefined ? {} : { port: d.port }),
       ...(d.description ? { description: d.description } : {}),
     }));
@@ -246,7 +347,9 @@ export class NetworkManager implements NetworkAttacher {
     const { store, clock, events } = this.deps;
     const users = store.sandboxesOn(rec.id).filter((s) => s.id !== rec.privateFor);
     if (users.length && !force) {
-      throw conflict(`network ${rec.id} is used by ${users.length} sandbox(es); delete them first or pass force=true`, { sandboxes: users.map((u) => u.id) });
+      throw conflict(`network ${rec.id} is used by ${users.length} sandbox(es); delete them first or pass force=true`, {
+        sandboxes: users.map((u) => u.id),
+      });
     }
     if (users.length) {
       if (!this.deps.destroySandbox) throw conflict('forced delete needs the sandbox manager');
@@ -256,7 +359,15 @@ export class NetworkManager implements NetworkAttacher {
     await this.teardown(rec);
     store.update(rec.id, clock.nowMs(), { status: 'deleted', deletedMs: clock.nowMs() });
     store.clearObservations(rec.id);
-    if (!rec.privateFor) events.emit({ type: 'network_deleted', severity: 'info', workspace: rec.workspace, networkId: rec.id, actor: caller?.actor ?? null, details: { forced: users.length > 0 } });
+    if (!rec.privateFor)
+      events.emit({
+        type: 'network_deleted',
+        severity: 'info',
+        workspace: rec.workspace,
+        networkId: rec.id,
+        actor: caller?.actor ?? null,
+        details: { forced: users.length > 0 },
+      });
   }
 
   /** The policy actually in force, read back from the kernel (not from the request). */
@@ -270,8 +381,20 @@ export class NetworkManager implements NetworkAttacher {
     let rec: NetworkRecord;
     if (mode === 'isolated') {
       rec = await this.createRecord(sandbox.workspace, {
-        name: `isolated-${sandbox.id}`, enableDns: true, internal: false, labels: {}, privateFor: sandbox.id,
-        policy: validateNetworkPolicy({ name: 'isolated', description: 'Private network of one sandbox: all egress denied by default', inbound: [], outbound: [], logging: true, metrics: true, mode: 'enforce' }),
+        name: `isolated-${sandbox.id}`,
+        enableDns: true,
+        internal: false,
+        labels: {},
+        privateFor: sandbox.id,
+        policy: validateNetworkPolicy({
+          name: 'isolated',
+          description: 'Private network of one sandbox: all egress denied by default',
+          inbound: [],
+          outbound: [],
+          logging: true,
+          metrics: true,
+          mode: 'enforce',
+        }),
       });
     } else {
       const found = this.deps.store.get(sandbox.workspace, mode);
@@ -280,7 +403,11 @@ export class NetworkManager implements NetworkAttacher {
     }
     return {
       networkId: rec.id,
-      network: { mode: 'network' as const, network: rec.engineId ?? `director-${rec.id}`, ...(rec.enableDns ? { dns: [rec.gateway] } : {}) },
+      network: {
+        mode: 'network' as const,
+        network: rec.engineId ?? `director-${rec.id}`,
+        ...(rec.enableDns ? { dns: [rec.gateway] } : {}),
+      },
     };
   }
 
@@ -314,6 +441,10 @@ export class NetworkManager implements NetworkAttacher {
       const rec = id ? store.byId(id) : null;
       if (!rec || rec.status === 'deleted' || rec.status === 'failed') await engine.removeNetwork(n.id).catch(() => undefined);
     }
-    for (const rec of store.active()) if (rec.enableDns) await this.deps.dns?.listen(rec).catch((err: unknown) => this.log.error({ err, networkId: rec.id }, 'DNS listener failed to start'));
+    for (const rec of store.active())
+      if (rec.enableDns)
+        await this.deps.dns
+          ?.listen(rec)
+          .catch((err: unknown) => this.log.error({ err, networkId: rec.id }, 'DNS listener failed to start'));
   }
 }

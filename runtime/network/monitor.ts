@@ -62,12 +62,20 @@ export class DenyMonitor {
     const sandbox = this.deps.store.sandboxByAddress(net.id, sandboxAddr);
     const remote = inbound ? r.src : r.dst;
     const proto = r.proto;
-    if (r.audit) this.deps.store.observe({ networkId: net.id, direction: inbound ? 'inbound' : 'outbound', proto, remote, port: inbound ? 0 : (r.dstPort ?? 0) }, this.deps.clock.nowMs());
+    if (r.audit)
+      this.deps.store.observe(
+        { networkId: net.id, direction: inbound ? 'inbound' : 'outbound', proto, remote, port: inbound ? 0 : (r.dstPort ?? 0) },
+        this.deps.clock.nowMs(),
+      );
     const key = `${sandbox?.id ?? sandboxAddr}|${r.rawTag}|${r.audit ? 'a' : 'd'}`;
     if (!this.limiter.take(key)) return;
     const suppressed = this.limiter.resetSuppressed(key);
     const type = `${inbound ? 'ingress' : 'egress'}_${r.audit ? 'audit' : 'denied'}`;
-    const severity: Severity = r.audit ? 'low' : tag.kind === 'guard' && (tag.guard === 'range' || tag.guard === 'host' || tag.guard === 'xnet' || tag.guard === 'dns') ? 'high' : 'medium';
+    const severity: Severity = r.audit
+      ? 'low'
+      : tag.kind === 'guard' && (tag.guard === 'range' || tag.guard === 'host' || tag.guard === 'xnet' || tag.guard === 'dns')
+        ? 'high'
+        : 'medium';
     this.deps.events.emit({
       type,
       severity,

@@ -9,7 +9,12 @@
 import { formatCidr, parseCidr, parseIp, cidrContains, type IpAddress } from '../../policies/address.ts';
 import { checkHostPattern, hostMatches } from '../../policies/hostname.ts';
 import {
-  isHostEndpoint, remoteEnd, validateNetworkPolicy, type NetworkPolicy, type PolicyRule, type RuleDirection,
+  isHostEndpoint,
+  remoteEnd,
+  validateNetworkPolicy,
+  type NetworkPolicy,
+  type PolicyRule,
+  type RuleDirection,
 } from '../../policies/network-policy.ts';
 import { validationError } from '../../core/errors.ts';
 
@@ -87,9 +92,19 @@ export const ruleAllows = (rule: PolicyRule, obs: Observation): boolean => rule.
 /** Whether `rule` denies, or may deny (unknown sandbox address), the traffic. */
 export const ruleDenies = (rule: PolicyRule, obs: Observation): boolean => rule.action === 'deny' && ruleMatches(rule, obs, true);
 
-interface Remote { key: string; text: string; name: string | null; addr: IpAddress | null }
+interface Remote {
+  key: string;
+  text: string;
+  name: string | null;
+  addr: IpAddress | null;
+}
 
-interface Group { direction: RuleDirection; proto: ObservedProto; remote: Remote; ports: Map<number | null, number> }
+interface Group {
+  direction: RuleDirection;
+  proto: ObservedProto;
+  remote: Remote;
+  ports: Map<number | null, number>;
+}
 
 const DIRECTIONS: readonly RuleDirection[] = ['outbound', 'inbound'];
 const PROTOS: readonly ObservedProto[] = ['tcp', 'udp', 'icmp'];
@@ -134,7 +149,7 @@ function collapsePorts(ports: Map<number | null, number>): { port: PolicyRule['p
   if (ports.has(null)) return [{ port: undefined, count: total }];
   const sorted = ([...ports.keys()] as number[]).sort((a, b) => a - b);
   const out: { port: PolicyRule['port']; count: number }[] = [];
-  for (let i = 0; i < sorted.length; ) {
+  for (let i = 0; i < sorted.length;) {
     let j = i;
     while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
     const run = sorted.slice(i, j + 1);
@@ -200,7 +215,10 @@ export function proposePolicy(current: NetworkPolicy | null, observations: reado
     const obs: Observation = { ...o, port };
     const rules = base[o.direction];
     const index = rules.findIndex((r) => ruleDenies(r, obs));
-    if (index >= 0) { blockedByDeny.push({ observation: o, index, rule: rules[index]! }); return; }
+    if (index >= 0) {
+      blockedByDeny.push({ observation: o, index, rule: rules[index]! });
+      return;
+    }
     if (rules.some((r) => ruleAllows(r, obs))) return;
     for (const remote of remotesOf(o, addr)) {
       const key = `${o.direction}|${o.proto}|${remote.key}`;
@@ -210,10 +228,12 @@ export function proposePolicy(current: NetworkPolicy | null, observations: reado
     }
   });
 
-  const ordered = [...groups.values()].sort((a, b) =>
-    DIRECTIONS.indexOf(a.direction) - DIRECTIONS.indexOf(b.direction)
-    || compareRemotes(a.remote, b.remote)
-    || PROTOS.indexOf(a.proto) - PROTOS.indexOf(b.proto));
+  const ordered = [...groups.values()].sort(
+    (a, b) =>
+      DIRECTIONS.indexOf(a.direction) - DIRECTIONS.indexOf(b.direction) ||
+      compareRemotes(a.remote, b.remote) ||
+      PROTOS.indexOf(a.proto) - PROTOS.indexOf(b.proto),
+  );
   const addedBy: Record<RuleDirection, { rule: PolicyRule; count: number }[]> = { outbound: [], inbound: [] };
   for (const g of ordered) {
     for (const { port, count } of collapsePorts(g.ports)) {
@@ -252,7 +272,9 @@ function renderDiff(
   if (blocked.length > 0) {
     lines.push('@@ blocked by deny rules (deny wins over allow: change the deny rule to permit) @@');
     for (const b of blocked) {
-      lines.push(`! ${formatObservation(b.observation)}  (seen ${b.observation.count}×)  by ${b.observation.direction}[${b.index}] ${formatRule(b.rule, b.observation.direction)}`);
+      lines.push(
+        `! ${formatObservation(b.observation)}  (seen ${b.observation.count}×)  by ${b.observation.direction}[${b.index}] ${formatRule(b.rule, b.observation.direction)}`,
+      );
     }
   }
   return `${lines.join('\n')}\n`;

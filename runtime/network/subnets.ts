@@ -25,7 +25,12 @@ export function checkSubnet(subnet: string, gateway: string | undefined, taken: 
   const c = r.cidr;
   if (c.family !== 4) throw validationError('subnet', 'must be an IPv4 CIDR');
   if (c.len > 29 || c.len < 8) throw validationError('subnet', 'prefix length must be between /8 and /29');
-  for (const [range, why] of [['127.0.0.0/8', 'loopback'], ['169.254.0.0/16', 'link-local'], ['224.0.0.0/4', 'multicast'], ['0.0.0.0/8', 'this-network']] as const) {
+  for (const [range, why] of [
+    ['127.0.0.0/8', 'loopback'],
+    ['169.254.0.0/16', 'link-local'],
+    ['224.0.0.0/4', 'multicast'],
+    ['0.0.0.0/8', 'this-network'],
+  ] as const) {
     if (overlaps(c, parseCidr(range)!)) throw validationError('subnet', `overlaps the ${why} range ${range}`);
   }
   for (const t of taken) {

@@ -14,8 +14,15 @@ export const ExecuteSchema = Type.Object(
       Type.Array(Type.String({ maxLength: 131_072 }), { minItems: 1, maxItems: 4096, description: 'argv, run without a shell' }),
       Type.String({ minLength: 1, maxLength: 131_072, description: 'a shell command line, run with /bin/sh -c' }),
     ]),
-    timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'ms; the whole process group is killed when it ends' })),
-    environment: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' }), Type.String({ maxLength: 32_768 }), { maxProperties: 128, additionalProperties: false })),
+    timeout: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'ms; the whole process group is killed when it ends' }),
+    ),
+    environment: Type.Optional(
+      Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' }), Type.String({ maxLength: 32_768 }), {
+        maxProperties: 128,
+        additionalProperties: false,
+      }),
+    ),
     workdir: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^/[A-Za-z0-9._@+/-]*$' })),
     stdin: Type.Optional(Type.String({ maxLength: 1_048_576, description: 'UTF-8 text written to the process, then closed' })),
   },
@@ -88,7 +95,15 @@ export class Executor {
   async run(caller: Caller, id: string, raw: unknown, signal?: AbortSignal): Promise<ExecResult> {
     const out: Record<'stdout' | 'stderr', string[]> = { stdout: [], stderr: [] };
     for await (const c of this.stream(caller, id, raw, signal)) {
-      if (c.type === 'exit') return { exitCode: c.exitCode, stdout: out.stdout.join(''), stderr: out.stderr.join(''), durationMs: c.durationMs, timedOut: c.timedOut, truncated: c.truncated };
+      if (c.type === 'exit')
+        return {
+          exitCode: c.exitCode,
+          stdout: out.stdout.join(''),
+          stderr: out.stderr.join(''),
+          durationMs: c.durationMs,
+          timedOut: c.timedOut,
+          truncated: c.truncated,
+        };
       out[c.type].push(c.data);
     }
     throw new DirectorError('INTERNAL_ERROR', 'execute ended without an exit status');
@@ -100,16 +115,27 @@ export class Executor {
     const rec = this.manager.get(caller, id);
     if (!rec.spec.securityPolicy.allowExec) {
       deps.metrics.execTotal.inc({ result: 'denied' });
-      deps.events.emit({ type: 'exec_denied', severity: 'medium', workspace: rec.workspace, sandboxId: rec.id, actor: caller.actor ?? null, details: { reason: 'allowExec is false in the sandbox security policy' } });
-      throw new DirectorError('AUTHORIZATION_ERROR', 'execution is disabled by this sandbox\'s security policy (allowExec=false)', { field: 'securityPolicy.allowExec' });
+      deps.events.emit({
+        type: 'exec_denied',
+        severity: 'medium',
+        workspace: rec.workspace,
+        sandboxId: rec.id,
+        actor: caller.actor ?? null,
+        details: { reason: 'allowExec is false in the sandbox security policy' },
+      });
+      throw new DirectorError('AUTHORIZATION_ERROR', "execution is disabled by this sandbox's security policy (allowExec=false)", {
+        field: 'securityPolicy.allowExec',
+      });
     }
-    if (rec.status !== 'running' || !rec.containerId) throw conflict(`sandbox ${id} is ${rec.status}; execute needs a running sandbox`, { status: rec.status });
+    if (rec.status !== 'running' || !rec.containerId)
+      throw conflict(`sandbox ${id} is ${rec.status}; execute needs a running sandbox`, { status: rec.status });
     if (raw === null || typeof raw !== 'object') throw validationError('body', 'must be a JSON object');
     if (!Value.Check(ExecuteSchema, raw)) throw schemaError([...Value.Errors(ExecuteSchema, raw)][0]);
     const req = raw;
     const timeoutMs = req.timeout ?? deps.config.execTimeoutMs;
     if (timeoutMs > deps.config.maxExecTimeoutMs) throw validationError('timeout', `must be at most ${deps.config.maxExecTimeoutMs} ms`);
-    if (req.workdir && /^\/(proc|sys|dev)(\/|$)/.test(req.workdir)) throw new PolicyViolationError('workdir', 'kernel and device filesystems cannot be a working directory');
+    if (req.workdir && /^\/(proc|sys|dev)(\/|$)/.test(req.workdir))
+      throw new PolicyViolationError('workdir', 'kernel and device filesystems cannot be a working directory');
     const cmd = typeof req.command === 'string' ? ['/bin/sh', '-c', req.command] : req.command;
     return { rec, req, cmd, timeoutMs, containerId: rec.containerId };
   }
@@ -122,7 +148,15 @@ export class Executor {
     const env = req.environment ?? {};
     let handle: ExecHandle | null = await this.launchers.take(containerId, cmd, env, req.workdir, req.stdin);
     if (!handle) {
-      handle = await this.manager.wrapEngine(() => deps.engine.exec(containerId, { cmd, env, user: SANDBOX_USER, ...(req.workdir ? { workdir: req.workdir } : {}), stdin: req.stdin !== undefined }));
+      handle = await this.manager.wrapEngine(() =>
+        deps.engine.exec(containerId, {
+          cmd,
+          env,
+          user: SANDBOX_USER,
+          ...(req.workdir ? { workdir: req.workdir } : {}),
+          stdin: req.stdin !== undefined,
+        }),
+      );
       if (req.stdin !== undefined && handle.stdin) handle.stdin.end(req.stdin);
       this.launchers.rearmAfter(containerId, handle);
     }
@@ -174,7 +208,14 @@ export class Executor {
     deps.metrics.execSeconds.observe(durationMs / 1000);
     deps.metrics.execTotal.inc({ result: timedOut ? 'timeout' : exitCode === 0 ? 'ok' : 'nonzero' });
     if (timedOut) {
-      deps.events.emit({ type: 'timeout_killed', severity: 'low', workspace: rec.workspace, sandboxId: rec.id, actor: caller.actor ?? null, details: { scope: 'exec', timeoutMs, command: cmd.slice(0, 8).map((a) => a.slice(0, 128)) } });
+      deps.events.emit({
+        type: 'timeout_killed',
+        severity: 'low',
+        workspace: rec.workspace,
+        sandboxId: rec.id,
+        actor: caller.actor ?? null,
+        details: { scope: 'exec', timeoutMs, command: cmd.slice(0, 8).map((a) => a.slice(0, 128)) },
+      });
     }
     await this.checkPidsLimit(rec.id, rec.workspace, containerId);
     yield { type: 'exit', exitCode, durationMs, timedOut, truncated };
@@ -187,7 +228,14 @@ export class Executor {
     if (hits === null || hits === undefined) return;
     const before = this.lastPidsHits.get(sandboxId) ?? 0;
     this.lastPidsHits.set(sandboxId, hits);
-    if (hits > before) events.emit({ type: 'pids_limit_reached', severity: 'medium', workspace, sandboxId, details: { refusedForks: hits - before, total: hits } });
+    if (hits > before)
+      events.emit({
+        type: 'pids_limit_reached',
+        severity: 'medium',
+        workspace,
+        sandboxId,
+        details: { refusedForks: hits - before, total: hits },
+      });
   }
 
   forget(sandboxId: string, containerId: string | null): void {

@@ -9,7 +9,15 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
-import { checkLimits, drained, guardedEntries, safeSegments, UnsafeArchiveError, type GuardedEntry, type GuardLimits } from './tar-guard.ts';
+import {
+  checkLimits,
+  drained,
+  guardedEntries,
+  safeSegments,
+  UnsafeArchiveError,
+  type GuardedEntry,
+  type GuardLimits,
+} from './tar-guard.ts';
 
 export { UnsafeArchiveError, type UnsafeArchiveCode, type GuardLimits } from './tar-guard.ts';
 
@@ -69,7 +77,8 @@ function writeEntry(pack: tarStream.Pack, header: TarHeader, content?: AsyncIter
         if (!sink.write(chunk)) await drained(sink);
         if (sink.destroyed) return;
       }
-      if (written < size) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', header.name, `content ended after ${written} of ${size} declared bytes`);
+      if (written < size)
+        throw new UnsafeArchiveError('UNSAFE_ARCHIVE', header.name, `content ended after ${written} of ${size} declared bytes`);
       sink.end(null);
     })().catch((err: unknown) => {
       const error = err instanceof Error ? err : new Error(String(err));
@@ -101,7 +110,8 @@ export function packFile(name: string, content: Buffer | Readable, opts: PackFil
   const segments = safeSegments(name);
   if (segments.length === 0) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', name, 'empty name');
   if (!Number.isSafeInteger(opts.size) || opts.size < 0) throw new RangeError(`size must be a non-negative integer, got ${opts.size}`);
-  if (Buffer.isBuffer(content) && content.byteLength !== opts.size) throw new RangeError(`size ${opts.size} does not match content length ${content.byteLength}`);
+  if (Buffer.isBuffer(content) && content.byteLength !== opts.size)
+    throw new RangeError(`size ${opts.size} does not match content length ${content.byteLength}`);
   checkId('uid', opts.uid);
   checkId('gid', opts.gid);
   const header: TarHeader = {
@@ -202,7 +212,11 @@ async function ensureDirectory(dir: string, mode: number, entry: string): Promis
     return;
   }
   if (st.isDirectory()) return;
-  throw new UnsafeArchiveError('UNSAFE_ARCHIVE', entry, st.isSymbolicLink() ? 'path crosses a symlink on the host' : 'path crosses a non-directory on the host');
+  throw new UnsafeArchiveError(
+    'UNSAFE_ARCHIVE',
+    entry,
+    st.isSymbolicLink() ? 'path crosses a symlink on the host' : 'path crosses a non-directory on the host',
+  );
 }
 
 const WRITE_FLAGS = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
@@ -213,7 +227,8 @@ async function writeHostFile(target: string, e: GuardedEntry, mode: number): Pro
     fh = await fs.open(target, WRITE_FLAGS, mode);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST' || code === 'ELOOP') throw new UnsafeArchiveError('UNSAFE_ARCHIVE', e.path, 'file already exists on the host', { cause: err });
+    if (code === 'EEXIST' || code === 'ELOOP')
+      throw new UnsafeArchiveError('UNSAFE_ARCHIVE', e.path, 'file already exists on the host', { cause: err });
     throw err;
   }
   try {

@@ -45,7 +45,14 @@ export function buildContainerSpec(spec: EffectiveSpec, ctx: HardeningContext, c
     const paths = ['/tmp', ...sp.allowedPaths];
     const each = Math.max(1, Math.floor((rl.disk * MIB) / paths.length));
     for (const p of paths) {
-      tmpfs.push({ path: p, sizeBytes: each, noexec: !sp.allowExec, uid: SANDBOX_UID, gid: SANDBOX_UID, mode: p === '/tmp' ? 0o1777 : 0o755 });
+      tmpfs.push({
+        path: p,
+        sizeBytes: each,
+        noexec: !sp.allowExec,
+        uid: SANDBOX_UID,
+        gid: SANDBOX_UID,
+        mode: p === '/tmp' ? 0o1777 : 0o755,
+      });
     }
   }
   const labels: Record<string, string> = {

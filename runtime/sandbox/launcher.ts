@@ -85,7 +85,13 @@ export class Launchers {
    * falls back to a plain exec, then calls {@link rearmAfter}). The launcher is re-armed in
    * the background once the command ends or has run for the re-arm delay.
    */
-  async take(containerId: string, cmd: string[], env: Record<string, string>, workdir: string | undefined, stdin: string | undefined): Promise<ExecHandle | null> {
+  async take(
+    containerId: string,
+    cmd: string[],
+    env: Record<string, string>,
+    workdir: string | undefined,
+    stdin: string | undefined,
+  ): Promise<ExecHandle | null> {
     const line = launchLine(cmd, env, workdir);
     const slot = this.slots.get(containerId);
     if (!slot || line === null) return null;

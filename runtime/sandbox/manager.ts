@@ -37,12 +37,19 @@ export interface Caller {
 /** Identifies interchangeable sandboxes: same image and the same effective limits/policy. */
 export function poolKeyOf(spec: EffectiveSpec): string {
   const { image, resourceLimits, securityPolicy, networkMode, workdir } = spec;
-  return createHash('sha256').update(JSON.stringify({ image, resourceLimits, securityPolicy, networkMode, workdir })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify({ image, resourceLimits, securityPolicy, networkMode, workdir }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** A spec can be served from the pool when nothing about it is baked into the container per request. */
 export const isPoolable = (spec: EffectiveSpec): boolean =>
-  spec.command === null && Object.keys(spec.environment).length === 0 && spec.networkMode === 'none' && spec.profileId === undefined && spec.nofile === undefined;
+  spec.command === null &&
+  Object.keys(spec.environment).length === 0 &&
+  spec.networkMode === 'none' &&
+  spec.profileId === undefined &&
+  spec.nofile === undefined;
 
 /** Security profile ceilings for a create (workspace default, then the named profile); set by the security layer. */
 export interface ProfileCeilings {
@@ -89,7 +96,12 @@ export class SandboxManager {
           severity: 'medium',
           workspace: caller.workspace,
           actor: caller.actor ?? null,
-          details: { field: err.details?.field, issue: err.details?.issue, level: deniedBy?.level ?? 'runtime', ...(deniedBy ? { deniedBy } : {}) },
+          details: {
+            field: err.details?.field,
+            issue: err.details?.issue,
+            level: deniedBy?.level ?? 'runtime',
+            ...(deniedBy ? { deniedBy } : {}),
+          },
         });
       }
       throw err;
@@ -109,7 +121,8 @@ export class SandboxManager {
       }
     }
     const image = await this.imageInfo(spec.image);
-    if (!image) throw validationError('image', `image ${spec.image} is not available on this engine (Director does not pull from registries)`);
+    if (!image)
+      throw validationError('image', `image ${spec.image} is not available on this engine (Director does not pull from registries)`);
     const rec = await this.createCold(spec, caller.workspace, { imageWorkdir: image.workdir });
     this.deps.metrics.createSeconds.observe({ source: 'cold' }, (performance.now() - started) / 1000);
     this.lifecycleEvent('sandbox_created', rec, caller, { source: 'cold' });
@@ -125,13 +138,32 @@ export class SandboxManager {
     const id = newId('sbx');
     const now = clock.nowMs();
     const record: SandboxRecord = {
-      id, workspace, name: spec.name, image: spec.image, status: 'creating', reason: null, spec: toStoredSpec(spec), labels: spec.labels,
-      containerId: null, networkId: null, ipAddress: null, pooled: Boolean(opts.poolKey), poolKey: opts.poolKey ?? null, exitCode: null,
-      createdMs: now, updatedMs: now, startedMs: null, deadlineMs: null, stoppedMs: null, deletedMs: null,
+      id,
+      workspace,
+      name: spec.name,
+      image: spec.image,
+      status: 'creating',
+      reason: null,
+      spec: toStoredSpec(spec),
+      labels: spec.labels,
+      containerId: null,
+      networkId: null,
+      ipAddress: null,
+      pooled: Boolean(opts.poolKey),
+      poolKey: opts.poolKey ?? null,
+      exitCode: null,
+      createdMs: now,
+      updatedMs: now,
+      startedMs: null,
+      deadlineMs: null,
+      stoppedMs: null,
+      deletedMs: null,
     };
     // Count and insert in one synchronous step: concurrent creates cannot both take the last slot.
     if (store.countActive() >= config.maxSandboxes) {
-      throw new DirectorError('SERVICE_UNAVAILABLE', `this host runs its maximum of ${config.maxSandboxes} sandboxes`, { limit: config.maxSandboxes });
+      throw new DirectorError('SERVICE_UNAVAILABLE', `this host runs its maximum of ${config.maxSandboxes} sandboxes`, {
+        limit: config.maxSandboxes,
+      });
     }
     store.insert(record);
     let containerId: string | null = null;
@@ -144,7 +176,18 @@ export class SandboxManager {
         networkId = att.networkId;
         store.patch(id, clock.nowMs(), { networkId });
       }
-      const cspec = buildContainerSpec(spec, { sandboxId: id, workspace, runtimeName: config.runtimeName, network, imageWorkdir: opts.imageWorkdir, ...(opts.poolKey ? { poolKey: opts.poolKey } : {}) }, config);
+      const cspec = buildContainerSpec(
+        spec,
+        {
+          sandboxId: id,
+          workspace,
+          runtimeName: config.runtimeName,
+          network,
+          imageWorkdir: opts.imageWorkdir,
+          ...(opts.poolKey ? { poolKey: opts.poolKey } : {}),
+        },
+        config,
+      );
       containerId = await engine.createContainer(cspec);
       store.patch(id, clock.nowMs(), { containerId });
       const t0 = performance.now();
@@ -168,9 +211,18 @@ export class SandboxManager {
       return running;
     } catch (err) {
       this.log.warn({ err, sandboxId: id }, 'sandbox create failed; cleaning up');
-      if (containerId) await engine.removeContainer(containerId).catch((e: unknown) => this.log.error({ err: e, sandboxId: id }, 'cleanup: remove container failed'));
-      if (networkId) await this.deps.network.release({ id, workspace, networkId }).catch((e: unknown) => this.log.error({ err: e, sandboxId: id }, 'cleanup: release network failed'));
-      store.transition(id, 'failed', clock.nowMs(), { reason: `create failed: ${(err as Error).message}`.slice(0, 500), stoppedMs: clock.nowMs() });
+      if (containerId)
+        await engine
+          .removeContainer(containerId)
+          .catch((e: unknown) => this.log.error({ err: e, sandboxId: id }, 'cleanup: remove container failed'));
+      if (networkId)
+        await this.deps.network
+          .release({ id, workspace, networkId })
+          .catch((e: unknown) => this.log.error({ err: e, sandboxId: id }, 'cleanup: release network failed'));
+      store.transition(id, 'failed', clock.nowMs(), {
+        reason: `create failed: ${(err as Error).message}`.slice(0, 500),
+        stoppedMs: clock.nowMs(),
+      });
       if (err instanceof EngineUnavailableError) throw unavailable('the container engine is unavailable', err);
       throw err;
     }
@@ -195,7 +247,13 @@ export class SandboxManager {
       // Same answer as a missing id; recorded when the id exists in another workspace.
       const other = this.deps.store.byId(id);
       if (other && other.workspace !== caller.workspace && !other.pooled) {
-        this.deps.events.emit({ type: 'cross_workspace_attempt', severity: 'high', workspace: caller.workspace, actor: caller.actor ?? null, details: { resource: 'sandbox', id } });
+        this.deps.events.emit({
+          type: 'cross_workspace_attempt',
+          severity: 'high',
+          workspace: caller.workspace,
+          actor: caller.actor ?? null,
+          details: { resource: 'sandbox', id },
+        });
       }
       throw notFound('sandbox', id);
     }
@@ -208,7 +266,8 @@ export class SandboxManager {
 
   async metrics(caller: Caller, id: string) {
     const rec = this.get(caller, id);
-    if (rec.status !== 'running' || !rec.containerId) throw conflict(`sandbox ${id} is ${rec.status}; metrics exist only while it runs`, { status: rec.status });
+    if (rec.status !== 'running' || !rec.containerId)
+      throw conflict(`sandbox ${id} is ${rec.status}; metrics exist only while it runs`, { status: rec.status });
     const s = await this.wrapEngine(() => this.deps.engine.stats(rec.containerId!));
     return {
       sandboxId: id,
@@ -236,7 +295,9 @@ export class SandboxManager {
       await this.wrapEngine(() => (graceS > 0 ? engine.stopContainer(rec.containerId!, graceS) : engine.killContainer(rec.containerId!)));
     }
     const state = rec.containerId ? await engine.inspectContainer(rec.containerId).catch(() => null) : null;
-    const done = store.transition(rec.id, 'stopped', clock.nowMs(), { reason, stoppedMs: clock.nowMs(), exitCode: state?.exitCode ?? null }) ?? store.byId(rec.id)!;
+    const done =
+      store.transition(rec.id, 'stopped', clock.nowMs(), { reason, stoppedMs: clock.nowMs(), exitCode: state?.exitCode ?? null }) ??
+      store.byId(rec.id)!;
     this.lifecycleEvent('sandbox_stopped', done, caller, { reason });
     this.onEnded?.(done);
     return done;
@@ -256,14 +317,26 @@ export class SandboxManager {
     if (rec.containerId) await this.wrapEngine(() => engine.removeContainer(rec.containerId!));
     if (rec.networkId) await this.deps.network.release({ id: rec.id, workspace: rec.workspace, networkId: rec.networkId });
     const now = clock.nowMs();
-    const deleted = store.transition(rec.id, 'deleted', now, { deletedMs: now, stoppedMs: rec.stoppedMs ?? now, reason: rec.reason ?? reason });
+    const deleted = store.transition(rec.id, 'deleted', now, {
+      deletedMs: now,
+      stoppedMs: rec.stoppedMs ?? now,
+      reason: rec.reason ?? reason,
+    });
     if (deleted) this.lifecycleEvent('sandbox_deleted', deleted, caller, { reason });
     this.onEnded?.(rec);
   }
 
   lifecycleEvent(type: string, rec: SandboxRecord, caller: Caller | undefined, details: Record<string, unknown>): void {
     if (rec.pooled) return;
-    this.deps.events.emit({ type, severity: 'info', workspace: rec.workspace, sandboxId: rec.id, networkId: rec.networkId, actor: caller?.actor ?? null, details: { status: rec.status, ...details } });
+    this.deps.events.emit({
+      type,
+      severity: 'info',
+      workspace: rec.workspace,
+      sandboxId: rec.id,
+      networkId: rec.networkId,
+      actor: caller?.actor ?? null,
+      details: { status: rec.status, ...details },
+    });
   }
 
   async wrapEngine<T>(fn: () => Promise<T>): Promise<T> {

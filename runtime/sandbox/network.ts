@@ -22,7 +22,8 @@ export interface NetworkAttacher {
 }
 
 export const noNetworking: NetworkAttacher = {
-  attach: (_s, mode) => Promise.reject(validationError('networkMode', `network mode ${mode} needs the network layer, which is not enabled on this instance`)),
+  attach: (_s, mode) =>
+    Promise.reject(validationError('networkMode', `network mode ${mode} needs the network layer, which is not enabled on this instance`)),
   release: () => Promise.resolve(),
   assertReady: () => undefined,
 };

@@ -40,7 +40,10 @@ export class WarmPool {
     this.log = log.child({ component: 'pool' });
     const { config } = manager.deps;
     if (config.poolSize > 0) {
-      for (const image of config.poolImages.split(',').map((s) => s.trim()).filter(Boolean)) {
+      for (const image of config.poolImages
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)) {
         const spec = resolveSpec({ image }, config);
         if (!isPoolable(spec)) continue;
         const key = poolKeyOf(spec);
@@ -97,7 +100,11 @@ export class WarmPool {
     await Promise.all([...this.entries.values()].map((e) => e.filling ?? Promise.resolve()));
     const { store } = this.manager.deps;
     const pooled = store.inStates(ACTIVE_STATES).filter((r) => r.pooled);
-    await Promise.all(pooled.map((r) => this.manager.destroy(r, 'pool drained').catch((err: unknown) => this.log.warn({ err, sandboxId: r.id }, 'pool drain failed'))));
+    await Promise.all(
+      pooled.map((r) =>
+        this.manager.destroy(r, 'pool drained').catch((err: unknown) => this.log.warn({ err, sandboxId: r.id }, 'pool drain failed')),
+      ),
+    );
   }
 
   private updateGauge(entry: PoolEntry): void {

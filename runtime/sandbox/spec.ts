@@ -10,17 +10,28 @@ import { checkCeilings, type Ceiling } from '../../policies/profiles.ts';
  * and `labels`). Every object refuses unknown properties, so nothing a client sends reaches
  * the engine unchecked. Units: cpu in cores, memory/disk in MiB, maxDuration in ms.
  */
-const Path = Type.String({ minLength: 1, maxLength: 256, pattern: '^/[A-Za-z0-9._@+/-]*$', description: 'Absolute path inside the sandbox' });
+const Path = Type.String({
+  minLength: 1,
+  maxLength: 256,
+  pattern: '^/[A-Za-z0-9._@+/-]*$',
+  description: 'Absolute path inside the sandbox',
+});
 const EnvKey = '^[A-Za-z_][A-Za-z0-9_]{0,127}$';
 const LabelKey = '^[a-z0-9][a-z0-9._/-]{0,62}$';
 
 export const ResourceLimitsSchema = Type.Object(
   {
     cpu: Type.Optional(Type.Number({ minimum: 0.01, maximum: 64, description: 'CPU quota in cores' })),
-    memory: Type.Optional(Type.Integer({ minimum: 6, maximum: 1_048_576, description: 'Memory limit in MiB (swap is set equal: no swap)' })),
-    disk: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_048_576, description: 'Total MiB of the writable tmpfs mounts (/tmp and allowedPaths)' })),
+    memory: Type.Optional(
+      Type.Integer({ minimum: 6, maximum: 1_048_576, description: 'Memory limit in MiB (swap is set equal: no swap)' }),
+    ),
+    disk: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 1_048_576, description: 'Total MiB of the writable tmpfs mounts (/tmp and allowedPaths)' }),
+    ),
     network: Type.Optional(Type.Boolean({ description: 'false removes networking (same as securityPolicy.allowNetwork=false)' })),
-    maxDuration: Type.Optional(Type.Integer({ minimum: 1000, maximum: 2_592_000_000, description: 'Wall-time limit in ms; the sandbox is killed when it ends' })),
+    maxDuration: Type.Optional(
+      Type.Integer({ minimum: 1000, maximum: 2_592_000_000, description: 'Wall-time limit in ms; the sandbox is killed when it ends' }),
+    ),
     pids: Type.Optional(Type.Integer({ minimum: 8, maximum: 65_536, description: 'Maximum number of processes' })),
   },
   { additionalProperties: false },
@@ -42,15 +53,31 @@ export const SecurityPolicySchema = Type.Object(
 export const CreateSandboxSchema = Type.Object(
   {
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9 ._-]*$' })),
-    image: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$' })),
+    image: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 255, pattern: '^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$' }),
+    ),
     command: Type.Optional(Type.Array(Type.String({ maxLength: 65_536 }), { minItems: 1, maxItems: 256 })),
-    environment: Type.Optional(Type.Record(Type.String({ pattern: EnvKey }), Type.String({ maxLength: 32_768 }), { maxProperties: 128, additionalProperties: false })),
+    environment: Type.Optional(
+      Type.Record(Type.String({ pattern: EnvKey }), Type.String({ maxLength: 32_768 }), {
+        maxProperties: 128,
+        additionalProperties: false,
+      }),
+    ),
     resourceLimits: Type.Optional(ResourceLimitsSchema),
     securityPolicy: Type.Optional(SecurityPolicySchema),
-    networkMode: Type.Optional(Type.String({ pattern: '^(isolated|none|net_[A-Za-z0-9_-]{16})$', description: '`isolated`, `none` or a network id' })),
+    networkMode: Type.Optional(
+      Type.String({ pattern: '^(isolated|none|net_[A-Za-z0-9_-]{16})$', description: '`isolated`, `none` or a network id' }),
+    ),
     workdir: Type.Optional(Path),
-    labels: Type.Optional(Type.Record(Type.String({ pattern: LabelKey }), Type.String({ maxLength: 256 }), { maxProperties: 32, additionalProperties: false })),
-    profileId: Type.Optional(Type.String({ pattern: '^prf_[A-Za-z0-9_-]{16}$', description: 'A security profile (`/v1/security/profiles`): a ceiling the request can only narrow' })),
+    labels: Type.Optional(
+      Type.Record(Type.String({ pattern: LabelKey }), Type.String({ maxLength: 256 }), { maxProperties: 32, additionalProperties: false }),
+    ),
+    profileId: Type.Optional(
+      Type.String({
+        pattern: '^prf_[A-Za-z0-9_-]{16}$',
+        description: 'A security profile (`/v1/security/profiles`): a ceiling the request can only narrow',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -148,8 +175,10 @@ export function findForbidden(value: unknown, at: string, depth = 0): PolicyViol
     if (at === '' && (lower === 'environment' || lower === 'labels')) continue;
     const reason = FORBIDDEN_KEYS.get(lower);
     if (reason) return new PolicyViolationError(field, reason);
-    if (lower === 'networkmode' && typeof v === 'string' && HOST_NAMESPACE_VALUE.test(v)) return new PolicyViolationError(field, 'host and container network namespaces are never granted');
-    if (lower === 'noprivileges' && v === false) return new PolicyViolationError(field, 'privileges cannot be granted: noPrivileges is always true');
+    if (lower === 'networkmode' && typeof v === 'string' && HOST_NAMESPACE_VALUE.test(v))
+      return new PolicyViolationError(field, 'host and container network namespaces are never granted');
+    if (lower === 'noprivileges' && v === false)
+      return new PolicyViolationError(field, 'privileges cannot be granted: noPrivileges is always true');
     const hit = findForbidden(v, field, depth + 1);
     if (hit) return hit;
   }
@@ -189,15 +218,22 @@ export function resolveSpec(raw: unknown, cfg: Config, ceilings: readonly Ceilin
   const sp = req.securityPolicy ?? {};
   const ceiling = (field: string, value: number | undefined, def: number, max: number): number => {
     if (value === undefined) return def;
-    if (value > max) throw new PolicyViolationError(field, `${value} exceeds the operator's limit of ${max}`, { deniedBy: { level: 'operator', id: null } });
+    if (value > max)
+      throw new PolicyViolationError(field, `${value} exceeds the operator's limit of ${max}`, {
+        deniedBy: { level: 'operator', id: null },
+      });
     return value;
   };
   const allowFilesystem = sp.allowFilesystem ?? true;
   const allowNetwork = (sp.allowNetwork ?? false) && (rl.network ?? true);
-  const allowedPaths = (sp.allowedPaths ?? (allowFilesystem ? ['/workspace'] : [])).map((p, i) => checkPath(`securityPolicy.allowedPaths[${i}]`, p));
+  const allowedPaths = (sp.allowedPaths ?? (allowFilesystem ? ['/workspace'] : [])).map((p, i) =>
+    checkPath(`securityPolicy.allowedPaths[${i}]`, p),
+  );
   const blockedPaths = (sp.blockedPaths ?? []).map((p, i) => checkPath(`securityPolicy.blockedPaths[${i}]`, p, { allowSystemDirs: true }));
-  if (!allowFilesystem && sp.allowedPaths?.length) throw validationError('securityPolicy.allowedPaths', 'contradicts allowFilesystem=false');
-  if (!allowFilesystem && sp.readOnlyRoot === false) throw validationError('securityPolicy.readOnlyRoot', 'contradicts allowFilesystem=false');
+  if (!allowFilesystem && sp.allowedPaths?.length)
+    throw validationError('securityPolicy.allowedPaths', 'contradicts allowFilesystem=false');
+  if (!allowFilesystem && sp.readOnlyRoot === false)
+    throw validationError('securityPolicy.readOnlyRoot', 'contradicts allowFilesystem=false');
   for (const [i, a] of allowedPaths.entries()) {
     if (blockedPaths.some((b) => a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`))) {
       throw validationError(`securityPolicy.allowedPaths[${i}]`, 'overlaps a blocked path');
@@ -218,7 +254,8 @@ export function resolveSpec(raw: unknown, cfg: Config, ceilings: readonly Ceilin
     pids: ceiling('resourceLimits.pids', rl.pids, cfg.defaultPids, cfg.maxPids),
   };
   // Profile ceilings after the operator's: a request over both is refused by the operator (the outermost level).
-  if (req.profileId !== undefined && !ceilings.some((c) => c.id === req.profileId)) throw validationError('profileId', 'no such security profile in this workspace');
+  if (req.profileId !== undefined && !ceilings.some((c) => c.id === req.profileId))
+    throw validationError('profileId', 'no such security profile in this workspace');
   const checked = checkCeilings(req, ceilings);
   if (!checked.ok) throw new PolicyViolationError(checked.denial.field, checked.denial.issue, { deniedBy: checked.denial.deniedBy });
   const n = checked.narrowing;
@@ -252,9 +289,13 @@ export function resolveSpec(raw: unknown, cfg: Config, ceilings: readonly Ceilin
 /** Turns the first TypeBox/ajv-style error into a VALIDATION_ERROR naming the field. */
 export function schemaError(e: { instancePath: string; keyword: string; message: string; params: unknown } | undefined): DirectorError {
   if (!e) return validationError('body', 'invalid request');
-  let field = e.instancePath.replace(/^\//, '').replace(/\/(\d+)(?=\/|$)/g, '[$1]').replace(/\//g, '.');
+  let field = e.instancePath
+    .replace(/^\//, '')
+    .replace(/\/(\d+)(?=\/|$)/g, '[$1]')
+    .replace(/\//g, '.');
   const params = e.params as { additionalProperties?: string[]; requiredProperties?: string[] };
-  if (e.keyword === 'boolean' && e.message === 'schema is false') return validationError(field || 'body', 'unknown field (not part of the API)');
+  if (e.keyword === 'boolean' && e.message === 'schema is false')
+    return validationError(field || 'body', 'unknown field (not part of the API)');
   if (e.keyword === 'additionalProperties' && params.additionalProperties?.length) {
     const extra = params.additionalProperties[0]!;
     return validationError(field ? `${field}.${extra}` : extra, 'unknown field (not part of the API)');

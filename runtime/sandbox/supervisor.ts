@@ -11,7 +11,14 @@ const BOOT_CREATE_GRACE_MS = 1500;
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((r) => {
     const t = setTimeout(r, ms);
-    signal.addEventListener('abort', () => { clearTimeout(t); r(); }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        r();
+      },
+      { once: true },
+    );
   });
 
 /**
@@ -42,7 +49,10 @@ export class Supervisor {
   async start(): Promise<void> {
     await this.reconcile({ boot: true });
     void this.watchEvents();
-    this.reconcileTimer = setInterval(() => void this.reconcile({ boot: false }).catch((err: unknown) => this.log.error({ err }, 'reconcile failed')), this.manager.deps.config.reconcileIntervalMs);
+    this.reconcileTimer = setInterval(
+      () => void this.reconcile({ boot: false }).catch((err: unknown) => this.log.error({ err }, 'reconcile failed')),
+      this.manager.deps.config.reconcileIntervalMs,
+    );
     this.reconcileTimer.unref();
   }
 
@@ -71,7 +81,13 @@ export class Supervisor {
     if (!rec || rec.status !== 'running' || rec.deadlineMs === null) return;
     if (rec.deadlineMs > clock.nowMs()) return this.armDeadline(rec);
     this.log.info({ sandboxId: id }, 'maxDuration reached: killing sandbox');
-    events.emit({ type: 'timeout_killed', severity: 'medium', workspace: rec.workspace, sandboxId: rec.id, details: { scope: 'sandbox', maxDurationMs: rec.spec.resourceLimits.maxDuration } });
+    events.emit({
+      type: 'timeout_killed',
+      severity: 'medium',
+      workspace: rec.workspace,
+      sandboxId: rec.id,
+      details: { scope: 'sandbox', maxDurationMs: rec.spec.resourceLimits.maxDuration },
+    });
     await this.manager.stopRecord(rec, 'max_duration', 0);
   }
 
@@ -106,7 +122,13 @@ export class Supervisor {
     const { store, events } = this.manager.deps;
     const rec = store.byId(id);
     if (!rec || rec.pooled) return;
-    events.emit({ type: 'oom_killed', severity: 'high', workspace: rec.workspace, sandboxId: id, details: { memoryLimitMb: rec.spec.resourceLimits.memory } });
+    events.emit({
+      type: 'oom_killed',
+      severity: 'high',
+      workspace: rec.workspace,
+      sandboxId: id,
+      details: { memoryLimitMb: rec.spec.resourceLimits.memory },
+    });
   }
 
   /** The container's main process ended on its own (or was killed by the kernel). */
@@ -119,7 +141,11 @@ export class Supervisor {
     const oom = state?.oomKilled ?? false;
     const exitCode = state?.exitCode ?? null;
     const to = oom || (exitCode !== null && exitCode !== 0) ? 'failed' : 'stopped';
-    const done = store.transition(id, to, clock.nowMs(), { exitCode, stoppedMs: clock.nowMs(), reason: oom ? 'oom_killed' : `exited with code ${exitCode}` });
+    const done = store.transition(id, to, clock.nowMs(), {
+      exitCode,
+      stoppedMs: clock.nowMs(),
+      reason: oom ? 'oom_killed' : `exited with code ${exitCode}`,
+    });
     clearTimeout(this.deadlines.get(id));
     this.deadlines.delete(id);
     this.manager.onEnded?.(rec);
@@ -148,7 +174,13 @@ export class Supervisor {
       // Also a failed record that never got its container id: the container arrived after the
       // record was failed (an interrupted create), so nothing owns it.
       const unowned = rec !== null && rec.status === 'failed' && rec.containerId === null;
-      if (!rec || unowned || rec.status === 'deleted' || rec.status === 'creating' || (rec.containerId !== null && rec.containerId !== c.id)) {
+      if (
+        !rec ||
+        unowned ||
+        rec.status === 'deleted' ||
+        rec.status === 'creating' ||
+        (rec.containerId !== null && rec.containerId !== c.id)
+      ) {
         await engine.removeContainer(c.id);
         removed++;
         if (rec?.status === 'creating') {
@@ -162,9 +194,15 @@ export class Supervisor {
       const c = byId.get(rec.id);
       if (rec.status === 'creating' && !boot) continue;
       if (!c) {
-        store.transition(rec.id, 'failed', clock.nowMs(), { reason: rec.status === 'creating' ? 'runtime restarted during create' : 'container vanished', stoppedMs: clock.nowMs() });
+        store.transition(rec.id, 'failed', clock.nowMs(), {
+          reason: rec.status === 'creating' ? 'runtime restarted during create' : 'container vanished',
+          stoppedMs: clock.nowMs(),
+        });
         this.manager.onEnded?.(rec);
-        if (rec.networkId) await this.manager.deps.network.release({ id: rec.id, workspace: rec.workspace, networkId: rec.networkId }).catch(() => undefined);
+        if (rec.networkId)
+          await this.manager.deps.network
+            .release({ id: rec.id, workspace: rec.workspace, networkId: rec.networkId })
+            .catch(() => undefined);
         continue;
       }
       if (rec.status === 'stopping' && c.status !== 'running') {

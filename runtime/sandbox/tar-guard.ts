@@ -86,7 +86,10 @@ export function safeSegments(name: string): string[] {
   return segments;
 }
 
-interface PathNode { kind: 'file' | 'directory'; children: Map<string, PathNode> }
+interface PathNode {
+  kind: 'file' | 'directory';
+  children: Map<string, PathNode>;
+}
 
 /**
  * The names seen so far, as a trie so memory stays linear in the total name length. Refuses
@@ -121,8 +124,7 @@ export function checkLimits(limits: GuardLimits): void {
 }
 
 /** The raw-stream cap for given limits: content plus per-entry header overhead. */
-export const rawCapBytes = (limits: GuardLimits): number =>
-  limits.maxBytes + (limits.maxEntries + 2) * RAW_OVERHEAD_PER_ENTRY_BYTES;
+export const rawCapBytes = (limits: GuardLimits): number => limits.maxBytes + (limits.maxEntries + 2) * RAW_OVERHEAD_PER_ENTRY_BYTES;
 
 /** What `drained` needs of a writable; fits streamx's (tar-stream) and Node's. */
 export interface Drainable {

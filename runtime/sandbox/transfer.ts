@@ -25,19 +25,27 @@ export class FileTransfer {
 
   private target(caller: Caller, id: string, p: string, field = 'path') {
     const rec = this.manager.get(caller, id);
-    if (rec.status !== 'running' || !rec.containerId) throw conflict(`sandbox ${id} is ${rec.status}; files need a running sandbox`, { status: rec.status });
-    if (!SAFE_PATH.test(p) || path.normalize(p) !== p.replace(/(.)\/+$/, '$1')) throw validationError(field, 'must be a normalized absolute path', { value: p });
-    if (/^\/(proc|sys|dev)(\/|$)/.test(p)) throw new PolicyViolationError(field, 'kernel and device filesystems are not reachable through the files API');
+    if (rec.status !== 'running' || !rec.containerId)
+      throw conflict(`sandbox ${id} is ${rec.status}; files need a running sandbox`, { status: rec.status });
+    if (!SAFE_PATH.test(p) || path.normalize(p) !== p.replace(/(.)\/+$/, '$1'))
+      throw validationError(field, 'must be a normalized absolute path', { value: p });
+    if (/^\/(proc|sys|dev)(\/|$)/.test(p))
+      throw new PolicyViolationError(field, 'kernel and device filesystems are not reachable through the files API');
     return { rec, containerId: rec.containerId, path: path.normalize(p) };
   }
 
   /** Writes one file (`format: 'file'`) or extracts a tar archive into a directory (`format: 'tar'`). */
   async upload(caller: Caller, id: string, p: string, body: Readable, format: 'file' | 'tar'): Promise<{ path: string; bytes: number }> {
     const t = this.target(caller, id, p);
-    if (!t.rec.spec.securityPolicy.allowFilesystem) throw new DirectorError('AUTHORIZATION_ERROR', 'this sandbox has no writable filesystem (allowFilesystem=false)', { field: 'securityPolicy.allowFilesystem' });
+    if (!t.rec.spec.securityPolicy.allowFilesystem)
+      throw new DirectorError('AUTHORIZATION_ERROR', 'this sandbox has no writable filesystem (allowFilesystem=false)', {
+        field: 'securityPolicy.allowFilesystem',
+      });
     const max = this.manager.deps.config.fileMaxBytes;
     const cmd = format === 'file' ? ['/bin/sh', '-c', 'cat > "$1"', 'upload', t.path] : ['tar', '-x', '-f', '-', '-C', t.path];
-    const h = await this.manager.wrapEngine(() => this.manager.deps.engine.exec(t.containerId, { cmd, env: {}, user: SANDBOX_USER, stdin: true }));
+    const h = await this.manager.wrapEngine(() =>
+      this.manager.deps.engine.exec(t.containerId, { cmd, env: {}, user: SANDBOX_USER, stdin: true }),
+    );
     let bytes = 0;
     let tooLarge = false;
     const counter = new PassThrough();
@@ -48,7 +56,8 @@ export class FileTransfer {
         counter.destroy(new UnsafeArchiveError('TOO_LARGE', '', `upload exceeds ${max} bytes`));
       }
     });
-    const source = format === 'tar' ? sanitizeUploadTar(body, { maxBytes: max, maxEntries: MAX_ENTRIES, uid: SANDBOX_UID, gid: SANDBOX_UID }) : body;
+    const source =
+      format === 'tar' ? sanitizeUploadTar(body, { maxBytes: max, maxEntries: MAX_ENTRIES, uid: SANDBOX_UID, gid: SANDBOX_UID }) : body;
     const stderr: Buffer[] = [];
     h.stderr.on('data', (b: Buffer) => stderr.push(b));
     h.stdout.resume();
@@ -59,7 +68,12 @@ export class FileTransfer {
       throw mapArchiveError(err);
     }
     const { exitCode } = await h.wait();
-    if (exitCode !== 0) throw new DirectorError('UNPROCESSABLE', `writing ${t.path} failed in the sandbox: ${Buffer.concat(stderr).toString().trim().slice(0, 300)}`, { field: 'path', exitCode });
+    if (exitCode !== 0)
+      throw new DirectorError(
+        'UNPROCESSABLE',
+        `writing ${t.path} failed in the sandbox: ${Buffer.concat(stderr).toString().trim().slice(0, 300)}`,
+        { field: 'path', exitCode },
+      );
     return { path: t.path, bytes };
   }
 
@@ -68,10 +82,16 @@ export class FileTransfer {
     const t = this.target(caller, id, p);
     const dir = path.dirname(t.path);
     const base = path.basename(t.path) || '.';
-    const h = await this.manager.wrapEngine(() => this.manager.deps.engine.exec(t.containerId, { cmd: ['tar', '-c', '-f', '-', '-C', dir, '--', base], env: {}, user: SANDBOX_USER }));
+    const h = await this.manager.wrapEngine(() =>
+      this.manager.deps.engine.exec(t.containerId, { cmd: ['tar', '-c', '-f', '-', '-C', dir, '--', base], env: {}, user: SANDBOX_USER }),
+    );
     const stderr: Buffer[] = [];
     h.stderr.on('data', (b: Buffer) => stderr.push(b));
-    const failed = h.wait().then(({ exitCode }) => (exitCode === 0 ? null : Buffer.concat(stderr).toString().trim().slice(0, 300) || `tar exited with ${exitCode}`));
+    const failed = h
+      .wait()
+      .then(({ exitCode }) =>
+        exitCode === 0 ? null : Buffer.concat(stderr).toString().trim().slice(0, 300) || `tar exited with ${exitCode}`,
+      );
     return { tar: h.stdout, failed };
   }
 
@@ -97,7 +117,12 @@ export class FileTransfer {
 export function mapArchiveError(err: unknown): Error {
   if (err instanceof UnsafeArchiveError) {
     if (err.code === 'TOO_LARGE') return new DirectorError('PAYLOAD_TOO_LARGE', err.message, { field: 'body', reason: err.reason });
-    return new DirectorError('UNPROCESSABLE', `refused: ${err.reason}${err.entry ? ` (${err.entry})` : ''}`, { field: 'path', code: err.code, entry: err.entry, reason: err.reason });
+    return new DirectorError('UNPROCESSABLE', `refused: ${err.reason}${err.entry ? ` (${err.entry})` : ''}`, {
+      field: 'path',
+      code: err.code,
+      entry: err.entry,
+      reason: err.reason,
+    });
   }
   return err instanceof Error ? err : new Error(String(err));
 }

@@ -19,10 +19,19 @@ import type { EventSink, SecurityEvent, Severity } from '../events.ts';
  */
 export const ALERTS_FILE = path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'policies', 'alerts.json');
 
-export const SeveritySchema = Type.Union([Type.Literal('info'), Type.Literal('low'), Type.Literal('medium'), Type.Literal('high'), Type.Literal('critical')]);
-const GroupBySchema = Type.Union([Type.Literal('global'), Type.Literal('workspace'), Type.Literal('sandbox'), Type.Literal('actor'), Type.Literal('source')], {
-  description: 'What one key is: the whole host, a workspace, a sandbox, an actor in a workspace, or a client source',
-});
+export const SeveritySchema = Type.Union([
+  Type.Literal('info'),
+  Type.Literal('low'),
+  Type.Literal('medium'),
+  Type.Literal('high'),
+  Type.Literal('critical'),
+]);
+const GroupBySchema = Type.Union(
+  [Type.Literal('global'), Type.Literal('workspace'), Type.Literal('sandbox'), Type.Literal('actor'), Type.Literal('source')],
+  {
+    description: 'What one key is: the whole host, a workspace, a sandbox, an actor in a workspace, or a client source',
+  },
+);
 export type GroupBy = Static<typeof GroupBySchema>;
 
 export const AlertRuleSchema = Type.Object(
@@ -132,7 +141,14 @@ export class AlertEngine {
       let w = this.#windows.get(id);
       if (!w) {
         this.#evictIfFull();
-        w = { rule: name, key, times: [], workspace: scopeOf(rule.groupBy, e), sandboxId: rule.groupBy === 'sandbox' ? e.sandboxId : null, active: null };
+        w = {
+          rule: name,
+          key,
+          times: [],
+          workspace: scopeOf(rule.groupBy, e),
+          sandboxId: rule.groupBy === 'sandbox' ? e.sandboxId : null,
+          active: null,
+        };
         this.#windows.set(id, w);
       }
       w.times.push(Math.min(now, Date.parse(e.timestamp) || now));
@@ -181,11 +197,28 @@ export class AlertEngine {
       severity: rule.severity,
       workspace: w.workspace,
       sandboxId: w.sandboxId,
-      details: { alert: { rule: w.rule, severity: rule.severity, message: rule.message, timestamp }, count: w.times.length, threshold: rule.threshold, window: fmtWindow(rule.windowMs), windowMs: rule.windowMs, key: w.key },
+      details: {
+        alert: { rule: w.rule, severity: rule.severity, message: rule.message, timestamp },
+        count: w.times.length,
+        threshold: rule.threshold,
+        window: fmtWindow(rule.windowMs),
+        windowMs: rule.windowMs,
+        key: w.key,
+      },
     });
     w.active = {
-      id: e.id, rule: w.rule, severity: rule.severity, message: rule.message, key: w.key, workspace: w.workspace, sandboxId: w.sandboxId,
-      count: w.times.length, threshold: rule.threshold, windowMs: rule.windowMs, firedAt: timestamp, lastEventAt,
+      id: e.id,
+      rule: w.rule,
+      severity: rule.severity,
+      message: rule.message,
+      key: w.key,
+      workspace: w.workspace,
+      sandboxId: w.sandboxId,
+      count: w.times.length,
+      threshold: rule.threshold,
+      windowMs: rule.windowMs,
+      firedAt: timestamp,
+      lastEventAt,
     };
   }
 
@@ -199,7 +232,14 @@ export class AlertEngine {
       sandboxId: w.sandboxId,
       details: {
         alert: { rule: w.rule, severity: rule.severity, message: `${rule.message}: cleared`, timestamp: isoTime(now) },
-        count: w.times.length, threshold: rule.threshold, window: fmtWindow(rule.windowMs), windowMs: rule.windowMs, key: w.key, firedAt: a.firedAt, alertId: a.id, activeMs: now - Date.parse(a.firedAt),
+        count: w.times.length,
+        threshold: rule.threshold,
+        window: fmtWindow(rule.windowMs),
+        windowMs: rule.windowMs,
+        key: w.key,
+        firedAt: a.firedAt,
+        alertId: a.id,
+        activeMs: now - Date.parse(a.firedAt),
       },
     });
   }

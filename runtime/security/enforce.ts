@@ -46,15 +46,24 @@ export interface EnforceResult {
 }
 
 /** What bringing `rec` under `c` takes (pure). `nofileDefault` is the operator's DIRECTOR_NOFILE. */
-export function planEnforcement(rec: Pick<SandboxRecord, 'spec'>, c: ProfileConstraints, nofileDefault: number, canUpdateLive: boolean): SandboxChange[] {
+export function planEnforcement(
+  rec: Pick<SandboxRecord, 'spec'>,
+  c: ProfileConstraints,
+  nofileDefault: number,
+  canUpdateLive: boolean,
+): SandboxChange[] {
   const sp = rec.spec.securityPolicy;
   const out: SandboxChange[] = [];
   const pids = rec.spec.resourceLimits.pids;
-  if (pids > c.maxProcesses) out.push({ field: 'resourceLimits.pids', from: pids, to: c.maxProcesses, action: canUpdateLive ? 'updated_live' : 'requires_stop' });
+  if (pids > c.maxProcesses)
+    out.push({ field: 'resourceLimits.pids', from: pids, to: c.maxProcesses, action: canUpdateLive ? 'updated_live' : 'requires_stop' });
   if (sp.allowExec && !c.allowExec) out.push({ field: 'securityPolicy.allowExec', from: true, to: false, action: 'recorded' });
-  if (sp.allowNetwork && !c.allowNetwork) out.push({ field: 'securityPolicy.allowNetwork', from: true, to: false, action: 'requires_stop' });
-  if (sp.allowFilesystem && !c.allowFilesystem) out.push({ field: 'securityPolicy.allowFilesystem', from: true, to: false, action: 'requires_stop' });
-  if (!sp.readOnlyRoot && c.readOnlyRoot) out.push({ field: 'securityPolicy.readOnlyRoot', from: false, to: true, action: 'requires_stop' });
+  if (sp.allowNetwork && !c.allowNetwork)
+    out.push({ field: 'securityPolicy.allowNetwork', from: true, to: false, action: 'requires_stop' });
+  if (sp.allowFilesystem && !c.allowFilesystem)
+    out.push({ field: 'securityPolicy.allowFilesystem', from: true, to: false, action: 'requires_stop' });
+  if (!sp.readOnlyRoot && c.readOnlyRoot)
+    out.push({ field: 'securityPolicy.readOnlyRoot', from: false, to: true, action: 'requires_stop' });
   const nofile = rec.spec.nofile ?? nofileDefault;
   const maxNofile = Math.min(c.maxOpenFiles, nofileDefault);
   if (nofile > maxNofile) out.push({ field: 'nofile', from: nofile, to: maxNofile, action: 'requires_stop' });
@@ -74,7 +83,8 @@ export class Enforcer {
   }
 
   async enforce(caller: Caller, policyId: string, scope: EnforceScope): Promise<EnforceResult> {
-    if (!scope.sandboxId && !scope.networkId && !scope.sessionId) throw validationError('scope', 'name at least one of sandboxId, networkId, sessionId');
+    if (!scope.sandboxId && !scope.networkId && !scope.sessionId)
+      throw validationError('scope', 'name at least one of sandboxId, networkId, sessionId');
     const sessions = scope.sessionId ? [{ sessionId: scope.sessionId, applied: false as const, reason: 'sessions not available yet' }] : [];
     if (policyId.startsWith('prf_')) {
       const profile = this.#deps.profiles.get(caller.workspace, policyId);
@@ -90,7 +100,8 @@ export class Enforcer {
     if (scope.networkId) networkIds.add(scope.networkId);
     if (scope.sandboxId) {
       const rec = this.#deps.rt.sandboxes.get(caller, scope.sandboxId);
-      if (!rec.networkId) throw validationError('scope.sandboxId', 'the sandbox has no network (networkMode none); a network policy cannot apply to it');
+      if (!rec.networkId)
+        throw validationError('scope.sandboxId', 'the sandbox has no network (networkMode none); a network policy cannot apply to it');
       networkIds.add(rec.networkId);
     }
     if (networkIds.size && !networks) throw unavailable('networking is off on this host (DIRECTOR_NETWORKING=off)');
@@ -108,7 +119,8 @@ export class Enforcer {
     const out = new Map<string, SandboxRecord>();
     if (scope.sandboxId) {
       const rec = sandboxes.get(caller, scope.sandboxId);
-      if (rec.status !== 'running') throw conflict(`sandbox ${rec.id} is ${rec.status}; a profile is enforced on running sandboxes`, { status: rec.status });
+      if (rec.status !== 'running')
+        throw conflict(`sandbox ${rec.id} is ${rec.status}; a profile is enforced on running sandboxes`, { status: rec.status });
       out.set(rec.id, rec);
     }
     if (scope.networkId) {
@@ -140,10 +152,15 @@ export class Enforcer {
     if (changes.some((c) => c.field === 'securityPolicy.allowExec')) sets.push("'$.securityPolicy.allowExec'", "json('false')");
     sets.push("'$.profileId'", '?');
     args.push(profile.id);
-    db.sql.prepare(`UPDATE sandboxes SET spec = json_set(spec, ${sets.join(', ')}), updated_ms = ? WHERE id = ?`).run(...args, clock.nowMs(), rec.id);
+    db.sql
+      .prepare(`UPDATE sandboxes SET spec = json_set(spec, ${sets.join(', ')}), updated_ms = ? WHERE id = ?`)
+      .run(...args, clock.nowMs(), rec.id);
     let stopped = false;
     if (mustStop) {
-      const why = changes.filter((c) => c.action === 'requires_stop').map((c) => c.field).join(', ');
+      const why = changes
+        .filter((c) => c.action === 'requires_stop')
+        .map((c) => c.field)
+        .join(', ');
       await sandboxes.stopRecord(rec, `stopped: cannot comply live with security profile ${profile.name} (${why})`, 2, caller);
       stopped = true;
     }

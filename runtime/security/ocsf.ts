@@ -80,7 +80,14 @@ export function toOcsf(e: SecurityEvent): Record<string, unknown> {
       ...(e.sessionId ? { correlation_uid: e.sessionId } : {}),
     },
     ...(e.actor ? { actor: { user: { uid: e.actor } } } : {}),
-    ...(e.sandboxId || e.networkId ? { resources: [...(e.sandboxId ? [{ uid: e.sandboxId, type: 'sandbox' }] : []), ...(e.networkId ? [{ uid: e.networkId, type: 'network' }] : [])] } : {}),
+    ...(e.sandboxId || e.networkId
+      ? {
+          resources: [
+            ...(e.sandboxId ? [{ uid: e.sandboxId, type: 'sandbox' }] : []),
+            ...(e.networkId ? [{ uid: e.networkId, type: 'network' }] : []),
+          ],
+        }
+      : {}),
     unmapped: d,
   };
   switch (cls.class_uid) {
@@ -90,7 +97,11 @@ export function toOcsf(e: SecurityEvent): Record<string, unknown> {
       out.disposition = audit ? 'Allowed' : 'Blocked';
       if (str(d.source) || str(d.client)) out.src_endpoint = { ip: str(d.source) ?? str(d.client) };
       const dst = str(d.destination);
-      out.dst_endpoint = { ...(dst ? { ip: dst } : {}), ...(num(d.port) ? { port: num(d.port) } : {}), ...(str(d.name) ? { hostname: str(d.name) } : {}) };
+      out.dst_endpoint = {
+        ...(dst ? { ip: dst } : {}),
+        ...(num(d.port) ? { port: num(d.port) } : {}),
+        ...(str(d.name) ? { hostname: str(d.name) } : {}),
+      };
       if (str(d.protocol)) out.connection_info = { protocol_name: str(d.protocol) };
       break;
     }
@@ -107,7 +118,12 @@ export function toOcsf(e: SecurityEvent): Record<string, unknown> {
       break;
     case 2004: {
       const alert = (d.alert ?? {}) as { rule?: unknown; message?: unknown };
-      out.finding_info = { uid: e.id, title: str(alert.message) ?? str(d.issue) ?? e.type, types: [e.type], ...(str(alert.rule) ? { analytic: { name: str(alert.rule), type_id: 1, type: 'Rule' } } : {}) };
+      out.finding_info = {
+        uid: e.id,
+        title: str(alert.message) ?? str(d.issue) ?? e.type,
+        types: [e.type],
+        ...(str(alert.rule) ? { analytic: { name: str(alert.rule), type_id: 1, type: 'Rule' } } : {}),
+      };
       out.status_id = act.id === 3 ? 4 : 1;
       out.status = act.id === 3 ? 'Resolved' : 'New';
       break;
@@ -119,4 +135,5 @@ export function toOcsf(e: SecurityEvent): Record<string, unknown> {
 }
 
 /** One export line: the event, its format version and its OCSF rendering. */
-export const exportLine = (e: SecurityEvent): string => `${JSON.stringify({ schemaVersion: EXPORT_SCHEMA_VERSION, ...e, ocsf: toOcsf(e) })}\n`;
+export const exportLine = (e: SecurityEvent): string =>
+  `${JSON.stringify({ schemaVersion: EXPORT_SCHEMA_VERSION, ...e, ocsf: toOcsf(e) })}\n`;

@@ -26,15 +26,34 @@ export interface SecurityProfile {
   updatedMs: number;
 }
 
-interface Row { id: string; workspace: string; name: string; description: string; level: string; constraints: string; created_ms: number; updated_ms: number }
+interface Row {
+  id: string;
+  workspace: string;
+  name: string;
+  description: string;
+  level: string;
+  constraints: string;
+  created_ms: number;
+  updated_ms: number;
+}
 
 const fromRow = (r: Row): SecurityProfile => ({
-  id: r.id, workspace: r.workspace, name: r.name, description: r.description, level: r.level as ProfileLevel,
-  constraints: JSON.parse(r.constraints) as ProfileConstraints, builtin: false, createdMs: r.created_ms, updatedMs: r.updated_ms,
+  id: r.id,
+  workspace: r.workspace,
+  name: r.name,
+  description: r.description,
+  level: r.level as ProfileLevel,
+  constraints: JSON.parse(r.constraints) as ProfileConstraints,
+  builtin: false,
+  createdMs: r.created_ms,
+  updatedMs: r.updated_ms,
 });
 
 const readOnly = (p: SecurityProfile) =>
-  new DirectorError('AUTHORIZATION_ERROR', `profile ${p.name} is a built-in and cannot be changed; create your own from it`, { id: p.id, reason: 'builtin_read_only' });
+  new DirectorError('AUTHORIZATION_ERROR', `profile ${p.name} is a built-in and cannot be changed; create your own from it`, {
+    id: p.id,
+    reason: 'builtin_read_only',
+  });
 
 export interface Actor {
   workspace: string;
@@ -56,7 +75,9 @@ export class ProfileService implements ProfileCeilings {
 
   /** Built-ins first (file order), then the workspace's own, oldest first. */
   list(workspace: string): SecurityProfile[] {
-    const rows = this.#db.sql.prepare('SELECT * FROM security_profiles WHERE workspace = ? ORDER BY created_ms, rowid').all(workspace) as unknown as Row[];
+    const rows = this.#db.sql
+      .prepare('SELECT * FROM security_profiles WHERE workspace = ? ORDER BY created_ms, rowid')
+      .all(workspace) as unknown as Row[];
     return [...this.#builtins, ...rows.map(fromRow)];
   }
 
@@ -64,7 +85,8 @@ export class ProfileService implements ProfileCeilings {
   find(workspace: string, id: string): SecurityProfile | null {
     const builtin = this.#builtins.find((b) => b.id === id);
     if (builtin) return builtin;
-    const row = this.#db.sql.prepare('SELECT * FROM security_profiles WHERE id = ? AND workspace = ?').get(id, workspace) as Row | undefined;
+    const row = this.#db.sql.prepare('SELECT * FROM security_profiles WHERE id = ? AND workspace = ?').get(id, workspace) as
+      Row | undefined;
     return row ? fromRow(row) : null;
   }
 
@@ -78,11 +100,20 @@ export class ProfileService implements ProfileCeilings {
     this.#checkName(caller.workspace, body.name, null);
     const now = this.#clock.nowMs();
     const p: SecurityProfile = {
-      id: newId('prf'), workspace: caller.workspace, name: body.name, description: body.description ?? '', level: body.level,
-      constraints: body.constraints, builtin: false, createdMs: now, updatedMs: now,
+      id: newId('prf'),
+      workspace: caller.workspace,
+      name: body.name,
+      description: body.description ?? '',
+      level: body.level,
+      constraints: body.constraints,
+      builtin: false,
+      createdMs: now,
+      updatedMs: now,
     };
     this.#db.sql
-      .prepare('INSERT INTO security_profiles (id, workspace, name, description, level, constraints, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .prepare(
+        'INSERT INTO security_profiles (id, workspace, name, description, level, constraints, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      )
       .run(p.id, caller.workspace, p.name, p.description, p.level, JSON.stringify(p.constraints), now, now);
     this.#event('profile_created', caller, p);
     return p;
@@ -97,7 +128,13 @@ export class ProfileService implements ProfileCeilings {
       const next: SecurityProfile =
         mode === 'replace'
           ? { ...cur, name: full.name, description: full.description ?? '', level: full.level, constraints: full.constraints }
-          : { ...cur, name: body.name ?? cur.name, description: body.description ?? cur.description, level: body.level ?? cur.level, constraints: { ...cur.constraints, ...body.constraints } };
+          : {
+              ...cur,
+              name: body.name ?? cur.name,
+              description: body.description ?? cur.description,
+              level: body.level ?? cur.level,
+              constraints: { ...cur.constraints, ...body.constraints },
+            };
       if (next.name.toLowerCase() !== cur.name.toLowerCase()) this.#checkName(caller.workspace, next.name, cur.id);
       next.updatedMs = this.#clock.nowMs();
       this.#db.sql
@@ -113,14 +150,16 @@ export class ProfileService implements ProfileCeilings {
     this.#db.tx(() => {
       const cur = this.get(caller.workspace, id);
       if (cur.builtin) throw readOnly(cur);
-      if (this.workspaceDefault(caller.workspace)?.id === id) throw conflict(`profile ${cur.name} is the workspace's default profile; set another default first`, { id });
+      if (this.workspaceDefault(caller.workspace)?.id === id)
+        throw conflict(`profile ${cur.name} is the workspace's default profile; set another default first`, { id });
       this.#db.sql.prepare('DELETE FROM security_profiles WHERE id = ?').run(id);
       this.#event('profile_deleted', caller, cur);
     });
   }
 
   workspaceDefault(workspace: string): SecurityProfile | null {
-    const row = this.#db.sql.prepare('SELECT profile_id FROM security_workspace_profiles WHERE workspace = ?').get(workspace) as { profile_id: string } | undefined;
+    const row = this.#db.sql.prepare('SELECT profile_id FROM security_workspace_profiles WHERE workspace = ?').get(workspace) as
+      { profile_id: string } | undefined;
     return row ? this.find(workspace, row.profile_id) : null;
   }
 
@@ -130,10 +169,18 @@ export class ProfileService implements ProfileCeilings {
     if (profileId !== null && !p) throw validationError('profileId', 'no such security profile in this workspace');
     if (p) {
       this.#db.sql
-        .prepare('INSERT INTO security_workspace_profiles (workspace, profile_id, updated_ms) VALUES (?, ?, ?) ON CONFLICT (workspace) DO UPDATE SET profile_id = excluded.profile_id, updated_ms = excluded.updated_ms')
+        .prepare(
+          'INSERT INTO security_workspace_profiles (workspace, profile_id, updated_ms) VALUES (?, ?, ?) ON CONFLICT (workspace) DO UPDATE SET profile_id = excluded.profile_id, updated_ms = excluded.updated_ms',
+        )
         .run(caller.workspace, p.id, this.#clock.nowMs());
     } else this.#db.sql.prepare('DELETE FROM security_workspace_profiles WHERE workspace = ?').run(caller.workspace);
-    this.#events.emit({ type: 'workspace_profile_set', severity: 'info', workspace: caller.workspace, actor: caller.actor ?? null, details: { profileId: p?.id ?? null, name: p?.name ?? null } });
+    this.#events.emit({
+      type: 'workspace_profile_set',
+      severity: 'info',
+      workspace: caller.workspace,
+      actor: caller.actor ?? null,
+      details: { profileId: p?.id ?? null, name: p?.name ?? null },
+    });
     return p;
   }
 
@@ -151,12 +198,20 @@ export class ProfileService implements ProfileCeilings {
 
   #checkName(workspace: string, name: string, exceptId: string | null): void {
     const lower = name.toLowerCase();
-    if (this.#builtins.some((b) => b.name.toLowerCase() === lower)) throw conflict(`${name} is the name of a built-in profile`, { field: 'name' });
-    const row = this.#db.sql.prepare('SELECT id FROM security_profiles WHERE workspace = ? AND name = ?').get(workspace, name) as { id: string } | undefined;
+    if (this.#builtins.some((b) => b.name.toLowerCase() === lower))
+      throw conflict(`${name} is the name of a built-in profile`, { field: 'name' });
+    const row = this.#db.sql.prepare('SELECT id FROM security_profiles WHERE workspace = ? AND name = ?').get(workspace, name) as
+      { id: string } | undefined;
     if (row && row.id !== exceptId) throw conflict(`a profile named ${name} already exists`, { field: 'name' });
   }
 
   #event(type: string, caller: Actor, p: SecurityProfile): void {
-    this.#events.emit({ type, severity: 'info', workspace: caller.workspace, actor: caller.actor ?? null, details: { profileId: p.id, name: p.name, level: p.level, constraints: p.constraints } });
+    this.#events.emit({
+      type,
+      severity: 'info',
+      workspace: caller.workspace,
+      actor: caller.actor ?? null,
+      details: { profileId: p.id, name: p.name, level: p.level, constraints: p.constraints },
+    });
   }
 }

@@ -48,12 +48,18 @@ export function installSecurity(rt: Runtime, opts: SecurityOptions = {}): Securi
   tick.unref();
   const configured = rt.config.eventRetentionDays;
   const retention = startRetentionJob({
-    db: rt.db, clock: rt.clock, retentionDays: opts.retentionDays ?? configured ?? DEFAULT_EVENT_RETENTION_DAYS, logger: rt.logger.child({ component: 'event-retention' }),
+    db: rt.db,
+    clock: rt.clock,
+    retentionDays: opts.retentionDays ?? configured ?? DEFAULT_EVENT_RETENTION_DAYS,
+    logger: rt.logger.child({ component: 'event-retention' }),
     ...(opts.retentionIntervalMs ? { intervalMs: opts.retentionIntervalMs } : {}),
   });
   registerSinkMetrics(rt.metrics.registry, rt.events);
   return {
-    profiles, enforcer, alerts, retention,
+    profiles,
+    enforcer,
+    alerts,
+    retention,
     close() {
       detach();
       clearInterval(tick);

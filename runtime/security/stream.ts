@@ -49,7 +49,8 @@ export function parseIso(field: string, v: string | undefined): number | undefin
 export function parseWindow(v: string): number {
   const m = /^(\d{1,5})([smhd])$/.exec(v);
   const ms = m ? Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'] : Number.NaN;
-  if (!(ms >= 60_000 && ms <= 90 * 86_400_000)) throw validationError('window', 'must be a duration like 30m, 24h or 7d, between 1m and 90d', { value: v });
+  if (!(ms >= 60_000 && ms <= 90 * 86_400_000))
+    throw validationError('window', 'must be a duration like 30m, 24h or 7d, between 1m and 90d', { value: v });
   return ms;
 }
 
@@ -124,17 +125,34 @@ export function summarize(db: Db, scope: StreamScope, nowMs: number, windowMs: n
   const sinceMs = nowMs - windowMs;
   const w = where(scope, { sinceMs, untilMs: nowMs + 1 });
   // Plain objects (node:sqlite rows have a null prototype), so they serialize and compare like any other.
-  const q = <T>(sql: string, ...extra: (string | number)[]) => db.sql.prepare(sql).all(...extra, ...w.args).map((r) => ({ ...r }) as T);
-  const byType = Object.fromEntries(q<{ type: string; n: number }>(`SELECT type, count(*) AS n FROM events WHERE ${w.sql} GROUP BY type ORDER BY n DESC`).map((r) => [r.type, r.n]));
+  const q = <T>(sql: string, ...extra: (string | number)[]) =>
+    db.sql
+      .prepare(sql)
+      .all(...extra, ...w.args)
+      .map((r) => ({ ...r }) as T);
+  const byType = Object.fromEntries(
+    q<{ type: string; n: number }>(`SELECT type, count(*) AS n FROM events WHERE ${w.sql} GROUP BY type ORDER BY n DESC`).map((r) => [
+      r.type,
+      r.n,
+    ]),
+  );
   const bySeverity = Object.fromEntries(SEVERITIES.map((s) => [s, 0])) as Record<Severity, number>;
-  for (const r of q<{ severity: Severity; n: number }>(`SELECT severity, count(*) AS n FROM events WHERE ${w.sql} GROUP BY severity`)) bySeverity[r.severity] = r.n;
-  const bySandbox = q<{ sandboxId: string; count: number }>(`SELECT sandbox_id AS sandboxId, count(*) AS count FROM events WHERE ${w.sql} AND sandbox_id IS NOT NULL GROUP BY sandbox_id ORDER BY count DESC, sandbox_id LIMIT 50`);
+  for (const r of q<{ severity: Severity; n: number }>(`SELECT severity, count(*) AS n FROM events WHERE ${w.sql} GROUP BY severity`))
+    bySeverity[r.severity] = r.n;
+  const bySandbox = q<{ sandboxId: string; count: number }>(
+    `SELECT sandbox_id AS sandboxId, count(*) AS count FROM events WHERE ${w.sql} AND sandbox_id IS NOT NULL GROUP BY sandbox_id ORDER BY count DESC, sandbox_id LIMIT 50`,
+  );
   const topOffenders = q<{ sandboxId: string; high: number; critical: number; count: number }>(
     `SELECT sandbox_id AS sandboxId, sum(severity = 'high') AS high, sum(severity = 'critical') AS critical, count(*) AS count
      FROM events WHERE ${w.sql} AND sandbox_id IS NOT NULL AND severity IN ('high', 'critical') GROUP BY sandbox_id ORDER BY count DESC, critical DESC, sandbox_id LIMIT 10`,
   );
   const size = Math.ceil(windowMs / buckets);
-  const trend = Array.from({ length: buckets }, (_, i) => ({ start: isoTime(sinceMs + i * size), end: isoTime(Math.min(nowMs, sinceMs + (i + 1) * size)), count: 0, highOrCritical: 0 }));
+  const trend = Array.from({ length: buckets }, (_, i) => ({
+    start: isoTime(sinceMs + i * size),
+    end: isoTime(Math.min(nowMs, sinceMs + (i + 1) * size)),
+    count: 0,
+    highOrCritical: 0,
+  }));
   const rows = q<{ b: number; n: number; hc: number }>(
     `SELECT (ts_ms - ?) / ? AS b, count(*) AS n, sum(severity IN ('high', 'critical')) AS hc FROM events WHERE ${w.sql} GROUP BY b`,
     sinceMs,
@@ -146,5 +164,13 @@ export function summarize(db: Db, scope: StreamScope, nowMs: number, windowMs: n
     t.highOrCritical += r.hc;
   }
   const total = Object.values(bySeverity).reduce((a, b) => a + b, 0);
-  return { window: { since: isoTime(sinceMs), until: isoTime(nowMs), ms: windowMs }, total, byType, bySeverity, bySandbox, topOffenders, trend };
+  return {
+    window: { since: isoTime(sinceMs), until: isoTime(nowMs), ms: windowMs },
+    total,
+    byType,
+    bySeverity,
+    bySandbox,
+    topOffenders,
+    trend,
+  };
 }

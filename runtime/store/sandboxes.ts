@@ -35,17 +35,49 @@ export const toStoredSpec = (s: EffectiveSpec): StoredSpec => {
 };
 
 interface Row {
-  id: string; workspace: string; name: string; image: string; status: string; reason: string | null; spec: string; labels: string;
-  container_id: string | null; network_id: string | null; ip_address: string | null; pooled: number; pool_key: string | null;
-  exit_code: number | null; created_ms: number; updated_ms: number; started_ms: number | null; deadline_ms: number | null;
-  stopped_ms: number | null; deleted_ms: number | null;
+  id: string;
+  workspace: string;
+  name: string;
+  image: string;
+  status: string;
+  reason: string | null;
+  spec: string;
+  labels: string;
+  container_id: string | null;
+  network_id: string | null;
+  ip_address: string | null;
+  pooled: number;
+  pool_key: string | null;
+  exit_code: number | null;
+  created_ms: number;
+  updated_ms: number;
+  started_ms: number | null;
+  deadline_ms: number | null;
+  stopped_ms: number | null;
+  deleted_ms: number | null;
 }
 
 const fromRow = (r: Row): SandboxRecord => ({
-  id: r.id, workspace: r.workspace, name: r.name, image: r.image, status: r.status as SandboxState, reason: r.reason,
-  spec: JSON.parse(r.spec) as StoredSpec, labels: JSON.parse(r.labels) as Record<string, string>, containerId: r.container_id,
-  networkId: r.network_id, ipAddress: r.ip_address, pooled: r.pooled === 1, poolKey: r.pool_key, exitCode: r.exit_code,
-  createdMs: r.created_ms, updatedMs: r.updated_ms, startedMs: r.started_ms, deadlineMs: r.deadline_ms, stoppedMs: r.stopped_ms, deletedMs: r.deleted_ms,
+  id: r.id,
+  workspace: r.workspace,
+  name: r.name,
+  image: r.image,
+  status: r.status as SandboxState,
+  reason: r.reason,
+  spec: JSON.parse(r.spec) as StoredSpec,
+  labels: JSON.parse(r.labels) as Record<string, string>,
+  containerId: r.container_id,
+  networkId: r.network_id,
+  ipAddress: r.ip_address,
+  pooled: r.pooled === 1,
+  poolKey: r.pool_key,
+  exitCode: r.exit_code,
+  createdMs: r.created_ms,
+  updatedMs: r.updated_ms,
+  startedMs: r.started_ms,
+  deadlineMs: r.deadline_ms,
+  stoppedMs: r.stopped_ms,
+  deletedMs: r.deleted_ms,
 });
 
 export interface SandboxFilter {
@@ -55,11 +87,23 @@ export interface SandboxFilter {
   offset: number;
 }
 
-export type SandboxPatch = Partial<Pick<SandboxRecord, 'reason' | 'containerId' | 'networkId' | 'ipAddress' | 'exitCode' | 'startedMs' | 'deadlineMs' | 'stoppedMs' | 'deletedMs'>>;
+export type SandboxPatch = Partial<
+  Pick<
+    SandboxRecord,
+    'reason' | 'containerId' | 'networkId' | 'ipAddress' | 'exitCode' | 'startedMs' | 'deadlineMs' | 'stoppedMs' | 'deletedMs'
+  >
+>;
 
 const COLUMNS: Record<keyof SandboxPatch, string> = {
-  reason: 'reason', containerId: 'container_id', networkId: 'network_id', ipAddress: 'ip_address', exitCode: 'exit_code',
-  startedMs: 'started_ms', deadlineMs: 'deadline_ms', stoppedMs: 'stopped_ms', deletedMs: 'deleted_ms',
+  reason: 'reason',
+  containerId: 'container_id',
+  networkId: 'network_id',
+  ipAddress: 'ip_address',
+  exitCode: 'exit_code',
+  startedMs: 'started_ms',
+  deadlineMs: 'deadline_ms',
+  stoppedMs: 'stopped_ms',
+  deletedMs: 'deleted_ms',
 };
 
 export class SandboxStore {
@@ -75,8 +119,28 @@ export class SandboxStore {
            exit_code, created_ms, updated_ms, started_ms, deadline_ms, stopped_ms, deleted_ms)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(r.id, r.workspace, r.name, r.image, r.status, r.reason, JSON.stringify(r.spec), JSON.stringify(r.labels), r.containerId, r.networkId,
-        r.ipAddress, r.pooled ? 1 : 0, r.poolKey, r.exitCode, r.createdMs, r.updatedMs, r.startedMs, r.deadlineMs, r.stoppedMs, r.deletedMs);
+      .run(
+        r.id,
+        r.workspace,
+        r.name,
+        r.image,
+        r.status,
+        r.reason,
+        JSON.stringify(r.spec),
+        JSON.stringify(r.labels),
+        r.containerId,
+        r.networkId,
+        r.ipAddress,
+        r.pooled ? 1 : 0,
+        r.poolKey,
+        r.exitCode,
+        r.createdMs,
+        r.updatedMs,
+        r.startedMs,
+        r.deadlineMs,
+        r.stoppedMs,
+        r.deletedMs,
+      );
   }
 
   /** Any record by id, whatever its workspace (runtime-internal use only). */
@@ -87,7 +151,9 @@ export class SandboxStore {
 
   /** A record visible to `workspace`: another workspace's sandbox is indistinguishable from a missing one. */
   get(workspace: string, id: string): SandboxRecord | null {
-    const row = this.db.sql.prepare("SELECT * FROM sandboxes WHERE id = ? AND workspace = ? AND status != 'deleted' AND pooled = 0").get(id, workspace) as Row | undefined;
+    const row = this.db.sql
+      .prepare("SELECT * FROM sandboxes WHERE id = ? AND workspace = ? AND status != 'deleted' AND pooled = 0")
+      .get(id, workspace) as Row | undefined;
     return row ? fromRow(row) : null;
   }
 
@@ -104,7 +170,9 @@ export class SandboxStore {
     }
     const w = where.join(' AND ');
     const total = (this.db.sql.prepare(`SELECT count(*) AS n FROM sandboxes WHERE ${w}`).get(...args) as { n: number }).n;
-    const rows = this.db.sql.prepare(`SELECT * FROM sandboxes WHERE ${w} ORDER BY created_ms DESC, id LIMIT ? OFFSET ?`).all(...args, f.limit, f.offset) as unknown as Row[];
+    const rows = this.db.sql
+      .prepare(`SELECT * FROM sandboxes WHERE ${w} ORDER BY created_ms DESC, id LIMIT ? OFFSET ?`)
+      .all(...args, f.limit, f.offset) as unknown as Row[];
     return { items: rows.map(fromRow), total };
   }
 
@@ -121,7 +189,10 @@ export class SandboxStore {
   }
 
   countByState(): Record<string, number> {
-    const rows = this.db.sql.prepare('SELECT status, count(*) AS n FROM sandboxes WHERE pooled = 0 GROUP BY status').all() as { status: string; n: number }[];
+    const rows = this.db.sql.prepare('SELECT status, count(*) AS n FROM sandboxes WHERE pooled = 0 GROUP BY status').all() as {
+      status: string;
+      n: number;
+    }[];
     return Object.fromEntries(rows.map((r) => [r.status, r.n]));
   }
 
@@ -153,7 +224,14 @@ export class SandboxStore {
   }
 
   /** Atomically takes the oldest ready pooled sandbox of `poolKey` for a workspace. */
-  claimPooled(poolKey: string, workspace: string, name: string, labels: Record<string, string>, nowMs: number, deadlineMs: number): SandboxRecord | null {
+  claimPooled(
+    poolKey: string,
+    workspace: string,
+    name: string,
+    labels: Record<string, string>,
+    nowMs: number,
+    deadlineMs: number,
+  ): SandboxRecord | null {
     const row = this.db.sql
       .prepare(
         `UPDATE sandboxes SET pooled = 0, workspace = ?, name = ?, labels = ?, updated_ms = ?, created_ms = ?, deadline_ms = ?,
@@ -166,6 +244,10 @@ export class SandboxStore {
   }
 
   countPooled(poolKey: string): number {
-    return (this.db.sql.prepare("SELECT count(*) AS n FROM sandboxes WHERE pooled = 1 AND pool_key = ? AND status IN ('creating','running')").get(poolKey) as { n: number }).n;
+    return (
+      this.db.sql
+        .prepare("SELECT count(*) AS n FROM sandboxes WHERE pooled = 1 AND pool_key = ? AND status IN ('creating','running')")
+        .get(poolKey) as { n: number }
+    ).n;
   }
 }

@@ -23,7 +23,12 @@ export interface TestApi extends AsyncDisposable {
 export interface Res<T = unknown> {
   status: number;
   headers: Headers;
-  body: T & { success?: boolean; data?: unknown; error?: { code: string; message: string; details: Record<string, unknown> }; metadata?: Record<string, unknown> };
+  body: T & {
+    success?: boolean;
+    data?: unknown;
+    error?: { code: string; message: string; details: Record<string, unknown> };
+    metadata?: Record<string, unknown>;
+  };
   text: string;
 }
 

@@ -60,10 +60,28 @@ export interface FakeInternetOptions {
   readyTimeoutMs?: number;
 }
 
-interface Stamp { at: number }
+interface Stamp {
+  at: number;
+}
 export type TcpOpenObservation = Stamp & { kind: 'tcp-open'; host: string; port: number; from: string; fromPort: number };
-export type TcpObservation = Stamp & { kind: 'tcp'; host: string; port: number; from: string; fromPort: number; bytes: number; data: string };
-export type UdpObservation = Stamp & { kind: 'udp'; host: string; port: number; from: string; fromPort: number; bytes: number; data: string };
+export type TcpObservation = Stamp & {
+  kind: 'tcp';
+  host: string;
+  port: number;
+  from: string;
+  fromPort: number;
+  bytes: number;
+  data: string;
+};
+export type UdpObservation = Stamp & {
+  kind: 'udp';
+  host: string;
+  port: number;
+  from: string;
+  fromPort: number;
+  bytes: number;
+  data: string;
+};
 export type DnsObservation = Stamp & { kind: 'dns'; server: string; from: string; name: string; qtype: string; transport: 'udp' | 'tcp' };
 export type Observation = TcpOpenObservation | TcpObservation | UdpObservation | DnsObservation;
 export type ObservationFilter = ((o: Observation) => boolean) | Partial<Record<string, unknown>>;
@@ -107,7 +125,13 @@ export interface FakeInternet extends AsyncDisposable {
   /** From the host: sends one datagram and returns the reply. */
   udpExchange(host: string, port: number, payload?: string, timeoutMs?: number): Promise<string>;
   /** From the host: one DNS query (udp or tcp) to `server`, returns the decoded response. */
-  dnsQuery(server: string, name: string, qtype?: 'A' | 'AAAA', transport?: 'udp' | 'tcp', timeoutMs?: number): Promise<dnsPacket.DecodedPacket & { rcode: string }>;
+  dnsQuery(
+    server: string,
+    name: string,
+    qtype?: 'A' | 'AAAA',
+    transport?: 'udp' | 'tcp',
+    timeoutMs?: number,
+  ): Promise<dnsPacket.DecodedPacket & { rcode: string }>;
 
   close(): Promise<void>;
 }
@@ -129,7 +153,9 @@ function onSignal(sig: NodeJS.Signals): void {
 function installHooks(): void {
   if (hooksInstalled) return;
   hooksInstalled = true;
-  process.on('exit', () => { for (const teardown of [...live.values()]) teardown(); });
+  process.on('exit', () => {
+    for (const teardown of [...live.values()]) teardown();
+  });
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 }
@@ -144,14 +170,27 @@ async function ip(args: string[]): Promise<string> {
   }
 }
 
-const ipQuiet = (args: string[]) => ip(args).then(() => true, () => false);
+const ipQuiet = (args: string[]) =>
+  ip(args).then(
+    () => true,
+    () => false,
+  );
 
 function ipSync(args: string[]): void {
-  try { execFileSync('ip', args, { stdio: 'ignore' }); } catch { /* best effort */ }
+  try {
+    execFileSync('ip', args, { stdio: 'ignore' });
+  } catch {
+    /* best effort */
+  }
 }
 
 const pidAlive = (pid: number) => {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 };
 
 /**
@@ -183,7 +222,7 @@ async function pickLinkNet(): Promise<{ base: string; host: string; peer: string
   const routes = JSON.parse(await ip(['-j', '-4', 'route', 'show', 'table', 'all'])) as { dst: string }[];
   const addrs = JSON.parse(await ip(['-j', '-4', 'addr', 'show'])) as { addr_info: { local: string; prefixlen: number }[] }[];
   const taken = [
-    ...routes.filter((r) => /^\d+\.\d+\.\d+\.\d+(\/\d+)?$/.test(r.dst)).map((r) => r.dst.includes('/') ? r.dst : `${r.dst}/32`),
+    ...routes.filter((r) => /^\d+\.\d+\.\d+\.\d+(\/\d+)?$/.test(r.dst)).map((r) => (r.dst.includes('/') ? r.dst : `${r.dst}/32`)),
     ...addrs.flatMap((a) => a.addr_info.map((i) => `${i.local}/${i.prefixlen}`)),
   ].map((c) => {
     const [a, len] = c.split('/') as [string, string];
@@ -241,7 +280,11 @@ export async function startFakeInternet(opts: FakeInternetOptions = {}): Promise
     forwardHeld = false;
     const othersHold = [...live.keys()].some((k) => k !== ns);
     if (!othersHold && forwardSaved !== null) {
-      try { writeFileSync(IP_FORWARD, forwardSaved); } catch { /* best effort */ }
+      try {
+        writeFileSync(IP_FORWARD, forwardSaved);
+      } catch {
+        /* best effort */
+      }
       forwardSaved = null;
     }
   };
@@ -324,9 +367,13 @@ export async function startFakeInternet(opts: FakeInternetOptions = {}): Promise
     const config: FakeHostServerConfig = {
       web: [...webHosts, ...webHosts6].map((host) => ({ host, tcp: tcpPorts, udp: udpPorts })),
       dns: dnsServers,
-      records: Object.fromEntries(Object.entries(opts.dns ?? {}).map(([n, addrs]) => [n.toLowerCase().replace(/\.$/, ''), { addrs, ttl: 30 }])),
+      records: Object.fromEntries(
+        Object.entries(opts.dns ?? {}).map(([n, addrs]) => [n.toLowerCase().replace(/\.$/, ''), { addrs, ttl: 30 }]),
+      ),
     };
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, SERVER, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, SERVER, JSON.stringify(config)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     server = child;
     // A forgotten close() must not keep the test process alive: the exit hook cleans up then.
     child.unref();
@@ -336,13 +383,26 @@ export async function startFakeInternet(opts: FakeInternetOptions = {}): Promise
 
     let readyResolve!: () => void;
     let readyReject!: (e: Error) => void;
-    const ready = new Promise<void>((res, rej) => { readyResolve = res; readyReject = rej; });
+    const ready = new Promise<void>((res, rej) => {
+      readyResolve = res;
+      readyReject = rej;
+    });
     createInterface({ input: child.stdout }).on('line', (line) => {
       let msg: Record<string, unknown>;
-      try { msg = JSON.parse(line) as Record<string, unknown>; } catch { process.stderr.write(`[fake-internet] ${line}\n`); return; }
+      try {
+        msg = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        process.stderr.write(`[fake-internet] ${line}\n`);
+        return;
+      }
       switch (msg.kind) {
-        case 'ready': readyResolve(); return;
-        case 'ack': acks.get(msg.id as number)?.(); acks.delete(msg.id as number); return;
+        case 'ready':
+          readyResolve();
+          return;
+        case 'ack':
+          acks.get(msg.id as number)?.();
+          acks.delete(msg.id as number);
+          return;
         case 'error':
           if (msg.fatal) readyReject(new Error(`fake host server: ${String(msg.message)}`));
           else process.stderr.write(`[fake-internet] ${String(msg.message)}\n`);
@@ -356,7 +416,11 @@ export async function startFakeInternet(opts: FakeInternetOptions = {}): Promise
     });
     child.once('exit', (code, sig) => readyReject(new Error(`fake host server exited (${code ?? sig}) before it was ready`)));
     const timer = setTimeout(() => readyReject(new Error('fake host server not ready in time')), opts.readyTimeoutMs ?? 15_000);
-    try { await ready; } finally { clearTimeout(timer); }
+    try {
+      await ready;
+    } finally {
+      clearTimeout(timer);
+    }
     for (const a of [...webHosts, ...dnsServers, ...webHosts6]) await assertRoute(a);
   } catch (err) {
     await teardown();
@@ -370,7 +434,11 @@ export async function startFakeInternet(opts: FakeInternetOptions = {}): Promise
       return false;
     }
     // A documentation /64 per fixture for the link; nodad so the addresses are usable at once.
-    const net6 = `2001:db8:ff:${link.host.split('.').slice(2).map((o) => Number(o).toString(16).padStart(2, '0')).join('')}`;
+    const net6 = `2001:db8:ff:${link.host
+      .split('.')
+      .slice(2)
+      .map((o) => Number(o).toString(16).padStart(2, '0'))
+      .join('')}`;
     const added: string[][] = [];
     try {
       await ip(['-6', 'addr', 'add', `${net6}::1/64`, 'dev', hostIf, 'nodad']);
@@ -399,7 +467,10 @@ export async function startFakeInternet(opts: FakeInternetOptions = {}): Promise
     if (closed) throw new Error(`fake internet ${ns} is closed: not sending to ${addr}`);
     const out = JSON.parse(await ip(['-j', 'route', 'get', addr])) as { dev?: string; gateway?: string }[];
     const dev = out[0]?.dev;
-    if (dev !== hostIf) throw new Error(`route to ${addr} leaves via ${dev ?? '?'}${out[0]?.gateway ? ` (gateway ${out[0].gateway})` : ''}, not fake internet veth ${hostIf}: refusing to send`);
+    if (dev !== hostIf)
+      throw new Error(
+        `route to ${addr} leaves via ${dev ?? '?'}${out[0]?.gateway ? ` (gateway ${out[0].gateway})` : ''}, not fake internet veth ${hostIf}: refusing to send`,
+      );
   }
 
   function command(cmd: Record<string, unknown>, timeoutMs = 5000): Promise<void> {
@@ -407,8 +478,14 @@ export async function startFakeInternet(opts: FakeInternetOptions = {}): Promise
     if (closed || !stdin?.writable) return Promise.reject(new Error(`fake internet ${ns} is closed`));
     const id = nextAck++;
     return new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => { acks.delete(id); reject(new Error(`fake host server did not ack ${String(cmd.op)}`)); }, timeoutMs);
-      acks.set(id, () => { clearTimeout(t); resolve(); });
+      const t = setTimeout(() => {
+        acks.delete(id);
+        reject(new Error(`fake host server did not ack ${String(cmd.op)}`));
+      }, timeoutMs);
+      acks.set(id, () => {
+        clearTimeout(t);
+        resolve();
+      });
       stdin.write(`${JSON.stringify({ ...cmd, id })}\n`);
     });
   }
@@ -425,7 +502,10 @@ export async function startFakeInternet(opts: FakeInternetOptions = {}): Promise
       };
       const t = setTimeout(() => {
         waiters.delete(waiter);
-        const recent = observations.slice(-10).map((o) => JSON.stringify(o)).join('\n  ');
+        const recent = observations
+          .slice(-10)
+          .map((o) => JSON.stringify(o))
+          .join('\n  ');
         reject(new Error(`no matching observation within ${timeoutMs} ms; last ones:\n  ${recent || '(none)'}`));
       }, timeoutMs);
       waiters.add(waiter);
@@ -438,15 +518,27 @@ export async function startFakeInternet(opts: FakeInternetOptions = {}): Promise
     return new Promise<string>((resolve, reject) => {
       let got = '';
       const s = tcpConnect({ host, port });
-      const t = setTimeout(() => { s.destroy(); reject(new Error(`tcp ${host}:${port}: timed out, got ${JSON.stringify(got)}`)); }, timeoutMs);
+      const t = setTimeout(() => {
+        s.destroy();
+        reject(new Error(`tcp ${host}:${port}: timed out, got ${JSON.stringify(got)}`));
+      }, timeoutMs);
       s.setEncoding('utf8');
-      s.on('connect', () => { s.write(payload); if (lines === 0) s.end(); });
+      s.on('connect', () => {
+        s.write(payload);
+        if (lines === 0) s.end();
+      });
       s.on('data', (d: string) => {
         got += d;
         if ((got.match(/\n/g) ?? []).length >= lines) s.end();
       });
-      s.on('error', (e) => { clearTimeout(t); reject(e); });
-      s.on('close', () => { clearTimeout(t); resolve(got); });
+      s.on('error', (e) => {
+        clearTimeout(t);
+        reject(e);
+      });
+      s.on('close', () => {
+        clearTimeout(t);
+        resolve(got);
+      });
     });
   }
 
@@ -456,8 +548,14 @@ export async function startFakeInternet(opts: FakeInternetOptions = {}): Promise
     try {
       return await new Promise<string>((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`udp ${host}:${port}: no reply`)), timeoutMs);
-        sock.on('message', (m) => { clearTimeout(t); resolve(m.toString('utf8')); });
-        sock.on('error', (e) => { clearTimeout(t); reject(e); });
+        sock.on('message', (m) => {
+          clearTimeout(t);
+          resolve(m.toString('utf8'));
+        });
+        sock.on('error', (e) => {
+          clearTimeout(t);
+          reject(e);
+        });
         sock.send(payload, port, host);
       });
     } finally {
@@ -467,15 +565,26 @@ export async function startFakeInternet(opts: FakeInternetOptions = {}): Promise
 
   async function dnsQuery(srv: string, name: string, qtype: 'A' | 'AAAA' = 'A', transport: 'udp' | 'tcp' = 'udp', timeoutMs = 3000) {
     await assertRoute(srv);
-    const query = dnsPacket.encode({ type: 'query', id: randomInt(65536), flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: qtype, name }] });
+    const query = dnsPacket.encode({
+      type: 'query',
+      id: randomInt(65536),
+      flags: dnsPacket.RECURSION_DESIRED,
+      questions: [{ type: qtype, name }],
+    });
     let raw: Buffer;
     if (transport === 'udp') {
       const sock = createSocket(isIPv6(srv) ? 'udp6' : 'udp4');
       try {
         raw = await new Promise<Buffer>((resolve, reject) => {
           const t = setTimeout(() => reject(new Error(`dns ${srv}: no reply`)), timeoutMs);
-          sock.on('message', (m) => { clearTimeout(t); resolve(m); });
-          sock.on('error', (e) => { clearTimeout(t); reject(e); });
+          sock.on('message', (m) => {
+            clearTimeout(t);
+            resolve(m);
+          });
+          sock.on('error', (e) => {
+            clearTimeout(t);
+            reject(e);
+          });
           sock.send(query, 53, srv);
         });
       } finally {
@@ -485,7 +594,10 @@ export async function startFakeInternet(opts: FakeInternetOptions = {}): Promise
       raw = await new Promise<Buffer>((resolve, reject) => {
         let buf = Buffer.alloc(0);
         const s = tcpConnect({ host: srv, port: 53 });
-        const t = setTimeout(() => { s.destroy(); reject(new Error(`dns/tcp ${srv}: no reply`)); }, timeoutMs);
+        const t = setTimeout(() => {
+          s.destroy();
+          reject(new Error(`dns/tcp ${srv}: no reply`));
+        }, timeoutMs);
         s.on('connect', () => {
           const framed = Buffer.alloc(2 + query.length);
           framed.writeUInt16BE(query.length, 0);
@@ -500,7 +612,10 @@ export async function startFakeInternet(opts: FakeInternetOptions = {}): Promise
             resolve(buf.subarray(2, 2 + buf.readUInt16BE(0)));
           }
         });
-        s.on('error', (e) => { clearTimeout(t); reject(e); });
+        s.on('error', (e) => {
+          clearTimeout(t);
+          reject(e);
+        });
       });
     }
     return dnsPacket.decode(raw) as dnsPacket.DecodedPacket & { rcode: string };
@@ -509,8 +624,18 @@ export async function startFakeInternet(opts: FakeInternetOptions = {}): Promise
   const close = () => (closing ??= teardown());
 
   return {
-    ns, hostIf, nsIf, hostAddr: link.host, nsAddr: link.peer, ipv6,
-    webHosts, webHosts6, tcpPorts, udpPorts, upstreamDns, publicResolver,
+    ns,
+    hostIf,
+    nsIf,
+    hostAddr: link.host,
+    nsAddr: link.peer,
+    ipv6,
+    webHosts,
+    webHosts6,
+    tcpPorts,
+    udpPorts,
+    upstreamDns,
+    publicResolver,
     addresses: [...webHosts, ...dnsServers, ...webHosts6],
     observations,
     assertRoute,
@@ -518,7 +643,9 @@ export async function startFakeInternet(opts: FakeInternetOptions = {}): Promise
     deleteDns: (name) => command({ op: 'deleteDns', name }),
     waitFor,
     received: <T extends Observation>(filter?: ObservationFilter) => observations.filter((o) => matches(o, filter)) as T[],
-    clear: () => { observations.length = 0; },
+    clear: () => {
+      observations.length = 0;
+    },
     tcpExchange,
     udpExchange,
     dnsQuery,

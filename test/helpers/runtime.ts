@@ -27,12 +27,22 @@ export function testRuntime(overrides: Partial<Config> = {}, opts: RuntimeOption
   // A test that restarts on an existing data dir passes it; only a fresh runtime gets a new one.
   const dataDir = overrides.dataDir ?? mkdtempSync(path.join(tmpdir(), 'director-test-'));
   const runtimeName = overrides.runtimeName ?? `test-${randomBytes(4).toString('hex')}`;
-  const config = loadConfig({}, {
-    dataDir, runtimeName, defaultImage: BUSYBOX, poolSize: 0, poolImages: BUSYBOX, logLevel: 'silent',
-    // Networking is opt-in per test file, each with its own nft table so files never share rules.
-    networking: 'off', nftTable: `director_t_${runtimeName.replace(/[^a-z0-9]/g, '')}`, nftCheckIntervalMs: 500,
-    ...overrides,
-  });
+  const config = loadConfig(
+    {},
+    {
+      dataDir,
+      runtimeName,
+      defaultImage: BUSYBOX,
+      poolSize: 0,
+      poolImages: BUSYBOX,
+      logLevel: 'silent',
+      // Networking is opt-in per test file, each with its own nft table so files never share rules.
+      networking: 'off',
+      nftTable: `director_t_${runtimeName.replace(/[^a-z0-9]/g, '')}`,
+      nftCheckIntervalMs: 500,
+      ...overrides,
+    },
+  );
   const engine = new DockerEngine();
   const rt = createRuntime({ config, engine, logger: pino({ level: process.env.DIRECTOR_TEST_LOG ?? 'silent' }), ...opts });
   return Object.assign(rt, {

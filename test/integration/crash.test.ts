@@ -55,7 +55,11 @@ for (const killAfterMs of [5, 120, 350, 900]) {
       // Every container left is owned by a running record, and every running record has its container.
       const owned = new Set(records.map((r) => r.containerId));
       for (const c of containers) assert.ok(owned.has(c.id), `orphan container ${c.names[0]} survived reconcile`);
-      for (const r of records) assert.ok(containers.some((c) => c.id === r.containerId), `record ${r.id} has no container`);
+      for (const r of records)
+        assert.ok(
+          containers.some((c) => c.id === r.containerId),
+          `record ${r.id} has no container`,
+        );
       // Killed mid-create records are failed, not lost.
       const failed = rt.sandboxes.list({ workspace: 'wsp_crash' }, { status: 'failed', limit: 100, offset: 0 }).items;
       for (const f of failed) assert.match(f.reason ?? '', /restarted during create|vanished/);

@@ -59,7 +59,9 @@ test.before(async () => {
   const app = await buildApp({ runtime: rt, auth });
   await app.listen({ host: '127.0.0.1', port: 0 });
   url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-  token = ((await call<{ data: { token: string } }>(url, 'POST', '/v1/auth/login', { body: { username: 'admin', password: ADMIN_PASSWORD } })).body.data).token;
+  token = (
+    await call<{ data: { token: string } }>(url, 'POST', '/v1/auth/login', { body: { username: 'admin', password: ADMIN_PASSWORD } })
+  ).body.data.token;
   close = async () => {
     await app.close();
   };
@@ -94,7 +96,10 @@ test('engine down: 503 in the envelope, reads still served; engine back: creates
   await eventually(async () => (await call(url, 'GET', '/health/ready')).status === 200, 15_000, 250);
   const again = await call(url, 'POST', '/v1/sandboxes', { token, body: { image: 'director/busybox:latest' } });
   assert.is(again.status, 201, again.text);
-  const out = await call<{ data: { stdout: string } }>(url, 'POST', `/v1/sandboxes/${id}/execute`, { token, body: { command: ['echo', 'back'] } });
+  const out = await call<{ data: { stdout: string } }>(url, 'POST', `/v1/sandboxes/${id}/execute`, {
+    token,
+    body: { command: ['echo', 'back'] },
+  });
   assert.is(out.body.data.stdout, 'back\n');
 });
 

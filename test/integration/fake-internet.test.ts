@@ -44,12 +44,24 @@ it('the host reaches a web host over TCP: a round trip, then the observation', a
   const reply = await new Promise<string>((resolve, reject) => {
     const s = connect({ host: '203.0.113.10', port: 80 });
     let got = '';
-    const t = setTimeout(() => { s.destroy(); reject(new Error(`timeout, got ${JSON.stringify(got)}`)); }, 5000);
+    const t = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`timeout, got ${JSON.stringify(got)}`));
+    }, 5000);
     s.setEncoding('utf8');
     s.on('connect', () => s.write('hello\n'));
-    s.on('data', (d: string) => { got += d; if (got.includes('\n')) s.end(); });
-    s.on('error', (e) => { clearTimeout(t); reject(e); });
-    s.on('close', () => { clearTimeout(t); resolve(got); });
+    s.on('data', (d: string) => {
+      got += d;
+      if (got.includes('\n')) s.end();
+    });
+    s.on('error', (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+    s.on('close', () => {
+      clearTimeout(t);
+      resolve(got);
+    });
   });
   assert.is(reply, 'ok 203.0.113.10:80\n');
   const o = await fi.waitFor<TcpObservation>({ kind: 'tcp', host: '203.0.113.10', port: 80 });
@@ -74,7 +86,10 @@ it('DNS: the table answers A records, unknown names get NXDOMAIN, every query is
   await fi.setDns('api.example.test', ['203.0.113.10'], 30);
   const r = await fi.dnsQuery(fi.upstreamDns, 'api.example.test', 'A', 'udp');
   assert.is(r.rcode, 'NOERROR');
-  assert.equal(r.answers?.map((a) => [a.type, 'data' in a ? a.data : null, 'ttl' in a ? a.ttl : null]), [['A', '203.0.113.10', 30]]);
+  assert.equal(
+    r.answers?.map((a) => [a.type, 'data' in a ? a.data : null, 'ttl' in a ? a.ttl : null]),
+    [['A', '203.0.113.10', 30]],
+  );
   const o = await fi.waitFor({ kind: 'dns', name: 'api.example.test' });
   assert.is(o.kind === 'dns' && o.server, '198.51.100.53');
   assert.is(o.kind === 'dns' && o.qtype, 'A');
@@ -82,7 +97,10 @@ it('DNS: the table answers A records, unknown names get NXDOMAIN, every query is
   // The fake public resolver serves the same table, over TCP too.
   assert.is(fi.publicResolver, '198.51.100.88');
   const viaTcp = await fi.dnsQuery(fi.publicResolver!, 'api.example.test', 'A', 'tcp');
-  assert.equal(viaTcp.answers?.map((a) => ('data' in a ? a.data : null)), ['203.0.113.10']);
+  assert.equal(
+    viaTcp.answers?.map((a) => ('data' in a ? a.data : null)),
+    ['203.0.113.10'],
+  );
   await fi.deleteDns('api.example.test');
   assert.is((await fi.dnsQuery(fi.upstreamDns, 'api.example.test')).rcode, 'NXDOMAIN');
   assert.is(fi.received({ kind: 'dns' }).length, 4);
@@ -149,7 +167,14 @@ it('a second fixture that would take the same addresses fails and leaves nothing
 });
 
 it('fixtures with other addresses coexist', async () => {
-  await using other = await startFakeInternet({ webHosts: ['203.0.113.30'], upstreamDns: '198.51.100.54', publicResolver: null, ipv6: false, tcpPorts: [81], udpPorts: [] });
+  await using other = await startFakeInternet({
+    webHosts: ['203.0.113.30'],
+    upstreamDns: '198.51.100.54',
+    publicResolver: null,
+    ipv6: false,
+    tcpPorts: [81],
+    udpPorts: [],
+  });
   assert.is(await other.tcpExchange('203.0.113.30', 81), 'ok 203.0.113.30:81\n');
   await fi.assertRoute('203.0.113.10');
   await other.assertRoute('203.0.113.30');

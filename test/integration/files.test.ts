@@ -43,7 +43,7 @@ test('a file uploaded to a tmpfs path of a read-only sandbox reads back byte for
 
 test('a tar upload extracts into a directory; a directory downloads as a guarded tar', async () => {
   const sb = await rt.sandboxes.create({}, caller);
-  await rt.files.upload(caller, sb.id, '/workspace', tarOf({ 'src/main.py': 'print(1)\n', 'README': 'hi\n' }), 'tar');
+  await rt.files.upload(caller, sb.id, '/workspace', tarOf({ 'src/main.py': 'print(1)\n', README: 'hi\n' }), 'tar');
   assert.is((await sh(sb.id, 'cat /workspace/src/main.py /workspace/README')).stdout, 'print(1)\nhi\n');
   const out = path.join(host, 'dl1');
   mkdirSync(out);
@@ -77,7 +77,10 @@ test('a download with a planted symlink is refused and leaves the host untouched
   const outside = path.join(host, 'outside');
   mkdirSync(outside);
   // The sandbox plants links pointing at host paths, hoping a client follows them.
-  await sh(sb.id, `mkdir -p /workspace/loot && echo data > /workspace/loot/a && ln -s ${outside} /workspace/loot/evil && ln -s /etc/shadow /workspace/shadow`);
+  await sh(
+    sb.id,
+    `mkdir -p /workspace/loot && echo data > /workspace/loot/a && ln -s ${outside} /workspace/loot/evil && ln -s /etc/shadow /workspace/shadow`,
+  );
   try {
     await rt.files.downloadFile(caller, sb.id, '/workspace/shadow');
     assert.unreachable('a symlink must not be served as a file');

@@ -58,7 +58,10 @@ test('a blocked path cannot be read', async () => {
 
 test('the process runs as the unprivileged sandbox user with no capabilities and no-new-privileges', async () => {
   const sb = await rt.sandboxes.create({}, caller);
-  const r = await sh(sb.id, 'id -u; id -g; grep -E "^(CapEff|CapPrm|CapBnd|NoNewPrivs|Seccomp):" /proc/self/status; cat /proc/1/cmdline | tr "\\0" " "');
+  const r = await sh(
+    sb.id,
+    'id -u; id -g; grep -E "^(CapEff|CapPrm|CapBnd|NoNewPrivs|Seccomp):" /proc/self/status; cat /proc/1/cmdline | tr "\\0" " "',
+  );
   const lines = r.stdout.split('\n');
   assert.is(lines[0], '1000');
   assert.is(lines[1], '1000');
@@ -71,19 +74,22 @@ test('the process runs as the unprivileged sandbox user with no capabilities and
 
 test('mount, unshare, mknod and raw sockets fail', async () => {
   const sb = await rt.sandboxes.create({ image: BASE }, caller);
-  const r = await sh(sb.id, [
-    'mount -t tmpfs none /tmp 2>/dev/null && echo MOUNTED',
-    'unshare -r true 2>/dev/null && echo UNSHARED_USER',
-    'unshare -n true 2>/dev/null && echo UNSHARED_NET',
-    'mknod /tmp/dev c 1 3 2>/dev/null && echo MKNOD',
-    `python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)' 2>/dev/null && echo RAW`,
-    `python3 -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)' 2>/dev/null && echo PACKET`,
-    'echo done',
-  ].join('; '));
+  const r = await sh(
+    sb.id,
+    [
+      'mount -t tmpfs none /tmp 2>/dev/null && echo MOUNTED',
+      'unshare -r true 2>/dev/null && echo UNSHARED_USER',
+      'unshare -n true 2>/dev/null && echo UNSHARED_NET',
+      'mknod /tmp/dev c 1 3 2>/dev/null && echo MKNOD',
+      `python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)' 2>/dev/null && echo RAW`,
+      `python3 -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)' 2>/dev/null && echo PACKET`,
+      'echo done',
+    ].join('; '),
+  );
   assert.is(r.stdout, 'done\n', `something privileged succeeded: ${r.stdout}`);
 });
 
-test('refused forks are read from the container\'s own pids cgroup, reported once per execute, and not read once it stopped', async () => {
+test("refused forks are read from the container's own pids cgroup, reported once per execute, and not read once it stopped", async () => {
   const sb = await rt.sandboxes.create({ resourceLimits: { pids: 16 } }, caller);
   const id = sb.containerId!;
   assert.is(await rt.engine.pidsLimitHits!(id), 0);
@@ -120,7 +126,10 @@ test('allowNetwork=false leaves no interface but loopback', async () => {
   const sb = await rt.sandboxes.create({ image: BASE, securityPolicy: { allowNetwork: false } }, caller);
   const r = await sh(sb.id, 'ls /sys/class/net');
   assert.is(r.stdout.trim(), 'lo');
-  const c = await sh(sb.id, `python3 -c 'import socket; s=socket.socket(); s.settimeout(2); s.connect(("203.0.113.10", 80))' 2>&1 | tail -1`);
+  const c = await sh(
+    sb.id,
+    `python3 -c 'import socket; s=socket.socket(); s.settimeout(2); s.connect(("203.0.113.10", 80))' 2>&1 | tail -1`,
+  );
   assert.match(c.stdout, /unreachable/i);
 });
 
@@ -170,7 +179,10 @@ test('a flood of output is cut at the cap and flagged', async () => {
   await limited.start();
   try {
     const sb = await limited.sandboxes.create({}, caller);
-    const r = await limited.executor.run(caller, sb.id, { command: ['sh', '-c', 'yes flood | head -c 5000000; echo tail >&2'], timeout: 20_000 });
+    const r = await limited.executor.run(caller, sb.id, {
+      command: ['sh', '-c', 'yes flood | head -c 5000000; echo tail >&2'],
+      timeout: 20_000,
+    });
     assert.is(r.truncated, true);
     assert.is(r.stdout.length, 65_536);
     assert.is(r.stderr, 'tail\n');

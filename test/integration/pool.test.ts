@@ -18,7 +18,9 @@ test.after(async () => {
 /** Warm sandboxes not yet handed out whose container really runs. */
 const pooled = () => rt.sandboxes.deps.store.inStates(['running']).filter((r) => r.pooled);
 const pooledCount = async () => {
-  const running = new Set((await rt.engine.listContainers({ [LABEL.runtime]: rt.config.runtimeName })).filter((c) => c.status === 'running').map((c) => c.id));
+  const running = new Set(
+    (await rt.engine.listContainers({ [LABEL.runtime]: rt.config.runtimeName })).filter((c) => c.status === 'running').map((c) => c.id),
+  );
   return pooled().filter((r) => r.containerId && running.has(r.containerId)).length;
 };
 
@@ -53,7 +55,9 @@ test('requests that differ from the pooled profile are created cold', async () =
   const before = (await rt.metrics.poolMisses.get()).values[0]?.value ?? 0;
   const sb = await rt.sandboxes.create({ image: BUSYBOX, resourceLimits: { memory: 64 } }, caller);
   assert.is(sb.pooled, false);
-  const afterHits = (await rt.metrics.createSeconds.get()).values.filter((v) => v.labels.source === 'cold' && v.metricName?.endsWith('_count'));
+  const afterHits = (await rt.metrics.createSeconds.get()).values.filter(
+    (v) => v.labels.source === 'cold' && v.metricName?.endsWith('_count'),
+  );
   assert.ok(afterHits.length > 0);
   assert.is((await rt.metrics.poolMisses.get()).values[0]?.value ?? 0, before);
 });

@@ -25,7 +25,11 @@ const cases: Array<[string, unknown, string]> = [
   ['devices', { Devices: [{ PathOnHost: '/dev/kmsg' }] }, 'Devices'],
   ['nested HostConfig', { securityPolicy: { HostConfig: { Privileged: true } } }, 'securityPolicy.HostConfig'],
   ['a working dir under /proc', { workdir: '/proc/self/fd' }, 'workdir'],
-  ['the Docker socket as a writable path', { securityPolicy: { allowedPaths: ['/var/run/docker.sock'] } }, 'securityPolicy.allowedPaths[0]'],
+  [
+    'the Docker socket as a writable path',
+    { securityPolicy: { allowedPaths: ['/var/run/docker.sock'] } },
+    'securityPolicy.allowedPaths[0]',
+  ],
   ['noPrivileges=false', { securityPolicy: { noPrivileges: false } }, 'securityPolicy.noPrivileges'],
   ['memory over the operator ceiling', { resourceLimits: { memory: 10_000_000 } }, 'resourceLimits.memory'],
   ['an unknown field', { colour: 'blue' }, 'colour'],
@@ -53,7 +57,8 @@ for (const [what, body, field] of cases) {
 test('refusals of forbidden powers are recorded as policy_violation events', () => {
   const events = rt.events.list({ type: 'policy_violation', limit: 100 });
   const fields = events.map((e) => e.details.field);
-  for (const f of ['Privileged', 'Binds', 'CapAdd', 'NetworkMode', 'Runtime', 'workdir']) assert.ok(fields.includes(f), `no policy_violation for ${f}`);
+  for (const f of ['Privileged', 'Binds', 'CapAdd', 'NetworkMode', 'Runtime', 'workdir'])
+    assert.ok(fields.includes(f), `no policy_violation for ${f}`);
 });
 
 test('an image the engine does not have is refused without a container', async () => {

@@ -39,7 +39,10 @@ async function collect(stream: AsyncIterable<unknown>): Promise<Buffer> {
 
 const streamOf = (buf: Buffer): Readable => Readable.from([buf]);
 
-interface Parsed { header: tarStream.Header; content: Buffer }
+interface Parsed {
+  header: tarStream.Header;
+  content: Buffer;
+}
 async function parseTar(buf: Buffer): Promise<Parsed[]> {
   const out: Parsed[] = [];
   const extract = tarStream.extract();
@@ -105,7 +108,9 @@ test('packFile then readSingleFile round-trips a file with its mode', async () =
 
 test('packFile streams a Readable source and writes ownership and mtime into the header', async () => {
   const source = Readable.from([Buffer.from('abc'), Buffer.from('def')]);
-  const [entry, ...rest] = await parseTar(await collect(packFile('dir/f.bin', source, { size: 6, uid: 1000, gid: 1001, mtimeMs: 1_700_000_000_000 })));
+  const [entry, ...rest] = await parseTar(
+    await collect(packFile('dir/f.bin', source, { size: 6, uid: 1000, gid: 1001, mtimeMs: 1_700_000_000_000 })),
+  );
   assert.is(rest.length, 0);
   assert.is(entry!.header.name, 'dir/f.bin');
   assert.is(entry!.header.type, 'file');
@@ -123,7 +128,11 @@ test('packFile strips setuid, setgid and sticky bits', async () => {
 
 test('packFile refuses names that are absolute, climb, or carry NUL or backslash', () => {
   for (const name of ['/etc/passwd', '../x', 'a/../../x', '..', '', '.', 'a\0b', '..\\x', 'a\nb']) {
-    assert.throws(() => packFile(name, Buffer.from('x'), { size: 1, uid: 0, gid: 0 }), (e: unknown) => e instanceof UnsafeArchiveError && e.code === 'UNSAFE_ARCHIVE', name);
+    assert.throws(
+      () => packFile(name, Buffer.from('x'), { size: 1, uid: 0, gid: 0 }),
+      (e: unknown) => e instanceof UnsafeArchiveError && e.code === 'UNSAFE_ARCHIVE',
+      name,
+    );
   }
 });
 
@@ -138,9 +147,12 @@ test('packFile errors the stream before emitting bytes beyond the declared size'
   const smuggled = await tarOf([[{ name: 'evil', type: 'symlink', linkname: '/etc' }]]);
   const source = Readable.from([Buffer.alloc(512, 'a'), smuggled]);
   const out: Buffer[] = [];
-  const err = await refusal((async () => {
-    for await (const chunk of packFile('f', source, { size: 512, uid: 0, gid: 0 })) out.push(chunk as Buffer);
-  })(), 'TOO_LARGE');
+  const err = await refusal(
+    (async () => {
+      for await (const chunk of packFile('f', source, { size: 512, uid: 0, gid: 0 })) out.push(chunk as Buffer);
+    })(),
+    'TOO_LARGE',
+  );
   assert.is(err.entry, 'f');
   assert.not.ok(Buffer.concat(out).includes(Buffer.from('/etc')), 'smuggled header reached the output');
 });
@@ -150,7 +162,10 @@ test('packFile errors the stream when the source is shorter than the declared si
 });
 
 test('readSingleFile refuses a symlink as NOT_A_FILE', async () => {
-  const e = await refusal(readSingleFile(streamOf(await tarOf([[{ name: 'link', type: 'symlink', linkname: '/etc/passwd' }]])), { maxBytes: 1024 }), 'NOT_A_FILE');
+  const e = await refusal(
+    readSingleFile(streamOf(await tarOf([[{ name: 'link', type: 'symlink', linkname: '/etc/passwd' }]])), { maxBytes: 1024 }),
+    'NOT_A_FILE',
+  );
   assert.is(e.entry, 'link');
   assert.match(e.reason, /symlink/);
 });
@@ -166,7 +181,10 @@ test('readSingleFile refuses a directory, a hardlink and a fifo as NOT_A_FILE', 
 });
 
 test('readSingleFile refuses an archive holding more than one entry', async () => {
-  const tar = await tarOf([[{ name: 'a' }, 'one'], [{ name: 'b' }, 'two']]);
+  const tar = await tarOf([
+    [{ name: 'a' }, 'one'],
+    [{ name: 'b' }, 'two'],
+  ]);
   const e = await refusal(readSingleFile(streamOf(tar), { maxBytes: 1024 }), 'UNSAFE_ARCHIVE');
   assert.is(e.entry, 'b');
 });
@@ -199,7 +217,11 @@ test('readSingleFile refuses garbage as a malformed archive', async () => {
 
 const hostile: Array<[string, Spec[], UnsafeArchiveCode]> = [
   ['a symlink entry', [[{ name: 'link', type: 'symlink', linkname: '/etc/passwd' }]], 'UNSAFE_ARCHIVE'],
-  ['a symlink followed by a file through it', [[{ name: 'out', type: 'symlink', linkname: '../outside' }], [{ name: 'out/f' }, 'x']], 'UNSAFE_ARCHIVE'],
+  [
+    'a symlink followed by a file through it',
+    [[{ name: 'out', type: 'symlink', linkname: '../outside' }], [{ name: 'out/f' }, 'x']],
+    'UNSAFE_ARCHIVE',
+  ],
   ['a hardlink entry', [[{ name: 'hl', type: 'link', linkname: '/etc/passwd' }]], 'UNSAFE_ARCHIVE'],
   ['an absolute name', [[{ name: '/etc/x' }, 'x']], 'UNSAFE_ARCHIVE'],
   ['a ../ name', [[{ name: '../escape' }, 'x']], 'UNSAFE_ARCHIVE'],
@@ -208,8 +230,22 @@ const hostile: Array<[string, Spec[], UnsafeArchiveCode]> = [
   ['a character device', [[{ name: 'null', type: 'character-device', devmajor: 1, devminor: 3 }]], 'UNSAFE_ARCHIVE'],
   ['a block device', [[{ name: 'sda', type: 'block-device', devmajor: 8, devminor: 0 }]], 'UNSAFE_ARCHIVE'],
   ['a fifo', [[{ name: 'pipe', type: 'fifo' }]], 'UNSAFE_ARCHIVE'],
-  ['an entry under a file (x, then x/y)', [[{ name: 'x' }, 'file'], [{ name: 'x/y' }, 'under a file']], 'UNSAFE_ARCHIVE'],
-  ['a file repeated', [[{ name: 'x' }, 'one'], [{ name: 'x' }, 'two']], 'UNSAFE_ARCHIVE'],
+  [
+    'an entry under a file (x, then x/y)',
+    [
+      [{ name: 'x' }, 'file'],
+      [{ name: 'x/y' }, 'under a file'],
+    ],
+    'UNSAFE_ARCHIVE',
+  ],
+  [
+    'a file repeated',
+    [
+      [{ name: 'x' }, 'one'],
+      [{ name: 'x' }, 'two'],
+    ],
+    'UNSAFE_ARCHIVE',
+  ],
   ['a directory over a file', [[{ name: 'x' }, 'one'], [{ name: 'x/', type: 'directory' }]], 'UNSAFE_ARCHIVE'],
   ['a pax path that climbs out', [[{ name: 'innocent', pax: { path: '../escape' } }, 'x']], 'UNSAFE_ARCHIVE'],
 ];
@@ -246,7 +282,10 @@ test('extractToHost refuses a file or directory entry whose name is a planted sy
   await fs.symlink(path.join(outside, 'target'), path.join(dest, 'out'));
   await refusal(extractToHost(streamOf(await tarOf([[{ name: 'out' }, 'pwned']])), dest, LIMITS), 'UNSAFE_ARCHIVE');
   await refusal(extractToHost(streamOf(await tarOf([[{ name: 'out/', type: 'directory' }]])), dest, LIMITS), 'UNSAFE_ARCHIVE');
-  await refusal(extractToHost(streamOf(await tarOf([[{ name: 'out/', type: 'directory' }], [{ name: 'out/f' }, 'x']])), dest, LIMITS), 'UNSAFE_ARCHIVE');
+  await refusal(
+    extractToHost(streamOf(await tarOf([[{ name: 'out/', type: 'directory' }], [{ name: 'out/f' }, 'x']])), dest, LIMITS),
+    'UNSAFE_ARCHIVE',
+  );
   await assertNothingOutside(base, outside);
 });
 
@@ -259,7 +298,10 @@ test('extractToHost refuses to overwrite a file already in the destination', asy
 
 test('extractToHost refuses content over maxBytes', async () => {
   const { dest, outside, base } = await scratch();
-  const tar = await tarOf([[{ name: 'a' }, Buffer.alloc(600)], [{ name: 'b' }, Buffer.alloc(600)]]);
+  const tar = await tarOf([
+    [{ name: 'a' }, Buffer.alloc(600)],
+    [{ name: 'b' }, Buffer.alloc(600)],
+  ]);
   const e = await refusal(extractToHost(streamOf(tar), dest, { maxBytes: 1000, maxEntries: 10 }), 'TOO_LARGE');
   assert.is(e.entry, 'b');
   await assertNothingOutside(base, outside);
@@ -331,11 +373,14 @@ test('guardDownloadTar re-packs with uid/gid 0, masked modes and no link names',
     [{ name: './d/private', mode: 0o400 }, 'key'],
   ]);
   const entries = await parseTar(await collect(guardDownloadTar(streamOf(tar), LIMITS)));
-  assert.equal(entries.map((e) => [e.header.name, e.header.type, e.header.mode, e.header.uid, e.header.gid, e.header.linkname ?? '', e.header.uname]), [
-    ['d/', 'directory', 0o755, 0, 0, '', ''],
-    ['d/f', 'file', 0o755, 0, 0, '', ''],
-    ['d/private', 'file', 0o600, 0, 0, '', ''],
-  ]);
+  assert.equal(
+    entries.map((e) => [e.header.name, e.header.type, e.header.mode, e.header.uid, e.header.gid, e.header.linkname ?? '', e.header.uname]),
+    [
+      ['d/', 'directory', 0o755, 0, 0, '', ''],
+      ['d/f', 'file', 0o755, 0, 0, '', ''],
+      ['d/private', 'file', 0o600, 0, 0, '', ''],
+    ],
+  );
   assert.is(entries[1]!.content.toString(), 'data');
 });
 
@@ -346,10 +391,13 @@ test('sanitizeUploadTar forces ownership, drops special bits and skips the archi
     [{ name: './app/tool', mode: 0o4755, uid: 0, gid: 0 }, 'bin'],
   ]);
   const entries = await parseTar(await collect(sanitizeUploadTar(streamOf(tar), { ...LIMITS, uid: 1000, gid: 1001 })));
-  assert.equal(entries.map((e) => [e.header.name, e.header.type, e.header.mode, e.header.uid, e.header.gid]), [
-    ['app/', 'directory', 0o775, 1000, 1001],
-    ['app/tool', 'file', 0o755, 1000, 1001],
-  ]);
+  assert.equal(
+    entries.map((e) => [e.header.name, e.header.type, e.header.mode, e.header.uid, e.header.gid]),
+    [
+      ['app/', 'directory', 0o775, 1000, 1001],
+      ['app/tool', 'file', 0o755, 1000, 1001],
+    ],
+  );
   assert.is(entries[1]!.content.toString(), 'bin');
 });
 

@@ -32,7 +32,11 @@ export function resolveEndpoint(env: NodeJS.ProcessEnv = process.env): Endpoint 
     case 'https:': {
       const tls = url.protocol === 'https:' || (env.DOCKER_TLS_VERIFY ?? '') !== '';
       const certDir = env.DOCKER_CERT_PATH;
-      const options: Docker.DockerOptions = { host: url.hostname, port: Number(url.port || (tls ? 2376 : 2375)), protocol: tls ? 'https' : 'http' };
+      const options: Docker.DockerOptions = {
+        host: url.hostname,
+        port: Number(url.port || (tls ? 2376 : 2375)),
+        protocol: tls ? 'https' : 'http',
+      };
       if (tls && certDir) {
         options.ca = readFileSync(path.join(certDir, 'ca.pem'));
         options.cert = readFileSync(path.join(certDir, 'cert.pem'));

@@ -25,12 +25,18 @@ import { toCreateOptions } from './translate.ts';
 
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
-interface DockerError { statusCode?: number; code?: string; message?: string; json?: { message?: string } }
+interface DockerError {
+  statusCode?: number;
+  code?: string;
+  message?: string;
+  json?: { message?: string };
+}
 
 /** Maps dockerode failures onto the engine's error types; everything else passes through. */
 export function mapError(err: unknown, what: string): Error {
   const e = err as DockerError;
-  if (e?.code && UNAVAILABLE_CODES.has(e.code)) return new EngineUnavailableError(`engine unreachable (${e.code}) during ${what}`, { cause: err });
+  if (e?.code && UNAVAILABLE_CODES.has(e.code))
+    return new EngineUnavailableError(`engine unreachable (${e.code}) during ${what}`, { cause: err });
   if (e?.statusCode === 404) return new EngineNotFoundError(`${what}: ${e.json?.message ?? 'not found'}`, { cause: err });
   if (err instanceof Error) return err;
   return new Error(`${what}: ${String(err)}`);
@@ -63,7 +69,12 @@ export class DockerEngine implements Engine {
 
   async ping(signal?: AbortSignal): Promise<EngineInfo> {
     return this.call('ping', async () => {
-      const info = (await this.withSignal(this.docker.info(), signal)) as { ServerVersion: string; OSType: string; CgroupVersion?: string; Runtimes?: Record<string, unknown> };
+      const info = (await this.withSignal(this.docker.info(), signal)) as {
+        ServerVersion: string;
+        OSType: string;
+        CgroupVersion?: string;
+        Runtimes?: Record<string, unknown>;
+      };
       const version = (await this.withSignal(this.docker.version(), signal)) as { ApiVersion: string };
       return {
         version: info.ServerVersion,
@@ -139,7 +150,13 @@ export class DockerEngine implements Engine {
   async listContainers(labels: Record<string, string>): Promise<ContainerSummary[]> {
     return this.call('list containers', async () => {
       const list = await this.docker.listContainers({ all: true, filters: { label: labelFilters(labels) } });
-      return list.map((c) => ({ id: c.Id, names: c.Names.map((n) => n.replace(/^\//, '')), status: c.State as ContainerStatus, labels: c.Labels ?? {}, createdMs: c.Created * 1000 }));
+      return list.map((c) => ({
+        id: c.Id,
+        names: c.Names.map((n) => n.replace(/^\//, '')),
+        status: c.State as ContainerStatus,
+        labels: c.Labels ?? {},
+        createdMs: c.Created * 1000,
+      }));
     });
   }
 
@@ -160,7 +177,10 @@ export class DockerEngine implements Engine {
       } catch (err) {
         // 409 "removal already in progress": wait for it to finish.
         if ((err as DockerError).statusCode !== 409) throw err;
-        await this.docker.getContainer(id).wait({ condition: 'removed' }).catch(() => undefined);
+        await this.docker
+          .getContainer(id)
+          .wait({ condition: 'removed' })
+          .catch(() => undefined);
       }
     });
   }
@@ -252,7 +272,9 @@ export class DockerEngine implements Engine {
   }
 
   async putArchive(id: string, dir: string, tar: Readable): Promise<void> {
-    await this.call(`put archive ${id}:${dir}`, () => this.docker.getContainer(id).putArchive(tar, { path: dir, noOverwriteDirNonDir: true }));
+    await this.call(`put archive ${id}:${dir}`, () =>
+      this.docker.getContainer(id).putArchive(tar, { path: dir, noOverwriteDirNonDir: true }),
+    );
   }
 
   async getArchive(id: string, path: string): Promise<Readable> {
@@ -286,7 +308,7 @@ export class DockerEngine implements Engine {
 
   async inspectNetwork(idOrName: string): Promise<NetworkState | null> {
     try {
-      return toNetworkState((await this.docker.getNetwork(idOrName).inspect()));
+      return toNetworkState(await this.docker.getNetwork(idOrName).inspect());
     } catch (err) {
       const mapped = mapError(err, `inspect network ${idOrName}`);
       if (mapped instanceof EngineNotFoundError) return null;
@@ -303,13 +325,20 @@ export class DockerEngine implements Engine {
 
   async connectNetwork(networkId: string, containerId: string, ipv4?: string): Promise<void> {
     await this.call(`connect ${containerId} to ${networkId}`, () =>
-      this.docker.getNetwork(networkId).connect({ Container: containerId, EndpointConfig: ipv4 ? { IPAMConfig: { IPv4Address: ipv4 } } : {} }),
+      this.docker
+        .getNetwork(networkId)
+        .connect({ Container: containerId, EndpointConfig: ipv4 ? { IPAMConfig: { IPv4Address: ipv4 } } : {} }),
     );
   }
 
   async *events(labels: Record<string, string>, signal: AbortSignal): AsyncIterable<EngineEvent> {
-    const stream = await this.call('events', async () =>
-      (await this.docker.getEvents({ filters: { type: ['container'], label: labelFilters(labels) }, abortSignal: signal })) as unknown as Readable,
+    const stream = await this.call(
+      'events',
+      async () =>
+        (await this.docker.getEvents({
+          filters: { type: ['container'], label: labelFilters(labels) },
+          abortSignal: signal,
+        })) as unknown as Readable,
     );
     signal.addEventListener('abort', () => stream.destroy(), { once: true });
     let buf = '';
@@ -321,7 +350,13 @@ export class DockerEngine implements Engine {
           const line = buf.slice(0, nl).trim();
           buf = buf.slice(nl + 1);
           if (!line) continue;
-          const ev = JSON.parse(line) as { Action: string; id?: string; Actor?: { ID: string; Attributes?: Record<string, string> }; timeNano?: number; time?: number };
+          const ev = JSON.parse(line) as {
+            Action: string;
+            id?: string;
+            Actor?: { ID: string; Attributes?: Record<string, string> };
+            timeNano?: number;
+            time?: number;
+          };
           const attrs = ev.Actor?.Attributes ?? {};
           const exit = attrs.exitCode === undefined ? undefined : Number(attrs.exitCode);
           yield {

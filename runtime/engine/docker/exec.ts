@@ -30,7 +30,7 @@ export async function startExec(docker: Docker, local: boolean, containerId: str
     AttachStderr: true,
     Tty: Boolean(opts.tty),
   });
-  const stream = (await exec.start({ hijack: true, stdin: Boolean(opts.stdin), Tty: Boolean(opts.tty) }));
+  const stream = await exec.start({ hijack: true, stdin: Boolean(opts.stdin), Tty: Boolean(opts.tty) });
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   if (opts.tty) stream.pipe(stdout);
@@ -120,7 +120,7 @@ async function killRemote(container: Docker.Container, marker: string): Promise<
   const script = `for d in /proc/[0-9]*; do if tr '\\000' '\\n' < "$d/environ" 2>/dev/null | grep -qx '${EXEC_MARKER_ENV}=${marker}'; then kill -9 "\${d#/proc/}" 2>/dev/null; fi; done; true`;
   try {
     const exec = await container.exec({ Cmd: ['/bin/sh', '-c', script], User: '1000:1000', AttachStdout: true, AttachStderr: true });
-    const s = (await exec.start({ hijack: true, stdin: false }));
+    const s = await exec.start({ hijack: true, stdin: false });
     s.resume();
     await new Promise<void>((r) => {
       s.once('end', r);

@@ -6,8 +6,17 @@ import type { ContainerSpec, TmpfsMount } from '../engine.ts';
  * defaults are repeated here and the sandbox's blocked paths are added to them.
  */
 export const DOCKER_DEFAULT_MASKED_PATHS = [
-  '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
-  '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
+  '/proc/asound',
+  '/proc/acpi',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
+  '/sys/devices/virtual/powercap',
 ] as const;
 
 function tmpfsOptions(m: TmpfsMount): string {

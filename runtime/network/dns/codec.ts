@@ -2,24 +2,50 @@
  * Queries in, replies out: parses a client's query (dns-packet plus a strict question-name
  * check), builds the sanitized query sent upstream and the replies Director writes itself.
  */
-import { decode, encode, CHECKING_DISABLED, DNSSEC_OK, RECURSION_AVAILABLE, RECURSION_DESIRED, TRUNCATED_RESPONSE, type Packet, type RecordType } from 'dns-packet';
+import {
+  decode,
+  encode,
+  CHECKING_DISABLED,
+  DNSSEC_OK,
+  RECURSION_AVAILABLE,
+  RECURSION_DESIRED,
+  TRUNCATED_RESPONSE,
+  type Packet,
+  type RecordType,
+} from 'dns-packet';
 import { CLASS_IN, HEADER_BYTES, readQueryName, type WireMessage } from './wire.ts';
 
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 
 /** Query types Director resolves; everything else (ANY, AXFR, NULL, PTR ...) is refused. */
 export const SUPPORTED_QTYPES: ReadonlyMap<number, string> = new Map([
-  [1, 'A'], [28, 'AAAA'], [5, 'CNAME'], [16, 'TXT'], [15, 'MX'], [33, 'SRV'], [65, 'HTTPS'],
+  [1, 'A'],
+  [28, 'AAAA'],
+  [5, 'CNAME'],
+  [16, 'TXT'],
+  [15, 'MX'],
+  [33, 'SRV'],
+  [65, 'HTTPS'],
 ]);
 
 const OTHER_QTYPES: ReadonlyMap<number, string> = new Map([
-  [2, 'NS'], [6, 'SOA'], [10, 'NULL'], [12, 'PTR'], [13, 'HINFO'], [43, 'DS'], [48, 'DNSKEY'], [64, 'SVCB'],
-  [99, 'SPF'], [251, 'IXFR'], [252, 'AXFR'], [255, 'ANY'], [257, 'CAA'],
+  [2, 'NS'],
+  [6, 'SOA'],
+  [10, 'NULL'],
+  [12, 'PTR'],
+  [13, 'HINFO'],
+  [43, 'DS'],
+  [48, 'DNSKEY'],
+  [64, 'SVCB'],
+  [99, 'SPF'],
+  [251, 'IXFR'],
+  [252, 'AXFR'],
+  [255, 'ANY'],
+  [257, 'CAA'],
 ]);
 
 /** Mnemonic of a query type, or RFC 3597's `TYPEnnn`. */
-export const qtypeName = (qtype: number): string =>
-  SUPPORTED_QTYPES.get(qtype) ?? OTHER_QTYPES.get(qtype) ?? `TYPE${qtype}`;
+export const qtypeName = (qtype: number): string => SUPPORTED_QTYPES.get(qtype) ?? OTHER_QTYPES.get(qtype) ?? `TYPE${qtype}`;
 
 /** The EDNS payload size Director advertises upstream (the DNS flag day 2020 value). */
 export const UPSTREAM_UDP_PAYLOAD_BYTES = 1232;
@@ -98,7 +124,18 @@ export function encodeUpstreamQuery(q: ParsedQuery, id: number): Buffer {
     flags: (q.rd ? RECURSION_DESIRED : 0) | (q.cd ? CHECKING_DISABLED : 0),
     questions: [{ name: q.wireName, type: encodableType(q.qtype), class: 'IN' }],
     additionals: q.edns
-      ? [{ type: 'OPT', name: '.', udpPayloadSize: UPSTREAM_UDP_PAYLOAD_BYTES, extendedRcode: 0, ednsVersion: 0, flags: q.edns.dnssecOk ? DNSSEC_OK : 0, flag_do: q.edns.dnssecOk, options: [] }]
+      ? [
+          {
+            type: 'OPT',
+            name: '.',
+            udpPayloadSize: UPSTREAM_UDP_PAYLOAD_BYTES,
+            extendedRcode: 0,
+            ednsVersion: 0,
+            flags: q.edns.dnssecOk ? DNSSEC_OK : 0,
+            flag_do: q.edns.dnssecOk,
+            options: [],
+          },
+        ]
       : [],
   };
   return encode(packet);
@@ -110,7 +147,12 @@ export function encodeReply(q: ParsedQuery | null, id: number, rcode: number, op
   return encode({
     type: 'response',
     id,
-    flags: (rcode & 0xf) | RECURSION_AVAILABLE | (q?.rd ? RECURSION_DESIRED : 0) | (q?.cd ? CHECKING_DISABLED : 0) | (opts.truncated ? TRUNCATED_RESPONSE : 0),
+    flags:
+      (rcode & 0xf) |
+      RECURSION_AVAILABLE |
+      (q?.rd ? RECURSION_DESIRED : 0) |
+      (q?.cd ? CHECKING_DISABLED : 0) |
+      (opts.truncated ? TRUNCATED_RESPONSE : 0),
     questions: q ? [{ name: q.wireName, type: encodableType(q.qtype), class: 'IN' }] : [],
   });
 }
@@ -128,5 +170,10 @@ export function withId(buf: Buffer, id: number): Buffer {
 
 /** Whether an upstream message answers `q` as sent with `id`. */
 export const answersQuery = (m: WireMessage, q: ParsedQuery, id: number): boolean =>
-  m.id === id && m.qr && m.opcode === 0 && m.questions.length === 1
-  && m.questions[0]!.name === q.name && m.questions[0]!.type === q.qtype && m.questions[0]!.klass === CLASS_IN;
+  m.id === id &&
+  m.qr &&
+  m.opcode === 0 &&
+  m.questions.length === 1 &&
+  m.questions[0]!.name === q.name &&
+  m.questions[0]!.type === q.qtype &&
+  m.questions[0]!.klass === CLASS_IN;

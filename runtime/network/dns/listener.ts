@@ -7,7 +7,11 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import { unavailable, validationError } from '../../../core/errors.ts';
 
-export interface ClientInfo { address: string; port: number; transport: 'udp' | 'tcp' }
+export interface ClientInfo {
+  address: string;
+  port: number;
+  transport: 'udp' | 'tcp';
+}
 
 /** Returns the reply to send, or null to send nothing. Must not reject. */
 export type QueryHandler = (packet: Buffer, client: ClientInfo) => Promise<Buffer | null>;
@@ -40,7 +44,11 @@ function bindUdp(address: string, port: number): Promise<dgram.Socket> {
   return new Promise((resolve, reject) => {
     const socket = dgram.createSocket({ type: net.isIPv6(address) ? 'udp6' : 'udp4' });
     socket.once('error', (err) => {
-      try { socket.close(); } catch { /* already closed by the failed bind */ }
+      try {
+        socket.close();
+      } catch {
+        /* already closed by the failed bind */
+      }
       reject(err);
     });
     socket.bind({ address, port, exclusive: true }, () => {
@@ -65,16 +73,24 @@ function serveTcpConnection(socket: net.Socket, handler: QueryHandler, log: Logg
   let inflight = 0;
   let ended = false;
   const client = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, transport: 'tcp' as const };
-  const maybeEnd = () => { if (ended && inflight === 0 && !socket.destroyed) socket.end(); };
+  const maybeEnd = () => {
+    if (ended && inflight === 0 && !socket.destroyed) socket.end();
+  };
   socket.setTimeout(TCP_IDLE_TIMEOUT_MS, () => socket.destroy());
   socket.on('error', (err) => log.debug({ err }, 'dns tcp client connection error'));
-  socket.on('end', () => { ended = true; maybeEnd(); });
+  socket.on('end', () => {
+    ended = true;
+    maybeEnd();
+  });
   socket.on('data', (chunk: Buffer) => {
     buffered = Buffer.concat([buffered, chunk]);
     while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
       const packet = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
       buffered = buffered.subarray(2 + packet.length);
-      if (++inflight > MAX_TCP_INFLIGHT) { socket.destroy(); return; }
+      if (++inflight > MAX_TCP_INFLIGHT) {
+        socket.destroy();
+        return;
+      }
       void handler(packet, client).then((reply) => {
         inflight--;
         if (reply && !socket.destroyed) {
@@ -116,7 +132,9 @@ async function openOnce(address: string, port: number, handler: QueryHandler, lo
   udp.on('message', (packet, rinfo) => {
     void handler(packet, { address: rinfo.address, port: rinfo.port, transport: 'udp' }).then((reply) => {
       if (!reply || closed) return;
-      udp.send(reply, rinfo.port, rinfo.address, (err) => { if (err) log.debug({ err }, 'dns udp reply not sent'); });
+      udp.send(reply, rinfo.port, rinfo.address, (err) => {
+        if (err) log.debug({ err }, 'dns udp reply not sent');
+      });
     });
   });
   return {

@@ -6,9 +6,7 @@ import { nameRulesMatching, type NameRuleRef, type NetworkPolicy } from '../../.
 
 export type NameRefusal = 'not_allowed' | 'denied_by_rule';
 
-export type NameDecision =
-  | { allowed: true; matches: NameRuleRef[] }
-  | { allowed: false; reason: NameRefusal; matches: NameRuleRef[] };
+export type NameDecision = { allowed: true; matches: NameRuleRef[] } | { allowed: false; reason: NameRefusal; matches: NameRuleRef[] };
 
 /** `API.Example.test.` → `api.example.test`. */
 export function normalizeName(name: string): string {

@@ -14,7 +14,10 @@ export interface RateLimitOptions {
 export const DEFAULT_RATE_LIMIT: RateLimitOptions = { ratePerS: 200, burst: 400 };
 const MAX_CLIENTS = 8192;
 
-interface Bucket { tokens: number; atMs: number }
+interface Bucket {
+  tokens: number;
+  atMs: number;
+}
 
 export class TokenBuckets {
   readonly #opts: RateLimitOptions;

@@ -23,7 +23,12 @@ export const DEFAULT_UPSTREAM_TIMEOUT_MS = 2000;
 const MIN_TTL_S = 5;
 const MAX_TTL_S = 3600;
 
-interface Network { id: string; listener: DnsListener; closing: AbortController; log: Logger }
+interface Network {
+  id: string;
+  listener: DnsListener;
+  closing: AbortController;
+  log: Logger;
+}
 
 /** Addresses of the answer section, deduplicated (longest TTL kept), TTL clamped. */
 function answerAddresses(reply: UpstreamReply): DnsAnswer['addresses'] {
@@ -39,8 +44,19 @@ function answerAddresses(reply: UpstreamReply): DnsAnswer['addresses'] {
 }
 
 const zeroStats = (): Omit<ResolverStats, 'networks'> => ({
-  queries: 0, rateLimited: 0, malformed: 0, refused: 0, audited: 0, unsupported: 0, rebinding: 0,
-  forwarded: 0, tcpFallbacks: 0, upstreamFailures: 0, answerHookFailures: 0, answered: 0, truncatedToClient: 0,
+  queries: 0,
+  rateLimited: 0,
+  malformed: 0,
+  refused: 0,
+  audited: 0,
+  unsupported: 0,
+  rebinding: 0,
+  forwarded: 0,
+  tcpFallbacks: 0,
+  upstreamFailures: 0,
+  answerHookFailures: 0,
+  answered: 0,
+  truncatedToClient: 0,
 });
 
 export class DirectorResolver implements AsyncDisposable {
@@ -74,7 +90,12 @@ export class DirectorResolver implements AsyncDisposable {
     try {
       const log = this.#log.child({ networkId });
       const closing = new AbortController();
-      const listener = await openListener(address, port, (packet, client) => this.#handle(networkId, closing.signal, log, packet, client), log);
+      const listener = await openListener(
+        address,
+        port,
+        (packet, client) => this.#handle(networkId, closing.signal, log, packet, client),
+        log,
+      );
       this.#networks.set(networkId, { id: networkId, listener, closing, log });
       log.info({ address, port: listener.port }, 'dns resolver listening');
       return { port: listener.port };
@@ -173,7 +194,14 @@ export class DirectorResolver implements AsyncDisposable {
     return this.#forward(q, decision.matches, base, closing, log, client);
   }
 
-  async #forward(q: ParsedQuery, matches: DnsAnswer['matches'], base: { networkId: string; client: string }, closing: AbortSignal, log: Logger, client: ClientInfo): Promise<Buffer | null> {
+  async #forward(
+    q: ParsedQuery,
+    matches: DnsAnswer['matches'],
+    base: { networkId: string; client: string },
+    closing: AbortSignal,
+    log: Logger,
+    client: ClientInfo,
+  ): Promise<Buffer | null> {
     const s = this.#stats;
     s.forwarded++;
     let reply: UpstreamReply;

@@ -9,7 +9,10 @@ import net from 'node:net';
 import { answersQuery, encodeUpstreamQuery, type ParsedQuery } from './codec.ts';
 import { readMessage, type WireMessage } from './wire.ts';
 
-export interface UpstreamAddress { address: string; port: number }
+export interface UpstreamAddress {
+  address: string;
+  port: number;
+}
 
 export interface UpstreamReply {
   /** The reply as received (with Director's upstream id). */
@@ -50,14 +53,29 @@ function exchange<T>(signal: AbortSignal, start: (resolve: (v: T) => void, rejec
     };
     const onAbort = () => {
       const timedOut = (signal.reason as Error | undefined)?.name === 'TimeoutError';
-      finish(() => reject(new UpstreamError(timedOut ? 'timeout' : 'aborted', timedOut ? 'upstream did not answer in time' : 'resolver closed')));
+      finish(() =>
+        reject(new UpstreamError(timedOut ? 'timeout' : 'aborted', timedOut ? 'upstream did not answer in time' : 'resolver closed')),
+      );
     };
-    if (signal.aborted) { onAbort(); return; }
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
     signal.addEventListener('abort', onAbort, { once: true });
     let settled = false;
     const stop = start(
-      (v) => { if (!settled) { settled = true; finish(() => resolve(v)); } },
-      (e) => { if (!settled) { settled = true; finish(() => reject(e)); } },
+      (v) => {
+        if (!settled) {
+          settled = true;
+          finish(() => resolve(v));
+        }
+      },
+      (e) => {
+        if (!settled) {
+          settled = true;
+          finish(() => reject(e));
+        }
+      },
     );
     if (settled) stop();
     else cleanup = stop;
@@ -94,8 +112,13 @@ export class UpstreamClient {
       });
       // A connected socket only accepts datagrams from the upstream's address and port.
       socket.connect(this.#upstream.port, this.#upstream.address, (err?: Error) => {
-        if (err) { reject(new UpstreamError('failed', `upstream UDP connect: ${err.message}`, { cause: err })); return; }
-        socket.send(query, (e) => { if (e) reject(new UpstreamError('failed', `upstream UDP send: ${e.message}`, { cause: e })); });
+        if (err) {
+          reject(new UpstreamError('failed', `upstream UDP connect: ${err.message}`, { cause: err }));
+          return;
+        }
+        socket.send(query, (e) => {
+          if (e) reject(new UpstreamError('failed', `upstream UDP send: ${e.message}`, { cause: e }));
+        });
       });
       return () => socket.close();
     });

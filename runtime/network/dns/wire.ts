@@ -63,7 +63,10 @@ export function readName(buf: Buffer, start: number): { name: string; next: numb
   for (;;) {
     need(buf, offset, 1);
     const len = buf[offset]!;
-    if (len === 0) { offset += 1; break; }
+    if (len === 0) {
+      offset += 1;
+      break;
+    }
     if ((len & 0xc0) === 0xc0) {
       need(buf, offset, 2);
       const target = buf.readUInt16BE(offset) & 0x3fff;
@@ -124,7 +127,11 @@ export function readMessage(buf: Buffer): WireMessage {
     offset = next + 4;
   }
   const records: WireRecord[] = [];
-  const sections: [Section, number][] = [['answer', counts[1]], ['authority', counts[2]], ['additional', counts[3]]];
+  const sections: [Section, number][] = [
+    ['answer', counts[1]],
+    ['authority', counts[2]],
+    ['additional', counts[3]],
+  ];
   for (const [section, n] of sections) {
     for (let i = 0; i < n; i++) {
       const { next } = readName(buf, offset);
@@ -166,7 +173,10 @@ export function formatAddress(rdata: Buffer): string {
   }
   let best = { at: -1, len: 0 };
   for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) { i++; continue; }
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
     if (j - i > best.len && j - i >= 2) best = { at: i, len: j - i };

@@ -103,7 +103,10 @@ test('a failed login is recorded with the username and never the password', asyn
 });
 
 test('a developer may not read the audit log; the refusal is itself recorded', async () => {
-  const made = await call(api.url, 'POST', '/v1/users', { token: api.adminToken, body: { username: 'dev1', password: 'dev-password-long-enough', role: 'developer' } });
+  const made = await call(api.url, 'POST', '/v1/users', {
+    token: api.adminToken,
+    body: { username: 'dev1', password: 'dev-password-long-enough', role: 'developer' },
+  });
   assert.is(made.status, 201, made.text);
   const dev = await login('dev1', 'dev-password-long-enough');
   const res = await entries(dev);
@@ -115,7 +118,10 @@ test('a developer may not read the audit log; the refusal is itself recorded', a
 });
 
 test('an auditor reads its workspace but not anonymous failures; an admin sees both', async () => {
-  await call(api.url, 'POST', '/v1/users', { token: api.adminToken, body: { username: 'aud1', password: 'auditor-password-long', role: 'auditor' } });
+  await call(api.url, 'POST', '/v1/users', {
+    token: api.adminToken,
+    body: { username: 'aud1', password: 'auditor-password-long', role: 'auditor' },
+  });
   const auditor = await login('aud1', 'auditor-password-long');
   const mine = await entries(auditor, '?limit=500');
   assert.is(mine.status, 200, mine.text);
@@ -127,7 +133,10 @@ test('an auditor reads its workspace but not anonymous failures; an admin sees b
 
 test('an admin pages through the log with a cursor, without repeats or misses', async () => {
   let last = '';
-  for (let i = 0; i < 5; i++) last = String((await call(api.url, 'POST', '/v1/sandboxes/sbx_BBBBBBBBBBBBBBBB/stop', { token: api.adminToken })).body.metadata?.requestId);
+  for (let i = 0; i < 5; i++)
+    last = String(
+      (await call(api.url, 'POST', '/v1/sandboxes/sbx_BBBBBBBBBBBBBBBB/stop', { token: api.adminToken })).body.metadata?.requestId,
+    );
   await byRequestId(last);
   const everything = (await entries(api.adminToken, '?limit=500')).body.data;
   assert.is(everything.nextCursor, null);
@@ -141,9 +150,15 @@ test('an admin pages through the log with a cursor, without repeats or misses', 
     query = `?limit=3&after=${res.body.data.nextCursor}`;
   }
   // Requests made while paging are not audited (reads), so both walks see the same entries.
-  assert.equal(seen, everything.items.map((e) => e.seq));
+  assert.equal(
+    seen,
+    everything.items.map((e) => e.seq),
+  );
   assert.is(new Set(seen).size, seen.length);
-  const filtered = await entries(api.adminToken, `?action=${encodeURIComponent('POST /v1/sandboxes/:id/stop')}&target=sbx_BBBBBBBBBBBBBBBB`);
+  const filtered = await entries(
+    api.adminToken,
+    `?action=${encodeURIComponent('POST /v1/sandboxes/:id/stop')}&target=sbx_BBBBBBBBBBBBBBBB`,
+  );
   assert.is(filtered.body.data.items.length, 5);
 });
 
@@ -151,7 +166,10 @@ test('verify reports ok, then the exact row edited behind its back', async () =>
   const ok = await call<{ data: VerifyResult }>(api.url, 'GET', '/v1/audit-logs/verify', { token: api.adminToken });
   assert.is(ok.status, 200, ok.text);
   assert.is(ok.body.data.ok, true, ok.text);
-  const row = api.rt.db.sql.prepare("SELECT seq, id FROM audit_log WHERE outcome = 'denied' ORDER BY seq LIMIT 1").get() as { seq: number; id: string };
+  const row = api.rt.db.sql.prepare("SELECT seq, id FROM audit_log WHERE outcome = 'denied' ORDER BY seq LIMIT 1").get() as {
+    seq: number;
+    id: string;
+  };
   api.rt.db.sql.prepare('UPDATE audit_log SET outcome = ? WHERE seq = ?').run('success', row.seq);
   const bad = await call<{ data: VerifyResult }>(api.url, 'GET', '/v1/audit-logs/verify', { token: api.adminToken });
   assert.equal(bad.body.data, { ok: false, brokenAt: { seq: row.seq, id: row.id }, reason: 'hash_mismatch' });

@@ -29,14 +29,21 @@ test.after(async () => {
 const execute = (body: unknown, init: { accept?: string; signal?: AbortSignal } = {}) =>
   fetch(`${api.url}/v1/sandboxes/${id}/execute`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${api.adminToken}`, 'content-type': 'application/json', ...(init.accept ? { accept: init.accept } : {}) },
+    headers: {
+      authorization: `Bearer ${api.adminToken}`,
+      'content-type': 'application/json',
+      ...(init.accept ? { accept: init.accept } : {}),
+    },
     body: JSON.stringify(body),
     ...(init.signal ? { signal: init.signal } : {}),
   });
 
 /** Whether a process whose command line contains `marker` still runs in the sandbox. */
 async function running(marker: string): Promise<boolean> {
-  const ps = await call<{ data: { stdout: string } }>(api.url, 'POST', `/v1/sandboxes/${id}/execute`, { token: api.adminToken, body: { command: ['ps', '-o', 'args'] } });
+  const ps = await call<{ data: { stdout: string } }>(api.url, 'POST', `/v1/sandboxes/${id}/execute`, {
+    token: api.adminToken,
+    body: { command: ['ps', '-o', 'args'] },
+  });
   assert.is(ps.status, 200, ps.text);
   return ps.body.data.stdout.split('\n').some((l) => l.includes(marker) && !l.includes('ps -o'));
 }
@@ -71,7 +78,10 @@ test('many executes over one keep-alive connection leave no listeners behind', a
   const leaks = warnings.filter((w) => w.name === 'MaxListenersExceededWarning');
   assert.is(leaks.length, 0, leaks.map((w) => w.message).join('; '));
   // The sandbox still answers, and nothing was aborted by a stale listener.
-  const ok = await call<{ data: { exitCode: number; stdout: string } }>(api.url, 'POST', `/v1/sandboxes/${id}/execute`, { token: api.adminToken, body: { command: ['echo', 'fine'] } });
+  const ok = await call<{ data: { exitCode: number; stdout: string } }>(api.url, 'POST', `/v1/sandboxes/${id}/execute`, {
+    token: api.adminToken,
+    body: { command: ['echo', 'fine'] },
+  });
   assert.is(ok.body.data.stdout, 'fine\n');
 });
 

@@ -17,7 +17,10 @@ test.after(async () => {
 
 test('/metrics passes promtool check and carries every family', async () => {
   const t = api.adminToken;
-  const sb = await call<{ data: { id: string } }>(api.url, 'POST', '/v1/sandboxes', { token: t, body: { image: 'director/busybox:latest' } });
+  const sb = await call<{ data: { id: string } }>(api.url, 'POST', '/v1/sandboxes', {
+    token: t,
+    body: { image: 'director/busybox:latest' },
+  });
   await call(api.url, 'POST', `/v1/sandboxes/${sb.body.data.id}/execute`, { token: t, body: { command: ['true'] } });
   await call(api.url, 'POST', '/v1/networks', { token: t, body: { name: 'metrics-net', enableDNS: false } });
   await call(api.url, 'GET', '/v1/sandboxes/sbx_0000000000000000', { token: t });
@@ -28,10 +31,20 @@ test('/metrics passes promtool check and carries every family', async () => {
   const out = execFileSync('promtool', ['check', 'metrics'], { input: text }).toString();
   assert.is(out.trim(), '', out);
   for (const family of [
-    'director_http_requests_total', 'director_http_request_duration_seconds_bucket', 'director_sandboxes', 'director_sandbox_create_duration_seconds_bucket',
-    'director_sandbox_start_duration_seconds_bucket', 'director_exec_duration_seconds_bucket', 'director_exec_total', 'director_pool_hits_total',
-    'director_pool_misses_total', 'director_security_events_total', 'director_network_packets_total', 'director_network_bytes_total',
-    'director_component_up', 'director_process_cpu_seconds_total',
+    'director_http_requests_total',
+    'director_http_request_duration_seconds_bucket',
+    'director_sandboxes',
+    'director_sandbox_create_duration_seconds_bucket',
+    'director_sandbox_start_duration_seconds_bucket',
+    'director_exec_duration_seconds_bucket',
+    'director_exec_total',
+    'director_pool_hits_total',
+    'director_pool_misses_total',
+    'director_security_events_total',
+    'director_network_packets_total',
+    'director_network_bytes_total',
+    'director_component_up',
+    'director_process_cpu_seconds_total',
   ]) {
     assert.ok(text.includes(`\n${family}`) || text.includes(`# TYPE ${family}`), `missing ${family}`);
   }
@@ -42,7 +55,8 @@ test('/metrics passes promtool check and carries every family', async () => {
 
 test('HTTP counters and latency histogram count exactly the requests made, per route, method and status', async () => {
   const t = api.adminToken;
-  const value = (text: string, line: string): number => Number(new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  const value = (text: string, line: string): number =>
+    Number(new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
   const route = 'route="/v1/networks/:id",method="GET"';
   const before = await (await fetch(`${api.url}/metrics`)).text();
   for (let i = 0; i < 7; i++) await call(api.url, 'GET', '/v1/networks/net_0000000000000000', { token: t });
@@ -53,9 +67,17 @@ test('HTTP counters and latency histogram count exactly the requests made, per r
   assert.is(delta(`director_http_requests_total{${route},status="401"}`), 1);
   assert.is(delta(`director_http_request_duration_seconds_count{${route}}`), 8);
   // Buckets are cumulative, end at +Inf = count, and the sum is a plausible total of seconds.
-  const buckets = [...text.matchAll(new RegExp(`^director_http_request_duration_seconds_bucket\\{le="([^"]+)",${route.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\} (\\S+)$`, 'gm'))].map((m) => [m[1], Number(m[2])] as const);
+  const buckets = [
+    ...text.matchAll(
+      new RegExp(
+        `^director_http_request_duration_seconds_bucket\\{le="([^"]+)",${route.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\} (\\S+)$`,
+        'gm',
+      ),
+    ),
+  ].map((m) => [m[1], Number(m[2])] as const);
   assert.is(buckets.length, 15, 'one line per bound plus +Inf');
-  for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i]![1] >= buckets[i - 1]![1], `bucket le=${buckets[i]![0]} below the previous`);
+  for (let i = 1; i < buckets.length; i++)
+    assert.ok(buckets[i]![1] >= buckets[i - 1]![1], `bucket le=${buckets[i]![0]} below the previous`);
   assert.is(buckets.at(-1)![0], '+Inf');
   assert.is(buckets.at(-1)![1], value(text, `director_http_request_duration_seconds_count{${route}}`));
   const sum = value(text, `director_http_request_duration_seconds_sum{${route}}`);
@@ -78,7 +100,12 @@ test('monitoring stats, errors, health and sampling answer in the envelope', asy
   const start = await call(api.url, 'POST', '/v1/monitoring/start', { token: t, body: { intervalMs: 1000 } });
   assert.is(start.status, 200, start.text);
   await new Promise((r) => setTimeout(r, 1500));
-  const stats = await call<{ data: { sandboxes: { byState: Record<string, number> }; resources: { sampled: unknown } } }>(api.url, 'GET', '/v1/monitoring/stats', { token: t });
+  const stats = await call<{ data: { sandboxes: { byState: Record<string, number> }; resources: { sampled: unknown } } }>(
+    api.url,
+    'GET',
+    '/v1/monitoring/stats',
+    { token: t },
+  );
   assert.is(stats.status, 200);
   assert.ok(stats.body.data.sandboxes.byState.running! >= 1);
   assert.ok(stats.body.data.resources.sampled, 'sampling produced no samples');

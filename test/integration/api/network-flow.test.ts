@@ -12,12 +12,35 @@ import { BUSYBOX } from '../../helpers/runtime.ts';
 const test = suite('api-network-flow');
 let api: TestApi;
 
-interface RuleView { index: number; action: string; protocol: string; source?: string; destination?: string; port?: number; counter: { packets: number; bytes: number } | null }
-interface InForce { isolated: boolean; mode: string | null; outbound: RuleView[]; inbound: RuleView[]; counters: { allowed: unknown; denied: unknown } }
+interface RuleView {
+  index: number;
+  action: string;
+  protocol: string;
+  source?: string;
+  destination?: string;
+  port?: number;
+  counter: { packets: number; bytes: number } | null;
+}
+interface InForce {
+  isolated: boolean;
+  mode: string | null;
+  outbound: RuleView[];
+  inbound: RuleView[];
+  counters: { allowed: unknown; denied: unknown };
+}
 interface NetworkView {
-  id: string; name: string; subnet: string; gateway: string; enableDNS: boolean; internal: boolean; isolated: boolean; bridge: string; status: string;
+  id: string;
+  name: string;
+  subnet: string;
+  gateway: string;
+  enableDNS: boolean;
+  internal: boolean;
+  isolated: boolean;
+  bridge: string;
+  status: string;
   policy: { name: string; outbound: Array<Record<string, unknown>>; inbound: Array<Record<string, unknown>> } | null;
-  policyInForce?: InForce | null; sandboxes?: string[];
+  policyInForce?: InForce | null;
+  sandboxes?: string[];
 }
 
 const SEED_POLICY = {
@@ -47,11 +70,17 @@ test('creating a network with the seed body (explicit subnet and gateway) answer
   const subnet = allocateSubnet('10.231.192.0/18', 24, taken);
   assert.ok(subnet, 'no free /24 for the test');
   const gateway = subnet.replace(/\.0\/24$/, '.1');
-  const res = await call<{ data: NetworkView }>(api.url, 'POST', '/v1/networks', { token: api.adminToken, body: { name: 'sandbox-network', subnet, gateway, enableDNS: true, internal: true } });
+  const res = await call<{ data: NetworkView }>(api.url, 'POST', '/v1/networks', {
+    token: api.adminToken,
+    body: { name: 'sandbox-network', subnet, gateway, enableDNS: true, internal: true },
+  });
   assert.is(res.status, 201, res.text);
   const n = res.body.data;
   assert.match(n.id, /^net_/);
-  assert.equal([n.name, n.subnet, n.gateway, n.enableDNS, n.internal, n.isolated, n.status], ['sandbox-network', subnet, gateway, true, true, false, 'ready']);
+  assert.equal(
+    [n.name, n.subnet, n.gateway, n.enableDNS, n.internal, n.isolated, n.status],
+    ['sandbox-network', subnet, gateway, true, true, false, 'ready'],
+  );
   assert.match(n.bridge, /^dir-[0-9a-f]{8}$/);
   assert.ok((await api.rt.engine.listNetworks({ 'director.network': n.id })).length === 1, 'no engine network carries the id');
   netId = n.id;
@@ -70,7 +99,10 @@ test('a subnet overlapping another engine network is refused naming the field', 
 });
 
 test('a network created without a subnet gets one from the pool', async () => {
-  const res = await call<{ data: NetworkView }>(api.url, 'POST', '/v1/networks', { token: api.adminToken, body: { name: 'pooled', enableDNS: false } });
+  const res = await call<{ data: NetworkView }>(api.url, 'POST', '/v1/networks', {
+    token: api.adminToken,
+    body: { name: 'pooled', enableDNS: false },
+  });
   assert.is(res.status, 201, res.text);
   assert.match(res.body.data.subnet, /^10\.231\.\d+\.0\/24$/);
   const del = await call(api.url, 'DELETE', `/v1/networks/${res.body.data.id}`, { token: api.adminToken });
@@ -79,7 +111,10 @@ test('a network created without a subnet gets one from the pool', async () => {
 });
 
 test('applying the seed policy returns it, and GET reads the same rules back from the kernel with counters', async () => {
-  const res = await call<{ data: NetworkView }>(api.url, 'POST', `/v1/networks/${netId}/policies`, { token: api.adminToken, body: SEED_POLICY });
+  const res = await call<{ data: NetworkView }>(api.url, 'POST', `/v1/networks/${netId}/policies`, {
+    token: api.adminToken,
+    body: SEED_POLICY,
+  });
   assert.is(res.status, 200, res.text);
   assert.is(res.body.data.policy?.name, 'restrictive-policy');
   assert.ok(res.body.data.policyInForce, 'the apply response carries the policy in force');
@@ -104,11 +139,17 @@ test('applying the seed policy returns it, and GET reads the same rules back fro
 });
 
 test('an invalid policy is refused naming the field, and the policy in force is unchanged', async () => {
-  const res = await call(api.url, 'POST', `/v1/networks/${netId}/policies`, { token: api.adminToken, body: { name: 'bad', outbound: [{ action: 'allow', protocol: 'icmp', destination: '10.0.0.0/8', port: 80 }] } });
+  const res = await call(api.url, 'POST', `/v1/networks/${netId}/policies`, {
+    token: api.adminToken,
+    body: { name: 'bad', outbound: [{ action: 'allow', protocol: 'icmp', destination: '10.0.0.0/8', port: 80 }] },
+  });
   assert.is(res.status, 400, res.text);
   assert.is(res.body.error?.code, 'VALIDATION_ERROR');
   assert.is(res.body.error?.details.field, 'outbound[0].port');
-  const wildcard = await call(api.url, 'POST', `/v1/networks/${netId}/policies`, { token: api.adminToken, body: { name: 'bad', outbound: [{ action: 'allow', protocol: 'tcp', destination: '*' }] } });
+  const wildcard = await call(api.url, 'POST', `/v1/networks/${netId}/policies`, {
+    token: api.adminToken,
+    body: { name: 'bad', outbound: [{ action: 'allow', protocol: 'tcp', destination: '*' }] },
+  });
   assert.is(wildcard.status, 400, wildcard.text);
   assert.is(wildcard.body.error?.details.field, 'outbound[0].destination');
   const got = await get(netId);
@@ -117,10 +158,15 @@ test('an invalid policy is refused naming the field, and the policy in force is 
 });
 
 test('a sandbox joins the network and is listed on it', async () => {
-  const res = await call<{ data: { id: string; networkId: string | null; networkMode: string; ipAddress: string | null } }>(api.url, 'POST', '/v1/sandboxes', {
-    token: api.adminToken,
-    body: { image: BUSYBOX, securityPolicy: { allowNetwork: true }, networkMode: netId },
-  });
+  const res = await call<{ data: { id: string; networkId: string | null; networkMode: string; ipAddress: string | null } }>(
+    api.url,
+    'POST',
+    '/v1/sandboxes',
+    {
+      token: api.adminToken,
+      body: { image: BUSYBOX, securityPolicy: { allowNetwork: true }, networkMode: netId },
+    },
+  );
   assert.is(res.status, 201, res.text);
   sandboxId = res.body.data.id;
   assert.is(res.body.data.networkId, netId);
@@ -156,7 +202,10 @@ test('allow-access adds the destination to the policy in force, isolation stays'
   assert.ok(rule, `allow rule not read back: ${JSON.stringify(inForce.outbound)}`);
   assert.equal([rule.action, rule.protocol, rule.port], ['allow', 'tcp', 443]);
 
-  const bad = await call(api.url, 'POST', `/v1/networks/${netId}/allow-access`, { token: api.adminToken, body: { destinations: [{ host: '*' }] } });
+  const bad = await call(api.url, 'POST', `/v1/networks/${netId}/allow-access`, {
+    token: api.adminToken,
+    body: { destinations: [{ host: '*' }] },
+  });
   assert.is(bad.status, 400, bad.text);
   assert.is(bad.body.error?.details.field, 'destinations[0].host');
 
@@ -166,7 +215,9 @@ test('allow-access adds the destination to the policy in force, isolation stays'
 });
 
 test('the network is listed', async () => {
-  const res = await call<{ data: { items: NetworkView[]; total: number } }>(api.url, 'GET', '/v1/networks?limit=20', { token: api.adminToken });
+  const res = await call<{ data: { items: NetworkView[]; total: number } }>(api.url, 'GET', '/v1/networks?limit=20', {
+    token: api.adminToken,
+  });
   assert.is(res.status, 200, res.text);
   assert.ok(res.body.data.items.some((n) => n.id === netId));
   // A sandbox's private network is not a user network and is not listed.

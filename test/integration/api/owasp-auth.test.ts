@@ -61,45 +61,82 @@ test('a token forged with the server secret is accepted (control for the cases b
 });
 
 test('alg:none, a bad signature, HS512 and RS256-labelled tokens are refused', async () => {
-  const payload = { sub: me.userId, jti: crypto.randomUUID(), iat: nowS(), exp: nowS() + 300, iss: JWT_ISSUER, aud: JWT_AUDIENCE, ...claims() };
+  const payload = {
+    sub: me.userId,
+    jti: crypto.randomUUID(),
+    iat: nowS(),
+    exp: nowS() + 300,
+    iss: JWT_ISSUER,
+    aud: JWT_AUDIENCE,
+    ...claims(),
+  };
   assertRefused(await getSandboxes(`${b64({ alg: 'none', typ: 'JWT' })}.${b64(payload)}.`), 'alg none', 'algorithm_not_allowed');
   assertRefused(await getSandboxes(`${b64({ alg: 'NONE', typ: 'JWT' })}.${b64(payload)}.`), 'alg NONE', 'algorithm_not_allowed');
   const other = new Uint8Array(32).fill(7);
   assertRefused(await getSandboxes(await forge(other)), 'bad signature', 'bad_signature');
   // A real token with its payload swapped (privilege escalation by editing claims).
   const [h, , s] = api.adminToken.split('.');
-  assertRefused(await getSandboxes(`${h}.${b64({ ...payload, role: 'admin', wsp: 'wsp_someoneelse00' })}.${s}`), 'edited payload', 'bad_signature');
-  assertRefused(await getSandboxes(await forge(serverSecret(), (j) => j, 'HS512')), 'HS512 with the server secret', 'algorithm_not_allowed');
-  assertRefused(await getSandboxes(`${b64({ alg: 'RS256', typ: 'JWT' })}.${b64(payload)}.${b64('x')}`), 'RS256 label', 'algorithm_not_allowed');
+  assertRefused(
+    await getSandboxes(`${h}.${b64({ ...payload, role: 'admin', wsp: 'wsp_someoneelse00' })}.${s}`),
+    'edited payload',
+    'bad_signature',
+  );
+  assertRefused(
+    await getSandboxes(await forge(serverSecret(), (j) => j, 'HS512')),
+    'HS512 with the server secret',
+    'algorithm_not_allowed',
+  );
+  assertRefused(
+    await getSandboxes(`${b64({ alg: 'RS256', typ: 'JWT' })}.${b64(payload)}.${b64('x')}`),
+    'RS256 label',
+    'algorithm_not_allowed',
+  );
 });
 
-test('expired tokens (issued by the server\'s own code under a clock in the past) are refused', async () => {
+test("expired tokens (issued by the server's own code under a clock in the past) are refused", async () => {
   const past = new AuthService(api.rt.db, { tokenTtlMs: 60_000, clock: { nowMs: () => Date.now() - 10 * 60_000 } });
   const old = await past.accessTokens.issue({ userId: me.userId, workspace: me.workspace, role: 'admin' });
   assert.ok(old.expiresAtMs < Date.now());
   assertRefused(await getSandboxes(old.token), 'expired', 'token_expired');
-  assertRefused(await getSandboxes(await forge(serverSecret(), (j) => j.setIssuedAt(nowS() - 7200).setExpirationTime(nowS() - 3600))), 'forged expired', 'token_expired');
+  assertRefused(
+    await getSandboxes(await forge(serverSecret(), (j) => j.setIssuedAt(nowS() - 7200).setExpirationTime(nowS() - 3600))),
+    'forged expired',
+    'token_expired',
+  );
 });
 
 test('wrong audience, wrong issuer, missing jti and an unknown user are refused', async () => {
   const s = serverSecret();
   assertRefused(await getSandboxes(await forge(s, (j) => j.setAudience('another-api'))), 'wrong audience', 'wrong_audience');
   assertRefused(await getSandboxes(await forge(s, (j) => j.setIssuer('someone-else'))), 'wrong issuer', 'wrong_issuer');
-  const noJti = await new SignJWT(claims()).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setIssuer(JWT_ISSUER).setAudience(JWT_AUDIENCE).setSubject(me.userId).setIssuedAt().setExpirationTime('5m').sign(s);
+  const noJti = await new SignJWT(claims())
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setIssuer(JWT_ISSUER)
+    .setAudience(JWT_AUDIENCE)
+    .setSubject(me.userId)
+    .setIssuedAt()
+    .setExpirationTime('5m')
+    .sign(s);
   assertRefused(await getSandboxes(noJti), 'no jti');
   assertRefused(await getSandboxes(await forge(s, (j) => j.setSubject('usr_nobody0000000000'))), 'unknown user', 'unknown_user');
 });
 
 test('garbage, missing and malformed Authorization headers are refused alike', async () => {
   assertRefused(await call(api.url, 'GET', '/v1/sandboxes'), 'no header', 'missing_credentials');
-  assertRefused(await call(api.url, 'GET', '/v1/sandboxes', { headers: { authorization: `Basic ${Buffer.from('admin:x').toString('base64')}` } }), 'basic', 'malformed_header');
+  assertRefused(
+    await call(api.url, 'GET', '/v1/sandboxes', { headers: { authorization: `Basic ${Buffer.from('admin:x').toString('base64')}` } }),
+    'basic',
+    'malformed_header',
+  );
   assertRefused(await getSandboxes('a.b.c'), 'a.b.c', 'malformed_token');
   assertRefused(await getSandboxes('x'.repeat(5000)), 'huge token');
   assertRefused(await getSandboxes('dk_notakey'), 'fake api key', 'invalid_api_key');
 });
 
 test('after logout the access token and its refresh token are refused; other sessions live on', async () => {
-  const login = await call<{ data: { token: string; refreshToken: string } }>(api.url, 'POST', '/v1/auth/login', { body: { username: 'admin', password: ADMIN_PASSWORD } });
+  const login = await call<{ data: { token: string; refreshToken: string } }>(api.url, 'POST', '/v1/auth/login', {
+    body: { username: 'admin', password: ADMIN_PASSWORD },
+  });
   assert.is(login.status, 200, login.text);
   const { token, refreshToken } = login.body.data;
   assert.is((await getSandboxes(token)).status, 200);
@@ -109,9 +146,15 @@ test('after logout the access token and its refresh token are refused; other ses
   assert.is((await getSandboxes(api.adminToken)).status, 200, 'logout ended another session');
   // Presenting the logged-out refresh token counts as reuse: by design (see the auth unit
   // tests) that ends every session of the user, so the suite logs in again afterwards.
-  assertRefused(await call(api.url, 'POST', '/v1/auth/refresh', { body: { refreshToken } }), 'refresh after logout', 'refresh_token_reused');
+  assertRefused(
+    await call(api.url, 'POST', '/v1/auth/refresh', { body: { refreshToken } }),
+    'refresh after logout',
+    'refresh_token_reused',
+  );
   assertRefused(await getSandboxes(api.adminToken), 'other session after reuse', 'token_revoked');
-  const again = await call<{ data: { token: string } }>(api.url, 'POST', '/v1/auth/login', { body: { username: 'admin', password: ADMIN_PASSWORD } });
+  const again = await call<{ data: { token: string } }>(api.url, 'POST', '/v1/auth/login', {
+    body: { username: 'admin', password: ADMIN_PASSWORD },
+  });
   assert.is(again.status, 200, again.text);
   api.adminToken = again.body.data.token;
 });
@@ -123,7 +166,13 @@ test('a wrong password and an unknown user fail alike', async () => {
   assertRefused(unknown, 'unknown user', 'invalid_credentials');
 });
 
-interface KeyView { id: string; prefix: string; scopes: string[]; revoked: boolean; key?: string }
+interface KeyView {
+  id: string;
+  prefix: string;
+  scopes: string[];
+  revoked: boolean;
+  key?: string;
+}
 
 async function createKey(name: string, scopes: string[]): Promise<KeyView & { key: string }> {
   const res = await call<{ data: KeyView }>(api.url, 'POST', '/v1/api-keys', { token: api.adminToken, body: { name, scopes } });
@@ -139,7 +188,12 @@ test('a key with only sandboxes:read can list but not create: 403 naming the sco
   assert.is(created.status, 403, created.text);
   assert.is(created.body.error?.code, 'AUTHORIZATION_ERROR');
   assert.is(created.body.error?.details.scope, 'sandboxes:write');
-  for (const [method, path] of [['POST', '/v1/sandboxes/sbx_AAAAAAAAAAAAAAAA/execute'], ['DELETE', '/v1/sandboxes/sbx_AAAAAAAAAAAAAAAA'], ['POST', '/v1/api-keys'], ['POST', '/v1/users']] as const) {
+  for (const [method, path] of [
+    ['POST', '/v1/sandboxes/sbx_AAAAAAAAAAAAAAAA/execute'],
+    ['DELETE', '/v1/sandboxes/sbx_AAAAAAAAAAAAAAAA'],
+    ['POST', '/v1/api-keys'],
+    ['POST', '/v1/users'],
+  ] as const) {
     const res = await call(api.url, method, path, { token: k.key, body: {} });
     assert.is(res.status, 403, `${method} ${path}: ${res.text}`);
   }
@@ -181,10 +235,18 @@ test('a rotated key: the old secret is refused, the new one works with the same 
 });
 
 test('a key cannot grant more than its creator holds', async () => {
-  const dev = await call(api.url, 'POST', '/v1/users', { token: api.adminToken, body: { username: 'dev-keys', password: 'dev-keys-password-1', role: 'developer' } });
+  const dev = await call(api.url, 'POST', '/v1/users', {
+    token: api.adminToken,
+    body: { username: 'dev-keys', password: 'dev-keys-password-1', role: 'developer' },
+  });
   assert.is(dev.status, 201, dev.text);
-  const login = await call<{ data: { token: string } }>(api.url, 'POST', '/v1/auth/login', { body: { username: 'dev-keys', password: 'dev-keys-password-1' } });
-  const res = await call(api.url, 'POST', '/v1/api-keys', { token: login.body.data.token, body: { name: 'escalate', scopes: ['sandboxes:read', 'admin'] } });
+  const login = await call<{ data: { token: string } }>(api.url, 'POST', '/v1/auth/login', {
+    body: { username: 'dev-keys', password: 'dev-keys-password-1' },
+  });
+  const res = await call(api.url, 'POST', '/v1/api-keys', {
+    token: login.body.data.token,
+    body: { name: 'escalate', scopes: ['sandboxes:read', 'admin'] },
+  });
   assert.is(res.status, 403, res.text);
   assert.is(res.body.error?.code, 'AUTHORIZATION_ERROR');
   assert.is(res.body.error?.details.scope, 'admin');

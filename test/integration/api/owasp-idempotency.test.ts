@@ -18,7 +18,8 @@ test.after(async () => {
 });
 
 const containers = async () => (await api.rt.engine.listContainers({ 'director.runtime': api.rt.config.runtimeName })).length;
-const total = async () => (await call<{ data: { total: number } }>(api.url, 'GET', '/v1/sandboxes', { token: api.adminToken })).body.data.total;
+const total = async () =>
+  (await call<{ data: { total: number } }>(api.url, 'GET', '/v1/sandboxes', { token: api.adminToken })).body.data.total;
 const create = (key: string, body: unknown) =>
   call<{ data: { id: string } }>(api.url, 'POST', '/v1/sandboxes', { token: api.adminToken, body, headers: { 'idempotency-key': key } });
 
@@ -68,7 +69,10 @@ test('two identical requests fired at once create exactly one sandbox', async ()
 test('many concurrent retries of one create still make one sandbox', async () => {
   const before = await containers();
   const res = await Promise.all(Array.from({ length: 8 }, () => create('race-8', { image: BUSYBOX })));
-  assert.ok(res.every((r) => r.status === 201 || r.status === 409), res.map((r) => r.status).join(','));
+  assert.ok(
+    res.every((r) => r.status === 201 || r.status === 409),
+    res.map((r) => r.status).join(','),
+  );
   const ids = new Set(res.filter((r) => r.status === 201).map((r) => r.body.data.id));
   assert.is(ids.size, 1);
   assert.is(await containers(), before + 1);
@@ -77,7 +81,11 @@ test('many concurrent retries of one create still make one sandbox', async () =>
 test('malformed keys are refused naming the header', async () => {
   const before = await containers();
   for (const key of ['x'.repeat(256), 'caf\u00e9', 'tab\there']) {
-    const res = await call(api.url, 'POST', '/v1/sandboxes', { token: api.adminToken, body: { image: BUSYBOX }, headers: { 'idempotency-key': key } });
+    const res = await call(api.url, 'POST', '/v1/sandboxes', {
+      token: api.adminToken,
+      body: { image: BUSYBOX },
+      headers: { 'idempotency-key': key },
+    });
     assert.is(res.status, 400, `${JSON.stringify(key)}: ${res.text}`);
     assert.is(res.body.error?.details.field, 'Idempotency-Key');
   }

@@ -70,7 +70,11 @@ test('create bodies asking for engine powers are refused with 400 naming the fie
 });
 
 test('unknown fields are refused by name rather than ignored', async () => {
-  for (const [field, body] of [['colour', { colour: 'red' }], ['resourceLimits.gpu', { resourceLimits: { gpu: 1 } }], ['securityPolicy.allowRoot', { securityPolicy: { allowRoot: true } }]] as const) {
+  for (const [field, body] of [
+    ['colour', { colour: 'red' }],
+    ['resourceLimits.gpu', { resourceLimits: { gpu: 1 } }],
+    ['securityPolicy.allowRoot', { securityPolicy: { allowRoot: true } }],
+  ] as const) {
     const res = await call(api.url, 'POST', '/v1/sandboxes', { token: api.adminToken, body });
     assertEnvelope(res, 400, 'VALIDATION_ERROR', field);
     assert.is(res.body.error?.details.field, field);
@@ -83,10 +87,16 @@ test('unknown fields are refused by name rather than ignored', async () => {
 });
 
 test('environment and label keys may be named like engine fields (they are user data)', async () => {
-  const res = await call<{ data: { id: string; environmentKeys: string[] } }>(api.url, 'POST', '/v1/sandboxes', { token: api.adminToken, body: { image: BUSYBOX, environment: { Privileged: 'true', Binds: 'x' }, labels: { runtime: 'x' } } });
+  const res = await call<{ data: { id: string; environmentKeys: string[] } }>(api.url, 'POST', '/v1/sandboxes', {
+    token: api.adminToken,
+    body: { image: BUSYBOX, environment: { Privileged: 'true', Binds: 'x' }, labels: { runtime: 'x' } },
+  });
   assert.is(res.status, 201, res.text);
   assert.equal(res.body.data.environmentKeys.sort(), ['Binds', 'Privileged']);
-  const inspect = await call<{ data: { stdout: string } }>(api.url, 'POST', `/v1/sandboxes/${res.body.data.id}/execute`, { token: api.adminToken, body: { command: ['id', '-u'] } });
+  const inspect = await call<{ data: { stdout: string } }>(api.url, 'POST', `/v1/sandboxes/${res.body.data.id}/execute`, {
+    token: api.adminToken,
+    body: { command: ['id', '-u'] },
+  });
   assert.is.not(inspect.body.data.stdout.trim(), '0', 'the sandbox runs as root');
   assert.is((await call(api.url, 'DELETE', `/v1/sandboxes/${res.body.data.id}`, { token: api.adminToken })).status, 200);
 });
@@ -95,31 +105,57 @@ test('a JSON body over the body limit answers 413 in the envelope, with or witho
   const big = { image: BUSYBOX, labels: { a: 'x'.repeat(LIMIT) } };
   const res = await call(api.url, 'POST', '/v1/sandboxes', { token: api.adminToken, body: big });
   assertEnvelope(res, 413, 'PAYLOAD_TOO_LARGE', 'content-length');
-  const chunked = await rawRequest('POST', '/v1/sandboxes', { authorization: `Bearer ${api.adminToken}`, 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, [Buffer.from('{"labels":{"a":"'), Buffer.alloc(LIMIT, 'x'), Buffer.from('"}}')]);
+  const chunked = await rawRequest(
+    'POST',
+    '/v1/sandboxes',
+    { authorization: `Bearer ${api.adminToken}`, 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+    [Buffer.from('{"labels":{"a":"'), Buffer.alloc(LIMIT, 'x'), Buffer.from('"}}')],
+  );
   assertEnvelope(chunked, 413, 'PAYLOAD_TOO_LARGE', 'chunked');
   assert.is(await containers(), 0);
 });
 
 test('malformed JSON answers 400 naming the body; wrong content types 415; both in the envelope', async () => {
   for (const raw of ['{"image":', '{image: 1}', '[1,2', '\u0000', '{"a":1}{"b":2}']) {
-    const res = await call(api.url, 'POST', '/v1/sandboxes', { token: api.adminToken, raw, headers: { 'content-type': 'application/json' } });
+    const res = await call(api.url, 'POST', '/v1/sandboxes', {
+      token: api.adminToken,
+      raw,
+      headers: { 'content-type': 'application/json' },
+    });
     assertEnvelope(res, 400, 'VALIDATION_ERROR', JSON.stringify(raw));
     assert.is(res.body.error?.details.field, 'body', raw);
   }
-  const empty = await call(api.url, 'POST', '/v1/sandboxes/sbx_AAAAAAAAAAAAAAAA/execute', { token: api.adminToken, raw: '', headers: { 'content-type': 'application/json' } });
+  const empty = await call(api.url, 'POST', '/v1/sandboxes/sbx_AAAAAAAAAAAAAAAA/execute', {
+    token: api.adminToken,
+    raw: '',
+    headers: { 'content-type': 'application/json' },
+  });
   assertEnvelope(empty, 400, 'VALIDATION_ERROR', 'empty');
   assert.is(empty.body.error?.details.field, 'body');
   // ...but on a route that takes no body, an empty one labelled JSON is simply no body.
-  const del = await call(api.url, 'DELETE', '/v1/sandboxes/sbx_AAAAAAAAAAAAAAAA', { token: api.adminToken, raw: '', headers: { 'content-type': 'application/json' } });
+  const del = await call(api.url, 'DELETE', '/v1/sandboxes/sbx_AAAAAAAAAAAAAAAA', {
+    token: api.adminToken,
+    raw: '',
+    headers: { 'content-type': 'application/json' },
+  });
   assertEnvelope(del, 404, 'NOT_FOUND', 'empty DELETE body');
   const array = await call(api.url, 'POST', '/v1/sandboxes', { token: api.adminToken, body: [] });
   assertEnvelope(array, 400, 'VALIDATION_ERROR', 'array body');
-  for (const type of ['application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', 'application/octet-stream']) {
+  for (const type of [
+    'application/x-www-form-urlencoded',
+    'multipart/form-data; boundary=x',
+    'application/xml',
+    'application/octet-stream',
+  ]) {
     const res = await call(api.url, 'POST', '/v1/sandboxes', { token: api.adminToken, raw: 'image=x', headers: { 'content-type': type } });
     assertEnvelope(res, 415, 'UNSUPPORTED_MEDIA_TYPE', type);
   }
   // Fastify parses text/plain as a string, which the schema then refuses as not an object.
-  const text = await call(api.url, 'POST', '/v1/sandboxes', { token: api.adminToken, raw: '{"image":"x"}', headers: { 'content-type': 'text/plain' } });
+  const text = await call(api.url, 'POST', '/v1/sandboxes', {
+    token: api.adminToken,
+    raw: '{"image":"x"}',
+    headers: { 'content-type': 'text/plain' },
+  });
   assertEnvelope(text, 400, 'VALIDATION_ERROR', 'text/plain');
   assert.is(text.body.error?.details.field, 'body');
   assert.is(await containers(), 0);
@@ -138,7 +174,7 @@ function rawExchange(bytes: string): Promise<string> {
   });
 }
 
-test('requests Node\'s HTTP parser refuses (oversized headers, a malformed request line) answer in the envelope too', async () => {
+test("requests Node's HTTP parser refuses (oversized headers, a malformed request line) answer in the envelope too", async () => {
   const cases: Array<[string, string, number, string]> = [
     ['headers over the limit', `GET /v1/sandboxes HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
     ['a malformed request line', 'GET /v1/sandboxes HTTP/9.9 nonsense\r\nHost: x\r\n\r\n', 400, 'VALIDATION_ERROR'],
@@ -148,7 +184,11 @@ test('requests Node\'s HTTP parser refuses (oversized headers, a malformed reque
     const answer = await rawExchange(bytes);
     const [head = '', body = ''] = answer.split('\r\n\r\n');
     assert.match(head, new RegExp(`^HTTP/1.1 ${status} `), `${what}: ${head}`);
-    const parsed = JSON.parse(body) as { success: boolean; error: { code: string; details: { field: string } }; metadata: { requestId: string } };
+    const parsed = JSON.parse(body) as {
+      success: boolean;
+      error: { code: string; details: { field: string } };
+      metadata: { requestId: string };
+    };
     assert.is(parsed.success, false, what);
     assert.is(parsed.error.code, code, what);
     assert.match(parsed.metadata.requestId, /^req_/, what);
@@ -159,7 +199,13 @@ test('requests Node\'s HTTP parser refuses (oversized headers, a malformed reque
 });
 
 test('an unknown route answers 404 in the envelope, authenticated or not', async () => {
-  for (const [method, path] of [['GET', '/v1/nope'], ['POST', '/v1/sandboxes/sbx_AAAAAAAAAAAAAAAA/escape'], ['GET', '/admin'], ['GET', '/v2/sandboxes'], ['GET', '/v1/../../etc/passwd']] as const) {
+  for (const [method, path] of [
+    ['GET', '/v1/nope'],
+    ['POST', '/v1/sandboxes/sbx_AAAAAAAAAAAAAAAA/escape'],
+    ['GET', '/admin'],
+    ['GET', '/v2/sandboxes'],
+    ['GET', '/v1/../../etc/passwd'],
+  ] as const) {
     const anon = await call(api.url, method, path);
     assertEnvelope(anon, 404, 'NOT_FOUND', `${method} ${path}`);
     const authed = await call(api.url, method, path, { token: api.adminToken });
@@ -168,10 +214,18 @@ test('an unknown route answers 404 in the envelope, authenticated or not', async
 });
 
 test('a wrong method on a known path answers 405 with Allow', async () => {
-  for (const [method, path, allow] of [['PATCH', '/v1/sandboxes', ['GET', 'POST']], ['PUT', '/v1/sandboxes/sbx_AAAAAAAAAAAAAAAA', ['DELETE', 'GET']], ['DELETE', '/v1/auth/login', ['POST']], ['GET', '/v1/sandboxes/sbx_AAAAAAAAAAAAAAAA/execute', ['POST']]] as const) {
+  for (const [method, path, allow] of [
+    ['PATCH', '/v1/sandboxes', ['GET', 'POST']],
+    ['PUT', '/v1/sandboxes/sbx_AAAAAAAAAAAAAAAA', ['DELETE', 'GET']],
+    ['DELETE', '/v1/auth/login', ['POST']],
+    ['GET', '/v1/sandboxes/sbx_AAAAAAAAAAAAAAAA/execute', ['POST']],
+  ] as const) {
     const res = await call(api.url, method, path, { token: api.adminToken });
     assertEnvelope(res, 405, 'METHOD_NOT_ALLOWED', `${method} ${path}`);
-    const got = (res.headers.get('allow') ?? '').split(/,\s*/).filter((m) => m !== 'HEAD').sort();
+    const got = (res.headers.get('allow') ?? '')
+      .split(/,\s*/)
+      .filter((m) => m !== 'HEAD')
+      .sort();
     assert.equal(got, [...allow], `${method} ${path}: Allow ${res.headers.get('allow')}`);
   }
 });

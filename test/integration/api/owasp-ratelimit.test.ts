@@ -34,9 +34,15 @@ function assertHeaders(res: Res, limit: number, what: string) {
   const h = (n: string) => res.headers.get(n);
   assert.is(h('x-ratelimit-limit'), String(limit), `${what}: X-RateLimit-Limit`);
   const remaining = Number(h('x-ratelimit-remaining'));
-  assert.ok(Number.isInteger(remaining) && remaining >= 0 && remaining <= limit, `${what}: X-RateLimit-Remaining ${h('x-ratelimit-remaining')}`);
+  assert.ok(
+    Number.isInteger(remaining) && remaining >= 0 && remaining <= limit,
+    `${what}: X-RateLimit-Remaining ${h('x-ratelimit-remaining')}`,
+  );
   const reset = Number(h('x-ratelimit-reset'));
-  assert.ok(Number.isInteger(reset) && reset * 1000 > Date.now() - 1000 && reset * 1000 <= Date.now() + WINDOW_MS + 1000, `${what}: X-RateLimit-Reset ${h('x-ratelimit-reset')}`);
+  assert.ok(
+    Number.isInteger(reset) && reset * 1000 > Date.now() - 1000 && reset * 1000 <= Date.now() + WINDOW_MS + 1000,
+    `${what}: X-RateLimit-Reset ${h('x-ratelimit-reset')}`,
+  );
   assert.is(h('x-ratelimit-reset-time'), new Date(reset * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'), `${what}: X-RateLimit-Reset-Time`);
 }
 
@@ -85,10 +91,17 @@ test('the fourth sandbox operation in a window is refused with 429 and creates n
   const before = (await api.rt.engine.listContainers({ 'director.runtime': api.rt.config.runtimeName })).length;
   const fourth = await call(api.url, 'POST', '/v1/sandboxes', { token: t, body: { image: BUSYBOX } });
   assert429(fourth, 'fourth');
-  assert.is((await api.rt.engine.listContainers({ 'director.runtime': api.rt.config.runtimeName })).length, before, 'a refused create made a container');
+  assert.is(
+    (await api.rt.engine.listContainers({ 'director.runtime': api.rt.config.runtimeName })).length,
+    before,
+    'a refused create made a container',
+  );
   // Every sandbox operation is refused now, not just creates; another principal is unaffected.
   assert429(await call(api.url, 'DELETE', `/v1/sandboxes/${id}`, { token: t }), 'delete');
-  const key = await call<{ data: { key: string } }>(api.url, 'POST', '/v1/api-keys', { token: t, body: { name: 'other', scopes: ['sandboxes:read', 'sandboxes:exec'] } });
+  const key = await call<{ data: { key: string } }>(api.url, 'POST', '/v1/api-keys', {
+    token: t,
+    body: { name: 'other', scopes: ['sandboxes:read', 'sandboxes:exec'] },
+  });
   assert.is(key.status, 201, key.text);
   const other = await call(api.url, 'POST', `/v1/sandboxes/${id}/execute`, { token: key.body.data.key, body: { command: ['true'] } });
   assert.is(other.status, 200, `another principal (an API key) was refused too: ${other.text}`);
@@ -99,7 +112,9 @@ test('login bursts from one address are refused with 429, even with the right pa
   const statuses: number[] = [];
   let refused: Res | null = null;
   for (let i = 0; i < AUTH_LIMIT + 2; i++) {
-    const res = await call(api.url, 'POST', '/v1/auth/login', { body: { username: 'admin', password: i === AUTH_LIMIT + 1 ? ADMIN_PASSWORD : 'wrong-password-x' } });
+    const res = await call(api.url, 'POST', '/v1/auth/login', {
+      body: { username: 'admin', password: i === AUTH_LIMIT + 1 ? ADMIN_PASSWORD : 'wrong-password-x' },
+    });
     statuses.push(res.status);
     if (res.status === 429) refused ??= res;
   }

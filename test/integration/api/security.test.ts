@@ -12,19 +12,54 @@ const test = suite('api-security');
 let api: TestApi;
 let t = '';
 
-interface Profile { id: string; name: string; builtin: boolean; constraints: Record<string, unknown> }
-interface Ev { id: string; seq: number; type: string; severity: string; timestamp: string; workspace: string | null; sandboxId: string | null; actor: string | null; details: Record<string, unknown> }
-interface Page { items: Ev[]; nextCursor: string | null; hasMore: boolean }
+interface Profile {
+  id: string;
+  name: string;
+  builtin: boolean;
+  constraints: Record<string, unknown>;
+}
+interface Ev {
+  id: string;
+  seq: number;
+  type: string;
+  severity: string;
+  timestamp: string;
+  workspace: string | null;
+  sandboxId: string | null;
+  actor: string | null;
+  details: Record<string, unknown>;
+}
+interface Page {
+  items: Ev[];
+  nextCursor: string | null;
+  hasMore: boolean;
+}
 
-const OPEN = { allowFilesystem: true, allowNetwork: true, allowExec: true, maxProcesses: 1024, maxOpenFiles: 1024, readOnlyRoot: false, noPrivileges: true };
+const OPEN = {
+  allowFilesystem: true,
+  allowNetwork: true,
+  allowExec: true,
+  maxProcesses: 1024,
+  maxOpenFiles: 1024,
+  readOnlyRoot: false,
+  noPrivileges: true,
+};
 
 const profile = async (name: string, constraints: Record<string, unknown>) => {
-  const r = await call<{ data: Profile }>(api.url, 'POST', '/v1/security/profiles', { token: t, body: { name, description: `test ${name}`, level: 'custom', constraints: { ...OPEN, ...constraints } } });
+  const r = await call<{ data: Profile }>(api.url, 'POST', '/v1/security/profiles', {
+    token: t,
+    body: { name, description: `test ${name}`, level: 'custom', constraints: { ...OPEN, ...constraints } },
+  });
   assert.is(r.status, 201, r.text);
   return r.body.data;
 };
 const sandbox = async (body: Record<string, unknown>) => {
-  const r = await call<{ data: { id: string; resourceLimits: { pids: number }; securityPolicy: Record<string, unknown> } }>(api.url, 'POST', '/v1/sandboxes', { token: t, body: { image: BUSYBOX, ...body } });
+  const r = await call<{ data: { id: string; resourceLimits: { pids: number }; securityPolicy: Record<string, unknown> } }>(
+    api.url,
+    'POST',
+    '/v1/sandboxes',
+    { token: t, body: { image: BUSYBOX, ...body } },
+  );
   return r;
 };
 const events = async (query: string) => {
@@ -56,12 +91,21 @@ test('profile CRUD: create, get, patch, replace, delete', async () => {
   assert.match(p.id, /^prf_/);
   const got = await call<{ data: Profile }>(api.url, 'GET', `/v1/security/profiles/${p.id}`, { token: t });
   assert.is(got.body.data.constraints.maxProcesses, 100);
-  const patched = await call<{ data: Profile }>(api.url, 'PATCH', `/v1/security/profiles/${p.id}`, { token: t, body: { constraints: { maxProcesses: 50 } } });
+  const patched = await call<{ data: Profile }>(api.url, 'PATCH', `/v1/security/profiles/${p.id}`, {
+    token: t,
+    body: { constraints: { maxProcesses: 50 } },
+  });
   assert.is(patched.status, 200, patched.text);
   assert.equal(patched.body.data.constraints, { ...OPEN, maxProcesses: 50 });
-  const replaced = await call<{ data: Profile }>(api.url, 'PUT', `/v1/security/profiles/${p.id}`, { token: t, body: { name: 'crud2', level: 'high', constraints: OPEN } });
+  const replaced = await call<{ data: Profile }>(api.url, 'PUT', `/v1/security/profiles/${p.id}`, {
+    token: t,
+    body: { name: 'crud2', level: 'high', constraints: OPEN },
+  });
   assert.is(replaced.body.data.name, 'crud2');
-  const bad = await call(api.url, 'POST', '/v1/security/profiles', { token: t, body: { name: 'x', level: 'custom', constraints: { ...OPEN, noPrivileges: false } } });
+  const bad = await call(api.url, 'POST', '/v1/security/profiles', {
+    token: t,
+    body: { name: 'x', level: 'custom', constraints: { ...OPEN, noPrivileges: false } },
+  });
   assert.is(bad.status, 400);
   assert.is(bad.body.error?.details.field, 'constraints.noPrivileges');
   assert.is((await call(api.url, 'DELETE', `/v1/security/profiles/${p.id}`, { token: t })).status, 200);
@@ -87,14 +131,17 @@ test('a create asking for more than its profile allows is refused naming the pro
   assert.ok(ev.actor);
 });
 
-test('a create within its profile gets the profile\'s limits (pids, open files)', async () => {
+test("a create within its profile gets the profile's limits (pids, open files)", async () => {
   const p = await profile('narrow', { allowNetwork: false, maxProcesses: 40, maxOpenFiles: 200 });
   const r = await sandbox({ profileId: p.id });
   assert.is(r.status, 201, r.text);
   assert.is(r.body.data.resourceLimits.pids, 40);
   const m = await call<{ data: { pids: { limit: number } } }>(api.url, 'GET', `/v1/sandboxes/${r.body.data.id}/metrics`, { token: t });
   assert.is(m.body.data.pids.limit, 40);
-  const exec = await call<{ data: { stdout: string } }>(api.url, 'POST', `/v1/sandboxes/${r.body.data.id}/execute`, { token: t, body: { command: 'ulimit -n' } });
+  const exec = await call<{ data: { stdout: string } }>(api.url, 'POST', `/v1/sandboxes/${r.body.data.id}/execute`, {
+    token: t,
+    body: { command: 'ulimit -n' },
+  });
   assert.is(exec.body.data.stdout.trim(), '200');
   const narrower = await sandbox({ profileId: p.id, resourceLimits: { pids: 16 } });
   assert.is(narrower.status, 201, narrower.text);
@@ -126,23 +173,42 @@ test('the workspace default profile is the outer ceiling; a wider profile or req
   assert.is(cleared.body.data.profile, null);
 });
 
-test('enforcing a profile lowers a running sandbox\'s pids limit live and stops one that cannot comply', async () => {
+test("enforcing a profile lowers a running sandbox's pids limit live and stops one that cannot comply", async () => {
   const live = await sandbox({});
   assert.is(live.status, 201, live.text);
   const net = await sandbox({ securityPolicy: { allowNetwork: true }, networkMode: 'isolated' });
   assert.is(net.status, 201, net.text);
   const p = await profile('enforced', { maxProcesses: 32, allowNetwork: false });
-  const r1 = await call<{ data: { sandboxes: { sandboxId: string; changes: { field: string; action: string }[]; stopped: boolean }[] } }>(api.url, 'POST', `/v1/security/policies/${p.id}/enforce`, { token: t, body: { scope: { sandboxId: live.body.data.id } } });
+  const r1 = await call<{ data: { sandboxes: { sandboxId: string; changes: { field: string; action: string }[]; stopped: boolean }[] } }>(
+    api.url,
+    'POST',
+    `/v1/security/policies/${p.id}/enforce`,
+    { token: t, body: { scope: { sandboxId: live.body.data.id } } },
+  );
   assert.is(r1.status, 200, r1.text);
-  assert.equal(r1.body.data.sandboxes, [{ sandboxId: live.body.data.id, changes: [{ field: 'resourceLimits.pids', from: 256, to: 32, action: 'updated_live' }], stopped: false }]);
+  assert.equal(r1.body.data.sandboxes, [
+    {
+      sandboxId: live.body.data.id,
+      changes: [{ field: 'resourceLimits.pids', from: 256, to: 32, action: 'updated_live' }],
+      stopped: false,
+    },
+  ]);
   const m = await call<{ data: { pids: { limit: number } } }>(api.url, 'GET', `/v1/sandboxes/${live.body.data.id}/metrics`, { token: t });
   assert.is(m.body.data.pids.limit, 32);
-  const view = await call<{ data: { status: string; resourceLimits: { pids: number } } }>(api.url, 'GET', `/v1/sandboxes/${live.body.data.id}`, { token: t });
+  const view = await call<{ data: { status: string; resourceLimits: { pids: number } } }>(
+    api.url,
+    'GET',
+    `/v1/sandboxes/${live.body.data.id}`,
+    { token: t },
+  );
   assert.is(view.body.data.status, 'running');
   assert.is(view.body.data.resourceLimits.pids, 32);
 
-  const r2 = await call<{ data: { sandboxes: { sandboxId: string; changes: { field: string; action: string }[]; stopped: boolean }[]; sessions: unknown[] } }>(api.url, 'POST', `/v1/security/policies/${p.id}/enforce`, {
-    token: t, body: { scope: { sandboxId: net.body.data.id, sessionId: 'ses_123' } },
+  const r2 = await call<{
+    data: { sandboxes: { sandboxId: string; changes: { field: string; action: string }[]; stopped: boolean }[]; sessions: unknown[] };
+  }>(api.url, 'POST', `/v1/security/policies/${p.id}/enforce`, {
+    token: t,
+    body: { scope: { sandboxId: net.body.data.id, sessionId: 'ses_123' } },
   });
   assert.is(r2.status, 200, r2.text);
   const [s] = r2.body.data.sandboxes;
@@ -158,7 +224,10 @@ test('enforcing a profile lowers a running sandbox\'s pids limit live and stops 
 test('enforcing allowExec=false makes execute refuse from then on, recorded as exec_denied', async () => {
   const s = await sandbox({});
   const p = await profile('no-exec', { allowExec: false });
-  const r = await call(api.url, 'POST', `/v1/security/policies/${p.id}/enforce`, { token: t, body: { scope: { sandboxId: s.body.data.id } } });
+  const r = await call(api.url, 'POST', `/v1/security/policies/${p.id}/enforce`, {
+    token: t,
+    body: { scope: { sandboxId: s.body.data.id } },
+  });
   assert.is(r.status, 200, r.text);
   const exec = await call(api.url, 'POST', `/v1/sandboxes/${s.body.data.id}/execute`, { token: t, body: { command: 'true' } });
   assert.is(exec.status, 403, exec.text);
@@ -173,12 +242,23 @@ test('enforcing allowExec=false makes execute refuse from then on, recorded as e
 test('enforcing a shipped network policy applies it to the network', async () => {
   const net = await call<{ data: { id: string } }>(api.url, 'POST', '/v1/networks', { token: t, body: { name: 'sec-net' } });
   assert.is(net.status, 201, net.text);
-  const r = await call<{ data: { networks: unknown[] } }>(api.url, 'POST', '/v1/security/policies/deny-all/enforce', { token: t, body: { scope: { networkId: net.body.data.id } } });
+  const r = await call<{ data: { networks: unknown[] } }>(api.url, 'POST', '/v1/security/policies/deny-all/enforce', {
+    token: t,
+    body: { scope: { networkId: net.body.data.id } },
+  });
   assert.is(r.status, 200, r.text);
   assert.equal(r.body.data.networks, [{ networkId: net.body.data.id, applied: true, policy: 'deny-all' }]);
   const got = await call<{ data: { policy: { name: string } } }>(api.url, 'GET', `/v1/networks/${net.body.data.id}`, { token: t });
   assert.is(got.body.data.policy.name, 'deny-all');
-  assert.is((await call(api.url, 'POST', '/v1/security/policies/no-such-policy/enforce', { token: t, body: { scope: { networkId: net.body.data.id } } })).status, 404);
+  assert.is(
+    (
+      await call(api.url, 'POST', '/v1/security/policies/no-such-policy/enforce', {
+        token: t,
+        body: { scope: { networkId: net.body.data.id } },
+      })
+    ).status,
+    404,
+  );
   assert.is((await call(api.url, 'POST', '/v1/security/policies/deny-all/enforce', { token: t, body: { scope: {} } })).status, 400);
 });
 
@@ -213,7 +293,10 @@ test('paging with after walks the whole stream once', async () => {
     if (!page.hasMore) break;
     cursor = page.nextCursor!;
   }
-  assert.equal(seen.slice(0, all.items.length), all.items.map((e) => e.seq));
+  assert.equal(
+    seen.slice(0, all.items.length),
+    all.items.map((e) => e.seq),
+  );
   assert.is(new Set(seen).size, seen.length);
 });
 
@@ -221,7 +304,10 @@ test('repeated policy violations raise an alert listed as active', async () => {
   for (let i = 0; i < 5; i++) await sandbox({ privileged: true });
   const alerts = await call<{ data: { items: { rule: string; severity: string }[] } }>(api.url, 'GET', '/v1/security/alerts', { token: t });
   assert.is(alerts.status, 200, alerts.text);
-  assert.ok(alerts.body.data.items.some((a) => a.rule === 'REPEATED_POLICY_VIOLATIONS'), alerts.text);
+  assert.ok(
+    alerts.body.data.items.some((a) => a.rule === 'REPEATED_POLICY_VIOLATIONS'),
+    alerts.text,
+  );
   const fired = await events('type=security_alert');
   const a = fired.items.find((x) => (x.details.alert as { rule: string }).rule === 'REPEATED_POLICY_VIOLATIONS');
   assert.ok(a);
@@ -229,7 +315,9 @@ test('repeated policy violations raise an alert listed as active', async () => {
 });
 
 test('the summary answers with counts, offenders and a 12-bucket trend', async () => {
-  const r = await call<{ data: { total: number; byType: Record<string, number>; bySeverity: Record<string, number>; topOffenders: unknown[]; trend: unknown[] } }>(api.url, 'GET', '/v1/security/events/summary?window=24h', { token: t });
+  const r = await call<{
+    data: { total: number; byType: Record<string, number>; bySeverity: Record<string, number>; topOffenders: unknown[]; trend: unknown[] };
+  }>(api.url, 'GET', '/v1/security/events/summary?window=24h', { token: t });
   assert.is(r.status, 200, r.text);
   assert.ok(r.body.data.total > 0);
   assert.ok(r.body.data.byType.policy_violation! >= 1);
@@ -238,10 +326,16 @@ test('the summary answers with counts, offenders and a 12-bucket trend', async (
 });
 
 test('the export streams NDJSON with schemaVersion and an OCSF class per event', async () => {
-  const res = await fetch(`${api.url}/v1/security/events/export?since=${encodeURIComponent(new Date(Date.now() - 3_600_000).toISOString())}`, { headers: { authorization: `Bearer ${t}` } });
+  const res = await fetch(
+    `${api.url}/v1/security/events/export?since=${encodeURIComponent(new Date(Date.now() - 3_600_000).toISOString())}`,
+    { headers: { authorization: `Bearer ${t}` } },
+  );
   assert.is(res.status, 200);
   assert.match(String(res.headers.get('content-type')), /^application\/x-ndjson/);
-  const lines = (await res.text()).trim().split('\n').map((l) => JSON.parse(l) as { schemaVersion: string; type: string; seq: number; ocsf: { class_uid: number; severity_id: number } });
+  const lines = (await res.text())
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { schemaVersion: string; type: string; seq: number; ocsf: { class_uid: number; severity_id: number } });
   assert.ok(lines.length > 5);
   assert.ok(lines.every((l) => l.schemaVersion === '1.0' && l.ocsf.severity_id >= 1 && l.ocsf.severity_id <= 5));
   assert.is(lines.find((l) => l.type === 'policy_violation')?.ocsf.class_uid, 2004);

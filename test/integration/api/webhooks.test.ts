@@ -16,7 +16,12 @@ const SECRET = 'integration-webhook-secret-1';
 const FLAKY_SECRET = 'integration-webhook-secret-2';
 const PASSWORD = 'other-user-password-1';
 
-interface Received { path: string; headers: IncomingHttpHeaders; body: string; atMs: number }
+interface Received {
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+  atMs: number;
+}
 
 let api: TestApi;
 let closedApi: TestApi;
@@ -61,18 +66,35 @@ test.after(async () => {
   await new Promise((r) => receiver?.close(r));
 });
 
-interface Webhook { id: string; url: string; events: string[]; secretSet: boolean }
-interface Delivery { id: string; event: string; state: string; attempts: number; statusCode: number | null; attemptLog: { attempt: number; at: string; statusCode: number | null; nextAttemptAt: string | null }[] }
+interface Webhook {
+  id: string;
+  url: string;
+  events: string[];
+  secretSet: boolean;
+}
+interface Delivery {
+  id: string;
+  event: string;
+  state: string;
+  attempts: number;
+  statusCode: number | null;
+  attemptLog: { attempt: number; at: string; statusCode: number | null; nextAttemptAt: string | null }[];
+}
 
-const createHook = (a: TestApi, body: Record<string, unknown>, token = a.adminToken) => call<{ data: Webhook }>(a.url, 'POST', '/v1/webhooks', { token, body });
-const deliveries = async (id: string) => (await call<{ data: { items: Delivery[] } }>(api.url, 'GET', `/v1/webhooks/${id}/deliveries`, { token: api.adminToken })).body.data.items;
+const createHook = (a: TestApi, body: Record<string, unknown>, token = a.adminToken) =>
+  call<{ data: Webhook }>(a.url, 'POST', '/v1/webhooks', { token, body });
+const deliveries = async (id: string) =>
+  (await call<{ data: { items: Delivery[] } }>(api.url, 'GET', `/v1/webhooks/${id}/deliveries`, { token: api.adminToken })).body.data.items;
 const createSandbox = async () => {
-  const res = await call<{ data: { id: string } }>(api.url, 'POST', '/v1/sandboxes', { token: api.adminToken, body: { image: 'director/busybox:latest' } });
+  const res = await call<{ data: { id: string } }>(api.url, 'POST', '/v1/sandboxes', {
+    token: api.adminToken,
+    body: { image: 'director/busybox:latest' },
+  });
   assert.is(res.status, 201, res.text);
   return res.body.data.id;
 };
 
-test('a created sandbox is delivered, signed so that the seed\'s verifyWebhook accepts it', async () => {
+test("a created sandbox is delivered, signed so that the seed's verifyWebhook accepts it", async () => {
   const created = await createHook(api, { url: `${receiverUrl}/ok`, events: ['sandbox.created'], secret: SECRET });
   assert.is(created.status, 201, created.text);
   const hook = created.body.data;
@@ -98,7 +120,9 @@ test('a created sandbox is delivered, signed so that the seed\'s verifyWebhook a
   const ts = Number(got.headers['x-director-timestamp']);
   assert.ok(ts >= before - 1 && ts <= Math.floor(Date.now() / 1000) + 1, `timestamp ${ts}`);
 
-  const [log] = await eventually(async () => ((await deliveries(hook.id)).some((d) => d.state === 'delivered') ? deliveries(hook.id) : null));
+  const [log] = await eventually(async () =>
+    (await deliveries(hook.id)).some((d) => d.state === 'delivered') ? deliveries(hook.id) : null,
+  );
   assert.is(log!.id, got.headers['x-director-delivery']);
   assert.is(log!.event, 'sandbox.created');
   assert.is(log!.attempts, 1);
@@ -110,12 +134,23 @@ test('a receiver that fails twice gets the delivery on the third attempt, after 
   assert.is(created.status, 201, created.text);
   const id = created.body.data.id;
   const sandboxId = await createSandbox();
-  const [d] = await eventually(async () => {
-    const items = await deliveries(id);
-    return items[0]?.state === 'delivered' ? items : null;
-  }, 20_000, 200);
+  const [d] = await eventually(
+    async () => {
+      const items = await deliveries(id);
+      return items[0]?.state === 'delivered' ? items : null;
+    },
+    20_000,
+    200,
+  );
   assert.is(d!.attempts, 3);
-  assert.equal(d!.attemptLog.map((a) => [a.attempt, a.statusCode]), [[1, 500], [2, 500], [3, 200]]);
+  assert.equal(
+    d!.attemptLog.map((a) => [a.attempt, a.statusCode]),
+    [
+      [1, 500],
+      [2, 500],
+      [3, 200],
+    ],
+  );
   const at = d!.attemptLog.map((a) => Date.parse(a.at));
   assert.ok(at[1]! - at[0]! >= 1000, `first retry after ${at[1]! - at[0]!} ms`);
   assert.ok(at[2]! - at[1]! >= 2000, `second retry after ${at[2]! - at[1]!} ms`);
@@ -168,7 +203,11 @@ test('bad event names, a short secret and unknown fields are refused, naming the
   assert.is(short.body.error?.details.field, 'secret');
   const extra = await createHook(api, { url: 'https://203.0.113.5/hook', events: ['*'], secret: SECRET, active: true });
   assert.is(extra.body.error?.details.field, 'active');
-  const ok = await createHook(api, { url: 'https://203.0.113.5/hook', events: ['security.egress_denied', 'security.alert'], secret: SECRET });
+  const ok = await createHook(api, {
+    url: 'https://203.0.113.5/hook',
+    events: ['security.egress_denied', 'security.alert'],
+    secret: SECRET,
+  });
   assert.is(ok.status, 201, ok.text);
 });
 
@@ -176,10 +215,16 @@ test('another workspace can neither see nor delete a webhook', async () => {
   const mine = (await createHook(api, { url: `${receiverUrl}/mine`, events: ['*'], secret: SECRET })).body.data;
   api.auth.createWorkspace('other');
   await api.auth.createUser({ username: 'other-admin', password: PASSWORD, workspace: 'other', role: 'admin' });
-  const login = await call<{ data: { token: string } }>(api.url, 'POST', '/v1/auth/login', { body: { username: 'other-admin', password: PASSWORD, workspace: 'other' } });
+  const login = await call<{ data: { token: string } }>(api.url, 'POST', '/v1/auth/login', {
+    body: { username: 'other-admin', password: PASSWORD, workspace: 'other' },
+  });
   assert.is(login.status, 200, login.text);
   const other = login.body.data.token;
-  for (const [method, path] of [['GET', `/v1/webhooks/${mine.id}`], ['GET', `/v1/webhooks/${mine.id}/deliveries`], ['DELETE', `/v1/webhooks/${mine.id}`]] as const) {
+  for (const [method, path] of [
+    ['GET', `/v1/webhooks/${mine.id}`],
+    ['GET', `/v1/webhooks/${mine.id}/deliveries`],
+    ['DELETE', `/v1/webhooks/${mine.id}`],
+  ] as const) {
     const res = await call(api.url, method, path, { token: other });
     assert.is(res.status, 404, `${method} ${path}: ${res.text}`);
     assert.is(res.body.error?.code, 'NOT_FOUND');
@@ -191,14 +236,18 @@ test('another workspace can neither see nor delete a webhook', async () => {
 
 test('a role without webhooks:write is refused', async () => {
   await api.auth.createUser({ username: 'dev', password: PASSWORD, workspace: 'default', role: 'developer' });
-  const login = await call<{ data: { token: string } }>(api.url, 'POST', '/v1/auth/login', { body: { username: 'dev', password: PASSWORD } });
+  const login = await call<{ data: { token: string } }>(api.url, 'POST', '/v1/auth/login', {
+    body: { username: 'dev', password: PASSWORD },
+  });
   const res = await createHook(api, { url: 'https://203.0.113.5/hook', events: ['*'], secret: SECRET }, login.body.data.token);
   assert.is(res.status, 403, res.text);
   assert.is((await call(api.url, 'GET', '/v1/webhooks', { token: login.body.data.token })).status, 403);
 });
 
 test('list, get and delete; a deleted webhook is gone', async () => {
-  const list = await call<{ data: { items: Webhook[]; total: number } }>(api.url, 'GET', '/v1/webhooks?limit=100', { token: api.adminToken });
+  const list = await call<{ data: { items: Webhook[]; total: number } }>(api.url, 'GET', '/v1/webhooks?limit=100', {
+    token: api.adminToken,
+  });
   assert.is(list.status, 200);
   assert.ok(list.body.data.total >= 3);
   assert.ok(list.body.data.items.every((w) => w.secretSet));

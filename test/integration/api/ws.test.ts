@@ -110,7 +110,9 @@ class Client {
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`condition not met within ${timeoutMs} ms; last messages: ${JSON.stringify(this.messages.slice(-3)).slice(0, 500)}`));
+        reject(
+          new Error(`condition not met within ${timeoutMs} ms; last messages: ${JSON.stringify(this.messages.slice(-3)).slice(0, 500)}`),
+        );
       }, timeoutMs);
       const done = () => {
         clearTimeout(timer);
@@ -144,13 +146,22 @@ class Client {
 }
 
 /** An authenticated hub client subscribed to `channels`. */
-async function hubClient(token: string, channels: string[], opts: { after?: number; firstMessage?: boolean; batch?: boolean } = {}): Promise<Client> {
+async function hubClient(
+  token: string,
+  channels: string[],
+  opts: { after?: number; firstMessage?: boolean; batch?: boolean } = {},
+): Promise<Client> {
   const c = opts.firstMessage ? new Client('/v1/ws') : new Client('/v1/ws', { token });
   await c.opened;
   if (opts.firstMessage) c.send({ type: 'auth', token });
   await c.first('authenticated');
   for (const channel of channels) {
-    c.send({ type: 'subscribe', channel, ...(opts.after === undefined ? {} : { after: opts.after }), ...(opts.batch ? { batch: true } : {}) });
+    c.send({
+      type: 'subscribe',
+      channel,
+      ...(opts.after === undefined ? {} : { after: opts.after }),
+      ...(opts.batch ? { batch: true } : {}),
+    });
     await c.until(() => c.of('subscribed').find((m) => m.channel === channel));
   }
   return c;
@@ -162,15 +173,27 @@ const emit = (workspace: string | null, type: string, details: Record<string, un
 test.before(async () => {
   api = await startApi();
   wsUrl = api.url.replace(/^http/, 'ws');
-  const me = await call<{ data: { workspace: string } }>(api.url, 'POST', '/v1/auth/login', { body: { username: 'admin', password: ADMIN_PASSWORD } });
+  const me = await call<{ data: { workspace: string } }>(api.url, 'POST', '/v1/auth/login', {
+    body: { username: 'admin', password: ADMIN_PASSWORD },
+  });
   ws1 = me.body.data.workspace;
-  const created = await call<{ data: { id: string } }>(api.url, 'POST', '/v1/workspaces', { token: api.adminToken, body: { name: 'ws-two' } });
+  const created = await call<{ data: { id: string } }>(api.url, 'POST', '/v1/workspaces', {
+    token: api.adminToken,
+    body: { name: 'ws-two' },
+  });
   assert.is(created.status, 201, created.text);
   ws2 = created.body.data.id;
-  const admin2 = await call<{ data: { token: string } }>(api.url, 'POST', '/v1/auth/login', { body: { username: 'admin', password: ADMIN_PASSWORD, workspace: 'ws-two' } });
-  const user = await call(api.url, 'POST', '/v1/users', { token: admin2.body.data.token, body: { username: 'auditor2', password: 'auditor-two-password-1', role: 'auditor' } });
+  const admin2 = await call<{ data: { token: string } }>(api.url, 'POST', '/v1/auth/login', {
+    body: { username: 'admin', password: ADMIN_PASSWORD, workspace: 'ws-two' },
+  });
+  const user = await call(api.url, 'POST', '/v1/users', {
+    token: admin2.body.data.token,
+    body: { username: 'auditor2', password: 'auditor-two-password-1', role: 'auditor' },
+  });
   assert.is(user.status, 201, user.text);
-  const login = await call<{ data: { token: string } }>(api.url, 'POST', '/v1/auth/login', { body: { username: 'auditor2', password: 'auditor-two-password-1' } });
+  const login = await call<{ data: { token: string } }>(api.url, 'POST', '/v1/auth/login', {
+    body: { username: 'auditor2', password: 'auditor-two-password-1' },
+  });
   auditor2Token = login.body.data.token;
 });
 test.after(async () => {
@@ -247,7 +270,10 @@ test('messages are validated on receipt: errors answer without closing', async (
 });
 
 test('a channel needs its scope', async () => {
-  const t = await call<{ data: { key: string } }>(api.url, 'POST', '/v1/api-keys', { token: api.adminToken, body: { name: 'sandbox-reader', scopes: ['sandboxes:read'] } });
+  const t = await call<{ data: { key: string } }>(api.url, 'POST', '/v1/api-keys', {
+    token: api.adminToken,
+    body: { name: 'sandbox-reader', scopes: ['sandboxes:read'] },
+  });
   assert.is(t.status, 201, t.text);
   const c = await hubClient(t.body.data.key, ['sandboxes']);
   c.send({ type: 'subscribe', channel: 'security' });
@@ -257,24 +283,41 @@ test('a channel needs its scope', async () => {
   c.close();
 });
 
-test('a workspace sees only its own events, in the seed\'s message shapes', async () => {
+test("a workspace sees only its own events, in the seed's message shapes", async () => {
   const one = await hubClient(api.adminToken, ['security', 'sandboxes']);
   const two = await hubClient(auditor2Token, ['security', 'sandboxes']);
   assert.is(two.of('authenticated')[0]?.principal?.workspace, ws2);
   emit(ws1, 'isolation_probe', { who: 'one' });
   emit(ws2, 'isolation_probe', { who: 'two' });
   emit(null, 'isolation_probe', { who: 'nobody' });
-  api.rt.events.emit({ type: 'security_alert', severity: 'high', workspace: ws2, details: { rule: 'HIGH_ERROR_RATE', severity: 'high', message: 'Error rate exceeded threshold', timestamp: '2023-06-30T12:00:00Z' } });
-  api.rt.events.emit({ type: 'sandbox_created', severity: 'info', workspace: ws2, sandboxId: 'sbx_aaaaaaaaaaaaaaaa', details: { status: 'running', source: 'cold' } });
+  api.rt.events.emit({
+    type: 'security_alert',
+    severity: 'high',
+    workspace: ws2,
+    details: { rule: 'HIGH_ERROR_RATE', severity: 'high', message: 'Error rate exceeded threshold', timestamp: '2023-06-30T12:00:00Z' },
+  });
+  api.rt.events.emit({
+    type: 'sandbox_created',
+    severity: 'info',
+    workspace: ws2,
+    sandboxId: 'sbx_aaaaaaaaaaaaaaaa',
+    details: { status: 'running', source: 'cold' },
+  });
   await one.sync();
   await two.sync();
-  const probes = (c: Client) => c.of('security_event').filter((m) => m.data.type === 'isolation_probe').map((m) => m.data.details.who as string);
+  const probes = (c: Client) =>
+    c
+      .of('security_event')
+      .filter((m) => m.data.type === 'isolation_probe')
+      .map((m) => m.data.details.who as string);
   assert.equal(probes(one), ['one']);
   assert.equal(probes(two), ['two']);
   assert.is(one.of('security_alert').length, 0);
   assert.is(one.of('sandbox_event').length, 0);
   const alert = two.of('security_alert')[0]!;
-  assert.equal(alert.data, { alert: { rule: 'HIGH_ERROR_RATE', severity: 'high', message: 'Error rate exceeded threshold', timestamp: '2023-06-30T12:00:00Z' } });
+  assert.equal(alert.data, {
+    alert: { rule: 'HIGH_ERROR_RATE', severity: 'high', message: 'Error rate exceeded threshold', timestamp: '2023-06-30T12:00:00Z' },
+  });
   assert.type(alert.cursor, 'number');
   const sbx = two.of('sandbox_event')[0]!;
   assert.is(sbx.data.sandboxId, 'sbx_aaaaaaaaaaaaaaaa');
@@ -306,9 +349,15 @@ test('resuming with the last cursor delivers exactly the missed events, in order
   await second.until(() => second.of('security_event').length >= 1495, 15_000);
   await second.sync();
   const got = second.of('security_event');
-  assert.equal(got.map((m) => m.data.details.n as number), Array.from({ length: 1495 }, (_, i) => i + 5));
+  assert.equal(
+    got.map((m) => m.data.details.n as number),
+    Array.from({ length: 1495 }, (_, i) => i + 5),
+  );
   const cursors = got.map((m) => m.cursor!);
-  assert.ok(cursors.every((c, i) => i === 0 || c > cursors[i - 1]!), 'cursors are not increasing');
+  assert.ok(
+    cursors.every((c, i) => i === 0 || c > cursors[i - 1]!),
+    'cursors are not increasing',
+  );
   assert.ok(cursors[0]! > last);
   second.close();
 });
@@ -328,7 +377,10 @@ test('a batch subscription gets the same messages grouped in batch frames: same 
   await other.sync();
   const ns = (c: Client) => c.of('security_event').map((m) => m.data.details.n as number);
   assert.equal(ns(batched), ns(plain), 'the batch subscriber got other messages than the plain one');
-  assert.equal(batched.of('security_event').map((m) => m.cursor), plain.of('security_event').map((m) => m.cursor));
+  assert.equal(
+    batched.of('security_event').map((m) => m.cursor),
+    plain.of('security_event').map((m) => m.cursor),
+  );
   assert.is(plain.of('batch').length, 0, 'a plain subscription never gets batch frames');
   const frames = batched.of('batch') as unknown as { channel: string; items: Msg[] }[];
   assert.ok(frames.length >= 3 && frames.length <= 40, `1200 events in ${frames.length} frames`);
@@ -340,7 +392,10 @@ test('a batch subscription gets the same messages grouped in batch frames: same 
   const again = await hubClient(api.adminToken, ['security'], { after: last, batch: true });
   emit(ws1, 'batch_probe', { n: 1200 });
   await again.until(() => again.of('security_event').length === 601);
-  assert.equal(ns(again), Array.from({ length: 601 }, (_, i) => i + 600));
+  assert.equal(
+    ns(again),
+    Array.from({ length: 601 }, (_, i) => i + 600),
+  );
   assert.ok(again.of('batch').length < 20);
   for (const c of [plain, other, again]) c.close();
 });
@@ -362,7 +417,10 @@ test('a stalled client does not delay others and is closed with 4008', async () 
   }
   const got = healthy.of('security_event');
   assert.is(got.length, total);
-  assert.ok(got.every((m, i) => m.data.details.n === i), 'the healthy client lost or reordered events');
+  assert.ok(
+    got.every((m, i) => m.data.details.n === i),
+    'the healthy client lost or reordered events',
+  );
   assert.ok(slowest < 1000, `healthy client waited ${slowest} ms for a batch of 500`);
   stalled.ws.resume();
   const { code, reason } = await stalled.closed;
@@ -374,7 +432,10 @@ test('a stalled client does not delay others and is closed with 4008', async () 
 });
 
 async function createSandbox(body: Record<string, unknown> = {}): Promise<string> {
-  const res = await call<{ data: { id: string } }>(api.url, 'POST', '/v1/sandboxes', { token: api.adminToken, body: { image: BUSYBOX, ...body } });
+  const res = await call<{ data: { id: string } }>(api.url, 'POST', '/v1/sandboxes', {
+    token: api.adminToken,
+    body: { image: BUSYBOX, ...body },
+  });
   assert.is(res.status, 201, res.text);
   return res.body.data.id;
 }
@@ -406,7 +467,10 @@ test('closing the terminal socket kills its process', async () => {
   t.ws.send(Buffer.from('sleep 321\n'));
   await t.until(() => t.text().includes('sleep 321'), 10_000);
   const ps = async () => {
-    const r = await call<{ data: { stdout: string } }>(api.url, 'POST', `/v1/sandboxes/${id}/execute`, { token: api.adminToken, body: { command: ['ps', '-o', 'args'] } });
+    const r = await call<{ data: { stdout: string } }>(api.url, 'POST', `/v1/sandboxes/${id}/execute`, {
+      token: api.adminToken,
+      body: { command: ['ps', '-o', 'args'] },
+    });
     return r.body.data.stdout;
   };
   await eventually(async () => (await ps()).includes('sleep 321'), 10_000, 500);
@@ -415,7 +479,7 @@ test('closing the terminal socket kills its process', async () => {
   await eventually(async () => !(await ps()).includes('sleep 321'), 10_000, 500);
 });
 
-test('the terminal refuses: another workspace\'s sandbox (4004), exec disabled (4003, recorded), missing scope (4003)', async () => {
+test("the terminal refuses: another workspace's sandbox (4004), exec disabled (4003, recorded), missing scope (4003)", async () => {
   const id = await createSandbox();
   const foreign = new Client(`/v1/sandboxes/${id}/terminal`, { token: api.adminToken, workspace: 'ws-two' });
   assert.is((await foreign.closed).code, 4004);

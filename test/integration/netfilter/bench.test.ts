@@ -49,8 +49,10 @@ it('compile + apply time for 10, 100 and 1000 rules', async () => {
     const netApplyMs = ms(t);
     const view = await readTable(T);
     assert.is(view.networks.bench!.outbound.length, n);
-    rows.push(`${String(n).padStart(5)} rules: table ${doc.nftables.length} cmds compile ${compileMs.toFixed(1)} ms + apply ${applyMs.toFixed(0)} ms; `
-      + `network update ${netDoc.nftables.length} cmds compile ${netCompileMs.toFixed(1)} ms + read/apply/retire ${netApplyMs.toFixed(0)} ms`);
+    rows.push(
+      `${String(n).padStart(5)} rules: table ${doc.nftables.length} cmds compile ${compileMs.toFixed(1)} ms + apply ${applyMs.toFixed(0)} ms; ` +
+        `network update ${netDoc.nftables.length} cmds compile ${netCompileMs.toFixed(1)} ms + read/apply/retire ${netApplyMs.toFixed(0)} ms`,
+    );
   }
   console.log(`\n[bench] netfilter\n${rows.join('\n')}`);
 });

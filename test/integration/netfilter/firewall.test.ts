@@ -28,13 +28,36 @@ const db = openDb('', ':memory:');
 const store = new NetworkStore(db);
 // Retiring only when asked (or forced), so the test sees what piles up.
 const fw = new Firewall({
-  table: T, alwaysDenied: DEFAULT_ALWAYS_DENIED, dnsPort: 53, store, events: createEventSink(db, systemClock), clock: systemClock,
-  logger: pino({ level: 'silent' }), checkIntervalMs: 3_600_000, retireDelayMs: 3_600_000,
+  table: T,
+  alwaysDenied: DEFAULT_ALWAYS_DENIED,
+  dnsPort: 53,
+  store,
+  events: createEventSink(db, systemClock),
+  clock: systemClock,
+  logger: pino({ level: 'silent' }),
+  checkIntervalMs: 3_600_000,
+  retireDelayMs: 3_600_000,
 });
 const id = 'net_fwtest0000000001';
 const rec: NetworkRecord = {
-  id, workspace: 'wsp_t', name: 'fw', short: shortName(id), bridge: `dt-${shortName(id)}`, subnet: '10.251.7.0/24', gateway: '10.251.7.1',
-  enableDns: false, internal: false, isolated: false, privateFor: null, engineId: null, policy: null, labels: {}, status: 'ready', createdMs: 0, updatedMs: 0, deletedMs: null,
+  id,
+  workspace: 'wsp_t',
+  name: 'fw',
+  short: shortName(id),
+  bridge: `dt-${shortName(id)}`,
+  subnet: '10.251.7.0/24',
+  gateway: '10.251.7.1',
+  enableDns: false,
+  internal: false,
+  isolated: false,
+  privateFor: null,
+  engineId: null,
+  policy: null,
+  labels: {},
+  status: 'ready',
+  createdMs: 0,
+  updatedMs: 0,
+  deletedMs: null,
 };
 
 test.after(async () => {
@@ -77,8 +100,15 @@ it('removing a network with unretired generations leaves nothing of it', async (
 it('retiring waits until changes pause: each change restarts the delay', async () => {
   const T3 = testTableName();
   const fw3 = new Firewall({
-    table: T3, alwaysDenied: DEFAULT_ALWAYS_DENIED, dnsPort: 53, store, events: createEventSink(db, systemClock), clock: systemClock,
-    logger: pino({ level: 'silent' }), checkIntervalMs: 3_600_000, retireDelayMs: 600,
+    table: T3,
+    alwaysDenied: DEFAULT_ALWAYS_DENIED,
+    dnsPort: 53,
+    store,
+    events: createEventSink(db, systemClock),
+    clock: systemClock,
+    logger: pino({ level: 'silent' }),
+    checkIntervalMs: 3_600_000,
+    retireDelayMs: 600,
   });
   const gens = async () => (await fw3.view(rec))?.generations ?? [];
   try {
@@ -102,8 +132,15 @@ it('a retire that fails is logged, keeps what it had to delete, and a rebuild st
   const logged: string[] = [];
   const logger = pino({ level: 'error' }, { write: (line: string) => void logged.push(line) });
   const fw2 = new Firewall({
-    table: T2, alwaysDenied: DEFAULT_ALWAYS_DENIED, dnsPort: 53, store, events: createEventSink(db, systemClock), clock: systemClock,
-    logger, checkIntervalMs: 3_600_000, retireDelayMs: 20,
+    table: T2,
+    alwaysDenied: DEFAULT_ALWAYS_DENIED,
+    dnsPort: 53,
+    store,
+    events: createEventSink(db, systemClock),
+    clock: systemClock,
+    logger,
+    checkIntervalMs: 3_600_000,
+    retireDelayMs: 20,
   });
   try {
     store.update(id, 100, { policy: syntheticPolicy(2) });
@@ -112,7 +149,10 @@ it('a retire that fails is logged, keeps what it had to delete, and a rebuild st
     // The table goes before the scheduled retire runs: its transaction fails.
     await runNft(['delete', 'table', 'inet', T2]);
     for (let i = 0; i < 50 && !logged.some((l) => l.includes('could not retire')); i++) await new Promise((r) => setTimeout(r, 20));
-    assert.ok(logged.some((l) => l.includes('could not retire replaced nft chains')), `not logged: ${logged.join('')}`);
+    assert.ok(
+      logged.some((l) => l.includes('could not retire replaced nft chains')),
+      `not logged: ${logged.join('')}`,
+    );
     // Still owed, so asking again fails again rather than pretending it is done.
     try {
       await fw2.settle();

@@ -11,7 +11,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { addResolvedAddresses, compileDeleteTable, compileNetwork, compileRemoveNetwork, compileRetire, compileTable } from '../../../netfilter/compile.ts';
+import {
+  addResolvedAddresses,
+  compileDeleteTable,
+  compileNetwork,
+  compileRemoveNetwork,
+  compileRetire,
+  compileTable,
+} from '../../../netfilter/compile.ts';
 import type { NftDocument } from '../../../netfilter/json.ts';
 import { DEFAULT_ALWAYS_DENIED, type NetfilterInput, type NetworkInput } from '../../../netfilter/model.ts';
 import { encodeDocument, Unencodable } from '../../../netfilter/netlink.ts';
@@ -39,7 +46,9 @@ test.after(async () => {
 /** The table as the kernel lists it, without what differs by nature: table name, handles, element expiry countdowns. */
 async function normalized(table: string): Promise<unknown> {
   const text = JSON.stringify(await listTable(table));
-  return JSON.parse(text.replaceAll(`"${table}"`, '"T"'), (key, value: unknown) => (key === 'handle' || key === 'expires' ? undefined : value));
+  return JSON.parse(text.replaceAll(`"${table}"`, '"T"'), (key, value: unknown) =>
+    key === 'handle' || key === 'expires' ? undefined : value,
+  );
 }
 
 /** The kernel's bytecode of the table (`nft --debug=netlink`): registers, lengths and all, without handles and expiry countdowns. */
@@ -94,36 +103,68 @@ it('every per-network document leaves the same ruleset applied as JSON, as text 
   const audit: NetworkInput = { ...a0, policy: fullPolicy({ mode: 'audit', logging: false, metrics: false }) };
   const sets0 = networkNameSets(a0).map((s) => s.name);
   await step('a: audit mode, generation 1', (t) => compileNetwork(input(t), audit, 1, sets0), true);
-  await step('a: resolved addresses with timeouts', (t) => addResolvedAddresses(t, audit, { host: 'pypi.org' }, [{ addr: '192.0.2.7', timeoutS: 120 }, { addr: '2001:db8::7', timeoutS: 60 }]));
+  await step('a: resolved addresses with timeouts', (t) =>
+    addResolvedAddresses(t, audit, { host: 'pypi.org' }, [
+      { addr: '192.0.2.7', timeoutS: 120 },
+      { addr: '2001:db8::7', timeoutS: 60 },
+    ]),
+  );
 
-  const narrowed: NetworkInput = { ...a0, policy: validateNetworkPolicy({ name: 'narrow', outbound: [
-    { action: 'allow', protocol: 'udp', destination: '198.51.100.0/24', port: { from: 1000, to: 2000 } },
-    { action: 'deny', protocol: 'icmp', destination: '2001:db8::/32' },
-    { action: 'allow', protocol: 'tcp', destination: 'files.example.test', port: 443 },
-  ] }) };
+  const narrowed: NetworkInput = {
+    ...a0,
+    policy: validateNetworkPolicy({
+      name: 'narrow',
+      outbound: [
+        { action: 'allow', protocol: 'udp', destination: '198.51.100.0/24', port: { from: 1000, to: 2000 } },
+        { action: 'deny', protocol: 'icmp', destination: '2001:db8::/32' },
+        { action: 'allow', protocol: 'tcp', destination: 'files.example.test', port: 443 },
+      ],
+    }),
+  };
   await step('a: another policy, generation 2', (t) => compileNetwork(input(t), narrowed, 2, sets0), true);
   // Every other shape a policy rule compiles to: prefixes on and off byte boundaries, /0, a bare
   // IPv6 address, single ports and ranges in both directions, protocols without ports.
-  const odd: NetworkInput = { ...a0, policy: validateNetworkPolicy({ name: 'odd', outbound: [
-    { action: 'allow', protocol: 'tcp', destination: '198.18.16.0/20', port: 8080 },
-    { action: 'deny', protocol: 'udp', destination: '2001:db8:8::/61', port: 53 },
-    { action: 'allow', protocol: 'all', destination: '0.0.0.0/0' },
-    { action: 'allow', protocol: 'udp', destination: '2001:db8::5', port: { from: 1, to: 1 } },
-    { action: 'allow', protocol: 'tcp' },
-    { action: 'deny', protocol: 'icmp', destination: '2001:db8:1::/48' },
-    { action: 'allow', protocol: 'icmp', destination: '192.0.2.0/25' },
-  ], inbound: [
-    { action: 'allow', protocol: 'udp', source: '203.0.113.0/28', port: { from: 5000, to: 5999 } },
-    { action: 'deny', protocol: 'tcp', source: '::/0' },
-    { action: 'allow', protocol: 'all', source: 'ci.example.test' },
-  ] }) };
-  await step('a: odd shapes, generation 3', (t) => compileNetwork(input(t), odd, 3, networkNameSets(narrowed).map((s) => s.name)), true);
+  const odd: NetworkInput = {
+    ...a0,
+    policy: validateNetworkPolicy({
+      name: 'odd',
+      outbound: [
+        { action: 'allow', protocol: 'tcp', destination: '198.18.16.0/20', port: 8080 },
+        { action: 'deny', protocol: 'udp', destination: '2001:db8:8::/61', port: 53 },
+        { action: 'allow', protocol: 'all', destination: '0.0.0.0/0' },
+        { action: 'allow', protocol: 'udp', destination: '2001:db8::5', port: { from: 1, to: 1 } },
+        { action: 'allow', protocol: 'tcp' },
+        { action: 'deny', protocol: 'icmp', destination: '2001:db8:1::/48' },
+        { action: 'allow', protocol: 'icmp', destination: '192.0.2.0/25' },
+      ],
+      inbound: [
+        { action: 'allow', protocol: 'udp', source: '203.0.113.0/28', port: { from: 5000, to: 5999 } },
+        { action: 'deny', protocol: 'tcp', source: '::/0' },
+        { action: 'allow', protocol: 'all', source: 'ci.example.test' },
+      ],
+    }),
+  };
+  await step(
+    'a: odd shapes, generation 3',
+    (t) =>
+      compileNetwork(
+        input(t),
+        odd,
+        3,
+        networkNameSets(narrowed).map((s) => s.name),
+      ),
+    true,
+  );
   await step('b: isolated, generation 1', (t) => compileNetwork(input(t), { ...b0, isolated: true }, 1), true);
   await step('b: open again, generation 2', (t) => compileNetwork(input(t), b0, 2), true);
   const stale = sets0.filter((s) => !networkNameSets(narrowed).some((n) => n.name === s));
-  await step('a: retire generations 0 and 1 and the unused sets', (t) => compileRetire(t, 'aaaa1111', 3, { retired: [0, 1, 2], staleSets: stale }));
+  await step('a: retire generations 0 and 1 and the unused sets', (t) =>
+    compileRetire(t, 'aaaa1111', 3, { retired: [0, 1, 2], staleSets: stale }),
+  );
   await step('remove b', (t) => compileRemoveNetwork(t, b0, { gens: [0, 1, 2], sets: [] }));
-  await step('remove a', (t) => compileRemoveNetwork(t, odd, { gens: [3], sets: [...networkNameSets(narrowed), ...networkNameSets(odd)].map((s) => s.name) }));
+  await step('remove a', (t) =>
+    compileRemoveNetwork(t, odd, { gens: [3], sets: [...networkNameSets(narrowed), ...networkNameSets(odd)].map((s) => s.name) }),
+  );
 });
 
 it('a batch the kernel refuses changes nothing and goes to nft, which explains the refusal', async () => {
@@ -131,12 +172,17 @@ it('a batch the kernel refuses changes nothing and goes to nft, which explains t
   const before = await bytecode(N);
   const fallbacks: string[] = [];
   // The second rule names a chain that does not exist: the whole batch is refused, the first rule included.
-  const doc: NftDocument = { nftables: [
-    { add: { chain: { family: 'inet', table: N, name: 'probe' } } },
-    { add: { rule: { family: 'inet', table: N, chain: 'probe', expr: [{ accept: null }] } } },
-    { add: { rule: { family: 'inet', table: N, chain: 'absent_chain', expr: [{ drop: null }] } } },
-  ] };
-  const err = await applyDocument(doc, { onNetlinkFallback: (r) => fallbacks.push(r) }).then(() => null, (e: unknown) => e);
+  const doc: NftDocument = {
+    nftables: [
+      { add: { chain: { family: 'inet', table: N, name: 'probe' } } },
+      { add: { rule: { family: 'inet', table: N, chain: 'probe', expr: [{ accept: null }] } } },
+      { add: { rule: { family: 'inet', table: N, chain: 'absent_chain', expr: [{ drop: null }] } } },
+    ],
+  };
+  const err = await applyDocument(doc, { onNetlinkFallback: (r) => fallbacks.push(r) }).then(
+    () => null,
+    (e: unknown) => e,
+  );
   assert.instance(err, NftError);
   assert.match((err as NftError).stderr, /No such file or directory/);
   assert.equal(fallbacks.length, 1);
@@ -146,10 +192,12 @@ it('a batch the kernel refuses changes nothing and goes to nft, which explains t
 
 it('without a usable netlink helper the same document goes through nft', async () => {
   const fallbacks: string[] = [];
-  const doc: NftDocument = { nftables: [
-    { add: { chain: { family: 'inet', table: N, name: 'probe2' } } },
-    { add: { rule: { family: 'inet', table: N, chain: 'probe2', comment: 'p', expr: [{ accept: null }] } } },
-  ] };
+  const doc: NftDocument = {
+    nftables: [
+      { add: { chain: { family: 'inet', table: N, name: 'probe2' } } },
+      { add: { rule: { family: 'inet', table: N, chain: 'probe2', comment: 'p', expr: [{ accept: null }] } } },
+    ],
+  };
   await applyDocument(doc, { perlPath: '/nonexistent/perl', onNetlinkFallback: (r) => fallbacks.push(r) });
   assert.equal(fallbacks.length, 1);
   assert.match(fallbacks[0]!, /ENOENT/);
@@ -173,10 +221,12 @@ it('a helper that does not answer is stopped after the timeout and nft applies t
 
 it('a namespace deleted and made again under the same name gets its batches, not the old one', async () => {
   const ns = `dnl-${N.slice(-6)}`;
-  const doc = (chain: string): NftDocument => ({ nftables: [
-    { add: { chain: { family: 'inet', table: N, name: chain } } },
-    { add: { rule: { family: 'inet', table: N, chain, expr: [{ accept: null }] } } },
-  ] });
+  const doc = (chain: string): NftDocument => ({
+    nftables: [
+      { add: { chain: { family: 'inet', table: N, name: chain } } },
+      { add: { rule: { family: 'inet', table: N, chain, expr: [{ accept: null }] } } },
+    ],
+  });
   const inNs = { netns: ns, onNetlinkFallback: (r: string) => assert.unreachable(r) };
   try {
     for (const chain of ['first', 'second']) {
@@ -189,7 +239,10 @@ it('a namespace deleted and made again under the same name gets its batches, not
     // Gone altogether: no helper is started, and nft says why it cannot apply either.
     spawnSync('ip', ['netns', 'del', ns]);
     const fallbacks: string[] = [];
-    const err = await applyDocument(doc('third'), { netns: ns, onNetlinkFallback: (r) => fallbacks.push(r) }).then(() => null, (e: unknown) => e);
+    const err = await applyDocument(doc('third'), { netns: ns, onNetlinkFallback: (r) => fallbacks.push(r) }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     assert.instance(err, NftError);
     assert.equal(fallbacks, [`network namespace ${ns} not found`]);
   } finally {

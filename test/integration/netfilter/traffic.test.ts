@@ -34,8 +34,15 @@ const nft: NftOptions = { netns: NS.rtr };
 const servers: ChildProcess[] = [];
 
 const net = (extra: Partial<NetworkInput>): NetworkInput => ({
-  id: 'net_traffic', short: 'traffic', bridge: IF.bridge, subnetV4: '10.250.1.0/24', gatewayV4: GW,
-  isolated: false, policy: null, dns: { address: GW, port: 5353 }, ...extra,
+  id: 'net_traffic',
+  short: 'traffic',
+  bridge: IF.bridge,
+  subnetV4: '10.250.1.0/24',
+  gatewayV4: GW,
+  isolated: false,
+  policy: null,
+  dns: { address: GW, port: 5353 },
+  ...extra,
 });
 const input = (n: NetworkInput): NetfilterInput => ({ table: T, alwaysDenied: DEFAULT_ALWAYS_DENIED, networks: [n] });
 const policy = (outbound: unknown[], extra: Record<string, unknown> = {}) => validateNetworkPolicy({ name: 't', outbound, ...extra });
@@ -73,7 +80,9 @@ s.once('data', () => {
 });`;
 
 async function server(ns: string, addr: string, ports: number[]): Promise<void> {
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SERVER, addr, ...ports.map(String)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SERVER, addr, ...ports.map(String)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   servers.push(child);
   const [line] = (await once(child.stdout, 'data')) as [Buffer];
   assert.match(line.toString(), 'listening');
@@ -81,7 +90,9 @@ async function server(ns: string, addr: string, ports: number[]): Promise<void> 
 
 /** Connects from the sandbox namespace: 'open' when the echo came back, 'blocked' otherwise. */
 async function connect(host: string, port: number, timeoutMs = 800): Promise<string> {
-  const child = spawn('ip', ['netns', 'exec', NS.sbx, process.execPath, '-e', CLIENT, host, String(port), String(timeoutMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('ip', ['netns', 'exec', NS.sbx, process.execPath, '-e', CLIENT, host, String(port), String(timeoutMs)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   await once(child, 'close');
@@ -93,10 +104,26 @@ test.before(async () => {
   for (const ns of Object.values(NS)) sh(['netns', 'add', ns]);
   sh(['-n', NS.rtr, 'link', 'add', IF.bridge, 'type', 'veth', 'peer', 'name', IF.sbx, 'netns', NS.sbx]);
   sh(['-n', NS.rtr, 'link', 'add', IF.up, 'type', 'veth', 'peer', 'name', IF.inet, 'netns', NS.net]);
-  for (const [ns, dev, addr] of [[NS.sbx, IF.sbx, '10.250.1.2/24'], [NS.rtr, IF.bridge, `${GW}/24`], [NS.rtr, IF.up, '198.51.100.1/30'], [NS.net, IF.inet, '198.51.100.2/30'], [NS.net, 'lo', `${FAKE}/32`], [NS.net, 'lo', `${METADATA}/32`]] as const) {
+  for (const [ns, dev, addr] of [
+    [NS.sbx, IF.sbx, '10.250.1.2/24'],
+    [NS.rtr, IF.bridge, `${GW}/24`],
+    [NS.rtr, IF.up, '198.51.100.1/30'],
+    [NS.net, IF.inet, '198.51.100.2/30'],
+    [NS.net, 'lo', `${FAKE}/32`],
+    [NS.net, 'lo', `${METADATA}/32`],
+  ] as const) {
     sh(['-n', ns, 'addr', 'add', addr, 'dev', dev]);
   }
-  for (const [ns, dev] of [[NS.sbx, IF.sbx], [NS.sbx, 'lo'], [NS.rtr, IF.bridge], [NS.rtr, IF.up], [NS.rtr, 'lo'], [NS.net, IF.inet], [NS.net, 'lo']]) sh(['-n', ns!, 'link', 'set', dev!, 'up']);
+  for (const [ns, dev] of [
+    [NS.sbx, IF.sbx],
+    [NS.sbx, 'lo'],
+    [NS.rtr, IF.bridge],
+    [NS.rtr, IF.up],
+    [NS.rtr, 'lo'],
+    [NS.net, IF.inet],
+    [NS.net, 'lo'],
+  ])
+    sh(['-n', ns!, 'link', 'set', dev!, 'up']);
   sh(['-n', NS.sbx, 'route', 'add', 'default', 'via', GW]);
   sh(['-n', NS.net, 'route', 'add', 'default', 'via', '198.51.100.1']);
   for (const dst of [FAKE, METADATA]) sh(['-n', NS.rtr, 'route', 'add', `${dst}/32`, 'via', '198.51.100.2']);
@@ -110,7 +137,11 @@ test.before(async () => {
 
 test.after(async () => {
   if (skip) return;
-  for (const s of servers) if (s.exitCode === null) { s.kill('SIGKILL'); await once(s, 'close'); }
+  for (const s of servers)
+    if (s.exitCode === null) {
+      s.kill('SIGKILL');
+      await once(s, 'close');
+    }
   for (const ns of Object.values(NS)) spawnSync('ip', ['netns', 'del', ns]);
 });
 
@@ -138,10 +169,12 @@ it('enforce: the allowed port connects, the rest is dropped and counted', async 
 });
 
 it('deny wins over a broader allow', async () => {
-  const n = net({ policy: policy([
-    { action: 'allow', protocol: 'tcp', destination: '203.0.113.0/24' },
-    { action: 'deny', protocol: 'tcp', destination: FAKE, port: 8081 },
-  ]) });
+  const n = net({
+    policy: policy([
+      { action: 'allow', protocol: 'tcp', destination: '203.0.113.0/24' },
+      { action: 'deny', protocol: 'tcp', destination: FAKE, port: 8081 },
+    ]),
+  });
   await applyNetwork(input(n), n, nft);
   assert.is(await connect(FAKE, 8080), 'open');
   assert.is(await connect(FAKE, 8081), 'blocked');
@@ -164,7 +197,7 @@ it('a host-name rule allows the resolved address until its timeout', async () =>
   assert.is(await connect(FAKE, 8080), 'blocked', 'nothing resolved yet');
   await applyDocument(addResolvedAddresses(T, n, { direction: 'outbound', index: 0 }, [{ addr: FAKE, timeoutS: 2 }]), nft);
   assert.is(await connect(FAKE, 8080), 'open');
-  assert.is(await connect(FAKE, 8081), 'blocked', 'only the rule\'s port');
+  assert.is(await connect(FAKE, 8081), 'blocked', "only the rule's port");
   await sleep(2500);
   assert.is(await connect(FAKE, 8080), 'blocked', 'expired');
 });
@@ -181,7 +214,9 @@ it('isolation cuts an established connection and everything new, the resolver in
 
 /** Opens a connection, runs `between`, then sends again: 'alive' if the echo comes back, 'cut' if not. */
 async function holdThenSend(between: () => Promise<unknown>): Promise<string> {
-  const held = spawn('ip', ['netns', 'exec', NS.sbx, process.execPath, '-e', CLIENT, FAKE, '8080', '3000', 'hold'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const held = spawn('ip', ['netns', 'exec', NS.sbx, process.execPath, '-e', CLIENT, FAKE, '8080', '3000', 'hold'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   let out = '';
   held.stdout.on('data', (d: Buffer) => (out += d.toString()));
   while (!out.includes('ready') && held.exitCode === null) await sleep(20);

@@ -26,7 +26,11 @@ const nets = () => rt.networks!.manager;
 
 test('audit mode drops nothing, records what it would have dropped, and proposes the minimal allow policy', async () => {
   const n = await nets().create(caller, { name: 'shadow', enableDNS: false });
-  await nets().applyPolicy(caller, n.id, { name: 'shadow', mode: 'audit', outbound: [{ action: 'allow', protocol: 'tcp', destination: `${WEB}/32`, port: 80 }] });
+  await nets().applyPolicy(caller, n.id, {
+    name: 'shadow',
+    mode: 'audit',
+    outbound: [{ action: 'allow', protocol: 'tcp', destination: `${WEB}/32`, port: 80 }],
+  });
   const sb = await rt.sandboxes.create({ image: BASE, securityPolicy: { allowNetwork: true }, networkMode: n.id }, caller);
   await fi.assertRoute(WEB);
   const t = token();
@@ -39,9 +43,15 @@ test('audit mode drops nothing, records what it would have dropped, and proposes
   // Metadata is still dropped in audit mode.
   assert.is((await tcpProbe(rt, sb.id, '169.254.169.254', 80, token(), 1)).ok, false);
   const obs = rt.networks!.store.observations(n.id);
-  assert.ok(obs.some((o) => o.remote === WEB && o.port === 8080 && o.proto === 'tcp'), JSON.stringify(obs));
+  assert.ok(
+    obs.some((o) => o.remote === WEB && o.port === 8080 && o.proto === 'tcp'),
+    JSON.stringify(obs),
+  );
   const rec = nets().get(caller, n.id);
-  const proposal = proposePolicy(rec.policy, obs.map((o) => ({ direction: o.direction, proto: o.proto as 'tcp', remote: o.remote, port: o.port, count: o.count })));
+  const proposal = proposePolicy(
+    rec.policy,
+    obs.map((o) => ({ direction: o.direction, proto: o.proto as 'tcp', remote: o.remote, port: o.port, count: o.count })),
+  );
   assert.ok(proposal.added.some((a) => a.destination === `${WEB}/32` && a.port === 8080));
   assert.match(proposal.diff, /\+ allow tcp/);
   // Applying the proposal in enforce mode keeps what was observed working.

@@ -16,9 +16,14 @@ import path from 'node:path';
 import { DenyLogReader, type TimedDenyRecord } from '../../../runtime/network/denylog.ts';
 
 const test = suite('denylog (kernel)');
-const skip = process.getuid?.() !== 0 ? 'needs root'
-  : spawnSync('nft', ['--version']).status !== 0 ? 'nft is not installed'
-    : spawnSync('ip', ['-V']).status !== 0 ? 'iproute2 is not installed' : null;
+const skip =
+  process.getuid?.() !== 0
+    ? 'needs root'
+    : spawnSync('nft', ['--version']).status !== 0
+      ? 'nft is not installed'
+      : spawnSync('ip', ['-V']).status !== 0
+        ? 'iproute2 is not installed'
+        : null;
 const it = (name: string, fn: () => Promise<void> | void) => (skip ? test.skip(name, fn) : test(name, fn));
 if (skip) console.log(`skipping deny log tests: ${skip}`);
 
@@ -49,23 +54,31 @@ async function setUp(): Promise<void> {
   ip(['-n', NS, 'link', 'set', IF.b, 'up']);
   ip(['-n', NS, 'addr', 'add', '192.0.2.1/24', 'dev', IF.a]);
   ip(['-n', NS, 'route', 'add', '198.51.100.0/24', 'dev', IF.a]);
-  writeFileSync(nftFile, `table inet ${TABLE} {
+  writeFileSync(
+    nftFile,
+    `table inet ${TABLE} {
   chain egress_test {
     type filter hook output priority 0; policy accept;
     ip daddr ${TARGET} tcp dport 4444 log prefix "dir:abcd1234:o0: " drop
     ip daddr ${TARGET} tcp dport 4445 log prefix "dira:abcd1234:o.default: " drop
   }
 }
-`);
+`,
+  );
   const r = spawnSync('ip', ['netns', 'exec', NS, 'nft', '-f', nftFile], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`nft -f: ${r.stderr}`);
-  await reader.start((rec) => { if (rec.short === 'abcd1234') records.push(rec); });
+  await reader.start((rec) => {
+    if (rec.short === 'abcd1234') records.push(rec);
+  });
 }
 
 test.before(async () => {
   if (skip) return;
   // uvu's runner swallows a before-hook error (after still runs): print it.
-  await setUp().catch((err: unknown) => { console.error('deny log test setup failed:', err); throw err; });
+  await setUp().catch((err: unknown) => {
+    console.error('deny log test setup failed:', err);
+    throw err;
+  });
 });
 
 test.after(async () => {
@@ -81,8 +94,18 @@ test.after(async () => {
 async function connectFromNamespace(port: number): Promise<void> {
   const route = ip(['-n', NS, 'route', 'get', TARGET]);
   assert.match(route, `dev ${IF.a}`, 'the fake route stays inside the namespace');
-  const client = spawn('ip', ['netns', 'exec', NS, process.execPath, '-e',
-    `require('node:net').connect(${port}, '${TARGET}').on('error', () => {}); setTimeout(() => process.exit(0), 300);`], { stdio: 'ignore' });
+  const client = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      NS,
+      process.execPath,
+      '-e',
+      `require('node:net').connect(${port}, '${TARGET}').on('error', () => {}); setTimeout(() => process.exit(0), 300);`,
+    ],
+    { stdio: 'ignore' },
+  );
   await once(client, 'exit');
 }
 

@@ -68,7 +68,9 @@ test('a name the policy does not allow is refused, never forwarded, and reported
   assert.is(r.ok, false);
   await sleep(200);
   assert.not.ok(upstreamSaw('evil.example.test'), 'a refused name reached the upstream');
-  const ev = await eventually(() => rt.events.list({ type: 'dns_denied', networkId, limit: 50 }).find((e) => e.details.name === 'evil.example.test'));
+  const ev = await eventually(() =>
+    rt.events.list({ type: 'dns_denied', networkId, limit: 50 }).find((e) => e.details.name === 'evil.example.test'),
+  );
   assert.is(ev.sandboxId, sandboxId);
   assert.is(ev.details.reason, 'not_allowed');
   assert.is((await tcpProbe(rt, sandboxId, WEB2, 80, token(), 1.5)).ok, false);
@@ -81,7 +83,9 @@ test('a tunnelling query under a refused name never leaves the host', async () =
   assert.is(r.ok, false);
   await sleep(200);
   assert.not.ok(upstreamSaw(label.slice(0, 20)), 'the tunnelling query reached the upstream');
-  const ev = await eventually(() => rt.events.list({ type: 'dns_denied', networkId, limit: 100 }).find((e) => String(e.details.name).startsWith(label.slice(0, 20))));
+  const ev = await eventually(() =>
+    rt.events.list({ type: 'dns_denied', networkId, limit: 100 }).find((e) => String(e.details.name).startsWith(label.slice(0, 20))),
+  );
   assert.is(ev.details.suspectedTunnel, true);
   assert.is(ev.severity, 'high');
 });
@@ -89,7 +93,9 @@ test('a tunnelling query under a refused name never leaves the host', async () =
 test('an allowed name resolving into an always-denied range is refused (rebinding guard)', async () => {
   const r = await dnsProbe(rt, sandboxId, 'rebind.example.test', 'system');
   assert.is(r.ok, false, JSON.stringify(r));
-  const ev = await eventually(() => rt.events.list({ type: 'dns_denied', networkId, limit: 100 }).find((e) => e.details.name === 'rebind.example.test'));
+  const ev = await eventually(() =>
+    rt.events.list({ type: 'dns_denied', networkId, limit: 100 }).find((e) => e.details.name === 'rebind.example.test'),
+  );
   assert.is(ev.details.reason, 'rebinding');
 });
 

@@ -125,7 +125,10 @@ test('a policy change on a running sandbox applies to new connections at once', 
   const n = await network({ name: 'before', outbound: [] });
   const sb = await sandboxOn(n.id);
   assert.is(await reaches(sb.id, WEB, 5000), false);
-  await nets().applyPolicy(caller, n.id, { name: 'after', outbound: [{ action: 'allow', protocol: 'tcp', destination: `${WEB}/32`, port: 5000 }] });
+  await nets().applyPolicy(caller, n.id, {
+    name: 'after',
+    outbound: [{ action: 'allow', protocol: 'tcp', destination: `${WEB}/32`, port: 5000 }],
+  });
   assert.is(await reaches(sb.id, WEB, 5000), true);
   await nets().allowAccess(caller, n.id, { destinations: [{ host: WEB2, port: 443, protocol: 'tcp' }] });
   assert.is(await reaches(sb.id, WEB2, 443), true);
@@ -185,7 +188,12 @@ test('sandbox → host gateway and host services are blocked', async () => {
   const sb = await sandboxOn(n.id);
   const { createServer } = await import('node:net');
   const seen: string[] = [];
-  const server = createServer((s) => s.on('data', (d: Buffer) => { seen.push(d.toString()); s.end('ok\n'); }));
+  const server = createServer((s) =>
+    s.on('data', (d: Buffer) => {
+      seen.push(d.toString());
+      s.end('ok\n');
+    }),
+  );
   await new Promise<void>((r) => server.listen(0, '0.0.0.0', r));
   const port = (server.address() as { port: number }).port;
   try {
@@ -240,7 +248,7 @@ test('counters and events match what was sent', async () => {
   assert.match(metrics, new RegExp(`network="${n.name}",verdict="denied"`));
 });
 
-test('removing Director\'s table from outside is detected, repaired, and reported', async () => {
+test("removing Director's table from outside is detected, repaired, and reported", async () => {
   const n = await network({ name: 'tamper', outbound: [] });
   const sb = await sandboxOn(n.id);
   await runNft(['delete', 'table', 'inet', rt.config.nftTable]);
@@ -254,14 +262,21 @@ test('a policy change is in force when applyPolicy returns; the replaced rules a
   const n = await network({ name: 'v1', outbound: [{ action: 'allow', protocol: 'tcp', destination: `${WEB}/32`, port: 80 }] });
   const sb = await sandboxOn(n.id);
   assert.is(await reaches(sb.id, WEB, 80), true);
-  const v2 = await nets().applyPolicy(caller, n.id, { name: 'v2', outbound: [{ action: 'allow', protocol: 'tcp', destination: `${WEB2}/32`, port: 80 }] });
+  const v2 = await nets().applyPolicy(caller, n.id, {
+    name: 'v2',
+    outbound: [{ action: 'allow', protocol: 'tcp', destination: `${WEB2}/32`, port: 80 }],
+  });
   assert.is(await reaches(sb.id, WEB, 80), false, 'the old allow is out of force');
   assert.is(await reaches(sb.id, WEB2, 80), true, 'the new allow is in force');
   const view = async () => (await rt.networks!.firewall.view(v2))!;
   const { generation } = await eventually(async () => ((await view()).generations.length === 1 ? view() : undefined), 5000, 50);
   const listing = await runNft(['list', 'table', 'inet', rt.config.nftTable]);
   const g = String(generation);
-  assert.equal([...listing.matchAll(new RegExp(`chain net_${n.short}_(out|in|host)_g(\\d+)`, 'g'))].map((m) => m[2]), [g, g, g], 'only the generation in force is left');
+  assert.equal(
+    [...listing.matchAll(new RegExp(`chain net_${n.short}_(out|in|host)_g(\\d+)`, 'g'))].map((m) => m[2]),
+    [g, g, g],
+    'only the generation in force is left',
+  );
   // A change then a delete before the replaced generation is retired: nothing is left either.
   await rt.sandboxes.delete(caller, sb.id);
   await nets().applyPolicy(caller, n.id, { name: 'v3', outbound: [] });
@@ -283,7 +298,9 @@ test('deleting networks leaves no chain, set, map element or bridge behind', asy
   const listing = await runNft(['list', 'table', 'inet', rt.config.nftTable]);
   assert.not.match(listing, n.short);
   assert.not.match(listing, n.bridge);
-  const links = await runNft(['list', 'tables']).then(() => import('node:child_process')).then((cp) => cp.execFileSync('ip', ['-o', 'link']).toString());
+  const links = await runNft(['list', 'tables'])
+    .then(() => import('node:child_process'))
+    .then((cp) => cp.execFileSync('ip', ['-o', 'link']).toString());
   assert.not.match(links, n.bridge);
 });
 

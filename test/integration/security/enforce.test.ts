@@ -12,7 +12,15 @@ const test = suite('security-enforce');
 let rt: TestRuntime;
 let sec: Security;
 const actor = { workspace: caller.workspace, actor: caller.actor };
-const OPEN = { allowFilesystem: true, allowNetwork: true, allowExec: true, maxProcesses: 1024, maxOpenFiles: 1024, readOnlyRoot: false, noPrivileges: true as const };
+const OPEN = {
+  allowFilesystem: true,
+  allowNetwork: true,
+  allowExec: true,
+  maxProcesses: 1024,
+  maxOpenFiles: 1024,
+  readOnlyRoot: false,
+  noPrivileges: true as const,
+};
 
 test.before(async () => {
   rt = testRuntime();
@@ -47,7 +55,11 @@ test('after enforcing maxProcesses 32, forks beyond 32 processes fail and are re
 });
 
 test('a profile at create reaches the container: pids cgroup and RLIMIT_NOFILE', async () => {
-  const p = sec.profiles.create(actor, { name: 'small', level: 'custom', constraints: { ...OPEN, allowNetwork: false, maxProcesses: 24, maxOpenFiles: 128 } });
+  const p = sec.profiles.create(actor, {
+    name: 'small',
+    level: 'custom',
+    constraints: { ...OPEN, allowNetwork: false, maxProcesses: 24, maxOpenFiles: 128 },
+  });
   const rec = await rt.sandboxes.create({ image: BUSYBOX, profileId: p.id }, caller);
   assert.is(rec.spec.profileId, p.id);
   assert.is((await rt.engine.stats(rec.containerId!)).pidsLimit, 24);

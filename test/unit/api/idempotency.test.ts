@@ -1,8 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  canonicalJson, DEFAULT_IDEMPOTENCY_TTL_MS, fingerprint, IdempotencyStore, parseIdempotencyKey,
-} from '../../../api/idempotency.ts';
+import { canonicalJson, DEFAULT_IDEMPOTENCY_TTL_MS, fingerprint, IdempotencyStore, parseIdempotencyKey } from '../../../api/idempotency.ts';
 import { DirectorError } from '../../../core/errors.ts';
 import { openDb } from '../../../core/db.ts';
 
@@ -11,7 +9,12 @@ const BODY = { image: 'python:3.12', resources: { cpu: 1, memoryMb: 512 }, label
 const FP = fingerprint('POST', ROUTE, BODY);
 
 function fresh(ttlMs?: number) {
-  const clock = { now: 1_000_000, nowMs(): number { return this.now; } };
+  const clock = {
+    now: 1_000_000,
+    nowMs(): number {
+      return this.now;
+    },
+  };
   const db = openDb('/tmp/unused', ':memory:');
   return { clock, db, store: new IdempotencyStore(db, { clock, ...(ttlMs === undefined ? {} : { ttlMs }) }) };
 }
@@ -140,7 +143,10 @@ test('purgeExpired deletes only expired keys', () => {
   assert.is(store.purgeExpired(), 1);
   assert.is(store.purgeExpired(), 0);
   const rows = db.sql.prepare('SELECT key FROM idempotency_keys').all() as { key: string }[];
-  assert.equal(rows.map((r) => r.key), ['young']);
+  assert.equal(
+    rows.map((r) => r.key),
+    ['young'],
+  );
 });
 
 test('the same key in two workspaces is two independent keys', () => {

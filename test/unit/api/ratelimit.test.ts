@@ -1,6 +1,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { classify, DEFAULT_RATE_LIMITS, RateLimiter, rateLimitError, setRateLimitHeaders, type RateClass, type RateDecision } from '../../../api/ratelimit.ts';
+import {
+  classify,
+  DEFAULT_RATE_LIMITS,
+  RateLimiter,
+  rateLimitError,
+  setRateLimitHeaders,
+  type RateClass,
+  type RateDecision,
+} from '../../../api/ratelimit.ts';
 
 /** The headers {@link setRateLimitHeaders} puts on a reply. */
 function rateLimitHeaders(d: RateDecision): Record<string, string> {
@@ -14,7 +22,12 @@ import { DirectorError } from '../../../core/errors.ts';
 const T0 = 1_625_097_600_000;
 
 function limiter(opts: ConstructorParameters<typeof RateLimiter>[0] = {}, startMs = T0) {
-  const clock = { now: startMs, nowMs(): number { return this.now; } };
+  const clock = {
+    now: startMs,
+    nowMs(): number {
+      return this.now;
+    },
+  };
   return { clock, rl: new RateLimiter({ clock, ...opts }) };
 }
 
@@ -149,11 +162,21 @@ test('rounds a sub-second reset up to the next whole second in both reset header
 
 test('the reset headers follow the window as it moves, and back (the formatted instant is cached)', () => {
   const { rl, clock } = limiter({ limits: { auth: 1 } }, T0 + 20_000);
-  for (const [at, reset] of [[T0 + 20_000, T0 + 60_000], [T0 + 20_001, T0 + 60_000], [T0 + 61_000, T0 + 120_000], [T0 + 20_000, T0 + 60_000]] as const) {
+  for (const [at, reset] of [
+    [T0 + 20_000, T0 + 60_000],
+    [T0 + 20_001, T0 + 60_000],
+    [T0 + 61_000, T0 + 120_000],
+    [T0 + 20_000, T0 + 60_000],
+  ] as const) {
     clock.now = at;
     const iso = new Date(reset).toISOString().replace('.000Z', 'Z');
     const first = rateLimitHeaders(rl.take('auth', `ip:${at}`));
-    assert.equal(first, { 'x-ratelimit-limit': '1', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(reset / 1000), 'x-ratelimit-reset-time': iso });
+    assert.equal(first, {
+      'x-ratelimit-limit': '1',
+      'x-ratelimit-remaining': '0',
+      'x-ratelimit-reset': String(reset / 1000),
+      'x-ratelimit-reset-time': iso,
+    });
     const refused = rateLimitHeaders(rl.take('auth', `ip:${at}`));
     assert.equal(refused, { ...first, 'retry-after': String(Math.ceil((reset - at) / 1000)) });
   }

@@ -8,7 +8,12 @@ import { chainHash, GENESIS_HASH } from '../../../api/audit/chain.ts';
 import { AuditLog, type AuditInput } from '../../../api/audit/log.ts';
 import { openDb } from '../../../core/db.ts';
 
-const clock = { ms: Date.UTC(2030, 0, 1), nowMs(): number { return this.ms; } };
+const clock = {
+  ms: Date.UTC(2030, 0, 1),
+  nowMs(): number {
+    return this.ms;
+  },
+};
 
 function fresh() {
   const db = openDb('/nonexistent', ':memory:');
@@ -16,8 +21,17 @@ function fresh() {
 }
 
 const input = (n: number, over: Partial<AuditInput> = {}): AuditInput => ({
-  actor: 'usr_aaaaaaaaaaaaaaaa', username: 'alice', workspace: 'wsp_one', action: 'POST /v1/sandboxes', target: `sbx_${String(n).padStart(16, '0')}`,
-  outcome: 'success', status: 201, requestId: `req_${n}`, source: '127.0.0.1', userAgent: 'test', ...over,
+  actor: 'usr_aaaaaaaaaaaaaaaa',
+  username: 'alice',
+  workspace: 'wsp_one',
+  action: 'POST /v1/sandboxes',
+  target: `sbx_${String(n).padStart(16, '0')}`,
+  outcome: 'success',
+  status: 201,
+  requestId: `req_${n}`,
+  source: '127.0.0.1',
+  userAgent: 'test',
+  ...over,
 });
 
 function fill(log: AuditLog, n: number) {
@@ -48,14 +62,14 @@ test('the genesis value is fixed and the first hash is reproducible from the fie
   assert.is(chainHash(GENESIS_HASH, { ...rest, tsMs: Date.parse(ts) }), hash);
 });
 
-test('editing one row\'s outcome is reported at that row', () => {
+test("editing one row's outcome is reported at that row", () => {
   const { db, log } = fresh();
   const entries = fill(log, 5);
   db.sql.prepare('UPDATE audit_log SET outcome = ? WHERE seq = 3').run('denied');
   assert.equal(log.verify(), { ok: false, brokenAt: { seq: 3, id: entries[2]!.id }, reason: 'hash_mismatch' });
 });
 
-test('rewriting an edited row\'s hash too is reported at the next row', () => {
+test("rewriting an edited row's hash too is reported at the next row", () => {
   const { db, log } = fresh();
   const entries = fill(log, 5);
   const e = entries[2]!;
@@ -88,14 +102,16 @@ test('deleting a middle row and renumbering the rest is reported as a broken lin
 test('swapping two rows is reported at the first of them', () => {
   const { db, log } = fresh();
   const entries = fill(log, 5);
-  db.sql.exec('UPDATE audit_log SET seq = -1 WHERE seq = 2; UPDATE audit_log SET seq = 2 WHERE seq = 3; UPDATE audit_log SET seq = 3 WHERE seq = -1');
+  db.sql.exec(
+    'UPDATE audit_log SET seq = -1 WHERE seq = 2; UPDATE audit_log SET seq = 2 WHERE seq = 3; UPDATE audit_log SET seq = 3 WHERE seq = -1',
+  );
   assert.equal(log.verify(), { ok: false, brokenAt: { seq: 2, id: entries[2]!.id }, reason: 'prev_mismatch' });
 });
 
 test('appends after a break still chain to the stored head', () => {
   const { db, log } = fresh();
   fill(log, 3);
-  db.sql.exec("UPDATE audit_log SET status = 500 WHERE seq = 1");
+  db.sql.exec('UPDATE audit_log SET status = 500 WHERE seq = 1');
   const next = log.append(input(4));
   assert.is(next.seq, 4);
   const v = log.verify();
@@ -118,7 +134,10 @@ test('two connections to one file appending in turn stay in one chain (the head 
     const la = new AuditLog(a, { clock });
     const lb = new AuditLog(b, { clock });
     for (let i = 1; i <= 10; i++) (i % 2 ? la : lb).append(input(i));
-    assert.equal(la.list().items.map((e) => e.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.equal(
+      la.list().items.map((e) => e.seq),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    );
     const v = lb.verify();
     assert.equal(v.ok && v.entries, 10);
     a.close();
@@ -150,7 +169,10 @@ test('list pages with a cursor without repeats or misses', () => {
     after = page.nextCursor;
   }
   assert.is(pages, 3);
-  assert.equal(seen, entries.map((e) => e.id));
+  assert.equal(
+    seen,
+    entries.map((e) => e.id),
+  );
 });
 
 test('list filters by actor (user id matches their keys), action, outcome, target and time', () => {
@@ -160,12 +182,30 @@ test('list filters by actor (user id matches their keys), action, outcome, targe
   log.append(input(2, { actor: `key_cccccccccccccccc (${user})`, action: 'DELETE /v1/sandboxes/:id' }));
   log.append(input(3, { actor: 'usr_dddddddddddddddd', outcome: 'denied', status: 403, tsMs: clock.ms + 60_000 }));
   log.append(input(4, { actor: `key_eeeeeeeeeeeeeeee (usr_dddddddddddddddd)` }));
-  assert.equal(log.list({ actor: user }).items.map((e) => e.seq), [1, 2]);
-  assert.equal(log.list({ actor: `key_cccccccccccccccc (${user})` }).items.map((e) => e.seq), [2]);
-  assert.equal(log.list({ action: 'DELETE /v1/sandboxes/:id' }).items.map((e) => e.seq), [2]);
-  assert.equal(log.list({ outcome: 'denied' }).items.map((e) => e.seq), [3]);
-  assert.equal(log.list({ target: input(4).target! }).items.map((e) => e.seq), [4]);
-  assert.equal(log.list({ sinceMs: clock.ms + 1, untilMs: clock.ms + 60_000 }).items.map((e) => e.seq), [3]);
+  assert.equal(
+    log.list({ actor: user }).items.map((e) => e.seq),
+    [1, 2],
+  );
+  assert.equal(
+    log.list({ actor: `key_cccccccccccccccc (${user})` }).items.map((e) => e.seq),
+    [2],
+  );
+  assert.equal(
+    log.list({ action: 'DELETE /v1/sandboxes/:id' }).items.map((e) => e.seq),
+    [2],
+  );
+  assert.equal(
+    log.list({ outcome: 'denied' }).items.map((e) => e.seq),
+    [3],
+  );
+  assert.equal(
+    log.list({ target: input(4).target! }).items.map((e) => e.seq),
+    [4],
+  );
+  assert.equal(
+    log.list({ sinceMs: clock.ms + 1, untilMs: clock.ms + 60_000 }).items.map((e) => e.seq),
+    [3],
+  );
 });
 
 test('list shows a workspace its own entries, and admins also the entries with no workspace', () => {
@@ -173,9 +213,18 @@ test('list shows a workspace its own entries, and admins also the entries with n
   log.append(input(1, { workspace: 'wsp_one' }));
   log.append(input(2, { workspace: 'wsp_two' }));
   log.append(input(3, { workspace: null, actor: null, outcome: 'denied', status: 401 }));
-  assert.equal(log.list({ visibleTo: { workspace: 'wsp_one', admin: false } }).items.map((e) => e.seq), [1]);
-  assert.equal(log.list({ visibleTo: { workspace: 'wsp_one', admin: true } }).items.map((e) => e.seq), [1, 3]);
-  assert.equal(log.list({ visibleTo: { workspace: 'wsp_two', admin: false } }).items.map((e) => e.seq), [2]);
+  assert.equal(
+    log.list({ visibleTo: { workspace: 'wsp_one', admin: false } }).items.map((e) => e.seq),
+    [1],
+  );
+  assert.equal(
+    log.list({ visibleTo: { workspace: 'wsp_one', admin: true } }).items.map((e) => e.seq),
+    [1, 3],
+  );
+  assert.equal(
+    log.list({ visibleTo: { workspace: 'wsp_two', admin: false } }).items.map((e) => e.seq),
+    [2],
+  );
 });
 
 test.run();

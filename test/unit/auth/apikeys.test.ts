@@ -18,7 +18,20 @@ test('create returns the full key once; list and the store never show it', async
   assert.equal(k.scopes, ['sandboxes:read', 'sandboxes:write']);
   const list = ctx.auth.listApiKeys(p);
   assert.is(list.length, 1);
-  assert.equal(Object.keys(list[0]!).sort(), ['createdMs', 'expiresAtMs', 'id', 'lastUsedMs', 'name', 'prefix', 'revoked', 'revokedMs', 'rotatedFrom', 'scopes', 'userId', 'workspace']);
+  assert.equal(Object.keys(list[0]!).sort(), [
+    'createdMs',
+    'expiresAtMs',
+    'id',
+    'lastUsedMs',
+    'name',
+    'prefix',
+    'revoked',
+    'revokedMs',
+    'rotatedFrom',
+    'scopes',
+    'userId',
+    'workspace',
+  ]);
   const secret = k.key.slice(12);
   assert.not.ok(JSON.stringify(list).includes(secret));
   assert.not.ok(JSON.stringify(ctx.db.sql.prepare('SELECT * FROM api_keys').all()).includes(secret));
@@ -73,7 +86,10 @@ test('expired keys stop working', async () => {
 
 test('an expiry in the past is refused', async () => {
   const ctx = await setup();
-  const err = await rejects(async () => ctx.auth.createApiKey(await admin(ctx), { name: 'ci', scopes: ['sandboxes:read'], expiresAtMs: ctx.clock.ms }), 'VALIDATION_ERROR');
+  const err = await rejects(
+    async () => ctx.auth.createApiKey(await admin(ctx), { name: 'ci', scopes: ['sandboxes:read'], expiresAtMs: ctx.clock.ms }),
+    'VALIDATION_ERROR',
+  );
   assert.is(err.details?.field, 'expiresAtMs');
 });
 
@@ -97,11 +113,17 @@ test('scope escalation: a developer cannot create a key with networks:write', as
   const ctx = await setup();
   await addUser(ctx, 'dev', 'developer');
   const dev = await ctx.auth.authenticate(await bearerFor(ctx, 'dev'));
-  const err = await rejects(() => ctx.auth.createApiKey(dev, { name: 'x', scopes: ['sandboxes:read', 'networks:write'] }), 'AUTHORIZATION_ERROR');
+  const err = await rejects(
+    () => ctx.auth.createApiKey(dev, { name: 'x', scopes: ['sandboxes:read', 'networks:write'] }),
+    'AUTHORIZATION_ERROR',
+  );
   assert.is(err.details?.scope, 'networks:write');
   assert.match(err.message, /networks:write/);
   // The store-level check holds on its own too.
-  await rejects(() => ctx.auth.apiKeys.create({ userId: dev.userId, workspace: ctx.ws, name: 'x', scopes: ['networks:write'] }), 'AUTHORIZATION_ERROR');
+  await rejects(
+    () => ctx.auth.apiKeys.create({ userId: dev.userId, workspace: ctx.ws, name: 'x', scopes: ['networks:write'] }),
+    'AUTHORIZATION_ERROR',
+  );
 });
 
 test('a key cannot mint a key with more scopes than it has', async () => {
@@ -116,11 +138,17 @@ test('a key cannot mint a key with more scopes than it has', async () => {
 test('unknown scope names and bad names are 400s naming the field', async () => {
   const ctx = await setup();
   const p = await admin(ctx);
-  const err = await rejects(() => ctx.auth.createApiKey(p, { name: 'ci', scopes: ['sandboxes:read', 'sandboxes:destroy'] }), 'VALIDATION_ERROR');
+  const err = await rejects(
+    () => ctx.auth.createApiKey(p, { name: 'ci', scopes: ['sandboxes:read', 'sandboxes:destroy'] }),
+    'VALIDATION_ERROR',
+  );
   assert.is(err.details?.field, 'scopes[1]');
   assert.is((await rejects(() => ctx.auth.createApiKey(p, { name: 'ci', scopes: [] }), 'VALIDATION_ERROR')).details?.field, 'scopes');
   assert.is((await rejects(() => ctx.auth.createApiKey(p, { name: ' ', scopes: ['admin'] }), 'VALIDATION_ERROR')).details?.field, 'name');
-  assert.is((await rejects(() => ctx.auth.createApiKey(p, { name: 'a\nb', scopes: ['admin'] }), 'VALIDATION_ERROR')).details?.field, 'name');
+  assert.is(
+    (await rejects(() => ctx.auth.createApiKey(p, { name: 'a\nb', scopes: ['admin'] }), 'VALIDATION_ERROR')).details?.field,
+    'name',
+  );
 });
 
 test('another workspace\u2019s key id is not found for revoke and rotate', async () => {
@@ -142,8 +170,17 @@ test('non-admins see and manage only their own keys', async () => {
   const a = await admin(ctx);
   const adminKey = ctx.auth.createApiKey(a, { name: 'admin-key', scopes: ['admin'] });
   const devKey = ctx.auth.createApiKey(dev, { name: 'dev-key', scopes: ['sandboxes:exec'] });
-  assert.equal(ctx.auth.listApiKeys(dev).map((k) => k.name), ['dev-key']);
-  assert.equal(ctx.auth.listApiKeys(a).map((k) => k.name).sort(), ['admin-key', 'dev-key']);
+  assert.equal(
+    ctx.auth.listApiKeys(dev).map((k) => k.name),
+    ['dev-key'],
+  );
+  assert.equal(
+    ctx.auth
+      .listApiKeys(a)
+      .map((k) => k.name)
+      .sort(),
+    ['admin-key', 'dev-key'],
+  );
   await rejects(() => ctx.auth.revokeApiKey(dev, adminKey.id), 'NOT_FOUND');
   ctx.auth.revokeApiKey(a, devKey.id);
 });

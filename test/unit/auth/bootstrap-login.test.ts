@@ -12,7 +12,10 @@ test('bootstrap with an env password creates workspace default and user admin wi
   assert.equal(res, { created: true, username: 'admin' });
   const ws = auth.directory.findWorkspace('default');
   assert.ok(ws);
-  assert.equal(auth.listUsers('default').map((u) => [u.username, u.role]), [['admin', 'admin']]);
+  assert.equal(
+    auth.listUsers('default').map((u) => [u.username, u.role]),
+    [['admin', 'admin']],
+  );
   const session = await auth.login('admin', ADMIN_PASSWORD);
   assert.is(session.workspace, ws.id);
 });
@@ -109,11 +112,20 @@ test('a disabled user cannot log in and loses existing tokens', async () => {
 
 test('createUser validates its input and refuses duplicate usernames', async () => {
   const ctx = await setup();
-  const bad = await rejects(() => ctx.auth.createUser({ username: 'x y', password: USER_PASSWORD, workspace: 'default', role: 'developer' }), 'VALIDATION_ERROR');
+  const bad = await rejects(
+    () => ctx.auth.createUser({ username: 'x y', password: USER_PASSWORD, workspace: 'default', role: 'developer' }),
+    'VALIDATION_ERROR',
+  );
   assert.is(bad.details?.field, 'username');
-  const weak = await rejects(() => ctx.auth.createUser({ username: 'dev', password: 'short', workspace: 'default', role: 'developer' }), 'VALIDATION_ERROR');
+  const weak = await rejects(
+    () => ctx.auth.createUser({ username: 'dev', password: 'short', workspace: 'default', role: 'developer' }),
+    'VALIDATION_ERROR',
+  );
   assert.is(weak.details?.field, 'password');
-  const role = await rejects(() => ctx.auth.createUser({ username: 'dev', password: USER_PASSWORD, workspace: 'default', role: 'root' as 'admin' }), 'VALIDATION_ERROR');
+  const role = await rejects(
+    () => ctx.auth.createUser({ username: 'dev', password: USER_PASSWORD, workspace: 'default', role: 'root' as 'admin' }),
+    'VALIDATION_ERROR',
+  );
   assert.is(role.details?.field, 'role');
   await rejects(() => ctx.auth.createUser({ username: 'dev', password: USER_PASSWORD, workspace: 'nope', role: 'developer' }), 'NOT_FOUND');
   await addUser(ctx, 'dev', 'developer');
@@ -124,7 +136,13 @@ test('listUsers never exposes password hashes', async () => {
   const ctx = await setup();
   await addUser(ctx, 'dev', 'developer');
   const users = ctx.auth.listUsers(ctx.ws);
-  assert.equal(users.map((u) => [u.username, u.role, u.disabled]), [['admin', 'admin', false], ['dev', 'developer', false]]);
+  assert.equal(
+    users.map((u) => [u.username, u.role, u.disabled]),
+    [
+      ['admin', 'admin', false],
+      ['dev', 'developer', false],
+    ],
+  );
   assert.not.match(JSON.stringify(users), /scrypt/);
 });
 

@@ -75,10 +75,23 @@ export function craftJwt(header: object, payload: object, sign: (input: string) 
   return `${input}.${typeof sig === 'string' ? sig : sig.toString('base64url')}`;
 }
 
-export const hmac = (alg: 'sha256' | 'sha512', secret: string) => (input: string): Buffer => createHmac(alg, secret).update(input).digest();
+export const hmac =
+  (alg: 'sha256' | 'sha512', secret: string) =>
+  (input: string): Buffer =>
+    createHmac(alg, secret).update(input).digest();
 
 /** Valid claims for `userId` in `workspace` at `nowMs` (as issued by the service). */
 export function claims(userId: string, workspace: string, nowMs: number, over: Record<string, unknown> = {}): Record<string, unknown> {
   const iat = Math.floor(nowMs / 1000);
-  return { iss: 'director', aud: 'director-api', sub: userId, jti: `jti-${Math.random()}`, iat, exp: iat + 600, wsp: workspace, role: 'admin', ...over };
+  return {
+    iss: 'director',
+    aud: 'director-api',
+    sub: userId,
+    jti: `jti-${Math.random()}`,
+    iat,
+    exp: iat + 600,
+    wsp: workspace,
+    role: 'admin',
+    ...over,
+  };
 }

@@ -4,7 +4,19 @@ import { SignJWT } from 'jose';
 import { openDb } from '../../../core/db.ts';
 import { AuthService } from '../../../api/auth/service.ts';
 import { SCOPES } from '../../../api/auth/types.ts';
-import { ADMIN_PASSWORD, addUser, bearerFor, claims, craftJwt, hmac, ManualClock, rejects, SECRET, setup, unauthenticated } from './support.ts';
+import {
+  ADMIN_PASSWORD,
+  addUser,
+  bearerFor,
+  claims,
+  craftJwt,
+  hmac,
+  ManualClock,
+  rejects,
+  SECRET,
+  setup,
+  unauthenticated,
+} from './support.ts';
 
 const adminToken = async (ctx: Awaited<ReturnType<typeof setup>>) => (await ctx.auth.login('admin', ADMIN_PASSWORD)).token;
 const adminId = (ctx: Awaited<ReturnType<typeof setup>>) => ctx.auth.directory.userByName('admin')!.id;
@@ -24,7 +36,10 @@ test('a valid token yields a user principal with the role scopes and the token i
 
 test('issued tokens are HS256 with iss, aud, sub, jti, iat, exp, wsp and role', async () => {
   const ctx = await setup();
-  const [h, pl] = (await adminToken(ctx)).split('.').slice(0, 2).map((s) => JSON.parse(Buffer.from(s, 'base64url').toString()) as Record<string, unknown>);
+  const [h, pl] = (await adminToken(ctx))
+    .split('.')
+    .slice(0, 2)
+    .map((s) => JSON.parse(Buffer.from(s, 'base64url').toString()) as Record<string, unknown>);
   assert.equal(h, { alg: 'HS256', typ: 'JWT' });
   assert.is(pl!.iss, 'director');
   assert.is(pl!.aud, 'director-api');
@@ -38,8 +53,14 @@ test('issued tokens are HS256 with iss, aud, sub, jti, iat, exp, wsp and role', 
 test('refuses an alg:none token with valid claims and an empty signature', async () => {
   const ctx = await setup();
   const c = claims(adminId(ctx), ctx.ws, ctx.clock.ms);
-  await unauthenticated(() => ctx.auth.authenticate(`Bearer ${craftJwt({ alg: 'none', typ: 'JWT' }, c, () => '')}`), 'algorithm_not_allowed');
-  await unauthenticated(() => ctx.auth.authenticate(`Bearer ${craftJwt({ alg: 'NONE', typ: 'JWT' }, c, () => '')}`), 'algorithm_not_allowed');
+  await unauthenticated(
+    () => ctx.auth.authenticate(`Bearer ${craftJwt({ alg: 'none', typ: 'JWT' }, c, () => '')}`),
+    'algorithm_not_allowed',
+  );
+  await unauthenticated(
+    () => ctx.auth.authenticate(`Bearer ${craftJwt({ alg: 'NONE', typ: 'JWT' }, c, () => '')}`),
+    'algorithm_not_allowed',
+  );
 });
 
 test('a crafted HS256 token with valid claims and the right secret is accepted (the crafting is sound)', async () => {
@@ -50,16 +71,29 @@ test('a crafted HS256 token with valid claims and the right secret is accepted (
 
 test('refuses a token signed with a different secret', async () => {
   const ctx = await setup();
-  const tok = craftJwt({ alg: 'HS256', typ: 'JWT' }, claims(adminId(ctx), ctx.ws, ctx.clock.ms), hmac('sha256', 'another-secret-that-is-long-enough-0000'));
+  const tok = craftJwt(
+    { alg: 'HS256', typ: 'JWT' },
+    claims(adminId(ctx), ctx.ws, ctx.clock.ms),
+    hmac('sha256', 'another-secret-that-is-long-enough-0000'),
+  );
   await unauthenticated(() => ctx.auth.authenticate(`Bearer ${tok}`), 'bad_signature');
 });
 
 test('algorithm confusion: HS512 and RS256 labels are refused even when signed with the right secret', async () => {
   const ctx = await setup();
   const c = claims(adminId(ctx), ctx.ws, ctx.clock.ms);
-  await unauthenticated(() => ctx.auth.authenticate(`Bearer ${craftJwt({ alg: 'HS512', typ: 'JWT' }, c, hmac('sha512', SECRET))}`), 'algorithm_not_allowed');
-  await unauthenticated(() => ctx.auth.authenticate(`Bearer ${craftJwt({ alg: 'RS256', typ: 'JWT' }, c, hmac('sha256', SECRET))}`), 'algorithm_not_allowed');
-  await unauthenticated(() => ctx.auth.authenticate(`Bearer ${craftJwt({ typ: 'JWT' }, c, hmac('sha256', SECRET))}`), 'algorithm_not_allowed');
+  await unauthenticated(
+    () => ctx.auth.authenticate(`Bearer ${craftJwt({ alg: 'HS512', typ: 'JWT' }, c, hmac('sha512', SECRET))}`),
+    'algorithm_not_allowed',
+  );
+  await unauthenticated(
+    () => ctx.auth.authenticate(`Bearer ${craftJwt({ alg: 'RS256', typ: 'JWT' }, c, hmac('sha256', SECRET))}`),
+    'algorithm_not_allowed',
+  );
+  await unauthenticated(
+    () => ctx.auth.authenticate(`Bearer ${craftJwt({ typ: 'JWT' }, c, hmac('sha256', SECRET))}`),
+    'algorithm_not_allowed',
+  );
 });
 
 test('a tampered payload (developer claiming admin) fails the signature check', async () => {
@@ -92,8 +126,15 @@ test('a token older than the configured TTL is refused even if its exp says othe
 test('wrong audience or issuer is refused', async () => {
   const ctx = await setup();
   const sign = (aud: string, iss: string) =>
-    new SignJWT({ wsp: ctx.ws, role: 'admin' }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setAudience(aud).setIssuer(iss).setSubject(adminId(ctx))
-      .setJti('j1').setIssuedAt(Math.floor(ctx.clock.ms / 1000)).setExpirationTime(Math.floor(ctx.clock.ms / 1000) + 600).sign(Buffer.from(SECRET));
+    new SignJWT({ wsp: ctx.ws, role: 'admin' })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setAudience(aud)
+      .setIssuer(iss)
+      .setSubject(adminId(ctx))
+      .setJti('j1')
+      .setIssuedAt(Math.floor(ctx.clock.ms / 1000))
+      .setExpirationTime(Math.floor(ctx.clock.ms / 1000) + 600)
+      .sign(Buffer.from(SECRET));
   await unauthenticated(async () => ctx.auth.authenticate(`Bearer ${await sign('another-api', 'director')}`), 'wrong_audience');
   await unauthenticated(async () => ctx.auth.authenticate(`Bearer ${await sign('director-api', 'someone-else')}`), 'wrong_issuer');
 });
@@ -130,7 +171,11 @@ test('missing, garbled and non-Bearer headers fail with the same message and dis
 
 test('errors never echo the presented token', async () => {
   const ctx = await setup();
-  const tok = craftJwt({ alg: 'HS256', typ: 'JWT' }, claims(adminId(ctx), ctx.ws, ctx.clock.ms), hmac('sha256', 'wrong-secret-wrong-secret-wrong-secret'));
+  const tok = craftJwt(
+    { alg: 'HS256', typ: 'JWT' },
+    claims(adminId(ctx), ctx.ws, ctx.clock.ms),
+    hmac('sha256', 'wrong-secret-wrong-secret-wrong-secret'),
+  );
   const err = await rejects(() => ctx.auth.authenticate(`Bearer ${tok}`), 'AUTHENTICATION_ERROR');
   assert.not.ok(JSON.stringify({ m: err.message, d: err.details }).includes(tok.slice(0, 20)));
   assert.is(err.cause, undefined);
@@ -163,7 +208,10 @@ test('revocation rows are purged once they expire', async () => {
   ctx.clock.advance(10 * 60_000);
   ctx.auth.accessTokens.revoke('new', ctx.clock.ms + 60_000);
   const rows = ctx.db.sql.prepare('SELECT jti FROM revoked_tokens ORDER BY jti').all() as { jti: string }[];
-  assert.equal(rows.map((r) => r.jti), ['new']);
+  assert.equal(
+    rows.map((r) => r.jti),
+    ['new'],
+  );
 });
 
 test.run();

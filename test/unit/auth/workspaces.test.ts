@@ -72,7 +72,10 @@ test('addMembership and listUsers check their input', async () => {
   await rejects(() => ctx.auth.addMembership('usr_nobodynobodynobo', 'other', 'developer'), 'NOT_FOUND');
   await rejects(() => ctx.auth.addMembership(ctx.uid, 'other', 'root' as 'admin'), 'VALIDATION_ERROR');
   await rejects(() => ctx.auth.listUsers('nope'), 'NOT_FOUND');
-  assert.equal(ctx.auth.listUsers('other').map((u) => [u.username, u.role]), [['dev', 'operator']]);
+  assert.equal(
+    ctx.auth.listUsers('other').map((u) => [u.username, u.role]),
+    [['dev', 'operator']],
+  );
   await rejects(() => ctx.auth.createWorkspace('other'), 'CONFLICT');
   await rejects(() => ctx.auth.createWorkspace('Bad_Name'), 'VALIDATION_ERROR');
 });

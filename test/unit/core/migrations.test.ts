@@ -9,9 +9,13 @@ import { AuditLog } from '../../../api/audit/log.ts';
 import { AuthService } from '../../../api/auth/service.ts';
 
 const schemaOf = (sql: DatabaseSync): string[] =>
-  (sql.prepare(`SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name`).all() as { type: string; name: string; tbl_name: string }[]).map(
-    (r) => `${r.type} ${r.name} on ${r.tbl_name}`,
-  );
+  (
+    sql.prepare(`SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name`).all() as {
+      type: string;
+      name: string;
+      tbl_name: string;
+    }[]
+  ).map((r) => `${r.type} ${r.name} on ${r.tbl_name}`);
 
 test('migrations are numbered in order, one per index', () => {
   MIGRATIONS.forEach((m, i) => assert.is(m.version, i + 1, m.name));
@@ -28,8 +32,12 @@ test('a data dir from before migration 3 upgrades in place and keeps its auth, a
     old.exec('PRAGMA user_version = 2');
     old.exec(MIGRATIONS[2]!.sql);
     old.exec(`INSERT INTO workspaces (id, name, created_ms) VALUES ('wsp_old', 'legacy', 1)`);
-    old.exec(`INSERT INTO webhooks (id, workspace, url, events, secret, created_ms) VALUES ('whk_old', 'wsp_old', 'http://127.0.0.1:9/h', '["sandbox.created"]', 's', 1)`);
-    old.exec(`INSERT INTO sandboxes (id, workspace, name, image, status, spec, labels, created_ms, updated_ms) VALUES ('sbx_old', 'wsp_old', 'n', 'img', 'stopped', '{}', '{}', 1, 1)`);
+    old.exec(
+      `INSERT INTO webhooks (id, workspace, url, events, secret, created_ms) VALUES ('whk_old', 'wsp_old', 'http://127.0.0.1:9/h', '["sandbox.created"]', 's', 1)`,
+    );
+    old.exec(
+      `INSERT INTO sandboxes (id, workspace, name, image, status, spec, labels, created_ms, updated_ms) VALUES ('sbx_old', 'wsp_old', 'n', 'img', 'stopped', '{}', '{}', 1, 1)`,
+    );
     old.close();
     const before = new DatabaseSync(path.join(dir, 'director.db'));
     const auditBefore = new AuditLog(openDbFrom(before));

@@ -46,9 +46,21 @@ test('a label hiding a dot or odd bytes is malformed, so the checked name is the
 });
 
 test('two questions or extra records are malformed', () => {
-  const two = encode({ type: 'query', id: 3, questions: [{ name: 'a.test', type: 'A' }, { name: 'b.test', type: 'A' }] });
+  const two = encode({
+    type: 'query',
+    id: 3,
+    questions: [
+      { name: 'a.test', type: 'A' },
+      { name: 'b.test', type: 'A' },
+    ],
+  });
   assert.equal(parseQuery(two), { ok: false, id: 3, issue: 'not exactly one question' });
-  const extra = encode({ type: 'query', id: 4, questions: [{ name: 'a.test', type: 'A' }], additionals: [{ type: 'TXT', name: 'x.test', data: 'smuggled' }] });
+  const extra = encode({
+    type: 'query',
+    id: 4,
+    questions: [{ name: 'a.test', type: 'A' }],
+    additionals: [{ type: 'TXT', name: 'x.test', data: 'smuggled' }],
+  });
   assert.equal(parseQuery(extra), { ok: false, id: 4, issue: 'additional records other than one OPT' });
 });
 
@@ -77,14 +89,22 @@ test('Director replies carry the id, the question and the rcode', () => {
 });
 
 test('readMessage honours RDLENGTH and rejects an A record of the wrong length', () => {
-  const good = encode({ type: 'response', id: 1, questions: [{ name: 'a.test', type: 'A' }], answers: [{ type: 'A', name: 'a.test', ttl: 60, data: '198.51.100.1' }] });
+  const good = encode({
+    type: 'response',
+    id: 1,
+    questions: [{ name: 'a.test', type: 'A' }],
+    answers: [{ type: 'A', name: 'a.test', ttl: 60, data: '198.51.100.1' }],
+  });
   const m = readMessage(good);
   assert.is(m.records.length, 1);
   assert.is(formatAddress(m.records[0]!.rdata), '198.51.100.1');
   const bad = Buffer.from(good);
   // RDLENGTH of the only record sits 2 bytes before its 4 data bytes at the end.
   bad.writeUInt16BE(8, bad.length - 6);
-  assert.throws(() => readMessage(Buffer.concat([bad, Buffer.alloc(4)])), (e: unknown) => e instanceof WireFormatError && /RDLENGTH 8/.test(e.message));
+  assert.throws(
+    () => readMessage(Buffer.concat([bad, Buffer.alloc(4)])),
+    (e: unknown) => e instanceof WireFormatError && /RDLENGTH 8/.test(e.message),
+  );
 });
 
 test('readMessage refuses compression loops', () => {

@@ -39,7 +39,10 @@ test('a deny rule wins over a wildcard allow', () => {
   assert.equal(d, {
     allowed: false,
     reason: 'denied_by_rule',
-    matches: [{ direction: 'outbound', index: 1, host: '*.pkg.test' }, { direction: 'outbound', index: 2, host: 'blocked.pkg.test' }],
+    matches: [
+      { direction: 'outbound', index: 1, host: '*.pkg.test' },
+      { direction: 'outbound', index: 2, host: 'blocked.pkg.test' },
+    ],
   });
 });
 

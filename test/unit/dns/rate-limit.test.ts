@@ -5,12 +5,19 @@ import { TokenBuckets } from '../../../runtime/network/dns/rate-limit.ts';
 test('a client gets its burst, then its rate; clients are independent', () => {
   let now = 0;
   const buckets = new TokenBuckets({ ratePerS: 2, burst: 3 }, { nowMs: () => now });
-  assert.equal([1, 2, 3, 4].map(() => buckets.take('a')), [true, true, true, false]);
+  assert.equal(
+    [1, 2, 3, 4].map(() => buckets.take('a')),
+    [true, true, true, false],
+  );
   assert.is(buckets.take('b'), true);
   now += 500; // one token back
   assert.equal([buckets.take('a'), buckets.take('a')], [true, false]);
   now += 60_000;
-  assert.equal([1, 2, 3, 4].map(() => buckets.take('a')), [true, true, true, false], 'refills only up to the burst');
+  assert.equal(
+    [1, 2, 3, 4].map(() => buckets.take('a')),
+    [true, true, true, false],
+    'refills only up to the burst',
+  );
 });
 
 test('forget drops the clients of one prefix', () => {

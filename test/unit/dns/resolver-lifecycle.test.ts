@@ -25,9 +25,9 @@ const ctx = {} as {
 };
 
 test.before(async () => {
-  ctx.upstream = await startFakeUpstream(new Map([
-    ['api.example.test', { answers: [{ type: 'A', name: 'api.example.test', ttl: 60, data: '203.0.113.10' }] }],
-  ]));
+  ctx.upstream = await startFakeUpstream(
+    new Map([['api.example.test', { answers: [{ type: 'A', name: 'api.example.test', ttl: 60, data: '203.0.113.10' }] }]]),
+  );
   ctx.nowMs = 0;
   ctx.gate = null;
   ctx.denied = [];
@@ -36,7 +36,9 @@ test.before(async () => {
     policyFor: () => policy,
     isForbiddenAddress: () => false,
     onDenied: (ev) => ctx.denied.push(ev),
-    onAnswer: async () => { await ctx.gate; },
+    onAnswer: async () => {
+      await ctx.gate;
+    },
     logger: pino({ level: 'silent' }),
     clock: { nowMs: () => ctx.nowMs },
     refuseWith: 'NXDOMAIN',
@@ -57,9 +59,14 @@ test.after(async () => {
 
 test('the reply waits until onAnswer has finished', async () => {
   let release!: () => void;
-  ctx.gate = new Promise<void>((r) => { release = r; });
+  ctx.gate = new Promise<void>((r) => {
+    release = r;
+  });
   let replied = false;
-  const pending = udpExchange(ctx.port, query('api.example.test', 'A')).then((r) => { replied = true; return r; });
+  const pending = udpExchange(ctx.port, query('api.example.test', 'A')).then((r) => {
+    replied = true;
+    return r;
+  });
   await new Promise((r) => setTimeout(r, 200));
   assert.is(replied, false, 'no reply while the firewall sets are being filled');
   release();
@@ -71,7 +78,10 @@ test('refuseWith NXDOMAIN answers refused names with NXDOMAIN', async () => {
   const reply = await udpExchange(ctx.port, query('other.test', 'A'));
   assert.is(rcodeOf(reply), 'NXDOMAIN');
   assert.is(ctx.denied[0]?.rcode, 'NXDOMAIN');
-  assert.equal(ctx.upstream.queries.filter((q) => q.name === 'other.test'), []);
+  assert.equal(
+    ctx.upstream.queries.filter((q) => q.name === 'other.test'),
+    [],
+  );
 });
 
 test('a client over its rate is dropped silently and counted; it recovers as tokens refill', async () => {

@@ -8,7 +8,16 @@ import { pino } from 'pino';
 import type { Answer, DecodedPacket } from 'dns-packet';
 import { validateNetworkPolicy, type NetworkPolicy } from '../../../policies/network-policy.ts';
 import { DirectorResolver, type DnsAnswer, type DnsDenied } from '../../../runtime/network/dns/resolver.ts';
-import { LOOPBACK, addressesOf, query, startFakeUpstream, tcpExchange, udpExchange, type FakeUpstream, type UpstreamEntry } from './support.ts';
+import {
+  LOOPBACK,
+  addressesOf,
+  query,
+  startFakeUpstream,
+  tcpExchange,
+  udpExchange,
+  type FakeUpstream,
+  type UpstreamEntry,
+} from './support.ts';
 
 const test = suite('dns resolver');
 const UPSTREAM_TIMEOUT_MS = 400;
@@ -16,8 +25,14 @@ const UPSTREAM_TIMEOUT_MS = 400;
 const a = (name: string, data: string, ttl = 300): Answer => ({ type: 'A', name, ttl, data });
 const many = Array.from({ length: 40 }, (_, i) => a('big.pkg.test', `198.51.100.${i + 1}`, 60));
 const table = new Map<string, UpstreamEntry>([
-  ['api.example.test', { answers: [a('api.example.test', '203.0.113.10', 300), { type: 'AAAA', name: 'api.example.test', ttl: 1, data: '2001:db8::10' }] }],
-  ['www.pkg.test', { answers: [{ type: 'CNAME', name: 'www.pkg.test', ttl: 30, data: 'files.cdn.test' }, a('files.cdn.test', '198.51.100.7', 99_999)] }],
+  [
+    'api.example.test',
+    { answers: [a('api.example.test', '203.0.113.10', 300), { type: 'AAAA', name: 'api.example.test', ttl: 1, data: '2001:db8::10' }] },
+  ],
+  [
+    'www.pkg.test',
+    { answers: [{ type: 'CNAME', name: 'www.pkg.test', ttl: 30, data: 'files.cdn.test' }, a('files.cdn.test', '198.51.100.7', 99_999)] },
+  ],
   ['blocked.pkg.test', { answers: [a('blocked.pkg.test', '198.51.100.9')] }],
   ['meta.pkg.test', { answers: [a('meta.pkg.test', '169.254.169.254')] }],
   ['local.pkg.test', { answers: [a('local.pkg.test', '127.0.0.1')] }],
@@ -29,16 +44,26 @@ const table = new Map<string, UpstreamEntry>([
 ]);
 
 const policies = new Map<string, NetworkPolicy | null>([
-  ['net-a', validateNetworkPolicy({
-    name: 'pkg',
-    outbound: [
-      { action: 'allow', protocol: 'tcp', destination: 'api.example.test', port: 443 },
-      { action: 'allow', protocol: 'tcp', destination: '*.pkg.test' },
-      { action: 'deny', protocol: 'all', destination: 'blocked.pkg.test' },
-    ],
-  })],
+  [
+    'net-a',
+    validateNetworkPolicy({
+      name: 'pkg',
+      outbound: [
+        { action: 'allow', protocol: 'tcp', destination: 'api.example.test', port: 443 },
+        { action: 'allow', protocol: 'tcp', destination: '*.pkg.test' },
+        { action: 'deny', protocol: 'all', destination: 'blocked.pkg.test' },
+      ],
+    }),
+  ],
   ['net-open', null],
-  ['net-audit', validateNetworkPolicy({ name: 'audit', mode: 'audit', outbound: [{ action: 'allow', protocol: 'tcp', destination: 'api.example.test' }] })],
+  [
+    'net-audit',
+    validateNetworkPolicy({
+      name: 'audit',
+      mode: 'audit',
+      outbound: [{ action: 'allow', protocol: 'tcp', destination: 'api.example.test' }],
+    }),
+  ],
 ]);
 
 const forbidden = (addr: string) => addr.startsWith('169.254.') || addr.startsWith('127.') || addr === '::1';
@@ -98,11 +123,15 @@ test('an allowed name gets the upstream answer, after onAnswer got the addresses
   assert.is(reply?.id, 4321, 'the client id is restored');
   assert.is(rcodeOf(reply), 'NOERROR');
   assert.equal(addressesOf(reply), ['203.0.113.10']);
-  assert.equal(ctx.answered, [{
-    networkId: 'net-a', client: LOOPBACK, name: 'api.example.test',
-    matches: [{ direction: 'outbound', index: 0, host: 'api.example.test' }],
-    addresses: [{ addr: '203.0.113.10', family: 4, ttlS: 300 }],
-  }]);
+  assert.equal(ctx.answered, [
+    {
+      networkId: 'net-a',
+      client: LOOPBACK,
+      name: 'api.example.test',
+      matches: [{ direction: 'outbound', index: 0, host: 'api.example.test' }],
+      addresses: [{ addr: '203.0.113.10', family: 4, ttlS: 300 }],
+    },
+  ]);
   assert.equal(ctx.upstream.queries, [{ transport: 'udp', name: 'API.example.test', type: 'A' }]);
   const v6 = await udpExchange(port('net-a'), query('api.example.test', 'AAAA'));
   assert.equal(addressesOf(v6), ['2001:db8::10']);
@@ -120,7 +149,18 @@ test('a name the policy does not allow is REFUSED, reported, and never sent upst
   const reply = await udpExchange(port('net-a'), query('other.test', 'A'));
   assert.is(rcodeOf(reply), 'REFUSED');
   assert.is(reply?.answers?.length, 0);
-  assert.equal(ctx.denied, [{ networkId: 'net-a', client: LOOPBACK, name: 'other.test', qtype: 'A', reason: 'not_allowed', suspectedTunnel: false, rcode: 'REFUSED', audit: false }]);
+  assert.equal(ctx.denied, [
+    {
+      networkId: 'net-a',
+      client: LOOPBACK,
+      name: 'other.test',
+      qtype: 'A',
+      reason: 'not_allowed',
+      suspectedTunnel: false,
+      rcode: 'REFUSED',
+      audit: false,
+    },
+  ]);
   assert.equal(ctx.upstream.queries, []);
   assert.equal(ctx.answered, []);
 });
@@ -151,7 +191,13 @@ test('an answer pointing at a forbidden address (rebinding) is REFUSED and not p
     assert.is(rcodeOf(reply), 'REFUSED', name);
     assert.equal(addressesOf(reply), []);
   }
-  assert.equal(ctx.denied.map((d) => [d.name, d.reason, d.rcode]), [['meta.pkg.test', 'rebinding', 'REFUSED'], ['local.pkg.test', 'rebinding', 'REFUSED']]);
+  assert.equal(
+    ctx.denied.map((d) => [d.name, d.reason, d.rcode]),
+    [
+      ['meta.pkg.test', 'rebinding', 'REFUSED'],
+      ['local.pkg.test', 'rebinding', 'REFUSED'],
+    ],
+  );
   assert.equal(ctx.answered, [], 'forbidden addresses never reach the firewall sets');
   assert.is(ctx.resolver.stats().rebinding, 2);
 });
@@ -184,7 +230,10 @@ test('a truncated upstream UDP answer is retried over TCP; a UDP client too smal
   const before = ctx.resolver.stats();
   const udp = await udpExchange(port('net-a'), query('big.pkg.test', 'A'));
   assert.is(udp?.flag_tc, true, 'the 40-address answer does not fit 512 bytes');
-  assert.equal(ctx.upstream.queries.map((q) => q.transport), ['udp', 'tcp']);
+  assert.equal(
+    ctx.upstream.queries.map((q) => q.transport),
+    ['udp', 'tcp'],
+  );
   assert.is(ctx.answered[0]?.addresses.length, 40, 'the full answer was fed to the sets');
   const after = ctx.resolver.stats();
   assert.is(after.tcpFallbacks - before.tcpFallbacks, 1);
@@ -200,7 +249,13 @@ test('ANY and AXFR are REFUSED as unsupported and never sent upstream', async ()
   assert.is(rcodeOf(any), 'REFUSED');
   const [axfr] = await tcpExchange(port('net-a'), [query('api.example.test', 'AXFR')]);
   assert.is(rcodeOf(axfr), 'REFUSED');
-  assert.equal(ctx.denied.map((d) => [d.qtype, d.reason]), [['ANY', 'unsupported'], ['AXFR', 'unsupported']]);
+  assert.equal(
+    ctx.denied.map((d) => [d.qtype, d.reason]),
+    [
+      ['ANY', 'unsupported'],
+      ['AXFR', 'unsupported'],
+    ],
+  );
   assert.equal(ctx.upstream.queries, []);
 });
 
@@ -225,17 +280,26 @@ test('malformed packets do not crash the server: FORMERR when a header is readab
 test('a network without a policy forwards every name', async () => {
   const reply = await udpExchange(port('net-open'), query('other.test', 'A'));
   assert.equal(addressesOf(reply), ['198.51.100.20']);
-  assert.equal(ctx.answered.map((x) => [x.networkId, x.name, x.matches]), [['net-open', 'other.test', []]]);
+  assert.equal(
+    ctx.answered.map((x) => [x.networkId, x.name, x.matches]),
+    [['net-open', 'other.test', []]],
+  );
   const missing = await udpExchange(port('net-open'), query('nowhere.test', 'A'));
   assert.is(rcodeOf(missing), 'NXDOMAIN', 'upstream rcodes are passed through');
-  assert.equal(ctx.upstream.queries.map((q) => q.name), ['other.test', 'nowhere.test']);
+  assert.equal(
+    ctx.upstream.queries.map((q) => q.name),
+    ['other.test', 'nowhere.test'],
+  );
   assert.equal(ctx.denied, []);
 });
 
 test('in audit mode a refused name is reported and still resolved', async () => {
   const reply = await udpExchange(port('net-audit'), query('other.test', 'A'));
   assert.equal(addressesOf(reply), ['198.51.100.20']);
-  assert.equal(ctx.denied.map((d) => [d.name, d.reason, d.audit]), [['other.test', 'not_allowed', true]]);
+  assert.equal(
+    ctx.denied.map((d) => [d.name, d.reason, d.audit]),
+    [['other.test', 'not_allowed', true]],
+  );
 });
 
 test('listen fails clearly on a non-local address, a taken port and a network already served', async () => {

@@ -4,11 +4,24 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { decode, encode, RECURSION_DESIRED, TRUNCATED_RESPONSE, type Answer, type DecodedPacket, type Packet, type RecordType } from 'dns-packet';
+import {
+  decode,
+  encode,
+  RECURSION_DESIRED,
+  TRUNCATED_RESPONSE,
+  type Answer,
+  type DecodedPacket,
+  type Packet,
+  type RecordType,
+} from 'dns-packet';
 
 export const LOOPBACK = '127.0.0.1';
 
-export interface Recorded { transport: 'udp' | 'tcp'; name: string; type: string }
+export interface Recorded {
+  transport: 'udp' | 'tcp';
+  name: string;
+  type: string;
+}
 
 export interface UpstreamEntry {
   answers: Answer[];
@@ -73,7 +86,10 @@ export async function startFakeUpstream(table: Map<string, UpstreamEntry>): Prom
       tcp.once('error', () => resolve(false));
       tcp.listen(port, LOOPBACK, () => resolve(true));
     });
-    if (!ok) { udp.close(); continue; }
+    if (!ok) {
+      udp.close();
+      continue;
+    }
     return {
       port,
       queries,
@@ -99,7 +115,20 @@ export function query(name: string, type: string, opts: { id?: number; udpPayloa
     id: opts.id ?? nextId++,
     flags: RECURSION_DESIRED,
     questions: [{ name, type: type as RecordType }],
-    additionals: opts.udpPayloadSize ? [{ type: 'OPT', name: '.', udpPayloadSize: opts.udpPayloadSize, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }] : [],
+    additionals: opts.udpPayloadSize
+      ? [
+          {
+            type: 'OPT',
+            name: '.',
+            udpPayloadSize: opts.udpPayloadSize,
+            extendedRcode: 0,
+            ednsVersion: 0,
+            flags: 0,
+            flag_do: false,
+            options: [],
+          },
+        ]
+      : [],
   });
 }
 
@@ -107,8 +136,15 @@ export function query(name: string, type: string, opts: { id?: number; udpPayloa
 export function udpExchange(port: number, packet: Buffer, waitMs = 3000): Promise<DecodedPacket | null> {
   return new Promise((resolve) => {
     const socket = dgram.createSocket('udp4');
-    const timer = setTimeout(() => { socket.close(); resolve(null); }, waitMs);
-    socket.on('message', (msg) => { clearTimeout(timer); socket.close(); resolve(decode(msg)); });
+    const timer = setTimeout(() => {
+      socket.close();
+      resolve(null);
+    }, waitMs);
+    socket.on('message', (msg) => {
+      clearTimeout(timer);
+      socket.close();
+      resolve(decode(msg));
+    });
     socket.send(packet, port, LOOPBACK);
   });
 }
@@ -118,9 +154,15 @@ export function tcpExchange(port: number, packets: Buffer[], waitMs = 3000): Pro
   return new Promise((resolve, reject) => {
     const replies: DecodedPacket[] = [];
     const socket = net.createConnection({ host: LOOPBACK, port });
-    const timer = setTimeout(() => { socket.destroy(); resolve(replies); }, waitMs);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(replies);
+    }, waitMs);
     let buf = Buffer.alloc(0);
-    socket.on('error', (err) => { clearTimeout(timer); reject(err); });
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     socket.on('connect', () => socket.write(Buffer.concat(packets.map(frame))));
     socket.on('data', (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
@@ -128,7 +170,11 @@ export function tcpExchange(port: number, packets: Buffer[], waitMs = 3000): Pro
         replies.push(decode(buf.subarray(2, 2 + buf.readUInt16BE(0))));
         buf = buf.subarray(2 + buf.readUInt16BE(0));
       }
-      if (replies.length === packets.length) { clearTimeout(timer); socket.destroy(); resolve(replies); }
+      if (replies.length === packets.length) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(replies);
+      }
     });
   });
 }

@@ -11,10 +11,18 @@ test('entropy is 0 for one repeated character and log2(n) for n distinct ones', 
 
 test('ordinary host names are not flagged', () => {
   for (const name of [
-    'files.pythonhosted.org', 'pypi.org.', 'registry.npmjs.org', 'api.example.test', 'objects.githubusercontent.com',
-    'kubernetes-dashboard-svc.default.svc.cluster.local', 'login-microsoftonline.example.test',
-    'production-us-east-1-bucket.s3.example.test', 'autodiscover-outlook-office365.example.test',
-    'ec2-203-0-113-25-compute.example.test', 'dl-cdn-alpinelinux-org.mirror.test', 'd2ba0hmdl5vdbj.cloudfront.test',
+    'files.pythonhosted.org',
+    'pypi.org.',
+    'registry.npmjs.org',
+    'api.example.test',
+    'objects.githubusercontent.com',
+    'kubernetes-dashboard-svc.default.svc.cluster.local',
+    'login-microsoftonline.example.test',
+    'production-us-east-1-bucket.s3.example.test',
+    'autodiscover-outlook-office365.example.test',
+    'ec2-203-0-113-25-compute.example.test',
+    'dl-cdn-alpinelinux-org.mirror.test',
+    'd2ba0hmdl5vdbj.cloudfront.test',
   ]) {
     assert.is(looksLikeTunnel(name), false, name);
   }

@@ -14,7 +14,7 @@ const tag = (r: SimRule) => r.comment.split(' ')[0]!;
 const isPolicyRule = (r: SimRule) => parseTag(tag(r))?.kind === 'rule';
 const logPrefixOf = (expr: NftExpr[]) => (expr.find((e) => 'log' in e)?.log as { prefix?: string } | undefined)?.prefix;
 
-test('emits commands only for Director\'s own inet table', () => {
+test("emits commands only for Director's own inet table", () => {
   const doc = compileTable(twoNetworks(T));
   for (const { kind, body } of commandTargets(doc)) {
     assert.is(body.family, 'inet');
@@ -26,7 +26,13 @@ test('base chains hook forward and input at priority -1 and dispatch through map
   const input = twoNetworks(T);
   const doc = compileTable(input);
   const chains = commandTargets(doc).filter((c) => c.kind === 'chain' && c.body.hook);
-  assert.equal(chains.map((c) => [c.body.hook, c.body.prio, c.body.type, c.body.policy]), [['forward', -1, 'filter', 'accept'], ['input', -1, 'filter', 'accept']]);
+  assert.equal(
+    chains.map((c) => [c.body.hook, c.body.prio, c.body.type, c.body.policy]),
+    [
+      ['forward', -1, 'filter', 'accept'],
+      ['input', -1, 'filter', 'accept'],
+    ],
+  );
   const vmaps = (chain: string) => rulesOf(doc, chain).map((r) => r.expr);
   assert.equal(vmaps('filter_forward'), [
     [{ vmap: { key: { meta: { key: 'iifname' } }, data: '@egress_vmap' } }],
@@ -35,12 +41,19 @@ test('base chains hook forward and input at priority -1 and dispatch through map
   assert.equal(vmaps('filter_input'), [[{ vmap: { key: { meta: { key: 'iifname' } }, data: '@host_vmap' } }]]);
   const maps = commandTargets(doc).filter((c) => c.kind === 'map');
   assert.ok(maps.every((m) => m.body.type === 'ifname' && m.body.map === 'verdict'));
-  const elements = commandTargets(doc).filter((c) => c.kind === 'element' && c.body.name === 'egress_vmap').flatMap((c) => c.body.elem as unknown[]);
-  assert.equal(elements, input.networks.map((n) => [n.bridge, { jump: { target: `net_${n.short}_out` } }]));
+  const elements = commandTargets(doc)
+    .filter((c) => c.kind === 'element' && c.body.name === 'egress_vmap')
+    .flatMap((c) => c.body.elem as unknown[]);
+  assert.equal(
+    elements,
+    input.networks.map((n) => [n.bridge, { jump: { target: `net_${n.short}_out` } }]),
+  );
 });
 
 test('no chain is named after an nft keyword', () => {
-  const names = commandTargets(compileTable(twoNetworks(T))).filter((c) => c.kind === 'chain').map((c) => String(c.body.name));
+  const names = commandTargets(compileTable(twoNetworks(T)))
+    .filter((c) => c.kind === 'chain')
+    .map((c) => String(c.body.name));
   for (const keyword of ['fwd', 'in', 'input', 'forward', 'output', 'filter', 'out']) assert.not.ok(names.includes(keyword), keyword);
 });
 
@@ -55,7 +68,14 @@ test('always-denied ranges are dropped first, before any policy rule, and cover 
   assert.ok(out.filter((r) => tag(r) === 'o.range').every((r) => ['drop', null].includes(verdictOf(r.expr))));
   const sets = commandTargets(doc).filter((c) => c.kind === 'element' && String(c.body.name).startsWith('always_denied'));
   const elems = JSON.stringify(sets.map((s) => s.body.elem));
-  for (const want of ['"127.0.0.0","len":8', '"169.254.0.0","len":16', '"::1"', '"fe80::","len":10', '"fd00:ec2::254"', '"::ffff:0.0.0.0","len":96']) {
+  for (const want of [
+    '"127.0.0.0","len":8',
+    '"169.254.0.0","len":16',
+    '"::1"',
+    '"fe80::","len":10',
+    '"fd00:ec2::254"',
+    '"::ffff:0.0.0.0","len":96',
+  ]) {
     assert.ok(elems.includes(want.replace('::ffff:0.0.0.0', '::ffff:0:0')), want);
   }
 });
@@ -83,12 +103,20 @@ test('a policy network ends each chain in a default deny; a network without one 
 
 test('isolation is the first rule of all three chains, ahead of any conntrack accept', () => {
   const doc = compileTable(twoNetworks(T, { isolated: true }));
-  for (const [chain, side] of [['out', 'o'], ['in', 'i'], ['host', 'h']]) {
+  for (const [chain, side] of [
+    ['out', 'o'],
+    ['in', 'i'],
+    ['host', 'h'],
+  ]) {
     const rules = rulesOf(doc, `${A}_${chain}_g0`);
     const firstVerdict = rules.find((r) => verdictOf(r.expr))!;
     assert.is(tag(rules[0]!), `${side}.isolate`);
     assert.is(tag(firstVerdict), `${side}.isolate`);
-    assert.equal(firstVerdict.expr.filter((e) => 'match' in e), [], 'isolation matches everything');
+    assert.equal(
+      firstVerdict.expr.filter((e) => 'match' in e),
+      [],
+      'isolation matches everything',
+    );
     assert.is(verdictOf(firstVerdict.expr), 'drop');
     const ctAccept = rules.findIndex((r) => JSON.stringify(r.expr).includes('"established"'));
     assert.ok(ctAccept > rules.indexOf(firstVerdict));
@@ -100,7 +128,10 @@ test('enforce: a deny logs through a rate limit in its own rule, then counts and
   const rules = rulesOf(compileTable(twoNetworks(T)), `${A}_out_g0`).filter((r) => tag(r) === 'o1');
   assert.is(rules.length, 2);
   const [logRule, dropRule] = rules as [SimRule, SimRule];
-  assert.equal(logRule.expr.map((e) => Object.keys(e)[0]), ['match', 'limit', 'log']);
+  assert.equal(
+    logRule.expr.map((e) => Object.keys(e)[0]),
+    ['match', 'limit', 'log'],
+  );
   assert.is(logPrefixOf(logRule.expr), 'dir:aaaa1111:o1: ');
   assert.equal(dropRule.expr.slice(1), [{ counter: null }, { counter: `${A}_denied` }, { drop: null }]);
   const allow = rulesOf(compileTable(twoNetworks(T)), `${A}_out_g0`).find((r) => tag(r) === 'o3')!;
@@ -121,7 +152,10 @@ test('audit: policy denies and the default log with dira: and return, never drop
       if (prefix) assert.ok(prefix.startsWith('dira:aaaa1111:'), prefix);
     }
     assert.ok(denies.some((r) => verdictOf(r.expr) === 'return'));
-    assert.ok(denies.some((r) => logPrefixOf(r.expr)), 'audit logs even with logging off');
+    assert.ok(
+      denies.some((r) => logPrefixOf(r.expr)),
+      'audit logs even with logging off',
+    );
     const guards = rules.filter((r) => /\.(range|xnet|dns)$/.test(tag(r)) && verdictOf(r.expr));
     assert.ok(guards.length > 0 && guards.every((r) => verdictOf(r.expr) === 'drop'));
   }
@@ -135,15 +169,21 @@ test('logging off drops policy log rules; metrics off drops per-rule counters bu
   assert.not.ok(policyish.some((r) => logPrefixOf(r.expr)));
   assert.not.ok(policyish.some((r) => r.expr.some((e) => e.counter === null)));
   assert.ok(policyish.every((r) => r.expr.some((e) => typeof e.counter === 'string')));
-  assert.ok(rules.filter((r) => tag(r) === 'o.range').some((r) => logPrefixOf(r.expr)), 'guards still log');
+  assert.ok(
+    rules.filter((r) => tag(r) === 'o.range').some((r) => logPrefixOf(r.expr)),
+    'guards still log',
+  );
 });
 
 test('a host-name rule matches per-host timeout sets, v4 and v6, shared by rules naming the same host', () => {
-  const policy = validateNetworkPolicy({ name: 'p', outbound: [
-    { action: 'allow', protocol: 'tcp', destination: 'pypi.org', port: 443 },
-    { action: 'allow', protocol: 'tcp', destination: 'pypi.org', port: 80 },
-    { action: 'allow', protocol: 'udp', source: '10.250.1.0/28', destination: 'ntp.example.org', port: 123 },
-  ] });
+  const policy = validateNetworkPolicy({
+    name: 'p',
+    outbound: [
+      { action: 'allow', protocol: 'tcp', destination: 'pypi.org', port: 443 },
+      { action: 'allow', protocol: 'tcp', destination: 'pypi.org', port: 80 },
+      { action: 'allow', protocol: 'udp', source: '10.250.1.0/28', destination: 'ntp.example.org', port: 123 },
+    ],
+  });
   const doc = compileTable({ table: T, alwaysDenied: DEFAULT_ALWAYS_DENIED, networks: [network('aaaa1111', 1, policy)] });
   const sets = commandTargets(doc).filter((c) => c.kind === 'set' && String(c.body.name).startsWith(A));
   assert.is(sets.length, 3, 'pypi v4+v6, ntp v4 only');
@@ -181,7 +221,10 @@ test('DNS goes only to the resolver; everything else to the host is dropped', ()
 
 test('traffic to other Director networks is dropped by bridge and by subnet, both directions', () => {
   const doc = compileTable(twoNetworks(T));
-  const xnet = (chain: string) => rulesOf(doc, chain).filter((r) => /\.xnet$/.test(tag(r)) && verdictOf(r.expr) === 'drop').map((r) => JSON.stringify(r.expr));
+  const xnet = (chain: string) =>
+    rulesOf(doc, chain)
+      .filter((r) => /\.xnet$/.test(tag(r)) && verdictOf(r.expr) === 'drop')
+      .map((r) => JSON.stringify(r.expr));
   const out = xnet(`${A}_out_g0`);
   assert.ok(out.some((e) => e.includes('"oifname"}},"right":"dt-aaaa1111"') && e.includes('"@bridges"')));
   assert.ok(out.some((e) => e.includes('"@subnets_v4"') && e.includes('"op":"!="')));
@@ -196,22 +239,34 @@ test('no rule needs an anonymous set: constant sets are shared, defined once wit
   const rules = commandTargets(doc).filter((c) => c.kind === 'rule');
   assert.ok(rules.length > 50);
   for (const r of rules) assert.not.match(JSON.stringify(r.body.expr), /"set":\[/, String(r.body.comment));
-  const consts = commandTargets(doc).filter((c) => c.kind === 'set' && ['l4_tcp_udp', 'dns_ports', 'l4_icmp_any', 'nd_types'].includes(String(c.body.name)));
-  assert.equal(consts.map((c) => [c.body.name, c.body.elem]), [
-    ['l4_tcp_udp', ['tcp', 'udp']], ['dns_ports', [53, 853]], ['l4_icmp_any', ['icmp', 'ipv6-icmp']], ['nd_types', ['nd-neighbor-solicit', 'nd-neighbor-advert']],
-  ]);
+  const consts = commandTargets(doc).filter(
+    (c) => c.kind === 'set' && ['l4_tcp_udp', 'dns_ports', 'l4_icmp_any', 'nd_types'].includes(String(c.body.name)),
+  );
+  assert.equal(
+    consts.map((c) => [c.body.name, c.body.elem]),
+    [
+      ['l4_tcp_udp', ['tcp', 'udp']],
+      ['dns_ports', [53, 853]],
+      ['l4_icmp_any', ['icmp', 'ipv6-icmp']],
+      ['nd_types', ['nd-neighbor-solicit', 'nd-neighbor-advert']],
+    ],
+  );
 });
 
 test('protocols and ports compile to nft matches', () => {
   const rules = rulesOf(compileTable(twoNetworks(T)), `${A}_out_g0`);
   const byTag = (t: string) => rules.filter((r) => tag(r) === t && verdictOf(r.expr)).map((r) => r.expr.filter((e) => 'match' in e));
-  assert.equal(byTag('o2'), [[
-    { match: { op: '==', left: { payload: { protocol: 'ip6', field: 'daddr' } }, right: { prefix: { addr: '2001:db8::', len: 32 } } } },
-    { match: { op: '==', left: { payload: { protocol: 'udp', field: 'dport' } }, right: { range: [8000, 8100] } } },
-  ]]);
+  assert.equal(byTag('o2'), [
+    [
+      { match: { op: '==', left: { payload: { protocol: 'ip6', field: 'daddr' } }, right: { prefix: { addr: '2001:db8::', len: 32 } } } },
+      { match: { op: '==', left: { payload: { protocol: 'udp', field: 'dport' } }, right: { range: [8000, 8100] } } },
+    ],
+  ]);
   assert.equal(byTag('o3'), [[{ match: { op: '==', left: { meta: { key: 'l4proto' } }, right: '@l4_icmp_any' } }]]);
   assert.equal(byTag('o4')[0]![0], { match: { op: '==', left: { payload: { protocol: 'ip', field: 'daddr' } }, right: '203.0.113.9' } });
-  assert.equal(byTag('o1'), [[{ match: { op: '==', left: { payload: { protocol: 'ip', field: 'daddr' } }, right: { prefix: { addr: '10.0.0.0', len: 8 } } } }]]);
+  assert.equal(byTag('o1'), [
+    [{ match: { op: '==', left: { payload: { protocol: 'ip', field: 'daddr' } }, right: { prefix: { addr: '10.0.0.0', len: 8 } } } }],
+  ]);
 });
 
 test.run();

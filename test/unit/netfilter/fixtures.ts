@@ -9,22 +9,23 @@ import type { RuleView } from '../../../netfilter/readback.ts';
 import type { NftCommand, NftDocument, NftExpr } from '../../../netfilter/json.ts';
 import { DEFAULT_ALWAYS_DENIED, type NetfilterInput, type NetworkInput } from '../../../netfilter/model.ts';
 
-export const fullPolicy = (overrides: Partial<Record<string, unknown>> = {}): NetworkPolicy => validateNetworkPolicy({
-  name: 'full',
-  outbound: [
-    { action: 'allow', protocol: 'tcp', destination: '*.pythonhosted.org', port: 443 },
-    { action: 'deny', protocol: 'all', destination: '10.0.0.0/8' },
-    { action: 'allow', protocol: 'udp', destination: '2001:db8::/32', port: { from: 8000, to: 8100 } },
-    { action: 'allow', protocol: 'icmp' },
-    { action: 'deny', protocol: 'tcp', destination: '203.0.113.9', port: 22 },
-    { action: 'allow', protocol: 'tcp', destination: 'pypi.org', port: 443 },
-  ],
-  inbound: [
-    { action: 'allow', protocol: 'tcp', source: '198.51.100.0/24', port: 22 },
-    { action: 'deny', protocol: 'all', source: '198.51.100.66' },
-  ],
-  ...overrides,
-});
+export const fullPolicy = (overrides: Partial<Record<string, unknown>> = {}): NetworkPolicy =>
+  validateNetworkPolicy({
+    name: 'full',
+    outbound: [
+      { action: 'allow', protocol: 'tcp', destination: '*.pythonhosted.org', port: 443 },
+      { action: 'deny', protocol: 'all', destination: '10.0.0.0/8' },
+      { action: 'allow', protocol: 'udp', destination: '2001:db8::/32', port: { from: 8000, to: 8100 } },
+      { action: 'allow', protocol: 'icmp' },
+      { action: 'deny', protocol: 'tcp', destination: '203.0.113.9', port: 22 },
+      { action: 'allow', protocol: 'tcp', destination: 'pypi.org', port: 443 },
+    ],
+    inbound: [
+      { action: 'allow', protocol: 'tcp', source: '198.51.100.0/24', port: 22 },
+      { action: 'deny', protocol: 'all', source: '198.51.100.66' },
+    ],
+    ...overrides,
+  });
 
 export function network(short: string, n: number, policy: NetworkPolicy | null, extra: Partial<NetworkInput> = {}): NetworkInput {
   return {
@@ -60,13 +61,18 @@ export function expectedRules(policy: NetworkPolicy, direction: 'outbound' | 'in
 }
 
 /** The fields of read-back rules that {@link expectedRules} predicts. */
-export const essentials = (views: RuleView[]): Record<string, unknown>[] => views.map((v) => {
-  const out: Record<string, unknown> = { index: v.index, action: v.action, protocol: v.protocol };
-  for (const k of ['source', 'destination', 'port'] as const) if (v[k] !== undefined) out[k] = v[k];
-  return out;
-});
+export const essentials = (views: RuleView[]): Record<string, unknown>[] =>
+  views.map((v) => {
+    const out: Record<string, unknown> = { index: v.index, action: v.action, protocol: v.protocol };
+    for (const k of ['source', 'destination', 'port'] as const) if (v[k] !== undefined) out[k] = v[k];
+    return out;
+  });
 
-export interface SimRule { chain: string; comment: string; expr: NftExpr[] }
+export interface SimRule {
+  chain: string;
+  comment: string;
+  expr: NftExpr[];
+}
 
 /** Rules of one chain, in order, from a document. */
 export const rulesOf = (doc: NftDocument, chain: string): SimRule[] =>
@@ -77,7 +83,9 @@ export const verdictOf = (expr: NftExpr[]): string | null =>
 
 /** Every object a command names, as `<kind>:<name>` (rules as `rule:<chain>`). */
 export function commandTargets(doc: NftDocument): { op: string; kind: string; body: Record<string, unknown> }[] {
-  return doc.nftables.flatMap((c) => Object.entries(c).flatMap(([op, objs]) => Object.entries(objs ?? {}).map(([kind, body]) => ({ op, kind, body }))));
+  return doc.nftables.flatMap((c) =>
+    Object.entries(c).flatMap(([op, objs]) => Object.entries(objs ?? {}).map(([kind, body]) => ({ op, kind, body }))),
+  );
 }
 
 type Obj = Record<string, unknown>;
@@ -115,7 +123,12 @@ export class NftSim {
       return;
     }
     if (!this.table) this.fail(`${op} ${kind} without table`);
-    const store = new Map<string, Map<string, Obj>>([['chain', this.chains], ['set', this.sets], ['map', this.maps], ['counter', this.counters]]).get(kind);
+    const store = new Map<string, Map<string, Obj>>([
+      ['chain', this.chains],
+      ['set', this.sets],
+      ['map', this.maps],
+      ['counter', this.counters],
+    ]).get(kind);
     if (kind === 'rule') {
       const chain = String(body.chain);
       if (!this.chains.has(chain)) this.fail(`rule in missing chain ${chain}`);
@@ -163,7 +176,8 @@ export class NftSim {
       if (!store.has(name)) this.fail(`delete of missing ${kind} ${name}`);
       const text = JSON.stringify([...this.rules.values()]) + JSON.stringify([...this.maps.values()]);
       if (kind === 'set' && text.includes(`"@${name}"`)) this.fail(`delete of set ${name} still in use`);
-      if (kind === 'chain' && (this.rules.get(name)!.length > 0 || text.includes(`"target":"${name}"`))) this.fail(`delete of chain ${name} still in use`);
+      if (kind === 'chain' && (this.rules.get(name)!.length > 0 || text.includes(`"target":"${name}"`)))
+        this.fail(`delete of chain ${name} still in use`);
       if (kind === 'counter' && text.includes(`"counter":"${name}"`)) this.fail(`delete of counter ${name} still in use`);
       store.delete(name);
       if (kind === 'chain') this.rules.delete(name);

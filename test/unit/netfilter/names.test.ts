@@ -2,7 +2,15 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { alwaysDeniedRanges, checkInput, DEFAULT_ALWAYS_DENIED } from '../../../netfilter/model.ts';
 import {
-  chainName, counterName, genChainName, logPrefix, nameSetName, parseLogLine, parseObjectName, ruleComment, shortName,
+  chainName,
+  counterName,
+  genChainName,
+  logPrefix,
+  nameSetName,
+  parseLogLine,
+  parseObjectName,
+  ruleComment,
+  shortName,
 } from '../../../netfilter/names.ts';
 import { network, twoNetworks } from './fixtures.ts';
 
@@ -31,7 +39,7 @@ test('log prefixes are short, name network and rule, and parse back from a kerne
   assert.is(parseLogLine('dir:3f9a01bc:bogus: x'), null);
 });
 
-test('rule comments keep the host pattern only when it fits nft\'s 128 bytes', () => {
+test("rule comments keep the host pattern only when it fits nft's 128 bytes", () => {
   assert.is(ruleComment('o1', 'pypi.org'), 'o1 pypi.org');
   assert.is(ruleComment('o1', `${'a'.repeat(60)}.${'b'.repeat(60)}.example.com`), 'o1');
 });
@@ -43,20 +51,36 @@ test('opening an always-denied range keeps the rest of it denied', () => {
   assert.is(r.v4.length, 1 + 16);
   assert.not.ok(r.v6.includes('::1/128'));
   assert.ok(r.v6.includes('fd00:ec2::254/128'));
-  assert.equal(alwaysDeniedRanges(), { v4: ['127.0.0.0/8', '169.254.0.0/16'], v6: ['fe80::/10', '::ffff:0:0/96', '::1/128', 'fd00:ec2::254/128'] });
+  assert.equal(alwaysDeniedRanges(), {
+    v4: ['127.0.0.0/8', '169.254.0.0/16'],
+    v6: ['fe80::/10', '::ffff:0:0/96', '::1/128', 'fd00:ec2::254/128'],
+  });
   assert.throws(() => alwaysDeniedRanges(['nope']), /open\[0\]/);
 });
 
 test('compiler input that nft would refuse or that would collide is refused', () => {
   const base = twoNetworks('director_unit');
   assert.throws(() => checkInput({ ...base, table: 'bad-name' }), /table/);
-  assert.throws(() => checkInput({ ...base, networks: [network('a1', 1, null), network('a1', 2, null, { bridge: 'x' })] }), /networks\[1\]\.short/);
-  assert.throws(() => checkInput({ ...base, networks: [network('a1', 1, null), network('a2', 2, null, { bridge: 'dt-a1' })] }), /networks\[1\]\.bridge/);
+  assert.throws(
+    () => checkInput({ ...base, networks: [network('a1', 1, null), network('a1', 2, null, { bridge: 'x' })] }),
+    /networks\[1\]\.short/,
+  );
+  assert.throws(
+    () => checkInput({ ...base, networks: [network('a1', 1, null), network('a2', 2, null, { bridge: 'dt-a1' })] }),
+    /networks\[1\]\.bridge/,
+  );
   assert.throws(() => checkInput({ ...base, networks: [network('Upper', 1, null)] }), /short/);
   assert.throws(() => checkInput({ ...base, networks: [network('a1', 1, null, { bridge: 'a-very-long-bridge-name' })] }), /bridge/);
   assert.throws(() => checkInput({ ...base, networks: [network('a1', 1, null, { gatewayV4: '10.9.9.1' })] }), /gatewayV4/);
   assert.throws(() => checkInput({ ...base, networks: [network('a1', 1, null, { subnetV6: '10.0.0.0/8' })] }), /subnetV6/);
-  assert.throws(() => checkInput({ ...base, networks: [network('a1', 1, null), network('a2', 2, null, { subnetV4: '10.250.0.0/16', gatewayV4: '10.250.0.1' })] }), /networks\[1\]\.subnetV4.*overlaps/);
+  assert.throws(
+    () =>
+      checkInput({
+        ...base,
+        networks: [network('a1', 1, null), network('a2', 2, null, { subnetV4: '10.250.0.0/16', gatewayV4: '10.250.0.1' })],
+      }),
+    /networks\[1\]\.subnetV4.*overlaps/,
+  );
   assert.throws(() => checkInput({ ...base, alwaysDenied: { ...DEFAULT_ALWAYS_DENIED, v4: ['::1/128'] } }), /alwaysDenied\.v4\[0\]/);
   checkInput(base);
 });

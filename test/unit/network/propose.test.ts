@@ -8,8 +8,14 @@ const test = suite('propose');
 
 const policy = (outbound: unknown[], extra: Record<string, unknown> = {}) =>
   validateNetworkPolicy({ name: 'web', mode: 'audit', outbound, ...extra });
-const out = (remote: string, port: number | null, extra: Partial<Observation> = {}): Observation =>
-  ({ direction: 'outbound', proto: 'tcp', remote, port, count: 1, ...extra });
+const out = (remote: string, port: number | null, extra: Partial<Observation> = {}): Observation => ({
+  direction: 'outbound',
+  proto: 'tcp',
+  remote,
+  port,
+  count: 1,
+  ...extra,
+});
 
 test('no observations: the same policy and no additions', () => {
   const p = policy([{ action: 'allow', protocol: 'tcp', destination: '10.0.0.0/8' }]);
@@ -39,8 +45,12 @@ test('prefers host names, one rule per name and port, and counts what it saw', (
 
 test('addresses become /32 or /128 rules; ≥3 consecutive ports collapse into a range', () => {
   const r = proposePolicy(policy([]), [
-    out('198.51.100.7', 8002), out('198.51.100.7', 8000), out('198.51.100.7', 8001), out('198.51.100.7', 8001),
-    out('198.51.100.7', 9000), out('198.51.100.7', 9001),
+    out('198.51.100.7', 8002),
+    out('198.51.100.7', 8000),
+    out('198.51.100.7', 8001),
+    out('198.51.100.7', 8001),
+    out('198.51.100.7', 9000),
+    out('198.51.100.7', 9001),
     out('2001:db8::1', 443),
     out('198.51.100.2', 53, { proto: 'udp' }),
     out('198.51.100.2', null, { proto: 'icmp' }),
@@ -56,8 +66,16 @@ test('addresses become /32 or /128 rules; ≥3 consecutive ports collapse into a
   assert.match(r.diff, '+ allow tcp → 198.51.100.7/32:8000-8002  (seen 4×)');
   assert.match(r.diff, '+ allow tcp → [2001:db8::1/128]:443  (seen 1×)');
   // Same input in another order: same output.
-  const again = proposePolicy(policy([]), [out('2001:db8::1', 443), out('198.51.100.7', 9001), out('198.51.100.2', null, { proto: 'icmp' }),
-    out('198.51.100.7', 8001), out('198.51.100.7', 9000), out('198.51.100.2', 53, { proto: 'udp' }), out('198.51.100.7', 8000), out('198.51.100.7', 8002)]);
+  const again = proposePolicy(policy([]), [
+    out('2001:db8::1', 443),
+    out('198.51.100.7', 9001),
+    out('198.51.100.2', null, { proto: 'icmp' }),
+    out('198.51.100.7', 8001),
+    out('198.51.100.7', 9000),
+    out('198.51.100.2', 53, { proto: 'udp' }),
+    out('198.51.100.7', 8000),
+    out('198.51.100.7', 8002),
+  ]);
   assert.equal(again.added, r.added);
 });
 
@@ -67,8 +85,16 @@ test('traffic already allowed adds nothing (CIDR, port range, name, protocol all
     { action: 'allow', protocol: 'tcp', destination: '*.example.test', port: 443 },
     { action: 'allow', protocol: 'all', destination: '2001:db8::/32' },
   ]);
-  const obs = [out('198.51.100.7', 8050), out('203.0.113.5', 443, { names: ['api.example.test'] }), out('2001:db8::9', null, { proto: 'icmp' })];
-  for (const o of obs) assert.ok(p.outbound.some((rule) => ruleAllows(rule, o)), JSON.stringify(o));
+  const obs = [
+    out('198.51.100.7', 8050),
+    out('203.0.113.5', 443, { names: ['api.example.test'] }),
+    out('2001:db8::9', null, { proto: 'icmp' }),
+  ];
+  for (const o of obs)
+    assert.ok(
+      p.outbound.some((rule) => ruleAllows(rule, o)),
+      JSON.stringify(o),
+    );
   const r = proposePolicy(p, obs);
   assert.equal(r.added, []);
   assert.equal(r.policy, p);
@@ -95,14 +121,22 @@ test('traffic a deny rule matches goes to blockedByDeny, not to a shadowed allow
     out('198.51.100.4', 443, { names: ['x.evil.test'] }),
     out('198.51.100.5', 443),
   ]);
-  assert.equal(r.blockedByDeny.map((b) => [b.observation.remote, b.index]), [['203.0.113.9', 1], ['198.51.100.4', 2]]);
+  assert.equal(
+    r.blockedByDeny.map((b) => [b.observation.remote, b.index]),
+    [
+      ['203.0.113.9', 1],
+      ['198.51.100.4', 2],
+    ],
+  );
   assert.equal(r.added, [{ action: 'allow', protocol: 'tcp', destination: '198.51.100.5/32', port: 443 }]);
   assert.match(r.diff, /^! outbound tcp → 203\.0\.113\.9:22 {2}\(seen 3×\) {2}by outbound\[1\] deny tcp → 203\.0\.113\.9\/32:22$/m);
 });
 
 test('inbound observations get source rules; the result keeps everything else and validates', () => {
   const p = policy([{ action: 'allow', protocol: 'udp', destination: '198.51.100.53/32', port: 53 }], {
-    description: 'kept', inbound: [{ action: 'allow', protocol: 'tcp', source: '192.0.2.0/24', port: 22 }], metrics: false,
+    description: 'kept',
+    inbound: [{ action: 'allow', protocol: 'tcp', source: '192.0.2.0/24', port: 22 }],
+    metrics: false,
   });
   const r = proposePolicy(p, [
     { direction: 'inbound', proto: 'tcp', remote: '203.0.113.20', port: 8080, count: 2 },
@@ -112,7 +146,10 @@ test('inbound observations get source rules; the result keeps everything else an
   assert.equal(r.added, [{ action: 'allow', protocol: 'tcp', source: '203.0.113.20/32', port: 8080 }]);
   assert.equal(validateNetworkPolicy(r.policy), r.policy);
   assert.equal([r.policy.description, r.policy.metrics, r.policy.mode, r.policy.outbound.length], ['kept', false, 'audit', 1]);
-  assert.match(r.diff, /@@ inbound @@\n {2}allow tcp ← 192\.0\.2\.0\/24 port 22\n\+ allow tcp ← 203\.0\.113\.20\/32 port 8080 {2}\(seen 2×\)/);
+  assert.match(
+    r.diff,
+    /@@ inbound @@\n {2}allow tcp ← 192\.0\.2\.0\/24 port 22\n\+ allow tcp ← 203\.0\.113\.20\/32 port 8080 {2}\(seen 2×\)/,
+  );
 });
 
 test('a malformed observation is a VALIDATION_ERROR naming it', () => {

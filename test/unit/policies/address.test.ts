@@ -1,6 +1,15 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { checkCidr, cidrContains, collapseCidrs, formatCidr, formatIp, parseCidr, parseIp, subtractCidr } from '../../../policies/address.ts';
+import {
+  checkCidr,
+  cidrContains,
+  collapseCidrs,
+  formatCidr,
+  formatIp,
+  parseCidr,
+  parseIp,
+  subtractCidr,
+} from '../../../policies/address.ts';
 import { checkHostPattern, hostMatches } from '../../../policies/hostname.ts';
 
 const test = suite('address');
@@ -34,7 +43,10 @@ test('containment, collapse and subtraction', () => {
   assert.ok(cidrContains(c('169.254.0.0/16'), c('169.254.169.254/32')));
   assert.not.ok(cidrContains(c('169.254.169.254/32'), c('169.254.0.0/16')));
   assert.not.ok(cidrContains(c('::/0'), c('0.0.0.0/0')));
-  assert.equal(collapseCidrs([c('169.254.169.254'), c('169.254.0.0/16'), c('127.0.0.0/8'), c('127.0.0.0/8')]).map(formatCidr), ['127.0.0.0/8', '169.254.0.0/16']);
+  assert.equal(collapseCidrs([c('169.254.169.254'), c('169.254.0.0/16'), c('127.0.0.0/8'), c('127.0.0.0/8')]).map(formatCidr), [
+    '127.0.0.0/8',
+    '169.254.0.0/16',
+  ]);
   const rest = subtractCidr(c('10.0.0.0/8'), c('10.1.2.0/24')).map(formatCidr);
   assert.is(rest.length, 16);
   assert.not.ok(rest.some((r) => cidrContains(c(r), c('10.1.2.0/24')) || cidrContains(c('10.1.2.0/24'), c(r))));

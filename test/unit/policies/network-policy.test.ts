@@ -1,8 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  PolicyValidationError, nameRules, nameRulesMatching, validateNetworkPolicy,
-} from '../../../policies/network-policy.ts';
+import { PolicyValidationError, nameRules, nameRulesMatching, validateNetworkPolicy } from '../../../policies/network-policy.ts';
 import { isDirectorError } from '../../../core/errors.ts';
 
 const test = suite('network-policy');
@@ -44,11 +42,13 @@ test('accepts the seed example and fills defaults', () => {
 });
 
 test('normalizes addresses, host names and one-port ranges', () => {
-  const p = validateNetworkPolicy(out(
-    { action: 'allow', protocol: 'tcp', destination: '198.51.100.7', port: { from: 443, to: 443 } },
-    { action: 'allow', protocol: 'tcp', destination: '2001:DB8:0:0::/64', port: { from: 8000, to: 8100 } },
-    { action: 'allow', protocol: 'udp', destination: 'Files.PythonHosted.org.' },
-  ));
+  const p = validateNetworkPolicy(
+    out(
+      { action: 'allow', protocol: 'tcp', destination: '198.51.100.7', port: { from: 443, to: 443 } },
+      { action: 'allow', protocol: 'tcp', destination: '2001:DB8:0:0::/64', port: { from: 8000, to: 8100 } },
+      { action: 'allow', protocol: 'udp', destination: 'Files.PythonHosted.org.' },
+    ),
+  );
   assert.is(p.outbound[0]!.destination, '198.51.100.7/32');
   assert.is(p.outbound[0]!.port, 443);
   assert.is(p.outbound[1]!.destination, '2001:db8::/64');
@@ -94,7 +94,11 @@ test('refuses invalid CIDRs and mixed address families', () => {
   refuses(out({ action: 'allow', protocol: 'all', destination: '010.0.0.1' }), 'outbound[0].destination');
   refuses(out({ action: 'allow', protocol: 'all', destination: 'fe80::1%eth0' }), 'outbound[0].destination');
   refuses(inb({ action: 'allow', protocol: 'all', source: '1.2.3' }), 'inbound[0].source');
-  refuses(out({ action: 'allow', protocol: 'all', source: '10.0.0.0/8', destination: '2001:db8::/32' }), 'outbound[0].destination', /IPv6 but source is IPv4/);
+  refuses(
+    out({ action: 'allow', protocol: 'all', source: '10.0.0.0/8', destination: '2001:db8::/32' }),
+    'outbound[0].destination',
+    /IPv6 but source is IPv4/,
+  );
 });
 
 test('refuses host names at the local end of a rule', () => {
@@ -121,22 +125,29 @@ test('refuses over-broad and malformed host names', () => {
     [`${'a'.repeat(64)}.example.com`, /not a valid host name/],
     [`${'abcdefghi.'.repeat(26)}com`, /longer than 253/],
   ];
-  for (const [host, issue] of cases) refuses(out({ action: 'allow', protocol: 'tcp', destination: host }), 'outbound[0].destination', issue);
+  for (const [host, issue] of cases)
+    refuses(out({ action: 'allow', protocol: 'tcp', destination: host }), 'outbound[0].destination', issue);
   for (const ok of ['*.pythonhosted.org', '*.example.co.uk', 'github.io', 'user.github.io', 'h1.bench.test']) {
     validateNetworkPolicy(out({ action: 'allow', protocol: 'tcp', destination: ok }));
   }
 });
 
 test('refuses a rule that contradicts an earlier one with the same match', () => {
-  refuses(out(
-    { action: 'allow', protocol: 'tcp', destination: '10.0.0.0/8', port: 443 },
-    { action: 'allow', protocol: 'udp', destination: '10.0.0.0/8', port: 443 },
-    { action: 'deny', protocol: 'tcp', destination: '10.0.0.0/8', port: { from: 443, to: 443 } },
-  ), 'outbound[2].action', /contradicts outbound\[0\]/);
+  refuses(
+    out(
+      { action: 'allow', protocol: 'tcp', destination: '10.0.0.0/8', port: 443 },
+      { action: 'allow', protocol: 'udp', destination: '10.0.0.0/8', port: 443 },
+      { action: 'deny', protocol: 'tcp', destination: '10.0.0.0/8', port: { from: 443, to: 443 } },
+    ),
+    'outbound[2].action',
+    /contradicts outbound\[0\]/,
+  );
   refuses(inb({ action: 'deny', protocol: 'all' }, { action: 'allow', protocol: 'all' }), 'inbound[1].action');
   // Same match in different directions, and overlapping (not identical) matches, are fine: deny wins.
   validateNetworkPolicy({ name: 'p', inbound: [{ action: 'allow', protocol: 'all' }], outbound: [{ action: 'deny', protocol: 'all' }] });
-  validateNetworkPolicy(out({ action: 'deny', protocol: 'all', destination: '10.0.0.0/8' }, { action: 'allow', protocol: 'tcp', destination: '10.1.0.0/16' }));
+  validateNetworkPolicy(
+    out({ action: 'deny', protocol: 'all', destination: '10.0.0.0/8' }, { action: 'allow', protocol: 'tcp', destination: '10.1.0.0/16' }),
+  );
 });
 
 test('finds the name rules a resolver answer feeds', () => {
@@ -149,9 +160,18 @@ test('finds the name rules a resolver answer feeds', () => {
     ],
     inbound: [{ action: 'allow', protocol: 'tcp', source: 'ci.example.com' }],
   });
-  assert.equal(nameRules(p).map((r) => `${r.direction}[${r.index}]`), ['outbound[0]', 'outbound[1]', 'inbound[0]']);
-  assert.equal(nameRulesMatching(p, 'files.pythonhosted.org.').map((r) => r.index), [1]);
-  assert.equal(nameRulesMatching(p, 'PyPI.org').map((r) => r.host), ['pypi.org']);
+  assert.equal(
+    nameRules(p).map((r) => `${r.direction}[${r.index}]`),
+    ['outbound[0]', 'outbound[1]', 'inbound[0]'],
+  );
+  assert.equal(
+    nameRulesMatching(p, 'files.pythonhosted.org.').map((r) => r.index),
+    [1],
+  );
+  assert.equal(
+    nameRulesMatching(p, 'PyPI.org').map((r) => r.host),
+    ['pypi.org'],
+  );
   assert.equal(nameRulesMatching(p, 'pythonhosted.org'), []);
   assert.equal(nameRulesMatching(p, 'evilpypi.org'), []);
 });

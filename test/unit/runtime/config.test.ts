@@ -29,7 +29,12 @@ test('a relative data dir is resolved against the project root; an absolute one 
 });
 
 test('environment variables are read and coerced to their types', () => {
-  const cfg = loadConfig({ DIRECTOR_PORT: '9000', DIRECTOR_MAX_CPU: '4.5', DIRECTOR_LOG_LEVEL: 'debug', DIRECTOR_DEFAULT_IMAGE: 'alpine:3' });
+  const cfg = loadConfig({
+    DIRECTOR_PORT: '9000',
+    DIRECTOR_MAX_CPU: '4.5',
+    DIRECTOR_LOG_LEVEL: 'debug',
+    DIRECTOR_DEFAULT_IMAGE: 'alpine:3',
+  });
   assert.is(cfg.port, 9000);
   assert.is(cfg.maxCpu, 4.5);
   assert.is(cfg.logLevel, 'debug');

@@ -5,7 +5,12 @@ import { openDb } from '../../../core/db.ts';
 import { storing } from '../../helpers/sink.ts';
 
 function fresh(startMs = 1_700_000_000_000) {
-  const clock = { now: startMs, nowMs(): number { return this.now; } };
+  const clock = {
+    now: startMs,
+    nowMs(): number {
+      return this.now;
+    },
+  };
   const db = openDb('/tmp/x', ':memory:');
   return { clock, db, sink: storing(createEventSink(db, clock)) };
 }
@@ -121,7 +126,7 @@ test('events emitted in one synchronous run are stored together right after it, 
   sink.subscribe((e) => published.push(e.seq));
   const a = sink.emit(ev());
   const b = sink.emit(ev());
-  assert.is(a.seq, -1, 'not stored during the producer\'s run');
+  assert.is(a.seq, -1, "not stored during the producer's run");
   assert.equal(published, []);
   assert.is(sink.health().pending, 2);
   await Promise.resolve();
@@ -134,7 +139,10 @@ test('list sees every event emitted before it, even in the same synchronous run'
   const db = openDb('/tmp/x', ':memory:');
   const sink = createEventSink(db, { nowMs: () => 0 });
   const a = sink.emit(ev());
-  assert.equal(sink.list({ limit: 10 }).map((e) => e.id), [a.id]);
+  assert.equal(
+    sink.list({ limit: 10 }).map((e) => e.id),
+    [a.id],
+  );
   assert.ok(a.seq > 0);
 });
 
@@ -142,7 +150,10 @@ test('a burst of groupSize events is stored without waiting for the microtask', 
   const db = openDb('/tmp/x', ':memory:');
   const sink = createEventSink(db, { nowMs: () => 0 }, undefined, { groupSize: 3 });
   const es = [sink.emit(ev()), sink.emit(ev()), sink.emit(ev()), sink.emit(ev())];
-  assert.equal(es.map((e) => e.seq > 0), [true, true, true, false]);
+  assert.equal(
+    es.map((e) => e.seq > 0),
+    [true, true, true, false],
+  );
   assert.is(sink.health().pending, 1);
 });
 
@@ -150,14 +161,20 @@ test('an emit inside another transaction is stored after that transaction, not i
   const db = openDb('/tmp/x', ':memory:');
   const sink = createEventSink(db, { nowMs: () => 0 });
   let e: SecurityEvent | undefined;
-  assert.throws(() => db.tx(() => {
-    e = sink.emit(ev());
-    sink.flush();
-    throw new Error('rolled back');
-  }));
+  assert.throws(() =>
+    db.tx(() => {
+      e = sink.emit(ev());
+      sink.flush();
+      throw new Error('rolled back');
+    }),
+  );
   await Promise.resolve();
   assert.ok(e!.seq > 0);
-  assert.equal(sink.list({ limit: 10 }).map((x) => x.id), [e!.id], 'the rollback did not take the event with it');
+  assert.equal(
+    sink.list({ limit: 10 }).map((x) => x.id),
+    [e!.id],
+    'the rollback did not take the event with it',
+  );
 });
 
 test.run();

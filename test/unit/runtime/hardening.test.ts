@@ -24,7 +24,10 @@ test('runs as 1000:1000 whatever the effective spec says', () => {
 
 test('mounts a tmpfs on /tmp and on each allowed path, owned by the sandbox user', () => {
   const spec = build({ securityPolicy: { allowedPaths: ['/app', '/data'] } });
-  assert.equal(spec.tmpfs.map((m) => m.path), ['/tmp', '/app', '/data']);
+  assert.equal(
+    spec.tmpfs.map((m) => m.path),
+    ['/tmp', '/app', '/data'],
+  );
   for (const m of spec.tmpfs) {
     assert.is(m.uid, 1000);
     assert.is(m.gid, 1000);
@@ -34,7 +37,13 @@ test('mounts a tmpfs on /tmp and on each allowed path, owned by the sandbox user
 });
 
 test('tmpfs sizes together never exceed the disk limit', () => {
-  for (const [disk, paths] of [[1, ['/a', '/b']], [7, ['/a', '/b']], [2048, ['/app']], [100, []], [4096, ['/a', '/b', '/c', '/d', '/e']]] as const) {
+  for (const [disk, paths] of [
+    [1, ['/a', '/b']],
+    [7, ['/a', '/b']],
+    [2048, ['/app']],
+    [100, []],
+    [4096, ['/a', '/b', '/c', '/d', '/e']],
+  ] as const) {
     const spec = build({ resourceLimits: { disk }, securityPolicy: { allowedPaths: [...paths] } });
     const total = spec.tmpfs.reduce((n, m) => n + m.sizeBytes, 0);
     assert.ok(total <= disk * MIB, `disk ${disk}: ${total} > ${disk * MIB}`);

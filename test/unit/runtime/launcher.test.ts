@@ -16,13 +16,47 @@ import { Launchers, launchLine, shQuote } from '../../../runtime/sandbox/launche
 const LAUNCHER_SCRIPT = 'IFS= read -r l || exit 125; eval "$l"';
 
 function runLine(line: string, cwd = os.tmpdir()): string {
-  return execFileSync('/bin/sh', ['-c', LAUNCHER_SCRIPT], { input: line, cwd, stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } }).toString('utf8');
+  return execFileSync('/bin/sh', ['-c', LAUNCHER_SCRIPT], {
+    input: line,
+    cwd,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+  }).toString('utf8');
 }
 
 const NASTY = [
-  "'", '"', "it's", '$(id)', '`id`', '${HOME}', '$HOME', 'a; echo pwned', 'a && echo pwned', '| cat /etc/passwd',
-  'two  spaces', ' lead', 'trail ', '', '\\', '\\n', '\\\\', '*', '?', '[a]', '~', '#x', '!', '-n', '--', '>out', '<in',
-  'ünïcødé ☃ 日本', 'tab\there', "'\"'\"'", "end\\'", '%s%d',
+  "'",
+  '"',
+  "it's",
+  '$(id)',
+  '`id`',
+  '${HOME}',
+  '$HOME',
+  'a; echo pwned',
+  'a && echo pwned',
+  '| cat /etc/passwd',
+  'two  spaces',
+  ' lead',
+  'trail ',
+  '',
+  '\\',
+  '\\n',
+  '\\\\',
+  '*',
+  '?',
+  '[a]',
+  '~',
+  '#x',
+  '!',
+  '-n',
+  '--',
+  '>out',
+  '<in',
+  'ünïcødé ☃ 日本',
+  'tab\there',
+  "'\"'\"'",
+  "end\\'",
+  '%s%d',
 ];
 
 test('shQuote wraps in single quotes and splices embedded quotes', () => {
@@ -68,7 +102,7 @@ test('exports each environment key and changes to the workdir with `cd --`', () 
 test('a workdir with spaces, quotes, `$(...)` or a leading dash is entered, not interpreted', () => {
   const root = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'launcher-')));
   try {
-    for (const name of ["a b 'c' \"d\" $(id) `x`", '-rf']) {
+    for (const name of ['a b \'c\' "d" $(id) `x`', '-rf']) {
       const dir = path.join(root, name);
       mkdirSync(dir);
       const line = launchLine(['pwd'], {}, name.startsWith('-') ? name : dir);
@@ -125,7 +159,14 @@ function fakeEngine() {
       const written: string[] = [];
       stdin.on('data', (b: Buffer) => written.push(b.toString()));
       execs.push({ opts, written, end });
-      return Promise.resolve({ id: `e${execs.length}`, stdout: new PassThrough(), stderr: new PassThrough(), stdin, wait: () => done, kill: () => Promise.resolve() });
+      return Promise.resolve({
+        id: `e${execs.length}`,
+        stdout: new PassThrough(),
+        stderr: new PassThrough(),
+        stdin,
+        wait: () => done,
+        kill: () => Promise.resolve(),
+      });
     },
   } as unknown as Engine;
   return { engine, execs };

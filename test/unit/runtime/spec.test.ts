@@ -29,8 +29,13 @@ const SEED_EXAMPLE = {
   environment: { NODE_ENV: 'production', API_KEY: 'secure_key' },
   resourceLimits: { cpu: 2.0, memory: 1024, disk: 2048, network: false, maxDuration: 300000 },
   securityPolicy: {
-    allowFilesystem: true, allowNetwork: false, allowExec: true, allowedPaths: ['/app'],
-    blockedPaths: ['/etc', '/root'], readOnlyRoot: true, noPrivileges: true,
+    allowFilesystem: true,
+    allowNetwork: false,
+    allowExec: true,
+    allowedPaths: ['/app'],
+    blockedPaths: ['/etc', '/root'],
+    readOnlyRoot: true,
+    noPrivileges: true,
   },
   networkMode: 'isolated',
 };
@@ -44,12 +49,21 @@ test('an empty body gets every default: read-only root, no network, /workspace w
   assert.equal(s.environment, {});
   assert.equal(s.labels, {});
   assert.equal(s.resourceLimits, {
-    cpu: cfg.defaultCpu, memory: cfg.defaultMemoryMb, disk: cfg.defaultDiskMb, network: false,
-    maxDuration: cfg.defaultMaxDurationMs, pids: cfg.defaultPids,
+    cpu: cfg.defaultCpu,
+    memory: cfg.defaultMemoryMb,
+    disk: cfg.defaultDiskMb,
+    network: false,
+    maxDuration: cfg.defaultMaxDurationMs,
+    pids: cfg.defaultPids,
   });
   assert.equal(s.securityPolicy, {
-    allowFilesystem: true, allowNetwork: false, allowExec: true, allowedPaths: ['/workspace'],
-    blockedPaths: [], readOnlyRoot: true, noPrivileges: true,
+    allowFilesystem: true,
+    allowNetwork: false,
+    allowExec: true,
+    allowedPaths: ['/workspace'],
+    blockedPaths: [],
+    readOnlyRoot: true,
+    noPrivileges: true,
   });
   assert.is(s.networkMode, 'none');
 });

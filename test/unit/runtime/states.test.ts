@@ -3,9 +3,16 @@ import * as assert from 'uvu/assert';
 import { canTransition, isActive, isTerminal, SANDBOX_STATES, type SandboxState } from '../../../runtime/sandbox/states.ts';
 
 const ALLOWED: [SandboxState, SandboxState][] = [
-  ['creating', 'running'], ['creating', 'failed'], ['creating', 'deleted'],
-  ['running', 'stopping'], ['running', 'stopped'], ['running', 'failed'], ['running', 'deleted'],
-  ['stopping', 'stopped'], ['stopping', 'failed'], ['stopping', 'deleted'],
+  ['creating', 'running'],
+  ['creating', 'failed'],
+  ['creating', 'deleted'],
+  ['running', 'stopping'],
+  ['running', 'stopped'],
+  ['running', 'failed'],
+  ['running', 'deleted'],
+  ['stopping', 'stopped'],
+  ['stopping', 'failed'],
+  ['stopping', 'deleted'],
   ['stopped', 'deleted'],
   ['failed', 'deleted'],
 ];

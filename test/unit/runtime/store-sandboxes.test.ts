@@ -13,9 +13,27 @@ let seq = 0;
 function record(over: Partial<SandboxRecord> = {}): SandboxRecord {
   seq++;
   return {
-    id: `sbx_${String(seq).padStart(16, '0')}`, workspace: 'ws1', name: `sb${seq}`, image: 'img', status: 'running', reason: null,
-    spec: SPEC, labels: {}, containerId: `c${seq}`, networkId: null, ipAddress: null, pooled: false, poolKey: null, exitCode: null,
-    createdMs: 1000 + seq, updatedMs: 1000 + seq, startedMs: null, deadlineMs: null, stoppedMs: null, deletedMs: null, ...over,
+    id: `sbx_${String(seq).padStart(16, '0')}`,
+    workspace: 'ws1',
+    name: `sb${seq}`,
+    image: 'img',
+    status: 'running',
+    reason: null,
+    spec: SPEC,
+    labels: {},
+    containerId: `c${seq}`,
+    networkId: null,
+    ipAddress: null,
+    pooled: false,
+    poolKey: null,
+    exitCode: null,
+    createdMs: 1000 + seq,
+    updatedMs: 1000 + seq,
+    startedMs: null,
+    deadlineMs: null,
+    stoppedMs: null,
+    deletedMs: null,
+    ...over,
   };
 }
 
@@ -38,10 +56,14 @@ test('openDb with :memory: creates no directory and applies the migrations', () 
 test('tx rolls back every write when the function throws', () => {
   const { db, store } = fresh();
   const r = record();
-  assert.throws(() => db.tx(() => {
-    store.insert(r);
-    throw new Error('boom');
-  }), /boom/);
+  assert.throws(
+    () =>
+      db.tx(() => {
+        store.insert(r);
+        throw new Error('boom');
+      }),
+    /boom/,
+  );
   assert.is(store.byId(r.id), null);
 });
 
@@ -90,7 +112,10 @@ test('list filters by status and labels, newest first, and pages with a total', 
   assert.equal(ids({ labels: { team: 'a', 'app.io/name': 'web' }, limit: 10, offset: 0 }), [a.id]);
   assert.equal(ids({ labels: { team: 'zzz' }, limit: 10, offset: 0 }), []);
   const page = store.list('ws1', { limit: 1, offset: 1 });
-  assert.equal(page.items.map((r) => r.id), [b.id]);
+  assert.equal(
+    page.items.map((r) => r.id),
+    [b.id],
+  );
   assert.is(page.total, 3);
   assert.equal(store.list('ws1', { limit: 10, offset: 5 }), { items: [], total: 3 });
 });
@@ -168,7 +193,13 @@ test('counts active records across workspaces and states of visible ones', () =>
   store.insert(record({ status: 'stopped' }));
   assert.is(store.countActive(), 3);
   assert.equal(store.countByState(), { creating: 1, running: 1, stopped: 1 });
-  assert.equal(store.inStates(['stopping', 'stopped']).map((r) => r.status).sort(), ['stopped', 'stopping']);
+  assert.equal(
+    store
+      .inStates(['stopping', 'stopped'])
+      .map((r) => r.status)
+      .sort(),
+    ['stopped', 'stopping'],
+  );
 });
 
 test.run();

@@ -98,7 +98,7 @@ test('read-only root follows the spec', () => {
   assert.is(hostConfig({ readOnlyRoot: false }).ReadonlyRootfs, false);
 });
 
-test("network mode `none` joins nothing; a network spec joins that network with its address", () => {
+test('network mode `none` joins nothing; a network spec joins that network with its address', () => {
   const none = toCreateOptions(base);
   assert.is(none.HostConfig?.NetworkMode, 'none');
   assert.is(none.NetworkingConfig, undefined);

@@ -7,7 +7,12 @@ import { openDb } from '../../../core/db.ts';
 const test = suite('security alerts');
 
 function setup(rules = loadAlertConfig().rules, seenBefore?: (t: string[]) => boolean) {
-  const clock = { now: 1_700_000_000_000, nowMs(): number { return this.now; } };
+  const clock = {
+    now: 1_700_000_000_000,
+    nowMs(): number {
+      return this.now;
+    },
+  };
   const db = openDb('/tmp/x', ':memory:');
   const events = createEventSink(db, clock);
   const engine = new AlertEngine({ events, clock, rules, ...(seenBefore ? { seenBefore } : {}) });
@@ -20,14 +25,29 @@ function setup(rules = loadAlertConfig().rules, seenBefore?: (t: string[]) => bo
   return { clock, events, engine, emit, of };
 }
 
-const rule = (over: Partial<AlertRule> = {}): AlertRule => ({ enabled: true, severity: 'high', message: 'm', threshold: 3, windowMs: 10_000, types: ['x'], groupBy: 'global', ...over });
+const rule = (over: Partial<AlertRule> = {}): AlertRule => ({
+  enabled: true,
+  severity: 'high',
+  message: 'm',
+  threshold: 3,
+  windowMs: 10_000,
+  types: ['x'],
+  groupBy: 'global',
+  ...over,
+});
 
 test('the shipped rules file validates and has the five rules', () => {
   const r = loadAlertConfig().rules;
-  assert.equal(Object.keys(r).sort(), ['AUTH_FAILURE_BURST', 'EGRESS_DENIAL_BURST', 'HIGH_ERROR_RATE', 'POLICY_TAMPERED', 'REPEATED_POLICY_VIOLATIONS']);
+  assert.equal(Object.keys(r).sort(), [
+    'AUTH_FAILURE_BURST',
+    'EGRESS_DENIAL_BURST',
+    'HIGH_ERROR_RATE',
+    'POLICY_TAMPERED',
+    'REPEATED_POLICY_VIOLATIONS',
+  ]);
 });
 
-test('EGRESS_DENIAL_BURST fires once at the threshold from one sandbox, in the seed\'s alert shape', () => {
+test("EGRESS_DENIAL_BURST fires once at the threshold from one sandbox, in the seed's alert shape", () => {
   const { emit, of, engine } = setup();
   emit({ type: 'egress_denied', workspace: 'w', sandboxId: 'sbx_a' }, 19);
   emit({ type: 'egress_denied', workspace: 'w', sandboxId: 'sbx_b' }, 5);

@@ -6,16 +6,39 @@ import { exportLine, ocsfClassOf, toOcsf } from '../../../runtime/security/ocsf.
 const test = suite('ocsf mapping');
 
 const event = (type: string, details: Record<string, unknown> = {}, severity: Severity = 'medium'): SecurityEvent => ({
-  id: 'evt_x', seq: 7, type, severity, timestamp: '2026-01-01T00:00:00.000Z', workspace: 'wsp_1', sandboxId: 'sbx_1', networkId: null, sessionId: null, actor: 'usr_1', details,
+  id: 'evt_x',
+  seq: 7,
+  type,
+  severity,
+  timestamp: '2026-01-01T00:00:00.000Z',
+  workspace: 'wsp_1',
+  sandboxId: 'sbx_1',
+  networkId: null,
+  sessionId: null,
+  actor: 'usr_1',
+  details,
 });
 
 test('each event family maps to its OCSF class', () => {
   const cases: [string, number][] = [
-    ['egress_denied', 4001], ['ingress_denied', 4001], ['egress_audit', 4001], ['dns_denied', 4001],
-    ['auth_failed', 3002], ['login_failed', 3002], ['auth_denied', 3002], ['scope_denied', 3002],
-    ['exec_denied', 1007], ['oom_killed', 1007], ['timeout_killed', 1007], ['pids_limit_reached', 1007],
-    ['security_alert', 2004], ['security_alert_cleared', 2004], ['policy_violation', 2004], ['policy_tampered', 2004],
-    ['sandbox_created', 0], ['profile_created', 0],
+    ['egress_denied', 4001],
+    ['ingress_denied', 4001],
+    ['egress_audit', 4001],
+    ['dns_denied', 4001],
+    ['auth_failed', 3002],
+    ['login_failed', 3002],
+    ['auth_denied', 3002],
+    ['scope_denied', 3002],
+    ['exec_denied', 1007],
+    ['oom_killed', 1007],
+    ['timeout_killed', 1007],
+    ['pids_limit_reached', 1007],
+    ['security_alert', 2004],
+    ['security_alert_cleared', 2004],
+    ['policy_violation', 2004],
+    ['policy_tampered', 2004],
+    ['sandbox_created', 0],
+    ['profile_created', 0],
   ];
   for (const [type, cls] of cases) assert.is(ocsfClassOf(type).class_uid, cls, type);
 });
@@ -44,7 +67,12 @@ test('auth failures are failed logons; alerts are detection findings that close 
   assert.is(auth.status, 'Failure');
   assert.is(auth.status_detail, 'bad_signature');
   const alert = toOcsf(event('security_alert', { alert: { rule: 'EGRESS_DENIAL_BURST', message: 'burst' } }, 'high'));
-  assert.equal(alert.finding_info, { uid: 'evt_x', title: 'burst', types: ['security_alert'], analytic: { name: 'EGRESS_DENIAL_BURST', type_id: 1, type: 'Rule' } });
+  assert.equal(alert.finding_info, {
+    uid: 'evt_x',
+    title: 'burst',
+    types: ['security_alert'],
+    analytic: { name: 'EGRESS_DENIAL_BURST', type_id: 1, type: 'Rule' },
+  });
   assert.is(alert.status, 'New');
   assert.is(toOcsf(event('security_alert_cleared', { alert: { rule: 'R' } })).status, 'Resolved');
 });

@@ -1,6 +1,13 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { builtinProfileId, checkCeilings, loadBuiltinProfiles, widerThan, type Ceiling, type ProfileConstraints } from '../../../policies/profiles.ts';
+import {
+  builtinProfileId,
+  checkCeilings,
+  loadBuiltinProfiles,
+  widerThan,
+  type Ceiling,
+  type ProfileConstraints,
+} from '../../../policies/profiles.ts';
 import { createEventSink } from '../../../runtime/events.ts';
 import { resolveSpec } from '../../../runtime/sandbox/spec.ts';
 import { ProfileService } from '../../../runtime/security/profiles.ts';
@@ -10,13 +17,33 @@ import { defaultConfig, directorErrorOf } from '../runtime/support.ts';
 const test = suite('security profiles');
 const cfg = defaultConfig();
 
-const OPEN: ProfileConstraints = { allowFilesystem: true, allowNetwork: true, allowExec: true, maxProcesses: 1024, maxOpenFiles: 4096, readOnlyRoot: false, noPrivileges: true };
-const profile = (over: Partial<ProfileConstraints> = {}, id = 'prf_profileprofile01'): Ceiling => ({ level: 'profile', id, name: 'p', constraints: { ...OPEN, ...over } });
-const workspace = (over: Partial<ProfileConstraints> = {}, id = 'prf_workspaceprofile'): Ceiling => ({ level: 'workspace', id, name: 'w', constraints: { ...OPEN, ...over } });
+const OPEN: ProfileConstraints = {
+  allowFilesystem: true,
+  allowNetwork: true,
+  allowExec: true,
+  maxProcesses: 1024,
+  maxOpenFiles: 4096,
+  readOnlyRoot: false,
+  noPrivileges: true,
+};
+const profile = (over: Partial<ProfileConstraints> = {}, id = 'prf_profileprofile01'): Ceiling => ({
+  level: 'profile',
+  id,
+  name: 'p',
+  constraints: { ...OPEN, ...over },
+});
+const workspace = (over: Partial<ProfileConstraints> = {}, id = 'prf_workspaceprofile'): Ceiling => ({
+  level: 'workspace',
+  id,
+  name: 'w',
+  constraints: { ...OPEN, ...over },
+});
 
 /** Resolves `raw` under ceilings, expecting a refusal; returns its details. */
 const refusal = (raw: Record<string, unknown>, ceilings: Ceiling[]) => {
-  const err = directorErrorOf(() => resolveSpec({ ...raw, ...(ceilings.some((c) => c.level === 'profile') ? { profileId: ceilings.at(-1)!.id } : {}) }, cfg, ceilings));
+  const err = directorErrorOf(() =>
+    resolveSpec({ ...raw, ...(ceilings.some((c) => c.level === 'profile') ? { profileId: ceilings.at(-1)!.id } : {}) }, cfg, ceilings),
+  );
   assert.is(err.code, 'VALIDATION_ERROR');
   assert.is(err.details?.policyViolation, true);
   return err.details as { field: string; deniedBy: { level: string; id: string | null } };
@@ -25,26 +52,53 @@ const resolved = (raw: Record<string, unknown>, ceilings: Ceiling[]) =>
   resolveSpec({ ...raw, ...(ceilings.some((c) => c.level === 'profile') ? { profileId: ceilings.at(-1)!.id } : {}) }, cfg, ceilings);
 
 // Each constraint: a request asking for more is refused naming the field; a silent request gets the ceiling; a narrower one is kept.
-const TABLE: { constraint: Partial<ProfileConstraints>; wider: Record<string, unknown>; field: string; narrower: Record<string, unknown>; check: (s: ReturnType<typeof resolveSpec>, silent: boolean) => void }[] = [
+const TABLE: {
+  constraint: Partial<ProfileConstraints>;
+  wider: Record<string, unknown>;
+  field: string;
+  narrower: Record<string, unknown>;
+  check: (s: ReturnType<typeof resolveSpec>, silent: boolean) => void;
+}[] = [
   {
-    constraint: { allowNetwork: false }, wider: { securityPolicy: { allowNetwork: true } }, field: 'securityPolicy.allowNetwork', narrower: { securityPolicy: { allowNetwork: false } },
+    constraint: { allowNetwork: false },
+    wider: { securityPolicy: { allowNetwork: true } },
+    field: 'securityPolicy.allowNetwork',
+    narrower: { securityPolicy: { allowNetwork: false } },
     check: (s) => {
       assert.is(s.securityPolicy.allowNetwork, false);
       assert.is(s.networkMode, 'none');
     },
   },
   {
-    constraint: { allowFilesystem: false }, wider: { securityPolicy: { allowFilesystem: true } }, field: 'securityPolicy.allowFilesystem', narrower: { securityPolicy: { allowFilesystem: false } },
+    constraint: { allowFilesystem: false },
+    wider: { securityPolicy: { allowFilesystem: true } },
+    field: 'securityPolicy.allowFilesystem',
+    narrower: { securityPolicy: { allowFilesystem: false } },
     check: (s) => {
       assert.is(s.securityPolicy.allowFilesystem, false);
       assert.equal(s.securityPolicy.allowedPaths, []);
       assert.is(s.securityPolicy.readOnlyRoot, true);
     },
   },
-  { constraint: { allowExec: false }, wider: { securityPolicy: { allowExec: true } }, field: 'securityPolicy.allowExec', narrower: { securityPolicy: { allowExec: false } }, check: (s) => assert.is(s.securityPolicy.allowExec, false) },
-  { constraint: { readOnlyRoot: true }, wider: { securityPolicy: { readOnlyRoot: false } }, field: 'securityPolicy.readOnlyRoot', narrower: { securityPolicy: { readOnlyRoot: true } }, check: (s) => assert.is(s.securityPolicy.readOnlyRoot, true) },
   {
-    constraint: { maxProcesses: 32 }, wider: { resourceLimits: { pids: 33 } }, field: 'resourceLimits.pids', narrower: { resourceLimits: { pids: 16 } },
+    constraint: { allowExec: false },
+    wider: { securityPolicy: { allowExec: true } },
+    field: 'securityPolicy.allowExec',
+    narrower: { securityPolicy: { allowExec: false } },
+    check: (s) => assert.is(s.securityPolicy.allowExec, false),
+  },
+  {
+    constraint: { readOnlyRoot: true },
+    wider: { securityPolicy: { readOnlyRoot: false } },
+    field: 'securityPolicy.readOnlyRoot',
+    narrower: { securityPolicy: { readOnlyRoot: true } },
+    check: (s) => assert.is(s.securityPolicy.readOnlyRoot, true),
+  },
+  {
+    constraint: { maxProcesses: 32 },
+    wider: { resourceLimits: { pids: 33 } },
+    field: 'resourceLimits.pids',
+    narrower: { resourceLimits: { pids: 16 } },
     check: (s, silent) => assert.is(s.resourceLimits.pids, silent ? 32 : 16),
   },
 ];
@@ -63,11 +117,17 @@ for (const row of TABLE) {
 }
 
 test('allowFilesystem=false also refuses writable paths and a writable root', () => {
-  assert.is(refusal({ securityPolicy: { allowedPaths: ['/app'] } }, [profile({ allowFilesystem: false })]).field, 'securityPolicy.allowedPaths');
-  assert.is(refusal({ securityPolicy: { readOnlyRoot: false } }, [profile({ allowFilesystem: false })]).field, 'securityPolicy.readOnlyRoot');
+  assert.is(
+    refusal({ securityPolicy: { allowedPaths: ['/app'] } }, [profile({ allowFilesystem: false })]).field,
+    'securityPolicy.allowedPaths',
+  );
+  assert.is(
+    refusal({ securityPolicy: { readOnlyRoot: false } }, [profile({ allowFilesystem: false })]).field,
+    'securityPolicy.readOnlyRoot',
+  );
 });
 
-test('maxOpenFiles sets nofile, never above the operator\'s DIRECTOR_NOFILE', () => {
+test("maxOpenFiles sets nofile, never above the operator's DIRECTOR_NOFILE", () => {
   assert.is(resolved({}, [profile({ maxOpenFiles: 50 })]).nofile, 50);
   assert.is(resolved({}, [profile({ maxOpenFiles: 65536 })]).nofile, cfg.nofile);
   assert.is(resolveSpec({}, cfg).nofile, undefined);
@@ -85,9 +145,16 @@ test('the spec records the innermost profile in force', () => {
 });
 
 test('a denial names the level that refused: workspace, profile or operator', () => {
-  assert.equal(directorErrorOf(() => resolveSpec({ securityPolicy: { allowNetwork: true } }, cfg, [workspace({ allowNetwork: false })])).details?.deniedBy, { level: 'workspace', id: 'prf_workspaceprofile', name: 'w' });
+  assert.equal(
+    directorErrorOf(() => resolveSpec({ securityPolicy: { allowNetwork: true } }, cfg, [workspace({ allowNetwork: false })])).details
+      ?.deniedBy,
+    { level: 'workspace', id: 'prf_workspaceprofile', name: 'w' },
+  );
   assert.is(refusal({ securityPolicy: { allowExec: true } }, [workspace(), profile({ allowExec: false })]).deniedBy.level, 'profile');
-  assert.equal(refusal({ resourceLimits: { pids: cfg.maxPids + 1 } }, [profile({ maxProcesses: 32 })]).deniedBy, { level: 'operator', id: null });
+  assert.equal(refusal({ resourceLimits: { pids: cfg.maxPids + 1 } }, [profile({ maxProcesses: 32 })]).deniedBy, {
+    level: 'operator',
+    id: null,
+  });
 });
 
 test('when workspace and profile both refuse, the outermost (workspace) is named', () => {
@@ -103,10 +170,22 @@ test('a profile wider than the workspace default is refused at create, naming th
 });
 
 test('widerThan finds each way a child can exceed its parent and accepts narrowing', () => {
-  const parent: ProfileConstraints = { ...OPEN, allowNetwork: false, allowFilesystem: false, allowExec: false, readOnlyRoot: true, maxProcesses: 64, maxOpenFiles: 256 };
+  const parent: ProfileConstraints = {
+    ...OPEN,
+    allowNetwork: false,
+    allowFilesystem: false,
+    allowExec: false,
+    readOnlyRoot: true,
+    maxProcesses: 64,
+    maxOpenFiles: 256,
+  };
   const cases: [Partial<ProfileConstraints>, string][] = [
-    [{ allowNetwork: true }, 'allowNetwork'], [{ allowFilesystem: true }, 'allowFilesystem'], [{ allowExec: true }, 'allowExec'],
-    [{ readOnlyRoot: false }, 'readOnlyRoot'], [{ maxProcesses: 65 }, 'maxProcesses'], [{ maxOpenFiles: 257 }, 'maxOpenFiles'],
+    [{ allowNetwork: true }, 'allowNetwork'],
+    [{ allowFilesystem: true }, 'allowFilesystem'],
+    [{ allowExec: true }, 'allowExec'],
+    [{ readOnlyRoot: false }, 'readOnlyRoot'],
+    [{ maxProcesses: 65 }, 'maxProcesses'],
+    [{ maxOpenFiles: 257 }, 'maxOpenFiles'],
   ];
   for (const [over, k] of cases) assert.is(widerThan({ ...parent, ...over }, parent)?.constraint, k);
   assert.is(widerThan(parent, parent), null);
@@ -115,7 +194,10 @@ test('widerThan finds each way a child can exceed its parent and accepts narrowi
 
 test('checkCeilings without ceilings leaves everything to the request', () => {
   const r = checkCeilings({ securityPolicy: { allowNetwork: true } }, []);
-  assert.equal(r, { ok: true, narrowing: { allowFilesystem: true, allowNetwork: true, allowExec: true, maxProcesses: null, maxOpenFiles: null, profileId: null } });
+  assert.equal(r, {
+    ok: true,
+    narrowing: { allowFilesystem: true, allowNetwork: true, allowExec: true, maxProcesses: null, maxOpenFiles: null, profileId: null },
+  });
 });
 
 test('a profileId that no ceiling carries is refused', () => {
@@ -164,7 +246,10 @@ test('profiles: create, patch (constraints merge), replace and delete within one
   assert.equal(svc.get(ws1.workspace, p.id).constraints, OPEN);
   svc.delete(ws1, p.id);
   assert.is(directorErrorOf(() => svc.get(ws1.workspace, p.id)).code, 'NOT_FOUND');
-  assert.equal(events.list({ limit: 10 }).map((e) => e.type), ['profile_created', 'profile_updated', 'profile_updated', 'profile_deleted']);
+  assert.equal(
+    events.list({ limit: 10 }).map((e) => e.type),
+    ['profile_created', 'profile_updated', 'profile_updated', 'profile_deleted'],
+  );
 });
 
 test('profiles: the workspace default is the outermost ceiling and cannot be deleted while in use', () => {
@@ -173,7 +258,13 @@ test('profiles: the workspace default is the outermost ceiling and cannot be del
   assert.equal(svc.ceilingsFor('wsp_1', undefined), []);
   svc.setWorkspaceDefault(ws1, p.id);
   const high = svc.list('wsp_1').find((x) => x.name === 'high')!;
-  assert.equal(svc.ceilingsFor('wsp_1', high.id).map((c) => [c.level, c.id]), [['workspace', p.id], ['profile', high.id]]);
+  assert.equal(
+    svc.ceilingsFor('wsp_1', high.id).map((c) => [c.level, c.id]),
+    [
+      ['workspace', p.id],
+      ['profile', high.id],
+    ],
+  );
   assert.equal(svc.ceilingsFor('wsp_2', undefined), []);
   assert.is(directorErrorOf(() => svc.delete(ws1, p.id)).code, 'CONFLICT');
   assert.is(directorErrorOf(() => svc.ceilingsFor('wsp_1', 'prf_AAAAAAAAAAAAAAAA')).details?.field, 'profileId');

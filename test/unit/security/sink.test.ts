@@ -22,7 +22,11 @@ test('a refused insert is buffered and reported to the producer, not thrown', ()
   const e = sink.emit({ type: 'policy_violation', severity: 'high' });
   assert.is(sink.flush(), 1, 'the store refused it: it waits');
   assert.is(e.delivery, 'buffered');
-  assert.is(sink.emit({ type: 'policy_violation', severity: 'high' }).delivery, 'buffered', 'reported at once while the store is known to refuse');
+  assert.is(
+    sink.emit({ type: 'policy_violation', severity: 'high' }).delivery,
+    'buffered',
+    'reported at once while the store is known to refuse',
+  );
   assert.is(e.seq, -1);
   assert.is(sink.health().pending, 2);
 });
@@ -41,9 +45,15 @@ test('buffered events are stored in emit order once the store accepts writes, an
   sink.flush();
   assert.is(c.delivery, undefined);
   const stored = sink.list({ limit: 10 });
-  assert.equal(stored.map((e) => e.id), [a.id, b.id, c.id]);
+  assert.equal(
+    stored.map((e) => e.id),
+    [a.id, b.id, c.id],
+  );
   assert.ok(stored[0]!.seq < stored[1]!.seq && stored[1]!.seq < stored[2]!.seq);
-  assert.equal(published.map((e) => e.type), ['a', 'b', 'c']);
+  assert.equal(
+    published.map((e) => e.type),
+    ['a', 'b', 'c'],
+  );
   assert.ok(published.every((e) => e.seq > 0 && e.delivery === undefined));
   assert.is(sink.health().pending, 0);
 });
@@ -74,7 +84,10 @@ test('a full buffer drops its oldest event and counts it as buffer_full, exporte
   assert.match(text, 'director_events_pending 2');
   refuse(false);
   sink.flush();
-  assert.equal(sink.list({ limit: 10 }).map((e) => e.type), ['b', 'c']);
+  assert.equal(
+    sink.list({ limit: 10 }).map((e) => e.type),
+    ['b', 'c'],
+  );
 });
 
 test('an event whose details cannot be stored is dropped and counted, never thrown', () => {
@@ -94,7 +107,10 @@ test('an event the store rejects by itself is dropped alone and counted once; th
   const events = ['a', 'poison', 'b'].map((type) => sink.emit({ type, severity: 'info' }));
   await Promise.resolve();
   assert.equal(published, ['a', 'b']);
-  assert.equal(events.map((e) => e.delivery), [undefined, 'dropped', undefined]);
+  assert.equal(
+    events.map((e) => e.delivery),
+    [undefined, 'dropped', undefined],
+  );
   assert.ok(events[0]!.seq > 0 && events[2]!.seq > events[0]!.seq);
   assert.equal(sink.health(), { pending: 0, dropped: { buffer_full: 0, unstorable: 1, store_closed: 0 } });
   sink.flush();

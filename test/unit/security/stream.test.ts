@@ -3,7 +3,15 @@ import * as assert from 'uvu/assert';
 import { createEventSink, type EventInput, type SecurityEvent } from '../../../runtime/events.ts';
 import { storing } from '../../helpers/sink.ts';
 import { purgeExpiredEvents, startRetentionJob } from '../../../runtime/security/retention.ts';
-import { exportEvents, pageEvents, parseCursor, parseWindow, severitiesOf, summarize, type StreamScope } from '../../../runtime/security/stream.ts';
+import {
+  exportEvents,
+  pageEvents,
+  parseCursor,
+  parseWindow,
+  severitiesOf,
+  summarize,
+  type StreamScope,
+} from '../../../runtime/security/stream.ts';
 import { openDb } from '../../../core/db.ts';
 import { directorErrorOf } from '../runtime/support.ts';
 
@@ -11,7 +19,12 @@ const test = suite('security event stream');
 const T0 = 1_700_000_000_000;
 
 function fresh() {
-  const clock = { now: T0, nowMs(): number { return this.now; } };
+  const clock = {
+    now: T0,
+    nowMs(): number {
+      return this.now;
+    },
+  };
   const db = openDb('/tmp/x', ':memory:');
   const sink = storing(createEventSink(db, clock));
   return { clock, db, sink };
@@ -36,7 +49,11 @@ test('paging with after while other events are inserted between pages returns ev
     cursor = parseCursor(page.nextCursor ?? undefined);
     if (!page.hasMore && round >= 5) break;
   }
-  assert.equal(seen, written.map((e) => e.seq), 'the union of the pages is every event, in order');
+  assert.equal(
+    seen,
+    written.map((e) => e.seq),
+    'the union of the pages is every event, in order',
+  );
   assert.is(new Set(seen).size, seen.length, 'no duplicates');
 });
 
@@ -73,8 +90,14 @@ test('events without a workspace are visible only with includeGlobal; other work
   const mine = sink.emit(ev());
   const host = sink.emit(ev({ type: 'policy_tampered', workspace: null, severity: 'critical' }));
   sink.emit(ev({ workspace: 'w2' }));
-  assert.equal(pageEvents(db, W1, {}, undefined, 10).items.map((e) => e.seq), [mine.seq]);
-  assert.equal(pageEvents(db, { workspace: 'w1', includeGlobal: true }, {}, undefined, 10).items.map((e) => e.seq), [mine.seq, host.seq]);
+  assert.equal(
+    pageEvents(db, W1, {}, undefined, 10).items.map((e) => e.seq),
+    [mine.seq],
+  );
+  assert.equal(
+    pageEvents(db, { workspace: 'w1', includeGlobal: true }, {}, undefined, 10).items.map((e) => e.seq),
+    [mine.seq, host.seq],
+  );
 });
 
 test('cursor and window parameters are validated', () => {
@@ -102,10 +125,19 @@ test('summary counts by type, severity and sandbox, ranks offenders by high/crit
   assert.is(s.total, 6);
   assert.equal(s.byType, { exec_denied: 4, oom_killed: 1, sandbox_created: 1 });
   assert.equal(s.bySeverity, { info: 1, low: 2, medium: 0, high: 2, critical: 1 });
-  assert.equal(s.bySandbox, [{ sandboxId: 'sbx_b', count: 3 }, { sandboxId: 'sbx_a', count: 2 }]);
-  assert.equal(s.topOffenders, [{ sandboxId: 'sbx_a', high: 1, critical: 1, count: 2 }, { sandboxId: 'sbx_b', high: 1, critical: 0, count: 1 }]);
+  assert.equal(s.bySandbox, [
+    { sandboxId: 'sbx_b', count: 3 },
+    { sandboxId: 'sbx_a', count: 2 },
+  ]);
+  assert.equal(s.topOffenders, [
+    { sandboxId: 'sbx_a', high: 1, critical: 1, count: 2 },
+    { sandboxId: 'sbx_b', high: 1, critical: 0, count: 1 },
+  ]);
   assert.is(s.trend.length, 12);
-  assert.is(s.trend.reduce((a, b) => a + b.count, 0), 6);
+  assert.is(
+    s.trend.reduce((a, b) => a + b.count, 0),
+    6,
+  );
   const first = s.trend.find((b) => b.count === 5)!;
   assert.ok(Date.parse(first.start) <= start && start < Date.parse(first.end));
   assert.is(first.highOrCritical, 3);
@@ -129,14 +161,20 @@ test('retention deletes only events older than the period, in batches', () => {
   clock.now += 10 * 86_400_000;
   const keep = sink.emit(ev());
   assert.is(purgeExpiredEvents(db, clock.nowMs(), 5 * 86_400_000, 3), 7);
-  assert.equal(pageEvents(db, W1, {}, undefined, 100).items.map((e) => e.seq), [keep.seq]);
+  assert.equal(
+    pageEvents(db, W1, {}, undefined, 100).items.map((e) => e.seq),
+    [keep.seq],
+  );
   // AUTOINCREMENT: a deleted seq is never handed out again, so old cursors stay meaningful.
   clock.now += 40 * 86_400_000;
   const job = startRetentionJob({ db, clock, retentionDays: 30 });
   job.stop();
   const next = sink.emit(ev());
   assert.ok(next.seq > keep.seq);
-  assert.equal(pageEvents(db, W1, {}, undefined, 100).items.map((e) => e.seq), [next.seq]);
+  assert.equal(
+    pageEvents(db, W1, {}, undefined, 100).items.map((e) => e.seq),
+    [next.seq],
+  );
 });
 
 test.run();

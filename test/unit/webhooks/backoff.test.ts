@@ -10,7 +10,10 @@ test('the default schedule doubles from 1 s over 8 attempts', () => {
 
 test('delays stop growing at the cap', () => {
   const o = { baseDelayMs: 1000, maxDelayMs: 5000 };
-  assert.equal([1, 2, 3, 4, 5, 60, 5000].map((n) => backoffMs(n, o)), [1000, 2000, 4000, 5000, 5000, 5000, 5000]);
+  assert.equal(
+    [1, 2, 3, 4, 5, 60, 5000].map((n) => backoffMs(n, o)),
+    [1000, 2000, 4000, 5000, 5000, 5000, 5000],
+  );
 });
 
 test('jitter only ever lengthens a delay, by at most the ratio', () => {

@@ -7,9 +7,15 @@ import { hangUntilAborted, harness, recorder, removeDir, SECRET, sleep, until } 
 const hook = (h: ReturnType<typeof harness>, workspace: string, events: string[]) =>
   h.store.create({ workspace, url: 'http://203.0.113.5/hook', events, secret: SECRET, createdBy: 'test' });
 
-const created = (workspace: string, n = 0) => ({ type: 'sandbox_created', severity: 'info' as const, workspace, sandboxId: `sbx_${String(n).padStart(16, '0')}`, details: { status: 'running', n } });
+const created = (workspace: string, n = 0) => ({
+  type: 'sandbox_created',
+  severity: 'info' as const,
+  workspace,
+  sandboxId: `sbx_${String(n).padStart(16, '0')}`,
+  details: { status: 'running', n },
+});
 
-test('delivers the subscribed events of the webhook\'s own workspace, signed', async () => {
+test("delivers the subscribed events of the webhook's own workspace, signed", async () => {
   const { calls, transport } = recorder();
   const h = harness(transport);
   try {
@@ -24,10 +30,20 @@ test('delivers the subscribed events of the webhook\'s own workspace, signed', a
     await until(() => calls.length >= 3);
     await sleep(50);
     assert.is(calls.length, 3);
-    const by = (id: string) => calls.filter((c) => h.store.deliveries(id, { limit: 10 }).some((d) => d.delivery.id === c.headers['x-director-delivery']));
-    assert.equal(by(a.id).map((c) => [c.payload.event, c.payload.data.n]), [['sandbox.created', 1]]);
-    assert.equal(by(egress.id).map((c) => [c.payload.event, c.payload.data.type]), [['security.event', 'egress_denied']]);
-    assert.equal(by(all.id).map((c) => [c.payload.event, c.payload.data.n]), [['sandbox.created', 2]]);
+    const by = (id: string) =>
+      calls.filter((c) => h.store.deliveries(id, { limit: 10 }).some((d) => d.delivery.id === c.headers['x-director-delivery']));
+    assert.equal(
+      by(a.id).map((c) => [c.payload.event, c.payload.data.n]),
+      [['sandbox.created', 1]],
+    );
+    assert.equal(
+      by(egress.id).map((c) => [c.payload.event, c.payload.data.type]),
+      [['security.event', 'egress_denied']],
+    );
+    assert.equal(
+      by(all.id).map((c) => [c.payload.event, c.payload.data.n]),
+      [['sandbox.created', 2]],
+    );
     for (const c of calls) {
       assert.is(c.headers['x-director-signature'], signBody(c.body, SECRET));
       assert.ok(verifyWebhook(JSON.parse(c.body), c.headers['x-director-signature']!, SECRET));
@@ -56,12 +72,21 @@ test('one attempt at a time per webhook, oldest first, retries included', async 
     const w = hook(h, 'wsp_a', ['sandbox.created']);
     for (let i = 1; i <= 3; i++) h.events.emit(created('wsp_a', i));
     await until(() => h.store.deliveries(w.id, { limit: 10 }).every((d) => d.delivery.state === 'delivered') && calls.length === 5);
-    assert.equal(calls.map((c) => c.payload.data.n), [1, 1, 1, 2, 3]);
+    assert.equal(
+      calls.map((c) => c.payload.data.n),
+      [1, 1, 1, 2, 3],
+    );
     assert.is(maxInFlight, 1);
     const first = h.store.deliveries(w.id, { limit: 10 }).at(-1)!;
-    assert.equal(first.attempts.map((a) => a.statusCode), [500, 500, 204]);
+    assert.equal(
+      first.attempts.map((a) => a.statusCode),
+      [500, 500, 204],
+    );
     assert.equal(new Set(calls.slice(0, 3).map((c) => c.headers['x-director-delivery'])).size, 1, 'retries keep the delivery id');
-    assert.equal(calls.slice(0, 3).map((c) => c.headers['x-director-attempt']), ['1', '2', '3']);
+    assert.equal(
+      calls.slice(0, 3).map((c) => c.headers['x-director-attempt']),
+      ['1', '2', '3'],
+    );
     assert.ok(calls[1]!.atMs - calls[0]!.atMs >= 20 - 2 && calls[2]!.atMs - calls[1]!.atMs >= 40 - 2, 'backoff between attempts');
   } finally {
     await h.stop();
@@ -71,7 +96,8 @@ test('one attempt at a time per webhook, oldest first, retries included', async 
 
 test('a delivery that keeps failing is failed after maxAttempts, and the next one proceeds', async () => {
   const { calls, transport } = recorder((req) => {
-    if ((JSON.parse(req.body) as { data: { n: number } }).data.n === 1) throw Object.assign(new Error('connect ECONNREFUSED 203.0.113.5:80'), { code: 'ECONNREFUSED' });
+    if ((JSON.parse(req.body) as { data: { n: number } }).data.n === 1)
+      throw Object.assign(new Error('connect ECONNREFUSED 203.0.113.5:80'), { code: 'ECONNREFUSED' });
     return 200;
   });
   const h = harness(transport, { maxAttempts: 3 });
@@ -84,7 +110,10 @@ test('a delivery that keeps failing is failed after maxAttempts, and the next on
     const [second, first] = h.store.deliveries(w.id, { limit: 10 });
     assert.is(first!.delivery.state, 'failed');
     assert.is(first!.attempts.length, 3);
-    assert.equal(first!.attempts.map((a) => a.error), Array(3).fill('connect ECONNREFUSED 203.0.113.5:80'));
+    assert.equal(
+      first!.attempts.map((a) => a.error),
+      Array(3).fill('connect ECONNREFUSED 203.0.113.5:80'),
+    );
     assert.ok(first!.attempts[0]!.nextMs !== null && first!.attempts[2]!.nextMs === null);
     assert.is(second!.delivery.state, 'delivered');
     assert.is(calls.length, 4);
@@ -104,7 +133,10 @@ test('an attempt that outlives the timeout is a failed attempt', async () => {
     const w = hook(h, 'wsp_a', ['sandbox.created']);
     h.events.emit(created('wsp_a'));
     const [d] = await until(() => h.store.deliveries(w.id, { limit: 1, state: 'failed' }).at(0) && h.store.deliveries(w.id, { limit: 1 }));
-    assert.equal(d!.attempts.map((a) => a.error), ['timeout after 50 ms', 'timeout after 50 ms']);
+    assert.equal(
+      d!.attempts.map((a) => a.error),
+      ['timeout after 50 ms', 'timeout after 50 ms'],
+    );
     assert.ok(d!.attempts.every((a) => a.durationMs >= 45));
   } finally {
     await h.stop();
@@ -149,8 +181,14 @@ test('a full queue drops the oldest pending delivery, counts it and logs it', as
     for (let i = 2; i <= 4; i++) h.events.emit(created('wsp_a', i));
     release();
     await until(() => h.store.deliveries(w.id, { limit: 10 }).every((d) => d.delivery.state !== 'pending'));
-    assert.equal(calls.map((c) => c.payload.data.n), [1, 4]);
-    assert.equal(h.store.deliveries(w.id, { limit: 10 }).map((d) => d.delivery.state), ['delivered', 'dropped', 'dropped', 'delivered']);
+    assert.equal(
+      calls.map((c) => c.payload.data.n),
+      [1, 4],
+    );
+    assert.equal(
+      h.store.deliveries(w.id, { limit: 10 }).map((d) => d.delivery.state),
+      ['delivered', 'dropped', 'dropped', 'delivered'],
+    );
     assert.is(h.store.get('wsp_a', w.id)!.dropped, 2);
     const warnings = h.logs.filter((l) => l.msg === 'webhook queue full: dropped the oldest pending deliveries');
     assert.is(warnings.length, 2);
@@ -161,7 +199,7 @@ test('a full queue drops the oldest pending delivery, counts it and logs it', as
   }
 });
 
-test('a deleted webhook\'s queue goes with it', async () => {
+test("a deleted webhook's queue goes with it", async () => {
   const { calls, transport } = recorder(() => 500);
   const h = harness(transport, { baseDelayMs: 200 });
   try {

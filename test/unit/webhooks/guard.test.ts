@@ -1,6 +1,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { checkUrl, closedPolicy, parseCidrList, resolveChecked, TargetRefusedError, type TargetPolicy } from '../../../api/webhooks/guard.ts';
+import {
+  checkUrl,
+  closedPolicy,
+  parseCidrList,
+  resolveChecked,
+  TargetRefusedError,
+  type TargetPolicy,
+} from '../../../api/webhooks/guard.ts';
 import { checkEventName } from '../../../api/webhooks/catalogue.ts';
 
 const issueOf = (url: string, policy: TargetPolicy = closedPolicy): string | null => {
@@ -78,39 +85,78 @@ test('every forbidden range, spelling and scheme is refused, with the reason', (
 
 test('allowPrivateTargets opens loopback, private, link-local and CGNAT, but not metadata or multicast', () => {
   const policy: TargetPolicy = { allowPrivateTargets: true, allowedTargetCidrs: [] };
-  for (const url of ['http://127.0.0.1:9/', 'http://[::1]/', 'http://10.0.0.1/', 'http://192.168.1.1/', 'http://100.64.0.1/', 'http://169.254.1.1/', 'http://[fd12::1]/', 'http://localhost/']) {
+  for (const url of [
+    'http://127.0.0.1:9/',
+    'http://[::1]/',
+    'http://10.0.0.1/',
+    'http://192.168.1.1/',
+    'http://100.64.0.1/',
+    'http://169.254.1.1/',
+    'http://[fd12::1]/',
+    'http://localhost/',
+  ]) {
     assert.is(issueOf(url, policy), null, url);
   }
-  for (const url of ['http://169.254.169.254/', 'http://[fd00:ec2::254]/', 'http://224.0.0.1/', 'http://0.0.0.0/', 'ftp://10.0.0.1/', 'http://u:p@10.0.0.1/']) {
+  for (const url of [
+    'http://169.254.169.254/',
+    'http://[fd00:ec2::254]/',
+    'http://224.0.0.1/',
+    'http://0.0.0.0/',
+    'ftp://10.0.0.1/',
+    'http://u:p@10.0.0.1/',
+  ]) {
     assert.ok(issueOf(url, policy), url);
   }
 });
 
 test('allowedTargetCidrs opens exactly the ranges named, mapped forms included', () => {
   const policy: TargetPolicy = { allowPrivateTargets: false, allowedTargetCidrs: parseCidrList('127.0.0.0/8, 169.254.169.254/32', 'X') };
-  for (const url of ['http://127.0.0.1:9/', 'http://127.9.9.9/', 'http://[::ffff:127.0.0.1]/', 'http://169.254.169.254/']) assert.is(issueOf(url, policy), null, url);
-  for (const url of ['http://[::1]/', 'http://10.0.0.1/', 'http://169.254.169.253/', 'http://0.0.0.0/']) assert.ok(issueOf(url, policy), url);
+  for (const url of ['http://127.0.0.1:9/', 'http://127.9.9.9/', 'http://[::ffff:127.0.0.1]/', 'http://169.254.169.254/'])
+    assert.is(issueOf(url, policy), null, url);
+  for (const url of ['http://[::1]/', 'http://10.0.0.1/', 'http://169.254.169.253/', 'http://0.0.0.0/'])
+    assert.ok(issueOf(url, policy), url);
 });
 
 test('a bad CIDR in the operator list is refused, naming the variable', () => {
-  assert.throws(() => parseCidrList('127.0.0.0/8,10.1.2.3/8', 'DIRECTOR_WEBHOOK_ALLOWED_CIDRS'), /DIRECTOR_WEBHOOK_ALLOWED_CIDRS: "10\.1\.2\.3\/8" has host bits/);
+  assert.throws(
+    () => parseCidrList('127.0.0.0/8,10.1.2.3/8', 'DIRECTOR_WEBHOOK_ALLOWED_CIDRS'),
+    /DIRECTOR_WEBHOOK_ALLOWED_CIDRS: "10\.1\.2\.3\/8" has host bits/,
+  );
   assert.throws(() => parseCidrList('nope', 'DIRECTOR_WEBHOOK_ALLOWED_CIDRS'), /DIRECTOR_WEBHOOK_ALLOWED_CIDRS/);
 });
 
 test('a name is refused when any address it resolves to is forbidden', async () => {
-  const lookup = async (name: string) => (name === 'mixed.test' ? [{ address: '203.0.113.5', family: 4 }, { address: '::ffff:10.0.0.1', family: 6 }] : [{ address: '203.0.113.9', family: 4 }]);
+  const lookup = async (name: string) =>
+    name === 'mixed.test'
+      ? [
+          { address: '203.0.113.5', family: 4 },
+          { address: '::ffff:10.0.0.1', family: 6 },
+        ]
+      : [{ address: '203.0.113.9', family: 4 }];
   await resolveChecked('public.test', closedPolicy, lookup);
   try {
     await resolveChecked('mixed.test', closedPolicy, lookup);
     assert.unreachable('mixed.test was allowed');
   } catch (err) {
     assert.instance(err, TargetRefusedError);
-    assert.match((err as Error).message, /mixed\.test resolves to a forbidden address: ::ffff:a00:1 \(embeds 10\.0\.0\.1\) is a private address/);
+    assert.match(
+      (err as Error).message,
+      /mixed\.test resolves to a forbidden address: ::ffff:a00:1 \(embeds 10\.0\.0\.1\) is a private address/,
+    );
   }
 });
 
 test('event names are checked against the catalogue', () => {
-  for (const ok of ['*', 'sandbox.created', 'sandbox.exited', 'security.alert', 'security.event', 'security.egress_denied', 'session.created', 'workflow.completed']) {
+  for (const ok of [
+    '*',
+    'sandbox.created',
+    'sandbox.exited',
+    'security.alert',
+    'security.event',
+    'security.egress_denied',
+    'session.created',
+    'workflow.completed',
+  ]) {
     assert.is(checkEventName(ok), null, ok);
   }
   assert.match(checkEventName('sandbox.craeted') ?? '', /unknown event/);

@@ -7,8 +7,5 @@ import crypto from 'node:crypto';
 export function verifyWebhook(payload: unknown, signature: string, secret: string) {
   const hmac = crypto.createHmac('sha256', secret);
   const digest = hmac.update(JSON.stringify(payload)).digest('hex');
-  return crypto.timingSafeEqual(
-    Buffer.from(signature),
-    Buffer.from(`sha256=${digest}`)
-  );
+  return crypto.timingSafeEqual(Buffer.from(signature), Buffer.from(`sha256=${digest}`));
 }

@@ -8,9 +8,22 @@ import { verifyWebhook } from './seed.ts';
 const SECRET = 'whsec-0123456789abcdef';
 
 const event = (over: Partial<SecurityEvent> = {}): SecurityEvent => ({
-  id: 'evt_AAAAAAAAAAAAAAAA', seq: 7, type: 'egress_denied', severity: 'medium', timestamp: '2025-01-02T03:04:05.678Z',
-  workspace: 'wsp_x', sandboxId: 'sbx_BBBBBBBBBBBBBBBB', networkId: null, sessionId: null, actor: null,
-  details: { remote: '203.0.113.5', port: 443, note: 'quotes " and \\ and unicode \u00e9 \u2028 \ud83d\ude00', nested: { b: 1, 2: 'two', a: [1.5, -0, 1e21, null] } },
+  id: 'evt_AAAAAAAAAAAAAAAA',
+  seq: 7,
+  type: 'egress_denied',
+  severity: 'medium',
+  timestamp: '2025-01-02T03:04:05.678Z',
+  workspace: 'wsp_x',
+  sandboxId: 'sbx_BBBBBBBBBBBBBBBB',
+  networkId: null,
+  sessionId: null,
+  actor: null,
+  details: {
+    remote: '203.0.113.5',
+    port: 443,
+    note: 'quotes " and \\ and unicode \u00e9 \u2028 \ud83d\ude00',
+    nested: { b: 1, 2: 'two', a: [1.5, -0, 1e21, null] },
+  },
   ...over,
 });
 
@@ -42,7 +55,14 @@ test('the seed verifyWebhook refuses another secret and a changed payload', () =
 test('lifecycle events carry the sandbox flat; other security events carry the full event', () => {
   const created = event({ type: 'sandbox_created', details: { status: 'running', source: 'cold' } });
   assert.is(eventName(created), 'sandbox.created');
-  assert.equal(eventData(created), { status: 'running', source: 'cold', sandboxId: created.sandboxId, networkId: null, actor: null, eventId: created.id });
+  assert.equal(eventData(created), {
+    status: 'running',
+    source: 'cold',
+    sandboxId: created.sandboxId,
+    networkId: null,
+    actor: null,
+    eventId: created.id,
+  });
   assert.is(eventName(event()), 'security.event');
   assert.equal(eventData(event()), { ...event() });
   assert.is(eventName(event({ type: 'security_alert' })), 'security.alert');

@@ -24,7 +24,11 @@ export interface Harness {
 }
 
 /** A dispatcher over a real SQLite file in `dir` (fresh unless given), fast retry options, a captured logger. */
-export function harness(transport: Transport, options: Partial<DispatcherOptions> = {}, dir = mkdtempSync(path.join(tmpdir(), 'director-webhooks-'))): Harness {
+export function harness(
+  transport: Transport,
+  options: Partial<DispatcherOptions> = {},
+  dir = mkdtempSync(path.join(tmpdir(), 'director-webhooks-')),
+): Harness {
   const db = openDb(dir);
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
@@ -34,7 +38,12 @@ export function harness(transport: Transport, options: Partial<DispatcherOptions
   const dispatcher = new WebhookDispatcher({ store, events, clock: systemClock, logger, transport, options: opts });
   dispatcher.start();
   return {
-    db, dir, store, events, dispatcher, logs,
+    db,
+    dir,
+    store,
+    events,
+    dispatcher,
+    logs,
     async stop() {
       await dispatcher.stop();
       db.close();
@@ -67,6 +76,7 @@ export function recorder(answer: (req: TransportRequest, n: number) => Promise<n
 }
 
 /** Resolves when `signal` aborts, rejecting like a real client would. */
-export const hangUntilAborted = (signal: AbortSignal) => new Promise<never>((_, reject) => {
-  signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
-});
+export const hangUntilAborted = (signal: AbortSignal) =>
+  new Promise<never>((_, reject) => {
+    signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+  });

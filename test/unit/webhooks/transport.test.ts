@@ -5,7 +5,11 @@ import * as assert from 'uvu/assert';
 import { closedPolicy, parseCidrList, TargetRefusedError, type LookupAll, type TargetPolicy } from '../../../api/webhooks/guard.ts';
 import { httpTransport } from '../../../api/webhooks/transport.ts';
 
-interface Seen { url: string; host: string; body: string }
+interface Seen {
+  url: string;
+  host: string;
+  body: string;
+}
 let server: Server;
 let port = 0;
 const seen: Seen[] = [];
@@ -37,7 +41,10 @@ const loopbackOpen: TargetPolicy = { allowPrivateTargets: false, allowedTargetCi
 /** A resolver whose answers the test controls: every name resolves to 127.0.0.1. */
 const toLoopback: LookupAll = async () => [{ address: '127.0.0.1', family: 4 }];
 const post = (policy: TargetPolicy, url: string, lookup: LookupAll = toLoopback) =>
-  httpTransport(policy, lookup)({ url, body: '{"event":"x"}', headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(2000) });
+  httpTransport(
+    policy,
+    lookup,
+  )({ url, body: '{"event":"x"}', headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(2000) });
 
 async function refused(p: Promise<unknown>): Promise<string> {
   try {
@@ -63,7 +70,10 @@ test('a forbidden IP literal is refused before any connection', async () => {
 
 test('names are checked on the addresses actually connected to (DNS rebinding)', async () => {
   // The name resolved to a public address when the webhook was created; now it answers 127.0.0.1.
-  assert.match(await refused(post(closedPolicy, `http://rebind.test:${port}/hook`)), /rebind\.test resolves to a forbidden address: 127\.0\.0\.1 is a loopback/);
+  assert.match(
+    await refused(post(closedPolicy, `http://rebind.test:${port}/hook`)),
+    /rebind\.test resolves to a forbidden address: 127\.0\.0\.1 is a loopback/,
+  );
   assert.is(seen.length, 0);
   // With loopback opened, the same answer is used for the connection itself.
   const res = await post(loopbackOpen, `http://rebind.test:${port}/hook`);
@@ -72,7 +82,10 @@ test('names are checked on the addresses actually connected to (DNS rebinding)',
 });
 
 test('one forbidden answer among several refuses the name', async () => {
-  const mixed: LookupAll = async () => [{ address: '127.0.0.1', family: 4 }, { address: '169.254.169.254', family: 4 }];
+  const mixed: LookupAll = async () => [
+    { address: '127.0.0.1', family: 4 },
+    { address: '169.254.169.254', family: 4 },
+  ];
   assert.match(await refused(post(loopbackOpen, `http://mixed.test:${port}/hook`, mixed)), /metadata/);
   assert.is(seen.length, 0);
 });
@@ -80,7 +93,10 @@ test('one forbidden answer among several refuses the name', async () => {
 test('redirects are not followed', async () => {
   const res = await post(loopbackOpen, `http://127.0.0.1:${port}/redirect`);
   assert.is(res.statusCode, 302);
-  assert.equal(seen.map((s) => s.url), ['/redirect']);
+  assert.equal(
+    seen.map((s) => s.url),
+    ['/redirect'],
+  );
 });
 
 test('a refused connection rejects with its code', async () => {

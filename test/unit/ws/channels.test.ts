@@ -6,15 +6,36 @@ import { resolveWsOptions } from '../../../api/ws/options.ts';
 import type { SecurityEvent } from '../../../runtime/events.ts';
 
 const event = (over: Partial<SecurityEvent>): SecurityEvent => ({
-  id: 'evt_1', seq: 7, type: 'exec_denied', severity: 'medium', timestamp: '2024-01-01T00:00:00.000Z', workspace: 'wsp_1',
-  sandboxId: null, networkId: null, sessionId: null, actor: null, details: {}, ...over,
+  id: 'evt_1',
+  seq: 7,
+  type: 'exec_denied',
+  severity: 'medium',
+  timestamp: '2024-01-01T00:00:00.000Z',
+  workspace: 'wsp_1',
+  sandboxId: null,
+  networkId: null,
+  sessionId: null,
+  actor: null,
+  details: {},
+  ...over,
 });
 
-test('security events travel whole; alerts in the seed\'s shape', () => {
+test("security events travel whole; alerts in the seed's shape", () => {
   const e = event({});
   assert.equal(securityMapper(e), { type: 'security_event', data: e });
-  const alert = securityMapper(event({ type: 'security_alert', severity: 'high', details: { rule: 'HIGH_ERROR_RATE', message: 'Error rate exceeded threshold', extra: 'x' } }));
-  assert.equal(alert, { type: 'security_alert', data: { alert: { rule: 'HIGH_ERROR_RATE', severity: 'high', message: 'Error rate exceeded threshold', timestamp: '2024-01-01T00:00:00.000Z' } } });
+  const alert = securityMapper(
+    event({
+      type: 'security_alert',
+      severity: 'high',
+      details: { rule: 'HIGH_ERROR_RATE', message: 'Error rate exceeded threshold', extra: 'x' },
+    }),
+  );
+  assert.equal(alert, {
+    type: 'security_alert',
+    data: {
+      alert: { rule: 'HIGH_ERROR_RATE', severity: 'high', message: 'Error rate exceeded threshold', timestamp: '2024-01-01T00:00:00.000Z' },
+    },
+  });
   // As the alert engine stores it: nested under details.alert, next to its counters.
   const fired = { rule: 'EXEC_DENIED_BURST', severity: 'critical', message: 'many denied execs', timestamp: '2024-01-01T00:00:05.000Z' };
   const nested = securityMapper(event({ type: 'security_alert', severity: 'critical', details: { alert: fired, count: 5, threshold: 5 } }));
@@ -22,8 +43,13 @@ test('security events travel whole; alerts in the seed\'s shape', () => {
 });
 
 test('sandbox lifecycle events become sandbox_event; others are not on the channel', () => {
-  const m = sandboxMapper(event({ type: 'sandbox_exited', sandboxId: 'sbx_1', details: { status: 'stopped', exitCode: 137, oomKilled: true } }));
-  assert.equal(m, { type: 'sandbox_event', data: { sandboxId: 'sbx_1', event: 'exited', status: 'stopped', timestamp: '2024-01-01T00:00:00.000Z', exitCode: 137 } });
+  const m = sandboxMapper(
+    event({ type: 'sandbox_exited', sandboxId: 'sbx_1', details: { status: 'stopped', exitCode: 137, oomKilled: true } }),
+  );
+  assert.equal(m, {
+    type: 'sandbox_event',
+    data: { sandboxId: 'sbx_1', event: 'exited', status: 'stopped', timestamp: '2024-01-01T00:00:00.000Z', exitCode: 137 },
+  });
   assert.is(sandboxMapper(event({ type: 'exec_denied', sandboxId: 'sbx_1' })), null);
   assert.is(sandboxMapper(event({ type: 'sandbox_created' })), null, 'no sandbox id');
   assert.is(sandboxMapper(event({ type: 'constructor', sandboxId: 'sbx_1' })), null);
@@ -48,7 +74,10 @@ test('options: explicit beats env beats default; bad values name the variable', 
   assert.is(resolveWsOptions({}, { DIRECTOR_WS_AUTH_GRACE_MS: '300' }).authGraceMs, 300);
   assert.is(resolveWsOptions({ authGraceMs: 50 }, { DIRECTOR_WS_AUTH_GRACE_MS: '300' }).authGraceMs, 50);
   assert.throws(() => resolveWsOptions({}, { DIRECTOR_WS_AUTH_GRACE_MS: 'soon' }), /DIRECTOR_WS_AUTH_GRACE_MS/);
-  assert.equal(resolveWsOptions({}, { DIRECTOR_ALLOWED_ORIGINS: ' https://a.example , http://b.example:8080/ ' }).allowedOrigins, ['https://a.example', 'http://b.example:8080']);
+  assert.equal(resolveWsOptions({}, { DIRECTOR_ALLOWED_ORIGINS: ' https://a.example , http://b.example:8080/ ' }).allowedOrigins, [
+    'https://a.example',
+    'http://b.example:8080',
+  ]);
   assert.throws(() => resolveWsOptions({}, { DIRECTOR_ALLOWED_ORIGINS: '*' }), /DIRECTOR_ALLOWED_ORIGINS: wildcards/);
   assert.throws(() => resolveWsOptions({}, { DIRECTOR_ALLOWED_ORIGINS: 'https://a.example/path' }), /DIRECTOR_ALLOWED_ORIGINS/);
   assert.equal(resolveWsOptions({}, {}).queue, { maxMessages: 1000, maxBytes: 4 * 1024 * 1024, highWaterBytes: 256 * 1024 });

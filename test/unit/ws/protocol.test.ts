@@ -67,7 +67,16 @@ test('terminal control messages bound the size', () => {
 });
 
 test('authenticated carries only who, where and the role', () => {
-  const msg = authenticatedMessage({ kind: 'key', userId: 'usr_1', username: 'u', keyId: 'key_1', workspace: 'wsp_1', role: 'auditor', scopes: new Set(['security:read']), tokenId: null });
+  const msg = authenticatedMessage({
+    kind: 'key',
+    userId: 'usr_1',
+    username: 'u',
+    keyId: 'key_1',
+    workspace: 'wsp_1',
+    role: 'auditor',
+    scopes: new Set(['security:read']),
+    tokenId: null,
+  });
   assert.equal(msg, { type: 'authenticated', principal: { userId: 'usr_1', workspace: 'wsp_1', role: 'auditor' } });
 });
 

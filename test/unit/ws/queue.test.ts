@@ -53,7 +53,10 @@ test('holds messages above the high-water mark and sends them in order once the 
   assert.is(s.q.length, 14);
   s.flush();
   await new Promise((r) => setImmediate(r));
-  assert.equal(s.written, Array.from({ length: 20 }, (_, i) => msg(i)));
+  assert.equal(
+    s.written,
+    Array.from({ length: 20 }, (_, i) => msg(i)),
+  );
   assert.is(s.q.length, 0);
 });
 

@@ -35,7 +35,13 @@ test('SerialRunner handles messages one at a time in order, pausing reads under 
   const { s, ws } = fakeSocket();
   const order: number[] = [];
   let overflowed = false;
-  const runner = new SerialRunner({ pauseAt: 4, maxPending: 64, gate: new ReadGate(ws), onOverflow: () => (overflowed = true), onError: () => undefined });
+  const runner = new SerialRunner({
+    pauseAt: 4,
+    maxPending: 64,
+    gate: new ReadGate(ws),
+    onOverflow: () => (overflowed = true),
+    onError: () => undefined,
+  });
   for (let i = 0; i < 10; i++) {
     runner.run(async () => {
       await sleep(i % 2 ? 1 : 5);
@@ -53,7 +59,13 @@ test('SerialRunner overflows past maxPending and drops the rest', async () => {
   const { ws } = fakeSocket();
   let overflows = 0;
   let ran = 0;
-  const runner = new SerialRunner({ pauseAt: 2, maxPending: 5, gate: new ReadGate(ws), onOverflow: () => overflows++, onError: () => undefined });
+  const runner = new SerialRunner({
+    pauseAt: 2,
+    maxPending: 5,
+    gate: new ReadGate(ws),
+    onOverflow: () => overflows++,
+    onError: () => undefined,
+  });
   for (let i = 0; i < 20; i++) runner.run(() => void ran++);
   await sleep(10);
   assert.is(overflows, 1);
@@ -72,11 +84,23 @@ test('ReadGate resumes only when every holder released', () => {
 });
 
 const principal = (userId: string, workspace: string, scopes: string[] = ['security:read']): Principal =>
-  ({ kind: 'user', userId, username: userId, keyId: null, workspace, role: 'auditor', scopes: new Set(scopes), tokenId: 'jti' }) as Principal;
+  ({
+    kind: 'user',
+    userId,
+    username: userId,
+    keyId: null,
+    workspace,
+    role: 'auditor',
+    scopes: new Set(scopes),
+    tokenId: 'jti',
+  }) as Principal;
 
 /** Tokens are looked up in `valid`; deleting one "revokes" it. */
 function harness() {
-  const valid = new Map<string, Principal>([['Bearer good', principal('usr_1', 'wsp_1')], ['Bearer other', principal('usr_2', 'wsp_1')]]);
+  const valid = new Map<string, Principal>([
+    ['Bearer good', principal('usr_1', 'wsp_1')],
+    ['Bearer other', principal('usr_2', 'wsp_1')],
+  ]);
   const emitted: EventInput[] = [];
   const auth = {
     authenticate: async (authorization: string) => {
