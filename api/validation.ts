@@ -2,6 +2,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { FastifyInstance, FastifySchemaValidationError } from 'fastify';
 import { validationError, type DirectorError } from '../core/errors.ts';
+import { fieldPath } from '../core/validate.ts';
 
 /**
  * Two validators: request bodies are validated strictly (no type coercion — `null` must never
@@ -22,11 +23,7 @@ export function validationToError(errors: FastifySchemaValidationError[], contex
   const e = errors[0] as ErrorObject | undefined;
   const where = context === 'body' ? '' : `${context}.`;
   if (!e) return validationError(context, 'invalid');
-  let field = e.instancePath
-    .replace(/^\//, '')
-    .replace(/\/(\d+)(?=\/|$)/g, '[$1]')
-    .replace(/\//g, '.')
-    .replace(/^(\d+)/, '[$1]');
+  let field = fieldPath(e.instancePath);
   const params = e.params as { additionalProperty?: string; missingProperty?: string };
   if (e.keyword === 'additionalProperties' && params.additionalProperty) {
     return validationError(`${where}${field ? `${field}.` : ''}${params.additionalProperty}`, 'unknown field (not part of the API)');

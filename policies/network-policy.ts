@@ -12,6 +12,7 @@
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
 import { DirectorError } from '../core/errors.ts';
+import { fieldPath } from '../core/validate.ts';
 import { checkCidr, formatCidr, type IpFamily } from './address.ts';
 import { checkHostPattern, hostMatches } from './hostname.ts';
 
@@ -91,12 +92,6 @@ export class PolicyValidationError extends DirectorError {
 export const remoteEnd = (direction: RuleDirection): 'source' | 'destination' => (direction === 'outbound' ? 'destination' : 'source');
 
 /** `/outbound/2/destination` → `outbound[2].destination`. */
-function fieldPath(pointer: string): string {
-  return pointer
-    .split('/')
-    .filter(Boolean)
-    .reduce((acc, seg) => (/^\d+$/.test(seg) ? `${acc}[${seg}]` : acc ? `${acc}.${seg}` : seg), '');
-}
 
 interface SchemaError {
   keyword: string;

@@ -13,10 +13,9 @@
  * - `noPrivileges`: always true (privileges are never granted, profile or not).
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Type, type Static } from 'typebox';
-import { Value } from 'typebox/value';
+import { loadJsonDir } from '../core/validate.ts';
 
 export const PROFILE_LEVELS = ['low', 'medium', 'high', 'custom'] as const;
 export type ProfileLevel = (typeof PROFILE_LEVELS)[number];
@@ -93,14 +92,7 @@ export const builtinProfileId = (name: string): string =>
 /** The built-in profiles in `policies/profiles/*.json`, validated: a file that does not validate is a release bug, so this throws. */
 export function loadBuiltinProfiles(dir = PROFILES_DIR): BuiltinProfile[] {
   const out: BuiltinProfile[] = [];
-  for (const file of readdirSync(dir)
-    .filter((f) => f.endsWith('.json'))
-    .sort()) {
-    const raw: unknown = JSON.parse(readFileSync(path.join(dir, file), 'utf8'));
-    if (!Value.Check(ProfileBodySchema, raw)) {
-      const e = [...Value.Errors(ProfileBodySchema, raw)][0];
-      throw new Error(`built-in profile ${file} is invalid at ${e?.instancePath || '/'}: ${e?.message ?? 'bad value'}`);
-    }
+  for (const { file, value: raw } of loadJsonDir(dir, ProfileBodySchema, 'built-in profile')) {
     if (out.some((p) => p.name.toLowerCase() === raw.name.toLowerCase()))
       throw new Error(`built-in profile ${file} repeats the name ${raw.name}`);
     out.push({ ...raw, description: raw.description ?? '', id: builtinProfileId(raw.name) });

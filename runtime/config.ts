@@ -1,6 +1,6 @@
 import { Type, type Static, type TSchema } from 'typebox';
-import { Value } from 'typebox/value';
 import path from 'node:path';
+import { firstIssue } from '../core/validate.ts';
 
 /**
  * Every `DIRECTOR_*` setting, declared once: variable, type, default, unit and meaning.
@@ -343,10 +343,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     const raw = env[setting.env];
     const value =
       key in overrides ? (overrides as Record<string, unknown>)[key] : raw === undefined ? setting.default : coerce(setting, raw);
-    if (!Value.Check(setting.schema, value)) {
-      const first = [...Value.Errors(setting.schema, value)][0];
-      throw new ConfigError(`${setting.env}=${JSON.stringify(raw ?? value)} is invalid: ${first?.message ?? 'bad value'}`);
-    }
+    const issue = firstIssue(setting.schema, value);
+    if (issue) throw new ConfigError(`${setting.env}=${JSON.stringify(raw ?? value)} is invalid: ${issue.message}`);
     out[key] = value;
   }
   const cfg = out as Config;

@@ -20,6 +20,7 @@ import { NetworkManager } from './network/manager.ts';
 import { DenyMonitor } from './network/monitor.ts';
 import { createDnsController } from './network/dns-controller.ts';
 import { alwaysDeniedRanges } from '../netfilter/model.ts';
+import { parseList } from '../core/validate.ts';
 
 export interface RuntimeOptions {
   config?: Config;
@@ -75,12 +76,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     const netStore = new NetworkStore(db);
     const firewall = new Firewall({
       table: config.nftTable,
-      alwaysDenied: alwaysDeniedRanges(
-        config.alwaysDeniedOpen
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean),
-      ),
+      alwaysDenied: alwaysDeniedRanges(parseList(config.alwaysDeniedOpen)),
       dnsPort: config.dnsPort,
       store: netStore,
       events,

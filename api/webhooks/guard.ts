@@ -1,5 +1,6 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { cidrContains, checkCidr, formatIp, parseIp, type Cidr, type IpAddress } from '../../policies/address.ts';
+import { parseList } from '../../core/validate.ts';
 
 /**
  * The SSRF guard for webhook targets. A target must be http(s), carry no credentials, and its
@@ -67,15 +68,11 @@ export const closedPolicy: TargetPolicy = { allowPrivateTargets: false, allowedT
 
 /** Parses `DIRECTOR_WEBHOOK_ALLOWED_CIDRS`-style text (comma-separated); throws naming the bad entry. */
 export function parseCidrList(text: string, name: string): Cidr[] {
-  return text
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .map((s) => {
-      const r = checkCidr(s);
-      if (!('cidr' in r)) throw new Error(`${name}: ${r.issue}`);
-      return r.cidr;
-    });
+  return parseList(text).map((s) => {
+    const r = checkCidr(s);
+    if (!('cidr' in r)) throw new Error(`${name}: ${r.issue}`);
+    return r.cidr;
+  });
 }
 
 const host = (a: IpAddress): Cidr => ({ ...a, len: a.family === 4 ? 32 : 128 });

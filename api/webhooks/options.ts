@@ -1,6 +1,7 @@
 import type { Cidr } from '../../policies/address.ts';
 import { parseCidrList, type LookupAll, type TargetPolicy } from './guard.ts';
 import type { Transport } from './transport.ts';
+import { parseList } from '../../core/validate.ts';
 
 /** Webhook delivery settings; every duration in ms. */
 export interface DispatcherOptions {
@@ -55,10 +56,7 @@ export function resolveOptions(overrides: Partial<DispatcherOptions> = {}, env: 
   const opts: DispatcherOptions = {
     ...DISPATCHER_DEFAULTS,
     allowPrivateTargets: raw === 'true' || raw === '1',
-    allowedTargetCidrs: (env[ENV_ALLOWED_CIDRS] ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
+    allowedTargetCidrs: parseList(env[ENV_ALLOWED_CIDRS] ?? ''),
     ...overrides,
   };
   for (const k of [

@@ -1,4 +1,5 @@
 import { DEFAULT_QUEUE_LIMITS, type SendQueueLimits } from './queue.ts';
+import { parseList } from '../../core/validate.ts';
 
 /** Tunables of the WebSocket endpoints. Each has a default; two can come from the environment. */
 export interface WsOptions {
@@ -40,12 +41,7 @@ export function resolveWsOptions(opts: WsOptions, env: NodeJS.ProcessEnv = proce
   const authGraceMs = opts.authGraceMs ?? (graceEnv !== undefined && graceEnv !== '' ? Number(graceEnv) : 5000);
   checkInt(opts.authGraceMs !== undefined ? 'authGraceMs' : WS_ENV.authGraceMs, authGraceMs, 1, 600_000);
   const originsEnv = env[WS_ENV.allowedOrigins] ?? '';
-  const rawOrigins =
-    opts.allowedOrigins ??
-    originsEnv
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean);
+  const rawOrigins = opts.allowedOrigins ?? parseList(originsEnv);
   const allowedOrigins = rawOrigins.map((o) => normalizeOrigin(o, opts.allowedOrigins ? 'allowedOrigins' : WS_ENV.allowedOrigins));
   const heartbeatMs = opts.heartbeatMs ?? 30_000;
   checkInt('heartbeatMs', heartbeatMs, 100, 3_600_000);

@@ -24,9 +24,8 @@
  * close 1000.
  */
 import { Type, type Static, type TSchema } from 'typebox';
-import { Value } from 'typebox/value';
 import type { ErrorCode } from '../../core/errors.ts';
-import { schemaError } from '../../runtime/sandbox/spec.ts';
+import { firstIssue, schemaError } from '../../core/validate.ts';
 import type { Principal, Role } from '../auth/types.ts';
 
 /** Close codes: the standard ones we use and ours, in 4000–4999. */
@@ -130,8 +129,9 @@ export function parseMessage<M extends Record<string, TSchema>>(schemas: M, text
     return invalid('type', `unknown message type (expected one of: ${Object.keys(schemas).join(', ')})`);
   }
   const schema = schemas[type]!;
-  if (!Value.Check(schema, value)) {
-    const err = schemaError([...Value.Errors(schema, value)][0]);
+  const issue = firstIssue(schema, value);
+  if (issue) {
+    const err = schemaError(issue);
     return { ok: false, error: { type: 'error', code: 'VALIDATION_ERROR', message: err.message, details: { ...err.details } } };
   }
   return { ok: true, message: value as MessageOf<M> };

@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import { Type, type Static, type TSchema } from 'typebox';
-import { Value } from 'typebox/value';
 import { validateNetworkPolicy, type NetworkPolicy, type PolicyRule } from '../../policies/network-policy.ts';
 import { shortName } from '../../netfilter/names.ts';
 import type { NetworkView } from '../../netfilter/readback.ts';
@@ -12,7 +11,7 @@ import type { EventSink } from '../events.ts';
 import { newId } from '../../core/ids.ts';
 import type { Caller } from '../sandbox/manager.ts';
 import type { AttachTarget, NetworkAttacher } from '../sandbox/network.ts';
-import { schemaError } from '../sandbox/spec.ts';
+import { checkSchema } from '../../core/validate.ts';
 import type { NetworkRecord, NetworkStore } from '../store/networks.ts';
 import type { Firewall } from './firewall.ts';
 import { allocateSubnet, checkSubnet } from './subnets.ts';
@@ -78,7 +77,7 @@ const NETWORK_LABELS = (runtime: string, id: string, workspace: string) => ({
 
 const check = <T>(schema: TSchema, raw: unknown): T => {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw validationError('body', 'must be a JSON object');
-  if (!Value.Check(schema, raw)) throw schemaError([...Value.Errors(schema, raw)][0]);
+  checkSchema(schema, raw);
   return raw as T;
 };
 

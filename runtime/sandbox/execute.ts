@@ -1,12 +1,12 @@
 import { StringDecoder } from 'node:string_decoder';
 import { Type, type Static } from 'typebox';
-import { Value } from 'typebox/value';
 import type { ExecHandle } from '../engine/engine.ts';
 import { DirectorError, conflict, validationError } from '../../core/errors.ts';
 import { SANDBOX_USER } from './hardening.ts';
 import type { Launchers } from './launcher.ts';
 import type { Caller, SandboxManager } from './manager.ts';
-import { PolicyViolationError, schemaError } from './spec.ts';
+import { PolicyViolationError } from './spec.ts';
+import { checkSchema } from '../../core/validate.ts';
 
 export const ExecuteSchema = Type.Object(
   {
@@ -130,7 +130,7 @@ export class Executor {
     if (rec.status !== 'running' || !rec.containerId)
       throw conflict(`sandbox ${id} is ${rec.status}; execute needs a running sandbox`, { status: rec.status });
     if (raw === null || typeof raw !== 'object') throw validationError('body', 'must be a JSON object');
-    if (!Value.Check(ExecuteSchema, raw)) throw schemaError([...Value.Errors(ExecuteSchema, raw)][0]);
+    checkSchema(ExecuteSchema, raw);
     const req = raw;
     const timeoutMs = req.timeout ?? deps.config.execTimeoutMs;
     if (timeoutMs > deps.config.maxExecTimeoutMs) throw validationError('timeout', `must be at most ${deps.config.maxExecTimeoutMs} ms`);

@@ -3,6 +3,7 @@ import type { SandboxRecord } from '../store/sandboxes.ts';
 import { isPoolable, poolKeyOf, type Caller, type SandboxManager } from './manager.ts';
 import { resolveSpec, type EffectiveSpec } from './spec.ts';
 import { ACTIVE_STATES } from './states.ts';
+import { parseList } from '../../core/validate.ts';
 
 export const POOL_WORKSPACE = '_pool';
 
@@ -40,10 +41,7 @@ export class WarmPool {
     this.log = log.child({ component: 'pool' });
     const { config } = manager.deps;
     if (config.poolSize > 0) {
-      for (const image of config.poolImages
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean)) {
+      for (const image of parseList(config.poolImages)) {
         const spec = resolveSpec({ image }, config);
         if (!isPoolable(spec)) continue;
         const key = poolKeyOf(spec);

@@ -1,8 +1,8 @@
 import path from 'node:path/posix';
 import { Type, type Static } from 'typebox';
-import { Value } from 'typebox/value';
 import type { Config } from '../config.ts';
 import { DirectorError, validationError } from '../../core/errors.ts';
+import { checkSchema } from '../../core/validate.ts';
 import { checkCeilings, type Ceiling } from '../../policies/profiles.ts';
 
 /**
@@ -209,10 +209,7 @@ export function resolveSpec(raw: unknown, cfg: Config, ceilings: readonly Ceilin
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw validationError('body', 'must be a JSON object');
   const forbidden = findForbidden(raw, '');
   if (forbidden) throw forbidden;
-  if (!Value.Check(CreateSandboxSchema, raw)) {
-    const e = [...Value.Errors(CreateSandboxSchema, raw)][0];
-    throw schemaError(e);
-  }
+  checkSchema(CreateSandboxSchema, raw);
   const req = raw;
   const rl = req.resourceLimits ?? {};
   const sp = req.securityPolicy ?? {};
@@ -284,26 +281,4 @@ export function resolveSpec(raw: unknown, cfg: Config, ceilings: readonly Ceilin
     ...(n.profileId === null ? {} : { profileId: n.profileId }),
     ...(n.maxOpenFiles === null ? {} : { nofile: Math.min(n.maxOpenFiles, cfg.nofile) }),
   };
-}
-
-/** Turns the first TypeBox/ajv-style error into a VALIDATION_ERROR naming the field. */
-export function schemaError(e: { instancePath: string; keyword: string; message: string; params: unknown } | undefined): DirectorError {
-  if (!e) return validationError('body', 'invalid request');
-  let field = e.instancePath
-    .replace(/^\//, '')
-    .replace(/\/(\d+)(?=\/|$)/g, '[$1]')
-    .replace(/\//g, '.');
-  const params = e.params as { additionalProperties?: string[]; requiredProperties?: string[] };
-  if (e.keyword === 'boolean' && e.message === 'schema is false')
-    return validationError(field || 'body', 'unknown field (not part of the API)');
-  if (e.keyword === 'additionalProperties' && params.additionalProperties?.length) {
-    const extra = params.additionalProperties[0]!;
-    return validationError(field ? `${field}.${extra}` : extra, 'unknown field (not part of the API)');
-  }
-  if (e.keyword === 'required' && params.requiredProperties?.length) {
-    const missing = params.requiredProperties[0]!;
-    return validationError(field ? `${field}.${missing}` : missing, 'is required');
-  }
-  field ||= 'body';
-  return validationError(field, e.message);
 }

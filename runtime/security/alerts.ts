@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Type, type Static } from 'typebox';
-import { Value } from 'typebox/value';
 import type { Clock } from '../../core/clock.ts';
+import { describeIssue } from '../../core/validate.ts';
 import { isoTime } from '../../core/clock.ts';
 import type { EventSink, SecurityEvent, Severity } from '../events.ts';
 
@@ -58,11 +58,9 @@ export type AlertConfig = Static<typeof AlertConfigSchema>;
 /** Reads and validates the rules file; a bad file throws, naming the place. */
 export function loadAlertConfig(file = ALERTS_FILE): AlertConfig {
   const raw: unknown = JSON.parse(readFileSync(file, 'utf8'));
-  if (!Value.Check(AlertConfigSchema, raw)) {
-    const e = [...Value.Errors(AlertConfigSchema, raw)][0];
-    throw new Error(`${file} is invalid at ${e?.instancePath || '/'}: ${e?.message ?? 'bad value'}`);
-  }
-  return raw;
+  const issue = describeIssue(AlertConfigSchema, raw);
+  if (issue) throw new Error(`${file} is invalid ${issue}`);
+  return raw as AlertConfig;
 }
 
 export interface ActiveAlert {
