@@ -1,7 +1,34 @@
 import { randomBytes } from 'node:crypto';
 
 /** Prefixed, URL-safe, 96-bit random ids (`sbx_3kq...`). The prefix names the kind of resource. */
-export type IdPrefix = 'sbx' | 'net' | 'req' | 'evt' | 'pol' | 'exe' | 'usr' | 'key' | 'wsp' | 'prf' | 'whk' | 'dlv' | 'aud';
+export type IdPrefix =
+  | 'sbx'
+  | 'net'
+  | 'req'
+  | 'evt'
+  | 'pol'
+  | 'exe'
+  | 'usr'
+  | 'key'
+  | 'wsp'
+  | 'prf'
+  | 'whk'
+  | 'dlv'
+  | 'aud'
+  | 'ses'
+  | 'dep'
+  | 'env'
+  | 'ctx'
+  | 'itm'
+  | 'ckp'
+  | 'wf'
+  | 'run'
+  | 'agt'
+  | 'msg'
+  | 'apr'
+  | 'aar'
+  | 'vlt'
+  | 'prv';
 
 /**
  * CSPRNG bytes drawn 4 KiB at a time and encoded at once: one draw and one encoding per 341
@@ -24,7 +51,7 @@ export function newId(prefix: IdPrefix): string {
   return `${prefix}_${id}`;
 }
 
-const ID_RE = /^[a-z]{3}_[A-Za-z0-9_-]{16}$/;
+const ID_RE = /^[a-z]{2,4}_[A-Za-z0-9_-]{16}$/;
 export function isId(prefix: IdPrefix, value: string): boolean {
   return value.startsWith(`${prefix}_`) && ID_RE.test(value);
 }

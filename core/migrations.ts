@@ -259,4 +259,112 @@ export const MIGRATIONS: readonly Migration[] = [
       updated_ms INTEGER NOT NULL
     );`,
   },
+  {
+    version: 4,
+    name: 'orchestration core: sessions, departments, environments, context windows, checkpoints; sandbox owners',
+    sql: `
+    CREATE TABLE sessions (
+      id TEXT PRIMARY KEY,
+      workspace TEXT NOT NULL,
+      type TEXT NOT NULL,
+      name TEXT NOT NULL,
+      description TEXT NOT NULL,
+      status TEXT NOT NULL,
+      reason TEXT,
+      config TEXT NOT NULL,
+      created_by TEXT,
+      created_ms INTEGER NOT NULL,
+      updated_ms INTEGER NOT NULL,
+      expires_ms INTEGER,
+      ended_ms INTEGER,
+      deleted_ms INTEGER
+    );
+    CREATE INDEX sessions_ws ON sessions (workspace, status, created_ms);
+    CREATE INDEX sessions_expiry ON sessions (expires_ms) WHERE status IN ('active', 'paused');
+    CREATE TABLE session_counters (
+      session_id TEXT NOT NULL,
+      department_id TEXT NOT NULL DEFAULT '',
+      tasks_total INTEGER NOT NULL DEFAULT 0,
+      tasks_failed INTEGER NOT NULL DEFAULT 0,
+      PRIMARY KEY (session_id, department_id)
+    );
+    CREATE TABLE departments (
+      id TEXT PRIMARY KEY,
+      workspace TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      name TEXT NOT NULL,
+      domain TEXT NOT NULL,
+      capabilities TEXT NOT NULL,
+      config TEXT NOT NULL,
+      created_ms INTEGER NOT NULL,
+      updated_ms INTEGER NOT NULL,
+      deleted_ms INTEGER
+    );
+    CREATE INDEX departments_ws ON departments (workspace, session_id, created_ms);
+    CREATE TABLE environments (
+      id TEXT PRIMARY KEY,
+      workspace TEXT NOT NULL,
+      name TEXT NOT NULL,
+      template TEXT NOT NULL,
+      template_version INTEGER NOT NULL,
+      variables TEXT NOT NULL,
+      secrets TEXT,
+      files TEXT NOT NULL,
+      created_by TEXT,
+      created_ms INTEGER NOT NULL,
+      updated_ms INTEGER NOT NULL,
+      deleted_ms INTEGER
+    );
+    CREATE INDEX environments_ws ON environments (workspace, template, created_ms);
+    CREATE TABLE context_windows (
+      id TEXT PRIMARY KEY,
+      workspace TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      name TEXT NOT NULL,
+      config TEXT NOT NULL,
+      created_ms INTEGER NOT NULL,
+      updated_ms INTEGER NOT NULL,
+      deleted_ms INTEGER
+    );
+    CREATE INDEX context_windows_ws ON context_windows (workspace, session_id, created_ms);
+    CREATE TABLE context_items (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      id TEXT NOT NULL UNIQUE,
+      context_id TEXT NOT NULL,
+      type TEXT NOT NULL,
+      content TEXT NOT NULL,
+      metadata TEXT NOT NULL,
+      importance REAL NOT NULL,
+      size_bytes INTEGER NOT NULL,
+      created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX context_items_ctx ON context_items (context_id, seq);
+    CREATE TABLE checkpoints (
+      id TEXT PRIMARY KEY,
+      workspace TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      name TEXT NOT NULL,
+      description TEXT NOT NULL,
+      data TEXT NOT NULL,
+      state TEXT NOT NULL,
+      context TEXT NOT NULL,
+      messages TEXT NOT NULL,
+      files TEXT NOT NULL,
+      bytes INTEGER NOT NULL,
+      file_count INTEGER NOT NULL,
+      created_by TEXT,
+      created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX checkpoints_ws ON checkpoints (workspace, session_id, created_ms);
+    CREATE TABLE checkpoint_blobs (
+      checkpoint_id TEXT NOT NULL,
+      digest TEXT NOT NULL,
+      PRIMARY KEY (checkpoint_id, digest)
+    );
+    CREATE INDEX checkpoint_blobs_digest ON checkpoint_blobs (digest);
+    ALTER TABLE sandboxes ADD COLUMN session_id TEXT;
+    ALTER TABLE sandboxes ADD COLUMN department_id TEXT;
+    ALTER TABLE sandboxes ADD COLUMN environment_id TEXT;
+    CREATE INDEX sandboxes_session ON sandboxes (session_id, status) WHERE session_id IS NOT NULL;`,
+  },
 ];

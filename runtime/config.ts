@@ -316,6 +316,56 @@ export const SETTINGS = {
     unit: 'days',
     description: 'Security events older than this are deleted (hourly).',
   },
+  sessionDefaultTimeoutMs: {
+    env: 'DIRECTOR_SESSION_DEFAULT_TIMEOUT_MS',
+    schema: int(1000, 31_536_000_000),
+    default: 86_400_000,
+    unit: 'ms',
+    description:
+      'Lifetime of a session whose `config.timeout` is unset; when it passes the session expires (its sandboxes stop, its runs are cancelled).',
+  },
+  sessionMaxTimeoutMs: {
+    env: 'DIRECTOR_SESSION_MAX_TIMEOUT_MS',
+    schema: int(1000, 31_536_000_000),
+    default: 2_592_000_000,
+    unit: 'ms',
+    description: 'Largest `config.timeout` a session may ask for.',
+  },
+  secretsKey: {
+    env: 'DIRECTOR_SECRETS_KEY',
+    schema: Type.String({ pattern: '^(|[A-Za-z0-9+/=_-]{43,})$' }),
+    default: '',
+    description:
+      'Key (32 bytes, base64 or base64url) that encrypts environment secrets and vault entries at rest. Empty: a random key is generated once into `secrets.key` in the data dir (mode 0600). Secret.',
+  },
+  contextItemMaxBytes: {
+    env: 'DIRECTOR_CONTEXT_ITEM_MAX_BYTES',
+    schema: int(1024, 67_108_864),
+    default: 1_048_576,
+    unit: 'bytes',
+    description: 'Largest context item (its content in UTF-8); larger ones are refused with 413.',
+  },
+  contextMaxItems: {
+    env: 'DIRECTOR_CONTEXT_MAX_ITEMS',
+    schema: int(1, 1_000_000),
+    default: 10_000,
+    unit: 'items',
+    description: 'Largest `config.maxSize` a context window may ask for (and its value when unset).',
+  },
+  checkpointMaxPerSession: {
+    env: 'DIRECTOR_CHECKPOINT_MAX_PER_SESSION',
+    schema: int(1, 100_000),
+    default: 100,
+    unit: 'checkpoints',
+    description: 'Checkpoints a session keeps; creating one more is refused with 409 until one is deleted.',
+  },
+  checkpointMaxBytes: {
+    env: 'DIRECTOR_CHECKPOINT_MAX_BYTES',
+    schema: int(1024, 1_099_511_627_776),
+    default: 1_073_741_824,
+    unit: 'bytes',
+    description: "Largest total size of the files one checkpoint captures; a session's files beyond it are refused with 413.",
+  },
   runtimeName: {
     env: 'DIRECTOR_RUNTIME_NAME',
     schema: Type.String(),

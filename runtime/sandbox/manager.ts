@@ -8,7 +8,8 @@ import { DirectorError, conflict, notFound, unavailable, validationError } from 
 import type { EventSink } from '../events.ts';
 import { newId } from '../../core/ids.ts';
 import type { RuntimeMetrics } from '../metrics.ts';
-import type { SandboxFilter, SandboxRecord, SandboxStore } from '../store/sandboxes.ts';
+import { NO_OWNER, type SandboxFilter, type SandboxOwner, type SandboxRecord, type SandboxStore } from '../store/sandboxes.ts';
+import type { LimitCeiling } from '../../policies/limits.ts';
 import { toStoredSpec } from '../store/sandboxes.ts';
 import { buildContainerSpec } from './hardening.ts';
 import type { NetworkAttacher } from './network.ts';
@@ -27,6 +28,13 @@ export interface ManagerDeps {
 }
 
 const IMAGE_CACHE_MS = 10_000;
+
+/** What a layer above the runtime adds to a create: its resource ceilings and the records that own the sandbox. */
+export interface CreateOptions {
+  /** Resource ceilings of the orchestration levels (session, department, environment), outermost first. */
+  limitCeilings?: readonly LimitCeiling[];
+  owner?: SandboxOwner;
+}
 
 export interface Caller {
   workspace: string;
@@ -65,7 +73,7 @@ export interface ProfileCeilings {
 export class SandboxManager {
   readonly deps: ManagerDeps;
   /** Set by the pool when one runs; returns a claimed running sandbox or null. */
-  claimFromPool: ((spec: EffectiveSpec, caller: Caller) => SandboxRecord | null) | null = null;
+  claimFromPool: ((spec: EffectiveSpec, caller: Caller, owner: SandboxOwner) => SandboxRecord | null) | null = null;
   onDeadlineArmed: ((r: SandboxRecord) => void) | null = null;
   /** Called once a container runs (the executor pre-starts its exec launcher). */
   onStarted: ((r: SandboxRecord) => void) | null = null;
@@ -83,11 +91,11 @@ export class SandboxManager {
   }
 
   /** Validates a raw request; policy violations are recorded as security events. */
-  resolve(raw: unknown, caller: Caller): EffectiveSpec {
+  resolve(raw: unknown, caller: Caller, limitCeilings: readonly LimitCeiling[] = []): EffectiveSpec {
     try {
       const asked = raw !== null && typeof raw === 'object' ? (raw as { profileId?: unknown }).profileId : undefined;
       const ceilings = this.profiles?.ceilingsFor(caller.workspace, typeof asked === 'string' ? asked : undefined) ?? [];
-      return resolveSpec(raw, this.deps.config, ceilings);
+      return resolveSpec(raw, this.deps.config, ceilings, limitCeilings);
     } catch (err) {
       if (err instanceof PolicyViolationError) {
         const deniedBy = err.details?.deniedBy as { level: string } | undefined;
@@ -108,12 +116,13 @@ export class SandboxManager {
     }
   }
 
-  async create(raw: unknown, caller: Caller): Promise<SandboxRecord> {
+  async create(raw: unknown, caller: Caller, opts: CreateOptions = {}): Promise<SandboxRecord> {
     const started = performance.now();
-    const spec = this.resolve(raw, caller);
+    const spec = this.resolve(raw, caller, opts.limitCeilings);
+    const owner = opts.owner ?? NO_OWNER;
     this.deps.network.assertReady();
     if (isPoolable(spec) && this.claimFromPool) {
-      const claimed = this.claimFromPool(spec, caller);
+      const claimed = this.claimFromPool(spec, caller, owner);
       if (claimed) {
         this.deps.metrics.createSeconds.observe({ source: 'pool' }, (performance.now() - started) / 1000);
         this.lifecycleEvent('sandbox_created', claimed, caller, { source: 'pool' });
@@ -123,7 +132,7 @@ export class SandboxManager {
     const image = await this.imageInfo(spec.image);
     if (!image)
       throw validationError('image', `image ${spec.image} is not available on this engine (Director does not pull from registries)`);
-    const rec = await this.createCold(spec, caller.workspace, { imageWorkdir: image.workdir });
+    const rec = await this.createCold(spec, caller.workspace, { imageWorkdir: image.workdir, owner });
     this.deps.metrics.createSeconds.observe({ source: 'cold' }, (performance.now() - started) / 1000);
     this.lifecycleEvent('sandbox_created', rec, caller, { source: 'cold' });
     return rec;
@@ -133,7 +142,11 @@ export class SandboxManager {
    * Creates and starts a container for `spec`. On any failure the container and network it
    * got are removed and the record is marked failed: nothing half-created stays behind.
    */
-  async createCold(spec: EffectiveSpec, workspace: string, opts: { imageWorkdir: string; poolKey?: string }): Promise<SandboxRecord> {
+  async createCold(
+    spec: EffectiveSpec,
+    workspace: string,
+    opts: { imageWorkdir: string; poolKey?: string; owner?: SandboxOwner },
+  ): Promise<SandboxRecord> {
     const { store, engine, clock, config } = this.deps;
     const id = newId('sbx');
     const now = clock.nowMs();
@@ -158,6 +171,7 @@ export class SandboxManager {
       deadlineMs: null,
       stoppedMs: null,
       deletedMs: null,
+      owner: opts.owner ?? NO_OWNER,
     };
     // Count and insert in one synchronous step: concurrent creates cannot both take the last slot.
     if (store.countActive() >= config.maxSandboxes) {

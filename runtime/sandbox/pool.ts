@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { SandboxRecord } from '../store/sandboxes.ts';
+import { NO_OWNER, type SandboxOwner, type SandboxRecord } from '../store/sandboxes.ts';
 import { isPoolable, poolKeyOf, type Caller, type SandboxManager } from './manager.ts';
 import { resolveSpec, type EffectiveSpec } from './spec.ts';
 import { ACTIVE_STATES } from './states.ts';
@@ -48,15 +48,15 @@ export class WarmPool {
         this.entries.set(key, { image, key, spec, filling: null, timer: null });
       }
     }
-    manager.claimFromPool = (spec, caller) => this.claim(spec, caller);
+    manager.claimFromPool = (spec, caller, owner) => this.claim(spec, caller, owner);
   }
 
-  claim(spec: EffectiveSpec, caller: Caller): SandboxRecord | null {
+  claim(spec: EffectiveSpec, caller: Caller, owner: SandboxOwner = NO_OWNER): SandboxRecord | null {
     const entry = this.entries.get(poolKeyOf(spec));
     const { store, clock, metrics } = this.manager.deps;
     if (!entry) return null;
     const now = clock.nowMs();
-    const rec = store.claimPooled(entry.key, caller.workspace, spec.name, spec.labels, now, now + spec.resourceLimits.maxDuration);
+    const rec = store.claimPooled(entry.key, caller.workspace, spec.name, spec.labels, now, now + spec.resourceLimits.maxDuration, owner);
     if (rec) {
       metrics.poolHits.inc();
       this.manager.onDeadlineArmed?.(rec);

@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import { DirectorError, validationError } from '../../core/errors.ts';
 import { checkSchema } from '../../core/validate.ts';
 import { checkCeilings, type Ceiling } from '../../policies/profiles.ts';
+import { applyLimitCeilings, type LimitCeiling } from '../../policies/limits.ts';
 
 /**
  * The create-sandbox request (the Director Protocol's Sandbox fields, plus `pids`, `workdir`
@@ -200,12 +201,18 @@ function checkPath(field: string, p: string, opts: { allowSystemDirs?: boolean }
 
 /**
  * Validates a raw create request and applies defaults, operator ceilings and then the security
- * profile `ceilings` (outermost first: workspace, profile). Throws a {@link PolicyViolationError}
+ * profile `ceilings` (outermost first: workspace, profile), then the orchestration levels'
+ * resource `limitCeilings` (outermost first: session, department, environment). Throws a {@link PolicyViolationError}
  * for requests asking for forbidden powers or more than a ceiling allows (`details.deniedBy`
  * names the level) and a VALIDATION_ERROR naming the field for anything else; nothing is
  * created before this returns.
  */
-export function resolveSpec(raw: unknown, cfg: Config, ceilings: readonly Ceiling[] = []): EffectiveSpec {
+export function resolveSpec(
+  raw: unknown,
+  cfg: Config,
+  ceilings: readonly Ceiling[] = [],
+  limitCeilings: readonly LimitCeiling[] = [],
+): EffectiveSpec {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw validationError('body', 'must be a JSON object');
   const forbidden = findForbidden(raw, '');
   if (forbidden) throw forbidden;
@@ -260,6 +267,11 @@ export function resolveSpec(raw: unknown, cfg: Config, ceilings: readonly Ceilin
   const net = allowNetwork && n.allowNetwork;
   resourceLimits.network = net;
   if (n.maxProcesses !== null && rl.pids === undefined) resourceLimits.pids = Math.min(n.maxProcesses, cfg.maxPids);
+  if (limitCeilings.length) {
+    const limited = applyLimitCeilings(rl, resourceLimits, limitCeilings);
+    if (!limited.ok) throw new PolicyViolationError(limited.denial.field, limited.denial.issue, { deniedBy: limited.denial.deniedBy });
+    Object.assign(resourceLimits, limited.limits);
+  }
   return {
     name: req.name ?? 'sandbox',
     image: req.image ?? cfg.defaultImage,

@@ -25,7 +25,18 @@ export interface SandboxRecord {
   deadlineMs: number | null;
   stoppedMs: number | null;
   deletedMs: number | null;
+  /** Who owns it above the runtime (opaque to the runtime: it only stores, filters and reports them). */
+  owner: SandboxOwner;
 }
+
+/** The orchestration records a sandbox belongs to; all null for a sandbox made outside a session. */
+export interface SandboxOwner {
+  sessionId: string | null;
+  departmentId: string | null;
+  environmentId: string | null;
+}
+
+export const NO_OWNER: SandboxOwner = Object.freeze({ sessionId: null, departmentId: null, environmentId: null });
 
 export type StoredSpec = Omit<EffectiveSpec, 'environment'> & { environmentKeys: string[] };
 
@@ -55,6 +66,9 @@ interface Row {
   deadline_ms: number | null;
   stopped_ms: number | null;
   deleted_ms: number | null;
+  session_id: string | null;
+  department_id: string | null;
+  environment_id: string | null;
 }
 
 const fromRow = (r: Row): SandboxRecord => ({
@@ -78,10 +92,13 @@ const fromRow = (r: Row): SandboxRecord => ({
   deadlineMs: r.deadline_ms,
   stoppedMs: r.stopped_ms,
   deletedMs: r.deleted_ms,
+  owner: { sessionId: r.session_id, departmentId: r.department_id, environmentId: r.environment_id },
 });
 
 export interface SandboxFilter {
   status?: SandboxState;
+  sessionId?: string;
+  departmentId?: string;
   labels?: Record<string, string>;
   limit: number;
   offset: number;
@@ -116,8 +133,8 @@ export class SandboxStore {
     this.db.sql
       .prepare(
         `INSERT INTO sandboxes (id, workspace, name, image, status, reason, spec, labels, container_id, network_id, ip_address, pooled, pool_key,
-           exit_code, created_ms, updated_ms, started_ms, deadline_ms, stopped_ms, deleted_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           exit_code, created_ms, updated_ms, started_ms, deadline_ms, stopped_ms, deleted_ms, session_id, department_id, environment_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         r.id,
@@ -140,6 +157,9 @@ export class SandboxStore {
         r.deadlineMs,
         r.stoppedMs,
         r.deletedMs,
+        r.owner.sessionId,
+        r.owner.departmentId,
+        r.owner.environmentId,
       );
   }
 
@@ -164,6 +184,14 @@ export class SandboxStore {
       where.push('status = ?');
       args.push(f.status);
     } else where.push("status != 'deleted'");
+    if (f.sessionId) {
+      where.push('session_id = ?');
+      args.push(f.sessionId);
+    }
+    if (f.departmentId) {
+      where.push('department_id = ?');
+      args.push(f.departmentId);
+    }
     for (const [k, v] of Object.entries(f.labels ?? {})) {
       where.push('json_extract(labels, ?) = ?');
       args.push(`$."${k.replace(/"/g, '')}"`, v);
@@ -180,6 +208,22 @@ export class SandboxStore {
   inStates(states: readonly SandboxState[]): SandboxRecord[] {
     const w = new Where().anyOf('status', states);
     const rows = this.db.sql.prepare(`SELECT * FROM sandboxes${w.sql}`).all(...w.args) as unknown as Row[];
+    return rows.map(fromRow);
+  }
+
+  /** Every record a session owns that is not deleted (all states). */
+  ofSession(sessionId: string): SandboxRecord[] {
+    const rows = this.db.sql
+      .prepare("SELECT * FROM sandboxes WHERE session_id = ? AND status != 'deleted' ORDER BY created_ms, id")
+      .all(sessionId) as unknown as Row[];
+    return rows.map(fromRow);
+  }
+
+  /** Every record of a department that is not deleted (all states). */
+  ofDepartment(departmentId: string): SandboxRecord[] {
+    const rows = this.db.sql
+      .prepare("SELECT * FROM sandboxes WHERE department_id = ? AND status != 'deleted' ORDER BY created_ms, id")
+      .all(departmentId) as unknown as Row[];
     return rows.map(fromRow);
   }
 
@@ -231,15 +275,30 @@ export class SandboxStore {
     labels: Record<string, string>,
     nowMs: number,
     deadlineMs: number,
+    owner: SandboxOwner = NO_OWNER,
   ): SandboxRecord | null {
     const row = this.db.sql
       .prepare(
         `UPDATE sandboxes SET pooled = 0, workspace = ?, name = ?, labels = ?, updated_ms = ?, created_ms = ?, deadline_ms = ?,
+           session_id = ?, department_id = ?, environment_id = ?,
            spec = json_set(spec, '$.name', ?, '$.labels', json(?))
          WHERE id = (SELECT id FROM sandboxes WHERE pooled = 1 AND pool_key = ? AND status = 'running' ORDER BY created_ms LIMIT 1)
          RETURNING *`,
       )
-      .get(workspace, name, JSON.stringify(labels), nowMs, nowMs, deadlineMs, name, JSON.stringify(labels), poolKey) as Row | undefined;
+      .get(
+        workspace,
+        name,
+        JSON.stringify(labels),
+        nowMs,
+        nowMs,
+        deadlineMs,
+        owner.sessionId,
+        owner.departmentId,
+        owner.environmentId,
+        name,
+        JSON.stringify(labels),
+        poolKey,
+      ) as Row | undefined;
     return row ? fromRow(row) : null;
   }
 

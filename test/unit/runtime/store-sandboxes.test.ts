@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MIGRATIONS, openDb, type Db } from '../../../core/db.ts';
-import { SandboxStore, toStoredSpec, type SandboxRecord } from '../../../runtime/store/sandboxes.ts';
+import { NO_OWNER, SandboxStore, toStoredSpec, type SandboxRecord } from '../../../runtime/store/sandboxes.ts';
 import { resolveSpec } from '../../../runtime/sandbox/spec.ts';
 import { defaultConfig } from './support.ts';
 
@@ -33,6 +33,7 @@ function record(over: Partial<SandboxRecord> = {}): SandboxRecord {
     deadlineMs: null,
     stoppedMs: null,
     deletedMs: null,
+    owner: NO_OWNER,
     ...over,
   };
 }
