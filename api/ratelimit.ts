@@ -148,6 +148,24 @@ function resetStrings(resetMs: number): { seconds: string; iso: string } {
 }
 
 const SANDBOX_READ = /^\/v1\/sandboxes(?:\/[^/]+(?:\/metrics)?)?\/?$/;
+/**
+ * The Director Protocol's "session operations" (100/min): sessions and everything made in them
+ * (departments, context, checkpoints, environments, workflows) and the agents, chat, approvals and
+ * vault built on them.
+ */
+const SESSION_AREAS = [
+  '/v1/sessions',
+  '/v1/departments',
+  '/v1/context',
+  '/v1/checkpoints',
+  '/v1/environments',
+  '/v1/workflows',
+  '/v1/agents',
+  '/v1/chat',
+  '/v1/approvals',
+  '/v1/auto-approve',
+  '/v1/vault',
+];
 const under = (path: string, prefix: string): boolean => path === prefix || path.startsWith(`${prefix}/`);
 
 /**
@@ -163,7 +181,7 @@ const under = (path: string, prefix: string): boolean => path === prefix || path
 export function classify(method: string, routeUrl: string): RateClass {
   const path = routeUrl.split('?', 1)[0] ?? '';
   if (under(path, '/v1/auth')) return 'auth';
-  if (under(path, '/v1/sessions')) return 'session';
+  if (SESSION_AREAS.some((a) => under(path, a))) return 'session';
   if (under(path, '/v1/sandboxes')) {
     const m = method.toUpperCase();
     return (m === 'GET' || m === 'HEAD') && SANDBOX_READ.test(path) ? 'general' : 'sandbox';

@@ -16,6 +16,14 @@ export const SCOPES = [
   'audit:read',
   'webhooks:write',
   'keys:write',
+  'sessions:read',
+  'sessions:write',
+  'agents:read',
+  'agents:write',
+  'chat',
+  'approvals:write',
+  'vault:read',
+  'vault:write',
   'admin',
 ] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -23,9 +31,34 @@ export type Scope = (typeof SCOPES)[number];
 /** What each role may do. An API key's scopes are a subset of its creator's role's scopes. */
 export const ROLE_SCOPES: Record<Role, readonly Scope[]> = {
   admin: SCOPES,
-  operator: ['sandboxes:read', 'networks:read', 'networks:write', 'security:read', 'security:write', 'webhooks:write', 'keys:write'],
-  auditor: ['sandboxes:read', 'networks:read', 'security:read', 'audit:read'],
-  developer: ['sandboxes:read', 'sandboxes:write', 'sandboxes:exec', 'networks:read', 'keys:write'],
+  operator: [
+    'sandboxes:read',
+    'networks:read',
+    'networks:write',
+    'security:read',
+    'security:write',
+    'webhooks:write',
+    'keys:write',
+    'sessions:read',
+    'agents:read',
+    'vault:read',
+  ],
+  auditor: ['sandboxes:read', 'networks:read', 'security:read', 'audit:read', 'sessions:read', 'agents:read'],
+  developer: [
+    'sandboxes:read',
+    'sandboxes:write',
+    'sandboxes:exec',
+    'networks:read',
+    'keys:write',
+    'sessions:read',
+    'sessions:write',
+    'agents:read',
+    'agents:write',
+    'chat',
+    'approvals:write',
+    'vault:read',
+    'vault:write',
+  ],
 };
 
 export interface Principal {
