@@ -376,24 +376,28 @@ export class NetworkManager implements NetworkAttacher {
 
   // --- NetworkAttacher (sandboxes) ---
 
-  async attach(sandbox: AttachTarget, mode: string) {
+  async attach(sandbox: AttachTarget, mode: string, opts: { policy?: unknown } = {}) {
     let rec: NetworkRecord;
     if (mode === 'isolated') {
+      const policy =
+        opts.policy === undefined
+          ? validateNetworkPolicy({
+              name: 'isolated',
+              description: 'Private network of one sandbox: all egress denied by default',
+              inbound: [],
+              outbound: [],
+              logging: true,
+              metrics: true,
+              mode: 'enforce',
+            })
+          : validateNetworkPolicy(opts.policy);
       rec = await this.createRecord(sandbox.workspace, {
         name: `isolated-${sandbox.id}`,
         enableDns: true,
         internal: false,
         labels: {},
         privateFor: sandbox.id,
-        policy: validateNetworkPolicy({
-          name: 'isolated',
-          description: 'Private network of one sandbox: all egress denied by default',
-          inbound: [],
-          outbound: [],
-          logging: true,
-          metrics: true,
-          mode: 'enforce',
-        }),
+        policy,
       });
     } else {
       const found = this.deps.store.get(sandbox.workspace, mode);

@@ -34,6 +34,11 @@ export interface CreateOptions {
   /** Resource ceilings of the orchestration levels (session, department, environment), outermost first. */
   limitCeilings?: readonly LimitCeiling[];
   owner?: SandboxOwner;
+  /**
+   * The policy of the sandbox's private network when it gets one (`networkMode: isolated`),
+   * instead of deny-all (an environment's policy). Ignored for a shared network: its own policy governs.
+   */
+  networkPolicy?: unknown;
 }
 
 export interface Caller {
@@ -121,7 +126,7 @@ export class SandboxManager {
     const spec = this.resolve(raw, caller, opts.limitCeilings);
     const owner = opts.owner ?? NO_OWNER;
     this.deps.network.assertReady();
-    if (isPoolable(spec) && this.claimFromPool) {
+    if (isPoolable(spec) && opts.networkPolicy === undefined && this.claimFromPool) {
       const claimed = this.claimFromPool(spec, caller, owner);
       if (claimed) {
         this.deps.metrics.createSeconds.observe({ source: 'pool' }, (performance.now() - started) / 1000);
@@ -132,7 +137,11 @@ export class SandboxManager {
     const image = await this.imageInfo(spec.image);
     if (!image)
       throw validationError('image', `image ${spec.image} is not available on this engine (Director does not pull from registries)`);
-    const rec = await this.createCold(spec, caller.workspace, { imageWorkdir: image.workdir, owner });
+    const rec = await this.createCold(spec, caller.workspace, {
+      imageWorkdir: image.workdir,
+      owner,
+      ...(opts.networkPolicy !== undefined ? { networkPolicy: opts.networkPolicy } : {}),
+    });
     this.deps.metrics.createSeconds.observe({ source: 'cold' }, (performance.now() - started) / 1000);
     this.lifecycleEvent('sandbox_created', rec, caller, { source: 'cold' });
     return rec;
@@ -145,7 +154,7 @@ export class SandboxManager {
   async createCold(
     spec: EffectiveSpec,
     workspace: string,
-    opts: { imageWorkdir: string; poolKey?: string; owner?: SandboxOwner },
+    opts: { imageWorkdir: string; poolKey?: string; owner?: SandboxOwner; networkPolicy?: unknown },
   ): Promise<SandboxRecord> {
     const { store, engine, clock, config } = this.deps;
     const id = newId('sbx');
@@ -185,7 +194,11 @@ export class SandboxManager {
     try {
       let network: ContainerSpec['network'] = { mode: 'none' };
       if (spec.networkMode !== 'none') {
-        const att = await this.deps.network.attach({ id, workspace }, spec.networkMode);
+        const att = await this.deps.network.attach(
+          { id, workspace },
+          spec.networkMode,
+          opts.networkPolicy !== undefined ? { policy: opts.networkPolicy } : {},
+        );
         network = att.network;
         networkId = att.networkId;
         store.patch(id, clock.nowMs(), { networkId });

@@ -11,8 +11,15 @@ export interface AttachTarget {
  * without it only `none` is possible.
  */
 export interface NetworkAttacher {
-  /** Resolves `networkMode` (`isolated` or a network id) into an engine attachment. */
-  attach(sandbox: AttachTarget, mode: string): Promise<{ network: ContainerSpec['network']; networkId: string }>;
+  /**
+   * Resolves `networkMode` (`isolated` or a network id) into an engine attachment. `opts.policy`
+   * is the private network's policy for `isolated` (default: deny everything); validated here.
+   */
+  attach(
+    sandbox: AttachTarget,
+    mode: string,
+    opts?: { policy?: unknown },
+  ): Promise<{ network: ContainerSpec['network']; networkId: string }>;
   /** Called after the container exists (so address-based rules can name it). */
   attached?(sandbox: AttachTarget & { networkId: string; ipAddress: string | null }): Promise<void>;
   /** Undoes `attach` (removes the private network of an `isolated` sandbox). */

@@ -1,0 +1,174 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.ts';
+import type { Db } from '../core/db.ts';
+import { conflict, validationError } from '../core/errors.ts';
+import type { Config } from '../runtime/config.ts';
+import type { EventSink } from '../runtime/events.ts';
+import type { Caller, SandboxManager } from '../runtime/sandbox/manager.ts';
+import type { FileTransfer } from '../runtime/sandbox/transfer.ts';
+import type { SandboxStore } from '../runtime/store/sandboxes.ts';
+import type { NetworkManager } from '../runtime/network/manager.ts';
+import { ContextService } from './context/service.ts';
+import { ContextStore } from './context/store.ts';
+import { DepartmentService, type DepartmentUsage } from './departments/service.ts';
+import { DepartmentStore, type DepartmentRecord } from './departments/store.ts';
+import { SessionSandboxes, type EnvironmentSource } from './sandboxes.ts';
+import { SessionService } from './sessions/service.ts';
+import { SessionStore, type SessionConfig, type SessionRecord } from './sessions/store.ts';
+import { TaskTracker } from './tasks.ts';
+
+/** The runtime services the orchestration layer uses (never the engine or nft directly). */
+export interface OrchestrationDeps {
+  db: Db;
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  events: EventSink;
+  sandboxes: SandboxManager;
+  sandboxStore: SandboxStore;
+  files: FileTransfer;
+  /** Null when the network layer is off. */
+  networks: NetworkManager | null;
+  environments?: EnvironmentSource;
+}
+
+export interface Orchestration {
+  sessions: SessionService;
+  departments: DepartmentService;
+  context: ContextService;
+  contextStore: ContextStore;
+  sandboxes: SessionSandboxes;
+  tasks: TaskTracker;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Assembles the orchestration layer over the runtime's services; nothing here is module-global.
+ * Each area registers what a session's end does to what it owns (`sessions.onEnd`), so the
+ * session service knows no other area.
+ */
+export function createOrchestration(d: OrchestrationDeps): Orchestration {
+  const log = d.logger.child({ component: 'orchestration' });
+  const sessionStore = new SessionStore(d.db);
+  const departmentStore = new DepartmentStore(d.db);
+  const contextStore = new ContextStore(d.db);
+  const tasks = new TaskTracker(sessionStore);
+
+  const checkReferences = (caller: Caller, cfg: Partial<SessionConfig>): void => {
+    if (cfg.networkId) {
+      if (!d.networks) throw validationError('config.networkId', 'the network layer is not enabled on this instance');
+      try {
+        d.networks.get(caller, cfg.networkId);
+      } catch {
+        throw validationError('config.networkId', `no network ${cfg.networkId} in this workspace`);
+      }
+    }
+    if (cfg.environmentId) {
+      if (!d.environments) throw validationError('config.environmentId', 'environments are not available on this instance');
+      d.environments.forSandbox(caller, cfg.environmentId, 'config.environmentId');
+    }
+  };
+
+  const sessions = new SessionService({
+    store: sessionStore,
+    events: d.events,
+    clock: d.clock,
+    config: d.config,
+    logger: log.child({ area: 'sessions' }),
+    countDepartments: (id) => departmentStore.countOf(id),
+    countTasks: (id) => tasks.of(id).total,
+    checkReferences,
+  });
+
+  const usage = async (dep: DepartmentRecord): Promise<DepartmentUsage> => {
+    const recs = d.sandboxStore.ofDepartment(dep.id);
+    const running = recs.filter((r) => r.status === 'running' && r.containerId);
+    let cpuPercent = 0;
+    let memoryBytes = 0;
+    await Promise.all(
+      running.map(async (r) => {
+        try {
+          const s = await d.sandboxes.deps.engine.stats(r.containerId!);
+          cpuPercent += s.cpuPercent;
+          memoryBytes += s.memoryBytes;
+        } catch {
+          // A sandbox that ended between the listing and the measurement uses nothing.
+        }
+      }),
+    );
+    return { sandboxesRunning: running.length, sandboxesTotal: recs.length, cpuPercent, memoryBytes };
+  };
+
+  const departments = new DepartmentService({
+    store: departmentStore,
+    sessions,
+    tasks,
+    events: d.events,
+    clock: d.clock,
+    config: d.config,
+    usage,
+  });
+
+  const sandboxes = new SessionSandboxes({
+    sandboxes: d.sandboxes,
+    store: d.sandboxStore,
+    files: d.files,
+    sessions,
+    departments,
+    ...(d.environments ? { environments: d.environments } : {}),
+    logger: log.child({ area: 'sandboxes' }),
+  });
+
+  const context = new ContextService({
+    store: contextStore,
+    sessions,
+    events: d.events,
+    clock: d.clock,
+    config: d.config,
+    readFile: async (caller: Caller, session: SessionRecord, sandboxId: string | undefined, path: string) => {
+      const running = d.sandboxStore.ofSession(session.id).filter((r) => r.status === 'running');
+      const target = sandboxId ? running.find((r) => r.id === sandboxId) : running.length === 1 ? running[0] : undefined;
+      if (!target) {
+        throw sandboxId
+          ? validationError('metadata.sandboxId', `sandbox ${sandboxId} is not a running sandbox of session ${session.id}`)
+          : running.length
+            ? validationError('metadata.sandboxId', `session ${session.id} has ${running.length} running sandboxes: name one`)
+            : conflict(`session ${session.id} has no running sandbox to read ${path} from`, { field: 'content' });
+      }
+      const file = await d.files.downloadFile(caller, target.id, path);
+      return { content: file.content, sandboxId: target.id };
+    },
+  });
+
+  // What a session's end does to what it owns, in phase order.
+  sessions.onEnd({ name: 'sandboxes', phase: 1, end: (s, to) => sandboxes.endSession(s, to) });
+  sessions.onEnd({
+    name: 'context',
+    phase: 2,
+    end: async (s, to) => {
+      if (to === 'terminated') contextStore.deleteOfSession(s.id, d.clock.nowMs());
+    },
+  });
+  sessions.onEnd({
+    name: 'departments',
+    phase: 2,
+    end: async (s, to) => {
+      if (to === 'terminated') departments.deleteOfSession(s.id);
+    },
+  });
+
+  return {
+    sessions,
+    departments,
+    context,
+    contextStore,
+    sandboxes,
+    tasks,
+    start: () => sessions.start(),
+    async close() {
+      sessions.close();
+      await sessions.settle();
+    },
+  };
+}
