@@ -3,6 +3,10 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Runtime } from '../runtime/runtime.ts';
+import type { Orchestration } from '../orchestration/orchestration.ts';
+import { sessionRoutes } from './routes/sessions.ts';
+import { departmentRoutes } from './routes/departments.ts';
+import { contextRoutes } from './routes/context.ts';
 import { newId } from '../core/ids.ts';
 import { ERROR_STATUS, isDirectorError } from '../core/errors.ts';
 import type { AuthService } from './auth/service.ts';
@@ -28,6 +32,8 @@ import type { ReadinessProbe } from './health.ts';
 
 export interface AppDeps {
   runtime: Runtime;
+  /** The orchestration layer (sessions, departments, context ...); its routes are served when given. */
+  orchestration?: Orchestration;
   auth: AuthService;
   probes?: ReadinessProbe[];
   /** Fastify logger options (pino); false in tests. */
@@ -303,7 +309,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(
     async (v1) => {
       await v1.register(authRoutes, { auth, runtime: rt });
-      await v1.register(sandboxRoutes, { runtime: rt });
+      await v1.register(sandboxRoutes, { runtime: rt, ...(deps.orchestration ? { orchestration: deps.orchestration } : {}) });
+      if (deps.orchestration) {
+        const o = deps.orchestration;
+        await v1.register(sessionRoutes, { sessions: o.sessions });
+        await v1.register(departmentRoutes, { departments: o.departments });
+        await v1.register(contextRoutes, { context: o.context });
+      }
       await v1.register(securityRoutes, { runtime: rt });
       await v1.register(webhookRoutes, { runtime: rt });
       await v1.register(auditRoutes, { runtime: rt });

@@ -1,8 +1,10 @@
 import { Readable } from 'node:stream';
+import { Type } from 'typebox';
 import type { Logger } from 'pino';
 import { validationError } from '../core/errors.ts';
 import type { LimitCeiling } from '../policies/limits.ts';
 import type { Caller, SandboxManager } from '../runtime/sandbox/manager.ts';
+import { CreateSandboxSchema } from '../runtime/sandbox/spec.ts';
 import type { FileTransfer } from '../runtime/sandbox/transfer.ts';
 import type { SandboxFilter, SandboxRecord, SandboxStore } from '../runtime/store/sandboxes.ts';
 import { sessionCeiling, type DepartmentService } from './departments/service.ts';
@@ -34,6 +36,33 @@ export interface SessionSandboxesDeps {
   environments?: EnvironmentSource;
   logger: Logger;
 }
+
+/** `POST /v1/sandboxes` as the API takes it: the runtime's fields and the owners the orchestration layer reads. */
+export const CreateOwnedSandboxSchema = Type.Object(
+  {
+    ...CreateSandboxSchema.properties,
+    sessionId: Type.Optional(
+      Type.String({
+        pattern: '^ses_[A-Za-z0-9_-]{16}$',
+        description: 'The session that owns the sandbox (must be active); its limits are a ceiling',
+      }),
+    ),
+    departmentId: Type.Optional(
+      Type.String({
+        pattern: '^dep_[A-Za-z0-9_-]{16}$',
+        description: 'A department of that session (its session is implied): its limits are a ceiling the request can only narrow',
+      }),
+    ),
+    environmentId: Type.Optional(
+      Type.String({
+        pattern: '^env_[A-Za-z0-9_-]{16}$',
+        description:
+          "An environment: its image, variables (secrets included, as the sandbox's environment only), limits (as a ceiling), network policy (for the sandbox's private network) and files",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
 
 /** The fields of `POST /v1/sandboxes` that the orchestration layer reads (the runtime never sees them). */
 const OWNER_FIELDS = ['sessionId', 'departmentId', 'environmentId'] as const;
@@ -92,7 +121,7 @@ export class SessionSandboxes {
       env = this.#d.environments.forSandbox(caller, environmentId, refs.environmentId ? 'environmentId' : 'session.config.environmentId');
       if (env.ceiling) ceilings = [...ceilings, env.ceiling];
       if (body.image === undefined) body.image = env.image;
-      body.environment = { ...env.variables, ...((body.environment as Record<string, string> | undefined) ?? {}) };
+      body.environment = { ...env.variables, ...(body.environment ?? {}) };
       if (env.networkPolicy) {
         const sp = { ...((body.securityPolicy as Record<string, unknown> | undefined) ?? {}) };
         if (sp.allowNetwork === undefined) sp.allowNetwork = true;

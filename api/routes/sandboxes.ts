@@ -7,6 +7,8 @@ import { CreateSandboxSchema, ResourceLimitsSchema, SecurityPolicySchema, findFo
 import { ExecuteSchema } from '../../runtime/sandbox/execute.ts';
 import { toView } from '../../runtime/sandbox/view.ts';
 import type { Runtime } from '../../runtime/runtime.ts';
+import type { Orchestration } from '../../orchestration/orchestration.ts';
+import { CreateOwnedSandboxSchema } from '../../orchestration/sandboxes.ts';
 import { callerOf, send } from '../context.ts';
 import { AnyObject, Envelope, IdParams, Page, PageQuery, STANDARD_ERRORS } from '../schemas.ts';
 import { streamExecution } from './sse.ts';
@@ -33,6 +35,9 @@ export const SandboxSchema = Type.Object(
     startedAt: Type.Union([Type.String(), Type.Null()]),
     expiresAt: Type.Union([Type.String(), Type.Null()]),
     stoppedAt: Type.Union([Type.String(), Type.Null()]),
+    sessionId: Type.Union([Type.String(), Type.Null()], { description: 'The session that owns the sandbox' }),
+    departmentId: Type.Union([Type.String(), Type.Null()]),
+    environmentId: Type.Union([Type.String(), Type.Null()], { description: 'The environment it was made from' }),
   },
   { additionalProperties: false },
 );
@@ -49,6 +54,8 @@ const ExecResultSchema = Type.Object({
 const ListQuery = Type.Object(
   {
     status: Type.Optional(Type.Union(SANDBOX_STATES.map((s) => Type.Literal(s)))),
+    sessionId: Type.Optional(Type.String({ pattern: '^ses_[A-Za-z0-9_-]{16}$', description: 'Only the sandboxes of this session' })),
+    departmentId: Type.Optional(Type.String({ pattern: '^dep_[A-Za-z0-9_-]{16}$', description: 'Only the sandboxes of this department' })),
     label: Type.Optional(
       Type.Union(
         [
@@ -65,10 +72,12 @@ const ListQuery = Type.Object(
 
 export interface SandboxRouteOptions {
   runtime: Runtime;
+  /** When given, creates with `sessionId`/`departmentId`/`environmentId` go through it. */
+  orchestration?: Pick<Orchestration, 'sandboxes'>;
 }
 
 /** The Sandbox API of the Director Protocol (`/v1/sandboxes`). */
-export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (base, { runtime }) => {
+export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (base, { runtime, orchestration }) => {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
   const { sandboxes, executor } = runtime;
 
@@ -79,7 +88,7 @@ export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (bas
       summary: 'Create a sandbox',
       description:
         'Creates and starts a hardened sandbox. Unknown fields, and fields asking for engine powers (Privileged, Binds, CapAdd, NetworkMode host, Runtime, ...), are refused with 400 and recorded as a `policy_violation` event; nothing is created. A matching request is served from the warm pool. Honours `Idempotency-Key`.',
-      body: CreateSandboxSchema,
+      body: orchestration ? CreateOwnedSandboxSchema : CreateSandboxSchema,
       response: { 201: Envelope(SandboxSchema), ...STANDARD_ERRORS },
     },
     // Before schema validation, so a refused power is named precisely and recorded as a policy violation.
@@ -97,7 +106,11 @@ export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (bas
         throw hit;
       }
     },
-    handler: async (req, reply) => send(reply, toView(await sandboxes.create(req.body, callerOf(req))), 201),
+    handler: async (req, reply) => {
+      const caller = callerOf(req);
+      const rec = orchestration ? await orchestration.sandboxes.create(caller, req.body) : await sandboxes.create(req.body, caller);
+      return send(reply, toView(rec), 201);
+    },
   });
 
   app.get('/sandboxes', {
@@ -109,13 +122,21 @@ export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (bas
       response: { 200: Envelope(Page(SandboxSchema)), ...STANDARD_ERRORS },
     },
     handler: async (req, reply) => {
-      const { status, limit = 20, offset = 0 } = req.query;
+      const { status, sessionId, departmentId, limit = 20, offset = 0 } = req.query;
       const labels: Record<string, string> = {};
       for (const l of ([] as string[]).concat(req.query.label ?? [])) {
         const i = l.indexOf('=');
         labels[l.slice(0, i)] = l.slice(i + 1);
       }
-      const page = sandboxes.list(callerOf(req), { ...(status ? { status } : {}), labels, limit, offset });
+      const filter = {
+        ...(status ? { status } : {}),
+        ...(sessionId ? { sessionId } : {}),
+        ...(departmentId ? { departmentId } : {}),
+        labels,
+        limit,
+        offset,
+      };
+      const page = orchestration ? orchestration.sandboxes.list(callerOf(req), filter) : sandboxes.list(callerOf(req), filter);
       return send(reply, { items: page.items.map(toView), total: page.total, limit, offset });
     },
   });

@@ -217,7 +217,7 @@ export class SessionService {
     if (raw.status && raw.status !== rec.status) {
       if (raw.status === 'completed') return this.end(rec, 'completed', 'completed by request', caller.actor ?? null);
       const moved = this.#d.store.transition(id, raw.status, now);
-      if (!moved) throw conflict(`session ${id} cannot go from ${rec.status} to ${raw.status}`, { status: rec.status });
+      if (!moved) throw conflict(`session ${id} cannot become ${String(raw.status)} now`, { status: rec.status });
       rec = moved;
     }
     this.#event('session_updated', rec, caller.actor ?? null);

@@ -22,6 +22,9 @@ export interface SandboxView {
   startedAt: string | null;
   expiresAt: string | null;
   stoppedAt: string | null;
+  sessionId: string | null;
+  departmentId: string | null;
+  environmentId: string | null;
 }
 
 export function toView(r: SandboxRecord): SandboxView {
@@ -46,5 +49,8 @@ export function toView(r: SandboxRecord): SandboxView {
     startedAt: opt(r.startedMs),
     expiresAt: r.status === 'running' ? opt(r.deadlineMs) : null,
     stoppedAt: opt(r.stoppedMs),
+    sessionId: r.owner.sessionId,
+    departmentId: r.owner.departmentId,
+    environmentId: r.owner.environmentId,
   };
 }

@@ -7,12 +7,14 @@ import { buildApp } from '../../api/app.ts';
 import { AuthService } from '../../api/auth/service.ts';
 import type { Config } from '../../runtime/config.ts';
 import { testRuntime, type TestRuntime } from './runtime.ts';
+import { createOrchestration, type Orchestration } from '../../orchestration/orchestration.ts';
 
 export const ADMIN_PASSWORD = 'test-admin-password-1';
 
 export interface TestApi extends AsyncDisposable {
   url: string;
   rt: TestRuntime;
+  orch: Orchestration;
   auth: AuthService;
   app: FastifyInstance;
   /** A fresh admin token in the default workspace. */
@@ -37,7 +39,19 @@ export async function startApi(overrides: Partial<Config> = {}): Promise<TestApi
   await rt.start();
   const auth = new AuthService(rt.db, { tokenTtlMs: rt.config.jwtTtlMs });
   await auth.bootstrapAdmin(ADMIN_PASSWORD);
-  const app = await buildApp({ runtime: rt, auth });
+  const orch = createOrchestration({
+    db: rt.db,
+    config: rt.config,
+    clock: rt.clock,
+    logger: rt.logger,
+    events: rt.events,
+    sandboxes: rt.sandboxes,
+    sandboxStore: rt.sandboxes.deps.store,
+    files: rt.files,
+    networks: rt.networks?.manager ?? null,
+  });
+  await orch.start();
+  const app = await buildApp({ runtime: rt, auth, orchestration: orch });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address() as { port: number };
   const url = `http://127.0.0.1:${addr.port}`;
@@ -45,9 +59,10 @@ export async function startApi(overrides: Partial<Config> = {}): Promise<TestApi
   const adminToken = (login.body.data as { token: string }).token;
   const close = async () => {
     await app.close();
+    await orch.close();
     await rt.cleanup();
   };
-  return { url, rt, auth, app, adminToken, close, [Symbol.asyncDispose]: close };
+  return { url, rt, orch, auth, app, adminToken, close, [Symbol.asyncDispose]: close };
 }
 
 /** One HTTP request with fetch; JSON in and out. `raw` sends the body as given. */
