@@ -101,6 +101,11 @@ export class SocketAuth {
   }
 
   /** Whether the principal holds `scope`; a refusal is recorded as `scope_denied`. */
+  /** Whether the principal has `scope`, without recording a refusal (for what the client did not ask for). */
+  allows(scope: Scope): boolean {
+    return this.principal?.scopes.has(scope) ?? false;
+  }
+
   permits(scope: Scope, details: Record<string, unknown> = {}): boolean {
     const p = this.principal;
     if (!p) return false;

@@ -9,6 +9,9 @@ import type { Scope } from '../auth/types.ts';
  * - `security` (`security:read`): every security event of the caller's workspace as
  *   `security_event`; events of type `security_alert` as `security_alert {alert}` instead.
  * - `sandboxes` (`sandboxes:read`): lifecycle as `sandbox_event {sandboxId, event, status}`.
+ * - `sessions` (`sessions:read`): session lifecycle as `session_update {sessionId, status, metrics}`.
+ * - `alerts` (`security:read`): only `security_alert {alert}`.
+ * A client that subscribes to nothing gets {@link DEFAULT_CHANNELS}.
  *
  * Extension point: when sessions and workflows exist they register `sessions` → `session_update`
  * and `workflows` → `workflow_progress` the same way — with {@link eventChannel} if their
@@ -137,11 +140,42 @@ export const sandboxMapper: EventMapper = (e) => {
   return { type: 'sandbox_event', data };
 };
 
+const SESSION_EVENTS = new Set(['session_created', 'session_updated', 'session_ended']);
+
+/** Session lifecycle as the Director Protocol's `session_update {sessionId, status, metrics}`. */
+export const sessionMapper: EventMapper = (e) => {
+  if (!SESSION_EVENTS.has(e.type) || !e.sessionId) return null;
+  const d = e.details;
+  const metrics = d.metrics && typeof d.metrics === 'object' ? d.metrics : { activeDepartments: 0, totalTasks: 0 };
+  return {
+    type: 'session_update',
+    data: {
+      sessionId: e.sessionId,
+      status: typeof d.status === 'string' ? d.status : null,
+      metrics,
+      timestamp: e.timestamp,
+      ...(typeof d.reason === 'string' ? { reason: d.reason } : {}),
+    },
+  };
+};
+
+/** Only the `security_alert` events (the Director Protocol's `security_alert {alert}`), without every other security event. */
+export const alertMapper: EventMapper = (e) => (e.type === 'security_alert' ? { type: 'security_alert', data: alertOf(e) } : null);
+
+/**
+ * What a client that authenticated and subscribed to nothing receives (the Director Protocol's
+ * own WebSocket example does exactly that): the four message types the protocol lists, for the
+ * channels the caller's scopes allow. Its first explicit `subscribe` replaces this set.
+ */
+export const DEFAULT_CHANNELS = ['sessions', 'workflows', 'sandboxes', 'alerts'] as const;
+
 /** The channels every hub has. */
 export function builtinChannels(events: EventSink, db: Db): Record<string, ChannelDefinition> {
   const head = eventHead(db);
   return {
     security: eventChannel(events, head, 'security:read', securityMapper),
     sandboxes: eventChannel(events, head, 'sandboxes:read', sandboxMapper),
+    sessions: eventChannel(events, head, 'sessions:read', sessionMapper),
+    alerts: eventChannel(events, head, 'security:read', alertMapper),
   };
 }

@@ -5,6 +5,7 @@ import type { ChannelEntry, Hub, Subscription } from './hub.ts';
 import { EncodedItem, batchFrames, encodeItem } from './encode.ts';
 import { CLOSE, CLOSE_REASON, HUB_MESSAGES, authenticatedMessage, errorMessage, parseMessage, type HubServerMessage } from './protocol.ts';
 import { SendQueue, type Frame } from './queue.ts';
+import { DEFAULT_CHANNELS } from './channels.ts';
 import { ReadGate, SerialRunner, closeSocket, toBuffer } from './socket.ts';
 
 /** Stored items examined per replay step; the queue's room is checked between items anyway. */
@@ -128,6 +129,8 @@ export class HubConnection {
         return;
       }
       case 'subscribe':
+        // The first explicit subscription narrows the default set to what the client names.
+        for (const sub of [...this.#subs.values()]) if (sub.implicit) this.#cancel(sub);
         this.#subscribe(m.channel, m.after, m.batch === true);
         return;
       case 'unsubscribe': {
@@ -148,7 +151,25 @@ export class HubConnection {
 
   async #login(credential: Credential): Promise<void> {
     const p = await this.#auth.login(credential);
-    if (p && !this.#closed) this.send(authenticatedMessage(p));
+    if (p && !this.#closed) {
+      this.send(authenticatedMessage(p));
+      if (this.#subs.size === 0) this.#subscribeDefaults();
+    }
+  }
+
+  /**
+   * A client that authenticated without subscribing gets the Director Protocol's four message
+   * types for its workspace, live (no replay), without `subscribed` replies: the protocol's own
+   * client only listens. Channels the caller's scopes do not allow are skipped silently.
+   */
+  #subscribeDefaults(): void {
+    for (const name of DEFAULT_CHANNELS) {
+      const entry = this.#hub.channel(name);
+      if (!entry || this.#subs.has(name) || !this.#auth.allows(entry.def.scope)) continue;
+      const sub: Subscription = { channel: name, conn: this, state: 'live', floor: entry.def.source.head(), batch: false, implicit: true };
+      entry.subs.add(sub);
+      this.#subs.set(name, sub);
+    }
   }
 
   /**

@@ -26,6 +26,8 @@ export interface Subscription {
   floor: number;
   /** Channel messages go out grouped in `batch` frames. */
   readonly batch: boolean;
+  /** Made by the default set (no `subscribe` yet); the first explicit `subscribe` cancels these. */
+  readonly implicit?: boolean;
 }
 
 export interface ChannelEntry {
