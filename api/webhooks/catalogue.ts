@@ -12,21 +12,12 @@ const LIFECYCLE: Readonly<Record<string, string>> = {
   sandbox_stopped: 'sandbox.stopped',
   sandbox_deleted: 'sandbox.deleted',
   sandbox_exited: 'sandbox.exited',
+  session_created: 'session.created',
+  session_ended: 'session.ended',
 };
 
-/**
- * Every fixed name a webhook may subscribe to. `session.*` and `workflow.*` are the seed's names
- * for areas Director does not produce events for yet; subscribing to them is allowed so clients
- * written against the seed keep working.
- */
-export const WEBHOOK_EVENTS = [
-  '*',
-  ...Object.values(LIFECYCLE),
-  'security.alert',
-  'security.event',
-  'session.created',
-  'workflow.completed',
-] as const;
+/** Every fixed name a webhook may subscribe to. */
+export const WEBHOOK_EVENTS = ['*', ...Object.values(LIFECYCLE), 'security.alert', 'security.event', 'workflow.completed'] as const;
 
 const FIXED: ReadonlySet<string> = new Set(WEBHOOK_EVENTS);
 /** `security.<type>`: a filter on one security event type (delivered as `security.event`). */
@@ -59,6 +50,9 @@ export function subscribes(subscribed: readonly string[], e: Pick<SecurityEvent,
  * seed's `data` is the resource); every security event carries the full event.
  */
 export function eventData(e: SecurityEvent): Record<string, unknown> {
+  if (e.type === 'session_created' || e.type === 'session_ended') {
+    return { ...e.details, sessionId: e.sessionId, actor: e.actor, eventId: e.id };
+  }
   if (e.type in LIFECYCLE) {
     return { ...e.details, sandboxId: e.sandboxId, networkId: e.networkId, actor: e.actor, eventId: e.id };
   }

@@ -129,6 +129,29 @@ test("a created sandbox is delivered, signed so that the seed's verifyWebhook ac
   assert.is(log!.statusCode, 200);
 });
 
+test('session.created and session.ended are delivered with the session in data, signed', async () => {
+  const created = await createHook(api, { url: `${receiverUrl}/sessions`, events: ['session.created', 'session.ended'], secret: SECRET });
+  assert.is(created.status, 201, created.text);
+  const s = await call<{ data: { id: string } }>(api.url, 'POST', '/v1/sessions', {
+    token: api.adminToken,
+    body: { type: 'director', name: 'Hooked' },
+  });
+  assert.is(s.status, 201, s.text);
+  const id = s.body.data.id;
+  const del = await call(api.url, 'DELETE', `/v1/sessions/${id}`, { token: api.adminToken });
+  assert.is(del.status, 200);
+  const got = await eventually(() => {
+    const mine = received.filter((r) => r.path === '/sessions' && r.body.includes(id));
+    return mine.length >= 2 ? mine : null;
+  });
+  const payloads = got.map((r) => JSON.parse(r.body) as { event: string; data: { sessionId: string; status: string } });
+  assert.equal(payloads.map((p) => [p.event, p.data.sessionId, p.data.status]).sort(), [
+    ['session.created', id, 'active'],
+    ['session.ended', id, 'terminated'],
+  ]);
+  for (const r of got) assert.ok(verifyWebhook(JSON.parse(r.body), String(r.headers['x-director-signature']), SECRET));
+});
+
 test('a receiver that fails twice gets the delivery on the third attempt, after backoff', async () => {
   const created = await createHook(api, { url: `${receiverUrl}/flaky`, events: ['sandbox.created'], secret: FLAKY_SECRET });
   assert.is(created.status, 201, created.text);
