@@ -19,7 +19,10 @@ export interface TestApi extends AsyncDisposable {
   app: FastifyInstance;
   /** A fresh admin token in the default workspace. */
   adminToken: string;
+  /** Removes everything the server made (containers, networks, nft table, data dir). */
   close(): Promise<void>;
+  /** Stops the server as a restart would: sandboxes and the data dir stay (start again with the same `dataDir` and `runtimeName`). */
+  stop(): Promise<void>;
 }
 
 export interface Res<T = unknown> {
@@ -57,12 +60,19 @@ export async function startApi(overrides: Partial<Config> = {}): Promise<TestApi
   const url = `http://127.0.0.1:${addr.port}`;
   const login = await call(url, 'POST', '/v1/auth/login', { body: { username: 'admin', password: ADMIN_PASSWORD } });
   const adminToken = (login.body.data as { token: string }).token;
-  const close = async () => {
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
     await app.close();
     await orch.close();
+    await rt.close();
+  };
+  const close = async () => {
+    await stop();
     await rt.cleanup();
   };
-  return { url, rt, orch, auth, app, adminToken, close, [Symbol.asyncDispose]: close };
+  return { url, rt, orch, auth, app, adminToken, close, stop, [Symbol.asyncDispose]: close };
 }
 
 /** One HTTP request with fetch; JSON in and out. `raw` sends the body as given. */
