@@ -27,6 +27,8 @@ import { wsPlugin } from './ws/plugin.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { installAudit } from './audit/hook.ts';
 import { monitoringRoutes } from './routes/monitoring.ts';
+import { environmentRoutes } from './routes/environments.ts';
+import type { EnvironmentService } from '../orchestration/environments/service.ts';
 import { createHttpMetrics } from './http-metrics.ts';
 import type { ReadinessProbe } from './health.ts';
 
@@ -36,6 +38,7 @@ export interface AppDeps {
   orchestration?: Orchestration;
   auth: AuthService;
   probes?: ReadinessProbe[];
+  environments?: EnvironmentService;
   /** Fastify logger options (pino); false in tests. */
   logger?: boolean | Record<string, unknown>;
 }
@@ -321,6 +324,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await v1.register(auditRoutes, { runtime: rt });
       if (rt.networks) await v1.register(networkRoutes, { networks: rt.networks.manager });
       await v1.register(monitoringRoutes, { runtime: rt, errors: http.errors, totals: http.totals });
+      if (deps.environments) await v1.register(environmentRoutes, { environments: deps.environments });
     },
     { prefix: '/v1' },
   );

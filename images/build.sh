@@ -36,7 +36,13 @@ for name in "${names[@]}"; do
   echo "images: building $ref ($hash)${have:+, replacing $have} ..."
   start=$SECONDS
   work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
+  # A definition that fails half-way may leave file systems mounted in its root (debootstrap
+  # leaves /proc): unmount them before removing the tree, never delete through a mount.
+  cleanup() {
+    awk -v w="$work/" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r | xargs -r -n1 umount -l || true
+    rm -rf "$work"
+  }
+  trap cleanup EXIT
   rc=0
   "$dir/rootfs.sh" "$work/rootfs" > "$work/build.log" 2>&1 || rc=$?
   if [ "$rc" -ne 0 ]; then
@@ -52,7 +58,7 @@ for name in "${names[@]}"; do
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/home/sandbox' \
     --change 'CMD ["sleep", "infinity"]' \
     - "$ref" > /dev/null
-  rm -rf "$work"
+  cleanup
   trap - EXIT
   echo "images: built $ref in $((SECONDS - start)) s"
 done
