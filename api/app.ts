@@ -25,11 +25,15 @@ import { installAudit } from './audit/hook.ts';
 import { monitoringRoutes } from './routes/monitoring.ts';
 import { createHttpMetrics } from './http-metrics.ts';
 import type { ReadinessProbe } from './health.ts';
+import type { CheckpointService } from '../orchestration/checkpoints/service.ts';
+import { checkpointRoutes } from './routes/checkpoints.ts';
 
 export interface AppDeps {
   runtime: Runtime;
   auth: AuthService;
   probes?: ReadinessProbe[];
+  /** Checkpoints (`/v1/checkpoints`); absent: the routes are not served. */
+  checkpoints?: CheckpointService;
   /** Fastify logger options (pino); false in tests. */
   logger?: boolean | Record<string, unknown>;
 }
@@ -309,6 +313,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await v1.register(auditRoutes, { runtime: rt });
       if (rt.networks) await v1.register(networkRoutes, { networks: rt.networks.manager });
       await v1.register(monitoringRoutes, { runtime: rt, errors: http.errors, totals: http.totals });
+      if (deps.checkpoints) await v1.register(checkpointRoutes, { checkpoints: deps.checkpoints });
     },
     { prefix: '/v1' },
   );

@@ -356,6 +356,7 @@ export const MIGRATIONS: readonly Migration[] = [
       created_ms INTEGER NOT NULL
     );
     CREATE INDEX checkpoints_ws ON checkpoints (workspace, session_id, created_ms);
+    CREATE INDEX checkpoints_session ON checkpoints (session_id, created_ms);
     CREATE TABLE checkpoint_blobs (
       checkpoint_id TEXT NOT NULL,
       digest TEXT NOT NULL,
