@@ -363,6 +363,10 @@ export const MIGRATIONS: readonly Migration[] = [
       PRIMARY KEY (checkpoint_id, digest)
     );
     CREATE INDEX checkpoint_blobs_digest ON checkpoint_blobs (digest);
+    CREATE TABLE checkpoint_chunks (
+      digest TEXT PRIMARY KEY,
+      content BLOB NOT NULL
+    );
     ALTER TABLE sandboxes ADD COLUMN session_id TEXT;
     ALTER TABLE sandboxes ADD COLUMN department_id TEXT;
     ALTER TABLE sandboxes ADD COLUMN environment_id TEXT;

@@ -1,39 +1,51 @@
 /**
- * Content-addressed storage of checkpoint files under the data dir: `blobs/<2 hex>/<sha256 hex>`
- * (files 0600, directories 0700). A blob is written to `tmp/`, flushed, and renamed into place,
- * so a name always holds complete content; its directory is flushed before the checkpoint that
- * refers to it is committed. The same content is stored once whatever refers to it.
+ * Content-addressed storage of checkpoint files: each distinct content once, named by its sha256,
+ * whatever refers to it.
+ *
+ * - **Small content** (at most {@link SMALL_BYTES}) is a row of `checkpoint_chunks` in the store,
+ *   written in transactions (so it is as durable and as atomic as the checkpoint row that
+ *   refers to it, which is committed after it). Workspaces are mostly small files, and a file each
+ *   cost more here than reading them out of the sandbox: about 0.5 ms per file for the flush alone.
+ * - **Larger content** is a file `blobs/<2 hex>/<sha256 hex>` under the data dir (files 0600,
+ *   directories 0700): written to `tmp/`, flushed, and renamed into place, so a name always holds
+ *   complete content; its directory is flushed before the checkpoint that refers to it is
+ *   committed.
  *
  * Which blobs are in use is the store's table `checkpoint_blobs`; a blob nothing refers to is
  * removed. While a capture or restore works with blobs that no committed checkpoint may refer to
  * yet (or any more), it pins them: a pinned blob is never removed, and the last unpin removes it
  * if nothing refers to it by then. Checks and removals run synchronously (no await between the
- * question "is it used?" and the unlink), so a pin and a removal never interleave.
+ * question "is it used?" and the removal), so a pin and a removal never interleave.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import type { Db } from '../../core/db.ts';
 
 const DIGEST = /^[0-9a-f]{64}$/;
-/** Content up to this size is hashed in memory and written only when new; larger content streams to a temp file. */
-const IN_MEMORY_BYTES = 256 * 1024;
-/** Blob writes in flight at once (the fs thread pool overlaps their fsyncs). */
+/** Content up to this size is stored in the store's table; larger content as a file. */
+export const SMALL_BYTES = 64 * 1024;
+/** Small content is inserted in transactions of about this many bytes. */
+const ROWS_PER_TX_BYTES = 1024 * 1024;
+/** File writes in flight at once (the fs thread pool overlaps their flushes). */
 const PARALLEL_WRITES = 16;
 
 export const isDigest = (s: string): boolean => DIGEST.test(s);
 
 export class BlobStore {
   readonly root: string;
+  readonly #db: Db;
   readonly #blobs: string;
   readonly #tmp: string;
   readonly #pins = new Map<string, number>();
   readonly #referenced: (digest: string) => boolean;
 
   /** `root`: the checkpoints directory under the data dir; `referenced` asks the store whether a committed checkpoint uses a blob. */
-  constructor(root: string, referenced: (digest: string) => boolean) {
+  constructor(root: string, db: Db, referenced: (digest: string) => boolean) {
     this.root = root;
+    this.#db = db;
     this.#blobs = path.join(root, 'blobs');
     this.#tmp = path.join(root, 'tmp');
     this.#referenced = referenced;
@@ -56,6 +68,12 @@ export class BlobStore {
         removed++;
       }
     }
+    const rows = this.#db.sql.prepare('SELECT digest FROM checkpoint_chunks').all() as { digest: string }[];
+    for (const { digest } of rows) {
+      if (all.has(digest) || this.#pins.has(digest)) continue;
+      this.#db.sql.prepare('DELETE FROM checkpoint_chunks WHERE digest = ?').run(digest);
+      removed++;
+    }
     return { removed };
   }
 
@@ -64,10 +82,22 @@ export class BlobStore {
     return path.join(this.#blobs, digest.slice(0, 2), digest);
   }
 
+  #chunk(digest: string): Buffer | null {
+    const row = this.#db.sql.prepare('SELECT content FROM checkpoint_chunks WHERE digest = ?').get(digest) as
+      { content: Uint8Array } | undefined;
+    return row ? Buffer.from(row.content.buffer, row.content.byteOffset, row.content.byteLength) : null;
+  }
+
+  has(digest: string): boolean {
+    return (
+      this.#db.sql.prepare('SELECT 1 FROM checkpoint_chunks WHERE digest = ?').get(digest) !== undefined || existsSync(this.pathOf(digest))
+    );
+  }
+
   /** Pins `digest` and says whether its blob is present (one synchronous step). */
   pin(digest: string): boolean {
     this.#pins.set(digest, (this.#pins.get(digest) ?? 0) + 1);
-    return existsSync(this.pathOf(digest));
+    return this.has(digest);
   }
 
   /** Drops one pin of each digest; a blob left unpinned and unreferenced is removed. */
@@ -79,7 +109,7 @@ export class BlobStore {
         continue;
       }
       this.#pins.delete(d);
-      if (!this.#referenced(d)) rmSync(this.pathOf(d), { force: true });
+      if (!this.#referenced(d)) this.#remove(d);
     }
   }
 
@@ -88,23 +118,33 @@ export class BlobStore {
     let n = 0;
     for (const d of digests) {
       if (this.#pins.has(d) || this.#referenced(d)) continue;
-      rmSync(this.pathOf(d), { force: true });
+      this.#remove(d);
       n++;
     }
     return n;
   }
 
-  isPinned(digest: string): boolean {
-    return this.#pins.has(digest);
+  #remove(digest: string): void {
+    this.#db.sql.prepare('DELETE FROM checkpoint_chunks WHERE digest = ?').run(digest);
+    rmSync(this.pathOf(digest), { force: true });
+  }
+
+  /** Inserts small contents (one transaction); content already there stays as it is. */
+  insertChunks(rows: Iterable<[string, Buffer]>): void {
+    const stmt = this.#db.sql.prepare('INSERT OR IGNORE INTO checkpoint_chunks (digest, content) VALUES (?, ?)');
+    this.#db.tx(() => {
+      for (const [d, buf] of rows) stmt.run(d, buf);
+    });
   }
 
   /** A blob's content as a stream. */
   open(digest: string): Readable {
-    return createReadStream(this.pathOf(digest));
+    const small = this.#chunk(digest);
+    return small ? Readable.from([small]) : createReadStream(this.pathOf(digest));
   }
 
-  read(digest: string): Promise<Buffer> {
-    return fs.readFile(this.pathOf(digest));
+  async read(digest: string): Promise<Buffer> {
+    return this.#chunk(digest) ?? fs.readFile(this.pathOf(digest));
   }
 
   /** A set of writes and pins belonging to one capture or restore. */
@@ -126,6 +166,9 @@ export class BlobBatch {
   readonly #inFlight = new Set<Promise<void>>();
   /** Digests this batch is writing (the same content twice in one capture is written once). */
   readonly #writing = new Set<string>();
+  /** Small contents not inserted yet. */
+  #rows = new Map<string, Buffer>();
+  #rowBytes = 0;
   #error: Error | null = null;
   #released = false;
   /** Bytes of content this batch stored anew. */
@@ -147,13 +190,16 @@ export class BlobBatch {
     return this.#store.pin(digest);
   }
 
-  /** Stores `buf` unless present; the write may still be in flight when this returns (see {@link flush}). */
+  /** Stores `buf` unless present; a file write may still be in flight when this returns (see {@link flush}). */
   async putBuffer(buf: Buffer): Promise<string> {
     const digest = createHash('sha256').update(buf).digest('hex');
-    this.#pinned.push(digest);
-    if (this.#store.pin(digest) || this.#writing.has(digest)) return digest;
-    this.#writing.add(digest);
-    this.newBytes += buf.length;
+    if (!this.#claim(digest, buf.length)) return digest;
+    if (buf.length <= SMALL_BYTES) {
+      this.#rows.set(digest, buf);
+      this.#rowBytes += buf.length;
+      if (this.#rowBytes >= ROWS_PER_TX_BYTES) this.#insertRows();
+      return digest;
+    }
     await this.#limit();
     this.#track(this.#write(digest, async (fh) => void (await fh.writeFile(buf))));
     return digest;
@@ -161,7 +207,7 @@ export class BlobBatch {
 
   /** Stores streamed content of `size` bytes (hashing it on the way); small content goes through {@link putBuffer}. */
   async putStream(src: AsyncIterable<Buffer>, size: number): Promise<string> {
-    if (size <= IN_MEMORY_BYTES) {
+    if (size <= SMALL_BYTES) {
       const chunks: Buffer[] = [];
       for await (const c of src) chunks.push(c);
       return this.putBuffer(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
@@ -182,14 +228,11 @@ export class BlobBatch {
       throw err;
     }
     const digest = hash.digest('hex');
-    this.#pinned.push(digest);
-    if (this.#store.pin(digest) || this.#writing.has(digest)) {
+    if (!this.#claim(digest, bytes)) {
       await fh.close();
       await fs.rm(tmp, { force: true });
       return digest;
     }
-    this.#writing.add(digest);
-    this.newBytes += bytes;
     this.#track(
       (async () => {
         try {
@@ -208,6 +251,7 @@ export class BlobBatch {
 
   /** Waits for the writes, then flushes the directories they went into. Throws the first write error. */
   async flush(): Promise<void> {
+    this.#insertRows();
     await Promise.allSettled([...this.#inFlight]);
     if (this.#error) throw this.#error;
     await Promise.all([...this.#dirs].map((d) => syncDir(d)));
@@ -218,8 +262,25 @@ export class BlobBatch {
   async release(): Promise<void> {
     if (this.#released) return;
     this.#released = true;
+    this.#rows = new Map();
     await Promise.allSettled([...this.#inFlight]);
     this.#store.unpin(this.#pinned);
+  }
+
+  /** Pins `digest`; true when this batch must store it (not present, not being stored by this batch). */
+  #claim(digest: string, bytes: number): boolean {
+    this.#pinned.push(digest);
+    if (this.#store.pin(digest) || this.#writing.has(digest)) return false;
+    this.#writing.add(digest);
+    this.newBytes += bytes;
+    return true;
+  }
+
+  #insertRows(): void {
+    if (!this.#rows.size) return;
+    this.#store.insertChunks(this.#rows);
+    this.#rows = new Map();
+    this.#rowBytes = 0;
   }
 
   async #limit(): Promise<void> {

@@ -63,7 +63,11 @@ async function previous(d: CaptureDeps, sessionId: string, sandboxId: string, mo
   const last = d.store.latestCapture(sessionId, sandboxId, mount);
   if (!last) return null;
   try {
-    return { checkpointId: last.checkpointId, manifest: parseManifest(await d.blobs.read(last.capture.manifest)) };
+    return {
+      checkpointId: last.checkpointId,
+      listedAtS: last.capture.listedAtS,
+      manifest: parseManifest(await d.blobs.read(last.capture.manifest)),
+    };
   } catch {
     return null;
   }
@@ -99,7 +103,7 @@ async function captureMount(
       if (e.kind === 'directory') m = { path: e.path, type: 'directory', mode: e.mode };
       else if (e.kind === 'file' || e.kind === 'symlink') {
         const p = old?.get(e.path);
-        if (p && prev && isUnchanged(e, p, prev.manifest.listedAtS) && (p.type === 'symlink' || batch.reuse(p.digest!))) {
+        if (p && prev && isUnchanged(e, p, prev.listedAtS) && (p.type === 'symlink' || batch.reuse(p.digest!))) {
           m = { ...p, stat: statOf(e) };
           reusedBytes += p.size ?? 0;
         } else {
@@ -166,7 +170,6 @@ async function captureMount(
   for (const p of missing) skipped.push({ path: p, kind: 'vanished' });
   const manifest: Manifest = {
     version: 1,
-    listedAtS,
     entries: gone.size ? entries.filter((e) => !gone.has(e.path)) : entries,
     skipped,
   };

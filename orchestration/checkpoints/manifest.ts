@@ -2,7 +2,7 @@
  * The manifest of one captured mount: every directory, file and symlink the sandbox had there
  * (path, type, permission bits, size, content digest or link target) and the `stat` identity
  * each file had when listed. Stored as a blob itself (JSON), so an unchanged mount's manifest is
- * the same blob as last time.
+ * the same blob as last time and costs nothing.
  *
  * **Which files are read again.** A file (or symlink) is taken over from the previous manifest
  * of the same sandbox and mount, without reading its content, when the listing shows it with
@@ -50,10 +50,12 @@ export interface SkippedEntry {
   kind: string;
 }
 
+/**
+ * What a mount held. When it lists the mount is kept beside it (`MountCapture.listedAtS`), not in
+ * it, so an unchanged mount's manifest is the same blob as last time.
+ */
 export interface Manifest {
   version: 1;
-  /** The sandbox's clock when it listed the mount (seconds). */
-  listedAtS: number;
   /** In listing order: the root first, every directory before what it holds. */
   entries: ManifestEntry[];
   skipped: SkippedEntry[];
@@ -79,7 +81,7 @@ export const statOf = (e: ListedEntry): FileStat => ({ ino: e.ino, mtimeS: e.mti
 /** Parses a stored manifest, refusing anything this version did not write. */
 export function parseManifest(buf: Buffer): Manifest {
   const m = JSON.parse(buf.toString('utf8')) as Manifest;
-  if (m?.version !== 1 || !Array.isArray(m.entries) || typeof m.listedAtS !== 'number') throw new Error('not a version 1 manifest');
+  if (m?.version !== 1 || !Array.isArray(m.entries)) throw new Error('not a version 1 manifest');
   return m;
 }
 

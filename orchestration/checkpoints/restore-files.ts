@@ -14,7 +14,7 @@ import type { SandboxOwner, SandboxRecord, SandboxStore, StoredSpec } from '../.
 import type { BlobStore } from './blobs.ts';
 import { nestedIn } from './capture.ts';
 import { isUnchanged, parseManifest, type ManifestEntry } from './manifest.ts';
-import type { CheckpointRecord, SandboxCapture } from './store.ts';
+import type { CheckpointRecord, MountCapture, SandboxCapture } from './store.ts';
 
 /** Makes a sandbox for a restore (defaults to the sandbox manager's create with the owner set). */
 export type SandboxCreator = (caller: Caller, request: Record<string, unknown>, owner: SandboxOwner) => Promise<SandboxRecord>;
@@ -54,8 +54,13 @@ const WHOLE_READ_BYTES = 256 * 1024;
 /** Restores with more changed directories than this replace whole top-level entries instead. */
 const MAX_DIRTY_DIRS = 32;
 
-/** The create request that makes a sandbox with `spec` again. */
-export function requestOf(spec: StoredSpec): Record<string, unknown> {
+/** Label a recreated sandbox carries: the id of the sandbox it stands in for. */
+export const RESTORED_FROM_LABEL = 'director.restored-from';
+
+/** The create request that makes a sandbox with `spec` again, marked as standing in for `from`. */
+export function requestOf(spec: StoredSpec, from: string): Record<string, unknown> {
+  const labels = { ...spec.labels };
+  if (Object.keys(labels).length < 32 || RESTORED_FROM_LABEL in labels) labels[RESTORED_FROM_LABEL] = from;
   return {
     name: spec.name,
     image: spec.image,
@@ -64,9 +69,17 @@ export function requestOf(spec: StoredSpec): Record<string, unknown> {
     securityPolicy: { ...spec.securityPolicy },
     networkMode: spec.networkMode,
     ...(spec.workdir ? { workdir: spec.workdir } : {}),
-    labels: spec.labels,
+    labels,
     ...(spec.profileId ? { profileId: spec.profileId } : {}),
   };
+}
+
+/** The newest running sandbox of the session that a restore recreated in place of `sandboxId`. */
+function standInFor(store: SandboxStore, sessionId: string, sandboxId: string, workspace: string): SandboxRecord | null {
+  const found = store
+    .ofSession(sessionId)
+    .filter((r) => r.status === 'running' && r.workspace === workspace && r.labels[RESTORED_FROM_LABEL] === sandboxId);
+  return found.at(-1) ?? null;
 }
 
 interface Pending {
@@ -110,20 +123,23 @@ export async function restoreFiles(
     for (const s of captured) {
       const now = d.sandboxes.byId(s.sandboxId);
       const same = now !== null && now.status === 'running' && now.workspace === caller.workspace;
+      // A sandbox an earlier restore recreated in its place is restored again rather than made anew.
+      const standIn = same ? null : standInFor(d.sandboxes, ckp.sessionId, s.sandboxId, caller.workspace);
       let rec: SandboxRecord;
       if (same) rec = now;
+      else if (standIn) rec = standIn;
       else {
-        rec = await d.createSandbox(caller, requestOf(s.spec), s.owner);
+        rec = await d.createSandbox(caller, requestOf(s.spec, s.sandboxId), s.owner);
         created.push(rec);
       }
       const restored: RestoredSandbox = {
         checkpointSandboxId: s.sandboxId,
         sandboxId: rec.id,
-        recreated: !same,
+        recreated: !same && !standIn,
         mounts: [],
-        environmentNotRestored: same ? [] : s.spec.environmentKeys,
+        environmentNotRestored: same || standIn ? [] : s.spec.environmentKeys,
       };
-      for (const m of s.mounts) restored.mounts.push(await restoreMount(d, s, rec, m.path, m.manifest, same, inline, pending));
+      for (const m of s.mounts) restored.mounts.push(await restoreMount(d, s, rec, m, same, inline, pending));
       out.push(restored);
     }
   } catch (err) {
@@ -149,13 +165,13 @@ async function restoreMount(
   d: RestoreFilesDeps,
   s: SandboxCapture,
   rec: SandboxRecord,
-  mount: string,
-  manifestDigest: string,
+  m: MountCapture,
   same: boolean,
   inline: boolean,
   pending: Pending[],
 ): Promise<RestoredMount> {
-  const manifest = parseManifest(await d.blobs.read(manifestDigest));
+  const mount = m.path;
+  const manifest = parseManifest(await d.blobs.read(m.manifest));
   type Wanted = SyncWanted & { entry: ManifestEntry };
   const wanted: Wanted[] = manifest.entries.map((e) => ({
     path: e.path,
@@ -177,7 +193,7 @@ async function restoreMount(
       planRestore({
         current: listing.entries,
         wanted,
-        keep: (cur, want) => same && isUnchanged(cur, want.entry, manifest.listedAtS),
+        keep: (cur, want) => same && isUnchanged(cur, want.entry, m.listedAtS),
         exclude,
         maxDirtyDirs: MAX_DIRTY_DIRS,
       }),

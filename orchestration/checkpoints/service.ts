@@ -7,6 +7,7 @@ import { newId } from '../../core/ids.ts';
 import { checkSchema } from '../../core/validate.ts';
 import type { Config } from '../../runtime/config.ts';
 import type { EventSink } from '../../runtime/events.ts';
+import type { Executor } from '../../runtime/sandbox/execute.ts';
 import type { Caller, SandboxManager } from '../../runtime/sandbox/manager.ts';
 import { MountSync } from '../../runtime/sandbox/mount-sync.ts';
 import type { ContextStore } from '../context/store.ts';
@@ -293,7 +294,7 @@ export class CheckpointService {
 
 /** What the composition root has at hand to build the service. */
 export interface CheckpointWiring {
-  runtime: { config: Config; db: Db; clock: Clock; logger: Logger; events: EventSink; sandboxes: SandboxManager };
+  runtime: { config: Config; db: Db; clock: Clock; logger: Logger; events: EventSink; sandboxes: SandboxManager; executor: Executor };
   sessions: SessionService;
   sessionStore: SessionStore;
   departmentStore: DepartmentStore;
@@ -308,13 +309,13 @@ export function createCheckpointService(w: CheckpointWiring): CheckpointService 
   const store = new CheckpointStore(rt.db);
   return new CheckpointService({
     store,
-    blobs: new BlobStore(path.join(rt.config.dataDir, 'checkpoints'), (d) => store.isReferenced(d)),
+    blobs: new BlobStore(path.join(rt.config.dataDir, 'checkpoints'), rt.db, (d) => store.isReferenced(d)),
     sessions: w.sessions,
     states: new SessionStates(rt.db, w.sessionStore, w.departmentStore),
     context: w.contextStore,
     ...(w.messages ? { messages: w.messages } : {}),
     sandboxes: rt.sandboxes,
-    mounts: new MountSync(rt.sandboxes),
+    mounts: new MountSync((containerId, cmd) => rt.executor.open(containerId, cmd)),
     events: rt.events,
     clock: rt.clock,
     logger: rt.logger.child({ component: 'checkpoints' }),

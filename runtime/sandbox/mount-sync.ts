@@ -17,8 +17,7 @@ import { DirectorError, conflict } from '../../core/errors.ts';
 import type { ExecHandle } from '../engine/engine.ts';
 import type { SandboxRecord } from '../store/sandboxes.ts';
 import { packTree, UnsafeArchiveError, type TreePackEntry } from './files.ts';
-import { SANDBOX_UID, SANDBOX_USER } from './hardening.ts';
-import type { SandboxManager } from './manager.ts';
+import { SANDBOX_UID } from './hardening.ts';
 import { guardedTree, type TreeEntry } from './tar-guard.ts';
 import { parseListing, type Listing } from './tree-listing.ts';
 import { planText, type RestorePlan, type WantedEntry } from './tree-plan.ts';
@@ -86,10 +85,13 @@ interface Run {
   close(): void;
 }
 
+/** Starts a command in a container as the sandbox user with stdin open (the runtime's `Executor.open`). */
+export type ExecOpener = (containerId: string, cmd: string[]) => Promise<ExecHandle>;
+
 export class MountSync {
-  private readonly manager: SandboxManager;
-  constructor(manager: SandboxManager) {
-    this.manager = manager;
+  private readonly open: ExecOpener;
+  constructor(open: ExecOpener) {
+    this.open = open;
   }
 
   /** Lists `mount` and reads the files `select` picks, through the guard. */
@@ -146,30 +148,34 @@ export class MountSync {
       const plan = o.plan(listing);
       const stdin = run.h.stdin!;
       // The script may refuse before reading everything (no room to stage): its answer says why.
-      const sent = pipeline(packTree(stagedTree(plan), { uid: SANDBOX_UID, gid: SANDBOX_UID }), stdin).catch((err: unknown) => err);
+      const sent = pipeline(packTree(stagedTree(plan, stage), { uid: SANDBOX_UID, gid: SANDBOX_UID }), stdin).catch((err: unknown) => err);
       const out: Buffer[] = [];
       for await (const chunk of run.rest()) out.push(chunk);
       const code = await run.done;
       const sendError = await sent;
       const answer = Buffer.concat(out).toString('utf8').trim().split('\n').pop() ?? '';
       if (code === 0 && answer === 'OK') return { plan, stage };
-      // Our side failing to send (a blob unreadable) left the archive without its last entry: nothing was swapped.
-      if (sendError instanceof Error && (code === 11 || code === 10 || code === 126 || code === -1))
-        throw new RestoreFailedError('INTERNAL_ERROR', `sending the files for ${mount} failed; nothing was changed: ${sendError.message}`, {
-          sandboxId: rec.id,
-          mount,
-          reverted: true,
-        });
       const why = run.stderr() || `exit ${code}`;
-      if (code === 10 || code === 11) {
-        const noRoom = /no space left|quota/i.test(why);
-        throw new RestoreFailedError(
-          noRoom ? 'PAYLOAD_TOO_LARGE' : 'UNPROCESSABLE',
-          noRoom
-            ? `the files to restore do not fit in ${mount}'s free space; nothing was changed`
-            : `staging the files in ${mount} failed; nothing was changed: ${why}`,
-          { sandboxId: rec.id, mount, reverted: true },
-        );
+      const unchanged = { sandboxId: rec.id, mount, reverted: true };
+      if (code !== 12 && code !== 13) {
+        // Nothing was swapped: the script swaps only after the whole archive, `complete` last, arrived.
+        if (/no space left|quota/i.test(why))
+          throw new RestoreFailedError(
+            'PAYLOAD_TOO_LARGE',
+            `the files to restore do not fit in ${mount}'s free space; nothing was changed`,
+            {
+              ...unchanged,
+              field: mount,
+            },
+          );
+        if (sendError instanceof Error)
+          throw new RestoreFailedError(
+            'INTERNAL_ERROR',
+            `sending the files for ${mount} failed; nothing was changed: ${sendError.message}`,
+            unchanged,
+          );
+        if (code === 10 || code === 11)
+          throw new RestoreFailedError('UNPROCESSABLE', `staging the files in ${mount} failed; nothing was changed: ${why}`, unchanged);
       }
       if (code === 12)
         throw new RestoreFailedError(
@@ -211,15 +217,7 @@ export class MountSync {
   private async start(rec: SandboxRecord, args: string[], timeoutMs: number): Promise<Run> {
     if (rec.status !== 'running' || !rec.containerId)
       throw conflict(`sandbox ${rec.id} is ${rec.status}; its files need it running`, { status: rec.status });
-    const containerId = rec.containerId;
-    const h = await this.manager.wrapEngine(() =>
-      this.manager.deps.engine.exec(containerId, {
-        cmd: ['/bin/sh', '-c', TREE_SCRIPT, 'director-tree', ...args],
-        env: {},
-        user: SANDBOX_USER,
-        stdin: true,
-      }),
-    );
+    const h = await this.open(rec.containerId, ['/bin/sh', '-c', TREE_SCRIPT, 'director-tree', ...args]);
     const err: Buffer[] = [];
     let errBytes = 0;
     h.stderr.on('data', (b: Buffer) => {
@@ -325,14 +323,15 @@ const readableOf = (src: AsyncIterable<Buffer>): Readable => Readable.from(src, 
 const READ_AHEAD = 32;
 const READ_AHEAD_MAX_BYTES = 256 * 1024;
 
-/** The stage directory's tree: the plan, `o/<dir>` for every changed directory, `t/...` the staged entries. */
-function* stagedTree<W extends SyncWanted>(plan: RestorePlan<W>): Generator<TreePackEntry> {
+/** The stage directory's tree: itself, the plan, `o/<dir>` for every changed directory, `t/...` the staged entries, `complete`. */
+function* stagedTree<W extends SyncWanted>(plan: RestorePlan<W>, stage: string): Generator<TreePackEntry> {
   const text = Buffer.from(planText(plan));
-  yield { name: 'plan', type: 'file', mode: 0o600, size: text.length, content: () => Promise.resolve(text) };
+  yield { name: stage, type: 'directory', mode: 0o700 };
+  yield { name: `${stage}/plan`, type: 'file', mode: 0o600, size: text.length, content: () => Promise.resolve(text) };
   const dirs = new Set<string>();
   const need = (root: 'o' | 't', dir: string) => {
     const parts = dir ? dir.split('/') : [];
-    for (let i = 0; i <= parts.length; i++) dirs.add([root, ...parts.slice(0, i)].join('/'));
+    for (let i = 0; i <= parts.length; i++) dirs.add([stage, root, ...parts.slice(0, i)].join('/'));
   };
   for (const d of plan.dirs) {
     need('o', d.dir);
@@ -344,7 +343,7 @@ function* stagedTree<W extends SyncWanted>(plan: RestorePlan<W>): Generator<Tree
   let next = 0;
   let at = 0;
   for (const w of plan.stage) {
-    const name = `t/${w.path}`;
+    const name = `${stage}/t/${w.path}`;
     const mtimeMs = (w.mtimeS ?? 0) * 1000 || undefined;
     if (w.kind === 'directory') yield { name, type: 'directory', mode: (w.mode & 0o777) | 0o700, ...(mtimeMs ? { mtimeMs } : {}) };
     else if (w.kind === 'symlink') yield { name, type: 'symlink', mode: 0o777, linkname: w.target ?? '', ...(mtimeMs ? { mtimeMs } : {}) };
@@ -372,5 +371,5 @@ function* stagedTree<W extends SyncWanted>(plan: RestorePlan<W>): Generator<Tree
     }
   }
   // Last: the script swaps nothing unless the whole archive arrived (a cut stream can end on an entry boundary).
-  yield { name: 'complete', type: 'file', mode: 0o600, size: 0 };
+  yield { name: `${stage}/complete`, type: 'file', mode: 0o600, size: 0 };
 }

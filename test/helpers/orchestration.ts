@@ -2,7 +2,7 @@
  * The orchestration services a checkpoint test needs, built on a test runtime the way the
  * composition root builds them (until it exists on this branch).
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Runtime } from '../../runtime/runtime.ts';
 import { ContextStore } from '../../orchestration/context/store.ts';
@@ -38,9 +38,18 @@ export async function orchestrationFor(rt: Runtime): Promise<Orchestration> {
   return { sessions, sessionStore, departmentStore, contextStore, checkpoints };
 }
 
-/** Every blob file under a data dir's checkpoint store. */
-export function blobFiles(dataDir: string): string[] {
-  const root = path.join(dataDir, 'checkpoints', 'blobs');
-  if (!existsSync(root)) return [];
-  return readdirSync(root).flatMap((shard) => readdirSync(path.join(root, shard)));
+/** Every stored checkpoint blob of a runtime: files under its data dir and rows of small content. */
+export function blobDigests(rt: Runtime): Set<string> {
+  const root = path.join(rt.config.dataDir, 'checkpoints', 'blobs');
+  const files = existsSync(root) ? readdirSync(root).flatMap((shard) => readdirSync(path.join(root, shard))) : [];
+  const rows = rt.db.sql.prepare('SELECT digest FROM checkpoint_chunks').all() as { digest: string }[];
+  return new Set([...files, ...rows.map((r) => r.digest)]);
+}
+
+/** The content of every stored checkpoint blob. */
+export function* blobContents(rt: Runtime): Generator<[string, Buffer]> {
+  for (const d of blobDigests(rt)) {
+    const row = rt.db.sql.prepare('SELECT content FROM checkpoint_chunks WHERE digest = ?').get(d) as { content: Uint8Array } | undefined;
+    yield [d, row ? Buffer.from(row.content) : readFileSync(path.join(rt.config.dataDir, 'checkpoints', 'blobs', d.slice(0, 2), d))];
+  }
 }

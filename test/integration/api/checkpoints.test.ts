@@ -4,7 +4,7 @@
  * session deletion and a server restart.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,7 +12,7 @@ import { newId } from '../../../core/ids.ts';
 import type { Caller } from '../../../runtime/sandbox/manager.ts';
 import type { SandboxRecord } from '../../../runtime/store/sandboxes.ts';
 import { ADMIN_PASSWORD, call, startApi, type Res, type TestApi } from '../../helpers/api.ts';
-import { blobFiles, orchestrationFor, type Orchestration } from '../../helpers/orchestration.ts';
+import { blobContents, blobDigests, orchestrationFor, type Orchestration } from '../../helpers/orchestration.ts';
 import { BUSYBOX, sleep } from '../../helpers/runtime.ts';
 
 const test = suite('api-checkpoints');
@@ -92,7 +92,7 @@ async function restore(id: string, body: unknown = {}): Promise<Res<{ data: Rest
   return post<RestoreView>(`/v1/checkpoints/${id}/restore`, body);
 }
 const sha = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
-const blobSet = () => new Set(blobFiles(api.rt.dataDir));
+const blobSet = () => blobDigests(api.rt);
 
 test('the seed body creates a checkpoint that reads back, lists by session, and restores with the seed body', async () => {
   const s = newSession();
@@ -223,6 +223,14 @@ test('a deleted sandbox is recreated from its spec and gets its files back', asy
     await sh(back.sandboxId, 'cat /workspace/w.txt /data/sub/d.txt /data/link && readlink /data/link'),
     'work\ndata\ndata\nsub/d.txt\n',
   );
+  assert.is(rec.labels['director.restored-from'], sb.id);
+  // Restoring again goes into the sandbox that stands in for the deleted one, not into yet another.
+  await sh(back.sandboxId, 'echo later > /workspace/w.txt');
+  const again = await restore(cp.id);
+  assert.is(again.status, 200, again.text);
+  assert.equal([again.body.data.sandboxes[0]!.sandboxId, again.body.data.sandboxes[0]!.recreated], [back.sandboxId, false]);
+  assert.is(await sh(back.sandboxId, 'cat /workspace/w.txt'), 'work\n');
+  assert.is(api.rt.sandboxes.list(me, { sessionId: s.id, limit: 10, offset: 0 }).total, 1);
 });
 
 test('a restore that fails half-way leaves the sandbox exactly as it was before the restore', async () => {
@@ -245,6 +253,40 @@ test('a restore that fails half-way leaves the sandbox exactly as it was before 
   assert.is(ok.status, 200, ok.text);
   assert.is(await sh(sb.id, 'cd /workspace && find . | sort && cat a/x b'), '.\n./a\n./a/x\n./b\noriginal\nkeep\n');
 });
+
+test('a restore that does not fit beside the current files (413), or whose stored file is gone (500), changes nothing', async () => {
+  const s = newSession();
+  // /workspace gets half of 4 MiB: the 1.2 MB file cannot be staged next to its current version.
+  const sb = await sandboxIn(s.id, { resourceLimits: { disk: 4 } });
+  await sh(
+    sb.id,
+    `dd if=/dev/urandom of=/workspace/big bs=1024 count=1200 2>/dev/null && echo ${newId('itm')} > /workspace/a && echo ${newId('itm')} > /workspace/z`,
+  );
+  const cp = await checkpoint(s.id);
+  await sh(
+    sb.id,
+    'dd if=/dev/urandom of=/workspace/big bs=1024 count=1200 2>/dev/null && echo new > /workspace/a && echo new > /workspace/z',
+  );
+  const state = 'cd /workspace && ls -a && md5sum big a z';
+  const before = await sh(sb.id, state);
+  const full = await restore(cp.id);
+  assert.is(full.status, 413, full.text);
+  assert.is(full.body.error?.details.reverted, true);
+  assert.is(await sh(sb.id, state), before);
+
+  await sh(sb.id, 'rm /workspace/big');
+  // The last file staged loses its stored content: the archive breaks after the others were sent.
+  const manifest = JSON.parse(blobContentsMap().get(orch.checkpoints.get(me, cp.id).files[0]!.mounts[0]!.manifest)!.toString('utf8')) as {
+    entries: { path: string; digest?: string }[];
+  };
+  api.rt.db.sql.prepare('DELETE FROM checkpoint_chunks WHERE digest = ?').run(manifest.entries.find((e) => e.path === 'z')!.digest!);
+  const before2 = await sh(sb.id, 'cd /workspace && ls -a && md5sum a z');
+  const broken = await restore(cp.id);
+  assert.is(broken.status, 500, broken.text);
+  assert.is(await sh(sb.id, 'cd /workspace && ls -a && md5sum a z'), before2);
+});
+
+const blobContentsMap = () => new Map(blobContents(api.rt));
 
 test('limits: one checkpoint over the count is a 409, files over the size a 413, and neither leaves a blob behind', async () => {
   const s = newSession();
@@ -295,9 +337,8 @@ test('hostile content: a link to /etc/shadow or /etc/passwd is kept as a link, a
   const m = cp.sandboxes[0]!.mounts[0]!;
   assert.equal([m.files, m.symlinks, m.skipped], [1, 3, 1]);
   // Nothing behind a link was read: no stored blob holds /etc/passwd's content.
-  for (const f of blobFiles(api.rt.dataDir)) {
-    const p = path.join(api.rt.dataDir, 'checkpoints', 'blobs', f.slice(0, 2), f);
-    assert.not.ok(readFileSync(p, 'utf8').includes('root:x:0:0'), `blob ${f} holds /etc/passwd`);
+  for (const [digest, content] of blobContents(api.rt)) {
+    assert.not.ok(content.toString('utf8').includes('root:x:0:0'), `blob ${digest} holds /etc/passwd`);
   }
   await sh(sb.id, 'cd /workspace && rm shadow passwd root pipe plain');
   const r = await restore(cp.id);
@@ -312,6 +353,8 @@ test('hostile content: a link to /etc/shadow or /etc/passwd is kept as a link, a
   const t0 = Date.now();
   const huge = await post('/v1/checkpoints', { sessionId: s.id, name: 'huge' });
   assert.is(huge.status, 413, huge.text);
+  // Refused from the listing (its size), before any content was read.
+  assert.match(huge.body.error?.message ?? '', /holds 943718400 bytes/);
   assert.ok(Date.now() - t0 < 30_000, 'the huge file was read');
   assert.equal(blobSet(), blobs);
   await sh(sb.id, 'rm /workspace/huge');
