@@ -31,6 +31,8 @@ import { environmentRoutes } from './routes/environments.ts';
 import type { EnvironmentService } from '../orchestration/environments/service.ts';
 import { createHttpMetrics } from './http-metrics.ts';
 import type { ReadinessProbe } from './health.ts';
+import type { CheckpointService } from '../orchestration/checkpoints/service.ts';
+import { checkpointRoutes } from './routes/checkpoints.ts';
 
 export interface AppDeps {
   runtime: Runtime;
@@ -39,6 +41,8 @@ export interface AppDeps {
   auth: AuthService;
   probes?: ReadinessProbe[];
   environments?: EnvironmentService;
+  /** Checkpoints (`/v1/checkpoints`); absent: the routes are not served. */
+  checkpoints?: CheckpointService;
   /** Fastify logger options (pino); false in tests. */
   logger?: boolean | Record<string, unknown>;
 }
@@ -325,6 +329,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       if (rt.networks) await v1.register(networkRoutes, { networks: rt.networks.manager });
       await v1.register(monitoringRoutes, { runtime: rt, errors: http.errors, totals: http.totals });
       if (deps.environments) await v1.register(environmentRoutes, { environments: deps.environments });
+      if (deps.checkpoints) await v1.register(checkpointRoutes, { checkpoints: deps.checkpoints });
     },
     { prefix: '/v1' },
   );

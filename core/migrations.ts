@@ -358,12 +358,17 @@ export const MIGRATIONS: readonly Migration[] = [
       created_ms INTEGER NOT NULL
     );
     CREATE INDEX checkpoints_ws ON checkpoints (workspace, session_id, created_ms);
+    CREATE INDEX checkpoints_session ON checkpoints (session_id, created_ms);
     CREATE TABLE checkpoint_blobs (
       checkpoint_id TEXT NOT NULL,
       digest TEXT NOT NULL,
       PRIMARY KEY (checkpoint_id, digest)
     );
     CREATE INDEX checkpoint_blobs_digest ON checkpoint_blobs (digest);
+    CREATE TABLE checkpoint_chunks (
+      digest TEXT PRIMARY KEY,
+      content BLOB NOT NULL
+    );
     ALTER TABLE sandboxes ADD COLUMN session_id TEXT;
     ALTER TABLE sandboxes ADD COLUMN department_id TEXT;
     ALTER TABLE sandboxes ADD COLUMN environment_id TEXT;

@@ -366,6 +366,14 @@ export const SETTINGS = {
     unit: 'bytes',
     description: "Largest total size of the files one checkpoint captures; a session's files beyond it are refused with 413.",
   },
+  checkpointTimeoutMs: {
+    env: 'DIRECTOR_CHECKPOINT_TIMEOUT_MS',
+    schema: int(1000, 86_400_000),
+    default: 600_000,
+    unit: 'ms',
+    description:
+      "Longest a checkpoint or a restore may spend on one sandbox mount; past it the sandbox's reader is killed and the request fails (a sandbox can stall its own reader).",
+  },
   runtimeName: {
     env: 'DIRECTOR_RUNTIME_NAME',
     schema: Type.String(),

@@ -106,6 +106,14 @@ export class DepartmentStore {
     return { items: rows.map(fromRow), total };
   }
 
+  /** A session's departments that are not deleted, oldest first. */
+  ofSession(sessionId: string): DepartmentRecord[] {
+    const rows = this.#db.sql
+      .prepare('SELECT * FROM departments WHERE session_id = ? AND deleted_ms IS NULL ORDER BY created_ms, id')
+      .all(sessionId) as unknown as Row[];
+    return rows.map(fromRow);
+  }
+
   countOf(sessionId: string): number {
     return (
       this.#db.sql.prepare('SELECT count(*) AS n FROM departments WHERE session_id = ? AND deleted_ms IS NULL').get(sessionId) as {
@@ -134,5 +142,19 @@ export class DepartmentStore {
     this.#db.sql
       .prepare('UPDATE departments SET deleted_ms = ?, updated_ms = ? WHERE session_id = ? AND deleted_ms IS NULL')
       .run(nowMs, nowMs, sessionId);
+  }
+
+  /**
+   * Makes `records` a session's departments (a checkpoint restore), in one transaction: the ones
+   * not among them are marked deleted; these are put back as recorded (same ids), deleted or not.
+   */
+  restoreOfSession(sessionId: string, records: readonly DepartmentRecord[], nowMs: number): void {
+    this.#db.tx(() => {
+      this.deleteOfSession(sessionId, nowMs);
+      for (const r of records) {
+        this.#db.sql.prepare('DELETE FROM departments WHERE id = ?').run(r.id);
+        this.insert({ ...r, sessionId, deletedMs: null, updatedMs: nowMs });
+      }
+    });
   }
 }

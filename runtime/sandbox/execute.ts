@@ -238,6 +238,18 @@ export class Executor {
       });
   }
 
+  /**
+   * Starts `cmd` in a running container as the sandbox user, with stdin left open for the caller
+   * (the runtime's own tools, such as checkpoints' mount reader: no execute policy applies). On
+   * the container's armed launcher when it has one, which saves the engine's exec start; else a
+   * plain exec.
+   */
+  async open(containerId: string, cmd: string[]): Promise<ExecHandle> {
+    const armed = await this.launchers.take(containerId, cmd, {}, undefined, undefined, { keepStdin: true });
+    if (armed) return armed;
+    return this.manager.wrapEngine(() => this.manager.deps.engine.exec(containerId, { cmd, env: {}, user: SANDBOX_USER, stdin: true }));
+  }
+
   forget(sandboxId: string, containerId: string | null): void {
     this.lastPidsHits.delete(sandboxId);
     if (containerId) this.launchers.forget(containerId);

@@ -126,6 +126,51 @@ export function packFile(name: string, content: Buffer | Readable, opts: PackFil
   return packStream((pack) => writeEntry(pack, header, content));
 }
 
+/** One entry of a tree packed by {@link packTree}. */
+export interface TreePackEntry {
+  /** Relative path (checked like every tar name). */
+  name: string;
+  type: 'file' | 'directory' | 'symlink';
+  /** Permission bits; special bits are dropped. */
+  mode: number;
+  /** Files: content length in bytes (the content must match it). */
+  size?: number;
+  /** Symlinks: the target, as text. */
+  linkname?: string;
+  mtimeMs?: number;
+  /** Files: the content, asked for when the entry is written (so a long tree streams with backpressure). */
+  content?: () => Promise<Buffer | AsyncIterable<unknown>>;
+}
+
+/**
+ * A tar stream of a whole tree, for putting a sandbox's own files back (checkpoint restore): files,
+ * directories and symlinks, owned by `uid`/`gid`, with safe names and no special mode bits. The
+ * caller makes sure nothing is packed under a symlink's path (the archive is extracted into a fresh
+ * directory inside the sandbox, as the sandbox user). Content that does not match its size, or a
+ * failing content source, errors the stream.
+ */
+export function packTree(entries: Iterable<TreePackEntry> | AsyncIterable<TreePackEntry>, opts: { uid: number; gid: number }): Readable {
+  checkId('uid', opts.uid);
+  checkId('gid', opts.gid);
+  return packStream(async (pack) => {
+    for await (const e of entries) {
+      const segments = safeSegments(e.name);
+      if (segments.length === 0) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', e.name, 'empty name');
+      const name = segments.join('/');
+      const base = { mode: e.mode & 0o777, uid: opts.uid, gid: opts.gid, mtime: new Date(e.mtimeMs ?? Date.now()) };
+      if (e.type === 'directory') await writeEntry(pack, { ...base, name: `${name}/`, type: 'directory' });
+      else if (e.type === 'symlink') {
+        if (!e.linkname || e.linkname.includes('\0')) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', e.name, 'unusable link target');
+        await writeEntry(pack, { ...base, name, type: 'symlink', linkname: e.linkname });
+      } else {
+        const size = e.size ?? 0;
+        if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`size must be a non-negative integer, got ${size}`);
+        await writeEntry(pack, { ...base, name, type: 'file', size }, size > 0 && e.content ? await e.content() : Buffer.alloc(0));
+      }
+    }
+  });
+}
+
 /** Re-packs guarded entries with headers from `toHeader`; content is copied, never headers. */
 function repack(input: Readable, opts: GuardLimits, toHeader: (e: GuardedEntry) => TarHeader): Readable {
   checkLimits(opts);

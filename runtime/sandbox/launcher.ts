@@ -91,6 +91,7 @@ export class Launchers {
     env: Record<string, string>,
     workdir: string | undefined,
     stdin: string | undefined,
+    opts: { keepStdin?: boolean } = {},
   ): Promise<ExecHandle | null> {
     const line = launchLine(cmd, env, workdir);
     const slot = this.slots.get(containerId);
@@ -100,7 +101,8 @@ export class Launchers {
     if (!h || slot.dead || !h.stdin || h.stdin.destroyed) return null;
     h.stdin.write(line);
     if (stdin !== undefined) h.stdin.write(stdin);
-    h.stdin.end();
+    // `keepStdin`: the caller goes on writing (the launcher's `read` took exactly one line).
+    if (!opts.keepStdin) h.stdin.end();
     this.rearmAfter(containerId, h);
     return h;
   }

@@ -2,7 +2,9 @@
  * The one place that decides whether a tar entry may pass. Everything a sandbox hands back
  * (and every archive a client uploads) is hostile: only regular files and directories with
  * safe relative names get through, within byte and entry caps. `files.ts` builds the upload,
- * download and extraction paths on top of `guardedEntries`.
+ * download and extraction paths on top of `guardedEntries`; checkpoints read a sandbox's tree
+ * through `guardedTree`, which also passes links as records (their target as text, never
+ * followed, never written anywhere on the host).
  */
 import type { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
@@ -53,6 +55,27 @@ export interface GuardedEntry {
   path: string;
   segments: string[];
   type: 'file' | 'directory';
+  /** Content size in bytes (0 for directories). */
+  size: number;
+  /** Permission bits as found in the archive, file-type bits removed. */
+  mode: number;
+  mtime: Date;
+  /** The entry's content (exactly `size` bytes); the guard drains it if the consumer does not. */
+  stream: AsyncIterable<Buffer>;
+}
+
+/**
+ * An entry of a sandbox's tree as {@link guardedTree} passes it: a file or directory as in
+ * {@link GuardedEntry}, or a link as a record. `symlink`: `linkname` is its target, as text (any
+ * target, absolute or outside the tree: it is never resolved). `hardlink`: `linkname` is the
+ * normalized path of a file that came earlier in the same archive (the tree's own content).
+ */
+export interface TreeEntry {
+  path: string;
+  segments: string[];
+  type: 'file' | 'directory' | 'symlink' | 'hardlink';
+  /** The link's target; null for files and directories. */
+  linkname: string | null;
   /** Content size in bytes (0 for directories). */
   size: number;
   /** Permission bits as found in the archive, file-type bits removed. */
@@ -176,7 +199,7 @@ async function feed(input: Readable, extract: tarStream.Extract, capBytes: numbe
   }
 }
 
-function entryType(header: tarStream.Header, name: string, code: UnsafeArchiveCode): GuardedEntry['type'] {
+function entryType(header: tarStream.Header, name: string, code: UnsafeArchiveCode, links: boolean): TreeEntry['type'] {
   switch (header.type) {
     case 'file':
     case 'contiguous-file': // GNU tar treats type 7 as a regular file
@@ -184,8 +207,10 @@ function entryType(header: tarStream.Header, name: string, code: UnsafeArchiveCo
     case 'directory':
       return 'directory';
     case 'link':
+      if (links) return 'hardlink';
       throw new UnsafeArchiveError(code, name, 'hardlink entry');
     case 'symlink':
+      if (links) return 'symlink';
       throw new UnsafeArchiveError(code, name, 'symlink entry');
     case 'character-device':
     case 'block-device':
@@ -211,12 +236,42 @@ function entryMtime(header: tarStream.Header): Date {
  * entry's stream must be consumed before the next `next()` or it is drained. Stopping early
  * or failing destroys the parser and an unfinished `input`. Throws a RangeError on bad limits.
  */
-export async function* guardedEntries(input: Readable, opts: GuardOptions): AsyncGenerator<GuardedEntry, void, undefined> {
+export function guardedEntries(input: Readable, opts: GuardOptions): AsyncGenerator<GuardedEntry, void, undefined> {
+  // Without links, only files and directories are ever yielded.
+  return guard(input, opts, false) as AsyncGenerator<GuardedEntry, void, undefined>;
+}
+
+/**
+ * {@link guardedEntries} for reading a sandbox's own tree (checkpoints): symlinks and hard links
+ * pass as records instead of being refused. A symlink's target is checked only as text (at most
+ * 4096 bytes, no control characters); a hard link must name a file that came earlier in the
+ * archive. Both are leaves: an entry under a link's path is refused like one under a file.
+ * Devices, fifos and unknown types are still refused.
+ */
+export function guardedTree(input: Readable, opts: GuardOptions): AsyncGenerator<TreeEntry, void, undefined> {
+  return guard(input, opts, true);
+}
+
+function linkTarget(header: tarStream.Header, name: string, type: TreeEntry['type'], files: Set<string> | null): string | null {
+  if (type !== 'symlink' && type !== 'hardlink') return null;
+  const target = header.linkname ?? '';
+  if (header.size !== 0) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', name, 'link entry carries data');
+  if (target === '' || Buffer.byteLength(target) > MAX_PATH_BYTES || CONTROL_CHARS.test(target) || target.includes('\0'))
+    throw new UnsafeArchiveError('UNSAFE_ARCHIVE', name, 'unusable link target');
+  if (type === 'symlink') return target;
+  const to = safeSegments(target).join('/');
+  if (!files?.has(to)) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', name, 'hard link to a file not earlier in the archive');
+  return to;
+}
+
+async function* guard(input: Readable, opts: GuardOptions, links: boolean): AsyncGenerator<TreeEntry, void, undefined> {
   checkLimits(opts);
   const extract = tarStream.extract();
   const state: { inputError: unknown } = { inputError: undefined };
   void feed(input, extract, rawCapBytes(opts), state);
   const tree = new PathTree();
+  // Files seen so far, for hard links (only when links pass).
+  const files = links ? new Set<string>() : null;
   let entries = 0;
   let bytes = 0;
   try {
@@ -225,7 +280,7 @@ export async function* guardedEntries(input: Readable, opts: GuardOptions): Asyn
       const name = header.name;
       if (++entries > opts.maxEntries) throw new UnsafeArchiveError('TOO_LARGE', name, `more than ${opts.maxEntries} entries`);
       const segments = safeSegments(name);
-      const type = entryType(header, name, opts.nonRegularCode ?? 'UNSAFE_ARCHIVE');
+      const type = entryType(header, name, opts.nonRegularCode ?? 'UNSAFE_ARCHIVE', links);
       const size = type === 'file' ? header.size : 0;
       if (type === 'directory' && header.size !== 0) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', name, 'directory entry carries data');
       if (segments.length === 0) {
@@ -233,14 +288,18 @@ export async function* guardedEntries(input: Readable, opts: GuardOptions): Asyn
         entry.resume();
         continue;
       }
+      const linkname = linkTarget(header, name, type, files);
       bytes += size;
       if (bytes > opts.maxBytes) throw new UnsafeArchiveError('TOO_LARGE', name, `archive content exceeds ${opts.maxBytes} bytes`);
-      const conflict = tree.add(segments, type);
+      const conflict = tree.add(segments, type === 'directory' ? 'directory' : 'file');
       if (conflict) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', name, conflict);
+      const path = segments.join('/');
+      if (type === 'file') files?.add(path);
       yield {
-        path: segments.join('/'),
+        path,
         segments,
         type,
+        linkname,
         size,
         mode: header.mode & 0o7777,
         mtime: entryMtime(header),

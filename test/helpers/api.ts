@@ -3,7 +3,7 @@
  * store with a known admin, listening on an ephemeral loopback port.
  */
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../api/app.ts';
+import { buildApp, type AppDeps } from '../../api/app.ts';
 import { AuthService } from '../../api/auth/service.ts';
 import type { Config } from '../../runtime/config.ts';
 import { testRuntime, type TestRuntime } from './runtime.ts';
@@ -37,7 +37,10 @@ export interface Res<T = unknown> {
   text: string;
 }
 
-export async function startApi(overrides: Partial<Config> = {}): Promise<TestApi> {
+/** Services beyond the runtime and auth that a test serves (orchestration areas), built on the test's runtime. */
+export type ExtraDeps = (rt: TestRuntime) => Promise<Omit<Partial<AppDeps>, 'runtime' | 'auth'>>;
+
+export async function startApi(overrides: Partial<Config> = {}, extra?: ExtraDeps): Promise<TestApi> {
   const rt = testRuntime(overrides);
   await rt.start();
   const auth = new AuthService(rt.db, { tokenTtlMs: rt.config.jwtTtlMs });
@@ -54,7 +57,7 @@ export async function startApi(overrides: Partial<Config> = {}): Promise<TestApi
     networks: rt.networks?.manager ?? null,
   });
   await orch.start();
-  const app = await buildApp({ runtime: rt, auth, orchestration: orch });
+  const app = await buildApp({ ...(extra ? await extra(rt) : {}), runtime: rt, auth, orchestration: orch });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address() as { port: number };
   const url = `http://127.0.0.1:${addr.port}`;

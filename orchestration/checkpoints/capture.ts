@@ -1,0 +1,181 @@
+/**
+ * Reads the files of a session's sandboxes into the blob store: each running sandbox's writable
+ * mounts (its `allowedPaths`; `/tmp` is scratch and left out), one exec per mount through the
+ * runtime's `MountSync`. Files unchanged since the same sandbox's previous checkpoint are taken
+ * over without being read (see `manifest.ts`); the others are read through the tar guard and
+ * stored by content.
+ */
+import { DirectorError } from '../../core/errors.ts';
+import type { MountSync } from '../../runtime/sandbox/mount-sync.ts';
+import type { ListedEntry } from '../../runtime/sandbox/tree-listing.ts';
+import type { SandboxRecord } from '../../runtime/store/sandboxes.ts';
+import type { BlobBatch, BlobStore } from './blobs.ts';
+import { isUnchanged, parseManifest, statOf, summarize, type Manifest, type ManifestEntry, type SkippedEntry } from './manifest.ts';
+import type { CheckpointStore, MountCapture, SandboxCapture } from './store.ts';
+
+export interface CaptureDeps {
+  mounts: MountSync;
+  blobs: BlobStore;
+  store: CheckpointStore;
+  maxEntries: number;
+  timeoutMs: number;
+}
+
+/** The byte budget of one checkpoint (DIRECTOR_CHECKPOINT_MAX_BYTES), shared by its mounts. */
+export interface Budget {
+  maxBytes: number;
+  used: number;
+}
+
+export const tooLarge = (max: number, detail: string): DirectorError =>
+  new DirectorError(
+    'PAYLOAD_TOO_LARGE',
+    `the session's files exceed the checkpoint size limit of ${max} bytes (DIRECTOR_CHECKPOINT_MAX_BYTES): ${detail}; nothing was stored`,
+    { limit: max, setting: 'DIRECTOR_CHECKPOINT_MAX_BYTES' },
+  );
+
+/** The writable mounts of a sandbox that a checkpoint captures. */
+export const mountsOf = (rec: SandboxRecord): string[] =>
+  rec.spec.securityPolicy.allowFilesystem ? [...rec.spec.securityPolicy.allowedPaths].sort() : [];
+
+/** Other mounts of the sandbox inside `mount`, relative to it (never captured or touched as part of it). */
+export function nestedIn(mount: string, all: readonly string[]): Set<string> {
+  return new Set(all.filter((m) => m.startsWith(`${mount}/`)).map((m) => m.slice(mount.length + 1)));
+}
+
+export async function captureSandbox(
+  d: CaptureDeps,
+  sessionId: string,
+  rec: SandboxRecord,
+  batch: BlobBatch,
+  budget: Budget,
+): Promise<SandboxCapture> {
+  const base = { sandboxId: rec.id, name: rec.name, image: rec.image, status: rec.status, spec: rec.spec, owner: rec.owner };
+  // A stopped sandbox's tmpfs mounts went with its container: there is nothing to read.
+  if (rec.status !== 'running') return { ...base, mounts: [] };
+  const all = mountsOf(rec);
+  const mounts: MountCapture[] = [];
+  for (const mount of all) mounts.push(await captureMount(d, sessionId, rec, mount, nestedIn(mount, all), batch, budget));
+  return { ...base, mounts };
+}
+
+async function previous(d: CaptureDeps, sessionId: string, sandboxId: string, mount: string) {
+  const last = d.store.latestCapture(sessionId, sandboxId, mount);
+  if (!last) return null;
+  try {
+    return {
+      checkpointId: last.checkpointId,
+      listedAtS: last.capture.listedAtS,
+      manifest: parseManifest(await d.blobs.read(last.capture.manifest)),
+    };
+  } catch {
+    return null;
+  }
+}
+
+async function captureMount(
+  d: CaptureDeps,
+  sessionId: string,
+  rec: SandboxRecord,
+  mount: string,
+  exclude: ReadonlySet<string>,
+  batch: BlobBatch,
+  budget: Budget,
+): Promise<MountCapture> {
+  const prev = await previous(d, sessionId, rec.id, mount);
+  const newBefore = batch.newBytes;
+  const entries: ManifestEntry[] = [];
+  const byPath = new Map<string, ManifestEntry>();
+  const skipped: SkippedEntry[] = [];
+  let listedAtS = 0;
+  let mountBytes = 0;
+  let filesRead = 0;
+
+  const select = (listing: { listedAtS: number; entries: ListedEntry[] }) => {
+    listedAtS = listing.listedAtS;
+    // Reuse only while the previous checkpoint exists: checked and pinned in this one synchronous step.
+    const old = prev && d.store.exists(prev.checkpointId) ? new Map(prev.manifest.entries.map((e) => [e.path, e])) : null;
+    const paths: string[] = [];
+    let reusedBytes = 0;
+    for (const e of listing.entries) {
+      if (exclude.has(e.path)) continue;
+      let m: ManifestEntry;
+      if (e.kind === 'directory') m = { path: e.path, type: 'directory', mode: e.mode };
+      else if (e.kind === 'file' || e.kind === 'symlink') {
+        const p = old?.get(e.path);
+        if (p && prev && isUnchanged(e, p, prev.listedAtS) && (p.type === 'symlink' || batch.reuse(p.digest!))) {
+          m = { ...p, stat: statOf(e) };
+          reusedBytes += p.size ?? 0;
+        } else {
+          m = {
+            path: e.path,
+            type: e.kind,
+            mode: e.mode,
+            mtimeS: e.mtimeS,
+            stat: statOf(e),
+            ...(e.kind === 'file' ? { size: e.size } : {}),
+          };
+          paths.push(e.path);
+        }
+        if (e.kind === 'file') mountBytes += e.size;
+      } else {
+        skipped.push({ path: e.path, kind: e.kind });
+        continue;
+      }
+      entries.push(m);
+      byPath.set(m.path, m);
+    }
+    if (budget.used + mountBytes > budget.maxBytes)
+      throw tooLarge(budget.maxBytes, `${mount} of ${rec.id} holds ${mountBytes} bytes, ${budget.used} bytes captured before it`);
+    return { paths, maxBytes: budget.maxBytes - budget.used - reusedBytes };
+  };
+
+  const onEntry = async (e: {
+    path: string;
+    type: string;
+    linkname: string | null;
+    size: number;
+    mtime: Date;
+    stream: AsyncIterable<Buffer>;
+  }) => {
+    const m = byPath.get(e.path)!;
+    if (e.type === 'symlink') m.target = e.linkname!;
+    else if (e.type === 'hardlink') {
+      const t = byPath.get(e.linkname!)!;
+      if (t.size !== m.size) delete m.stat;
+      m.digest = t.digest!;
+      m.size = t.size!;
+    } else {
+      if (e.size !== m.size) {
+        // Changed between the listing and the read: keep what was read, and read it again next time.
+        mountBytes += e.size - (m.size ?? 0);
+        delete m.stat;
+      }
+      m.size = e.size;
+      m.mtimeS = Math.floor(e.mtime.getTime() / 1000);
+      m.digest = await batch.putStream(e.stream, e.size);
+      filesRead++;
+    }
+  };
+
+  let missing: string[];
+  try {
+    ({ missing } = await d.mounts.capture(rec, mount, { maxEntries: d.maxEntries, timeoutMs: d.timeoutMs, select, onEntry }));
+  } catch (err) {
+    if (err instanceof DirectorError && err.code === 'PAYLOAD_TOO_LARGE' && err.details?.setting === undefined)
+      throw tooLarge(budget.maxBytes, `${mount} of ${rec.id}: ${err.message}`);
+    throw err;
+  }
+  const gone = new Set(missing);
+  for (const p of missing) skipped.push({ path: p, kind: 'vanished' });
+  const manifest: Manifest = {
+    version: 1,
+    entries: gone.size ? entries.filter((e) => !gone.has(e.path)) : entries,
+    skipped,
+  };
+  const newBytes = batch.newBytes - newBefore;
+  const digest = await batch.putBuffer(Buffer.from(JSON.stringify(manifest)));
+  const summary = summarize(manifest);
+  budget.used += summary.bytes;
+  return { path: mount, manifest: digest, listedAtS, ...summary, newBytes, filesRead, skipped: skipped.length };
+}

@@ -1,0 +1,262 @@
+import type { Db } from '../../core/db.ts';
+import type { SandboxOwner, StoredSpec } from '../../runtime/store/sandboxes.ts';
+import type { ContextSnapshot } from '../context/store.ts';
+import type { DepartmentRecord } from '../departments/store.ts';
+import type { SessionConfig } from '../sessions/store.ts';
+import type { MountSummary } from './manifest.ts';
+
+/** One captured mount of a sandbox: its manifest blob and what it holds. */
+export interface MountCapture extends MountSummary {
+  path: string;
+  /** sha256 of the manifest blob. */
+  manifest: string;
+  listedAtS: number;
+  /** Content bytes this checkpoint stored anew (the rest was already stored). */
+  newBytes: number;
+  /** Files whose content was read out of the sandbox (the others were unchanged since its previous checkpoint). */
+  filesRead: number;
+  /** Entries not captured (fifos, sockets, devices, files gone or unreadable while being read). */
+  skipped: number;
+}
+
+/** A sandbox of the session as the checkpoint saw it: enough to recreate it (same spec) and put its files back. */
+export interface SandboxCapture {
+  sandboxId: string;
+  name: string;
+  image: string;
+  status: string;
+  spec: StoredSpec;
+  owner: SandboxOwner;
+  /** Empty when the sandbox was not running (its writable mounts are gone with its container). */
+  mounts: MountCapture[];
+}
+
+/** The session's own state: its record and its departments. */
+export interface StateSnapshot {
+  session: { name: string; description: string; status: string; config: SessionConfig };
+  departments: DepartmentRecord[];
+}
+
+export interface CheckpointRecord {
+  id: string;
+  workspace: string;
+  sessionId: string;
+  name: string;
+  description: string;
+  data: Record<string, unknown>;
+  state: StateSnapshot;
+  context: ContextSnapshot;
+  messages: unknown[];
+  files: SandboxCapture[];
+  /** Content bytes of every captured file. */
+  bytes: number;
+  fileCount: number;
+  createdBy: string | null;
+  createdMs: number;
+}
+
+/** A checkpoint without its state, context and messages (lists). */
+export type CheckpointSummary = Omit<CheckpointRecord, 'state' | 'context' | 'messages'> & {
+  contextWindows: number;
+  contextItems: number;
+  messageCount: number;
+  departments: number;
+};
+
+interface Row {
+  id: string;
+  workspace: string;
+  session_id: string;
+  name: string;
+  description: string;
+  data: string;
+  state: string;
+  context: string;
+  messages: string;
+  files: string;
+  bytes: number;
+  file_count: number;
+  created_by: string | null;
+  created_ms: number;
+}
+
+const fromRow = (r: Row): CheckpointRecord => ({
+  id: r.id,
+  workspace: r.workspace,
+  sessionId: r.session_id,
+  name: r.name,
+  description: r.description,
+  data: JSON.parse(r.data) as Record<string, unknown>,
+  state: JSON.parse(r.state) as StateSnapshot,
+  context: JSON.parse(r.context) as ContextSnapshot,
+  messages: JSON.parse(r.messages) as unknown[],
+  files: JSON.parse(r.files) as SandboxCapture[],
+  bytes: r.bytes,
+  fileCount: r.file_count,
+  createdBy: r.created_by,
+  createdMs: r.created_ms,
+});
+
+const SUMMARY_COLUMNS = `id, workspace, session_id, name, description, data, files, bytes, file_count, created_by, created_ms,
+  json_array_length(json_extract(state, '$.departments')) AS departments,
+  json_array_length(json_extract(context, '$.windows')) AS context_windows,
+  (SELECT COALESCE(sum(json_array_length(value, '$.items')), 0) FROM json_each(context, '$.windows')) AS context_items,
+  json_array_length(messages) AS message_count`;
+
+type SummaryRow = Omit<Row, 'state' | 'context' | 'messages'> & {
+  departments: number;
+  context_windows: number;
+  context_items: number;
+  message_count: number;
+};
+
+const summaryOf = (r: SummaryRow): CheckpointSummary => ({
+  id: r.id,
+  workspace: r.workspace,
+  sessionId: r.session_id,
+  name: r.name,
+  description: r.description,
+  data: JSON.parse(r.data) as Record<string, unknown>,
+  files: JSON.parse(r.files) as SandboxCapture[],
+  bytes: r.bytes,
+  fileCount: r.file_count,
+  createdBy: r.created_by,
+  createdMs: r.created_ms,
+  departments: r.departments,
+  contextWindows: r.context_windows,
+  contextItems: r.context_items,
+  messageCount: r.message_count,
+});
+
+/**
+ * Checkpoints and the blobs each refers to. A checkpoint row and its blob references are written
+ * in one transaction, and removed in one; which blobs nothing refers to any more is the answer of
+ * the removal (the blob store deletes them).
+ */
+export class CheckpointStore {
+  readonly #db: Db;
+  constructor(db: Db) {
+    this.#db = db;
+  }
+
+  /**
+   * Inserts `r` and its blob references unless its session already keeps `max` checkpoints (one
+   * transaction, so concurrent creates cannot both take the last place). False when full.
+   */
+  insertBounded(r: CheckpointRecord, digests: Iterable<string>, max: number): boolean {
+    return this.#db.tx(() => {
+      if (this.countOf(r.sessionId) >= max) return false;
+      this.#db.sql
+        .prepare(
+          `INSERT INTO checkpoints (id, workspace, session_id, name, description, data, state, context, messages, files, bytes, file_count,
+             created_by, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          r.id,
+          r.workspace,
+          r.sessionId,
+          r.name,
+          r.description,
+          JSON.stringify(r.data),
+          JSON.stringify(r.state),
+          JSON.stringify(r.context),
+          JSON.stringify(r.messages),
+          JSON.stringify(r.files),
+          r.bytes,
+          r.fileCount,
+          r.createdBy,
+          r.createdMs,
+        );
+      const ref = this.#db.sql.prepare('INSERT OR IGNORE INTO checkpoint_blobs (checkpoint_id, digest) VALUES (?, ?)');
+      for (const d of digests) ref.run(r.id, d);
+      return true;
+    });
+  }
+
+  countOf(sessionId: string): number {
+    return (this.#db.sql.prepare('SELECT count(*) AS n FROM checkpoints WHERE session_id = ?').get(sessionId) as { n: number }).n;
+  }
+
+  /** Any checkpoint by id, whatever its workspace (internal use). */
+  byId(id: string): CheckpointRecord | null {
+    const row = this.#db.sql.prepare('SELECT * FROM checkpoints WHERE id = ?').get(id) as Row | undefined;
+    return row ? fromRow(row) : null;
+  }
+
+  /** The workspace a checkpoint belongs to, whatever it is (to tell a foreign id from a missing one). */
+  workspaceOf(id: string): string | null {
+    const row = this.#db.sql.prepare('SELECT workspace FROM checkpoints WHERE id = ?').get(id) as { workspace: string } | undefined;
+    return row?.workspace ?? null;
+  }
+
+  exists(id: string): boolean {
+    return this.#db.sql.prepare('SELECT 1 FROM checkpoints WHERE id = ?').get(id) !== undefined;
+  }
+
+  get(workspace: string, id: string): CheckpointRecord | null {
+    const r = this.byId(id);
+    return r && r.workspace === workspace ? r : null;
+  }
+
+  summary(workspace: string, id: string): CheckpointSummary | null {
+    const row = this.#db.sql.prepare(`SELECT ${SUMMARY_COLUMNS} FROM checkpoints WHERE id = ? AND workspace = ?`).get(id, workspace) as
+      SummaryRow | undefined;
+    return row ? summaryOf(row) : null;
+  }
+
+  list(workspace: string, f: { sessionId?: string; limit: number; offset: number }): { items: CheckpointSummary[]; total: number } {
+    const where = f.sessionId ? 'workspace = ? AND session_id = ?' : 'workspace = ?';
+    const args = f.sessionId ? [workspace, f.sessionId] : [workspace];
+    const total = (this.#db.sql.prepare(`SELECT count(*) AS n FROM checkpoints WHERE ${where}`).get(...args) as { n: number }).n;
+    const rows = this.#db.sql
+      .prepare(`SELECT ${SUMMARY_COLUMNS} FROM checkpoints WHERE ${where} ORDER BY created_ms DESC, id LIMIT ? OFFSET ?`)
+      .all(...args, f.limit, f.offset) as unknown as SummaryRow[];
+    return { items: rows.map(summaryOf), total };
+  }
+
+  /** The newest checkpoint of a session that captured `mount` of `sandboxId`, and that capture. */
+  latestCapture(sessionId: string, sandboxId: string, mount: string): { checkpointId: string; capture: MountCapture } | null {
+    const rows = this.#db.sql
+      .prepare('SELECT id, files FROM checkpoints WHERE session_id = ? ORDER BY created_ms DESC, id DESC')
+      .iterate(sessionId) as Iterable<{ id: string; files: string }>;
+    for (const row of rows) {
+      const files = JSON.parse(row.files) as SandboxCapture[];
+      const capture = files.find((s) => s.sandboxId === sandboxId)?.mounts.find((m) => m.path === mount);
+      if (capture) return { checkpointId: row.id, capture };
+    }
+    return null;
+  }
+
+  digestsOf(id: string): string[] {
+    return (this.#db.sql.prepare('SELECT digest FROM checkpoint_blobs WHERE checkpoint_id = ?').all(id) as { digest: string }[]).map(
+      (r) => r.digest,
+    );
+  }
+
+  isReferenced(digest: string): boolean {
+    return this.#db.sql.prepare('SELECT 1 FROM checkpoint_blobs WHERE digest = ? LIMIT 1').get(digest) !== undefined;
+  }
+
+  allDigests(): Set<string> {
+    return new Set(
+      (this.#db.sql.prepare('SELECT DISTINCT digest FROM checkpoint_blobs').all() as { digest: string }[]).map((r) => r.digest),
+    );
+  }
+
+  /** Removes checkpoints and their references; returns the digests they referred to (the caller collects the unused ones). */
+  delete(ids: readonly string[]): string[] {
+    return this.#db.tx(() => {
+      const digests = new Set<string>();
+      for (const id of ids) {
+        for (const d of this.digestsOf(id)) digests.add(d);
+        this.#db.sql.prepare('DELETE FROM checkpoint_blobs WHERE checkpoint_id = ?').run(id);
+        this.#db.sql.prepare('DELETE FROM checkpoints WHERE id = ?').run(id);
+      }
+      return [...digests];
+    });
+  }
+
+  idsOfSession(sessionId: string): string[] {
+    return (this.#db.sql.prepare('SELECT id FROM checkpoints WHERE session_id = ?').all(sessionId) as { id: string }[]).map((r) => r.id);
+  }
+}

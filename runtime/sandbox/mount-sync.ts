@@ -1,0 +1,375 @@
+/**
+ * A sandbox's writable mounts, read out and put back (checkpoints), each in one exec of
+ * `tree-script.ts` running as the sandbox user: it sees exactly what the sandbox sees and can
+ * change only what the sandbox could. What comes back is hostile: the listing is parsed strictly
+ * (`tree-listing.ts`) and the files pass the tar guard (`guardedTree`: no escaping names, links
+ * only as records, devices and fifos refused, byte and entry caps); a sandbox that stops or
+ * stalls the exec is killed at the deadline.
+ *
+ * One exec per mount and direction: the script lists the mount, waits for the host's answer on
+ * stdin (which paths to read; or the staged tree and the plan), then streams the tar out or swaps
+ * the staged tree in. So an unchanged mount costs one listing and no file content.
+ */
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DirectorError, conflict } from '../../core/errors.ts';
+import type { ExecHandle } from '../engine/engine.ts';
+import type { SandboxRecord } from '../store/sandboxes.ts';
+import { packTree, UnsafeArchiveError, type TreePackEntry } from './files.ts';
+import { SANDBOX_UID } from './hardening.ts';
+import { guardedTree, type TreeEntry } from './tar-guard.ts';
+import { parseListing, type Listing } from './tree-listing.ts';
+import { planText, type RestorePlan, type WantedEntry } from './tree-plan.ts';
+import { STAGE_PREFIX, TREE_SCRIPT } from './tree-script.ts';
+import { mapArchiveError } from './transfer.ts';
+
+/** Longest listing line accepted (a 4096-byte name plus the fields). */
+const MAX_LINE_BYTES = 4096 + 128;
+
+export interface SyncLimits {
+  /** Entries a mount may hold (listing and archive). */
+  maxEntries: number;
+  /** The exec is killed past this (a sandbox can stop its own reader). */
+  timeoutMs: number;
+}
+
+export interface CaptureOptions extends SyncLimits {
+  /**
+   * Given the listing, the files and symlinks to read (mount-relative paths from the listing) and
+   * the most content bytes they may hold. Throwing stops the capture (the exec is killed).
+   */
+  select(listing: Listing): Promise<{ paths: string[]; maxBytes: number }> | { paths: string[]; maxBytes: number };
+  /** Each entry read, in archive order; a file's `stream` must be consumed. Hard links name an earlier file. */
+  onEntry(e: TreeEntry): Promise<void>;
+}
+
+export interface CaptureResult {
+  listing: Listing;
+  /** Asked for but not in the archive: removed, replaced or made unreadable after the listing. */
+  missing: string[];
+}
+
+/** A wanted entry with what the host needs to send it. */
+export interface SyncWanted extends WantedEntry {
+  size?: number;
+  target?: string;
+  mtimeS?: number;
+  content?: () => Promise<Buffer | AsyncIterable<unknown>>;
+}
+
+export interface RestoreOptions<W extends SyncWanted> extends SyncLimits {
+  /** Given the listing, what to change. */
+  plan(listing: Listing): RestorePlan<W>;
+  /** Remove the staged leftovers at once (true), or keep the swap undoable until {@link MountSync.finish}. */
+  commit: boolean;
+}
+
+export interface RestoreResult<W extends SyncWanted> {
+  plan: RestorePlan<W>;
+  /** The stage directory inside the mount (needed by {@link MountSync.finish} when not committed). */
+  stage: string;
+}
+
+/** A restore that failed; `reverted` says the mount is as it was before. */
+export class RestoreFailedError extends DirectorError {}
+
+interface Run {
+  h: ExecHandle;
+  stderr: () => string;
+  /** Lines up to the marker. */
+  lines(marker: string, maxLines: number): Promise<string[]>;
+  /** The stdout bytes after the marker. */
+  rest(): AsyncIterable<Buffer>;
+  done: Promise<number>;
+  close(): void;
+}
+
+/** Starts a command in a container as the sandbox user with stdin open (the runtime's `Executor.open`). */
+export type ExecOpener = (containerId: string, cmd: string[]) => Promise<ExecHandle>;
+
+export class MountSync {
+  private readonly open: ExecOpener;
+  constructor(open: ExecOpener) {
+    this.open = open;
+  }
+
+  /** Lists `mount` and reads the files `select` picks, through the guard. */
+  async capture(rec: SandboxRecord, mount: string, o: CaptureOptions): Promise<CaptureResult> {
+    const marker = `--director-${randomBytes(12).toString('hex')}--`;
+    const run = await this.start(rec, ['capture', mount, marker], o.timeoutMs);
+    try {
+      const listing = await this.listing(run, marker, o.maxEntries, mount);
+      const { paths, maxBytes } = await o.select(listing);
+      const asked = new Map<string, 'file' | 'symlink'>();
+      const kinds = new Map(listing.entries.map((e) => [e.path, e.kind]));
+      for (const p of paths) {
+        const k = kinds.get(p);
+        if (k !== 'file' && k !== 'symlink') throw new Error(`capture asked for ${p}, which is not a listed file or symlink`);
+        asked.set(p, k);
+      }
+      const stdin = run.h.stdin!;
+      stdin.on('error', () => undefined);
+      stdin.end(Buffer.from(paths.map((p) => `./${p}\0`).join('')));
+      const got = new Set<string>();
+      if (paths.length) {
+        const tar = readableOf(run.rest());
+        for await (const e of guardedTree(tar, { maxBytes, maxEntries: paths.length })) {
+          const want = asked.get(e.path);
+          const fits = want === 'symlink' ? e.type === 'symlink' : e.type === 'file' || e.type === 'hardlink';
+          if (!want || got.has(e.path) || !fits)
+            throw new UnsafeArchiveError('UNSAFE_ARCHIVE', e.path, 'entry the capture did not ask for (changed while it was read?)');
+          got.add(e.path);
+          await o.onEntry(e);
+        }
+      } else for await (const _ of run.rest());
+      const code = await run.done;
+      const missing = paths.filter((p) => !got.has(p));
+      // xargs answers 123 when tar failed on some path (removed or unreadable since the listing): those are `missing`.
+      if (code !== 0 && !(code === 123 && missing.length)) throw this.failed(run, `reading ${mount}`, code);
+      return { listing, missing };
+    } catch (err) {
+      throw this.mapError(err, run, mount);
+    } finally {
+      run.close();
+    }
+  }
+
+  /**
+   * Lists `mount`, stages what `plan` says inside it, and swaps it in by renames; any failure
+   * before the end leaves the mount as it was (a RestoreFailedError says whether it could).
+   */
+  async restore<W extends SyncWanted>(rec: SandboxRecord, mount: string, o: RestoreOptions<W>): Promise<RestoreResult<W>> {
+    const marker = `--director-${randomBytes(12).toString('hex')}--`;
+    const stage = `${STAGE_PREFIX}${randomBytes(8).toString('hex')}`;
+    const run = await this.start(rec, ['restore', mount, stage, marker, o.commit ? '1' : '0'], o.timeoutMs);
+    try {
+      const listing = await this.listing(run, marker, o.maxEntries, mount);
+      const plan = o.plan(listing);
+      const stdin = run.h.stdin!;
+      // The script may refuse before reading everything (no room to stage): its answer says why.
+      const sent = pipeline(packTree(stagedTree(plan, stage), { uid: SANDBOX_UID, gid: SANDBOX_UID }), stdin).catch((err: unknown) => err);
+      const out: Buffer[] = [];
+      for await (const chunk of run.rest()) out.push(chunk);
+      const code = await run.done;
+      const sendError = await sent;
+      const answer = Buffer.concat(out).toString('utf8').trim().split('\n').pop() ?? '';
+      if (code === 0 && answer === 'OK') return { plan, stage };
+      const why = run.stderr() || `exit ${code}`;
+      const unchanged = { sandboxId: rec.id, mount, reverted: true };
+      if (code !== 12 && code !== 13) {
+        // Nothing was swapped: the script swaps only after the whole archive, `complete` last, arrived.
+        if (/no space left|quota/i.test(why))
+          throw new RestoreFailedError(
+            'PAYLOAD_TOO_LARGE',
+            `the files to restore do not fit in ${mount}'s free space; nothing was changed`,
+            {
+              ...unchanged,
+              field: mount,
+            },
+          );
+        if (sendError instanceof Error)
+          throw new RestoreFailedError(
+            'INTERNAL_ERROR',
+            `sending the files for ${mount} failed; nothing was changed: ${sendError.message}`,
+            unchanged,
+          );
+        if (code === 10 || code === 11)
+          throw new RestoreFailedError('UNPROCESSABLE', `staging the files in ${mount} failed; nothing was changed: ${why}`, unchanged);
+      }
+      if (code === 12)
+        throw new RestoreFailedError(
+          'UNPROCESSABLE',
+          `putting the files back in ${mount} failed and was undone; nothing was changed: ${why}`,
+          {
+            sandboxId: rec.id,
+            mount,
+            reverted: true,
+          },
+        );
+      if (code === 13)
+        throw new RestoreFailedError('INTERNAL_ERROR', `putting the files back in ${mount} failed and could not be fully undone: ${why}`, {
+          sandboxId: rec.id,
+          mount,
+          reverted: false,
+          stage,
+        });
+      throw this.failed(run, `restoring ${mount}`, code);
+    } catch (err) {
+      throw this.mapError(err, run, mount);
+    } finally {
+      run.close();
+    }
+  }
+
+  /** Ends an uncommitted restore: `commit` drops the replaced files, `undo` puts them back. */
+  async finish(rec: SandboxRecord, mount: string, stage: string, how: 'commit' | 'undo', timeoutMs: number): Promise<void> {
+    const run = await this.start(rec, [how, mount, stage], timeoutMs);
+    try {
+      for await (const _ of run.rest());
+      const code = await run.done;
+      if (code !== 0) throw this.failed(run, `${how} of the restore of ${mount}`, code);
+    } finally {
+      run.close();
+    }
+  }
+
+  private async start(rec: SandboxRecord, args: string[], timeoutMs: number): Promise<Run> {
+    if (rec.status !== 'running' || !rec.containerId)
+      throw conflict(`sandbox ${rec.id} is ${rec.status}; its files need it running`, { status: rec.status });
+    const h = await this.open(rec.containerId, ['/bin/sh', '-c', TREE_SCRIPT, 'director-tree', ...args]);
+    const err: Buffer[] = [];
+    let errBytes = 0;
+    h.stderr.on('data', (b: Buffer) => {
+      // Kept short: a hostile sandbox controls what its tools print.
+      if (errBytes < 4096) err.push(b);
+      errBytes += b.length;
+    });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      void h.kill().catch(() => undefined);
+      h.stdout.destroy(new DirectorError('UNPROCESSABLE', `the sandbox did not finish within ${timeoutMs} ms`, { sandboxId: rec.id }));
+    }, timeoutMs);
+    timer.unref();
+    const it = h.stdout[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    let carry: Buffer = Buffer.alloc(0);
+    let exited = false;
+    const done = h.wait().then(
+      (r) => (timedOut ? -2 : r.exitCode),
+      () => -1,
+    );
+    void done.then(() => (exited = true));
+    return {
+      h,
+      stderr: () =>
+        Buffer.concat(err)
+          .toString('utf8')
+          .replace(/[^\x20-\x7e\n]/g, '?')
+          .trim()
+          .slice(0, 500),
+      async lines(marker, maxLines) {
+        const lines: string[] = [];
+        for (;;) {
+          let nl: number;
+          while ((nl = carry.indexOf(10)) >= 0) {
+            const line = carry.subarray(0, nl).toString('utf8');
+            carry = carry.subarray(nl + 1);
+            if (line === marker) return lines;
+            lines.push(line);
+            if (lines.length > maxLines) throw new UnsafeArchiveError('TOO_LARGE', '', `more than ${maxLines - 1} entries`);
+          }
+          if (carry.length > MAX_LINE_BYTES) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', '', 'listing line too long');
+          const next = await it.next();
+          if (next.done) throw new ListingEnded();
+          carry = carry.length ? Buffer.concat([carry, next.value]) : next.value;
+        }
+      },
+      async *rest() {
+        if (carry.length) yield carry;
+        carry = Buffer.alloc(0);
+        for (;;) {
+          const next = await it.next();
+          if (next.done) return;
+          yield next.value;
+        }
+      },
+      done,
+      close() {
+        clearTimeout(timer);
+        // A run that did not reach its end (an error on our side) must not leave the script behind.
+        if (!exited) void h.kill().catch(() => undefined);
+        h.stdin?.destroy();
+        h.stdout.destroy();
+      },
+    };
+  }
+
+  private async listing(run: Run, marker: string, maxEntries: number, mount: string): Promise<Listing> {
+    let lines: string[];
+    try {
+      lines = await run.lines(marker, maxEntries + 1);
+    } catch (err) {
+      if (err instanceof ListingEnded) throw this.failed(run, `listing ${mount}`, await run.done);
+      throw err;
+    }
+    return parseListing(lines, maxEntries);
+  }
+
+  private failed(run: Run, what: string, code: number): DirectorError {
+    if (code === -2) return new DirectorError('UNPROCESSABLE', `${what} did not finish in time`, { field: 'sandbox' });
+    return new DirectorError('UNPROCESSABLE', `${what} failed in the sandbox (exit ${code}): ${run.stderr() || 'no message'}`, {
+      exitCode: code,
+    });
+  }
+
+  private mapError(err: unknown, run: Run, mount: string): Error {
+    if (err instanceof DirectorError) return err;
+    if (err instanceof UnsafeArchiveError) {
+      const mapped = mapArchiveError(err);
+      if (mapped instanceof DirectorError && mapped.details) mapped.details.field = mount;
+      return mapped;
+    }
+    if (run.h.stdout.destroyed && run.h.stdout.errored instanceof DirectorError) return run.h.stdout.errored;
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+class ListingEnded extends Error {}
+
+const readableOf = (src: AsyncIterable<Buffer>): Readable => Readable.from(src, { objectMode: false });
+
+/** Small files whose content is asked for ahead of the packer (their reads overlap). */
+const READ_AHEAD = 32;
+const READ_AHEAD_MAX_BYTES = 256 * 1024;
+
+/** The stage directory's tree: itself, the plan, `o/<dir>` for every changed directory, `t/...` the staged entries, `complete`. */
+function* stagedTree<W extends SyncWanted>(plan: RestorePlan<W>, stage: string): Generator<TreePackEntry> {
+  const text = Buffer.from(planText(plan));
+  yield { name: stage, type: 'directory', mode: 0o700 };
+  yield { name: `${stage}/plan`, type: 'file', mode: 0o600, size: text.length, content: () => Promise.resolve(text) };
+  const dirs = new Set<string>();
+  const need = (root: 'o' | 't', dir: string) => {
+    const parts = dir ? dir.split('/') : [];
+    for (let i = 0; i <= parts.length; i++) dirs.add([stage, root, ...parts.slice(0, i)].join('/'));
+  };
+  for (const d of plan.dirs) {
+    need('o', d.dir);
+    if (d.add.length) need('t', d.dir);
+  }
+  for (const name of [...dirs].sort()) yield { name, type: 'directory', mode: 0o700 };
+  const small = plan.stage.filter((w) => w.kind === 'file' && w.content && (w.size ?? 0) <= READ_AHEAD_MAX_BYTES);
+  const started = new Map<W, Promise<Buffer | AsyncIterable<unknown>>>();
+  let next = 0;
+  let at = 0;
+  for (const w of plan.stage) {
+    const name = `${stage}/t/${w.path}`;
+    const mtimeMs = (w.mtimeS ?? 0) * 1000 || undefined;
+    if (w.kind === 'directory') yield { name, type: 'directory', mode: (w.mode & 0o777) | 0o700, ...(mtimeMs ? { mtimeMs } : {}) };
+    else if (w.kind === 'symlink') yield { name, type: 'symlink', mode: 0o777, linkname: w.target ?? '', ...(mtimeMs ? { mtimeMs } : {}) };
+    else {
+      let content = w.content;
+      if (content && small[at] === w) {
+        at++;
+        for (; next < small.length && next < at + READ_AHEAD; next++) {
+          const p = small[next]!.content!();
+          p.catch(() => undefined); // read later by the packer, which reports the failure
+          started.set(small[next]!, p);
+        }
+        const p = started.get(w)!;
+        started.delete(w);
+        content = () => p;
+      }
+      yield {
+        name,
+        type: 'file',
+        mode: w.mode & 0o777,
+        size: w.size ?? 0,
+        ...(content ? { content } : {}),
+        ...(mtimeMs ? { mtimeMs } : {}),
+      };
+    }
+  }
+  // Last: the script swaps nothing unless the whole archive arrived (a cut stream can end on an entry boundary).
+  yield { name: `${stage}/complete`, type: 'file', mode: 0o600, size: 0 };
+}

@@ -1,0 +1,96 @@
+/**
+ * A listing of a sandbox mount as the sandbox itself reports it (`find -xdev` + `stat`, run as the
+ * sandbox user by `mount-sync.ts`), parsed strictly. The listing is hostile input: every line must
+ * have the exact shape, every name must pass the same name check as tar entries (no control
+ * characters, `..`, absolute names), every entry's parent must be a directory listed before it,
+ * no path twice, and the count is capped. What a lying sandbox can achieve with a well-formed
+ * listing is a wrong checkpoint of its own files, nothing more (see `tree-plan.ts`).
+ */
+import { safeSegments, UnsafeArchiveError } from './tar-guard.ts';
+
+export type ListedKind = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'device' | 'unknown';
+
+export interface ListedEntry {
+  /** Relative to the mount, components joined by '/'; '' for the mount's root. */
+  path: string;
+  kind: ListedKind;
+  /** Permission bits (0o7777). */
+  mode: number;
+  ino: number;
+  nlink: number;
+  size: number;
+  mtimeS: number;
+  ctimeS: number;
+}
+
+export interface Listing {
+  /** The sandbox's clock (seconds) just before it listed: changes after it have a ctime at or after it. */
+  listedAtS: number;
+  /** In `find` order: the root first, every directory before what it holds. */
+  entries: ListedEntry[];
+}
+
+/** The `stat -c` format of a listing line (busybox and GNU stat agree on these fields). */
+export const STAT_FORMAT = '%f %i %h %s %Y %Z %n';
+
+const LINE = /^([0-9a-f]{1,8}) (\d{1,20}) (\d{1,20}) (\d{1,20}) (-?\d{1,20}) (-?\d{1,20}) (\.|\.\/.+)$/;
+const TIME_LINE = /^T (\d{1,20})$/;
+
+const KIND: Record<number, ListedKind> = {
+  0o100000: 'file',
+  0o040000: 'directory',
+  0o120000: 'symlink',
+  0o010000: 'fifo',
+  0o140000: 'socket',
+  0o020000: 'device',
+  0o060000: 'device',
+};
+
+/** Thrown for a listing that is not what the script prints (a name with a newline, a faked line). */
+export class ListingError extends UnsafeArchiveError {
+  constructor(entry: string, reason: string) {
+    super('UNSAFE_ARCHIVE', entry, reason);
+    this.name = 'ListingError';
+  }
+}
+
+/**
+ * Parses the listing lines (without the end marker). `maxEntries` caps the entries (TOO_LARGE
+ * beyond). Throws a ListingError (or the name check's UnsafeArchiveError) for anything else.
+ */
+export function parseListing(lines: readonly string[], maxEntries: number): Listing {
+  const time = TIME_LINE.exec(lines[0] ?? '');
+  if (!time) throw new ListingError('', 'listing does not start with the sandbox time');
+  const entries: ListedEntry[] = [];
+  const kinds = new Map<string, ListedKind>();
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    const m = LINE.exec(line);
+    if (!m) throw new ListingError(line.slice(0, 200), 'malformed listing line (a file name with a line break?)');
+    if (entries.length >= maxEntries) throw new UnsafeArchiveError('TOO_LARGE', '', `more than ${maxEntries} entries`);
+    const name = m[7]!;
+    const path = name === '.' ? '' : safeSegments(name.slice(2)).join('/');
+    if (path === '' && entries.length > 0) throw new ListingError(name, 'the root listed twice');
+    if (path !== '' && entries.length === 0) throw new ListingError(name, 'listing does not start with the root');
+    if (kinds.has(path)) throw new ListingError(name, 'path listed twice');
+    const slash = path.lastIndexOf('/');
+    if (path !== '' && kinds.get(slash < 0 ? '' : path.slice(0, slash)) !== 'directory')
+      throw new ListingError(name, 'parent not listed as a directory before it');
+    const raw = Number.parseInt(m[1]!, 16);
+    const kind = KIND[raw & 0o170000] ?? 'unknown';
+    if (path === '' && kind !== 'directory') throw new ListingError(name, 'the root is not a directory');
+    kinds.set(path, kind);
+    entries.push({
+      path,
+      kind,
+      mode: raw & 0o7777,
+      ino: Number(m[2]),
+      nlink: Number(m[3]),
+      size: Number(m[4]),
+      mtimeS: Number(m[5]),
+      ctimeS: Number(m[6]),
+    });
+  }
+  if (entries.length === 0) throw new ListingError('', 'listing is empty (the mount root is missing)');
+  return { listedAtS: Number(time[1]), entries };
+}

@@ -1,0 +1,127 @@
+/** The checkpoint blob store: content addressing, pins, and removal of what nothing refers to. */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { openDb, type Db } from '../../../core/db.ts';
+import { BlobStore, SMALL_BYTES } from '../../../orchestration/checkpoints/blobs.ts';
+
+const dirs: string[] = [];
+const dbs: Db[] = [];
+test.after(() => {
+  for (const db of dbs) db.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function store(referenced = new Set<string>()) {
+  const root = mkdtempSync(path.join(tmpdir(), 'director-blobs-'));
+  dirs.push(root);
+  const db = openDb(root);
+  dbs.push(db);
+  return {
+    s: new BlobStore(path.join(root, 'checkpoints'), db, (d) => referenced.has(d)),
+    root: path.join(root, 'checkpoints'),
+    db,
+    referenced,
+  };
+}
+const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+const chunks = (db: Db) => (db.sql.prepare('SELECT digest FROM checkpoint_chunks').all() as { digest: string }[]).map((r) => r.digest);
+const big = (fill: number) => Buffer.alloc(SMALL_BYTES + 1000, fill);
+
+test('content is stored once under its sha256: small content as a row, larger as a file (0600 in 0700 directories)', async () => {
+  const { s, root, db } = store();
+  await s.start(new Set());
+  const b = s.batch();
+  const one = await b.putBuffer(Buffer.from('hello'));
+  const again = await b.putBuffer(Buffer.from('hello'));
+  const large = big(7);
+  const fromStream = await b.putStream(Readable.from([large.subarray(0, 1000), large.subarray(1000)]), large.length);
+  const largeAgain = await b.putBuffer(large);
+  await b.flush();
+  assert.is(one, sha('hello'));
+  assert.is(again, one);
+  assert.is(fromStream, sha(large));
+  assert.is(largeAgain, fromStream);
+  assert.is(b.newBytes, 5 + large.length);
+  assert.equal(chunks(db), [one]);
+  assert.not.ok(existsSync(s.pathOf(one)));
+  assert.is((await s.read(one)).toString(), 'hello');
+  assert.ok((await s.read(fromStream)).equals(large));
+  assert.is(statSync(s.pathOf(fromStream)).mode & 0o777, 0o600);
+  assert.is(statSync(path.dirname(s.pathOf(fromStream))).mode & 0o777, 0o700);
+  assert.is(statSync(path.join(root, 'blobs')).mode & 0o777, 0o700);
+  assert.equal(readdirSync(path.join(root, 'tmp')), []);
+});
+
+test('a batch released without a commit removes what it created, never what a checkpoint refers to', async () => {
+  const { s, referenced, db } = store();
+  await s.start(new Set());
+  const first = s.batch();
+  const kept = await first.putBuffer(Buffer.from('committed'));
+  await first.flush();
+  referenced.add(kept);
+  await first.release();
+  assert.ok(s.has(kept));
+
+  const failed = s.batch();
+  assert.is(await failed.putBuffer(Buffer.from('committed')), kept);
+  const freshSmall = await failed.putBuffer(Buffer.from('fresh'));
+  await failed.flush();
+  const freshLarge = await failed.putStream(Readable.from([big(1)]), SMALL_BYTES + 1000);
+  assert.is(failed.newBytes, 5 + SMALL_BYTES + 1000);
+  await failed.release();
+  assert.ok(s.has(kept));
+  assert.not.ok(s.has(freshSmall));
+  assert.not.ok(existsSync(s.pathOf(freshLarge)));
+  assert.equal(chunks(db), [kept]);
+});
+
+test('a pinned blob survives its last reference going; the last unpin removes it', async () => {
+  const { s, referenced } = store();
+  await s.start(new Set());
+  for (const content of [Buffer.from('in use'), big(3)]) {
+    const b = s.batch();
+    const d = await b.putBuffer(content);
+    await b.flush();
+    referenced.add(d);
+    await b.release();
+    const restore = s.batch();
+    assert.ok(restore.reuse(d));
+    referenced.delete(d);
+    assert.is(s.collect([d]), 0);
+    assert.ok(s.has(d));
+    await restore.release();
+    assert.not.ok(s.has(d));
+    assert.not.ok(s.batch().reuse(d), 'reuse of a removed blob must say it is gone');
+  }
+});
+
+test('start removes temp files and blobs nothing refers to (a crash mid-capture), and keeps referenced ones', async () => {
+  const { s, root, db } = store();
+  await s.start(new Set());
+  const b = s.batch();
+  const keep = await b.putBuffer(Buffer.from('keep'));
+  const orphan = await b.putBuffer(Buffer.from('orphan'));
+  const orphanFile = await b.putBuffer(big(9));
+  await b.flush();
+  writeFileSync(path.join(root, 'tmp', 'half-written'), 'x');
+  mkdirSync(path.join(root, 'blobs', 'ff'), { recursive: true });
+  // The batch is still pinned in this process: a store that starts again (after a crash) has no pins.
+  const { removed } = await new BlobStore(root, db, () => false).start(new Set([keep]));
+  assert.is(removed, 2);
+  assert.ok(s.has(keep));
+  assert.not.ok(s.has(orphan));
+  assert.not.ok(s.has(orphanFile));
+  assert.equal(readdirSync(path.join(root, 'tmp')), []);
+});
+
+test('a digest that is not a sha256 never becomes a path', () => {
+  const { s } = store();
+  assert.throws(() => s.pathOf('../../etc/passwd'), /not a blob digest/);
+});
+
+test.run();

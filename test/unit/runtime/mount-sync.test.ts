@@ -1,0 +1,318 @@
+/**
+ * MountSync end to end on the host, without an engine: the script runs in a local `sh` over a
+ * temp directory standing for the mount, with busybox's tools (as in director/busybox) and with
+ * GNU's (as in director/base). Failures are injected with an `mv` that breaks part-way.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  lstatSync,
+  readlinkSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { ExecHandle } from '../../../runtime/engine/engine.ts';
+import { packTree } from '../../../runtime/sandbox/files.ts';
+import { MountSync, RestoreFailedError, type ExecOpener, type SyncWanted } from '../../../runtime/sandbox/mount-sync.ts';
+import { TREE_SCRIPT } from '../../../runtime/sandbox/tree-script.ts';
+import type { Listing } from '../../../runtime/sandbox/tree-listing.ts';
+import { planRestore } from '../../../runtime/sandbox/tree-plan.ts';
+import type { SandboxRecord } from '../../../runtime/store/sandboxes.ts';
+
+const dirs: string[] = [];
+test.after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+const temp = (prefix: string) => {
+  const d = mkdtempSync(path.join(tmpdir(), prefix));
+  dirs.push(d);
+  return d;
+};
+
+/** A PATH holding busybox applets, or the host's GNU tools; `mvFailAt` makes the n-th `mv` move its first source only, then fail. */
+function toolset(kind: 'busybox' | 'gnu', mvFailAt?: number): { PATH: string } {
+  const bin = temp('director-tools-');
+  if (kind === 'busybox') {
+    for (const a of ['sh', 'find', 'stat', 'date', 'xargs', 'tar', 'mv', 'chmod', 'rm', 'printf', 'cat'])
+      symlinkSync('/bin/busybox', path.join(bin, a));
+  }
+  if (mvFailAt !== undefined) {
+    const real = kind === 'busybox' ? '/bin/busybox mv' : '/bin/mv';
+    rmSync(path.join(bin, 'mv'), { force: true });
+    writeFileSync(
+      path.join(bin, 'mv'),
+      `#!/bin/sh\nn=$(cat ${bin}/count 2>/dev/null || echo 0); n=$((n + 1)); echo $n > ${bin}/count\n` +
+        `if [ "$n" = ${mvFailAt} ]; then shift; dst=; for a do dst=$a; done; ${real} -f "$1" "$dst"; echo 'mv: injected failure' >&2; exit 1; fi\n` +
+        `exec ${real} "$@"\n`,
+    );
+    chmodSync(path.join(bin, 'mv'), 0o755);
+  }
+  return { PATH: kind === 'busybox' ? bin : `${bin}:/usr/bin:/bin` };
+}
+
+function opener(env: { PATH: string }): ExecOpener {
+  return (_containerId, cmd) => {
+    const child = spawn('/bin/sh', cmd.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const exit = new Promise<{ exitCode: number }>((resolve) => child.once('close', (code) => resolve({ exitCode: code ?? -1 })));
+    const h: ExecHandle = {
+      id: 'local',
+      stdout: child.stdout,
+      stderr: child.stderr,
+      stdin: child.stdin,
+      wait: () => exit,
+      kill: () => Promise.resolve(void child.kill('SIGKILL')),
+    };
+    return Promise.resolve(h);
+  };
+}
+
+async function collect(src: AsyncIterable<unknown>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of src) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+const rec = { id: 'sbx_local', status: 'running', containerId: 'local' } as SandboxRecord;
+const LIMITS = { maxEntries: 1000, timeoutMs: 20_000 };
+
+/** Everything in a directory: path → kind and content (files), target (links), mode (directories). */
+function snapshot(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string) => {
+    for (const name of readdirSync(path.join(root, rel)).sort()) {
+      const p = rel ? `${rel}/${name}` : name;
+      const st = lstatSync(path.join(root, p));
+      if (st.isSymbolicLink()) out[p] = `-> ${readlinkSync(path.join(root, p))}`;
+      else if (st.isDirectory()) {
+        out[p] = `dir ${(st.mode & 0o777).toString(8)}`;
+        walk(p);
+      } else if (st.isFile()) out[p] = `file ${(st.mode & 0o777).toString(8)} ${readFileSync(path.join(root, p), 'utf8')}`;
+      else out[p] = 'other';
+    }
+  };
+  walk('');
+  return out;
+}
+
+function build(root: string, spec: Record<string, string>) {
+  for (const [p, v] of Object.entries(spec)) {
+    const full = path.join(root, p);
+    mkdirSync(path.dirname(full), { recursive: true });
+    if (v === '/') mkdirSync(full, { recursive: true });
+    else if (v.startsWith('->')) symlinkSync(v.slice(3), full);
+    else writeFileSync(full, v);
+  }
+}
+
+/** Captures `root` whole: the listing and every file's content, as the wanted tree of a later restore. */
+async function capture(sync: MountSync, root: string): Promise<{ listing: Listing; wanted: SyncWanted[]; read: string[] }> {
+  const content = new Map<string, Buffer>();
+  const targets = new Map<string, string>();
+  const read: string[] = [];
+  const { listing } = await sync.capture(rec, root, {
+    ...LIMITS,
+    select: (l) => ({ paths: l.entries.filter((e) => e.kind === 'file' || e.kind === 'symlink').map((e) => e.path), maxBytes: 1 << 20 }),
+    onEntry: async (e) => {
+      read.push(`${e.path}:${e.type}`);
+      if (e.type === 'symlink') targets.set(e.path, e.linkname!);
+      else if (e.type === 'hardlink') content.set(e.path, content.get(e.linkname!)!);
+      else {
+        const chunks: Buffer[] = [];
+        for await (const c of e.stream) chunks.push(c);
+        content.set(e.path, Buffer.concat(chunks));
+      }
+    },
+  });
+  const wanted: SyncWanted[] = listing.entries
+    .filter((e) => e.kind === 'file' || e.kind === 'directory' || e.kind === 'symlink')
+    .map((e) => ({
+      path: e.path,
+      kind: e.kind as SyncWanted['kind'],
+      mode: e.mode,
+      ...(e.kind === 'file' ? { size: content.get(e.path)!.length, content: () => Promise.resolve(content.get(e.path)!) } : {}),
+      ...(e.kind === 'symlink' ? { target: targets.get(e.path)! } : {}),
+    }));
+  return { listing, wanted, read };
+}
+
+const restore = (sync: MountSync, root: string, wanted: SyncWanted[], commit = true) =>
+  sync.restore(rec, root, {
+    ...LIMITS,
+    commit,
+    plan: (l) => planRestore({ current: l.entries, wanted, keep: () => false, maxDirtyDirs: 32 }),
+  });
+
+for (const kind of ['busybox', 'gnu'] as const) {
+  test(`${kind}: capture lists the tree and reads files, symlinks (as links) and hard links; fifos are listed, not read`, async () => {
+    const root = temp('director-mount-');
+    build(root, { 'src/a.txt': 'alpha', 'src/deep/b': 'beta', link: '-> /etc/shadow', 'empty/': '/', 'sp ace': 'x' });
+    spawn('mkfifo', [path.join(root, 'fifo')]);
+    await new Promise((r) => setTimeout(r, 100));
+    const { listing, read } = await capture(new MountSync(opener(toolset(kind))), root);
+    assert.equal(
+      listing.entries.map((e) => `${e.path}:${e.kind}`).sort(),
+      [
+        ':directory',
+        'empty:directory',
+        'fifo:fifo',
+        'link:symlink',
+        'sp ace:file',
+        'src:directory',
+        'src/a.txt:file',
+        'src/deep:directory',
+        'src/deep/b:file',
+      ].sort(),
+    );
+    assert.equal(read.sort(), ['link:symlink', 'sp ace:file', 'src/a.txt:file', 'src/deep/b:file']);
+    assert.ok(listing.listedAtS > 1_600_000_000 && listing.listedAtS <= Date.now() / 1000 + 1);
+  });
+
+  test(`${kind}: restore turns the tree into the captured one, committed at once`, async () => {
+    const root = temp('director-mount-');
+    build(root, { 'src/a.txt': 'alpha', 'src/deep/b': 'beta', link: '-> ../x', keep: 'same', 'd/': '/' });
+    chmodSync(path.join(root, 'd'), 0o750);
+    const sync = new MountSync(opener(toolset(kind)));
+    const want = snapshot(root);
+    const { wanted } = await capture(sync, root);
+    build(root, { 'added.txt': 'new', 'src/deep/extra/x': 'x', 'd2/y': 'y' });
+    writeFileSync(path.join(root, 'src/a.txt'), 'changed');
+    rmSync(path.join(root, 'link'));
+    rmSync(path.join(root, 'src/deep/b'));
+    chmodSync(path.join(root, 'd'), 0o700);
+    await restore(sync, root, wanted);
+    // Directories come back with at least owner rwx.
+    assert.equal(snapshot(root), { ...want, d: 'dir 750' });
+  });
+
+  test(`${kind}: an uncommitted restore is undone exactly, or committed`, async () => {
+    const root = temp('director-mount-');
+    build(root, { 'a/x': 'one', b: 'two' });
+    const sync = new MountSync(opener(toolset(kind)));
+    const { wanted } = await capture(sync, root);
+    build(root, { 'a/x': 'changed', 'c/new': 'new', b2: 'also' });
+    rmSync(path.join(root, 'b'));
+    const before = snapshot(root);
+    const r = await restore(sync, root, wanted, false);
+    assert.ok(readdirSync(root).some((n) => n.startsWith('.director-restore-')));
+    await sync.finish(rec, root, r.stage, 'undo', 10_000);
+    assert.equal(snapshot(root), before);
+    const again = await restore(sync, root, wanted, false);
+    await sync.finish(rec, root, again.stage, 'commit', 10_000);
+    assert.equal(snapshot(root), { a: 'dir 755', 'a/x': 'file 644 one', b: 'file 644 two' });
+  });
+
+  for (const failAt of [1, 2, 3, 4, 5, 6]) {
+    test(`${kind}: an mv failing part-way (call ${failAt}) leaves the mount exactly as it was`, async () => {
+      const root = temp('director-mount-');
+      build(root, { 'p/q/x': 'x1', 'p/q/y': 'y1', 'p/r': 'r1', top: 't1' });
+      const good = new MountSync(opener(toolset(kind)));
+      const { wanted } = await capture(good, root);
+      build(root, { 'p/q/x': 'x2', 'p/q/y': 'y2', 'p/q/z': 'z2', 'p/r': 'r2', top: 't2', extra: 'e' });
+      const before = snapshot(root);
+      try {
+        await restore(new MountSync(opener(toolset(kind, failAt))), root, wanted);
+        assert.unreachable('the restore succeeded');
+      } catch (err) {
+        assert.instance(err, RestoreFailedError);
+        assert.is((err as RestoreFailedError).details?.reverted, true, (err as Error).message);
+      }
+      assert.equal(snapshot(root), before);
+      // And the same restore without the fault goes through.
+      await restore(good, root, wanted);
+      assert.equal(snapshot(root), {
+        p: 'dir 755',
+        'p/q': 'dir 755',
+        'p/q/x': 'file 644 x1',
+        'p/q/y': 'file 644 y1',
+        'p/r': 'file 644 r1',
+        top: 'file 644 t1',
+      });
+    });
+  }
+
+  test(`${kind}: content that cannot be read part-way through the archive stages nothing and changes nothing`, async () => {
+    const root = temp('director-mount-');
+    build(root, { a: 'a1', 'n/1': 'one', 'n/2': 'two', 'n/3': 'three' });
+    const sync = new MountSync(opener(toolset(kind)));
+    const { wanted } = await capture(sync, root);
+    rmSync(path.join(root, 'n'), { recursive: true });
+    build(root, { a: 'a2' });
+    const before = snapshot(root);
+    // The archive is cut between two entries of a directory that is added whole.
+    const broken = wanted.map((w) => (w.path === 'n/3' ? { ...w, content: () => Promise.reject(new Error('blob gone')) } : w));
+    try {
+      await restore(sync, root, broken);
+      assert.unreachable();
+    } catch (err) {
+      assert.instance(err, RestoreFailedError);
+      assert.is((err as RestoreFailedError).code, 'INTERNAL_ERROR');
+      assert.match((err as Error).message, /blob gone/);
+    }
+    assert.equal(snapshot(root), before);
+  });
+}
+
+test('the script swaps nothing from an archive without its last entry, even one cut cleanly between entries', async () => {
+  for (const kind of ['busybox', 'gnu'] as const) {
+    const root = temp('director-mount-');
+    build(root, { keep: 'old' });
+    const stage = '.director-restore-0123456789abcdef';
+    // Everything a restore sends, but `complete`: tar itself accepts such an archive.
+    const tar = await collect(
+      packTree(
+        [
+          { name: stage, type: 'directory', mode: 0o700 },
+          {
+            name: `${stage}/plan`,
+            type: 'file',
+            mode: 0o600,
+            size: 20,
+            content: () => Promise.resolve(Buffer.from('D .\nR keep\nA keep\nE\n')),
+          },
+          { name: `${stage}/o`, type: 'directory', mode: 0o700 },
+          { name: `${stage}/t`, type: 'directory', mode: 0o700 },
+          { name: `${stage}/t/keep`, type: 'file', mode: 0o644, size: 3, content: () => Promise.resolve(Buffer.from('new')) },
+        ],
+        { uid: 0, gid: 0 },
+      ),
+    );
+    const h = await opener(toolset(kind))('local', ['/bin/sh', '-c', TREE_SCRIPT, 'director-tree', 'restore', root, stage, 'MARK', '1']);
+    h.stdin!.end(tar);
+    const out = (await collect(h.stdout)).toString();
+    assert.is((await h.wait()).exitCode, 11, `${kind}: ${out}`);
+    assert.match(out, /FAIL stage/);
+    assert.equal(snapshot(root), { keep: 'file 644 old' }, kind);
+  }
+});
+
+test('a file name with a line break makes the capture fail (the listing would be ambiguous)', async () => {
+  const root = temp('director-mount-');
+  build(root, { 'bad\n81a4 1 1 1 1 1 ./forged': 'x' });
+  try {
+    await capture(new MountSync(opener(toolset('busybox'))), root);
+    assert.unreachable();
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'UNPROCESSABLE');
+  }
+});
+
+test('the hash of what capture reads is the hash of the file (no re-encoding on the way)', async () => {
+  const root = temp('director-mount-');
+  const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+  writeFileSync(path.join(root, 'bin'), bytes);
+  const { wanted } = await capture(new MountSync(opener(toolset('busybox'))), root);
+  const got = (await wanted.find((w) => w.path === 'bin')!.content!()) as Buffer;
+  assert.is(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(bytes).digest('hex'));
+});
+
+test.run();
