@@ -49,6 +49,8 @@ export async function startApi(overrides: Partial<Config> = {}): Promise<TestApi
     sandboxStore: rt.sandboxes.deps.store,
     files: rt.files,
     networks: rt.networks?.manager ?? null,
+    executor: rt.executor,
+    registry: rt.metrics.registry,
   });
   await orch.start();
   const app = await buildApp({ runtime: rt, auth, orchestration: orch });
