@@ -9,11 +9,15 @@ import type { Scope } from '../auth/types.ts';
  * - `security` (`security:read`): every security event of the caller's workspace as
  *   `security_event`; events of type `security_alert` as `security_alert {alert}` instead.
  * - `sandboxes` (`sandboxes:read`): lifecycle as `sandbox_event {sandboxId, event, status}`.
+ * - `workflows` (`sessions:read`): the seed's `workflow_progress {workflowId, step, totalSteps,
+ *   progress, currentStep: {type, status, startTime}}` (plus `runId`) as each step starts and
+ *   ends, and how each run ended as `workflow_completed` / `workflow_failed` (the webhook's `data`:
+ *   `{workflowId, sessionId, status, result: {success, output}}`).
  *
- * Extension point: when sessions and workflows exist they register `sessions` → `session_update`
- * and `workflows` → `workflow_progress` the same way — with {@link eventChannel} if their
- * updates go through the event store, or any other {@link ChannelSource} with a monotonic
- * cursor — through the `channels` option of the WebSocket plugin (or `hub.registerChannel`).
+ * Extension point: other areas (`sessions` → `session_update`) register the same way — with
+ * {@link eventChannel} if their updates go through the event store, or any other
+ * {@link ChannelSource} with a monotonic cursor — through the `channels` option of the WebSocket
+ * plugin (or `hub.registerChannel`).
  */
 
 /** One item of a channel's stream, already translated to the message a client receives. */
@@ -137,11 +141,16 @@ export const sandboxMapper: EventMapper = (e) => {
   return { type: 'sandbox_event', data };
 };
 
+const WORKFLOW_TYPES = new Set(['workflow_progress', 'workflow_completed', 'workflow_failed']);
+
+export const workflowMapper: EventMapper = (e) => (WORKFLOW_TYPES.has(e.type) ? { type: e.type, data: e.details } : null);
+
 /** The channels every hub has. */
 export function builtinChannels(events: EventSink, db: Db): Record<string, ChannelDefinition> {
   const head = eventHead(db);
   return {
     security: eventChannel(events, head, 'security:read', securityMapper),
     sandboxes: eventChannel(events, head, 'sandboxes:read', sandboxMapper),
+    workflows: eventChannel(events, head, 'sessions:read', workflowMapper),
   };
 }
