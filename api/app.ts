@@ -7,6 +7,7 @@ import type { Orchestration } from '../orchestration/orchestration.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { departmentRoutes } from './routes/departments.ts';
 import { contextRoutes } from './routes/context.ts';
+import { workflowRoutes } from './routes/workflows.ts';
 import { newId } from '../core/ids.ts';
 import { ERROR_STATUS, isDirectorError } from '../core/errors.ts';
 import type { AuthService } from './auth/service.ts';
@@ -322,6 +323,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         await v1.register(sessionRoutes, { sessions: o.sessions });
         await v1.register(departmentRoutes, { departments: o.departments });
         await v1.register(contextRoutes, { context: o.context });
+        await v1.register(workflowRoutes, { workflows: o.workflows });
       }
       await v1.register(securityRoutes, { runtime: rt });
       await v1.register(webhookRoutes, { runtime: rt });

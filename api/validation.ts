@@ -10,7 +10,9 @@ import { fieldPath } from '../core/validate.ts';
  * path params are coerced from text, as they can only be text.
  */
 export function installValidators(app: FastifyInstance): void {
-  const common = { allErrors: false, strict: false, removeAdditional: false, useDefaults: true } as const;
+  // `discriminator`: a `oneOf` keyed by a property (a workflow step's `type`) reports the errors of
+  // the branch the key selects, not of every branch.
+  const common = { allErrors: false, strict: false, removeAdditional: false, useDefaults: true, discriminator: true } as const;
   const strict = new Ajv({ ...common, coerceTypes: false });
   const coercing = new Ajv({ ...common, coerceTypes: 'array' });
   addFormats.default(strict);

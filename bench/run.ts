@@ -1,5 +1,5 @@
 /**
- * Benchmarks: `npm run bench [name ...]` (names: sandbox, network, events, api, checkpoint). Each prints its figures with the
+ * Benchmarks: `npm run bench [name ...]` (names: sandbox, network, events, api, checkpoint, workflow). Each prints its figures with the
  * raw floor measured in the same run and the ratio to it.
  */
 import { benchSandbox } from './sandbox.ts';
@@ -7,6 +7,7 @@ import { benchNetwork } from './network.ts';
 import { benchEvents } from './events.ts';
 import { benchApi } from './api.ts';
 import { benchCheckpoint } from './checkpoint.ts';
+import { benchWorkflow } from './workflow.ts';
 
 const all: Record<string, () => Promise<void>> = {
   sandbox: benchSandbox,
@@ -14,6 +15,7 @@ const all: Record<string, () => Promise<void>> = {
   events: benchEvents,
   api: benchApi,
   checkpoint: benchCheckpoint,
+  workflow: benchWorkflow,
 };
 const which = process.argv.slice(2);
 for (const name of which.length ? which : Object.keys(all)) {

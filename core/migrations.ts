@@ -374,4 +374,85 @@ export const MIGRATIONS: readonly Migration[] = [
     ALTER TABLE sandboxes ADD COLUMN environment_id TEXT;
     CREATE INDEX sandboxes_session ON sandboxes (session_id, status) WHERE session_id IS NOT NULL;`,
   },
+  {
+    version: 5,
+    name: 'workflows: definitions, runs, step attempts and the per-workflow event log behind SSE resume',
+    sql: `
+    CREATE TABLE workflows (
+      id TEXT PRIMARY KEY,
+      workspace TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      department_id TEXT,
+      name TEXT NOT NULL,
+      description TEXT NOT NULL,
+      steps TEXT NOT NULL,
+      config TEXT NOT NULL,
+      target TEXT NOT NULL,
+      metadata TEXT NOT NULL,
+      status TEXT NOT NULL,
+      last_run_id TEXT,
+      created_by TEXT,
+      created_ms INTEGER NOT NULL,
+      updated_ms INTEGER NOT NULL
+    );
+    CREATE INDEX workflows_ws ON workflows (workspace, session_id, created_ms);
+    CREATE INDEX workflows_status ON workflows (workspace, status, created_ms);
+    CREATE TABLE workflow_runs (
+      id TEXT PRIMARY KEY,
+      workflow_id TEXT NOT NULL,
+      workspace TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      department_id TEXT,
+      number INTEGER NOT NULL,
+      state TEXT NOT NULL,
+      actor TEXT,
+      environment TEXT NOT NULL,
+      context TEXT NOT NULL,
+      step INTEGER NOT NULL DEFAULT 0,
+      round INTEGER NOT NULL DEFAULT 0,
+      checkpoint_id TEXT,
+      checkpoint_step INTEGER,
+      restore_id TEXT,
+      next_ms INTEGER,
+      sandbox_id TEXT,
+      own_sandbox INTEGER NOT NULL,
+      reason TEXT,
+      output TEXT,
+      created_ms INTEGER NOT NULL,
+      queued_ms INTEGER,
+      started_ms INTEGER,
+      deadline_ms INTEGER,
+      ended_ms INTEGER,
+      updated_ms INTEGER NOT NULL,
+      UNIQUE (workflow_id, number)
+    );
+    CREATE INDEX workflow_runs_open ON workflow_runs (state, created_ms) WHERE state IN ('pending', 'queued', 'running');
+    CREATE INDEX workflow_runs_session ON workflow_runs (session_id, state);
+    CREATE TABLE workflow_attempts (
+      run_id TEXT NOT NULL,
+      n INTEGER NOT NULL,
+      step INTEGER NOT NULL,
+      kind TEXT NOT NULL,
+      round INTEGER NOT NULL,
+      state TEXT NOT NULL,
+      exit_code INTEGER,
+      timed_out INTEGER NOT NULL DEFAULT 0,
+      stdout TEXT NOT NULL DEFAULT '',
+      stderr TEXT NOT NULL DEFAULT '',
+      truncated INTEGER NOT NULL DEFAULT 0,
+      detail TEXT NOT NULL DEFAULT '{}',
+      started_ms INTEGER NOT NULL,
+      ended_ms INTEGER,
+      PRIMARY KEY (run_id, n)
+    );
+    CREATE TABLE workflow_events (
+      workflow_id TEXT NOT NULL,
+      seq INTEGER NOT NULL,
+      run_id TEXT,
+      type TEXT NOT NULL,
+      data TEXT NOT NULL,
+      ts_ms INTEGER NOT NULL,
+      PRIMARY KEY (workflow_id, seq)
+    );`,
+  },
 ];

@@ -1,4 +1,6 @@
+import path from 'node:path';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { Clock } from '../core/clock.ts';
 import type { Db } from '../core/db.ts';
 import { conflict, validationError } from '../core/errors.ts';
@@ -16,6 +18,10 @@ import { SessionSandboxes, type EnvironmentSource } from './sandboxes.ts';
 import { SessionService } from './sessions/service.ts';
 import { SessionStore, type SessionConfig, type SessionRecord } from './sessions/store.ts';
 import { TaskTracker } from './tasks.ts';
+import type { RunSandboxes, StepExecutor, WorkflowCheckpoints } from './workflows/ports.ts';
+import type { WorkflowService } from './workflows/service.ts';
+import { TarCheckpoints } from './workflows/tar-checkpoints.ts';
+import { createWorkflows } from './workflows/workflows.ts';
 
 /** The runtime services the orchestration layer uses (never the engine or nft directly). */
 export interface OrchestrationDeps {
@@ -30,6 +36,15 @@ export interface OrchestrationDeps {
   /** Null when the network layer is off. */
   networks: NetworkManager | null;
   environments?: EnvironmentSource;
+  /** The runtime's Executor: workflow steps run through it (limits, output caps, process-group kill). */
+  executor: StepExecutor;
+  /**
+   * Checkpoints for workflow runs (the checkpoints area's service). Absent: {@link TarCheckpoints}, a
+   * tar of the sandbox's writable paths under the data dir, restored through the runtime.
+   */
+  workflowCheckpoints?: WorkflowCheckpoints;
+  /** The app's Prometheus registry, for the workflow metrics. */
+  registry?: Registry;
 }
 
 export interface Orchestration {
@@ -39,6 +54,7 @@ export interface Orchestration {
   contextStore: ContextStore;
   sandboxes: SessionSandboxes;
   tasks: TaskTracker;
+  workflows: WorkflowService;
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -141,8 +157,51 @@ export function createOrchestration(d: OrchestrationDeps): Orchestration {
     },
   });
 
+  const runSandboxes: RunSandboxes = {
+    create: (caller, body) => sandboxes.create(caller, body),
+    byId: (id) => d.sandboxStore.byId(id),
+    ofSession: (id) => d.sandboxStore.ofSession(id),
+    destroy: (rec, reason) => d.sandboxes.destroy(rec, reason),
+  };
+  const tarCheckpoints = d.workflowCheckpoints
+    ? null
+    : new TarCheckpoints({
+        files: d.files,
+        executor: d.executor,
+        sandboxes: runSandboxes,
+        dir: path.join(d.config.dataDir, 'workflow-checkpoints'),
+        clock: d.clock,
+        timeoutMs: Math.min(30_000, d.config.maxExecTimeoutMs),
+      });
+  const workflows = createWorkflows({
+    db: d.db,
+    config: d.config,
+    clock: d.clock,
+    logger: log.child({ area: 'workflows' }),
+    events: d.events,
+    sessions,
+    departments,
+    departmentStore,
+    tasks,
+    executor: d.executor,
+    checkpoints: d.workflowCheckpoints ?? tarCheckpoints!,
+    sandboxes: runSandboxes,
+    ...(d.environments ? { environments: d.environments } : {}),
+    ...(d.registry ? { registry: d.registry } : {}),
+  });
+
   // What a session's end does to what it owns, in phase order.
+  sessions.onEnd({ name: 'workflows', phase: 0, end: (s, to) => workflows.endSession(s.id, to) });
   sessions.onEnd({ name: 'sandboxes', phase: 1, end: (s, to) => sandboxes.endSession(s, to) });
+  if (tarCheckpoints) {
+    sessions.onEnd({
+      name: 'workflow checkpoints',
+      phase: 2,
+      end: async (s, to) => {
+        if (to === 'terminated') await tarCheckpoints.deleteOfSession(s.id);
+      },
+    });
+  }
   sessions.onEnd({
     name: 'context',
     phase: 2,
@@ -165,8 +224,13 @@ export function createOrchestration(d: OrchestrationDeps): Orchestration {
     contextStore,
     sandboxes,
     tasks,
-    start: () => sessions.start(),
+    workflows,
+    async start() {
+      await sessions.start();
+      await workflows.start();
+    },
     async close() {
+      await workflows.close();
       sessions.close();
       await sessions.settle();
     },

@@ -374,6 +374,29 @@ export const SETTINGS = {
     description:
       "Longest a checkpoint or a restore may spend on one sandbox mount; past it the sandbox's reader is killed and the request fails (a sandbox can stall its own reader).",
   },
+  workflowMaxRunning: {
+    env: 'DIRECTOR_WORKFLOW_MAX_RUNNING',
+    schema: int(1, 10_000),
+    default: 32,
+    unit: 'runs',
+    description:
+      "Workflow runs this instance runs at once (each in a sandbox); more wait as `queued`, oldest first, as do runs beyond their department's `maxConcurrentTasks`.",
+  },
+  workflowDefaultTimeoutMs: {
+    env: 'DIRECTOR_WORKFLOW_DEFAULT_TIMEOUT_MS',
+    schema: int(1000, 604_800_000),
+    default: 3_600_000,
+    unit: 'ms',
+    description: "A workflow run's timeout when its `config.timeout` is unset (counted from when it starts running).",
+  },
+  workflowOutputLimitBytes: {
+    env: 'DIRECTOR_WORKFLOW_OUTPUT_LIMIT_BYTES',
+    schema: int(0, 1_048_576),
+    default: 65_536,
+    unit: 'bytes',
+    description:
+      'Per-stream (stdout, stderr) output kept with each workflow step attempt: the first this many bytes (of the first DIRECTOR_EXEC_OUTPUT_LIMIT_BYTES the execute read); `truncated` marks a cut.',
+  },
   runtimeName: {
     env: 'DIRECTOR_RUNTIME_NAME',
     schema: Type.String(),

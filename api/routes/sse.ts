@@ -41,3 +41,50 @@ export async function streamExecution(reply: FastifyReply, chunks: AsyncGenerato
   }
   return reply;
 }
+
+/** One entry of a resumable event stream: `seq` is its SSE id (what `Last-Event-ID` names). */
+export interface StreamedEvent {
+  seq: number;
+  type: string;
+  data: unknown;
+}
+
+/**
+ * Streams a resumable event log as server-sent events: each event carries its `seq` as id, so a
+ * client that reconnects with `Last-Event-ID` continues exactly after it. A comment line every
+ * `heartbeatMs` keeps proxies from closing an idle stream. When the log ends, a final `end` event
+ * (without id) says so. A client that goes away aborts `signal`, which ends `events`.
+ */
+export async function streamEvents(
+  reply: FastifyReply,
+  open: (signal: AbortSignal) => AsyncGenerator<StreamedEvent>,
+  opts: { heartbeatMs: number },
+): Promise<FastifyReply> {
+  const ac = new AbortController();
+  reply.hijack();
+  const raw = reply.raw;
+  raw.writeHead(200, {
+    ...(reply.getHeaders() as OutgoingHttpHeaders),
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+    'x-request-id': reply.request.id,
+  });
+  raw.once('close', () => ac.abort());
+  const beat = setInterval(() => raw.write(': keep-alive\n\n'), opts.heartbeatMs);
+  beat.unref();
+  try {
+    for await (const e of open(ac.signal)) raw.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e.data)}\n\n`);
+    if (!ac.signal.aborted) raw.write('event: end\ndata: {}\n\n');
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    raw.write(
+      `event: error\ndata: ${JSON.stringify({ code: e.code ?? 'INTERNAL_ERROR', message: e.code ? e.message : 'internal error' })}\n\n`,
+    );
+  } finally {
+    clearInterval(beat);
+    raw.end();
+  }
+  return reply;
+}

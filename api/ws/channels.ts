@@ -12,11 +12,15 @@ import type { Scope } from '../auth/types.ts';
  * - `sessions` (`sessions:read`): session lifecycle as `session_update {sessionId, status, metrics}`.
  * - `alerts` (`security:read`): only `security_alert {alert}`.
  * A client that subscribes to nothing gets {@link DEFAULT_CHANNELS}.
+ * - `workflows` (`sessions:read`): the seed's `workflow_progress {workflowId, step, totalSteps,
+ *   progress, currentStep: {type, status, startTime}}` (plus `runId`) as each step starts and
+ *   ends, and how each run ended as `workflow_completed` / `workflow_failed` (the webhook's `data`:
+ *   `{workflowId, sessionId, status, result: {success, output}}`).
  *
- * Extension point: when sessions and workflows exist they register `sessions` → `session_update`
- * and `workflows` → `workflow_progress` the same way — with {@link eventChannel} if their
- * updates go through the event store, or any other {@link ChannelSource} with a monotonic
- * cursor — through the `channels` option of the WebSocket plugin (or `hub.registerChannel`).
+ * Extension point: other areas (`sessions` → `session_update`) register the same way — with
+ * {@link eventChannel} if their updates go through the event store, or any other
+ * {@link ChannelSource} with a monotonic cursor — through the `channels` option of the WebSocket
+ * plugin (or `hub.registerChannel`).
  */
 
 /** One item of a channel's stream, already translated to the message a client receives. */
@@ -168,6 +172,9 @@ export const alertMapper: EventMapper = (e) => (e.type === 'security_alert' ? { 
  * channels the caller's scopes allow. Its first explicit `subscribe` replaces this set.
  */
 export const DEFAULT_CHANNELS = ['sessions', 'workflows', 'sandboxes', 'alerts'] as const;
+const WORKFLOW_TYPES = new Set(['workflow_progress', 'workflow_completed', 'workflow_failed']);
+
+export const workflowMapper: EventMapper = (e) => (WORKFLOW_TYPES.has(e.type) ? { type: e.type, data: e.details } : null);
 
 /** The channels every hub has. */
 export function builtinChannels(events: EventSink, db: Db): Record<string, ChannelDefinition> {
@@ -177,5 +184,6 @@ export function builtinChannels(events: EventSink, db: Db): Record<string, Chann
     sandboxes: eventChannel(events, head, 'sandboxes:read', sandboxMapper),
     sessions: eventChannel(events, head, 'sessions:read', sessionMapper),
     alerts: eventChannel(events, head, 'security:read', alertMapper),
+    workflows: eventChannel(events, head, 'sessions:read', workflowMapper),
   };
 }

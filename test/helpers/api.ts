@@ -55,6 +55,8 @@ export async function startApi(overrides: Partial<Config> = {}, extra?: ExtraDep
     sandboxStore: rt.sandboxes.deps.store,
     files: rt.files,
     networks: rt.networks?.manager ?? null,
+    executor: rt.executor,
+    registry: rt.metrics.registry,
   });
   await orch.start();
   const app = await buildApp({ ...(extra ? await extra(rt) : {}), runtime: rt, auth, orchestration: orch });
