@@ -5,6 +5,7 @@ import { conflict, validationError } from '../core/errors.ts';
 import type { Config } from '../runtime/config.ts';
 import type { EventSink } from '../runtime/events.ts';
 import type { Caller, SandboxManager } from '../runtime/sandbox/manager.ts';
+import type { Executor } from '../runtime/sandbox/execute.ts';
 import type { FileTransfer } from '../runtime/sandbox/transfer.ts';
 import type { SandboxStore } from '../runtime/store/sandboxes.ts';
 import type { NetworkManager } from '../runtime/network/manager.ts';
@@ -16,6 +17,8 @@ import { SessionSandboxes, type EnvironmentSource } from './sandboxes.ts';
 import { SessionService } from './sessions/service.ts';
 import { SessionStore, type SessionConfig, type SessionRecord } from './sessions/store.ts';
 import { TaskTracker } from './tasks.ts';
+import { createChat, type Chat } from './chat/chat.ts';
+import { SecretBox } from './secrets.ts';
 
 /** The runtime services the orchestration layer uses (never the engine or nft directly). */
 export interface OrchestrationDeps {
@@ -27,6 +30,9 @@ export interface OrchestrationDeps {
   sandboxes: SandboxManager;
   sandboxStore: SandboxStore;
   files: FileTransfer;
+  executor: Executor;
+  /** Seals secrets at rest (vault values, provider keys); default `SecretBox.fromConfig(config)`. */
+  secrets?: SecretBox;
   /** Null when the network layer is off. */
   networks: NetworkManager | null;
   environments?: EnvironmentSource;
@@ -39,6 +45,8 @@ export interface Orchestration {
   contextStore: ContextStore;
   sandboxes: SessionSandboxes;
   tasks: TaskTracker;
+  /** Agents, chat, approvals, the credential vault and LLM providers. */
+  chat: Chat;
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -141,8 +149,36 @@ export function createOrchestration(d: OrchestrationDeps): Orchestration {
     },
   });
 
+  const chat = createChat({
+    db: d.db,
+    config: d.config,
+    clock: d.clock,
+    logger: log.child({ area: 'chat' }),
+    events: d.events,
+    secrets: d.secrets ?? SecretBox.fromConfig(d.config),
+    sessions,
+    sessionById: (id) => sessionStore.byId(id),
+    departments,
+    sandboxes,
+    tasks,
+    io: {
+      execute: (caller, id, req, signal) => d.executor.run(caller, id, req, signal),
+      readFile: async (caller, id, path) => (await d.files.downloadFile(caller, id, path)).content,
+      writeFile: (caller, id, path, content) => d.files.upload(caller, id, path, content, 'file'),
+    },
+  });
+
   // What a session's end does to what it owns, in phase order.
+  sessions.onEnd({ name: 'chat', phase: 0, end: (s, to) => chat.service.endSessionWork(s, to) });
   sessions.onEnd({ name: 'sandboxes', phase: 1, end: (s, to) => sandboxes.endSession(s, to) });
+  sessions.onEnd({
+    name: 'chat-records',
+    phase: 2,
+    end: async (s, to) => {
+      chat.service.endSessionRecords(s, to);
+      await chat.agents.endSession(s.id, to === 'terminated');
+    },
+  });
   sessions.onEnd({
     name: 'context',
     phase: 2,
@@ -165,9 +201,14 @@ export function createOrchestration(d: OrchestrationDeps): Orchestration {
     contextStore,
     sandboxes,
     tasks,
-    start: () => sessions.start(),
+    chat,
+    async start() {
+      chat.service.start();
+      await sessions.start();
+    },
     async close() {
       sessions.close();
+      await chat.service.close();
       await sessions.settle();
     },
   };
