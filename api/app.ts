@@ -7,6 +7,12 @@ import type { Orchestration } from '../orchestration/orchestration.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { departmentRoutes } from './routes/departments.ts';
 import { contextRoutes } from './routes/context.ts';
+import { agentRoutes } from './routes/agents.ts';
+import { chatRoutes } from './routes/chat.ts';
+import { approvalRoutes } from './routes/approvals.ts';
+import { vaultRoutes } from './routes/vault.ts';
+import { llmProviderRoutes } from './routes/llm-providers.ts';
+import { chatChannel } from './ws/chat-channel.ts';
 import { newId } from '../core/ids.ts';
 import { ERROR_STATUS, isDirectorError } from '../core/errors.ts';
 import type { AuthService } from './auth/service.ts';
@@ -304,7 +310,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     recordAudit(req, reply);
     done();
   });
-  await app.register(wsPlugin, { runtime: rt, auth });
+  await app.register(wsPlugin, {
+    runtime: rt,
+    auth,
+    ...(deps.orchestration ? { channels: { chat: chatChannel(deps.orchestration.chat.log) } } : {}),
+  });
   await app.register(systemRoutes, { runtime: rt, probes: deps.probes ?? [] });
   await app.register(
     async (v1) => {
@@ -315,6 +325,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         await v1.register(sessionRoutes, { sessions: o.sessions });
         await v1.register(departmentRoutes, { departments: o.departments });
         await v1.register(contextRoutes, { context: o.context });
+        await v1.register(agentRoutes, { agents: o.chat.agents });
+        await v1.register(chatRoutes, { chat: o.chat.service });
+        await v1.register(approvalRoutes, { approvals: o.chat.approvals });
+        await v1.register(vaultRoutes, { vault: o.chat.vault });
+        await v1.register(llmProviderRoutes, { providers: o.chat.providers });
       }
       await v1.register(securityRoutes, { runtime: rt });
       await v1.register(webhookRoutes, { runtime: rt });
