@@ -3,6 +3,7 @@
  * store with a known admin, listening on an ephemeral loopback port.
  */
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import { buildApp } from '../../api/app.ts';
 import { AuthService } from '../../api/auth/service.ts';
 import type { Config } from '../../runtime/config.ts';
@@ -37,8 +38,15 @@ export interface Res<T = unknown> {
   text: string;
 }
 
-export async function startApi(overrides: Partial<Config> = {}): Promise<TestApi> {
-  const rt = testRuntime(overrides);
+export interface StartApiOptions {
+  /** The runtime's and orchestration's logger (default: silent unless DIRECTOR_TEST_LOG). */
+  logger?: Logger;
+  /** Fastify's logger options (default: none). */
+  httpLogger?: Record<string, unknown>;
+}
+
+export async function startApi(overrides: Partial<Config> = {}, opts: StartApiOptions = {}): Promise<TestApi> {
+  const rt = testRuntime(overrides, opts.logger ? { logger: opts.logger } : {});
   await rt.start();
   const auth = new AuthService(rt.db, { tokenTtlMs: rt.config.jwtTtlMs });
   await auth.bootstrapAdmin(ADMIN_PASSWORD);
@@ -51,10 +59,11 @@ export async function startApi(overrides: Partial<Config> = {}): Promise<TestApi
     sandboxes: rt.sandboxes,
     sandboxStore: rt.sandboxes.deps.store,
     files: rt.files,
+    executor: rt.executor,
     networks: rt.networks?.manager ?? null,
   });
   await orch.start();
-  const app = await buildApp({ runtime: rt, auth, orchestration: orch });
+  const app = await buildApp({ runtime: rt, auth, orchestration: orch, ...(opts.httpLogger ? { logger: opts.httpLogger } : {}) });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address() as { port: number };
   const url = `http://127.0.0.1:${addr.port}`;
