@@ -101,7 +101,17 @@ export class ProviderRegistry {
     if (providerId) {
       const rec = this.#d.store.get(workspace, providerId);
       if (!rec) throw conflict(`the agent's provider ${providerId} no longer exists`, { field: 'provider' });
-      const key = rec.sealedKey ? this.#d.secrets.open(rec.sealedKey, aadOf(rec.id)) : '';
+      let key = '';
+      try {
+        if (rec.sealedKey) key = this.#d.secrets.open(rec.sealedKey, aadOf(rec.id));
+      } catch (err) {
+        throw new DirectorError(
+          'CONFLICT',
+          `the key of provider ${rec.id} cannot be opened with this instance's key`,
+          { field: 'provider' },
+          { cause: err },
+        );
+      }
       const m = model ?? rec.defaultModel;
       return {
         providerId: rec.id,

@@ -204,6 +204,7 @@ export class ChatService {
 
   /** The session's chat events after `after`, then live until the running turn (or `turnId`) ends. */
   follow(caller: Caller, sessionId: string, after: number, opts: { turnId?: string; signal?: AbortSignal } = {}) {
+    this.#d.providers.requireConfigured(caller.workspace);
     const session = this.#d.sessions.get(caller, sessionId);
     const target = opts.turnId ?? this.#running.get(session.id)?.id ?? null;
     return followSession(this.#d.log, session.id, after, target, opts);

@@ -106,6 +106,8 @@ export class TurnRunner {
   /** Calls that reached our `execute` (the others were refused by the SDK as invalid). */
   readonly #handled = new Set<string>();
   #usage: Usage = { ...ZERO_USAGE };
+  /** The model call in progress (0-based), as the SDK announces it before each call. */
+  #step = 0;
 
   constructor(spec: TurnSpec, effects: TurnEffects) {
     this.#s = spec;
@@ -140,7 +142,10 @@ export class TurnRunner {
       maxRetries: this.#e.maxRetries,
       abortSignal: signal,
       stopWhen: [stepCountIs(cfg.maxSteps + 1), () => this.#s.stopReason() !== null, budget],
-      prepareStep: ({ stepNumber }) => (tools && stepNumber >= cfg.maxSteps ? { toolChoice: 'none' as const } : undefined),
+      prepareStep: ({ stepNumber }) => {
+        this.#step = stepNumber;
+        return tools && stepNumber >= cfg.maxSteps ? { toolChoice: 'none' as const } : undefined;
+      },
       onError: () => undefined,
       onStepEnd: (step) => this.#e.persist(step.response.messages as ModelMessage[]),
     });
@@ -229,6 +234,13 @@ export class TurnRunner {
     try {
       const stop = s.stopReason();
       if (stop) throw new ToolCallError('denied', `The tool call was not run: ${stop}.`);
+      // The last model call was told to answer without tools; a call it makes anyway does not run.
+      if (this.#step >= s.agent.config.maxSteps) {
+        throw new ToolCallError(
+          'denied',
+          `The tool call was not run: the step budget of ${s.agent.config.maxSteps} tool rounds is spent. Answer the user.`,
+        );
+      }
       const bad = validateToolInput(name, input);
       if (bad) throw new ToolCallError('error', bad);
       const gate = await e.gate(

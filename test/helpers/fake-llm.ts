@@ -53,6 +53,9 @@ export interface RecordedRequest {
   /** The raw body as received. */
   raw: string;
   body: Record<string, unknown>;
+  /** `performance.now()` when the whole request had arrived, and when the response was complete (NaN until then). */
+  receivedAt: number;
+  respondedAt: number;
 }
 
 export type ReplyFn = (req: RecordedRequest, index: number) => Reply | Promise<Reply>;
@@ -98,11 +101,20 @@ export async function startFakeLlm(kind: FakeLlmKind): Promise<FakeLlm> {
         } catch {
           // recorded as is
         }
-        const rec: RecordedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, raw, body };
+        const rec: RecordedRequest = {
+          method: req.method ?? '',
+          path: req.url ?? '',
+          headers: req.headers,
+          raw,
+          body,
+          receivedAt: performance.now(),
+          respondedAt: Number.NaN,
+        };
         const index = requests.length;
         requests.push(rec);
         const reply = typeof replies === 'function' ? await replies(rec, index) : (replies[Math.min(index, replies.length - 1)] ?? {});
         open.add(res);
+        res.once('finish', () => (rec.respondedAt = performance.now()));
         res.once('close', () => open.delete(res));
         await (kind === 'openai' ? serveOpenAi(res, reply, index) : serveAnthropic(res, reply, index));
       })().catch(() => res.destroy());

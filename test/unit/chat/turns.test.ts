@@ -161,6 +161,23 @@ for (const kind of ['openai', 'anthropic'] as const) {
     assert.ok(JSON.stringify(last.tool_choice ?? '').includes('none'), `the last call forbids tools: ${JSON.stringify(last.tool_choice)}`);
   });
 
+  test('a model that calls a tool anyway once the step budget is spent: the call does not run and the turn ends with an error', async () => {
+    const { agentId } = await h.agent({ approvalPolicy: 'never', maxSteps: 1 });
+    h.llm.script([
+      { toolCalls: [{ name: 'execute', input: { command: 'one' } }] },
+      { toolCalls: [{ name: 'execute', input: { command: 'two' } }] },
+    ]);
+    const { events, result } = await run(agentId, 'loop');
+    assert.equal(
+      h.ran.map((r) => r.command),
+      ['one'],
+    );
+    assert.is(events.at(-1)!.type, 'error');
+    assert.match(String(events.at(-1)!.data.message), /tool choice was none/);
+    assert.is(result.status, 'failed');
+    assert.is(h.llm.requests.length, 2);
+  });
+
   test('the token budget ends the turn once spent', async () => {
     const { agentId } = await h.agent({ approvalPolicy: 'never', maxTokens: 100 });
     h.llm.script([{ toolCalls: [{ name: 'list_files', input: {} }], usage: { input: 90, output: 20 } }, { text: 'never asked' }]);
