@@ -115,6 +115,18 @@ test('approving one call never approves another, and a decision is made once', a
   assert.is((await b.result).run, false);
 });
 
+test('the store decides a pending approval once: a second decision (a timer racing a person) changes nothing', async () => {
+  const { db, svc } = setup();
+  const { rec, result } = await pending(svc, call());
+  const store = new ApprovalStore(db);
+  assert.is(store.decide(rec.id, 'approved', 5, 'usr_alice', null)?.status, 'approved');
+  assert.is(store.decide(rec.id, 'timed_out', 6, 'system', 'late'), null);
+  assert.is(store.byId(rec.id)?.status, 'approved');
+  assert.is(store.byId(rec.id)?.decidedBy, 'usr_alice');
+  svc.cancel({ sessionId: 'ses_1' }, 'cleanup');
+  void result;
+});
+
 test('a decision naming another input hash is refused', async () => {
   const { svc } = setup();
   const { rec, result } = await pending(svc, call());

@@ -76,6 +76,19 @@ test('with no turn running, a resume replays what was kept and ends', async () =
   assert.is((await collect(followSession(log, 'ses_1', 0, null))).length, 2);
 });
 
+test('an event kept and also heard live (a replay longer than a page) is given once', async () => {
+  const { add, log } = setup();
+  for (let i = 0; i < 600; i++) add('ses_1', 't1', 'content', { text: String(i) });
+  const gen = followSession(log, 'ses_1', 0, 't1');
+  const got: ChatEvent[] = [(await gen.next()).value as ChatEvent];
+  // Appended after the first page was read: the second page and the live queue both have it.
+  add('ses_1', 't1', 'content', { text: 'late' });
+  setTimeout(() => add('ses_1', 't1', 'done'), 50);
+  for await (const e of gen) got.push(e);
+  assert.is(got.filter((e) => e.data.text === 'late').length, 1);
+  assert.is(got.length, 602);
+});
+
 test('a turn filter gives only that turn (the POST stream of a turn that superseded another)', async () => {
   const { add, log } = setup();
   const from = log.head();

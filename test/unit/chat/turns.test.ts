@@ -240,6 +240,11 @@ for (const kind of ['openai', 'anthropic'] as const) {
     assert.not.match(everywhere, SECRET);
     assert.not.match(everywhere, Buffer.from(SECRET).toString('base64').replace(/=+$/, ''));
     assert.match(h.llm.requests[1]!.raw, /\[redacted:DEPLOY_TOKEN\]/);
+    // A model that says the value anyway (a user pasted it, say) is redacted in the stream and the messages too.
+    h.llm.script([{ text: [`the token is ${SECRET}`, ' ok'] }]);
+    const said = await run(agentId, 'what is it?');
+    assert.not.match(JSON.stringify(said.events), SECRET);
+    assert.not.match(JSON.stringify(h.chat.service.messages(caller, sessionId, { limit: 50, offset: 0 })), SECRET);
   });
 
   test('a priced model gives the turn a cost; stats add up tokens, cost and tool calls', async () => {
