@@ -8,6 +8,12 @@ import { sessionRoutes } from './routes/sessions.ts';
 import { departmentRoutes } from './routes/departments.ts';
 import { contextRoutes } from './routes/context.ts';
 import { workflowRoutes } from './routes/workflows.ts';
+import { agentRoutes } from './routes/agents.ts';
+import { chatRoutes } from './routes/chat.ts';
+import { approvalRoutes } from './routes/approvals.ts';
+import { vaultRoutes } from './routes/vault.ts';
+import { llmProviderRoutes } from './routes/llm-providers.ts';
+import { chatChannel } from './ws/chat-channel.ts';
 import { newId } from '../core/ids.ts';
 import { ERROR_STATUS, isDirectorError } from '../core/errors.ts';
 import type { AuthService } from './auth/service.ts';
@@ -29,10 +35,8 @@ import { auditRoutes } from './routes/audit.ts';
 import { installAudit } from './audit/hook.ts';
 import { monitoringRoutes } from './routes/monitoring.ts';
 import { environmentRoutes } from './routes/environments.ts';
-import type { EnvironmentService } from '../orchestration/environments/service.ts';
 import { createHttpMetrics } from './http-metrics.ts';
 import type { ReadinessProbe } from './health.ts';
-import type { CheckpointService } from '../orchestration/checkpoints/service.ts';
 import { checkpointRoutes } from './routes/checkpoints.ts';
 
 export interface AppDeps {
@@ -41,9 +45,6 @@ export interface AppDeps {
   orchestration?: Orchestration;
   auth: AuthService;
   probes?: ReadinessProbe[];
-  environments?: EnvironmentService;
-  /** Checkpoints (`/v1/checkpoints`); absent: the routes are not served. */
-  checkpoints?: CheckpointService;
   /** Fastify logger options (pino); false in tests. */
   logger?: boolean | Record<string, unknown>;
 }
@@ -312,7 +313,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     recordAudit(req, reply);
     done();
   });
-  await app.register(wsPlugin, { runtime: rt, auth });
+  await app.register(wsPlugin, {
+    runtime: rt,
+    auth,
+    ...(deps.orchestration ? { channels: { chat: chatChannel(deps.orchestration.chat.log) } } : {}),
+  });
   await app.register(systemRoutes, { runtime: rt, probes: deps.probes ?? [] });
   await app.register(
     async (v1) => {
@@ -323,15 +328,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         await v1.register(sessionRoutes, { sessions: o.sessions });
         await v1.register(departmentRoutes, { departments: o.departments });
         await v1.register(contextRoutes, { context: o.context });
+        await v1.register(environmentRoutes, { environments: o.environments });
+        await v1.register(checkpointRoutes, { checkpoints: o.checkpoints });
         await v1.register(workflowRoutes, { workflows: o.workflows });
+        await v1.register(agentRoutes, { agents: o.chat.agents });
+        await v1.register(chatRoutes, { chat: o.chat.service });
+        await v1.register(approvalRoutes, { approvals: o.chat.approvals });
+        await v1.register(vaultRoutes, { vault: o.chat.vault });
+        await v1.register(llmProviderRoutes, { providers: o.chat.providers });
       }
       await v1.register(securityRoutes, { runtime: rt });
       await v1.register(webhookRoutes, { runtime: rt });
       await v1.register(auditRoutes, { runtime: rt });
       if (rt.networks) await v1.register(networkRoutes, { networks: rt.networks.manager });
       await v1.register(monitoringRoutes, { runtime: rt, errors: http.errors, totals: http.totals });
-      if (deps.environments) await v1.register(environmentRoutes, { environments: deps.environments });
-      if (deps.checkpoints) await v1.register(checkpointRoutes, { checkpoints: deps.checkpoints });
     },
     { prefix: '/v1' },
   );

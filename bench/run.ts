@@ -1,5 +1,5 @@
 /**
- * Benchmarks: `npm run bench [name ...]` (names: sandbox, network, events, api, checkpoint, workflow). Each prints its figures with the
+ * Benchmarks: `npm run bench [name ...]` (names: sandbox, network, events, api, checkpoint, workflow, chat). Each prints its figures with the
  * raw floor measured in the same run and the ratio to it.
  */
 import { benchSandbox } from './sandbox.ts';
@@ -8,6 +8,7 @@ import { benchEvents } from './events.ts';
 import { benchApi } from './api.ts';
 import { benchCheckpoint } from './checkpoint.ts';
 import { benchWorkflow } from './workflow.ts';
+import { benchChat } from './chat.ts';
 
 const all: Record<string, () => Promise<void>> = {
   sandbox: benchSandbox,
@@ -16,6 +17,7 @@ const all: Record<string, () => Promise<void>> = {
   api: benchApi,
   checkpoint: benchCheckpoint,
   workflow: benchWorkflow,
+  chat: benchChat,
 };
 const which = process.argv.slice(2);
 for (const name of which.length ? which : Object.keys(all)) {

@@ -103,7 +103,8 @@ async function setup(): Promise<Bench> {
     sandboxStore: rt.sandboxes.deps.store,
     files: rt.files,
     networks: null,
-    executor,
+    executor: rt.executor,
+    stepExecutor: executor,
     workflowCheckpoints: checkpoints,
   });
   await orch.start();

@@ -28,7 +28,8 @@ export type IdPrefix =
   | 'apr'
   | 'aar'
   | 'vlt'
-  | 'prv';
+  | 'prv'
+  | 'trn';
 
 /**
  * CSPRNG bytes drawn 4 KiB at a time and encoded at once: one draw and one encoding per 341

@@ -455,4 +455,141 @@ export const MIGRATIONS: readonly Migration[] = [
       PRIMARY KEY (workflow_id, seq)
     );`,
   },
+  {
+    version: 6,
+    name: 'agents, chat turns, messages and events, tool calls, approvals, auto-approve rules, credential vault, LLM providers',
+    sql: `
+    CREATE TABLE agents (
+      id TEXT PRIMARY KEY,
+      workspace TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      department_id TEXT NOT NULL,
+      name TEXT NOT NULL,
+      config TEXT NOT NULL,
+      created_by TEXT,
+      created_ms INTEGER NOT NULL,
+      updated_ms INTEGER NOT NULL,
+      deleted_ms INTEGER
+    );
+    CREATE INDEX agents_ws ON agents (workspace, session_id, created_ms);
+    CREATE TABLE chat_turns (
+      id TEXT PRIMARY KEY,
+      workspace TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      agent_id TEXT NOT NULL,
+      status TEXT NOT NULL,
+      reason TEXT,
+      provider TEXT NOT NULL,
+      model TEXT NOT NULL,
+      usage TEXT NOT NULL,
+      cost REAL,
+      steps INTEGER NOT NULL DEFAULT 0,
+      created_by TEXT,
+      started_ms INTEGER NOT NULL,
+      ended_ms INTEGER
+    );
+    CREATE INDEX chat_turns_session ON chat_turns (session_id, started_ms);
+    CREATE TABLE chat_messages (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      id TEXT NOT NULL UNIQUE,
+      workspace TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      turn_id TEXT,
+      agent_id TEXT,
+      role TEXT NOT NULL,
+      content TEXT NOT NULL,
+      created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX chat_messages_session ON chat_messages (session_id, seq);
+    CREATE TABLE chat_events (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      workspace TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      turn_id TEXT NOT NULL,
+      agent_id TEXT NOT NULL,
+      type TEXT NOT NULL,
+      data TEXT NOT NULL,
+      ts_ms INTEGER NOT NULL
+    );
+    CREATE INDEX chat_events_session ON chat_events (session_id, seq);
+    CREATE INDEX chat_events_ws ON chat_events (workspace, seq);
+    CREATE INDEX chat_events_ts ON chat_events (ts_ms);
+    CREATE TABLE tool_calls (
+      turn_id TEXT NOT NULL,
+      call_id TEXT NOT NULL,
+      workspace TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      agent_id TEXT NOT NULL,
+      tool TEXT NOT NULL,
+      status TEXT NOT NULL,
+      exit_code INTEGER,
+      duration_ms INTEGER NOT NULL,
+      sandbox_id TEXT,
+      approval_id TEXT,
+      ended_ms INTEGER NOT NULL,
+      PRIMARY KEY (turn_id, call_id)
+    );
+    CREATE INDEX tool_calls_session ON tool_calls (session_id, ended_ms);
+    CREATE TABLE approvals (
+      id TEXT PRIMARY KEY,
+      workspace TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      agent_id TEXT NOT NULL,
+      turn_id TEXT NOT NULL,
+      call_id TEXT NOT NULL,
+      tool TEXT NOT NULL,
+      input TEXT NOT NULL,
+      input_hash TEXT NOT NULL,
+      status TEXT NOT NULL,
+      reason TEXT,
+      decided_by TEXT,
+      rule_id TEXT,
+      created_ms INTEGER NOT NULL,
+      expires_ms INTEGER NOT NULL,
+      decided_ms INTEGER
+    );
+    CREATE INDEX approvals_ws ON approvals (workspace, status, created_ms);
+    CREATE INDEX approvals_session ON approvals (session_id, status);
+    CREATE TABLE auto_approve_rules (
+      id TEXT PRIMARY KEY,
+      workspace TEXT NOT NULL,
+      agent_id TEXT NOT NULL,
+      tool TEXT NOT NULL,
+      match TEXT,
+      scope TEXT NOT NULL,
+      session_id TEXT,
+      created_by TEXT,
+      created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX auto_approve_rules_agent ON auto_approve_rules (agent_id, tool);
+    CREATE TABLE vault_secrets (
+      id TEXT PRIMARY KEY,
+      workspace TEXT NOT NULL,
+      name TEXT NOT NULL,
+      description TEXT NOT NULL,
+      value TEXT,
+      version INTEGER NOT NULL,
+      created_by TEXT,
+      created_ms INTEGER NOT NULL,
+      updated_ms INTEGER NOT NULL,
+      rotated_ms INTEGER,
+      deleted_ms INTEGER
+    );
+    CREATE UNIQUE INDEX vault_secrets_name ON vault_secrets (workspace, name) WHERE deleted_ms IS NULL;
+    CREATE TABLE llm_providers (
+      id TEXT PRIMARY KEY,
+      workspace TEXT NOT NULL,
+      name TEXT NOT NULL,
+      type TEXT NOT NULL,
+      base_url TEXT NOT NULL,
+      api_key TEXT,
+      default_model TEXT NOT NULL,
+      pricing TEXT NOT NULL,
+      created_by TEXT,
+      created_ms INTEGER NOT NULL,
+      updated_ms INTEGER NOT NULL,
+      deleted_ms INTEGER
+    );
+    CREATE UNIQUE INDEX llm_providers_name ON llm_providers (workspace, name) WHERE deleted_ms IS NULL;`,
+  },
 ];

@@ -7,6 +7,7 @@ import { conflict, validationError } from '../core/errors.ts';
 import type { Config } from '../runtime/config.ts';
 import type { EventSink } from '../runtime/events.ts';
 import type { Caller, SandboxManager } from '../runtime/sandbox/manager.ts';
+import type { Executor } from '../runtime/sandbox/execute.ts';
 import type { FileTransfer } from '../runtime/sandbox/transfer.ts';
 import type { SandboxStore } from '../runtime/store/sandboxes.ts';
 import type { NetworkManager } from '../runtime/network/manager.ts';
@@ -22,6 +23,14 @@ import type { RunSandboxes, StepExecutor, WorkflowCheckpoints } from './workflow
 import type { WorkflowService } from './workflows/service.ts';
 import { TarCheckpoints } from './workflows/tar-checkpoints.ts';
 import { createWorkflows } from './workflows/workflows.ts';
+import { createChat, type Chat } from './chat/chat.ts';
+import { SecretBox } from './secrets.ts';
+import { EnvironmentService } from './environments/service.ts';
+import { EnvironmentStore } from './environments/store.ts';
+import { loadTemplates } from './environments/template.ts';
+import { createCheckpointService, type CheckpointService } from './checkpoints/service.ts';
+import { isDirectorError } from '../core/errors.ts';
+import type { Runtime } from '../runtime/runtime.ts';
 
 /** The runtime services the orchestration layer uses (never the engine or nft directly). */
 export interface OrchestrationDeps {
@@ -33,11 +42,15 @@ export interface OrchestrationDeps {
   sandboxes: SandboxManager;
   sandboxStore: SandboxStore;
   files: FileTransfer;
+  /** Seals secrets at rest (vault values, provider keys); default `SecretBox.fromConfig(config)`. */
+  secrets?: SecretBox;
   /** Null when the network layer is off. */
   networks: NetworkManager | null;
   environments?: EnvironmentSource;
-  /** The runtime's Executor: workflow steps run through it (limits, output caps, process-group kill). */
-  executor: StepExecutor;
+  /** The runtime's Executor: workflow steps and agents' tool calls run through it (limits, output caps, process-group kill). */
+  executor: Executor;
+  /** What workflow steps run through, when not `executor` itself (a benchmark's timing wrapper). */
+  stepExecutor?: StepExecutor;
   /**
    * Checkpoints for workflow runs (the checkpoints area's service). Absent: {@link TarCheckpoints}, a
    * tar of the sandbox's writable paths under the data dir, restored through the runtime.
@@ -54,7 +67,13 @@ export interface Orchestration {
   contextStore: ContextStore;
   sandboxes: SessionSandboxes;
   tasks: TaskTracker;
+  sessionStore: SessionStore;
+  departmentStore: DepartmentStore;
+  environments: EnvironmentService;
+  checkpoints: CheckpointService;
   workflows: WorkflowService;
+  /** Agents, chat, approvals, the credential vault and LLM providers. */
+  chat: Chat;
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -70,6 +89,15 @@ export function createOrchestration(d: OrchestrationDeps): Orchestration {
   const departmentStore = new DepartmentStore(d.db);
   const contextStore = new ContextStore(d.db);
   const tasks = new TaskTracker(sessionStore);
+  const secrets = d.secrets ?? SecretBox.fromConfig(d.config);
+  const environmentService = new EnvironmentService({
+    store: new EnvironmentStore(d.db),
+    templates: loadTemplates(),
+    secrets,
+    events: d.events,
+    clock: d.clock,
+  });
+  const environments: EnvironmentSource = d.environments ?? environmentSource(environmentService);
 
   const checkReferences = (caller: Caller, cfg: Partial<SessionConfig>): void => {
     if (cfg.networkId) {
@@ -81,8 +109,7 @@ export function createOrchestration(d: OrchestrationDeps): Orchestration {
       }
     }
     if (cfg.environmentId) {
-      if (!d.environments) throw validationError('config.environmentId', 'environments are not available on this instance');
-      d.environments.forSandbox(caller, cfg.environmentId, 'config.environmentId');
+      environments.forSandbox(caller, cfg.environmentId, 'config.environmentId');
     }
   };
 
@@ -132,7 +159,7 @@ export function createOrchestration(d: OrchestrationDeps): Orchestration {
     files: d.files,
     sessions,
     departments,
-    ...(d.environments ? { environments: d.environments } : {}),
+    environments,
     logger: log.child({ area: 'sandboxes' }),
   });
 
@@ -167,7 +194,7 @@ export function createOrchestration(d: OrchestrationDeps): Orchestration {
     ? null
     : new TarCheckpoints({
         files: d.files,
-        executor: d.executor,
+        executor: d.stepExecutor ?? d.executor,
         sandboxes: runSandboxes,
         dir: path.join(d.config.dataDir, 'workflow-checkpoints'),
         clock: d.clock,
@@ -183,15 +210,52 @@ export function createOrchestration(d: OrchestrationDeps): Orchestration {
     departments,
     departmentStore,
     tasks,
-    executor: d.executor,
+    executor: d.stepExecutor ?? d.executor,
     checkpoints: d.workflowCheckpoints ?? tarCheckpoints!,
     sandboxes: runSandboxes,
-    ...(d.environments ? { environments: d.environments } : {}),
+    environments,
     ...(d.registry ? { registry: d.registry } : {}),
+  });
+
+  const chat = createChat({
+    db: d.db,
+    config: d.config,
+    clock: d.clock,
+    logger: log.child({ area: 'chat' }),
+    events: d.events,
+    secrets,
+    sessions,
+    sessionById: (id) => sessionStore.byId(id),
+    departments,
+    sandboxes,
+    tasks,
+    io: {
+      execute: (caller, id, req, signal) => d.executor.run(caller, id, req, signal),
+      readFile: async (caller, id, path) => (await d.files.downloadFile(caller, id, path)).content,
+      writeFile: (caller, id, path, content) => d.files.upload(caller, id, path, content, 'file'),
+    },
+  });
+
+  const checkpoints = createCheckpointService({
+    runtime: {
+      config: d.config,
+      db: d.db,
+      clock: d.clock,
+      logger: d.logger,
+      events: d.events,
+      sandboxes: d.sandboxes,
+      executor: d.executor,
+    },
+    sessions,
+    sessionStore,
+    departmentStore,
+    contextStore,
+    messages: chat.service.messageSnapshots,
   });
 
   // What a session's end does to what it owns, in phase order.
   sessions.onEnd({ name: 'workflows', phase: 0, end: (s, to) => workflows.endSession(s.id, to) });
+  sessions.onEnd({ name: 'chat', phase: 0, end: (s, to) => chat.service.endSessionWork(s, to) });
   sessions.onEnd({ name: 'sandboxes', phase: 1, end: (s, to) => sandboxes.endSession(s, to) });
   if (tarCheckpoints) {
     sessions.onEnd({
@@ -202,6 +266,14 @@ export function createOrchestration(d: OrchestrationDeps): Orchestration {
       },
     });
   }
+  sessions.onEnd({
+    name: 'chat-records',
+    phase: 2,
+    end: async (s, to) => {
+      chat.service.endSessionRecords(s, to);
+      await chat.agents.endSession(s.id, to === 'terminated');
+    },
+  });
   sessions.onEnd({
     name: 'context',
     phase: 2,
@@ -224,15 +296,64 @@ export function createOrchestration(d: OrchestrationDeps): Orchestration {
     contextStore,
     sandboxes,
     tasks,
+    sessionStore,
+    departmentStore,
+    environments: environmentService,
+    checkpoints,
     workflows,
+    chat,
     async start() {
+      await checkpoints.start();
+      chat.service.start();
       await sessions.start();
       await workflows.start();
     },
     async close() {
       await workflows.close();
       sessions.close();
+      await chat.service.close();
       await sessions.settle();
     },
+  };
+}
+
+/** Environments as the sandboxes of a session take them: a missing one is a 400 naming the field that referred to it. */
+function environmentSource(svc: EnvironmentService): EnvironmentSource {
+  return {
+    forSandbox(caller, environmentId, field) {
+      let env;
+      try {
+        env = svc.forSandbox(caller, environmentId);
+      } catch (err) {
+        if (isDirectorError(err) && err.code === 'NOT_FOUND')
+          throw validationError(field, `no environment ${environmentId} in this workspace`);
+        throw err;
+      }
+      return {
+        id: env.environmentId,
+        image: env.image,
+        variables: env.environment,
+        ceiling: env.limitCeiling,
+        networkPolicy: env.networkPolicy,
+        files: env.files,
+      };
+    },
+  };
+}
+
+/** The runtime's services that {@link createOrchestration} takes, as the composition root hands them over. */
+export function runtimeServices(rt: Runtime): OrchestrationDeps {
+  return {
+    db: rt.db,
+    config: rt.config,
+    clock: rt.clock,
+    logger: rt.logger,
+    events: rt.events,
+    sandboxes: rt.sandboxes,
+    sandboxStore: rt.sandboxes.deps.store,
+    files: rt.files,
+    executor: rt.executor,
+    networks: rt.networks?.manager ?? null,
+    registry: rt.metrics.registry,
   };
 }

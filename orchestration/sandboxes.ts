@@ -19,7 +19,7 @@ export interface EnvironmentForSandbox {
   variables: Record<string, string>;
   ceiling: LimitCeiling | null;
   networkPolicy: unknown;
-  files: { path: string; content: string; mode?: number }[];
+  files: { path: string; content: string | Buffer; mode?: number }[];
 }
 
 export interface EnvironmentSource {

@@ -403,6 +403,76 @@ export const SETTINGS = {
     default: 'default',
     description: 'Name of this Director instance; it labels every container so several instances can share one engine.',
   },
+  llmProvider: {
+    env: 'DIRECTOR_LLM_PROVIDER',
+    schema: Type.Union([Type.Literal(''), Type.Literal('openai-compatible'), Type.Literal('anthropic')]),
+    default: '',
+    description:
+      'The instance-wide LLM provider of chat agents: `openai-compatible` (OpenAI, Ollama, vLLM, llama.cpp, LM Studio) or `anthropic`. Empty: none (chat answers 503 unless an admin registered a provider). Nothing is sent anywhere by default.',
+  },
+  llmBaseUrl: {
+    env: 'DIRECTOR_LLM_BASE_URL',
+    schema: Type.String({ pattern: '^(|https?://[^\\s]+)$' }),
+    default: '',
+    description:
+      'Base URL of the provider API (`http://127.0.0.1:11434/v1` for Ollama). Required for `openai-compatible`; empty for `anthropic` means https://api.anthropic.com/v1.',
+  },
+  llmApiKey: {
+    env: 'DIRECTOR_LLM_API_KEY',
+    schema: Type.String({ maxLength: 4096 }),
+    default: '',
+    description: 'API key sent to the provider (never returned or logged). Secret.',
+  },
+  llmModel: {
+    env: 'DIRECTOR_LLM_MODEL',
+    schema: Type.String({ maxLength: 256 }),
+    default: '',
+    description: 'Model of agents that name none (required when DIRECTOR_LLM_PROVIDER is set).',
+  },
+  llmPricing: {
+    env: 'DIRECTOR_LLM_PRICING',
+    schema: Type.String({ maxLength: 65_536 }),
+    default: '',
+    description:
+      'Prices per model as JSON, USD per million tokens: `{"model": {"input": 3, "output": 15}}`. A turn on a model listed here has a cost; others have `cost: null`.',
+  },
+  llmTimeoutMs: {
+    env: 'DIRECTOR_LLM_TIMEOUT_MS',
+    schema: int(1000, 3_600_000),
+    default: 120_000,
+    unit: 'ms',
+    description:
+      'Longest wait for the provider while it answers (its response, then each streamed part); the turn then ends with an `error` event.',
+  },
+  llmMaxRetries: {
+    env: 'DIRECTOR_LLM_MAX_RETRIES',
+    schema: int(0, 10),
+    default: 2,
+    description: 'Retries of a model request the provider refused with a retryable error (connection refused, 429, 5xx), with backoff.',
+  },
+  chatApprovalTimeoutMs: {
+    env: 'DIRECTOR_CHAT_APPROVAL_TIMEOUT_MS',
+    schema: int(1000, 86_400_000),
+    default: 300_000,
+    unit: 'ms',
+    description: 'How long a tool call waits for approval; then it is denied (`timed_out`) and the model is told it did not run.',
+  },
+  chatToolOutputMaxBytes: {
+    env: 'DIRECTOR_CHAT_TOOL_OUTPUT_MAX_BYTES',
+    schema: int(256, 1_048_576),
+    default: 16_384,
+    unit: 'bytes',
+    description:
+      'Per stream (stdout, stderr, file content), what a tool result gives the model; the rest is cut and the result marked `truncated`.',
+  },
+  chatEventRetentionMs: {
+    env: 'DIRECTOR_CHAT_EVENT_RETENTION_MS',
+    schema: int(60_000, 2_592_000_000),
+    default: 86_400_000,
+    unit: 'ms',
+    description:
+      'How long streamed chat events are kept for resuming (`Last-Event-ID`, WebSocket `after`); messages are kept with the session.',
+  },
 } as const satisfies Record<string, Setting>;
 
 type Settings = typeof SETTINGS;

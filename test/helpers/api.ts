@@ -3,11 +3,12 @@
  * store with a known admin, listening on an ephemeral loopback port.
  */
 import type { FastifyInstance } from 'fastify';
-import { buildApp, type AppDeps } from '../../api/app.ts';
+import type { Logger } from 'pino';
+import { buildApp } from '../../api/app.ts';
 import { AuthService } from '../../api/auth/service.ts';
 import type { Config } from '../../runtime/config.ts';
 import { testRuntime, type TestRuntime } from './runtime.ts';
-import { createOrchestration, type Orchestration } from '../../orchestration/orchestration.ts';
+import { createOrchestration, runtimeServices, type Orchestration } from '../../orchestration/orchestration.ts';
 
 export const ADMIN_PASSWORD = 'test-admin-password-1';
 
@@ -37,29 +38,22 @@ export interface Res<T = unknown> {
   text: string;
 }
 
-/** Services beyond the runtime and auth that a test serves (orchestration areas), built on the test's runtime. */
-export type ExtraDeps = (rt: TestRuntime) => Promise<Omit<Partial<AppDeps>, 'runtime' | 'auth'>>;
+export interface StartApiOptions {
+  /** The runtime's and orchestration's logger (default: silent unless DIRECTOR_TEST_LOG). */
+  logger?: Logger;
+  /** Fastify's logger options (default: none). */
+  httpLogger?: Record<string, unknown>;
+}
 
-export async function startApi(overrides: Partial<Config> = {}, extra?: ExtraDeps): Promise<TestApi> {
-  const rt = testRuntime(overrides);
+export async function startApi(overrides: Partial<Config> = {}, opts: StartApiOptions = {}): Promise<TestApi> {
+  const rt = testRuntime(overrides, opts.logger ? { logger: opts.logger } : {});
   await rt.start();
   const auth = new AuthService(rt.db, { tokenTtlMs: rt.config.jwtTtlMs });
   await auth.bootstrapAdmin(ADMIN_PASSWORD);
-  const orch = createOrchestration({
-    db: rt.db,
-    config: rt.config,
-    clock: rt.clock,
-    logger: rt.logger,
-    events: rt.events,
-    sandboxes: rt.sandboxes,
-    sandboxStore: rt.sandboxes.deps.store,
-    files: rt.files,
-    networks: rt.networks?.manager ?? null,
-    executor: rt.executor,
-    registry: rt.metrics.registry,
-  });
+  const orch = createOrchestration(runtimeServices(rt));
+
   await orch.start();
-  const app = await buildApp({ ...(extra ? await extra(rt) : {}), runtime: rt, auth, orchestration: orch });
+  const app = await buildApp({ runtime: rt, auth, orchestration: orch, ...(opts.httpLogger ? { logger: opts.httpLogger } : {}) });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address() as { port: number };
   const url = `http://127.0.0.1:${addr.port}`;

@@ -12,7 +12,8 @@ import { newId } from '../../../core/ids.ts';
 import type { Caller } from '../../../runtime/sandbox/manager.ts';
 import type { SandboxRecord } from '../../../runtime/store/sandboxes.ts';
 import { ADMIN_PASSWORD, call, startApi, type Res, type TestApi } from '../../helpers/api.ts';
-import { blobContents, blobDigests, orchestrationFor, type Orchestration } from '../../helpers/orchestration.ts';
+import { blobContents, blobDigests } from '../../helpers/orchestration.ts';
+import type { Orchestration } from '../../../orchestration/orchestration.ts';
 import { BUSYBOX, sleep } from '../../helpers/runtime.ts';
 
 const test = suite('api-checkpoints');
@@ -24,18 +25,17 @@ const MAX_BYTES = 8 * 1024 * 1024;
 const MAX_PER_SESSION = 4;
 
 test.before(async () => {
-  api = await startApi(
-    { checkpointMaxPerSession: MAX_PER_SESSION, checkpointMaxBytes: MAX_BYTES, rateLimitSession: 100_000, rateLimitSandbox: 100_000 },
-    async (rt) => {
-      orch = await orchestrationFor(rt);
-      return { checkpoints: orch.checkpoints };
-    },
-  );
+  api = await startApi({
+    checkpointMaxPerSession: MAX_PER_SESSION,
+    checkpointMaxBytes: MAX_BYTES,
+    rateLimitSession: 100_000,
+    rateLimitSandbox: 100_000,
+  });
+  orch = api.orch;
   const who = await call<{ data: { workspace: string } }>(api.url, 'GET', '/v1/auth/me', { token: api.adminToken });
   me = { workspace: who.body.data.workspace, actor: 'test' };
 });
 test.after(async () => {
-  orch?.sessions.close();
   await api?.close();
 });
 
@@ -489,18 +489,15 @@ test('a paused session can be checkpointed but not restored; an ended one neithe
 });
 
 test('a restarted server keeps checkpoints restorable', async () => {
-  let o1: Orchestration | null = null;
-  const first = await startApi({}, async (rt) => {
-    o1 = await orchestrationFor(rt);
-    return { checkpoints: o1.checkpoints };
-  });
+  const first = await startApi({});
+  const o1 = first.orch;
   const { dataDir, config } = first.rt;
   let second: TestApi | null = null;
   let firstClosed = false;
   try {
     const who = await call<{ data: { workspace: string } }>(first.url, 'GET', '/v1/auth/me', { token: first.adminToken });
     const caller = { workspace: who.body.data.workspace, actor: 'test' };
-    const s = o1!.sessions.create(caller, { name: 'survives' });
+    const s = o1.sessions.create(caller, { name: 'survives' });
     const sb = await first.rt.sandboxes.create({ image: BUSYBOX }, caller, {
       owner: { sessionId: s.id, departmentId: null, environmentId: null },
     });
@@ -511,15 +508,9 @@ test('a restarted server keeps checkpoints restorable', async () => {
     });
     assert.is(cp.status, 201, cp.text);
     // Stop the server without removing its sandboxes or data dir, then start another on them.
-    (o1 as Orchestration | null)?.sessions.close();
-    await first.app.close();
-    await first.rt.close();
+    await first.stop();
     firstClosed = true;
-    let o2: Orchestration | null = null;
-    second = await startApi({ dataDir, runtimeName: config.runtimeName }, async (rt) => {
-      o2 = await orchestrationFor(rt);
-      return { checkpoints: o2.checkpoints };
-    });
+    second = await startApi({ dataDir, runtimeName: config.runtimeName });
     const login = await call<{ data: { token: string } }>(second.url, 'POST', '/v1/auth/login', {
       body: { username: 'admin', password: ADMIN_PASSWORD },
     });
@@ -532,7 +523,6 @@ test('a restarted server keeps checkpoints restorable', async () => {
     assert.is(r.body.data.sandboxes[0]!.sandboxId, sb.id);
     const out = await second.rt.executor.run(caller, sb.id, { command: ['sh', '-c', 'cat /workspace/f; ls /workspace'] });
     assert.is(out.stdout, 'before\nf\n');
-    (o2 as Orchestration | null)?.sessions.close();
   } finally {
     if (second) await second.close();
     else if (firstClosed) await first.rt.cleanup();

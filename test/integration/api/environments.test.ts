@@ -17,9 +17,8 @@ import * as assert from 'uvu/assert';
 import { buildApp } from '../../../api/app.ts';
 import { AuthService } from '../../../api/auth/service.ts';
 import { EnvironmentService } from '../../../orchestration/environments/service.ts';
-import { EnvironmentStore } from '../../../orchestration/environments/store.ts';
-import { loadTemplates } from '../../../orchestration/environments/template.ts';
-import { SecretBox, SECRETS_KEY_FILE } from '../../../orchestration/secrets.ts';
+import { createOrchestration, runtimeServices, type Orchestration } from '../../../orchestration/orchestration.ts';
+import { SECRETS_KEY_FILE } from '../../../orchestration/secrets.ts';
 import { ADMIN_PASSWORD, call, type Res } from '../../helpers/api.ts';
 import { testRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 
@@ -47,6 +46,7 @@ interface Server {
   url: string;
   rt: TestRuntime;
   app: FastifyInstance;
+  orch: Orchestration;
   environments: EnvironmentService;
   token: string;
 }
@@ -62,24 +62,21 @@ async function startServer(): Promise<Server> {
   await rt.start();
   const auth = new AuthService(rt.db, { tokenTtlMs: rt.config.jwtTtlMs });
   await auth.bootstrapAdmin(ADMIN_PASSWORD);
-  const environments = new EnvironmentService({
-    store: new EnvironmentStore(rt.db),
-    templates: loadTemplates(),
-    secrets: SecretBox.fromConfig(rt.config),
-    events: rt.events,
-    clock: rt.clock,
-  });
-  const app = await buildApp({ runtime: rt, auth, environments, logger: { level: 'trace', stream: logStream } });
+  const orch = createOrchestration(runtimeServices(rt));
+  await orch.start();
+  const environments = orch.environments;
+  const app = await buildApp({ runtime: rt, auth, orchestration: orch, logger: { level: 'trace', stream: logStream } });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
   const login = await call<{ data: { token: string } }>(url, 'POST', '/v1/auth/login', {
     body: { username: 'admin', password: ADMIN_PASSWORD },
   });
-  return { url, rt, app, environments, token: login.body.data.token };
+  return { url, rt, app, orch, environments, token: login.body.data.token };
 }
 
 async function stopServer(s: Server, opts: { cleanup: boolean }): Promise<void> {
   await s.app.close();
+  await s.orch.close();
   if (opts.cleanup) await s.rt.cleanup();
   else await s.rt.close();
 }

@@ -1,0 +1,3 @@
+import { chatCases } from './cases.ts';
+
+chatCases('anthropic');
