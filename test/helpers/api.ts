@@ -1,12 +1,13 @@
 /**
- * A real Director HTTP server for a test file: its own runtime (see ./runtime.ts), its own auth
- * store with a known admin, listening on an ephemeral loopback port.
+ * A real Director HTTP server for a test file, built as the server builds itself
+ * (`createDirector`, api/server.ts): its own runtime (see ./runtime.ts), its own auth store with
+ * a known admin, listening on an ephemeral loopback port.
  */
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../api/app.ts';
-import { AuthService } from '../../api/auth/service.ts';
+import type { AuthService } from '../../api/auth/service.ts';
+import { createDirector, type DirectorOptions } from '../../api/server.ts';
 import type { Config } from '../../runtime/config.ts';
-import { testRuntime, type TestRuntime } from './runtime.ts';
+import { testSetup, withCleanup, type TestRuntime } from './runtime.ts';
 
 export const ADMIN_PASSWORD = 'test-admin-password-1';
 
@@ -32,19 +33,19 @@ export interface Res<T = unknown> {
   text: string;
 }
 
-export async function startApi(overrides: Partial<Config> = {}): Promise<TestApi> {
-  const rt = testRuntime(overrides);
-  await rt.start();
-  const auth = new AuthService(rt.db, { tokenTtlMs: rt.config.jwtTtlMs });
+/** Starts a server; `opts` reach `createDirector` (another engine, webhook or WebSocket settings...). */
+export async function startApi(overrides: Partial<Config> = {}, opts: Omit<DirectorOptions, 'config'> = {}): Promise<TestApi> {
+  const setup = testSetup(overrides);
+  const director = await createDirector({ config: setup.config, engine: setup.engine, logger: setup.logger, ...opts });
+  const rt = withCleanup(director.runtime, setup);
+  const { auth, app } = director;
+  await director.start();
   await auth.bootstrapAdmin(ADMIN_PASSWORD);
-  const app = await buildApp({ runtime: rt, auth });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const addr = app.server.address() as { port: number };
-  const url = `http://127.0.0.1:${addr.port}`;
+  const url = await director.listen({ host: '127.0.0.1', port: 0 });
   const login = await call(url, 'POST', '/v1/auth/login', { body: { username: 'admin', password: ADMIN_PASSWORD } });
   const adminToken = (login.body.data as { token: string }).token;
   const close = async () => {
-    await app.close();
+    await director.close();
     await rt.cleanup();
   };
   return { url, rt, auth, app, adminToken, close, [Symbol.asyncDispose]: close };

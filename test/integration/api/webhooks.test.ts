@@ -52,15 +52,12 @@ test.before(async () => {
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-  delete process.env.DIRECTOR_WEBHOOK_ALLOW_PRIVATE;
-  delete process.env.DIRECTOR_WEBHOOK_ALLOWED_CIDRS;
   closedApi = await startApi();
-  process.env.DIRECTOR_WEBHOOK_ALLOWED_CIDRS = '127.0.0.0/8';
-  api = await startApi();
+  // The operator override (DIRECTOR_WEBHOOK_ALLOWED_CIDRS) that opens the loopback receiver.
+  api = await startApi({ webhookAllowedCidrs: '127.0.0.0/8' });
 });
 
 test.after(async () => {
-  delete process.env.DIRECTOR_WEBHOOK_ALLOWED_CIDRS;
   await api?.close();
   await closedApi?.close();
   await new Promise((r) => receiver?.close(r));

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { signBody, webhookBody } from '../../../api/webhooks/signature.ts';
-import { eventData, eventName } from '../../../api/webhooks/catalogue.ts';
+import { signBody, webhookBody } from '../../../runtime/webhooks/signature.ts';
+import { eventData, eventName } from '../../../runtime/webhooks/catalogue.ts';
 import type { SecurityEvent } from '../../../runtime/events.ts';
 import { verifyWebhook } from './seed.ts';
 

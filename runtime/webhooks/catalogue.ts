@@ -1,4 +1,4 @@
-import type { SecurityEvent } from '../../runtime/events.ts';
+import type { SecurityEvent } from '../events.ts';
 
 /**
  * The webhook event catalogue: the seed's dotted names, and how Director's security events map
