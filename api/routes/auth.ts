@@ -91,7 +91,8 @@ export const authRoutes: FastifyPluginAsync<{ auth: AuthService; events: EventSi
     config: { public: true },
     schema: {
       tags: ['auth'],
-      summary: 'Exchange a refresh token (as `Authorization: Bearer <refreshToken>`, as in the seed, or in the body) for new tokens',
+      summary:
+        'Exchange a refresh token (as `Authorization: Bearer <refreshToken>`, as in the Director Protocol, or in the body) for new tokens',
       security: [],
       body: Type.Optional(Type.Object({ refreshToken: Type.Optional(Type.String({ maxLength: 256 })) }, { additionalProperties: false })),
       response: { 200: Envelope(Session), ...STANDARD_ERRORS },

@@ -21,7 +21,7 @@ export const monitoringRoutes: FastifyPluginAsync<{
     config: { scope: 'security:read' },
     schema: {
       tags: ['monitoring'],
-      summary: "The app's Prometheus metrics as JSON (`{metrics: [{name, type, value, labels}]}`, as in the seed)",
+      summary: "The app's Prometheus metrics as JSON (`{metrics: [{name, type, value, labels}]}`, as in the Director Protocol)",
       response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS },
     },
     handler: async (_req, reply) => {

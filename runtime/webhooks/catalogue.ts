@@ -1,7 +1,7 @@
 import type { SecurityEvent } from '../events.ts';
 
 /**
- * The webhook event catalogue: the seed's dotted names, and how Director's security events map
+ * The webhook event catalogue: the Director Protocol's dotted names, and how Director's security events map
  * onto them. A webhook subscribes to names from this catalogue; each event is delivered at most
  * once per webhook, under its one canonical name.
  */
@@ -15,9 +15,9 @@ const LIFECYCLE: Readonly<Record<string, string>> = {
 };
 
 /**
- * Every fixed name a webhook may subscribe to. `session.*` and `workflow.*` are the seed's names
+ * Every fixed name a webhook may subscribe to. `session.*` and `workflow.*` are the Director Protocol's names
  * for areas Director does not produce events for yet; subscribing to them is allowed so clients
- * written against the seed keep working.
+ * written against the Director Protocol keep working.
  */
 export const WEBHOOK_EVENTS = [
   '*',

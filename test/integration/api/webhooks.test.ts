@@ -1,6 +1,6 @@
 /**
  * Webhooks over real HTTP: a receiver on loopback (opened with the operator override), a sandbox
- * created through the API, the delivery verified with the seed's own verifyWebhook; retries with
+ * created through the API, the delivery verified with the Director Protocol's own verifyWebhook; retries with
  * backoff; the SSRF guard; tenancy; the secret never echoed.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
@@ -91,7 +91,7 @@ const createSandbox = async () => {
   return res.body.data.id;
 };
 
-test("a created sandbox is delivered, signed so that the seed's verifyWebhook accepts it", async () => {
+test("a created sandbox is delivered, signed so that the Director Protocol's verifyWebhook accepts it", async () => {
   const created = await createHook(api, { url: `${receiverUrl}/ok`, events: ['sandbox.created'], secret: SECRET });
   assert.is(created.status, 201, created.text);
   const hook = created.body.data;
@@ -104,8 +104,11 @@ test("a created sandbox is delivered, signed so that the seed's verifyWebhook ac
   const sandboxId = await createSandbox();
   const got = await eventually(() => received.find((r) => r.path === '/ok' && r.body.includes(sandboxId)));
   const payload = JSON.parse(got.body) as { event: string; data: { sandboxId: string; status: string }; timestamp: string };
-  assert.ok(verifyWebhook(payload, String(got.headers['x-director-signature']), SECRET), 'the seed verifier refused the signature');
-  assert.is(JSON.stringify(payload), got.body, 'the bytes sent are the bytes the seed verifier signs');
+  assert.ok(
+    verifyWebhook(payload, String(got.headers['x-director-signature']), SECRET),
+    'the Director Protocol verifier refused the signature',
+  );
+  assert.is(JSON.stringify(payload), got.body, 'the bytes sent are the bytes the Director Protocol verifier signs');
   assert.is(payload.event, 'sandbox.created');
   assert.is(payload.data.sandboxId, sandboxId);
   assert.is(payload.data.status, 'running');

@@ -281,7 +281,7 @@ test('a channel needs its scope', async () => {
   c.close();
 });
 
-test("a workspace sees only its own events, in the seed's message shapes", async () => {
+test("a workspace sees only its own events, in the Director Protocol's message shapes", async () => {
   const one = await hubClient(api.adminToken, ['security', 'sandboxes']);
   const two = await hubClient(auditor2Token, ['security', 'sandboxes']);
   assert.is(two.of('authenticated')[0]?.principal?.workspace, ws2);

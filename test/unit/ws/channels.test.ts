@@ -21,7 +21,7 @@ const event = (over: Partial<SecurityEvent>): SecurityEvent => ({
   ...over,
 });
 
-test("security events travel whole; alerts in the seed's shape", () => {
+test("security events travel whole; alerts in the Director Protocol's shape", () => {
   const e = event({});
   assert.equal(securityMapper(e), { type: 'security_event', data: e });
   const alert = securityMapper(
