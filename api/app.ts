@@ -30,13 +30,15 @@ import { networkRoutes } from './routes/networks.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { authRoutes } from './routes/auth.ts';
 import { systemRoutes } from './routes/system.ts';
-import { wsPlugin } from './ws/plugin.ts';
+import { wsPlugin, type WsPluginOptions } from './ws/plugin.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { installAudit } from './audit/hook.ts';
+import { AuditLog } from './audit/log.ts';
 import { monitoringRoutes } from './routes/monitoring.ts';
 import { environmentRoutes } from './routes/environments.ts';
 import { createHttpMetrics } from './http-metrics.ts';
-import type { ReadinessProbe } from './health.ts';
+import type { ReadinessProbe } from '../runtime/health.ts';
+import type { WsOptions } from './ws/options.ts';
 import { checkpointRoutes } from './routes/checkpoints.ts';
 
 export interface AppDeps {
@@ -45,6 +47,8 @@ export interface AppDeps {
   orchestration?: Orchestration;
   auth: AuthService;
   probes?: ReadinessProbe[];
+  /** WebSocket tunables and extra hub channels beyond the operator's settings. */
+  ws?: WsOptions & Pick<WsPluginOptions, 'channels'>;
   /** Fastify logger options (pino); false in tests. */
   logger?: boolean | Record<string, unknown>;
 }
@@ -53,9 +57,11 @@ const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 const IDEMPOTENCY_HEADER_LC = IDEMPOTENCY_HEADER.toLowerCase();
 
 /**
- * Builds the HTTP app: the Director Protocol under `/v1` (envelope, error codes, auth, tenancy,
- * rate limits, idempotency), health, Prometheus metrics, OpenAPI and discovery. Every area is an
- * encapsulated plugin (api/routes/); this file holds only what crosses them.
+ * Builds the HTTP app over services built elsewhere (the runtime's, auth): the Director Protocol
+ * under `/v1` (envelope, error codes, auth, tenancy, rate limits, idempotency), health,
+ * Prometheus metrics, OpenAPI and discovery. Every area is an encapsulated plugin
+ * (api/routes/) given the services it uses; this file holds only what crosses them. The whole
+ * server is put together in api/server.ts.
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { runtime: rt, auth } = deps;
@@ -306,23 +312,32 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return sendFail(reply, 'INTERNAL_ERROR', 'internal error');
   });
 
-  const recordAudit = installAudit(app, { runtime: rt });
+  const audit = new AuditLog(rt.db, { clock: rt.clock });
+  const recordAudit = installAudit(app, { log: audit });
   // One hook for both: metrics, then the audit entry.
   app.addHook('onResponse', (req, reply, done) => {
     http.observe(req, reply);
     recordAudit(req, reply);
     done();
   });
-  await app.register(wsPlugin, {
-    runtime: rt,
-    auth,
-    ...(deps.orchestration ? { channels: { chat: chatChannel(deps.orchestration.chat.log) } } : {}),
-  });
-  await app.register(systemRoutes, { runtime: rt, probes: deps.probes ?? [] });
+  const channels = {
+    ...deps.ws?.channels,
+    ...(deps.orchestration ? { chat: chatChannel(deps.orchestration.chat.log) } : {}),
+  };
+  await app.register(wsPlugin, { ...deps.ws, channels, auth, events: rt.events, db: rt.db, shells: rt.shells, settings: cfg });
+  await app.register(systemRoutes, { health: rt.health, registry: rt.metrics.registry, config: cfg, probes: deps.probes ?? [] });
   await app.register(
     async (v1) => {
-      await v1.register(authRoutes, { auth, runtime: rt });
-      await v1.register(sandboxRoutes, { runtime: rt, ...(deps.orchestration ? { orchestration: deps.orchestration } : {}) });
+      await v1.register(authRoutes, { auth, events: rt.events });
+      await v1.register(sandboxRoutes, {
+        sandboxes: rt.sandboxes,
+        executor: rt.executor,
+        files: rt.files,
+        events: rt.events,
+        networks: rt.networks,
+        fileMaxBytes: cfg.fileMaxBytes,
+        ...(deps.orchestration ? { orchestration: deps.orchestration } : {}),
+      });
       if (deps.orchestration) {
         const o = deps.orchestration;
         await v1.register(sessionRoutes, { sessions: o.sessions });
@@ -337,11 +352,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         await v1.register(vaultRoutes, { vault: o.chat.vault });
         await v1.register(llmProviderRoutes, { providers: o.chat.providers });
       }
-      await v1.register(securityRoutes, { runtime: rt });
-      await v1.register(webhookRoutes, { runtime: rt });
-      await v1.register(auditRoutes, { runtime: rt });
+      await v1.register(securityRoutes, { security: rt.security });
+      await v1.register(webhookRoutes, { webhooks: rt.webhooks });
+      await v1.register(auditRoutes, { audit });
       if (rt.networks) await v1.register(networkRoutes, { networks: rt.networks.manager });
-      await v1.register(monitoringRoutes, { runtime: rt, errors: http.errors, totals: http.totals });
+      await v1.register(monitoringRoutes, {
+        monitoring: rt.monitoring,
+        registry: rt.metrics.registry,
+        errors: http.errors,
+        totals: http.totals,
+      });
     },
     { prefix: '/v1' },
   );

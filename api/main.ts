@@ -1,16 +1,15 @@
 /**
  * The Director server: provisioned by scripts/up.sh, then `node api/main.ts`. Loads and
- * validates configuration (refusing to start on a bad DIRECTOR_* value), starts the runtime
- * (reconcile, firewall, supervisor, warm pool), creates the first admin, and serves HTTP on
+ * validates configuration (refusing to start on a bad DIRECTOR_* value, before anything
+ * starts), builds Director (api/server.ts), starts the runtime (reconcile, firewall,
+ * supervisor, jobs, warm pool), creates the first admin, and serves HTTP on
  * DIRECTOR_HOST:DIRECTOR_PORT until SIGTERM/SIGINT, then drains and stops.
  */
 import { writeFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { ConfigError, loadConfig, type Config } from '../runtime/config.ts';
 import { createRuntimeMetrics } from '../runtime/metrics.ts';
-import { createRuntime } from '../runtime/runtime.ts';
-import { AuthService } from './auth/service.ts';
-import { buildApp } from './app.ts';
+import { createDirector } from './server.ts';
 
 let config: Config;
 try {
@@ -45,9 +44,15 @@ try {
   logger.debug('could not lower oom_score_adj (not root?)');
 }
 
-const runtime = createRuntime({ config, logger, metrics: createRuntimeMetrics(undefined, { processMetrics: true }) });
+const director = await createDirector({
+  config,
+  logger,
+  metrics: createRuntimeMetrics(undefined, { processMetrics: true }),
+  httpLogger: { level: config.logLevel, redact },
+});
+const { runtime, auth } = director;
 try {
-  await runtime.start();
+  await director.start();
 } catch (err) {
   logger.fatal(
     { err },
@@ -56,7 +61,6 @@ try {
   process.exit(1);
 }
 
-const auth = new AuthService(runtime.db, { tokenTtlMs: config.jwtTtlMs, ...(config.jwtSecret ? { jwtSecret: config.jwtSecret } : {}) });
 try {
   const admin = await auth.bootstrapAdmin(config.adminPassword || undefined);
   if (admin.generatedPassword) {
@@ -72,12 +76,8 @@ try {
   process.exit(2);
 }
 
-const app = await buildApp({ runtime, auth, logger: { level: config.logLevel, redact } });
-await app.listen({ host: config.host, port: config.port });
-logger.info(
-  { url: `http://${config.host}:${config.port}`, engine: runtime.engine.endpoint, dataDir: config.dataDir },
-  'director is serving',
-);
+const url = await director.listen();
+logger.info({ url, engine: runtime.engine.endpoint, dataDir: config.dataDir }, 'director is serving');
 
 let stopping = false;
 const shutdown = (signal: string) => {
@@ -89,10 +89,7 @@ const shutdown = (signal: string) => {
     process.exit(1);
   }, config.shutdownGraceMs);
   force.unref();
-  void app
-    .close()
-    .then(() => runtime.close())
-    .then(() => process.exit(0));
+  void director.close().then(() => process.exit(0));
 };
 process.on('SIGTERM', () => shutdown('SIGTERM'));
 process.on('SIGINT', () => shutdown('SIGINT'));

@@ -9,7 +9,7 @@ import { DirectorError } from '../core/errors.ts';
  */
 export type RateClass = 'auth' | 'session' | 'sandbox' | 'general';
 
-/** The seed's limits, in requests per window (one minute). */
+/** The Director Protocol's limits, in requests per window (one minute). */
 export const DEFAULT_RATE_LIMITS: Readonly<Record<RateClass, number>> = { auth: 5, session: 100, sandbox: 50, general: 1000 };
 export const DEFAULT_RATE_WINDOW_MS = 60_000;
 export const DEFAULT_RATE_MAX_KEYS = 100_000;
@@ -81,7 +81,7 @@ export class RateLimiter {
   take(cls: RateClass, key: string): RateDecision {
     const nowMs = this.clock.nowMs();
     // Windows are aligned to the epoch, so every caller's window ends at the same instant
-    // and X-RateLimit-Reset is a whole second (as in the seed's example) when the window is.
+    // and X-RateLimit-Reset is a whole second (as in the Director Protocol's example) when the window is.
     const windowStartMs = nowMs - (((nowMs % this.windowMs) + this.windowMs) % this.windowMs);
     const resetMs = windowStartMs + this.windowMs;
     const limit = this.limits[cls];
@@ -122,10 +122,10 @@ export class RateLimiter {
 }
 
 /**
- * Sets the seed's four headers on `reply` (every response that went through the limiter), plus
+ * Sets the Director Protocol's four headers on `reply` (every response that went through the limiter), plus
  * `Retry-After` (RFC 9110) on a refusal. `X-RateLimit-Reset` is epoch seconds;
  * `X-RateLimit-Reset-Time` is the same instant in ISO 8601 without fractional seconds.
- * The seed shows that value in double quotes; we send it bare, since the quotes in the
+ * The Director Protocol shows that value in double quotes; we send it bare, since the quotes in the
  * example are not part of any date format a client would parse.
  */
 export function setRateLimitHeaders(reply: { header(name: string, value: string): unknown }, d: RateDecision): void {

@@ -1,6 +1,6 @@
 import { Type, type TSchema } from 'typebox';
 
-/** The seed's success envelope around a route's data schema (for validation-free serialization and OpenAPI). */
+/** The Director Protocol's success envelope around a route's data schema (for validation-free serialization and OpenAPI). */
 export const Envelope = <T extends TSchema>(data: T) =>
   Type.Object({
     success: Type.Literal(true),

@@ -20,10 +20,9 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { buildApp } from '../api/app.ts';
-import { AuthService } from '../api/auth/service.ts';
+import { createDirector, type Director } from '../api/server.ts';
 import { loadConfig } from '../runtime/config.ts';
-import { createRuntime, type Runtime } from '../runtime/runtime.ts';
+import type { Runtime } from '../runtime/runtime.ts';
 import { LABEL } from '../runtime/sandbox/hardening.ts';
 import { toView } from '../runtime/sandbox/view.ts';
 import { printTable, summarize, type Summary } from './stats.ts';
@@ -99,7 +98,7 @@ function firstStdout(port: number, p: string, token: string): Promise<number> {
 
 interface Server {
   rt: Runtime;
-  app: FastifyInstance;
+  director: Director;
   port: number;
   token: string;
   workspace: string;
@@ -123,20 +122,17 @@ async function startServer(): Promise<Server> {
       rateLimitAuth: 1_000_000,
     },
   );
-  const rt = createRuntime({ config, logger: pino({ level: 'silent' }) });
-  await rt.start({ waitForPool: true });
-  const auth = new AuthService(rt.db, { tokenTtlMs: config.jwtTtlMs });
-  await auth.bootstrapAdmin(PASSWORD);
-  const app = await buildApp({ runtime: rt, auth });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const port = (app.server.address() as { port: number }).port;
-  const session = await auth.login('admin', PASSWORD);
-  return { rt, app, port, token: session.token, workspace: session.workspace, dir };
+  const director = await createDirector({ config, logger: pino({ level: 'silent' }) });
+  await director.start({ waitForPool: true });
+  await director.auth.bootstrapAdmin(PASSWORD);
+  await director.listen({ host: '127.0.0.1', port: 0 });
+  const port = (director.app.server.address() as { port: number }).port;
+  const session = await director.auth.login('admin', PASSWORD);
+  return { rt: director.runtime, director, port, token: session.token, workspace: session.workspace, dir };
 }
 
 async function stopServer(s: Server): Promise<void> {
-  await s.app.close();
-  await s.rt.close();
+  await s.director.close();
   const left = await s.rt.engine.listContainers({ [LABEL.runtime]: s.rt.config.runtimeName });
   await Promise.all(left.map((c) => s.rt.engine.removeContainer(c.id)));
   rmSync(s.dir, { recursive: true, force: true });

@@ -212,7 +212,7 @@ async function concurrent(b: Bench): Promise<void> {
       const sbx = await b.orch.sandboxes.create(caller, { sessionId: session.id, image: IMAGE });
       await directOnce(b, session.id, sbx.id);
       const ms = performance.now() - t0;
-      await b.rt.sandboxes.destroy(b.rt.sandboxes.deps.store.byId(sbx.id)!, 'bench');
+      await b.rt.sandboxes.deps.teardown.destroy(b.rt.sandboxes.deps.store.byId(sbx.id)!, 'bench');
       return ms;
     }),
   );

@@ -1,6 +1,6 @@
 /**
  * The one registry of error codes. Every error Director raises carries a stable code that
- * maps to exactly one HTTP status; the API's error handler renders them in the seed's
+ * maps to exactly one HTTP status; the API's error handler renders them in the Director Protocol's
  * envelope. Codes are the Director Protocol's, plus CONFLICT/PAYLOAD_TOO_LARGE/UNPROCESSABLE and
  * the two the HTTP parser raises before any route runs (REQUEST_TIMEOUT, HEADERS_TOO_LARGE).
  */

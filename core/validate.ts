@@ -56,6 +56,25 @@ export function checkSchema<T extends TSchema>(schema: T, value: unknown, prefix
   if (issue) throw schemaError(issue, prefix);
 }
 
+/**
+ * `scheme://host[:port]` in the form browsers send it as `Origin`; throws naming `name` (the
+ * setting or option) otherwise. Wildcards are refused: an allowed origin is a site the operator
+ * trusts, named exactly.
+ */
+export function normalizeOrigin(raw: string, name: string): string {
+  if (raw.includes('*')) throw new Error(`${name}: wildcards are not allowed (got ${JSON.stringify(raw)}); list each origin`);
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error(`${name}: ${JSON.stringify(raw)} is not an origin like https://ui.example.com`);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search || url.hash || url.username) {
+    throw new Error(`${name}: ${JSON.stringify(raw)} is not an origin like https://ui.example.com`);
+  }
+  return url.origin;
+}
+
 /** `at /a/b: message` for a value that does not fit, for files and settings (not request bodies); null when it fits. */
 export function describeIssue(schema: TSchema, value: unknown): string | null {
   const e = firstIssue(schema, value);

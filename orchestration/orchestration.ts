@@ -188,7 +188,7 @@ export function createOrchestration(d: OrchestrationDeps): Orchestration {
     create: (caller, body) => sandboxes.create(caller, body),
     byId: (id) => d.sandboxStore.byId(id),
     ofSession: (id) => d.sandboxStore.ofSession(id),
-    destroy: (rec, reason) => d.sandboxes.destroy(rec, reason),
+    destroy: (rec, reason) => d.sandboxes.deps.teardown.destroy(rec, reason),
   };
   const tarCheckpoints = d.workflowCheckpoints
     ? null

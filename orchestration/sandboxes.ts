@@ -142,7 +142,7 @@ export class SessionSandboxes {
         }
       } catch (err) {
         this.#d.logger.warn({ err, sandboxId: rec.id }, 'placing the environment files failed; removing the sandbox');
-        await this.#d.sandboxes.destroy(rec, 'environment files could not be placed').catch(() => undefined);
+        await this.#d.sandboxes.deps.teardown.destroy(rec, 'environment files could not be placed').catch(() => undefined);
         throw err;
       }
     }
@@ -163,8 +163,8 @@ export class SessionSandboxes {
   async endSession(session: SessionRecord, to: EndState): Promise<void> {
     const reason = `session ${session.id} ${to}`;
     for (const rec of this.#d.store.ofSession(session.id)) {
-      if (to === 'terminated') await this.#d.sandboxes.destroy(rec, reason);
-      else if (rec.status === 'running') await this.#d.sandboxes.stopRecord(rec, reason, 2);
+      if (to === 'terminated') await this.#d.sandboxes.deps.teardown.destroy(rec, reason);
+      else if (rec.status === 'running') await this.#d.sandboxes.deps.teardown.stop(rec, reason, 2);
     }
   }
 }

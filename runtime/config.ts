@@ -1,12 +1,14 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import path from 'node:path';
-import { firstIssue } from '../core/validate.ts';
+import { checkCidr } from '../policies/address.ts';
+import { firstIssue, normalizeOrigin, parseList } from '../core/validate.ts';
 
 /**
- * Every `DIRECTOR_*` setting, declared once: variable, type, default, unit and meaning.
- * `loadConfig` validates the environment against it and refuses to start on a bad value,
- * naming the variable. The README's configuration table is generated from this list
- * (`node scripts/config-doc.ts`).
+ * Every `DIRECTOR_*` setting of the server, declared once: variable, type, default, unit and
+ * meaning. `loadConfig` validates the environment against it before anything starts and refuses
+ * to start on a bad value, naming the variable; no other code reads a `DIRECTOR_*` variable
+ * (a unit test checks). The README's configuration table is generated from this list
+ * (`node scripts/config-doc.ts --write`; a unit test fails when it drifts).
  */
 interface Setting {
   env: string;
@@ -14,11 +16,21 @@ interface Setting {
   default: unknown;
   unit?: string;
   description: string;
+  /** What the schema cannot say (an origin, a CIDR); throws an Error whose message names `name`. */
+  check?: (value: never, name: string) => void;
 }
 
 const int = (min: number, max: number) => Type.Integer({ minimum: min, maximum: max });
 const num = (min: number, max: number) => Type.Number({ minimum: min, maximum: max });
 const str = () => Type.String({ minLength: 1 });
+
+/** Each comma-separated entry must be a CIDR (`10.0.0.0/8`, `fd00::/8`). */
+const cidrList = (value: string, name: string): void => {
+  for (const entry of parseList(value)) {
+    const r = checkCidr(entry);
+    if (!('cidr' in r)) throw new Error(`${name}: ${r.issue}`);
+  }
+};
 
 export const SETTINGS = {
   host: { env: 'DIRECTOR_HOST', schema: str(), default: '127.0.0.1', description: 'Address the API listens on.' },
@@ -397,6 +409,34 @@ export const SETTINGS = {
     description:
       'Per-stream (stdout, stderr) output kept with each workflow step attempt: the first this many bytes (of the first DIRECTOR_EXEC_OUTPUT_LIMIT_BYTES the execute read); `truncated` marks a cut.',
   },
+  wsAuthGraceMs: {
+    env: 'DIRECTOR_WS_AUTH_GRACE_MS',
+    schema: int(1, 600_000),
+    default: 5000,
+    unit: 'ms',
+    description: 'How long a WebSocket without a bearer token at upgrade may take to send its `auth` message.',
+  },
+  allowedOrigins: {
+    env: 'DIRECTOR_ALLOWED_ORIGINS',
+    schema: Type.String(),
+    default: '',
+    description:
+      "Comma-separated origins (`https://ui.example.com`, no wildcards) browsers may open WebSockets from. Empty: the server's own host only.",
+    check: (value: string, name: string) => parseList(value).forEach((o) => normalizeOrigin(o, name)),
+  },
+  webhookAllowPrivate: {
+    env: 'DIRECTOR_WEBHOOK_ALLOW_PRIVATE',
+    schema: Type.Boolean(),
+    default: false,
+    description: '`true` lets webhooks target loopback, private, link-local and CGNAT addresses (never cloud metadata).',
+  },
+  webhookAllowedCidrs: {
+    env: 'DIRECTOR_WEBHOOK_ALLOWED_CIDRS',
+    schema: Type.String(),
+    default: '',
+    description: 'Comma-separated CIDRs webhooks may target whatever the SSRF guard says of them. Empty: none.',
+    check: cidrList,
+  },
   runtimeName: {
     env: 'DIRECTOR_RUNTIME_NAME',
     schema: Type.String(),
@@ -483,7 +523,11 @@ export class ConfigError extends Error {}
 function coerce(setting: Setting, raw: string): unknown {
   const kind = (setting.schema as { type?: string }).type;
   if (kind === 'integer' || kind === 'number') return raw.trim() === '' ? Number.NaN : Number(raw);
-  if (kind === 'boolean') return raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
+  if (kind === 'boolean') {
+    // `true`/`1`, `false`/`0` (any case); an empty variable is the default.
+    const v = raw.trim().toLowerCase();
+    return v === '' ? setting.default : v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : raw;
+  }
   return raw;
 }
 
@@ -496,6 +540,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       key in overrides ? (overrides as Record<string, unknown>)[key] : raw === undefined ? setting.default : coerce(setting, raw);
     const issue = firstIssue(setting.schema, value);
     if (issue) throw new ConfigError(`${setting.env}=${JSON.stringify(raw ?? value)} is invalid: ${issue.message}`);
+    try {
+      setting.check?.(value as never, setting.env);
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
     out[key] = value;
   }
   const cfg = out as Config;

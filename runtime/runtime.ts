@@ -4,14 +4,23 @@ import { loadConfig, type Config } from './config.ts';
 import type { Engine } from './engine/engine.ts';
 import { DockerEngine } from './engine/docker/docker.ts';
 import { createEventSink, type EventSink } from './events.ts';
+import { Health } from './health.ts';
 import { createRuntimeMetrics, type RuntimeMetrics } from './metrics.ts';
+import { Monitoring } from './monitoring/service.ts';
+import { Sampler } from './monitoring/sampler.ts';
+import { SandboxCreator } from './sandbox/creator.ts';
 import { Executor } from './sandbox/execute.ts';
 import { Launchers } from './sandbox/launcher.ts';
+import { createSandboxLifecycle, type SandboxLifecycle } from './sandbox/lifecycle.ts';
 import { SandboxManager } from './sandbox/manager.ts';
 import { noNetworking, type NetworkAttacher } from './sandbox/network.ts';
 import { WarmPool } from './sandbox/pool.ts';
+import { Shells } from './sandbox/shell.ts';
 import { Supervisor } from './sandbox/supervisor.ts';
+import { SandboxTeardown } from './sandbox/teardown.ts';
 import { FileTransfer } from './sandbox/transfer.ts';
+import { ProfileService } from './security/profiles.ts';
+import { createSecurity, type Security, type SecurityOptions } from './security/service.ts';
 import { openDb, type Db } from '../core/db.ts';
 import { SandboxStore } from './store/sandboxes.ts';
 import { NetworkStore } from './store/networks.ts';
@@ -19,7 +28,10 @@ import { Firewall } from './network/firewall.ts';
 import { NetworkManager } from './network/manager.ts';
 import { DenyMonitor } from './network/monitor.ts';
 import { createDnsController } from './network/dns-controller.ts';
+import { resolveOptions, type DispatcherOptions } from './webhooks/options.ts';
+import { Webhooks } from './webhooks/service.ts';
 import { alwaysDeniedRanges } from '../netfilter/model.ts';
+import { loadBuiltinProfiles } from '../policies/profiles.ts';
 import { parseList } from '../core/validate.ts';
 
 export interface RuntimeOptions {
@@ -30,6 +42,9 @@ export interface RuntimeOptions {
   logger?: Logger;
   metrics?: RuntimeMetrics;
   network?: NetworkAttacher;
+  security?: SecurityOptions;
+  /** Webhook delivery settings beyond the operator's (tests shorten retries, inject a transport). */
+  webhooks?: Partial<DispatcherOptions>;
 }
 
 /** Networks, when the network layer is on (DIRECTOR_NETWORKING=on, the default). */
@@ -48,19 +63,34 @@ export interface Runtime extends AsyncDisposable {
   clock: Clock;
   logger: Logger;
   metrics: RuntimeMetrics;
+  /** The one event stream: stored, published, delivered to webhooks. */
   events: EventSink;
+  /** What happens to sandboxes (started, deadline armed, ended), for any part to follow with `on`. */
+  lifecycle: SandboxLifecycle;
   sandboxes: SandboxManager;
   networks: NetworkLayer | null;
   executor: Executor;
+  /** Interactive shells in sandboxes (the terminal). */
+  shells: Shells;
   files: FileTransfer;
   pool: WarmPool;
   supervisor: Supervisor;
-  /** Reconciles with the engine, starts watchers and fills the warm pool (in the background). */
+  /** Security profiles, enforcement, alerts, event retention. */
+  security: Security;
+  webhooks: Webhooks;
+  monitoring: Monitoring;
+  health: Health;
+  /** Reconciles with the engine, starts watchers, jobs and deliveries, and fills the warm pool (in the background). */
   start(opts?: { waitForPool?: boolean }): Promise<void>;
   close(): Promise<void>;
 }
 
-/** Assembles the runtime from its parts; nothing here is module-global, so tests build their own. */
+/**
+ * The runtime's composition root: every part is built here, once, with what it needs passed in,
+ * and every lifecycle listener is registered here, in the order it runs. Nothing is
+ * module-global, so tests build their own. A later layer (orchestration/) takes the parts it
+ * needs from the returned object and subscribes to `lifecycle` and `events`.
+ */
 export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   const config = opts.config ?? loadConfig();
   const logger = opts.logger ?? pino({ level: config.logLevel });
@@ -70,7 +100,12 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   const metrics = opts.metrics ?? createRuntimeMetrics(undefined, { processMetrics: true });
   const store = new SandboxStore(db);
   const events = createEventSink(db, clock, (e) => metrics.eventsTotal.inc({ type: e.type, severity: e.severity }));
+  const lifecycle = createSandboxLifecycle(logger.child({ component: 'lifecycle' }));
   metrics.onCollectSandboxes(() => store.countByState());
+
+  // Networks and sandboxes need each other: a sandbox attaches to and releases its network, and
+  // a forced network delete removes the sandboxes on it. The network side is given a function
+  // that reaches the sandbox teardown built below; nothing calls it before `start()`.
   let networks: NetworkLayer | null = null;
   if (config.networking === 'on' && !opts.network) {
     const netStore = new NetworkStore(db);
@@ -103,6 +138,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
       clock,
       logger: logger.child({ component: 'networks' }),
       dns,
+      destroySandbox: (id, reason) => teardown.destroyById(id, reason),
     });
     const monitor = new DenyMonitor({ store: netStore, events, clock, logger: logger.child({ component: 'deny-log' }) });
     networks = { store: netStore, firewall, manager, monitor, dns };
@@ -127,31 +163,61 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     const fw = networks?.firewall.status;
     return { engine: engineUp, store: storeUp, firewall: !fw || (fw.booted && !fw.tampered) ? 1 : 0 };
   });
-  const sandboxes = new SandboxManager({
-    engine,
-    store,
-    events,
-    metrics,
-    config,
-    clock,
-    logger,
-    network: opts.network ?? networks?.manager ?? noNetworking,
-  });
-  if (networks) {
-    networks.manager.deps.destroySandbox = async (id, reason) => {
-      const rec = store.byId(id);
-      if (rec) await sandboxes.destroy(rec, reason);
-    };
-  }
-  const launchers = new Launchers(engine);
-  const executor = new Executor(sandboxes, launchers);
+
+  // Sandboxes: creating and ending apart from the caller-facing manager, so the pool (which
+  // creates and drains) can be given to the manager (which claims from it).
+  const network: NetworkAttacher = opts.network ?? networks?.manager ?? noNetworking;
+  const creator = new SandboxCreator({ engine, store, metrics, config, clock, logger, network, lifecycle });
+  const teardown: SandboxTeardown = new SandboxTeardown({ engine, store, events, clock, network, lifecycle });
+  const pool = new WarmPool({ creator, teardown, store, config, clock, metrics, lifecycle, logger });
+  const profiles = new ProfileService(db, clock, events, opts.security?.builtinProfiles ?? loadBuiltinProfiles());
+  const sandboxes = new SandboxManager({ engine, store, events, metrics, config, clock, network, creator, teardown, pool, profiles });
+  const supervisor = new Supervisor({ engine, store, events, config, clock, logger, network, teardown, lifecycle });
+  const executor = new Executor(sandboxes, new Launchers(engine));
+  const shells = new Shells({ executor, engine, events });
   const files = new FileTransfer(sandboxes);
-  const pool = new WarmPool(sandboxes, logger);
-  const supervisor = new Supervisor(sandboxes, logger);
+
+  // Who follows the sandbox lifecycle, in the order they run.
+  lifecycle.on('started', (r) => executor.started(r));
+  lifecycle.on('deadlineArmed', (r) => supervisor.armDeadline(r));
+  lifecycle.on('ended', (r) => executor.forget(r.id, r.containerId));
+
+  const security = createSecurity(
+    {
+      sandboxes,
+      store,
+      teardown,
+      networks,
+      db,
+      clock,
+      events,
+      engine,
+      config,
+      profiles,
+      logger,
+      registry: metrics.registry,
+      retentionDays: config.eventRetentionDays,
+    },
+    opts.security,
+  );
+  const webhooks = new Webhooks({ db, events, clock, logger, options: resolveOptions(opts.webhooks, config) });
+  const health = new Health({ engine, db, firewall: networks?.firewall ?? null, nftTable: config.nftTable });
+  const monitoring = new Monitoring({
+    sandboxes,
+    networks: networks?.manager ?? null,
+    stream: security.stream,
+    health,
+    supervisor,
+    sampler: new Sampler(sandboxes, logger.child({ component: 'sampler' })),
+  });
+
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
+    monitoring.close();
+    await webhooks.stop();
+    security.close();
     supervisor.stop();
     // Replaced policy generations are deleted now rather than left for the next start's rebuild.
     await networks?.firewall.settle().catch((err: unknown) => logger.warn({ err }, 'could not retire replaced nft chains'));
@@ -175,16 +241,24 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     logger,
     metrics,
     events,
+    lifecycle,
     sandboxes,
     networks,
     executor,
+    shells,
     files,
     pool,
     supervisor,
+    security,
+    webhooks,
+    monitoring,
+    health,
     async start(o = {}) {
       await networks?.manager.boot();
       await networks?.monitor.start();
       await supervisor.start();
+      security.start();
+      webhooks.start();
       const filling = pool.start();
       if (o.waitForPool) await filling;
     },

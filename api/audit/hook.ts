@@ -1,9 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Runtime } from '../../runtime/runtime.ts';
 import { actorOf } from '../auth/types.ts';
 import { appendRouteHook, routeConfigOf } from '../context.ts';
 import type { Outcome } from './chain.ts';
-import { AuditLog, type AuditInput } from './log.ts';
+import type { AuditInput, AuditLog } from './log.ts';
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const LOGIN_ROUTE = '/v1/auth/login';
@@ -83,8 +82,8 @@ export function entryFor(req: FastifyRequest, reply: FastifyReply, captured: Cap
  * errors thrown by `onRequest` (`onResponse` runs for those too). A failed append is logged
  * and never changes the response, which is already sent.
  */
-export function installAudit(app: FastifyInstance, opts: { runtime: Runtime }): (req: FastifyRequest, reply: FastifyReply) => void {
-  const log = new AuditLog(opts.runtime.db);
+export function installAudit(app: FastifyInstance, opts: { log: AuditLog }): (req: FastifyRequest, reply: FastifyReply) => void {
+  const { log } = opts;
   const captured = new WeakMap<FastifyRequest, Captured>();
   const take = (
     req: FastifyRequest,

@@ -1,9 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type TSchema } from 'typebox';
-import type { Runtime } from '../../runtime/runtime.ts';
 import { OUTCOMES } from '../audit/chain.ts';
-import { AuditLog } from '../audit/log.ts';
+import type { AuditLog } from '../audit/log.ts';
 import { principalOf, send } from '../context.ts';
 import { Envelope, STANDARD_ERRORS } from '../schemas.ts';
 
@@ -59,9 +58,8 @@ const VerifySchema = Type.Object(
 );
 
 /** The audit log (`/v1/audit-logs`): the caller's workspace's entries, and chain verification. */
-export const auditRoutes: FastifyPluginAsync<{ runtime: Runtime }> = async (base, { runtime }) => {
+export const auditRoutes: FastifyPluginAsync<{ audit: AuditLog }> = async (base, { audit }) => {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
-  const audit = new AuditLog(runtime.db);
 
   app.get('/audit-logs', {
     config: { scope: 'audit:read' },

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { isoTime } from '../../core/clock.ts';
-import type { Runtime } from '../../runtime/runtime.ts';
+import type { EventSink } from '../../runtime/events.ts';
 import type { AuthService } from '../auth/service.ts';
 import type { ApiKeyInfo } from '../auth/apikeys.ts';
 import { ROLES, SCOPES, actorOf } from '../auth/types.ts';
@@ -53,7 +53,7 @@ const sessionView = (s: Awaited<ReturnType<AuthService['login']>>) => ({
 });
 
 /** Login/refresh/logout, API keys, and the admin's workspaces and users. */
-export const authRoutes: FastifyPluginAsync<{ auth: AuthService; runtime: Runtime }> = async (base, { auth, runtime }) => {
+export const authRoutes: FastifyPluginAsync<{ auth: AuthService; events: EventSink }> = async (base, { auth, events }) => {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
 
   app.post('/auth/login', {
@@ -76,7 +76,7 @@ export const authRoutes: FastifyPluginAsync<{ auth: AuthService; runtime: Runtim
       try {
         return send(reply, sessionView(await auth.login(req.body.username, req.body.password, req.body.workspace)));
       } catch (err) {
-        runtime.events.emit({
+        events.emit({
           type: 'login_failed',
           severity: 'medium',
           actor: `ip:${req.ip}`,
@@ -91,7 +91,8 @@ export const authRoutes: FastifyPluginAsync<{ auth: AuthService; runtime: Runtim
     config: { public: true },
     schema: {
       tags: ['auth'],
-      summary: 'Exchange a refresh token (as `Authorization: Bearer <refreshToken>`, as in the seed, or in the body) for new tokens',
+      summary:
+        'Exchange a refresh token (as `Authorization: Bearer <refreshToken>`, as in the Director Protocol, or in the body) for new tokens',
       security: [],
       body: Type.Optional(Type.Object({ refreshToken: Type.Optional(Type.String({ maxLength: 256 })) }, { additionalProperties: false })),
       response: { 200: Envelope(Session), ...STANDARD_ERRORS },
@@ -156,7 +157,7 @@ export const authRoutes: FastifyPluginAsync<{ auth: AuthService; runtime: Runtim
         scopes: req.body.scopes,
         expiresAtMs: req.body.expiresAt ? Date.parse(req.body.expiresAt) : null,
       });
-      runtime.events.emit({
+      events.emit({
         type: 'api_key_created',
         severity: 'info',
         workspace: p.workspace,

@@ -1,5 +1,5 @@
-import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
+import { serveEventStream } from '../event-stream.ts';
 import type { ChatEvent } from '../../orchestration/chat/events.ts';
 
 /** A comment line this often keeps proxies from closing a stream that waits (for a person's approval, say). */
@@ -15,40 +15,16 @@ export const sseFrame = (e: Pick<ChatEvent, 'seq' | 'type' | 'data'>): string =>
  * `GET /v1/chat/{sessionId}/events`. The turn itself does not depend on this response: a client
  * that goes away only stops its own stream.
  */
-export async function streamChat(
+export function streamChat(
   reply: FastifyReply,
   open: (signal: AbortSignal) => AsyncGenerator<ChatEvent>,
   headers: Record<string, string> = {},
 ): Promise<FastifyReply> {
-  const ac = new AbortController();
-  reply.hijack();
-  const raw: ServerResponse = reply.raw;
-  // A hijacked reply sends none of the headers set on it: carry them over (request id, rate limit).
-  raw.writeHead(200, {
-    ...(reply.getHeaders() as OutgoingHttpHeaders),
-    ...headers,
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache, no-transform',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-    'x-request-id': reply.request.id,
+  return serveEventStream(reply, open, {
+    heartbeatMs: HEARTBEAT_MS,
+    headers,
+    frame: sseFrame,
+    errorData: (code, message) => ({ type: 'error', code, message }),
+    endEvent: false,
   });
-  raw.once('close', () => ac.abort());
-  const beat = setInterval(() => raw.write(': keep-alive\n\n'), HEARTBEAT_MS);
-  beat.unref();
-  try {
-    for await (const e of open(ac.signal)) {
-      if (ac.signal.aborted) break;
-      raw.write(sseFrame(e));
-    }
-  } catch (err) {
-    const e = err as { code?: string; message?: string };
-    raw.write(
-      `event: error\ndata: ${JSON.stringify({ type: 'error', code: e.code ?? 'INTERNAL_ERROR', message: e.code ? e.message : 'internal error' })}\n\n`,
-    );
-  } finally {
-    clearInterval(beat);
-    raw.end();
-  }
-  return reply;
 }

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Readable } from 'node:stream';
 import { Type } from 'typebox';
-import type { Runtime } from '../../runtime/runtime.ts';
+import type { FileTransfer } from '../../runtime/sandbox/transfer.ts';
 import { callerOf, send } from '../context.ts';
 import { Envelope, IdParams, STANDARD_ERRORS } from '../schemas.ts';
 
@@ -24,9 +24,9 @@ const FileQuery = Type.Object(
  * a tar archive (`application/x-tar`), capped at DIRECTOR_FILE_MAX_BYTES (413 beyond). What comes
  * back from a sandbox is treated as hostile: links, devices and escaping names are refused (422).
  */
-export const fileRoutes: FastifyPluginAsync<{ runtime: Runtime }> = async (base, { runtime }) => {
+export const fileRoutes: FastifyPluginAsync<{ files: FileTransfer; maxBytes: number }> = async (base, { files, maxBytes }) => {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
-  const limit = runtime.config.fileMaxBytes;
+  const limit = maxBytes;
   for (const type of ['application/octet-stream', 'application/x-tar']) {
     app.addContentTypeParser(type, { bodyLimit: limit }, (_req, payload, done) => done(null, payload));
   }
@@ -47,7 +47,7 @@ export const fileRoutes: FastifyPluginAsync<{ runtime: Runtime }> = async (base,
     },
     handler: async (req, reply) => {
       const format = req.query.format ?? (req.headers['content-type']?.startsWith('application/x-tar') ? 'tar' : 'file');
-      return send(reply, await runtime.files.upload(callerOf(req), req.params.id, req.query.path, req.body as Readable, format));
+      return send(reply, await files.upload(callerOf(req), req.params.id, req.query.path, req.body as Readable, format));
     },
   });
 
@@ -66,10 +66,10 @@ export const fileRoutes: FastifyPluginAsync<{ runtime: Runtime }> = async (base,
     handler: async (req, reply) => {
       const caller = callerOf(req);
       if ((req.query.format ?? 'file') === 'tar') {
-        const tar = await runtime.files.downloadTar(caller, req.params.id, req.query.path);
+        const tar = await files.downloadTar(caller, req.params.id, req.query.path);
         return reply.type('application/x-tar').header('content-disposition', 'attachment; filename="download.tar"').send(tar);
       }
-      const file = await runtime.files.downloadFile(caller, req.params.id, req.query.path);
+      const file = await files.downloadFile(caller, req.params.id, req.query.path);
       return reply
         .type('application/octet-stream')
         .header('content-disposition', `attachment; filename="${file.name.replace(/[^A-Za-z0-9._-]/g, '_')}"`)

@@ -6,9 +6,13 @@ import { SANDBOX_STATES } from '../../runtime/sandbox/states.ts';
 import { CreateSandboxSchema, ResourceLimitsSchema, SecurityPolicySchema, findForbidden } from '../../runtime/sandbox/spec.ts';
 import { ExecuteSchema } from '../../runtime/sandbox/execute.ts';
 import { toView } from '../../runtime/sandbox/view.ts';
-import type { Runtime } from '../../runtime/runtime.ts';
 import type { Orchestration } from '../../orchestration/orchestration.ts';
 import { CreateOwnedSandboxSchema } from '../../orchestration/sandboxes.ts';
+import type { EventSink } from '../../runtime/events.ts';
+import type { Executor } from '../../runtime/sandbox/execute.ts';
+import type { SandboxManager } from '../../runtime/sandbox/manager.ts';
+import type { FileTransfer } from '../../runtime/sandbox/transfer.ts';
+import type { NetworkLayer } from '../../runtime/runtime.ts';
 import { callerOf, send } from '../context.ts';
 import { AnyObject, Envelope, IdParams, Page, PageQuery, STANDARD_ERRORS } from '../schemas.ts';
 import { streamExecution } from './sse.ts';
@@ -71,15 +75,22 @@ const ListQuery = Type.Object(
 );
 
 export interface SandboxRouteOptions {
-  runtime: Runtime;
+  sandboxes: SandboxManager;
+  executor: Executor;
+  files: FileTransfer;
+  /** Where a refused create is recorded (`policy_violation`). */
+  events: EventSink;
+  /** For the policy in force of a sandbox's network; null when networking is off. */
+  networks: Pick<NetworkLayer, 'store' | 'firewall'> | null;
+  fileMaxBytes: number;
   /** When given, creates with `sessionId`/`departmentId`/`environmentId` go through it. */
   orchestration?: Pick<Orchestration, 'sandboxes'>;
 }
 
 /** The Sandbox API of the Director Protocol (`/v1/sandboxes`). */
-export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (base, { runtime, orchestration }) => {
+export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (base, opts) => {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
-  const { sandboxes, executor } = runtime;
+  const { sandboxes, executor, events, networks, orchestration } = opts;
 
   app.post('/sandboxes', {
     config: { scope: 'sandboxes:write', idempotent: true },
@@ -96,7 +107,7 @@ export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (bas
       const hit = findForbidden(req.body, '');
       if (hit) {
         const caller = callerOf(req);
-        runtime.events.emit({
+        events.emit({
           type: 'policy_violation',
           severity: 'medium',
           workspace: caller.workspace,
@@ -196,8 +207,8 @@ export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (bas
     },
     handler: async (req, reply) => {
       const rec = sandboxes.get(callerOf(req), req.params.id);
-      const net = rec.networkId && runtime.networks ? runtime.networks.store.byId(rec.networkId) : null;
-      const inForce = net && runtime.networks ? await runtime.networks.firewall.view(net) : null;
+      const net = rec.networkId && networks ? networks.store.byId(rec.networkId) : null;
+      const inForce = net && networks ? await networks.firewall.view(net) : null;
       return send(reply, {
         sandboxId: rec.id,
         networkMode: rec.spec.networkMode,
@@ -233,7 +244,7 @@ export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (bas
     },
   });
 
-  await app.register(fileRoutes, { runtime });
+  await app.register(fileRoutes, { files: opts.files, maxBytes: opts.fileMaxBytes });
 };
 
 /**

@@ -5,22 +5,11 @@ import { Type } from 'typebox';
 import { ProfileBodySchema, ProfileConstraintsSchema, ProfileLevelSchema, ProfilePatchSchema } from '../../policies/profiles.ts';
 import { isoTime } from '../../core/clock.ts';
 import type { Severity as SeverityName } from '../../runtime/events.ts';
-import type { Runtime } from '../../runtime/runtime.ts';
 import { SeveritySchema as Severity } from '../../runtime/security/alerts.ts';
 import { exportLine } from '../../runtime/security/ocsf.ts';
 import type { SecurityProfile } from '../../runtime/security/profiles.ts';
-import { installSecurity, type SecurityOptions } from '../../runtime/security/service.ts';
-import {
-  exportEvents,
-  pageEvents,
-  parseCursor,
-  parseIso,
-  parseWindow,
-  severitiesOf,
-  summarize,
-  type StreamFilter,
-  type StreamScope,
-} from '../../runtime/security/stream.ts';
+import type { Security } from '../../runtime/security/service.ts';
+import { parseCursor, parseIso, parseWindow, severitiesOf, type StreamFilter, type StreamScope } from '../../runtime/security/stream.ts';
 import { callerOf, principalOf, send } from '../context.ts';
 import { AnyObject, Envelope, IdParams, STANDARD_ERRORS } from '../schemas.ts';
 
@@ -109,17 +98,15 @@ const scopeOf = (req: FastifyRequest): StreamScope => {
 
 /**
  * The Security API (`/v1/security`): profiles and the workspace default profile, enforcement,
- * the one event stream (list, summary, NDJSON/OCSF export) and active alerts. Registering the
- * plugin installs the runtime's security layer; closing the app uninstalls it.
+ * the one event stream (list, summary, NDJSON/OCSF export) and active alerts, all the runtime's
+ * security layer (runtime/security/).
  */
-export const securityRoutes: FastifyPluginAsync<{ runtime: Runtime; options?: SecurityOptions }> = async (
+export const securityRoutes: FastifyPluginAsync<{ security: Pick<Security, 'profiles' | 'enforcer' | 'stream' | 'alerts'> }> = async (
   base,
-  { runtime: rt, options },
+  { security },
 ) => {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
-  const security = installSecurity(rt, options);
-  app.addHook('onClose', async () => security.close());
-  const { profiles, enforcer, alerts } = security;
+  const { profiles, enforcer, stream, alerts } = security;
   const tags = ['security'];
 
   app.post('/security/profiles', {
@@ -277,7 +264,7 @@ export const securityRoutes: FastifyPluginAsync<{ runtime: Runtime; options?: Se
       },
     },
     handler: async (req, reply) =>
-      send(reply, pageEvents(rt.db, scopeOf(req), filterOf(req.query), parseCursor(req.query.after), req.query.limit ?? 100)),
+      send(reply, stream.page(scopeOf(req), filterOf(req.query), parseCursor(req.query.after), req.query.limit ?? 100)),
   });
 
   app.get('/security/events/summary', {
@@ -295,7 +282,7 @@ export const securityRoutes: FastifyPluginAsync<{ runtime: Runtime; options?: Se
       response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS },
     },
     handler: async (req, reply) =>
-      send(reply, summarize(rt.db, scopeOf(req), rt.clock.nowMs(), parseWindow(req.query.window ?? '24h'), req.query.buckets ?? 12)),
+      send(reply, stream.summary(scopeOf(req), parseWindow(req.query.window ?? '24h'), req.query.buckets ?? 12)),
   });
 
   app.get('/security/events/export', {
@@ -308,7 +295,7 @@ export const securityRoutes: FastifyPluginAsync<{ runtime: Runtime; options?: Se
       querystring: Type.Object(FilterProps, { additionalProperties: false }),
     },
     handler: async (req, reply) => {
-      const rows = exportEvents(rt.db, scopeOf(req), filterOf(req.query));
+      const rows = stream.export(scopeOf(req), filterOf(req.query));
       const lines = async function* () {
         for await (const e of rows) yield exportLine(e);
       };

@@ -1,5 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply } from 'fastify';
+import { serveEventStream } from '../event-stream.ts';
 import type { ExecChunk } from '../../runtime/sandbox/execute.ts';
 
 /**
@@ -55,36 +56,15 @@ export interface StreamedEvent {
  * `heartbeatMs` keeps proxies from closing an idle stream. When the log ends, a final `end` event
  * (without id) says so. A client that goes away aborts `signal`, which ends `events`.
  */
-export async function streamEvents(
+export function streamEvents(
   reply: FastifyReply,
   open: (signal: AbortSignal) => AsyncGenerator<StreamedEvent>,
   opts: { heartbeatMs: number },
 ): Promise<FastifyReply> {
-  const ac = new AbortController();
-  reply.hijack();
-  const raw = reply.raw;
-  raw.writeHead(200, {
-    ...(reply.getHeaders() as OutgoingHttpHeaders),
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache, no-transform',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-    'x-request-id': reply.request.id,
+  return serveEventStream(reply, open, {
+    heartbeatMs: opts.heartbeatMs,
+    frame: (e) => `id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e.data)}\n\n`,
+    errorData: (code, message) => ({ code, message }),
+    endEvent: true,
   });
-  raw.once('close', () => ac.abort());
-  const beat = setInterval(() => raw.write(': keep-alive\n\n'), opts.heartbeatMs);
-  beat.unref();
-  try {
-    for await (const e of open(ac.signal)) raw.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e.data)}\n\n`);
-    if (!ac.signal.aborted) raw.write('event: end\ndata: {}\n\n');
-  } catch (err) {
-    const e = err as { code?: string; message?: string };
-    raw.write(
-      `event: error\ndata: ${JSON.stringify({ code: e.code ?? 'INTERNAL_ERROR', message: e.code ? e.message : 'internal error' })}\n\n`,
-    );
-  } finally {
-    clearInterval(beat);
-    raw.end();
-  }
-  return reply;
 }

@@ -1,44 +1,40 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
-import type { Runtime } from '../../runtime/runtime.ts';
+import type { Registry } from 'prom-client';
+import type { Config } from '../../runtime/config.ts';
+import type { Health, ReadinessProbe } from '../../runtime/health.ts';
 import { ok } from '../envelope.ts';
 import { sendFail } from '../context.ts';
-import { readiness, type ReadinessProbe } from '../health.ts';
 
 const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 
 const sameSecret = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
 /** Health probes, Prometheus metrics, the OpenAPI document and `/llms.txt`. */
-export const systemRoutes: FastifyPluginAsync<{ runtime: Runtime; probes: ReadinessProbe[] }> = async (app, { runtime: rt, probes }) => {
+export const systemRoutes: FastifyPluginAsync<{
+  health: Health;
+  registry: Registry;
+  config: Pick<Config, 'runtimeName' | 'metricsToken'>;
+  probes: ReadinessProbe[];
+}> = async (app, { health, registry, config, probes }) => {
   const pub = { config: { public: true }, schema: { hide: true } };
 
-  app.get('/health', pub, async (req, reply) => reply.send(ok({ status: 'ok', instance: rt.config.runtimeName }, req.id)));
+  app.get('/health', pub, async (req, reply) => reply.send(ok({ status: 'ok', instance: config.runtimeName }, req.id)));
   app.get('/health/live', pub, async (req, reply) => reply.send(ok({ status: 'alive' }, req.id)));
   app.get('/health/ready', pub, async (req, reply) => {
-    const nft: ReadinessProbe = async () => {
-      if (!rt.networks) return { name: 'nft', ok: true, detail: 'network layer off' };
-      const s = rt.networks.firewall.status;
-      const problems = s.booted && !s.tampered ? await rt.networks.firewall.verify() : ['not in place'];
-      return {
-        name: 'nft',
-        ok: problems.length === 0,
-        detail: problems.length ? problems.slice(0, 3).join('; ') : `table inet ${rt.config.nftTable} in place`,
-      };
-    };
-    const r = await readiness(rt, [nft, ...probes]);
+    const r = await health.readiness([health.nftProbe, ...probes]);
     if (!r.ready) return sendFail(reply, 'SERVICE_UNAVAILABLE', 'not ready', { checks: r.checks });
     return reply.send(ok({ status: 'ready', checks: r.checks }, req.id));
   });
 
   // Prometheus: open to loopback; other clients need DIRECTOR_METRICS_TOKEN.
   app.get('/metrics', pub, async (req, reply) => {
-    const token = rt.config.metricsToken;
+    const token = config.metricsToken;
     const presented = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
     if (!LOOPBACK.test(req.ip) && !(token && sameSecret(presented, token))) {
       return sendFail(reply, 'AUTHENTICATION_ERROR', 'metrics need a bearer token from non-loopback clients', { reason: 'metrics_token' });
     }
-    return reply.type(rt.metrics.registry.contentType).send(await rt.metrics.registry.metrics());
+    return reply.type(registry.contentType).send(await registry.metrics());
   });
 
   app.get('/v1/openapi.json', pub, async (_req, reply) => reply.send(app.swagger()));

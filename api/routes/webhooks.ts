@@ -1,26 +1,17 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Runtime } from '../../runtime/runtime.ts';
 import { isoTime } from '../../core/clock.ts';
-import { DirectorError, notFound, validationError } from '../../core/errors.ts';
+import { validationError } from '../../core/errors.ts';
+import { WEBHOOK_EVENTS } from '../../runtime/webhooks/catalogue.ts';
+import type { Webhooks } from '../../runtime/webhooks/service.ts';
+import type { AttemptRecord, DeliveryRecord, WebhookRecord } from '../../runtime/webhooks/store.ts';
 import { callerOf, send } from '../context.ts';
 import { Envelope, IdParams, Page, PageQuery, STANDARD_ERRORS } from '../schemas.ts';
-import { checkEventName, WEBHOOK_EVENTS } from '../webhooks/catalogue.ts';
-import { WebhookDispatcher } from '../webhooks/dispatcher.ts';
-import { checkUrl, resolveChecked, systemLookup, TargetRefusedError, type LookupAll, type TargetPolicy } from '../webhooks/guard.ts';
-import { resolveOptions, targetPolicy, type DispatcherOptions } from '../webhooks/options.ts';
-import { WebhookStore, type AttemptRecord, type DeliveryRecord, type WebhookRecord } from '../webhooks/store.ts';
-import { httpTransport } from '../webhooks/transport.ts';
 
 export interface WebhookRouteOptions {
-  runtime: Runtime;
-  /** Delivery settings; unset ones come from the defaults and `DIRECTOR_WEBHOOK_*`. */
-  dispatcher?: Partial<DispatcherOptions>;
+  webhooks: Webhooks;
 }
-
-/** How long creation waits for DNS before accepting a name it could not resolve (delivery checks again). */
-const CREATE_LOOKUP_TIMEOUT_MS = 3000;
 
 const WebhookSchema = Type.Object(
   {
@@ -132,59 +123,19 @@ function decodeCursor(cursor: string): number {
   return Number(m[1]);
 }
 
-/** Validates a create request beyond its schema: event names and the SSRF guard (DNS included). */
-async function checkCreate(body: { url: string; events: string[] }, policy: TargetPolicy, lookup: LookupAll): Promise<void> {
-  const seen = new Set<string>();
-  body.events.forEach((name, i) => {
-    const issue = checkEventName(name) ?? (seen.has(name) ? `"${name}" is listed twice` : null);
-    if (issue) throw validationError(`events[${i}]`, issue);
-    seen.add(name);
-  });
-  const checked = checkUrl(body.url, policy);
-  if ('issue' in checked) throw validationError('url', checked.issue);
-  if (checked.target.literal) return;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('DNS timeout')), CREATE_LOOKUP_TIMEOUT_MS);
-  });
-  try {
-    await Promise.race([resolveChecked(checked.target.hostname, policy, lookup), timeout]);
-  } catch (err) {
-    // A name that does not resolve yet is accepted: every delivery resolves and checks again.
-    if (err instanceof TargetRefusedError) throw validationError('url', `target ${err.message}`);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * Webhooks (`/v1/webhooks`): signed, at-least-once deliveries of Director's events to HTTP
- * receivers, with a delivery log. Starts the dispatcher when the app is ready; stops it on close.
+ * receivers, with a delivery log. The deliveries themselves are the runtime's (runtime/webhooks/).
  */
-export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (base, opts) => {
+export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (base, { webhooks }) => {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
-  const rt = opts.runtime;
-  const options = resolveOptions(opts.dispatcher);
-  const policy = targetPolicy(options);
-  const lookup = options.lookup ?? systemLookup;
-  const store = new WebhookStore(rt.db, rt.clock);
-  const dispatcher = new WebhookDispatcher({
-    store,
-    events: rt.events,
-    clock: rt.clock,
-    logger: rt.logger,
-    options,
-    transport: options.transport ?? httpTransport(policy, lookup),
-  });
-  app.addHook('onReady', async () => dispatcher.start());
-  app.addHook('onClose', async () => dispatcher.stop());
 
   const view = (r: WebhookRecord) => ({
     id: r.id,
     url: r.url,
     events: r.events,
     secretSet: true as const,
-    pendingDeliveries: store.pendingCount(r.id),
+    pendingDeliveries: webhooks.pendingCount(r.id),
     droppedDeliveries: r.dropped,
     createdBy: r.createdBy,
     createdAt: isoTime(r.createdMs),
@@ -205,30 +156,7 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (bas
       body: CreateWebhookSchema,
       response: { 201: Envelope(WebhookSchema), 422: STANDARD_ERRORS[400], ...STANDARD_ERRORS },
     },
-    handler: async (req, reply) => {
-      const caller = callerOf(req);
-      await checkCreate(req.body, policy, lookup);
-      if (store.count(caller.workspace) >= options.maxWebhooksPerWorkspace) {
-        throw new DirectorError('UNPROCESSABLE', `a workspace has at most ${options.maxWebhooksPerWorkspace} webhooks`, {
-          limit: options.maxWebhooksPerWorkspace,
-        });
-      }
-      const rec = store.create({
-        workspace: caller.workspace,
-        url: req.body.url,
-        events: req.body.events,
-        secret: req.body.secret,
-        createdBy: caller.actor ?? null,
-      });
-      rt.events.emit({
-        type: 'webhook_created',
-        severity: 'low',
-        workspace: caller.workspace,
-        actor: caller.actor,
-        details: { webhookId: rec.id, target: new URL(rec.url).origin, events: rec.events },
-      });
-      return send(reply, view(rec), 201);
-    },
+    handler: async (req, reply) => send(reply, view(await webhooks.create(callerOf(req), req.body)), 201),
   });
 
   app.get('/webhooks', {
@@ -241,16 +169,10 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (bas
     },
     handler: async (req, reply) => {
       const { limit = 20, offset = 0 } = req.query;
-      const page = store.list(callerOf(req).workspace, { limit, offset });
+      const page = webhooks.list(callerOf(req), { limit, offset });
       return send(reply, { items: page.items.map(view), total: page.total, limit, offset });
     },
   });
-
-  const owned = (workspace: string, id: string): WebhookRecord => {
-    const rec = store.get(workspace, id);
-    if (!rec) throw notFound('webhook', id);
-    return rec;
-  };
 
   app.get('/webhooks/:id', {
     config: { scope: 'webhooks:write' },
@@ -260,7 +182,7 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (bas
       params: Params,
       response: { 200: Envelope(WebhookSchema), ...STANDARD_ERRORS },
     },
-    handler: async (req, reply) => send(reply, view(owned(callerOf(req).workspace, req.params.id))),
+    handler: async (req, reply) => send(reply, view(webhooks.get(callerOf(req), req.params.id))),
   });
 
   app.get('/webhooks/:id/deliveries', {
@@ -278,9 +200,9 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (bas
       },
     },
     handler: async (req, reply) => {
-      const rec = owned(callerOf(req).workspace, req.params.id);
+      const rec = webhooks.get(callerOf(req), req.params.id);
       const { limit = 20, cursor, state } = req.query;
-      const rows = store.deliveries(rec.id, {
+      const rows = webhooks.deliveries(rec, {
         limit: limit + 1,
         ...(cursor === undefined ? {} : { beforeSeq: decodeCursor(cursor) }),
         ...(state === undefined ? {} : { state }),
@@ -304,15 +226,7 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (bas
       response: { 200: Envelope(Type.Object({ id: Type.String(), deleted: Type.Literal(true) })), ...STANDARD_ERRORS },
     },
     handler: async (req, reply) => {
-      const caller = callerOf(req);
-      if (!store.delete(caller.workspace, req.params.id)) throw notFound('webhook', req.params.id);
-      rt.events.emit({
-        type: 'webhook_deleted',
-        severity: 'low',
-        workspace: caller.workspace,
-        actor: caller.actor,
-        details: { webhookId: req.params.id },
-      });
+      webhooks.delete(callerOf(req), req.params.id);
       return send(reply, { id: req.params.id, deleted: true as const });
     },
   });

@@ -101,7 +101,7 @@ export function eventChannel(events: EventSink, head: () => number, scope: Scope
 }
 
 /**
- * The seed's alert shape. The alert engine stores it in `details.alert`; flat `details` are
+ * The Director Protocol's alert shape. The alert engine stores it in `details.alert`; flat `details` are
  * read too, and the event's own severity and time fill what is missing.
  */
 export function alertOf(e: SecurityEvent): { alert: { rule: string; severity: string; message: string; timestamp: string } } {

@@ -1,12 +1,13 @@
+import type { Config } from '../../runtime/config.ts';
 import { DEFAULT_QUEUE_LIMITS, type SendQueueLimits } from './queue.ts';
-import { parseList } from '../../core/validate.ts';
+import { normalizeOrigin, parseList } from '../../core/validate.ts';
 
-/** Tunables of the WebSocket endpoints. Each has a default; two can come from the environment. */
+/** Tunables of the WebSocket endpoints. Each has a default; two come from the operator's settings. */
 export interface WsOptions {
-  /** How long an unauthenticated socket may wait for its `auth` message, in ms; default 5000 (env `DIRECTOR_WS_AUTH_GRACE_MS`). */
+  /** How long an unauthenticated socket may wait for its `auth` message, in ms; default the setting `DIRECTOR_WS_AUTH_GRACE_MS` (5000). */
   authGraceMs?: number;
   /**
-   * Origins (`https://ui.example.com`) browsers may connect from. Default: env
+   * Origins (`https://ui.example.com`) browsers may connect from. Default: the setting
    * `DIRECTOR_ALLOWED_ORIGINS`, comma-separated; empty means only the server's own host.
    * Clients that send no `Origin` (not browsers) are not affected.
    */
@@ -30,19 +31,18 @@ export interface ResolvedWsOptions {
   maxPendingMessages: number;
 }
 
-export const WS_ENV = { authGraceMs: 'DIRECTOR_WS_AUTH_GRACE_MS', allowedOrigins: 'DIRECTOR_ALLOWED_ORIGINS' } as const;
+/** The operator's WebSocket settings (runtime/config.ts, validated at boot). */
+export type WsSettings = Partial<Pick<Config, 'wsAuthGraceMs' | 'allowedOrigins'>>;
 
 /**
- * Options win over the environment, the environment over defaults. A bad value throws with
- * the name of the option or variable, so the server refuses to start rather than guess.
+ * Options win over the operator's settings, settings over defaults. A bad option throws with
+ * its name, so the server refuses to start rather than guess (settings were checked at boot).
  */
-export function resolveWsOptions(opts: WsOptions, env: NodeJS.ProcessEnv = process.env): ResolvedWsOptions {
-  const graceEnv = env[WS_ENV.authGraceMs];
-  const authGraceMs = opts.authGraceMs ?? (graceEnv !== undefined && graceEnv !== '' ? Number(graceEnv) : 5000);
-  checkInt(opts.authGraceMs !== undefined ? 'authGraceMs' : WS_ENV.authGraceMs, authGraceMs, 1, 600_000);
-  const originsEnv = env[WS_ENV.allowedOrigins] ?? '';
-  const rawOrigins = opts.allowedOrigins ?? parseList(originsEnv);
-  const allowedOrigins = rawOrigins.map((o) => normalizeOrigin(o, opts.allowedOrigins ? 'allowedOrigins' : WS_ENV.allowedOrigins));
+export function resolveWsOptions(opts: WsOptions, settings: WsSettings = {}): ResolvedWsOptions {
+  const authGraceMs = opts.authGraceMs ?? settings.wsAuthGraceMs ?? 5000;
+  checkInt(opts.authGraceMs !== undefined ? 'authGraceMs' : 'DIRECTOR_WS_AUTH_GRACE_MS', authGraceMs, 1, 600_000);
+  const rawOrigins = opts.allowedOrigins ?? parseList(settings.allowedOrigins ?? '');
+  const allowedOrigins = rawOrigins.map((o) => normalizeOrigin(o, opts.allowedOrigins ? 'allowedOrigins' : 'DIRECTOR_ALLOWED_ORIGINS'));
   const heartbeatMs = opts.heartbeatMs ?? 30_000;
   checkInt('heartbeatMs', heartbeatMs, 100, 3_600_000);
   const queue = { ...DEFAULT_QUEUE_LIMITS, ...opts.queue };
@@ -58,22 +58,4 @@ export function resolveWsOptions(opts: WsOptions, env: NodeJS.ProcessEnv = proce
 
 function checkInt(name: string, v: number, min: number, max: number): void {
   if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${name} must be an integer from ${min} to ${max}`);
-}
-
-/**
- * `scheme://host[:port]` in the form browsers send. Wildcards are refused: an allowed origin
- * is a site the operator trusts, named exactly.
- */
-export function normalizeOrigin(raw: string, name: string): string {
-  if (raw.includes('*')) throw new Error(`${name}: wildcards are not allowed (got ${JSON.stringify(raw)}); list each origin`);
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new Error(`${name}: ${JSON.stringify(raw)} is not an origin like https://ui.example.com`);
-  }
-  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search || url.hash || url.username) {
-    throw new Error(`${name}: ${JSON.stringify(raw)} is not an origin like https://ui.example.com`);
-  }
-  return url.origin;
 }

@@ -1,22 +1,31 @@
 import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { Runtime } from '../../runtime/runtime.ts';
+import type { Db } from '../../core/db.ts';
+import type { EventSink } from '../../runtime/events.ts';
+import type { Shells } from '../../runtime/sandbox/shell.ts';
 import type { AuthService } from '../auth/service.ts';
 import { routeConfigOf, sendFail } from '../context.ts';
 import { IdParams } from '../schemas.ts';
 import { upgradeCredential } from './auth.ts';
 import { builtinChannels, type ChannelDefinition } from './channels.ts';
 import { Hub } from './hub.ts';
-import { resolveWsOptions, type WsOptions } from './options.ts';
+import { resolveWsOptions, type WsOptions, type WsSettings } from './options.ts';
 import { originAllowed } from './origin.ts';
 import { CLOSE, CLOSE_REASON } from './protocol.ts';
 import { startHeartbeat } from './socket.ts';
 import { TerminalQuery, Terminals } from './terminal.ts';
 
 export interface WsPluginOptions extends WsOptions {
-  runtime: Runtime;
   auth: AuthService;
+  /** The event stream the hub's channels carry, and where socket refusals are recorded. */
+  events: EventSink;
+  /** The event store, for the channels' newest cursor. */
+  db: Db;
+  /** Interactive shells, for the terminal. */
+  shells: Shells;
+  /** The operator's WebSocket settings (auth grace, allowed origins). */
+  settings: WsSettings;
   /**
    * Channels beyond the built-in `security` and `sandboxes`: the extension point for later
    * layers (`sessions` → `session_update`, `workflows` → `workflow_progress`).
@@ -35,11 +44,11 @@ const SHUTDOWN_GRACE_MS = 1000;
  */
 export const wsPlugin: FastifyPluginAsync<WsPluginOptions> = async (instance, opts) => {
   const app = instance.withTypeProvider<TypeBoxTypeProvider>();
-  const { runtime: rt, auth } = opts;
-  const options = resolveWsOptions(opts);
-  const hub = new Hub({ auth, events: rt.events, logger: app.log, options });
-  for (const [name, def] of Object.entries({ ...builtinChannels(rt.events, rt.db), ...opts.channels })) hub.registerChannel(name, def);
-  const terminals = new Terminals({ runtime: rt, auth, logger: app.log, options });
+  const { auth, events } = opts;
+  const options = resolveWsOptions(opts, opts.settings);
+  const hub = new Hub({ auth, events, logger: app.log, options });
+  for (const [name, def] of Object.entries({ ...builtinChannels(events, opts.db), ...opts.channels })) hub.registerChannel(name, def);
+  const terminals = new Terminals({ shells: opts.shells, events, auth, logger: app.log, options });
   let stopHeartbeat = () => {};
 
   await app.register(websocket, {
@@ -73,7 +82,7 @@ export const wsPlugin: FastifyPluginAsync<WsPluginOptions> = async (instance, op
   const checkOrigin = async (req: FastifyRequest, reply: FastifyReply) => {
     const origin = req.headers.origin;
     if (originAllowed(origin, req.headers.host, options.allowedOrigins)) return;
-    rt.events.emit({
+    events.emit({
       type: 'ws_origin_refused',
       severity: 'medium',
       actor: `ip:${req.ip}`,

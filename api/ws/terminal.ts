@@ -1,11 +1,10 @@
-import { finished } from 'node:stream/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { RawData, WebSocket } from 'ws';
 import type { ExecHandle } from '../../runtime/engine/engine.ts';
 import { isDirectorError } from '../../core/errors.ts';
-import type { Runtime } from '../../runtime/runtime.ts';
-import { SANDBOX_USER } from '../../runtime/sandbox/hardening.ts';
+import type { EventSink } from '../../runtime/events.ts';
+import type { ShellSession, Shells } from '../../runtime/sandbox/shell.ts';
 import type { AuthService } from '../auth/service.ts';
 import { actorOf, type Principal } from '../auth/types.ts';
 import { SocketAuth, credentialOf, type Credential } from './auth.ts';
@@ -23,13 +22,10 @@ import {
 } from './protocol.ts';
 import { ReadGate, SerialRunner, closeSocket, isOpen, toBuffer } from './socket.ts';
 
-/** Shells a terminal may run, by the name `?cmd=` takes. Nothing else can be asked for. */
-export const SHELLS = { sh: '/bin/sh', bash: '/bin/bash' } as const;
-export type ShellName = keyof typeof SHELLS;
-
 const Cells = Type.Integer({ minimum: 1, maximum: TERMINAL_MAX_CELLS });
 export const TerminalQuery = Type.Object(
   {
+    // The names of runtime/sandbox/shell.ts SHELLS: nothing else can be asked for.
     cmd: Type.Optional(Type.Union([Type.Literal('sh'), Type.Literal('bash')], { description: 'Shell to run; default sh' })),
     cols: Type.Optional(Cells),
     rows: Type.Optional(Cells),
@@ -45,7 +41,10 @@ const OUTPUT_HIGH_BYTES = 1024 * 1024;
 const OUTPUT_LOW_BYTES = 256 * 1024;
 
 export interface TerminalDeps {
-  runtime: Runtime;
+  /** The runtime operation a terminal drives: an interactive shell in a sandbox. */
+  shells: Shells;
+  /** Where authentication failures on the socket are recorded. */
+  events: EventSink;
   auth: AuthService;
   logger: FastifyBaseLogger;
   options: ResolvedWsOptions;
@@ -101,6 +100,8 @@ export class TerminalSession {
   #earlyBytes = 0;
   #size: { cols: number; rows: number } | null;
   #closed = false;
+  /** Aborted when the socket goes: a shell still starting is then killed. */
+  readonly #gone = new AbortController();
 
   constructor(deps: TerminalDeps, ws: WebSocket, req: TerminalRequest, onGone: () => void) {
     this.#deps = deps;
@@ -112,7 +113,7 @@ export class TerminalSession {
     this.#auth = new SocketAuth({
       ws,
       auth: deps.auth,
-      events: deps.runtime.events,
+      events: deps.events,
       logger: deps.logger,
       route: '/v1/sandboxes/:id/terminal',
       ip: req.ip,
@@ -237,56 +238,32 @@ export class TerminalSession {
   }
 
   async #open(p: Principal): Promise<void> {
-    const { runtime: rt } = this.#deps;
     const { sandboxId } = this.#req;
-    const shell = this.#req.query.cmd ?? 'sh';
     const caller = { workspace: p.workspace, actor: actorOf(p) };
-    let containerId: string;
+    let session: ShellSession | null;
     try {
-      // The same checks as execute: the caller's sandbox (404 otherwise), allowExec (recorded as
-      // `exec_denied` when refused), and running.
-      containerId = rt.executor.prepare(caller, sandboxId, { command: [SHELLS[shell]] }).containerId;
+      session = await this.#deps.shells.open(caller, sandboxId, { shell: this.#req.query.cmd ?? 'sh', signal: this.#gone.signal });
     } catch (err) {
+      // The checks execute makes: the caller's sandbox (404 otherwise), allowExec (recorded as
+      // `exec_denied` when refused), and running. Anything else is the terminal failing.
       if (!isDirectorError(err)) throw err;
       if (err.code === 'NOT_FOUND') this.#refuse(CLOSE.NOT_FOUND, 'NOT_FOUND', `sandbox ${sandboxId} not found`);
       else if (err.code === 'AUTHORIZATION_ERROR')
         this.#refuse(CLOSE.FORBIDDEN, 'AUTHORIZATION_ERROR', "execution is disabled by this sandbox's security policy");
       else if (err.code === 'CONFLICT') this.#refuse(CLOSE.CONFLICT, 'CONFLICT', `sandbox ${sandboxId} is not running`);
-      else this.#refuse(CLOSE.INTERNAL, err.code, err.message);
+      else throw err;
       return;
     }
-    const h = await rt.sandboxes.wrapEngine(() =>
-      rt.engine.exec(containerId, { cmd: [SHELLS[shell]], env: { TERM: 'xterm-256color' }, user: SANDBOX_USER, tty: true, stdin: true }),
-    );
-    if (this.#closed) {
-      await h.kill().catch(() => undefined);
-      return;
-    }
+    if (!session) return;
+    const h = session.process;
     this.#handle = h;
-    const started = performance.now();
-    rt.events.emit({
-      type: 'terminal_opened',
-      severity: 'info',
-      workspace: p.workspace,
-      sandboxId,
-      actor: caller.actor,
-      details: { shell },
-    });
     this.#pipeOutput(h);
     await this.#resize(h);
     this.#state = 'running';
     for (const buf of this.#early) this.#input(buf);
     this.#early = [];
-    const [result] = await Promise.all([h.wait().catch(() => ({ exitCode: -1 })), finished(h.stdout).catch(() => undefined)]);
+    const result = await session.exited;
     this.#state = 'done';
-    rt.events.emit({
-      type: 'terminal_closed',
-      severity: 'info',
-      workspace: p.workspace,
-      sandboxId,
-      actor: caller.actor,
-      details: { shell, exitCode: result.exitCode, durationMs: Math.round(performance.now() - started) },
-    });
     if (this.#closed) return;
     this.#send({ type: 'exit', exitCode: result.exitCode });
     this.close(CLOSE.NORMAL, 'exited');
@@ -308,6 +285,7 @@ export class TerminalSession {
   #teardown(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#gone.abort();
     this.#auth.dispose();
     this.#early = [];
     const h = this.#handle;

@@ -219,7 +219,7 @@ export class CheckpointService {
       blobs: this.#d.blobs,
       sandboxes: m.deps.store,
       createSandbox: this.#d.createSandbox ?? ((caller, request, owner) => m.create(request, caller, { owner })),
-      deleteSandbox: (rec) => m.destroy(rec, 'checkpoint restore failed'),
+      deleteSandbox: (rec) => m.deps.teardown.destroy(rec, 'checkpoint restore failed'),
       logger: this.#d.logger,
       maxEntries: MAX_ENTRIES_PER_MOUNT,
       timeoutMs: this.#d.config.checkpointTimeoutMs,

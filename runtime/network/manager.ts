@@ -64,8 +64,8 @@ export interface NetworkManagerDeps {
   logger: Logger;
   /** DNS listeners per network (optional: none in tests that do not need DNS). */
   dns?: { listen(r: NetworkRecord): Promise<void>; close(r: NetworkRecord): Promise<void> };
-  /** Removes a sandbox (force delete of a network in use). */
-  destroySandbox?: (id: string, reason: string) => Promise<void>;
+  /** Removes a sandbox (force delete of a network in use): the sandbox teardown, given by the composition root. */
+  destroySandbox: (id: string, reason: string) => Promise<void>;
 }
 
 const NETWORK_LABELS = (runtime: string, id: string, workspace: string) => ({
@@ -350,10 +350,7 @@ export class NetworkManager implements NetworkAttacher {
         sandboxes: users.map((u) => u.id),
       });
     }
-    if (users.length) {
-      if (!this.deps.destroySandbox) throw conflict('forced delete needs the sandbox manager');
-      for (const u of users) await this.deps.destroySandbox(u.id, `network ${rec.id} deleted`);
-    }
+    for (const u of users) await this.deps.destroySandbox(u.id, `network ${rec.id} deleted`);
     store.update(rec.id, clock.nowMs(), { status: 'deleting' });
     await this.teardown(rec);
     store.update(rec.id, clock.nowMs(), { status: 'deleted', deletedMs: clock.nowMs() });

@@ -4,6 +4,8 @@ import type { ExecHandle } from '../engine/engine.ts';
 import { DirectorError, conflict, validationError } from '../../core/errors.ts';
 import { SANDBOX_USER } from './hardening.ts';
 import type { Launchers } from './launcher.ts';
+import type { SandboxRecord } from '../store/sandboxes.ts';
+import { engineCall } from './engine-call.ts';
 import type { Caller, SandboxManager } from './manager.ts';
 import { PolicyViolationError } from './spec.ts';
 import { checkSchema } from '../../core/validate.ts';
@@ -75,16 +77,18 @@ export class Executor {
   constructor(manager: SandboxManager, launchers: Launchers) {
     this.manager = manager;
     this.launchers = launchers;
-    // Pre-start the exec launcher as soon as a sandbox runs, so even the first execute is fast;
-    // and have the engine find the container's pids cgroup then, off the execute path (the
-    // check after each execute is then one file read). Nothing is recorded here: a lookup
-    // that finishes after the sandbox ended must not leave an entry behind.
-    manager.onStarted = (r) => {
-      if (!r.containerId || !r.spec.securityPolicy.allowExec) return;
-      launchers.arm(r.containerId);
-      void manager.deps.engine.pidsLimitHits?.(r.containerId).catch(() => undefined);
-    };
-    manager.onEnded = (r) => this.forget(r.id, r.containerId);
+  }
+
+  /**
+   * A sandbox runs (the lifecycle's `started`): pre-start its exec launcher, so even the first
+   * execute is fast, and have the engine find the container's pids cgroup now, off the execute
+   * path (the check after each execute is then one file read). Nothing is recorded here: a
+   * lookup that finishes after the sandbox ended must not leave an entry behind.
+   */
+  started(r: SandboxRecord): void {
+    if (!r.containerId || !r.spec.securityPolicy.allowExec) return;
+    this.launchers.arm(r.containerId);
+    void this.manager.deps.engine.pidsLimitHits?.(r.containerId).catch(() => undefined);
   }
 
   /** Sandboxes whose pids-limit count is kept (running ones that have executed); for tests. */
@@ -148,7 +152,7 @@ export class Executor {
     const env = req.environment ?? {};
     let handle: ExecHandle | null = await this.launchers.take(containerId, cmd, env, req.workdir, req.stdin);
     if (!handle) {
-      handle = await this.manager.wrapEngine(() =>
+      handle = await engineCall(() =>
         deps.engine.exec(containerId, {
           cmd,
           env,
@@ -247,9 +251,10 @@ export class Executor {
   async open(containerId: string, cmd: string[]): Promise<ExecHandle> {
     const armed = await this.launchers.take(containerId, cmd, {}, undefined, undefined, { keepStdin: true });
     if (armed) return armed;
-    return this.manager.wrapEngine(() => this.manager.deps.engine.exec(containerId, { cmd, env: {}, user: SANDBOX_USER, stdin: true }));
+    return engineCall(() => this.manager.deps.engine.exec(containerId, { cmd, env: {}, user: SANDBOX_USER, stdin: true }));
   }
 
+  /** A sandbox ended (the lifecycle's `ended`): its pids count and launcher go. */
   forget(sandboxId: string, containerId: string | null): void {
     this.lastPidsHits.delete(sandboxId);
     if (containerId) this.launchers.forget(containerId);

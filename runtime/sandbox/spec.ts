@@ -248,7 +248,7 @@ export function resolveSpec(
   }
   const workdir = req.workdir === undefined ? null : checkPath('workdir', req.workdir);
   // Networking needs both allowNetwork and resourceLimits.network; otherwise `none`, whatever
-  // networkMode asked (the seed's own example combines allowNetwork=false with `isolated`).
+  // networkMode asked (the Director Protocol's own example combines allowNetwork=false with `isolated`).
   const resourceLimits = {
     cpu: ceiling('resourceLimits.cpu', rl.cpu, cfg.defaultCpu, cfg.maxCpu),
     memory: ceiling('resourceLimits.memory', rl.memory, cfg.defaultMemoryMb, cfg.maxMemoryMb),

@@ -1,9 +1,14 @@
 import type { Logger } from 'pino';
-import { EngineUnavailableError } from '../engine/engine.ts';
-import type { SandboxRecord } from '../store/sandboxes.ts';
+import type { Clock } from '../../core/clock.ts';
+import type { Config } from '../config.ts';
+import { EngineUnavailableError, type Engine } from '../engine/engine.ts';
+import type { EventSink } from '../events.ts';
+import type { SandboxRecord, SandboxStore } from '../store/sandboxes.ts';
 import { LABEL } from './hardening.ts';
-import type { SandboxManager } from './manager.ts';
+import { recordLifecycle, type SandboxLifecycle } from './lifecycle.ts';
+import type { NetworkAttacher } from './network.ts';
 import { ACTIVE_STATES } from './states.ts';
+import type { SandboxTeardown } from './teardown.ts';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How long boot waits for creates a killed predecessor may have left in flight in the engine. */
@@ -21,13 +26,25 @@ const sleep = (ms: number, signal: AbortSignal) =>
     );
   });
 
+export interface SupervisorDeps {
+  engine: Engine;
+  store: SandboxStore;
+  events: EventSink;
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  network: Pick<NetworkAttacher, 'release'>;
+  teardown: Pick<SandboxTeardown, 'stop'>;
+  lifecycle: SandboxLifecycle;
+}
+
 /**
  * Keeps records and containers in agreement: wall-time deadlines, engine events (OOM kills,
  * exits) and reconciliation at boot and on a timer, which removes containers no record owns
  * and fails records whose container vanished. Safe to run after a SIGKILL at any moment.
  */
 export class Supervisor {
-  private readonly manager: SandboxManager;
+  private readonly deps: SupervisorDeps;
   private readonly log: Logger;
   private readonly deadlines = new Map<string, NodeJS.Timeout>();
   private readonly abort = new AbortController();
@@ -35,14 +52,13 @@ export class Supervisor {
   private reconciling: Promise<void> | null = null;
   engineUp = true;
 
-  constructor(manager: SandboxManager, log: Logger) {
-    this.manager = manager;
-    this.log = log.child({ component: 'supervisor' });
-    manager.onDeadlineArmed = (r) => this.armDeadline(r);
+  constructor(deps: SupervisorDeps) {
+    this.deps = deps;
+    this.log = deps.logger.child({ component: 'supervisor' });
   }
 
   private get labels(): Record<string, string> {
-    return { [LABEL.managed]: 'true', [LABEL.runtime]: this.manager.deps.config.runtimeName };
+    return { [LABEL.managed]: 'true', [LABEL.runtime]: this.deps.config.runtimeName };
   }
 
   /** Boot: reconcile once (creating records left by a crash are failed), then watch. */
@@ -51,7 +67,7 @@ export class Supervisor {
     void this.watchEvents();
     this.reconcileTimer = setInterval(
       () => void this.reconcile({ boot: false }).catch((err: unknown) => this.log.error({ err }, 'reconcile failed')),
-      this.manager.deps.config.reconcileIntervalMs,
+      this.deps.config.reconcileIntervalMs,
     );
     this.reconcileTimer.unref();
   }
@@ -63,10 +79,11 @@ export class Supervisor {
     this.deadlines.clear();
   }
 
+  /** (Re)sets the wall-time kill of a running sandbox (the lifecycle's `deadlineArmed`, and reconciliation). */
   armDeadline(rec: SandboxRecord): void {
     if (rec.deadlineMs === null || rec.status !== 'running') return;
     clearTimeout(this.deadlines.get(rec.id));
-    const wait = Math.max(0, Math.min(MAX_TIMER_MS, rec.deadlineMs - this.manager.deps.clock.nowMs()));
+    const wait = Math.max(0, Math.min(MAX_TIMER_MS, rec.deadlineMs - this.deps.clock.nowMs()));
     const t = setTimeout(() => {
       this.deadlines.delete(rec.id);
       void this.onDeadline(rec.id).catch((err: unknown) => this.log.error({ err, sandboxId: rec.id }, 'deadline kill failed'));
@@ -76,7 +93,7 @@ export class Supervisor {
   }
 
   private async onDeadline(id: string): Promise<void> {
-    const { store, clock, events } = this.manager.deps;
+    const { store, clock, events } = this.deps;
     const rec = store.byId(id);
     if (!rec || rec.status !== 'running' || rec.deadlineMs === null) return;
     if (rec.deadlineMs > clock.nowMs()) return this.armDeadline(rec);
@@ -88,7 +105,7 @@ export class Supervisor {
       sandboxId: rec.id,
       details: { scope: 'sandbox', maxDurationMs: rec.spec.resourceLimits.maxDuration },
     });
-    await this.manager.stopRecord(rec, 'max_duration', 0);
+    await this.deps.teardown.stop(rec, 'max_duration', 0);
   }
 
   /** Follows the engine's container events; reconnects (and reconciles) after an engine outage. */
@@ -97,7 +114,7 @@ export class Supervisor {
     let backoff = 250;
     while (!signal.aborted) {
       try {
-        for await (const ev of this.manager.deps.engine.events(this.labels, signal)) {
+        for await (const ev of this.deps.engine.events(this.labels, signal)) {
           backoff = 250;
           if (!this.engineUp) {
             this.engineUp = true;
@@ -119,7 +136,7 @@ export class Supervisor {
   }
 
   private onOom(id: string): void {
-    const { store, events } = this.manager.deps;
+    const { store, events } = this.deps;
     const rec = store.byId(id);
     if (!rec || rec.pooled) return;
     events.emit({
@@ -133,7 +150,7 @@ export class Supervisor {
 
   /** The container's main process ended on its own (or was killed by the kernel). */
   private async onExit(id: string): Promise<void> {
-    const { store, engine, clock } = this.manager.deps;
+    const { store, engine, clock } = this.deps;
     const rec = store.byId(id);
     if (!rec || rec.status !== 'running' || !rec.containerId) return;
     const state = await engine.inspectContainer(rec.containerId);
@@ -148,8 +165,8 @@ export class Supervisor {
     });
     clearTimeout(this.deadlines.get(id));
     this.deadlines.delete(id);
-    this.manager.onEnded?.(rec);
-    if (done) this.manager.lifecycleEvent('sandbox_exited', done, undefined, { exitCode, oomKilled: oom });
+    this.deps.lifecycle.emit('ended', rec);
+    if (done) recordLifecycle(this.deps.events, 'sandbox_exited', done, undefined, { exitCode, oomKilled: oom });
   }
 
   /** One reconciliation pass (serialized: concurrent callers share the pass in progress). */
@@ -159,7 +176,7 @@ export class Supervisor {
   }
 
   private async reconcileOnce({ boot }: { boot: boolean }): Promise<void> {
-    const { store, engine, clock } = this.manager.deps;
+    const { store, engine, clock } = this.deps;
     // A create the previous process sent just before it died may still be completing in the
     // engine: give it time to appear, so it is seen (and removed) by this pass.
     if (boot && store.inStates(['creating']).length > 0) await new Promise((r) => setTimeout(r, BOOT_CREATE_GRACE_MS));
@@ -198,11 +215,9 @@ export class Supervisor {
           reason: rec.status === 'creating' ? 'runtime restarted during create' : 'container vanished',
           stoppedMs: clock.nowMs(),
         });
-        this.manager.onEnded?.(rec);
+        this.deps.lifecycle.emit('ended', rec);
         if (rec.networkId)
-          await this.manager.deps.network
-            .release({ id: rec.id, workspace: rec.workspace, networkId: rec.networkId })
-            .catch(() => undefined);
+          await this.deps.network.release({ id: rec.id, workspace: rec.workspace, networkId: rec.networkId }).catch(() => undefined);
         continue;
       }
       if (rec.status === 'stopping' && c.status !== 'running') {

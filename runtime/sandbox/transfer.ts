@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { DirectorError, conflict, validationError } from '../../core/errors.ts';
 import { guardDownloadTar, readSingleFile, sanitizeUploadTar, UnsafeArchiveError, type SingleFile } from './files.ts';
 import { SANDBOX_UID, SANDBOX_USER } from './hardening.ts';
+import { engineCall } from './engine-call.ts';
 import type { Caller, SandboxManager } from './manager.ts';
 import { PolicyViolationError } from './spec.ts';
 
@@ -43,9 +44,7 @@ export class FileTransfer {
       });
     const max = this.manager.deps.config.fileMaxBytes;
     const cmd = format === 'file' ? ['/bin/sh', '-c', 'cat > "$1"', 'upload', t.path] : ['tar', '-x', '-f', '-', '-C', t.path];
-    const h = await this.manager.wrapEngine(() =>
-      this.manager.deps.engine.exec(t.containerId, { cmd, env: {}, user: SANDBOX_USER, stdin: true }),
-    );
+    const h = await engineCall(() => this.manager.deps.engine.exec(t.containerId, { cmd, env: {}, user: SANDBOX_USER, stdin: true }));
     let bytes = 0;
     let tooLarge = false;
     const counter = new PassThrough();
@@ -82,7 +81,7 @@ export class FileTransfer {
     const t = this.target(caller, id, p);
     const dir = path.dirname(t.path);
     const base = path.basename(t.path) || '.';
-    const h = await this.manager.wrapEngine(() =>
+    const h = await engineCall(() =>
       this.manager.deps.engine.exec(t.containerId, { cmd: ['tar', '-c', '-f', '-', '-C', dir, '--', base], env: {}, user: SANDBOX_USER }),
     );
     const stderr: Buffer[] = [];

@@ -8,7 +8,7 @@ import type { EventSink, SecurityEvent, Severity } from '../events.ts';
 
 /**
  * Alert rules over the security event stream: "at least `threshold` events of `types` with the
- * same key within `windowMs`". A rule fires once per key (`security_alert`, the seed's
+ * same key within `windowMs`". A rule fires once per key (`security_alert`, the Director Protocol's
  * WebSocket shape in `details.alert`), stays active without re-firing while the condition
  * holds, and clears (`security_alert_cleared`) once fewer than `threshold` events remain in
  * the window. Windows live in memory: a restart starts them empty.

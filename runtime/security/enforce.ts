@@ -1,9 +1,17 @@
 import type { NetworkPolicy } from '../../policies/network-policy.ts';
 import type { ProfileConstraints } from '../../policies/profiles.ts';
+import type { Clock } from '../../core/clock.ts';
+import type { Db } from '../../core/db.ts';
 import { conflict, notFound, unavailable, validationError } from '../../core/errors.ts';
-import type { Runtime } from '../runtime.ts';
-import type { Caller } from '../sandbox/manager.ts';
-import type { SandboxRecord } from '../store/sandboxes.ts';
+import type { Config } from '../config.ts';
+import type { Engine } from '../engine/engine.ts';
+import type { EventSink } from '../events.ts';
+import type { NetworkManager } from '../network/manager.ts';
+import { engineCall } from '../sandbox/engine-call.ts';
+import type { Caller, SandboxManager } from '../sandbox/manager.ts';
+import type { SandboxTeardown } from '../sandbox/teardown.ts';
+import type { NetworkStore } from '../store/networks.ts';
+import type { SandboxRecord, SandboxStore } from '../store/sandboxes.ts';
 import type { ProfileService, SecurityProfile } from './profiles.ts';
 
 /**
@@ -71,7 +79,16 @@ export function planEnforcement(
 }
 
 export interface EnforcerDeps {
-  rt: Pick<Runtime, 'sandboxes' | 'networks' | 'db' | 'clock' | 'events' | 'engine' | 'config'>;
+  sandboxes: Pick<SandboxManager, 'get'>;
+  store: Pick<SandboxStore, 'get'>;
+  teardown: Pick<SandboxTeardown, 'stop'>;
+  /** null when networking is off. */
+  networks: { manager: Pick<NetworkManager, 'get' | 'applyPolicy'>; store: Pick<NetworkStore, 'sandboxesOn'> } | null;
+  db: Db;
+  clock: Clock;
+  events: EventSink;
+  engine: Engine;
+  config: Pick<Config, 'nofile'>;
   profiles: ProfileService;
   networkPolicies: ReadonlyMap<string, NetworkPolicy>;
 }
@@ -95,11 +112,11 @@ export class Enforcer {
     }
     const policy = this.#deps.networkPolicies.get(policyId);
     if (!policy) throw notFound('policy', policyId);
-    const networks = this.#deps.rt.networks;
+    const networks = this.#deps.networks;
     const networkIds = new Set<string>();
     if (scope.networkId) networkIds.add(scope.networkId);
     if (scope.sandboxId) {
-      const rec = this.#deps.rt.sandboxes.get(caller, scope.sandboxId);
+      const rec = this.#deps.sandboxes.get(caller, scope.sandboxId);
       if (!rec.networkId)
         throw validationError('scope.sandboxId', 'the sandbox has no network (networkMode none); a network policy cannot apply to it');
       networkIds.add(rec.networkId);
@@ -115,7 +132,7 @@ export class Enforcer {
 
   /** The running sandboxes in scope: the named one (409 unless running) and those on the named network. */
   #targets(caller: Caller, scope: EnforceScope): SandboxRecord[] {
-    const { sandboxes, networks } = this.#deps.rt;
+    const { sandboxes, networks, store } = this.#deps;
     const out = new Map<string, SandboxRecord>();
     if (scope.sandboxId) {
       const rec = sandboxes.get(caller, scope.sandboxId);
@@ -127,7 +144,7 @@ export class Enforcer {
       if (!networks) throw notFound('network', scope.networkId);
       const net = networks.manager.get(caller, scope.networkId);
       for (const s of networks.store.sandboxesOn(net.id)) {
-        const rec = sandboxes.deps.store.get(caller.workspace, s.id);
+        const rec = store.get(caller.workspace, s.id);
         if (rec?.status === 'running') out.set(rec.id, rec);
       }
     }
@@ -135,12 +152,12 @@ export class Enforcer {
   }
 
   async #applyProfile(caller: Caller, rec: SandboxRecord, profile: SecurityProfile): Promise<SandboxEnforcement> {
-    const { engine, sandboxes, db, clock, events, config } = this.#deps.rt;
+    const { engine, teardown, db, clock, events, config } = this.#deps;
     const changes = planEnforcement(rec, profile.constraints, config.nofile, typeof engine.updateLimits === 'function');
     const mustStop = changes.some((c) => c.action === 'requires_stop');
     const pids = changes.find((c) => c.field === 'resourceLimits.pids');
     if (pids && !mustStop && rec.containerId) {
-      await sandboxes.wrapEngine(() => engine.updateLimits!(rec.containerId!, { pidsLimit: pids.to as number }));
+      await engineCall(() => engine.updateLimits!(rec.containerId!, { pidsLimit: pids.to as number }));
     }
     // The record follows what is now in force, so views, metrics and execute see it.
     const sets: string[] = [];
@@ -161,7 +178,7 @@ export class Enforcer {
         .filter((c) => c.action === 'requires_stop')
         .map((c) => c.field)
         .join(', ');
-      await sandboxes.stopRecord(rec, `stopped: cannot comply live with security profile ${profile.name} (${why})`, 2, caller);
+      await teardown.stop(rec, `stopped: cannot comply live with security profile ${profile.name} (${why})`, 2, caller);
       stopped = true;
     }
     events.emit({

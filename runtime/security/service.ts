@@ -1,12 +1,13 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Logger } from 'pino';
 import { loadDefaultPolicies } from '../../policies/defaults.ts';
-import { loadBuiltinProfiles, type BuiltinProfile } from '../../policies/profiles.ts';
+import type { BuiltinProfile } from '../../policies/profiles.ts';
 import type { EventSink } from '../events.ts';
-import type { Runtime } from '../runtime.ts';
 import { AlertEngine, loadAlertConfig, type AlertConfig } from './alerts.ts';
-import { Enforcer } from './enforce.ts';
-import { ProfileService } from './profiles.ts';
+import { Enforcer, type EnforcerDeps } from './enforce.ts';
+import type { ProfileService } from './profiles.ts';
 import { DEFAULT_EVENT_RETENTION_DAYS, startRetentionJob, type RetentionJob } from './retention.ts';
+import { EventStream } from './stream.ts';
 
 export interface SecurityOptions {
   /** Days events are kept; default `config.eventRetentionDays` when the config has it, else 30. */
@@ -18,53 +19,68 @@ export interface SecurityOptions {
   builtinProfiles?: readonly BuiltinProfile[];
 }
 
-/** The security layer of one runtime: profiles (and their ceiling at create), enforcement, alerts, retention. */
+export interface SecurityDeps extends Omit<EnforcerDeps, 'networkPolicies'> {
+  logger: Logger;
+  registry: Registry;
+  /** `config.eventRetentionDays`. */
+  retentionDays: number | undefined;
+}
+
+/** The security layer of one runtime: profiles (and their ceiling at create), enforcement, the event stream's queries, alerts, retention. */
 export interface Security {
   profiles: ProfileService;
   enforcer: Enforcer;
+  /** Reading the one event stream: pages, summaries, exports. */
+  stream: EventStream;
   alerts: AlertEngine;
-  retention: RetentionJob;
+  /** Subscribes the alert engine to the event stream, starts its tick and the retention job. */
+  start(): void;
+  /** Undoes `start()`. */
   close(): void;
 }
 
 /**
- * Builds the security layer over a runtime and hooks it in: the sandbox manager asks it for
- * profile ceilings at create, the alert engine subscribes to the event stream, the retention
- * job starts, and the event sink's drop counters are exported. `close()` undoes all of it.
+ * Builds the security layer over the runtime's parts. The profile service is built before it
+ * (the sandbox manager takes it for profile ceilings at create); the event sink's drop counters
+ * are exported at once; nothing runs until `start()`.
  */
-export function installSecurity(rt: Runtime, opts: SecurityOptions = {}): Security {
-  const profiles = new ProfileService(rt.db, rt.clock, rt.events, opts.builtinProfiles ?? loadBuiltinProfiles());
-  rt.sandboxes.profiles = profiles;
-  const enforcer = new Enforcer({ rt, profiles, networkPolicies: loadDefaultPolicies() });
-  const seen = rt.db.sql.prepare('SELECT 1 AS x FROM events WHERE type = ? LIMIT 1');
+export function createSecurity(deps: SecurityDeps, opts: SecurityOptions = {}): Security {
+  const { db, clock, events } = deps;
+  const enforcer = new Enforcer({ ...deps, networkPolicies: loadDefaultPolicies() });
+  const seen = db.sql.prepare('SELECT 1 AS x FROM events WHERE type = ? LIMIT 1');
   const alerts = new AlertEngine({
-    events: rt.events,
-    clock: rt.clock,
+    events,
+    clock,
     rules: opts.alertRules ?? loadAlertConfig().rules,
     seenBefore: (types) => types.some((t) => seen.get(t) !== undefined),
   });
-  const detach = alerts.attach();
-  const tick = setInterval(() => alerts.tick(), opts.alertTickMs ?? 5000);
-  tick.unref();
-  const configured = rt.config.eventRetentionDays;
-  const retention = startRetentionJob({
-    db: rt.db,
-    clock: rt.clock,
-    retentionDays: opts.retentionDays ?? configured ?? DEFAULT_EVENT_RETENTION_DAYS,
-    logger: rt.logger.child({ component: 'event-retention' }),
-    ...(opts.retentionIntervalMs ? { intervalMs: opts.retentionIntervalMs } : {}),
-  });
-  registerSinkMetrics(rt.metrics.registry, rt.events);
+  registerSinkMetrics(deps.registry, events);
+  let running: { detach: () => void; tick: NodeJS.Timeout; retention: RetentionJob } | null = null;
   return {
-    profiles,
+    profiles: deps.profiles,
     enforcer,
+    stream: new EventStream(db, clock),
     alerts,
-    retention,
+    start() {
+      if (running) return;
+      const detach = alerts.attach();
+      const tick = setInterval(() => alerts.tick(), opts.alertTickMs ?? 5000);
+      tick.unref();
+      const retention = startRetentionJob({
+        db,
+        clock,
+        retentionDays: opts.retentionDays ?? deps.retentionDays ?? DEFAULT_EVENT_RETENTION_DAYS,
+        logger: deps.logger.child({ component: 'event-retention' }),
+        ...(opts.retentionIntervalMs ? { intervalMs: opts.retentionIntervalMs } : {}),
+      });
+      running = { detach, tick, retention };
+    },
     close() {
-      detach();
-      clearInterval(tick);
-      retention.stop();
-      if (rt.sandboxes.profiles === profiles) rt.sandboxes.profiles = null;
+      if (!running) return;
+      running.detach();
+      clearInterval(running.tick);
+      running.retention.stop();
+      running = null;
     },
   };
 }

@@ -1,4 +1,4 @@
-import { isoTime } from '../../core/clock.ts';
+import { isoTime, type Clock } from '../../core/clock.ts';
 import { validationError } from '../../core/errors.ts';
 import { SEVERITIES, toEvent, type Row, type SecurityEvent, type Severity } from '../events.ts';
 import type { Db } from '../../core/db.ts';
@@ -173,4 +173,41 @@ export function summarize(db: Db, scope: StreamScope, nowMs: number, windowMs: n
     topOffenders,
     trend,
   };
+}
+
+/** Events of `workspace` newer than `sinceMs` (exclusive), counted by severity; a severity without events is left out. */
+export function countBySeverity(db: Db, workspace: string, sinceMs: number): Record<string, number> {
+  const rows = db.sql
+    .prepare('SELECT severity, count(*) AS n FROM events WHERE workspace = ? AND ts_ms > ? GROUP BY severity')
+    .all(workspace, sinceMs) as { severity: string; n: number }[];
+  return Object.fromEntries(rows.map((e) => [e.severity, e.n]));
+}
+
+/** The queries above over one runtime's store and clock: what the Security and Monitoring APIs read. */
+export class EventStream {
+  readonly #db: Db;
+  readonly #clock: Clock;
+
+  constructor(db: Db, clock: Clock) {
+    this.#db = db;
+    this.#clock = clock;
+  }
+
+  page(scope: StreamScope, f: StreamFilter, afterSeq: number | undefined, limit: number): EventPage {
+    return pageEvents(this.#db, scope, f, afterSeq, limit);
+  }
+
+  /** Counts over the `windowMs` before now (the runtime's clock). */
+  summary(scope: StreamScope, windowMs: number, buckets: number): Summary {
+    return summarize(this.#db, scope, this.#clock.nowMs(), windowMs, buckets);
+  }
+
+  export(scope: StreamScope, f: StreamFilter): AsyncGenerator<SecurityEvent> {
+    return exportEvents(this.#db, scope, f);
+  }
+
+  /** A workspace's events of the last `windowMs` (the runtime's clock), by severity. */
+  recentBySeverity(workspace: string, windowMs: number): Record<string, number> {
+    return countBySeverity(this.#db, workspace, this.#clock.nowMs() - windowMs);
+  }
 }

@@ -1,14 +1,14 @@
 /**
- * A real Director HTTP server for a test file: its own runtime (see ./runtime.ts), its own auth
- * store with a known admin, listening on an ephemeral loopback port.
+ * A real Director HTTP server for a test file, built as the server builds itself
+ * (`createDirector`, api/server.ts): its own runtime (see ./runtime.ts), its own auth store with
+ * a known admin, listening on an ephemeral loopback port.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Logger } from 'pino';
-import { buildApp } from '../../api/app.ts';
-import { AuthService } from '../../api/auth/service.ts';
+import type { AuthService } from '../../api/auth/service.ts';
+import { createDirector, type DirectorOptions } from '../../api/server.ts';
 import type { Config } from '../../runtime/config.ts';
-import { testRuntime, type TestRuntime } from './runtime.ts';
-import { createOrchestration, runtimeServices, type Orchestration } from '../../orchestration/orchestration.ts';
+import type { Orchestration } from '../../orchestration/orchestration.ts';
+import { testSetup, withCleanup, type TestRuntime } from './runtime.ts';
 
 export const ADMIN_PASSWORD = 'test-admin-password-1';
 
@@ -38,37 +38,20 @@ export interface Res<T = unknown> {
   text: string;
 }
 
-export interface StartApiOptions {
-  /** The runtime's and orchestration's logger (default: silent unless DIRECTOR_TEST_LOG). */
-  logger?: Logger;
-  /** Fastify's logger options (default: none). */
-  httpLogger?: Record<string, unknown>;
-}
-
-export async function startApi(overrides: Partial<Config> = {}, opts: StartApiOptions = {}): Promise<TestApi> {
-  const rt = testRuntime(overrides, opts.logger ? { logger: opts.logger } : {});
-  await rt.start();
-  const auth = new AuthService(rt.db, { tokenTtlMs: rt.config.jwtTtlMs });
+/** Starts a server; `opts` reach `createDirector` (another engine, a logger, webhook or WebSocket settings...). */
+export async function startApi(overrides: Partial<Config> = {}, opts: Omit<DirectorOptions, 'config'> = {}): Promise<TestApi> {
+  const setup = testSetup(overrides);
+  const director = await createDirector({ config: setup.config, engine: setup.engine, logger: setup.logger, ...opts });
+  const rt = withCleanup(director.runtime, setup);
+  const { auth, app, orchestration: orch } = director;
+  await director.start();
   await auth.bootstrapAdmin(ADMIN_PASSWORD);
-  const orch = createOrchestration(runtimeServices(rt));
-
-  await orch.start();
-  const app = await buildApp({ runtime: rt, auth, orchestration: orch, ...(opts.httpLogger ? { logger: opts.httpLogger } : {}) });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const addr = app.server.address() as { port: number };
-  const url = `http://127.0.0.1:${addr.port}`;
+  const url = await director.listen({ host: '127.0.0.1', port: 0 });
   const login = await call(url, 'POST', '/v1/auth/login', { body: { username: 'admin', password: ADMIN_PASSWORD } });
   const adminToken = (login.body.data as { token: string }).token;
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    await app.close();
-    await orch.close();
-    await rt.close();
-  };
+  const stop = () => director.close();
   const close = async () => {
-    await stop();
+    await director.close();
     await rt.cleanup();
   };
   return { url, rt, orch, auth, app, adminToken, close, stop, [Symbol.asyncDispose]: close };

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { loadConfig, type Config } from '../../runtime/config.ts';
 import { DockerEngine } from '../../runtime/engine/docker/docker.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from '../../runtime/runtime.ts';
@@ -19,11 +19,20 @@ export interface TestRuntime extends Runtime {
   cleanup(): Promise<void>;
 }
 
+/** What a test's runtime is built from: its own data dir, runtime name, nft table and a silent logger. */
+export interface TestSetup {
+  config: Config;
+  dataDir: string;
+  /** A direct engine for cleanup (the runtime may be given another one). */
+  engine: DockerEngine;
+  logger: Logger;
+}
+
 /**
- * A runtime for one test file: its own data dir and its own `runtimeName`, so its reconcile
- * never touches another file's containers, and cleanup removes exactly what it made.
+ * The configuration of a runtime for one test file: its own data dir and its own `runtimeName`,
+ * so its reconcile never touches another file's containers, and cleanup removes exactly what it made.
  */
-export function testRuntime(overrides: Partial<Config> = {}, opts: RuntimeOptions = {}): TestRuntime {
+export function testSetup(overrides: Partial<Config> = {}): TestSetup {
   // A test that restarts on an existing data dir passes it; only a fresh runtime gets a new one.
   const dataDir = overrides.dataDir ?? mkdtempSync(path.join(tmpdir(), 'director-test-'));
   const runtimeName = overrides.runtimeName ?? `test-${randomBytes(4).toString('hex')}`;
@@ -43,18 +52,28 @@ export function testRuntime(overrides: Partial<Config> = {}, opts: RuntimeOption
       ...overrides,
     },
   );
-  const engine = new DockerEngine();
-  const rt = createRuntime({ config, engine, logger: pino({ level: process.env.DIRECTOR_TEST_LOG ?? 'silent' }), ...opts });
+  return { config, dataDir, engine: new DockerEngine(), logger: pino({ level: process.env.DIRECTOR_TEST_LOG ?? 'silent' }) };
+}
+
+/** Adds `cleanup` to a runtime built from `setup`: close it, then remove its containers, networks, nft table and data dir. */
+export function withCleanup(rt: Runtime, setup: TestSetup): TestRuntime {
+  const { config, dataDir, engine } = setup;
   return Object.assign(rt, {
     dataDir,
     async cleanup() {
       await rt.close();
-      await removeContainers(engine, runtimeName);
-      await removeNetworks(engine, runtimeName);
+      await removeContainers(engine, config.runtimeName);
+      await removeNetworks(engine, config.runtimeName);
       await deleteTable(config.nftTable);
       rmSync(dataDir, { recursive: true, force: true });
     },
   });
+}
+
+/** A runtime for one test file (see {@link testSetup}); not started. */
+export function testRuntime(overrides: Partial<Config> = {}, opts: RuntimeOptions = {}): TestRuntime {
+  const setup = testSetup(overrides);
+  return withCleanup(createRuntime({ config: setup.config, engine: setup.engine, logger: setup.logger, ...opts }), setup);
 }
 
 export async function removeContainers(engine: DockerEngine, runtimeName: string): Promise<void> {

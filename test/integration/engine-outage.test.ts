@@ -8,21 +8,18 @@ import { rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildApp } from '../../api/app.ts';
-import { AuthService } from '../../api/auth/service.ts';
 import { DockerEngine } from '../../runtime/engine/docker/docker.ts';
 import { resolveEndpoint } from '../../runtime/engine/docker/connect.ts';
-import { ADMIN_PASSWORD, call } from '../helpers/api.ts';
-import { eventually, testRuntime, type TestRuntime } from '../helpers/runtime.ts';
+import { call, startApi, type TestApi } from '../helpers/api.ts';
+import { eventually } from '../helpers/runtime.ts';
 
 const test = suite('engine-outage');
 const sock = `/tmp/director-proxy-${randomBytes(4).toString('hex')}.sock`;
 let proxy: Server | null = null;
 const open = new Set<Socket>();
-let rt: TestRuntime;
+let api: TestApi;
 let url = '';
 let token = '';
-let close: () => Promise<void> = async () => undefined;
 
 function startProxy(): Promise<void> {
   rmSync(sock, { force: true });
@@ -52,24 +49,13 @@ async function stopProxy(): Promise<void> {
 
 test.before(async () => {
   await startProxy();
-  rt = testRuntime({}, { engine: new DockerEngine(resolveEndpoint({ DOCKER_HOST: `unix://${sock}` })) });
-  await rt.start();
-  const auth = new AuthService(rt.db);
-  await auth.bootstrapAdmin(ADMIN_PASSWORD);
-  const app = await buildApp({ runtime: rt, auth });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-  token = (
-    await call<{ data: { token: string } }>(url, 'POST', '/v1/auth/login', { body: { username: 'admin', password: ADMIN_PASSWORD } })
-  ).body.data.token;
-  close = async () => {
-    await app.close();
-  };
+  api = await startApi({}, { engine: new DockerEngine(resolveEndpoint({ DOCKER_HOST: `unix://${sock}` })) });
+  url = api.url;
+  token = api.adminToken;
 });
 test.after(async () => {
-  await close();
   if (!proxy) await startProxy();
-  await rt.cleanup();
+  await api?.close();
   await stopProxy();
 });
 

@@ -1,4 +1,4 @@
-/** The seed's sandbox flow over real HTTP: login → create → execute → metrics → stop → delete. */
+/** The Director Protocol's sandbox flow over real HTTP: login → create → execute → metrics → stop → delete. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { call, startApi, type TestApi } from '../../helpers/api.ts';
@@ -13,7 +13,7 @@ test.after(async () => {
   await api?.close();
 });
 
-test('the seed sandbox flow works end to end in the envelope', async () => {
+test('the Director Protocol sandbox flow works end to end in the envelope', async () => {
   const t = api.adminToken;
   const created = await call<{ data: { id: string; status: string } }>(api.url, 'POST', '/v1/sandboxes', {
     token: t,

@@ -1,5 +1,5 @@
 /**
- * The seed's Network API flow over real HTTP: create → apply policy → read the policy in force
+ * The Director Protocol's Network API flow over real HTTP: create → apply policy → read the policy in force
  * back from the kernel → isolate → allow-access → delete (refused while a sandbox uses the
  * network, unless forced).
  */
@@ -64,7 +64,7 @@ test.after(async () => {
 
 const get = async (id: string) => call<{ data: NetworkView }>(api.url, 'GET', `/v1/networks/${id}`, { token: api.adminToken });
 
-test('creating a network with the seed body (explicit subnet and gateway) answers 201 with what was asked', async () => {
+test('creating a network with the Director Protocol body (explicit subnet and gateway) answers 201 with what was asked', async () => {
   // A free /24 in Director's own range, never one of Docker's (172.17+/16 would overlap the default bridges).
   const taken = (await api.rt.engine.listNetworks({})).map((n) => n.subnet).filter((s): s is string => Boolean(s));
   const subnet = allocateSubnet('10.231.192.0/18', 24, taken);
@@ -110,7 +110,7 @@ test('a network created without a subnet gets one from the pool', async () => {
   assert.is((await get(res.body.data.id)).status, 404);
 });
 
-test('applying the seed policy returns it, and GET reads the same rules back from the kernel with counters', async () => {
+test('applying the Director Protocol policy returns it, and GET reads the same rules back from the kernel with counters', async () => {
   const res = await call<{ data: NetworkView }>(api.url, 'POST', `/v1/networks/${netId}/policies`, {
     token: api.adminToken,
     body: SEED_POLICY,

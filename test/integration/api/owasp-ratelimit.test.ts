@@ -1,5 +1,5 @@
 /**
- * Unrestricted resource consumption (OWASP API4): the seed's rate limits per principal and per
+ * Unrestricted resource consumption (OWASP API4): the Director Protocol's rate limits per principal and per
  * client address, with the four X-RateLimit headers on every response and a 429 in the
  * envelope (metadata.retryAfter, Retry-After) once a budget is spent.
  *

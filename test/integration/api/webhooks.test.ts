@@ -1,6 +1,6 @@
 /**
  * Webhooks over real HTTP: a receiver on loopback (opened with the operator override), a sandbox
- * created through the API, the delivery verified with the seed's own verifyWebhook; retries with
+ * created through the API, the delivery verified with the Director Protocol's own verifyWebhook; retries with
  * backoff; the SSRF guard; tenancy; the secret never echoed.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
@@ -52,15 +52,12 @@ test.before(async () => {
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-  delete process.env.DIRECTOR_WEBHOOK_ALLOW_PRIVATE;
-  delete process.env.DIRECTOR_WEBHOOK_ALLOWED_CIDRS;
   closedApi = await startApi();
-  process.env.DIRECTOR_WEBHOOK_ALLOWED_CIDRS = '127.0.0.0/8';
-  api = await startApi();
+  // The operator override (DIRECTOR_WEBHOOK_ALLOWED_CIDRS) that opens the loopback receiver.
+  api = await startApi({ webhookAllowedCidrs: '127.0.0.0/8' });
 });
 
 test.after(async () => {
-  delete process.env.DIRECTOR_WEBHOOK_ALLOWED_CIDRS;
   await api?.close();
   await closedApi?.close();
   await new Promise((r) => receiver?.close(r));
@@ -94,7 +91,7 @@ const createSandbox = async () => {
   return res.body.data.id;
 };
 
-test("a created sandbox is delivered, signed so that the seed's verifyWebhook accepts it", async () => {
+test("a created sandbox is delivered, signed so that the Director Protocol's verifyWebhook accepts it", async () => {
   const created = await createHook(api, { url: `${receiverUrl}/ok`, events: ['sandbox.created'], secret: SECRET });
   assert.is(created.status, 201, created.text);
   const hook = created.body.data;
@@ -107,8 +104,11 @@ test("a created sandbox is delivered, signed so that the seed's verifyWebhook ac
   const sandboxId = await createSandbox();
   const got = await eventually(() => received.find((r) => r.path === '/ok' && r.body.includes(sandboxId)));
   const payload = JSON.parse(got.body) as { event: string; data: { sandboxId: string; status: string }; timestamp: string };
-  assert.ok(verifyWebhook(payload, String(got.headers['x-director-signature']), SECRET), 'the seed verifier refused the signature');
-  assert.is(JSON.stringify(payload), got.body, 'the bytes sent are the bytes the seed verifier signs');
+  assert.ok(
+    verifyWebhook(payload, String(got.headers['x-director-signature']), SECRET),
+    'the Director Protocol verifier refused the signature',
+  );
+  assert.is(JSON.stringify(payload), got.body, 'the bytes sent are the bytes the Director Protocol verifier signs');
   assert.is(payload.event, 'sandbox.created');
   assert.is(payload.data.sandboxId, sandboxId);
   assert.is(payload.data.status, 'running');

@@ -6,9 +6,6 @@ import { WebSocket } from 'ws';
 import { ADMIN_PASSWORD, call, startApi, type TestApi } from '../../helpers/api.ts';
 import { BUSYBOX, eventually } from '../../helpers/runtime.ts';
 
-// A short grace keeps the auth-timeout test quick; the plugin reads it at registration.
-process.env.DIRECTOR_WS_AUTH_GRACE_MS = '300';
-
 const test = suite('api-ws');
 let api: TestApi;
 let wsUrl: string;
@@ -171,7 +168,8 @@ const emit = (workspace: string | null, type: string, details: Record<string, un
   api.rt.events.emit({ type, severity: 'info', workspace, details });
 
 test.before(async () => {
-  api = await startApi();
+  // A short grace (DIRECTOR_WS_AUTH_GRACE_MS) keeps the auth-timeout test quick.
+  api = await startApi({ wsAuthGraceMs: 300 });
   wsUrl = api.url.replace(/^http/, 'ws');
   const me = await call<{ data: { workspace: string } }>(api.url, 'POST', '/v1/auth/login', {
     body: { username: 'admin', password: ADMIN_PASSWORD },
@@ -283,7 +281,7 @@ test('a channel needs its scope', async () => {
   c.close();
 });
 
-test("a workspace sees only its own events, in the seed's message shapes", async () => {
+test("a workspace sees only its own events, in the Director Protocol's message shapes", async () => {
   const one = await hubClient(api.adminToken, ['security', 'sandboxes']);
   const two = await hubClient(auditor2Token, ['security', 'sandboxes']);
   assert.is(two.of('authenticated')[0]?.principal?.workspace, ws2);

@@ -5,7 +5,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { installSecurity, type Security } from '../../../runtime/security/service.ts';
+import type { Security } from '../../../runtime/security/service.ts';
 import { BUSYBOX, caller, sleep, testRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 
 const test = suite('security-enforce');
@@ -25,10 +25,9 @@ const OPEN = {
 test.before(async () => {
   rt = testRuntime();
   await rt.start();
-  sec = installSecurity(rt);
+  sec = rt.security;
 });
 test.after(async () => {
-  sec?.close();
   await rt?.cleanup();
 });
 

@@ -18,7 +18,7 @@ function rateLimitHeaders(d: RateDecision): Record<string, string> {
 }
 import { DirectorError } from '../../../core/errors.ts';
 
-// 2021-07-01T00:00:00Z, the seed's example reset instant: a minute boundary.
+// 2021-07-01T00:00:00Z, the Director Protocol's example reset instant: a minute boundary.
 const T0 = 1_625_097_600_000;
 
 function limiter(opts: ConstructorParameters<typeof RateLimiter>[0] = {}, startMs = T0) {
@@ -31,7 +31,7 @@ function limiter(opts: ConstructorParameters<typeof RateLimiter>[0] = {}, startM
   return { clock, rl: new RateLimiter({ clock, ...opts }) };
 }
 
-test('uses the seed limits per minute by default', () => {
+test('uses the Director Protocol limits per minute by default', () => {
   const { rl } = limiter();
   assert.equal(rl.limits, { auth: 5, session: 100, sandbox: 50, general: 1000 });
   assert.equal(DEFAULT_RATE_LIMITS, rl.limits);
@@ -141,7 +141,7 @@ test('memory stays bounded under a flood of distinct keys', () => {
   assert.is(rl.size, 100);
 });
 
-test('renders the seed headers: limit, remaining, reset in epoch seconds and ISO time', () => {
+test('renders the Director Protocol headers: limit, remaining, reset in epoch seconds and ISO time', () => {
   const { rl, clock } = limiter({}, T0 - 60_000 + 1234);
   const d = rl.take('general', 'usr_a');
   assert.equal(rateLimitHeaders(d), {
@@ -209,7 +209,7 @@ test('rateLimitError is a 429 carrying the limit and retryAfter', () => {
   assert.equal(err.details, { limit: 1, retryAfter: 10 });
 });
 
-test('classifies routes into the seed rate classes', () => {
+test('classifies routes into the Director Protocol rate classes', () => {
   const table: [string, string, RateClass][] = [
     ['POST', '/v1/auth/login', 'auth'],
     ['POST', '/v1/auth/refresh', 'auth'],

@@ -26,7 +26,7 @@ function refuses(input: unknown, field: string, issue?: RegExp): void {
   assert.match(err.message, field);
 }
 
-test('accepts the seed example and fills defaults', () => {
+test('accepts the Director Protocol example and fills defaults', () => {
   const p = validateNetworkPolicy({
     name: 'restrictive-policy',
     description: 'Block all outbound traffic',

@@ -84,6 +84,36 @@ test('an invalid override is refused naming its variable', () => {
   assert.match(configErrorOf(() => loadConfig({}, { port: -1 })).message, 'DIRECTOR_PORT');
 });
 
+test('the WebSocket and webhook settings are read and checked at boot, naming the variable', () => {
+  const cfg = loadConfig({
+    DIRECTOR_WS_AUTH_GRACE_MS: '300',
+    DIRECTOR_ALLOWED_ORIGINS: 'https://ui.example.com, http://localhost:3000',
+    DIRECTOR_WEBHOOK_ALLOW_PRIVATE: 'TRUE',
+    DIRECTOR_WEBHOOK_ALLOWED_CIDRS: '10.0.0.0/8, fd00::/8',
+  });
+  assert.is(cfg.wsAuthGraceMs, 300);
+  assert.is(cfg.allowedOrigins, 'https://ui.example.com, http://localhost:3000');
+  assert.is(cfg.webhookAllowPrivate, true);
+  assert.is(cfg.webhookAllowedCidrs, '10.0.0.0/8, fd00::/8');
+  for (const [raw, want] of [
+    ['1', true],
+    ['0', false],
+    ['false', false],
+    ['', false],
+  ] as const)
+    assert.is(loadConfig({ DIRECTOR_WEBHOOK_ALLOW_PRIVATE: raw }).webhookAllowPrivate, want, raw);
+  assert.match(configErrorOf(() => loadConfig({ DIRECTOR_WEBHOOK_ALLOW_PRIVATE: 'yes' })).message, 'DIRECTOR_WEBHOOK_ALLOW_PRIVATE');
+  assert.match(configErrorOf(() => loadConfig({ DIRECTOR_WS_AUTH_GRACE_MS: '0' })).message, 'DIRECTOR_WS_AUTH_GRACE_MS');
+  const cidr = configErrorOf(() => loadConfig({ DIRECTOR_WEBHOOK_ALLOWED_CIDRS: '10.0.0.0/8,10.0.0.0/33' })).message;
+  assert.match(cidr, 'DIRECTOR_WEBHOOK_ALLOWED_CIDRS');
+  assert.match(cidr, '10.0.0.0/33');
+  assert.match(
+    configErrorOf(() => loadConfig({ DIRECTOR_ALLOWED_ORIGINS: 'https://*.example.com' })).message,
+    /DIRECTOR_ALLOWED_ORIGINS: wildcards/,
+  );
+  assert.match(configErrorOf(() => loadConfig({ DIRECTOR_ALLOWED_ORIGINS: 'ui.example.com' })).message, 'DIRECTOR_ALLOWED_ORIGINS');
+});
+
 test('every setting is read from a DIRECTOR_* variable', () => {
   for (const s of allSettings()) assert.match(s.env, /^DIRECTOR_[A-Z_]+$/);
   assert.is(allSettings().length, Object.keys(SETTINGS).length);

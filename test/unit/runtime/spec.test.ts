@@ -68,7 +68,7 @@ test('an empty body gets every default: read-only root, no network, /workspace w
   assert.is(s.networkMode, 'none');
 });
 
-test("accepts the seed's own example body and turns its `isolated` into `none` because networking is off", () => {
+test("accepts the Director Protocol's own example body and turns its `isolated` into `none` because networking is off", () => {
   const s = resolve(SEED_EXAMPLE);
   assert.is(s.name, 'Code Execution Sandbox');
   assert.is(s.image, 'node:22-alpine');

@@ -47,7 +47,7 @@ test('the shipped rules file validates and has the five rules', () => {
   ]);
 });
 
-test("EGRESS_DENIAL_BURST fires once at the threshold from one sandbox, in the seed's alert shape", () => {
+test("EGRESS_DENIAL_BURST fires once at the threshold from one sandbox, in the Director Protocol's alert shape", () => {
   const { emit, of, engine } = setup();
   emit({ type: 'egress_denied', workspace: 'w', sandboxId: 'sbx_a' }, 19);
   emit({ type: 'egress_denied', workspace: 'w', sandboxId: 'sbx_b' }, 5);

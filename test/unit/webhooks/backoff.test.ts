@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { backoffMs } from '../../../api/webhooks/backoff.ts';
-import { DISPATCHER_DEFAULTS } from '../../../api/webhooks/options.ts';
+import { backoffMs } from '../../../runtime/webhooks/backoff.ts';
+import { DISPATCHER_DEFAULTS } from '../../../runtime/webhooks/options.ts';
 
 test('the default schedule doubles from 1 s over 8 attempts', () => {
   const waits = Array.from({ length: DISPATCHER_DEFAULTS.maxAttempts - 1 }, (_, i) => backoffMs(i + 1, DISPATCHER_DEFAULTS));

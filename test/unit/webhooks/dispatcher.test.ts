@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { signBody } from '../../../api/webhooks/signature.ts';
+import { signBody } from '../../../runtime/webhooks/signature.ts';
 import { verifyWebhook } from './seed.ts';
 import { hangUntilAborted, harness, recorder, removeDir, SECRET, sleep, until } from './support.ts';
 

@@ -7,8 +7,8 @@ import {
   resolveChecked,
   TargetRefusedError,
   type TargetPolicy,
-} from '../../../api/webhooks/guard.ts';
-import { checkEventName } from '../../../api/webhooks/catalogue.ts';
+} from '../../../runtime/webhooks/guard.ts';
+import { checkEventName } from '../../../runtime/webhooks/catalogue.ts';
 
 const issueOf = (url: string, policy: TargetPolicy = closedPolicy): string | null => {
   const r = checkUrl(url, policy);

@@ -1,5 +1,5 @@
 /**
- * The seed's `verifyWebhook` (Director Protocol docs, "Verifying Webhook Signatures"), copied
+ * The Director Protocol's `verifyWebhook` (Director Protocol docs, "Verifying Webhook Signatures"), copied
  * verbatim but for `import` in place of `require` and the parameter types strict TypeScript needs.
  */
 import crypto from 'node:crypto';

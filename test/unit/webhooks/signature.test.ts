@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { signBody, webhookBody } from '../../../api/webhooks/signature.ts';
-import { eventData, eventName } from '../../../api/webhooks/catalogue.ts';
+import { signBody, webhookBody } from '../../../runtime/webhooks/signature.ts';
+import { eventData, eventName } from '../../../runtime/webhooks/catalogue.ts';
 import type { SecurityEvent } from '../../../runtime/events.ts';
 import { verifyWebhook } from './seed.ts';
 
@@ -27,7 +27,7 @@ const event = (over: Partial<SecurityEvent> = {}): SecurityEvent => ({
   ...over,
 });
 
-test('the seed verifyWebhook accepts our signature on the parsed body', () => {
+test("the Director Protocol's verifyWebhook accepts our signature on the parsed body", () => {
   const body = webhookBody({ event: eventName(event()), data: eventData(event()), timestamp: event().timestamp });
   const signature = signBody(body, SECRET);
   assert.match(signature, /^sha256=[0-9a-f]{64}$/);
@@ -44,7 +44,7 @@ test('the body holds exactly event, data and timestamp, in that order', () => {
   assert.equal(Object.keys(JSON.parse(body) as object), ['event', 'data', 'timestamp']);
 });
 
-test('the seed verifyWebhook refuses another secret and a changed payload', () => {
+test("the Director Protocol's verifyWebhook refuses another secret and a changed payload", () => {
   const body = webhookBody({ event: 'sandbox.created', data: { sandboxId: 'sbx_1' }, timestamp: 't' });
   const signature = signBody(body, SECRET);
   assert.not.ok(verifyWebhook(JSON.parse(body), signature, 'another-secret-of-16+'));

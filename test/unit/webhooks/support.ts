@@ -5,10 +5,10 @@ import { pino } from 'pino';
 import { systemClock } from '../../../core/clock.ts';
 import { createEventSink, type EventSink } from '../../../runtime/events.ts';
 import { openDb, type Db } from '../../../core/db.ts';
-import { WebhookDispatcher } from '../../../api/webhooks/dispatcher.ts';
-import { resolveOptions, type DispatcherOptions } from '../../../api/webhooks/options.ts';
-import { WebhookStore } from '../../../api/webhooks/store.ts';
-import type { Transport, TransportRequest } from '../../../api/webhooks/transport.ts';
+import { WebhookDispatcher } from '../../../runtime/webhooks/dispatcher.ts';
+import { resolveOptions, type DispatcherOptions } from '../../../runtime/webhooks/options.ts';
+import { WebhookStore } from '../../../runtime/webhooks/store.ts';
+import type { Transport, TransportRequest } from '../../../runtime/webhooks/transport.ts';
 
 export const SECRET = 'unit-test-secret-0123';
 

@@ -2,8 +2,8 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closedPolicy, parseCidrList, TargetRefusedError, type LookupAll, type TargetPolicy } from '../../../api/webhooks/guard.ts';
-import { httpTransport } from '../../../api/webhooks/transport.ts';
+import { closedPolicy, parseCidrList, TargetRefusedError, type LookupAll, type TargetPolicy } from '../../../runtime/webhooks/guard.ts';
+import { httpTransport } from '../../../runtime/webhooks/transport.ts';
 
 interface Seen {
   url: string;

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { checkEventName, eventData, eventName, subscribes } from '../../../api/webhooks/catalogue.ts';
+import { checkEventName, eventData, eventName, subscribes } from '../../../runtime/webhooks/catalogue.ts';
 import type { SecurityEvent } from '../../../runtime/events.ts';
 
 const ev = (type: string, details: Record<string, unknown>): SecurityEvent => ({

@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { sandboxMapper, securityMapper } from '../../../api/ws/channels.ts';
 import { originAllowed } from '../../../api/ws/origin.ts';
 import { resolveWsOptions } from '../../../api/ws/options.ts';
+import { loadConfig } from '../../../runtime/config.ts';
 import type { SecurityEvent } from '../../../runtime/events.ts';
 
 const event = (over: Partial<SecurityEvent>): SecurityEvent => ({
@@ -20,7 +21,7 @@ const event = (over: Partial<SecurityEvent>): SecurityEvent => ({
   ...over,
 });
 
-test("security events travel whole; alerts in the seed's shape", () => {
+test("security events travel whole; alerts in the Director Protocol's shape", () => {
   const e = event({});
   assert.equal(securityMapper(e), { type: 'security_event', data: e });
   const alert = securityMapper(
@@ -70,16 +71,18 @@ test('Origin: absent passes; otherwise the allowed list, or the own host when th
 });
 
 test('options: explicit beats env beats default; bad values name the variable', () => {
-  assert.is(resolveWsOptions({}, {}).authGraceMs, 5000);
-  assert.is(resolveWsOptions({}, { DIRECTOR_WS_AUTH_GRACE_MS: '300' }).authGraceMs, 300);
-  assert.is(resolveWsOptions({ authGraceMs: 50 }, { DIRECTOR_WS_AUTH_GRACE_MS: '300' }).authGraceMs, 50);
-  assert.throws(() => resolveWsOptions({}, { DIRECTOR_WS_AUTH_GRACE_MS: 'soon' }), /DIRECTOR_WS_AUTH_GRACE_MS/);
-  assert.equal(resolveWsOptions({}, { DIRECTOR_ALLOWED_ORIGINS: ' https://a.example , http://b.example:8080/ ' }).allowedOrigins, [
+  // The environment reaches the WebSocket options through the one settings table, validated at boot.
+  const env = (vars: Record<string, string>) => loadConfig(vars, { dataDir: '/tmp/x' });
+  assert.is(resolveWsOptions({}, env({})).authGraceMs, 5000);
+  assert.is(resolveWsOptions({}, env({ DIRECTOR_WS_AUTH_GRACE_MS: '300' })).authGraceMs, 300);
+  assert.is(resolveWsOptions({ authGraceMs: 50 }, env({ DIRECTOR_WS_AUTH_GRACE_MS: '300' })).authGraceMs, 50);
+  assert.throws(() => resolveWsOptions({}, env({ DIRECTOR_WS_AUTH_GRACE_MS: 'soon' })), /DIRECTOR_WS_AUTH_GRACE_MS/);
+  assert.equal(resolveWsOptions({}, env({ DIRECTOR_ALLOWED_ORIGINS: ' https://a.example , http://b.example:8080/ ' })).allowedOrigins, [
     'https://a.example',
     'http://b.example:8080',
   ]);
-  assert.throws(() => resolveWsOptions({}, { DIRECTOR_ALLOWED_ORIGINS: '*' }), /DIRECTOR_ALLOWED_ORIGINS: wildcards/);
-  assert.throws(() => resolveWsOptions({}, { DIRECTOR_ALLOWED_ORIGINS: 'https://a.example/path' }), /DIRECTOR_ALLOWED_ORIGINS/);
+  assert.throws(() => resolveWsOptions({}, env({ DIRECTOR_ALLOWED_ORIGINS: '*' })), /DIRECTOR_ALLOWED_ORIGINS: wildcards/);
+  assert.throws(() => resolveWsOptions({}, env({ DIRECTOR_ALLOWED_ORIGINS: 'https://a.example/path' })), /DIRECTOR_ALLOWED_ORIGINS/);
   assert.equal(resolveWsOptions({}, {}).queue, { maxMessages: 1000, maxBytes: 4 * 1024 * 1024, highWaterBytes: 256 * 1024 });
 });
 

@@ -23,9 +23,9 @@ export interface DispatcherOptions {
   logRetention: number;
   /** Webhooks per workspace. Default 50. */
   maxWebhooksPerWorkspace: number;
-  /** Open loopback, private, link-local and CGNAT targets. Env `DIRECTOR_WEBHOOK_ALLOW_PRIVATE` (`true`/`1`). Default false. */
+  /** Open loopback, private, link-local and CGNAT targets. Setting `DIRECTOR_WEBHOOK_ALLOW_PRIVATE`. Default false. */
   allowPrivateTargets: boolean;
-  /** Open exactly these ranges. Env `DIRECTOR_WEBHOOK_ALLOWED_CIDRS` (comma-separated). Default none. */
+  /** Open exactly these ranges. Setting `DIRECTOR_WEBHOOK_ALLOWED_CIDRS` (comma-separated). Default none. */
   allowedTargetCidrs: string[];
   /** DNS resolution (`dns.lookup` with `all: true` by default). */
   lookup?: LookupAll;
@@ -45,18 +45,21 @@ export const DISPATCHER_DEFAULTS = {
   maxWebhooksPerWorkspace: 50,
 } as const;
 
-const ENV_ALLOW_PRIVATE = 'DIRECTOR_WEBHOOK_ALLOW_PRIVATE';
 const ENV_ALLOWED_CIDRS = 'DIRECTOR_WEBHOOK_ALLOWED_CIDRS';
 
-/** Defaults, then the environment, then `overrides`. Throws naming the variable on a bad value. */
-export function resolveOptions(overrides: Partial<DispatcherOptions> = {}, env: NodeJS.ProcessEnv = process.env): DispatcherOptions {
-  const raw = env[ENV_ALLOW_PRIVATE]?.trim().toLowerCase() ?? '';
-  if (!['', 'true', '1', 'false', '0'].includes(raw))
-    throw new Error(`${ENV_ALLOW_PRIVATE}=${JSON.stringify(raw)} is invalid: use true or false`);
+/** The operator's webhook settings (runtime/config.ts, validated at boot). */
+export interface WebhookSettings {
+  webhookAllowPrivate?: boolean;
+  /** Comma-separated CIDRs. */
+  webhookAllowedCidrs?: string;
+}
+
+/** Defaults, then the operator's settings, then `overrides`. Throws naming the option on a bad value. */
+export function resolveOptions(overrides: Partial<DispatcherOptions> = {}, settings: WebhookSettings = {}): DispatcherOptions {
   const opts: DispatcherOptions = {
     ...DISPATCHER_DEFAULTS,
-    allowPrivateTargets: raw === 'true' || raw === '1',
-    allowedTargetCidrs: parseList(env[ENV_ALLOWED_CIDRS] ?? ''),
+    allowPrivateTargets: settings.webhookAllowPrivate ?? false,
+    allowedTargetCidrs: parseList(settings.webhookAllowedCidrs ?? ''),
     ...overrides,
   };
   for (const k of [

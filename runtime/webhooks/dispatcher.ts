@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../../core/clock.ts';
-import type { EventSink, SecurityEvent } from '../../runtime/events.ts';
+import type { EventSink, SecurityEvent } from '../events.ts';
 import { backoffMs } from './backoff.ts';
 import { eventData, eventName, subscribes } from './catalogue.ts';
 import type { DispatcherOptions } from './options.ts';

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 
-/** The seed's webhook payload. */
+/** The Director Protocol's webhook payload. */
 export interface WebhookPayload {
   event: string;
   data: Record<string, unknown>;
@@ -10,7 +10,7 @@ export interface WebhookPayload {
 
 /**
  * The exact bytes sent: `JSON.stringify({event, data, timestamp})`. They are what is signed, and
- * `JSON.stringify(JSON.parse(body)) === body`, so the seed's `verifyWebhook`, which re-serializes
+ * `JSON.stringify(JSON.parse(body)) === body`, so the Director Protocol's `verifyWebhook`, which re-serializes
  * the parsed payload, checks the same bytes.
  */
 export const webhookBody = (p: WebhookPayload): string => JSON.stringify({ event: p.event, data: p.data, timestamp: p.timestamp });

@@ -1,7 +1,7 @@
-import type { SecurityEvent } from '../../runtime/events.ts';
+import type { SecurityEvent } from '../events.ts';
 
 /**
- * The webhook event catalogue: the seed's dotted names, and how Director's security events map
+ * The webhook event catalogue: the Director Protocol's dotted names, and how Director's security events map
  * onto them. A webhook subscribes to names from this catalogue; each event is delivered at most
  * once per webhook, under its one canonical name.
  */

@@ -1,0 +1,160 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../../core/clock.ts';
+import { DirectorError, conflict, unavailable } from '../../core/errors.ts';
+import { newId } from '../../core/ids.ts';
+import type { Config } from '../config.ts';
+import type { ContainerSpec, Engine, ImageInfo } from '../engine/engine.ts';
+import { EngineUnavailableError } from '../engine/engine.ts';
+import type { RuntimeMetrics } from '../metrics.ts';
+import { NO_OWNER, toStoredSpec, type SandboxOwner, type SandboxRecord, type SandboxStore } from '../store/sandboxes.ts';
+import { engineCall } from './engine-call.ts';
+import { buildContainerSpec } from './hardening.ts';
+import type { SandboxLifecycle } from './lifecycle.ts';
+import type { NetworkAttacher } from './network.ts';
+import type { EffectiveSpec } from './spec.ts';
+
+export interface CreatorDeps {
+  engine: Engine;
+  store: SandboxStore;
+  metrics: RuntimeMetrics;
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  network: NetworkAttacher;
+  lifecycle: SandboxLifecycle;
+}
+
+const IMAGE_CACHE_MS = 10_000;
+
+/**
+ * Cold creation: a container made and started for one validated spec, for a caller or for the
+ * warm pool. Apart from the sandbox manager so that the pool, which needs it, can itself be
+ * given to the manager. Emits `started` (and `deadlineArmed` when the sandbox has a deadline).
+ */
+export class SandboxCreator {
+  readonly #deps: CreatorDeps;
+  readonly #images = new Map<string, { info: ImageInfo; atMs: number }>();
+
+  constructor(deps: CreatorDeps) {
+    this.#deps = deps;
+  }
+
+  /** Image metadata, cached briefly: it is read on every cold create and changes rarely. */
+  async imageInfo(ref: string): Promise<ImageInfo | null> {
+    const hit = this.#images.get(ref);
+    const now = this.#deps.clock.nowMs();
+    if (hit && now - hit.atMs < IMAGE_CACHE_MS) return hit.info;
+    const info = await engineCall(() => this.#deps.engine.imageInfo(ref));
+    if (info) this.#images.set(ref, { info, atMs: now });
+    else this.#images.delete(ref);
+    return info;
+  }
+
+  /**
+   * Creates and starts a container for `spec`. On any failure the container and network it
+   * got are removed and the record is marked failed: nothing half-created stays behind.
+   */
+  async createCold(
+    spec: EffectiveSpec,
+    workspace: string,
+    opts: { imageWorkdir: string; poolKey?: string; owner?: SandboxOwner; networkPolicy?: unknown },
+  ): Promise<SandboxRecord> {
+    const { store, engine, clock, config, network, lifecycle, logger: log } = this.#deps;
+    const id = newId('sbx');
+    const now = clock.nowMs();
+    const record: SandboxRecord = {
+      id,
+      workspace,
+      name: spec.name,
+      image: spec.image,
+      status: 'creating',
+      reason: null,
+      spec: toStoredSpec(spec),
+      labels: spec.labels,
+      containerId: null,
+      networkId: null,
+      ipAddress: null,
+      pooled: Boolean(opts.poolKey),
+      poolKey: opts.poolKey ?? null,
+      exitCode: null,
+      createdMs: now,
+      updatedMs: now,
+      startedMs: null,
+      deadlineMs: null,
+      stoppedMs: null,
+      deletedMs: null,
+      owner: opts.owner ?? NO_OWNER,
+    };
+    // Count and insert in one synchronous step: concurrent creates cannot both take the last slot.
+    if (store.countActive() >= config.maxSandboxes) {
+      throw new DirectorError('SERVICE_UNAVAILABLE', `this host runs its maximum of ${config.maxSandboxes} sandboxes`, {
+        limit: config.maxSandboxes,
+      });
+    }
+    store.insert(record);
+    let containerId: string | null = null;
+    let networkId: string | null = null;
+    try {
+      let attachment: ContainerSpec['network'] = { mode: 'none' };
+      if (spec.networkMode !== 'none') {
+        const att = await network.attach(
+          { id, workspace },
+          spec.networkMode,
+          opts.networkPolicy !== undefined ? { policy: opts.networkPolicy } : {},
+        );
+        attachment = att.network;
+        networkId = att.networkId;
+        store.patch(id, clock.nowMs(), { networkId });
+      }
+      const cspec = buildContainerSpec(
+        spec,
+        {
+          sandboxId: id,
+          workspace,
+          runtimeName: config.runtimeName,
+          network: attachment,
+          imageWorkdir: opts.imageWorkdir,
+          ...(opts.poolKey ? { poolKey: opts.poolKey } : {}),
+        },
+        config,
+      );
+      containerId = await engine.createContainer(cspec);
+      store.patch(id, clock.nowMs(), { containerId });
+      const t0 = performance.now();
+      await engine.startContainer(containerId);
+      this.#deps.metrics.startSeconds.observe((performance.now() - t0) / 1000);
+      let ipAddress: string | null = null;
+      if (networkId) {
+        const state = await engine.inspectContainer(containerId);
+        ipAddress = Object.values(state?.ipAddresses ?? {})[0] || null;
+        await network.attached?.({ id, workspace, networkId, ipAddress });
+      }
+      const startedMs = clock.nowMs();
+      const running = store.transition(id, 'running', startedMs, {
+        startedMs,
+        ipAddress,
+        deadlineMs: opts.poolKey ? null : startedMs + spec.resourceLimits.maxDuration,
+      });
+      if (!running) throw conflict(`sandbox ${id} was removed while it was being created`);
+      lifecycle.emit('started', running);
+      if (running.deadlineMs) lifecycle.emit('deadlineArmed', running);
+      return running;
+    } catch (err) {
+      log.warn({ err, sandboxId: id }, 'sandbox create failed; cleaning up');
+      if (containerId)
+        await engine
+          .removeContainer(containerId)
+          .catch((e: unknown) => log.error({ err: e, sandboxId: id }, 'cleanup: remove container failed'));
+      if (networkId)
+        await network
+          .release({ id, workspace, networkId })
+          .catch((e: unknown) => log.error({ err: e, sandboxId: id }, 'cleanup: release network failed'));
+      store.transition(id, 'failed', clock.nowMs(), {
+        reason: `create failed: ${(err as Error).message}`.slice(0, 500),
+        stoppedMs: clock.nowMs(),
+      });
+      if (err instanceof EngineUnavailableError) throw unavailable('the container engine is unavailable', err);
+      throw err;
+    }
+  }
+}
