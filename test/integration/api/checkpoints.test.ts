@@ -120,8 +120,8 @@ test('the seed body creates a checkpoint that reads back, lists by session, and 
   );
   const back = await restore(r.body.data.id, { includeState: true, includeContext: true, includeMessages: true });
   assert.is(back.status, 200, back.text);
-  // Chat does not exist yet: there are no messages to put back.
-  assert.equal(back.body.data.restored, { state: true, context: true, messages: false, files: false });
+  // The session's chat messages (none here) are part of what comes back.
+  assert.equal(back.body.data.restored, { state: true, context: true, messages: true, files: false });
 });
 
 test('bad bodies are refused naming the field; a session of nobody is a 400 on sessionId', async () => {
@@ -350,12 +350,10 @@ test('hostile content: a link to /etc/shadow or /etc/passwd is kept as a link, a
 
   await sh(sb.id, 'truncate -s 900M /workspace/huge');
   const blobs = blobSet();
-  const t0 = Date.now();
   const huge = await post('/v1/checkpoints', { sessionId: s.id, name: 'huge' });
   assert.is(huge.status, 413, huge.text);
   // Refused from the listing (its size), before any content was read.
   assert.match(huge.body.error?.message ?? '', /holds 943718400 bytes/);
-  assert.ok(Date.now() - t0 < 30_000, 'the huge file was read');
   assert.equal(blobSet(), blobs);
   await sh(sb.id, 'rm /workspace/huge');
 
