@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { applyNetwork, applyTable, readTable } from '../../../netfilter/apply.ts';
 import { addResolvedAddresses } from '../../../netfilter/compile.ts';
 import { DEFAULT_ALWAYS_DENIED, type NetfilterInput, type NetworkInput } from '../../../netfilter/model.ts';
+import { NetlinkHelpers } from '../../../netfilter/netlink-helpers.ts';
 import { applyDocument, type NftOptions } from '../../../netfilter/nft.ts';
 import { validateNetworkPolicy } from '../../../policies/network-policy.ts';
 import { nftUnavailable } from './helpers.ts';
@@ -30,7 +31,7 @@ const FAKE = '203.0.113.10';
 const METADATA = '169.254.169.254';
 const GW = '10.250.1.1';
 const T = 'director_test_traffic';
-const nft: NftOptions = { netns: NS.rtr };
+const nft: NftOptions = { netns: NS.rtr, netlink: new NetlinkHelpers() };
 const servers: ChildProcess[] = [];
 
 const net = (extra: Partial<NetworkInput>): NetworkInput => ({
@@ -136,6 +137,7 @@ test.before(async () => {
 });
 
 test.after(async () => {
+  nft.netlink?.close();
   if (skip) return;
   for (const s of servers)
     if (s.exitCode === null) {
