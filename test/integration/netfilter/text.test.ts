@@ -135,11 +135,11 @@ it('every per-network document leaves the same ruleset applied as JSON, as text 
       outbound: [
         { action: 'allow', protocol: 'tcp', destination: '198.18.16.0/20', port: 8080 },
         { action: 'deny', protocol: 'udp', destination: '2001:db8:8::/61', port: 53 },
-        { action: 'allow', protocol: 'all', destination: '0.0.0.0/0' },
         { action: 'allow', protocol: 'udp', destination: '2001:db8::5', port: { from: 1, to: 1 } },
         { action: 'allow', protocol: 'tcp' },
         { action: 'deny', protocol: 'icmp', destination: '2001:db8:1::/48' },
         { action: 'allow', protocol: 'icmp', destination: '192.0.2.0/25' },
+        { action: 'allow', protocol: 'all', destination: '0.0.0.0/0' },
       ],
       inbound: [
         { action: 'allow', protocol: 'udp', source: '203.0.113.0/28', port: { from: 5000, to: 5999 } },

@@ -170,16 +170,25 @@ it('enforce: the allowed port connects, the rest is dropped and counted', async 
   assert.ok(v.guards.find((g) => g.chain === 'out' && g.guard === 'default')!.counter!.packets > 0);
 });
 
-it('deny wins over a broader allow', async () => {
-  const n = net({
+it('the first matching rule decides: a deny ahead of a broader allow, an allow ahead of a broader deny', async () => {
+  const denyFirst = net({
     policy: policy([
-      { action: 'allow', protocol: 'tcp', destination: '203.0.113.0/24' },
       { action: 'deny', protocol: 'tcp', destination: FAKE, port: 8081 },
+      { action: 'allow', protocol: 'tcp', destination: '203.0.113.0/24' },
     ]),
   });
-  await applyNetwork(input(n), n, nft);
+  await applyNetwork(input(denyFirst), denyFirst, nft);
   assert.is(await connect(FAKE, 8080), 'open');
   assert.is(await connect(FAKE, 8081), 'blocked');
+  const allowFirst = net({
+    policy: policy([
+      { action: 'allow', protocol: 'tcp', destination: FAKE, port: 8081 },
+      { action: 'deny', protocol: 'all', destination: '203.0.113.0/24' },
+    ]),
+  });
+  await applyNetwork(input(allowFirst), allowFirst, nft);
+  assert.is(await connect(FAKE, 8081), 'open');
+  assert.is(await connect(FAKE, 8080), 'blocked');
 });
 
 it('audit: would-be-denied traffic passes and is counted; always-denied still drops', async () => {
