@@ -24,12 +24,15 @@ import { auditRoutes } from './routes/audit.ts';
 import { installAudit } from './audit/hook.ts';
 import { monitoringRoutes } from './routes/monitoring.ts';
 import { createHttpMetrics } from './http-metrics.ts';
+import { consoleRoutes } from './routes/console.ts';
 import type { ReadinessProbe } from './health.ts';
 
 export interface AppDeps {
   runtime: Runtime;
   auth: AuthService;
   probes?: ReadinessProbe[];
+  /** The built web console served at /console; default console/dist (scripts/build-console.ts). */
+  consoleDir?: string;
   /** Fastify logger options (pino); false in tests. */
   logger?: boolean | Record<string, unknown>;
 }
@@ -300,6 +303,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(wsPlugin, { runtime: rt, auth });
   await app.register(systemRoutes, { runtime: rt, probes: deps.probes ?? [] });
+  await app.register(consoleRoutes, deps.consoleDir ? { dir: deps.consoleDir } : {});
   await app.register(
     async (v1) => {
       await v1.register(authRoutes, { auth, runtime: rt });
