@@ -70,6 +70,8 @@ export async function launchBrowser(opts: { outputSubdir: string }): Promise<Tes
     async screenshot(name: string) {
       mkdirSync(outDir, { recursive: true });
       const file = path.join(outDir, `${name.replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 100)}.png`);
+      // From the top: a sticky header would otherwise be drawn where the page was scrolled to.
+      await page.evaluate('window.scrollTo(0, 0)').catch(() => undefined);
       await page.screenshot({ path: file, fullPage: true });
       return file;
     },

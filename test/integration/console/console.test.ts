@@ -3,7 +3,8 @@
  * sandbox created through the API appear, see a connection the network policy denies arrive as a
  * live event without reloading, run a command in the terminal, verify the audit chain. The
  * denied connection goes to a host of a fake internet this file creates (test/helpers/fake-internet.ts).
- * A failing test leaves a screenshot in the test output directory (.state/test-output/console).
+ * A failing test leaves a screenshot in the test output directory (.state/test-output/console; every
+ * test does with DIRECTOR_TEST_SCREENSHOTS=all).
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -27,12 +28,16 @@ const seen = { requests: [] as string[], sockets: [] as string[], cspViolations:
 let networkId = '';
 let netSandbox = '';
 
+/** Every test also leaves a screenshot when it passes (to look at the pages): DIRECTOR_TEST_SCREENSHOTS=all. */
+const SHOOT_ALL = process.env.DIRECTOR_TEST_SCREENSHOTS === 'all';
+
 /** A test that leaves a screenshot named after itself when it fails. */
 const it = (name: string, fn: () => Promise<void>) => {
   if (skip) return test.skip(name, fn);
   test(name, async () => {
     try {
       await fn();
+      if (SHOOT_ALL) await browser.screenshot(name);
     } catch (err) {
       const file = await browser?.screenshot(name).catch(() => null);
       if (file) console.error(`screenshot of the failure: ${file}`);
