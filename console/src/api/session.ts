@@ -10,7 +10,7 @@ import type { LoginSession, Me } from './types.ts';
  * REST calls send `Authorization: Bearer`, WebSockets send the token in their first `auth`
  * message. Reloading the page or opening a second tab asks for the password again. The access
  * token is refreshed (single-use refresh tokens, `POST /v1/auth/refresh`) a minute before it
- * expires; listeners hear `token` so open sockets can re-authenticate, and `logout` when the
+ * expires (at three quarters of its life for tokens shorter than four minutes); listeners hear `token` so open sockets can re-authenticate, and `logout` when the
  * session ends (refused refresh, logout, or a 401 that a refresh cannot mend).
  */
 export class Session extends EventTarget {
@@ -86,9 +86,10 @@ export class Session extends EventTarget {
     const expiresAtMs = Date.parse(s.expiresAt);
     this.#tokens = { token: s.token, refreshToken: s.refreshToken, expiresAtMs };
     if (this.#timer) clearTimeout(this.#timer);
-    // A minute early (or halfway for short tokens), so sockets re-authenticate before expiry.
+    // A minute before expiry, and not before three quarters of the lifetime: sockets re-authenticate
+    // in time, and short tokens do not spend the auth rate limit (refreshes count against it).
     const lifetime = expiresAtMs - Date.now();
-    const inMs = Math.max(5_000, Math.min(lifetime - 60_000, lifetime / 2));
+    const inMs = Math.max(5_000, lifetime - 60_000, lifetime * 0.75);
     this.#timer = setTimeout(() => void this.refresh(), inMs);
   }
 

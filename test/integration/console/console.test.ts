@@ -9,11 +9,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildConsole } from '../../../scripts/build-console.ts';
-import { call, startApi, type TestApi } from '../../helpers/api.ts';
+import { ADMIN_PASSWORD, call, startApi, type TestApi } from '../../helpers/api.ts';
 import { browserMissing, launchBrowser, type TestBrowser } from '../../helpers/browser.ts';
 import { startFakeInternet, type FakeInternet } from '../../helpers/fake-internet.ts';
 import { token } from '../../helpers/net-client.ts';
-import { BASE, BUSYBOX } from '../../helpers/runtime.ts';
+import { BASE, BUSYBOX, eventually } from '../../helpers/runtime.ts';
 
 const test = suite('console (chromium)');
 const skip = process.getuid?.() !== 0 ? 'needs root' : browserMissing();
@@ -24,8 +24,17 @@ let api: TestApi;
 let fi: FakeInternet;
 let browser: TestBrowser;
 /** What the page did that the tests inspect afterwards. */
-const seen = { requests: [] as string[], sockets: [] as string[], cspViolations: [] as string[], consoleToken: '' };
+const seen = {
+  requests: [] as string[],
+  sockets: [] as string[],
+  cspViolations: [] as string[],
+  consoleToken: '',
+  /** The newest hub socket: how many times the server accepted its credentials. */
+  hub: { authenticated: 0 },
+};
 let networkId = '';
+/** When the console's current session logged in (its access token expires 60 s later). */
+let loginAt = 0;
 let netSandbox = '';
 
 /** Every test also leaves a screenshot when it passes (to look at the pages): DIRECTOR_TEST_SCREENSHOTS=all. */
@@ -51,12 +60,21 @@ test.before(async () => {
   try {
     await buildConsole();
     fi = await startFakeInternet({ webHosts: [WEB], ipv6: false, publicResolver: null });
-    api = await startApi({ networking: 'on' });
+    // Tokens of the shortest lifetime allowed, so the last test sees the console outlive one.
+    api = await startApi({ networking: 'on', jwtTtlMs: 60_000 });
     browser = await launchBrowser({ outputSubdir: 'console' });
     const { page } = browser;
     page.setDefaultTimeout(20_000);
     page.on('request', (r) => seen.requests.push(r.url()));
-    page.on('websocket', (ws) => seen.sockets.push(ws.url()));
+    page.on('websocket', (ws) => {
+      seen.sockets.push(ws.url());
+      if (!ws.url().endsWith('/v1/ws')) return;
+      const hub = { authenticated: 0 };
+      seen.hub = hub;
+      ws.on('framereceived', (f) => {
+        if (typeof f.payload === 'string' && f.payload.includes('"type":"authenticated"')) hub.authenticated++;
+      });
+    });
     page.on('console', (m) => {
       if (/Content[- ]Security[- ]Policy/i.test(m.text())) seen.cspViolations.push(m.text());
     });
@@ -114,7 +132,7 @@ it('logs in with username and password and keeps the token out of storage, cooki
   await page.fill('input[name=password]', 'wrong-password-123');
   await page.click('button[type=submit]');
   await page.waitForSelector('.login-form .error');
-  await page.fill('input[name=password]', 'test-admin-password-1');
+  await page.fill('input[name=password]', ADMIN_PASSWORD);
   await page.click('button[type=submit]');
   await page.waitForSelector('[data-testid=whoami]:has-text("admin")');
   await page.waitForSelector('[data-testid=hub-status].hub-live');
@@ -197,12 +215,13 @@ it('a connection the network policy denies arrives on the events view live', asy
 
 it('opens a terminal in the sandbox and runs a command', async () => {
   const { page } = browser;
+  loginAt = Date.now();
   await page.goto(`${api.url}/console#/sandboxes/${netSandbox}`);
   // A reload asks for the password again: the tokens lived only in the page's memory.
   await page.reload();
   await page.waitForSelector('.login-form');
   await page.fill('input[name=username]', 'admin');
-  await page.fill('input[name=password]', 'test-admin-password-1');
+  await page.fill('input[name=password]', ADMIN_PASSWORD);
   await page.click('button[type=submit]');
   await page.waitForSelector('#sandbox');
   await page.click('[data-testid=open-terminal]');
@@ -230,6 +249,32 @@ it('verifies the audit chain', async () => {
   const result = page.locator('[data-testid=verify-result]');
   await result.waitFor();
   assert.match(await result.innerText(), /Chain intact: \d+ entries/);
+});
+
+it('outlives its access token: refreshes it and re-authenticates the live stream', async () => {
+  const { page } = browser;
+  await page.click('nav a:has-text("Sandboxes")');
+  await page.waitForSelector('#sandboxes');
+  const hubSockets = () => seen.sockets.filter((u) => u.endsWith('/v1/ws')).length;
+  const socketsBefore = hubSockets();
+  const hubAtStart = seen.hub;
+  await page.waitForRequest((r) => r.url().endsWith('/v1/auth/refresh'), { timeout: 70_000 });
+  // The fresh token went to the open hub socket as `auth`, and the server accepted it there.
+  await eventually(() => hubAtStart.authenticated >= 2, 10_000);
+  // Past the first token's expiry, and past a heartbeat that re-checks socket credentials.
+  await new Promise((r) => setTimeout(r, Math.max(0, loginAt + 62_000 - Date.now())));
+  await mark();
+  const fresh = (await api.auth.login('admin', ADMIN_PASSWORD)).token;
+  const res = await call<{ data: { id: string } }>(api.url, 'POST', '/v1/sandboxes', {
+    token: fresh,
+    body: { image: BUSYBOX, name: 'after-the-refresh' },
+  });
+  assert.is(res.status, 201, res.text);
+  await page.locator(`tr.sandbox-row[data-id="${res.body.data.id}"]`).waitFor({ timeout: 10_000 });
+  assert.ok(await page.locator('[data-testid=hub-status].hub-live').isVisible(), 'the hub is not live');
+  assert.not.ok(await page.locator('.login-form').isVisible(), 'the session ended');
+  assert.ok(await marked(), 'the page reloaded');
+  assert.is(hubSockets(), socketsBefore, 'the hub socket was replaced');
 });
 
 test.run();
