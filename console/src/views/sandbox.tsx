@@ -12,6 +12,8 @@ import { TerminalPanel } from './terminal.tsx';
 /** Samples kept per series: 5 minutes at one every 2 s. */
 const MAX_SAMPLES = 150;
 const METRICS_EVERY_MS = 2000;
+/** A stats call the engine has not answered by then is given up and tried again. */
+const METRICS_TIMEOUT_MS = 15_000;
 
 interface Series {
   cpu: Sample[];
@@ -95,7 +97,9 @@ function MetricsPanel(props: { id: string }) {
     setSeries(NO_SERIES);
     const poll = async () => {
       try {
-        const m = await session.request<SandboxMetrics>('GET', `/v1/sandboxes/${props.id}/metrics`);
+        const m = await session.request<SandboxMetrics>('GET', `/v1/sandboxes/${props.id}/metrics`, {
+          signal: AbortSignal.timeout(METRICS_TIMEOUT_MS),
+        });
         if (stopped) return;
         const at = Date.parse(m.timestamp) || Date.now();
         setLast(m);
@@ -109,7 +113,14 @@ function MetricsPanel(props: { id: string }) {
         }));
       } catch (err) {
         if (stopped) return;
-        setError(err instanceof ApiError && err.code === 'CONFLICT' ? 'the sandbox is not running' : String((err as Error).message));
+        const e = err as Error;
+        setError(
+          err instanceof ApiError && err.code === 'CONFLICT'
+            ? 'the sandbox is not running'
+            : e.name === 'TimeoutError'
+              ? `no answer from the engine in ${METRICS_TIMEOUT_MS / 1000} s; trying again`
+              : e.message,
+        );
       }
       if (!stopped) timer = setTimeout(() => void poll(), METRICS_EVERY_MS);
     };

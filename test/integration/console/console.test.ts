@@ -236,6 +236,8 @@ it('opens a terminal in the sandbox and runs a command', async () => {
   // The metrics panel has sampled the running sandbox meanwhile.
   await page.waitForFunction(
     () => ((globalThis as unknown as PageGlobal).document.querySelector('#spark-memory polyline')?.getAttribute('points') ?? '') !== '',
+    undefined,
+    { timeout: 45_000 },
   );
   assert.equal(seen.cspViolations, [], 'the page broke its own Content-Security-Policy');
 });
