@@ -148,11 +148,13 @@ export class Hub extends EventTarget {
       case 'batch': {
         if (!m.channel || !Array.isArray(m.items)) return;
         const set = this.#listeners.get(m.channel);
+        // A frame of a subscription just dropped: its cursor must not pass for a resume point.
+        if (!set) return;
         for (const item of m.items) {
           const last = this.#cursors.get(m.channel) ?? 0;
           if (item.cursor <= last && this.#cursors.has(m.channel)) continue;
           this.#cursors.set(m.channel, item.cursor);
-          for (const l of set ?? []) l.onMessage(item);
+          for (const l of set) l.onMessage(item);
         }
         return;
       }
