@@ -4,8 +4,8 @@
 # so a second run takes a few seconds. Used by scripts/up.sh, scripts/test.sh, .ci/run and
 # the Vagrantfile. Run it (as root on a fresh Debian/Ubuntu machine), don't source it.
 #
-# Steps: Debian packages -> Node 24 -> npm dependencies -> kernel bits -> Docker engine ->
-# sandbox images. It writes the PATH it chose to .state/env.sh, which up.sh/test.sh source.
+# Steps: Debian packages -> Node 24 -> npm dependencies -> web console bundle -> kernel bits ->
+# Docker engine -> sandbox images. It writes the PATH it chose to .state/env.sh, which up.sh/test.sh source.
 #
 # Environment it honours (see docs/provisioning.md):
 #   DOCKER_HOST             use this engine (unix://, tcp://, ssh://): no packages installed,
@@ -110,7 +110,11 @@ find_missing() {
     # netfilter/netlink.ts carries policy changes to the kernel through perl (Essential on Debian).
     have perl || missing+=(perl-base)
     # Test-only: promtool checks /metrics against Prometheus conventions (scripts/test.sh sets this).
-    if [ "${DIRECTOR_PROVISION_TESTS:-0}" = 1 ]; then have promtool || missing+=(prometheus); fi
+    # Test-only: the web console's tests drive Debian's chromium (never a downloaded browser).
+    if [ "${DIRECTOR_PROVISION_TESTS:-0}" = 1 ]; then
+      have promtool || missing+=(prometheus)
+      have chromium || missing+=(chromium)
+    fi
   fi
   # npm is what installs Node and npm into .tools.
   if { [ "$need_local_node" = 1 ] || [ "$need_local_npm" = 1 ]; } && ! have npm; then
@@ -214,6 +218,12 @@ else
   touch "$stamp"
   say "npm dependencies installed"
 fi
+
+# ---------------------------------------------------------------- 3b. web console
+# Bundled from console/ into console/dist (served at /console), rebuilt only when its inputs'
+# hash changes, as the images are below.
+console_out=$(node scripts/build-console.ts 2>&1 < /dev/null) || die "building the web console failed: $console_out"
+say "web console: ${console_out#console: }"
 
 # Director's own state directory (SQLite store ...), relative to the repo unless absolute.
 data_dir=${DIRECTOR_DATA_DIR:-.state/data}
