@@ -72,7 +72,7 @@ export function stateOfPolicy(p: NetworkPolicy): PolicyState {
     mode: p.mode ?? 'enforce',
     // Audit mode always logs what it would drop, whatever the file says.
     logging: p.mode === 'audit' ? true : (p.logging ?? true),
-    rules: [...(p.outbound ?? []).map((r) => ruleLine('outbound', r)), ...(p.inbound ?? []).map((r) => ruleLine('inbound', r))].sort(),
+    rules: [...(p.outbound ?? []).map((r) => ruleLine('outbound', r)), ...(p.inbound ?? []).map((r) => ruleLine('inbound', r))],
   };
 }
 
@@ -85,7 +85,7 @@ export function stateInForce(view: PolicyInForce | null, name: string | null): P
     name,
     mode: view.mode,
     logging: view.logging,
-    rules: [...view.outbound.map(line('outbound')), ...view.inbound.map(line('inbound'))].sort(),
+    rules: [...view.outbound.map(line('outbound')), ...view.inbound.map(line('inbound'))],
   };
 }
 

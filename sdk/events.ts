@@ -112,7 +112,8 @@ export class EventSubscription implements AsyncIterable<ChannelMessage> {
     this.done.catch(() => undefined);
     if (opts.signal?.aborted) queueMicrotask(() => this.close());
     else opts.signal?.addEventListener('abort', () => this.close(), { once: true });
-    this.#connect();
+    // Next microtask: listeners added right after `subscribe()` see the first state too.
+    queueMicrotask(() => this.#connect());
   }
 
   /** Calls `listener` with every message of `type` (`'*'`: every message); returns the function that stops it. */

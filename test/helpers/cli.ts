@@ -5,11 +5,8 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
-import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { TestApi } from './api.ts';
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 export const DIRECTOR_BIN = path.join(ROOT, 'bin', 'director.ts');
@@ -126,40 +123,4 @@ export class Follower {
   signal(sig: NodeJS.Signals): void {
     this.#child.kill(sig);
   }
-}
-
-/**
- * The hub's WebSocket connections as the server sees them, so a test can drop them the way a
- * network failure would (the socket destroyed, no close frame).
- */
-export class HubSockets {
-  readonly #open = new Set<Socket>();
-  /** Upgrades to /v1/ws so far. */
-  connections = 0;
-
-  constructor(api: TestApi) {
-    api.app.server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
-      if (!req.url?.startsWith('/v1/ws')) return;
-      this.connections++;
-      this.#open.add(socket);
-      socket.once('close', () => this.#open.delete(socket));
-    });
-  }
-
-  get open(): number {
-    return this.#open.size;
-  }
-
-  dropAll(): void {
-    for (const s of this.#open) s.destroy();
-  }
-}
-
-/** A loopback port nothing listens on. */
-export async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }

@@ -10,7 +10,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parse as parseYaml } from 'yaml';
 import { ADMIN_PASSWORD, call, startApi, type TestApi } from '../../helpers/api.ts';
-import { CliUser, DIRECTOR_BIN, Follower, HubSockets, ROOT, closedPort } from '../../helpers/cli.ts';
+import { CliUser, DIRECTOR_BIN, Follower, ROOT } from '../../helpers/cli.ts';
+import { HubSockets, closedPort } from '../../helpers/sockets.ts';
 import { BUSYBOX, eventually } from '../../helpers/runtime.ts';
 
 const test = suite('cli');

@@ -57,7 +57,7 @@ test('sandbox shell: an interactive shell in raw mode; resizes reach it, Ctrl-C 
   assert.is(created.code, 0, created.stderr);
   const id = created.stdout.trim();
   const shell = atTerminal(['sandbox', 'shell', id], { rows: 24, cols: 80 });
-  await shell.until(/\$ $/m);
+  await shell.until('/workspace $ ');
   shell.type('echo $((6*7))\r');
   await shell.until(/\r?\n42\r?\n/);
   shell.type('stty size\r');

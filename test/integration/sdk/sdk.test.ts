@@ -15,7 +15,7 @@ import {
   type Tokens,
 } from '../../../sdk/index.ts';
 import { ADMIN_PASSWORD, startApi, type TestApi } from '../../helpers/api.ts';
-import { HubSockets } from '../../helpers/cli.ts';
+import { HubSockets } from '../../helpers/sockets.ts';
 import { BUSYBOX, eventually } from '../../helpers/runtime.ts';
 
 const test = suite('sdk');
@@ -158,52 +158,56 @@ test('events.subscribe: live messages per channel; after a dropped connection it
   const states: StatusChange['state'][] = [];
   const sub = client.events.subscribe({ channels: ['security', 'sandboxes'], reconnect: { initialDelayMs: 1000 } });
   sub.onStatus((s) => states.push(s.state));
-  const security: SecurityEvent[] = [];
-  const lifecycle: ChannelMessage[] = [];
-  sub.on('security_event', (m) => security.push(m.data));
-  sub.on('sandbox_event', (m) => lifecycle.push(m));
-  await sub.ready;
-  const keyIds: string[] = [];
-  const makeKey = async (name: string) => keyIds.push((await client.auth.apiKeys.create({ name, scopes: ['sandboxes:read'] })).id);
-  await makeKey('live-1');
-  await eventually(() => security.some((e) => e.type === 'api_key_created'));
-  hub.dropAll();
-  // While the client waits to reconnect (at least half of 1000 ms), the stream goes on.
-  await makeKey('gap-2');
-  await makeKey('gap-3');
-  const sandbox = await client.sandboxes.create({ image: BUSYBOX });
-  await sandbox.delete();
-  await eventually(() => hub.connections === 2 && hub.open === 1, 10_000);
-  await makeKey('after-4');
-  const keysSeen = () => security.filter((e) => e.type === 'api_key_created').map((e) => e.details.keyId as string);
-  await eventually(() => keysSeen().length === 4, 10_000);
-  assert.equal(keysSeen(), keyIds, 'each key event once, in order');
-  await eventually(() => lifecycle.filter((m) => (m.data as { sandboxId: string }).sandboxId === sandbox.id).length === 2);
-  assert.equal(
-    lifecycle.filter((m) => (m.data as { sandboxId: string }).sandboxId === sandbox.id).map((m) => (m.data as { event: string }).event),
-    ['created', 'deleted'],
-  );
-  const seqs = security.map((e) => e.seq);
-  assert.equal(
-    seqs,
-    [...new Set(seqs)].sort((x, y) => x - y),
-    'cursors strictly increase',
-  );
-  assert.equal(states.slice(0, 4), ['connecting', 'live', 'reconnecting', 'reconnecting']);
-  assert.is(states.at(-1), 'live');
-  // A new subscription from a saved cursor replays what came after it.
-  const from = sub.cursor('security')!;
-  sub.close();
-  await sub.done;
-  await makeKey('offline-5');
-  const replay = client.events.subscribe({ channels: ['security'], after: from });
-  const replayed: string[] = [];
-  for await (const m of replay) {
-    const e = m.data as SecurityEvent;
-    if (e.type === 'api_key_created') replayed.push(e.details.keyId as string);
-    if (replayed.length === 1) break;
+  try {
+    const security: SecurityEvent[] = [];
+    const lifecycle: ChannelMessage[] = [];
+    sub.on('security_event', (m) => security.push(m.data));
+    sub.on('sandbox_event', (m) => lifecycle.push(m));
+    await sub.ready;
+    const keyIds: string[] = [];
+    const makeKey = async (name: string) => keyIds.push((await client.auth.apiKeys.create({ name, scopes: ['sandboxes:read'] })).id);
+    await makeKey('live-1');
+    await eventually(() => security.some((e) => e.type === 'api_key_created'));
+    hub.dropAll();
+    // While the client waits to reconnect (at least half of 1000 ms), the stream goes on.
+    await makeKey('gap-2');
+    await makeKey('gap-3');
+    const sandbox = await client.sandboxes.create({ image: BUSYBOX });
+    await sandbox.delete();
+    await eventually(() => hub.connections === 2 && hub.open === 1, 10_000);
+    await makeKey('after-4');
+    const keysSeen = () => security.filter((e) => e.type === 'api_key_created').map((e) => e.details.keyId as string);
+    await eventually(() => keysSeen().length === 4, 10_000);
+    assert.equal(keysSeen(), keyIds, 'each key event once, in order');
+    await eventually(() => lifecycle.filter((m) => (m.data as { sandboxId: string }).sandboxId === sandbox.id).length === 2);
+    assert.equal(
+      lifecycle.filter((m) => (m.data as { sandboxId: string }).sandboxId === sandbox.id).map((m) => (m.data as { event: string }).event),
+      ['created', 'deleted'],
+    );
+    const seqs = security.map((e) => e.seq);
+    assert.equal(
+      seqs,
+      [...new Set(seqs)].sort((x, y) => x - y),
+      'cursors strictly increase',
+    );
+    assert.equal(states.slice(0, 4), ['connecting', 'live', 'reconnecting', 'reconnecting']);
+    assert.is(states.at(-1), 'live');
+    // A new subscription from a saved cursor replays what came after it.
+    const from = sub.cursor('security')!;
+    sub.close();
+    await sub.done;
+    await makeKey('offline-5');
+    const replay = client.events.subscribe({ channels: ['security'], after: from });
+    const replayed: string[] = [];
+    for await (const m of replay) {
+      const e = m.data as SecurityEvent;
+      if (e.type === 'api_key_created') replayed.push(e.details.keyId as string);
+      if (replayed.length === 1) break;
+    }
+    assert.equal(replayed, [keyIds[4]]);
+  } finally {
+    sub.close();
   }
-  assert.equal(replayed, [keyIds[4]]);
 });
 
 test('a subscription refused for a missing scope ends with the typed error', async () => {
