@@ -4,6 +4,7 @@ import { constants } from 'node:os';
 import { AgentExec, type AgentExecOptions, type ExecSink } from './exec.ts';
 import {
   AgentDecoder,
+  type AgentMessage,
   AgentProtocolError,
   PROTOCOL_VERSION,
   encodeExec,
@@ -12,7 +13,6 @@ import {
   encodeResize,
   encodeStdin,
   encodeWindow,
-  type AgentMessage,
 } from './protocol.ts';
 
 /**
@@ -80,6 +80,7 @@ export class AgentClient extends EventEmitter<{ lost: [AgentLost] }> implements 
   private nextId = 1;
   private nextPing = 1;
   private down: AgentLostError | null = null;
+  private lostAs: AgentLost | null = null;
 
   constructor(socket: Socket, opts: AgentClientOptions = {}) {
     super();
@@ -97,6 +98,11 @@ export class AgentClient extends EventEmitter<{ lost: [AgentLost] }> implements 
   /** Whether executes can be sent (the hello arrived and the agent is not lost). */
   get alive(): boolean {
     return this.hello !== null && this.down === null;
+  }
+
+  /** Why the agent was lost (null while it is usable, and after Director closed the connection itself). */
+  get lost(): AgentLost | null {
+    return this.lostAs;
   }
 
   /** Executes running now. */
@@ -189,13 +195,7 @@ export class AgentClient extends EventEmitter<{ lost: [AgentLost] }> implements 
 
   private receive(chunk: Buffer): void {
     if (this.down) return;
-    let messages: AgentMessage[];
-    try {
-      messages = this.decoder.push(chunk);
-    } catch (err) {
-      this.lose('protocol', (err as Error).message);
-      return;
-    }
+    const { messages, error } = this.decoder.push(chunk);
     for (const m of messages) {
       try {
         this.dispatch(m);
@@ -205,6 +205,7 @@ export class AgentClient extends EventEmitter<{ lost: [AgentLost] }> implements 
       }
       if (this.down) return;
     }
+    if (error) this.lose('protocol', error.message);
   }
 
   private dispatch(m: AgentMessage): void {
@@ -249,6 +250,7 @@ export class AgentClient extends EventEmitter<{ lost: [AgentLost] }> implements 
   private lose(reason: AgentLostReason, detail: string): void {
     if (this.down) return;
     const err = new AgentLostError(reason, detail);
+    this.lostAs = { reason, detail };
     this.shut(err);
     this.socket.destroy();
     this.emit('lost', { reason, detail });

@@ -4,9 +4,9 @@
  * payload. Pure: encoders for what Director sends, a decoder for what the agent sends.
  *
  * What arrives from a sandbox is hostile: the decoder refuses any frame whose length, type or
- * payload is not exactly one of the shapes below, and never allocates more than
- * {@link MAX_AGENT_FRAME_BYTES} for one frame. A refusal is an {@link AgentProtocolError};
- * the caller drops the connection (the agent is then treated as gone).
+ * payload is not exactly one of the shapes below, and never holds more than one frame of at
+ * most {@link MAX_AGENT_FRAME_BYTES}. A refusal is an {@link AgentProtocolError}; the caller
+ * drops the connection (the agent is then treated as gone).
  */
 
 export const PROTOCOL_VERSION = 1;
@@ -242,36 +242,38 @@ export function parseAgentFrame(type: number, id: number, p: Buffer): AgentMessa
 
 /**
  * Splits the agent's byte stream into messages. Holds at most one partial frame; a header
- * announcing more than {@link MAX_AGENT_FRAME_BYTES} is refused before its payload arrives.
- * After a refusal the decoder stays failed (the stream has no resynchronisation point).
+ * announcing more than {@link MAX_AGENT_FRAME_BYTES}, or a type that does not exist, is
+ * refused before its payload arrives. After a refusal the decoder stays failed (the stream
+ * has no resynchronisation point): `push` returns the messages completed before the bad
+ * frame, and the error.
  */
 export class AgentDecoder {
   private pending: Buffer = Buffer.alloc(0);
   private failed: AgentProtocolError | null = null;
 
-  /** Messages completed by `chunk`, in order. Throws {@link AgentProtocolError} on the first bad frame. */
-  push(chunk: Buffer): AgentMessage[] {
-    if (this.failed) throw this.failed;
+  push(chunk: Buffer): { messages: AgentMessage[]; error: AgentProtocolError | null } {
+    const messages: AgentMessage[] = [];
+    if (this.failed) return { messages, error: this.failed };
     let buf = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
-    const out: AgentMessage[] = [];
     try {
       while (buf.length >= HEADER_BYTES) {
         const len = buf.readUInt32LE(0);
+        const type = buf.readUInt8(4);
         if (len > MAX_AGENT_FRAME_BYTES) throw new AgentProtocolError(`frame of ${len} bytes (at most ${MAX_AGENT_FRAME_BYTES})`);
-        if (!TYPE_NAMES.has(buf.readUInt8(4))) throw new AgentProtocolError(`unknown frame type 0x${buf.readUInt8(4).toString(16)}`);
+        if (!TYPE_NAMES.has(type)) throw new AgentProtocolError(`unknown frame type 0x${type.toString(16).padStart(2, '0')}`);
         if (buf.length < HEADER_BYTES + len) break;
         // A copy: the message outlives this chunk (queued in a stream), the chunk must not be pinned.
         const payload = Buffer.from(buf.subarray(HEADER_BYTES, HEADER_BYTES + len));
-        out.push(parseAgentFrame(buf.readUInt8(4), buf.readUInt32LE(5), payload));
+        messages.push(parseAgentFrame(type, buf.readUInt32LE(5), payload));
         buf = buf.subarray(HEADER_BYTES + len);
       }
     } catch (err) {
-      this.failed = err as AgentProtocolError;
+      this.failed = err instanceof AgentProtocolError ? err : new AgentProtocolError(String(err));
       this.pending = Buffer.alloc(0);
-      throw err;
+      return { messages, error: this.failed };
     }
     this.pending = Buffer.from(buf);
-    return out;
+    return { messages, error: null };
   }
 
   /** Bytes held of a frame not complete yet. */
