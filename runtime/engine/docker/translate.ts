@@ -32,7 +32,7 @@ function tmpfsOptions(m: TmpfsMount): string {
 export function agentMounts(m: AgentMount | undefined): Docker.MountSettings[] {
   if (!m) return [];
   for (const p of [m.binary, m.channelDir])
-    if (!path.posix.isAbsolute(p) || path.posix.normalize(p) !== p || p === '/')
+    if (!path.posix.isAbsolute(p) || path.posix.normalize(p) !== p || p.endsWith('/'))
       throw new Error(`agent mount source ${p} is not a normalized absolute path`);
   const bind = (source: string, target: string): Docker.MountSettings => ({
     Type: 'bind',
