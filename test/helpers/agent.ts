@@ -71,6 +71,8 @@ export interface AgentLab {
     waitForAgent?: boolean;
     client?: AgentClientOptions;
   }): Promise<AgentSandbox>;
+  /** A sandbox as Director makes it today (`sleep infinity`, no agent): its container id. */
+  plain(image?: string): Promise<string>;
   cleanup(): Promise<void>;
 }
 
@@ -106,6 +108,14 @@ export function agentLab(): AgentLab {
       await engine.startContainer(containerId);
       const agent = opts.waitForAgent === false ? null : await channel.agent(10_000);
       return { sandboxId, containerId, channel, agent };
+    },
+    async plain(image = 'director/busybox:latest') {
+      const sandboxId = `sbx_${randomBytes(6).toString('hex')}`;
+      const spec = resolveSpec({ image }, config);
+      const ctx = { sandboxId, workspace: 'wsp_test', runtimeName, network: { mode: 'none' as const }, imageWorkdir: '/workspace' };
+      const containerId = await engine.createContainer(buildContainerSpec(spec, ctx, config));
+      await engine.startContainer(containerId);
+      return containerId;
     },
     async cleanup() {
       await removeContainers(engine, runtimeName);
