@@ -1,13 +1,20 @@
 /**
- * Benchmarks: `npm run bench [name ...]` (names: sandbox, network, events, api). Each prints its figures with the
+ * Benchmarks: `npm run bench [name ...]` (names: sandbox, network, events, api, agent). Each prints its figures with the
  * raw floor measured in the same run and the ratio to it.
  */
 import { benchSandbox } from './sandbox.ts';
 import { benchNetwork } from './network.ts';
 import { benchEvents } from './events.ts';
 import { benchApi } from './api.ts';
+import { benchAgent } from './agent.ts';
 
-const all: Record<string, () => Promise<void>> = { sandbox: benchSandbox, network: benchNetwork, events: benchEvents, api: benchApi };
+const all: Record<string, () => Promise<void>> = {
+  sandbox: benchSandbox,
+  network: benchNetwork,
+  events: benchEvents,
+  api: benchApi,
+  agent: benchAgent,
+};
 const which = process.argv.slice(2);
 for (const name of which.length ? which : Object.keys(all)) {
   const fn = all[name];
