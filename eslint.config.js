@@ -14,7 +14,7 @@ function boundaries() {
     for (let depth = 1; depth <= 6; depth++) {
       const up = '\\.\\./'.repeat(depth);
       blocks.push({
-        files: [`${folder}/${'*/'.repeat(depth - 1)}*.ts`],
+        files: [`${folder}/${'*/'.repeat(depth - 1)}*.{ts,tsx}`],
         rules: {
           'no-restricted-imports': ['error', { patterns: [{ regex: `^${up}(${denied.join('|')})/`, message }] }],
         },
@@ -30,7 +30,7 @@ function boundaries() {
 }
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.tools/**', '.state/**', 'eslint.config.js'] },
+  { ignores: ['node_modules/**', '.tools/**', '.state/**', 'console/dist/**', 'eslint.config.js'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

@@ -37,6 +37,7 @@ import { AuditLog } from './audit/log.ts';
 import { monitoringRoutes } from './routes/monitoring.ts';
 import { environmentRoutes } from './routes/environments.ts';
 import { createHttpMetrics } from './http-metrics.ts';
+import { consoleRoutes } from './routes/console.ts';
 import type { ReadinessProbe } from '../runtime/health.ts';
 import type { WsOptions } from './ws/options.ts';
 import { checkpointRoutes } from './routes/checkpoints.ts';
@@ -49,6 +50,8 @@ export interface AppDeps {
   probes?: ReadinessProbe[];
   /** WebSocket tunables and extra hub channels beyond the operator's settings. */
   ws?: WsOptions & Pick<WsPluginOptions, 'channels'>;
+  /** The built web console served at /console; default console/dist (scripts/build-console.ts). */
+  consoleDir?: string;
   /** Fastify logger options (pino); false in tests. */
   logger?: boolean | Record<string, unknown>;
 }
@@ -326,6 +329,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   };
   await app.register(wsPlugin, { ...deps.ws, channels, auth, events: rt.events, db: rt.db, shells: rt.shells, settings: cfg });
   await app.register(systemRoutes, { health: rt.health, registry: rt.metrics.registry, config: cfg, probes: deps.probes ?? [] });
+  await app.register(consoleRoutes, deps.consoleDir ? { dir: deps.consoleDir } : {});
   await app.register(
     async (v1) => {
       await v1.register(authRoutes, { auth, events: rt.events });

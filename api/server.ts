@@ -25,6 +25,8 @@ export interface DirectorOptions extends RuntimeOptions {
   probes?: ReadinessProbe[];
   /** WebSocket tunables and extra hub channels. */
   ws?: AppDeps['ws'];
+  /** The built web console served at /console; default console/dist (scripts/build-console.ts). */
+  consoleDir?: string;
 }
 
 export interface Director extends AsyncDisposable {
@@ -58,6 +60,7 @@ export async function createDirector(opts: DirectorOptions): Promise<Director> {
       auth,
       ...(opts.probes ? { probes: opts.probes } : {}),
       ...(opts.ws ? { ws: opts.ws } : {}),
+      ...(opts.consoleDir ? { consoleDir: opts.consoleDir } : {}),
       logger: opts.httpLogger ?? false,
     });
     let closed: Promise<void> | null = null;

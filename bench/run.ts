@@ -1,5 +1,5 @@
 /**
- * Benchmarks: `npm run bench [name ...]` (names: sandbox, network, events, api, checkpoint, workflow, chat). Each prints its figures with the
+ * Benchmarks: `npm run bench [name ...]` (names: sandbox, network, events, api, checkpoint, workflow, chat, agent). Each prints its figures with the
  * raw floor measured in the same run and the ratio to it.
  */
 import { benchSandbox } from './sandbox.ts';
@@ -9,6 +9,7 @@ import { benchApi } from './api.ts';
 import { benchCheckpoint } from './checkpoint.ts';
 import { benchWorkflow } from './workflow.ts';
 import { benchChat } from './chat.ts';
+import { benchAgent } from './agent.ts';
 
 const all: Record<string, () => Promise<void>> = {
   sandbox: benchSandbox,
@@ -18,6 +19,7 @@ const all: Record<string, () => Promise<void>> = {
   checkpoint: benchCheckpoint,
   workflow: benchWorkflow,
   chat: benchChat,
+  agent: benchAgent,
 };
 const which = process.argv.slice(2);
 for (const name of which.length ? which : Object.keys(all)) {

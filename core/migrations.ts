@@ -592,4 +592,14 @@ export const MIGRATIONS: readonly Migration[] = [
     );
     CREATE UNIQUE INDEX llm_providers_name ON llm_providers (workspace, name) WHERE deleted_ms IS NULL;`,
   },
+  {
+    version: 7,
+    name: 'network policies stored before first-match are marked deny-first',
+    // Until then a policy's deny rules were evaluated ahead of its allow rules whatever their
+    // order. The mark keeps them enforced that way until the network layer's boot decides each one
+    // (recompiled in order as written, or kept and flagged for review: runtime/network/upgrade.ts).
+    sql: `
+    UPDATE networks SET policy = json_set(policy, '$.order', 'deny-first')
+      WHERE policy IS NOT NULL AND json_extract(policy, '$.order') IS NULL;`,
+  },
 ];

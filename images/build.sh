@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds every image under images/<name>/ as director/<name>:latest, offline from Debian
+# Builds every image under images/<name>/ (each folder with a rootfs.sh; images/agent/ is the
+# exec agent, built by its own build.sh) as director/<name>:latest, offline from Debian
 # packages (no registry needed). An image is rebuilt only when the hash of its definition
 # (every file in its folder) differs from the `director.image.hash` label of the image the
 # engine already has. Usage: images/build.sh [name ...]
@@ -21,7 +22,7 @@ if [ -z "${DIRECTOR_DEBIAN_MIRROR:-}" ]; then
 fi
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
-  for d in "$here"/*/; do names+=("$(basename "$d")"); done
+  for d in "$here"/*/; do [ -f "$d/rootfs.sh" ] && names+=("$(basename "$d")"); done
 fi
 for name in "${names[@]}"; do
   dir="$here/$name"

@@ -82,6 +82,28 @@ export function parseObjectName(name: string): ParsedName | null {
  */
 export const GUARDS = ['isolate', 'peer', 'range', 'xnet', 'resolver', 'dns', 'established', 'nd', 'host', 'default', 'open'] as const;
 export type Guard = (typeof GUARDS)[number];
+
+/**
+ * Whose rule it is, outermost first. `operator`: Director's guards and the operator's settings
+ * (always-denied ranges and `DIRECTOR_ALWAYS_DENIED_OPEN`, other networks, the host, DNS only to
+ * Director's resolver, same-network peers), evaluated before any policy rule, which can only
+ * narrow what they leave open. `network`: the network's own: isolation, its policy's rules, the
+ * policy's default (or, without a policy, `open`).
+ */
+export type Level = 'operator' | 'network';
+export const GUARD_LEVEL: Record<Guard, Level> = {
+  isolate: 'network',
+  peer: 'operator',
+  range: 'operator',
+  xnet: 'operator',
+  resolver: 'operator',
+  dns: 'operator',
+  established: 'network',
+  nd: 'operator',
+  host: 'operator',
+  default: 'network',
+  open: 'network',
+};
 const SIDE: Record<ChainKind, string> = { out: 'o', in: 'i', host: 'h' };
 
 export const guardTag = (chain: ChainKind, guard: Guard): string => `${SIDE[chain]}.${guard}`;

@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DirectorError } from '../core/errors.ts';
 import type { NftDocument } from './json.ts';
-import { encodeDocument, NetlinkError, sendBatch, Unencodable } from './netlink.ts';
+import { encodeDocument, Unencodable } from './netlink-encode.ts';
+import { NetlinkError, type NetlinkHelpers } from './netlink-helpers.ts';
+import { inNetns } from './netns.ts';
 import { renderDocument, Unrenderable } from './text.ts';
 
 export interface NftOptions {
@@ -22,11 +24,14 @@ export interface NftOptions {
   /** Run nft inside this named network namespace (`ip netns exec`); tests use it to filter real traffic away from the host's own rules. */
   netns?: string;
   /**
-   * How documents are applied. `auto`: straight to the kernel over netlink where `netlink.ts`
-   * encodes the document (policy generations), else through `nft` in its own syntax, else as JSON.
-   * `text` and `json` force `nft` with that input (tests and benchmarks compare the three).
+   * How documents are applied. `auto`: straight to the kernel over netlink where `netlink-encode.ts`
+   * encodes the document (policy generations) and {@link netlink} can carry it, else through `nft`
+   * in its own syntax, else as JSON. `text` and `json` force `nft` with that input (tests and
+   * benchmarks compare the three).
    */
   format?: 'auto' | 'text' | 'json';
+  /** The helper processes that carry netlink batches; their owner closes them. Without them, everything goes through `nft`. */
+  netlink?: NetlinkHelpers;
   /** Path of the perl that carries netlink batches (default `perl`, looked up in PATH). */
   perlPath?: string;
   /** Told when a document the netlink path encoded went through `nft` instead, and why. */
@@ -49,8 +54,7 @@ export class NftError extends DirectorError {
 export function runNft(args: readonly string[], opts: NftOptions = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const signals = [AbortSignal.timeout(opts.timeoutMs ?? 30_000), ...(opts.signal ? [opts.signal] : [])];
-    const nft = opts.nftPath ?? 'nft';
-    const [cmd, argv] = opts.netns ? ['ip', ['netns', 'exec', opts.netns, nft, ...args]] : [nft, [...args]];
+    const [cmd, argv] = inNetns(opts.netns, opts.nftPath ?? 'nft', args);
     const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], signal: AbortSignal.any(signals) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -88,15 +92,15 @@ async function runDocument(flags: string[], doc: NftDocument, opts?: NftOptions)
 }
 
 /**
- * Applies a document as one atomic transaction: over netlink where it can be encoded (see
- * {@link NftOptions.format}), otherwise `nft -f` (or `nft -j -f` for JSON). When the kernel
+ * Applies a document as one atomic transaction: over netlink where it can be encoded and
+ * helpers are given (see {@link NftOptions.format}), otherwise `nft -f` (or `nft -j -f` for JSON). When the kernel
  * refuses a netlink batch, nothing was applied and the same document goes through `nft`, which
  * either applies it or explains the refusal in its own words; the same holds when the netlink
  * helper cannot be used.
  */
 export async function applyDocument(doc: NftDocument, opts?: NftOptions): Promise<void> {
   if (doc.nftables.length === 0) return;
-  if ((opts?.format ?? 'auto') === 'auto') {
+  if ((opts?.format ?? 'auto') === 'auto' && opts?.netlink) {
     let batch: Buffer | null = null;
     try {
       batch = encodeDocument(doc);
@@ -105,11 +109,11 @@ export async function applyDocument(doc: NftDocument, opts?: NftOptions): Promis
     }
     if (batch) {
       try {
-        await sendBatch(batch, { netns: opts?.netns, perlPath: opts?.perlPath, timeoutMs: opts?.timeoutMs });
+        await opts.netlink.send(batch, { netns: opts.netns, perlPath: opts.perlPath, timeoutMs: opts.timeoutMs });
         return;
       } catch (err) {
         if (!(err instanceof NetlinkError)) throw err;
-        opts?.onNetlinkFallback?.(err.message);
+        opts.onNetlinkFallback?.(err.message);
       }
     }
   }

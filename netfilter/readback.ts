@@ -4,10 +4,24 @@
  * comment (also stored in the kernel) only ties nft rules back to the policy rule index and
  * keeps the host-name pattern, which the kernel does not otherwise know. Only the generation
  * of chains the entry chains go to counts; one not yet retired is ignored.
+ *
+ * Besides the policy's rules and guards, the read-back keeps each chain in force rule by rule in
+ * the kernel's order with its matches ({@link TableView.kernel}), and the same as steps a reader
+ * can follow ({@link NetworkView.evaluation}); `verdict.ts` evaluates a packet against them.
  */
 import { formatCidr, parseCidr, parseIp } from '../policies/address.ts';
 import type { PolicyMode, PortSpec } from '../policies/network-policy.ts';
-import { GLOBAL_SETS, MAPS, parseObjectName, parseRuleComment, parseTag, type ChainKind, type Guard } from './names.ts';
+import {
+  GLOBAL_SETS,
+  GUARD_LEVEL,
+  MAPS,
+  parseObjectName,
+  parseRuleComment,
+  parseTag,
+  type ChainKind,
+  type Guard,
+  type Level,
+} from './names.ts';
 
 export interface Counts {
   packets: number;
@@ -51,6 +65,39 @@ export interface NameSetView {
   elements: SetElementView[];
 }
 
+/** One match of a kernel rule: `ip daddr 10.0.0.0/8`, `meta oifname != dir-1a2b3c4d`, `tcp dport 8000-8100`. */
+export interface MatchView {
+  /** `ip daddr`, `ip6 saddr`, `tcp dport`, `udp dport`, `th dport`, `meta l4proto`, `meta oifname`, `meta iifname`, `ct state`, `icmpv6 type`. */
+  left: string;
+  op: '==' | '!=' | 'in';
+  /** Canonical CIDR (`1.2.3.4/32`), `@set`, a name (interface, protocol), a port, a port range, or a list. */
+  right: string | number | { from: number; to: number } | string[];
+}
+
+/** One rule of a chain in force, as the kernel holds it. */
+export interface KernelRule {
+  tag: string;
+  matches: MatchView[];
+  /** null: no verdict (a log rule), evaluation goes on. */
+  verdict: Verdict | null;
+}
+
+/** One step of a chain as packets meet it: a guard or a policy rule, with the kernel rules that make it up. */
+export interface StepView {
+  /** `operator`: Director's guards and the operator's settings, which no policy can reopen; `network`: the network's own (isolation, its policy, the default). */
+  level: Level;
+  kind: 'guard' | 'rule' | 'default';
+  tag: string;
+  guard?: Guard;
+  /** The policy rule (`outbound[2]`). */
+  rule?: string;
+  /** `audit`: a deny in audit mode (logged and counted, then let through). */
+  action: 'allow' | 'deny' | 'audit';
+  /** Each kernel rule's matches in nft's words (`ip daddr 10.0.0.0/8 tcp dport 443`); `any` for none. */
+  match: string[];
+  logged: boolean;
+}
+
 export interface NetworkView {
   short: string;
   /** Bridge the egress verdict map sends to this network's chain; null when no element does. */
@@ -70,6 +117,8 @@ export interface NetworkView {
   generation: number | null;
   /** Every generation with chains in the kernel, ascending: the one in force and any replaced one not yet retired. */
   generations: number[];
+  /** The chains in force in evaluation order: egress, ingress and sandbox → host. */
+  evaluation: { outbound: StepView[]; inbound: StepView[]; host: StepView[] };
 }
 
 export interface TableView {
@@ -78,6 +127,10 @@ export interface TableView {
   bridges: string[];
   subnets: string[];
   alwaysDenied: string[];
+  /** Elements of every set that is not a network's name set (addresses as canonical CIDRs, or `a-b` ranges). */
+  elements: Record<string, (string | number)[]>;
+  /** Per network short: the chains in force, rule by rule in the kernel's order. */
+  kernel: Record<string, Record<ChainKind, KernelRule[]>>;
 }
 
 type Verdict = 'accept' | 'drop' | 'return';
@@ -101,6 +154,7 @@ function cidrText(v: unknown): string | null {
 
 interface ParsedRule {
   tag: string;
+  matches: MatchView[];
   host: string | null;
   verdict: Verdict | null;
   logged: boolean;
@@ -116,7 +170,7 @@ interface ParsedRule {
 
 function parseRule(rule: Json): ParsedRule {
   const { tag, host } = parseRuleComment(typeof rule.comment === 'string' ? rule.comment : '');
-  const out: ParsedRule = { tag, host, verdict: null, logged: false, counter: null, protocol: 'all', sets: [] };
+  const out: ParsedRule = { tag, matches: [], host, verdict: null, logged: false, counter: null, protocol: 'all', sets: [] };
   for (const e of Array.isArray(rule.expr) ? (rule.expr as unknown[]) : []) {
     const ex = obj(e);
     for (const v of ['accept', 'drop', 'return'] as const) if (v in ex) out.verdict = v;
@@ -127,6 +181,7 @@ function parseRule(rule: Json): ParsedRule {
       out.counter = { packets: Number(c.packets ?? 0), bytes: Number(c.bytes ?? 0) };
     }
     const m = obj(ex.match);
+    if ('match' in ex) out.matches.push(matchView(m));
     if (m.op !== '==') continue;
     const left = obj(m.left);
     const pl = obj(left.payload);
@@ -150,6 +205,43 @@ function parseRule(rule: Json): ParsedRule {
   }
   return out;
 }
+
+const ADDRESS_FIELDS = new Set(['ip saddr', 'ip daddr', 'ip6 saddr', 'ip6 daddr']);
+
+/** A set element or match value as text: canonical CIDR for addresses, `a-b` for a range, else as is. */
+function valueText(v: unknown, address: boolean): string | number {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'string') return address && !v.startsWith('@') ? (cidrText(v) ?? v) : v;
+  const range = obj(v).range;
+  if (Array.isArray(range)) return `${String(valueText(range[0], address))}-${String(valueText(range[1], address))}`;
+  return (address ? cidrText(v) : null) ?? JSON.stringify(v);
+}
+
+function matchView(m: Json): MatchView {
+  const left = obj(m.left);
+  const pl = obj(left.payload);
+  const l =
+    'payload' in left
+      ? `${String(pl.protocol)} ${String(pl.field)}`
+      : 'meta' in left
+        ? `meta ${String(obj(left.meta).key)}`
+        : 'ct' in left
+          ? `ct ${String(obj(left.ct).key)}`
+          : JSON.stringify(left);
+  const op = m.op === '!=' || m.op === 'in' ? m.op : '==';
+  const range = obj(m.right).range;
+  let right: MatchView['right'];
+  if (Array.isArray(m.right)) right = m.right.map(String);
+  else if (Array.isArray(range) && !ADDRESS_FIELDS.has(l)) right = { from: Number(range[0]), to: Number(range[1]) };
+  else right = valueText(m.right, ADDRESS_FIELDS.has(l));
+  return { left: l, op, right };
+}
+
+const matchText = (m: MatchView): string => {
+  const r = m.right;
+  const right = Array.isArray(r) ? r.join(',') : typeof r === 'object' ? `${r.from}-${r.to}` : String(r);
+  return `${m.left} ${m.op === '!=' ? '!= ' : ''}${right}`;
+};
 
 const addCounts = (a: Counts | null, b: Counts | null): Counts | null =>
   a && b ? { packets: a.packets + b.packets, bytes: a.bytes + b.bytes } : (a ?? b);
@@ -188,13 +280,43 @@ function emptyNetwork(short: string): NetworkView {
     sets: {},
     generation: null,
     generations: [],
+    evaluation: { outbound: [], inbound: [], host: [] },
   };
+}
+
+/** A chain's kernel rules as steps: consecutive rules with one tag (a log rule and its drop, one per address family) are one step. */
+function steps(rules: ParsedRule[]): StepView[] {
+  const out: StepView[] = [];
+  for (const r of rules) {
+    const t = parseTag(r.tag);
+    if (!t) continue;
+    let last = out.at(-1);
+    if (last?.tag !== r.tag) {
+      const guard = t.kind === 'guard' ? t.guard : undefined;
+      last = {
+        level: guard ? GUARD_LEVEL[guard] : 'network',
+        kind: guard === undefined ? 'rule' : guard === 'default' || guard === 'open' ? 'default' : 'guard',
+        tag: r.tag,
+        ...(guard ? { guard } : {}),
+        ...(t.kind === 'rule' ? { rule: `${t.direction}[${t.index}]` } : {}),
+        action: 'deny',
+        match: [],
+        logged: false,
+      };
+      out.push(last);
+    }
+    last.logged ||= r.logged;
+    if (r.verdict === null) continue;
+    last.action = r.verdict === 'accept' ? 'allow' : r.verdict === 'return' ? 'audit' : 'deny';
+    last.match.push(r.matches.length ? r.matches.map(matchText).join(' ') : 'any');
+  }
+  return out;
 }
 
 /** Parses the output of `nft -j list table inet <table>` into the per-network view. */
 export function parseTable(listing: unknown): TableView {
   const items = (Array.isArray(obj(listing).nftables) ? (obj(listing).nftables as unknown[]) : []).map(obj);
-  const view: TableView = { table: '', networks: {}, bridges: [], subnets: [], alwaysDenied: [] };
+  const view: TableView = { table: '', networks: {}, bridges: [], subnets: [], alwaysDenied: [], elements: {}, kernel: {} };
   const net = (short: string): NetworkView => (view.networks[short] ??= emptyNetwork(short));
   const rulesByChain = new Map<string, ParsedRule[]>();
   const hosts = new Map<string, string>();
@@ -220,6 +342,8 @@ export function parseTable(listing: unknown): TableView {
       const s = obj(item.set);
       const elems = Array.isArray(s.elem) ? (s.elem as unknown[]) : [];
       const name = String(s.name);
+      const address = s.type === 'ipv4_addr' || s.type === 'ipv6_addr';
+      if (parseObjectName(name) === null) view.elements[name] = elems.map((e) => valueText(e, address));
       if (name === GLOBAL_SETS.bridges) view.bridges = elems.map(String);
       else if (name === GLOBAL_SETS.subnetsV4 || name === GLOBAL_SETS.subnetsV6)
         view.subnets.push(...elems.map(cidrText).filter((x): x is string => !!x));
@@ -272,6 +396,12 @@ export function parseTable(listing: unknown): TableView {
     if (parsed?.kind !== 'chain' || !inForce.has(chain)) continue;
     for (const r of rules) if (r.host) for (const s of r.sets) hosts.set(s, r.host);
     const n = net(parsed.short);
+    (view.kernel[parsed.short] ??= { out: [], in: [], host: [] })[parsed.chain] = rules.map((r) => ({
+      tag: r.tag,
+      matches: r.matches,
+      verdict: r.verdict,
+    }));
+    n.evaluation[parsed.chain === 'out' ? 'outbound' : parsed.chain === 'in' ? 'inbound' : 'host'] = steps(rules);
     const groups = new Map<string, ParsedRule[]>();
     for (const r of rules) groups.set(r.tag, [...(groups.get(r.tag) ?? []), r]);
     for (const [tag, group] of groups) {

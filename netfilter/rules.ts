@@ -1,11 +1,12 @@
 /**
  * The rules of one network's three chains, in evaluation order:
  *
- * egress (`out`, forward from the bridge): isolate → always-denied ranges → other Director
- * networks → DNS only to the resolver → [policy: established/related → deny rules → allow
- * rules → default deny] or [no policy: accept].
+ * egress (`out`, forward from the bridge): isolate → same-network peers → always-denied ranges
+ * → other Director networks → DNS only to the resolver → [policy: established/related → the
+ * policy's rules in the order written (first match decides) → default deny] or [no policy: accept].
  * ingress (`in`, forward to the bridge): isolate → from other Director networks → [policy:
- * established/related → deny → allow → default deny] or [no policy: accept].
+ * established/related → the rules in order → default deny] or [no policy: accept].
+ * A stored policy kept `deny-first` (see `policies/rule-order.ts`) has its deny rules first.
  * host (`host`, input from the bridge): isolate → established/related → IPv6 neighbour
  * discovery → the resolver → drop everything else.
  *
@@ -18,6 +19,7 @@
  */
 import { parseCidr, parseIp, type Cidr, type IpFamily } from '../policies/address.ts';
 import { remoteEnd, type NetworkPolicy, type PolicyRule, type RuleDirection } from '../policies/network-policy.ts';
+import { evaluationOrder } from '../policies/rule-order.ts';
 import {
   accept,
   addrField,
@@ -206,12 +208,8 @@ export function networkRules(net: NetworkInput, logRate: LogRate = DEFAULT_LOG_R
     // Audit exists to be read: it logs even when the policy turns logging off.
     const logDenies = policy.logging || audit;
     allow(chain, guard(chain, 'established'), established, { perRuleCounter: policy.metrics });
-    const ordered = policy[direction].map((rule, index) => ({ rule, index }));
-    // Deny wins: every deny rule is evaluated before any allow rule.
-    for (const { rule, index } of [
-      ...ordered.filter((r) => r.rule.action === 'deny'),
-      ...ordered.filter((r) => r.rule.action === 'allow'),
-    ]) {
+    // First match wins: the rules in the order written (a kept deny-first policy: its denies first).
+    for (const { rule, index } of evaluationOrder(policy[direction], policy.order)) {
       compilePolicyRule(s, direction, rule, (matches, host) => {
         const tag = ruleTag(direction, index);
         const o = { comment: ruleComment(tag, host), perRuleCounter: policy.metrics };

@@ -1,13 +1,17 @@
 /**
  * Network policies as validated, engine-neutral data. `validateNetworkPolicy` is the only way
  * in: it fills defaults, normalizes addresses and names, and refuses anything malformed,
- * over-broad or self-contradictory with a {@link PolicyValidationError} naming the field path
+ * over-broad or unreachable with a {@link PolicyValidationError} naming the field path
  * (`outbound[2].destination`).
  *
- * Semantics (the compiler implements them): deny rules win over allow rules whatever their
- * order; traffic no rule allows is denied; `audit` mode records what would be denied instead
- * of dropping it. `port` is an integer (1-65535) or an inclusive range object `{ from, to }`;
- * a range with from = to is normalized to the integer.
+ * Semantics (the compiler implements them): each direction's rules are evaluated top to bottom
+ * and the first rule that matches decides; traffic no rule matches is denied (so a trailing
+ * `deny all` is the same as the default). A rule an earlier rule entirely covers could never
+ * match and is refused, naming both (`outbound[2] is shadowed by outbound[0]`). `audit` mode
+ * records what would be denied instead of dropping it. `port` is an integer (1-65535) or an
+ * inclusive range object `{ from, to }`; a range with from = to is normalized to the integer.
+ * Director's own guards (always-denied ranges, other networks, the host, DNS) come before any
+ * rule, and no rule can reopen them.
  */
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
@@ -15,6 +19,7 @@ import { DirectorError } from '../core/errors.ts';
 import { fieldPath } from '../core/validate.ts';
 import { checkCidr, formatCidr, type IpFamily } from './address.ts';
 import { checkHostPattern, hostMatches } from './hostname.ts';
+import { findShadowed, type PolicyOrder, type Shadowed } from './rule-order.ts';
 
 /** Most rules one direction of a policy may hold. */
 export const MAX_RULES_PER_DIRECTION = 2000;
@@ -25,7 +30,9 @@ export const PortRangeSchema = Type.Object({ from: Port, to: Port }, { additiona
 
 export const PolicyRuleSchema = Type.Object(
   {
-    action: Type.Enum(['allow', 'deny']),
+    action: Type.Enum(['allow', 'deny'], {
+      description: 'What the rule does with the traffic it matches, if no earlier rule of the same direction matched it first.',
+    }),
     protocol: Type.Enum(['tcp', 'udp', 'icmp', 'all']),
     source: Type.Optional(
       Type.String({ minLength: 1, maxLength: 300, description: 'CIDR or address; for inbound rules also a host name.' }),
@@ -41,18 +48,39 @@ export const PolicyRuleSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const RULES_DESCRIPTION = (d: string): string =>
+  `${d === 'outbound' ? 'Traffic from the sandboxes' : 'Traffic to the sandboxes'}, evaluated top to bottom: the first rule that matches decides, and what no rule matches is denied (a trailing deny-all is the default restated). A rule an earlier rule entirely covers (its protocol, addresses or names and ports a subset) could never match and is refused with a 400 naming both. Director's guards come first and no rule reopens them: cloud metadata, loopback, link-local, the host, other Director networks, DNS to any resolver but Director's.`;
+
 export const NetworkPolicySchema = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }),
     description: Type.Optional(Type.String({ maxLength: 1000 })),
-    inbound: Type.Optional(Type.Array(PolicyRuleSchema, { maxItems: MAX_RULES_PER_DIRECTION, default: [] })),
-    outbound: Type.Optional(Type.Array(PolicyRuleSchema, { maxItems: MAX_RULES_PER_DIRECTION, default: [] })),
+    inbound: Type.Optional(
+      Type.Array(PolicyRuleSchema, {
+        maxItems: MAX_RULES_PER_DIRECTION,
+        default: [],
+        description: RULES_DESCRIPTION('inbound'),
+      }),
+    ),
+    outbound: Type.Optional(
+      Type.Array(PolicyRuleSchema, {
+        maxItems: MAX_RULES_PER_DIRECTION,
+        default: [],
+        description: RULES_DESCRIPTION('outbound'),
+      }),
+    ),
     logging: Type.Optional(Type.Boolean({ default: true, description: 'Log denied packets (rate-limited) to the kernel log.' })),
     metrics: Type.Optional(Type.Boolean({ default: true, description: 'Keep per-rule packet/byte counters.' })),
     mode: Type.Optional(
       Type.Enum(['enforce', 'audit'], {
         default: 'enforce',
         description: 'audit logs and counts what would be denied but drops nothing the policy denies.',
+      }),
+    ),
+    order: Type.Optional(
+      Type.Literal('first-match', {
+        description:
+          'How the rules are evaluated: in the order written, the first match deciding. The only order a policy is applied with; a stored policy from before first-match may read back `deny-first` (kept for review, see `review`).',
       }),
     ),
   },
@@ -66,6 +94,13 @@ export type PortSpec = NonNullable<PolicyRule['port']>;
 export type PolicyMode = 'enforce' | 'audit';
 export type RuleDirection = 'inbound' | 'outbound';
 
+/** Why a stored policy is enforced as it was before first-match (see `upgradeDenyFirst`). */
+export interface PolicyReview {
+  reason: string;
+  /** Its rules that, evaluated in order as written, could never match. */
+  shadowed: Shadowed[];
+}
+
 /** A validated policy: defaults filled, CIDRs canonical (`addr/len`), host names lowercase. */
 export interface NetworkPolicy {
   name: string;
@@ -75,17 +110,39 @@ export interface NetworkPolicy {
   logging: boolean;
   metrics: boolean;
   mode: PolicyMode;
+  /** How the rules are evaluated: always `first-match` for a policy applied now (see {@link PolicyOrder}). */
+  order: PolicyOrder;
+  /** Present on a stored policy the upgrade to first-match refused: still enforced deny-first until replaced. */
+  review?: PolicyReview;
+}
+
+/** The request body that {@link validateNetworkPolicy} turns back into `policy` (to change it and validate again). */
+export function policyBody(policy: NetworkPolicy): NetworkPolicyInput {
+  const { order: _order, review: _review, ...body } = policy;
+  return body;
 }
 
 export class PolicyValidationError extends DirectorError {
   readonly field: string;
   readonly issue: string;
-  constructor(field: string, issue: string) {
-    super('VALIDATION_ERROR', `Invalid ${field}: ${issue}`, { field, issue });
+  constructor(field: string, issue: string, opts: { message?: string; details?: Record<string, unknown> } = {}) {
+    super('VALIDATION_ERROR', opts.message ?? `Invalid ${field}: ${issue}`, { field, issue, ...opts.details });
     this.name = 'PolicyValidationError';
     this.field = field;
     this.issue = issue;
   }
+}
+
+/** The 400 for a rule that can never match: `outbound[2] is shadowed by outbound[0]`. */
+export function shadowedError(s: Shadowed): PolicyValidationError {
+  return new PolicyValidationError(
+    s.rule,
+    `is shadowed by ${s.by}: every packet it matches, ${s.by} matches first, so it can never match`,
+    {
+      message: `${s.rule} is shadowed by ${s.by}: every packet it matches, ${s.by} matches first (rules are evaluated in order, the first match decides), so it can never match; remove it or move it above ${s.by}`,
+      details: { shadowedBy: s.by },
+    },
+  );
 }
 
 /** The end of a rule that is outside the sandbox, the only one that may be a host name. */
@@ -119,6 +176,12 @@ function schemaIssue(errors: SchemaError[]): PolicyValidationError {
   if (first.keyword === 'required') {
     const missing = (first.params.requiredProperties as string[] | undefined)?.[0] ?? '?';
     return new PolicyValidationError(join(path, missing), 'is required');
+  }
+  if (path === 'order') {
+    return new PolicyValidationError(
+      'order',
+      'must be "first-match": rules are evaluated in the order written ("deny-first" is only kept on policies stored before first-match)',
+    );
   }
   if (first.keyword === 'enum') {
     const allowed = (first.params.allowedValues as unknown[] | undefined) ?? [];
@@ -178,28 +241,6 @@ function normalizeRule(rule: PolicyRule, direction: RuleDirection, at: string): 
   return out;
 }
 
-/** Identity of a rule's match, for the contradiction check. */
-export const matchKey = (r: PolicyRule): string => JSON.stringify([r.protocol, r.source ?? null, r.destination ?? null, r.port ?? null]);
-
-function checkContradictions(rules: PolicyRule[], direction: RuleDirection): void {
-  const seen = new Map<string, number>();
-  rules.forEach((rule, i) => {
-    const key = matchKey(rule);
-    const j = seen.get(key);
-    if (j === undefined) {
-      seen.set(key, i);
-      return;
-    }
-    const other = rules[j]!;
-    if (other.action !== rule.action) {
-      throw new PolicyValidationError(
-        `${direction}[${i}].action`,
-        `contradicts ${direction}[${j}]: same protocol, source, destination and port with action "${other.action}"`,
-      );
-    }
-  });
-}
-
 /**
  * Validates a policy document and returns it normalized, or throws a
  * {@link PolicyValidationError} whose `field` names the offending path.
@@ -219,10 +260,13 @@ export function validateNetworkPolicy(input: unknown): NetworkPolicy {
     logging: p.logging ?? true,
     metrics: p.metrics ?? true,
     mode: p.mode ?? 'enforce',
+    order: 'first-match',
   };
   if (p.description !== undefined) policy.description = p.description;
-  checkContradictions(policy.inbound, 'inbound');
-  checkContradictions(policy.outbound, 'outbound');
+  for (const direction of ['outbound', 'inbound'] as const) {
+    const [first] = findShadowed(policy[direction], direction);
+    if (first) throw shadowedError(first);
+  }
   return policy;
 }
 

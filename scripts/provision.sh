@@ -4,8 +4,8 @@
 # so a second run takes a few seconds. Used by scripts/up.sh, scripts/test.sh, .ci/run and
 # the Vagrantfile. Run it (as root on a fresh Debian/Ubuntu machine), don't source it.
 #
-# Steps: Debian packages -> Node 24 -> npm dependencies -> kernel bits -> Docker engine ->
-# sandbox images. It writes the PATH it chose to .state/env.sh, which up.sh/test.sh source.
+# Steps: Debian packages -> Node 24 -> npm dependencies -> web console bundle -> kernel bits ->
+# Docker engine -> exec agent -> sandbox images. It writes the PATH it chose to .state/env.sh, which up.sh/test.sh source.
 #
 # Environment it honours (see docs/provisioning.md):
 #   DOCKER_HOST             use this engine (unix://, tcp://, ssh://): no packages installed,
@@ -20,7 +20,7 @@ set -euo pipefail
 
 NODE_VERSION=24.21.0     # installed when no Node >= 24.11 (< 25) is on PATH
 NPM_VERSION=11.19.1      # installed when npm on PATH is older than 11.19 (allowScripts gating)
-DEBIAN_PACKAGES_WANTED="docker.io nftables iproute2 debootstrap busybox-static tini python3"
+DEBIAN_PACKAGES_WANTED="docker.io nftables iproute2 debootstrap busybox-static tini python3 gcc libc6-dev"
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$repo"
@@ -107,10 +107,18 @@ find_missing() {
     else [ -x /bin/busybox ] || missing+=(busybox-static); fi
     { have docker-init || have tini || [ -x /usr/libexec/docker/docker-init ]; } || missing+=(tini)
     have python3 || missing+=(python3)
+    # The exec agent (images/agent/) is one static executable built from C: gcc and static glibc.
+    have gcc || missing+=(gcc)
+    if have dpkg-query; then deb_installed libc6-dev || missing+=(libc6-dev)
+    else [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/libc.a ] || missing+=(libc6-dev); fi
     # netfilter/netlink.ts carries policy changes to the kernel through perl (Essential on Debian).
     have perl || missing+=(perl-base)
     # Test-only: promtool checks /metrics against Prometheus conventions (scripts/test.sh sets this).
-    if [ "${DIRECTOR_PROVISION_TESTS:-0}" = 1 ]; then have promtool || missing+=(prometheus); fi
+    # Test-only: the web console's tests drive Debian's chromium (never a downloaded browser).
+    if [ "${DIRECTOR_PROVISION_TESTS:-0}" = 1 ]; then
+      have promtool || missing+=(prometheus)
+      have chromium || missing+=(chromium)
+    fi
   fi
   # npm is what installs Node and npm into .tools.
   if { [ "$need_local_node" = 1 ] || [ "$need_local_npm" = 1 ]; } && ! have npm; then
@@ -132,7 +140,7 @@ else
   # shellcheck disable=SC1091
   os_ids=$( (. /etc/os-release 2>/dev/null; echo "${ID:-}${ID_LIKE:+ $ID_LIKE}") || true)
   if ! have apt-get || ! [[ " $os_ids " =~ [[:space:]](debian|ubuntu)[[:space:]] ]]; then
-    die "this is not Debian/Ubuntu (${os_ids:-unknown}): install ${missing[*]} with your package manager (Docker Engine, nftables, iproute2, debootstrap, a static busybox at /bin/busybox, tini, python3, perl), or set DOCKER_HOST to a running engine, then run again"
+    die "this is not Debian/Ubuntu (${os_ids:-unknown}): install ${missing[*]} with your package manager (Docker Engine, nftables, iproute2, debootstrap, a static busybox at /bin/busybox, tini, python3, perl, gcc with static libc), or set DOCKER_HOST to a running engine, then run again"
   fi
   say "installing ${missing[*]} (apt-get) ..."
   # No service starts during install: without systemd docker.io's init script would start a
@@ -215,6 +223,12 @@ else
   say "npm dependencies installed"
 fi
 
+# ---------------------------------------------------------------- 3b. web console
+# Bundled from console/ into console/dist (served at /console), rebuilt only when its inputs'
+# hash changes, as the images are below.
+console_out=$(node scripts/build-console.ts 2>&1 < /dev/null) || die "building the web console failed: $console_out"
+say "web console: ${console_out#console: }"
+
 # Director's own state directory (SQLite store ...), relative to the repo unless absolute.
 data_dir=${DIRECTOR_DATA_DIR:-.state/data}
 mkdir -p "$data_dir" 2> /dev/null || say "warning: could not create DIRECTOR_DATA_DIR $data_dir"
@@ -293,7 +307,17 @@ else
   fi
 fi
 
-# ---------------------------------------------------------------- 6. sandbox images
+# ---------------------------------------------------------------- 6. exec agent
+# Mounted read-only into sandboxes from this machine, so it is built here even for a remote
+# engine only when gcc is present (a DOCKER_HOST engine installs nothing; see docs/agent.md).
+if have gcc; then
+  agent=$(images/agent/build.sh 9>&-) || die "building the exec agent failed (images/agent/build.sh)"
+  say "exec agent ok (${agent#"$repo"/})"
+else
+  say "exec agent not built (no gcc; with DOCKER_HOST nothing is installed)"
+fi
+
+# ---------------------------------------------------------------- 7. sandbox images
 images/build.sh 9>&- || die "building the sandbox images failed (images/build.sh)"
 
 say "done in $((SECONDS - started)) s (environment: . .state/env.sh)"

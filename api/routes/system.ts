@@ -56,7 +56,8 @@ export const systemRoutes: FastifyPluginAsync<{
 - POST ${base}/v1/sandboxes {"image","command","resourceLimits","securityPolicy","networkMode"} -> a running sandbox
 - POST ${base}/v1/sandboxes/{id}/execute {"command":["python3","-c","print(1)"],"timeout":30000} (Accept: text/event-stream to stream)
 - PUT/GET ${base}/v1/sandboxes/{id}/files?path=/workspace/x
-- POST ${base}/v1/networks, POST ${base}/v1/networks/{id}/policies, POST ${base}/v1/networks/{id}/isolate
+- POST ${base}/v1/networks, POST ${base}/v1/networks/{id}/policies (rules in order, first match wins), POST ${base}/v1/networks/{id}/isolate
+- POST ${base}/v1/networks/{id}/policy/test {"direction":"outbound","protocol":"tcp","address" or "host","port"} -> allow/deny and the rule or guard that decides, from the kernel
 - GET ${base}/health/ready, GET ${base}/metrics (Prometheus)
 
 ## Reference

@@ -4,7 +4,8 @@ import type { Readable, Writable } from 'node:stream';
  * The narrow, engine-neutral interface the runtime talks to. Only the driver behind it
  * (today Docker via dockerode, `docker.ts`) knows the engine's API. The container spec has
  * no field for privileged mode, host namespaces, capabilities, raw binds, devices or another
- * OCI runtime: what cannot be expressed here can never reach the engine.
+ * OCI runtime: what cannot be expressed here can never reach the engine. The one mount it
+ * can express is Director's own agent ({@link AgentMount}): read-only, at fixed paths.
  */
 export interface Engine {
   readonly kind: string;
@@ -95,6 +96,24 @@ export interface Ulimit {
   hard: number;
 }
 
+/**
+ * Where Director's exec agent (docs/agent.md) appears inside a sandbox: its executable and the
+ * directory holding the sandbox's channel socket, both mounted read-only. Fixed paths, so no
+ * spec can place a mount anywhere else.
+ */
+export const AGENT_MOUNT = { binary: '/.director/agent', channelDir: '/.director/run' } as const;
+
+/**
+ * Host side of the agent's two read-only mounts. Both paths come from Director's own
+ * configuration and the sandbox's id, never from a request.
+ */
+export interface AgentMount {
+  /** The agent executable built by `images/agent/build.sh` (absolute). */
+  binary: string;
+  /** This sandbox's own channel directory (absolute), see `runtime/sandbox/agent/channel.ts`. */
+  channelDir: string;
+}
+
 export interface ContainerSpec {
   name: string;
   image: string;
@@ -118,6 +137,8 @@ export interface ContainerSpec {
   logMaxBytes: number;
   oomScoreAdj: number;
   hostname: string;
+  /** Director's agent, mounted read-only at {@link AGENT_MOUNT}; absent: no mount at all. */
+  agentMount?: AgentMount;
 }
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';

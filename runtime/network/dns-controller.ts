@@ -96,9 +96,9 @@ export function createDnsController(deps: DnsControllerDeps) {
       if (!rec) throw new Error('network gone');
       const now = deps.clock.nowMs();
       for (const a of ev.addresses) deps.store.observeDns(rec.id, ev.name, a.addr, now);
-      const hosts = new Set(
-        ev.matches.filter((m) => m.direction === 'outbound' && rec.policy?.outbound[m.index]?.action === 'allow').map((m) => m.host),
-      );
+      // Every rule naming it, allow or deny, either direction: each then matches these addresses
+      // in its turn, so the kernel's first match is the policy's.
+      const hosts = new Set(ev.matches.map((m) => m.host));
       for (const host of hosts)
         await deps.firewall.allowResolved(
           rec,

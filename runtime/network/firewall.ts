@@ -11,6 +11,7 @@ import type { NftCommand } from '../../netfilter/json.ts';
 import { networkNameSets, unusedNameSets } from '../../netfilter/rules.ts';
 import type { AlwaysDenied, NetfilterInput, NetworkInput } from '../../netfilter/model.ts';
 import { BASE_CHAINS, chainName, CHAIN_KINDS, genChainName } from '../../netfilter/names.ts';
+import { NetlinkHelpers } from '../../netfilter/netlink-helpers.ts';
 import { applyDocument, runNft, tableExists, type NftOptions } from '../../netfilter/nft.ts';
 import type { NetworkView, TableView } from '../../netfilter/readback.ts';
 import type { Clock } from '../../core/clock.ts';
@@ -83,9 +84,12 @@ export class Firewall {
   /** Per network short: what this firewall has put in place (what the self-check expects); no table read is needed per change. */
   private readonly nets = new Map<string, NetState>();
   private retireTimer: NodeJS.Timeout | null = null;
+  /** The processes that carry policy changes to the kernel over netlink; ended by {@link close}. */
+  private readonly netlink: NetlinkHelpers;
 
   constructor(deps: FirewallDeps) {
     this.deps = deps;
+    this.netlink = new NetlinkHelpers({ clock: deps.clock });
   }
 
   private get log(): Logger {
@@ -95,6 +99,7 @@ export class Firewall {
   /** The options every document is applied with; a change that left the netlink path is logged. */
   private nftOptions(): NftOptions {
     return {
+      netlink: this.netlink,
       ...this.deps.nft,
       onNetlinkFallback:
         this.deps.nft?.onNetlinkFallback ??
@@ -152,11 +157,15 @@ export class Firewall {
     });
   }
 
-  /** Stops the timers. Replaced generations not yet retired stay in the kernel until the next boot rebuilds the table. */
+  /**
+   * Stops the timers and ends the netlink helpers (later changes go through `nft`). Replaced
+   * generations not yet retired stay in the kernel until the next boot rebuilds the table.
+   */
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.cancelRetire();
+    this.netlink.close();
   }
 
   private async readOrNull(): Promise<TableView | null> {

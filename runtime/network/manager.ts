@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import { Type, type Static, type TSchema } from 'typebox';
-import { validateNetworkPolicy, type NetworkPolicy, type PolicyRule } from '../../policies/network-policy.ts';
+import { validateNetworkPolicy, type NetworkPolicy } from '../../policies/network-policy.ts';
 import { shortName } from '../../netfilter/names.ts';
 import type { NetworkView } from '../../netfilter/readback.ts';
+import type { Verdict } from '../../netfilter/verdict.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { Config } from '../config.ts';
 import type { Engine } from '../engine/engine.ts';
@@ -13,8 +14,11 @@ import type { Caller } from '../sandbox/manager.ts';
 import type { AttachTarget, NetworkAttacher } from '../sandbox/network.ts';
 import { checkSchema } from '../../core/validate.ts';
 import type { NetworkRecord, NetworkStore } from '../store/networks.ts';
+import { AllowAccessSchema, accessPolicy, type AllowAccessRequest } from './allow-access.ts';
 import type { Firewall } from './firewall.ts';
+import { checkPolicyTest, testPolicy } from './policy-test.ts';
 import { allocateSubnet, checkSubnet } from './subnets.ts';
+import { upgradeStoredPolicies } from './upgrade.ts';
 
 export const CreateNetworkSchema = Type.Object(
   {
@@ -34,25 +38,6 @@ export const CreateNetworkSchema = Type.Object(
   },
   { additionalProperties: false },
 );
-
-export const AllowAccessSchema = Type.Object(
-  {
-    destinations: Type.Array(
-      Type.Object(
-        {
-          host: Type.String({ minLength: 1, maxLength: 253, description: 'Host name, IP address or CIDR' }),
-          port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
-          protocol: Type.Optional(Type.Union([Type.Literal('tcp'), Type.Literal('udp')])),
-          description: Type.Optional(Type.String({ maxLength: 256 })),
-        },
-        { additionalProperties: false },
-      ),
-      { minItems: 1, maxItems: 256 },
-    ),
-  },
-  { additionalProperties: false },
-);
-export type AllowAccessRequest = Static<typeof AllowAccessSchema>;
 
 export interface NetworkManagerDeps {
   engine: Engine;
@@ -236,7 +221,7 @@ export class NetworkManager implements NetworkAttacher {
     return this.deps.store.list(caller.workspace, f);
   }
 
-  /** Replaces the network's policy (validated; deny wins; default deny) and applies it at once. */
+  /** Replaces the network's policy (validated: rules in order, first match wins, none shadowed; default deny) and applies it at once. */
   async applyPolicy(caller: Caller, id: string, raw: unknown): Promise<NetworkRecord> {
     const rec = this.get(caller, id);
     const policy = validateNetworkPolicy(raw);
@@ -293,47 +278,25 @@ export class NetworkManager implements NetworkAttacher {
     return next;
   }
 
-  /** Adds allow rules for destinations to the policy in force (creating a default-deny policy if none). */
+  /** Allows destinations on top of the policy in force, where they take effect (see `allow-access.ts`). */
   async allowAccess(caller: Caller, id: string, raw: unknown): Promise<NetworkRecord> {
     const rec = this.get(caller, id);
     const req = check<AllowAccessRequest>(AllowAccessSchema, raw);
-    const base = rec.policy ?? {
-      name: 'allow-access',
-      description: 'Created by allow-access: default deny plus the allowed destinations',
-      inbound: [],
-      outbound: [],
-      logging: true,
-      metrics: true,
-      mode: 'enforce' as const,
-    };
-    const added: PolicyRule[] = req.destinations.map((d) => ({
-      action: 'allow',
-      protocol: d.protocol ?? 'tcp',
-      destination:
-        d.host.includes('/') || /^[\d.]+$|:/.test(d.host)
-          ? d.host.includes('/')
-            ? d.host
-            : d.host.includes(':')
-              ? `${d.host}/128`
-              : `${d.host}/32`
-          : d.host,
-      ...(d.port === undefined ? {} : { port: d.port }),
-      ...(d.description ? { description: d.description } : {}),
-    }));
-    let policy: NetworkPolicy;
-    try {
-      policy = validateNetworkPolicy({ ...base, outbound: [...base.outbound, ...added] });
-    } catch (err) {
-      const e = err as DirectorError;
-      const m = /^outbound\[(\d+)\]\.?(.*)$/.exec(String(e.details?.field ?? ''));
-      if (m && Number(m[1]) >= base.outbound.length) {
-        const i = Number(m[1]) - base.outbound.length;
-        const sub = m[2] === 'destination' ? 'host' : m[2];
-        throw validationError(`destinations[${i}]${sub ? `.${sub}` : ''}`, String(e.details?.issue ?? e.message));
-      }
-      throw err;
-    }
-    return this.setPolicy(rec, policy, caller);
+    if (rec.policy?.review)
+      throw conflict(
+        'the policy in force is kept from before rules were evaluated in order and needs review: apply a corrected policy first',
+        {
+          review: rec.policy.review,
+        },
+      );
+    const policy = accessPolicy(rec.policy, req);
+    return policy ? this.setPolicy(rec, policy, caller) : rec;
+  }
+
+  /** Whether a connection would get through, from the rules read back from the kernel (see `policy-test.ts`). */
+  async testPolicy(caller: Caller, id: string, raw: unknown): Promise<Verdict> {
+    const rec = this.get(caller, id);
+    return testPolicy(this.deps, rec, checkPolicyTest(raw));
   }
 
   /** Deletes a network; refused (409) while sandboxes use it unless `force`, which removes them first. */
@@ -423,6 +386,7 @@ export class NetworkManager implements NetworkAttacher {
   /** Boot: rebuild the table from the store, restart DNS listeners, drop networks whose bridge vanished. */
   async boot(): Promise<void> {
     const { store, engine, clock, firewall } = this.deps;
+    upgradeStoredPolicies(this.deps);
     for (const rec of store.active()) {
       if (rec.status === 'creating' || rec.status === 'deleting') {
         await this.teardown(rec).catch(() => undefined);

@@ -3,19 +3,26 @@
  * minimal allow policy that permits that traffic. Pure: the caller gathers observations (deny
  * records, resolver answers) and decides what to do with the result.
  *
- * Deny wins over allow (see `policies/network-policy.ts`), so traffic a deny rule matches is not
- * given an allow rule (it would be shadowed); it is reported in `blockedByDeny` instead.
+ * Rules are evaluated in order and the first match decides (see `policies/network-policy.ts`).
+ * Traffic whose first matching rule is a deny is not given an allow rule (the deny would still
+ * decide it); it is reported in `blockedByDeny` instead. The allow rules for the rest go where
+ * they take effect: ahead of the policy's trailing catch-all denies, which only restate the
+ * default. A policy kept deny-first from before first-match is first rewritten as the ordered
+ * policy that means the same: its deny rules ahead of its allow rules, without the rules that
+ * could never match (`removed`).
  */
 import { formatCidr, parseCidr, parseIp, cidrContains, type IpAddress } from '../../policies/address.ts';
 import { checkHostPattern, hostMatches } from '../../policies/hostname.ts';
 import {
   isHostEndpoint,
+  policyBody,
   remoteEnd,
   validateNetworkPolicy,
   type NetworkPolicy,
   type PolicyRule,
   type RuleDirection,
 } from '../../policies/network-policy.ts';
+import { evaluationOrder, insertionPoint, localEnd, ruleCovers, type Shadowed } from '../../policies/rule-order.ts';
 import { validationError } from '../../core/errors.ts';
 
 export type ObservedProto = 'tcp' | 'udp' | 'icmp';
@@ -39,23 +46,23 @@ export interface Observation {
 
 export interface BlockedObservation {
   observation: Observation;
-  /** The first deny rule that matches it, in the observation's direction. */
+  /** The deny rule that decides it (the first rule that matches it, in the observation's direction). */
   index: number;
   rule: PolicyRule;
 }
 
 export interface Proposal {
-  /** The policy in force plus `added`, validated. */
+  /** The policy in force plus `added`, validated (rules in order, first match wins). */
   policy: NetworkPolicy;
-  /** The allow rules added, outbound first, in the order they were appended. */
+  /** The allow rules added, outbound first, in the order they appear. */
   added: PolicyRule[];
-  /** Traffic a deny rule matches: no allow is proposed for it (deny would win). */
+  /** Traffic a deny rule decides first: no allow is proposed for it (the deny would still decide it). */
   blockedByDeny: BlockedObservation[];
-  /** Readable unified-style diff (`+ ` added, `  ` unchanged, `! ` blocked by deny). */
+  /** Rules of a policy kept deny-first that could never match, left out of the proposal (indexes of the policy in force). */
+  removed: Shadowed[];
+  /** Readable unified-style diff (`+ ` added, `- ` removed, `  ` unchanged, `! ` decided by a deny rule). */
   diff: string;
 }
-
-const localEnd = (d: RuleDirection): 'source' | 'destination' => (d === 'outbound' ? 'source' : 'destination');
 
 function endMatches(endpoint: string, addr: IpAddress | null, names: readonly string[]): boolean {
   if (isHostEndpoint(endpoint)) return names.some((n) => hostMatches(endpoint, n));
@@ -91,6 +98,35 @@ export const ruleAllows = (rule: PolicyRule, obs: Observation): boolean => rule.
 
 /** Whether `rule` denies, or may deny (unknown sandbox address), the traffic. */
 export const ruleDenies = (rule: PolicyRule, obs: Observation): boolean => rule.action === 'deny' && ruleMatches(rule, obs, true);
+
+/**
+ * The rule among `rules` that decides the traffic, first match wins: an allow that surely
+ * matches, or a deny that may. -1: none does.
+ */
+export const decidingRule = (rules: readonly PolicyRule[], obs: Observation): number =>
+  rules.findIndex((r) => ruleAllows(r, obs) || ruleDenies(r, obs));
+
+/**
+ * A policy kept deny-first, as the first-match policy that means the same: deny rules ahead of
+ * allow rules (each in its order), without those that could never match in that order.
+ */
+function asFirstMatch(p: NetworkPolicy): { policy: NetworkPolicy; removed: Shadowed[] } {
+  const removed: Shadowed[] = [];
+  const body = policyBody(p);
+  for (const d of DIRECTIONS) {
+    const kept: { rule: PolicyRule; index: number }[] = [];
+    for (const o of evaluationOrder(p[d], p.order)) {
+      const by = kept.find((k) => ruleCovers(k.rule, o.rule));
+      if (by) removed.push({ rule: `${d}[${o.index}]`, by: `${d}[${by.index}]` });
+      else kept.push(o);
+    }
+    body[d] = kept.map((k) => k.rule);
+  }
+  return { policy: validateNetworkPolicy(body), removed };
+}
+
+/** `outbound[3]` → 3. */
+const indexOf = (ref: string): number => Number(/\[(\d+)\]$/.exec(ref)?.[1]);
 
 interface Remote {
   key: string;
@@ -207,19 +243,22 @@ export interface ProposeOptions {
  * result breaks a policy limit (more than 2000 rules in one direction).
  */
 export function proposePolicy(current: NetworkPolicy | null, observations: readonly Observation[], opts: ProposeOptions = {}): Proposal {
-  const base = current ?? validateNetworkPolicy({ name: opts.name ?? 'proposed' });
+  const converted = current?.order === 'deny-first' ? asFirstMatch(current) : null;
+  const base = converted?.policy ?? current ?? validateNetworkPolicy({ name: opts.name ?? 'proposed' });
+  const at = { outbound: insertionPoint(base.outbound), inbound: insertionPoint(base.inbound) };
   const blockedByDeny: BlockedObservation[] = [];
   const groups = new Map<string, Group>();
   observations.forEach((o, i) => {
     const { addr, port } = checkObservation(o, i);
     const obs: Observation = { ...o, port };
-    const rules = base[o.direction];
-    const index = rules.findIndex((r) => ruleDenies(r, obs));
-    if (index >= 0) {
+    // The trailing catch-all denies are the default restated: what only they match gets a proposal.
+    const rules = base[o.direction].slice(0, at[o.direction]);
+    const index = decidingRule(rules, obs);
+    if (index >= 0 && rules[index]!.action === 'deny') {
       blockedByDeny.push({ observation: o, index, rule: rules[index]! });
       return;
     }
-    if (rules.some((r) => ruleAllows(r, obs))) return;
+    if (index >= 0) return;
     for (const remote of remotesOf(o, addr)) {
       const key = `${o.direction}|${o.proto}|${remote.key}`;
       let g = groups.get(key);
@@ -243,34 +282,41 @@ export function proposePolicy(current: NetworkPolicy | null, observations: reado
     }
   }
 
-  const policy = validateNetworkPolicy({
-    ...base,
-    outbound: [...base.outbound, ...addedBy.outbound.map((a) => a.rule)],
-    inbound: [...base.inbound, ...addedBy.inbound.map((a) => a.rule)],
-  });
+  const inserted = (d: RuleDirection) => [...base[d].slice(0, at[d]), ...addedBy[d].map((a) => a.rule), ...base[d].slice(at[d])];
+  const policy = validateNetworkPolicy({ ...policyBody(base), outbound: inserted('outbound'), inbound: inserted('inbound') });
   const added = [...addedBy.outbound, ...addedBy.inbound].map((a) => a.rule);
-  return { policy, added, blockedByDeny, diff: renderDiff(current, base, addedBy, blockedByDeny) };
+  const removed = converted?.removed ?? [];
+  return { policy, added, blockedByDeny, removed, diff: renderDiff(current, base, at, addedBy, blockedByDeny, removed) };
 }
 
 function renderDiff(
   current: NetworkPolicy | null,
   base: NetworkPolicy,
+  at: Record<RuleDirection, number>,
   addedBy: Record<RuleDirection, { rule: PolicyRule; count: number }[]>,
   blocked: BlockedObservation[],
+  removed: Shadowed[],
 ): string {
   const n = addedBy.outbound.length + addedBy.inbound.length;
   const lines = [
-    current ? `--- policy "${current.name}" (in force, mode ${current.mode})` : '--- (no policy in force)',
-    `+++ policy "${base.name}" (proposed: ${n} allow rule${n === 1 ? '' : 's'} added)`,
+    current
+      ? `--- policy "${current.name}" (in force, mode ${current.mode}${current.order === 'deny-first' ? ', kept deny-first: deny rules first' : ''})`
+      : '--- (no policy in force)',
+    `+++ policy "${base.name}" (proposed: ${n} allow rule${n === 1 ? '' : 's'} added${removed.length ? `, ${removed.length} that could never match removed` : ''}; first match wins)`,
   ];
   for (const d of DIRECTIONS) {
-    if (base[d].length === 0 && addedBy[d].length === 0) continue;
+    const gone = removed.filter((r) => r.rule.startsWith(`${d}[`));
+    if (base[d].length === 0 && addedBy[d].length === 0 && gone.length === 0) continue;
     lines.push(`@@ ${d} @@`);
-    for (const r of base[d]) lines.push(`  ${formatRule(r, d)}`);
+    for (const r of gone) {
+      lines.push(`- ${formatRule(current![d][indexOf(r.rule)]!, d)}  (never matched: shadowed by ${r.by})`);
+    }
+    for (const r of base[d].slice(0, at[d])) lines.push(`  ${formatRule(r, d)}`);
     for (const a of addedBy[d]) lines.push(`+ ${formatRule(a.rule, d)}  (seen ${a.count}×)`);
+    for (const r of base[d].slice(at[d])) lines.push(`  ${formatRule(r, d)}`);
   }
   if (blocked.length > 0) {
-    lines.push('@@ blocked by deny rules (deny wins over allow: change the deny rule to permit) @@');
+    lines.push('@@ decided by a deny rule that comes first (first match wins: change or move that rule to permit) @@');
     for (const b of blocked) {
       lines.push(
         `! ${formatObservation(b.observation)}  (seen ${b.observation.count}×)  by ${b.observation.direction}[${b.index}] ${formatRule(b.rule, b.observation.direction)}`,

@@ -6,7 +6,8 @@ import type { SecurityEvent, Severity } from '../events.ts';
  * - 4001 Network Activity: `egress_*`, `ingress_*`, `dns_*`
  * - 3002 Authentication: `auth_*`, `login_*`, `scope_denied`
  * - 1007 Process Activity: `exec_denied`, `oom_killed`, `timeout_killed`, `pids_limit_reached`
- * - 2004 Detection Finding: `security_alert*`, `policy_violation`, `policy_tampered`, `policy_restored`
+ * - 2004 Detection Finding: `security_alert*`, `policy_violation`, `policy_tampered`, `policy_restored`,
+ *   `agent_tampered`
  * - 0 Base Event: everything else (lifecycle, configuration changes)
  * `type_uid` = class_uid × 100 + activity_id; `severity_id` 1 (informational) … 5 (critical).
  */
@@ -34,7 +35,8 @@ export function ocsfClassOf(type: string): ClassInfo {
   if (/^(egress|ingress|dns)_/.test(type)) return NETWORK;
   if (/^(auth|login)_/.test(type) || type === 'scope_denied') return AUTH;
   if (['exec_denied', 'oom_killed', 'timeout_killed', 'pids_limit_reached'].includes(type)) return PROCESS;
-  if (type.startsWith('security_alert') || ['policy_violation', 'policy_tampered', 'policy_restored'].includes(type)) return FINDING;
+  if (type.startsWith('security_alert') || ['policy_violation', 'policy_tampered', 'policy_restored', 'agent_tampered'].includes(type))
+    return FINDING;
   return BASE;
 }
 

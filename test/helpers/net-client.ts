@@ -68,8 +68,18 @@ export interface ProbeResult {
 
 export const token = (): string => `t${randomBytes(6).toString('hex')}`;
 
-async function py(rt: Runtime, sandboxId: string, script: string, args: string[], timeoutMs: number): Promise<ProbeResult> {
-  const r = await rt.executor.run(caller, sandboxId, { command: ['python3', '-c', script, ...args], timeout: timeoutMs });
+/** Whose sandbox it is: the test runtime's workspace unless a test works in another (one made through the API). */
+export type ProbeCaller = { workspace: string; actor?: string };
+
+async function py(
+  rt: Runtime,
+  sandboxId: string,
+  script: string,
+  args: string[],
+  timeoutMs: number,
+  as: ProbeCaller,
+): Promise<ProbeResult> {
+  const r = await rt.executor.run(as, sandboxId, { command: ['python3', '-c', script, ...args], timeout: timeoutMs });
   const line = r.stdout.trim().split('\n').pop() ?? '';
   try {
     return JSON.parse(line) as ProbeResult;
@@ -78,12 +88,12 @@ async function py(rt: Runtime, sandboxId: string, script: string, args: string[]
   }
 }
 
-export const tcpProbe = (rt: Runtime, id: string, host: string, port: number, payload = token(), timeoutS = 2) =>
-  py(rt, id, PY_TCP, [host, String(port), payload, String(timeoutS)], (timeoutS + 5) * 1000);
+export const tcpProbe = (rt: Runtime, id: string, host: string, port: number, payload = token(), timeoutS = 2, as: ProbeCaller = caller) =>
+  py(rt, id, PY_TCP, [host, String(port), payload, String(timeoutS)], (timeoutS + 5) * 1000, as);
 
-export const udpProbe = (rt: Runtime, id: string, host: string, port: number, payload = token(), timeoutS = 2) =>
-  py(rt, id, PY_UDP, [host, String(port), payload, String(timeoutS)], (timeoutS + 5) * 1000);
+export const udpProbe = (rt: Runtime, id: string, host: string, port: number, payload = token(), timeoutS = 2, as: ProbeCaller = caller) =>
+  py(rt, id, PY_UDP, [host, String(port), payload, String(timeoutS)], (timeoutS + 5) * 1000, as);
 
 /** `server`: an address, or `system` for the sandbox's configured resolver. */
-export const dnsProbe = (rt: Runtime, id: string, name: string, server: string, timeoutS = 2) =>
-  py(rt, id, PY_DNS, [name, server, String(timeoutS)], (timeoutS + 5) * 1000);
+export const dnsProbe = (rt: Runtime, id: string, name: string, server: string, timeoutS = 2, as: ProbeCaller = caller) =>
+  py(rt, id, PY_DNS, [name, server, String(timeoutS)], (timeoutS + 5) * 1000, as);

@@ -1,5 +1,6 @@
+import path from 'node:path';
 import type Docker from 'dockerode';
-import type { ContainerSpec, TmpfsMount } from '../engine.ts';
+import { AGENT_MOUNT, type AgentMount, type ContainerSpec, type TmpfsMount } from '../engine.ts';
 
 /**
  * The paths Docker masks by default. Setting `MaskedPaths` replaces Docker's list, so the
@@ -27,6 +28,22 @@ function tmpfsOptions(m: TmpfsMount): string {
   return opts.join(',');
 }
 
+/** The agent's two read-only binds, at their fixed container paths (none without an agent). */
+export function agentMounts(m: AgentMount | undefined): Docker.MountSettings[] {
+  if (!m) return [];
+  for (const p of [m.binary, m.channelDir])
+    if (!path.posix.isAbsolute(p) || path.posix.normalize(p) !== p || p.endsWith('/'))
+      throw new Error(`agent mount source ${p} is not a normalized absolute path`);
+  const bind = (source: string, target: string): Docker.MountSettings => ({
+    Type: 'bind',
+    Source: source,
+    Target: target,
+    ReadOnly: true,
+    BindOptions: { Propagation: 'rprivate' },
+  });
+  return [bind(m.binary, AGENT_MOUNT.binary), bind(m.channelDir, AGENT_MOUNT.channelDir)];
+}
+
 /**
  * Translates the engine-neutral spec into Docker's create body. The hardening that no spec
  * can change is written here as constants: every capability dropped, no-new-privileges,
@@ -47,7 +64,7 @@ export function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOpti
     CgroupnsMode: 'private',
     Devices: [],
     Binds: [],
-    Mounts: [],
+    Mounts: agentMounts(spec.agentMount),
     PublishAllPorts: false,
     RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
     AutoRemove: false,

@@ -192,8 +192,11 @@ test('allow-access adds the destination to the policy in force, isolation stays'
     body: { destinations: [{ host: 'api.example.com', port: 443, protocol: 'tcp', description: 'Allow API access' }] },
   });
   assert.is(res.status, 200, res.text);
-  const added = res.body.data.policy?.outbound.at(-1);
-  assert.equal(added, { action: 'allow', protocol: 'tcp', destination: 'api.example.com', port: 443, description: 'Allow API access' });
+  // Ahead of the seed policy's deny-all (the default restated), where the first match lets it through.
+  assert.equal(res.body.data.policy?.outbound, [
+    { action: 'allow', protocol: 'tcp', destination: 'api.example.com', port: 443, description: 'Allow API access' },
+    { action: 'deny', protocol: 'all' },
+  ]);
   const got = await get(netId);
   const inForce = got.body.data.policyInForce;
   assert.ok(inForce);

@@ -10,6 +10,7 @@ import { applyNetwork, readTable } from '../../../netfilter/apply.ts';
 import { compileDeleteTable, compileNetwork, compileTable } from '../../../netfilter/compile.ts';
 import { DEFAULT_ALWAYS_DENIED, type NetfilterInput } from '../../../netfilter/model.ts';
 import { applyDocument } from '../../../netfilter/nft.ts';
+import { NetlinkHelpers } from '../../../netfilter/netlink-helpers.ts';
 import { syntheticPolicy } from '../../../policies/synthetic.ts';
 import { network } from '../../unit/netfilter/fixtures.ts';
 import { nftUnavailable, testTableName } from './helpers.ts';
@@ -20,7 +21,11 @@ const it = (name: string, fn: () => Promise<void> | void) => (skip ? test.skip(n
 if (skip) console.log(`skipping netfilter bench: ${skip}`);
 const T = testTableName();
 
+/** Per-network changes go over netlink, as the runtime's firewall applies them. */
+const opts = { netlink: new NetlinkHelpers() };
+
 test.after(async () => {
+  opts.netlink.close();
   if (!skip) await applyDocument(compileDeleteTable(T));
 });
 
@@ -38,14 +43,14 @@ it('compile + apply time for 10, 100 and 1000 rules', async () => {
     const doc = compileTable(input);
     const compileMs = ms(t);
     t = process.hrtime.bigint();
-    await applyDocument(doc);
+    await applyDocument(doc, opts);
     const applyMs = ms(t);
     const changed = { ...input.networks[0]!, policy: syntheticPolicy(n, { mode: 'audit' }) };
     t = process.hrtime.bigint();
     const netDoc = compileNetwork(input, changed, 1);
     const netCompileMs = ms(t);
     t = process.hrtime.bigint();
-    await applyNetwork(input, changed);
+    await applyNetwork(input, changed, opts);
     const netApplyMs = ms(t);
     const view = await readTable(T);
     assert.is(view.networks.bench!.outbound.length, n);

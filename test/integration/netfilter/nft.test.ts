@@ -9,6 +9,7 @@ import { applyNetwork, readTable, removeNetwork } from '../../../netfilter/apply
 import { addResolvedAddresses, compileDeleteTable, compileNetwork, compileTable } from '../../../netfilter/compile.ts';
 import { DEFAULT_ALWAYS_DENIED, type NetfilterInput } from '../../../netfilter/model.ts';
 import { NftError, applyDocument, checkDocument, listTable, tableExists } from '../../../netfilter/nft.ts';
+import { NetlinkHelpers } from '../../../netfilter/netlink-helpers.ts';
 import { validateNetworkPolicy } from '../../../policies/network-policy.ts';
 import { essentials, expectedRules, fullPolicy, network, twoNetworks } from '../../unit/netfilter/fixtures.ts';
 import { nftUnavailable, tablesNow, testTableName } from './helpers.ts';
@@ -21,7 +22,11 @@ if (skip) console.log(`skipping netfilter nft tests: ${skip}`);
 const T = testTableName();
 const dockerTablesBefore = skip ? [] : tablesNow().filter((t) => !t.includes('director_test_'));
 
+/** Per-network changes go over netlink, as the runtime's firewall applies them. */
+const opts = { netlink: new NetlinkHelpers() };
+
 test.after(async () => {
+  opts.netlink.close();
   if (!skip) await applyDocument(compileDeleteTable(T));
 });
 
@@ -102,7 +107,7 @@ it('a network change is one transaction that leaves the other network untouched'
   const changed = { ...input.networks[0]!, policy, isolated: true };
   const view0 = await readTable(T);
   await checkDocument(compileNetwork(input, changed, view0.networks.aaaa1111!.generation! + 1));
-  await applyNetwork(input, changed);
+  await applyNetwork(input, changed, opts);
   const otherAfter = await Promise.all(otherChains.map(chainRules));
   assert.ok(
     otherAfter.every((r, i) => r === otherBefore[i]),
@@ -124,13 +129,13 @@ it('a network change is one transaction that leaves the other network untouched'
 it('removing a network leaves no chain, set, map element or counter of it', async () => {
   const input = twoNetworks(T);
   const otherBefore = await chainRules('net_bbbb2222_out');
-  await removeNetwork(T, input.networks[0]!);
+  await removeNetwork(T, input.networks[0]!, opts);
   const listing = JSON.stringify(await listTable(T));
   for (const trace of ['aaaa1111', 'dt-aaaa1111', '10.250.1.0', 'fd00:dead:1::']) assert.not.ok(listing.includes(trace), trace);
   assert.ok((await chainRules('net_bbbb2222_out')) === otherBefore);
-  await removeNetwork(T, input.networks[0]!);
+  await removeNetwork(T, input.networks[0]!, opts);
   // And it comes back with a network transaction alone.
-  await applyNetwork(input, input.networks[0]!);
+  await applyNetwork(input, input.networks[0]!, opts);
   assert.equal(essentials((await readTable(T)).networks.aaaa1111!.outbound), expectedRules(input.networks[0]!.policy!, 'outbound'));
 });
 
@@ -140,7 +145,7 @@ it("a failing transaction changes nothing and reports nft's error", async () => 
   const doc = compileNetwork(input, { ...input.networks[0]!, isolated: true }, (await readTable(T)).networks.aaaa1111!.generation! + 1);
   doc.nftables.push({ add: { rule: { family: 'inet', table: T, chain: 'no_such_chain', expr: [{ accept: null }] } } });
   try {
-    await applyDocument(doc);
+    await applyDocument(doc, opts);
     assert.unreachable('applied');
   } catch (err) {
     assert.instance(err, NftError);

@@ -21,7 +21,8 @@ import {
 } from '../../../netfilter/compile.ts';
 import type { NftDocument } from '../../../netfilter/json.ts';
 import { DEFAULT_ALWAYS_DENIED, type NetfilterInput, type NetworkInput } from '../../../netfilter/model.ts';
-import { encodeDocument, Unencodable } from '../../../netfilter/netlink.ts';
+import { encodeDocument, Unencodable } from '../../../netfilter/netlink-encode.ts';
+import { NetlinkHelpers } from '../../../netfilter/netlink-helpers.ts';
 import { applyDocument, listTable, NftError, runNft } from '../../../netfilter/nft.ts';
 import { networkNameSets } from '../../../netfilter/rules.ts';
 import { renderDocument } from '../../../netfilter/text.ts';
@@ -37,8 +38,11 @@ if (skip) console.log(`skipping netfilter text tests: ${skip}`);
 const J = testTableName();
 const X = testTableName();
 const N = testTableName();
+/** The default path's netlink helpers, as the runtime's firewall owns its own. */
+const helpers = new NetlinkHelpers();
 
 test.after(async () => {
+  helpers.close();
   if (skip) return;
   for (const t of [J, X, N]) await applyDocument(compileDeleteTable(t));
 });
@@ -83,7 +87,7 @@ async function step(name: string, make: (table: string) => NftDocument, netlink 
     encodable = false;
   }
   if (netlink) assert.ok(encodable, `${name}: not encodable for netlink`);
-  await applyDocument(viaDefault, { onNetlinkFallback: (reason) => fallbacks.push(reason) });
+  await applyDocument(viaDefault, { netlink: helpers, onNetlinkFallback: (reason) => fallbacks.push(reason) });
   assert.equal(fallbacks, [], `${name}: the netlink batch was not applied`);
   const json = await normalized(J);
   assert.equal(await normalized(X), json, `${name}: the kernel differs between text and JSON`);
@@ -131,11 +135,11 @@ it('every per-network document leaves the same ruleset applied as JSON, as text 
       outbound: [
         { action: 'allow', protocol: 'tcp', destination: '198.18.16.0/20', port: 8080 },
         { action: 'deny', protocol: 'udp', destination: '2001:db8:8::/61', port: 53 },
-        { action: 'allow', protocol: 'all', destination: '0.0.0.0/0' },
         { action: 'allow', protocol: 'udp', destination: '2001:db8::5', port: { from: 1, to: 1 } },
         { action: 'allow', protocol: 'tcp' },
         { action: 'deny', protocol: 'icmp', destination: '2001:db8:1::/48' },
         { action: 'allow', protocol: 'icmp', destination: '192.0.2.0/25' },
+        { action: 'allow', protocol: 'all', destination: '0.0.0.0/0' },
       ],
       inbound: [
         { action: 'allow', protocol: 'udp', source: '203.0.113.0/28', port: { from: 5000, to: 5999 } },
@@ -179,7 +183,7 @@ it('a batch the kernel refuses changes nothing and goes to nft, which explains t
       { add: { rule: { family: 'inet', table: N, chain: 'absent_chain', expr: [{ drop: null }] } } },
     ],
   };
-  const err = await applyDocument(doc, { onNetlinkFallback: (r) => fallbacks.push(r) }).then(
+  const err = await applyDocument(doc, { netlink: helpers, onNetlinkFallback: (r) => fallbacks.push(r) }).then(
     () => null,
     (e: unknown) => e,
   );
@@ -198,7 +202,7 @@ it('without a usable netlink helper the same document goes through nft', async (
       { add: { rule: { family: 'inet', table: N, chain: 'probe2', comment: 'p', expr: [{ accept: null }] } } },
     ],
   };
-  await applyDocument(doc, { perlPath: '/nonexistent/perl', onNetlinkFallback: (r) => fallbacks.push(r) });
+  await applyDocument(doc, { netlink: helpers, perlPath: '/nonexistent/perl', onNetlinkFallback: (r) => fallbacks.push(r) });
   assert.equal(fallbacks.length, 1);
   assert.match(fallbacks[0]!, /ENOENT/);
   assert.match(await runNft(['list', 'chain', 'inet', N, 'probe2']), /accept comment "p"/);
@@ -211,7 +215,7 @@ it('a helper that does not answer is stopped after the timeout and nft applies t
   try {
     const fallbacks: string[] = [];
     const doc: NftDocument = { nftables: [{ add: { chain: { family: 'inet', table: N, name: 'probe3' } } }] };
-    await applyDocument(doc, { perlPath: hang, timeoutMs: 2000, onNetlinkFallback: (r) => fallbacks.push(r) });
+    await applyDocument(doc, { netlink: helpers, perlPath: hang, timeoutMs: 2000, onNetlinkFallback: (r) => fallbacks.push(r) });
     assert.equal(fallbacks, ['netlink helper did not answer in time']);
     assert.match(await runNft(['list', 'chain', 'inet', N, 'probe3']), /chain probe3/);
   } finally {
@@ -227,7 +231,7 @@ it('a namespace deleted and made again under the same name gets its batches, not
       { add: { rule: { family: 'inet', table: N, chain, expr: [{ accept: null }] } } },
     ],
   });
-  const inNs = { netns: ns, onNetlinkFallback: (r: string) => assert.unreachable(r) };
+  const inNs = { netns: ns, netlink: helpers, onNetlinkFallback: (r: string) => assert.unreachable(r) };
   try {
     for (const chain of ['first', 'second']) {
       spawnSync('ip', ['netns', 'del', ns]);
@@ -239,7 +243,7 @@ it('a namespace deleted and made again under the same name gets its batches, not
     // Gone altogether: no helper is started, and nft says why it cannot apply either.
     spawnSync('ip', ['netns', 'del', ns]);
     const fallbacks: string[] = [];
-    const err = await applyDocument(doc('third'), { netns: ns, onNetlinkFallback: (r) => fallbacks.push(r) }).then(
+    const err = await applyDocument(doc('third'), { netns: ns, netlink: helpers, onNetlinkFallback: (r) => fallbacks.push(r) }).then(
       () => null,
       (e: unknown) => e,
     );

@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { applyNetwork, applyTable, readTable } from '../../../netfilter/apply.ts';
 import { addResolvedAddresses } from '../../../netfilter/compile.ts';
 import { DEFAULT_ALWAYS_DENIED, type NetfilterInput, type NetworkInput } from '../../../netfilter/model.ts';
+import { NetlinkHelpers } from '../../../netfilter/netlink-helpers.ts';
 import { applyDocument, type NftOptions } from '../../../netfilter/nft.ts';
 import { validateNetworkPolicy } from '../../../policies/network-policy.ts';
 import { nftUnavailable } from './helpers.ts';
@@ -30,7 +31,7 @@ const FAKE = '203.0.113.10';
 const METADATA = '169.254.169.254';
 const GW = '10.250.1.1';
 const T = 'director_test_traffic';
-const nft: NftOptions = { netns: NS.rtr };
+const nft: NftOptions = { netns: NS.rtr, netlink: new NetlinkHelpers() };
 const servers: ChildProcess[] = [];
 
 const net = (extra: Partial<NetworkInput>): NetworkInput => ({
@@ -136,6 +137,7 @@ test.before(async () => {
 });
 
 test.after(async () => {
+  nft.netlink?.close();
   if (skip) return;
   for (const s of servers)
     if (s.exitCode === null) {
@@ -168,16 +170,25 @@ it('enforce: the allowed port connects, the rest is dropped and counted', async 
   assert.ok(v.guards.find((g) => g.chain === 'out' && g.guard === 'default')!.counter!.packets > 0);
 });
 
-it('deny wins over a broader allow', async () => {
-  const n = net({
+it('the first matching rule decides: a deny ahead of a broader allow, an allow ahead of a broader deny', async () => {
+  const denyFirst = net({
     policy: policy([
-      { action: 'allow', protocol: 'tcp', destination: '203.0.113.0/24' },
       { action: 'deny', protocol: 'tcp', destination: FAKE, port: 8081 },
+      { action: 'allow', protocol: 'tcp', destination: '203.0.113.0/24' },
     ]),
   });
-  await applyNetwork(input(n), n, nft);
+  await applyNetwork(input(denyFirst), denyFirst, nft);
   assert.is(await connect(FAKE, 8080), 'open');
   assert.is(await connect(FAKE, 8081), 'blocked');
+  const allowFirst = net({
+    policy: policy([
+      { action: 'allow', protocol: 'tcp', destination: FAKE, port: 8081 },
+      { action: 'deny', protocol: 'all', destination: '203.0.113.0/24' },
+    ]),
+  });
+  await applyNetwork(input(allowFirst), allowFirst, nft);
+  assert.is(await connect(FAKE, 8081), 'open');
+  assert.is(await connect(FAKE, 8080), 'blocked');
 });
 
 it('audit: would-be-denied traffic passes and is counted; always-denied still drops', async () => {

@@ -70,12 +70,12 @@ test('allowing one host:port allows exactly that and nothing else', async () => 
   assert.is(await reaches(sb.id, WEB2, 80), false);
 });
 
-test('deny wins over a broader allow', async () => {
+test('the first matching rule decides: a deny ahead of a broader allow takes its part', async () => {
   const n = await network({
-    name: 'deny-wins',
+    name: 'deny-first',
     outbound: [
-      { action: 'allow', protocol: 'tcp', destination: '203.0.113.0/24' },
       { action: 'deny', protocol: 'tcp', destination: `${WEB2}/32` },
+      { action: 'allow', protocol: 'tcp', destination: '203.0.113.0/24' },
     ],
   });
   const sb = await sandboxOn(n.id);

@@ -50,8 +50,8 @@ const policies = new Map<string, NetworkPolicy | null>([
       name: 'pkg',
       outbound: [
         { action: 'allow', protocol: 'tcp', destination: 'api.example.test', port: 443 },
-        { action: 'allow', protocol: 'tcp', destination: '*.pkg.test' },
         { action: 'deny', protocol: 'all', destination: 'blocked.pkg.test' },
+        { action: 'allow', protocol: 'tcp', destination: '*.pkg.test' },
       ],
     }),
   ],
@@ -142,7 +142,7 @@ test('a CNAME chain feeds every address of the answer, TTL capped at 3600', asyn
   const reply = await udpExchange(port('net-a'), query('www.pkg.test', 'A'));
   assert.equal(addressesOf(reply), ['198.51.100.7']);
   assert.equal(ctx.answered[0]?.addresses, [{ addr: '198.51.100.7', family: 4, ttlS: 3600 }]);
-  assert.equal(ctx.answered[0]?.matches, [{ direction: 'outbound', index: 1, host: '*.pkg.test' }]);
+  assert.equal(ctx.answered[0]?.matches, [{ direction: 'outbound', index: 2, host: '*.pkg.test' }]);
 });
 
 test('a name the policy does not allow is REFUSED, reported, and never sent upstream', async () => {
@@ -178,7 +178,7 @@ test('a tunnelling-shaped query under a refused name is refused, flagged, and ne
   assert.equal(ctx.upstream.queries, []);
 });
 
-test('a deny rule wins over the wildcard that allows the name', async () => {
+test('a deny rule ahead of the wildcard that would allow the name refuses it (first match wins)', async () => {
   const reply = await udpExchange(port('net-a'), query('blocked.pkg.test', 'A'));
   assert.is(rcodeOf(reply), 'REFUSED');
   assert.is(ctx.denied[0]?.reason, 'denied_by_rule');

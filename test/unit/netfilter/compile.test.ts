@@ -80,11 +80,21 @@ test('always-denied ranges are dropped first, before any policy rule, and cover 
   }
 });
 
-test('deny rules precede allow rules whatever their order in the policy', () => {
+test('policy rules are compiled in the order written (first match wins), after the guards and before the default', () => {
   const doc = compileTable(twoNetworks(T));
+  const out = rulesOf(doc, `${A}_out_g0`);
+  const policyRules = out.filter((r) => isPolicyRule(r) && verdictOf(r.expr));
+  assert.equal([...new Set(policyRules.map(tag))], ['o0', 'o1', 'o2', 'o3', 'o4', 'o5']);
+  assert.equal([...new Set(policyRules.map((r) => `${tag(r)}:${verdictOf(r.expr)}`))].slice(0, 2), ['o0:accept', 'o1:drop']);
+  const tags = out.map(tag);
+  assert.ok(tags.lastIndexOf('o.dns') < tags.indexOf('o0') && tags.lastIndexOf('o5') < tags.indexOf('o.default'), tags.join());
+  const inbound = rulesOf(doc, `${A}_in_g0`).filter((r) => isPolicyRule(r) && verdictOf(r.expr));
+  assert.equal([...new Set(inbound.map(tag))], ['i0', 'i1']);
+});
+
+test('a stored policy kept deny-first compiles as before first-match: its deny rules ahead of its allow rules', () => {
+  const doc = compileTable(twoNetworks(T, { policy: { ...fullPolicy(), order: 'deny-first' } }));
   const policyRules = rulesOf(doc, `${A}_out_g0`).filter((r) => isPolicyRule(r) && verdictOf(r.expr));
-  const verdicts = policyRules.map((r) => verdictOf(r.expr));
-  assert.ok(verdicts.lastIndexOf('drop') < verdicts.indexOf('accept'), verdicts.join());
   assert.equal([...new Set(policyRules.map(tag))], ['o1', 'o4', 'o0', 'o2', 'o3', 'o5']);
   const inbound = rulesOf(doc, `${A}_in_g0`).filter((r) => isPolicyRule(r) && verdictOf(r.expr));
   assert.equal([...new Set(inbound.map(tag))], ['i1', 'i0']);

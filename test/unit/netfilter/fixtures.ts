@@ -4,7 +4,8 @@
  * the result in `nft -j list table` form, so the compiler's transactions and the read-back can be
  * tested without root.
  */
-import { validateNetworkPolicy, type NetworkPolicy, type PolicyRule } from '../../../policies/network-policy.ts';
+import { validateNetworkPolicy, type NetworkPolicy } from '../../../policies/network-policy.ts';
+import { evaluationOrder } from '../../../policies/rule-order.ts';
 import type { RuleView } from '../../../netfilter/readback.ts';
 import type { NftCommand, NftDocument, NftExpr } from '../../../netfilter/json.ts';
 import { DEFAULT_ALWAYS_DENIED, type NetfilterInput, type NetworkInput } from '../../../netfilter/model.ts';
@@ -50,14 +51,13 @@ export function twoNetworks(table: string, a: Partial<NetworkInput> = {}, b: Par
   };
 }
 
-/** What the read-back should say about a policy's rules: deny rules first, each group in policy order. */
+/** What the read-back should say about a policy's rules: in the order they are evaluated (as written; a kept deny-first policy's denies first). */
 export function expectedRules(policy: NetworkPolicy, direction: 'outbound' | 'inbound'): Record<string, unknown>[] {
-  const all = policy[direction].map((r: PolicyRule, index) => {
+  return evaluationOrder(policy[direction], policy.order).map(({ rule: r, index }) => {
     const out: Record<string, unknown> = { index, action: r.action, protocol: r.protocol };
     for (const k of ['source', 'destination', 'port'] as const) if (r[k] !== undefined) out[k] = r[k];
     return out;
   });
-  return [...all.filter((r) => r.action === 'deny'), ...all.filter((r) => r.action === 'allow')];
 }
 
 /** The fields of read-back rules that {@link expectedRules} predicts. */

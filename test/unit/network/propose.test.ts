@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { validateNetworkPolicy } from '../../../policies/network-policy.ts';
+import { policyBody, validateNetworkPolicy, type NetworkPolicy } from '../../../policies/network-policy.ts';
 import { proposePolicy, ruleAllows, type Observation } from '../../../runtime/network/propose.ts';
 import { isDirectorError } from '../../../core/errors.ts';
 
@@ -110,26 +110,75 @@ test('a rule restricting the sandbox address allows only a known, matching local
   assert.not.ok(ruleAllows(p.outbound[0]!, out('198.51.100.7', 80)));
 });
 
-test('traffic a deny rule matches goes to blockedByDeny, not to a shadowed allow', () => {
+test('traffic whose first matching rule is a deny goes to blockedByDeny; one an earlier allow decides adds nothing', () => {
   const p = policy([
-    { action: 'allow', protocol: 'tcp', destination: '203.0.113.0/24' },
     { action: 'deny', protocol: 'tcp', destination: '203.0.113.9/32', port: 22 },
     { action: 'deny', protocol: 'all', destination: '*.evil.test' },
+    { action: 'allow', protocol: 'tcp', destination: '203.0.113.0/24' },
+    { action: 'deny', protocol: 'all', destination: '203.0.113.7/32' },
   ]);
   const r = proposePolicy(p, [
     out('203.0.113.9', 22, { count: 3 }),
     out('198.51.100.4', 443, { names: ['x.evil.test'] }),
     out('198.51.100.5', 443),
+    out('203.0.113.7', 80),
   ]);
   assert.equal(
     r.blockedByDeny.map((b) => [b.observation.remote, b.index]),
     [
-      ['203.0.113.9', 1],
-      ['198.51.100.4', 2],
+      ['203.0.113.9', 0],
+      ['198.51.100.4', 1],
     ],
   );
   assert.equal(r.added, [{ action: 'allow', protocol: 'tcp', destination: '198.51.100.5/32', port: 443 }]);
-  assert.match(r.diff, /^! outbound tcp → 203\.0\.113\.9:22 {2}\(seen 3×\) {2}by outbound\[1\] deny tcp → 203\.0\.113\.9\/32:22$/m);
+  assert.match(r.diff, /^! outbound tcp → 203\.0\.113\.9:22 {2}\(seen 3×\) {2}by outbound\[0\] deny tcp → 203\.0\.113\.9\/32:22$/m);
+});
+
+test('added rules go ahead of trailing catch-all denies, which only restate the default', () => {
+  const p = policy([
+    { action: 'allow', protocol: 'tcp', destination: '203.0.113.10/32', port: 8443 },
+    { action: 'deny', protocol: 'all' },
+  ]);
+  const r = proposePolicy(p, [out('203.0.113.20', 443), out('203.0.113.10', 8443)]);
+  assert.equal(r.blockedByDeny, [], 'traffic only the trailing deny-all matches is what the proposal is for');
+  assert.equal(r.policy.outbound, [
+    { action: 'allow', protocol: 'tcp', destination: '203.0.113.10/32', port: 8443 },
+    { action: 'allow', protocol: 'tcp', destination: '203.0.113.20/32', port: 443 },
+    { action: 'deny', protocol: 'all' },
+  ]);
+  assert.match(
+    r.diff,
+    /@@ outbound @@\n {2}allow tcp → 203\.0\.113\.10\/32:8443\n\+ allow tcp → 203\.0\.113\.20\/32:443 {2}\(seen 1×\)\n {2}deny all → \*\n/,
+  );
+});
+
+test('a policy kept deny-first is proposed as the ordered policy that means the same, without the rules that never matched', () => {
+  const kept: NetworkPolicy = {
+    ...policy([]),
+    outbound: [
+      { action: 'allow', protocol: 'tcp', destination: '203.0.113.10/32', port: 8443 },
+      { action: 'allow', protocol: 'tcp', destination: '203.0.113.0/24' },
+      { action: 'deny', protocol: 'all', destination: '203.0.113.20/32' },
+      { action: 'deny', protocol: 'all' },
+    ],
+    order: 'deny-first',
+  };
+  const r = proposePolicy(kept, [out('198.51.100.5', 443), out('203.0.113.20', 80)]);
+  assert.equal(r.policy.outbound, [
+    { action: 'deny', protocol: 'all', destination: '203.0.113.20/32' },
+    { action: 'allow', protocol: 'tcp', destination: '198.51.100.5/32', port: 443 },
+    { action: 'deny', protocol: 'all' },
+  ]);
+  assert.equal(r.policy.order, 'first-match');
+  assert.equal(r.removed, [
+    { rule: 'outbound[0]', by: 'outbound[3]' },
+    { rule: 'outbound[1]', by: 'outbound[3]' },
+  ]);
+  assert.equal(
+    r.blockedByDeny.map((b) => b.observation.remote),
+    ['203.0.113.20'],
+  );
+  assert.match(r.diff, /^- allow tcp → 203\.0\.113\.10\/32:8443 {2}\(never matched: shadowed by outbound\[3\]\)$/m);
 });
 
 test('inbound observations get source rules; the result keeps everything else and validates', () => {
@@ -144,7 +193,7 @@ test('inbound observations get source rules; the result keeps everything else an
     out('198.51.100.53', 53, { proto: 'udp' }),
   ]);
   assert.equal(r.added, [{ action: 'allow', protocol: 'tcp', source: '203.0.113.20/32', port: 8080 }]);
-  assert.equal(validateNetworkPolicy(r.policy), r.policy);
+  assert.equal(validateNetworkPolicy(policyBody(r.policy)), r.policy);
   assert.equal([r.policy.description, r.policy.metrics, r.policy.mode, r.policy.outbound.length], ['kept', false, 'audit', 1]);
   assert.match(
     r.diff,

@@ -38,7 +38,7 @@ test('accepts the Director Protocol example and fills defaults', () => {
   assert.is(p.mode, 'enforce');
   assert.equal(p.inbound, [{ action: 'allow', protocol: 'all', source: '127.0.0.1/32' }]);
   const bare = validateNetworkPolicy({ name: 'bare' });
-  assert.equal(bare, { name: 'bare', inbound: [], outbound: [], logging: true, metrics: true, mode: 'enforce' });
+  assert.equal(bare, { name: 'bare', inbound: [], outbound: [], logging: true, metrics: true, mode: 'enforce', order: 'first-match' });
 });
 
 test('normalizes addresses, host names and one-port ranges', () => {
@@ -132,21 +132,105 @@ test('refuses over-broad and malformed host names', () => {
   }
 });
 
-test('refuses a rule that contradicts an earlier one with the same match', () => {
-  refuses(
+test('refuses a rule an earlier rule entirely covers, naming both: it could never match', () => {
+  const err = refusal(
     out(
       { action: 'allow', protocol: 'tcp', destination: '10.0.0.0/8', port: 443 },
       { action: 'allow', protocol: 'udp', destination: '10.0.0.0/8', port: 443 },
       { action: 'deny', protocol: 'tcp', destination: '10.0.0.0/8', port: { from: 443, to: 443 } },
     ),
-    'outbound[2].action',
-    /contradicts outbound\[0\]/,
   );
-  refuses(inb({ action: 'deny', protocol: 'all' }, { action: 'allow', protocol: 'all' }), 'inbound[1].action');
-  // Same match in different directions, and overlapping (not identical) matches, are fine: deny wins.
+  assert.is(err.field, 'outbound[2]');
+  assert.is(err.code, 'VALIDATION_ERROR');
+  assert.match(err.message, /^outbound\[2\] is shadowed by outbound\[0\]/);
+  assert.is(err.details?.shadowedBy, 'outbound[0]');
+  // Narrower addresses, ports and protocols after a wider rule; the same rule twice.
+  for (const [earlier, later] of [
+    [
+      { action: 'allow', protocol: 'all' },
+      { action: 'deny', protocol: 'tcp', destination: '203.0.113.10/32', port: 22 },
+    ],
+    [
+      { action: 'deny', protocol: 'all', destination: '203.0.113.0/24' },
+      { action: 'allow', protocol: 'icmp', destination: '203.0.113.128/25' },
+    ],
+    [
+      { action: 'allow', protocol: 'tcp', port: { from: 8000, to: 9000 } },
+      { action: 'deny', protocol: 'tcp', destination: '::/0', port: 8443 },
+    ],
+    [
+      { action: 'allow', protocol: 'udp', destination: 'api.example.test' },
+      { action: 'allow', protocol: 'udp', destination: 'api.example.test' },
+    ],
+    [
+      { action: 'deny', protocol: 'all', destination: '0.0.0.0/0' },
+      { action: 'allow', protocol: 'tcp', source: '10.1.0.0/16' },
+    ],
+  ]) {
+    refuses(out(earlier, later), 'outbound[1]', /is shadowed by outbound\[0\]/);
+  }
+  refuses(inb({ action: 'deny', protocol: 'all' }, { action: 'allow', protocol: 'all' }), 'inbound[1]', /shadowed by inbound\[0\]/);
+  // Overlapping but not covered (some traffic reaches the later rule), other directions, other families: fine.
   validateNetworkPolicy({ name: 'p', inbound: [{ action: 'allow', protocol: 'all' }], outbound: [{ action: 'deny', protocol: 'all' }] });
+  for (const [earlier, later] of [
+    [
+      { action: 'deny', protocol: 'all', destination: '10.1.0.0/16' },
+      { action: 'allow', protocol: 'tcp', destination: '10.0.0.0/8' },
+    ],
+    [
+      { action: 'allow', protocol: 'tcp', destination: '203.0.113.10/32', port: 8443 },
+      { action: 'deny', protocol: 'all' },
+    ],
+    [
+      { action: 'allow', protocol: 'tcp', port: 443 },
+      { action: 'deny', protocol: 'tcp', port: { from: 400, to: 500 } },
+    ],
+    [
+      { action: 'allow', protocol: 'tcp', destination: '0.0.0.0/0' },
+      { action: 'deny', protocol: 'tcp', destination: '2001:db8::/32' },
+    ],
+    [
+      { action: 'allow', protocol: 'tcp', destination: '0.0.0.0/0' },
+      { action: 'deny', protocol: 'tcp', destination: 'api.example.test' },
+    ],
+    [
+      { action: 'allow', protocol: 'tcp', destination: 'api.example.test' },
+      { action: 'deny', protocol: 'tcp', destination: '203.0.113.10/32' },
+    ],
+  ]) {
+    validateNetworkPolicy(out(earlier, later));
+  }
+});
+
+test('a name rule shadowed by an earlier name or wildcard rule is refused too', () => {
+  refuses(
+    out(
+      { action: 'deny', protocol: 'all', destination: '*.example.test' },
+      { action: 'allow', protocol: 'tcp', destination: 'api.example.test', port: 443 },
+    ),
+    'outbound[1]',
+    /shadowed by outbound\[0\]/,
+  );
+  refuses(
+    out(
+      { action: 'allow', protocol: 'tcp', destination: '*.example.test' },
+      { action: 'deny', protocol: 'tcp', destination: '*.cdn.example.test' },
+    ),
+    'outbound[1]',
+  );
+  refuses(out({ action: 'deny', protocol: 'all' }, { action: 'allow', protocol: 'tcp', destination: 'api.example.test' }), 'outbound[1]');
+  // A wildcard covers names strictly below it, not the bare domain; an exact name covers no wildcard.
   validateNetworkPolicy(
-    out({ action: 'deny', protocol: 'all', destination: '10.0.0.0/8' }, { action: 'allow', protocol: 'tcp', destination: '10.1.0.0/16' }),
+    out(
+      { action: 'deny', protocol: 'all', destination: '*.example.test' },
+      { action: 'allow', protocol: 'tcp', destination: 'example.test' },
+    ),
+  );
+  validateNetworkPolicy(
+    out(
+      { action: 'deny', protocol: 'all', destination: 'api.example.test' },
+      { action: 'allow', protocol: 'tcp', destination: '*.example.test' },
+    ),
   );
 });
 

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { ContainerSpec } from '../../../runtime/engine/engine.ts';
+import { AGENT_MOUNT, type ContainerSpec } from '../../../runtime/engine/engine.ts';
 import { DOCKER_DEFAULT_MASKED_PATHS, toCreateOptions } from '../../../runtime/engine/docker/translate.ts';
 
 const base: ContainerSpec = {
@@ -123,6 +123,36 @@ test('passes user, workdir, env, labels and ulimits through', () => {
   assert.is(o.Tty, false);
   assert.is(o.OpenStdin, false);
   assert.equal(o.HostConfig?.Ulimits, [{ Name: 'core', Soft: 0, Hard: 0 }]);
+});
+
+test("mounts Director's agent read-only at its fixed paths, and nothing else", () => {
+  const hc = hostConfig({
+    agentMount: { binary: '/srv/director/.state/agent/director-agent', channelDir: '/srv/director/data/agent/sbx_1' },
+  });
+  assert.equal(hc.Mounts, [
+    {
+      Type: 'bind',
+      Source: '/srv/director/.state/agent/director-agent',
+      Target: AGENT_MOUNT.binary,
+      ReadOnly: true,
+      BindOptions: { Propagation: 'rprivate' },
+    },
+    {
+      Type: 'bind',
+      Source: '/srv/director/data/agent/sbx_1',
+      Target: AGENT_MOUNT.channelDir,
+      ReadOnly: true,
+      BindOptions: { Propagation: 'rprivate' },
+    },
+  ]);
+  assert.equal(hc.Binds, []);
+  assert.equal(AGENT_MOUNT, { binary: '/.director/agent', channelDir: '/.director/run' });
+});
+
+test('refuses agent mount sources that are relative, unnormalized or the root', () => {
+  for (const bad of ['agent', '/srv/../etc', '/srv//agent', '/srv/agent/', '/'])
+    assert.throws(() => hostConfig({ agentMount: { binary: bad, channelDir: '/srv/run' } }), /normalized absolute path/, bad);
+  assert.throws(() => hostConfig({ agentMount: { binary: '/srv/agent', channelDir: '../run' } }), /normalized absolute path/);
 });
 
 test.run();

@@ -37,6 +37,8 @@ test('each event family maps to its OCSF class', () => {
     ['security_alert_cleared', 2004],
     ['policy_violation', 2004],
     ['policy_tampered', 2004],
+    ['agent_tampered', 2004],
+    ['agent_lost', 0],
     ['sandbox_created', 0],
     ['profile_created', 0],
   ];

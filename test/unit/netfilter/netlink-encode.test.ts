@@ -3,9 +3,6 @@
  * not cover. The expected encodings are nft 1.0.6's own for the same rules (read off the batches
  * `nft -f` sends); the integration test compares the kernel's bytecode after both.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { compileNetwork, compileRemoveNetwork, compileRetire, compileTable } from '../../../netfilter/compile.ts';
@@ -23,7 +20,7 @@ import {
   tableOps,
   type NftCommand,
 } from '../../../netfilter/json.ts';
-import { encodeDocument, NetlinkError, parseReplies, sendBatch, Unencodable } from '../../../netfilter/netlink.ts';
+import { encodeDocument, parseReplies, Unencodable } from '../../../netfilter/netlink-encode.ts';
 import { networkNameSets } from '../../../netfilter/rules.ts';
 import { fullPolicy, twoNetworks } from './fixtures.ts';
 
@@ -260,27 +257,6 @@ test('replies: errors name the message that failed; acknowledgements are not err
   const short = reply(5, -1);
   short.writeUInt32LE(8, 0);
   assert.equal(parseReplies(Buffer.concat([reply(3, -2), short])), [{ seq: 3, errno: 2 }]);
-});
-
-test('a helper that dies before answering is not started again for every batch: they fail at once', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'netlink-helper-'));
-  try {
-    const starts = path.join(dir, 'starts');
-    const perl = path.join(dir, 'perl');
-    writeFileSync(perl, `#!/bin/sh\necho started >> '${starts}'\necho 'netlink socket: Permission denied' >&2\nexit 2\n`, { mode: 0o700 });
-    for (let i = 0; i < 3; i++) {
-      try {
-        await sendBatch(Buffer.alloc(20), { perlPath: perl, timeoutMs: 5000 });
-        assert.unreachable('sent');
-      } catch (err) {
-        assert.instance(err, NetlinkError);
-        if (i === 0) assert.match((err as Error).message, /Permission denied/);
-      }
-    }
-    assert.is(readFileSync(starts, 'utf8'), 'started\n', 'the helper was started again');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 });
 
 test.run();

@@ -1,6 +1,7 @@
 /**
  * Policy changes straight to the kernel: a per-network document encoded as one nf_tables netlink
- * batch, the messages `nft` itself would send for it.
+ * batch, the messages `nft` itself would send for it. Pure: bytes in, bytes out; sending a batch
+ * is `netlink-helpers.ts`.
  *
  * Why: every `nft -f` first downloads every chain, set and object of every table (its cache)
  * before it sends anything. With 500 networks that is about 8 ms of each change, and starting
@@ -12,18 +13,8 @@
  * shape is encoded exactly as nft 1.0.6 encodes it (same expressions, registers and order, with
  * the protocol dependencies nft adds), and an integration test compares the kernel's bytecode
  * listing of a table built this way with one built by `nft` after every step of a network's life.
- *
- * Node has no netlink sockets, so the batch goes through a small persistent `perl` process
- * (perl-base is part of every Debian system) that only moves bytes: it sends each batch on a
- * NETLINK_NETFILTER socket and returns what the kernel answered. The kernel processes a batch
- * inside the `sendmsg` call, so every error is queued by the time it returns; no answer means the
- * batch committed, atomically, as with `nft`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { statSync } from 'node:fs';
 import { endianness } from 'node:os';
-import type { Socket } from 'node:net';
-import { getSystemErrorName } from 'node:util';
 import { parseIp } from '../policies/address.ts';
 import { shapeReaders, type NftCommand, type NftDocument, type NftExpr } from './json.ts';
 
@@ -544,180 +535,4 @@ export function parseReplies(buf: Buffer): { seq: number; errno: number }[] {
     o += (len + 3) & ~3;
   }
   return out;
-}
-
-// ---- transport ----
-
-/** `ENOENT` for 2; libuv's names are the kernel's errno names. */
-const errnoName = (n: number): string => getSystemErrorName(-n);
-
-/**
- * The helper: reads `length(u32 BE) + batch` from stdin, sends the batch, answers
- * `status(u8: 0 sent, 1 send failed) + length(u32 BE) + bytes` (the kernel's replies, or errno).
- */
-const HELPER = String.raw`
-use strict; use warnings; use Socket;
-binmode STDIN; binmode STDOUT; $| = 1;
-socket(my $s, 16, 3, 12) or die "netlink socket: $!\n";
-bind($s, pack('S S L L', 16, 0, 0, 0)) or die "netlink bind: $!\n";
-setsockopt($s, SOL_SOCKET, 33, pack('i', 4 << 20));
-sub readn { my $n = shift; my $buf = ''; while (length($buf) < $n) { my $r = sysread(STDIN, $buf, $n - length($buf), length($buf)); return undef unless $r; } return $buf; }
-while (defined(my $h = readn(4))) {
-  my $len = unpack('N', $h); my $batch = readn($len); last unless defined $batch;
-  setsockopt($s, SOL_SOCKET, 32, pack('i', 2 * $len + 65536));
-  my $out = '';
-  if (!defined(send($s, $batch, 0))) { my $e = $! + 0; syswrite(STDOUT, pack('C N N', 1, 4, $e)); next; }
-  while (defined(recv($s, my $r, 1 << 20, 0x40))) { last if length($r) == 0; $out .= $r; }
-  syswrite(STDOUT, pack('C N', 0, length($out)) . $out);
-}
-`;
-
-interface Pending {
-  resolve: (r: { sent: boolean; bytes: Buffer }) => void;
-  reject: (e: Error) => void;
-}
-
-class Helper {
-  private readonly child: ChildProcess;
-  private readonly queue: Pending[] = [];
-  private buf: Buffer = Buffer.alloc(0);
-  dead: Error | null = null;
-  /** When it died (`dead` set). */
-  diedAtMs = 0;
-  /** It answered at least once: it worked, so a new one is worth starting at once if it dies. */
-  answered = false;
-  /** The program is not installed: not spawned again. */
-  missing = false;
-
-  constructor(cmd: string, argv: string[]) {
-    this.child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const stderr: Buffer[] = [];
-    this.child.stderr!.on('data', (d: Buffer) => stderr.push(d));
-    this.child.stdout!.on('data', (d: Buffer) => this.onData(d));
-    const fail = (e: Error) => {
-      if (!this.dead) this.diedAtMs = Date.now();
-      this.dead ??= e;
-      for (const p of this.queue.splice(0)) p.reject(this.dead);
-    };
-    this.child.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') this.missing = true;
-      fail(e);
-    });
-    this.child.on('close', (code) =>
-      fail(new Error(`netlink helper exited (${code ?? 'signal'}): ${Buffer.concat(stderr).toString().trim() || 'no output'}`)),
-    );
-    this.child.stdin!.on('error', () => undefined);
-    this.idle();
-  }
-
-  private idle(): void {
-    this.child.unref();
-    for (const s of [this.child.stdin, this.child.stdout, this.child.stderr]) (s as unknown as Socket | null)?.unref?.();
-  }
-
-  private busy(): void {
-    this.child.ref();
-    for (const s of [this.child.stdin, this.child.stdout, this.child.stderr]) (s as unknown as Socket | null)?.ref?.();
-  }
-
-  private onData(d: Buffer): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
-    while (this.buf.length >= 5) {
-      const len = this.buf.readUInt32BE(1);
-      if (this.buf.length < 5 + len) return;
-      const sent = this.buf[0] === 0;
-      const bytes = Buffer.from(this.buf.subarray(5, 5 + len));
-      this.buf = this.buf.subarray(5 + len);
-      this.answered = true;
-      this.queue.shift()?.resolve({ sent, bytes });
-      if (this.queue.length === 0) this.idle();
-    }
-  }
-
-  send(batch: Buffer): Promise<{ sent: boolean; bytes: Buffer }> {
-    if (this.dead) return Promise.reject(this.dead);
-    return new Promise((resolve, reject) => {
-      this.queue.push({ resolve, reject });
-      this.busy();
-      const head = Buffer.alloc(4);
-      head.writeUInt32BE(batch.length);
-      this.child.stdin!.write(Buffer.concat([head, batch]));
-    });
-  }
-
-  close(): void {
-    this.child.stdin!.end();
-  }
-
-  kill(): void {
-    this.dead ??= new Error('netlink helper stopped');
-    this.child.kill('SIGKILL');
-  }
-}
-
-/**
- * A helper that died without ever answering (it cannot open its socket, say) is not started
- * again for this long: until then batches go straight to `nft`, rather than each change paying
- * for a process that fails the same way.
- */
-export const RESPAWN_AFTER_MS = 60_000;
-
-/** Whether to start a new helper in place of `h`. */
-const respawn = (h: Helper): boolean => h.dead !== null && !h.missing && (h.answered || Date.now() - h.diedAtMs >= RESPAWN_AFTER_MS);
-
-/** Helpers by perl path and namespace; `ns` is the namespace's inode, so a namespace deleted and created again under the same name gets a new helper. */
-const helpers = new Map<string, { helper: Helper; ns: number }>();
-
-function namespaceId(netns: string | undefined): number {
-  if (netns === undefined) return 0;
-  try {
-    return statSync(`/run/netns/${netns}`).ino;
-  } catch {
-    throw new NetlinkError(`network namespace ${netns} not found`);
-  }
-}
-
-/** Why a batch was not applied: the kernel refused it (nothing changed), or the helper could not be used. Either way the caller goes to `nft`. */
-export class NetlinkError extends Error {
-  override name = 'NetlinkError';
-}
-
-/**
- * Sends one batch; resolves when the kernel has committed it. Rejects with a {@link NetlinkError}
- * when the kernel answered an error (the transaction was aborted as a whole: its message names
- * the failing command and errno), or when the helper could not be used.
- */
-export async function sendBatch(batch: Buffer, opts: { netns?: string; perlPath?: string; timeoutMs?: number } = {}): Promise<void> {
-  const perl = opts.perlPath ?? 'perl';
-  const key = `${opts.netns ?? ''}\0${perl}`;
-  const ns = namespaceId(opts.netns);
-  let entry = helpers.get(key);
-  if (!entry || entry.ns !== ns || respawn(entry.helper)) {
-    entry?.helper.close();
-    const helper = opts.netns ? new Helper('ip', ['netns', 'exec', opts.netns, perl, '-e', HELPER]) : new Helper(perl, ['-e', HELPER]);
-    entry = { helper, ns };
-    helpers.set(key, entry);
-  }
-  let reply: { sent: boolean; bytes: Buffer };
-  let timer: NodeJS.Timeout | undefined;
-  const h = entry.helper;
-  try {
-    reply = await Promise.race([
-      h.send(batch),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          h.kill();
-          reject(new Error('netlink helper did not answer in time'));
-        }, opts.timeoutMs ?? 30_000);
-        timer.unref();
-      }),
-    ]);
-  } catch (err) {
-    throw new NetlinkError((err as Error).message);
-  } finally {
-    clearTimeout(timer);
-  }
-  if (!reply.sent) throw new NetlinkError(`netlink send failed: ${errnoName(reply.bytes.readUInt32BE(0))}`);
-  const errors = parseReplies(reply.bytes);
-  if (errors.length) throw new NetlinkError(errors.map((e) => `message ${e.seq}: ${errnoName(e.errno)}`).join('; '));
 }

@@ -1,0 +1,180 @@
+/**
+ * The shapes the console reads from the public API (`/v1/openapi.json` is the reference). Only
+ * the fields the console uses are declared; everything arrives in the Director envelope.
+ */
+export type Severity = 'info' | 'low' | 'medium' | 'high' | 'critical';
+export const SEVERITIES: readonly Severity[] = ['info', 'low', 'medium', 'high', 'critical'];
+
+export interface Me {
+  userId: string;
+  username: string;
+  keyId: string | null;
+  workspace: string;
+  role: string;
+  scopes: string[];
+}
+
+export interface LoginSession {
+  token: string;
+  refreshToken: string;
+  expiresAt: string;
+  refreshExpiresAt: string;
+  workspace: string;
+}
+
+export interface SecurityEvent {
+  id: string;
+  seq: number;
+  type: string;
+  severity: Severity;
+  timestamp: string;
+  workspace: string | null;
+  sandboxId: string | null;
+  networkId: string | null;
+  sessionId: string | null;
+  actor: string | null;
+  details: Record<string, unknown>;
+}
+
+export interface Alert {
+  rule: string;
+  severity: string;
+  message: string;
+  timestamp: string;
+}
+
+export interface Sandbox {
+  id: string;
+  name: string;
+  image: string;
+  status: 'creating' | 'running' | 'stopping' | 'stopped' | 'failed' | 'deleted';
+  reason: string | null;
+  command: string[] | null;
+  environmentKeys: string[];
+  resourceLimits: { cpu: number; memory: number; disk: number; pids: number; maxDuration: number; network: boolean };
+  securityPolicy: Record<string, unknown>;
+  networkMode: string;
+  networkId: string | null;
+  ipAddress: string | null;
+  workdir: string | null;
+  labels: Record<string, string>;
+  exitCode: number | null;
+  createdAt: string;
+  startedAt: string | null;
+  expiresAt: string | null;
+  stoppedAt: string | null;
+}
+
+export interface SandboxMetrics {
+  sandboxId: string;
+  timestamp: string;
+  cpu: { percent: number; limitCores: number };
+  memory: { usageBytes: number; limitBytes: number };
+  pids: { current: number; limit: number };
+  network: { rxBytes: number; txBytes: number };
+  uptimeMs: number;
+}
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+export interface Counts {
+  packets: number;
+  bytes: number;
+}
+
+export interface RuleInForce {
+  index: number;
+  action: 'allow' | 'deny';
+  audit: boolean;
+  protocol: string;
+  source?: string;
+  destination?: string;
+  port?: number | { from: number; to: number } | number[];
+  logged: boolean;
+  counter: Counts | null;
+}
+
+export interface PolicyInForce {
+  isolated: boolean;
+  mode: 'enforce' | 'audit' | null;
+  logging: boolean | null;
+  outbound: RuleInForce[];
+  inbound: RuleInForce[];
+  guards: { chain: string; guard: string; verdict: string | null; counter: Counts | null }[];
+  counters: { allowed: Counts | null; denied: Counts | null };
+  generation: number | null;
+}
+
+export interface PolicyRule {
+  action: 'allow' | 'deny';
+  protocol: string;
+  source?: string;
+  destination?: string;
+  port?: unknown;
+  description?: string;
+}
+
+export interface NetworkPolicy {
+  name: string;
+  description?: string;
+  inbound: PolicyRule[];
+  outbound: PolicyRule[];
+  logging?: boolean;
+  metrics?: boolean;
+  mode?: 'enforce' | 'audit';
+}
+
+export interface Network {
+  id: string;
+  name: string;
+  subnet: string;
+  gateway: string;
+  enableDNS: boolean;
+  internal: boolean;
+  isolated: boolean;
+  bridge: string;
+  status: string;
+  labels: Record<string, string>;
+  policy: NetworkPolicy | null;
+  policyInForce?: PolicyInForce | null;
+  sandboxes?: string[];
+  createdAt: string;
+}
+
+export interface Proposal {
+  policy: NetworkPolicy;
+  added: PolicyRule[];
+  blockedByDeny: { observation: Record<string, unknown>; index: number; rule: PolicyRule }[];
+  diff: string;
+}
+
+export interface AuditEntry {
+  id: string;
+  seq: number;
+  ts: string;
+  actor: string | null;
+  username: string | null;
+  workspace: string | null;
+  action: string;
+  target: string | null;
+  outcome: string;
+  status: number;
+  requestId: string | null;
+  source: string | null;
+  userAgent: string | null;
+  prevHash: string;
+  hash: string;
+}
+
+export interface AuditVerification {
+  ok: boolean;
+  entries?: number;
+  head?: string;
+  brokenAt?: { seq: number; id: string };
+  reason?: 'hash_mismatch' | 'prev_mismatch' | 'gap';
+}

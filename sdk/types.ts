@@ -1,0 +1,141 @@
+/**
+ * Names for the shapes of the generated OpenAPI types (./generated/openapi.ts), so code reads
+ * `Sandbox` rather than a path into `paths`. Every name here is derived from the served document:
+ * when a route changes, `npm run sdk:generate` changes these with it. New areas (sessions,
+ * workflows ...) add their names the same way, one line each.
+ */
+import type { components, paths } from './generated/openapi.ts';
+
+export type { components, paths };
+
+export type HttpMethod = 'get' | 'put' | 'post' | 'delete' | 'patch';
+/** Paths of the served document that answer `M`. */
+export type PathsWith<M extends HttpMethod> = { [P in keyof paths]: paths[P] extends Record<M, object> ? P : never }[keyof paths];
+
+type Operation<P extends keyof paths, M extends HttpMethod> = NonNullable<paths[P][M]>;
+type JsonContent<R> = R extends { content: { 'application/json': infer B } } ? B : never;
+type SuccessBody<O> = O extends { responses: infer R } ? JsonContent<R[Extract<keyof R, 200 | 201>]> : never;
+
+/** The `data` of an operation's success envelope. */
+export type ResponseData<P extends keyof paths, M extends HttpMethod> = SuccessBody<Operation<P, M>> extends { data: infer D } ? D : never;
+/** An operation's JSON request body. */
+export type RequestBody<P extends keyof paths, M extends HttpMethod> =
+  Operation<P, M> extends { requestBody?: { content: { 'application/json': infer B } } } ? B : never;
+/** An operation's query parameters. */
+export type QueryOf<P extends keyof paths, M extends HttpMethod> =
+  Operation<P, M> extends { parameters: { query?: infer Q } } ? NonNullable<Q> : never;
+
+/** The error envelope every route answers with on failure. */
+export type ErrorEnvelope = components['schemas']['ErrorEnvelope'];
+
+/** A list page: `items`, `total`, `limit`, `offset`. */
+export type Page<T> = { items: T[]; total: number; limit: number; offset: number };
+
+// Auth
+export type LoginRequest = RequestBody<'/v1/auth/login', 'post'>;
+/** Access and refresh tokens from login or refresh. */
+export type Tokens = ResponseData<'/v1/auth/login', 'post'>;
+export type ApiKey = ResponseData<'/v1/api-keys', 'post'>;
+export type CreateApiKeyRequest = RequestBody<'/v1/api-keys', 'post'>;
+
+// Sandboxes
+export type SandboxInfo = ResponseData<'/v1/sandboxes/{id}', 'get'>;
+export type SandboxStatus = SandboxInfo['status'];
+export type CreateSandboxRequest = RequestBody<'/v1/sandboxes', 'post'>;
+export type ListSandboxesQuery = QueryOf<'/v1/sandboxes', 'get'>;
+export type ExecuteRequest = RequestBody<'/v1/sandboxes/{id}/execute', 'post'>;
+export type ExecResult = ResponseData<'/v1/sandboxes/{id}/execute', 'post'>;
+export type SandboxMetrics = ResponseData<'/v1/sandboxes/{id}/metrics', 'get'>;
+export type FileWritten = ResponseData<'/v1/sandboxes/{id}/files', 'put'>;
+
+// Networks
+export type NetworkInfo = ResponseData<'/v1/networks/{id}', 'get'>;
+export type CreateNetworkRequest = RequestBody<'/v1/networks', 'post'>;
+export type NetworkPolicy = RequestBody<'/v1/networks/{id}/policies', 'post'>;
+export type PolicyRule = NonNullable<NetworkPolicy['outbound']>[number];
+export type AllowAccessRequest = RequestBody<'/v1/networks/{id}/allow-access', 'post'>;
+
+// Security and audit
+export type SecurityEvent = ResponseData<'/v1/security/events', 'get'>['items'][number];
+export type Severity = SecurityEvent['severity'];
+export type EventsQuery = QueryOf<'/v1/security/events', 'get'>;
+export type EventsPage = ResponseData<'/v1/security/events', 'get'>;
+export type ExportQuery = QueryOf<'/v1/security/events/export', 'get'>;
+export type EventSummary = ResponseData<'/v1/security/events/summary', 'get'>;
+export type SecurityProfile = ResponseData<'/v1/security/profiles/{id}', 'get'>;
+export type ProfileRequest = RequestBody<'/v1/security/profiles', 'post'>;
+export type AuditEntry = ResponseData<'/v1/audit-logs', 'get'>['items'][number];
+export type AuditQuery = QueryOf<'/v1/audit-logs', 'get'>;
+export type AuditVerification = ResponseData<'/v1/audit-logs/verify', 'get'>;
+
+/**
+ * Who the caller is (`GET /v1/auth/me`). The document describes this answer as a free-form
+ * object; these are the fields the route returns.
+ */
+export interface Me {
+  userId: string;
+  username: string | null;
+  keyId: string | null;
+  workspace: string;
+  role: string;
+  scopes: string[];
+}
+
+/**
+ * One direction's rule as the kernel has it (`policyInForce.outbound[]` of a network): the
+ * document describes `policyInForce` as a free-form object; these are the fields the read-back
+ * returns (netfilter's NetworkView).
+ */
+export interface RuleInForce {
+  index: number;
+  action: 'allow' | 'deny';
+  /** A deny compiled for audit mode: logged and counted, not dropped. */
+  audit: boolean;
+  protocol: 'tcp' | 'udp' | 'icmp' | 'all';
+  source?: string;
+  destination?: string;
+  port?: number | { from: number; to: number };
+  sets: string[];
+  logged: boolean;
+  counter: { packets: number; bytes: number } | null;
+}
+
+/** The policy in force for one network, read back from the kernel's nft table. */
+export interface PolicyInForce {
+  isolated: boolean;
+  /** null: the network has no policy (its chains end in accept). */
+  mode: 'enforce' | 'audit' | null;
+  logging: boolean | null;
+  outbound: RuleInForce[];
+  inbound: RuleInForce[];
+  counters: { allowed: { packets: number; bytes: number } | null; denied: { packets: number; bytes: number } | null };
+  generation: number | null;
+  [key: string]: unknown;
+}
+
+/** `sandbox_event` on the hub's `sandboxes` channel: a lifecycle step. */
+export interface SandboxEvent {
+  sandboxId: string;
+  event: 'created' | 'stopped' | 'deleted' | 'exited';
+  status: string | null;
+  timestamp: string;
+  exitCode?: number;
+  reason?: string;
+  resourceUsage?: Record<string, unknown>;
+}
+
+/** `security_alert` on the hub's `security` channel (the Director Protocol's shape). */
+export interface SecurityAlert {
+  alert: { rule: string; severity: string; message: string; timestamp: string };
+}
+
+/**
+ * The data of each hub message type, for typed listeners. The hub's messages are not part of the
+ * OpenAPI document (see the server's api/ws/protocol.ts and channels.ts); channels that come later
+ * (`session_update`, `workflow_progress`) add a line here.
+ */
+export interface HubMessageData {
+  security_event: SecurityEvent;
+  security_alert: SecurityAlert;
+  sandbox_event: SandboxEvent;
+}
