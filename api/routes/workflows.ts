@@ -57,7 +57,8 @@ const Attempt = Type.Object(
   },
   {
     additionalProperties: true,
-    description: 'Plus `criteria` (verify: each criterion, whether it held, what it saw), `checkpointId` (checkpoint), `error`',
+    description:
+      'Plus `criteria` (verify: each criterion, whether it held, what it saw), `checkpointId` (checkpoint), `error`; an `interrupted` execute or verify also `killedProcesses` (what it left running in the sandbox, killed at the restart before anything else ran) or `killError` (why they could not be killed)',
   },
 );
 

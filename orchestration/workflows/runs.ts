@@ -4,8 +4,9 @@
  *
  * After a restart (graceful or `kill -9`), every run still `running` resumes. An attempt the
  * store still shows running was lost: what it started in the sandbox is killed first (every
- * command of a run carries its attempt in DIRECTOR_WORKFLOW_ATTEMPT), the attempt is recorded
- * as `lost`, and `plan.ts` decides: a lost execute consumes a retry (rollback to the last
+ * command of a run carries its attempt in DIRECTOR_WORKFLOW_ATTEMPT; all of them are stopped
+ * before any is killed), the attempt is recorded as `lost` with how many processes were killed
+ * (or why they could not be), and `plan.ts` decides: a lost execute consumes a retry (rollback to the last
  * checkpoint, backoff) or fails the run with reason `interrupted`; a lost verify or checkpoint
  * runs again; a lost rollback is redone. A run whose timeout passed while the server was down is
  * `timed_out`. Sandboxes that ended runs made for themselves and did not remove are removed.
@@ -43,8 +44,30 @@ interface Active {
   clearTimer: () => void;
 }
 
-/** Kills every process of the sandbox that carries the marker `$1` in its environment (as the sandbox user, who owns them). */
-const KILL_MARKED = `for d in /proc/[0-9]*; do if tr '\\000' '\\n' < "$d/environ" 2>/dev/null | grep -qxF "${ATTEMPT_MARKER_ENV}=$1"; then kill -9 "\${d#/proc/}" 2>/dev/null; fi; done; true`;
+/**
+ * Kills every process of the sandbox that carries the marker `$1` in its environment (as the
+ * sandbox user, who owns them) and prints how many it killed. Each marked process is stopped
+ * (SIGSTOP) as it is found, the scan repeats until it finds no new one (a stopped process cannot
+ * fork), and only then are they all killed: killed one by one while the others ran, a shell whose
+ * child died first would run its next command (`/proc` lists pids in text order, so a child may
+ * come before its parent) and finish the lost step's work beside the retry.
+ */
+const KILL_MARKED = [
+  `m="${ATTEMPT_MARKER_ENV}=$1"; all=" "`,
+  'while :; do',
+  '  new=""',
+  '  for d in /proc/[0-9]*; do',
+  '    p=${d#/proc/}',
+  '    case "$all" in *" $p "*) continue ;; esac',
+  `    if tr '\\000' '\\n' < "$d/environ" 2>/dev/null | grep -qxF "$m"; then kill -STOP "$p" 2>/dev/null && new="$new$p "; fi`,
+  '  done',
+  '  [ -z "$new" ] && break',
+  '  all="$all$new"',
+  'done',
+  'n=0',
+  'for p in $all; do kill -KILL "$p" 2>/dev/null && n=$((n + 1)); done',
+  'echo "$n"',
+].join('\n');
 
 /** Largest delay setTimeout takes; longer run timeouts re-arm when it fires. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -213,17 +236,20 @@ export class RunManager {
   async #recover(run: RunRecord): Promise<void> {
     const { store, log, journal, runner, clock } = this.#d;
     const wf = store.workflowById(run.workflowId)!;
+    const lostDetail = (leftovers: Leftovers) => ({ error: LOST, ...leftovers });
     if (run.deadlineMs !== null && run.deadlineMs <= clock.nowMs()) {
-      for (const a of log.runningAttempts(run.id)) await this.#killLeftovers(run, a);
+      const killed = new Map<number, Leftovers>();
+      for (const a of log.runningAttempts(run.id)) killed.set(a.n, await this.#killLeftovers(run, a));
       this.#timeOut(run.id);
       for (const a of log.runningAttempts(run.id))
-        log.finishAttempt(run.id, a.n, clock.nowMs(), { state: 'lost', detail: { error: LOST } });
+        log.finishAttempt(run.id, a.n, clock.nowMs(), { state: 'lost', detail: lostDetail(killed.get(a.n) ?? {}) });
       return;
     }
     for (const a of log.runningAttempts(run.id)) {
-      await this.#killLeftovers(run, a);
+      // Killed before the attempt is settled: the retry that may follow never runs beside it.
+      const leftovers = await this.#killLeftovers(run, a);
       journal.tx(wf.id, (t) => {
-        if (!log.finishAttempt(run.id, a.n, clock.nowMs(), { state: 'lost', detail: { error: LOST } })) return;
+        if (!log.finishAttempt(run.id, a.n, clock.nowMs(), { state: 'lost', detail: lostDetail(leftovers) })) return;
         const lost = log.attempt(run.id, a.n)!;
         if (a.kind === 'rollback') {
           t.append(run.id, 'rollback', {
@@ -253,17 +279,34 @@ export class RunManager {
     }
   }
 
-  /** Kills what a lost attempt started in the sandbox, so a retry never runs beside it. */
-  async #killLeftovers(run: RunRecord, a: AttemptRecord): Promise<void> {
-    if (!run.sandboxId || (a.kind !== 'execute' && a.kind !== 'verify')) return;
+  /**
+   * Kills what a lost attempt started in the sandbox, so a retry never runs beside it; says what
+   * it did, for the attempt's record: how many processes it killed, or why it could not.
+   */
+  async #killLeftovers(run: RunRecord, a: AttemptRecord): Promise<Leftovers> {
+    if (!run.sandboxId || (a.kind !== 'execute' && a.kind !== 'verify')) return {};
     const caller: Caller = { workspace: run.workspace, ...(run.actor ? { actor: run.actor } : {}) };
-    await this.#d.executor
-      .run(caller, run.sandboxId, {
+    try {
+      const r = await this.#d.executor.run(caller, run.sandboxId, {
         command: ['/bin/sh', '-c', KILL_MARKED, 'kill', `${run.id}.${a.n}`],
         timeout: Math.min(30_000, this.#d.config.maxExecTimeoutMs),
-      })
-      .catch((err: unknown) => this.#log.warn({ err, runId: run.id }, 'could not kill what a lost step left running'));
+      });
+      const n = /^\d+$/.test(r.stdout.trim()) ? Number(r.stdout.trim()) : null;
+      if (r.exitCode === 0 && !r.timedOut && n !== null) return { killedProcesses: n };
+      const why = r.timedOut ? 'timed out' : `exited ${r.exitCode}: ${r.stderr.trim().slice(0, 200)}`;
+      return this.#couldNotKill(run, `the kill of its leftovers ${why}`);
+    } catch (err) {
+      return this.#couldNotKill(run, (err as Error).message);
+    }
+  }
+
+  #couldNotKill(run: RunRecord, message: string): Leftovers {
+    this.#log.warn({ runId: run.id, sandboxId: run.sandboxId, message }, 'could not kill what a lost step left running');
+    return { killError: message };
   }
 }
+
+/** What the restart did about a lost attempt's processes, recorded on the attempt. */
+type Leftovers = { killedProcesses?: number; killError?: string };
 
 const LOST = 'the server stopped while this step ran';

@@ -19,6 +19,8 @@ export interface Attempt {
   criteria?: { criterion: string; ok: boolean; saw: string }[];
   checkpointId?: string;
   error?: string;
+  killedProcesses?: number;
+  killError?: string;
 }
 
 export interface RunView {
