@@ -32,8 +32,14 @@ test.before(async () => {
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
-  process.env.DIRECTOR_WEBHOOK_ALLOWED_CIDRS = '127.0.0.0/8';
-  api = await startApi({ rateLimitSandbox: 10_000, rateLimitSession: 10_000, rateLimitAuth: 1000, workflowOutputLimitBytes: 1000 });
+  api = await startApi({
+    rateLimitSandbox: 10_000,
+    rateLimitSession: 10_000,
+    rateLimitAuth: 1000,
+    workflowOutputLimitBytes: 1000,
+    // The webhook receiver below listens on loopback.
+    webhookAllowedCidrs: '127.0.0.0/8',
+  });
   c = new WorkflowClient(api.url, api.adminToken);
   const ws = await call(api.url, 'POST', '/v1/workspaces', { token: api.adminToken, body: { name: 'tenant-b' } });
   assert.is(ws.status, 201, ws.text);
@@ -52,7 +58,6 @@ test.before(async () => {
 test.after(async () => {
   await api?.close();
   receiver?.close();
-  delete process.env.DIRECTOR_WEBHOOK_ALLOWED_CIDRS;
 });
 
 const attemptsOf = (s: StatusView, step: number) => s.run!.steps[step - 1]!.attempts;
