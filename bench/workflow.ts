@@ -21,7 +21,6 @@ import { pino } from 'pino';
 import { createOrchestration, type Orchestration } from '../orchestration/orchestration.ts';
 import { compileCriteria, judge } from '../orchestration/workflows/criteria.ts';
 import type { StepExecutor, WorkflowCheckpoints } from '../orchestration/workflows/ports.ts';
-import { TarCheckpoints } from '../orchestration/workflows/tar-checkpoints.ts';
 import { loadConfig } from '../runtime/config.ts';
 import type { SecurityEvent } from '../runtime/events.ts';
 import { createRuntime, type Runtime } from '../runtime/runtime.ts';
@@ -74,6 +73,8 @@ async function setup(): Promise<Bench> {
       poolSize: 0,
       defaultImage: IMAGE,
       maxSandboxes: 200,
+      // Every run and every direct call takes a checkpoint in the same session.
+      checkpointMaxPerSession: 100_000,
       workflowMaxRunning: 100,
       logLevel: 'silent',
       networking: 'off',
@@ -84,14 +85,8 @@ async function setup(): Promise<Bench> {
   await rt.start();
   // Engine-bound operations, measured per run: making a sandbox, executes, checkpoint transfers.
   const executor: StepExecutor = { run: timed(rt.executor.run.bind(rt.executor)) };
-  const tar = new TarCheckpoints({
-    files: rt.files,
-    executor: rt.executor,
-    sandboxes: { byId: (id) => rt.sandboxes.deps.store.byId(id) },
-    dir: path.join(dir, 'workflow-checkpoints'),
-    clock: rt.clock,
-  });
-  const checkpoints: WorkflowCheckpoints = { capture: timed(tar.capture.bind(tar)), restore: timed(tar.restore.bind(tar)) };
+  // Workflow checkpoints are the checkpoints area's, limited to the run's sandbox: the same ones are timed and called directly.
+  let checkpoints: WorkflowCheckpoints | null = null;
   rt.sandboxes.create = timed(rt.sandboxes.create.bind(rt.sandboxes));
   const orch = createOrchestration({
     db: rt.db,
@@ -105,8 +100,9 @@ async function setup(): Promise<Bench> {
     networks: null,
     executor: rt.executor,
     stepExecutor: executor,
-    workflowCheckpoints: checkpoints,
+    workflowCheckpoints: (c) => (checkpoints = { capture: timed(c.capture.bind(c)), restore: timed(c.restore.bind(c)) }),
   });
+  if (!checkpoints) throw new Error('the orchestration did not hand over its workflow checkpoints');
   await orch.start();
   const ended = new Map<string, (e: SecurityEvent) => void>();
   rt.events.subscribe((e) => {

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Clock } from '../core/clock.ts';
@@ -21,7 +20,7 @@ import { SessionStore, type SessionConfig, type SessionRecord } from './sessions
 import { TaskTracker } from './tasks.ts';
 import type { RunSandboxes, StepExecutor, WorkflowCheckpoints } from './workflows/ports.ts';
 import type { WorkflowService } from './workflows/service.ts';
-import { TarCheckpoints } from './workflows/tar-checkpoints.ts';
+import { SessionCheckpoints } from './workflows/session-checkpoints.ts';
 import { createWorkflows } from './workflows/workflows.ts';
 import { createChat, type Chat } from './chat/chat.ts';
 import { SecretBox } from './secrets.ts';
@@ -52,10 +51,10 @@ export interface OrchestrationDeps {
   /** What workflow steps run through, when not `executor` itself (a benchmark's timing wrapper). */
   stepExecutor?: StepExecutor;
   /**
-   * Checkpoints for workflow runs (the checkpoints area's service). Absent: {@link TarCheckpoints}, a
-   * tar of the sandbox's writable paths under the data dir, restored through the runtime.
+   * Wraps what workflow checkpoint steps and rollbacks go through (a benchmark's timing wrapper);
+   * they are checkpoints of the checkpoints area limited to the run's sandbox ({@link SessionCheckpoints}).
    */
-  workflowCheckpoints?: WorkflowCheckpoints;
+  workflowCheckpoints?: (checkpoints: WorkflowCheckpoints) => WorkflowCheckpoints;
   /** The app's Prometheus registry, for the workflow metrics. */
   registry?: Registry;
 }
@@ -190,33 +189,6 @@ export function createOrchestration(d: OrchestrationDeps): Orchestration {
     ofSession: (id) => d.sandboxStore.ofSession(id),
     destroy: (rec, reason) => d.sandboxes.deps.teardown.destroy(rec, reason),
   };
-  const tarCheckpoints = d.workflowCheckpoints
-    ? null
-    : new TarCheckpoints({
-        files: d.files,
-        executor: d.stepExecutor ?? d.executor,
-        sandboxes: runSandboxes,
-        dir: path.join(d.config.dataDir, 'workflow-checkpoints'),
-        clock: d.clock,
-        timeoutMs: Math.min(30_000, d.config.maxExecTimeoutMs),
-      });
-  const workflows = createWorkflows({
-    db: d.db,
-    config: d.config,
-    clock: d.clock,
-    logger: log.child({ area: 'workflows' }),
-    events: d.events,
-    sessions,
-    departments,
-    departmentStore,
-    tasks,
-    executor: d.stepExecutor ?? d.executor,
-    checkpoints: d.workflowCheckpoints ?? tarCheckpoints!,
-    sandboxes: runSandboxes,
-    environments,
-    ...(d.registry ? { registry: d.registry } : {}),
-  });
-
   const chat = createChat({
     db: d.db,
     config: d.config,
@@ -253,19 +225,29 @@ export function createOrchestration(d: OrchestrationDeps): Orchestration {
     messages: chat.service.messageSnapshots,
   });
 
+  // A workflow's checkpoint step is a checkpoint of the session limited to the run's sandbox.
+  const sessionCheckpoints = new SessionCheckpoints(checkpoints);
+  const workflows = createWorkflows({
+    db: d.db,
+    config: d.config,
+    clock: d.clock,
+    logger: log.child({ area: 'workflows' }),
+    events: d.events,
+    sessions,
+    departments,
+    departmentStore,
+    tasks,
+    executor: d.stepExecutor ?? d.executor,
+    checkpoints: d.workflowCheckpoints?.(sessionCheckpoints) ?? sessionCheckpoints,
+    sandboxes: runSandboxes,
+    environments,
+    ...(d.registry ? { registry: d.registry } : {}),
+  });
+
   // What a session's end does to what it owns, in phase order.
   sessions.onEnd({ name: 'workflows', phase: 0, end: (s, to) => workflows.endSession(s.id, to) });
   sessions.onEnd({ name: 'chat', phase: 0, end: (s, to) => chat.service.endSessionWork(s, to) });
   sessions.onEnd({ name: 'sandboxes', phase: 1, end: (s, to) => sandboxes.endSession(s, to) });
-  if (tarCheckpoints) {
-    sessions.onEnd({
-      name: 'workflow checkpoints',
-      phase: 2,
-      end: async (s, to) => {
-        if (to === 'terminated') await tarCheckpoints.deleteOfSession(s.id);
-      },
-    });
-  }
   sessions.onEnd({
     name: 'chat-records',
     phase: 2,

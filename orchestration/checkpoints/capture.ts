@@ -97,6 +97,7 @@ async function captureMount(
     const old = prev && d.store.exists(prev.checkpointId) ? new Map(prev.manifest.entries.map((e) => [e.path, e])) : null;
     const paths: string[] = [];
     let reusedBytes = 0;
+    let largest: ListedEntry | null = null;
     for (const e of listing.entries) {
       if (exclude.has(e.path)) continue;
       let m: ManifestEntry;
@@ -117,7 +118,10 @@ async function captureMount(
           };
           paths.push(e.path);
         }
-        if (e.kind === 'file') mountBytes += e.size;
+        if (e.kind === 'file') {
+          mountBytes += e.size;
+          if (!largest || e.size > largest.size) largest = e;
+        }
       } else {
         skipped.push({ path: e.path, kind: e.kind });
         continue;
@@ -125,8 +129,11 @@ async function captureMount(
       entries.push(m);
       byPath.set(m.path, m);
     }
-    if (budget.used + mountBytes > budget.maxBytes)
-      throw tooLarge(budget.maxBytes, `${mount} of ${rec.id} holds ${mountBytes} bytes, ${budget.used} bytes captured before it`);
+    // Refused from the listing's sizes, before any content is read (a sparse file can claim any size).
+    if (budget.used + mountBytes > budget.maxBytes) {
+      const big = largest ? ` (its largest file, ${JSON.stringify(largest.path.slice(0, 200))}, holds ${largest.size} bytes)` : '';
+      throw tooLarge(budget.maxBytes, `${mount} of ${rec.id} holds ${mountBytes} bytes${big}, ${budget.used} bytes captured before it`);
+    }
     return { paths, maxBytes: budget.maxBytes - budget.used - reusedBytes };
   };
 

@@ -5,8 +5,10 @@
  * `MountSync` stages the files inside the mount and swaps them in with renames, undoing the swap
  * if any step fails. When several mounts are restored, every swap is kept undoable until all of
  * them (and the rest of the restore) succeeded, so a failure leaves every sandbox as it was.
+ * `inPlace` (workflow rollbacks) refuses to recreate: the sandbox must still run.
  */
 import type { Logger } from 'pino';
+import { conflict } from '../../core/errors.ts';
 import type { Caller } from '../../runtime/sandbox/manager.ts';
 import type { MountSync, SyncWanted } from '../../runtime/sandbox/mount-sync.ts';
 import { planRestore } from '../../runtime/sandbox/tree-plan.ts';
@@ -100,6 +102,7 @@ export async function restoreFiles(
   caller: Caller,
   ckp: CheckpointRecord,
   commitAtOnce: boolean,
+  inPlace = false,
 ): Promise<FilesRestore> {
   const captured = ckp.files.filter((s) => s.mounts.length > 0);
   const total = captured.reduce((n, s) => n + s.mounts.length, 0);
@@ -123,6 +126,10 @@ export async function restoreFiles(
     for (const s of captured) {
       const now = d.sandboxes.byId(s.sandboxId);
       const same = now !== null && now.status === 'running' && now.workspace === caller.workspace;
+      if (!same && inPlace)
+        throw conflict(`sandbox ${s.sandboxId} is ${now?.status ?? 'deleted'}: its files can only be restored while it runs`, {
+          sandboxId: s.sandboxId,
+        });
       // A sandbox an earlier restore recreated in its place is restored again rather than made anew.
       const standIn = same ? null : standInFor(d.sandboxes, ckp.sessionId, s.sandboxId, caller.workspace);
       let rec: SandboxRecord;

@@ -51,6 +51,18 @@ export interface CheckpointServiceDeps {
 /** Entries one mount may hold (listing and archive). */
 export const MAX_ENTRIES_PER_MOUNT = 200_000;
 
+/**
+ * Internal narrowing of a create or restore (not part of the API): only the files of the named
+ * sandboxes of the session are captured or put back. Workflows use it so a run's checkpoint holds
+ * its own sandbox and its rollback touches nothing else of the session.
+ */
+export interface SandboxScope {
+  /** The sandboxes whose files are captured or restored; the session's others are left alone. */
+  sandboxIds?: readonly string[];
+  /** Restore: fail (409) instead of recreating a named sandbox that no longer runs. */
+  inPlace?: boolean;
+}
+
 export interface RestoreResult {
   checkpointId: string;
   sessionId: string;
@@ -89,9 +101,10 @@ export class CheckpointService {
     if (removed) this.#d.logger.info({ removed }, 'checkpoints: removed blobs no checkpoint refers to');
   }
 
-  async create(caller: Caller, raw: unknown): Promise<CheckpointRecord> {
+  async create(caller: Caller, raw: unknown, scope: SandboxScope = {}): Promise<CheckpointRecord> {
     checkSchema(CreateCheckpointSchema, raw);
     const session = this.#openSession(caller, raw.sessionId);
+    const only = scope.sandboxIds ? new Set(scope.sandboxIds) : null;
     const { config: cfg, store, blobs } = this.#d;
     return this.#serial(session.id, async () => {
       this.#checkCount(session.id);
@@ -100,8 +113,11 @@ export class CheckpointService {
         const budget: Budget = { maxBytes: cfg.checkpointMaxBytes, used: 0 };
         const files: SandboxCapture[] = [];
         const deps = { mounts: this.#d.mounts, blobs, store, maxEntries: MAX_ENTRIES_PER_MOUNT, timeoutMs: cfg.checkpointTimeoutMs };
-        for (const rec of this.#d.sandboxes.deps.store.ofSession(session.id))
-          files.push(await captureSandbox(deps, session.id, rec, batch, budget));
+        const recs = this.#d.sandboxes.deps.store.ofSession(session.id).filter((r) => !only || only.has(r.id));
+        for (const id of only ?? []) {
+          if (!recs.some((r) => r.id === id)) throw conflict(`sandbox ${id} is not a sandbox of session ${session.id}`, { sandboxId: id });
+        }
+        for (const rec of recs) files.push(await captureSandbox(deps, session.id, rec, batch, budget));
         await batch.flush();
         // The session may have ended while its files were read: then nothing is stored.
         const now = this.#openSession(caller, session.id);
@@ -165,11 +181,20 @@ export class CheckpointService {
    * are swapped in, undoably; then messages, then state and context in one transaction; only then
    * are the swaps made final. A failure anywhere leaves the sandboxes' files as they were.
    */
-  async restore(caller: Caller, id: string, raw: unknown): Promise<RestoreResult> {
+  async restore(caller: Caller, id: string, raw: unknown, scope: SandboxScope = {}): Promise<RestoreResult> {
     const body = raw ?? {};
     checkSchema(RestoreCheckpointSchema, body);
-    const ckp = this.#d.store.get(caller.workspace, id);
-    if (!ckp) throw this.#notFound(caller, id);
+    const stored = this.#d.store.get(caller.workspace, id);
+    if (!stored) throw this.#notFound(caller, id);
+    let ckp = stored;
+    if (scope.sandboxIds) {
+      const only = new Set(scope.sandboxIds);
+      for (const sid of only) {
+        if (!stored.files.some((s) => s.sandboxId === sid))
+          throw conflict(`checkpoint ${id} holds no files of sandbox ${sid}`, { checkpointId: id, sandboxId: sid });
+      }
+      ckp = { ...stored, files: stored.files.filter((s) => only.has(s.sandboxId)) };
+    }
     const session = this.#d.sessions.get(caller, ckp.sessionId);
     if (session.status !== 'active')
       throw conflict(`session ${session.id} is ${session.status}: a restore needs an active session`, { status: session.status });
@@ -185,7 +210,7 @@ export class CheckpointService {
       for (const d of this.#d.store.digestsOf(ckp.id)) pins.reuse(d);
       try {
         let files: FilesRestore | null = null;
-        if (want.files) files = await restoreFiles(this.#filesDeps(), caller, ckp, !want.messages);
+        if (want.files) files = await restoreFiles(this.#filesDeps(), caller, ckp, !want.messages, scope.inPlace ?? false);
         try {
           if (want.messages) await this.#d.messages!.restore(session.id, ckp.messages);
           if (want.state || want.context) {

@@ -55,7 +55,7 @@ export const CheckpointStepSchema = Type.Object(
   {
     additionalProperties: false,
     description:
-      "A checkpoint of the workflow's sandbox (the files of its writable paths) and the run's context, as `POST /v1/checkpoints` makes; a later failed verify rolls back to it.",
+      "A checkpoint of the session as `POST /v1/checkpoints` makes (a `ckp_` id, listed by `GET /v1/checkpoints?sessionId=`, counted against DIRECTOR_CHECKPOINT_MAX_PER_SESSION and DIRECTOR_CHECKPOINT_MAX_BYTES), with the files of the workflow's sandbox only and `data` holding `workflowId`, `runId`, `step`, `round` and the run's `context`. A later failed verify rolls back to it: only the workflow's sandbox files are put back (in place); the session's other sandboxes, state, context and messages are left as they are.",
   },
 );
 

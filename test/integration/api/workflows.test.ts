@@ -37,6 +37,7 @@ test.before(async () => {
     rateLimitSession: 10_000,
     rateLimitAuth: 1000,
     workflowOutputLimitBytes: 1000,
+    // The webhook receiver below listens on loopback.
     webhookAllowedCidrs: '127.0.0.0/8',
   });
   c = new WorkflowClient(api.url, api.adminToken);
@@ -61,13 +62,17 @@ test.after(async () => {
 
 const attemptsOf = (s: StatusView, step: number) => s.run!.steps[step - 1]!.attempts;
 
-test('a verify that fails twice passes after rollback: the failed attempts’ files are gone, every attempt is recorded', async () => {
+test('a verify that fails twice passes after rollback: the failed attempts’ files are gone, every attempt is recorded; the checkpoint is a real one and the rollback touches nothing else of the session', async () => {
   const ses = await c.session();
   const sbx = await c.sandbox(ses);
+  const other = await c.sandbox(ses);
   await c.exec(sbx, 'echo base > /workspace/base.txt');
-  // The try counter lives in /tmp, which checkpoints do not keep: it survives the rollbacks.
+  await c.exec(other, 'echo before > /workspace/other.txt');
+  // The try counter lives in /tmp, which checkpoints do not keep: it survives the rollbacks. The
+  // first try waits for /tmp/go, so the session can change after the checkpoint and before a rollback.
   const attempt =
-    'n=$(cat /tmp/tries 2>/dev/null || echo 0); n=$((n+1)); echo $n > /tmp/tries; echo "try $n" > /workspace/junk-$n; echo "try $n"; test $n -ge 3';
+    'n=$(cat /tmp/tries 2>/dev/null || echo 0); n=$((n+1)); echo $n > /tmp/tries; echo "try $n" > /workspace/junk-$n; ' +
+    'if [ $n = 1 ]; then while [ ! -e /tmp/go ]; do sleep 0.1; done; fi; echo "try $n"; test $n -ge 3';
   const id = await c.create({
     sessionId: ses,
     name: 'flaky tests',
@@ -80,6 +85,12 @@ test('a verify that fails twice passes after rollback: the failed attempts’ fi
     config: { maxRetries: 2, ...FAST },
   });
   await c.start(id, { context: { reviewer: 'ai-assistant' } });
+  await c.until(id, (x) => x.run?.steps[1]?.attempts[0]?.status === 'running');
+  // After the checkpoint: another sandbox of the session and its context change; the rollbacks must leave them so.
+  await c.exec(other, 'echo after > /workspace/other.txt && echo later > /workspace/later.txt');
+  const ctx = await c.post<{ id: string }>('/v1/context', { sessionId: ses, name: 'made after the checkpoint' });
+  assert.is(ctx.status, 201, ctx.text);
+  await c.exec(sbx, 'touch /tmp/go');
   const s = await c.until(id);
   assert.is(s.status, 'completed', JSON.stringify(s.run?.reason));
   const run = s.run!;
@@ -110,6 +121,21 @@ test('a verify that fails twice passes after rollback: the failed attempts’ fi
   const ls = await c.exec(sbx, 'cd /workspace && ls -A');
   assert.equal(ls.stdout.trim().split('\n').sort(), ['base.txt', 'junk-3'], 'files of the failed attempts were rolled back');
   assert.is((await c.exec(sbx, 'cat /tmp/tries')).stdout.trim(), '3');
+  assert.is(
+    (await c.exec(other, 'cat /workspace/other.txt /workspace/later.txt')).stdout,
+    'after\nlater\n',
+    "the rollbacks left the session's other sandbox alone",
+  );
+  assert.is((await c.get(`/v1/context/${ctx.body.data.id}`)).status, 200, "the rollbacks left the session's context alone");
+  // The step's checkpoint is one of the session's checkpoints, holding the run's sandbox only.
+  const listed = await c.get<{ items: { id: string; name: string; data: Record<string, unknown>; sandboxes: { sandboxId: string }[] }[] }>(
+    `/v1/checkpoints?sessionId=${ses}`,
+  );
+  assert.is(listed.status, 200, listed.text);
+  assert.equal(
+    listed.body.data.items.map((x) => [x.id, x.name, x.data.workflowId, x.sandboxes.map((b) => b.sandboxId)]),
+    [[ckp, 'base', id, [sbx]]],
+  );
   const events = await readEvents(api.url, api.adminToken, id);
   assert.ok(events.ended);
   assert.equal(
