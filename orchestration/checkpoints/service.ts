@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../../core/clock.ts';
 import type { Db } from '../../core/db.ts';
-import { conflict, notFound, validationError } from '../../core/errors.ts';
+import { conflict, validationError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { checkSchema } from '../../core/validate.ts';
 import type { Config } from '../../runtime/config.ts';
@@ -21,6 +21,7 @@ import { restoreFiles, type FilesRestore, type RestoredSandbox, type SandboxCrea
 import { CreateCheckpointSchema, RestoreCheckpointSchema } from './schemas.ts';
 import { SessionStates } from './state.ts';
 import { CheckpointStore, type CheckpointRecord, type CheckpointSummary, type SandboxCapture } from './store.ts';
+import { notFoundFor } from '../../runtime/not-found.ts';
 
 /**
  * A session's messages, as a checkpoint keeps them. Chat plugs in here when it exists; until
@@ -280,17 +281,7 @@ export class CheckpointService {
   }
 
   #notFound(caller: Caller, id: string): Error {
-    const owner = this.#d.store.workspaceOf(id);
-    if (owner !== null && owner !== caller.workspace) {
-      this.#d.events.emit({
-        type: 'cross_workspace_attempt',
-        severity: 'high',
-        workspace: caller.workspace,
-        actor: caller.actor ?? null,
-        details: { resource: 'checkpoint', id },
-      });
-    }
-    return notFound('checkpoint', id);
+    return notFoundFor(this.#d.events, caller, 'checkpoint', id, this.#d.store.workspaceOf(id));
   }
 
   #event(type: string, caller: Caller, ckp: CheckpointRecord, details: Record<string, unknown>): void {

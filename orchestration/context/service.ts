@@ -1,5 +1,5 @@
 import type { Clock } from '../../core/clock.ts';
-import { DirectorError, notFound, validationError } from '../../core/errors.ts';
+import { DirectorError, validationError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { checkSchema } from '../../core/validate.ts';
 import type { Config } from '../../runtime/config.ts';
@@ -10,6 +10,7 @@ import type { SessionRecord } from '../sessions/store.ts';
 import { importanceOf, itemsToRemove } from './retention.ts';
 import { ContextItemSchema, CreateContextSchema, type ContextItemInput } from './schemas.ts';
 import type { ContextItemRecord, ContextStore, ContextWindowRecord } from './store.ts';
+import { notFoundFor } from '../../runtime/not-found.ts';
 
 /** Reads one file of a session's sandbox for a `file://` item (through the runtime's safe file path). */
 export type SandboxFileReader = (
@@ -74,19 +75,7 @@ export class ContextService {
 
   get(caller: Caller, id: string): ContextWindowRecord {
     const w = this.#d.store.get(caller.workspace, id);
-    if (!w) {
-      const other = this.#d.store.anyById(id);
-      if (other && other.workspace !== caller.workspace) {
-        this.#d.events.emit({
-          type: 'cross_workspace_attempt',
-          severity: 'high',
-          workspace: caller.workspace,
-          actor: caller.actor ?? null,
-          details: { resource: 'context', id },
-        });
-      }
-      throw notFound('context', id);
-    }
+    if (!w) throw notFoundFor(this.#d.events, caller, 'context', id, this.#d.store.anyById(id)?.workspace);
     this.#enforce(w);
     return w;
   }

@@ -1,5 +1,5 @@
 import type { Clock } from '../../core/clock.ts';
-import { conflict, notFound, validationError } from '../../core/errors.ts';
+import { conflict, validationError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { checkSchema } from '../../core/validate.ts';
 import { widerLimit, type LimitCeiling, type PartialLimits } from '../../policies/limits.ts';
@@ -12,6 +12,7 @@ import type { SessionRecord } from '../sessions/store.ts';
 import type { TaskTracker } from '../tasks.ts';
 import { CreateDepartmentSchema } from './schemas.ts';
 import type { DepartmentRecord, DepartmentStore } from './store.ts';
+import { notFoundFor } from '../../runtime/not-found.ts';
 
 /** What the runtime measures of a department's sandboxes (see the composition root). */
 export interface DepartmentUsage {
@@ -114,19 +115,7 @@ export class DepartmentService {
 
   get(caller: Caller, id: string): DepartmentRecord {
     const rec = this.#d.store.get(caller.workspace, id);
-    if (!rec) {
-      const other = this.#d.store.byId(id);
-      if (other && other.workspace !== caller.workspace) {
-        this.#d.events.emit({
-          type: 'cross_workspace_attempt',
-          severity: 'high',
-          workspace: caller.workspace,
-          actor: caller.actor ?? null,
-          details: { resource: 'department', id },
-        });
-      }
-      throw notFound('department', id);
-    }
+    if (!rec) throw notFoundFor(this.#d.events, caller, 'department', id, this.#d.store.byId(id)?.workspace);
     return rec;
   }
 

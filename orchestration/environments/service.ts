@@ -1,5 +1,5 @@
 import type { Clock } from '../../core/clock.ts';
-import { DirectorError, notFound, validationError } from '../../core/errors.ts';
+import { DirectorError, validationError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { checkSchema } from '../../core/validate.ts';
 import type { LimitCeiling } from '../../policies/limits.ts';
@@ -13,6 +13,7 @@ import { CreateEnvironmentSchema, ValidateEnvironmentSchema, type ExportDocument
 import type { EnvironmentRecord, EnvironmentStore } from './store.ts';
 import type { Template, TemplateCatalog } from './template.ts';
 import { resolveVariables, type Resolution, type VariableError } from './variables.ts';
+import { notFoundFor } from '../../runtime/not-found.ts';
 
 export interface EnvironmentServiceDeps {
   store: EnvironmentStore;
@@ -151,19 +152,7 @@ export class EnvironmentService {
   /** An environment of the caller's workspace; 404 otherwise (another workspace's is recorded as a `cross_workspace_attempt`). */
   get(caller: Caller, id: string): EnvironmentRecord {
     const rec = this.#d.store.get(caller.workspace, id);
-    if (!rec) {
-      const other = this.#d.store.byId(id);
-      if (other && other.workspace !== caller.workspace) {
-        this.#d.events.emit({
-          type: 'cross_workspace_attempt',
-          severity: 'high',
-          workspace: caller.workspace,
-          actor: caller.actor ?? null,
-          details: { resource: 'environment', id },
-        });
-      }
-      throw notFound('environment', id);
-    }
+    if (!rec) throw notFoundFor(this.#d.events, caller, 'environment', id, this.#d.store.byId(id)?.workspace);
     return rec;
   }
 

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../../core/clock.ts';
-import { conflict, notFound, validationError } from '../../core/errors.ts';
+import { conflict, validationError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { checkSchema } from '../../core/validate.ts';
 import type { Config } from '../../runtime/config.ts';
@@ -9,6 +9,7 @@ import type { Caller } from '../../runtime/sandbox/manager.ts';
 import { CreateSessionSchema, UpdateSessionSchema } from './schemas.ts';
 import { isOpen, type SessionState } from './states.ts';
 import type { SessionConfig, SessionRecord, SessionStore } from './store.ts';
+import { notFoundFor } from '../../runtime/not-found.ts';
 
 export type EndState = Extract<SessionState, 'completed' | 'expired' | 'terminated'>;
 
@@ -140,19 +141,7 @@ export class SessionService {
   /** A session of the caller's workspace (any state but terminated); 404 otherwise. */
   get(caller: Caller, id: string): SessionRecord {
     const rec = this.#d.store.get(caller.workspace, id);
-    if (!rec) {
-      const other = this.#d.store.byId(id);
-      if (other && other.workspace !== caller.workspace) {
-        this.#d.events.emit({
-          type: 'cross_workspace_attempt',
-          severity: 'high',
-          workspace: caller.workspace,
-          actor: caller.actor ?? null,
-          details: { resource: 'session', id },
-        });
-      }
-      throw notFound('session', id);
-    }
+    if (!rec) throw notFoundFor(this.#d.events, caller, 'session', id, this.#d.store.byId(id)?.workspace);
     return rec;
   }
 

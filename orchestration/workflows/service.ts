@@ -1,5 +1,5 @@
 import type { Clock } from '../../core/clock.ts';
-import { conflict, notFound, validationError } from '../../core/errors.ts';
+import { conflict, validationError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { checkSchema } from '../../core/validate.ts';
 import type { Config } from '../../runtime/config.ts';
@@ -19,6 +19,7 @@ import { CreateWorkflowSchema, STEP_SCHEMAS, StartWorkflowSchema, type StepSpec 
 import { isOpenRun, type WorkflowStatus } from './states.ts';
 import type { RunRecord, WorkflowRecord, WorkflowStore, WorkflowTarget } from './store.ts';
 import { statusView } from './view.ts';
+import { notFoundFor } from '../../runtime/not-found.ts';
 
 export interface WorkflowServiceDeps {
   store: WorkflowStore;
@@ -115,19 +116,7 @@ export class WorkflowService {
   /** A workflow of the caller's workspace (its session not terminated); 404 otherwise. */
   get(caller: Caller, id: string): WorkflowRecord {
     const rec = this.#d.store.getWorkflow(caller.workspace, id);
-    if (!rec) {
-      const other = this.#d.store.workflowById(id);
-      if (other && other.workspace !== caller.workspace) {
-        this.#d.events.emit({
-          type: 'cross_workspace_attempt',
-          severity: 'high',
-          workspace: caller.workspace,
-          actor: caller.actor ?? null,
-          details: { resource: 'workflow', id },
-        });
-      }
-      throw notFound('workflow', id);
-    }
+    if (!rec) throw notFoundFor(this.#d.events, caller, 'workflow', id, this.#d.store.workflowById(id)?.workspace);
     return rec;
   }
 
