@@ -10,6 +10,7 @@ import * as assert from 'uvu/assert';
 import { startFakeInternet, type FakeInternet } from '../../helpers/fake-internet.ts';
 import { tcpProbe, token } from '../../helpers/net-client.ts';
 import { BASE, caller, eventually, sleep, testRuntime, type TestRuntime } from '../../helpers/runtime.ts';
+import { MIGRATIONS } from '../../../core/migrations.ts';
 
 const test = suite('policy upgrade');
 let first: TestRuntime | undefined;
@@ -48,7 +49,7 @@ test('a stored policy is recompiled in order as written, or kept as enforced and
   const sb = await first.sandboxes.create({ ...spec, networkMode: b.id }, caller);
   await first.close();
 
-  // The store as the earlier code left it: these policies, with no order, before migration 4.
+  // The store as the earlier code left it: these policies, with no order, before the migration that marks them.
   const sql = new DatabaseSync(path.join(first.dataDir, 'director.db'));
   const set = sql.prepare('UPDATE networks SET policy = ? WHERE id = ?');
   const old = (outbound: unknown[]) =>
@@ -67,7 +68,8 @@ test('a stored policy is recompiled in order as written, or kept as enforced and
     ]),
     b.id,
   );
-  sql.exec('PRAGMA user_version = 3');
+  const marking = MIGRATIONS.find((m) => m.name.startsWith('network policies stored before first-match'))!;
+  sql.exec(`PRAGMA user_version = ${marking.version - 1}`);
   sql.close();
 
   rt = testRuntime({ networking: 'on', dataDir: first.dataDir, runtimeName: first.config.runtimeName });
