@@ -592,4 +592,9 @@ export const MIGRATIONS: readonly Migration[] = [
     );
     CREATE UNIQUE INDEX llm_providers_name ON llm_providers (workspace, name) WHERE deleted_ms IS NULL;`,
   },
+  {
+    version: 7,
+    name: "sandboxes: the environment of a sandbox fitted from the warm pool, sealed (it is not in the container's own config)",
+    sql: `ALTER TABLE sandboxes ADD COLUMN env_sealed TEXT;`,
+  },
 ];
