@@ -75,7 +75,7 @@ test('a request with its own environment and limits is served warm: record, cgro
   // Every process gets it: execute (launcher or plain exec), a call's own value overriding it, a stream, a shell.
   assert.is((await sh(sb.id, 'echo "$GREETING|$API_TOKEN"')).stdout, 'hello from the request|tok-s3cr3t\n');
   assert.is((await sh(sb.id, 'echo "$GREETING"', { environment: { GREETING: 'per call' } })).stdout, 'per call\n');
-  assert.is((await rt.executor.run(caller, sb.id, { command: ['printenv', 'API_TOKEN'] })).stdout, 'tok-s3cr3t\n');
+  assert.is((await rt.executor.run(caller, sb.id, { command: ['sh', '-c', 'echo "$API_TOKEN"'] })).stdout, 'tok-s3cr3t\n');
   let streamed = '';
   for await (const c of rt.executor.stream(caller, sb.id, { command: 'echo "$GREETING"' })) if (c.type === 'stdout') streamed += c.data;
   assert.is(streamed, 'hello from the request\n');
@@ -211,7 +211,7 @@ test('20 concurrent creates with custom limits: every one succeeds and no contai
     assert.is(info.HostConfig.Memory, (64 + i) * MIB, `sandbox ${i} has another request's memory limit`);
   }
   // Each sees its own environment, never another request's.
-  const outs = await Promise.all(made.map((r) => rt.executor.run(caller, r.id, { command: ['printenv', 'N'] })));
+  const outs = await Promise.all(made.map((r) => rt.executor.run(caller, r.id, { command: ['sh', '-c', 'echo "$N"'] })));
   assert.equal(
     outs.map((o) => o.stdout),
     made.map((_, i) => `${i}\n`),
