@@ -602,4 +602,9 @@ export const MIGRATIONS: readonly Migration[] = [
     UPDATE networks SET policy = json_set(policy, '$.order', 'deny-first')
       WHERE policy IS NOT NULL AND json_extract(policy, '$.order') IS NULL;`,
   },
+  {
+    version: 8,
+    name: "sandboxes: the environment of a sandbox fitted from the warm pool, sealed (it is not in the container's own config)",
+    sql: `ALTER TABLE sandboxes ADD COLUMN env_sealed TEXT;`,
+  },
 ];

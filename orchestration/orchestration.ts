@@ -23,7 +23,7 @@ import type { WorkflowService } from './workflows/service.ts';
 import { SessionCheckpoints } from './workflows/session-checkpoints.ts';
 import { createWorkflows } from './workflows/workflows.ts';
 import { createChat, type Chat } from './chat/chat.ts';
-import { SecretBox } from './secrets.ts';
+import { SecretBox } from '../core/secrets.ts';
 import { EnvironmentService } from './environments/service.ts';
 import { EnvironmentStore } from './environments/store.ts';
 import { loadTemplates } from './environments/template.ts';
@@ -337,5 +337,6 @@ export function runtimeServices(rt: Runtime): OrchestrationDeps {
     executor: rt.executor,
     networks: rt.networks?.manager ?? null,
     registry: rt.metrics.registry,
+    secrets: rt.secrets,
   };
 }

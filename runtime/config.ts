@@ -198,7 +198,8 @@ export const SETTINGS = {
     env: 'DIRECTOR_POOL_IMAGES',
     schema: Type.String(),
     default: 'director/base:latest',
-    description: 'Comma-separated images the warm pool keeps ready (with the default limits profile).',
+    description:
+      "Comma-separated images the warm pool keeps ready (with the default limits; a claim is fitted to the request's memory, cpu, pids and environment).",
   },
   reconcileIntervalMs: {
     env: 'DIRECTOR_RECONCILE_INTERVAL_MS',

@@ -15,6 +15,8 @@ export interface RuntimeMetrics {
   eventsTotal: Counter<'type' | 'severity'>;
   poolHits: Counter;
   poolMisses: Counter;
+  /** Every create's outcome at the pool: `exact`, `fitted` (served) or the reason it was created cold. */
+  poolFit: Counter<'result'>;
   poolReady: Gauge<'image'>;
   sandboxes: Gauge<'state'>;
   /** Sets the source the `director_sandboxes` gauge reads at scrape time. */
@@ -138,6 +140,12 @@ export function createRuntimeMetrics(registry = new Registry(), opts: { processM
     poolMisses: new Counter({
       name: 'director_pool_misses_total',
       help: 'Creates that found no warm sandbox for their profile.',
+      registers: [registry],
+    }),
+    poolFit: new Counter({
+      name: 'director_pool_fit_total',
+      help: 'Creates by what the warm pool did: served as pooled (exact), served after a live limits update (fitted), or created cold and why (no_pool, network, command, profile, nofile, disk, workdir, security_policy, empty, update_failed).',
+      labelNames: ['result'],
       registers: [registry],
     }),
     poolReady: new Gauge({

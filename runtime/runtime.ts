@@ -13,6 +13,8 @@ import { Executor } from './sandbox/execute.ts';
 import { Launchers } from './sandbox/launcher.ts';
 import { createSandboxLifecycle, type SandboxLifecycle } from './sandbox/lifecycle.ts';
 import { SandboxManager } from './sandbox/manager.ts';
+import { SandboxEnvironments } from './sandbox/environment.ts';
+import { SecretBox } from '../core/secrets.ts';
 import { noNetworking, type NetworkAttacher } from './sandbox/network.ts';
 import { WarmPool } from './sandbox/pool.ts';
 import { Shells } from './sandbox/shell.ts';
@@ -43,6 +45,8 @@ export interface RuntimeOptions {
   metrics?: RuntimeMetrics;
   network?: NetworkAttacher;
   security?: SecurityOptions;
+  /** Seals secrets at rest (a fitted sandbox's environment; orchestration's vault); default `SecretBox.fromConfig(config)`. */
+  secrets?: SecretBox;
   /** Webhook delivery settings beyond the operator's (tests shorten retries, inject a transport). */
   webhooks?: Partial<DispatcherOptions>;
 }
@@ -63,6 +67,8 @@ export interface Runtime extends AsyncDisposable {
   clock: Clock;
   logger: Logger;
   metrics: RuntimeMetrics;
+  /** Seals secrets at rest with the instance's key (shared with orchestration). */
+  secrets: SecretBox;
   /** The one event stream: stored, published, delivered to webhooks. */
   events: EventSink;
   /** What happens to sandboxes (started, deadline armed, ended), for any part to follow with `on`. */
@@ -169,11 +175,13 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   const network: NetworkAttacher = opts.network ?? networks?.manager ?? noNetworking;
   const creator = new SandboxCreator({ engine, store, metrics, config, clock, logger, network, lifecycle });
   const teardown: SandboxTeardown = new SandboxTeardown({ engine, store, events, clock, network, lifecycle });
-  const pool = new WarmPool({ creator, teardown, store, config, clock, metrics, lifecycle, logger });
+  const secrets = opts.secrets ?? SecretBox.fromConfig(config);
+  const environments = new SandboxEnvironments(store, secrets);
+  const pool = new WarmPool({ engine, environments, creator, teardown, store, config, clock, metrics, lifecycle, logger });
   const profiles = new ProfileService(db, clock, events, opts.security?.builtinProfiles ?? loadBuiltinProfiles());
   const sandboxes = new SandboxManager({ engine, store, events, metrics, config, clock, network, creator, teardown, pool, profiles });
   const supervisor = new Supervisor({ engine, store, events, config, clock, logger, network, teardown, lifecycle });
-  const executor = new Executor(sandboxes, new Launchers(engine));
+  const executor = new Executor(sandboxes, new Launchers(engine), environments);
   const shells = new Shells({ executor, engine, events });
   const files = new FileTransfer(sandboxes);
 
@@ -240,6 +248,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     clock,
     logger,
     metrics,
+    secrets,
     events,
     lifecycle,
     sandboxes,

@@ -6,7 +6,7 @@ import type { LimitCeiling } from '../../policies/limits.ts';
 import type { NetworkPolicy } from '../../policies/network-policy.ts';
 import type { EventSink } from '../../runtime/events.ts';
 import type { Caller } from '../../runtime/sandbox/manager.ts';
-import { SecretError, type SecretBox } from '../secrets.ts';
+import { SecretError, type SecretBox } from '../../core/secrets.ts';
 import { parseImport, toExport } from './export.ts';
 import { checkFiles, fileBytes, mergeFiles, type EnvFile, type FileInput } from './files.ts';
 import { CreateEnvironmentSchema, ValidateEnvironmentSchema, type ExportDocument } from './schemas.ts';

@@ -5,7 +5,7 @@ import { newId } from '../../core/ids.ts';
 import { checkSchema } from '../../core/validate.ts';
 import type { EventSink } from '../../runtime/events.ts';
 import type { Caller } from '../../runtime/sandbox/manager.ts';
-import type { SecretBox } from '../secrets.ts';
+import type { SecretBox } from '../../core/secrets.ts';
 import type { NamedSecret } from './redact.ts';
 import { RotateSecretSchema, StoreSecretSchema, UpdateSecretSchema } from './schemas.ts';
 import type { SecretRecord, VaultStore } from './store.ts';

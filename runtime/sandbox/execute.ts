@@ -4,6 +4,7 @@ import type { ExecHandle } from '../engine/engine.ts';
 import { DirectorError, conflict, validationError } from '../../core/errors.ts';
 import { SANDBOX_USER } from './hardening.ts';
 import type { Launchers } from './launcher.ts';
+import type { SandboxEnvironments } from './environment.ts';
 import type { SandboxRecord } from '../store/sandboxes.ts';
 import { engineCall } from './engine-call.ts';
 import type { Caller, SandboxManager } from './manager.ts';
@@ -72,11 +73,22 @@ class Queue<T> {
 export class Executor {
   private readonly manager: SandboxManager;
   private readonly launchers: Launchers;
+  private readonly environments: Pick<SandboxEnvironments, 'of' | 'forget'> | null;
   private readonly lastPidsHits = new Map<string, number>();
 
-  constructor(manager: SandboxManager, launchers: Launchers) {
+  constructor(manager: SandboxManager, launchers: Launchers, environments: Pick<SandboxEnvironments, 'of' | 'forget'> | null = null) {
     this.manager = manager;
     this.launchers = launchers;
+    this.environments = environments;
+  }
+
+  /**
+   * The sandbox's own environment that its container does not carry (one fitted from the warm
+   * pool), for every process run in it: execute, shells, workflow steps, agent tools. A call's
+   * own `environment` overrides it, as `docker exec -e` overrides a container's.
+   */
+  environmentOf(sandboxId: string): Record<string, string> {
+    return this.environments?.of(sandboxId) ?? {};
   }
 
   /**
@@ -149,7 +161,7 @@ export class Executor {
     const { rec, req, cmd, timeoutMs, containerId } = this.prepare(caller, id, raw);
     const limit = deps.config.execOutputLimitBytes;
     const started = performance.now();
-    const env = req.environment ?? {};
+    const env = { ...this.environmentOf(rec.id), ...req.environment };
     let handle: ExecHandle | null = await this.launchers.take(containerId, cmd, env, req.workdir, req.stdin);
     if (!handle) {
       handle = await engineCall(() =>
@@ -254,9 +266,10 @@ export class Executor {
     return engineCall(() => this.manager.deps.engine.exec(containerId, { cmd, env: {}, user: SANDBOX_USER, stdin: true }));
   }
 
-  /** A sandbox ended (the lifecycle's `ended`): its pids count and launcher go. */
+  /** A sandbox ended (the lifecycle's `ended`): its pids count, cached environment and launcher go. */
   forget(sandboxId: string, containerId: string | null): void {
     this.lastPidsHits.delete(sandboxId);
+    this.environments?.forget(sandboxId);
     if (containerId) this.launchers.forget(containerId);
   }
 }

@@ -11,7 +11,7 @@ import type { SandboxCreator } from './creator.ts';
 import { engineCall } from './engine-call.ts';
 import { recordLifecycle } from './lifecycle.ts';
 import type { NetworkAttacher } from './network.ts';
-import { isPoolable, type PoolClaimer } from './pool.ts';
+import type { PoolClaimer } from './pool.ts';
 import { PolicyViolationError, resolveSpec, type EffectiveSpec } from './spec.ts';
 import type { SandboxTeardown } from './teardown.ts';
 import type { Ceiling } from '../../policies/profiles.ts';
@@ -46,7 +46,7 @@ export interface ManagerDeps {
   network: Pick<NetworkAttacher, 'assertReady'>;
   creator: Pick<SandboxCreator, 'createCold' | 'imageInfo'>;
   teardown: Pick<SandboxTeardown, 'stop' | 'destroy'>;
-  /** The warm pool, when one runs: a matching create is served from it. */
+  /** The warm pool, when one runs: a create it can fit is served from it (see {@link PoolClaimer.claim}). */
   pool: PoolClaimer | null;
   /** Without the security layer no profile applies and `profileId` is refused. */
   profiles: ProfileCeilings | null;
@@ -97,8 +97,8 @@ export class SandboxManager {
     const owner = opts.owner ?? NO_OWNER;
     const { network, pool, creator, metrics, events } = this.deps;
     network.assertReady();
-    if (isPoolable(spec) && opts.networkPolicy === undefined && pool) {
-      const claimed = pool.claim(spec, caller, owner);
+    if (pool) {
+      const claimed = await pool.claim(spec, caller, owner, opts.networkPolicy !== undefined ? { networkPolicy: opts.networkPolicy } : {});
       if (claimed) {
         metrics.createSeconds.observe({ source: 'pool' }, (performance.now() - started) / 1000);
         recordLifecycle(events, 'sandbox_created', claimed, caller, { source: 'pool' });

@@ -3,7 +3,10 @@ import type { Logger } from 'pino';
 import type { Clock } from '../../core/clock.ts';
 import type { Config } from '../config.ts';
 import type { RuntimeMetrics } from '../metrics.ts';
-import { NO_OWNER, type SandboxOwner, type SandboxRecord, type SandboxStore } from '../store/sandboxes.ts';
+import { NO_OWNER, toStoredSpec, type SandboxOwner, type SandboxRecord, type SandboxStore } from '../store/sandboxes.ts';
+import type { Engine, LiveLimits } from '../engine/engine.ts';
+import type { SandboxEnvironments } from './environment.ts';
+import { MIB } from './hardening.ts';
 import type { Caller } from './caller.ts';
 import type { SandboxCreator } from './creator.ts';
 import type { SandboxLifecycle } from './lifecycle.ts';
@@ -14,22 +17,52 @@ import { parseList } from '../../core/validate.ts';
 
 export const POOL_WORKSPACE = '_pool';
 
-/** Identifies interchangeable sandboxes: same image and the same effective limits/policy. */
+/**
+ * Identifies interchangeable pooled containers: everything baked into a container when it is
+ * created (image, mounts and their size, masked paths, root, workdir, network, ulimits). What
+ * the kernel can change on a running container (memory, swap, cpu, pids) and what is not the
+ * container's at all (environment, name, labels, maxDuration) is left out: a claim fits those.
+ */
 export function poolKeyOf(spec: EffectiveSpec): string {
-  const { image, resourceLimits, securityPolicy, networkMode, workdir } = spec;
+  const { image, securityPolicy, networkMode, workdir, command, profileId, nofile } = spec;
+  const { disk, network } = spec.resourceLimits;
   return createHash('sha256')
-    .update(JSON.stringify({ image, resourceLimits, securityPolicy, networkMode, workdir }))
+    .update(JSON.stringify({ image, disk, network, securityPolicy, networkMode, workdir, command, profileId, nofile }))
     .digest('hex')
     .slice(0, 16);
 }
 
-/** A spec can be served from the pool when nothing about it is baked into the container per request. */
+/** A spec can be pooled at all when nothing about it is tied to one request's container (its pool's defaults are). */
 export const isPoolable = (spec: EffectiveSpec): boolean =>
-  spec.command === null &&
-  Object.keys(spec.environment).length === 0 &&
-  spec.networkMode === 'none' &&
-  spec.profileId === undefined &&
-  spec.nofile === undefined;
+  spec.command === null && spec.networkMode === 'none' && spec.profileId === undefined && spec.nofile === undefined;
+
+/** Why a request cannot be served from the pool (a cold create follows), or null when a pooled container can be fitted to it. */
+export type FitFallback =
+  'no_pool' | 'network' | 'command' | 'profile' | 'nofile' | 'disk' | 'workdir' | 'security_policy' | 'empty' | 'update_failed';
+
+/** How `spec` differs from `pooled` in what a claim cannot change; null when the two share a pool key. */
+export function unfitReason(spec: EffectiveSpec, pooled: EffectiveSpec | undefined): FitFallback | null {
+  if (spec.networkMode !== 'none' || spec.resourceLimits.network) return 'network';
+  if (spec.command !== null) return 'command';
+  if (spec.profileId !== undefined) return 'profile';
+  if (spec.nofile !== undefined) return 'nofile';
+  if (!pooled) return 'no_pool';
+  if (spec.resourceLimits.disk !== pooled.resourceLimits.disk) return 'disk';
+  if (spec.workdir !== pooled.workdir) return 'workdir';
+  if (JSON.stringify(spec.securityPolicy) !== JSON.stringify(pooled.securityPolicy)) return 'security_policy';
+  return poolKeyOf(spec) === poolKeyOf(pooled) ? null : 'security_policy';
+}
+
+/** The live changes that turn a container started with `pooled`'s limits into one with `spec`'s (empty: none). */
+export function fitLimits(spec: EffectiveSpec, pooled: EffectiveSpec): LiveLimits {
+  const want = spec.resourceLimits;
+  const have = pooled.resourceLimits;
+  const out: LiveLimits = {};
+  if (want.memory !== have.memory) out.memoryBytes = want.memory * MIB;
+  if (want.cpu !== have.cpu) out.nanoCpus = Math.round(want.cpu * 1e9);
+  if (want.pids !== have.pids) out.pidsLimit = want.pids;
+  return out;
+}
 
 interface PoolEntry {
   image: string;
@@ -49,6 +82,10 @@ interface PoolEntry {
 export const REFILL_DELAY_MS = 50;
 
 export interface PoolDeps {
+  /** Fits a claimed container's limits to the request ({@link Engine.updateLimits}); without it only exact requests are served. */
+  engine: Pick<Engine, 'updateLimits'>;
+  /** Keeps a fitted sandbox's environment (its container was started without it). */
+  environments: Pick<SandboxEnvironments, 'keep'>;
   creator: Pick<SandboxCreator, 'createCold' | 'imageInfo'>;
   teardown: Pick<SandboxTeardown, 'destroy'>;
   store: SandboxStore;
@@ -61,12 +98,13 @@ export interface PoolDeps {
 
 /** What the sandbox manager asks of a pool: a running sandbox for `spec`, or null. */
 export interface PoolClaimer {
-  claim(spec: EffectiveSpec, caller: Caller, owner?: SandboxOwner): SandboxRecord | null;
+  claim(spec: EffectiveSpec, caller: Caller, owner?: SandboxOwner, opts?: { networkPolicy?: unknown }): Promise<SandboxRecord | null>;
 }
 
 /**
  * The warm pool: per configured image (with the default limits profile) it keeps `size`
- * sandboxes started, so a matching create is a single atomic claim in the store. A pooled
+ * sandboxes started, so a create for that image is a single atomic claim in the store plus,
+ * when its limits differ from the defaults, one live limits update. A pooled
  * sandbox is handed out once and never returned; refills run in the background and never
  * exceed the pool size or the host's sandbox limit.
  */
@@ -84,26 +122,62 @@ export class WarmPool implements PoolClaimer {
       for (const image of parseList(config.poolImages)) {
         const spec = resolveSpec({ image }, config);
         if (!isPoolable(spec)) continue;
-        const key = poolKeyOf(spec);
-        this.entries.set(key, { image, key, spec, filling: null, timer: null });
+        // One pool per image: every request for it is fitted to the pool's defaults.
+        this.entries.set(spec.image, { image: spec.image, key: poolKeyOf(spec), spec, filling: null, timer: null });
       }
     }
   }
 
-  claim(spec: EffectiveSpec, caller: Caller, owner: SandboxOwner = NO_OWNER): SandboxRecord | null {
-    const entry = this.entries.get(poolKeyOf(spec));
-    const { store, clock, metrics, lifecycle } = this.deps;
-    if (!entry) return null;
-    const now = clock.nowMs();
-    const rec = store.claimPooled(entry.key, caller.workspace, spec.name, spec.labels, now, now + spec.resourceLimits.maxDuration, owner);
-    if (rec) {
-      metrics.poolHits.inc();
-      lifecycle.emit('deadlineArmed', rec);
-    } else {
-      metrics.poolMisses.inc();
+  /**
+   * A running sandbox for `spec`, or null (the caller creates it cold). Any request for a pooled
+   * image whose container-baked parts equal the pool's is served: the oldest warm sandbox is
+   * claimed atomically in the store (never handed out twice), gets the request's record (spec,
+   * name, labels, owner, deadline) and sealed environment, and has its memory, swap, cpu and
+   * pids limits changed live before it is returned. A container whose update fails is removed,
+   * never returned to the pool. Every outcome is counted in `director_pool_fit_total{result}`.
+   */
+  async claim(
+    spec: EffectiveSpec,
+    caller: Caller,
+    owner: SandboxOwner = NO_OWNER,
+    opts: { networkPolicy?: unknown } = {},
+  ): Promise<SandboxRecord | null> {
+    const { store, clock, metrics, lifecycle, engine, environments, teardown } = this.deps;
+    const entry = this.entries.get(spec.image);
+    const unfit = opts.networkPolicy !== undefined ? 'network' : unfitReason(spec, entry?.spec);
+    if (unfit || !entry) {
+      metrics.poolFit.inc({ result: unfit ?? 'no_pool' });
+      return null;
     }
+    const limits = fitLimits(spec, entry.spec);
+    const fits = Object.keys(limits).length > 0;
+    if (fits && !engine.updateLimits) {
+      metrics.poolFit.inc({ result: 'update_failed' });
+      return null;
+    }
+    const now = clock.nowMs();
+    const rec = store.claimPooled(entry.key, caller.workspace, toStoredSpec(spec), now, now + spec.resourceLimits.maxDuration, owner);
     this.scheduleFill(entry);
     this.updateGauge(entry);
+    if (!rec) {
+      metrics.poolMisses.inc();
+      metrics.poolFit.inc({ result: 'empty' });
+      return null;
+    }
+    environments.keep(rec.id, spec.environment);
+    if (fits) {
+      try {
+        await engine.updateLimits!(rec.containerId!, limits);
+      } catch (err) {
+        this.log.warn({ err, sandboxId: rec.id }, 'fitting a pooled sandbox failed; it is removed and the request created cold');
+        metrics.poolFit.inc({ result: 'update_failed' });
+        await teardown.destroy(rec, 'pool fit failed').catch((e: unknown) => this.log.warn({ err: e, sandboxId: rec.id }, 'remove failed'));
+        return null;
+      }
+    }
+    metrics.poolHits.inc();
+    metrics.poolFit.inc({ result: fits ? 'fitted' : 'exact' });
+    lifecycle.emit('deadlineArmed', rec);
     return rec;
   }
 

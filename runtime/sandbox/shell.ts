@@ -11,7 +11,7 @@ export const SHELLS = { sh: '/bin/sh', bash: '/bin/bash' } as const;
 export type ShellName = keyof typeof SHELLS;
 
 export interface ShellDeps {
-  executor: Pick<Executor, 'prepare'>;
+  executor: Pick<Executor, 'prepare' | 'environmentOf'>;
   engine: Engine;
   events: EventSink;
 }
@@ -49,7 +49,13 @@ export class Shells {
     const cmd = [SHELLS[shell]];
     const { containerId } = executor.prepare(caller, sandboxId, { command: cmd });
     const h = await engineCall(() =>
-      engine.exec(containerId, { cmd, env: { TERM: 'xterm-256color' }, user: SANDBOX_USER, tty: true, stdin: true }),
+      engine.exec(containerId, {
+        cmd,
+        env: { ...executor.environmentOf(sandboxId), TERM: 'xterm-256color' },
+        user: SANDBOX_USER,
+        tty: true,
+        stdin: true,
+      }),
     );
     if (opts.signal?.aborted) {
       await h.kill().catch(() => undefined);

@@ -3,7 +3,10 @@ import { ACTIVE_STATES, canTransition, type SandboxState } from '../sandbox/stat
 import type { EffectiveSpec } from '../sandbox/spec.ts';
 import { Where } from './where.ts';
 
-/** A sandbox record as stored. Environment values are never stored: only their names. */
+/**
+ * A sandbox record as stored. Environment values are never stored in clear: the record has their
+ * names; a sandbox fitted from the pool also has them sealed (see {@link SandboxStore.setSealedEnvironment}).
+ */
 export interface SandboxRecord {
   id: string;
   workspace: string;
@@ -267,12 +270,15 @@ export class SandboxStore {
     this.db.sql.prepare(`UPDATE sandboxes SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
   }
 
-  /** Atomically takes the oldest ready pooled sandbox of `poolKey` for a workspace. */
+  /**
+   * Atomically takes the oldest ready pooled sandbox of `poolKey` for a workspace, and gives the
+   * record the request's spec (its limits may differ from the pool's: the caller fits the
+   * container to them before handing it out).
+   */
   claimPooled(
     poolKey: string,
     workspace: string,
-    name: string,
-    labels: Record<string, string>,
+    spec: StoredSpec,
     nowMs: number,
     deadlineMs: number,
     owner: SandboxOwner = NO_OWNER,
@@ -280,26 +286,38 @@ export class SandboxStore {
     const row = this.db.sql
       .prepare(
         `UPDATE sandboxes SET pooled = 0, workspace = ?, name = ?, labels = ?, updated_ms = ?, created_ms = ?, deadline_ms = ?,
-           session_id = ?, department_id = ?, environment_id = ?,
-           spec = json_set(spec, '$.name', ?, '$.labels', json(?))
+           session_id = ?, department_id = ?, environment_id = ?, spec = ?
          WHERE id = (SELECT id FROM sandboxes WHERE pooled = 1 AND pool_key = ? AND status = 'running' ORDER BY created_ms LIMIT 1)
          RETURNING *`,
       )
       .get(
         workspace,
-        name,
-        JSON.stringify(labels),
+        spec.name,
+        JSON.stringify(spec.labels),
         nowMs,
         nowMs,
         deadlineMs,
         owner.sessionId,
         owner.departmentId,
         owner.environmentId,
-        name,
-        JSON.stringify(labels),
+        JSON.stringify(spec),
         poolKey,
       ) as Row | undefined;
     return row ? fromRow(row) : null;
+  }
+
+  /**
+   * Keeps the sealed environment of a sandbox whose container does not carry it (one fitted
+   * from the warm pool). Sealed by the caller: environment values never reach the store in clear.
+   */
+  setSealedEnvironment(id: string, sealed: string): void {
+    this.db.sql.prepare('UPDATE sandboxes SET env_sealed = ? WHERE id = ?').run(sealed, id);
+  }
+
+  /** The sealed environment kept by {@link setSealedEnvironment}; null when the container carries its own. */
+  sealedEnvironment(id: string): string | null {
+    const row = this.db.sql.prepare('SELECT env_sealed FROM sandboxes WHERE id = ?').get(id) as { env_sealed: string | null } | undefined;
+    return row?.env_sealed ?? null;
   }
 
   countPooled(poolKey: string): number {

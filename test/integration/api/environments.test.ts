@@ -18,7 +18,7 @@ import { buildApp } from '../../../api/app.ts';
 import { AuthService } from '../../../api/auth/service.ts';
 import { EnvironmentService } from '../../../orchestration/environments/service.ts';
 import { createOrchestration, runtimeServices, type Orchestration } from '../../../orchestration/orchestration.ts';
-import { SECRETS_KEY_FILE } from '../../../orchestration/secrets.ts';
+import { SECRETS_KEY_FILE } from '../../../core/secrets.ts';
 import { ADMIN_PASSWORD, call, type Res } from '../../helpers/api.ts';
 import { testRuntime, type TestRuntime } from '../../helpers/runtime.ts';
 

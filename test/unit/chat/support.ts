@@ -18,7 +18,7 @@ import { DepartmentStore } from '../../../orchestration/departments/store.ts';
 import type { SessionSandboxes } from '../../../orchestration/sandboxes.ts';
 import { SessionService } from '../../../orchestration/sessions/service.ts';
 import { SessionStore } from '../../../orchestration/sessions/store.ts';
-import { SecretBox } from '../../../orchestration/secrets.ts';
+import { SecretBox } from '../../../core/secrets.ts';
 import { TaskTracker } from '../../../orchestration/tasks.ts';
 import { startFakeLlm, type FakeLlm, type FakeLlmKind } from '../../helpers/fake-llm.ts';
 import { storing } from '../../helpers/sink.ts';

@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openDb } from '../../../core/db.ts';
 import { createEventSink } from '../../../runtime/events.ts';
-import { SecretBox } from '../../../orchestration/secrets.ts';
+import { SecretBox } from '../../../core/secrets.ts';
 import { VaultService } from '../../../orchestration/vault/service.ts';
 import { VaultStore } from '../../../orchestration/vault/store.ts';
 import { storing } from '../../helpers/sink.ts';

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { inspect } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadOrCreateKeyFile, parseSecretsKey, SecretBox, SecretError, SECRETS_KEY_FILE } from '../../../orchestration/secrets.ts';
+import { loadOrCreateKeyFile, parseSecretsKey, SecretBox, SecretError, SECRETS_KEY_FILE } from '../../../core/secrets.ts';
 
 const withDir = (fn: (dir: string) => void) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'director-secrets-'));

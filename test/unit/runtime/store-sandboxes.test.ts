@@ -148,6 +148,14 @@ test('transition refuses an illegal move and leaves the record untouched', () =>
   assert.is(store.transition('sbx_missing', 'running', 9003), null);
 });
 
+/** The stored spec of a request claiming from the pool. */
+const asked = (name: string, labels: Record<string, string> = {}, memory = SPEC.resourceLimits.memory) => ({
+  ...SPEC,
+  name,
+  labels,
+  resourceLimits: { ...SPEC.resourceLimits, memory },
+});
+
 test('claimPooled hands out each ready pooled sandbox of its key exactly once, oldest first', () => {
   const { store } = fresh();
   const pooled = [3, 1, 2].map((t) => record({ pooled: true, poolKey: 'k1', workspace: '', createdMs: t }));
@@ -157,12 +165,12 @@ test('claimPooled hands out each ready pooled sandbox of its key exactly once, o
   store.insert(record({ pooled: false, poolKey: 'k1' }));
   const claimed: string[] = [];
   for (let i = 0; i <= pooled.length; i++) {
-    const got = store.claimPooled('k1', 'ws9', `n${i}`, {}, 7000, 9000);
+    const got = store.claimPooled('k1', 'ws9', asked(`n${i}`), 7000, 9000);
     if (got) claimed.push(got.id);
     else assert.is(i, pooled.length, 'ran out early');
   }
   assert.equal(claimed, [pooled[1]!.id, pooled[2]!.id, pooled[0]!.id]);
-  assert.is(store.claimPooled('k1', 'ws9', 'x', {}, 7000, 9000), null);
+  assert.is(store.claimPooled('k1', 'ws9', asked('x'), 7000, 9000), null);
   assert.is(store.countPooled('k1'), 1);
   assert.is(store.countPooled('k2'), 1);
 });
@@ -171,8 +179,8 @@ test('a claimed sandbox belongs to the claiming workspace with its name and labe
   const { store } = fresh();
   const r = record({ pooled: true, poolKey: 'k', workspace: '' });
   store.insert(r);
-  assert.is(store.claimPooled('other', 'ws9', 'n', {}, 1, 2), null);
-  const got = store.claimPooled('k', 'ws9', 'mine', { team: 'a' }, 7000, 9000);
+  assert.is(store.claimPooled('other', 'ws9', asked('n'), 1, 2), null);
+  const got = store.claimPooled('k', 'ws9', asked('mine', { team: 'a' }, 96), 7000, 9000);
   assert.ok(got);
   assert.is(got.pooled, false);
   assert.is(got.workspace, 'ws9');
@@ -180,10 +188,24 @@ test('a claimed sandbox belongs to the claiming workspace with its name and labe
   assert.equal(got.labels, { team: 'a' });
   assert.is(got.spec.name, 'mine');
   assert.equal(got.spec.labels, { team: 'a' });
+  assert.is(got.spec.resourceLimits.memory, 96, "the record carries the request's limits, not the pool's");
   assert.is(got.createdMs, 7000);
   assert.is(got.deadlineMs, 9000);
   assert.equal(store.get('ws9', r.id), got);
   assert.is(store.get('ws1', r.id), null);
+});
+
+test('a sealed environment is kept with its record only and read back as given', () => {
+  const { store } = fresh();
+  const a = record();
+  const b = record();
+  store.insert(a);
+  store.insert(b);
+  assert.is(store.sealedEnvironment(a.id), null);
+  store.setSealedEnvironment(a.id, 'v1.sealed');
+  assert.is(store.sealedEnvironment(a.id), 'v1.sealed');
+  assert.is(store.sealedEnvironment(b.id), null);
+  assert.is(store.sealedEnvironment('sbx_missing'), null);
 });
 
 test('counts active records across workspaces and states of visible ones', () => {

@@ -7,7 +7,7 @@ import { DirectorError } from '../../../../core/errors.ts';
 import { EnvironmentService } from '../../../../orchestration/environments/service.ts';
 import { EnvironmentStore } from '../../../../orchestration/environments/store.ts';
 import { loadTemplates, type Template } from '../../../../orchestration/environments/template.ts';
-import { SecretBox } from '../../../../orchestration/secrets.ts';
+import { SecretBox } from '../../../../core/secrets.ts';
 import { createEventSink } from '../../../../runtime/events.ts';
 
 const A = { workspace: 'wsp_a', actor: 'usr_a' };

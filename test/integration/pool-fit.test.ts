@@ -1,0 +1,236 @@
+/**
+ * The warm pool serves any request for a pooled image whose container-baked parts equal the
+ * pool's: the claimed container's memory, swap, cpu and pids are changed live, the sandbox's
+ * environment reaches every process it runs, and the result has exactly the hardening of a cold
+ * sandbox made for the same request. Proved against the real engine and kernel.
+ */
+import Docker from 'dockerode';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createRuntime } from '../../runtime/runtime.ts';
+import { MIB } from '../../runtime/sandbox/hardening.ts';
+import type { SandboxRecord } from '../../runtime/store/sandboxes.ts';
+import { BUSYBOX, caller, eventually, testRuntime, testSetup, withCleanup, type TestRuntime } from '../helpers/runtime.ts';
+
+const test = suite('pool-fit');
+const docker = new Docker();
+let rt: TestRuntime;
+
+const POOL = 4;
+
+test.before(async () => {
+  rt = testRuntime({ poolSize: POOL, poolImages: BUSYBOX, maxSandboxes: 40, maxPids: 4096 });
+  await rt.start({ waitForPool: true });
+});
+test.after(async () => {
+  await rt.cleanup();
+});
+
+/** The Director Protocol's example shape: its own environment and resource limits. */
+const REQUEST = {
+  image: BUSYBOX,
+  name: 'fitted',
+  environment: { GREETING: 'hello from the request', API_TOKEN: 'tok-s3cr3t' },
+  resourceLimits: { cpu: 0.5, memory: 96, pids: 48, maxDuration: 600_000 },
+};
+
+const fit = async (result: string) => (await rt.metrics.poolFit.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+const warmContainers = () =>
+  new Set(
+    rt.sandboxes.deps.store
+      .inStates(['running'])
+      .filter((r) => r.pooled)
+      .map((r) => r.containerId),
+  );
+const fullPool = () => eventually(() => warmContainers().size === POOL, 30_000);
+const sh = (id: string, script: string, opts: { timeout?: number; environment?: Record<string, string> } = {}) =>
+  rt.executor.run(caller, id, { command: ['sh', '-c', script], timeout: opts.timeout ?? 10_000, ...opts });
+
+test('a request with its own environment and limits is served warm: record, cgroup limits and environment are the request’s', async () => {
+  await fullPool();
+  const warm = warmContainers();
+  const fittedBefore = await fit('fitted');
+  const sb = await rt.sandboxes.create(REQUEST, caller);
+  assert.ok(warm.has(sb.containerId), 'the sandbox did not come from the pool');
+  assert.is(await fit('fitted'), fittedBefore + 1);
+  assert.is(sb.pooled, false);
+  assert.is(sb.name, 'fitted');
+  assert.equal(sb.spec.resourceLimits, { ...sb.spec.resourceLimits, cpu: 0.5, memory: 96, pids: 48, maxDuration: 600_000 });
+  assert.equal(sb.spec.environmentKeys, ['API_TOKEN', 'GREETING']);
+  assert.ok(sb.deadlineMs! - sb.createdMs === 600_000);
+
+  const info = await docker.getContainer(sb.containerId!).inspect();
+  assert.is(info.HostConfig.Memory, 96 * MIB);
+  assert.is(info.HostConfig.MemorySwap, 96 * MIB, 'swap stays equal to memory: no swap');
+  assert.is(info.HostConfig.NanoCpus, 0.5e9);
+  assert.is(info.HostConfig.PidsLimit, 48);
+  assert.not.ok(
+    (info.Config.Env ?? []).some((e) => e.startsWith('GREETING=')),
+    'the environment is not baked into a pooled container',
+  );
+  const stats = await rt.sandboxes.metrics(caller, sb.id);
+  assert.is(stats.memory.limitBytes, 96 * MIB, 'the kernel enforces the fitted memory limit');
+  assert.is(stats.pids.limit, 48);
+
+  // Every process gets it: execute (launcher or plain exec), a call's own value overriding it, a stream, a shell.
+  assert.is((await sh(sb.id, 'echo "$GREETING|$API_TOKEN"')).stdout, 'hello from the request|tok-s3cr3t\n');
+  assert.is((await sh(sb.id, 'echo "$GREETING"', { environment: { GREETING: 'per call' } })).stdout, 'per call\n');
+  assert.is((await rt.executor.run(caller, sb.id, { command: ['sh', '-c', 'echo "$API_TOKEN"'] })).stdout, 'tok-s3cr3t\n');
+  let streamed = '';
+  for await (const c of rt.executor.stream(caller, sb.id, { command: 'echo "$GREETING"' })) if (c.type === 'stdout') streamed += c.data;
+  assert.is(streamed, 'hello from the request\n');
+  const session = await rt.shells.open(caller, sb.id, { shell: 'sh' });
+  assert.ok(session);
+  let out = '';
+  session.process.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  session.process.stdin!.write('echo "[$API_TOKEN]"; exit 0\n');
+  await session.exited;
+  assert.match(out, /\[tok-s3cr3t\]/);
+
+  // Kept with the record sealed: the value is nowhere in the store in clear.
+  const sealed = rt.sandboxes.deps.store.sealedEnvironment(sb.id);
+  assert.ok(sealed?.startsWith('v1.'));
+  assert.not.match(sealed!, 'tok-s3cr3t');
+  const row = JSON.stringify(rt.db.sql.prepare('SELECT * FROM sandboxes WHERE id = ?').get(sb.id));
+  assert.not.match(row, 'tok-s3cr3t');
+  await rt.sandboxes.delete(caller, sb.id);
+});
+
+test('the fitted memory limit applies: a process over it is OOM-killed', async () => {
+  await fullPool();
+  const warm = warmContainers();
+  const sb = await rt.sandboxes.create({ image: BUSYBOX, resourceLimits: { memory: 32 } }, caller);
+  assert.ok(warm.has(sb.containerId));
+  const r = await sh(sb.id, 'x=aaaaaaaaaaaaaaaa; while true; do x="$x$x"; done', { timeout: 30_000 });
+  assert.is(r.timedOut, false);
+  assert.is(r.exitCode, 137, `expected SIGKILL by the OOM killer, got ${r.exitCode}`);
+  await eventually(() => rt.events.list({ sandboxId: sb.id, type: 'oom_killed', limit: 5 })[0]);
+  await rt.sandboxes.delete(caller, sb.id);
+});
+
+test('the fitted pids limit applies: forks beyond it fail', async () => {
+  await fullPool();
+  const warm = warmContainers();
+  const sb = await rt.sandboxes.create({ image: BUSYBOX, resourceLimits: { pids: 16 } }, caller);
+  assert.ok(warm.has(sb.containerId));
+  const r = await sh(sb.id, 'i=0; while [ $i -lt 40 ]; do sleep 5 & i=$((i+1)); done; echo started', { timeout: 20_000 });
+  assert.match(r.stderr, /fork|Resource temporarily unavailable/i);
+  const stats = await rt.sandboxes.metrics(caller, sb.id);
+  assert.is(stats.pids.limit, 16);
+  assert.ok(stats.pids.current <= 16, `pids.current ${stats.pids.current}`);
+  await rt.sandboxes.delete(caller, sb.id);
+});
+
+/** What `docker inspect` says about a container's confinement (its environment aside). */
+async function floorOf(rec: SandboxRecord) {
+  const { HostConfig: h, Config: c, Mounts } = await docker.getContainer(rec.containerId!).inspect();
+  const hc = h as typeof h & { MaskedPaths?: string[]; ReadonlyPaths?: string[]; OomScoreAdj?: number; Init?: boolean };
+  return {
+    CapDrop: hc.CapDrop,
+    CapAdd: hc.CapAdd,
+    SecurityOpt: hc.SecurityOpt,
+    ReadonlyRootfs: hc.ReadonlyRootfs,
+    Privileged: hc.Privileged,
+    PidsLimit: hc.PidsLimit,
+    Memory: hc.Memory,
+    MemorySwap: hc.MemorySwap,
+    NanoCpus: hc.NanoCpus,
+    Tmpfs: hc.Tmpfs,
+    Binds: hc.Binds,
+    Devices: hc.Devices,
+    Mounts: (Mounts ?? []).map((m) => ({ ...m, Source: m.Type === 'volume' ? '' : m.Source, Name: '' })),
+    MaskedPaths: hc.MaskedPaths,
+    ReadonlyPaths: hc.ReadonlyPaths,
+    Ulimits: hc.Ulimits,
+    NetworkMode: hc.NetworkMode,
+    PidMode: hc.PidMode,
+    IpcMode: hc.IpcMode,
+    UsernsMode: hc.UsernsMode,
+    OomScoreAdj: hc.OomScoreAdj,
+    User: c.User,
+    Cmd: c.Cmd,
+    WorkingDir: c.WorkingDir,
+  };
+}
+
+test('a fitted sandbox and a cold one made for the same request inspect to the same hardening floor', async () => {
+  await fullPool();
+  const warm = warmContainers();
+  const fitted = await rt.sandboxes.create(REQUEST, caller);
+  assert.ok(warm.has(fitted.containerId));
+  // The cold path the manager takes when the pool cannot serve: the creator, for the same resolved request.
+  const spec = rt.sandboxes.resolve(REQUEST, caller);
+  const image = await rt.sandboxes.deps.creator.imageInfo(BUSYBOX);
+  const cold = await rt.sandboxes.deps.creator.createCold(spec, caller.workspace, { imageWorkdir: image!.workdir });
+  assert.not.ok(warm.has(cold.containerId));
+  const [a, b] = [await floorOf(fitted), await floorOf(cold)];
+  assert.equal(a, b);
+  assert.equal(a.CapDrop, ['ALL']);
+  assert.is(a.Privileged, false);
+  assert.is(a.ReadonlyRootfs, true);
+  assert.ok((a.SecurityOpt as string[] | undefined)?.some((o: string) => o.startsWith('no-new-privileges')));
+  assert.is(a.Memory, 96 * MIB);
+  // Both see the request's environment (the cold one from its container, the fitted one from Director).
+  for (const rec of [fitted, cold]) assert.is((await sh(rec.id, 'echo "$GREETING"')).stdout, 'hello from the request\n');
+  await rt.sandboxes.delete(caller, fitted.id);
+  await rt.sandboxes.delete(caller, cold.id);
+});
+
+test('what cannot be fitted is created cold and counted by reason', async () => {
+  await fullPool();
+  const warm = warmContainers();
+  const [disk, workdir, policy] = [await fit('disk'), await fit('workdir'), await fit('security_policy')];
+  const a = await rt.sandboxes.create({ image: BUSYBOX, resourceLimits: { disk: 7 } }, caller);
+  const b = await rt.sandboxes.create({ image: BUSYBOX, workdir: '/tmp' }, caller);
+  const c = await rt.sandboxes.create({ image: BUSYBOX, securityPolicy: { blockedPaths: ['/etc'] } }, caller);
+  for (const r of [a, b, c]) assert.not.ok(warm.has(r.containerId), 'an unfittable request was served from the pool');
+  assert.is(await fit('disk'), disk + 1);
+  assert.is(await fit('workdir'), workdir + 1);
+  assert.is(await fit('security_policy'), policy + 1);
+  const scraped = await rt.metrics.registry.metrics();
+  assert.match(scraped, /director_pool_fit_total\{result="fitted"\} \d+/);
+  for (const r of [a, b, c]) await rt.sandboxes.delete(caller, r.id);
+});
+
+test('20 concurrent creates with custom limits: every one succeeds and no container is handed out twice', async () => {
+  await fullPool();
+  const warm = warmContainers();
+  const made = await Promise.all(
+    Array.from({ length: 20 }, (_, i) =>
+      rt.sandboxes.create({ image: BUSYBOX, environment: { N: String(i) }, resourceLimits: { memory: 64 + i, pids: 32 } }, caller),
+    ),
+  );
+  const containers = made.map((r) => r.containerId);
+  assert.is(new Set(containers).size, 20, 'a container was given to two requests');
+  assert.is(new Set(made.map((r) => r.id)).size, 20);
+  const fromPool = containers.filter((c) => warm.has(c)).length;
+  assert.ok(fromPool >= 1 && fromPool <= POOL, `${fromPool} served warm from a pool of ${POOL}`);
+  for (const [i, r] of made.entries()) {
+    assert.is(r.status, 'running');
+    const info = await docker.getContainer(r.containerId!).inspect();
+    assert.is(info.HostConfig.Memory, (64 + i) * MIB, `sandbox ${i} has another request's memory limit`);
+  }
+  // Each sees its own environment, never another request's.
+  const outs = await Promise.all(made.map((r) => rt.executor.run(caller, r.id, { command: ['sh', '-c', 'echo "$N"'] })));
+  assert.equal(
+    outs.map((o) => o.stdout),
+    made.map((_, i) => `${i}\n`),
+  );
+  await Promise.all(made.map((r) => rt.sandboxes.delete(caller, r.id)));
+});
+
+test('a fitted sandbox keeps its environment across a server restart (sealed in the store)', async () => {
+  await fullPool();
+  const setup = testSetup({ poolSize: 0, dataDir: rt.dataDir, runtimeName: rt.config.runtimeName, maxSandboxes: 40 });
+  const warm = warmContainers();
+  const sb = await rt.sandboxes.create(REQUEST, caller);
+  assert.ok(warm.has(sb.containerId));
+  await rt.close();
+  const again = withCleanup(createRuntime({ config: setup.config, engine: setup.engine, logger: setup.logger }), setup);
+  rt = again;
+  await again.start();
+  const r = await again.executor.run(caller, sb.id, { command: ['sh', '-c', 'echo "$GREETING"'] });
+  assert.is(r.stdout, 'hello from the request\n');
+});
+
+test.run();
