@@ -3463,7 +3463,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** List checkpoints (newest first), optionally one session's */
+    /**
+     * List checkpoints (newest first), optionally one session's
+     * @description Every checkpoint of the workspace, or of one session: those made by `POST /v1/checkpoints` and those made by workflow `checkpoint` steps (their `data` carries `workflowId`, `runId`, `step`, `round` and the run's `context`; their `sandboxes` holds the run's sandbox only).
+     */
     get: {
       parameters: {
         query?: {
@@ -3828,7 +3831,7 @@ export interface paths {
     put?: never;
     /**
      * Restore a checkpoint into its session
-     * @description Puts back what the body asks for; every part defaults to true (an empty body restores everything the checkpoint holds). Files: each captured sandbox's mounts become exactly what was captured (added files removed, changed ones back, deleted ones returned); files unchanged since the checkpoint are left in place. A sandbox that still runs is restored in place; one that stopped or was deleted is recreated from its recorded spec (same image, limits and policy; environment values are never stored, so it gets none: see `environmentNotRestored`) and filled. The files are staged inside each mount and swapped in by renames: a restore that fails at any step leaves every sandbox as it was (422, or 413 when the staged files do not fit in the mount's free space). Needs an active session (409 otherwise).
+     * @description Puts back what the body asks for; every part defaults to true (an empty body restores everything the checkpoint holds). Files: each captured sandbox's mounts become exactly what was captured (added files removed, changed ones back, deleted ones returned); files unchanged since the checkpoint are left in place. A checkpoint holds files only of the sandboxes it captured (a workflow step's: the run's sandbox), so only those are touched. A sandbox that still runs is restored in place; one that stopped or was deleted is recreated from its recorded spec (same image, limits and policy; environment values are never stored, so it gets none: see `environmentNotRestored`) and filled. The files are staged inside each mount and swapped in by renames: a restore that fails at any step leaves every sandbox as it was (422, or 413 when the staged files do not fit in the mount's free space). Needs an active session (409 otherwise).
      */
     post: {
       parameters: {
