@@ -33,7 +33,8 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 }
 
 test.before(async () => {
-  api = await startApi({ rateLimitSandbox: 100_000, rateLimitGeneral: 100_000 });
+  // Logins, refreshes and key creations here are auth requests: more than the default auth rate limit allows.
+  api = await startApi({ rateLimitSandbox: 100_000, rateLimitGeneral: 100_000, rateLimitAuth: 1000 });
   // The Director Protocol writes the base URL with /v1: accepted as such.
   client = await DirectorClient.login({ baseURL: `${api.url}/v1`, username: 'admin', password: ADMIN_PASSWORD });
 });
