@@ -75,6 +75,15 @@ const DecisionHash = Type.Optional(
   }),
 );
 
+/**
+ * The body of a decision is optional (the Denkeeper seed approves and denies with none): Fastify
+ * validates a missing body as `null`, so none is taken as an empty one.
+ */
+const noBodyIsEmpty = (req: { body: unknown }, _reply: unknown, done: () => void): void => {
+  req.body ??= {};
+  done();
+};
+
 /** Approvals and auto-approve rules (the Denkeeper seed's endpoints, under `/v1`). */
 export const approvalRoutes: FastifyPluginAsync<{ approvals: ApprovalService }> = async (base, { approvals }) => {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
@@ -136,6 +145,7 @@ export const approvalRoutes: FastifyPluginAsync<{ approvals: ApprovalService }> 
       body: Type.Optional(Type.Object({ inputHash: DecisionHash }, { additionalProperties: false })),
       response: { 200: Envelope(ApprovalSchema), ...STANDARD_ERRORS, 409: ErrorEnvelope },
     },
+    preValidation: noBodyIsEmpty,
     handler: async (req, reply) => {
       const auto = req.query.auto_approve;
       const hash = req.body?.inputHash;
@@ -160,6 +170,7 @@ export const approvalRoutes: FastifyPluginAsync<{ approvals: ApprovalService }> 
       ),
       response: { 200: Envelope(ApprovalSchema), ...STANDARD_ERRORS, 409: ErrorEnvelope },
     },
+    preValidation: noBodyIsEmpty,
     handler: async (req, reply) => {
       const { reason, inputHash } = req.body ?? {};
       return send(

@@ -65,7 +65,11 @@ export interface FakeLlm extends AsyncDisposable {
   /** What to configure as the provider's base URL (`http://127.0.0.1:port/v1`). */
   baseUrl: string;
   requests: RecordedRequest[];
-  /** Replies served in order (the last one repeats), or a function of the request. */
+  /**
+   * Replies served in order from the next request on (the last one repeats), or a function of the
+   * request and its index counted from the same point: each call starts the script over, so a
+   * test's replies do not depend on how many requests earlier tests on the same server made.
+   */
   script(replies: Reply[] | ReplyFn): void;
   /** Everything any request carried (raw bodies and header values), for "never reached the model" checks. */
   everything(): string;
@@ -87,6 +91,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function startFakeLlm(kind: FakeLlmKind): Promise<FakeLlm> {
   const requests: RecordedRequest[] = [];
   let replies: Reply[] | ReplyFn = [{ text: 'ok' }];
+  /** How many requests had arrived when the current script was set: its replies count from there. */
+  let scriptedAt = 0;
   const open = new Set<ServerResponse>();
 
   const server: Server = createServer((req, res) => {
@@ -112,7 +118,8 @@ export async function startFakeLlm(kind: FakeLlmKind): Promise<FakeLlm> {
         };
         const index = requests.length;
         requests.push(rec);
-        const reply = typeof replies === 'function' ? await replies(rec, index) : (replies[Math.min(index, replies.length - 1)] ?? {});
+        const nth = index - scriptedAt;
+        const reply = typeof replies === 'function' ? await replies(rec, nth) : (replies[Math.min(nth, replies.length - 1)] ?? {});
         open.add(res);
         res.once('finish', () => (rec.respondedAt = performance.now()));
         res.once('close', () => open.delete(res));
@@ -133,6 +140,7 @@ export async function startFakeLlm(kind: FakeLlmKind): Promise<FakeLlm> {
     requests,
     script(r) {
       replies = r;
+      scriptedAt = requests.length;
     },
     everything: () => requests.map((r) => `${JSON.stringify(r.headers)}\n${r.raw}`).join('\n'),
     close,
