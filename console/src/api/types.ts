@@ -178,3 +178,144 @@ export interface AuditVerification {
   brokenAt?: { seq: number; id: string };
   reason?: 'hash_mismatch' | 'prev_mismatch' | 'gap';
 }
+
+export type SessionStatus = 'active' | 'paused' | 'completed' | 'expired' | 'terminated';
+export const SESSION_STATUSES: readonly SessionStatus[] = ['active', 'paused', 'completed', 'expired', 'terminated'];
+
+export interface DirectorSession {
+  id: string;
+  type: string;
+  name: string;
+  description: string;
+  status: SessionStatus;
+  reason: string | null;
+  config: Record<string, unknown>;
+  metrics: { activeDepartments: number; totalTasks: number };
+  createdAt: string;
+  updatedAt: string;
+  expiresAt: string | null;
+  endedAt: string | null;
+}
+
+/** `session_update` on the `sessions` channel. */
+export interface SessionUpdate {
+  sessionId: string;
+  status: SessionStatus | null;
+  metrics: { activeDepartments: number; totalTasks: number };
+  timestamp: string;
+  reason?: string;
+}
+
+export interface Department {
+  id: string;
+  sessionId: string;
+  name: string;
+  domain: string;
+  capabilities: string[];
+  config: Record<string, unknown>;
+  createdAt: string;
+}
+
+export interface Checkpoint {
+  id: string;
+  sessionId: string;
+  name: string;
+  description: string;
+  createdAt: string;
+  createdBy: string | null;
+  size: { files: number; bytes: number; storedBytes: number };
+  sandboxes: { sandboxId: string; name: string; status: string }[];
+}
+
+export type RunStatus = 'pending' | 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'timed_out';
+export const RUN_STATUSES: readonly RunStatus[] = ['pending', 'queued', 'running', 'completed', 'failed', 'cancelled', 'timed_out'];
+export const runIsOpen = (s: string | null | undefined): boolean => s === 'pending' || s === 'queued' || s === 'running';
+
+export interface Workflow {
+  id: string;
+  sessionId: string;
+  departmentId: string | null;
+  name: string;
+  description: string;
+  steps: Record<string, unknown>[];
+  config: { timeout: number; maxRetries: number };
+  sandboxId: string | null;
+  status: RunStatus;
+  lastRunId: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface StepAttempt {
+  attempt: number;
+  round: number;
+  status: string;
+  exitCode: number | null;
+  timedOut: boolean;
+  durationMs: number | null;
+  startedAt: string;
+  endedAt: string | null;
+  stdout: string;
+  stderr: string;
+  truncated: boolean;
+  criteria?: { criterion: string; ok: boolean; saw: string }[];
+  checkpointId?: string;
+  error?: string;
+}
+
+export interface WorkflowRun {
+  id: string;
+  number: number;
+  status: RunStatus;
+  step: number;
+  progress: number;
+  currentStep: { step: number; type: string; status: string; startTime: string } | null;
+  retries: number;
+  maxRetries: number;
+  sandboxId: string | null;
+  reason: { code: string; message: string; step?: number; criterion?: string; saw?: string; exitCode?: number } | null;
+  output: string | null;
+  startedAt: string | null;
+  endedAt: string | null;
+  durationMs: number | null;
+  steps: { step: number; type: string; status: string; attempts: StepAttempt[] }[];
+}
+
+export interface WorkflowStatus {
+  workflowId: string;
+  sessionId: string;
+  name: string;
+  status: RunStatus;
+  totalSteps: number;
+  run: WorkflowRun | null;
+}
+
+/** `workflow_progress` on the `workflows` channel. */
+export interface WorkflowProgress {
+  workflowId: string;
+  runId: string;
+  step: number;
+  totalSteps: number;
+  progress: number;
+  currentStep: { type: string; status: string; startTime: string };
+}
+
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'timed_out' | 'superseded' | 'cancelled';
+export const APPROVAL_STATUSES: readonly ApprovalStatus[] = ['pending', 'approved', 'denied', 'timed_out', 'superseded', 'cancelled'];
+
+export interface Approval {
+  id: string;
+  sessionId: string;
+  agentId: string;
+  turnId: string;
+  callId: string;
+  tool: string;
+  input: unknown;
+  inputHash: string;
+  status: ApprovalStatus;
+  reason: string | null;
+  decidedBy: string | null;
+  createdAt: string;
+  expiresAt: string;
+  decidedAt: string | null;
+}

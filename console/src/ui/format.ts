@@ -41,3 +41,28 @@ export function summarizeDetails(details: Record<string, unknown>, max = 6): str
   }
   return parts.join(' ');
 }
+
+/**
+ * A tool call's input on one line: a `command` is shown as the shell line it is (argv joined
+ * by spaces), any other input as compact JSON; cut to `max` characters.
+ */
+export function summarizeInput(input: unknown, max = 160): string {
+  const o = input !== null && typeof input === 'object' && !Array.isArray(input) ? (input as Record<string, unknown>) : null;
+  const cmd = o?.command;
+  let text: string;
+  if (typeof cmd === 'string') text = cmd;
+  else if (Array.isArray(cmd) && cmd.every((c) => typeof c === 'string')) text = cmd.join(' ');
+  else if (typeof input === 'string') text = input;
+  else text = JSON.stringify(input) ?? String(input);
+  const extra = o && cmd !== undefined ? Object.keys(o).filter((k) => k !== 'command') : [];
+  if (extra.length) text += ` (${extra.map((k) => `${k}=${JSON.stringify(o![k])}`).join(' ')})`;
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** A duration in ms that is usually short: `850 ms`, `2.4 s`, then as {@link formatDuration}. */
+export function formatMs(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return '–';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return formatDuration(ms);
+}

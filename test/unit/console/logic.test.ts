@@ -5,7 +5,7 @@ import type { SecurityEvent } from '../../../console/src/api/types.ts';
 import { wsUrl } from '../../../console/src/api/ws-url.ts';
 import { filterQuery, matches, mergeEvents, NO_FILTER } from '../../../console/src/views/event-filter.ts';
 import { pushSample, sparkPoints } from '../../../console/src/ui/series.ts';
-import { formatBytes, summarizeDetails } from '../../../console/src/ui/format.ts';
+import { formatBytes, formatMs, summarizeDetails, summarizeInput } from '../../../console/src/ui/format.ts';
 
 const test = suite('console logic');
 
@@ -76,6 +76,19 @@ test('formatting: bytes in binary units, details as a short key=value line', () 
   assert.is(formatBytes(null), '–');
   assert.is(summarizeDetails({ destination: '203.0.113.10', port: 80, nested: { a: 1 }, long: 'x'.repeat(80) }).split(' ').length, 3);
   assert.match(summarizeDetails({ long: 'x'.repeat(80) }), /…$/);
+});
+
+test('a tool call input on one line: the command as a shell line, other inputs as JSON, cut', () => {
+  assert.is(summarizeInput({ command: 'echo hi' }), 'echo hi');
+  assert.is(summarizeInput({ command: ['ls', '-la', '/workspace'] }), 'ls -la /workspace');
+  assert.is(summarizeInput({ command: 'make', timeout: 5000 }), 'make (timeout=5000)');
+  assert.is(summarizeInput({ path: '/workspace/a.txt' }), '{"path":"/workspace/a.txt"}');
+  const long = summarizeInput({ command: 'x'.repeat(500) }, 40);
+  assert.is(long.length, 40);
+  assert.match(long, /…$/);
+  assert.is(formatMs(850), '850 ms');
+  assert.is(formatMs(2400), '2.4 s');
+  assert.is(formatMs(null), '–');
 });
 
 test('WebSocket URLs follow the page scheme and never carry credentials', () => {
