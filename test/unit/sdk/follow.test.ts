@@ -35,8 +35,10 @@ test('a dropped stream is resumed after the last event yielded, without gaps or 
       isLast: () => false,
     },
     { reconnect: { initialDelayMs: 1 } },
-  ))
+  )) {
     got.push(e);
+    if (got.length > 10) break;
+  }
   assert.equal(opened, [undefined, 2]);
   assert.equal(
     got.map((e) => [e.id, e.type]),
