@@ -6,7 +6,7 @@
 import type { Command, Option } from 'commander';
 import { FORMATS } from './output.ts';
 
-export type IdKind = 'sandbox' | 'network';
+export type IdKind = 'sandbox' | 'network' | 'session' | 'workflow';
 export type IdLister = (kind: IdKind) => Promise<string[]>;
 
 export const SHELLS = ['bash', 'zsh', 'fish'] as const;
@@ -48,12 +48,12 @@ const findOption = (cmd: Command, flag: string): Option | undefined => {
 
 const visible = (cmd: Command) => cmd.commands.filter((c) => !(c as unknown as { _hidden?: boolean })._hidden);
 
-/** What the first operand of `cmd` names: sandbox ids under `sandbox`, network ids under `network`. */
+/** What the first operand of `cmd` names: the ids of its area (`sandbox`, `network`, `session`, `workflow`). */
 function idKindOf(cmd: Command): IdKind | null {
   const first = cmd.registeredArguments[0]?.name();
   const top = chain(cmd).at(-2)?.name();
   if (!first || !['id', 'network'].includes(first)) return null;
-  return top === 'sandbox' ? 'sandbox' : top === 'network' ? 'network' : null;
+  return top === 'sandbox' || top === 'network' || top === 'session' || top === 'workflow' ? top : null;
 }
 
 /** Candidates for the last of `words` (the one being typed), given the words before it. */

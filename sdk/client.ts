@@ -1,10 +1,14 @@
 import type { Client } from 'openapi-fetch';
 import type { paths } from './generated/openapi.ts';
+import { Agents } from './resources/agents.ts';
 import { Auth } from './resources/auth.ts';
+import { Chat } from './resources/chat.ts';
 import { Events } from './resources/events.ts';
 import { Networks } from './resources/networks.ts';
 import { Sandboxes } from './resources/sandboxes.ts';
 import { Audit, Security } from './resources/security.ts';
+import { Sessions } from './resources/sessions.ts';
+import { Workflows } from './resources/workflows.ts';
 import { Transport, type ClientOptions } from './transport.ts';
 
 /**
@@ -18,8 +22,8 @@ import { Transport, type ClientOptions } from './transport.ts';
  * ```
  *
  * Every route of the document is also callable, typed, through {@link api} (answers in the
- * envelope; pass them to `unwrap`). New areas (sessions, workflows ...) are there as soon as
- * the types are regenerated, and get a namespace here when they need conveniences.
+ * envelope; pass them to `unwrap`). New areas are there as soon as the types are regenerated,
+ * and get a namespace here when they need conveniences.
  */
 export class DirectorClient {
   readonly transport: Transport;
@@ -31,6 +35,10 @@ export class DirectorClient {
   readonly events: Events;
   readonly security: Security;
   readonly audit: Audit;
+  readonly sessions: Sessions;
+  readonly workflows: Workflows;
+  readonly agents: Agents;
+  readonly chat: Chat;
 
   constructor(opts: ClientOptions) {
     this.transport = new Transport(opts);
@@ -41,6 +49,10 @@ export class DirectorClient {
     this.events = new Events(this.transport);
     this.security = new Security(this.transport);
     this.audit = new Audit(this.transport);
+    this.sessions = new Sessions(this.transport);
+    this.workflows = new Workflows(this.transport);
+    this.agents = new Agents(this.transport);
+    this.chat = new Chat(this.transport);
   }
 
   /** A client logged in with a password (tokens refreshed as they expire; `onTokens` sees each new pair). */

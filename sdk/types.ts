@@ -139,3 +139,115 @@ export interface HubMessageData {
   security_alert: SecurityAlert;
   sandbox_event: SandboxEvent;
 }
+
+// Sessions
+export type SessionInfo = ResponseData<'/v1/sessions/{id}', 'get'>;
+export type SessionStatus = SessionInfo['status'];
+export type CreateSessionRequest = RequestBody<'/v1/sessions', 'post'>;
+export type UpdateSessionRequest = RequestBody<'/v1/sessions/{id}', 'put'>;
+export type ListSessionsQuery = QueryOf<'/v1/sessions', 'get'>;
+export type SessionMessage = ResponseData<'/v1/sessions/{id}/messages', 'get'>['items'][number];
+export type MessagesQuery = QueryOf<'/v1/sessions/{id}/messages', 'get'>;
+
+// Workflows
+export type WorkflowInfo = ResponseData<'/v1/workflows/{id}', 'get'>;
+export type CreateWorkflowRequest = RequestBody<'/v1/workflows', 'post'>;
+export type WorkflowStep = CreateWorkflowRequest['steps'][number];
+export type StartWorkflowRequest = RequestBody<'/v1/workflows/{id}/start', 'post'>;
+export type ListWorkflowsQuery = QueryOf<'/v1/workflows', 'get'>;
+/** The latest run of a workflow: state, current step, attempts, rollbacks and the reason it did not complete. */
+export type WorkflowStatus = ResponseData<'/v1/workflows/{id}/status', 'get'>;
+export type WorkflowRunState = WorkflowStatus['status'];
+export type WorkflowRun = NonNullable<WorkflowStatus['run']>;
+
+/**
+ * Why a run did not complete (`run.reason`, and the `run` event's `reason`): the document
+ * describes it as a free-form object; these are the fields the server fills.
+ */
+export interface WorkflowFailure {
+  /** `verify_failed`, `execute_failed`, `checkpoint_failed`, `policy_violation`, `step_error`, `sandbox_failed`, `interrupted`, `timed_out`, `cancelled`, `session_ended` */
+  code: string;
+  message: string;
+  step?: number;
+  criterion?: string;
+  saw?: string;
+  exitCode?: number;
+  [key: string]: unknown;
+}
+
+/**
+ * One event of a workflow's server-sent stream (`GET /v1/workflows/{id}/events`): `id` counts
+ * from 1 per workflow with no holes. Types: `run` (state changes), `sandbox` (the run's own
+ * sandbox), `step` (an attempt starting or ending), `retry`, `rollback`. The stream's closing
+ * `end` is not yielded: iteration simply ends.
+ */
+export type WorkflowEvent =
+  | { id: number; type: 'run'; data: WorkflowRunEvent }
+  | { id: number; type: 'step'; data: WorkflowStepEvent }
+  | { id: number; type: 'sandbox' | 'retry' | 'rollback'; data: Record<string, unknown> };
+
+/** `run` event data: the run's new state. */
+export interface WorkflowRunEvent {
+  runId: string;
+  number: number;
+  status: WorkflowRunState;
+  step: number;
+  retries: number;
+  sandboxId: string | null;
+  reason?: WorkflowFailure;
+  [key: string]: unknown;
+}
+
+/** `step` event data: the seed's `workflow_progress` fields plus the attempt's. */
+export interface WorkflowStepEvent {
+  workflowId: string;
+  step: number;
+  totalSteps: number;
+  progress: number;
+  currentStep: { type: string; status: string; startTime: string; [key: string]: unknown };
+  attempt: number;
+  round: number;
+  endTime?: string;
+  durationMs?: number;
+  exitCode?: number;
+  timedOut?: boolean;
+  [key: string]: unknown;
+}
+
+// Agents, chat and approvals
+export type AgentInfo = ResponseData<'/v1/agents/{id}', 'get'>;
+export type CreateAgentRequest = RequestBody<'/v1/agents', 'post'>;
+export type ListAgentsQuery = QueryOf<'/v1/agents', 'get'>;
+export type AgentEventsPage = ResponseData<'/v1/agents/{id}/events', 'get'>;
+export type ChatRequest = RequestBody<'/v1/chat', 'post'>;
+/** The answer of a whole turn (`POST /v1/chat` as JSON). */
+export type ChatResponse = ResponseData<'/v1/chat', 'post'>;
+/** `done` event data: the turn's answer (the JSON answer's fields but `agentId` and `steps`). */
+export type ChatDone = Pick<ChatResponse, 'sessionId' | 'turnId' | 'response' | 'finishReason' | 'usage' | 'cost'> & {
+  reason?: string | null;
+};
+export type Approval = ResponseData<'/v1/approvals/{id}', 'get'>;
+export type ApprovalStatus = Approval['status'];
+export type ListApprovalsQuery = QueryOf<'/v1/approvals', 'get'>;
+
+/**
+ * One event of a chat stream (`POST /v1/chat` with `Accept: text/event-stream`, or
+ * `GET /v1/chat/{sessionId}/events`), the Denkeeper seed's types. `id` resumes the stream.
+ * Every turn ends with exactly one `done` or `error`.
+ */
+export type ChatEvent =
+  | { id: number; type: 'content' | 'thinking'; data: { text: string } }
+  | { id: number; type: 'tool_start'; data: { callId: string; tool: string; input: unknown } }
+  | {
+      id: number;
+      type: 'tool_approval';
+      data: { approvalId: string; callId: string; tool: string; input: unknown; inputHash: string; expiresAt: string };
+    }
+  | {
+      id: number;
+      type: 'tool_end';
+      data: { callId: string; tool: string; status: string; durationMs: number; exitCode?: number; error?: string; result?: unknown };
+    }
+  | { id: number; type: 'usage'; data: Record<string, unknown> }
+  | { id: number; type: 'done'; data: ChatDone }
+  | { id: number; type: 'error'; data: { sessionId: string; turnId: string; code: string; message: string } };
