@@ -9,6 +9,10 @@ import { engineCall } from './engine-call.ts';
 import type { Caller, SandboxManager } from './manager.ts';
 import { PolicyViolationError } from './spec.ts';
 import { checkSchema } from '../../core/validate.ts';
+import type { Agents } from './agent/agents.ts';
+import { AgentLostError, type AgentClient } from './agent/client.ts';
+import { AgentExec, type AgentExecOptions } from './agent/exec.ts';
+import { AgentRequestError } from './agent/protocol.ts';
 
 export const ExecuteSchema = Type.Object(
   {
@@ -72,11 +76,29 @@ class Queue<T> {
 export class Executor {
   private readonly manager: SandboxManager;
   private readonly launchers: Launchers;
+  private readonly agents: Agents | null;
   private readonly lastPidsHits = new Map<string, number>();
 
-  constructor(manager: SandboxManager, launchers: Launchers) {
+  constructor(manager: SandboxManager, launchers: Launchers, agents: Agents | null = null) {
     this.manager = manager;
     this.launchers = launchers;
+    this.agents = agents;
+  }
+
+  /**
+   * The one dispatch point between the sandbox's exec agent and `docker exec`: the agent's
+   * exec when the sandbox has a live agent, else null (the caller takes the launcher or a
+   * plain exec). An agent that is gone or refuses the request has run nothing; its loss is
+   * reported (`agent_lost`) by {@link Agents}.
+   */
+  private viaAgent(agent: AgentClient | null, opts: AgentExecOptions): ExecHandle | null {
+    if (!agent) return null;
+    try {
+      return agent.exec(opts);
+    } catch (err) {
+      if (err instanceof AgentLostError || err instanceof AgentRequestError) return null;
+      throw err;
+    }
   }
 
   /**
@@ -87,7 +109,8 @@ export class Executor {
    */
   started(r: SandboxRecord): void {
     if (!r.containerId || !r.spec.securityPolicy.allowExec) return;
-    this.launchers.arm(r.containerId);
+    // A sandbox with a live agent needs no launcher (nor its idle shell); one is armed if the agent is lost.
+    if (!this.agents?.client(r.id)) this.launchers.arm(r.containerId);
     void this.manager.deps.engine.pidsLimitHits?.(r.containerId).catch(() => undefined);
   }
 
@@ -150,7 +173,16 @@ export class Executor {
     const limit = deps.config.execOutputLimitBytes;
     const started = performance.now();
     const env = req.environment ?? {};
-    let handle: ExecHandle | null = await this.launchers.take(containerId, cmd, env, req.workdir, req.stdin);
+    let handle: ExecHandle | null = this.viaAgent(this.agents?.client(rec.id) ?? null, {
+      argv: cmd,
+      env,
+      ...(req.workdir ? { workdir: req.workdir } : {}),
+      timeoutMs,
+      stdin: req.stdin !== undefined,
+    });
+    if (handle) {
+      if (req.stdin !== undefined) handle.stdin?.end(req.stdin);
+    } else handle = await this.launchers.take(containerId, cmd, env, req.workdir, req.stdin);
     if (!handle) {
       handle = await engineCall(() =>
         deps.engine.exec(containerId, {
@@ -208,6 +240,8 @@ export class Executor {
       if (!done) kill();
     }
     const { exitCode } = await finished;
+    // The agent enforces the timeout itself; the timer above is the backstop.
+    if (h instanceof AgentExec && (await h.exit).timedOut) timedOut = true;
     const durationMs = Math.round(performance.now() - started);
     deps.metrics.execSeconds.observe(durationMs / 1000);
     deps.metrics.execTotal.inc({ result: timedOut ? 'timeout' : exitCode === 0 ? 'ok' : 'nonzero' });
@@ -249,6 +283,8 @@ export class Executor {
    * plain exec.
    */
   async open(containerId: string, cmd: string[]): Promise<ExecHandle> {
+    const viaAgent = this.viaAgent(this.agents?.clientOfContainer(containerId) ?? null, { argv: cmd, stdin: true });
+    if (viaAgent) return viaAgent;
     const armed = await this.launchers.take(containerId, cmd, {}, undefined, undefined, { keepStdin: true });
     if (armed) return armed;
     return engineCall(() => this.manager.deps.engine.exec(containerId, { cmd, env: {}, user: SANDBOX_USER, stdin: true }));
