@@ -164,27 +164,27 @@ static int keep(char **command, const sigset_t *set) {
     perror("director-agent: fork");
     exit(125);
   }
-  int stopping = 0, server_status = 0;
   for (;;) {
     int sig = 0;
     if (sigwait(set, &sig) != 0) continue;
     if (sig == SIGCHLD) {
       int st;
       pid_t p;
-      while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+      while ((p = waitpid(-1, &st, WNOHANG)) > 0)
         if (p == cmd) {
           if (server > 0) kill(server, SIGKILL);
           exit(status_code(st));
-        }
-        if (p == server) server = 0, server_status = st;
-      }
-      if (!cmd && stopping && server == 0) exit(status_code(server_status));
+        } else if (p == server) server = 0;
       continue;
     }
-    stopping = 1;
-    if (cmd) kill(cmd, sig); /* as Docker's init does for its child */
-    else if (server > 0) kill(server, sig);
-    else exit(128 + sig);
+    if (cmd) {
+      kill(cmd, sig); /* as Docker's init does for its child */
+      continue;
+    }
+    /* Without a command a stop signal ends the sandbox, as it ended `sleep infinity` (a stopped
+       server must not hold it up); the execs go with the sandbox's pid namespace. */
+    if (server > 0) kill(server, SIGKILL);
+    exit(128 + sig);
   }
 }
 
