@@ -290,6 +290,14 @@ export class Executor {
     return engineCall(() => this.manager.deps.engine.exec(containerId, { cmd, env: {}, user: SANDBOX_USER, stdin: true }));
   }
 
+  /**
+   * An interactive process on a terminal (the shell behind the WebSocket terminal) through the
+   * sandbox's live agent; null without one (the caller starts a `docker exec` with a tty).
+   */
+  terminal(sandboxId: string, cmd: string[], env: Record<string, string>): ExecHandle | null {
+    return this.viaAgent(this.agents?.client(sandboxId) ?? null, { argv: cmd, env, stdin: true, tty: { cols: 80, rows: 24 } });
+  }
+
   /** A sandbox ended (the lifecycle's `ended`): its pids count and launcher go. */
   forget(sandboxId: string, containerId: string | null): void {
     this.lastPidsHits.delete(sandboxId);

@@ -11,7 +11,7 @@ export const SHELLS = { sh: '/bin/sh', bash: '/bin/bash' } as const;
 export type ShellName = keyof typeof SHELLS;
 
 export interface ShellDeps {
-  executor: Pick<Executor, 'prepare'>;
+  executor: Pick<Executor, 'prepare' | 'terminal'>;
   engine: Engine;
   events: EventSink;
 }
@@ -47,10 +47,11 @@ export class Shells {
     const { executor, engine, events } = this.#deps;
     const shell = opts.shell ?? 'sh';
     const cmd = [SHELLS[shell]];
-    const { containerId } = executor.prepare(caller, sandboxId, { command: cmd });
-    const h = await engineCall(() =>
-      engine.exec(containerId, { cmd, env: { TERM: 'xterm-256color' }, user: SANDBOX_USER, tty: true, stdin: true }),
-    );
+    const { containerId, rec } = executor.prepare(caller, sandboxId, { command: cmd });
+    const env = { TERM: 'xterm-256color' };
+    const h =
+      executor.terminal(rec.id, cmd, env) ??
+      (await engineCall(() => engine.exec(containerId, { cmd, env, user: SANDBOX_USER, tty: true, stdin: true })));
     if (opts.signal?.aborted) {
       await h.kill().catch(() => undefined);
       return null;

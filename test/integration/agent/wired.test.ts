@@ -46,6 +46,21 @@ test('sandboxes run the agent and executes go through it, in busybox, Debian and
   }
 });
 
+test('the terminal runs its shell on a pty through the agent', async () => {
+  const sb = await rt.sandboxes.create({ image: BUSYBOX }, caller);
+  const session = await rt.shells.open(caller, sb.id);
+  assert.match(session!.process.id, /^agent-/);
+  let out = '';
+  session!.process.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  await session!.process.resize!(100, 30);
+  session!.process.stdin!.write('stty size; tty; echo tty-$((6*7)); exit 5\n');
+  assert.is((await session!.exited).exitCode, 5);
+  assert.match(out, /30 100/);
+  assert.match(out, /\/dev\/pts\/\d+/);
+  assert.match(out, /tty-42/);
+  await rt.sandboxes.delete(caller, sb.id);
+});
+
 test('a timeout kills the whole process group through the agent', async () => {
   const sb = await rt.sandboxes.create({ image: BUSYBOX }, caller);
   const r = await run(sb.id, 'sleep 30 & sleep 30; echo never', { timeout: 500 });
