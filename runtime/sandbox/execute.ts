@@ -293,8 +293,11 @@ export class Executor {
    * An interactive process on a terminal (the shell behind the WebSocket terminal) through the
    * sandbox's live agent; null without one (the caller starts a `docker exec` with a tty).
    */
-  terminal(sandboxId: string, cmd: string[], env: Record<string, string>): ExecHandle | null {
-    return this.viaAgent(this.agents?.client(sandboxId) ?? null, { argv: cmd, env, stdin: true, tty: { cols: 80, rows: 24 } });
+  async terminal(sandboxId: string, cmd: string[], env: Record<string, string>): Promise<ExecHandle | null> {
+    const h = this.viaAgent(this.agents?.client(sandboxId) ?? null, { argv: cmd, env, stdin: true, tty: { cols: 80, rows: 24 } });
+    // Resolved once the process started (or could not), as an engine exec resolves once it was started.
+    if (h instanceof AgentExec) await h.started;
+    return h;
   }
 
   /** A sandbox ended (the lifecycle's `ended`): its pids count and launcher go. */

@@ -50,7 +50,7 @@ export class Shells {
     const { containerId, rec } = executor.prepare(caller, sandboxId, { command: cmd });
     const env = { TERM: 'xterm-256color' };
     const h =
-      executor.terminal(rec.id, cmd, env) ??
+      (await executor.terminal(rec.id, cmd, env)) ??
       (await engineCall(() => engine.exec(containerId, { cmd, env, user: SANDBOX_USER, tty: true, stdin: true })));
     if (opts.signal?.aborted) {
       await h.kill().catch(() => undefined);
