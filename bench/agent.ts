@@ -14,6 +14,7 @@ import type { AgentClient } from '../runtime/sandbox/agent/client.ts';
 import { SANDBOX_USER } from '../runtime/sandbox/hardening.ts';
 import { Launchers } from '../runtime/sandbox/launcher.ts';
 import { agentLab } from '../test/helpers/agent.ts';
+import { http, startServer, stopServer, type Server } from './api.ts';
 import { printTable, summarize } from './stats.ts';
 
 const ROUNDS = Number(process.env.BENCH_AGENT_ROUNDS ?? 10);
@@ -33,6 +34,19 @@ async function drain(h: ExecHandle): Promise<string> {
 }
 
 type Case = { name: string; once: () => Promise<void> };
+
+/** `POST /v1/sandboxes/{id}/execute` (JSON result) on a Director whose sandboxes run the agent, or not (DIRECTOR_EXEC_AGENT=off). */
+async function viaApi(s: Server, name: string): Promise<Case> {
+  const created = await http<{ data: { id: string } }>(s.port, 'POST', '/v1/sandboxes', s.token, {});
+  const p = `/v1/sandboxes/${created.body.data.id}/execute`;
+  return {
+    name,
+    once: async () => {
+      const res = await http<{ data: { stdout: string; exitCode: number } }>(s.port, 'POST', p, s.token, { command: CMD });
+      if (res.body.data?.stdout !== 'hi\n' || res.body.data.exitCode !== 0) throw new Error(`execute answered ${res.status}`);
+    },
+  };
+}
 
 function viaAgent(agent: AgentClient): Case {
   return { name: 'agent', once: async () => void (await drain(agent.exec({ argv: CMD, timeoutMs: 10_000 }))) };
@@ -62,11 +76,23 @@ function viaDockerExec(engine: Engine, containerId: string): Case {
 export async function benchAgent(): Promise<void> {
   console.log(`execute echo round trip on a running sandbox (${ROUNDS} rounds × ${PER_ROUND} samples per case and mode)`);
   const lab = agentLab();
+  const servers: Server[] = [];
   try {
+    const withAgent = await startServer({ poolSize: 0, execAgent: 'on' });
+    servers.push(withAgent);
+    const withoutAgent = await startServer({ poolSize: 0, execAgent: 'off' });
+    servers.push(withoutAgent);
+    if (!withAgent.rt.agents) throw new Error('the agent is not in use: build it (images/agent/build.sh)');
     const [sb, launcherBox, plainBox] = await Promise.all([lab.sandbox(), lab.plain(), lab.plain()]);
     const launchers = new Launchers(lab.engine);
     launchers.arm(launcherBox);
-    const cases = [viaAgent(sb.agent!), viaLauncher(lab.engine, launcherBox, launchers), viaDockerExec(lab.engine, plainBox)];
+    const cases = [
+      viaAgent(sb.agent!),
+      viaLauncher(lab.engine, launcherBox, launchers),
+      viaDockerExec(lab.engine, plainBox),
+      await viaApi(withAgent, 'API, agent'),
+      await viaApi(withoutAgent, 'API, launcher (DIRECTOR_EXEC_AGENT=off)'),
+    ];
     const samples = new Map<string, number[]>();
     const record = (key: string, ms: number) => samples.set(key, [...(samples.get(key) ?? []), ms]);
     for (const c of cases) for (let i = 0; i < 5; i++) await c.once(); // warm-up
@@ -106,12 +132,13 @@ export async function benchAgent(): Promise<void> {
     }
     rows.push(['agent, 20 at once (each)', summarize(conc), null]);
     printTable('execute echo → exit status and output (ms); ratio vs plain docker exec', rows);
-    const b2b = sum('agent|back to back');
-    const spaced = sum('agent|spaced');
+    const b2b = sum('API, agent|back to back');
+    const spaced = sum('API, agent|spaced');
     console.log(
-      `targets (agent): p50 ≤ 5 ms (${b2b.p50.toFixed(1)} back to back, ${spaced.p50.toFixed(1)} spaced), p99 ≤ 20 ms (${b2b.p99.toFixed(1)}, ${spaced.p99.toFixed(1)}), back-to-back mean ≤ 10 ms (${b2b.mean.toFixed(1)})`,
+      `targets (through the API, agent): p50 ≤ 5 ms (${b2b.p50.toFixed(1)} back to back, ${spaced.p50.toFixed(1)} spaced), p99 ≤ 20 ms (${b2b.p99.toFixed(1)}, ${spaced.p99.toFixed(1)}), back-to-back mean ≤ 10 ms (${b2b.mean.toFixed(1)})`,
     );
   } finally {
+    for (const s of servers) await stopServer(s);
     await lab.cleanup();
   }
 }

@@ -21,7 +21,7 @@ import { Worker } from 'node:worker_threads';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { createDirector, type Director } from '../api/server.ts';
-import { loadConfig } from '../runtime/config.ts';
+import { loadConfig, type Config } from '../runtime/config.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import { LABEL } from '../runtime/sandbox/hardening.ts';
 import { toView } from '../runtime/sandbox/view.ts';
@@ -39,7 +39,7 @@ const PASSWORD = `bench-${randomBytes(12).toString('hex')}`;
 const agent = new Agent({ keepAlive: true, maxSockets: 8 });
 
 /** One JSON request over the keep-alive agent. */
-function http<T>(port: number, method: string, p: string, token: string, body?: unknown): Promise<{ status: number; body: T }> {
+export function http<T>(port: number, method: string, p: string, token: string, body?: unknown): Promise<{ status: number; body: T }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = request(
@@ -96,7 +96,7 @@ function firstStdout(port: number, p: string, token: string): Promise<number> {
   });
 }
 
-interface Server {
+export interface Server {
   rt: Runtime;
   director: Director;
   port: number;
@@ -105,7 +105,7 @@ interface Server {
   dir: string;
 }
 
-async function startServer(): Promise<Server> {
+export async function startServer(overrides: Partial<Config> = {}): Promise<Server> {
   const dir = mkdtempSync(path.join(tmpdir(), 'director-bench-api-'));
   const config = loadConfig(
     {},
@@ -120,6 +120,7 @@ async function startServer(): Promise<Server> {
       rateLimitSandbox: 1_000_000,
       rateLimitGeneral: 1_000_000,
       rateLimitAuth: 1_000_000,
+      ...overrides,
     },
   );
   const director = await createDirector({ config, logger: pino({ level: 'silent' }) });
@@ -131,7 +132,7 @@ async function startServer(): Promise<Server> {
   return { rt: director.runtime, director, port, token: session.token, workspace: session.workspace, dir };
 }
 
-async function stopServer(s: Server): Promise<void> {
+export async function stopServer(s: Server): Promise<void> {
   await s.director.close();
   const left = await s.rt.engine.listContainers({ [LABEL.runtime]: s.rt.config.runtimeName });
   await Promise.all(left.map((c) => s.rt.engine.removeContainer(c.id)));

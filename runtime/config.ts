@@ -166,6 +166,20 @@ export const SETTINGS = {
     unit: 'ms',
     description: 'Execute timeout when the request sets none.',
   },
+  execAgent: {
+    env: 'DIRECTOR_EXEC_AGENT',
+    schema: Type.Union([Type.Literal('on'), Type.Literal('off')]),
+    default: 'off',
+    description:
+      "`on`: every sandbox runs Director's exec agent (docs/agent.md) and executes go through it instead of `docker exec`; only with a local engine, and only when the agent executable exists (else executes use `docker exec`).",
+  },
+  agentBinary: {
+    env: 'DIRECTOR_AGENT_BINARY',
+    schema: Type.String({ maxLength: 4096 }),
+    default: '',
+    description:
+      'The exec agent executable (absolute). Empty: the one `images/agent/build.sh` builds, `.state/agent/director-agent` in the project.',
+  },
   maxExecTimeoutMs: {
     env: 'DIRECTOR_MAX_EXEC_TIMEOUT_MS',
     schema: int(100, 86_400_000),

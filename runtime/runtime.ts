@@ -1,3 +1,5 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { loadConfig, type Config } from './config.ts';
@@ -9,6 +11,8 @@ import { createRuntimeMetrics, type RuntimeMetrics } from './metrics.ts';
 import { Monitoring } from './monitoring/service.ts';
 import { Sampler } from './monitoring/sampler.ts';
 import { SandboxCreator } from './sandbox/creator.ts';
+import { Agents, agentBaseDir, agentsUsable } from './sandbox/agent/agents.ts';
+import { defaultAgentBinary } from './sandbox/agent/mount.ts';
 import { Executor } from './sandbox/execute.ts';
 import { Launchers } from './sandbox/launcher.ts';
 import { createSandboxLifecycle, type SandboxLifecycle } from './sandbox/lifecycle.ts';
@@ -76,6 +80,8 @@ export interface Runtime extends AsyncDisposable {
   sandboxes: SandboxManager;
   networks: NetworkLayer | null;
   executor: Executor;
+  /** Exec agents of the sandboxes this Director created; null when executes use `docker exec` (DIRECTOR_EXEC_AGENT=off, a remote engine, no agent built). */
+  agents: Agents | null;
   /** Interactive shells in sandboxes (the terminal). */
   shells: Shells;
   files: FileTransfer;
@@ -173,7 +179,20 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   // Sandboxes: creating and ending apart from the caller-facing manager, so the pool (which
   // creates and drains) can be given to the manager (which claims from it).
   const network: NetworkAttacher = opts.network ?? networks?.manager ?? noNetworking;
-  const creator = new SandboxCreator({ engine, store, metrics, config, clock, logger, network, lifecycle });
+  const agentBinary = config.agentBinary || defaultAgentBinary(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'));
+  const agents = agentsUsable({ setting: config.execAgent, local: engine.local === true, binary: agentBinary })
+    ? new Agents({
+        engine,
+        store,
+        events,
+        logger: logger.child({ component: 'agents' }),
+        binary: agentBinary,
+        baseDir: agentBaseDir(path.join(config.dataDir, 'agent')),
+      })
+    : null;
+  if (!agents && config.execAgent === 'on' && engine.local)
+    logger.warn({ binary: agentBinary }, 'exec agent not built (images/agent/build.sh): executes use docker exec');
+  const creator = new SandboxCreator({ engine, store, metrics, config, clock, logger, network, lifecycle, agents });
   const teardown: SandboxTeardown = new SandboxTeardown({ engine, store, events, clock, network, lifecycle });
   const secrets = opts.secrets ?? SecretBox.fromConfig(config);
   const environments = new SandboxEnvironments(store, secrets);
@@ -181,7 +200,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   const profiles = new ProfileService(db, clock, events, opts.security?.builtinProfiles ?? loadBuiltinProfiles());
   const sandboxes = new SandboxManager({ engine, store, events, metrics, config, clock, network, creator, teardown, pool, profiles });
   const supervisor = new Supervisor({ engine, store, events, config, clock, logger, network, teardown, lifecycle });
-  const executor = new Executor(sandboxes, new Launchers(engine), environments);
+  const executor = new Executor(sandboxes, new Launchers(engine), environments, agents);
   const shells = new Shells({ executor, engine, events });
   const files = new FileTransfer(sandboxes);
 
@@ -189,6 +208,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   lifecycle.on('started', (r) => executor.started(r));
   lifecycle.on('deadlineArmed', (r) => supervisor.armDeadline(r));
   lifecycle.on('ended', (r) => executor.forget(r.id, r.containerId));
+  lifecycle.on('ended', (r) => void agents?.close(r.id));
 
   const security = createSecurity(
     {
@@ -237,6 +257,8 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     if (networks && networks.store.active().length === 0)
       await networks.firewall.dropTable().catch((err: unknown) => logger.warn({ err }, 'could not remove the nft table'));
     await pool.drain();
+    // Sandboxes outliving the server keep running; their executes use docker exec after a restart.
+    await agents?.closeAll();
     // Events still waiting for their group's transaction are stored before the store closes.
     events.flush();
     db.close();
@@ -254,6 +276,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     sandboxes,
     networks,
     executor,
+    agents,
     shells,
     files,
     pool,

@@ -1,9 +1,12 @@
 /*
  * director-agent serve [--socket PATH] [-- COMMAND [ARG...]]
  *
- * Connects once to Director's socket (before anything else runs in the sandbox), then serves
- * execs until it is signalled; with a COMMAND it runs it as its child and exits with its
- * status, as the sandbox's main process would. See docs/agent.md.
+ * Two processes. The keeper (this one, the sandbox's main process under Docker's init) forks
+ * the server, which connects once to Director's socket (before anything else runs in the
+ * sandbox) and serves execs; once the server said hello (or could not), the keeper starts
+ * COMMAND, if any, and exits with its status, as the sandbox's main process would; without
+ * one it waits until it is signalled. A server that dies leaves the sandbox running (Director
+ * then runs executes through `docker exec`). See docs/agent.md.
  */
 #include "agent.h"
 
@@ -130,6 +133,61 @@ static _Noreturn void finish(struct agent *a, int status) {
   exit(WEXITSTATUS(status));
 }
 
+static int status_code(int st) { return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st); }
+
+/*
+ * The keeper: forks the server, waits for its hello (the pipe closes), starts the command,
+ * forwards stop signals and exits with the command's status (or, without a command, once it
+ * was signalled and the server ended). Returns in the server, with the pipe's write end.
+ */
+static int keep(char **command, const sigset_t *set) {
+  int ready[2];
+  if (pipe2(ready, O_CLOEXEC) < 0) return -1;
+  pid_t keeper = getpid();
+  pid_t server = fork();
+  if (server < 0) return -1;
+  if (server == 0) {
+    close(ready[0]);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != keeper) _exit(125);
+    return ready[1];
+  }
+  close(ready[1]);
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  char c;
+  while (read(ready[0], &c, 1) < 0 && errno == EINTR) {}
+  close(ready[0]);
+  static struct agent k;
+  k.env = environ;
+  pid_t cmd = command ? spawn_command(&k, command) : 0;
+  if (cmd < 0) {
+    perror("director-agent: fork");
+    exit(125);
+  }
+  for (;;) {
+    int sig = 0;
+    if (sigwait(set, &sig) != 0) continue;
+    if (sig == SIGCHLD) {
+      int st;
+      pid_t p;
+      while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+        if (p == cmd) {
+          if (server > 0) kill(server, SIGKILL);
+          exit(status_code(st));
+        } else if (p == server) server = 0;
+      continue;
+    }
+    if (cmd) {
+      kill(cmd, sig); /* as Docker's init does for its child */
+      continue;
+    }
+    /* Without a command a stop signal ends the sandbox, as it ended `sleep infinity` (a stopped
+       server must not hold it up); the execs go with the sandbox's pid namespace. */
+    if (server > 0) kill(server, SIGKILL);
+    exit(128 + sig);
+  }
+}
+
 static void on_signal(struct agent *a, int sig) {
   if (sig == SIGCHLD) {
     reap(a);
@@ -157,6 +215,19 @@ int main(int argc, char **argv) {
   }
   char **command = i < argc ? argv + i : NULL;
 
+  sigset_t set;
+  sigemptyset(&set);
+  int handled[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+  for (size_t k = 0; k < sizeof handled / sizeof *handled; k++) sigaddset(&set, handled[k]);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  int ready = keep(command, &set);
+  if (ready < 0) {
+    perror("director-agent: keeper");
+    return 125;
+  }
+  int has_command = command != NULL;
+  command = NULL; /* the keeper runs it */
+
   /* No other process of the sandbox user may ptrace this one, read its memory or take its socket. */
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   /* Keep 0-2 open so no pipe of an exec lands there. */
@@ -164,11 +235,6 @@ int main(int argc, char **argv) {
   while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2) {}
   if (fd > 2) close(fd);
   signal(SIGPIPE, SIG_IGN);
-  sigset_t set;
-  sigemptyset(&set);
-  int handled[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-  for (size_t k = 0; k < sizeof handled / sizeof *handled; k++) sigaddset(&set, handled[k]);
-  sigprocmask(SIG_BLOCK, &set, NULL);
   int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) {
     perror("director-agent: signalfd");
@@ -184,17 +250,12 @@ int main(int argc, char **argv) {
     unsigned char hello[12];
     put_u32(hello, AGENT_PROTOCOL);
     put_u32(hello + 4, (uint32_t)getpid());
-    put_u32(hello + 8, command ? 1 : 0);
+    put_u32(hello + 8, has_command ? 1 : 0);
     send_frame(&a, F_HELLO, 0, hello, sizeof hello);
     flush(&a);
   }
-  if (command) {
-    a.command = spawn_command(&a, command);
-    if (a.command < 0) {
-      perror("director-agent: fork");
-      return 125;
-    }
-  }
+  /* The hello is out: the keeper may start the sandbox's command now. */
+  close(ready);
 
   static struct pollfd fds[2 + 3 * MAX_EXECS];
   static struct exec *owner[2 + 3 * MAX_EXECS];

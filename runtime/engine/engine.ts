@@ -11,6 +11,8 @@ export interface Engine {
   readonly kind: string;
   /** Where the engine lives, for logs and `/health` ("unix:///var/run/docker.sock"). */
   readonly endpoint: string;
+  /** The engine shares this host's kernel and filesystem (a local socket): host paths can be bound, host sockets reached. */
+  readonly local?: boolean;
   ping(signal?: AbortSignal): Promise<EngineInfo>;
 
   imageInfo(ref: string): Promise<ImageInfo | null>;
@@ -77,6 +79,8 @@ export interface ImageInfo {
   labels: Record<string, string>;
   user: string;
   workdir: string;
+  /** The image's entrypoint (empty when none). */
+  entrypoint?: string[];
 }
 
 export interface TmpfsMount {

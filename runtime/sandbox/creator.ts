@@ -12,6 +12,8 @@ import { buildContainerSpec } from './hardening.ts';
 import type { SandboxLifecycle } from './lifecycle.ts';
 import type { NetworkAttacher } from './network.ts';
 import type { EffectiveSpec } from './spec.ts';
+import type { Agents } from './agent/agents.ts';
+import { withAgent } from './agent/mount.ts';
 
 export interface CreatorDeps {
   engine: Engine;
@@ -22,6 +24,8 @@ export interface CreatorDeps {
   logger: Logger;
   network: NetworkAttacher;
   lifecycle: SandboxLifecycle;
+  /** Exec agents (docs/agent.md); null: sandboxes run without one and executes use `docker exec`. */
+  agents?: Agents | null;
 }
 
 const IMAGE_CACHE_MS = 10_000;
@@ -51,6 +55,17 @@ export class SandboxCreator {
   }
 
   /**
+   * What the agent runs as the sandbox's command: the sandbox's own `command` (or `sleep
+   * infinity` when the image has an entrypoint to run it through), behind the image's
+   * entrypoint, as the engine would have run them; null: the agent alone keeps the sandbox up.
+   */
+  async #agentCommand(spec: EffectiveSpec): Promise<string[] | null> {
+    const entrypoint = (await this.imageInfo(spec.image))?.entrypoint ?? [];
+    if (spec.command) return [...entrypoint, ...spec.command];
+    return entrypoint.length ? [...entrypoint, 'sleep', 'infinity'] : null;
+  }
+
+  /**
    * Creates and starts a container for `spec`. On any failure the container and network it
    * got are removed and the record is marked failed: nothing half-created stays behind.
    */
@@ -59,7 +74,7 @@ export class SandboxCreator {
     workspace: string,
     opts: { imageWorkdir: string; poolKey?: string; owner?: SandboxOwner; networkPolicy?: unknown },
   ): Promise<SandboxRecord> {
-    const { store, engine, clock, config, network, lifecycle, logger: log } = this.#deps;
+    const { store, engine, clock, config, network, lifecycle, logger: log, agents } = this.#deps;
     const id = newId('sbx');
     const now = clock.nowMs();
     const record: SandboxRecord = {
@@ -106,7 +121,7 @@ export class SandboxCreator {
         networkId = att.networkId;
         store.patch(id, clock.nowMs(), { networkId });
       }
-      const cspec = buildContainerSpec(
+      const hardened = buildContainerSpec(
         spec,
         {
           sandboxId: id,
@@ -118,10 +133,13 @@ export class SandboxCreator {
         },
         config,
       );
+      const cspec = agents ? withAgent(hardened, await agents.open(id, workspace), await this.#agentCommand(spec)) : hardened;
       containerId = await engine.createContainer(cspec);
       store.patch(id, clock.nowMs(), { containerId });
       const t0 = performance.now();
       await engine.startContainer(containerId);
+      // The agent says hello before anything else runs in the sandbox; only then is it running.
+      await agents?.connected(id, containerId);
       this.#deps.metrics.startSeconds.observe((performance.now() - t0) / 1000);
       let ipAddress: string | null = null;
       if (networkId) {
@@ -145,6 +163,7 @@ export class SandboxCreator {
         await engine
           .removeContainer(containerId)
           .catch((e: unknown) => log.error({ err: e, sandboxId: id }, 'cleanup: remove container failed'));
+      await agents?.close(id);
       if (networkId)
         await network
           .release({ id, workspace, networkId })

@@ -10,6 +10,10 @@ import { engineCall } from './engine-call.ts';
 import type { Caller, SandboxManager } from './manager.ts';
 import { PolicyViolationError } from './spec.ts';
 import { checkSchema } from '../../core/validate.ts';
+import type { Agents } from './agent/agents.ts';
+import { AgentLostError, type AgentClient } from './agent/client.ts';
+import { AgentExec, type AgentExecOptions } from './agent/exec.ts';
+import { AgentRequestError } from './agent/protocol.ts';
 
 export const ExecuteSchema = Type.Object(
   {
@@ -74,12 +78,19 @@ export class Executor {
   private readonly manager: SandboxManager;
   private readonly launchers: Launchers;
   private readonly environments: Pick<SandboxEnvironments, 'of' | 'forget'> | null;
+  private readonly agents: Agents | null;
   private readonly lastPidsHits = new Map<string, number>();
 
-  constructor(manager: SandboxManager, launchers: Launchers, environments: Pick<SandboxEnvironments, 'of' | 'forget'> | null = null) {
+  constructor(
+    manager: SandboxManager,
+    launchers: Launchers,
+    environments: Pick<SandboxEnvironments, 'of' | 'forget'> | null = null,
+    agents: Agents | null = null,
+  ) {
     this.manager = manager;
     this.launchers = launchers;
     this.environments = environments;
+    this.agents = agents;
   }
 
   /**
@@ -92,6 +103,22 @@ export class Executor {
   }
 
   /**
+   * The one dispatch point between the sandbox's exec agent and `docker exec`: the agent's
+   * exec when the sandbox has a live agent, else null (the caller takes the launcher or a
+   * plain exec). An agent that is gone or refuses the request has run nothing; its loss is
+   * reported (`agent_lost`) by {@link Agents}.
+   */
+  private viaAgent(agent: AgentClient | null, opts: AgentExecOptions): ExecHandle | null {
+    if (!agent) return null;
+    try {
+      return agent.exec(opts);
+    } catch (err) {
+      if (err instanceof AgentLostError || err instanceof AgentRequestError) return null;
+      throw err;
+    }
+  }
+
+  /**
    * A sandbox runs (the lifecycle's `started`): pre-start its exec launcher, so even the first
    * execute is fast, and have the engine find the container's pids cgroup now, off the execute
    * path (the check after each execute is then one file read). Nothing is recorded here: a
@@ -99,7 +126,8 @@ export class Executor {
    */
   started(r: SandboxRecord): void {
     if (!r.containerId || !r.spec.securityPolicy.allowExec) return;
-    this.launchers.arm(r.containerId);
+    // A sandbox with a live agent needs no launcher (nor its idle shell); one is armed if the agent is lost.
+    if (!this.agents?.client(r.id)) this.launchers.arm(r.containerId);
     void this.manager.deps.engine.pidsLimitHits?.(r.containerId).catch(() => undefined);
   }
 
@@ -162,7 +190,16 @@ export class Executor {
     const limit = deps.config.execOutputLimitBytes;
     const started = performance.now();
     const env = { ...this.environmentOf(rec.id), ...req.environment };
-    let handle: ExecHandle | null = await this.launchers.take(containerId, cmd, env, req.workdir, req.stdin);
+    let handle: ExecHandle | null = this.viaAgent(this.agents?.client(rec.id) ?? null, {
+      argv: cmd,
+      env,
+      ...(req.workdir ? { workdir: req.workdir } : {}),
+      timeoutMs,
+      stdin: req.stdin !== undefined,
+    });
+    if (handle) {
+      if (req.stdin !== undefined) handle.stdin?.end(req.stdin);
+    } else handle = await this.launchers.take(containerId, cmd, env, req.workdir, req.stdin);
     if (!handle) {
       handle = await engineCall(() =>
         deps.engine.exec(containerId, {
@@ -220,6 +257,8 @@ export class Executor {
       if (!done) kill();
     }
     const { exitCode } = await finished;
+    // The agent enforces the timeout itself; the timer above is the backstop.
+    if (h instanceof AgentExec && (await h.exit).timedOut) timedOut = true;
     const durationMs = Math.round(performance.now() - started);
     deps.metrics.execSeconds.observe(durationMs / 1000);
     deps.metrics.execTotal.inc({ result: timedOut ? 'timeout' : exitCode === 0 ? 'ok' : 'nonzero' });
@@ -261,9 +300,21 @@ export class Executor {
    * plain exec.
    */
   async open(containerId: string, cmd: string[]): Promise<ExecHandle> {
+    // Not through the agent yet: api/checkpoints.test failed 2 of 14 with it (docs/agent.md, Wiring).
     const armed = await this.launchers.take(containerId, cmd, {}, undefined, undefined, { keepStdin: true });
     if (armed) return armed;
     return engineCall(() => this.manager.deps.engine.exec(containerId, { cmd, env: {}, user: SANDBOX_USER, stdin: true }));
+  }
+
+  /**
+   * An interactive process on a terminal (the shell behind the WebSocket terminal) through the
+   * sandbox's live agent; null without one (the caller starts a `docker exec` with a tty).
+   */
+  async terminal(sandboxId: string, cmd: string[], env: Record<string, string>): Promise<ExecHandle | null> {
+    const h = this.viaAgent(this.agents?.client(sandboxId) ?? null, { argv: cmd, env, stdin: true, tty: { cols: 80, rows: 24 } });
+    // Resolved once the process started (or could not), as an engine exec resolves once it was started.
+    if (h instanceof AgentExec) await h.started;
+    return h;
   }
 
   /** A sandbox ended (the lifecycle's `ended`): its pids count, cached environment and launcher go. */

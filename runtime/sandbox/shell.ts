@@ -11,7 +11,7 @@ export const SHELLS = { sh: '/bin/sh', bash: '/bin/bash' } as const;
 export type ShellName = keyof typeof SHELLS;
 
 export interface ShellDeps {
-  executor: Pick<Executor, 'prepare' | 'environmentOf'>;
+  executor: Pick<Executor, 'prepare' | 'environmentOf' | 'terminal'>;
   engine: Engine;
   events: EventSink;
 }
@@ -47,16 +47,11 @@ export class Shells {
     const { executor, engine, events } = this.#deps;
     const shell = opts.shell ?? 'sh';
     const cmd = [SHELLS[shell]];
-    const { containerId } = executor.prepare(caller, sandboxId, { command: cmd });
-    const h = await engineCall(() =>
-      engine.exec(containerId, {
-        cmd,
-        env: { ...executor.environmentOf(sandboxId), TERM: 'xterm-256color' },
-        user: SANDBOX_USER,
-        tty: true,
-        stdin: true,
-      }),
-    );
+    const { containerId, rec } = executor.prepare(caller, sandboxId, { command: cmd });
+    const env = { ...executor.environmentOf(sandboxId), TERM: 'xterm-256color' };
+    const h =
+      (await executor.terminal(rec.id, cmd, env)) ??
+      (await engineCall(() => engine.exec(containerId, { cmd, env, user: SANDBOX_USER, tty: true, stdin: true })));
     if (opts.signal?.aborted) {
       await h.kill().catch(() => undefined);
       return null;

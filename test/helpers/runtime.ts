@@ -49,6 +49,8 @@ export function testSetup(overrides: Partial<Config> = {}): TestSetup {
       networking: 'off',
       nftTable: `director_t_${runtimeName.replace(/[^a-z0-9]/g, '')}`,
       nftCheckIntervalMs: 500,
+      // DIRECTOR_TEST_EXEC_AGENT=on runs every test file's executes through the exec agent.
+      execAgent: process.env.DIRECTOR_TEST_EXEC_AGENT === 'on' ? 'on' : 'off',
       ...overrides,
     },
   );

@@ -53,6 +53,10 @@ export class DockerEngine implements Engine {
   /** Container id → its pids cgroup's `pids.events` file, for {@link pidsLimitHits}. */
   private readonly pidsEventsFiles = new Map<string, string>();
 
+  get local(): boolean {
+    return this.ep.local;
+  }
+
   constructor(ep: Endpoint = resolveEndpoint()) {
     this.ep = ep;
     this.endpoint = ep.display;
@@ -100,7 +104,13 @@ export class DockerEngine implements Engine {
   async imageInfo(ref: string): Promise<ImageInfo | null> {
     try {
       const img = await this.docker.getImage(ref).inspect();
-      return { id: img.Id, labels: img.Config?.Labels ?? {}, user: img.Config?.User ?? '', workdir: img.Config?.WorkingDir ?? '' };
+      return {
+        id: img.Id,
+        labels: img.Config?.Labels ?? {},
+        user: img.Config?.User ?? '',
+        workdir: img.Config?.WorkingDir ?? '',
+        entrypoint: Array.isArray(img.Config?.Entrypoint) ? img.Config.Entrypoint : [],
+      };
     } catch (err) {
       const mapped = mapError(err, `inspect image ${ref}`);
       if (mapped instanceof EngineNotFoundError) return null;

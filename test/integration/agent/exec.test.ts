@@ -191,8 +191,8 @@ test('a fork refused by the pids limit fails the exec with EAGAIN and is counted
   const sb = await lab.sandbox({ request: { resourceLimits: { pids: 12 } } });
   const agent = sb.agent!;
   const before = (await lab.engine.pidsLimitHits(sb.containerId)) ?? 0;
-  // Docker's init and the agent are 2 of the 12; ten sleeping executes take the rest.
-  const sleepers = Array.from({ length: 10 }, () => agent.exec({ argv: ['sleep', '60'], timeoutMs: 60_000 }));
+  // Docker's init and the agent's keeper and server are 3 of the 12; nine sleeping executes take the rest.
+  const sleepers = Array.from({ length: 9 }, () => agent.exec({ argv: ['sleep', '60'], timeoutMs: 60_000 }));
   const pids = await Promise.all(sleepers.map((s) => s.started));
   assert.ok(pids.every((p) => typeof p === 'number' && p > 0));
   const refused = await run(agent, { argv: ['echo', 'no room'] });

@@ -113,7 +113,7 @@ test('a sandbox process connecting to the agent socket is refused and reported a
   }
 });
 
-test('a killed agent is detected: running executes end as agentLost, new ones are refused', async () => {
+test('a killed agent is detected: running executes end as agentLost, new ones are refused, the sandbox keeps running', async () => {
   const { agent, containerId } = await lab.sandbox();
   const pid = await agentPid(agent!);
   const lost = new Promise((r) => agent!.once('lost', r));
@@ -128,8 +128,14 @@ test('a killed agent is detected: running executes end as agentLost, new ones ar
     () => agent!.exec({ argv: ['true'] }),
     (e: unknown) => e instanceof AgentLostError,
   );
-  // The agent was the sandbox's main process: the sandbox ended with it.
-  await eventually(async () => (await lab.engine.inspectContainer(containerId))?.running === false);
+  // Its keeper (the sandbox's main process) keeps the sandbox running: docker exec still reaches it.
+  await new Promise((r) => setTimeout(r, 300));
+  assert.is((await lab.engine.inspectContainer(containerId))?.running, true);
+  const h = await lab.engine.exec(containerId, { cmd: ['echo', 'kept'], env: {}, user: '1000:1000' });
+  let out = '';
+  h.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  await h.wait();
+  assert.is(out, 'kept\n');
 });
 
 test('a stopped agent is found unresponsive, and docker exec still reaches the sandbox', async () => {
