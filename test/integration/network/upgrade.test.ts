@@ -68,8 +68,9 @@ test('a stored policy is recompiled in order as written, or kept as enforced and
     ]),
     b.id,
   );
+  // What the upgrade does to such a store: the migration that marks them, then the boot's decision.
   const marking = MIGRATIONS.find((m) => m.name.startsWith('network policies stored before first-match'))!;
-  sql.exec(`PRAGMA user_version = ${marking.version - 1}`);
+  sql.exec(marking.sql);
   sql.close();
 
   rt = testRuntime({ networking: 'on', dataDir: first.dataDir, runtimeName: first.config.runtimeName });
