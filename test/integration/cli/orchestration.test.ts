@@ -32,8 +32,8 @@ const atTerminal = (args: string[]) => {
 
 /** The provider's replies for the requests from now on, in order (the last one repeats). */
 const script = (replies: Reply[]) => {
-  const base = c.llm.requests.length;
-  c.llm.script((_req, index) => replies[Math.min(index - base, replies.length - 1)]!);
+  // The fake counts `index` from this call on.
+  c.llm.script((_req, index) => replies[Math.min(index, replies.length - 1)]!);
 };
 
 const file = (name: string, text: string) => {
