@@ -82,3 +82,30 @@ export function openDb(dataDir: string, file = 'director.db'): Db {
 /** True when `err` is SQLite refusing a duplicate value in a UNIQUE or PRIMARY KEY column. */
 export const isUniqueViolation = (err: unknown): boolean =>
   err instanceof Error && /UNIQUE constraint failed|PRIMARY KEY constraint failed/.test(err.message);
+
+/**
+ * A workspace's live rows of `table` (not `deleted_ms`), filtered by equality on the given
+ * columns (undefined values are no filter), newest first, one page of them and the total.
+ * `table` and the column names are the caller's constants, never request input.
+ */
+export function livePage<R>(
+  db: Db,
+  table: string,
+  workspace: string,
+  equal: Record<string, string | undefined>,
+  page: { limit: number; offset: number },
+): { rows: R[]; total: number } {
+  const where = ['workspace = ?', 'deleted_ms IS NULL'];
+  const args: string[] = [workspace];
+  for (const [column, value] of Object.entries(equal)) {
+    if (value === undefined || value === '') continue;
+    where.push(`${column} = ?`);
+    args.push(value);
+  }
+  const w = where.join(' AND ');
+  const total = (db.sql.prepare(`SELECT count(*) AS n FROM ${table} WHERE ${w}`).get(...args) as { n: number }).n;
+  const rows = db.sql
+    .prepare(`SELECT * FROM ${table} WHERE ${w} ORDER BY created_ms DESC, id LIMIT ? OFFSET ?`)
+    .all(...args, page.limit, page.offset) as unknown as R[];
+  return { rows, total };
+}

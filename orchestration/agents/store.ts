@@ -1,4 +1,4 @@
-import type { Db } from '../../core/db.ts';
+import { livePage, type Db } from '../../core/db.ts';
 import type { ApprovalPolicy } from '../approvals/policy.ts';
 import type { ToolName } from './schemas.ts';
 
@@ -113,21 +113,7 @@ export class AgentStore {
     workspace: string,
     f: { sessionId?: string; departmentId?: string; limit: number; offset: number },
   ): { items: AgentRecord[]; total: number } {
-    const where = ['workspace = ?', 'deleted_ms IS NULL'];
-    const args: (string | number)[] = [workspace];
-    if (f.sessionId) {
-      where.push('session_id = ?');
-      args.push(f.sessionId);
-    }
-    if (f.departmentId) {
-      where.push('department_id = ?');
-      args.push(f.departmentId);
-    }
-    const w = where.join(' AND ');
-    const total = (this.#db.sql.prepare(`SELECT count(*) AS n FROM agents WHERE ${w}`).get(...args) as { n: number }).n;
-    const rows = this.#db.sql
-      .prepare(`SELECT * FROM agents WHERE ${w} ORDER BY created_ms DESC, id LIMIT ? OFFSET ?`)
-      .all(...args, f.limit, f.offset) as unknown as Row[];
+    const { rows, total } = livePage<Row>(this.#db, 'agents', workspace, { session_id: f.sessionId, department_id: f.departmentId }, f);
     return { items: rows.map(fromRow), total };
   }
 

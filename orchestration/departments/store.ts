@@ -1,4 +1,4 @@
-import type { Db } from '../../core/db.ts';
+import { livePage, type Db } from '../../core/db.ts';
 import type { PartialLimits } from '../../policies/limits.ts';
 
 export interface DepartmentConfig {
@@ -88,21 +88,7 @@ export class DepartmentStore {
     workspace: string,
     f: { sessionId?: string; domain?: string; limit: number; offset: number },
   ): { items: DepartmentRecord[]; total: number } {
-    const where = ['workspace = ?', 'deleted_ms IS NULL'];
-    const args: (string | number)[] = [workspace];
-    if (f.sessionId) {
-      where.push('session_id = ?');
-      args.push(f.sessionId);
-    }
-    if (f.domain) {
-      where.push('domain = ?');
-      args.push(f.domain);
-    }
-    const w = where.join(' AND ');
-    const total = (this.#db.sql.prepare(`SELECT count(*) AS n FROM departments WHERE ${w}`).get(...args) as { n: number }).n;
-    const rows = this.#db.sql
-      .prepare(`SELECT * FROM departments WHERE ${w} ORDER BY created_ms DESC, id LIMIT ? OFFSET ?`)
-      .all(...args, f.limit, f.offset) as unknown as Row[];
+    const { rows, total } = livePage<Row>(this.#db, 'departments', workspace, { session_id: f.sessionId, domain: f.domain }, f);
     return { items: rows.map(fromRow), total };
   }
 

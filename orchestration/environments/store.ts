@@ -1,4 +1,4 @@
-import type { Db } from '../../core/db.ts';
+import { livePage, type Db } from '../../core/db.ts';
 import type { EnvFile } from './files.ts';
 import type { Template } from './template.ts';
 
@@ -111,12 +111,7 @@ export class EnvironmentStore {
   }
 
   list(workspace: string, f: { template?: string; limit: number; offset: number }): { items: EnvironmentRecord[]; total: number } {
-    const where = f.template ? 'workspace = ? AND template = ? AND deleted_ms IS NULL' : 'workspace = ? AND deleted_ms IS NULL';
-    const args = f.template ? [workspace, f.template] : [workspace];
-    const total = (this.#db.sql.prepare(`SELECT count(*) AS n FROM environments WHERE ${where}`).get(...args) as { n: number }).n;
-    const rows = this.#db.sql
-      .prepare(`SELECT * FROM environments WHERE ${where} ORDER BY created_ms DESC, id LIMIT ? OFFSET ?`)
-      .all(...args, f.limit, f.offset) as unknown as Row[];
+    const { rows, total } = livePage<Row>(this.#db, 'environments', workspace, { template: f.template }, f);
     return { items: rows.map(fromRow), total };
   }
 
