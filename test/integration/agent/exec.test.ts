@@ -55,10 +55,8 @@ test('keeps stdout and stderr apart and each in order', async () => {
   });
   assert.is(r.stdout, 'o1\no2\ntail');
   assert.is(r.stderr, 'e1\ne2\n');
-  assert.equal(
-    r.order.map(([s, d]) => `${s}:${d}`),
-    ['stdout:o1\n', 'stderr:e1\n', 'stdout:o2\n', 'stderr:e2\n', 'stdout:tail'],
-  );
+  // The order across the two streams is not asserted: an agent descheduled for longer than the
+  // sleeps finds both pipes readable in one poll. Each stream keeps its own order (above).
 });
 
 test('reports exit codes, signals and commands that cannot start', async () => {
