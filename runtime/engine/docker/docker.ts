@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
@@ -250,7 +251,10 @@ export class DockerEngine implements Engine {
     const file = known ?? (await this.pidsEventsFile(id));
     if (!file) return null;
     try {
-      const m = /^max (\d+)$/m.exec(await readFile(file, 'utf8'));
+      // Read synchronously: a cgroup file is generated in memory by the kernel (tens of µs),
+      // while the promise version costs three thread-pool round trips (open, read, close),
+      // 0.5–1.5 ms of every execute's exit status on a busy machine.
+      const m = /^max (\d+)$/m.exec(readFileSync(file, 'utf8'));
       return m ? Number(m[1]) : null;
     } catch {
       this.pidsEventsFiles.delete(id);
