@@ -169,7 +169,7 @@ export const SETTINGS = {
   execAgent: {
     env: 'DIRECTOR_EXEC_AGENT',
     schema: Type.Union([Type.Literal('on'), Type.Literal('off')]),
-    default: 'off',
+    default: 'on',
     description:
       "`on`: every sandbox runs Director's exec agent (docs/agent.md) and executes go through it instead of `docker exec`; only with a local engine, and only when the agent executable exists (else executes use `docker exec`).",
   },

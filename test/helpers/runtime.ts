@@ -49,8 +49,11 @@ export function testSetup(overrides: Partial<Config> = {}): TestSetup {
       networking: 'off',
       nftTable: `director_t_${runtimeName.replace(/[^a-z0-9]/g, '')}`,
       nftCheckIntervalMs: 500,
-      // DIRECTOR_TEST_EXEC_AGENT=on runs every test file's executes through the exec agent.
-      execAgent: process.env.DIRECTOR_TEST_EXEC_AGENT === 'on' ? 'on' : 'off',
+      // The exec agent as the server's default (on); DIRECTOR_TEST_EXEC_AGENT=off|on overrides it
+      // for every test file (off: every execute through `docker exec`).
+      ...(process.env.DIRECTOR_TEST_EXEC_AGENT === 'on' || process.env.DIRECTOR_TEST_EXEC_AGENT === 'off'
+        ? { execAgent: process.env.DIRECTOR_TEST_EXEC_AGENT }
+        : {}),
       ...overrides,
     },
   );

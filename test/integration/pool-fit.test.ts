@@ -138,7 +138,8 @@ async function floorOf(rec: SandboxRecord) {
     Tmpfs: hc.Tmpfs,
     Binds: hc.Binds,
     Devices: hc.Devices,
-    Mounts: (Mounts ?? []).map((m) => ({ ...m, Source: m.Type === 'volume' ? '' : m.Source, Name: '' })),
+    // The exec agent's channel directory is the sandbox's own (`<base>/<sandboxId>`): compared without the id.
+    Mounts: (Mounts ?? []).map((m) => ({ ...m, Source: m.Type === 'volume' ? '' : m.Source.replace(rec.id, '<sandbox>'), Name: '' })),
     MaskedPaths: hc.MaskedPaths,
     ReadonlyPaths: hc.ReadonlyPaths,
     Ulimits: hc.Ulimits,
