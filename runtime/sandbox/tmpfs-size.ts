@@ -26,21 +26,21 @@ export interface TmpfsResizer {
  * {@link localTmpfsResizer} returns null otherwise and `disk` requests are created cold.
  */
 export class HostTmpfsResizer implements TmpfsResizer {
-  readonly #engine: Pick<Engine, 'inspectContainer'>;
+  readonly #engine: Pick<Engine, 'inspectContainer' | 'hostPid'>;
   readonly #binary: string;
 
-  constructor(engine: Pick<Engine, 'inspectContainer'>, binary: string) {
+  constructor(engine: Pick<Engine, 'inspectContainer' | 'hostPid'>, binary: string) {
     this.#engine = engine;
     this.#binary = binary;
   }
 
   async resize(containerId: string, mounts: readonly TmpfsMount[]): Promise<void> {
     if (mounts.length === 0) return;
-    const state = await this.#engine.inspectContainer(containerId);
-    if (!state?.running || !state.pid) throw new Error(`container ${containerId} is not running`);
-    const args = [String(state.pid), ...mounts.flatMap((m) => [m.path, String(m.sizeBytes), m.noexec ? '1' : '0'])];
+    const pid = (await this.#engine.hostPid?.(containerId)) ?? (await this.#engine.inspectContainer(containerId))?.pid;
+    if (!pid) throw new Error(`container ${containerId} is not running`);
+    const args = [String(pid), ...mounts.flatMap((m) => [m.path, String(m.sizeBytes), m.noexec ? '1' : '0'])];
     await run(this.#binary, args, { timeout: 10_000 });
-    const problems = checkMountinfo(await readFile(`/proc/${state.pid}/mountinfo`, 'utf8'), mounts);
+    const problems = checkMountinfo(await readFile(`/proc/${pid}/mountinfo`, 'utf8'), mounts);
     if (problems.length) throw new Error(`tmpfs resize not in force: ${problems.join('; ')}`);
   }
 }
@@ -72,7 +72,11 @@ export function checkMountinfo(mountinfo: string, mounts: readonly TmpfsMount[])
 }
 
 /** A resizer for a local engine with the helper built under `root` (or at `binary`); null otherwise. */
-export function localTmpfsResizer(engine: Pick<Engine, 'inspectContainer' | 'local'>, root: string, binary?: string): TmpfsResizer | null {
+export function localTmpfsResizer(
+  engine: Pick<Engine, 'inspectContainer' | 'hostPid' | 'local'>,
+  root: string,
+  binary?: string,
+): TmpfsResizer | null {
   const bin = binary ?? path.resolve(root, TMPFS_SIZE_BUILD_OUTPUT);
   if (engine.local !== true || process.getuid?.() !== 0 || !existsSync(bin)) return null;
   return new HostTmpfsResizer(engine, bin);

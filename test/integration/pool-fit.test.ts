@@ -62,7 +62,12 @@ test('a request with its own environment and limits is served warm: record, cgro
   assert.equal(sb.spec.environmentKeys, ['API_TOKEN', 'GREETING']);
   assert.ok(sb.deadlineMs! - sb.createdMs === 600_000);
 
-  const info = await docker.getContainer(sb.containerId!).inspect();
+  // The kernel enforces the fitted limits when the sandbox is handed out (read from its cgroup through
+  // the engine's stats); the engine's own record of them follows (see DockerEngine.updateLimits).
+  const kernel = await rt.sandboxes.metrics(caller, sb.id);
+  assert.is(kernel.memory.limitBytes, 96 * MIB);
+  assert.is(kernel.pids.limit, 48);
+  const info = await recorded(sb.containerId!, 96 * MIB);
   assert.is(info.HostConfig.Memory, 96 * MIB);
   assert.is(info.HostConfig.MemorySwap, 96 * MIB, 'swap stays equal to memory: no swap');
   assert.is(info.HostConfig.NanoCpus, 0.5e9);
@@ -124,9 +129,16 @@ test('the fitted pids limit applies: forks beyond it fail', async () => {
   await rt.sandboxes.delete(caller, sb.id);
 });
 
+/** The engine's inspection once its record shows the memory limit `bytes` (a fitted container's is updated after the kernel's). */
+const recorded = (containerId: string, bytes: number) =>
+  eventually(async () => {
+    const info = await docker.getContainer(containerId).inspect();
+    return info.HostConfig.Memory === bytes ? info : null;
+  });
+
 /** What `docker inspect` says about a container's confinement (its environment aside). */
 async function floorOf(rec: SandboxRecord) {
-  const { HostConfig: h, Config: c, Mounts } = await docker.getContainer(rec.containerId!).inspect();
+  const { HostConfig: h, Config: c, Mounts } = await recorded(rec.containerId!, rec.spec.resourceLimits.memory * MIB);
   const hc = h as typeof h & { MaskedPaths?: string[]; ReadonlyPaths?: string[]; OomScoreAdj?: number; Init?: boolean };
   return {
     CapDrop: hc.CapDrop,
@@ -282,8 +294,10 @@ test('20 concurrent creates with custom limits: every one succeeds and no contai
   assert.ok(fromPool >= 1 && fromPool <= POOL, `${fromPool} served warm from a pool of ${POOL}`);
   for (const [i, r] of made.entries()) {
     assert.is(r.status, 'running');
-    const info = await docker.getContainer(r.containerId!).inspect();
-    assert.is(info.HostConfig.Memory, (64 + i) * MIB, `sandbox ${i} has another request's memory limit`);
+    const kernel = await rt.sandboxes.metrics(caller, r.id);
+    assert.is(kernel.memory.limitBytes, (64 + i) * MIB, `sandbox ${i} has another request's memory limit`);
+    const info = await recorded(r.containerId!, (64 + i) * MIB);
+    assert.is(info.HostConfig.Memory, (64 + i) * MIB);
   }
   // Each sees its own environment, working directory and disk size, never another request's.
   const outs = await Promise.all(

@@ -111,7 +111,10 @@ test('the first request on a network is created cold and starts a pool there; th
   }
   const out = await rt.executor.run(caller, sb.id, { command: ['sh', '-c', 'echo "$MODE $(pwd)"'] });
   assert.is(out.stdout, 'warm /workspace\n');
-  // Same hardening floor and network settings (DNS on the network's gateway) as the cold one.
+  // Same hardening floor and network settings (DNS on the network's gateway) as the cold one, once
+  // the engine's record has the fitted memory limit (the kernel had it at once).
+  assert.is((await rt.sandboxes.metrics(caller, sb.id)).memory.limitBytes, 200 * 1024 * 1024);
+  await eventually(async () => (await floorOf(sb)).Memory === 200 * 1024 * 1024);
   assert.equal(await floorOf(sb), { ...(await floorOf(first)), Memory: 200 * 1024 * 1024 });
   await rt.sandboxes.delete(caller, first.id);
   await rt.sandboxes.delete(caller, sb.id);
