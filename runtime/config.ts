@@ -206,14 +206,15 @@ export const SETTINGS = {
     schema: int(0, 1000),
     default: 2,
     unit: 'sandboxes',
-    description: 'Warm sandboxes kept started per pooled image (0 disables the pool).',
+    description:
+      'Warm sandboxes kept started per pooled image, and per pooled image on each Director network a request asked for (0 disables the pool).',
   },
   poolImages: {
     env: 'DIRECTOR_POOL_IMAGES',
     schema: Type.String(),
     default: 'director/base:latest',
     description:
-      "Comma-separated images the warm pool keeps ready (with the default limits; a claim is fitted to the request's memory, cpu, pids and environment).",
+      "Comma-separated images the warm pool keeps ready (with the default limits; a claim is fitted to the request's memory, cpu, pids, disk, environment and workdir).",
   },
   reconcileIntervalMs: {
     env: 'DIRECTOR_RECONCILE_INTERVAL_MS',
