@@ -214,9 +214,7 @@ export async function benchCheckpoint(): Promise<void> {
   try {
     await s.checkpoints.start();
     await s.sessions.start();
-    console.log(
-      `checkpoint create and restore vs plain tar in the same sandbox (image ${IMAGE}, exec agent ${rt.config.execAgent})`,
-    );
+    console.log(`checkpoint create and restore vs plain tar in the same sandbox (image ${IMAGE}, exec agent ${rt.config.execAgent})`);
     for (const w of WORKLOADS) await benchWorkload(rt, s, w, dir);
   } finally {
     s.sessions.close();
