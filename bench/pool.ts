@@ -1,11 +1,12 @@
 /**
  * The warm pool fitted to requests (issue 18 §1), from one run on this machine:
  * - create shaped like the Director Protocol's example (its own `environment` and
- *   `resourceLimits`) → first `echo` output, warm-fitted vs cold vs the raw dockerode floor
- *   (create + start + exec with the same env and limits, first byte, remove), in rotated rounds
- *   so no case always runs first on a machine whose load drifts;
+ *   `resourceLimits`, disk included) → first `echo` output, warm-fitted vs cold vs the raw
+ *   dockerode floor (create + start + exec with the same env, limits and tmpfs, first byte,
+ *   remove), in rotated rounds so no case always runs first on a machine whose load drifts;
+ * - 20 such creates at once on a pool of 20 (`BENCH_BURST_POOL`), beside 20 raw creates at once;
  * - the pool's hit rate over a mixed request stream (default, custom limits, environment,
- *   network, and a tmpfs size the pool cannot fit), read from `director_pool_fit_total`.
+ *   disk, workdir, a Director network, an `isolated` one), read from `director_pool_fit_total`.
  */
 import Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
@@ -24,6 +25,9 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 const PER_ROUND = Number(process.env.BENCH_PER_ROUND ?? 3);
 const MIXED = Number(process.env.BENCH_MIXED ?? 40);
 const POOL = Number(process.env.BENCH_POOL ?? 4);
+const BURST = Number(process.env.BENCH_BURST ?? 20);
+const BURST_POOL = Number(process.env.BENCH_BURST_POOL ?? BURST);
+const BURST_ROUNDS = Number(process.env.BENCH_BURST_ROUNDS ?? 3);
 const caller = { workspace: 'wsp_bench' };
 const docker = new Docker();
 
@@ -32,9 +36,11 @@ const PROTOCOL_SHAPED = {
   name: 'Code Execution Sandbox',
   image: IMAGE,
   environment: { NODE_ENV: 'production', API_KEY: 'secure_key' },
-  resourceLimits: { cpu: 2.0, memory: 1024, network: false, maxDuration: 300_000 },
+  resourceLimits: { cpu: 2.0, memory: 1024, disk: 2048, network: false, maxDuration: 300_000 },
   networkMode: 'isolated',
 };
+/** What Director gives that request: /tmp and /workspace share the disk. */
+const TMPFS = 'rw,nosuid,nodev,exec,size=1073741824,uid=1000,gid=1000';
 
 async function rawOnce(): Promise<number> {
   const t0 = performance.now();
@@ -43,7 +49,14 @@ async function rawOnce(): Promise<number> {
     Cmd: ['sleep', 'infinity'],
     Env: Object.entries(PROTOCOL_SHAPED.environment).map(([k, v]) => `${k}=${v}`),
     Labels: { 'director.bench': 'pool' },
-    HostConfig: { Init: true, Memory: 1024 * MIB, MemorySwap: 1024 * MIB, NanoCpus: 2e9, NetworkMode: 'none' },
+    HostConfig: {
+      Init: true,
+      Memory: 1024 * MIB,
+      MemorySwap: 1024 * MIB,
+      NanoCpus: 2e9,
+      NetworkMode: 'none',
+      Tmpfs: { '/tmp': `${TMPFS},mode=1777`, '/workspace': `${TMPFS},mode=755` },
+    },
   });
   try {
     await c.start();
@@ -68,6 +81,12 @@ async function directorOnce(rt: Runtime, req: unknown): Promise<number> {
   await rt.sandboxes.delete(caller, sb.id);
   if (Number.isNaN(ms)) throw new Error('no output');
   return ms;
+}
+
+/** `n` creates started together; each sample is create → first output of one of them (NaN: it failed). */
+async function burst(n: number, once: () => Promise<number>): Promise<number[]> {
+  const all = await Promise.allSettled(Array.from({ length: n }, once));
+  return all.map((r) => (r.status === 'fulfilled' ? r.value : Number.NaN));
 }
 
 function runtime(poolSize: number, networking: 'on' | 'off'): { rt: Runtime; dir: string } {
@@ -152,13 +171,16 @@ export async function benchPool(): Promise<void> {
     console.log(`fitted samples served as 'fitted': ${(fitsAfter.fitted ?? 0) - (fitsBefore.fitted ?? 0)} of ${samples.fitted.length}`);
 
     // A mixed stream at the rate a pool of this size refills (one create every 250 ms).
+    const net = await warm.rt.networks!.manager.create(caller, { name: 'bench-pool', enableDNS: true });
     const stream: Array<[string, unknown]> = [
       ['default', { image: IMAGE }],
       ['custom limits', { image: IMAGE, resourceLimits: { memory: 128, cpu: 0.5, pids: 64 } }],
       ['environment', { image: IMAGE, environment: { TOKEN: 'abc', MODE: 'test' } }],
       ['protocol-shaped', PROTOCOL_SHAPED],
-      ['network', { image: IMAGE, securityPolicy: { allowNetwork: true }, networkMode: 'isolated' }],
+      ['director network', { image: IMAGE, securityPolicy: { allowNetwork: true }, networkMode: net.id }],
       ['disk', { image: IMAGE, resourceLimits: { disk: 512 } }],
+      ['workdir', { image: IMAGE, workdir: '/workspace' }],
+      ['isolated network', { image: IMAGE, securityPolicy: { allowNetwork: true }, networkMode: 'isolated' }],
     ];
     await waitPool(warm.rt, POOL);
     const before = await fitCounts(warm.rt);
@@ -190,5 +212,38 @@ export async function benchPool(): Promise<void> {
   } finally {
     await closeRuntime(cold.rt, cold.dir);
     await closeRuntime(warm.rt, warm.dir);
+  }
+  await benchBurst();
+}
+
+/** {@link BURST} protocol-shaped creates at once on a pool of {@link BURST_POOL}, beside as many raw creates at once. */
+async function benchBurst(): Promise<void> {
+  const b = runtime(BURST_POOL, 'off');
+  try {
+    await b.rt.start({ waitForPool: true });
+    const samples: Record<'raw' | 'fitted', number[]> = { raw: [], fitted: [] };
+    let warmServed = 0;
+    for (let round = 0; round < BURST_ROUNDS; round++) {
+      const order: Array<'raw' | 'fitted'> = round % 2 ? ['fitted', 'raw'] : ['raw', 'fitted'];
+      for (const which of order) {
+        if (which === 'raw') samples.raw.push(...(await burst(BURST, rawOnce)));
+        else {
+          await waitPool(b.rt, BURST_POOL);
+          const before = await fitCounts(b.rt);
+          samples.fitted.push(...(await burst(BURST, () => directorOnce(b.rt, PROTOCOL_SHAPED))));
+          const after = await fitCounts(b.rt);
+          warmServed += (after.fitted ?? 0) + (after.exact ?? 0) - (before.fitted ?? 0) - (before.exact ?? 0);
+        }
+      }
+    }
+    const ok = (xs: number[]) => xs.filter((x) => !Number.isNaN(x));
+    const raw = summarize(ok(samples.raw), samples.raw.length);
+    printTable(`${BURST} protocol-shaped creates at once → first output (ms), ${BURST_ROUNDS} rounds, pool ${BURST_POOL}`, [
+      ['raw dockerode floor, all at once', raw, null],
+      ['director warm, fitted, all at once', summarize(ok(samples.fitted), samples.fitted.length), raw],
+    ]);
+    console.log(`served warm: ${warmServed} of ${samples.fitted.length}`);
+  } finally {
+    await closeRuntime(b.rt, b.dir);
   }
 }

@@ -21,6 +21,7 @@ import { SandboxEnvironments } from './sandbox/environment.ts';
 import { SecretBox } from '../core/secrets.ts';
 import { noNetworking, type NetworkAttacher } from './sandbox/network.ts';
 import { WarmPool } from './sandbox/pool.ts';
+import { localTmpfsResizer } from './sandbox/tmpfs-size.ts';
 import { Shells } from './sandbox/shell.ts';
 import { Supervisor } from './sandbox/supervisor.ts';
 import { SandboxTeardown } from './sandbox/teardown.ts';
@@ -151,6 +152,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
       logger: logger.child({ component: 'networks' }),
       dns,
       destroySandbox: (id, reason) => teardown.destroyById(id, reason),
+      dropPooled: (id) => pool.dropNetwork(id),
     });
     const monitor = new DenyMonitor({ store: netStore, events, clock, logger: logger.child({ component: 'deny-log' }) });
     networks = { store: netStore, firewall, manager, monitor, dns };
@@ -196,7 +198,28 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   const teardown: SandboxTeardown = new SandboxTeardown({ engine, store, events, clock, network, lifecycle });
   const secrets = opts.secrets ?? SecretBox.fromConfig(config);
   const environments = new SandboxEnvironments(store, secrets);
-  const pool = new WarmPool({ engine, environments, creator, teardown, store, config, clock, metrics, lifecycle, logger });
+  const netStore = networks?.store;
+  const pool: WarmPool = new WarmPool({
+    engine,
+    environments,
+    creator,
+    teardown,
+    store,
+    config,
+    clock,
+    metrics,
+    lifecycle,
+    logger,
+    tmpfs: localTmpfsResizer(engine, path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')),
+    networks: netStore
+      ? {
+          ready: (workspace, id) => {
+            const r = netStore.get(workspace, id);
+            return r !== null && r.status === 'ready' && r.privateFor === null;
+          },
+        }
+      : null,
+  });
   const profiles = new ProfileService(db, clock, events, opts.security?.builtinProfiles ?? loadBuiltinProfiles());
   const sandboxes = new SandboxManager({ engine, store, events, metrics, config, clock, network, creator, teardown, pool, profiles });
   const supervisor = new Supervisor({ engine, store, events, config, clock, logger, network, teardown, lifecycle });

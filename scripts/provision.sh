@@ -313,8 +313,11 @@ fi
 if have gcc; then
   agent=$(images/agent/build.sh 9>&-) || die "building the exec agent failed (images/agent/build.sh)"
   say "exec agent ok (${agent#"$repo"/})"
+  # The warm pool's `disk` fit (images/tmpfs-size/main.c): runs on this host against a local engine.
+  helper=$(images/tmpfs-size/build.sh 9>&-) || die "building the tmpfs resizer failed (images/tmpfs-size/build.sh)"
+  say "tmpfs resizer ok (${helper#"$repo"/})"
 else
-  say "exec agent not built (no gcc; with DOCKER_HOST nothing is installed)"
+  say "exec agent and tmpfs resizer not built (no gcc; with DOCKER_HOST nothing is installed)"
 fi
 
 # ---------------------------------------------------------------- 7. sandbox images

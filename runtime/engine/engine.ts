@@ -53,6 +53,9 @@ export interface Engine {
    */
   updateLimits?(id: string, limits: LiveLimits): Promise<void>;
 
+  /** The host pid of a running container's init, where the engine shares this host's /proc (local); null otherwise. */
+  hostPid?(id: string): Promise<number | null>;
+
   /** Container lifecycle events (die, oom, start ...) for containers with the given labels. */
   events(labels: Record<string, string>, signal: AbortSignal): AsyncIterable<EngineEvent>;
 }

@@ -51,6 +51,8 @@ export interface NetworkManagerDeps {
   dns?: { listen(r: NetworkRecord): Promise<void>; close(r: NetworkRecord): Promise<void> };
   /** Removes a sandbox (force delete of a network in use): the sandbox teardown, given by the composition root. */
   destroySandbox: (id: string, reason: string) => Promise<void>;
+  /** Ends the warm pools kept on a network and removes their sandboxes (before the network goes); given by the composition root. */
+  dropPooled?: (networkId: string) => Promise<void>;
 }
 
 const NETWORK_LABELS = (runtime: string, id: string, workspace: string) => ({
@@ -307,12 +309,14 @@ export class NetworkManager implements NetworkAttacher {
 
   private async deleteRecord(rec: NetworkRecord, force: boolean, caller?: Caller): Promise<void> {
     const { store, clock, events } = this.deps;
-    const users = store.sandboxesOn(rec.id).filter((s) => s.id !== rec.privateFor);
+    // Warm sandboxes kept on the network for its requests are nobody's yet: they never hold a delete back.
+    const users = store.sandboxesOn(rec.id).filter((s) => s.id !== rec.privateFor && !s.pooled);
     if (users.length && !force) {
       throw conflict(`network ${rec.id} is used by ${users.length} sandbox(es); delete them first or pass force=true`, {
         sandboxes: users.map((u) => u.id),
       });
     }
+    await this.deps.dropPooled?.(rec.id);
     for (const u of users) await this.deps.destroySandbox(u.id, `network ${rec.id} deleted`);
     store.update(rec.id, clock.nowMs(), { status: 'deleting' });
     await this.teardown(rec);

@@ -72,7 +72,14 @@ export class SandboxCreator {
   async createCold(
     spec: EffectiveSpec,
     workspace: string,
-    opts: { imageWorkdir: string; poolKey?: string; owner?: SandboxOwner; networkPolicy?: unknown },
+    opts: {
+      imageWorkdir: string;
+      poolKey?: string;
+      owner?: SandboxOwner;
+      networkPolicy?: unknown;
+      /** The workspace whose network `spec.networkMode` names, when the record's is another (a warm pool's on that network). */
+      networkWorkspace?: string;
+    },
   ): Promise<SandboxRecord> {
     const { store, engine, clock, config, network, lifecycle, logger: log, agents } = this.#deps;
     const id = newId('sbx');
@@ -113,7 +120,7 @@ export class SandboxCreator {
       let attachment: ContainerSpec['network'] = { mode: 'none' };
       if (spec.networkMode !== 'none') {
         const att = await network.attach(
-          { id, workspace },
+          { id, workspace: opts.networkWorkspace ?? workspace },
           spec.networkMode,
           opts.networkPolicy !== undefined ? { policy: opts.networkPolicy } : {},
         );

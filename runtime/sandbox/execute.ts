@@ -181,32 +181,35 @@ export class Executor {
     if (req.workdir && /^\/(proc|sys|dev)(\/|$)/.test(req.workdir))
       throw new PolicyViolationError('workdir', 'kernel and device filesystems cannot be a working directory');
     const cmd = typeof req.command === 'string' ? ['/bin/sh', '-c', req.command] : req.command;
-    return { rec, req, cmd, timeoutMs, containerId: rec.containerId };
+    // The sandbox's own `workdir` is the default of every process, as the container's working
+    // directory is for a cold sandbox: a sandbox fitted from the warm pool was started in the pool's.
+    const workdir = req.workdir ?? rec.spec.workdir ?? undefined;
+    return { rec, req, cmd, timeoutMs, containerId: rec.containerId, workdir };
   }
 
   async *stream(caller: Caller, id: string, raw: unknown, signal?: AbortSignal): AsyncGenerator<ExecChunk> {
     const { deps } = this.manager;
-    const { rec, req, cmd, timeoutMs, containerId } = this.prepare(caller, id, raw);
+    const { rec, req, cmd, timeoutMs, containerId, workdir } = this.prepare(caller, id, raw);
     const limit = deps.config.execOutputLimitBytes;
     const started = performance.now();
     const env = { ...this.environmentOf(rec.id), ...req.environment };
     let handle: ExecHandle | null = this.viaAgent(this.agents?.client(rec.id) ?? null, {
       argv: cmd,
       env,
-      ...(req.workdir ? { workdir: req.workdir } : {}),
+      ...(workdir ? { workdir } : {}),
       timeoutMs,
       stdin: req.stdin !== undefined,
     });
     if (handle) {
       if (req.stdin !== undefined) handle.stdin?.end(req.stdin);
-    } else handle = await this.launchers.take(containerId, cmd, env, req.workdir, req.stdin);
+    } else handle = await this.launchers.take(containerId, cmd, env, workdir, req.stdin);
     if (!handle) {
       handle = await engineCall(() =>
         deps.engine.exec(containerId, {
           cmd,
           env,
           user: SANDBOX_USER,
-          ...(req.workdir ? { workdir: req.workdir } : {}),
+          ...(workdir ? { workdir } : {}),
           stdin: req.stdin !== undefined,
         }),
       );
@@ -310,8 +313,14 @@ export class Executor {
    * An interactive process on a terminal (the shell behind the WebSocket terminal) through the
    * sandbox's live agent; null without one (the caller starts a `docker exec` with a tty).
    */
-  async terminal(sandboxId: string, cmd: string[], env: Record<string, string>): Promise<ExecHandle | null> {
-    const h = this.viaAgent(this.agents?.client(sandboxId) ?? null, { argv: cmd, env, stdin: true, tty: { cols: 80, rows: 24 } });
+  async terminal(sandboxId: string, cmd: string[], env: Record<string, string>, workdir?: string): Promise<ExecHandle | null> {
+    const h = this.viaAgent(this.agents?.client(sandboxId) ?? null, {
+      argv: cmd,
+      env,
+      ...(workdir ? { workdir } : {}),
+      stdin: true,
+      tty: { cols: 80, rows: 24 },
+    });
     // Resolved once the process started (or could not), as an engine exec resolves once it was started.
     if (h instanceof AgentExec) await h.started;
     return h;

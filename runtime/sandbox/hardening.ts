@@ -32,6 +32,26 @@ export interface HardeningContext {
 }
 
 /**
+ * The writable tmpfs mounts of a sandbox (none without `allowFilesystem`): `/tmp` and the
+ * allowed paths, sharing the `disk` limit equally. The warm pool resizes a claimed sandbox's
+ * mounts to these sizes (`tmpfs-size.ts`), so both paths use this one function.
+ */
+export function tmpfsMounts(spec: EffectiveSpec): TmpfsMount[] {
+  const sp = spec.securityPolicy;
+  if (!sp.allowFilesystem) return [];
+  const paths = ['/tmp', ...sp.allowedPaths];
+  const each = Math.max(1, Math.floor((spec.resourceLimits.disk * MIB) / paths.length));
+  return paths.map((p) => ({
+    path: p,
+    sizeBytes: each,
+    noexec: !sp.allowExec,
+    uid: SANDBOX_UID,
+    gid: SANDBOX_UID,
+    mode: p === '/tmp' ? 0o1777 : 0o755,
+  }));
+}
+
+/**
  * Builds the engine spec from an effective sandbox spec. This is the hardening floor: nothing
  * in `EffectiveSpec` can raise it, and `ContainerSpec` cannot even express privileged mode,
  * host namespaces, capabilities, binds or devices.
@@ -39,22 +59,7 @@ export interface HardeningContext {
 export function buildContainerSpec(spec: EffectiveSpec, ctx: HardeningContext, cfg: Config): ContainerSpec {
   const sp = spec.securityPolicy;
   const rl = spec.resourceLimits;
-  const tmpfs: TmpfsMount[] = [];
-  if (sp.allowFilesystem) {
-    // The `disk` limit is the total of the writable mounts, shared equally.
-    const paths = ['/tmp', ...sp.allowedPaths];
-    const each = Math.max(1, Math.floor((rl.disk * MIB) / paths.length));
-    for (const p of paths) {
-      tmpfs.push({
-        path: p,
-        sizeBytes: each,
-        noexec: !sp.allowExec,
-        uid: SANDBOX_UID,
-        gid: SANDBOX_UID,
-        mode: p === '/tmp' ? 0o1777 : 0o755,
-      });
-    }
-  }
+  const tmpfs = tmpfsMounts(spec);
   const labels: Record<string, string> = {
     [LABEL.managed]: 'true',
     [LABEL.runtime]: ctx.runtimeName,

@@ -6,7 +6,8 @@ import type { RuntimeMetrics } from '../metrics.ts';
 import { NO_OWNER, toStoredSpec, type SandboxOwner, type SandboxRecord, type SandboxStore } from '../store/sandboxes.ts';
 import type { Engine, LiveLimits } from '../engine/engine.ts';
 import type { SandboxEnvironments } from './environment.ts';
-import { MIB } from './hardening.ts';
+import { MIB, tmpfsMounts } from './hardening.ts';
+import type { TmpfsResizer } from './tmpfs-size.ts';
 import type { Caller } from './caller.ts';
 import type { SandboxCreator } from './creator.ts';
 import type { SandboxLifecycle } from './lifecycle.ts';
@@ -19,17 +20,17 @@ export const POOL_WORKSPACE = '_pool';
 
 /**
  * Identifies interchangeable pooled containers: everything baked into a container when it is
- * created (image, mounts and their size, masked paths, root, workdir, network, ulimits). What
- * the kernel can change on a running container (memory, swap, cpu, pids) and what is not the
- * container's at all (environment, name, labels, maxDuration) is left out: a claim fits those.
+ * created and not fitted at claim (image, network, security policy: mounts, masked paths,
+ * root, command, ulimits). What the kernel can change on a running container (memory, swap,
+ * cpu, pids, the size of its tmpfs mounts) and what is not the container's at all
+ * (environment, default working directory, name, labels, maxDuration) is left out: a claim fits those.
  */
 export function poolKeyOf(spec: EffectiveSpec): string {
-  const { image, securityPolicy, networkMode, workdir, command, profileId, nofile } = spec;
-  const { disk, network } = spec.resourceLimits;
-  return createHash('sha256')
-    .update(JSON.stringify({ image, disk, network, securityPolicy, networkMode, workdir, command, profileId, nofile }))
-    .digest('hex')
-    .slice(0, 16);
+  const { image, securityPolicy, networkMode, command } = spec;
+  const { network } = spec.resourceLimits;
+  // RLIMIT_NOFILE is not in the key: pooled containers all have the operator's, and a request
+  // asking for another is never fitted (see unfitReason).
+  return createHash('sha256').update(JSON.stringify({ image, network, securityPolicy, networkMode, command })).digest('hex').slice(0, 16);
 }
 
 /** A spec can be pooled at all when nothing about it is tied to one request's container (its pool's defaults are). */
@@ -37,18 +38,41 @@ export const isPoolable = (spec: EffectiveSpec): boolean =>
   spec.command === null && spec.networkMode === 'none' && spec.profileId === undefined && spec.nofile === undefined;
 
 /** Why a request cannot be served from the pool (a cold create follows), or null when a pooled container can be fitted to it. */
-export type FitFallback =
-  'no_pool' | 'network' | 'command' | 'profile' | 'nofile' | 'disk' | 'workdir' | 'security_policy' | 'empty' | 'update_failed';
+export type FitFallback = 'no_pool' | 'network' | 'command' | 'nofile' | 'disk' | 'workdir' | 'security_policy' | 'empty' | 'update_failed';
 
-/** How `spec` differs from `pooled` in what a claim cannot change; null when the two share a pool key. */
-export function unfitReason(spec: EffectiveSpec, pooled: EffectiveSpec | undefined): FitFallback | null {
-  if (spec.networkMode !== 'none' || spec.resourceLimits.network) return 'network';
+/** What a claim can fit beyond the live limits, and what the pooled containers were made with. */
+export interface FitAbility {
+  /** The tmpfs mounts of a claimed container can be resized (local engine with the helper). */
+  tmpfs: boolean;
+  /** RLIMIT_NOFILE every pooled container has (the operator's DIRECTOR_NOFILE). */
+  nofile: number;
+  /** The pooled image's own working directory ('' or '/' when it has none). */
+  imageWorkdir?: string;
+}
+
+/**
+ * Working directories that exist in every container of a pool whatever its image holds, so a
+ * claimed sandbox can use them as its default (a cold container's engine would create a missing
+ * one; a pooled container was started without it): the pool's own, the root, `/tmp` and the
+ * writable mounts.
+ */
+function workdirFits(spec: EffectiveSpec, pooled: EffectiveSpec, ability: FitAbility): boolean {
+  const w = spec.workdir;
+  if (w === null || w === pooled.workdir) return true;
+  const known = ['/', ...(ability.imageWorkdir ? [ability.imageWorkdir] : [])];
+  if (spec.securityPolicy.allowFilesystem) known.push('/tmp', ...spec.securityPolicy.allowedPaths);
+  return known.includes(w);
+}
+
+/** How `spec` differs from `pooled` in what a claim cannot fit; null when a pooled container can be fitted to it. */
+export function unfitReason(spec: EffectiveSpec, pooled: EffectiveSpec | undefined, ability: FitAbility): FitFallback | null {
+  // A private network per sandbox (`isolated`) is made for its sandbox: nothing to pool.
+  if (spec.networkMode === 'isolated') return 'network';
   if (spec.command !== null) return 'command';
-  if (spec.profileId !== undefined) return 'profile';
-  if (spec.nofile !== undefined) return 'nofile';
-  if (!pooled) return 'no_pool';
-  if (spec.resourceLimits.disk !== pooled.resourceLimits.disk) return 'disk';
-  if (spec.workdir !== pooled.workdir) return 'workdir';
+  if ((spec.nofile ?? ability.nofile) !== ability.nofile) return 'nofile';
+  if (!pooled) return spec.networkMode !== 'none' ? 'network' : 'no_pool';
+  if (spec.resourceLimits.disk !== pooled.resourceLimits.disk && spec.securityPolicy.allowFilesystem && !ability.tmpfs) return 'disk';
+  if (!workdirFits(spec, pooled, ability)) return 'workdir';
   if (JSON.stringify(spec.securityPolicy) !== JSON.stringify(pooled.securityPolicy)) return 'security_policy';
   return poolKeyOf(spec) === poolKeyOf(pooled) ? null : 'security_policy';
 }
@@ -68,6 +92,8 @@ interface PoolEntry {
   image: string;
   key: string;
   spec: EffectiveSpec;
+  /** A pool on a Director network: the network and its workspace (only that workspace's requests are served from it). */
+  network: { id: string; workspace: string } | null;
   filling: Promise<void> | null;
   /** A refill scheduled after a claim, not started yet. */
   timer: NodeJS.Timeout | null;
@@ -80,6 +106,11 @@ interface PoolEntry {
  * one refill round.
  */
 export const REFILL_DELAY_MS = 50;
+
+/** Which Director networks a pool may be kept on: ready shared networks of the asking workspace. */
+export interface PoolNetworks {
+  ready(workspace: string, networkId: string): boolean;
+}
 
 export interface PoolDeps {
   /** Fits a claimed container's limits to the request ({@link Engine.updateLimits}); without it only exact requests are served. */
@@ -94,6 +125,10 @@ export interface PoolDeps {
   metrics: RuntimeMetrics;
   lifecycle: SandboxLifecycle;
   logger: Logger;
+  /** Resizes a claimed container's tmpfs mounts (`disk`); null: requests for another size are created cold. */
+  tmpfs?: TmpfsResizer | null;
+  /** The network layer's view of networks; null/absent: no pools on Director networks. */
+  networks?: PoolNetworks | null;
 }
 
 /** What the sandbox manager asks of a pool: a running sandbox for `spec`, or null. */
@@ -101,12 +136,16 @@ export interface PoolClaimer {
   claim(spec: EffectiveSpec, caller: Caller, owner?: SandboxOwner, opts?: { networkPolicy?: unknown }): Promise<SandboxRecord | null>;
 }
 
+const entryId = (image: string, networkMode: string): string => (networkMode === 'none' ? image : `${image} on ${networkMode}`);
+
 /**
  * The warm pool: per configured image (with the default limits profile) it keeps `size`
- * sandboxes started, so a create for that image is a single atomic claim in the store plus,
- * when its limits differ from the defaults, one live limits update. A pooled
- * sandbox is handed out once and never returned; refills run in the background and never
- * exceed the pool size or the host's sandbox limit.
+ * sandboxes started, so a create for that image is a single atomic claim in the store plus
+ * the fitting below. A request for a pooled image on a Director network starts a pool on that
+ * network (a container cannot join a network after it was started without one: see
+ * docs/decisions.md), which then refills like the others until the network is deleted. A pooled
+ * sandbox is handed out once and never returned; refills run in the background and never exceed
+ * the pool size or the host's sandbox limit.
  */
 export class WarmPool implements PoolClaimer {
   private readonly deps: PoolDeps;
@@ -123,18 +162,56 @@ export class WarmPool implements PoolClaimer {
         const spec = resolveSpec({ image }, config);
         if (!isPoolable(spec)) continue;
         // One pool per image: every request for it is fitted to the pool's defaults.
-        this.entries.set(spec.image, { image: spec.image, key: poolKeyOf(spec), spec, filling: null, timer: null });
+        this.entries.set(entryId(spec.image, 'none'), {
+          image: spec.image,
+          key: poolKeyOf(spec),
+          spec,
+          network: null,
+          filling: null,
+          timer: null,
+        });
       }
     }
+  }
+
+  /**
+   * The pool of `spec`'s image on `spec`'s network for `workspace`: the image's own pool, one on
+   * a Director network (started by this request when the network is the workspace's and ready),
+   * or undefined.
+   */
+  private entryFor(spec: EffectiveSpec, workspace: string): PoolEntry | undefined {
+    const base = this.entries.get(entryId(spec.image, 'none'));
+    if (spec.networkMode === 'none' || spec.networkMode === 'isolated' || !base) return spec.networkMode === 'none' ? base : undefined;
+    const id = entryId(spec.image, spec.networkMode);
+    const found = this.entries.get(id);
+    if (found) return found.network?.workspace === workspace ? found : undefined;
+    if (this.stopped || !this.deps.networks?.ready(workspace, spec.networkMode)) return undefined;
+    // First request for this image on this network: its pool starts now (this request is created cold).
+    const pooled = resolveSpec(
+      { image: spec.image, securityPolicy: { allowNetwork: true }, networkMode: spec.networkMode },
+      this.deps.config,
+    );
+    const entry: PoolEntry = {
+      image: spec.image,
+      key: poolKeyOf(pooled),
+      spec: pooled,
+      network: { id: spec.networkMode, workspace },
+      filling: null,
+      timer: null,
+    };
+    this.entries.set(id, entry);
+    this.scheduleFill(entry);
+    return entry;
   }
 
   /**
    * A running sandbox for `spec`, or null (the caller creates it cold). Any request for a pooled
    * image whose container-baked parts equal the pool's is served: the oldest warm sandbox is
    * claimed atomically in the store (never handed out twice), gets the request's record (spec,
-   * name, labels, owner, deadline) and sealed environment, and has its memory, swap, cpu and
-   * pids limits changed live before it is returned. A container whose update fails is removed,
-   * never returned to the pool. Every outcome is counted in `director_pool_fit_total{result}`.
+   * name, labels, owner, deadline, default working directory) and sealed environment, and has
+   * its memory, swap, cpu and pids limits changed live and its tmpfs mounts resized to the
+   * request's `disk` before it is returned. A container whose fitting fails is removed, never
+   * returned to the pool. Every outcome is counted in `director_pool_fit_total{result}`.
    */
   async claim(
     spec: EffectiveSpec,
@@ -142,16 +219,19 @@ export class WarmPool implements PoolClaimer {
     owner: SandboxOwner = NO_OWNER,
     opts: { networkPolicy?: unknown } = {},
   ): Promise<SandboxRecord | null> {
-    const { store, clock, metrics, lifecycle, engine, environments, teardown } = this.deps;
-    const entry = this.entries.get(spec.image);
-    const unfit = opts.networkPolicy !== undefined ? 'network' : unfitReason(spec, entry?.spec);
+    const { store, clock, metrics, lifecycle, engine, environments, teardown, config, tmpfs } = this.deps;
+    const entry = this.entryFor(spec, caller.workspace);
+    const imageWorkdir = entry ? (await this.deps.creator.imageInfo(entry.image))?.workdir : undefined;
+    const ability: FitAbility = { tmpfs: Boolean(tmpfs), nofile: config.nofile, ...(imageWorkdir ? { imageWorkdir } : {}) };
+    const unfit = opts.networkPolicy !== undefined && spec.networkMode === 'isolated' ? 'network' : unfitReason(spec, entry?.spec, ability);
     if (unfit || !entry) {
       metrics.poolFit.inc({ result: unfit ?? 'no_pool' });
       return null;
     }
     const limits = fitLimits(spec, entry.spec);
-    const fits = Object.keys(limits).length > 0;
-    if (fits && !engine.updateLimits) {
+    const mounts = spec.resourceLimits.disk !== entry.spec.resourceLimits.disk ? tmpfsMounts(spec) : [];
+    const fits = Object.keys(limits).length > 0 || mounts.length > 0 || spec.workdir !== entry.spec.workdir;
+    if (Object.keys(limits).length > 0 && !engine.updateLimits) {
       metrics.poolFit.inc({ result: 'update_failed' });
       return null;
     }
@@ -165,15 +245,16 @@ export class WarmPool implements PoolClaimer {
       return null;
     }
     environments.keep(rec.id, spec.environment);
-    if (fits) {
-      try {
-        await engine.updateLimits!(rec.containerId!, limits);
-      } catch (err) {
-        this.log.warn({ err, sandboxId: rec.id }, 'fitting a pooled sandbox failed; it is removed and the request created cold');
-        metrics.poolFit.inc({ result: 'update_failed' });
-        await teardown.destroy(rec, 'pool fit failed').catch((e: unknown) => this.log.warn({ err: e, sandboxId: rec.id }, 'remove failed'));
-        return null;
-      }
+    try {
+      await Promise.all([
+        Object.keys(limits).length ? engine.updateLimits!(rec.containerId!, limits) : null,
+        mounts.length ? tmpfs!.resize(rec.containerId!, mounts) : null,
+      ]);
+    } catch (err) {
+      this.log.warn({ err, sandboxId: rec.id }, 'fitting a pooled sandbox failed; it is removed and the request created cold');
+      metrics.poolFit.inc({ result: 'update_failed' });
+      await teardown.destroy(rec, 'pool fit failed').catch((e: unknown) => this.log.warn({ err: e, sandboxId: rec.id }, 'remove failed'));
+      return null;
     }
     metrics.poolHits.inc();
     metrics.poolFit.inc({ result: fits ? 'fitted' : 'exact' });
@@ -203,27 +284,55 @@ export class WarmPool implements PoolClaimer {
   }
 
   /**
+   * The network `networkId` is being deleted: its pools stop refilling and their warm sandboxes
+   * are removed (called by the network layer before it removes the network).
+   */
+  async dropNetwork(networkId: string): Promise<void> {
+    const dropped = [...this.entries].filter(([, e]) => e.network?.id === networkId);
+    for (const [id, e] of dropped) {
+      this.entries.delete(id);
+      if (e.timer) clearTimeout(e.timer);
+      e.timer = null;
+    }
+    await Promise.all(dropped.map(([, e]) => e.filling ?? Promise.resolve()));
+    const keys = new Set(dropped.map(([, e]) => e.key));
+    await this.destroyPooled((r) => r.poolKey !== null && keys.has(r.poolKey), `network ${networkId} deleted`);
+  }
+
+  private async destroyPooled(which: (r: SandboxRecord) => boolean, reason: string): Promise<void> {
+    const { store, teardown } = this.deps;
+    const pooled = store.inStates(ACTIVE_STATES).filter((r) => r.pooled && which(r));
+    await Promise.all(
+      pooled.map((r) =>
+        teardown.destroy(r, reason).catch((err: unknown) => this.log.warn({ err, sandboxId: r.id }, 'pool removal failed')),
+      ),
+    );
+  }
+
+  /**
    * Removes every warm sandbox not yet handed out (graceful shutdown): a pool belongs to a
    * running server, and leaving it would look like a leak. Claimed sandboxes are untouched.
    */
   async drain(): Promise<void> {
     this.stop();
     await Promise.all([...this.entries.values()].map((e) => e.filling ?? Promise.resolve()));
-    const { store, teardown } = this.deps;
-    const pooled = store.inStates(ACTIVE_STATES).filter((r) => r.pooled);
-    await Promise.all(
-      pooled.map((r) =>
-        teardown.destroy(r, 'pool drained').catch((err: unknown) => this.log.warn({ err, sandboxId: r.id }, 'pool drain failed')),
-      ),
-    );
+    await this.destroyPooled(() => true, 'pool drained');
   }
 
+  /** Warm sandboxes per image, its pools on networks included (one label per image keeps the series bounded). */
   private updateGauge(entry: PoolEntry): void {
-    this.deps.metrics.poolReady.set({ image: entry.image }, this.deps.store.countPooled(entry.key));
+    let n = 0;
+    for (const e of this.entries.values()) if (e.image === entry.image) n += this.deps.store.countPooled(e.key);
+    this.deps.metrics.poolReady.set({ image: entry.image }, n);
+  }
+
+  /** Whether `entry` is still one of this pool's (a dropped network's pool stops filling). */
+  private live(entry: PoolEntry): boolean {
+    return !this.stopped && this.entries.get(entryId(entry.image, entry.spec.networkMode)) === entry;
   }
 
   fill(entry: PoolEntry): Promise<void> {
-    if (this.stopped) return Promise.resolve();
+    if (!this.live(entry)) return Promise.resolve();
     entry.filling ??= (async () => {
       const { store, config, creator } = this.deps;
       try {
@@ -232,8 +341,17 @@ export class WarmPool implements PoolClaimer {
           this.log.warn({ image: entry.image }, 'pool image not available; pool stays empty');
           return;
         }
-        while (!this.stopped && store.countPooled(entry.key) < config.poolSize && store.countActive() < config.maxSandboxes) {
-          await creator.createCold(entry.spec, POOL_WORKSPACE, { imageWorkdir: image.workdir, poolKey: entry.key });
+        while (this.live(entry) && store.countPooled(entry.key) < config.poolSize && store.countActive() < config.maxSandboxes) {
+          if (entry.network && !this.deps.networks?.ready(entry.network.workspace, entry.network.id)) {
+            // The network went away (or is being deleted) without dropNetwork: its pool ends here.
+            this.entries.delete(entryId(entry.image, entry.spec.networkMode));
+            return;
+          }
+          await creator.createCold(entry.spec, POOL_WORKSPACE, {
+            imageWorkdir: image.workdir,
+            poolKey: entry.key,
+            ...(entry.network ? { networkWorkspace: entry.network.workspace } : {}),
+          });
           this.updateGauge(entry);
         }
       } catch (err) {

@@ -47,11 +47,13 @@ export class Shells {
     const { executor, engine, events } = this.#deps;
     const shell = opts.shell ?? 'sh';
     const cmd = [SHELLS[shell]];
-    const { containerId, rec } = executor.prepare(caller, sandboxId, { command: cmd });
+    const { containerId, rec, workdir } = executor.prepare(caller, sandboxId, { command: cmd });
     const env = { ...executor.environmentOf(sandboxId), TERM: 'xterm-256color' };
     const h =
-      (await executor.terminal(rec.id, cmd, env)) ??
-      (await engineCall(() => engine.exec(containerId, { cmd, env, user: SANDBOX_USER, tty: true, stdin: true })));
+      (await executor.terminal(rec.id, cmd, env, workdir)) ??
+      (await engineCall(() =>
+        engine.exec(containerId, { cmd, env, user: SANDBOX_USER, tty: true, stdin: true, ...(workdir ? { workdir } : {}) }),
+      ));
     if (opts.signal?.aborted) {
       await h.kill().catch(() => undefined);
       return null;

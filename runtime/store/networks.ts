@@ -183,14 +183,12 @@ export class NetworkStore {
   }
 
   /** Sandboxes that hold an address on the network and are not gone. */
-  sandboxesOn(networkId: string): { id: string; workspace: string; status: string; ipAddress: string | null }[] {
+  sandboxesOn(networkId: string): { id: string; workspace: string; status: string; ipAddress: string | null; pooled: boolean }[] {
     const w = new Where().add('network_id = ?', networkId).anyOf('status', ACTIVE_STATES);
-    return this.db.sql.prepare(`SELECT id, workspace, status, ip_address AS ipAddress FROM sandboxes${w.sql}`).all(...w.args) as {
-      id: string;
-      workspace: string;
-      status: string;
-      ipAddress: string | null;
-    }[];
+    const rows = this.db.sql
+      .prepare(`SELECT id, workspace, status, ip_address AS ipAddress, pooled FROM sandboxes${w.sql}`)
+      .all(...w.args) as { id: string; workspace: string; status: string; ipAddress: string | null; pooled: number }[];
+    return rows.map((r) => ({ ...r, pooled: r.pooled === 1 }));
   }
 
   sandboxByAddress(networkId: string, ip: string): { id: string; workspace: string } | null {

@@ -5,6 +5,7 @@
  * sandbox made for the same request. Proved against the real engine and kernel.
  */
 import Docker from 'dockerode';
+import { readFile } from 'node:fs/promises';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createRuntime } from '../../runtime/runtime.ts';
@@ -31,7 +32,8 @@ const REQUEST = {
   image: BUSYBOX,
   name: 'fitted',
   environment: { GREETING: 'hello from the request', API_TOKEN: 'tok-s3cr3t' },
-  resourceLimits: { cpu: 0.5, memory: 96, pids: 48, maxDuration: 600_000 },
+  resourceLimits: { cpu: 0.5, memory: 96, pids: 48, maxDuration: 600_000, disk: 64 },
+  workdir: '/workspace',
 };
 
 const fit = async (result: string) => (await rt.metrics.poolFit.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
@@ -55,11 +57,17 @@ test('a request with its own environment and limits is served warm: record, cgro
   assert.is(await fit('fitted'), fittedBefore + 1);
   assert.is(sb.pooled, false);
   assert.is(sb.name, 'fitted');
-  assert.equal(sb.spec.resourceLimits, { ...sb.spec.resourceLimits, cpu: 0.5, memory: 96, pids: 48, maxDuration: 600_000 });
+  assert.equal(sb.spec.resourceLimits, { ...sb.spec.resourceLimits, cpu: 0.5, memory: 96, pids: 48, maxDuration: 600_000, disk: 64 });
+  assert.is(sb.spec.workdir, '/workspace');
   assert.equal(sb.spec.environmentKeys, ['API_TOKEN', 'GREETING']);
   assert.ok(sb.deadlineMs! - sb.createdMs === 600_000);
 
-  const info = await docker.getContainer(sb.containerId!).inspect();
+  // The kernel enforces the fitted limits when the sandbox is handed out (read from its cgroup through
+  // the engine's stats); the engine's own record of them follows (see DockerEngine.updateLimits).
+  const kernel = await rt.sandboxes.metrics(caller, sb.id);
+  assert.is(kernel.memory.limitBytes, 96 * MIB);
+  assert.is(kernel.pids.limit, 48);
+  const info = await recorded(sb.containerId!, 96 * MIB);
   assert.is(info.HostConfig.Memory, 96 * MIB);
   assert.is(info.HostConfig.MemorySwap, 96 * MIB, 'swap stays equal to memory: no swap');
   assert.is(info.HostConfig.NanoCpus, 0.5e9);
@@ -121,9 +129,16 @@ test('the fitted pids limit applies: forks beyond it fail', async () => {
   await rt.sandboxes.delete(caller, sb.id);
 });
 
+/** The engine's inspection once its record shows the memory limit `bytes` (a fitted container's is updated after the kernel's). */
+const recorded = (containerId: string, bytes: number) =>
+  eventually(async () => {
+    const info = await docker.getContainer(containerId).inspect();
+    return info.HostConfig.Memory === bytes ? info : null;
+  });
+
 /** What `docker inspect` says about a container's confinement (its environment aside). */
 async function floorOf(rec: SandboxRecord) {
-  const { HostConfig: h, Config: c, Mounts } = await docker.getContainer(rec.containerId!).inspect();
+  const { HostConfig: h, Config: c, Mounts } = await recorded(rec.containerId!, rec.spec.resourceLimits.memory * MIB);
   const hc = h as typeof h & { MaskedPaths?: string[]; ReadonlyPaths?: string[]; OomScoreAdj?: number; Init?: boolean };
   return {
     CapDrop: hc.CapDrop,
@@ -135,7 +150,8 @@ async function floorOf(rec: SandboxRecord) {
     Memory: hc.Memory,
     MemorySwap: hc.MemorySwap,
     NanoCpus: hc.NanoCpus,
-    Tmpfs: hc.Tmpfs,
+    // The engine's record of the tmpfs options is the pool's for a fitted sandbox (resized live):
+    // the kernel's mount table is compared instead (tmpfsMounts), as is the effective working directory.
     Binds: hc.Binds,
     Devices: hc.Devices,
     // The exec agent's channel directory is the sandbox's own (`<base>/<sandboxId>`): compared without the id.
@@ -150,8 +166,24 @@ async function floorOf(rec: SandboxRecord) {
     OomScoreAdj: hc.OomScoreAdj,
     User: c.User,
     Cmd: c.Cmd,
-    WorkingDir: c.WorkingDir,
+    Dns: hc.Dns,
+    tmpfs: await tmpfsMounts(rec),
+    workdir: (await sh(rec.id, 'pwd')).stdout,
   };
+}
+
+/** The sandbox's tmpfs mounts as the kernel has them: mount point, mount flags, size and owner (from /proc/PID/mountinfo). */
+async function tmpfsMounts(rec: SandboxRecord): Promise<string[]> {
+  const pid = (await docker.getContainer(rec.containerId!).inspect()).State.Pid;
+  const lines = (await readFile(`/proc/${pid}/mountinfo`, 'utf8')).split('\n').filter((l) => l.includes(' - tmpfs '));
+  return lines
+    .map((l) => {
+      const [pre, post] = l.split(' - ');
+      const f = pre!.split(' ');
+      return `${f[4]} ${f[5]} ${post!.split(' ')[2]}`;
+    })
+    .filter((m) => m.startsWith('/tmp ') || m.startsWith('/workspace '))
+    .sort();
 }
 
 test('a fitted sandbox and a cold one made for the same request inspect to the same hardening floor', async () => {
@@ -171,23 +203,70 @@ test('a fitted sandbox and a cold one made for the same request inspect to the s
   assert.is(a.ReadonlyRootfs, true);
   assert.ok((a.SecurityOpt as string[] | undefined)?.some((o: string) => o.startsWith('no-new-privileges')));
   assert.is(a.Memory, 96 * MIB);
+  assert.equal(a.tmpfs, [
+    '/tmp rw,nosuid,nodev,relatime rw,size=32768k,uid=1000,gid=1000',
+    '/workspace rw,nosuid,nodev,relatime rw,size=32768k,mode=755,uid=1000,gid=1000',
+  ]);
+  assert.is(a.workdir, '/workspace\n');
   // Both see the request's environment (the cold one from its container, the fitted one from Director).
   for (const rec of [fitted, cold]) assert.is((await sh(rec.id, 'echo "$GREETING"')).stdout, 'hello from the request\n');
   await rt.sandboxes.delete(caller, fitted.id);
   await rt.sandboxes.delete(caller, cold.id);
 });
 
+test('the fitted disk size applies: a write beyond it fails with ENOSPC, one within it succeeds', async () => {
+  await fullPool();
+  const warm = warmContainers();
+  // 16 MiB shared by /tmp and /workspace: 8 MiB each (the pool's default is larger).
+  const sb = await rt.sandboxes.create({ image: BUSYBOX, resourceLimits: { disk: 16 } }, caller);
+  assert.ok(warm.has(sb.containerId));
+  const within = await sh(sb.id, 'dd if=/dev/zero of=/workspace/a bs=1M count=6 2>&1 && echo wrote');
+  assert.match(within.stdout, /wrote/);
+  const beyond = await sh(sb.id, 'dd if=/dev/zero of=/tmp/b bs=1M count=12 2>&1; echo "exit=$?"');
+  assert.match(beyond.stdout, /No space left on device/);
+  assert.match(beyond.stdout, /exit=1/);
+  assert.match((await sh(sb.id, 'df -k /tmp | tail -1')).stdout, /\s8192\s/);
+  // A larger size than the pool's is fitted too.
+  const big = await rt.sandboxes.create({ image: BUSYBOX, resourceLimits: { disk: 2048 } }, caller);
+  assert.ok(warm.has(big.containerId));
+  assert.match((await sh(big.id, 'df -k /workspace | tail -1')).stdout, /\s1048576\s/);
+  await rt.sandboxes.delete(caller, sb.id);
+  await rt.sandboxes.delete(caller, big.id);
+});
+
+test('the fitted working directory is the default of every execute and shell', async () => {
+  await fullPool();
+  const warm = warmContainers();
+  const sb = await rt.sandboxes.create({ image: BUSYBOX, workdir: '/workspace' }, caller);
+  assert.ok(warm.has(sb.containerId));
+  assert.is((await sh(sb.id, 'pwd')).stdout, '/workspace\n');
+  assert.is((await rt.executor.run(caller, sb.id, { command: ['pwd'] })).stdout, '/workspace\n');
+  assert.is((await rt.executor.run(caller, sb.id, { command: ['pwd'], workdir: '/tmp' })).stdout, '/tmp\n', 'a call’s own workdir wins');
+  let streamed = '';
+  for await (const c of rt.executor.stream(caller, sb.id, { command: 'pwd' })) if (c.type === 'stdout') streamed += c.data;
+  assert.is(streamed, '/workspace\n');
+  const session = await rt.shells.open(caller, sb.id, { shell: 'sh' });
+  let out = '';
+  session!.process.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  session!.process.stdin!.write('echo "[$(pwd)]"; exit 0\n');
+  await session!.exited;
+  assert.match(out, /\[\/workspace\]/);
+  await rt.sandboxes.delete(caller, sb.id);
+});
+
 test('what cannot be fitted is created cold and counted by reason', async () => {
   await fullPool();
   const warm = warmContainers();
-  const [disk, workdir, policy] = [await fit('disk'), await fit('workdir'), await fit('security_policy')];
-  const a = await rt.sandboxes.create({ image: BUSYBOX, resourceLimits: { disk: 7 } }, caller);
-  const b = await rt.sandboxes.create({ image: BUSYBOX, workdir: '/tmp' }, caller);
+  const [command, workdir, policy] = [await fit('command'), await fit('workdir'), await fit('security_policy')];
+  const a = await rt.sandboxes.create({ image: BUSYBOX, command: ['sleep', '600'] }, caller);
+  // A working directory the image may not have (the engine creates it for a cold container).
+  const b = await rt.sandboxes.create({ image: BUSYBOX, workdir: '/srv/app' }, caller);
   const c = await rt.sandboxes.create({ image: BUSYBOX, securityPolicy: { blockedPaths: ['/etc'] } }, caller);
   for (const r of [a, b, c]) assert.not.ok(warm.has(r.containerId), 'an unfittable request was served from the pool');
-  assert.is(await fit('disk'), disk + 1);
+  assert.is(await fit('command'), command + 1);
   assert.is(await fit('workdir'), workdir + 1);
   assert.is(await fit('security_policy'), policy + 1);
+  assert.is((await sh(b.id, 'pwd')).stdout, '/srv/app\n');
   const scraped = await rt.metrics.registry.metrics();
   assert.match(scraped, /director_pool_fit_total\{result="fitted"\} \d+/);
   for (const r of [a, b, c]) await rt.sandboxes.delete(caller, r.id);
@@ -198,7 +277,15 @@ test('20 concurrent creates with custom limits: every one succeeds and no contai
   const warm = warmContainers();
   const made = await Promise.all(
     Array.from({ length: 20 }, (_, i) =>
-      rt.sandboxes.create({ image: BUSYBOX, environment: { N: String(i) }, resourceLimits: { memory: 64 + i, pids: 32 } }, caller),
+      rt.sandboxes.create(
+        {
+          image: BUSYBOX,
+          environment: { N: String(i) },
+          resourceLimits: { memory: 64 + i, pids: 32, disk: 100 + i },
+          workdir: '/workspace',
+        },
+        caller,
+      ),
     ),
   );
   const containers = made.map((r) => r.containerId);
@@ -208,14 +295,20 @@ test('20 concurrent creates with custom limits: every one succeeds and no contai
   assert.ok(fromPool >= 1 && fromPool <= POOL, `${fromPool} served warm from a pool of ${POOL}`);
   for (const [i, r] of made.entries()) {
     assert.is(r.status, 'running');
-    const info = await docker.getContainer(r.containerId!).inspect();
-    assert.is(info.HostConfig.Memory, (64 + i) * MIB, `sandbox ${i} has another request's memory limit`);
+    const kernel = await rt.sandboxes.metrics(caller, r.id);
+    assert.is(kernel.memory.limitBytes, (64 + i) * MIB, `sandbox ${i} has another request's memory limit`);
+    const info = await recorded(r.containerId!, (64 + i) * MIB);
+    assert.is(info.HostConfig.Memory, (64 + i) * MIB);
   }
-  // Each sees its own environment, never another request's.
-  const outs = await Promise.all(made.map((r) => rt.executor.run(caller, r.id, { command: ['sh', '-c', 'echo "$N"'] })));
+  // Each sees its own environment, working directory and disk size, never another request's.
+  const outs = await Promise.all(
+    made.map((r) =>
+      rt.executor.run(caller, r.id, { command: ['sh', '-c', 'echo "$N $(pwd) $(df -k /tmp | tail -1 | awk \'{print $2}\')"'] }),
+    ),
+  );
   assert.equal(
     outs.map((o) => o.stdout),
-    made.map((_, i) => `${i}\n`),
+    made.map((_, i) => `${i} /workspace ${(100 + i) * 512}\n`),
   );
   await Promise.all(made.map((r) => rt.sandboxes.delete(caller, r.id)));
 });

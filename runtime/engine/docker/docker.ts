@@ -20,6 +20,7 @@ import {
   type NetworkSpec,
   type NetworkState,
 } from '../engine.ts';
+import { parseCgroups, writeLimits, type HostCgroups } from './cgroups.ts';
 import { resolveEndpoint, type Endpoint } from './connect.ts';
 import { startExec } from './exec.ts';
 import { toCreateOptions } from './translate.ts';
@@ -53,6 +54,8 @@ export class DockerEngine implements Engine {
   private readonly ep: Endpoint;
   /** Container id → its pids cgroup's `pids.events` file, for {@link pidsLimitHits}. */
   private readonly pidsEventsFiles = new Map<string, string>();
+  /** Container id → its cgroups on this host (local engine), for {@link updateLimits} and {@link hostPid}. */
+  private readonly cgroups = new Map<string, HostCgroups>();
 
   get local(): boolean {
     return this.ep.local;
@@ -182,6 +185,7 @@ export class DockerEngine implements Engine {
 
   async removeContainer(id: string): Promise<void> {
     this.pidsEventsFiles.delete(id);
+    this.cgroups.delete(id);
     await this.ignoring([404], `remove ${id}`, async () => {
       try {
         await this.docker.getContainer(id).remove({ force: true, v: true });
@@ -231,6 +235,13 @@ export class DockerEngine implements Engine {
     });
   }
 
+  /**
+   * With a local engine the limits are written into the container's cgroups at once (a
+   * round trip through the engine costs 50-200 ms while it starts other containers) and the
+   * engine's own record of them (`inspect`) is updated right after, in the background; a
+   * failure of that second step leaves the kernel's limits in place and is not reported.
+   * Elsewhere the engine's update does both.
+   */
   async updateLimits(id: string, limits: LiveLimits): Promise<void> {
     const body: { PidsLimit?: number; NanoCpus?: number; Memory?: number; MemorySwap?: number } = {};
     if (limits.pidsLimit !== undefined) body.PidsLimit = limits.pidsLimit;
@@ -239,7 +250,32 @@ export class DockerEngine implements Engine {
       body.Memory = limits.memoryBytes;
       body.MemorySwap = limits.memoryBytes;
     }
-    await this.call(`update ${id}`, () => this.docker.getContainer(id).update(body));
+    const update = () => this.call(`update ${id}`, () => this.docker.getContainer(id).update(body));
+    const cg = this.ep.local ? await this.hostCgroups(id) : null;
+    if (!cg) return void (await update());
+    await writeLimits(cg, limits);
+    void update().catch(() => undefined);
+  }
+
+  /** The host pid of the container's init (a local engine only; looked up once per container). */
+  async hostPid(id: string): Promise<number | null> {
+    return this.ep.local ? ((await this.hostCgroups(id))?.pid ?? null) : null;
+  }
+
+  /** Where the container's cgroups are on this host, from its init's /proc entry; cached for the container's life. */
+  private async hostCgroups(id: string): Promise<HostCgroups | null> {
+    const known = this.cgroups.get(id);
+    if (known) return known;
+    const state = await this.inspectContainer(id);
+    if (!state?.running || !state.pid) return null;
+    try {
+      const cg = parseCgroups(state.pid, await readFile(`/proc/${state.pid}/cgroup`, 'utf8'));
+      if (this.cgroups.size >= 10_000) this.cgroups.clear();
+      this.cgroups.set(id, cg);
+      return cg;
+    } catch {
+      return null;
+    }
   }
 
   async pidsLimitHits(id: string): Promise<number | null> {
@@ -264,21 +300,14 @@ export class DockerEngine implements Engine {
   }
 
   private async pidsEventsFile(id: string): Promise<string | null> {
-    const state = await this.inspectContainer(id);
-    if (!state?.pid) return null;
-    try {
-      const cgroups = await readFile(`/proc/${state.pid}/cgroup`, 'utf8');
-      const v1 = /^\d+:pids:(.+)$/m.exec(cgroups)?.[1];
-      const v2 = /^0::(.+)$/m.exec(cgroups)?.[1];
-      const file = v1 ? `/sys/fs/cgroup/pids${v1}/pids.events` : v2 ? `/sys/fs/cgroup${v2}/pids.events` : null;
-      if (file) {
-        if (this.pidsEventsFiles.size >= 10_000) this.pidsEventsFiles.clear();
-        this.pidsEventsFiles.set(id, file);
-      }
-      return file;
-    } catch {
-      return null;
+    const cg = await this.hostCgroups(id);
+    const dir = cg?.v1.pids ?? cg?.v2;
+    const file = dir ? `${dir}/pids.events` : null;
+    if (file) {
+      if (this.pidsEventsFiles.size >= 10_000) this.pidsEventsFiles.clear();
+      this.pidsEventsFiles.set(id, file);
     }
+    return file;
   }
 
   async exec(id: string, opts: ExecOptions): Promise<ExecHandle> {

@@ -15,21 +15,25 @@ const IMAGE = 'director/busybox:latest';
 const pooled = resolveSpec({ image: IMAGE }, cfg);
 const spec = (req: Record<string, unknown>) => resolveSpec({ image: IMAGE, ...req }, cfg);
 
-test('limits, environment, name, labels and maxDuration are fitted: same pool key, no fallback', () => {
+const able = { tmpfs: true, nofile: cfg.nofile, imageWorkdir: '/home/sandbox' };
+
+test('limits, disk, environment, workdir, name, labels and maxDuration are fitted: same pool key, no fallback', () => {
   const asked = spec({
     name: 'x',
     labels: { team: 'a' },
     environment: { A: '1' },
-    resourceLimits: { cpu: 0.25, memory: 300, pids: 20, maxDuration: 5000 },
+    resourceLimits: { cpu: 0.25, memory: 300, pids: 20, maxDuration: 5000, disk: 7 },
+    workdir: '/workspace',
   });
-  assert.is(unfitReason(asked, pooled), null);
+  assert.is(unfitReason(asked, pooled, able), null);
   assert.is(poolKeyOf(asked), poolKeyOf(pooled));
+  for (const workdir of ['/tmp', '/workspace', '/home/sandbox']) assert.is(unfitReason(spec({ workdir }), pooled, able), null, workdir);
+  // A profile is fitted when what it narrows is the pool's (its nofile the operator's).
+  assert.is(unfitReason({ ...pooled, profileId: 'prf_0000000000000000', nofile: cfg.nofile }, pooled, able), null);
 });
 
 test('what is baked into a container falls back to a cold create, with its reason', () => {
   const cases: [Record<string, unknown>, string][] = [
-    [{ resourceLimits: { disk: 7 } }, 'disk'],
-    [{ workdir: '/tmp' }, 'workdir'],
     [{ securityPolicy: { blockedPaths: ['/etc'] } }, 'security_policy'],
     [{ securityPolicy: { readOnlyRoot: false } }, 'security_policy'],
     [{ securityPolicy: { allowExec: false } }, 'security_policy'],
@@ -39,12 +43,29 @@ test('what is baked into a container falls back to a cold create, with its reaso
   ];
   for (const [req, reason] of cases) {
     const s = spec(req);
-    assert.is(unfitReason(s, pooled), reason, JSON.stringify(req));
+    assert.is(unfitReason(s, pooled, able), reason, JSON.stringify(req));
     assert.is.not(poolKeyOf(s), poolKeyOf(pooled), `${JSON.stringify(req)} shares the pool key`);
   }
-  assert.is(unfitReason(spec({ image: 'other:1' }), undefined), 'no_pool');
-  assert.is(unfitReason({ ...pooled, nofile: 64 }, pooled), 'nofile');
-  assert.is(unfitReason({ ...pooled, profileId: 'prf_0000000000000000' }, pooled), 'profile');
+  assert.is(unfitReason(spec({ image: 'other:1' }), undefined, able), 'no_pool');
+  assert.is(unfitReason({ ...pooled, nofile: 64 }, pooled, able), 'nofile');
+  // A working directory the pooled container may lack; a disk size without the resizer (a remote engine).
+  assert.is(unfitReason(spec({ workdir: '/srv/app' }), pooled, able), 'workdir');
+  assert.is(unfitReason(spec({ resourceLimits: { disk: 7 } }), pooled, { ...able, tmpfs: false }), 'disk');
+  // A Director network without a pool on it yet.
+  assert.is(unfitReason({ ...pooled, networkMode: 'net_0000000000000000' }, undefined, able), 'network');
+});
+
+test('a pool on a Director network serves that network only', () => {
+  const onNet = resolveSpec({ image: IMAGE, securityPolicy: { allowNetwork: true }, networkMode: 'net_AAAAAAAAAAAAAAAA' }, cfg);
+  const asked = resolveSpec(
+    { image: IMAGE, securityPolicy: { allowNetwork: true }, networkMode: 'net_AAAAAAAAAAAAAAAA', resourceLimits: { memory: 64 } },
+    cfg,
+  );
+  assert.is(unfitReason(asked, onNet, able), null);
+  assert.is.not(poolKeyOf(onNet), poolKeyOf(pooled));
+  const other = resolveSpec({ image: IMAGE, securityPolicy: { allowNetwork: true }, networkMode: 'net_BBBBBBBBBBBBBBBB' }, cfg);
+  assert.is.not(poolKeyOf(other), poolKeyOf(onNet));
+  assert.is(unfitReason(other, onNet, able), 'security_policy');
 });
 
 test('a fit changes exactly the limits that differ, in engine units', () => {

@@ -1,0 +1,74 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import type { LiveLimits } from '../engine.ts';
+
+/** Where a running container's cgroups are on this host (a local engine), found from its init's /proc/PID/cgroup. */
+export interface HostCgroups {
+  pid: number;
+  /** cgroup v1: controller → directory (`memory` → /sys/fs/cgroup/memory/docker/ID); empty on a pure v2 host. */
+  v1: Record<string, string>;
+  /** The unified (v2) directory, when the controllers live there. */
+  v2: string | null;
+}
+
+/** Parses /proc/PID/cgroup into the directories of the controllers Director changes. */
+export function parseCgroups(pid: number, text: string): HostCgroups {
+  const v1: Record<string, string> = {};
+  let v2: string | null = null;
+  for (const line of text.split('\n')) {
+    const m = /^(\d+):([^:]*):(.+)$/.exec(line);
+    if (!m) continue;
+    const [, , controllers, dir] = m;
+    if (controllers === '') v2 = `/sys/fs/cgroup${dir}`;
+    for (const c of controllers!.split(',')) if (['memory', 'cpu', 'pids'].includes(c)) v1[c] = `/sys/fs/cgroup/${controllers}${dir}`;
+  }
+  return { pid, v1, v2: Object.keys(v1).length ? null : v2 };
+}
+
+const CPU_PERIOD_US = 100_000;
+
+/**
+ * Writes `limits` into the container's cgroups directly, as the engine's own update does
+ * (memory with swap equal to it, i.e. no swap; a CFS quota for the container's period; pids.max), without
+ * a round trip through the engine. On cgroup v1 the memory limit and the memory+swap limit are
+ * written in the order the kernel accepts (the first may never exceed the second).
+ */
+export async function writeLimits(cg: HostCgroups, limits: LiveLimits): Promise<void> {
+  const w = (file: string, value: string | number) => writeFile(file, String(value));
+  if (cg.v2) {
+    const d = cg.v2;
+    await Promise.all([
+      limits.memoryBytes !== undefined ? w(`${d}/memory.max`, limits.memoryBytes).then(() => w(`${d}/memory.swap.max`, 0)) : null,
+      limits.nanoCpus !== undefined ? w(`${d}/cpu.max`, `${Math.round((limits.nanoCpus * CPU_PERIOD_US) / 1e9)} ${CPU_PERIOD_US}`) : null,
+      limits.pidsLimit !== undefined ? w(`${d}/pids.max`, limits.pidsLimit) : null,
+    ]);
+    return;
+  }
+  const { memory, cpu, pids } = cg.v1;
+  if ((limits.memoryBytes !== undefined && !memory) || (limits.nanoCpus !== undefined && !cpu) || (limits.pidsLimit !== undefined && !pids))
+    throw new Error('a cgroup controller of the container was not found');
+  const setMemory = async (bytes: number) => {
+    const now = Number((await readFile(`${memory}/memory.limit_in_bytes`, 'utf8')).trim());
+    const memsw = `${memory}/memory.memsw.limit_in_bytes`;
+    const hasSwapAccounting = await readFile(memsw, 'utf8').then(
+      () => true,
+      () => false,
+    );
+    if (!hasSwapAccounting) return w(`${memory}/memory.limit_in_bytes`, bytes);
+    if (bytes > now) {
+      await w(memsw, bytes);
+      await w(`${memory}/memory.limit_in_bytes`, bytes);
+    } else {
+      await w(`${memory}/memory.limit_in_bytes`, bytes);
+      await w(memsw, bytes);
+    }
+  };
+  await Promise.all([
+    limits.memoryBytes !== undefined ? setMemory(limits.memoryBytes) : null,
+    limits.nanoCpus !== undefined
+      ? readFile(`${cpu}/cpu.cfs_period_us`, 'utf8').then((period) =>
+          w(`${cpu}/cpu.cfs_quota_us`, Math.round((limits.nanoCpus! * Number(period.trim())) / 1e9)),
+        )
+      : null,
+    limits.pidsLimit !== undefined ? w(`${pids}/pids.max`, limits.pidsLimit) : null,
+  ]);
+}
