@@ -3,7 +3,9 @@
  * few large ones), against the floor measured in the same sandbox in the same run: plain `tar`
  * of the same files (out of the sandbox into one file on the host, fsync'd; back in with
  * `tar -x`), started the same way as Director's reader (the sandbox's pre-started exec launcher).
- * Also the second checkpoint of an unchanged workspace, against the first.
+ * Also the second checkpoint of an unchanged workspace, against the first. `DIRECTOR_EXEC_AGENT=on`
+ * (or off) runs both Director and the floor through the sandbox's exec agent (or its launcher /
+ * `docker exec`); the default is the server's.
  *
  * Every round: all checkpoints are deleted (so the first one reads and stores everything), the
  * first checkpoint, the second (nothing changed), a restore after one small file changed, the
@@ -193,8 +195,9 @@ async function benchWorkload(rt: Runtime, s: ReturnType<typeof services>, w: Wor
 
 export async function benchCheckpoint(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'director-bench-ckp-'));
+  // Only the agent switch comes from the environment (validated like the server's).
   const config = loadConfig(
-    {},
+    { DIRECTOR_EXEC_AGENT: process.env.DIRECTOR_EXEC_AGENT },
     {
       dataDir: dir,
       runtimeName: `bench-${randomBytes(3).toString('hex')}`,
@@ -211,7 +214,7 @@ export async function benchCheckpoint(): Promise<void> {
   try {
     await s.checkpoints.start();
     await s.sessions.start();
-    console.log(`checkpoint create and restore vs plain tar in the same sandbox (image ${IMAGE})`);
+    console.log(`checkpoint create and restore vs plain tar in the same sandbox (image ${IMAGE}, exec agent ${rt.config.execAgent})`);
     for (const w of WORKLOADS) await benchWorkload(rt, s, w, dir);
   } finally {
     s.sessions.close();

@@ -14,7 +14,8 @@
  * or so before a listing is therefore read again next time (like git's "racily clean" entries).
  *
  * **What a hostile sandbox can fake.** The listing comes from inside the sandbox. A sandbox that
- * forges it (or sets its clock tool's output) can make a changed file look unchanged: that
+ * forges it (or, with a remote engine, its clock tool's output: with a local one the listing's time
+ * is read on the host) can make a changed file look unchanged: that
  * checkpoint then holds the previous content of its own file, taken from its own previous
  * checkpoint. It can never make a checkpoint hold content it did not have: reuse only ever takes
  * an entry of the same sandbox's previous manifest.

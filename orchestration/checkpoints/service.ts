@@ -331,7 +331,10 @@ export function createCheckpointService(w: CheckpointWiring): CheckpointService 
     context: w.contextStore,
     ...(w.messages ? { messages: w.messages } : {}),
     sandboxes: rt.sandboxes,
-    mounts: new MountSync((containerId, cmd) => rt.executor.open(containerId, cmd)),
+    mounts: new MountSync(
+      (containerId, cmd) => rt.executor.open(containerId, cmd),
+      rt.sandboxes.deps.engine.local ? { kernelClockMs: () => Date.now() } : {},
+    ),
     events: rt.events,
     clock: rt.clock,
     logger: rt.logger.child({ component: 'checkpoints' }),

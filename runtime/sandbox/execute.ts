@@ -298,12 +298,13 @@ export class Executor {
 
   /**
    * Starts `cmd` in a running container as the sandbox user, with stdin left open for the caller
-   * (the runtime's own tools, such as checkpoints' mount reader: no execute policy applies). On
-   * the container's armed launcher when it has one, which saves the engine's exec start; else a
-   * plain exec.
+   * (the runtime's own tools, such as checkpoints' mount reader: no execute policy applies).
+   * Through the sandbox's live agent; else on the container's armed launcher when it has one,
+   * which saves the engine's exec start; else a plain exec.
    */
   async open(containerId: string, cmd: string[]): Promise<ExecHandle> {
-    // Not through the agent yet: api/checkpoints.test failed 2 of 14 with it (docs/agent.md, Wiring).
+    const viaAgent = this.viaAgent(this.agents?.clientOfContainer(containerId) ?? null, { argv: cmd, stdin: true });
+    if (viaAgent) return viaAgent;
     const armed = await this.launchers.take(containerId, cmd, {}, undefined, undefined, { keepStdin: true });
     if (armed) return armed;
     return engineCall(() => this.manager.deps.engine.exec(containerId, { cmd, env: {}, user: SANDBOX_USER, stdin: true }));

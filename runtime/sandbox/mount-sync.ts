@@ -88,18 +88,33 @@ interface Run {
 /** Starts a command in a container as the sandbox user with stdin open (the runtime's `Executor.open`). */
 export type ExecOpener = (containerId: string, cmd: string[]) => Promise<ExecHandle>;
 
+export interface MountSyncOptions {
+  /**
+   * The sandboxes' own kernel clock (ms since the epoch), when they run on this host's kernel (a
+   * local engine): a listing's time is then read here just before its exec starts, a lower bound
+   * of when it listed, instead of by a `date` process in the sandbox (one process less per
+   * capture, and a time the sandbox cannot overstate). Not an injectable clock: it must be the
+   * clock that stamps the sandbox's files.
+   */
+  kernelClockMs?: () => number;
+}
+
 export class MountSync {
   private readonly open: ExecOpener;
-  constructor(open: ExecOpener) {
+  private readonly kernelClockMs: (() => number) | null;
+  constructor(open: ExecOpener, opts: MountSyncOptions = {}) {
     this.open = open;
+    this.kernelClockMs = opts.kernelClockMs ?? null;
   }
 
   /** Lists `mount` and reads the files `select` picks, through the guard. */
   async capture(rec: SandboxRecord, mount: string, o: CaptureOptions): Promise<CaptureResult> {
     const marker = `--director-${randomBytes(12).toString('hex')}--`;
-    const run = await this.start(rec, ['capture', mount, marker], o.timeoutMs);
+    const nowS = this.kernelClockMs ? Math.floor(this.kernelClockMs() / 1000) : null;
+    const run = await this.start(rec, ['capture', mount, marker, ...(nowS === null ? [] : [String(nowS)])], o.timeoutMs);
     try {
-      const listing = await this.listing(run, marker, o.maxEntries, mount);
+      const listed = await this.listing(run, marker, o.maxEntries, mount);
+      const listing = nowS === null ? listed : { ...listed, listedAtS: nowS };
       const { paths, maxBytes } = await o.select(listing);
       const asked = new Map<string, 'file' | 'symlink'>();
       const kinds = new Map(listing.entries.map((e) => [e.path, e.kind]));
@@ -110,7 +125,8 @@ export class MountSync {
       }
       const stdin = run.h.stdin!;
       stdin.on('error', () => undefined);
-      stdin.end(Buffer.from(paths.map((p) => `./${p}\0`).join('')));
+      // `0`: nothing to read, the script ends without starting `xargs` and `tar`.
+      stdin.end(Buffer.from(paths.length ? `1\n${paths.map((p) => `./${p}\0`).join('')}` : '0\n'));
       const got = new Set<string>();
       if (paths.length) {
         const tar = readableOf(run.rest());

@@ -3,8 +3,11 @@
  * mount out or put one back. It needs only what the images have (busybox or Debian):
  * `find`, `stat`, `date`, `xargs`, `tar`, `mv`, `chmod`, `rm`.
  *
- * `capture MOUNT MARKER`: prints `T <seconds>`, the listing (see `tree-listing.ts`) and MARKER,
- * then reads NUL-separated `./paths` on stdin and writes one tar of them to stdout.
+ * `capture MOUNT MARKER [SECONDS]`: prints `T <seconds>` (SECONDS when given: the host's clock,
+ * read before the exec started, when it is the sandbox's own kernel clock; else `date`), the
+ * listing (see `tree-listing.ts`) and MARKER, then reads one line on stdin: `0` ends (nothing to
+ * read, so no `xargs` or `tar` is started), `1` is followed by NUL-separated `./paths`, of which
+ * it writes one tar to stdout.
  *
  * `restore MOUNT STAGE MARKER COMMIT`: removes stage directories an interrupted restore left,
  * prints `T 0`, the listing and MARKER, then extracts the tar on stdin into the mount: it holds
@@ -95,8 +98,10 @@ const LINES = [
   '};',
   'case $mode in',
   '  capture)',
-  '    list "$(date +%s)" || exit 4;',
+  '    list "${4:-$(date +%s)}" || exit 4;',
   `    printf '%s\\n' "$3";`,
+  '    IFS= read -r more || exit 0;',
+  '    [ "$more" = 1 ] || exit 0;',
   '    exec xargs -0 -r tar -c -f - ;;',
   '  restore)',
   '    S=./$3; commit=$5;',

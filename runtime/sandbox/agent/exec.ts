@@ -77,6 +77,7 @@ export class AgentExec implements ExecHandle {
   private grantQueued = false;
   private stdinInFlight = 0;
   private stdinWaiter: (() => void) | null = null;
+  private stdinClosed = false;
   private notes: string[] = [];
   private done = false;
 
@@ -187,15 +188,32 @@ export class AgentExec implements ExecHandle {
         this.sendStdin(chunk).then(() => cb(), cb);
       },
       final: (cb) => {
-        if (!this.done) this.sink.stdin(Buffer.alloc(0));
+        this.closeStdin();
         cb();
+      },
+      // A stdin destroyed before its end (a failing source in a pipeline) closes the process's
+      // input as well, as a `docker exec` whose attached stream goes away does: otherwise the
+      // process would wait for input that never comes.
+      destroy: (err, cb) => {
+        this.closeStdin();
+        cb(err);
       },
     });
   }
 
-  /** Sends stdin within the agent's window; bytes for a process that has ended are dropped. */
+  /** Sends end of input once; nothing of this exec's stdin is sent after it. */
+  private closeStdin(): void {
+    if (this.stdinClosed) return;
+    this.stdinClosed = true;
+    const w = this.stdinWaiter;
+    this.stdinWaiter = null;
+    w?.();
+    if (!this.done) this.sink.stdin(Buffer.alloc(0));
+  }
+
+  /** Sends stdin within the agent's window; bytes for a process that has ended, or after end of input, are dropped. */
   private async sendStdin(data: Buffer): Promise<void> {
-    for (let off = 0; off < data.length && !this.done;) {
+    for (let off = 0; off < data.length && !this.done && !this.stdinClosed;) {
       const room = STDIN_WINDOW_BYTES - this.stdinInFlight;
       if (room <= 0) {
         await new Promise<void>((r) => (this.stdinWaiter = r));

@@ -217,6 +217,30 @@ test('stdin never has more than its window in flight', async () => {
   await channel.close();
 });
 
+test('a stdin destroyed before its end closes the process input: end of input is sent once and nothing after it', async () => {
+  const { channel, fake, agent } = await connected();
+  const e = agent.exec({ argv: ['tar', '-x'], stdin: true });
+  const ex = await fake.until((f) => f.type === FRAME.exec);
+  // More than the window: part of it waits for acknowledgements when the source fails.
+  e.stdin!.write(Buffer.alloc(STDIN_WINDOW_BYTES + 1000, 1));
+  await new Promise((r) => setTimeout(r, 50));
+  e.stdin!.on('error', () => undefined);
+  e.stdin!.destroy(new Error('the source failed'));
+  const eof = await fake.until((f) => f.type === FRAME.stdin && f.id === ex.id && f.payload.length === 0);
+  assert.ok(eof);
+  const ack = Buffer.alloc(4);
+  ack.writeUInt32LE(STDIN_WINDOW_BYTES, 0);
+  fake.send(FRAME.stdinAck, ex.id, ack);
+  await new Promise((r) => setTimeout(r, 100));
+  const frames = fake.got.filter((f) => f.type === FRAME.stdin && f.id === ex.id);
+  assert.is(frames.at(-1)!.payload.length, 0, 'nothing follows end of input');
+  assert.is(frames.filter((f) => f.payload.length === 0).length, 1);
+  assert.is(fake.sum(FRAME.stdin, ex.id), STDIN_WINDOW_BYTES);
+  fake.exit(ex.id, 2);
+  await within(e.exit);
+  await channel.close();
+});
+
 test('an agent that stops answering past an exec timeout is lost as unresponsive', async () => {
   const { channel, fake, agent } = await connected({ client: { unresponsiveGraceMs: 50, pingTimeoutMs: 100 } });
   const lost = new Promise<{ reason: string }>((r) => agent.once('lost', r));

@@ -306,6 +306,30 @@ test('a file name with a line break makes the capture fail (the listing would be
   }
 });
 
+test('with the kernel clock given, a capture that reads nothing runs neither date, xargs nor tar, and the listing carries the host time', async () => {
+  const root = temp('director-mount-');
+  build(root, { 'a/x': 'one', b: 'two' });
+  const tools = toolset('busybox');
+  for (const gone of ['date', 'xargs', 'tar']) rmSync(path.join(tools.PATH, gone));
+  const at = Date.UTC(2026, 0, 2, 3, 4, 5, 999);
+  const sync = new MountSync(opener(tools), { kernelClockMs: () => at });
+  const { listing, missing } = await sync.capture(rec, root, {
+    ...LIMITS,
+    select: () => ({ paths: [], maxBytes: 0 }),
+    onEntry: () => Promise.reject(new Error('nothing was asked for')),
+  });
+  assert.is(listing.listedAtS, Math.floor(at / 1000));
+  assert.equal(listing.entries.map((e) => e.path).sort(), ['', 'a', 'a/x', 'b']);
+  assert.equal(missing, []);
+  // Reading something needs them: without them the same capture fails.
+  try {
+    await capture(sync, root);
+    assert.unreachable('xargs and tar are gone');
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'UNPROCESSABLE');
+  }
+});
+
 test('the hash of what capture reads is the hash of the file (no re-encoding on the way)', async () => {
   const root = temp('director-mount-');
   const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
