@@ -8,10 +8,25 @@
  *     tool-call response to the arrival of the request that carries the result (the SDK parsing
  *     the call, the approval gate, the agent's sandbox lookup, the execute, events, the next
  *     request), vs. the execute alone (the runtime's Executor on the same sandbox, same command).
- * Rounds alternate which case goes first; samples are spaced so each execute finds its exec
+ * Each also through the AI SDK alone, in this process, without Director: `streamText` with the
+ * same model object Director uses, the same history (read from the session's messages), the same
+ * tools (their `execute` calling the runtime's Executor directly). That splits what is added into
+ * what the SDK adds (prompt conversion, fetch, stream parsing, the tool loop) and what Director
+ * adds around it.
+ * The execute's own time varies far more than what is added around it (tens of ms at p95 on a
+ * busy machine), so each round trip is also given minus the execute it contained (the runtime's
+ * Executor timed in place): the paired figure the targets are about. What the execute leaves
+ * running on this thread once it answered (the exec launcher's re-arm: an engine exec started
+ * right after the command ended) falls inside the round trip, in both the SDK's and Director's.
+ * `DIRECTOR_TEST_EXEC_AGENT=on` runs the executes through the exec agent instead.
+ * Rounds rotate which case goes first; samples are spaced so each execute finds its exec
  * launcher ready. Prints p50/p95/p99 and the difference at p50 (targets: ≤ 5 ms each).
  */
 import { Agent, request } from 'node:http';
+import { stepCountIs, streamText, type ModelMessage } from 'ai';
+import { MessageStore } from '../orchestration/chat/messages.ts';
+import { toolSet } from '../orchestration/chat/tools.ts';
+import type { ToolName } from '../orchestration/agents/schemas.ts';
 import { call, startApi } from '../test/helpers/api.ts';
 import { startFakeLlm, type FakeLlm, type FakeLlmKind } from '../test/helpers/fake-llm.ts';
 import { printTable, summarize, type Summary } from './stats.ts';
@@ -68,18 +83,27 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
     };
     const session = await post<{ id: string }>('/v1/sessions', { name: 'bench' });
     const dep = await post<{ id: string }>('/v1/departments', { sessionId: session.id, name: 'bench', domain: 'bench' });
-    const a = await post<{ id: string }>('/v1/agents', { departmentId: dep.id, name: 'bench', approvalPolicy: 'never' });
+    const a = await post<{ id: string; tools: ToolName[]; maxOutputTokens: number }>('/v1/agents', {
+      departmentId: dep.id,
+      name: 'bench',
+      approvalPolicy: 'never',
+    });
     const chatHeaders = { authorization: `Bearer ${api.adminToken}`, 'content-type': 'application/json', accept: 'text/event-stream' };
     const chatBody = (message: string) => JSON.stringify({ agent: a.id, message });
 
+    /** The request Director sent for its last first-content turn (not a tool round trip's). */
+    let lastTurn: FakeLlm['requests'][number] | null = null;
     const throughDirector = async (): Promise<number> => {
       llm.script([{ text: ['Hi', ' there'] }]);
+      const before = llm.requests.length;
       const t0 = performance.now();
-      return (await firstMarker(`${api.url}/v1/chat`, chatHeaders, chatBody('hello'), 'event: content')) - t0;
+      const at = await firstMarker(`${api.url}/v1/chat`, chatHeaders, chatBody('hello'), 'event: content');
+      lastTurn = llm.requests[before] ?? null;
+      return at - t0;
     };
     const direct = async (): Promise<number> => {
-      // The request Director sent last: same body, same headers the provider needs.
-      const last = llm.requests.at(-1)!;
+      // The request Director sent for its last such turn: same body, same headers the provider needs.
+      const last = lastTurn!;
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       for (const h of ['authorization', 'x-api-key', 'anthropic-version']) {
         const v = last.headers[h];
@@ -89,13 +113,19 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
       const t0 = performance.now();
       return (await firstMarker(`${llm.baseUrl.replace(/\/v1$/, '')}${last.path}`, headers, last.raw, '"Hi"')) - t0;
     };
+    /** Round trips minus the execute each contained; filled once measuring starts. */
+    const paired = { sdkTrip: [] as number[], trip: [] as number[] };
+    let lastExecMs = Number.NaN;
     const roundTrip = async (): Promise<number> => {
       llm.script([{ toolCalls: [{ name: 'execute', input: { command: 'echo hi' } }] }, { text: 'ok' }]);
       const before = llm.requests.length;
+      lastExecMs = Number.NaN;
       await firstMarker(`${api.url}/v1/chat`, chatHeaders, chatBody('run echo'), 'event: done');
       const [callResp, next] = [llm.requests[before]!, llm.requests[before + 1]!];
       if (!next) throw new Error('the tool result never went back to the model');
-      return next.receivedAt - callResp.respondedAt;
+      const ms = next.receivedAt - callResp.respondedAt;
+      paired.trip.push(ms - lastExecMs);
+      return ms;
     };
     // Warm up: the agent's sandbox is made at its first tool call.
     for (let i = 0; i < 3; i++) {
@@ -105,28 +135,95 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
     }
     const sbx = api.rt.sandboxes.deps.store.ofSession(session.id).find((r) => r.status === 'running')!;
     const caller = { workspace: sbx.workspace, actor: 'bench' };
+    // The AI SDK alone: the model object Director built (same provider settings), the session's history.
+    const model = api.orch.chat.providers.resolve(sbx.workspace, null, null).languageModel;
+    // A fresh store per read: Director's own store keeps its histories in memory, this one would not see its writes.
+    const historyOf = () => new MessageStore(api.rt.db).history(session.id, a.id);
+    // Every execute (Director's tool, the SDK's tool, the execute alone) timed where it runs.
+    const executor = api.rt.executor;
+    const run = executor.run.bind(executor);
+    executor.run = async (...args: Parameters<typeof run>) => {
+      const t = performance.now();
+      try {
+        return await run(...args);
+      } finally {
+        lastExecMs = performance.now() - t;
+      }
+    };
+    const sdkTools = toolSet(a.tools, async (_name, input) => {
+      const r = await executor.run(caller, sbx.id, {
+        command: (input as { command: string }).command,
+        workdir: '/workspace',
+        environment: {},
+      });
+      return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, truncated: r.truncated, timedOut: r.timedOut };
+    });
+    const sdkTurn = async (message: string, onContent: () => void): Promise<void> => {
+      const messages: ModelMessage[] = [...historyOf(), { role: 'user', content: message }];
+      const r = streamText({
+        model,
+        messages,
+        tools: sdkTools,
+        toolCallConcurrency: 1,
+        maxOutputTokens: a.maxOutputTokens,
+        maxRetries: 0,
+        stopWhen: stepCountIs(2),
+        onError: () => undefined,
+      });
+      for await (const part of r.fullStream) if (part.type === 'text-delta' && part.text) onContent();
+    };
+    const sdkAlone = async (): Promise<number> => {
+      llm.script([{ text: ['Hi', ' there'] }]);
+      let at = Number.NaN;
+      const t0 = performance.now();
+      await sdkTurn('hello', () => (at = Number.isNaN(at) ? performance.now() : at));
+      return at - t0;
+    };
+    const sdkTrip = async (): Promise<number> => {
+      llm.script([{ toolCalls: [{ name: 'execute', input: { command: 'echo hi' } }] }, { text: 'ok' }]);
+      const before = llm.requests.length;
+      lastExecMs = Number.NaN;
+      await sdkTurn('run echo', () => undefined);
+      const [callResp, next] = [llm.requests[before]!, llm.requests[before + 1]!];
+      if (!next) throw new Error('the SDK never sent the tool result back');
+      const ms = next.receivedAt - callResp.respondedAt;
+      paired.sdkTrip.push(ms - lastExecMs);
+      return ms;
+    };
     const execAlone = async (): Promise<number> => {
       const t0 = performance.now();
-      const r = await api.rt.executor.run(caller, sbx.id, { command: 'echo hi', workdir: '/workspace', environment: {} });
+      const r = await executor.run(caller, sbx.id, { command: 'echo hi', workdir: '/workspace', environment: {} });
       if (r.exitCode !== 0) throw new Error(`execute failed: ${r.stderr}`);
       return performance.now() - t0;
     };
 
-    const samples = { direct: [] as number[], director: [] as number[], exec: [] as number[], trip: [] as number[] };
+    const samples = {
+      direct: [] as number[],
+      sdk: [] as number[],
+      director: [] as number[],
+      exec: [] as number[],
+      sdkTrip: [] as number[],
+      trip: [] as number[],
+    };
     const per = Math.max(1, Math.round(SAMPLES / ROUNDS));
+    paired.trip.length = 0;
     for (let round = 0; round < ROUNDS; round++) {
-      const pairs: [number[], () => Promise<number>][][] = [
+      const groups: [number[], () => Promise<number>][][] = [
         [
           [samples.direct, direct],
+          [samples.sdk, sdkAlone],
           [samples.director, throughDirector],
         ],
         [
           [samples.exec, execAlone],
+          [samples.sdkTrip, sdkTrip],
           [samples.trip, roundTrip],
         ],
       ];
-      for (const pair of pairs) {
-        const order = round % 2 === 0 ? pair : [...pair].reverse();
+      for (const group of groups) {
+        // Each case goes first, second and last in turn.
+        const k = round % group.length;
+        const order = [...group.slice(k), ...group.slice(0, k)];
         for (const [into, fn] of order) {
           for (let i = 0; i < per; i++) {
             into.push(await fn());
@@ -136,16 +233,33 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
       }
     }
     const s = (x: number[]): Summary => summarize(x);
-    const [d, v, e, t] = [s(samples.direct), s(samples.director), s(samples.exec), s(samples.trip)];
-    printTable(`chat (${kind} wire format), ${ROUNDS} rotated rounds`, [
+    const [d, k, v, e, kt, t] = [
+      s(samples.direct),
+      s(samples.sdk),
+      s(samples.director),
+      s(samples.exec),
+      s(samples.sdkTrip),
+      s(samples.trip),
+    ];
+    const [pk, pt] = [s(paired.sdkTrip), s(paired.trip)];
+    printTable(`chat (${kind} wire format), ${ROUNDS} rotated rounds, history up to ${historyOf().length} messages`, [
       ['first content: straight to the provider', d, null],
+      ['first content: AI SDK alone (streamText)', k, d],
       ['first content: through Director (SSE)', v, d],
       ['execute echo alone (runtime Executor)', e, null],
+      ['tool round trip: AI SDK alone', kt, e],
       ['tool round trip: model → execute → model', t, e],
+      ['  minus its own execute: AI SDK alone', pk, null],
+      ['  minus its own execute: through Director', pt, null],
     ]);
+    const ms = (x: number) => x.toFixed(2);
     console.log(
-      `added at p50: first content ${(v.p50 - d.p50).toFixed(2)} ms (p95 ${(v.p95 - d.p95).toFixed(2)}), tool round trip ${(t.p50 - e.p50).toFixed(2)} ms (p95 ${(t.p95 - e.p95).toFixed(2)}); targets ≤ 5 ms`,
+      `added at p50: first content ${ms(v.p50 - d.p50)} ms (p95 ${ms(v.p95 - d.p95)}), tool round trip ${ms(t.p50 - e.p50)} ms (p95 ${ms(t.p95 - e.p95)}); targets ≤ 5 ms`,
     );
+    console.log(
+      `added at p50, each round trip minus its own execute: ${ms(pt.p50)} ms (p95 ${ms(pt.p95)}); of which the AI SDK alone ${ms(pk.p50)} ms, Director around it ${ms(pt.p50 - pk.p50)} ms`,
+    );
+    console.log(`first content: the AI SDK alone adds ${ms(k.p50 - d.p50)} ms, Director around it ${ms(v.p50 - k.p50)} ms`);
   } finally {
     await api.close();
     await llm.close();

@@ -40,6 +40,10 @@ const fromRow = (r: Row): MessageRecord => ({
   createdMs: r.created_ms,
 });
 
+const historyKey = (sessionId: string, agentId: string) => `${sessionId}\n${agentId}`;
+const asModelMessage = (r: { role: string; content: string }): ModelMessage =>
+  ({ role: r.role, content: JSON.parse(r.content) as unknown }) as ModelMessage;
+
 /** What a checkpoint keeps of one message. */
 export interface MessageSnapshot {
   id: string;
@@ -57,8 +61,17 @@ export interface MessageSnapshot {
  */
 export class MessageStore {
   readonly #db: Db;
-  constructor(db: Db) {
+  /**
+   * Histories as {@link history} reads them, by session and agent, kept in step with every write
+   * made here (the only writer of the table): a turn then sends its history without re-reading
+   * and re-parsing every row of a long session. The oldest entry goes past `historyCacheMax`.
+   */
+  readonly #histories = new Map<string, ModelMessage[]>();
+  readonly #historyCacheMax: number;
+
+  constructor(db: Db, opts: { historyCacheMax?: number } = {}) {
     this.#db = db;
+    this.#historyCacheMax = opts.historyCacheMax ?? 64;
   }
 
   append(
@@ -68,19 +81,30 @@ export class MessageStore {
     const stmt = this.#db.sql.prepare(
       'INSERT INTO chat_messages (id, workspace, session_id, turn_id, agent_id, role, content, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     );
+    const stored = messages.map((m) => ({ role: m.role, content: JSON.stringify(m.content) }));
     this.#db.tx(() => {
-      for (const m of messages) {
-        stmt.run(newId('msg'), at.workspace, at.sessionId, at.turnId, at.agentId, m.role, JSON.stringify(m.content), at.nowMs);
-      }
+      for (const m of stored) stmt.run(newId('msg'), at.workspace, at.sessionId, at.turnId, at.agentId, m.role, m.content, at.nowMs);
     });
+    const cached = at.agentId === null ? undefined : this.#histories.get(historyKey(at.sessionId, at.agentId));
+    // What a read of the rows would give: the stored JSON parsed back.
+    if (cached) for (const m of stored) cached.push(asModelMessage(m));
   }
 
   /** The history an agent's next turn sends: its own turns' messages in this session, in order. */
   history(sessionId: string, agentId: string): ModelMessage[] {
-    const rows = this.#db.sql
-      .prepare('SELECT role, content FROM chat_messages WHERE session_id = ? AND agent_id = ? ORDER BY seq')
-      .all(sessionId, agentId) as unknown as { role: string; content: string }[];
-    return rows.map((r) => ({ role: r.role, content: JSON.parse(r.content) as unknown }) as ModelMessage);
+    const key = historyKey(sessionId, agentId);
+    let h = this.#histories.get(key);
+    if (h) this.#histories.delete(key);
+    else {
+      const rows = this.#db.sql
+        .prepare('SELECT role, content FROM chat_messages WHERE session_id = ? AND agent_id = ? ORDER BY seq')
+        .all(sessionId, agentId) as unknown as { role: string; content: string }[];
+      h = rows.map(asModelMessage);
+      if (this.#histories.size >= this.#historyCacheMax) this.#histories.delete(this.#histories.keys().next().value!);
+    }
+    // Most recently used last; the caller gets its own array (the messages are never changed).
+    this.#histories.set(key, h);
+    return [...h];
   }
 
   list(sessionId: string, f: { after?: number; limit: number; offset: number }): { items: MessageRecord[]; total: number } {
@@ -121,9 +145,16 @@ export class MessageStore {
         stmt.run(m.id, workspace, sessionId, m.turnId, m.agentId, m.role, JSON.stringify(m.content), m.createdMs);
       }
     });
+    this.#forget(sessionId);
   }
 
   deleteOfSession(sessionId: string): void {
     this.#db.sql.prepare('DELETE FROM chat_messages WHERE session_id = ?').run(sessionId);
+    this.#forget(sessionId);
+  }
+
+  #forget(sessionId: string): void {
+    const prefix = historyKey(sessionId, '');
+    for (const k of this.#histories.keys()) if (k.startsWith(prefix)) this.#histories.delete(k);
   }
 }

@@ -69,6 +69,8 @@ export interface ProviderRegistryDeps {
 }
 
 const aadOf = (id: string) => `llm-provider:${id}`;
+/** Built models kept per registry; past this many distinct (provider, key, model) the oldest is dropped. */
+const MODEL_CACHE_MAX = 256;
 
 /**
  * Where chat models come from: the instance's provider (DIRECTOR_LLM_*) and the providers an
@@ -79,6 +81,14 @@ const aadOf = (id: string) => `llm-provider:${id}`;
 export class ProviderRegistry {
   readonly #d: ProviderRegistryDeps;
   readonly #pricing: Record<string, Price>;
+  /**
+   * Built models by everything they are built from (provider id, type, base URL, sealed key,
+   * model): building one constructs the SDK provider and its response schemas, which cost about
+   * a millisecond per turn, and a fresh schema is slower to parse the stream with than a warm one.
+   * An update (new URL, new key: a new seal) or a deletion changes or removes the record, so a
+   * stale entry is never found again.
+   */
+  readonly #models = new Map<string, LanguageModel>();
 
   constructor(deps: ProviderRegistryDeps) {
     this.#d = deps;
@@ -101,38 +111,50 @@ export class ProviderRegistry {
     if (providerId) {
       const rec = this.#d.store.get(workspace, providerId);
       if (!rec) throw conflict(`the agent's provider ${providerId} no longer exists`, { field: 'provider' });
-      let key = '';
-      try {
-        if (rec.sealedKey) key = this.#d.secrets.open(rec.sealedKey, aadOf(rec.id));
-      } catch (err) {
-        throw new DirectorError(
-          'CONFLICT',
-          `the key of provider ${rec.id} cannot be opened with this instance's key`,
-          { field: 'provider' },
-          { cause: err },
-        );
-      }
       const m = model ?? rec.defaultModel;
-      return {
-        providerId: rec.id,
-        providerName: rec.name,
-        type: rec.type,
-        model: m,
-        languageModel: build(rec.type, rec.baseUrl, key, m),
-        price: rec.pricing[m] ?? null,
-      };
+      const languageModel = this.#model([rec.id, rec.type, rec.baseUrl, rec.sealedKey ?? '', m], () => {
+        let key = '';
+        try {
+          if (rec.sealedKey) key = this.#d.secrets.open(rec.sealedKey, aadOf(rec.id));
+        } catch (err) {
+          throw new DirectorError(
+            'CONFLICT',
+            `the key of provider ${rec.id} cannot be opened with this instance's key`,
+            { field: 'provider' },
+            { cause: err },
+          );
+        }
+        return build(rec.type, rec.baseUrl, key, m);
+      });
+      return { providerId: rec.id, providerName: rec.name, type: rec.type, model: m, languageModel, price: rec.pricing[m] ?? null };
     }
     const c = this.#d.config;
-    if (c.llmProvider === '') throw notConfigured();
+    const type = c.llmProvider;
+    if (type === '') throw notConfigured();
     const m = model ?? c.llmModel;
     return {
       providerId: INSTANCE_PROVIDER,
       providerName: INSTANCE_PROVIDER,
-      type: c.llmProvider,
+      type,
       model: m,
-      languageModel: build(c.llmProvider, c.llmBaseUrl, c.llmApiKey, m),
+      // The instance's settings do not change while it runs: its models are keyed by name.
+      languageModel: this.#model([INSTANCE_PROVIDER, m], () => build(type, c.llmBaseUrl, c.llmApiKey, m)),
       price: this.#pricing[m] ?? null,
     };
+  }
+
+  #model(parts: string[], make: () => LanguageModel): LanguageModel {
+    const key = JSON.stringify(parts);
+    let m = this.#models.get(key);
+    if (m) {
+      // Most recently used last, so the oldest goes first when the cache is full.
+      this.#models.delete(key);
+    } else {
+      m = make();
+      if (this.#models.size >= MODEL_CACHE_MAX) this.#models.delete(this.#models.keys().next().value!);
+    }
+    this.#models.set(key, m);
+    return m;
   }
 
   list(caller: Caller): ProviderRecord[] {
