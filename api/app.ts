@@ -124,7 +124,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const http = createHttpMetrics(rt.metrics.registry);
 
   const limiter = new RateLimiter({
-    limits: { auth: cfg.rateLimitAuth, session: cfg.rateLimitSession, sandbox: cfg.rateLimitSandbox, general: cfg.rateLimitGeneral },
+    limits: {
+      auth: cfg.rateLimitAuth,
+      refresh: cfg.rateLimitRefresh,
+      session: cfg.rateLimitSession,
+      sandbox: cfg.rateLimitSandbox,
+      general: cfg.rateLimitGeneral,
+    },
   });
   const idempotency = new IdempotencyStore(rt.db);
   idempotency.releaseRunning();

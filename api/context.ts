@@ -51,6 +51,15 @@ export function appendRouteHook<K extends 'preHandler' | 'preSerialization' | 'o
   route[name] = (current === undefined ? [hook] : ([] as unknown[]).concat(current, hook)) as RouteOptions[K];
 }
 
+/**
+ * A route's `preValidation` for an optional body: Fastify validates a missing body against the
+ * body schema (and refuses it as "body must be object"), so none is taken as an empty one.
+ */
+export const noBodyIsEmpty = (req: { body: unknown }, _reply: unknown, done: () => void): void => {
+  req.body ??= {};
+  done();
+};
+
 export function principalOf(req: FastifyRequest): Principal {
   if (!req.principal) throw new DirectorError('AUTHENTICATION_ERROR', 'authentication required');
   return req.principal;

@@ -7,10 +7,14 @@ import { DirectorError } from '../core/errors.ts';
  * once per request, sets the {@link rateLimitHeaders} on every response (through
  * {@link setRateLimitHeaders}) and throws {@link rateLimitError} when a request is refused.
  */
-export type RateClass = 'auth' | 'session' | 'sandbox' | 'general';
+export type RateClass = 'auth' | 'refresh' | 'session' | 'sandbox' | 'general';
 
-/** The Director Protocol's limits, in requests per window (one minute). */
-export const DEFAULT_RATE_LIMITS: Readonly<Record<RateClass, number>> = { auth: 5, session: 100, sandbox: 50, general: 1000 };
+/**
+ * The Director Protocol's limits, in requests per window (one minute), plus `refresh`: token
+ * refreshes have their own budget, so a client that refreshes often cannot lock its address out
+ * of logging in (a refresh token is 256 random bits: guessing one is not what the login limit is for).
+ */
+export const DEFAULT_RATE_LIMITS: Readonly<Record<RateClass, number>> = { auth: 5, refresh: 60, session: 100, sandbox: 50, general: 1000 };
 export const DEFAULT_RATE_WINDOW_MS = 60_000;
 export const DEFAULT_RATE_MAX_KEYS = 100_000;
 
@@ -172,6 +176,9 @@ const under = (path: string, prefix: string): boolean => path === prefix || path
  * Which limit a request counts against. `routeUrl` is the route's template
  * (`/v1/sandboxes/:id`) or, for unmatched requests, the path; a query string is ignored.
  *
+ * `POST /v1/auth/refresh` is its own class: it shares the client address with login, and a
+ * client refreshing often must not spend the login budget.
+ *
  * Sandbox routes count as "Sandbox Operations" (50/min) except `GET`/`HEAD` of the list,
  * one sandbox and its metrics, which count as general: they are cheap store reads, and a
  * client polling a sandbox's status would otherwise burn its sandbox budget in under a
@@ -180,6 +187,7 @@ const under = (path: string, prefix: string): boolean => path === prefix || path
  */
 export function classify(method: string, routeUrl: string): RateClass {
   const path = routeUrl.split('?', 1)[0] ?? '';
+  if (under(path, '/v1/auth/refresh')) return 'refresh';
   if (under(path, '/v1/auth')) return 'auth';
   if (SESSION_AREAS.some((a) => under(path, a))) return 'session';
   if (under(path, '/v1/sandboxes')) {

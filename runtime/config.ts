@@ -294,7 +294,15 @@ export const SETTINGS = {
     schema: int(1, 1_000_000),
     default: 5,
     unit: 'requests/min',
-    description: 'Authentication routes, per client address.',
+    description:
+      'Authentication routes except refresh, and every refused credential; per client address (per user or key once authenticated).',
+  },
+  rateLimitRefresh: {
+    env: 'DIRECTOR_RATE_LIMIT_REFRESH',
+    schema: int(1, 1_000_000),
+    default: 60,
+    unit: 'requests/min',
+    description: 'Token refreshes (POST /v1/auth/refresh), per client address; apart from the login budget.',
   },
   rateLimitSession: {
     env: 'DIRECTOR_RATE_LIMIT_SESSION',

@@ -54,6 +54,10 @@ export type CreateNetworkRequest = RequestBody<'/v1/networks', 'post'>;
 export type NetworkPolicy = RequestBody<'/v1/networks/{id}/policies', 'post'>;
 export type PolicyRule = NonNullable<NetworkPolicy['outbound']>[number];
 export type AllowAccessRequest = RequestBody<'/v1/networks/{id}/allow-access', 'post'>;
+/** One connection to judge: direction, protocol, the far end (address and/or host name), port. */
+export type PolicyTestRequest = RequestBody<'/v1/networks/{id}/policy/test', 'post'>;
+/** Whether that connection would get through the chains in force, and what decided. */
+export type PolicyVerdict = ResponseData<'/v1/networks/{id}/policy/test', 'post'>;
 
 // Security and audit
 export type SecurityEvent = ResponseData<'/v1/security/events', 'get'>['items'][number];

@@ -5,7 +5,7 @@ import { isoTime } from '../../core/clock.ts';
 import type { AutoApproveRule } from '../../orchestration/approvals/policy.ts';
 import { CreateRuleSchema, type ApprovalService } from '../../orchestration/approvals/service.ts';
 import { APPROVAL_STATES, type ApprovalRecord } from '../../orchestration/approvals/store.ts';
-import { callerOf, send } from '../context.ts';
+import { callerOf, noBodyIsEmpty, send } from '../context.ts';
 import { Envelope, ErrorEnvelope, IdParams, Page, PageQuery, STANDARD_ERRORS } from '../schemas.ts';
 
 const ApprovalSchema = Type.Object({
@@ -75,15 +75,6 @@ const DecisionHash = Type.Optional(
   }),
 );
 
-/**
- * The body of a decision is optional (the Denkeeper seed approves and denies with none): Fastify
- * validates a missing body as `null`, so none is taken as an empty one.
- */
-const noBodyIsEmpty = (req: { body: unknown }, _reply: unknown, done: () => void): void => {
-  req.body ??= {};
-  done();
-};
-
 /** Approvals and auto-approve rules (the Denkeeper seed's endpoints, under `/v1`). */
 export const approvalRoutes: FastifyPluginAsync<{ approvals: ApprovalService }> = async (base, { approvals }) => {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
@@ -145,6 +136,7 @@ export const approvalRoutes: FastifyPluginAsync<{ approvals: ApprovalService }> 
       body: Type.Optional(Type.Object({ inputHash: DecisionHash }, { additionalProperties: false })),
       response: { 200: Envelope(ApprovalSchema), ...STANDARD_ERRORS, 409: ErrorEnvelope },
     },
+    // The body of a decision is optional: the Denkeeper seed approves and denies with none.
     preValidation: noBodyIsEmpty,
     handler: async (req, reply) => {
       const auto = req.query.auto_approve;

@@ -2,11 +2,12 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { isoTime } from '../../core/clock.ts';
+import { validationError } from '../../core/errors.ts';
 import type { EventSink } from '../../runtime/events.ts';
 import type { AuthService } from '../auth/service.ts';
 import type { ApiKeyInfo } from '../auth/apikeys.ts';
 import { ROLES, SCOPES, actorOf } from '../auth/types.ts';
-import { principalOf, send } from '../context.ts';
+import { noBodyIsEmpty, principalOf, send } from '../context.ts';
 import { AnyObject, Envelope, IdParams, STANDARD_ERRORS } from '../schemas.ts';
 
 const Session = Type.Object({
@@ -93,13 +94,22 @@ export const authRoutes: FastifyPluginAsync<{ auth: AuthService; events: EventSi
       tags: ['auth'],
       summary:
         'Exchange a refresh token (as `Authorization: Bearer <refreshToken>`, as in the Director Protocol, or in the body) for new tokens',
+      description:
+        'The body is optional: a refresh with the token in the `Authorization` header sends none. Without a token in either place the answer is 400 naming `refreshToken`. Counted in its own rate class (`DIRECTOR_RATE_LIMIT_REFRESH`), not against the login budget.',
       security: [],
-      body: Type.Optional(Type.Object({ refreshToken: Type.Optional(Type.String({ maxLength: 256 })) }, { additionalProperties: false })),
+      body: Type.Object({ refreshToken: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })) }, { additionalProperties: false }),
       response: { 200: Envelope(Session), ...STANDARD_ERRORS },
     },
+    preValidation: noBodyIsEmpty,
     handler: async (req, reply) => {
       const header = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
-      const token = req.body?.refreshToken ?? header ?? '';
+      const token = req.body.refreshToken ?? header;
+      if (token === undefined) {
+        throw validationError(
+          'refreshToken',
+          'is required: send it as `Authorization: Bearer <refreshToken>` or as `refreshToken` in a JSON body',
+        );
+      }
       return send(reply, sessionView(await auth.refresh(token)));
     },
   });

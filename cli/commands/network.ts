@@ -1,10 +1,10 @@
 /** `director network ...`: networks, isolation, and policies applied kubectl-style. */
 import type { Command } from 'commander';
-import type { NetworkInfo, NetworkPolicy, PolicyInForce, RuleInForce } from '../../sdk/index.ts';
+import type { NetworkInfo, NetworkPolicy, PolicyInForce, PolicyTestRequest, PolicyVerdict, RuleInForce } from '../../sdk/index.ts';
 import type { Context } from '../context.ts';
 import { UsageError } from '../errors.ts';
 import { age, bytes, fields, printList, printObject, serialize, table, type Column } from '../output.ts';
-import { collect, keyValues } from '../parse.ts';
+import { collect, endpoint, keyValues, positiveInt, type Endpoint } from '../parse.ts';
 import { diffPolicy, stateInForce, stateOfPolicy } from '../policy-diff.ts';
 import { readSpecFile } from './sandbox.ts';
 
@@ -72,6 +72,57 @@ export function renderInForce(id: string, view: PolicyInForce | null): string {
     ...view.inbound.map((r) => ({ ...r, direction: 'inbound' })),
   ];
   return `${head}\n${rows.length ? table(rows, RULE_COLUMNS) : 'No rules.\n'}`;
+}
+
+const PROTOCOLS = ['tcp', 'udp', 'icmp'] as const;
+
+/** `--to`/`--from`, `--port`, `--proto` and `--sandbox-address` → the verdict endpoint's query. */
+export function policyTestQuery(o: {
+  to?: string;
+  from?: string;
+  port?: string;
+  proto: string;
+  sandboxAddress?: string;
+}): PolicyTestRequest {
+  if ((o.to === undefined) === (o.from === undefined))
+    throw new UsageError('give exactly one of --to HOST[:PORT] (outbound) or --from ADDRESS (inbound)');
+  const protocol = PROTOCOLS.find((p) => p === o.proto.toLowerCase());
+  if (!protocol) throw new UsageError(`--proto must be one of ${PROTOCOLS.join(', ')} (got "${o.proto}")`);
+  const far: Endpoint = o.to !== undefined ? endpoint('--to', o.to) : endpoint('--from', o.from!);
+  if (o.from !== undefined && (far.host !== undefined || far.port !== undefined)) {
+    throw new UsageError("--from takes an address only (the port is the sandbox's: give it with --port)");
+  }
+  const flagPort = o.port === undefined ? undefined : positiveInt('--port', o.port);
+  if (flagPort !== undefined && far.port !== undefined && flagPort !== far.port)
+    throw new UsageError(`--port ${flagPort} disagrees with --to ${o.to}`);
+  const port = flagPort ?? far.port;
+  if (protocol !== 'icmp' && port === undefined) throw new UsageError(`${protocol} needs a port: --to HOST:PORT or --port`);
+  return {
+    direction: o.to !== undefined ? 'outbound' : 'inbound',
+    protocol,
+    ...(far.address !== undefined ? { address: far.address } : {}),
+    ...(far.host !== undefined ? { host: far.host } : {}),
+    ...(port !== undefined ? { port } : {}),
+    ...(o.sandboxAddress !== undefined ? { sandboxAddress: o.sandboxAddress } : {}),
+  };
+}
+
+/** A verdict as `LABEL   value` lines. */
+export function verdictFields(v: PolicyVerdict): [string, unknown][] {
+  const by = (d: PolicyVerdict['decidedBy']) => `${d.level} ${d.kind}${d.rule ? ` ${d.rule}` : d.guard ? ` ${d.guard}` : ''} (${d.tag})`;
+  const r = v.resolver;
+  return [
+    ['Verdict', v.verdict],
+    ['Passes', v.passes],
+    ['Decided by', by(v.decidedBy)],
+    ['Chain', v.chain],
+    ['Address', v.address],
+    [
+      'Resolver',
+      r ? `${r.answers ? 'answers' : 'refuses'}${r.reason ? `: ${r.reason}` : ''}${r.decidedBy ? ` (${by(r.decidedBy)})` : ''}` : undefined,
+    ],
+    ['Generation', v.generation],
+  ];
 }
 
 export function registerNetwork(program: Command, ctx: Context): void {
@@ -216,5 +267,21 @@ export function registerNetwork(program: Command, ctx: Context): void {
       const n = await ctx.client(g).networks.get(id);
       if (g.output === 'table') ctx.out(renderInForce(id, n.policyInForce));
       else ctx.out(serialize(g.output, n.policyInForce));
+    });
+
+  policy
+    .command('test')
+    .description('Would a connection get through? The verdict from the rules in force in the kernel; nothing is sent')
+    .argument('<network>', 'network id')
+    .option('--to <host[:port]>', 'outbound, from a sandbox of the network: the destination (address or host name) and port')
+    .option('--from <address>', 'inbound, to a sandbox of the network: the source address (the port with --port)')
+    .option('--port <port>', 'destination port (the same as :PORT of --to)')
+    .option('--proto <protocol>', 'tcp, udp or icmp', 'tcp')
+    .option('--sandbox-address <ip>', "the sandbox's own address, for rules restricted to some sandboxes")
+    .action(async (id: string, o: { to?: string; from?: string; port?: string; proto: string; sandboxAddress?: string }, cmd: Command) => {
+      const g = ctx.globals(cmd);
+      const query = policyTestQuery(o);
+      const v = await ctx.client(g).networks.ref(id).testPolicy(query);
+      printObject(ctx.io.stdout, g.output, v, verdictFields(v));
     });
 }

@@ -1,12 +1,14 @@
 /**
  * `director sandbox shell ID`: an interactive terminal over the API's terminal socket. The local
  * terminal goes into raw mode, so every key (Ctrl-C, Ctrl-Z, arrows) reaches the sandbox's shell
- * and nothing is echoed twice; window size changes are sent as resizes. The shell's exit status
+ * and nothing is echoed twice, and its output is shown as the sandbox's pty wrote it (no second
+ * \n → \r\n); window size changes are sent as resizes. The shell's exit status
  * is the command's.
  */
 import type { Command } from 'commander';
 import type { Context } from '../context.ts';
 import { UsageError } from '../errors.ts';
+import { verbatimOutput } from '../tty.ts';
 
 /** End of input at the start of a line: the shell's exit, when local input is a pipe that ended. */
 const EOT = '\u0004';
@@ -29,6 +31,8 @@ export function registerShell(sandbox: Command, ctx: Context): void {
       term.onData((bytes) => stdout.write(bytes));
       const raw = stdin.isTTY;
       if (raw) stdin.setRawMode(true);
+      // The sandbox's pty already ended its lines with \r\n: shown as they come, not translated again.
+      const restoreOutput = verbatimOutput(stdout);
       const onInput = (b: Buffer) => term.write(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
       const onEnd = () => term.write(EOT);
       stdin.on('data', onInput);
@@ -45,6 +49,7 @@ export function registerShell(sandbox: Command, ctx: Context): void {
         stdin.off('data', onInput);
         stdin.off('end', onEnd);
         if (raw) stdin.setRawMode(false);
+        restoreOutput();
         stdin.pause();
       }
     });

@@ -56,7 +56,7 @@ static inline size_t buf_size(const struct buf *b) { return b->len - b->off; }
 void buf_free(struct buf *b);
 
 struct exec_req {
-  int tty, stdin_open;
+  int tty, stdin_open, finish_on_disconnect;
   uint32_t timeout_ms;
   uint16_t cols, rows;
   char **argv; /* NULL-terminated */
@@ -71,6 +71,7 @@ struct exec {
   int out[2];  /* stdout (the pty master with a tty), stderr; -1 once at end of file */
   int in;      /* stdin: pipe, or a duplicate of the pty master; -1 when closed or absent */
   int tty;
+  int finish_on_disconnect; /* flag 4: a lost connection does not kill it (see detach_all) */
   struct buf input; /* stdin from Director not yet written */
   int input_eof;
   uint64_t window;
@@ -108,6 +109,7 @@ void start_exec(struct agent *a, uint32_t id, struct exec_req *r);
 void kill_exec(struct exec *e, int sig);
 void cut_output(struct exec *e);
 void kill_all(struct agent *a);
+void detach_all(struct agent *a);
 void reap(struct agent *a);
 void exec_input(struct agent *a, struct exec *e, const unsigned char *p, size_t n);
 void exec_resize(struct exec *e, uint16_t cols, uint16_t rows);

@@ -48,14 +48,19 @@ static int connect_director(const char *path) {
   return errno = EAGAIN, -1;
 }
 
-/* The channel is gone: nobody can receive the execs' output any more, so they are ended. */
+/*
+ * The channel is gone: nobody can receive the execs' output any more. Execs that asked to
+ * finish on disconnect (a restore's swap, which must not stop half-way) run on with their
+ * input closed and their output discarded, until they end or their timeout kills them; the
+ * others are killed. Nothing is queued from now on (send_frame needs a channel).
+ */
 static void lost(struct agent *a) {
   if (a->sock < 0) return;
   close(a->sock);
   a->sock = -1;
   buf_free(&a->rx);
   buf_free(&a->tx);
-  kill_all(a);
+  detach_all(a);
 }
 
 static void flush(struct agent *a) {
@@ -273,7 +278,8 @@ int main(int argc, char **argv) {
     for (int k = 0; k < a.nexecs; k++) {
       struct exec *e = a.execs[k];
       for (int w = 0; w < 2; w++)
-        if (e->out[w] >= 0 && e->window && read_output) {
+        /* Without a channel output is read and dropped (no window, nothing queued). */
+        if (e->out[w] >= 0 && (a.sock < 0 || (e->window && read_output))) {
           owner[n] = e, role[n] = w;
           fds[n++] = (struct pollfd){.fd = e->out[w], .events = POLLIN};
         }

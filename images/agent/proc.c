@@ -166,6 +166,7 @@ void start_exec(struct agent *a, uint32_t id, struct exec_req *r) {
   e->id = id;
   e->out[0] = e->out[1] = e->in = -1;
   e->tty = r->tty;
+  e->finish_on_disconnect = r->finish_on_disconnect;
   e->window = INITIAL_WINDOW;
   unsigned char rnd[16];
   if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd) memset(rnd, 0, sizeof rnd);
@@ -280,6 +281,24 @@ void kill_all(struct agent *a) {
   for (int i = 0; i < a->nexecs; i++) kill_exec(a->execs[i], SIGKILL);
 }
 
+/*
+ * The connection was lost: execs flagged to finish on disconnect get end of input (stdin
+ * closed, what Director had sent but was not written yet dropped) and keep running under
+ * their deadline; every other exec is killed.
+ */
+void detach_all(struct agent *a) {
+  for (int i = 0; i < a->nexecs; i++) {
+    struct exec *e = a->execs[i];
+    if (!e->finish_on_disconnect) {
+      kill_exec(e, SIGKILL);
+      continue;
+    }
+    buf_free(&e->input);
+    e->input_eof = 1;
+    close_fd(&e->in);
+  }
+}
+
 void reap(struct agent *a) {
   int st;
   pid_t p;
@@ -326,12 +345,17 @@ void exec_resize(struct exec *e, uint16_t cols, uint16_t rows) {
   if (e->tty && fd >= 0) ioctl(fd, TIOCSWINSZ, &ws);
 }
 
-/* Reads one chunk (within the window) and sends it; returns 1 when something happened. */
+/*
+ * Reads one chunk (within the window) and sends it; returns 1 when something happened.
+ * Without a channel (lost) the chunk is read whole and dropped: an exec that runs on after a
+ * disconnect must not block on a full pipe, and nothing may pile up for nobody.
+ */
 int exec_read(struct agent *a, struct exec *e, int which) {
   static unsigned char chunk[MAX_CHUNK];
-  size_t want = e->window < MAX_CHUNK ? (size_t)e->window : MAX_CHUNK;
+  size_t want = a->sock < 0 ? MAX_CHUNK : e->window < MAX_CHUNK ? (size_t)e->window : MAX_CHUNK;
   if (!want || e->out[which] < 0) return 0;
   ssize_t n = read(e->out[which], chunk, want);
+  if (n > 0 && a->sock < 0) return 1;
   if (n > 0) {
     send_frame(a, which ? F_STDERR : F_STDOUT, e->id, chunk, (size_t)n);
     e->window -= (uint64_t)n;

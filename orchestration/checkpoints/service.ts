@@ -332,7 +332,7 @@ export function createCheckpointService(w: CheckpointWiring): CheckpointService 
     ...(w.messages ? { messages: w.messages } : {}),
     sandboxes: rt.sandboxes,
     mounts: new MountSync(
-      (containerId, cmd) => rt.executor.open(containerId, cmd),
+      (containerId, cmd, opts) => rt.executor.open(containerId, cmd, opts),
       rt.sandboxes.deps.engine.local ? { kernelClockMs: () => Date.now() } : {},
     ),
     events: rt.events,

@@ -11,6 +11,7 @@ import type { Caller, SandboxManager } from './manager.ts';
 import { PolicyViolationError } from './spec.ts';
 import { checkSchema } from '../../core/validate.ts';
 import type { Agents } from './agent/agents.ts';
+import type { OpenOptions } from './mount-sync.ts';
 import { AgentLostError, type AgentClient } from './agent/client.ts';
 import { AgentExec, type AgentExecOptions } from './agent/exec.ts';
 import { AgentRequestError } from './agent/protocol.ts';
@@ -302,8 +303,13 @@ export class Executor {
    * Through the sandbox's live agent; else on the container's armed launcher when it has one,
    * which saves the engine's exec start; else a plain exec.
    */
-  async open(containerId: string, cmd: string[]): Promise<ExecHandle> {
-    const viaAgent = this.viaAgent(this.agents?.clientOfContainer(containerId) ?? null, { argv: cmd, stdin: true });
+  async open(containerId: string, cmd: string[], opts: OpenOptions = {}): Promise<ExecHandle> {
+    const viaAgent = this.viaAgent(this.agents?.clientOfContainer(containerId) ?? null, {
+      argv: cmd,
+      stdin: true,
+      ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+      ...(opts.finishOnDisconnect ? { finishOnDisconnect: true } : {}),
+    });
     if (viaAgent) return viaAgent;
     const armed = await this.launchers.take(containerId, cmd, {}, undefined, undefined, { keepStdin: true });
     if (armed) return armed;

@@ -86,7 +86,17 @@ interface Run {
 }
 
 /** Starts a command in a container as the sandbox user with stdin open (the runtime's `Executor.open`). */
-export type ExecOpener = (containerId: string, cmd: string[]) => Promise<ExecHandle>;
+export type ExecOpener = (containerId: string, cmd: string[], opts?: OpenOptions) => Promise<ExecHandle>;
+
+export interface OpenOptions {
+  /** Killed in the sandbox past this, even when Director is gone (through the agent). */
+  timeoutMs?: number;
+  /**
+   * Through the agent: the process runs to its end (or its timeout) if Director's connection
+   * to the agent is lost, as a `docker exec` runs on when Director dies.
+   */
+  finishOnDisconnect?: boolean;
+}
 
 export interface MountSyncOptions {
   /**
@@ -98,6 +108,9 @@ export interface MountSyncOptions {
    */
   kernelClockMs?: () => number;
 }
+
+/** How long after Director's own deadline the sandbox kills a tree script itself. */
+const SANDBOX_DEADLINE_GRACE_MS = 1000;
 
 export class MountSync {
   private readonly open: ExecOpener;
@@ -233,7 +246,14 @@ export class MountSync {
   private async start(rec: SandboxRecord, args: string[], timeoutMs: number): Promise<Run> {
     if (rec.status !== 'running' || !rec.containerId)
       throw conflict(`sandbox ${rec.id} is ${rec.status}; its files need it running`, { status: rec.status });
-    const h = await this.open(rec.containerId, ['/bin/sh', '-c', TREE_SCRIPT, 'director-tree', ...args]);
+    // A restore, and the commit or undo that ends one, must not stop half-way through its swap
+    // when Director dies or shuts down: it finishes in the sandbox (issue 15: never mixed).
+    // The sandbox's own deadline comes a little after ours, so while Director lives its timer
+    // decides (and names) a timeout; it is the backstop once Director is gone.
+    const h = await this.open(rec.containerId, ['/bin/sh', '-c', TREE_SCRIPT, 'director-tree', ...args], {
+      timeoutMs: timeoutMs + SANDBOX_DEADLINE_GRACE_MS,
+      finishOnDisconnect: args[0] !== 'capture',
+    });
     const err: Buffer[] = [];
     let errBytes = 0;
     h.stderr.on('data', (b: Buffer) => {

@@ -82,7 +82,10 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Exchange a refresh token (as `Authorization: Bearer <refreshToken>`, as in the Director Protocol, or in the body) for new tokens */
+    /**
+     * Exchange a refresh token (as `Authorization: Bearer <refreshToken>`, as in the Director Protocol, or in the body) for new tokens
+     * @description The body is optional: a refresh with the token in the `Authorization` header sends none. Without a token in either place the answer is 400 naming `refreshToken`. Counted in its own rate class (`DIRECTOR_RATE_LIMIT_REFRESH`), not against the login budget.
+     */
     post: {
       parameters: {
         query?: never;

@@ -1,5 +1,14 @@
 import { unwrap, type Transport } from '../transport.ts';
-import type { AllowAccessRequest, CreateNetworkRequest, NetworkInfo, NetworkPolicy, Page, PolicyInForce } from '../types.ts';
+import type {
+  AllowAccessRequest,
+  CreateNetworkRequest,
+  NetworkInfo,
+  NetworkPolicy,
+  Page,
+  PolicyInForce,
+  PolicyTestRequest,
+  PolicyVerdict,
+} from '../types.ts';
 import type { CreateOptions } from './sandboxes.ts';
 
 const idPath = (id: string) => ({ params: { path: { id } } });
@@ -30,6 +39,15 @@ export class NetworkRef {
       this.t,
       unwrap(await this.t.api.POST('/v1/networks/{id}/allow-access', { ...idPath(this.id), body: { destinations } })),
     );
+  }
+
+  /**
+   * Would this connection get through? The verdict from the network's chains as the kernel holds
+   * them now (not the stored request): `verdict`, `passes` (a deny in audit mode passes) and
+   * `decidedBy` (a guard, a policy rule, or the default). Sends nothing to the far end.
+   */
+  async testPolicy(query: PolicyTestRequest): Promise<PolicyVerdict> {
+    return unwrap(await this.t.api.POST('/v1/networks/{id}/policy/test', { ...idPath(this.id), body: query }));
   }
 
   /** Drops everything in and out at once, established connections included, until {@link release}. */

@@ -69,7 +69,16 @@ export interface ExecFrame {
   stdin?: boolean;
   /** Run on a pty of this size (output arrives as stdout). */
   tty?: { cols: number; rows: number };
+  /**
+   * Keep running if the connection to the agent is lost (Director killed or shut down): stdin
+   * is closed, output is discarded, the timeout still applies. Otherwise the agent kills it.
+   * For work that must not stop half-way (a restore's rename swap).
+   */
+  finishOnDisconnect?: boolean;
 }
+
+/** Bits of the exec frame's `flags` byte. */
+export const EXEC_FLAG = { tty: 1, stdin: 2, finishOnDisconnect: 4 } as const;
 
 export class AgentProtocolError extends Error {
   constructor(message: string) {
@@ -122,7 +131,10 @@ export function encodeExec(id: number, req: ExecFrame): Buffer {
   if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > U32) throw new AgentRequestError('timeoutMs is not a u32');
   if (req.workdir !== undefined && !req.workdir.startsWith('/')) throw new AgentRequestError('workdir is not absolute');
   const head = Buffer.alloc(9);
-  head.writeUInt8((req.tty ? 1 : 0) | (req.stdin ? 2 : 0), 0);
+  head.writeUInt8(
+    (req.tty ? EXEC_FLAG.tty : 0) | (req.stdin ? EXEC_FLAG.stdin : 0) | (req.finishOnDisconnect ? EXEC_FLAG.finishOnDisconnect : 0),
+    0,
+  );
   head.writeUInt32LE(timeoutMs, 1);
   head.writeUInt16LE(clampU16(req.tty?.cols ?? 0), 5);
   head.writeUInt16LE(clampU16(req.tty?.rows ?? 0), 7);

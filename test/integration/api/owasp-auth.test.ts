@@ -159,6 +159,42 @@ test('after logout the access token and its refresh token are refused; other ses
   api.adminToken = again.body.data.token;
 });
 
+test('refresh takes the token from the Authorization header with no body at all, or from the body', async () => {
+  const login = await call<{ data: { refreshToken: string } }>(api.url, 'POST', '/v1/auth/login', {
+    body: { username: 'admin', password: ADMIN_PASSWORD },
+  });
+  assert.is(login.status, 200, login.text);
+  // The Director Protocol's way: `Authorization: Bearer <refreshToken>`, nothing in the body (and no content type).
+  const byHeader = await call<{ data: { token: string; refreshToken: string } }>(api.url, 'POST', '/v1/auth/refresh', {
+    token: login.body.data.refreshToken,
+  });
+  assert.is(byHeader.status, 200, byHeader.text);
+  assert.is((await getSandboxes(byHeader.body.data.token)).status, 200);
+  // The same with an empty JSON body, as clients that always send a content type do.
+  const emptyJson = await call<{ data: { refreshToken: string } }>(api.url, 'POST', '/v1/auth/refresh', {
+    token: byHeader.body.data.refreshToken,
+    raw: '',
+    headers: { 'content-type': 'application/json' },
+  });
+  assert.is(emptyJson.status, 200, emptyJson.text);
+  const byBody = await call(api.url, 'POST', '/v1/auth/refresh', { body: { refreshToken: emptyJson.body.data.refreshToken } });
+  assert.is(byBody.status, 200, byBody.text);
+});
+
+test('a refresh without a token anywhere is a 400 naming refreshToken', async () => {
+  for (const [what, opts] of [
+    ['no body', {}],
+    ['empty object', { body: {} }],
+    ['empty JSON body', { raw: '', headers: { 'content-type': 'application/json' } }],
+  ] as const) {
+    const res = await call(api.url, 'POST', '/v1/auth/refresh', opts);
+    assert.is(res.status, 400, `${what}: ${res.text}`);
+    assert.is(res.body.error?.code, 'VALIDATION_ERROR', what);
+    assert.is(res.body.error?.details.field, 'refreshToken', what);
+    assert.match(String(res.body.error?.message), /Authorization: Bearer/, what);
+  }
+});
+
 test('a wrong password and an unknown user fail alike', async () => {
   const wrong = await call(api.url, 'POST', '/v1/auth/login', { body: { username: 'admin', password: 'not-the-password' } });
   const unknown = await call(api.url, 'POST', '/v1/auth/login', { body: { username: 'nobody', password: 'not-the-password' } });

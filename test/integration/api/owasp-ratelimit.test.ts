@@ -15,10 +15,11 @@ const test = suite('api-owasp-ratelimit');
 let api: TestApi;
 const SANDBOX_LIMIT = 3;
 const AUTH_LIMIT = 2;
+const REFRESH_LIMIT = 3;
 const WINDOW_MS = 60_000;
 
 test.before(async () => {
-  api = await startApi({ rateLimitSandbox: SANDBOX_LIMIT, rateLimitAuth: AUTH_LIMIT });
+  api = await startApi({ rateLimitSandbox: SANDBOX_LIMIT, rateLimitAuth: AUTH_LIMIT, rateLimitRefresh: REFRESH_LIMIT });
 });
 test.after(async () => {
   await api?.close();
@@ -105,6 +106,25 @@ test('the fourth sandbox operation in a window is refused with 429 and creates n
   assert.is(key.status, 201, key.text);
   const other = await call(api.url, 'POST', `/v1/sandboxes/${id}/execute`, { token: key.body.data.key, body: { command: ['true'] } });
   assert.is(other.status, 200, `another principal (an API key) was refused too: ${other.text}`);
+});
+
+test('token refreshes have their own budget: refreshing does not lock logins out, and is limited itself', async () => {
+  await roomInWindow();
+  const refresh = (refreshToken: string) =>
+    call<{ data: { refreshToken: string } }>(api.url, 'POST', '/v1/auth/refresh', { token: refreshToken });
+  // Logged in through the service, not HTTP: the first test may have spent part of this window's login budget.
+  let token = (await api.auth.login('admin', ADMIN_PASSWORD)).refreshToken;
+  for (let i = 0; i < REFRESH_LIMIT; i++) {
+    const res = await refresh(token);
+    assert.is(res.status, 200, `refresh ${i}: ${res.text}`);
+    assertHeaders(res, REFRESH_LIMIT, `refresh ${i}`);
+    token = res.body.data.refreshToken;
+  }
+  assert429(await refresh(token), 'refresh past its budget');
+  // More refreshes than the whole login budget (AUTH_LIMIT per address), and logging in still works.
+  const again = await call(api.url, 'POST', '/v1/auth/login', { body: { username: 'admin', password: ADMIN_PASSWORD } });
+  assert.is(again.status, 200, `login after refreshes: ${again.text}`);
+  assertHeaders(again, AUTH_LIMIT, 'login');
 });
 
 test('login bursts from one address are refused with 429, even with the right password', async () => {

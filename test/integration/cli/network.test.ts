@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { DirectorClient, type PolicyVerdict } from '../../../sdk/index.ts';
 import { ADMIN_PASSWORD, startApi, type TestApi } from '../../helpers/api.ts';
 import { CliUser } from '../../helpers/cli.ts';
 import { BUSYBOX } from '../../helpers/runtime.ts';
@@ -108,6 +109,32 @@ test('policy get reads the policy back from the kernel, rules with their counter
   assert.match(r.stdout, /^DIRECTION\s+#\s+ACTION\s+PROTO\s+SOURCE\s+DESTINATION\s+PORT\s+PACKETS\s+BYTES$/m);
   assert.match(r.stdout, /^outbound\s+0\s+allow\s+tcp\s+any\s+203\.0\.113\.10\/32\s+8443\s+\d+\s+\S+$/m);
   assert.match(r.stdout, /^inbound\s+0\s+allow\s+all\s+127\.0\.0\.1\/32\s+any\s+any\s+\d+/m);
+});
+
+test('policy test: the verdict for one connection from the rules in force, the same as the SDK answers', async () => {
+  const allowed = await director(['network', 'policy', 'test', net, '--to', '203.0.113.10:8443']);
+  assert.is(allowed.code, 0, allowed.stderr);
+  assert.match(allowed.stdout, /^Verdict\s+allow$/m);
+  assert.match(allowed.stdout, /^Passes\s+true$/m);
+  assert.match(allowed.stdout, /^Decided by\s+network rule outbound\[0\] \(\S+\)$/m);
+  assert.match(allowed.stdout, /^Chain\s+out$/m);
+  const denied = await director(['network', 'policy', 'test', net, '--to', '198.51.100.7', '--port', '80', '-o', 'json']);
+  assert.is(denied.code, 0, denied.stderr);
+  const v = JSON.parse(denied.stdout) as PolicyVerdict;
+  assert.is(v.verdict, 'deny');
+  assert.is(v.passes, false);
+  assert.is(v.decidedBy.rule, 'outbound[1]');
+  const inbound = JSON.parse(
+    (await director(['network', 'policy', 'test', net, '--from', '127.0.0.1', '--port', '22', '-o', 'json'])).stdout,
+  ) as PolicyVerdict;
+  assert.is(inbound.chain, 'in');
+  assert.is(inbound.decidedBy.rule, 'inbound[0]');
+  const client = await DirectorClient.login({ baseURL: api.url, username: 'admin', password: ADMIN_PASSWORD });
+  const viaSdk = await client.networks.ref(net).testPolicy({ direction: 'outbound', protocol: 'tcp', address: '198.51.100.7', port: 80 });
+  assert.equal(viaSdk, v);
+  const usage = await director(['network', 'policy', 'test', net, '--to', '203.0.113.10']);
+  assert.is(usage.code, 2, usage.stderr);
+  assert.match(usage.stderr, /tcp needs a port/);
 });
 
 test('a policy the API refuses names the field; a file without a name is a usage error', async () => {

@@ -59,23 +59,24 @@ test('sandbox shell: an interactive shell in raw mode; resizes reach it, Ctrl-C 
   const shell = atTerminal(['sandbox', 'shell', id], { rows: 24, cols: 80 });
   await shell.until('/workspace $ ');
   shell.type('echo $((6*7))\r');
-  // The sandbox's terminal ends lines with \r\n and the test's own pseudo-terminal (ONLCR, which
-  // raw mode keeps) turns that \n into \r\n again: \r\r\n on screen, the same line to a reader.
-  await shell.until(/\r*\n42\r*\n/);
+  // The sandbox's terminal ends lines with \r\n; the local terminal shows them as they are (its
+  // own \n → \r\n translation is off while the shell runs), never as \r\r\n.
+  await shell.until(/[^\r]\r\n42\r\n/);
   shell.type('stty size\r');
-  await shell.until(/\r*\n24 80\r*\n/);
+  await shell.until(/[^\r]\r\n24 80\r\n/);
   shell.resize(40, 100);
   shell.type('stty size\r');
-  await shell.until(/\r*\n40 100\r*\n/);
+  await shell.until(/[^\r]\r\n40 100\r\n/);
   // Ctrl-C interrupts the sandbox's foreground command, not the CLI.
   shell.type('sleep 300\r');
   await shell.until('sleep 300');
   await new Promise((r) => setTimeout(r, 500));
   shell.type('\u0003');
   shell.type('echo alive-$((1+1))\r');
-  await shell.until(/alive-2\r*\n/);
+  await shell.until(/alive-2\r\n/);
   shell.type('exit 7\r');
   assert.is(await shell.exited, 7, shell.output);
+  assert.not.ok(shell.output.includes('\r\r\n'), `a line end was translated twice: ${JSON.stringify(shell.output.slice(-300))}`);
   await user.run(['sandbox', 'rm', id]);
 });
 

@@ -33,7 +33,7 @@ function limiter(opts: ConstructorParameters<typeof RateLimiter>[0] = {}, startM
 
 test('uses the Director Protocol limits per minute by default', () => {
   const { rl } = limiter();
-  assert.equal(rl.limits, { auth: 5, session: 100, sandbox: 50, general: 1000 });
+  assert.equal(rl.limits, { auth: 5, refresh: 60, session: 100, sandbox: 50, general: 1000 });
   assert.equal(DEFAULT_RATE_LIMITS, rl.limits);
   assert.is(rl.windowMs, 60_000);
   assert.is(rl.maxKeys, 100_000);
@@ -212,7 +212,8 @@ test('rateLimitError is a 429 carrying the limit and retryAfter', () => {
 test('classifies routes into the Director Protocol rate classes', () => {
   const table: [string, string, RateClass][] = [
     ['POST', '/v1/auth/login', 'auth'],
-    ['POST', '/v1/auth/refresh', 'auth'],
+    ['POST', '/v1/auth/refresh', 'refresh'],
+    ['GET', '/v1/auth/me', 'auth'],
     ['GET', '/v1/auth', 'auth'],
     ['POST', '/v1/sessions', 'session'],
     ['GET', '/v1/sessions/:sessionId', 'session'],

@@ -18,7 +18,7 @@ test('top-level commands, then subcommands by prefix; hidden ones never', async 
   for (const name of ['login', 'whoami', 'sandbox', 'network', 'events', 'audit', 'completion']) assert.ok(top.includes(name), name);
   assert.not.ok(top.includes('__complete'));
   assert.equal(await c('sandbox', 'e'), ['exec']);
-  assert.equal(await c('network', 'policy', ''), ['apply', 'get']);
+  assert.equal(await c('network', 'policy', ''), ['apply', 'get', 'test']);
   assert.equal(await c('sandboxes', 'r'), ['rm'], 'aliases lead to the same commands');
 });
 
@@ -38,6 +38,7 @@ test('ids where a command takes them: sandboxes under sandbox, networks under ne
   assert.equal(await c('sandbox', 'get', 'sbx_a'), ['sbx_aaaaaaaaaaaaaaaa']);
   assert.equal(await c('sandbox', 'rm', 'sbx_aaaaaaaaaaaaaaaa', ''), ['sbx_aaaaaaaaaaaaaaaa', 'sbx_bbbbbbbbbbbbbbbb']);
   assert.equal(await c('network', 'policy', 'apply', ''), ['net_cccccccccccccccc']);
+  assert.equal(await c('network', 'policy', 'test', ''), ['net_cccccccccccccccc']);
   assert.equal(await c('sandbox', 'cp', 'sbx_b'), ['sbx_bbbbbbbbbbbbbbbb:']);
   assert.equal(await c('sandbox', 'cp', './local', 'sbx_a'), ['sbx_aaaaaaaaaaaaaaaa:']);
   assert.equal(await c('sandbox', 'cp', './lo'), [], 'local paths are left to the shell');

@@ -1,7 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { UsageError } from '../../../cli/errors.ts';
-import { durationMs, keyValues, positiveInt, sinceTime } from '../../../cli/parse.ts';
+import { durationMs, endpoint, keyValues, positiveInt, sinceTime } from '../../../cli/parse.ts';
+import { policyTestQuery } from '../../../cli/commands/network.ts';
 import { planCopy } from '../../../cli/commands/cp.ts';
 import { exitStatusOf } from '../../../cli/commands/sandbox.ts';
 import { safeParts } from '../../../cli/tar.ts';
@@ -65,6 +66,52 @@ test("exec's exit status: the command's, 124 on timeout, 1 for what a process ca
   assert.is(exitStatusOf({ exitCode: 3, timedOut: false }), 3);
   assert.is(exitStatusOf({ exitCode: 137, timedOut: true }), 124);
   assert.is(exitStatusOf({ exitCode: -1, timedOut: false }), 1);
+});
+
+test('HOST[:PORT]: addresses and names, IPv6 in brackets to add a port', () => {
+  assert.equal(endpoint('--to', '203.0.113.10:443'), { address: '203.0.113.10', port: 443 });
+  assert.equal(endpoint('--to', 'api.example.test:8080'), { host: 'api.example.test', port: 8080 });
+  assert.equal(endpoint('--to', '10.0.0.1'), { address: '10.0.0.1' });
+  assert.equal(endpoint('--to', 'db.test'), { host: 'db.test' });
+  assert.equal(endpoint('--to', '[2001:db8::1]:443'), { address: '2001:db8::1', port: 443 });
+  assert.equal(endpoint('--to', '2001:db8::1'), { address: '2001:db8::1' });
+  usage(() => endpoint('--to', 'h:0'), /--to takes HOST\[:PORT\].*1-65535/);
+  usage(() => endpoint('--to', 'h:https'), /1-65535/);
+  usage(() => endpoint('--to', ':443'), /no host/);
+  usage(() => endpoint('--to', '[db.test]:443'), /IPv6/);
+});
+
+test('policy test: --to is outbound, --from inbound; the port from either place; tcp and udp need one', () => {
+  assert.equal(policyTestQuery({ to: '203.0.113.10:443', proto: 'tcp' }), {
+    direction: 'outbound',
+    protocol: 'tcp',
+    address: '203.0.113.10',
+    port: 443,
+  });
+  assert.equal(policyTestQuery({ to: 'api.example.test', port: '53', proto: 'UDP' }), {
+    direction: 'outbound',
+    protocol: 'udp',
+    host: 'api.example.test',
+    port: 53,
+  });
+  assert.equal(policyTestQuery({ from: '198.51.100.7', port: '8080', proto: 'tcp', sandboxAddress: '10.1.0.5' }), {
+    direction: 'inbound',
+    protocol: 'tcp',
+    address: '198.51.100.7',
+    port: 8080,
+    sandboxAddress: '10.1.0.5',
+  });
+  assert.equal(policyTestQuery({ to: '203.0.113.10', proto: 'icmp' }), {
+    direction: 'outbound',
+    protocol: 'icmp',
+    address: '203.0.113.10',
+  });
+  usage(() => policyTestQuery({ proto: 'tcp' }), /exactly one of --to .* or --from/);
+  usage(() => policyTestQuery({ to: 'a.test:1', from: '10.0.0.1', proto: 'tcp' }), /exactly one/);
+  usage(() => policyTestQuery({ to: 'a.test', proto: 'tcp' }), /tcp needs a port/);
+  usage(() => policyTestQuery({ to: 'a.test:1', proto: 'sctp' }), /--proto must be one of tcp, udp, icmp/);
+  usage(() => policyTestQuery({ to: 'a.test:1', port: '2', proto: 'tcp' }), /disagrees/);
+  usage(() => policyTestQuery({ from: 'a.test', port: '2', proto: 'tcp' }), /--from takes an address only/);
 });
 
 test.run();

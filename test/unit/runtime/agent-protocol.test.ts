@@ -92,6 +92,13 @@ test('an exec frame carries argv, environment, workdir, timeout and flags in the
   assert.equal(plain, { id: 1, flags: 0, timeoutMs: 0, cols: 0, rows: 0, argv: ['true'], env: [], workdir: '' });
 });
 
+test('finishOnDisconnect sets flag 4 (the agent then lets the exec finish when the connection is lost)', () => {
+  assert.is(readExec(encodeExec(2, { argv: ['true'], finishOnDisconnect: true })).flags, 4);
+  assert.is(readExec(encodeExec(2, { argv: ['true'], stdin: true, finishOnDisconnect: true })).flags, 6);
+  assert.is(readExec(encodeExec(2, { argv: ['true'], tty: { cols: 1, rows: 1 }, stdin: true, finishOnDisconnect: true })).flags, 7);
+  assert.is(readExec(encodeExec(2, { argv: ['true'], stdin: true, finishOnDisconnect: false })).flags, 2);
+});
+
 test('requests the protocol cannot carry are refused before anything is sent', () => {
   const refused = (fn: () => unknown, what: RegExp) =>
     assert.throws(fn, (e: unknown) => e instanceof AgentRequestError && what.test(e.message));

@@ -23,7 +23,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ExecHandle } from '../../../runtime/engine/engine.ts';
 import { packTree } from '../../../runtime/sandbox/files.ts';
-import { MountSync, RestoreFailedError, type ExecOpener, type SyncWanted } from '../../../runtime/sandbox/mount-sync.ts';
+import { MountSync, RestoreFailedError, type ExecOpener, type OpenOptions, type SyncWanted } from '../../../runtime/sandbox/mount-sync.ts';
 import { TREE_SCRIPT } from '../../../runtime/sandbox/tree-script.ts';
 import type { Listing } from '../../../runtime/sandbox/tree-listing.ts';
 import { planRestore } from '../../../runtime/sandbox/tree-plan.ts';
@@ -337,6 +337,30 @@ test('the hash of what capture reads is the hash of the file (no re-encoding on 
   const { wanted } = await capture(new MountSync(opener(toolset('busybox'))), root);
   const got = (await wanted.find((w) => w.path === 'bin')!.content!()) as Buffer;
   assert.is(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(bytes).digest('hex'));
+});
+
+test('restore, commit and undo ask to finish if Director goes (a half-done swap would leave the mount mixed); capture does not', async () => {
+  const root = temp('director-mount-');
+  build(root, { a: 'one' });
+  const asked: Array<[string, OpenOptions | undefined]> = [];
+  const inner = opener(toolset('busybox'));
+  const sync = new MountSync((id, cmd, opts) => {
+    asked.push([cmd[4]!, opts]);
+    return inner(id, cmd, opts);
+  });
+  const { wanted } = await capture(sync, root);
+  const r = await restore(sync, root, wanted, false);
+  await sync.finish(rec, root, r.stage, 'undo', 10_000);
+  const again = await restore(sync, root, wanted, false);
+  await sync.finish(rec, root, again.stage, 'commit', 10_000);
+  // The sandbox's own deadline comes 1 s after Director's (which still decides while it lives).
+  assert.equal(asked, [
+    ['capture', { timeoutMs: LIMITS.timeoutMs + 1000, finishOnDisconnect: false }],
+    ['restore', { timeoutMs: LIMITS.timeoutMs + 1000, finishOnDisconnect: true }],
+    ['undo', { timeoutMs: 11_000, finishOnDisconnect: true }],
+    ['restore', { timeoutMs: LIMITS.timeoutMs + 1000, finishOnDisconnect: true }],
+    ['commit', { timeoutMs: 11_000, finishOnDisconnect: true }],
+  ]);
 });
 
 test.run();
