@@ -373,17 +373,17 @@ export async function benchApi(): Promise<void> {
     `API overhead (image ${IMAGE}, warm pool of ${POOL}, ${SAMPLES} samples each; GET load: ${CLIENTS} clients, ${ROUNDS} rounds of ${SECONDS} s per case)`,
   );
   const s = await startServer();
+  let bare: FastifyInstance | null = null;
   try {
-    const bare = await bareServer(s);
-    try {
-      const barePort = (bare.server.address() as { port: number }).port;
-      await createToOutput(s, barePort);
-      await getThroughput(s, barePort);
-    } finally {
-      await bare.close();
-    }
+    bare = await bareServer(s);
+    const barePort = (bare.server.address() as { port: number }).port;
+    await createToOutput(s, barePort);
+    await getThroughput(s, barePort);
   } finally {
+    // Our keep-alive sockets go first: a server's close() waits for the connections still open to
+    // it, and the agent keeps its idle ones open (to the bare server and to Director's) indefinitely.
     agent.destroy();
+    await bare?.close();
     await stopServer(s);
   }
 }

@@ -13,6 +13,7 @@
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../../core/clock.ts';
+import { killMarkedCommand } from '../../runtime/engine/kill-marked.ts';
 import type { Caller } from '../../runtime/sandbox/manager.ts';
 import type { Journal } from './journal.ts';
 import type { AttemptRecord, RunLog } from './log.ts';
@@ -43,31 +44,6 @@ interface Active {
   done: Promise<void>;
   clearTimer: () => void;
 }
-
-/**
- * Kills every process of the sandbox that carries the marker `$1` in its environment (as the
- * sandbox user, who owns them) and prints how many it killed. Each marked process is stopped
- * (SIGSTOP) as it is found, the scan repeats until it finds no new one (a stopped process cannot
- * fork), and only then are they all killed: killed one by one while the others ran, a shell whose
- * child died first would run its next command (`/proc` lists pids in text order, so a child may
- * come before its parent) and finish the lost step's work beside the retry.
- */
-const KILL_MARKED = [
-  `m="${ATTEMPT_MARKER_ENV}=$1"; all=" "`,
-  'while :; do',
-  '  new=""',
-  '  for d in /proc/[0-9]*; do',
-  '    p=${d#/proc/}',
-  '    case "$all" in *" $p "*) continue ;; esac',
-  `    if tr '\\000' '\\n' < "$d/environ" 2>/dev/null | grep -qxF "$m"; then kill -STOP "$p" 2>/dev/null && new="$new$p "; fi`,
-  '  done',
-  '  [ -z "$new" ] && break',
-  '  all="$all$new"',
-  'done',
-  'n=0',
-  'for p in $all; do kill -KILL "$p" 2>/dev/null && n=$((n + 1)); done',
-  'echo "$n"',
-].join('\n');
 
 /** Largest delay setTimeout takes; longer run timeouts re-arm when it fires. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -288,7 +264,8 @@ export class RunManager {
     const caller: Caller = { workspace: run.workspace, ...(run.actor ? { actor: run.actor } : {}) };
     try {
       const r = await this.#d.executor.run(caller, run.sandboxId, {
-        command: ['/bin/sh', '-c', KILL_MARKED, 'kill', `${run.id}.${a.n}`],
+        // As the sandbox user, who owns them; stopped all first, then killed (see KILL_MARKED_SCRIPT).
+        command: killMarkedCommand(ATTEMPT_MARKER_ENV, `${run.id}.${a.n}`),
         timeout: Math.min(30_000, this.#d.config.maxExecTimeoutMs),
       });
       const n = /^\d+$/.test(r.stdout.trim()) ? Number(r.stdout.trim()) : null;

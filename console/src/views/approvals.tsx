@@ -1,7 +1,8 @@
 import { can } from '../api/session.ts';
 import { APPROVAL_STATUSES, type Approval, type Page } from '../api/types.ts';
 import { navigate, useAction, useChannel, useLoad, useServices, type Route } from '../hooks.ts';
-import { Badge, Empty, ErrorNote, Panel } from '../ui/bits.tsx';
+import { Badge, Panel } from '../ui/bits.tsx';
+import { ListTable, ListTitle, StatusFilter } from '../ui/list.tsx';
 import { formatTime, summarizeInput } from '../ui/format.ts';
 
 /** Chat events that open or settle an approval: a call asks (`tool_approval`), or its wait ends. */
@@ -62,88 +63,57 @@ export function ApprovalsView(props: { route: Route }) {
   };
   return (
     <Panel
-      title={
-        <>
-          Approvals
-          {sessionId ? (
-            <>
-              {' '}
-              of <a href={`#/sessions/${sessionId}`}>{sessionId}</a>
-            </>
-          ) : null}
-        </>
-      }
+      title={<ListTitle title="Approvals" sessionId={sessionId} />}
       id="approvals"
       actions={
         <>
           <span class="muted" data-testid="approvals-live">
             {live ? 'live (chat channel)' : 'refreshed every 5 s'}
           </span>
-          <label class="inline">
-            Status
-            <select value={status} onChange={(e) => go(e.currentTarget.value)}>
-              {[...APPROVAL_STATUSES, 'any'].map((s) => (
-                <option key={s} value={s}>
-                  {s}
-                </option>
-              ))}
-            </select>
-          </label>
+          <StatusFilter value={status} options={[...APPROVAL_STATUSES, 'any']} onChange={go} />
         </>
       }
     >
       {live ? <ChatFeed onMove={list.reload} /> : null}
-      <ErrorNote error={list.error ?? act.error} />
-      {list.data && list.data.items.length === 0 ? <Empty>{status === 'pending' ? 'Nothing waits for a decision.' : 'None.'}</Empty> : null}
-      {list.data && list.data.items.length > 0 ? (
-        <table class="grid">
-          <thead>
-            <tr>
-              <th>Tool</th>
-              <th>Input</th>
-              <th>Agent</th>
-              <th>Session</th>
-              <th>Status</th>
-              <th>Requested</th>
-              <th>{status === 'pending' ? 'Expires' : 'Decided'}</th>
-              {mayDecide ? <th /> : null}
-            </tr>
-          </thead>
-          <tbody>
-            {list.data.items.map((a) => (
-              <tr key={a.id} class="approval-row" data-id={a.id} data-status={a.status}>
-                <td class="mono">{a.tool}</td>
-                <td class="mono details" title={JSON.stringify(a.input)}>
-                  {summarizeInput(a.input)}
-                </td>
-                <td class="mono">{a.agentId}</td>
-                <td class="mono">
-                  <a href={`#/sessions/${a.sessionId}`}>{a.sessionId}</a>
-                </td>
-                <td>
-                  <Badge kind={a.status} title={[a.decidedBy, a.reason].filter(Boolean).join(': ') || undefined} />
-                </td>
-                <td class="nowrap">{formatTime(a.createdAt)}</td>
-                <td class="nowrap">{formatTime(a.status === 'pending' ? a.expiresAt : a.decidedAt)}</td>
-                {mayDecide ? (
-                  <td class="nowrap">
-                    {a.status === 'pending' ? (
-                      <>
-                        <button type="button" class="primary" data-testid="approve" onClick={() => void approve(a)} disabled={act.busy}>
-                          Approve
-                        </button>
-                        <button type="button" class="danger" data-testid="deny" onClick={() => void deny(a)} disabled={act.busy}>
-                          Deny
-                        </button>
-                      </>
-                    ) : null}
-                  </td>
-                ) : null}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      ) : null}
+      <ListTable
+        page={list.data}
+        error={list.error ?? act.error}
+        empty={status === 'pending' ? 'Nothing waits for a decision.' : 'None.'}
+        rowClass="approval-row"
+        status={(a) => a.status}
+        count={false}
+        columns={[
+          { header: 'Tool', class: 'mono', cell: (a) => a.tool },
+          { header: 'Input', class: 'mono details', title: (a) => JSON.stringify(a.input), cell: (a) => summarizeInput(a.input) },
+          { header: 'Agent', class: 'mono', cell: (a) => a.agentId },
+          { header: 'Session', class: 'mono', cell: (a) => <a href={`#/sessions/${a.sessionId}`}>{a.sessionId}</a> },
+          {
+            header: 'Status',
+            cell: (a) => <Badge kind={a.status} title={[a.decidedBy, a.reason].filter(Boolean).join(': ') || undefined} />,
+          },
+          { header: 'Requested', class: 'nowrap', cell: (a) => formatTime(a.createdAt) },
+          {
+            header: status === 'pending' ? 'Expires' : 'Decided',
+            class: 'nowrap',
+            cell: (a) => formatTime(a.status === 'pending' ? a.expiresAt : a.decidedAt),
+          },
+          mayDecide && {
+            header: '',
+            class: 'nowrap',
+            cell: (a) =>
+              a.status === 'pending' ? (
+                <>
+                  <button type="button" class="primary" data-testid="approve" onClick={() => void approve(a)} disabled={act.busy}>
+                    Approve
+                  </button>
+                  <button type="button" class="danger" data-testid="deny" onClick={() => void deny(a)} disabled={act.busy}>
+                    Deny
+                  </button>
+                </>
+              ) : null,
+          },
+        ]}
+      />
     </Panel>
   );
 }

@@ -1,6 +1,7 @@
 import { RUN_STATUSES, type Page, type Workflow } from '../api/types.ts';
 import { navigate, useChannel, useLoad, useServices, type Route } from '../hooks.ts';
-import { Badge, Empty, ErrorNote, Panel } from '../ui/bits.tsx';
+import { Badge, Panel } from '../ui/bits.tsx';
+import { ListTable, ListTitle, StatusFilter } from '../ui/list.tsx';
 import { formatTime } from '../ui/format.ts';
 
 /**
@@ -31,17 +32,7 @@ export function WorkflowsView(props: { route: Route }) {
   };
   return (
     <Panel
-      title={
-        <>
-          Workflows
-          {sessionId ? (
-            <>
-              {' '}
-              of <a href={`#/sessions/${sessionId}`}>{sessionId}</a>
-            </>
-          ) : null}
-        </>
-      }
+      title={<ListTitle title="Workflows" sessionId={sessionId} />}
       id="workflows"
       actions={
         <>
@@ -49,60 +40,26 @@ export function WorkflowsView(props: { route: Route }) {
             Session
             <input class="mono" placeholder="ses_…" value={sessionId} size={24} onChange={(e) => go({ session: e.currentTarget.value })} />
           </label>
-          <label class="inline">
-            Status
-            <select value={status} onChange={(e) => go({ status: e.currentTarget.value })}>
-              {['', ...RUN_STATUSES].map((s) => (
-                <option key={s} value={s}>
-                  {s || 'any'}
-                </option>
-              ))}
-            </select>
-          </label>
+          <StatusFilter value={status} options={['', ...RUN_STATUSES]} onChange={(s) => go({ status: s })} />
         </>
       }
     >
-      <ErrorNote error={list.error} />
-      {list.data && list.data.items.length === 0 ? <Empty>No workflows.</Empty> : null}
-      {list.data && list.data.items.length > 0 ? (
-        <>
-          <p class="muted">
-            {list.data.items.length} of {list.data.total}
-          </p>
-          <table class="grid">
-            <thead>
-              <tr>
-                <th>Id</th>
-                <th>Name</th>
-                <th>Session</th>
-                <th>Steps</th>
-                <th>Status</th>
-                <th>Created</th>
-                <th>Updated</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data.items.map((w) => (
-                <tr key={w.id} class="workflow-row" data-id={w.id} data-status={w.status}>
-                  <td class="mono">
-                    <a href={`#/workflows/${w.id}`}>{w.id}</a>
-                  </td>
-                  <td>{w.name}</td>
-                  <td class="mono">
-                    <a href={`#/sessions/${w.sessionId}`}>{w.sessionId}</a>
-                  </td>
-                  <td class="num">{w.steps.length}</td>
-                  <td>
-                    <Badge kind={w.status} />
-                  </td>
-                  <td class="nowrap">{formatTime(w.createdAt)}</td>
-                  <td class="nowrap">{formatTime(w.updatedAt)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </>
-      ) : null}
+      <ListTable
+        page={list.data}
+        error={list.error}
+        empty="No workflows."
+        rowClass="workflow-row"
+        status={(w) => w.status}
+        columns={[
+          { header: 'Id', class: 'mono', cell: (w) => <a href={`#/workflows/${w.id}`}>{w.id}</a> },
+          { header: 'Name', cell: (w) => w.name },
+          { header: 'Session', class: 'mono', cell: (w) => <a href={`#/sessions/${w.sessionId}`}>{w.sessionId}</a> },
+          { header: 'Steps', class: 'num', cell: (w) => w.steps.length },
+          { header: 'Status', cell: (w) => <Badge kind={w.status} /> },
+          { header: 'Created', class: 'nowrap', cell: (w) => formatTime(w.createdAt) },
+          { header: 'Updated', class: 'nowrap', cell: (w) => formatTime(w.updatedAt) },
+        ]}
+      />
     </Panel>
   );
 }

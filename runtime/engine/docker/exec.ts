@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import type { ExecHandle, ExecOptions } from '../engine.ts';
+import { killMarkedCommand } from '../kill-marked.ts';
 
 /** Environment variable carried by every exec'd process and inherited by its descendants. */
 export const EXEC_MARKER_ENV = 'DIRECTOR_EXEC_ID';
@@ -116,10 +117,18 @@ async function killLocal(hostPid: number, containerId: string, marker: string): 
   return true;
 }
 
+/**
+ * Through a second exec in the container: every marked process stopped, then all killed at once
+ * ({@link killMarkedCommand}), so none forks a child the scan has passed or runs on after its child died.
+ */
 async function killRemote(container: Docker.Container, marker: string): Promise<void> {
-  const script = `for d in /proc/[0-9]*; do if tr '\\000' '\\n' < "$d/environ" 2>/dev/null | grep -qx '${EXEC_MARKER_ENV}=${marker}'; then kill -9 "\${d#/proc/}" 2>/dev/null; fi; done; true`;
   try {
-    const exec = await container.exec({ Cmd: ['/bin/sh', '-c', script], User: '1000:1000', AttachStdout: true, AttachStderr: true });
+    const exec = await container.exec({
+      Cmd: killMarkedCommand(EXEC_MARKER_ENV, marker),
+      User: '1000:1000',
+      AttachStdout: true,
+      AttachStderr: true,
+    });
     const s = await exec.start({ hijack: true, stdin: false });
     s.resume();
     await new Promise<void>((r) => {
