@@ -59,7 +59,7 @@ test.after(async () => {
   await stopProxy();
 });
 
-test('engine down: 503 in the envelope, reads still served; engine back: creates work again', async () => {
+test('engine down: creates 503 in the envelope, reads and executes through the agent still served; engine back: creates work again', async () => {
   const first = await call<{ data: { id: string } }>(url, 'POST', '/v1/sandboxes', { token, body: { image: 'director/busybox:latest' } });
   assert.is(first.status, 201, first.text);
   const id = first.body.data.id;
@@ -69,8 +69,13 @@ test('engine down: 503 in the envelope, reads still served; engine back: creates
   assert.is(create.status, 503, create.text);
   assert.is(create.body.error?.code, 'SERVICE_UNAVAILABLE');
   assert.not.match(create.text, /    at /);
-  const exec = await call(url, 'POST', `/v1/sandboxes/${id}/execute`, { token, body: { command: ['true'] } });
-  assert.is(exec.status, 503, exec.text);
+  // A running sandbox's executes go through its exec agent (the default), which needs no engine.
+  const exec = await call<{ data: { stdout: string } }>(url, 'POST', `/v1/sandboxes/${id}/execute`, {
+    token,
+    body: { command: ['echo', 'engine down'] },
+  });
+  assert.is(exec.status, 200, exec.text);
+  assert.is(exec.body.data.stdout, 'engine down\n');
   const ready = await call(url, 'GET', '/health/ready');
   assert.is(ready.status, 503);
   // What needs only the store keeps working.
