@@ -104,7 +104,6 @@ async function turn(
       }
       case 'done':
         newline();
-        if (!quiet && e.data.response && !e.data.response.endsWith('\n') && midLine) ctx.out('\n');
         return e.data;
       case 'error':
         newline();

@@ -295,8 +295,9 @@ export class WarmPool implements PoolClaimer {
       e.timer = null;
     }
     await Promise.all(dropped.map(([, e]) => e.filling ?? Promise.resolve()));
-    const keys = new Set(dropped.map(([, e]) => e.key));
-    await this.destroyPooled((r) => r.poolKey !== null && keys.has(r.poolKey), `network ${networkId} deleted`);
+    // By the records' network, not the entries: a refill that found the network gone has already
+    // dropped its entry, and its warm sandboxes must go with the network all the same.
+    await this.destroyPooled((r) => r.networkId === networkId, `network ${networkId} deleted`);
   }
 
   private async destroyPooled(which: (r: SandboxRecord) => boolean, reason: string): Promise<void> {

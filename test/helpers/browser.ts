@@ -79,3 +79,32 @@ export async function launchBrowser(opts: { outputSubdir: string }): Promise<Tes
     [Symbol.asyncDispose]: close,
   };
 }
+
+/** Every test also leaves a screenshot when it passes (to look at the pages): DIRECTOR_TEST_SCREENSHOTS=all. */
+const SHOOT_ALL = process.env.DIRECTOR_TEST_SCREENSHOTS === 'all';
+
+/**
+ * `it(name, fn)` for a uvu suite of browser tests: skipped (with the reason logged by the caller)
+ * when `skip` is set; a failing test leaves a screenshot named after itself.
+ */
+export function screenshotTests(
+  test: (name: string, fn: () => Promise<void>) => void,
+  skip: string | null,
+  browser: () => TestBrowser | undefined,
+): (name: string, fn: () => Promise<void>) => void {
+  return (name, fn) => {
+    if (skip) return (test as unknown as { skip: (n: string, f: () => Promise<void>) => void }).skip(name, fn);
+    test(name, async () => {
+      try {
+        await fn();
+        if (SHOOT_ALL) await browser()?.screenshot(name);
+      } catch (err) {
+        const file = await browser()
+          ?.screenshot(name)
+          .catch(() => null);
+        if (file) console.error(`screenshot of the failure: ${file}`);
+        throw err;
+      }
+    });
+  };
+}

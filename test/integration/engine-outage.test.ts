@@ -49,7 +49,7 @@ async function stopProxy(): Promise<void> {
 
 test.before(async () => {
   await startProxy();
-  api = await startApi({}, { engine: new DockerEngine(resolveEndpoint({ DOCKER_HOST: `unix://${sock}` })) });
+  api = await startApi({ execAgent: 'on' }, { engine: new DockerEngine(resolveEndpoint({ DOCKER_HOST: `unix://${sock}` })) });
   url = api.url;
   token = api.adminToken;
 });

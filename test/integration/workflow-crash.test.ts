@@ -102,7 +102,9 @@ test('after kill -9 mid-step a run with a retry left completes; one without fail
   // below): through the exec agent (the default) the agent killed it when the server's connection
   // closed, so the restart finds nothing left; through `docker exec` the restart kills them. The
   // attempt records how many the restart killed either way.
-  const killedAtRestart = (x: { killedProcesses?: number }) => assert.is(typeof x.killedProcesses, 'number', JSON.stringify(x));
+  const viaAgent = process.env.DIRECTOR_TEST_EXEC_AGENT !== 'off';
+  const killedAtRestart = (x: { killedProcesses?: number }) =>
+    assert.ok(viaAgent ? x.killedProcesses === 0 : (x.killedProcesses ?? 0) >= 2, JSON.stringify(x));
   killedAtRestart(execA[0]!);
   assert.is(a.run!.retries, 1);
   assert.equal(

@@ -12,7 +12,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildConsole } from '../../../scripts/build-console.ts';
 import { ADMIN_PASSWORD, call } from '../../helpers/api.ts';
-import { browserMissing, launchBrowser, type TestBrowser } from '../../helpers/browser.ts';
+import { browserMissing, launchBrowser, screenshotTests, type TestBrowser } from '../../helpers/browser.ts';
 import { startChatApi, type ChatApi } from '../../helpers/chat.ts';
 import { BUSYBOX } from '../../helpers/runtime.ts';
 import type { SseResult } from '../../helpers/sse.ts';
@@ -24,22 +24,8 @@ if (skip) console.log(`skipping console browser tests: ${skip}`);
 let c: ChatApi;
 let browser: TestBrowser;
 let sessionId = '';
-const SHOOT_ALL = process.env.DIRECTOR_TEST_SCREENSHOTS === 'all';
-
-/** A test that leaves a screenshot named after itself when it fails. */
-const it = (name: string, fn: () => Promise<void>) => {
-  if (skip) return test.skip(name, fn);
-  test(name, async () => {
-    try {
-      await fn();
-      if (SHOOT_ALL) await browser.screenshot(name);
-    } catch (err) {
-      const file = await browser?.screenshot(name).catch(() => null);
-      if (file) console.error(`screenshot of the failure: ${file}`);
-      throw err;
-    }
-  });
-};
+/** A test that leaves a screenshot named after itself when it fails (all: DIRECTOR_TEST_SCREENSHOTS=all). */
+const it = screenshotTests(test, skip, () => browser);
 
 test.before(async () => {
   if (skip) return;

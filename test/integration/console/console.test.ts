@@ -10,7 +10,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildConsole } from '../../../scripts/build-console.ts';
 import { ADMIN_PASSWORD, call, startApi, type TestApi } from '../../helpers/api.ts';
-import { browserMissing, launchBrowser, type TestBrowser } from '../../helpers/browser.ts';
+import { browserMissing, launchBrowser, screenshotTests, type TestBrowser } from '../../helpers/browser.ts';
 import { startFakeInternet, type FakeInternet } from '../../helpers/fake-internet.ts';
 import { token } from '../../helpers/net-client.ts';
 import { BASE, BUSYBOX, eventually } from '../../helpers/runtime.ts';
@@ -37,23 +37,8 @@ let networkId = '';
 let loginAt = 0;
 let netSandbox = '';
 
-/** Every test also leaves a screenshot when it passes (to look at the pages): DIRECTOR_TEST_SCREENSHOTS=all. */
-const SHOOT_ALL = process.env.DIRECTOR_TEST_SCREENSHOTS === 'all';
-
-/** A test that leaves a screenshot named after itself when it fails. */
-const it = (name: string, fn: () => Promise<void>) => {
-  if (skip) return test.skip(name, fn);
-  test(name, async () => {
-    try {
-      await fn();
-      if (SHOOT_ALL) await browser.screenshot(name);
-    } catch (err) {
-      const file = await browser?.screenshot(name).catch(() => null);
-      if (file) console.error(`screenshot of the failure: ${file}`);
-      throw err;
-    }
-  });
-};
+/** A test that leaves a screenshot named after itself when it fails (all: DIRECTOR_TEST_SCREENSHOTS=all). */
+const it = screenshotTests(test, skip, () => browser);
 
 test.before(async () => {
   if (skip) return;
