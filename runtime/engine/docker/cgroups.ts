@@ -10,7 +10,12 @@ export interface HostCgroups {
   v2: string | null;
 }
 
-/** Parses /proc/PID/cgroup into the directories of the controllers Director changes. */
+/**
+ * Parses /proc/PID/cgroup into the directories of the controllers Director changes. A line whose
+ * path is not a plain absolute path below the root (relative, with `.`/`..` segments, as a process
+ * in another cgroup namespace is shown, or the root itself) names no directory Director may
+ * write limits into: it is skipped, so its controllers count as not found.
+ */
 export function parseCgroups(pid: number, text: string): HostCgroups {
   const v1: Record<string, string> = {};
   let v2: string | null = null;
@@ -18,6 +23,7 @@ export function parseCgroups(pid: number, text: string): HostCgroups {
     const m = /^(\d+):([^:]*):(.+)$/.exec(line);
     if (!m) continue;
     const [, , controllers, dir] = m;
+    if (!/^(\/[^/]+)+$/.test(dir!) || dir!.split('/').some((seg) => seg === '.' || seg === '..')) continue;
     if (controllers === '') v2 = `/sys/fs/cgroup${dir}`;
     for (const c of controllers!.split(',')) if (['memory', 'cpu', 'pids'].includes(c)) v1[c] = `/sys/fs/cgroup/${controllers}${dir}`;
   }
@@ -26,14 +32,22 @@ export function parseCgroups(pid: number, text: string): HostCgroups {
 
 const CPU_PERIOD_US = 100_000;
 
+/** How {@link writeLimits} reads and writes cgroup files (the real files unless a test watches the writes). */
+export interface CgroupFiles {
+  read(file: string): Promise<string>;
+  write(file: string, value: string): Promise<void>;
+}
+
+const hostFiles: CgroupFiles = { read: (file) => readFile(file, 'utf8'), write: (file, value) => writeFile(file, value) };
+
 /**
  * Writes `limits` into the container's cgroups directly, as the engine's own update does
  * (memory with swap equal to it, i.e. no swap; a CFS quota for the container's period; pids.max), without
  * a round trip through the engine. On cgroup v1 the memory limit and the memory+swap limit are
  * written in the order the kernel accepts (the first may never exceed the second).
  */
-export async function writeLimits(cg: HostCgroups, limits: LiveLimits): Promise<void> {
-  const w = (file: string, value: string | number) => writeFile(file, String(value));
+export async function writeLimits(cg: HostCgroups, limits: LiveLimits, files: CgroupFiles = hostFiles): Promise<void> {
+  const w = (file: string, value: string | number) => files.write(file, String(value));
   if (cg.v2) {
     const d = cg.v2;
     await Promise.all([
@@ -47,14 +61,15 @@ export async function writeLimits(cg: HostCgroups, limits: LiveLimits): Promise<
   if ((limits.memoryBytes !== undefined && !memory) || (limits.nanoCpus !== undefined && !cpu) || (limits.pidsLimit !== undefined && !pids))
     throw new Error('a cgroup controller of the container was not found');
   const setMemory = async (bytes: number) => {
-    const now = Number((await readFile(`${memory}/memory.limit_in_bytes`, 'utf8')).trim());
     const memsw = `${memory}/memory.memsw.limit_in_bytes`;
-    const hasSwapAccounting = await readFile(memsw, 'utf8').then(
-      () => true,
-      () => false,
+    // One read says both whether swap is accounted (the file exists) and the order: the memory
+    // limit may never exceed memory+swap, so memory+swap goes first only when it must grow.
+    const swapNow = await files.read(memsw).then(
+      (text) => Number(text.trim()),
+      () => null,
     );
-    if (!hasSwapAccounting) return w(`${memory}/memory.limit_in_bytes`, bytes);
-    if (bytes > now) {
+    if (swapNow === null) return w(`${memory}/memory.limit_in_bytes`, bytes);
+    if (bytes > swapNow) {
       await w(memsw, bytes);
       await w(`${memory}/memory.limit_in_bytes`, bytes);
     } else {
@@ -65,9 +80,9 @@ export async function writeLimits(cg: HostCgroups, limits: LiveLimits): Promise<
   await Promise.all([
     limits.memoryBytes !== undefined ? setMemory(limits.memoryBytes) : null,
     limits.nanoCpus !== undefined
-      ? readFile(`${cpu}/cpu.cfs_period_us`, 'utf8').then((period) =>
-          w(`${cpu}/cpu.cfs_quota_us`, Math.round((limits.nanoCpus! * Number(period.trim())) / 1e9)),
-        )
+      ? files
+          .read(`${cpu}/cpu.cfs_period_us`)
+          .then((period) => w(`${cpu}/cpu.cfs_quota_us`, Math.round((limits.nanoCpus! * Number(period.trim())) / 1e9)))
       : null,
     limits.pidsLimit !== undefined ? w(`${pids}/pids.max`, limits.pidsLimit) : null,
   ]);
