@@ -52,6 +52,8 @@ export function checkMountinfo(mountinfo: string, mounts: readonly TmpfsMount[])
     const [pre, post] = line.split(' - ');
     if (!pre || !post) continue;
     const f = pre.split(' ');
+    // ID, parent, major:minor, root, mount point, mount options: a line short of them is not the kernel's.
+    if (f.length < 6) continue;
     const [fstype, , superOpts] = post.split(' ');
     byPath.set(f[4]!, { opts: new Set(f[5]!.split(',')), fstype: fstype!, superOpts: new Set((superOpts ?? '').split(',')) });
   }
