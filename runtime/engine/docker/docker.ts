@@ -56,6 +56,8 @@ export class DockerEngine implements Engine {
   private readonly pidsEventsFiles = new Map<string, string>();
   /** Container id → its cgroups on this host (local engine), for {@link updateLimits} and {@link hostPid}. */
   private readonly cgroups = new Map<string, HostCgroups>();
+  /** Container id → the end of its chain of live limit changes ({@link updateLimits}); resolves, never rejects. */
+  private readonly limitChanges = new Map<string, Promise<void>>();
 
   get local(): boolean {
     return this.ep.local;
@@ -186,6 +188,7 @@ export class DockerEngine implements Engine {
   async removeContainer(id: string): Promise<void> {
     this.pidsEventsFiles.delete(id);
     this.cgroups.delete(id);
+    this.limitChanges.delete(id);
     await this.ignoring([404], `remove ${id}`, async () => {
       try {
         await this.docker.getContainer(id).remove({ force: true, v: true });
@@ -241,6 +244,11 @@ export class DockerEngine implements Engine {
    * engine's own record of them (`inspect`) is updated right after, in the background; a
    * failure of that second step leaves the kernel's limits in place and is not reported.
    * Elsewhere the engine's update does both.
+   *
+   * One container's changes run one after another: the engine's update writes every limit into
+   * the cgroups as well, so a background update still running when a newer change is written
+   * would put its older values back (in the kernel and in the engine's record) if it landed
+   * last. A change that follows another closely waits for the other's engine update.
    */
   async updateLimits(id: string, limits: LiveLimits): Promise<void> {
     const body: { PidsLimit?: number; NanoCpus?: number; Memory?: number; MemorySwap?: number } = {};
@@ -251,10 +259,25 @@ export class DockerEngine implements Engine {
       body.MemorySwap = limits.memoryBytes;
     }
     const update = () => this.call(`update ${id}`, () => this.docker.getContainer(id).update(body));
-    const cg = this.ep.local ? await this.hostCgroups(id) : null;
-    if (!cg) return void (await update());
-    await writeLimits(cg, limits);
-    void update().catch(() => undefined);
+    // Calls on one container take effect in the order they were made (see above).
+    const change = async (): Promise<(() => Promise<unknown>) | null> => {
+      const cg = this.ep.local ? await this.hostCgroups(id) : null;
+      // No usable cgroup directory (none found, or only paths parseCgroups refuses): the engine's update alone.
+      if (!cg || (!cg.v2 && Object.keys(cg.v1).length === 0)) {
+        await update();
+        return null;
+      }
+      await writeLimits(cg, limits);
+      return update;
+    };
+    const written = (this.limitChanges.get(id) ?? Promise.resolve()).then(change);
+    const ignore = () => undefined;
+    const done = written.then((engineUpdate) => engineUpdate?.().then(ignore, ignore), ignore);
+    this.limitChanges.set(id, done);
+    void done.then(() => {
+      if (this.limitChanges.get(id) === done) this.limitChanges.delete(id);
+    });
+    await written;
   }
 
   /** The host pid of the container's init (a local engine only; looked up once per container). */
