@@ -344,8 +344,11 @@ export class WarmPool implements PoolClaimer {
         }
         while (this.live(entry) && store.countPooled(entry.key) < config.poolSize && store.countActive() < config.maxSandboxes) {
           if (entry.network && !this.deps.networks?.ready(entry.network.workspace, entry.network.id)) {
-            // The network went away (or is being deleted) without dropNetwork: its pool ends here.
+            // The network went away (or is being deleted) without dropNetwork: its pool ends here,
+            // and its warm sandboxes, which nobody can be given any more, go with it.
             this.entries.delete(entryId(entry.image, entry.spec.networkMode));
+            const gone = entry.network.id;
+            await this.destroyPooled((r) => r.networkId === gone, `network ${gone} gone`);
             return;
           }
           await creator.createCold(entry.spec, POOL_WORKSPACE, {
