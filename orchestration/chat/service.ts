@@ -132,6 +132,7 @@ export class ChatService {
     for (const t of all) t.abort.abort(new Error('the server is shutting down'));
     this.#d.approvals.close();
     await Promise.allSettled(all.map((t) => t.finished));
+    this.#d.providers.close();
   }
 
   running(sessionId: string): RunningTurn | null {
