@@ -331,6 +331,7 @@ export class ChatService {
         },
         {
           emit,
+          batch: (fn) => d.log.batch(fn),
           persist: (messages: ModelMessage[]) => d.messages.append(at(), c.redactor.redactJson(messages)),
           gate: (call, onPending, signal) => d.approvals.gate({ ...call, policy: c.agent.config.approvalPolicy }, onPending, signal),
           sandbox: () => d.sandboxes.ensure(c.caller, c.session, c.agent),
@@ -396,7 +397,6 @@ export class ChatService {
   ): TurnResult {
     const d = this.#d;
     const cost = costOf(c.model.price, o.usage);
-    d.turns.finish(turn.id, { status: o.status, reason: o.reason, usage: o.usage, cost, steps: o.steps, nowMs: d.clock.nowMs() });
     const result: TurnResult = {
       sessionId: turn.sessionId,
       turnId: turn.id,
@@ -418,18 +418,22 @@ export class ChatService {
         turnId: turn.id,
         data: { role: 'assistant', text: o.text },
       });
-    if (o.error) emit('error', { sessionId: turn.sessionId, turnId: turn.id, code: o.error.code, message: o.error.message });
-    else {
-      emit('done', {
-        sessionId: turn.sessionId,
-        turnId: turn.id,
-        response: o.text,
-        finishReason: o.finishReason,
-        usage: o.usage,
-        cost,
-        ...(o.reason ? { reason: o.reason } : {}),
-      });
-    }
+    // The turn's record and its last event in one commit; the event goes out once it is stored.
+    d.log.batch(() => {
+      d.turns.finish(turn.id, { status: o.status, reason: o.reason, usage: o.usage, cost, steps: o.steps, nowMs: d.clock.nowMs() });
+      if (o.error) emit('error', { sessionId: turn.sessionId, turnId: turn.id, code: o.error.code, message: o.error.message });
+      else {
+        emit('done', {
+          sessionId: turn.sessionId,
+          turnId: turn.id,
+          response: o.text,
+          finishReason: o.finishReason,
+          usage: o.usage,
+          cost,
+          ...(o.reason ? { reason: o.reason } : {}),
+        });
+      }
+    });
     d.events.emit({
       type: 'chat_turn_ended',
       severity: o.status === 'failed' ? 'low' : 'info',
