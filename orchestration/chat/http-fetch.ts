@@ -112,34 +112,38 @@ function toResponse(res: IncomingMessage, signal: AbortSignal | null): Response 
   const source = decoder ? res.pipe(decoder) : res;
   if (decoder) res.once('error', (err) => decoder.destroy(err));
   let ended = false;
-  const stream = new ReadableStream<Uint8Array>({
-    start(c) {
-      source.on('data', (chunk: Buffer) => {
-        c.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-        if ((c.desiredSize ?? 1) <= 0) source.pause();
-      });
-      source.once('end', () => {
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(c) {
+        source.on('data', (chunk: Buffer) => {
+          c.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          if ((c.desiredSize ?? 1) <= 0) source.pause();
+        });
+        source.once('end', () => {
+          ended = true;
+          c.close();
+        });
+        const fail = (err: unknown) => {
+          if (ended) return;
+          ended = true;
+          c.error(signal?.aborted ? signal.reason : err instanceof Error ? err : new TypeError('terminated'));
+        };
+        source.once('error', fail);
+        // A connection that closes before the body ended (the provider went away).
+        res.once('close', () => {
+          if (!res.complete) fail(new TypeError('terminated', { cause: signal?.reason }));
+        });
+      },
+      pull() {
+        source.resume();
+      },
+      cancel() {
         ended = true;
-        c.close();
-      });
-      const fail = (err: unknown) => {
-        if (ended) return;
-        ended = true;
-        c.error(signal?.aborted ? signal.reason : err instanceof Error ? err : new TypeError('terminated'));
-      };
-      source.once('error', fail);
-      // A connection that closes before the body ended (the provider went away).
-      res.once('close', () => {
-        if (!res.complete) fail(new TypeError('terminated', { cause: signal?.reason }));
-      });
+        res.destroy();
+      },
+      // Up to 64 KiB waits for the reader before the socket is paused (not every chunk).
     },
-    pull() {
-      source.resume();
-    },
-    cancel() {
-      ended = true;
-      res.destroy();
-    },
-  });
+    new ByteLengthQueuingStrategy({ highWaterMark: 65_536 }),
+  );
   return new Response(stream, { status, statusText: res.statusMessage ?? '', headers });
 }
