@@ -44,6 +44,11 @@ export async function serveEventStream<E>(
     for await (const e of open(ac.signal)) {
       if (ac.signal.aborted) break;
       raw.write(fmt.frame(e));
+      // Node corks a response's socket at each write until the next tick, and that tick waits
+      // for every microtask queued meanwhile: a model stream whose chunks arrived together would
+      // hold its first `content` frame back until the whole turn had been processed. Each frame
+      // goes out as it is written (a second uncork at that tick does nothing).
+      if (raw.socket?.writableCorked) raw.socket.uncork();
     }
     if (fmt.endEvent && !ac.signal.aborted) raw.write('event: end\ndata: {}\n\n');
   } catch (err) {

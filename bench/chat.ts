@@ -21,6 +21,10 @@
  * `DIRECTOR_TEST_EXEC_AGENT=on` runs the executes through the exec agent instead.
  * Rounds rotate which case goes first; samples are spaced so each execute finds its exec
  * launcher ready. Prints p50/p95/p99 and the difference at p50 (targets: ≤ 5 ms each).
+ * The client shares Director's thread, and the test provider sends a whole answer in one segment:
+ * the client reads the first `content` frame only after Director has processed the rest of the
+ * turn. So (a) is also given up to when Director emitted the event (its SSE frame is written in
+ * the same microtask run, and leaves at once): what a client in another process waits for.
  */
 import { Agent, request } from 'node:http';
 import { stepCountIs, streamText, type ModelMessage } from 'ai';
@@ -93,12 +97,25 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
 
     /** The request Director sent for its last first-content turn (not a tool round trip's). */
     let lastTurn: FakeLlm['requests'][number] | null = null;
+    /**
+     * When Director emitted the turn's first `content` event (its SSE frame is written in the same
+     * microtask run). This client shares Director's thread, so it reads the frame only once the
+     * rest of the turn, whose chunks came in the same segment, has been processed: the difference
+     * is what a client in another process would not wait for.
+     */
+    let emittedAt = Number.NaN;
+    const emitted: number[] = [];
+    api.orch.chat.log.subscribe((e) => {
+      if (e.type === 'content' && e.sessionId === session.id && Number.isNaN(emittedAt)) emittedAt = performance.now();
+    });
     const throughDirector = async (): Promise<number> => {
       llm.script([{ text: ['Hi', ' there'] }]);
       const before = llm.requests.length;
+      emittedAt = Number.NaN;
       const t0 = performance.now();
       const at = await firstMarker(`${api.url}/v1/chat`, chatHeaders, chatBody('hello'), 'event: content');
       lastTurn = llm.requests[before] ?? null;
+      emitted.push(emittedAt - t0);
       return at - t0;
     };
     const direct = async (): Promise<number> => {
@@ -207,6 +224,7 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
     };
     const per = Math.max(1, Math.round(SAMPLES / ROUNDS));
     paired.trip.length = 0;
+    emitted.length = 0;
     for (let round = 0; round < ROUNDS; round++) {
       const groups: [number[], () => Promise<number>][][] = [
         [
@@ -246,6 +264,7 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
       ['first content: straight to the provider', d, null],
       ['first content: AI SDK alone (streamText)', k, d],
       ['first content: through Director (SSE)', v, d],
+      ['  of which: until Director emitted it', s(emitted), d],
       ['execute echo alone (runtime Executor)', e, null],
       ['tool round trip: AI SDK alone', kt, e],
       ['tool round trip: model → execute → model', t, e],
@@ -260,6 +279,9 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
       `added at p50, each round trip minus its own execute: ${ms(pt.p50)} ms (p95 ${ms(pt.p95)}); of which the AI SDK alone ${ms(pk.p50)} ms, Director around it ${ms(pt.p50 - pk.p50)} ms`,
     );
     console.log(`first content: the AI SDK alone adds ${ms(k.p50 - d.p50)} ms, Director around it ${ms(v.p50 - k.p50)} ms`);
+    console.log(
+      `first content emitted by Director (its frame written) at p50 ${ms(s(emitted).p50 - d.p50)} ms after the provider's own first chunk; the in-process client read it ${ms(v.p50 - s(emitted).p50)} ms later (the rest of the turn, processed in the same run)`,
+    );
   } finally {
     await api.close();
     await llm.close();

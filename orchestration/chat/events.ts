@@ -56,6 +56,8 @@ export class ChatEventLog {
   readonly #db: Db;
   readonly #clock: Clock;
   readonly #listeners = new Set<(e: ChatEvent) => void>();
+  /** Events stored inside {@link batch}'s transaction, published once it committed. */
+  #held: ChatEvent[] | null = null;
 
   constructor(db: Db, clock: Clock) {
     this.#db = db;
@@ -68,6 +70,31 @@ export class ChatEventLog {
       .prepare('INSERT INTO chat_events (workspace, session_id, turn_id, agent_id, type, data, ts_ms) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(e.workspace, e.sessionId, e.turnId, e.agentId, e.type, JSON.stringify(e.data), tsMs);
     const event: ChatEvent = { ...e, seq: Number(res.lastInsertRowid), tsMs };
+    if (this.#held) this.#held.push(event);
+    else this.#publish(event);
+    return event;
+  }
+
+  /**
+   * Runs `fn` in one transaction (one commit for the events it appends and whatever else it
+   * writes, a tool call's end and its record say); the events are published once it committed,
+   * in seq order, and not at all when it threw (nothing was stored).
+   */
+  batch<T>(fn: () => T): T {
+    if (this.#held) return fn();
+    const held: ChatEvent[] = [];
+    this.#held = held;
+    let out: T;
+    try {
+      out = this.#db.tx(fn);
+    } finally {
+      this.#held = null;
+    }
+    for (const e of held) this.#publish(e);
+    return out;
+  }
+
+  #publish(event: ChatEvent): void {
     for (const fn of this.#listeners) {
       try {
         fn(event);
@@ -75,7 +102,6 @@ export class ChatEventLog {
         // a failing listener must not break the turn
       }
     }
-    return event;
   }
 
   subscribe(fn: (e: ChatEvent) => void): () => void {

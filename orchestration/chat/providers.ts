@@ -11,6 +11,7 @@ import { ConfigError, type Config } from '../../runtime/config.ts';
 import type { EventSink } from '../../runtime/events.ts';
 import type { Caller } from '../../runtime/sandbox/manager.ts';
 import type { SecretSealer } from '../vault/service.ts';
+import { createProviderFetch, type ProviderFetch } from './http-fetch.ts';
 import { type Price, type ProviderRecord, type ProviderStore, type ProviderType } from './provider-store.ts';
 
 /** The provider settings a chat needs; named in the 503 when none is configured. */
@@ -89,6 +90,8 @@ export class ProviderRegistry {
    * stale entry is never found again.
    */
   readonly #models = new Map<string, LanguageModel>();
+  /** The models' HTTP transport (kept-alive connections), shared by every model built here. */
+  readonly #http: ProviderFetch = createProviderFetch();
 
   constructor(deps: ProviderRegistryDeps) {
     this.#d = deps;
@@ -124,7 +127,7 @@ export class ProviderRegistry {
             { cause: err },
           );
         }
-        return build(rec.type, rec.baseUrl, key, m);
+        return build(rec.type, rec.baseUrl, key, m, this.#http.fetch);
       });
       return { providerId: rec.id, providerName: rec.name, type: rec.type, model: m, languageModel, price: rec.pricing[m] ?? null };
     }
@@ -138,7 +141,7 @@ export class ProviderRegistry {
       type,
       model: m,
       // The instance's settings do not change while it runs: its models are keyed by name.
-      languageModel: this.#model([INSTANCE_PROVIDER, m], () => build(type, c.llmBaseUrl, c.llmApiKey, m)),
+      languageModel: this.#model([INSTANCE_PROVIDER, m], () => build(type, c.llmBaseUrl, c.llmApiKey, m, this.#http.fetch)),
       price: this.#pricing[m] ?? null,
     };
   }
@@ -155,6 +158,11 @@ export class ProviderRegistry {
     }
     this.#models.set(key, m);
     return m;
+  }
+
+  /** Closes the providers' kept-alive connections (shutdown, once no turn runs). */
+  close(): void {
+    this.#http.close();
   }
 
   list(caller: Caller): ProviderRecord[] {
@@ -245,9 +253,11 @@ export function costOf(price: Price | null, usage: { inputTokens: number; output
   return Math.round(((usage.inputTokens * price.input + usage.outputTokens * price.output) / 1e6) * 1e8) / 1e8;
 }
 
-function build(type: ProviderType, baseUrl: string, apiKey: string, model: string): LanguageModel {
-  if (type === 'anthropic') return createAnthropic({ baseURL: baseUrl || ANTHROPIC_BASE_URL, apiKey })(model);
-  return createOpenAICompatible({ name: 'director', baseURL: baseUrl, includeUsage: true, ...(apiKey ? { apiKey } : {}) }).chatModel(model);
+function build(type: ProviderType, baseUrl: string, apiKey: string, model: string, fetch: typeof globalThis.fetch): LanguageModel {
+  if (type === 'anthropic') return createAnthropic({ baseURL: baseUrl || ANTHROPIC_BASE_URL, apiKey, fetch })(model);
+  return createOpenAICompatible({ name: 'director', baseURL: baseUrl, includeUsage: true, fetch, ...(apiKey ? { apiKey } : {}) }).chatModel(
+    model,
+  );
 }
 
 function notConfigured(): DirectorError {

@@ -132,6 +132,7 @@ export class ChatService {
     for (const t of all) t.abort.abort(new Error('the server is shutting down'));
     this.#d.approvals.close();
     await Promise.allSettled(all.map((t) => t.finished));
+    this.#d.providers.close();
   }
 
   running(sessionId: string): RunningTurn | null {
@@ -180,25 +181,35 @@ export class ChatService {
       prev.successor = turn.id;
       this.#d.approvals.supersede(session.id);
     }
-    this.#d.turns.insert({
-      id: turn.id,
-      workspace: turn.workspace,
-      sessionId: turn.sessionId,
-      agentId: agent.id,
-      status: 'running',
-      reason: null,
-      provider: model.providerId,
-      model: model.model,
-      usage: { inputTokens: 0, outputTokens: 0, totalTokens: 0, reasoningTokens: 0, cachedInputTokens: 0 },
-      cost: null,
-      steps: 0,
-      createdBy: caller.actor ?? null,
-      startedMs: now,
-      endedMs: null,
+    const redactor = new Redactor(bound.secrets);
+    const userMessage: ModelMessage = { role: 'user', content: redactor.redact(raw.message) };
+    // The turn's record and, with no earlier turn to wait for, the user's message: one commit.
+    this.#d.log.batch(() => {
+      this.#d.turns.insert({
+        id: turn.id,
+        workspace: turn.workspace,
+        sessionId: turn.sessionId,
+        agentId: agent.id,
+        status: 'running',
+        reason: null,
+        provider: model.providerId,
+        model: model.model,
+        usage: { inputTokens: 0, outputTokens: 0, totalTokens: 0, reasoningTokens: 0, cachedInputTokens: 0 },
+        cost: null,
+        steps: 0,
+        createdBy: caller.actor ?? null,
+        startedMs: now,
+        endedMs: null,
+      });
+      if (!prev) {
+        this.#d.messages.append(
+          { workspace: turn.workspace, sessionId: turn.sessionId, turnId: turn.id, agentId: turn.agentId, nowMs: now },
+          [userMessage],
+        );
+      }
     });
     this.#running.set(session.id, turn);
-    const redactor = new Redactor(bound.secrets);
-    turn.finished = this.#run(turn, prev ?? null, { caller, session, agent, model, env: bound.env, redactor, message: raw.message });
+    turn.finished = this.#run(turn, prev ?? null, { caller, session, agent, model, env: bound.env, redactor, userMessage });
     return turn;
   }
 
@@ -277,7 +288,8 @@ export class ChatService {
       model: ResolvedModel;
       env: Record<string, string>;
       redactor: Redactor;
-      message: string;
+      /** Stored by `send` unless a previous turn must end first. */
+      userMessage: ModelMessage;
     },
   ): Promise<TurnResult> {
     const d = this.#d;
@@ -297,8 +309,10 @@ export class ChatService {
     let outcome: TurnOutcome;
     try {
       // A superseded turn ends first: its tool results belong in the history before this message.
-      if (prev) await prev.finished.catch(() => undefined);
-      d.messages.append(at(), [{ role: 'user', content: c.redactor.redact(c.message) }]);
+      if (prev) {
+        await prev.finished.catch(() => undefined);
+        d.messages.append(at(), [c.userMessage]);
+      }
       const history = d.messages.history(turn.sessionId, turn.agentId);
       d.events.emit({
         type: 'chat_turn_started',
@@ -330,6 +344,7 @@ export class ChatService {
         },
         {
           emit,
+          batch: (fn) => d.log.batch(fn),
           persist: (messages: ModelMessage[]) => d.messages.append(at(), c.redactor.redactJson(messages)),
           gate: (call, onPending, signal) => d.approvals.gate({ ...call, policy: c.agent.config.approvalPolicy }, onPending, signal),
           sandbox: () => d.sandboxes.ensure(c.caller, c.session, c.agent),
@@ -395,7 +410,6 @@ export class ChatService {
   ): TurnResult {
     const d = this.#d;
     const cost = costOf(c.model.price, o.usage);
-    d.turns.finish(turn.id, { status: o.status, reason: o.reason, usage: o.usage, cost, steps: o.steps, nowMs: d.clock.nowMs() });
     const result: TurnResult = {
       sessionId: turn.sessionId,
       turnId: turn.id,
@@ -417,18 +431,22 @@ export class ChatService {
         turnId: turn.id,
         data: { role: 'assistant', text: o.text },
       });
-    if (o.error) emit('error', { sessionId: turn.sessionId, turnId: turn.id, code: o.error.code, message: o.error.message });
-    else {
-      emit('done', {
-        sessionId: turn.sessionId,
-        turnId: turn.id,
-        response: o.text,
-        finishReason: o.finishReason,
-        usage: o.usage,
-        cost,
-        ...(o.reason ? { reason: o.reason } : {}),
-      });
-    }
+    // The turn's record and its last event in one commit; the event goes out once it is stored.
+    d.log.batch(() => {
+      d.turns.finish(turn.id, { status: o.status, reason: o.reason, usage: o.usage, cost, steps: o.steps, nowMs: d.clock.nowMs() });
+      if (o.error) emit('error', { sessionId: turn.sessionId, turnId: turn.id, code: o.error.code, message: o.error.message });
+      else {
+        emit('done', {
+          sessionId: turn.sessionId,
+          turnId: turn.id,
+          response: o.text,
+          finishReason: o.finishReason,
+          usage: o.usage,
+          cost,
+          ...(o.reason ? { reason: o.reason } : {}),
+        });
+      }
+    });
     d.events.emit({
       type: 'chat_turn_ended',
       severity: o.status === 'failed' ? 'low' : 'info',

@@ -32,6 +32,8 @@ export interface TurnSpec {
 /** What the runner needs around it; the chat service supplies it. */
 export interface TurnEffects {
   emit(type: ChatEventType, data: Record<string, unknown>): void;
+  /** Runs `fn` with its records and events in one transaction; its events go out once it committed. */
+  batch(fn: () => void): void;
   /** Stores what one model call returned (assistant and tool messages), as it ends. */
   persist(messages: ModelMessage[]): void;
   gate(call: Omit<GateCall, 'policy'>, onPending: (rec: ApprovalRecord) => void, signal?: AbortSignal): Promise<GateResult>;
@@ -210,9 +212,11 @@ export class TurnRunner {
   #invalidCall(callId: string, tool: string, input: unknown, error: unknown): void {
     const { redactor } = this.#s;
     const message = redactor.redact(String(error)).slice(0, 2000);
-    this.#e.emit('tool_start', { callId, tool, input: redactor.redactJson(input ?? null) });
-    this.#e.emit('tool_end', { callId, tool, status: 'invalid', durationMs: 0, error: message });
-    this.#e.toolEnded({ callId, tool, status: 'invalid', exitCode: null, durationMs: 0, sandboxId: null, approvalId: null });
+    this.#e.batch(() => {
+      this.#e.emit('tool_start', { callId, tool, input: redactor.redactJson(input ?? null) });
+      this.#e.emit('tool_end', { callId, tool, status: 'invalid', durationMs: 0, error: message });
+      this.#e.toolEnded({ callId, tool, status: 'invalid', exitCode: null, durationMs: 0, sandboxId: null, approvalId: null });
+    });
   }
 
   /** One tool call: announce, gate (approval), run in the sandbox, announce the end; failures reach the model as tool errors. */
@@ -228,8 +232,11 @@ export class TurnRunner {
     let sandboxId: string | null = null;
     const ended = (status: ToolCallStatus, exitCode: number | null, extra: Record<string, unknown>) => {
       const durationMs = Math.round(performance.now() - started);
-      e.emit('tool_end', { callId, tool: name, status, durationMs, ...(exitCode !== null ? { exitCode } : {}), ...extra });
-      e.toolEnded({ callId, tool: name, status, exitCode, durationMs, sandboxId, approvalId });
+      // One commit for the call's end event and its record.
+      e.batch(() => {
+        e.emit('tool_end', { callId, tool: name, status, durationMs, ...(exitCode !== null ? { exitCode } : {}), ...extra });
+        e.toolEnded({ callId, tool: name, status, exitCode, durationMs, sandboxId, approvalId });
+      });
     };
     try {
       const stop = s.stopReason();

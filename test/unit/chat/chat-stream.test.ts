@@ -36,6 +36,31 @@ test('events get increasing seqs across sessions; a session replays after a curs
   assert.is(log.turnStart('t1'), a.seq - 1);
 });
 
+test('a batch publishes its events once committed, in order; a batch that throws stores and publishes none', () => {
+  const { log, add } = setup();
+  const seen: string[] = [];
+  log.subscribe((e) => seen.push(`${e.type}:${e.seq}`));
+  log.batch(() => {
+    const end = add('ses_1', 't1', 'tool_end');
+    assert.equal(seen, [], 'nothing published before the commit');
+    add('ses_1', 't1', 'done');
+    assert.is(end.seq + 1, log.head());
+  });
+  assert.equal(seen, ['tool_end:1', 'done:2']);
+  assert.throws(() =>
+    log.batch(() => {
+      add('ses_1', 't2', 'tool_end');
+      throw new Error('record refused');
+    }),
+  );
+  assert.equal(seen, ['tool_end:1', 'done:2'], 'the failed batch published nothing');
+  assert.equal(
+    log.after('ses_1', 0, 10).map((e) => e.turnId),
+    ['t1', 't1'],
+    'and stored nothing',
+  );
+});
+
 test('following a running turn: what was kept, then live events until its done', async () => {
   const { add, log } = setup();
   const first = add('ses_1', 't1', 'content', { text: 'He' });
