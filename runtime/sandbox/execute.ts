@@ -13,7 +13,7 @@ import { checkSchema } from '../../core/validate.ts';
 import type { Agents } from './agent/agents.ts';
 import type { OpenOptions } from './mount-sync.ts';
 import { AgentLostError, type AgentClient } from './agent/client.ts';
-import { AgentExec, type AgentExecOptions } from './agent/exec.ts';
+import type { AgentExecOptions } from './agent/exec.ts';
 import { AgentRequestError } from './agent/protocol.ts';
 
 export const ExecuteSchema = Type.Object(
@@ -245,7 +245,7 @@ export class Executor {
     signal?.addEventListener('abort', onAbort, { once: true });
     const finished = h.wait().then(
       (r) => r,
-      () => ({ exitCode: -1 }),
+      () => ({ exitCode: -1, timedOut: false }),
     );
     let done = false;
     void finished.finally(() => {
@@ -260,9 +260,10 @@ export class Executor {
       // A consumer that stops early (client went away) must not leave the process running.
       if (!done) kill();
     }
-    const { exitCode } = await finished;
-    // The agent enforces the timeout itself; the timer above is the backstop.
-    if (h instanceof AgentExec && (await h.exit).timedOut) timedOut = true;
+    const exit = await finished;
+    const { exitCode } = exit;
+    // A path that enforces the timeout itself (the agent) says so; the timer above is the backstop.
+    if (exit.timedOut) timedOut = true;
     const durationMs = Math.round(performance.now() - started);
     deps.metrics.execSeconds.observe(durationMs / 1000);
     deps.metrics.execTotal.inc({ result: timedOut ? 'timeout' : exitCode === 0 ? 'ok' : 'nonzero' });
@@ -329,7 +330,7 @@ export class Executor {
       tty: { cols: 80, rows: 24 },
     });
     // Resolved once the process started (or could not), as an engine exec resolves once it was started.
-    if (h instanceof AgentExec) await h.started;
+    await h?.started;
     return h;
   }
 
