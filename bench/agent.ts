@@ -19,7 +19,7 @@ import { printTable, summarize } from './stats.ts';
 
 const ROUNDS = Number(process.env.BENCH_AGENT_ROUNDS ?? 10);
 const PER_ROUND = Number(process.env.BENCH_AGENT_SAMPLES ?? 20);
-const SPACING_MS = Number(process.env.BENCH_AGENT_SPACING_MS ?? 100);
+const SPACING_MS = Number(process.env.BENCH_AGENT_SPACING_MS ?? 300);
 const CMD = ['echo', 'hi'];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -7,6 +7,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Static, TSchema } from 'typebox';
+import { Compile } from 'typebox/compile';
 import { Value } from 'typebox/value';
 import { validationError, type DirectorError } from './errors.ts';
 
@@ -55,6 +56,21 @@ export function checkSchema<T extends TSchema>(schema: T, value: unknown, prefix
   const issue = firstIssue(schema, value);
   if (issue) throw schemaError(issue, prefix);
 }
+
+/**
+ * {@link checkSchema} for one schema, compiled once: for hot paths (every execute). TypeBox's
+ * compiled check of an execute body takes about 0.5 µs where `Value.Check` walks the schema
+ * in 40 µs, and several hundred after the process sat idle; the error on a misfit is the same.
+ * Declare the result with its type (`const check: Checker<typeof S> = schemaChecker(S)`), as
+ * TypeScript asks of assertion functions.
+ */
+export function schemaChecker<T extends TSchema>(schema: T, prefix = ''): Checker<T> {
+  const compiled = Compile(schema);
+  return (value) => {
+    if (!compiled.Check(value)) throw schemaError(firstIssue(schema, value), prefix);
+  };
+}
+export type Checker<T extends TSchema> = (value: unknown) => asserts value is Static<T>;
 
 /**
  * `scheme://host[:port]` in the form browsers send it as `Origin`; throws naming `name` (the

@@ -192,7 +192,21 @@ export interface ExecOptions {
   stdin?: boolean;
 }
 
-/** A running exec. Output arrives as chunks; `wait()` resolves once the process ended. */
+/** How an exec ended, as the path that ran it knows it. */
+export interface ExecExit {
+  /** The process's exit code (128 + the signal's number when a signal ended it); -1 when unknown. */
+  exitCode: number;
+  /**
+   * The exec path itself killed the process because the timeout it was given passed (the exec
+   * agent enforces its own); false on paths that keep no timeout (an engine exec: its caller does).
+   */
+  timedOut: boolean;
+}
+
+/**
+ * A running exec, whichever path runs it (an engine exec, an armed launcher, the sandbox's exec
+ * agent): callers treat them alike. Output arrives as chunks; `wait()` resolves once the process ended.
+ */
 export interface ExecHandle {
   readonly id: string;
   /** Demultiplexed output (with a TTY everything arrives as stdout). */
@@ -200,7 +214,12 @@ export interface ExecHandle {
   readonly stderr: Readable;
   /** Present when `stdin` was requested. */
   readonly stdin: Writable | null;
-  wait(): Promise<{ exitCode: number }>;
+  /**
+   * Settles once the process started, or could not start (then `wait()` says how it ended):
+   * an engine exec has started when its handle is given out, an agent's once the agent says so.
+   */
+  readonly started: Promise<unknown>;
+  wait(): Promise<ExecExit>;
   /** Kills the exec's process group and everything that inherited its marker. */
   kill(): Promise<void>;
   resize?(cols: number, rows: number): Promise<void>;

@@ -9,11 +9,11 @@ import type { SandboxRecord } from '../store/sandboxes.ts';
 import { engineCall } from './engine-call.ts';
 import type { Caller, SandboxManager } from './manager.ts';
 import { PolicyViolationError } from './spec.ts';
-import { checkSchema } from '../../core/validate.ts';
+import { schemaChecker, type Checker } from '../../core/validate.ts';
 import type { Agents } from './agent/agents.ts';
 import type { OpenOptions } from './mount-sync.ts';
 import { AgentLostError, type AgentClient } from './agent/client.ts';
-import { AgentExec, type AgentExecOptions } from './agent/exec.ts';
+import type { AgentExecOptions } from './agent/exec.ts';
 import { AgentRequestError } from './agent/protocol.ts';
 
 export const ExecuteSchema = Type.Object(
@@ -37,6 +37,7 @@ export const ExecuteSchema = Type.Object(
   { additionalProperties: false },
 );
 export type ExecuteRequest = Static<typeof ExecuteSchema>;
+const checkExecute: Checker<typeof ExecuteSchema> = schemaChecker(ExecuteSchema);
 
 export interface ExecResult {
   exitCode: number;
@@ -175,7 +176,7 @@ export class Executor {
     if (rec.status !== 'running' || !rec.containerId)
       throw conflict(`sandbox ${id} is ${rec.status}; execute needs a running sandbox`, { status: rec.status });
     if (raw === null || typeof raw !== 'object') throw validationError('body', 'must be a JSON object');
-    checkSchema(ExecuteSchema, raw);
+    checkExecute(raw);
     const req = raw;
     const timeoutMs = req.timeout ?? deps.config.execTimeoutMs;
     if (timeoutMs > deps.config.maxExecTimeoutMs) throw validationError('timeout', `must be at most ${deps.config.maxExecTimeoutMs} ms`);
@@ -245,7 +246,7 @@ export class Executor {
     signal?.addEventListener('abort', onAbort, { once: true });
     const finished = h.wait().then(
       (r) => r,
-      () => ({ exitCode: -1 }),
+      () => ({ exitCode: -1, timedOut: false }),
     );
     let done = false;
     void finished.finally(() => {
@@ -260,9 +261,10 @@ export class Executor {
       // A consumer that stops early (client went away) must not leave the process running.
       if (!done) kill();
     }
-    const { exitCode } = await finished;
-    // The agent enforces the timeout itself; the timer above is the backstop.
-    if (h instanceof AgentExec && (await h.exit).timedOut) timedOut = true;
+    const exit = await finished;
+    const { exitCode } = exit;
+    // A path that enforces the timeout itself (the agent) says so; the timer above is the backstop.
+    if (exit.timedOut) timedOut = true;
     const durationMs = Math.round(performance.now() - started);
     deps.metrics.execSeconds.observe(durationMs / 1000);
     deps.metrics.execTotal.inc({ result: timedOut ? 'timeout' : exitCode === 0 ? 'ok' : 'nonzero' });
@@ -329,7 +331,7 @@ export class Executor {
       tty: { cols: 80, rows: 24 },
     });
     // Resolved once the process started (or could not), as an engine exec resolves once it was started.
-    if (h instanceof AgentExec) await h.started;
+    await h?.started;
     return h;
   }
 

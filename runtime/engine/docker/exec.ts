@@ -51,15 +51,15 @@ export async function startExec(docker: Docker, local: boolean, containerId: str
     stream.once('error', finish);
   });
 
-  let waitResult: Promise<{ exitCode: number }> | null = null;
+  let waitResult: Promise<{ exitCode: number; timedOut: false }> | null = null;
   const wait = () =>
     (waitResult ??= (async () => {
       await ended;
       for (let i = 0; ; i++) {
         // The exec disappears with its container: report that as an unknown (-1) exit.
         const info = await exec.inspect().catch(() => null);
-        if (!info) return { exitCode: -1 };
-        if (!info.Running || i >= 50) return { exitCode: info.ExitCode ?? (info.Running ? -1 : 0) };
+        if (!info) return { exitCode: -1, timedOut: false };
+        if (!info.Running || i >= 50) return { exitCode: info.ExitCode ?? (info.Running ? -1 : 0), timedOut: false };
         await sleep(20);
       }
     })());
@@ -75,6 +75,8 @@ export async function startExec(docker: Docker, local: boolean, containerId: str
     stdout,
     stderr,
     stdin: opts.stdin ? stream : null,
+    // `exec.start` resolved: the engine started the process.
+    started: Promise.resolve(),
     wait,
     kill,
     resize: async (cols: number, rows: number) => {

@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import { Readable, Writable } from 'node:stream';
-import type { ExecHandle } from '../../engine/engine.ts';
+import type { ExecExit, ExecHandle } from '../../engine/engine.ts';
 import { INITIAL_WINDOW_BYTES, MAX_CHUNK_BYTES, STDIN_WINDOW_BYTES, type ExecFrame, type ExitStatus } from './protocol.ts';
 
 export type AgentExecOptions = ExecFrame;
@@ -95,9 +95,9 @@ export class AgentExec implements ExecHandle {
     return this.done;
   }
 
-  async wait(): Promise<{ exitCode: number }> {
+  async wait(): Promise<ExecExit> {
     const e = await this.exit;
-    return { exitCode: e.exitCode };
+    return { exitCode: e.exitCode, timedOut: e.timedOut };
   }
 
   /** Sends `signal` (default SIGKILL) to the process group; SIGKILL also reaches processes that left it but kept its marker. */

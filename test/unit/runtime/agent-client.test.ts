@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import type { ExecHandle } from '../../../runtime/engine/engine.ts';
 import { AgentChannel, type AgentTamper } from '../../../runtime/sandbox/agent/channel.ts';
 import { AgentLostError } from '../../../runtime/sandbox/agent/client.ts';
 import { FRAME, HEADER_BYTES, INITIAL_WINDOW_BYTES, MAX_CHUNK_BYTES, STDIN_WINDOW_BYTES } from '../../../runtime/sandbox/agent/protocol.ts';
@@ -269,6 +270,27 @@ test('an agent that answers pings is kept while its exec runs on', async () => {
   fake.exit(ex.id, 0);
   assert.is((await within(e.exit)).exitCode, 0);
   assert.ok((await agent.ping()) >= 0);
+  await channel.close();
+});
+
+test('as an ExecHandle, an agent exec settles `started` when the agent started it and `wait()` tells that its timeout killed it', async () => {
+  const { channel, fake, agent } = await connected();
+  // Seen only through the interface every exec path has, as the executor sees it.
+  const h: ExecHandle = agent.exec({ argv: ['sleep', '9'], timeoutMs: 10_000 });
+  let started = false;
+  void h.started.then(() => (started = true));
+  const ex = await fake.until((f) => f.type === FRAME.exec);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.is(started, false, 'started before the agent said so');
+  fake.send(FRAME.started, ex.id, Buffer.from([7, 0, 0, 0]));
+  await within(h.started);
+  // The agent killed it at the timeout: SIGKILL, timed-out flag set.
+  const p = Buffer.alloc(6);
+  p.writeUInt8(1, 0);
+  p.writeInt32LE(9, 1);
+  p.writeUInt8(1, 5);
+  fake.send(FRAME.exit, ex.id, p);
+  assert.equal(await within(h.wait()), { exitCode: 137, timedOut: true });
   await channel.close();
 });
 

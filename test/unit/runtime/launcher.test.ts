@@ -154,7 +154,7 @@ function fakeEngine() {
   const engine = {
     exec: (_id: string, opts: ExecOptions): Promise<ExecHandle> => {
       let end!: (exitCode: number) => void;
-      const done = new Promise<{ exitCode: number }>((r) => (end = (exitCode) => r({ exitCode })));
+      const done = new Promise<{ exitCode: number; timedOut: boolean }>((r) => (end = (exitCode) => r({ exitCode, timedOut: false })));
       const stdin = new PassThrough();
       const written: string[] = [];
       stdin.on('data', (b: Buffer) => written.push(b.toString()));
@@ -164,6 +164,7 @@ function fakeEngine() {
         stdout: new PassThrough(),
         stderr: new PassThrough(),
         stdin,
+        started: Promise.resolve(),
         wait: () => done,
         kill: () => Promise.resolve(),
       });

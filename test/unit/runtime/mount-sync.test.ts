@@ -63,12 +63,15 @@ function toolset(kind: 'busybox' | 'gnu', mvFailAt?: number): { PATH: string } {
 function opener(env: { PATH: string }): ExecOpener {
   return (_containerId, cmd) => {
     const child = spawn('/bin/sh', cmd.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const exit = new Promise<{ exitCode: number }>((resolve) => child.once('close', (code) => resolve({ exitCode: code ?? -1 })));
+    const exit = new Promise<{ exitCode: number; timedOut: boolean }>((resolve) =>
+      child.once('close', (code) => resolve({ exitCode: code ?? -1, timedOut: false })),
+    );
     const h: ExecHandle = {
       id: 'local',
       stdout: child.stdout,
       stderr: child.stderr,
       stdin: child.stdin,
+      started: Promise.resolve(),
       wait: () => exit,
       kill: () => Promise.resolve(void child.kill('SIGKILL')),
     };
