@@ -331,10 +331,10 @@ export function createCheckpointService(w: CheckpointWiring): CheckpointService 
     context: w.contextStore,
     ...(w.messages ? { messages: w.messages } : {}),
     sandboxes: rt.sandboxes,
-    mounts: new MountSync(
-      (containerId, cmd, opts) => rt.executor.open(containerId, cmd, opts),
-      rt.sandboxes.deps.engine.local ? { kernelClockMs: () => Date.now() } : {},
-    ),
+    mounts: new MountSync((containerId, cmd, opts) => rt.executor.open(containerId, cmd, opts), {
+      ...(rt.sandboxes.deps.engine.local ? { kernelClockMs: () => Date.now() } : {}),
+      treeTool: (containerId) => rt.executor.agentBinaryIn(containerId),
+    }),
     events: rt.events,
     clock: rt.clock,
     logger: rt.logger.child({ component: 'checkpoints' }),
