@@ -28,7 +28,7 @@ extern char **environ;
 
 static _Noreturn void usage(void) {
   fputs("usage: director-agent serve [--socket PATH] [-- COMMAND [ARG...]]\n"
-        "       director-agent tree capture MOUNT MARKER [SECONDS] | tree list MOUNT [SECONDS]\n",
+        "       director-agent tree capture|restore|list ... (images/agent/tree.c)\n",
         stderr);
   exit(2);
 }

@@ -1,5 +1,6 @@
 /*
  * director-agent tree capture MOUNT MARKER [SECONDS]
+ * director-agent tree restore MOUNT STAGE MARKER COMMIT
  * director-agent tree list MOUNT [SECONDS]
  *
  * The checkpoint reader of runtime/sandbox/mount-sync.ts in one process, run through the
@@ -24,8 +25,11 @@
  *   read is padded to the size in its header and fails the read (exit 1), as it makes no
  *   consistent content.
  *
+ * - `restore` is the script's restore (see `restore` below), with its output and exit statuses.
+ *
  * Exit statuses: 0 done, 2 usage, 3 cannot enter MOUNT, 4 listing failed, 123 some path not
- * read, 1 other failure.
+ * read, 10-13 as the script's restore, 1 other failure. Paths of more than PATH_MAX bytes
+ * (with the stage prefix, on restore) are not handled: they fail the listing or the restore.
  */
 #include "agent.h"
 
@@ -441,13 +445,24 @@ static int capture(int rootfd) {
   return shrank ? 1 : missing ? 123 : 0;
 }
 
+static int restore(int rootfd, const char *stage, const char *marker, int commit);
+
 int tree_main(int argc, char **argv) {
   if (argc < 4) {
-    fputs("usage: director-agent tree capture MOUNT MARKER [SECONDS] | tree list MOUNT [SECONDS]\n", stderr);
+    fputs("usage: director-agent tree capture MOUNT MARKER [SECONDS] | tree restore MOUNT STAGE MARKER COMMIT | tree list MOUNT [SECONDS]\n", stderr);
     return 2;
   }
   const char *mode = argv[2], *mount = argv[3];
   int cap = !strcmp(mode, "capture");
+  if (!strcmp(mode, "restore")) {
+    if (argc < 7) return 2;
+    int rootfd = open(mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0 || fchdir(rootfd) < 0) {
+      fprintf(stderr, "cannot enter %s\n", mount);
+      return 3;
+    }
+    return restore(rootfd, argv[4], argv[5], !strcmp(argv[6], "1"));
+  }
   if (!cap && strcmp(mode, "list")) {
     fprintf(stderr, "unknown mode %s\n", mode);
     return 2;
@@ -475,4 +490,430 @@ int tree_main(int argc, char **argv) {
   out_put("\n", 1);
   out_flush();
   return capture(rootfd);
+}
+
+/* --- restore ------------------------------------------------------------------------------- */
+
+static void die_oom(void) {
+  fputs("director-tree: out of memory\n", stderr);
+  exit(1);
+}
+
+/* Removes `name` (relative to dirfd) and everything under it; a directory it cannot enter or empty is made u+rwx first. */
+static int rm_tree(int at, const char *name) {
+  if (unlinkat(at, name, 0) == 0 || errno == ENOENT) return 0;
+  if (errno != EISDIR && errno != EPERM) return -1;
+  int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == EACCES && fchmodat(at, name, 0700, 0) == 0)
+    fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? 0 : -1;
+  struct stat st;
+  if (fstat(fd, &st) == 0 && (st.st_mode & 0700) != 0700) fchmod(fd, st.st_mode | 0700);
+  DIR *d = fdopendir(fd);
+  if (!d) return close(fd), -1;
+  int bad = 0;
+  for (struct dirent *de; (de = readdir(d));) {
+    const char *nm = de->d_name;
+    if (nm[0] == '.' && (!nm[1] || (nm[1] == '.' && !nm[2]))) continue;
+    if (rm_tree(dirfd(d), nm) < 0) bad = 1;
+  }
+  closedir(d);
+  if (unlinkat(at, name, AT_REMOVEDIR) < 0 && errno != ENOENT) return -1;
+  return bad ? -1 : 0;
+}
+
+static int exists_at(int rootfd, const char *path) {
+  struct stat st;
+  return fstatat(rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* stdin, read in blocks. */
+static unsigned char in_buf[OUT_BUF];
+static size_t in_off, in_len;
+static int in_eof;
+
+static int in_fill(void) {
+  while (in_off == in_len) {
+    if (in_eof) return -1;
+    ssize_t k = read(0, in_buf, sizeof in_buf);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) {
+      in_eof = 1;
+      return -1;
+    }
+    in_off = 0, in_len = (size_t)k;
+  }
+  return 0;
+}
+
+/* Reads n bytes into dst (skips them when dst is NULL); -1 at the end of input. */
+static int in_read(void *dst, size_t n) {
+  unsigned char *p = dst;
+  while (n) {
+    if (in_fill() < 0) return -1;
+    size_t k = in_len - in_off < n ? in_len - in_off : n;
+    if (p) memcpy(p, in_buf + in_off, k), p += k;
+    in_off += k, n -= k;
+  }
+  return 0;
+}
+
+static unsigned long long parse_num(const unsigned char *f, size_t width) {
+  unsigned long long v = 0;
+  if (f[0] & 0x80) {
+    for (size_t i = 1; i < width; i++) v = (v << 8) | f[i];
+    return v;
+  }
+  size_t i = 0;
+  while (i < width && (f[i] == ' ' || f[i] == 0)) i++;
+  for (; i < width && f[i] >= '0' && f[i] <= '7'; i++) v = v * 8 + (unsigned)(f[i] - '0');
+  return v;
+}
+
+struct dir_time {
+  char *name;
+  long long mtime;
+};
+
+/* A name the restore may write: the stage directory or under it, no `..`, no empty component. */
+static int in_stage(const char *name, const char *stage) {
+  size_t n = strlen(stage);
+  if (strncmp(name, stage, n) || (name[n] && name[n] != '/')) return 0;
+  for (const char *p = name; *p;) {
+    const char *e = strchr(p, '/');
+    size_t k = e ? (size_t)(e - p) : strlen(p);
+    if (k == 0 || (k == 2 && p[0] == '.' && p[1] == '.') || (k == 1 && p[0] == '.')) return 0;
+    p += k + (e ? 1 : 0);
+  }
+  return 1;
+}
+
+static int write_all(int fd, const unsigned char *p, size_t n) {
+  while (n) {
+    ssize_t k = write(fd, p, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) return -1;
+    p += k, n -= (size_t)k;
+  }
+  return 0;
+}
+
+/*
+ * Extracts the tar on stdin (what the host's packTree writes: ustar with a prefix field, pax
+ * records for other names) into the mount, only under `stage`. Files get the header's mode
+ * (not masked) and mtime, directories their mtime once filled. -1 after a message on stderr.
+ */
+static int extract(int rootfd, const char *stage) {
+  static char name[MAX_NAME * 2 + 8], link[MAX_NAME * 2 + 8];
+  char *pax_path = NULL, *pax_link = NULL;
+  struct dir_time *dirs = NULL;
+  size_t ndirs = 0, capdirs = 0;
+  int rc = -1;
+  unsigned char h[512];
+  for (;;) {
+    if (in_read(h, 512) < 0) {
+      fputs("director-tree: the archive ended early\n", stderr);
+      goto out;
+    }
+    int zero = 1;
+    for (size_t i = 0; i < 512 && zero; i++) zero = !h[i];
+    if (zero) break;
+    unsigned sum = 0, want = (unsigned)parse_num(h + 148, 8);
+    for (size_t i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? ' ' : h[i];
+    if (sum != want) {
+      fputs("director-tree: a malformed archive header\n", stderr);
+      goto out;
+    }
+    char type = (char)h[156];
+    unsigned long long size = parse_num(h + 124, 12);
+    unsigned long long padded = (size + 511) / 512 * 512;
+    if (type == 'x' || type == 'g' || type == 'L' || type == 'K') {
+      if (size > 64 * 1024) {
+        fputs("director-tree: an oversized archive record\n", stderr);
+        goto out;
+      }
+      char *rec = malloc(padded + 1);
+      if (!rec) die_oom();
+      if (in_read(rec, padded) < 0) {
+        free(rec);
+        fputs("director-tree: the archive ended early\n", stderr);
+        goto out;
+      }
+      rec[size] = 0;
+      if (type == 'L' || type == 'K') {
+        char **slot = type == 'L' ? &pax_path : &pax_link;
+        free(*slot);
+        *slot = strndup(rec, size);
+      } else if (type == 'x') {
+        for (size_t at = 0; at < size;) {
+          char *end;
+          unsigned long len = strtoul(rec + at, &end, 10);
+          if (!len || at + len > size || *end != ' ') break;
+          char *kv = end + 1, *eq = memchr(kv, '=', (size_t)(rec + at + len - kv));
+          if (eq) {
+            size_t vlen = (size_t)(rec + at + len - 1 - (eq + 1));
+            if (!strncmp(kv, "path=", 5)) free(pax_path), pax_path = strndup(eq + 1, vlen);
+            else if (!strncmp(kv, "linkpath=", 9)) free(pax_link), pax_link = strndup(eq + 1, vlen);
+          }
+          at += len;
+        }
+      }
+      free(rec);
+      continue;
+    }
+    if (pax_path) snprintf(name, sizeof name, "%s", pax_path);
+    else if (!memcmp(h + 257, "ustar", 5) && h[345])
+      snprintf(name, sizeof name, "%.155s/%.100s", (const char *)h + 345, (const char *)h);
+    else snprintf(name, sizeof name, "%.100s", (const char *)h);
+    if (pax_link) snprintf(link, sizeof link, "%s", pax_link);
+    else snprintf(link, sizeof link, "%.100s", (const char *)h + 157);
+    free(pax_path), free(pax_link);
+    pax_path = pax_link = NULL;
+    size_t nl = strlen(name);
+    while (nl > 1 && name[nl - 1] == '/') name[--nl] = 0;
+    if (!in_stage(name, stage)) {
+      fprintf(stderr, "director-tree: an archive entry outside the stage: %.200s\n", name);
+      goto out;
+    }
+    unsigned mode = (unsigned)parse_num(h + 100, 8) & 07777;
+    long long mtime = (long long)parse_num(h + 136, 12);
+    if (type == '5') {
+      if (mkdirat(rootfd, name, 0700) < 0 && !(errno == EEXIST && exists_at(rootfd, name))) {
+        fprintf(stderr, "director-tree: ./%s: %s\n", name, strerror(errno));
+        goto out;
+      }
+      if (fchmodat(rootfd, name, mode | 0700, 0) < 0) {
+        fprintf(stderr, "director-tree: ./%s: %s\n", name, strerror(errno));
+        goto out;
+      }
+      if (ndirs == capdirs) {
+        capdirs = capdirs ? capdirs * 2 : 64;
+        dirs = realloc(dirs, capdirs * sizeof *dirs);
+        if (!dirs) die_oom();
+      }
+      dirs[ndirs].name = strdup(name);
+      if (!dirs[ndirs].name) die_oom();
+      dirs[ndirs++].mtime = mtime;
+      if (in_read(NULL, padded) < 0) goto early;
+    } else if (type == '2') {
+      if (symlinkat(link, rootfd, name) < 0) {
+        fprintf(stderr, "director-tree: ./%s: %s\n", name, strerror(errno));
+        goto out;
+      }
+      struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = mtime}};
+      utimensat(rootfd, name, ts, AT_SYMLINK_NOFOLLOW);
+      if (in_read(NULL, padded) < 0) goto early;
+    } else if (type == '0' || type == 0 || type == '7') {
+      int fd = openat(rootfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (fd < 0) {
+        fprintf(stderr, "director-tree: ./%s: %s\n", name, strerror(errno));
+        goto out;
+      }
+      unsigned long long left = size;
+      while (left) {
+        if (in_fill() < 0) {
+          close(fd);
+          goto early;
+        }
+        size_t k = in_len - in_off < left ? in_len - in_off : (size_t)left;
+        if (write_all(fd, in_buf + in_off, k) < 0) {
+          fprintf(stderr, "director-tree: ./%s: %s\n", name, strerror(errno));
+          close(fd);
+          goto out;
+        }
+        in_off += k, left -= k;
+      }
+      struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = mtime}};
+      if (fchmod(fd, mode & 0777) < 0 || futimens(fd, ts) < 0 || close(fd) < 0) {
+        fprintf(stderr, "director-tree: ./%s: %s\n", name, strerror(errno));
+        goto out;
+      }
+      if (in_read(NULL, padded - size) < 0) goto early;
+    } else {
+      fprintf(stderr, "director-tree: ./%s: unsupported archive entry type %d\n", name, type);
+      goto out;
+    }
+  }
+  /* Directories last, deepest first: filling them set their mtime. */
+  for (size_t i = ndirs; i-- > 0;) {
+    struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = dirs[i].mtime}};
+    utimensat(rootfd, dirs[i].name, ts, 0);
+  }
+  /* Whatever follows the end blocks is read, so the sender never sees its pipe break. */
+  while (in_read(NULL, 1) == 0) {}
+  rc = 0;
+  goto out;
+early:
+  fputs("director-tree: the archive ended early\n", stderr);
+out:
+  for (size_t i = 0; i < ndirs; i++) free(dirs[i].name);
+  free(dirs);
+  free(pax_path), free(pax_link);
+  return rc;
+}
+
+/* One step of a swap, for undoing it: a rename (from, to) or a chmod (path, old mode). */
+struct step {
+  char *a, *b;
+  unsigned old;
+};
+
+static struct step *steps;
+static size_t nsteps, capsteps;
+
+static void log_step(const char *a, const char *b, unsigned old) {
+  if (nsteps == capsteps) {
+    capsteps = capsteps ? capsteps * 2 : 64;
+    steps = realloc(steps, capsteps * sizeof *steps);
+    if (!steps) die_oom();
+  }
+  steps[nsteps].a = strdup(a);
+  steps[nsteps].b = b ? strdup(b) : NULL;
+  if (!steps[nsteps].a || (b && !steps[nsteps].b)) die_oom();
+  steps[nsteps++].old = old;
+}
+
+/* "a/b" from a directory ("" for the mount) and a name. */
+static void join(char *dst, size_t cap, const char *dir, const char *name) {
+  snprintf(dst, cap, "%s%s%s", dir, *dir ? "/" : "", name);
+}
+
+/* A plan path (`.` or `./x`) as a path relative to the mount ("" or "x"). */
+static const char *plan_path(const char *p) { return !strcmp(p, ".") ? "" : !strncmp(p, "./", 2) ? p + 2 : p; }
+
+/*
+ * The plan's swap (runtime/sandbox/tree-plan.ts planText), as the script's `swap` does it: per
+ * directory, its `R` names moved aside to STAGE/o/DIR, then its `A` names moved in from
+ * STAGE/t/DIR; then the `C` chmods. Every step done is logged; 'R', 'A' or 'C' on failure.
+ */
+static char swap(int rootfd, const char *stage, char *plan) {
+  static char where[MAX_NAME + 512], src[sizeof where + 256], dst[sizeof where + 256];
+  const char *dir = "";
+  int ended = 0;
+  for (char *line = plan, *next; line && *line; line = next) {
+    next = strchr(line, '\n');
+    if (next) *next++ = 0;
+    char op = line[0];
+    const char *arg = line[1] == ' ' ? line + 2 : "";
+    if (!ended && op == 'D') dir = plan_path(arg);
+    else if (!ended && op == 'E') ended = 1;
+    else if (!ended && (op == 'R' || op == 'A')) {
+      join(where, sizeof where, dir, arg);
+      if (op == 'R') {
+        snprintf(src, sizeof src, "%s", where);
+        snprintf(dst, sizeof dst, "%s/o%s%s", stage, *where ? "/" : "", where);
+      } else {
+        snprintf(src, sizeof src, "%s/t%s%s", stage, *where ? "/" : "", where);
+        snprintf(dst, sizeof dst, "%s", where);
+      }
+      if (renameat(rootfd, src, rootfd, dst) < 0) {
+        fprintf(stderr, "director-tree: moving ./%s to ./%s: %s\n", src, dst, strerror(errno));
+        return op;
+      }
+      log_step(src, dst, 0);
+    } else if (ended && op == 'C') {
+      char *end;
+      unsigned long mode = strtoul(arg, &end, 8), old = strtoul(end, &end, 8);
+      const char *path = plan_path(*end == ' ' ? end + 1 : end);
+      if (fchmodat(rootfd, *path ? path : ".", (mode_t)mode, 0) < 0) {
+        fprintf(stderr, "director-tree: chmod ./%s: %s\n", path, strerror(errno));
+        return 'C';
+      }
+      log_step(*path ? path : ".", NULL, (unsigned)old);
+    }
+  }
+  return 0;
+}
+
+/* Undoes the logged steps, last first; -1 when one could not be undone. */
+static int undo_steps(int rootfd) {
+  int bad = 0;
+  for (size_t i = nsteps; i-- > 0;) {
+    struct step *s = &steps[i];
+    int r = s->b ? renameat(rootfd, s->b, rootfd, s->a) : fchmodat(rootfd, s->a, s->old, 0);
+    if (r < 0) {
+      fprintf(stderr, "director-tree: undoing ./%s: %s\n", s->b ? s->b : s->a, strerror(errno));
+      bad = 1;
+    }
+  }
+  return bad ? -1 : 0;
+}
+
+static char *read_file_at(int rootfd, const char *path) {
+  int fd = openat(rootfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  size_t cap = 1 << 16, n = 0;
+  char *p = malloc(cap + 1);
+  for (;;) {
+    if (!p) die_oom();
+    if (n == cap) p = realloc(p, (cap *= 2) + 1);
+    if (!p) die_oom();
+    ssize_t k = read(fd, p + n, cap - n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) {
+      free(p);
+      close(fd);
+      return NULL;
+    }
+    if (k == 0) break;
+    n += (size_t)k;
+  }
+  close(fd);
+  p[n] = 0;
+  return p;
+}
+
+/*
+ * `tree restore MOUNT STAGE MARKER COMMIT`: the script's `restore` in one process, with the same
+ * output and exit statuses (see tree-script.ts): leftover stages removed, `T 0`, the listing and
+ * MARKER; the archive on stdin extracted (only under STAGE), then swapped in by renames as
+ * STAGE/plan says, every step undone if one fails. The stage keeps the script's layout, so the
+ * script's `commit` and `undo` end an uncommitted restore either way.
+ */
+static int restore(int rootfd, const char *stage, const char *marker, int commit) {
+  if (strncmp(stage, STAGE_PREFIX, sizeof STAGE_PREFIX - 1) || strchr(stage, '/') || strlen(stage) > sizeof STAGE_PREFIX + 32) {
+    fprintf(stderr, "director-tree: not a stage name: %.200s\n", stage);
+    return 2;
+  }
+  DIR *d = fdopendir(openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (d) {
+    for (struct dirent *de; (de = readdir(d));)
+      if (!strncmp(de->d_name, STAGE_PREFIX, sizeof STAGE_PREFIX - 1)) rm_tree(rootfd, de->d_name);
+    closedir(d);
+  }
+  if (list(rootfd, "0") < 0) {
+    out_flush();
+    return 4;
+  }
+  out_str(marker);
+  out_put("\n", 1);
+  out_flush();
+  if (exists_at(rootfd, stage)) {
+    puts("FAIL stage");
+    return 10;
+  }
+  char complete[sizeof STAGE_PREFIX + 64];
+  snprintf(complete, sizeof complete, "%s/complete", stage);
+  if (extract(rootfd, stage) < 0 || !exists_at(rootfd, complete)) {
+    rm_tree(rootfd, stage);
+    puts("FAIL stage");
+    return 11;
+  }
+  char planfile[sizeof STAGE_PREFIX + 64];
+  snprintf(planfile, sizeof planfile, "%s/plan", stage);
+  char *plan = read_file_at(rootfd, planfile);
+  char failed = plan ? swap(rootfd, stage, plan) : 'R';
+  free(plan);
+  if (!failed) {
+    if (commit) rm_tree(rootfd, stage);
+    puts("OK");
+    return 0;
+  }
+  if (undo_steps(rootfd) == 0) {
+    rm_tree(rootfd, stage);
+    printf("REVERTED %c\n", failed);
+    return 12;
+  }
+  printf("REVERT-FAILED %c\n", failed);
+  return 13;
 }

@@ -109,10 +109,11 @@ export interface MountSyncOptions {
   kernelClockMs?: () => number;
   /**
    * The path of Director's agent binary inside the container, when it has one (mounted
-   * read-only by the engine): a capture then runs as one process, `AGENT tree capture`
-   * (images/agent/tree.c), which prints the same listing and the same kind of tar as the script,
-   * instead of sh, find, stat, xargs and tar; and a restore lists with `AGENT tree list`. Null
-   * or absent: the script alone.
+   * read-only by the engine): a capture or restore then runs as one process, `AGENT tree
+   * capture|restore` (images/agent/tree.c), with the script's protocol, output and exit
+   * statuses, instead of sh, find, stat, xargs and tar (and tar, mv, rm on restore). The
+   * `commit` and `undo` that end an uncommitted restore stay the script's (the stage has its
+   * layout). Null or absent: the script alone.
    */
   treeTool?: (containerId: string) => string | null;
 }
@@ -190,12 +191,27 @@ export class MountSync {
    * before the end leaves the mount as it was (a RestoreFailedError says whether it could).
    */
   async restore<W extends SyncWanted>(rec: SandboxRecord, mount: string, o: RestoreOptions<W>): Promise<RestoreResult<W>> {
+    const tool = rec.containerId ? this.treeTool(rec.containerId) : null;
+    try {
+      return await this.restoreWith(rec, mount, o, tool);
+    } catch (err) {
+      // As for a capture: an agent binary without `tree` has refused before doing anything.
+      if (err instanceof ToolMissing) return this.restoreWith(rec, mount, o, null);
+      throw err;
+    }
+  }
+
+  private async restoreWith<W extends SyncWanted>(
+    rec: SandboxRecord,
+    mount: string,
+    o: RestoreOptions<W>,
+    tool: string | null,
+  ): Promise<RestoreResult<W>> {
     const marker = `--director-${randomBytes(12).toString('hex')}--`;
     const stage = `${STAGE_PREFIX}${randomBytes(8).toString('hex')}`;
-    const tool = rec.containerId ? this.treeTool(rec.containerId) : null;
     const run = await this.start(rec, ['restore', mount, stage, marker, o.commit ? '1' : '0'], o.timeoutMs, tool);
     try {
-      const listing = await this.listing(run, marker, o.maxEntries, mount);
+      const listing = await this.listing(run, marker, o.maxEntries, mount, tool !== null);
       const plan = o.plan(listing);
       const stdin = run.h.stdin!;
       // The script may refuse before reading everything (no room to stage): its answer says why.
@@ -265,7 +281,7 @@ export class MountSync {
     }
   }
 
-  /** Runs the script with `args`; a capture runs as `tool tree capture ...` instead when the container has the tool. */
+  /** Runs the script with `args`, or `tool tree ...args` (the same in one process) when the container has the tool. */
   private async start(rec: SandboxRecord, args: string[], timeoutMs: number, tool: string | null): Promise<Run> {
     if (rec.status !== 'running' || !rec.containerId)
       throw conflict(`sandbox ${rec.id} is ${rec.status}; its files need it running`, { status: rec.status });
@@ -273,11 +289,8 @@ export class MountSync {
     // when Director dies or shuts down: it finishes in the sandbox (issue 15: never mixed).
     // The sandbox's own deadline comes a little after ours, so while Director lives its timer
     // decides (and names) a timeout; it is the backstop once Director is gone.
-    // The same protocol either way; the script gets the tool as its last argument (its listing).
-    const cmd =
-      tool && args[0] === 'capture'
-        ? [tool, 'tree', ...args]
-        : ['/bin/sh', '-c', TREE_SCRIPT, 'director-tree', ...args, ...(tool && args[0] === 'restore' ? [tool] : [])];
+    // The same protocol, output and exit statuses either way (images/agent/tree.c).
+    const cmd = tool ? [tool, 'tree', ...args] : ['/bin/sh', '-c', TREE_SCRIPT, 'director-tree', ...args];
     const h = await this.open(rec.containerId, cmd, {
       timeoutMs: timeoutMs + SANDBOX_DEADLINE_GRACE_MS,
       finishOnDisconnect: args[0] !== 'capture',

@@ -9,9 +9,8 @@
  * read, so no `xargs` or `tar` is started), `1` is followed by NUL-separated `./paths`, of which
  * it writes one tar to stdout.
  *
- * `restore MOUNT STAGE MARKER COMMIT [TOOL]`: removes stage directories an interrupted restore left,
- * prints `T 0`, the listing (by `TOOL tree list`, Director's agent binary, when given: one
- * process instead of find and stat; see images/agent/tree.c) and MARKER, then extracts the tar on stdin into the mount: it holds
+ * `restore MOUNT STAGE MARKER COMMIT`: removes stage directories an interrupted restore left,
+ * prints `T 0`, the listing and MARKER, then extracts the tar on stdin into the mount: it holds
  * only STAGE/ (a `plan` file, `t/` the staged entries, `o/` where replaced ones go, and
  * `complete` last: an archive cut short swaps nothing). Then it swaps by renames as the plan says
  * (`tree-plan.ts`). A failure while staging leaves the mount untouched (exit 11); a failure
@@ -26,11 +25,9 @@
 export const STAGE_PREFIX = '.director-restore-';
 
 const LINES = [
-  "mode=$1; M=$2; T='';",
+  'mode=$1; M=$2;',
   'cd "$M" || { echo "cannot enter $M" >&2; exit 3; };',
   'list() {',
-  // An agent binary older than its `tree` mode answers 2 (usage) having printed nothing: then find and stat.
-  '  if [ -n "$T" ]; then "$T" tree list . "$1"; r=$?; [ "$r" = 2 ] || return "$r"; fi;',
   `  printf 'T %s\\n' "$1";`,
   `  find . -xdev \\( -path './${STAGE_PREFIX}*' -prune \\) -o -exec stat -c '%f %i %h %s %Y %Z %n' {} + || return 1;`,
   '};',
@@ -107,7 +104,7 @@ const LINES = [
   '    [ "$more" = 1 ] || exit 0;',
   '    exec xargs -0 -r tar -c -f - ;;',
   '  restore)',
-  '    S=./$3; commit=$5; T=${6:-};',
+  '    S=./$3; commit=$5;',
   `    for old in ./${STAGE_PREFIX}*; do exists "$old" && clean "$old"; done;`,
   '    list 0 || exit 4;',
   `    printf '%s\\n' "$4";`,

@@ -173,6 +173,13 @@ const restore = (sync: MountSync, root: string, wanted: SyncWanted[], commit = t
     plan: (l) => planRestore({ current: l.entries, wanted, keep: () => false, maxDirtyDirs: 32 }),
   });
 
+const NOBODY = 65534;
+
+/** `root` and the tool directories opened to an unprivileged user (the tests run as root, who can read anything). */
+function forNobody(root: string): void {
+  execFileSync('chown', ['-R', `${NOBODY}:${NOBODY}`, root]);
+}
+
 for (const kind of ['busybox', 'gnu', 'agent'] as const) {
   test(`${kind}: capture lists the tree and reads files, symlinks (as links) and hard links; fifos are listed, not read`, async () => {
     const root = temp('director-mount-');
@@ -232,7 +239,8 @@ for (const kind of ['busybox', 'gnu', 'agent'] as const) {
     assert.equal(snapshot(root), { a: 'dir 755', 'a/x': 'file 644 one', b: 'file 644 two' });
   });
 
-  for (const failAt of [1, 2, 3, 4, 5, 6]) {
+  // The agent's restore moves with rename(2), not mv: its undo is tested with a failing chmod below.
+  for (const failAt of kind === 'agent' ? [] : [1, 2, 3, 4, 5, 6]) {
     test(`${kind}: an mv failing part-way (call ${failAt}) leaves the mount exactly as it was`, async () => {
       const root = temp('director-mount-');
       build(root, { 'p/q/x': 'x1', 'p/q/y': 'y1', 'p/r': 'r1', top: 't1' });
@@ -260,6 +268,35 @@ for (const kind of ['busybox', 'gnu', 'agent'] as const) {
       });
     });
   }
+
+  test(`${kind}, as an unprivileged user: a step that fails after every move (a chmod refused) undoes all of them`, async () => {
+    if (process.getuid?.() !== 0) return; // needs root to act as another user
+    const root = temp('director-mount-');
+    build(root, { 'd/x': 'x1', 'd/sub/y': 'y1', top: 't1', 'e/z': 'z1' });
+    forNobody(root);
+    chmodSync(path.join(root, 'd'), 0o750);
+    const tools = toolset(kind === 'agent' ? 'busybox' : kind);
+    chmodSync(tools.PATH.split(':')[0]!, 0o755);
+    const sync = new MountSync(opener(tools, { uid: NOBODY }), kind === 'agent' ? { treeTool: () => agentBinary() } : {});
+    const { wanted } = await capture(sync, root);
+    // Changes in every directory; `d` now belongs to root (open to all), so its mode cannot be put back.
+    build(root, { 'd/x': 'x2', 'd/sub/y': 'y2', top: 't2', 'e/z': 'z2', 'e/new': 'n' });
+    rmSync(path.join(root, 'd/sub'), { recursive: true });
+    execFileSync('chown', ['-R', `${NOBODY}:${NOBODY}`, root]);
+    execFileSync('chown', ['0:0', path.join(root, 'd')]);
+    chmodSync(path.join(root, 'd'), 0o777);
+    const before = snapshot(root);
+    try {
+      await restore(sync, root, wanted);
+      assert.unreachable('the restore succeeded');
+    } catch (err) {
+      assert.instance(err, RestoreFailedError);
+      assert.is((err as RestoreFailedError).details?.reverted, true, (err as Error).message);
+      assert.match((err as Error).message, /undone/);
+    }
+    assert.equal(snapshot(root), before);
+    assert.ok(!readdirSync(root).some((n) => n.startsWith('.director-restore-')));
+  });
 
   test(`${kind}: content that cannot be read part-way through the archive stages nothing and changes nothing`, async () => {
     const root = temp('director-mount-');
@@ -474,12 +511,6 @@ test('agent: files removed or replaced by a directory after the listing are miss
   assert.equal(Object.fromEntries(read), { kept: 'k', 'd/also': 'a' });
 });
 
-const NOBODY = 65534;
-
-/** `root` and the tool directories opened to an unprivileged user (the tests run as root, who can read anything). */
-function forNobody(root: string): void {
-  execFileSync('chown', ['-R', `${NOBODY}:${NOBODY}`, root]);
-}
 
 test('agent, as an unprivileged user: a file it cannot read is missing (the rest is read); a directory it cannot list fails the listing', async () => {
   if (process.getuid?.() !== 0) return; // needs root to act as another user
@@ -489,7 +520,7 @@ test('agent, as an unprivileged user: a file it cannot read is missing (the rest
   execFileSync('chown', ['0:0', path.join(root, 'secret')]);
   chmodSync(path.join(root, 'secret'), 0o600);
   const tools = toolset('busybox');
-  chmodSync(tools.PATH, 0o755);
+  chmodSync(tools.PATH.split(':')[0]!, 0o755);
   const sync = new MountSync(opener(tools, { uid: NOBODY }), { treeTool: () => agentBinary() });
   const read = new Map<string, string>();
   const { missing } = await sync.capture(rec, root, {
