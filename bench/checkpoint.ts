@@ -5,7 +5,10 @@
  * `tar -x`), started the same way as Director's reader (the sandbox's pre-started exec launcher).
  * Also the second checkpoint of an unchanged workspace, against the first. `DIRECTOR_EXEC_AGENT=on`
  * (or off) runs both Director and the floor through the sandbox's exec agent (or its launcher /
- * `docker exec`); the default is the server's.
+ * `docker exec`); the default is the server's. With the agent, a checkpoint's capture and
+ * restore are each one process in the sandbox (`/.director/agent tree capture|restore`,
+ * images/agent/tree.c), as the floor's `tar` is; without it, the sh script of
+ * runtime/sandbox/tree-script.ts (sh, find, stat, xargs, tar; tar, mv, rm on restore).
  *
  * Every round: all checkpoints are deleted (so the first one reads and stores everything), the
  * first checkpoint, the second (nothing changed), a restore after one small file changed, the

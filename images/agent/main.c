@@ -27,7 +27,9 @@
 extern char **environ;
 
 static _Noreturn void usage(void) {
-  fputs("usage: director-agent serve [--socket PATH] [-- COMMAND [ARG...]]\n", stderr);
+  fputs("usage: director-agent serve [--socket PATH] [-- COMMAND [ARG...]]\n"
+        "       director-agent tree capture|restore|list ... (images/agent/tree.c)\n",
+        stderr);
   exit(2);
 }
 
@@ -208,6 +210,8 @@ static void on_signal(struct agent *a, int sig) {
 }
 
 int main(int argc, char **argv) {
+  /* Multi-call: the checkpoint reader (tree.c) is the same static binary, run as an exec. */
+  if (argc >= 2 && !strcmp(argv[1], "tree")) return tree_main(argc, argv);
   if (argc < 2 || strcmp(argv[1], "serve")) usage();
   const char *path = AGENT_SOCKET;
   int i = 2;

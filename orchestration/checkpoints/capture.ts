@@ -104,7 +104,9 @@ async function captureMount(
       if (e.kind === 'directory') m = { path: e.path, type: 'directory', mode: e.mode };
       else if (e.kind === 'file' || e.kind === 'symlink') {
         const p = old?.get(e.path);
-        if (p && prev && isUnchanged(e, p, prev.listedAtS) && (p.type === 'symlink' || batch.reuse(p.digest!))) {
+        // `old` is set only while the previous checkpoint exists (checked above, in this same step): its blobs are present.
+        if (p && prev && isUnchanged(e, p, prev.listedAtS)) {
+          if (p.type === 'file') batch.reuseReferenced(p.digest!);
           m = { ...p, stat: statOf(e) };
           reusedBytes += p.size ?? 0;
         } else {

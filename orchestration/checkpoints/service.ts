@@ -206,9 +206,9 @@ export class CheckpointService {
       files: (body.includeFiles ?? true) && ckp.files.some((s) => s.mounts.length > 0),
     };
     return this.#serial(session.id, async () => {
-      // The checkpoint's blobs stay while it is restored, even if it is deleted meanwhile.
       const pins = this.#d.blobs.batch();
-      for (const d of this.#d.store.digestsOf(ckp.id)) pins.reuse(d);
+      // The blobs it refers to now (this same synchronous step) are present; pinned, they stay even if it is deleted meanwhile.
+      for (const d of this.#d.store.digestsOf(ckp.id)) pins.reuseReferenced(d);
       try {
         let files: FilesRestore | null = null;
         if (want.files) files = await restoreFiles(this.#filesDeps(), caller, ckp, !want.messages, scope.inPlace ?? false);
@@ -331,10 +331,10 @@ export function createCheckpointService(w: CheckpointWiring): CheckpointService 
     context: w.contextStore,
     ...(w.messages ? { messages: w.messages } : {}),
     sandboxes: rt.sandboxes,
-    mounts: new MountSync(
-      (containerId, cmd, opts) => rt.executor.open(containerId, cmd, opts),
-      rt.sandboxes.deps.engine.local ? { kernelClockMs: () => Date.now() } : {},
-    ),
+    mounts: new MountSync((containerId, cmd, opts) => rt.executor.open(containerId, cmd, opts), {
+      ...(rt.sandboxes.deps.engine.local ? { kernelClockMs: () => Date.now() } : {}),
+      treeTool: (containerId) => rt.executor.agentBinaryIn(containerId),
+    }),
     events: rt.events,
     clock: rt.clock,
     logger: rt.logger.child({ component: 'checkpoints' }),

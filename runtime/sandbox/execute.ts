@@ -1,6 +1,6 @@
 import { StringDecoder } from 'node:string_decoder';
 import { Type, type Static } from 'typebox';
-import type { ExecHandle } from '../engine/engine.ts';
+import { AGENT_MOUNT, type ExecHandle } from '../engine/engine.ts';
 import { DirectorError, conflict, validationError } from '../../core/errors.ts';
 import { SANDBOX_USER } from './hardening.ts';
 import type { Launchers } from './launcher.ts';
@@ -316,6 +316,15 @@ export class Executor {
     const armed = await this.launchers.take(containerId, cmd, {}, undefined, undefined, { keepStdin: true });
     if (armed) return armed;
     return engineCall(() => this.manager.deps.engine.exec(containerId, { cmd, env: {}, user: SANDBOX_USER, stdin: true }));
+  }
+
+  /**
+   * The path of Director's agent binary inside the container when its agent is live (the binary
+   * is mounted read-only in every sandbox created with an agent): the runtime's own tools run it
+   * (`tree`, the checkpoint reader); null when the container has none or its agent is gone.
+   */
+  agentBinaryIn(containerId: string): string | null {
+    return this.agents?.clientOfContainer(containerId) ? AGENT_MOUNT.binary : null;
   }
 
   /**

@@ -107,6 +107,15 @@ export interface MountSyncOptions {
    * clock that stamps the sandbox's files.
    */
   kernelClockMs?: () => number;
+  /**
+   * The path of Director's agent binary inside the container, when it has one (mounted
+   * read-only by the engine): a capture or restore then runs as one process, `AGENT tree
+   * capture|restore` (images/agent/tree.c), with the script's protocol, output and exit
+   * statuses, instead of sh, find, stat, xargs and tar (and tar, mv, rm on restore). The
+   * `commit` and `undo` that end an uncommitted restore stay the script's (the stage has its
+   * layout). Null or absent: the script alone.
+   */
+  treeTool?: (containerId: string) => string | null;
 }
 
 /** How long after Director's own deadline the sandbox kills a tree script itself. */
@@ -115,18 +124,31 @@ const SANDBOX_DEADLINE_GRACE_MS = 1000;
 export class MountSync {
   private readonly open: ExecOpener;
   private readonly kernelClockMs: (() => number) | null;
+  private readonly treeTool: (containerId: string) => string | null;
   constructor(open: ExecOpener, opts: MountSyncOptions = {}) {
     this.open = open;
     this.kernelClockMs = opts.kernelClockMs ?? null;
+    this.treeTool = opts.treeTool ?? (() => null);
   }
 
   /** Lists `mount` and reads the files `select` picks, through the guard. */
   async capture(rec: SandboxRecord, mount: string, o: CaptureOptions): Promise<CaptureResult> {
+    const tool = rec.containerId ? this.treeTool(rec.containerId) : null;
+    try {
+      return await this.captureWith(rec, mount, o, tool);
+    } catch (err) {
+      // An agent binary built before its `tree` mode (a sandbox started by an older Director) refuses it: the script then.
+      if (err instanceof ToolMissing) return this.captureWith(rec, mount, o, null);
+      throw err;
+    }
+  }
+
+  private async captureWith(rec: SandboxRecord, mount: string, o: CaptureOptions, tool: string | null): Promise<CaptureResult> {
     const marker = `--director-${randomBytes(12).toString('hex')}--`;
     const nowS = this.kernelClockMs ? Math.floor(this.kernelClockMs() / 1000) : null;
-    const run = await this.start(rec, ['capture', mount, marker, ...(nowS === null ? [] : [String(nowS)])], o.timeoutMs);
+    const run = await this.start(rec, ['capture', mount, marker, ...(nowS === null ? [] : [String(nowS)])], o.timeoutMs, tool);
     try {
-      const listed = await this.listing(run, marker, o.maxEntries, mount);
+      const listed = await this.listing(run, marker, o.maxEntries, mount, tool !== null);
       const listing = nowS === null ? listed : { ...listed, listedAtS: nowS };
       const { paths, maxBytes } = await o.select(listing);
       const asked = new Map<string, 'file' | 'symlink'>();
@@ -169,11 +191,27 @@ export class MountSync {
    * before the end leaves the mount as it was (a RestoreFailedError says whether it could).
    */
   async restore<W extends SyncWanted>(rec: SandboxRecord, mount: string, o: RestoreOptions<W>): Promise<RestoreResult<W>> {
+    const tool = rec.containerId ? this.treeTool(rec.containerId) : null;
+    try {
+      return await this.restoreWith(rec, mount, o, tool);
+    } catch (err) {
+      // As for a capture: an agent binary without `tree` has refused before doing anything.
+      if (err instanceof ToolMissing) return this.restoreWith(rec, mount, o, null);
+      throw err;
+    }
+  }
+
+  private async restoreWith<W extends SyncWanted>(
+    rec: SandboxRecord,
+    mount: string,
+    o: RestoreOptions<W>,
+    tool: string | null,
+  ): Promise<RestoreResult<W>> {
     const marker = `--director-${randomBytes(12).toString('hex')}--`;
     const stage = `${STAGE_PREFIX}${randomBytes(8).toString('hex')}`;
-    const run = await this.start(rec, ['restore', mount, stage, marker, o.commit ? '1' : '0'], o.timeoutMs);
+    const run = await this.start(rec, ['restore', mount, stage, marker, o.commit ? '1' : '0'], o.timeoutMs, tool);
     try {
-      const listing = await this.listing(run, marker, o.maxEntries, mount);
+      const listing = await this.listing(run, marker, o.maxEntries, mount, tool !== null);
       const plan = o.plan(listing);
       const stdin = run.h.stdin!;
       // The script may refuse before reading everything (no room to stage): its answer says why.
@@ -233,7 +271,7 @@ export class MountSync {
 
   /** Ends an uncommitted restore: `commit` drops the replaced files, `undo` puts them back. */
   async finish(rec: SandboxRecord, mount: string, stage: string, how: 'commit' | 'undo', timeoutMs: number): Promise<void> {
-    const run = await this.start(rec, [how, mount, stage], timeoutMs);
+    const run = await this.start(rec, [how, mount, stage], timeoutMs, null);
     try {
       for await (const _ of run.rest());
       const code = await run.done;
@@ -243,14 +281,17 @@ export class MountSync {
     }
   }
 
-  private async start(rec: SandboxRecord, args: string[], timeoutMs: number): Promise<Run> {
+  /** Runs the script with `args`, or `tool tree ...args` (the same in one process) when the container has the tool. */
+  private async start(rec: SandboxRecord, args: string[], timeoutMs: number, tool: string | null): Promise<Run> {
     if (rec.status !== 'running' || !rec.containerId)
       throw conflict(`sandbox ${rec.id} is ${rec.status}; its files need it running`, { status: rec.status });
     // A restore, and the commit or undo that ends one, must not stop half-way through its swap
     // when Director dies or shuts down: it finishes in the sandbox (issue 15: never mixed).
     // The sandbox's own deadline comes a little after ours, so while Director lives its timer
     // decides (and names) a timeout; it is the backstop once Director is gone.
-    const h = await this.open(rec.containerId, ['/bin/sh', '-c', TREE_SCRIPT, 'director-tree', ...args], {
+    // The same protocol, output and exit statuses either way (images/agent/tree.c).
+    const cmd = tool ? [tool, 'tree', ...args] : ['/bin/sh', '-c', TREE_SCRIPT, 'director-tree', ...args];
+    const h = await this.open(rec.containerId, cmd, {
       timeoutMs: timeoutMs + SANDBOX_DEADLINE_GRACE_MS,
       finishOnDisconnect: args[0] !== 'capture',
     });
@@ -297,7 +338,7 @@ export class MountSync {
           }
           if (carry.length > MAX_LINE_BYTES) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', '', 'listing line too long');
           const next = await it.next();
-          if (next.done) throw new ListingEnded();
+          if (next.done) throw new ListingEnded(lines.length === 0 && carry.length === 0);
           carry = carry.length ? Buffer.concat([carry, next.value]) : next.value;
         }
       },
@@ -321,12 +362,17 @@ export class MountSync {
     };
   }
 
-  private async listing(run: Run, marker: string, maxEntries: number, mount: string): Promise<Listing> {
+  private async listing(run: Run, marker: string, maxEntries: number, mount: string, viaTool = false): Promise<Listing> {
     let lines: string[];
     try {
       lines = await run.lines(marker, maxEntries + 1);
     } catch (err) {
-      if (err instanceof ListingEnded) throw this.failed(run, `listing ${mount}`, await run.done);
+      if (err instanceof ListingEnded) {
+        const code = await run.done;
+        // Exit 2 with nothing printed: the binary has no `tree` mode (its usage message).
+        if (viaTool && code === 2 && err.empty) throw new ToolMissing();
+        throw this.failed(run, `listing ${mount}`, code);
+      }
       throw err;
     }
     return parseListing(lines, maxEntries);
@@ -351,7 +397,16 @@ export class MountSync {
   }
 }
 
-class ListingEnded extends Error {}
+class ListingEnded extends Error {
+  /** Nothing at all was printed. */
+  readonly empty: boolean;
+  constructor(empty: boolean) {
+    super('the listing ended before its marker');
+    this.empty = empty;
+  }
+}
+
+class ToolMissing extends Error {}
 
 const readableOf = (src: AsyncIterable<Buffer>): Readable => Readable.from(src, { objectMode: false });
 

@@ -1,9 +1,11 @@
 /**
  * MountSync end to end on the host, without an engine: the script runs in a local `sh` over a
  * temp directory standing for the mount, with busybox's tools (as in director/busybox) and with
- * GNU's (as in director/base). Failures are injected with an `mv` that breaks part-way.
+ * GNU's (as in director/base), and with Director's agent binary as the tree tool (its
+ * `tree capture` and `tree list`, images/agent/tree.c) beside busybox. Failures are injected
+ * with an `mv` that breaks part-way.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -25,7 +27,7 @@ import type { ExecHandle } from '../../../runtime/engine/engine.ts';
 import { packTree } from '../../../runtime/sandbox/files.ts';
 import { MountSync, RestoreFailedError, type ExecOpener, type OpenOptions, type SyncWanted } from '../../../runtime/sandbox/mount-sync.ts';
 import { TREE_SCRIPT } from '../../../runtime/sandbox/tree-script.ts';
-import type { Listing } from '../../../runtime/sandbox/tree-listing.ts';
+import { parseListing, type Listing } from '../../../runtime/sandbox/tree-listing.ts';
 import { planRestore } from '../../../runtime/sandbox/tree-plan.ts';
 import type { SandboxRecord } from '../../../runtime/store/sandboxes.ts';
 
@@ -60,9 +62,28 @@ function toolset(kind: 'busybox' | 'gnu', mvFailAt?: number): { PATH: string } {
   return { PATH: kind === 'busybox' ? bin : `${bin}:/usr/bin:/bin` };
 }
 
-function opener(env: { PATH: string }): ExecOpener {
+/** The agent binary, built when its sources changed (as the integration tests build it). */
+const agentBinary = (() => {
+  let built: string | null = null;
+  return () =>
+    (built ??= execFileSync(path.resolve(import.meta.dirname, '../../../images/agent/build.sh'), {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }).trim());
+})();
+
+type Kind = 'busybox' | 'gnu' | 'agent';
+
+/** A MountSync over a local shell with `kind`'s tools (`agent`: busybox's, and the agent binary as the tree tool). */
+function syncOf(kind: Kind, mvFailAt?: number, opts: { uid?: number } = {}): MountSync {
+  const tools = toolset(kind === 'agent' ? 'busybox' : kind, mvFailAt);
+  return new MountSync(opener(tools, opts), kind === 'agent' ? { treeTool: () => agentBinary() } : {});
+}
+
+function opener(env: { PATH: string }, opts: { uid?: number } = {}): ExecOpener {
   return (_containerId, cmd) => {
-    const child = spawn('/bin/sh', cmd.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const ids = opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid };
+    const child = spawn(cmd[0]!, cmd.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'], ...ids });
     const exit = new Promise<{ exitCode: number; timedOut: boolean }>((resolve) =>
       child.once('close', (code) => resolve({ exitCode: code ?? -1, timedOut: false })),
     );
@@ -155,13 +176,20 @@ const restore = (sync: MountSync, root: string, wanted: SyncWanted[], commit = t
     plan: (l) => planRestore({ current: l.entries, wanted, keep: () => false, maxDirtyDirs: 32 }),
   });
 
-for (const kind of ['busybox', 'gnu'] as const) {
+const NOBODY = 65534;
+
+/** `root` and the tool directories opened to an unprivileged user (the tests run as root, who can read anything). */
+function forNobody(root: string): void {
+  execFileSync('chown', ['-R', `${NOBODY}:${NOBODY}`, root]);
+}
+
+for (const kind of ['busybox', 'gnu', 'agent'] as const) {
   test(`${kind}: capture lists the tree and reads files, symlinks (as links) and hard links; fifos are listed, not read`, async () => {
     const root = temp('director-mount-');
     build(root, { 'src/a.txt': 'alpha', 'src/deep/b': 'beta', link: '-> /etc/shadow', 'empty/': '/', 'sp ace': 'x' });
     spawn('mkfifo', [path.join(root, 'fifo')]);
     await new Promise((r) => setTimeout(r, 100));
-    const { listing, read } = await capture(new MountSync(opener(toolset(kind))), root);
+    const { listing, read } = await capture(syncOf(kind), root);
     assert.equal(
       listing.entries.map((e) => `${e.path}:${e.kind}`).sort(),
       [
@@ -184,7 +212,7 @@ for (const kind of ['busybox', 'gnu'] as const) {
     const root = temp('director-mount-');
     build(root, { 'src/a.txt': 'alpha', 'src/deep/b': 'beta', link: '-> ../x', keep: 'same', 'd/': '/' });
     chmodSync(path.join(root, 'd'), 0o750);
-    const sync = new MountSync(opener(toolset(kind)));
+    const sync = syncOf(kind);
     const want = snapshot(root);
     const { wanted } = await capture(sync, root);
     build(root, { 'added.txt': 'new', 'src/deep/extra/x': 'x', 'd2/y': 'y' });
@@ -200,7 +228,7 @@ for (const kind of ['busybox', 'gnu'] as const) {
   test(`${kind}: an uncommitted restore is undone exactly, or committed`, async () => {
     const root = temp('director-mount-');
     build(root, { 'a/x': 'one', b: 'two' });
-    const sync = new MountSync(opener(toolset(kind)));
+    const sync = syncOf(kind);
     const { wanted } = await capture(sync, root);
     build(root, { 'a/x': 'changed', 'c/new': 'new', b2: 'also' });
     rmSync(path.join(root, 'b'));
@@ -214,16 +242,17 @@ for (const kind of ['busybox', 'gnu'] as const) {
     assert.equal(snapshot(root), { a: 'dir 755', 'a/x': 'file 644 one', b: 'file 644 two' });
   });
 
-  for (const failAt of [1, 2, 3, 4, 5, 6]) {
+  // The agent's restore moves with rename(2), not mv: its undo is tested with a failing chmod below.
+  for (const failAt of kind === 'agent' ? [] : [1, 2, 3, 4, 5, 6]) {
     test(`${kind}: an mv failing part-way (call ${failAt}) leaves the mount exactly as it was`, async () => {
       const root = temp('director-mount-');
       build(root, { 'p/q/x': 'x1', 'p/q/y': 'y1', 'p/r': 'r1', top: 't1' });
-      const good = new MountSync(opener(toolset(kind)));
+      const good = syncOf(kind);
       const { wanted } = await capture(good, root);
       build(root, { 'p/q/x': 'x2', 'p/q/y': 'y2', 'p/q/z': 'z2', 'p/r': 'r2', top: 't2', extra: 'e' });
       const before = snapshot(root);
       try {
-        await restore(new MountSync(opener(toolset(kind, failAt))), root, wanted);
+        await restore(syncOf(kind, failAt), root, wanted);
         assert.unreachable('the restore succeeded');
       } catch (err) {
         assert.instance(err, RestoreFailedError);
@@ -243,10 +272,39 @@ for (const kind of ['busybox', 'gnu'] as const) {
     });
   }
 
+  test(`${kind}, as an unprivileged user: a step that fails after every move (a chmod refused) undoes all of them`, async () => {
+    if (process.getuid?.() !== 0) return; // needs root to act as another user
+    const root = temp('director-mount-');
+    build(root, { 'd/x': 'x1', 'd/sub/y': 'y1', top: 't1', 'e/z': 'z1' });
+    forNobody(root);
+    chmodSync(path.join(root, 'd'), 0o750);
+    const tools = toolset(kind === 'agent' ? 'busybox' : kind);
+    chmodSync(tools.PATH.split(':')[0]!, 0o755);
+    const sync = new MountSync(opener(tools, { uid: NOBODY }), kind === 'agent' ? { treeTool: () => agentBinary() } : {});
+    const { wanted } = await capture(sync, root);
+    // Changes in every directory; `d` now belongs to root (open to all), so its mode cannot be put back.
+    build(root, { 'd/x': 'x2', 'd/sub/y': 'y2', top: 't2', 'e/z': 'z2', 'e/new': 'n' });
+    rmSync(path.join(root, 'd/sub'), { recursive: true });
+    execFileSync('chown', ['-R', `${NOBODY}:${NOBODY}`, root]);
+    execFileSync('chown', ['0:0', path.join(root, 'd')]);
+    chmodSync(path.join(root, 'd'), 0o777);
+    const before = snapshot(root);
+    try {
+      await restore(sync, root, wanted);
+      assert.unreachable('the restore succeeded');
+    } catch (err) {
+      assert.instance(err, RestoreFailedError);
+      assert.is((err as RestoreFailedError).details?.reverted, true, (err as Error).message);
+      assert.match((err as Error).message, /undone/);
+    }
+    assert.equal(snapshot(root), before);
+    assert.ok(!readdirSync(root).some((n) => n.startsWith('.director-restore-')));
+  });
+
   test(`${kind}: content that cannot be read part-way through the archive stages nothing and changes nothing`, async () => {
     const root = temp('director-mount-');
     build(root, { a: 'a1', 'n/1': 'one', 'n/2': 'two', 'n/3': 'three' });
-    const sync = new MountSync(opener(toolset(kind)));
+    const sync = syncOf(kind);
     const { wanted } = await capture(sync, root);
     rmSync(path.join(root, 'n'), { recursive: true });
     build(root, { a: 'a2' });
@@ -364,6 +422,150 @@ test('restore, commit and undo ask to finish if Director goes (a half-done swap 
     ['restore', { timeoutMs: LIMITS.timeoutMs + 1000, finishOnDisconnect: true }],
     ['commit', { timeoutMs: 11_000, finishOnDisconnect: true }],
   ]);
+});
+
+/** The listing the script prints with GNU find and stat, for comparison. */
+function scriptListing(root: string): string {
+  return execFileSync(
+    '/bin/sh',
+    ['-c', `cd "$1" && printf 'T 5\\n' && find . -xdev \\( -path './.director-restore-*' -prune \\) -o -exec stat -c '%f %i %h %s %Y %Z %n' {} +`, 'x', root],
+    { encoding: 'utf8' },
+  );
+}
+
+const sortedLines = (s: string) => s.split('\n').filter(Boolean).sort();
+
+/** A tree with what a listing must get right: long names, links, a fifo, a stage directory (only at the top is it hidden). */
+function awkwardTree(root: string): { longPath: string; longTarget: string } {
+  const long = 'n'.repeat(200);
+  const longPath = [long, `${long}2`, `${long}3`, `${long}4`, 'f.txt'].join('/');
+  const longTarget = `../${'t'.repeat(300)}`;
+  build(root, {
+    [longPath]: 'deep',
+    'sp ace/ünï cødé': 'u',
+    'a/.director-restore-0000000000000000/kept': 'k',
+    '.director-restore-0123456789abcdef/t/hidden': 'h',
+    'empty/': '/',
+    'links/to-long': `-> ${longTarget}`,
+    'links/abs': '-> /etc/passwd',
+    h1: 'same inode',
+  });
+  execFileSync('ln', [path.join(root, 'h1'), path.join(root, 'links/h2')]);
+  execFileSync('mkfifo', [path.join(root, 'fifo')]);
+  return { longPath, longTarget };
+}
+
+test("the agent's `tree list` prints exactly what find and stat print (same fields, names, -prune of the top stage directory)", () => {
+  const root = temp('director-mount-');
+  awkwardTree(root);
+  const tool = execFileSync(agentBinary(), ['tree', 'list', root, '5'], { encoding: 'utf8' });
+  assert.equal(sortedLines(tool), sortedLines(scriptListing(root)));
+  assert.ok(!tool.includes('hidden'));
+  assert.ok(tool.includes('./a/.director-restore-0000000000000000/kept'));
+  // Parents before children, the root first: the host's strict parser takes it.
+  const parsed = parseListing(tool.trimEnd().split('\n'), 1000);
+  assert.is(parsed.listedAtS, 5);
+  assert.is(parsed.entries[0]!.path, '');
+});
+
+test('agent: long names and link targets (pax records), hard links (a link to the first) and symlinks come through whole', async () => {
+  const root = temp('director-mount-');
+  const { longPath, longTarget } = awkwardTree(root);
+  const content = new Map<string, string>();
+  const types = new Map<string, string>();
+  const { missing } = await syncOf('agent').capture(rec, root, {
+    ...LIMITS,
+    select: (l) => ({ paths: l.entries.filter((e) => e.kind === 'file' || e.kind === 'symlink').map((e) => e.path), maxBytes: 1 << 20 }),
+    onEntry: async (e) => {
+      types.set(e.path, e.type);
+      if (e.type === 'symlink' || e.type === 'hardlink') content.set(e.path, `${e.type} ${e.linkname}`);
+      else content.set(e.path, (await collect(e.stream)).toString());
+    },
+  });
+  assert.equal(missing, []);
+  assert.is(content.get(longPath), 'deep');
+  assert.is(content.get('links/to-long'), `symlink ${longTarget}`);
+  assert.is(content.get('links/abs'), 'symlink /etc/passwd');
+  assert.is(content.get('sp ace/ünï cødé'), 'u');
+  // One of the two names of the same inode carries the content, the other links to it.
+  const pair = [types.get('h1'), types.get('links/h2')].sort();
+  assert.equal(pair, ['file', 'hardlink']);
+  const first = types.get('h1') === 'file' ? 'h1' : 'links/h2';
+  assert.is(content.get(first), 'same inode');
+  assert.is(content.get(first === 'h1' ? 'links/h2' : 'h1'), `hardlink ${first}`);
+  assert.ok(!content.has('fifo'));
+});
+
+test('agent: files removed or replaced by a directory after the listing are missing; the others are read', async () => {
+  const root = temp('director-mount-');
+  build(root, { gone: 'g', swapped: 's', kept: 'k', 'd/also': 'a' });
+  const read = new Map<string, string>();
+  const { missing } = await syncOf('agent').capture(rec, root, {
+    ...LIMITS,
+    select: (l) => {
+      rmSync(path.join(root, 'gone'));
+      rmSync(path.join(root, 'swapped'));
+      mkdirSync(path.join(root, 'swapped'));
+      return { paths: l.entries.filter((e) => e.kind === 'file').map((e) => e.path), maxBytes: 1 << 20 };
+    },
+    onEntry: async (e) => void read.set(e.path, (await collect(e.stream)).toString()),
+  });
+  assert.equal(missing.sort(), ['gone', 'swapped']);
+  assert.equal(Object.fromEntries(read), { kept: 'k', 'd/also': 'a' });
+});
+
+
+test('agent, as an unprivileged user: a file it cannot read is missing (the rest is read); a directory it cannot list fails the listing', async () => {
+  if (process.getuid?.() !== 0) return; // needs root to act as another user
+  const root = temp('director-mount-');
+  build(root, { secret: 'root only', open: 'o', 'closed/x': 'x' });
+  forNobody(root);
+  execFileSync('chown', ['0:0', path.join(root, 'secret')]);
+  chmodSync(path.join(root, 'secret'), 0o600);
+  const tools = toolset('busybox');
+  chmodSync(tools.PATH.split(':')[0]!, 0o755);
+  const sync = new MountSync(opener(tools, { uid: NOBODY }), { treeTool: () => agentBinary() });
+  const read = new Map<string, string>();
+  const { missing } = await sync.capture(rec, root, {
+    ...LIMITS,
+    select: (l) => ({ paths: l.entries.filter((e) => e.kind === 'file').map((e) => e.path), maxBytes: 1 << 20 }),
+    onEntry: async (e) => void read.set(e.path, (await collect(e.stream)).toString()),
+  });
+  assert.equal(missing, ['secret']);
+  assert.equal(Object.fromEntries(read), { open: 'o', 'closed/x': 'x' });
+  chmodSync(path.join(root, 'closed'), 0o000);
+  try {
+    await capture(sync, root);
+    assert.unreachable('listed an unreadable directory as empty');
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'UNPROCESSABLE');
+    assert.match((err as Error).message, /exit 4.*closed/);
+  }
+});
+
+test('agent: a file name with a line break makes the capture fail, as with the script', async () => {
+  const root = temp('director-mount-');
+  build(root, { 'bad\n81a4 1 1 1 1 1 ./forged': 'x' });
+  try {
+    await capture(syncOf('agent'), root);
+    assert.unreachable();
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'UNPROCESSABLE');
+  }
+});
+
+test('an agent binary without the `tree` mode (an older build): capture and restore fall back to the script', async () => {
+  const root = temp('director-mount-');
+  build(root, { 'a/x': 'one', b: 'two' });
+  const old = path.join(temp('director-old-agent-'), 'agent');
+  writeFileSync(old, '#!/bin/sh\necho "usage: director-agent serve" >&2\nexit 2\n', { mode: 0o755 });
+  const sync = new MountSync(opener(toolset('busybox')), { treeTool: () => old });
+  const want = snapshot(root);
+  const { wanted, read } = await capture(sync, root);
+  assert.equal(read.sort(), ['a/x:file', 'b:file']);
+  writeFileSync(path.join(root, 'b'), 'changed');
+  await restore(sync, root, wanted);
+  assert.equal(snapshot(root), want);
 });
 
 test.run();
