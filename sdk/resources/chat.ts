@@ -2,9 +2,7 @@ import { DirectorApiError } from '../errors.ts';
 import { follow, type FollowedEvent, type FollowOptions } from '../follow.ts';
 import { unwrap, type Transport } from '../transport.ts';
 import type { Approval, ChatEvent, ChatRequest, ChatResponse, ListApprovalsQuery, Page } from '../types.ts';
-import type { RequestOptions } from './sandboxes.ts';
-
-const idPath = (id: string) => ({ params: { path: { id } } });
+import { callOptions, idPath, openEventStream, type RequestOptions } from './request.ts';
 
 /** A dropped stream whose answer named no session (`X-Director-Session-Id`): not retried, nothing would change. */
 const unresumable = () =>
@@ -85,7 +83,7 @@ export class Chat {
 
   /** Sends a message and waits for the whole turn: `{sessionId, response, usage, cost}`. */
   async send(request: ChatRequest, opts: RequestOptions = {}): Promise<ChatResponse> {
-    return unwrap(await this.#t.api.POST('/v1/chat', { body: request, ...(opts.signal ? { signal: opts.signal } : {}) }));
+    return unwrap(await this.#t.api.POST('/v1/chat', { body: request, ...callOptions(opts) }));
   }
 
   /**
@@ -127,10 +125,7 @@ export class Chat {
   }
 
   #resume(sessionId: string, after: number | undefined, signal: AbortSignal | undefined): Promise<Response> {
-    return this.#t.request('GET', `/v1/chat/${encodeURIComponent(sessionId)}/events`, {
-      headers: { accept: 'text/event-stream', ...(after === undefined ? {} : { 'last-event-id': String(after) }) },
-      ...(signal ? { signal } : {}),
-    });
+    return openEventStream(this.#t, `/v1/chat/${encodeURIComponent(sessionId)}/events`, after, signal);
   }
 }
 
