@@ -170,7 +170,8 @@ export const workflowRoutes: FastifyPluginAsync<{ workflows: WorkflowService }> 
   });
 
   app.post('/workflows/:id/start', {
-    config: { scope: 'sessions:write', idempotent: true },
+    // The seed's own example starts with no body: none is an empty one.
+    config: { scope: 'sessions:write', idempotent: true, optionalBody: true },
     schema: {
       tags: ['workflows'],
       summary: 'Start a run',
@@ -179,11 +180,6 @@ export const workflowRoutes: FastifyPluginAsync<{ workflows: WorkflowService }> 
       params: Params,
       body: StartWorkflowSchema,
       response: { 202: Envelope(StatusSchema), ...STANDARD_ERRORS },
-    },
-    // The seed's own example starts with no body: none is an empty one.
-    preValidation: (req, _reply, done) => {
-      req.body ??= {};
-      done();
     },
     handler: async (req, reply) => {
       const caller = callerOf(req);

@@ -93,7 +93,7 @@ export interface paths {
         path?: never;
         cookie?: never;
       };
-      requestBody: {
+      requestBody?: {
         content: {
           'application/json': {
             refreshToken?: string;
@@ -3846,7 +3846,7 @@ export interface paths {
         };
         cookie?: never;
       };
-      requestBody: {
+      requestBody?: {
         content: {
           'application/json': {
             /** @description Put back the session's name, description and config (not its `timeout`: a restore neither shortens nor extends the session's life) and its departments (same ids; ones created since are removed). Default true. */
@@ -4308,7 +4308,7 @@ export interface paths {
         };
         cookie?: never;
       };
-      requestBody: {
+      requestBody?: {
         content: {
           'application/json': {
             /** @description Variables added to every command of the run (execute steps and verify commands); never returned */
@@ -5618,7 +5618,7 @@ export interface paths {
         };
         cookie?: never;
       };
-      requestBody: {
+      requestBody?: {
         content: {
           'application/json': {
             /** @description When given, the decision applies only if the call’s input has this hash (409 otherwise) */
@@ -5706,7 +5706,7 @@ export interface paths {
         };
         cookie?: never;
       };
-      requestBody: {
+      requestBody?: {
         content: {
           'application/json': {
             reason?: string;

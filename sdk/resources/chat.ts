@@ -45,7 +45,8 @@ export class Approvals {
     return unwrap(
       await this.#t.api.POST('/v1/approvals/{id}/approve', {
         params: { path: { id }, ...(opts.autoApprove ? { query: { auto_approve: opts.autoApprove } } : {}) },
-        body: opts.inputHash ? { inputHash: opts.inputHash } : {},
+        // The body is optional (the document says so): none unless the decision is bound to an input.
+        ...(opts.inputHash ? { body: { inputHash: opts.inputHash } } : {}),
       }),
     );
   }
