@@ -1183,7 +1183,27 @@ export interface paths {
               /** @enum {boolean} */
               success: true;
               data: {
-                [key: string]: unknown;
+                sandboxId: string;
+                /** @description When the engine took the sample */
+                timestamp: string;
+                cpu: {
+                  /** @description Of one core */
+                  percent: number;
+                  limitCores: number;
+                };
+                memory: {
+                  usageBytes: number;
+                  limitBytes: number;
+                };
+                pids: {
+                  current: number;
+                  limit: number;
+                };
+                network: {
+                  rxBytes: number;
+                  txBytes: number;
+                };
+                uptimeMs: number;
               };
               metadata: {
                 timestamp: string;
@@ -4366,9 +4386,18 @@ export interface paths {
                   /** @description Names of the start’s variables; values are never returned */
                   environmentKeys: string[];
                   /** @description Why the run did not complete: `code` (`verify_failed`, `execute_failed`, `checkpoint_failed`, `policy_violation`, `step_error`, `sandbox_failed`, `interrupted`, `timed_out`, `cancelled`, `session_ended`), `message`, and where known `step`, `criterion`, `saw`, `exitCode` */
-                  reason: {
-                    [key: string]: unknown;
-                  } | null;
+                  reason:
+                    | ({
+                        code: string;
+                        message: string;
+                        step?: number;
+                        criterion?: string;
+                        saw?: string;
+                        exitCode?: number;
+                      } & {
+                        [key: string]: unknown;
+                      })
+                    | null;
                   output: string | null;
                   createdAt: string;
                   queuedAt: string | null;
@@ -4397,6 +4426,17 @@ export interface paths {
                       stderr: string;
                       /** @description Output was cut (by that limit or by DIRECTOR_EXEC_OUTPUT_LIMIT_BYTES) */
                       truncated: boolean;
+                      /** @description verify: each criterion, whether it held, what it saw */
+                      criteria?: ({
+                        criterion: string;
+                        ok: boolean;
+                        saw: string;
+                      } & {
+                        [key: string]: unknown;
+                      })[];
+                      /** @description checkpoint: the checkpoint taken */
+                      checkpointId?: string;
+                      error?: string;
                     } & {
                       [key: string]: unknown;
                     })[];
@@ -4498,9 +4538,18 @@ export interface paths {
                   /** @description Names of the start’s variables; values are never returned */
                   environmentKeys: string[];
                   /** @description Why the run did not complete: `code` (`verify_failed`, `execute_failed`, `checkpoint_failed`, `policy_violation`, `step_error`, `sandbox_failed`, `interrupted`, `timed_out`, `cancelled`, `session_ended`), `message`, and where known `step`, `criterion`, `saw`, `exitCode` */
-                  reason: {
-                    [key: string]: unknown;
-                  } | null;
+                  reason:
+                    | ({
+                        code: string;
+                        message: string;
+                        step?: number;
+                        criterion?: string;
+                        saw?: string;
+                        exitCode?: number;
+                      } & {
+                        [key: string]: unknown;
+                      })
+                    | null;
                   output: string | null;
                   createdAt: string;
                   queuedAt: string | null;
@@ -4529,6 +4578,17 @@ export interface paths {
                       stderr: string;
                       /** @description Output was cut (by that limit or by DIRECTOR_EXEC_OUTPUT_LIMIT_BYTES) */
                       truncated: boolean;
+                      /** @description verify: each criterion, whether it held, what it saw */
+                      criteria?: ({
+                        criterion: string;
+                        ok: boolean;
+                        saw: string;
+                      } & {
+                        [key: string]: unknown;
+                      })[];
+                      /** @description checkpoint: the checkpoint taken */
+                      checkpointId?: string;
+                      error?: string;
                     } & {
                       [key: string]: unknown;
                     })[];
@@ -4634,9 +4694,18 @@ export interface paths {
                   /** @description Names of the start’s variables; values are never returned */
                   environmentKeys: string[];
                   /** @description Why the run did not complete: `code` (`verify_failed`, `execute_failed`, `checkpoint_failed`, `policy_violation`, `step_error`, `sandbox_failed`, `interrupted`, `timed_out`, `cancelled`, `session_ended`), `message`, and where known `step`, `criterion`, `saw`, `exitCode` */
-                  reason: {
-                    [key: string]: unknown;
-                  } | null;
+                  reason:
+                    | ({
+                        code: string;
+                        message: string;
+                        step?: number;
+                        criterion?: string;
+                        saw?: string;
+                        exitCode?: number;
+                      } & {
+                        [key: string]: unknown;
+                      })
+                    | null;
                   output: string | null;
                   createdAt: string;
                   queuedAt: string | null;
@@ -4665,6 +4734,17 @@ export interface paths {
                       stderr: string;
                       /** @description Output was cut (by that limit or by DIRECTOR_EXEC_OUTPUT_LIMIT_BYTES) */
                       truncated: boolean;
+                      /** @description verify: each criterion, whether it held, what it saw */
+                      criteria?: ({
+                        criterion: string;
+                        ok: boolean;
+                        saw: string;
+                      } & {
+                        [key: string]: unknown;
+                      })[];
+                      /** @description checkpoint: the checkpoint taken */
+                      checkpointId?: string;
+                      error?: string;
                     } & {
                       [key: string]: unknown;
                     })[];
