@@ -205,19 +205,12 @@ export type WorkflowRunState = WorkflowStatus['status'];
 export type WorkflowRun = NonNullable<WorkflowStatus['run']>;
 
 /**
- * Why a run did not complete (`run.reason`, and the `run` event's `reason`): the document
- * describes it as a free-form object; these are the fields the server fills.
+ * Why a run did not complete (`run.reason`, and the `run` event's `reason`): `code`
+ * (`verify_failed`, `execute_failed`, `checkpoint_failed`, `policy_violation`, `step_error`,
+ * `sandbox_failed`, `interrupted`, `timed_out`, `cancelled`, `session_ended`), `message`, and
+ * where known `step`, `criterion`, `saw`, `exitCode`.
  */
-export interface WorkflowFailure {
-  /** `verify_failed`, `execute_failed`, `checkpoint_failed`, `policy_violation`, `step_error`, `sandbox_failed`, `interrupted`, `timed_out`, `cancelled`, `session_ended` */
-  code: string;
-  message: string;
-  step?: number;
-  criterion?: string;
-  saw?: string;
-  exitCode?: number;
-  [key: string]: unknown;
-}
+export type WorkflowFailure = NonNullable<WorkflowRun['reason']>;
 
 /**
  * One event of a workflow's server-sent stream (`GET /v1/workflows/{id}/events`): `id` counts

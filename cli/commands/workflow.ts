@@ -1,6 +1,6 @@
 /** `director workflow ...`: run a workflow from a file and follow it, its status, list and cancel. */
 import type { Command } from 'commander';
-import type { CreateWorkflowRequest, StartWorkflowRequest, WorkflowFailure, WorkflowInfo, WorkflowStatus } from '../../sdk/index.ts';
+import type { CreateWorkflowRequest, StartWorkflowRequest, WorkflowInfo, WorkflowStatus } from '../../sdk/index.ts';
 import { RUN_STATES, runHasEnded } from '../../sdk/index.ts';
 import type { Context } from '../context.ts';
 import { CliError, UsageError } from '../errors.ts';
@@ -44,7 +44,7 @@ export function renderStatus(s: WorkflowStatus): string {
     ['Checkpoint', run?.checkpoint?.id],
     ['Started', run?.startedAt],
     ['Duration', run?.durationMs !== null && run?.durationMs !== undefined ? `${run.durationMs} ms` : undefined],
-    ['Reason', run?.reason ? describeFailure(run.reason as WorkflowFailure) : undefined],
+    ['Reason', run?.reason ? describeFailure(run.reason) : undefined],
   ]);
   return run?.steps.length ? `${head}\n${table(run.steps, STEP_COLUMNS)}` : head;
 }
@@ -129,7 +129,7 @@ export function registerWorkflow(program: Command, ctx: Context): void {
       if (status.status !== 'completed') {
         throw new CliError(
           `WORKFLOW_${status.status.toUpperCase()}`,
-          `workflow ${wf.id} ${status.status}: ${describeFailure(run?.reason as WorkflowFailure | null)}`,
+          `workflow ${wf.id} ${status.status}: ${describeFailure(run?.reason)}`,
         );
       }
     });

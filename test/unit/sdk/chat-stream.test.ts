@@ -3,27 +3,14 @@ import * as assert from 'uvu/assert';
 import { DirectorClient } from '../../../sdk/client.ts';
 import { DirectorApiError } from '../../../sdk/errors.ts';
 import type { ChatEvent } from '../../../sdk/types.ts';
+import { streamedResponse } from '../../helpers/http-body.ts';
 
 const frame = (id: number, type: string, data: Record<string, unknown>) =>
   `id: ${id}\nevent: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
 
 /** An event-stream answer that sends `text`, then ends or breaks (a dropped connection). */
-const stream = (text: string, drop: boolean, headers: Record<string, string> = {}) => {
-  let sent = false;
-  return new Response(
-    new ReadableStream<Uint8Array>({
-      pull(ctl) {
-        if (!sent) {
-          sent = true;
-          return ctl.enqueue(new TextEncoder().encode(text));
-        }
-        if (drop) ctl.error(new TypeError('terminated'));
-        else ctl.close();
-      },
-    }),
-    { headers: { 'content-type': 'text/event-stream', ...headers } },
-  );
-};
+const stream = (text: string, drop: boolean, headers: Record<string, string> = {}) =>
+  streamedResponse(text, drop, { headers: { 'content-type': 'text/event-stream', ...headers } });
 
 /** A client whose server is `answer`; every request it sends is recorded. */
 function clientOf(answer: (req: Request) => Response) {
