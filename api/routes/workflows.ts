@@ -89,7 +89,16 @@ const RunSchema = Type.Object(
     status: Type.Union(RUN_STATES.map((s) => Type.Literal(s))),
     step: Type.Integer({ description: 'The step running or next (1-based)' }),
     progress: Type.Integer({ description: 'Percent of steps completed in this pass' }),
-    currentStep: Type.Union([AnyObject, Type.Null()]),
+    currentStep: Type.Union(
+      [
+        Type.Object(
+          { step: Type.Integer(), type: Type.String(), status: Type.String(), startTime: Type.String() },
+          { additionalProperties: true },
+        ),
+        Type.Null(),
+      ],
+      { description: 'The step running (1-based), while the run is running' },
+    ),
     retries: Type.Integer(),
     maxRetries: Type.Integer(),
     sandboxId: Type.Union([Type.String(), Type.Null()]),

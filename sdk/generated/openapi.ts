@@ -4368,9 +4368,17 @@ export interface paths {
                   step: number;
                   /** @description Percent of steps completed in this pass */
                   progress: number;
-                  currentStep: {
-                    [key: string]: unknown;
-                  } | null;
+                  /** @description The step running (1-based), while the run is running */
+                  currentStep:
+                    | ({
+                        step: number;
+                        type: string;
+                        status: string;
+                        startTime: string;
+                      } & {
+                        [key: string]: unknown;
+                      })
+                    | null;
                   retries: number;
                   maxRetries: number;
                   sandboxId: string | null;
@@ -4520,9 +4528,17 @@ export interface paths {
                   step: number;
                   /** @description Percent of steps completed in this pass */
                   progress: number;
-                  currentStep: {
-                    [key: string]: unknown;
-                  } | null;
+                  /** @description The step running (1-based), while the run is running */
+                  currentStep:
+                    | ({
+                        step: number;
+                        type: string;
+                        status: string;
+                        startTime: string;
+                      } & {
+                        [key: string]: unknown;
+                      })
+                    | null;
                   retries: number;
                   maxRetries: number;
                   sandboxId: string | null;
@@ -4676,9 +4692,17 @@ export interface paths {
                   step: number;
                   /** @description Percent of steps completed in this pass */
                   progress: number;
-                  currentStep: {
-                    [key: string]: unknown;
-                  } | null;
+                  /** @description The step running (1-based), while the run is running */
+                  currentStep:
+                    | ({
+                        step: number;
+                        type: string;
+                        status: string;
+                        startTime: string;
+                      } & {
+                        [key: string]: unknown;
+                      })
+                    | null;
                   retries: number;
                   maxRetries: number;
                   sandboxId: string | null;
