@@ -1,8 +1,8 @@
 /**
  * `director chat` when the turn cannot happen, as a user meets it: real CLI processes against
  * real servers. No LLM provider configured (the API's 503 naming the settings), a provider that
- * is down (nothing listens at its address, loopback only), an agent that does not exist. Each is
- * one error line with the API's code on stderr, nothing on stdout, and exit 1.
+ * is down (nothing listens at its address, loopback only), an agent that does not exist (a 400
+ * naming `agent`). Each is one error line with the API's code on stderr, nothing on stdout, exit 1.
  */
 import { createServer } from 'node:net';
 import { suite } from 'uvu';
@@ -78,12 +78,12 @@ test('provider down: the turn ends with the provider error as one line, exit 1; 
   assert.is(ls.code, 0, ls.stderr);
 });
 
-test('an agent that does not exist (by id or by name): NOT_FOUND naming it, exit 1', async () => {
+test('an agent that does not exist (by id or by name): the 400 naming it, exit 1', async () => {
   const user = await userOf(down);
-  const byId = failedWith(await user.run(['chat', 'agt_AAAAAAAAAAAAAAAA', '-m', 'hi']), 'NOT_FOUND');
-  assert.match(byId, /agt_AAAAAAAAAAAAAAAA/);
-  const byName = failedWith(await user.run(['chat', 'nobody-by-this-name', '-m', 'hi']), 'NOT_FOUND');
-  assert.match(byName, /nobody-by-this-name/);
+  const byId = failedWith(await user.run(['chat', 'agt_AAAAAAAAAAAAAAAA', '-m', 'hi']), 'VALIDATION_ERROR');
+  assert.match(byId, /no agent agt_AAAAAAAAAAAAAAAA in this workspace/);
+  const byName = failedWith(await user.run(['chat', 'nobody-by-this-name', '-m', 'hi']), 'VALIDATION_ERROR');
+  assert.match(byName, /no agent named nobody-by-this-name/);
 });
 
 test.run();
