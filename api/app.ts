@@ -23,7 +23,8 @@ import { fail } from './envelope.ts';
 import { installValidators, validationToError } from './validation.ts';
 import { RateLimiter, classify, setRateLimitHeaders, rateLimitError, type RateClass } from './ratelimit.ts';
 import { IdempotencyStore, IDEMPOTENCY_HEADER, REPLAY_HEADER, fingerprint, parseIdempotencyKey } from './idempotency.ts';
-import { appendRouteHook, routeConfigOf, sendFail } from './context.ts';
+import { appendRouteHook, noBodyIsEmpty, routeConfigOf, sendFail } from './context.ts';
+import { OptionalBodies } from './openapi.ts';
 import { sandboxRoutes } from './routes/sandboxes.ts';
 import { securityRoutes } from './routes/security.ts';
 import { networkRoutes } from './routes/networks.ts';
@@ -179,12 +180,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // class, and the hooks only some routes need (idempotency on creating POSTs), so that a
   // request pays for no hook that has nothing to do for it.
   const routes: { method: string; re: RegExp }[] = [];
+  const optionalBodies = new OptionalBodies();
   app.addHook('onRoute', (r) => {
     const re = new RegExp(`^${r.url.replace(/:[^/]+/g, '[^/]+').replace(/\*/g, '.*')}/?$`);
     const methods = ([] as string[]).concat(r.method);
     for (const m of methods) routes.push({ method: m, re });
     // One rate class per route context; a route declared for several methods is classified per request.
     r.config = { ...r.config, ...(methods.length === 1 ? { rateClass: classify(methods[0]!, r.url) } : {}) };
+    if (r.config.optionalBody) {
+      appendRouteHook(r, 'preValidation', noBodyIsEmpty);
+      optionalBodies.add(r.method, r.url);
+    }
     if (r.config.idempotent) {
       appendRouteHook(r, 'preHandler', idempotencyBegin);
       appendRouteHook(r, 'onSend', idempotencyEnd);
@@ -205,6 +211,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       },
       security: [{ bearer: [] }],
     },
+    transformObject: (d) => ('openapiObject' in d ? optionalBodies.apply(d.openapiObject) : d.swaggerObject),
   });
   await app.register(swaggerUi, { routePrefix: '/v1/docs', uiConfig: { deepLinking: false } });
 

@@ -20,6 +20,11 @@ declare module 'fastify' {
     public?: boolean;
     /** Creating POST: honours `Idempotency-Key`. */
     idempotent?: boolean;
+    /**
+     * The body may be left out: none is taken as an empty one (see {@link noBodyIsEmpty}), and the
+     * OpenAPI document marks the request body optional.
+     */
+    optionalBody?: boolean;
     /** Set by the app when the route is declared (single-method routes): its rate-limit class. */
     rateClass?: RateClass;
   }
@@ -42,7 +47,7 @@ export function routeConfigOf(req: FastifyRequest): RouteConfig {
  * Adds `hook` to a route's own `name` hooks from an `onRoute` hook (Fastify takes one function or
  * an array there), so only that route runs it.
  */
-export function appendRouteHook<K extends 'preHandler' | 'preSerialization' | 'onSend'>(
+export function appendRouteHook<K extends 'preValidation' | 'preHandler' | 'preSerialization' | 'onSend'>(
   route: RouteOptions,
   name: K,
   hook: Extract<NonNullable<RouteOptions[K]>, (...args: never[]) => unknown>,
@@ -52,8 +57,9 @@ export function appendRouteHook<K extends 'preHandler' | 'preSerialization' | 'o
 }
 
 /**
- * A route's `preValidation` for an optional body: Fastify validates a missing body against the
- * body schema (and refuses it as "body must be object"), so none is taken as an empty one.
+ * The `preValidation` of a route with `config.optionalBody` (added by the app): Fastify validates
+ * a missing body against the body schema (and refuses it as "body must be object"), so none is
+ * taken as an empty one.
  */
 export const noBodyIsEmpty = (req: { body: unknown }, _reply: unknown, done: () => void): void => {
   req.body ??= {};

@@ -4,7 +4,7 @@
  * them. The API serves that folder at /console (api/routes/console.ts); it is never committed.
  *
  * Like the sandbox images, the bundle is rebuilt only when its inputs change: the hash of every
- * file under console/ (dist excluded), this script and the versions of the bundled packages is
+ * file under console/ (dist excluded) and sdk/ (the console's types and state lists come from it), this script and the versions of the bundled packages is
  * kept in dist/build.json, and a build with the same hash is skipped. scripts/provision.sh runs
  * this; the console's tests call {@link buildConsole} too, so a checkout that was never
  * provisioned still tests what it serves.
@@ -20,6 +20,8 @@ import { build } from 'esbuild';
 const root = fileURLToPath(new URL('..', import.meta.url));
 export const CONSOLE_SRC = path.join(root, 'console');
 export const CONSOLE_DIST = path.join(CONSOLE_SRC, 'dist');
+/** The SDK, whose types the console's are (and whose state lists it bundles): an input too. */
+const SDK_SRC = path.join(root, 'sdk');
 /** Packages whose code ends up in the bundle, or that make it: their versions are inputs. */
 const BUNDLED = ['esbuild', 'preact', '@xterm/xterm', '@xterm/addon-fit'];
 /** Browsers the bundle targets (Debian's chromium and current Firefox/Safari). */
@@ -46,7 +48,7 @@ function filesUnder(dir: string): string[] {
 /** The hash of everything the bundle is made from. */
 export function inputHash(): string {
   const h = createHash('sha256');
-  for (const f of [...filesUnder(CONSOLE_SRC), fileURLToPath(import.meta.url)]) {
+  for (const f of [...filesUnder(CONSOLE_SRC), ...filesUnder(SDK_SRC), fileURLToPath(import.meta.url)]) {
     h.update(path.relative(root, f)).update('\0').update(readFileSync(f)).update('\0');
   }
   for (const pkg of BUNDLED) {

@@ -1,3 +1,4 @@
+import { backoffDelayMs, reconnectSettings, type ReconnectOptions } from './backoff.ts';
 import { connectionError, type DirectorApiError } from './errors.ts';
 import { CLOSE, errorOfClose, errorOfMessage, isErrorMessage, type ErrorMessage } from './socket.ts';
 import type { Transport, WebSocketLike } from './transport.ts';
@@ -10,15 +11,6 @@ export interface ChannelMessage<T = unknown> {
   data: T;
   /** Position in the channel's stream: pass it as `after` to resume from here. */
   cursor: number;
-}
-
-export interface ReconnectOptions {
-  /** First delay after a drop, doubled on every failed attempt (with jitter), in ms. Default 250. */
-  initialDelayMs?: number;
-  /** Longest delay between attempts, in ms. Default 10,000. */
-  maxDelayMs?: number;
-  /** Give up after this many failed attempts in a row. Default: never. */
-  maxAttempts?: number;
 }
 
 export interface SubscribeOptions {
@@ -101,9 +93,7 @@ export class EventSubscription implements AsyncIterable<ChannelMessage> {
       const after = typeof opts.after === 'number' ? opts.after : opts.after?.[ch];
       if (after !== undefined) this.#cursors.set(ch, after);
     }
-    const r = opts.reconnect ?? true;
-    this.#reconnect =
-      r === false ? null : { initialDelayMs: 250, maxDelayMs: 10_000, maxAttempts: Number.POSITIVE_INFINITY, ...(r === true ? {} : r) };
+    this.#reconnect = reconnectSettings(opts.reconnect, { maxAttempts: Number.POSITIVE_INFINITY });
     this.#pingMs = opts.pingIntervalMs ?? 25_000;
     this.ready = new Promise((resolve, reject) => (this.#settleReady = { resolve, reject }));
     this.done = new Promise((resolve, reject) => (this.#settleDone = { resolve, reject }));
@@ -311,7 +301,7 @@ export class EventSubscription implements AsyncIterable<ChannelMessage> {
     const r = this.#reconnect;
     // A first connection that fails is an error to report, not a drop to recover from.
     if (!r || !this.#everLive || this.#attempt >= r.maxAttempts) return this.#finish(err);
-    const delay = Math.min(r.maxDelayMs, r.initialDelayMs * 2 ** this.#attempt) * (0.5 + Math.random() / 2);
+    const delay = backoffDelayMs(r, this.#attempt);
     this.#attempt++;
     this.#emitStatus({ state: 'reconnecting', attempt: this.#attempt, error: err });
     this.#retryTimer = setTimeout(() => this.#connect(), delay);

@@ -5,7 +5,7 @@
  * server never repeats or skips one). Errors the API answers (404, 403 ...) are not retried.
  */
 import { apiError, ConnectionError, DirectorApiError } from './errors.ts';
-import type { ReconnectOptions } from './events.ts';
+import { backoffDelayMs, reconnectSettings, type ReconnectOptions } from './backoff.ts';
 import { parseSse } from './sse.ts';
 
 /** An event as followed: its id (the resume point) and its JSON data. */
@@ -49,10 +49,7 @@ const sleep = (ms: number, signal?: AbortSignal) =>
  * server's source failed) is thrown as the API error it carries.
  */
 export async function* follow(source: FollowSource, opts: FollowOptions = {}): AsyncGenerator<FollowedEvent> {
-  const rc =
-    opts.reconnect === false
-      ? null
-      : { initialDelayMs: 250, maxDelayMs: 10_000, maxAttempts: 5, ...(opts.reconnect === true ? {} : opts.reconnect) };
+  const rc = reconnectSettings(opts.reconnect, { maxAttempts: 5 });
   let after = opts.after;
   let failures = 0;
   for (;;) {
@@ -89,8 +86,7 @@ export async function* follow(source: FollowSource, opts: FollowOptions = {}): A
     }
     failures++;
     if (!rc || failures > rc.maxAttempts) throw dropped;
-    const delay = Math.min(rc.initialDelayMs * 2 ** (failures - 1), rc.maxDelayMs);
-    await sleep(delay * (0.5 + Math.random() / 2), opts.signal);
+    await sleep(backoffDelayMs(rc, failures - 1), opts.signal);
     if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
   }
 }

@@ -117,6 +117,23 @@ export interface PolicyInForce {
   [key: string]: unknown;
 }
 
+/**
+ * An audit-mode proposal (`GET /v1/networks/{id}/proposal`): the document describes it as a
+ * free-form object; these are the fields the server fills (runtime/network/propose.ts).
+ */
+export interface NetworkProposal {
+  /** The policy in force plus `added` (rules in order, first match wins). */
+  policy: NetworkPolicy;
+  /** The allow rules added, outbound first. */
+  added: PolicyRule[];
+  /** Traffic a deny rule decides first: no allow is proposed for it. */
+  blockedByDeny: { observation: Record<string, unknown>; index: number; rule: PolicyRule }[];
+  /** Rules of a deny-first policy that could never match, left out (indexes of the policy in force). */
+  removed: Record<string, unknown>[];
+  /** Readable unified-style diff (`+ ` added, `- ` removed, `  ` unchanged, `! ` decided by a deny rule). */
+  diff: string;
+}
+
 /** `sandbox_event` on the hub's `sandboxes` channel: a lifecycle step. */
 export interface SandboxEvent {
   sandboxId: string;
@@ -133,15 +150,36 @@ export interface SecurityAlert {
   alert: { rule: string; severity: string; message: string; timestamp: string };
 }
 
+/** `session_update` on the hub's `sessions` channel. */
+export interface SessionUpdate {
+  sessionId: string;
+  status: SessionStatus | null;
+  metrics: { activeDepartments: number; totalTasks: number };
+  timestamp: string;
+  reason?: string;
+}
+
+/** `workflow_progress` on the hub's `workflows` channel. */
+export interface WorkflowProgress {
+  workflowId: string;
+  runId: string;
+  step: number;
+  totalSteps: number;
+  progress: number;
+  currentStep: { type: string; status: string; startTime: string };
+}
+
 /**
  * The data of each hub message type, for typed listeners. The hub's messages are not part of the
- * OpenAPI document (see the server's api/ws/protocol.ts and channels.ts); channels that come later
- * (`session_update`, `workflow_progress`) add a line here.
+ * OpenAPI document (see the server's api/ws/protocol.ts and channels.ts); a channel that comes
+ * later adds a line here.
  */
 export interface HubMessageData {
   security_event: SecurityEvent;
   security_alert: SecurityAlert;
   sandbox_event: SandboxEvent;
+  session_update: SessionUpdate;
+  workflow_progress: WorkflowProgress;
 }
 
 // Sessions
@@ -152,6 +190,8 @@ export type UpdateSessionRequest = RequestBody<'/v1/sessions/{id}', 'put'>;
 export type ListSessionsQuery = QueryOf<'/v1/sessions', 'get'>;
 export type SessionMessage = ResponseData<'/v1/sessions/{id}/messages', 'get'>['items'][number];
 export type MessagesQuery = QueryOf<'/v1/sessions/{id}/messages', 'get'>;
+export type DepartmentInfo = ResponseData<'/v1/departments/{id}', 'get'>;
+export type CheckpointInfo = ResponseData<'/v1/checkpoints/{id}', 'get'>;
 
 // Workflows
 export type WorkflowInfo = ResponseData<'/v1/workflows/{id}', 'get'>;
@@ -165,19 +205,12 @@ export type WorkflowRunState = WorkflowStatus['status'];
 export type WorkflowRun = NonNullable<WorkflowStatus['run']>;
 
 /**
- * Why a run did not complete (`run.reason`, and the `run` event's `reason`): the document
- * describes it as a free-form object; these are the fields the server fills.
+ * Why a run did not complete (`run.reason`, and the `run` event's `reason`): `code`
+ * (`verify_failed`, `execute_failed`, `checkpoint_failed`, `policy_violation`, `step_error`,
+ * `sandbox_failed`, `interrupted`, `timed_out`, `cancelled`, `session_ended`), `message`, and
+ * where known `step`, `criterion`, `saw`, `exitCode`.
  */
-export interface WorkflowFailure {
-  /** `verify_failed`, `execute_failed`, `checkpoint_failed`, `policy_violation`, `step_error`, `sandbox_failed`, `interrupted`, `timed_out`, `cancelled`, `session_ended` */
-  code: string;
-  message: string;
-  step?: number;
-  criterion?: string;
-  saw?: string;
-  exitCode?: number;
-  [key: string]: unknown;
-}
+export type WorkflowFailure = NonNullable<WorkflowRun['reason']>;
 
 /**
  * One event of a workflow's server-sent stream (`GET /v1/workflows/{id}/events`): `id` counts

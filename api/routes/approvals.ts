@@ -5,7 +5,7 @@ import { isoTime } from '../../core/clock.ts';
 import type { AutoApproveRule } from '../../orchestration/approvals/policy.ts';
 import { CreateRuleSchema, type ApprovalService } from '../../orchestration/approvals/service.ts';
 import { APPROVAL_STATES, type ApprovalRecord } from '../../orchestration/approvals/store.ts';
-import { callerOf, noBodyIsEmpty, send } from '../context.ts';
+import { callerOf, send } from '../context.ts';
 import { Envelope, ErrorEnvelope, IdParams, Page, PageQuery, STANDARD_ERRORS } from '../schemas.ts';
 
 const ApprovalSchema = Type.Object({
@@ -122,7 +122,8 @@ export const approvalRoutes: FastifyPluginAsync<{ approvals: ApprovalService }> 
   });
 
   app.post('/approvals/:id/approve', {
-    config: { scope: 'approvals:write' },
+    // The body of a decision is optional: the Denkeeper seed approves and denies with none.
+    config: { scope: 'approvals:write', optionalBody: true },
     schema: {
       tags: ['approvals'],
       summary: 'Approve a pending tool call',
@@ -136,8 +137,6 @@ export const approvalRoutes: FastifyPluginAsync<{ approvals: ApprovalService }> 
       body: Type.Optional(Type.Object({ inputHash: DecisionHash }, { additionalProperties: false })),
       response: { 200: Envelope(ApprovalSchema), ...STANDARD_ERRORS, 409: ErrorEnvelope },
     },
-    // The body of a decision is optional: the Denkeeper seed approves and denies with none.
-    preValidation: noBodyIsEmpty,
     handler: async (req, reply) => {
       const auto = req.query.auto_approve;
       const hash = req.body?.inputHash;
@@ -151,7 +150,7 @@ export const approvalRoutes: FastifyPluginAsync<{ approvals: ApprovalService }> 
   });
 
   app.post('/approvals/:id/deny', {
-    config: { scope: 'approvals:write' },
+    config: { scope: 'approvals:write', optionalBody: true },
     schema: {
       tags: ['approvals'],
       summary: 'Deny a pending tool call',
@@ -162,7 +161,6 @@ export const approvalRoutes: FastifyPluginAsync<{ approvals: ApprovalService }> 
       ),
       response: { 200: Envelope(ApprovalSchema), ...STANDARD_ERRORS, 409: ErrorEnvelope },
     },
-    preValidation: noBodyIsEmpty,
     handler: async (req, reply) => {
       const { reason, inputHash } = req.body ?? {};
       return send(

@@ -7,7 +7,7 @@ import type { EventSink } from '../../runtime/events.ts';
 import type { AuthService } from '../auth/service.ts';
 import type { ApiKeyInfo } from '../auth/apikeys.ts';
 import { ROLES, SCOPES, actorOf } from '../auth/types.ts';
-import { noBodyIsEmpty, principalOf, send } from '../context.ts';
+import { principalOf, send } from '../context.ts';
 import { AnyObject, Envelope, IdParams, STANDARD_ERRORS } from '../schemas.ts';
 
 const Session = Type.Object({
@@ -89,7 +89,7 @@ export const authRoutes: FastifyPluginAsync<{ auth: AuthService; events: EventSi
   });
 
   app.post('/auth/refresh', {
-    config: { public: true },
+    config: { public: true, optionalBody: true },
     schema: {
       tags: ['auth'],
       summary:
@@ -100,7 +100,6 @@ export const authRoutes: FastifyPluginAsync<{ auth: AuthService; events: EventSi
       body: Type.Object({ refreshToken: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })) }, { additionalProperties: false }),
       response: { 200: Envelope(Session), ...STANDARD_ERRORS },
     },
-    preValidation: noBodyIsEmpty,
     handler: async (req, reply) => {
       const header = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
       const token = req.body.refreshToken ?? header;

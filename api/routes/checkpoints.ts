@@ -143,7 +143,7 @@ export const checkpointRoutes: FastifyPluginAsync<{ checkpoints: CheckpointServi
   });
 
   app.post('/checkpoints/:id/restore', {
-    config: { scope: 'sessions:write' },
+    config: { scope: 'sessions:write', optionalBody: true },
     schema: {
       tags: ['checkpoints'],
       summary: 'Restore a checkpoint into its session',

@@ -46,6 +46,17 @@ export const SandboxSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** `GET /v1/sandboxes/{id}/metrics`: what SandboxManager.metrics answers, from engine stats. */
+const MetricsSchema = Type.Object({
+  sandboxId: Type.String(),
+  timestamp: Type.String({ description: 'When the engine took the sample' }),
+  cpu: Type.Object({ percent: Type.Number({ description: 'Of one core' }), limitCores: Type.Number() }),
+  memory: Type.Object({ usageBytes: Type.Integer(), limitBytes: Type.Integer() }),
+  pids: Type.Object({ current: Type.Integer(), limit: Type.Integer() }),
+  network: Type.Object({ rxBytes: Type.Integer(), txBytes: Type.Integer() }),
+  uptimeMs: Type.Integer(),
+});
+
 const ExecResultSchema = Type.Object({
   exitCode: Type.Integer(),
   stdout: Type.String(),
@@ -169,7 +180,7 @@ export const sandboxRoutes: FastifyPluginAsync<SandboxRouteOptions> = async (bas
       tags: ['sandboxes'],
       summary: 'Resource usage (cpu %, memory, pids, network bytes) from engine stats',
       params: IdParams('sbx'),
-      response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS },
+      response: { 200: Envelope(MetricsSchema), ...STANDARD_ERRORS },
     },
     handler: async (req, reply) => send(reply, await sandboxes.metrics(callerOf(req), req.params.id)),
   });

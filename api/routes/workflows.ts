@@ -54,12 +54,32 @@ const Attempt = Type.Object(
     stdout: Type.String({ description: 'The first DIRECTOR_WORKFLOW_OUTPUT_LIMIT_BYTES of stdout' }),
     stderr: Type.String(),
     truncated: Type.Boolean({ description: 'Output was cut (by that limit or by DIRECTOR_EXEC_OUTPUT_LIMIT_BYTES)' }),
+    criteria: Type.Optional(
+      Type.Array(Type.Object({ criterion: Type.String(), ok: Type.Boolean(), saw: Type.String() }, { additionalProperties: true }), {
+        description: 'verify: each criterion, whether it held, what it saw',
+      }),
+    ),
+    checkpointId: Type.Optional(Type.String({ description: 'checkpoint: the checkpoint taken' })),
+    error: Type.Optional(Type.String()),
   },
   {
     additionalProperties: true,
     description:
-      'Plus `criteria` (verify: each criterion, whether it held, what it saw), `checkpointId` (checkpoint), `error`; an `interrupted` execute or verify also `killedProcesses` (what it left running in the sandbox, killed at the restart before anything else ran) or `killError` (why they could not be killed)',
+      'An `interrupted` execute or verify also `killedProcesses` (what it left running in the sandbox, killed at the restart before anything else ran) or `killError` (why they could not be killed)',
   },
+);
+
+/** Why a run did not complete; more fields may follow. */
+const FailureSchema = Type.Object(
+  {
+    code: Type.String(),
+    message: Type.String(),
+    step: Type.Optional(Type.Integer()),
+    criterion: Type.Optional(Type.String()),
+    saw: Type.Optional(Type.String()),
+    exitCode: Type.Optional(Type.Integer()),
+  },
+  { additionalProperties: true },
 );
 
 const RunSchema = Type.Object(
@@ -69,7 +89,16 @@ const RunSchema = Type.Object(
     status: Type.Union(RUN_STATES.map((s) => Type.Literal(s))),
     step: Type.Integer({ description: 'The step running or next (1-based)' }),
     progress: Type.Integer({ description: 'Percent of steps completed in this pass' }),
-    currentStep: Type.Union([AnyObject, Type.Null()]),
+    currentStep: Type.Union(
+      [
+        Type.Object(
+          { step: Type.Integer(), type: Type.String(), status: Type.String(), startTime: Type.String() },
+          { additionalProperties: true },
+        ),
+        Type.Null(),
+      ],
+      { description: 'The step running (1-based), while the run is running' },
+    ),
     retries: Type.Integer(),
     maxRetries: Type.Integer(),
     sandboxId: Type.Union([Type.String(), Type.Null()]),
@@ -77,7 +106,7 @@ const RunSchema = Type.Object(
     nextAttemptAt: Type.Union([Type.String(), Type.Null()], { description: 'While waiting the backoff before a retry' }),
     context: AnyObject,
     environmentKeys: Type.Array(Type.String(), { description: 'Names of the start’s variables; values are never returned' }),
-    reason: Type.Union([AnyObject, Type.Null()], {
+    reason: Type.Union([FailureSchema, Type.Null()], {
       description:
         'Why the run did not complete: `code` (`verify_failed`, `execute_failed`, `checkpoint_failed`, `policy_violation`, `step_error`, `sandbox_failed`, `interrupted`, `timed_out`, `cancelled`, `session_ended`), `message`, and where known `step`, `criterion`, `saw`, `exitCode`',
     }),
@@ -170,7 +199,8 @@ export const workflowRoutes: FastifyPluginAsync<{ workflows: WorkflowService }> 
   });
 
   app.post('/workflows/:id/start', {
-    config: { scope: 'sessions:write', idempotent: true },
+    // The seed's own example starts with no body: none is an empty one.
+    config: { scope: 'sessions:write', idempotent: true, optionalBody: true },
     schema: {
       tags: ['workflows'],
       summary: 'Start a run',
@@ -179,11 +209,6 @@ export const workflowRoutes: FastifyPluginAsync<{ workflows: WorkflowService }> 
       params: Params,
       body: StartWorkflowSchema,
       response: { 202: Envelope(StatusSchema), ...STANDARD_ERRORS },
-    },
-    // The seed's own example starts with no body: none is an empty one.
-    preValidation: (req, _reply, done) => {
-      req.body ??= {};
-      done();
     },
     handler: async (req, reply) => {
       const caller = callerOf(req);

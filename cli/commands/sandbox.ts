@@ -3,14 +3,13 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { CreateSandboxRequest, ExecResult, SandboxInfo } from '../../sdk/index.ts';
+import { SANDBOX_STATES } from '../../sdk/index.ts';
 import type { Context } from '../context.ts';
 import { UsageError } from '../errors.ts';
 import { age, printList, printObject, serialize, type Column } from '../output.ts';
 import { collect, durationMs, keyValues, positiveInt, positiveNumber } from '../parse.ts';
 import { registerCp } from './cp.ts';
 import { registerShell } from './shell.ts';
-
-const STATUSES = ['creating', 'running', 'stopping', 'stopped', 'failed', 'deleted'];
 
 const COLUMNS: Column<SandboxInfo>[] = [
   { header: 'id', value: (s) => s.id },
@@ -172,13 +171,14 @@ export function registerSandbox(program: Command, ctx: Context): void {
     .command('ls')
     .alias('list')
     .description('List sandboxes, newest first')
-    .option('--status <status>', `only in this state (${STATUSES.join(', ')})`)
+    .option('--status <status>', `only in this state (${SANDBOX_STATES.join(', ')})`)
     .option('-l, --label <key=value>', 'only with this label (repeatable: all must match)', collect)
     .option('--limit <n>', 'at most this many', '50')
     .option('-A, --all', 'every page, not only the first --limit')
     .action(async (o: { status?: string; label?: string[]; limit: string; all?: boolean }, cmd: Command) => {
       const g = ctx.globals(cmd);
-      if (o.status && !STATUSES.includes(o.status)) throw new UsageError(`--status must be one of ${STATUSES.join(', ')}`);
+      if (o.status && !(SANDBOX_STATES as readonly string[]).includes(o.status))
+        throw new UsageError(`--status must be one of ${SANDBOX_STATES.join(', ')}`);
       const limit = positiveInt('--limit', o.limit);
       const query = {
         ...(o.status ? { status: o.status as SandboxInfo['status'] } : {}),

@@ -1,13 +1,12 @@
 /** `director session ...`: sessions, which own the sandboxes, agents and workflows made in them. */
 import type { Command } from 'commander';
 import type { CreateSessionRequest, SessionInfo } from '../../sdk/index.ts';
+import { SESSION_STATES } from '../../sdk/index.ts';
 import type { Context } from '../context.ts';
 import { UsageError } from '../errors.ts';
 import { age, printList, printObject, serialize, type Column } from '../output.ts';
 import { durationMs, positiveInt } from '../parse.ts';
 import { readSpecFile } from './sandbox.ts';
-
-const STATUSES = ['active', 'paused', 'completed', 'expired', 'terminated'];
 
 const COLUMNS: Column<SessionInfo>[] = [
   { header: 'id', value: (s) => s.id },
@@ -81,12 +80,13 @@ export function registerSession(program: Command, ctx: Context): void {
     .command('ls')
     .alias('list')
     .description('List sessions, newest first (all but terminated ones unless --status)')
-    .option('--status <status>', `only in this state (${STATUSES.join(', ')})`)
+    .option('--status <status>', `only in this state (${SESSION_STATES.join(', ')})`)
     .option('--limit <n>', 'at most this many', '50')
     .option('-A, --all', 'every page, not only the first --limit')
     .action(async (o: { status?: string; limit: string; all?: boolean }, cmd: Command) => {
       const g = ctx.globals(cmd);
-      if (o.status && !STATUSES.includes(o.status)) throw new UsageError(`--status must be one of ${STATUSES.join(', ')}`);
+      if (o.status && !(SESSION_STATES as readonly string[]).includes(o.status))
+        throw new UsageError(`--status must be one of ${SESSION_STATES.join(', ')}`);
       const limit = positiveInt('--limit', o.limit);
       const query = o.status ? { status: o.status as SessionInfo['status'] } : {};
       const client = ctx.client(g);

@@ -1,15 +1,13 @@
 /** `director workflow ...`: run a workflow from a file and follow it, its status, list and cancel. */
 import type { Command } from 'commander';
-import type { CreateWorkflowRequest, StartWorkflowRequest, WorkflowFailure, WorkflowInfo, WorkflowStatus } from '../../sdk/index.ts';
-import { ENDED_RUN_STATES } from '../../sdk/index.ts';
+import type { CreateWorkflowRequest, StartWorkflowRequest, WorkflowInfo, WorkflowStatus } from '../../sdk/index.ts';
+import { RUN_STATES, runHasEnded } from '../../sdk/index.ts';
 import type { Context } from '../context.ts';
 import { CliError, UsageError } from '../errors.ts';
 import { age, fields, printList, serialize, table, type Column } from '../output.ts';
 import { collect, keyValues, positiveInt } from '../parse.ts';
 import { describeFailure, RunProgress } from '../workflow-progress.ts';
 import { readSpecFile } from './sandbox.ts';
-
-const STATUSES = ['pending', 'queued', 'running', 'completed', 'failed', 'cancelled', 'timed_out'];
 
 const COLUMNS: Column<WorkflowInfo>[] = [
   { header: 'id', value: (w) => w.id },
@@ -46,7 +44,7 @@ export function renderStatus(s: WorkflowStatus): string {
     ['Checkpoint', run?.checkpoint?.id],
     ['Started', run?.startedAt],
     ['Duration', run?.durationMs !== null && run?.durationMs !== undefined ? `${run.durationMs} ms` : undefined],
-    ['Reason', run?.reason ? describeFailure(run.reason as WorkflowFailure) : undefined],
+    ['Reason', run?.reason ? describeFailure(run.reason) : undefined],
   ]);
   return run?.steps.length ? `${head}\n${table(run.steps, STEP_COLUMNS)}` : head;
 }
@@ -131,7 +129,7 @@ export function registerWorkflow(program: Command, ctx: Context): void {
       if (status.status !== 'completed') {
         throw new CliError(
           `WORKFLOW_${status.status.toUpperCase()}`,
-          `workflow ${wf.id} ${status.status}: ${describeFailure(run?.reason as WorkflowFailure | null)}`,
+          `workflow ${wf.id} ${status.status}: ${describeFailure(run?.reason)}`,
         );
       }
     });
@@ -151,11 +149,12 @@ export function registerWorkflow(program: Command, ctx: Context): void {
     .alias('list')
     .description('List workflows, newest first')
     .option('--session <id>', 'only of this session')
-    .option('--status <status>', `only whose latest run is in this state (${STATUSES.join(', ')})`)
+    .option('--status <status>', `only whose latest run is in this state (${RUN_STATES.join(', ')})`)
     .option('--limit <n>', 'at most this many', '50')
     .action(async (o: { session?: string; status?: string; limit: string }, cmd: Command) => {
       const g = ctx.globals(cmd);
-      if (o.status && !STATUSES.includes(o.status)) throw new UsageError(`--status must be one of ${STATUSES.join(', ')}`);
+      if (o.status && !(RUN_STATES as readonly string[]).includes(o.status))
+        throw new UsageError(`--status must be one of ${RUN_STATES.join(', ')}`);
       const page = await ctx.client(g).workflows.list({
         ...(o.session ? { sessionId: o.session } : {}),
         ...(o.status ? { status: o.status as WorkflowInfo['status'] } : {}),
@@ -173,6 +172,6 @@ export function registerWorkflow(program: Command, ctx: Context): void {
       const s = await ctx.client(g).workflows.cancel(id);
       if (g.output === 'table') ctx.out(`workflow ${id} ${s.status}\n`);
       else ctx.out(serialize(g.output, s));
-      if (!ENDED_RUN_STATES.includes(s.status)) ctx.note(`director: the run is ${s.status}; it ends shortly`);
+      if (!runHasEnded(s.status)) ctx.note(`director: the run is ${s.status}; it ends shortly`);
     });
 }

@@ -93,7 +93,7 @@ export interface paths {
         path?: never;
         cookie?: never;
       };
-      requestBody: {
+      requestBody?: {
         content: {
           'application/json': {
             refreshToken?: string;
@@ -1183,7 +1183,27 @@ export interface paths {
               /** @enum {boolean} */
               success: true;
               data: {
-                [key: string]: unknown;
+                sandboxId: string;
+                /** @description When the engine took the sample */
+                timestamp: string;
+                cpu: {
+                  /** @description Of one core */
+                  percent: number;
+                  limitCores: number;
+                };
+                memory: {
+                  usageBytes: number;
+                  limitBytes: number;
+                };
+                pids: {
+                  current: number;
+                  limit: number;
+                };
+                network: {
+                  rxBytes: number;
+                  txBytes: number;
+                };
+                uptimeMs: number;
               };
               metadata: {
                 timestamp: string;
@@ -3846,7 +3866,7 @@ export interface paths {
         };
         cookie?: never;
       };
-      requestBody: {
+      requestBody?: {
         content: {
           'application/json': {
             /** @description Put back the session's name, description and config (not its `timeout`: a restore neither shortens nor extends the session's life) and its departments (same ids; ones created since are removed). Default true. */
@@ -4308,7 +4328,7 @@ export interface paths {
         };
         cookie?: never;
       };
-      requestBody: {
+      requestBody?: {
         content: {
           'application/json': {
             /** @description Variables added to every command of the run (execute steps and verify commands); never returned */
@@ -4348,9 +4368,17 @@ export interface paths {
                   step: number;
                   /** @description Percent of steps completed in this pass */
                   progress: number;
-                  currentStep: {
-                    [key: string]: unknown;
-                  } | null;
+                  /** @description The step running (1-based), while the run is running */
+                  currentStep:
+                    | ({
+                        step: number;
+                        type: string;
+                        status: string;
+                        startTime: string;
+                      } & {
+                        [key: string]: unknown;
+                      })
+                    | null;
                   retries: number;
                   maxRetries: number;
                   sandboxId: string | null;
@@ -4366,9 +4394,18 @@ export interface paths {
                   /** @description Names of the start’s variables; values are never returned */
                   environmentKeys: string[];
                   /** @description Why the run did not complete: `code` (`verify_failed`, `execute_failed`, `checkpoint_failed`, `policy_violation`, `step_error`, `sandbox_failed`, `interrupted`, `timed_out`, `cancelled`, `session_ended`), `message`, and where known `step`, `criterion`, `saw`, `exitCode` */
-                  reason: {
-                    [key: string]: unknown;
-                  } | null;
+                  reason:
+                    | ({
+                        code: string;
+                        message: string;
+                        step?: number;
+                        criterion?: string;
+                        saw?: string;
+                        exitCode?: number;
+                      } & {
+                        [key: string]: unknown;
+                      })
+                    | null;
                   output: string | null;
                   createdAt: string;
                   queuedAt: string | null;
@@ -4397,6 +4434,17 @@ export interface paths {
                       stderr: string;
                       /** @description Output was cut (by that limit or by DIRECTOR_EXEC_OUTPUT_LIMIT_BYTES) */
                       truncated: boolean;
+                      /** @description verify: each criterion, whether it held, what it saw */
+                      criteria?: ({
+                        criterion: string;
+                        ok: boolean;
+                        saw: string;
+                      } & {
+                        [key: string]: unknown;
+                      })[];
+                      /** @description checkpoint: the checkpoint taken */
+                      checkpointId?: string;
+                      error?: string;
                     } & {
                       [key: string]: unknown;
                     })[];
@@ -4480,9 +4528,17 @@ export interface paths {
                   step: number;
                   /** @description Percent of steps completed in this pass */
                   progress: number;
-                  currentStep: {
-                    [key: string]: unknown;
-                  } | null;
+                  /** @description The step running (1-based), while the run is running */
+                  currentStep:
+                    | ({
+                        step: number;
+                        type: string;
+                        status: string;
+                        startTime: string;
+                      } & {
+                        [key: string]: unknown;
+                      })
+                    | null;
                   retries: number;
                   maxRetries: number;
                   sandboxId: string | null;
@@ -4498,9 +4554,18 @@ export interface paths {
                   /** @description Names of the start’s variables; values are never returned */
                   environmentKeys: string[];
                   /** @description Why the run did not complete: `code` (`verify_failed`, `execute_failed`, `checkpoint_failed`, `policy_violation`, `step_error`, `sandbox_failed`, `interrupted`, `timed_out`, `cancelled`, `session_ended`), `message`, and where known `step`, `criterion`, `saw`, `exitCode` */
-                  reason: {
-                    [key: string]: unknown;
-                  } | null;
+                  reason:
+                    | ({
+                        code: string;
+                        message: string;
+                        step?: number;
+                        criterion?: string;
+                        saw?: string;
+                        exitCode?: number;
+                      } & {
+                        [key: string]: unknown;
+                      })
+                    | null;
                   output: string | null;
                   createdAt: string;
                   queuedAt: string | null;
@@ -4529,6 +4594,17 @@ export interface paths {
                       stderr: string;
                       /** @description Output was cut (by that limit or by DIRECTOR_EXEC_OUTPUT_LIMIT_BYTES) */
                       truncated: boolean;
+                      /** @description verify: each criterion, whether it held, what it saw */
+                      criteria?: ({
+                        criterion: string;
+                        ok: boolean;
+                        saw: string;
+                      } & {
+                        [key: string]: unknown;
+                      })[];
+                      /** @description checkpoint: the checkpoint taken */
+                      checkpointId?: string;
+                      error?: string;
                     } & {
                       [key: string]: unknown;
                     })[];
@@ -4616,9 +4692,17 @@ export interface paths {
                   step: number;
                   /** @description Percent of steps completed in this pass */
                   progress: number;
-                  currentStep: {
-                    [key: string]: unknown;
-                  } | null;
+                  /** @description The step running (1-based), while the run is running */
+                  currentStep:
+                    | ({
+                        step: number;
+                        type: string;
+                        status: string;
+                        startTime: string;
+                      } & {
+                        [key: string]: unknown;
+                      })
+                    | null;
                   retries: number;
                   maxRetries: number;
                   sandboxId: string | null;
@@ -4634,9 +4718,18 @@ export interface paths {
                   /** @description Names of the start’s variables; values are never returned */
                   environmentKeys: string[];
                   /** @description Why the run did not complete: `code` (`verify_failed`, `execute_failed`, `checkpoint_failed`, `policy_violation`, `step_error`, `sandbox_failed`, `interrupted`, `timed_out`, `cancelled`, `session_ended`), `message`, and where known `step`, `criterion`, `saw`, `exitCode` */
-                  reason: {
-                    [key: string]: unknown;
-                  } | null;
+                  reason:
+                    | ({
+                        code: string;
+                        message: string;
+                        step?: number;
+                        criterion?: string;
+                        saw?: string;
+                        exitCode?: number;
+                      } & {
+                        [key: string]: unknown;
+                      })
+                    | null;
                   output: string | null;
                   createdAt: string;
                   queuedAt: string | null;
@@ -4665,6 +4758,17 @@ export interface paths {
                       stderr: string;
                       /** @description Output was cut (by that limit or by DIRECTOR_EXEC_OUTPUT_LIMIT_BYTES) */
                       truncated: boolean;
+                      /** @description verify: each criterion, whether it held, what it saw */
+                      criteria?: ({
+                        criterion: string;
+                        ok: boolean;
+                        saw: string;
+                      } & {
+                        [key: string]: unknown;
+                      })[];
+                      /** @description checkpoint: the checkpoint taken */
+                      checkpointId?: string;
+                      error?: string;
                     } & {
                       [key: string]: unknown;
                     })[];
@@ -5618,7 +5722,7 @@ export interface paths {
         };
         cookie?: never;
       };
-      requestBody: {
+      requestBody?: {
         content: {
           'application/json': {
             /** @description When given, the decision applies only if the call’s input has this hash (409 otherwise) */
@@ -5706,7 +5810,7 @@ export interface paths {
         };
         cookie?: never;
       };
-      requestBody: {
+      requestBody?: {
         content: {
           'application/json': {
             reason?: string;

@@ -1,7 +1,6 @@
 import { unwrap, type Transport } from '../transport.ts';
+import { idPath } from './request.ts';
 import type { AgentEventsPage, AgentInfo, CreateAgentRequest, ListAgentsQuery, Page } from '../types.ts';
-
-const idPath = (id: string) => ({ params: { path: { id } } });
 
 /** `client.agents`: LLM-driven agents of a department, whose tools run in the session's sandboxes. */
 export class Agents {

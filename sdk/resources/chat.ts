@@ -1,9 +1,15 @@
+import { DirectorApiError } from '../errors.ts';
 import { follow, type FollowedEvent, type FollowOptions } from '../follow.ts';
 import { unwrap, type Transport } from '../transport.ts';
 import type { Approval, ChatEvent, ChatRequest, ChatResponse, ListApprovalsQuery, Page } from '../types.ts';
-import type { RequestOptions } from './sandboxes.ts';
+import { callOptions, idPath, openEventStream, type RequestOptions } from './request.ts';
 
-const idPath = (id: string) => ({ params: { path: { id } } });
+/** A dropped stream whose answer named no session (`X-Director-Session-Id`): not retried, nothing would change. */
+const unresumable = () =>
+  new DirectorApiError({
+    code: 'PROTOCOL_ERROR',
+    message: 'the chat stream dropped and cannot be resumed: the answer named no session (X-Director-Session-Id)',
+  });
 
 const isTurnEnd = (e: FollowedEvent) => e.type === 'done' || e.type === 'error';
 
@@ -39,7 +45,8 @@ export class Approvals {
     return unwrap(
       await this.#t.api.POST('/v1/approvals/{id}/approve', {
         params: { path: { id }, ...(opts.autoApprove ? { query: { auto_approve: opts.autoApprove } } : {}) },
-        body: opts.inputHash ? { inputHash: opts.inputHash } : {},
+        // The body is optional (the document says so): none unless the decision is bound to an input.
+        ...(opts.inputHash ? { body: { inputHash: opts.inputHash } } : {}),
       }),
     );
   }
@@ -77,7 +84,7 @@ export class Chat {
 
   /** Sends a message and waits for the whole turn: `{sessionId, response, usage, cost}`. */
   async send(request: ChatRequest, opts: RequestOptions = {}): Promise<ChatResponse> {
-    return unwrap(await this.#t.api.POST('/v1/chat', { body: request, ...(opts.signal ? { signal: opts.signal } : {}) }));
+    return unwrap(await this.#t.api.POST('/v1/chat', { body: request, ...callOptions(opts) }));
   }
 
   /**
@@ -86,19 +93,24 @@ export class Chat {
    * resumed on the session's stream after the last event yielded; the turn never depends on it.
    */
   stream(request: ChatRequest, opts: Omit<FollowOptions, 'after'> = {}): AsyncGenerator<ChatEvent> {
+    // The session the server runs the turn in, as its answer named it; null until the POST answered.
     let sessionId: string | null = null;
+    let posted = false;
     const events = follow(
       {
         open: async (after, signal) => {
-          if (sessionId === null) {
+          if (!posted) {
             const res = await this.#t.request('POST', '/v1/chat', {
               headers: { accept: 'text/event-stream', 'content-type': 'application/json' },
               body: JSON.stringify(request),
               ...(signal ? { signal } : {}),
             });
-            sessionId = res.headers.get('x-director-session-id') ?? request.sessionId ?? '';
+            posted = true;
+            sessionId = res.headers.get('x-director-session-id') || request.sessionId || null;
             return res;
           }
+          // Without the session the turn runs in there is nothing to resume: `/v1/chat//events` is no stream.
+          if (!sessionId) throw unresumable();
           return this.#resume(sessionId, after, signal);
         },
         isLast: isTurnEnd,
@@ -114,10 +126,7 @@ export class Chat {
   }
 
   #resume(sessionId: string, after: number | undefined, signal: AbortSignal | undefined): Promise<Response> {
-    return this.#t.request('GET', `/v1/chat/${encodeURIComponent(sessionId)}/events`, {
-      headers: { accept: 'text/event-stream', ...(after === undefined ? {} : { 'last-event-id': String(after) }) },
-      ...(signal ? { signal } : {}),
-    });
+    return openEventStream(this.#t, `/v1/chat/${encodeURIComponent(sessionId)}/events`, after, signal);
   }
 }
 

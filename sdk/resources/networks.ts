@@ -9,9 +9,7 @@ import type {
   PolicyTestRequest,
   PolicyVerdict,
 } from '../types.ts';
-import type { CreateOptions } from './sandboxes.ts';
-
-const idPath = (id: string) => ({ params: { path: { id } } });
+import { allPages, callOptions, idPath, type CreateOptions } from './request.ts';
 
 /** Operations on a network known by id. */
 export class NetworkRef {
@@ -104,8 +102,7 @@ export class Networks {
   async create(request: CreateNetworkRequest, opts: CreateOptions = {}): Promise<Network> {
     const res = await this.#t.api.POST('/v1/networks', {
       body: request,
-      ...(opts.idempotencyKey ? { headers: { 'idempotency-key': opts.idempotencyKey } } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...callOptions(opts),
     });
     return new Network(this.#t, unwrap(res));
   }
@@ -122,12 +119,8 @@ export class Networks {
     return unwrap(await this.#t.api.GET('/v1/networks', { params: { query } }));
   }
 
-  async *all(): AsyncGenerator<NetworkInfo> {
-    const limit = 100;
-    for (let offset = 0; ; offset += limit) {
-      const page = await this.list({ limit, offset });
-      yield* page.items;
-      if (page.items.length < limit || offset + limit >= page.total) return;
-    }
+  /** Every network, page after page. */
+  all(query: { limit?: number } = {}): AsyncGenerator<NetworkInfo> {
+    return allPages((q) => this.list(q), query);
   }
 }

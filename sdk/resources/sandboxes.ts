@@ -12,16 +12,7 @@ import type {
   SandboxMetrics,
 } from '../types.ts';
 
-export interface RequestOptions {
-  signal?: AbortSignal;
-}
-
-export interface CreateOptions extends RequestOptions {
-  /** Sent as `Idempotency-Key`: a retried create with the same key returns the first result. */
-  idempotencyKey?: string;
-}
-
-const idPath = (id: string) => ({ params: { path: { id } } });
+import { allPages, callOptions, idPath, type CreateOptions, type RequestOptions } from './request.ts';
 
 /** Files in and out of a running sandbox (`/v1/sandboxes/{id}/files`). */
 export class SandboxFiles {
@@ -180,12 +171,7 @@ export class Sandboxes {
 
   /** Creates and starts a sandbox; it is running when this resolves. */
   async create(request: CreateSandboxRequest = {}, opts: CreateOptions = {}): Promise<Sandbox> {
-    const headers = opts.idempotencyKey ? { 'idempotency-key': opts.idempotencyKey } : undefined;
-    const res = await this.#t.api.POST('/v1/sandboxes', {
-      body: request,
-      ...(headers ? { headers } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
+    const res = await this.#t.api.POST('/v1/sandboxes', { body: request, ...callOptions(opts) });
     return new Sandbox(this.#t, unwrap(res));
   }
 
@@ -204,12 +190,7 @@ export class Sandboxes {
   }
 
   /** Every sandbox matching `query`, page after page. */
-  async *all(query: Omit<ListSandboxesQuery, 'offset'> = {}): AsyncGenerator<SandboxInfo> {
-    const limit = query.limit ?? 100;
-    for (let offset = 0; ; offset += limit) {
-      const page = await this.list({ ...query, limit, offset });
-      yield* page.items;
-      if (page.items.length < limit || offset + limit >= page.total) return;
-    }
+  all(query: Omit<ListSandboxesQuery, 'offset'> = {}): AsyncGenerator<SandboxInfo> {
+    return allPages((q) => this.list(q), query);
   }
 }

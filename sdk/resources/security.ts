@@ -1,7 +1,6 @@
 import { unwrap, type Transport } from '../transport.ts';
+import { idPath } from './request.ts';
 import type { AuditEntry, AuditQuery, AuditVerification, ProfileRequest, SecurityProfile } from '../types.ts';
-
-const idPath = (id: string) => ({ params: { path: { id } } });
 
 /** `client.security`: security profiles (ceilings), enforcement and active alerts. */
 export class Security {

@@ -8,9 +8,7 @@ import type {
   SessionMessage,
   UpdateSessionRequest,
 } from '../types.ts';
-import type { CreateOptions } from './sandboxes.ts';
-
-const idPath = (id: string) => ({ params: { path: { id } } });
+import { allPages, callOptions, idPath, type CreateOptions } from './request.ts';
 
 /**
  * `client.sessions`: the Session API. A session owns what is made in it (sandboxes, departments,
@@ -27,8 +25,7 @@ export class Sessions {
   async create(request: CreateSessionRequest, opts: CreateOptions = {}): Promise<SessionInfo> {
     const res = await this.#t.api.POST('/v1/sessions', {
       body: request,
-      ...(opts.idempotencyKey ? { headers: { 'idempotency-key': opts.idempotencyKey } } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...callOptions(opts),
     });
     return unwrap(res);
   }
@@ -43,13 +40,8 @@ export class Sessions {
   }
 
   /** Every session matching `query`, page after page. */
-  async *all(query: Omit<ListSessionsQuery, 'offset'> = {}): AsyncGenerator<SessionInfo> {
-    const limit = query.limit ?? 100;
-    for (let offset = 0; ; offset += limit) {
-      const page = await this.list({ ...query, limit, offset });
-      yield* page.items;
-      if (page.items.length < limit || offset + limit >= page.total) return;
-    }
+  all(query: Omit<ListSessionsQuery, 'offset'> = {}): AsyncGenerator<SessionInfo> {
+    return allPages((q) => this.list(q), query);
   }
 
   /** Renames, pauses/resumes, or merges `config` key by key (`null` removes an optional key). */

@@ -9,12 +9,7 @@ import type {
   WorkflowInfo,
   WorkflowStatus,
 } from '../types.ts';
-import type { CreateOptions, RequestOptions } from './sandboxes.ts';
-
-const idPath = (id: string) => ({ params: { path: { id } } });
-
-/** The run states after which nothing more happens. */
-export const ENDED_RUN_STATES: readonly string[] = ['completed', 'failed', 'cancelled', 'timed_out'];
+import { callOptions, idPath, openEventStream, type CreateOptions, type RequestOptions } from './request.ts';
 
 /**
  * `client.workflows`: workflows of steps (`execute`, `verify`, `checkpoint`) run in a sandbox of
@@ -39,8 +34,7 @@ export class Workflows {
   async create(request: CreateWorkflowRequest, opts: CreateOptions = {}): Promise<WorkflowInfo> {
     const res = await this.#t.api.POST('/v1/workflows', {
       body: request,
-      ...(opts.idempotencyKey ? { headers: { 'idempotency-key': opts.idempotencyKey } } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...callOptions(opts),
     });
     return unwrap(res);
   }
@@ -63,15 +57,14 @@ export class Workflows {
     const res = await this.#t.api.POST('/v1/workflows/{id}/start', {
       ...idPath(id),
       body: request,
-      ...(opts.idempotencyKey ? { headers: { 'idempotency-key': opts.idempotencyKey } } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...callOptions(opts),
     });
     return unwrap(res);
   }
 
   /** The latest run: state, current step, every attempt, rollbacks, and the reason when it did not complete. */
   async status(id: string, opts: RequestOptions = {}): Promise<WorkflowStatus> {
-    return unwrap(await this.#t.api.GET('/v1/workflows/{id}/status', { ...idPath(id), ...(opts.signal ? { signal: opts.signal } : {}) }));
+    return unwrap(await this.#t.api.GET('/v1/workflows/{id}/status', { ...idPath(id), ...callOptions(opts) }));
   }
 
   /** Cancels the run going (its command is killed); 409 when none is. */
@@ -88,11 +81,7 @@ export class Workflows {
     const path = `/v1/workflows/${encodeURIComponent(id)}/events`;
     return follow(
       {
-        open: (after, signal) =>
-          this.#t.request('GET', path, {
-            headers: { accept: 'text/event-stream', ...(after === undefined ? {} : { 'last-event-id': String(after) }) },
-            ...(signal ? { signal } : {}),
-          }),
+        open: (after, signal) => openEventStream(this.#t, path, after, signal),
         isLast: () => false,
       },
       opts,

@@ -2,23 +2,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { NotFoundError } from '../../../sdk/errors.ts';
 import { follow, type FollowedEvent } from '../../../sdk/follow.ts';
+import { streamedResponse } from '../../helpers/http-body.ts';
 
 /** A body that sends `text` and then either ends or breaks (a dropped connection). */
-const body = (text: string, drop: boolean) => {
-  let sent = false;
-  return new Response(
-    new ReadableStream<Uint8Array>({
-      pull(ctl) {
-        if (!sent) {
-          sent = true;
-          if (text) return ctl.enqueue(new TextEncoder().encode(text));
-        }
-        if (drop) ctl.error(new TypeError('terminated'));
-        else ctl.close();
-      },
-    }),
-  );
-};
+const body = (text: string, drop: boolean) => streamedResponse(text, drop);
 
 const frame = (id: number, type: string, data: unknown) => `id: ${id}\nevent: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
 
