@@ -90,7 +90,7 @@ export const chatRoutes: FastifyPluginAsync<{ chat: ChatService }> = async (base
       tags: ['chat'],
       summary: 'Send a message to an agent',
       description:
-        "Runs one turn of the agent in its session: the model (through the agent's provider) answers and may call tools (`execute`, `read_file`, `write_file`, `list_files`), which run in the agent's sandbox inside the session under the department's limits and the network policy, after approval where the agent's policy wants it. JSON (default): waits for the whole turn, approvals included, and answers `{sessionId, response, usage, cost}`; a provider failure answers 503 (`details.reason` `provider_error` or `provider_timeout`). With `Accept: text/event-stream`: server-sent events `content`, `thinking`, `tool_start`, `tool_approval`, `tool_end`, `usage`, then `done` or `error`, each with an id (headers `X-Director-Session-Id` and `X-Director-Turn-Id` name the turn); a client that disconnects does not stop the turn and resumes with `GET /v1/chat/{sessionId}/events` and `Last-Event-ID`. One turn at a time per session: a message while a turn runs is refused with 409, except while that turn waits for approval, when it supersedes it (the waiting calls are denied as `superseded` and this turn starts once that one ended). With no LLM provider configured: 503 naming the DIRECTOR_LLM_* settings.",
+        "Runs one turn of the agent in its session: the model (through the agent's provider) answers and may call tools (`execute`, `read_file`, `write_file`, `list_files`), which run in the agent's sandbox inside the session under the department's limits and the network policy, after approval where the agent's policy wants it. JSON (default): waits for the whole turn, approvals included, and answers `{sessionId, response, usage, cost}`; a provider failure answers 503 (`details.reason` `provider_error` or `provider_timeout`). With `Accept: text/event-stream`: server-sent events `content`, `thinking`, `tool_start`, `tool_approval`, `tool_end`, `usage`, then `done` or `error`, each with an id (headers `X-Director-Session-Id` and `X-Director-Turn-Id` name the turn; `X-Director-Turn-After` is the event id this turn's events come after); a client that disconnects does not stop the turn and resumes with `GET /v1/chat/{sessionId}/events` and `Last-Event-ID` (its last event's id, or `X-Director-Turn-After` when it got none, so an earlier turn's kept events are not replayed). One turn at a time per session: a message while a turn runs is refused with 409, except while that turn waits for approval, when it supersedes it (the waiting calls are denied as `superseded` and this turn starts once that one ended). With no LLM provider configured: 503 naming the DIRECTOR_LLM_* settings.",
       body: ChatRequestSchema,
       response: { 200: Envelope(ChatAnswerSchema), ...STANDARD_ERRORS, 409: ErrorEnvelope },
     },
@@ -101,6 +101,7 @@ export const chatRoutes: FastifyPluginAsync<{ chat: ChatService }> = async (base
         return streamChat(reply, (signal) => chat.follow(caller, turn.sessionId, turn.fromSeq, { turnId: turn.id, signal }), {
           'x-director-session-id': turn.sessionId,
           'x-director-turn-id': turn.id,
+          'x-director-turn-after': String(turn.fromSeq),
         });
       }
       return send(reply, answer(await turn.finished));

@@ -95,6 +95,9 @@ export class Chat {
   stream(request: ChatRequest, opts: Omit<FollowOptions, 'after'> = {}): AsyncGenerator<ChatEvent> {
     // The session the server runs the turn in, as its answer named it; null until the POST answered.
     let sessionId: string | null = null;
+    // The event id this turn's events come after (X-Director-Turn-After): where a stream dropped
+    // before its first event resumes, so an earlier turn's kept events (and its `done`) are not replayed.
+    let turnAfter: number | undefined;
     let posted = false;
     const events = follow(
       {
@@ -107,11 +110,13 @@ export class Chat {
             });
             posted = true;
             sessionId = res.headers.get('x-director-session-id') || request.sessionId || null;
+            const start = Number(res.headers.get('x-director-turn-after') ?? Number.NaN);
+            if (Number.isSafeInteger(start) && start >= 0) turnAfter = start;
             return res;
           }
           // Without the session the turn runs in there is nothing to resume: `/v1/chat//events` is no stream.
           if (!sessionId) throw unresumable();
-          return this.#resume(sessionId, after, signal);
+          return this.#resume(sessionId, after ?? turnAfter, signal);
         },
         isLast: isTurnEnd,
       },

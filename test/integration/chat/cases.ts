@@ -360,6 +360,19 @@ export function chatCases(kind: FakeLlmKind): void {
     assert.is(contentOf(replay), 'one two three four');
     const bad = await sse(c.api.url, `/v1/chat/${sessionId}/events`, { token: c.api.adminToken, headers: { 'last-event-id': 'x' } });
     assert.is(bad.status, 400);
+    // A second turn: X-Director-Turn-After names where its events start, so a client that got none
+    // of them resumes there instead of replaying the first turn (whose `done` would end its stream).
+    c.llm.script([{ text: ['five ', 'six'], chunkDelayMs: 150 }]);
+    const second = await c.chatSse({ agent: agentId, message: 'more', sessionId }, { until: (e) => e.event === 'content' });
+    const turnAfter = Number(second.headers.get('x-director-turn-after'));
+    assert.ok(turnAfter >= replay.events.at(-1)!.id!, "after the first turn's events");
+    assert.ok(second.events[0]!.id! > turnAfter, "the turn's first event comes after it");
+    const fromStart = await sse(c.api.url, `/v1/chat/${sessionId}/events`, {
+      token: c.api.adminToken,
+      headers: { 'last-event-id': String(turnAfter) },
+    });
+    assert.is(contentOf(fromStart), 'five six');
+    assert.is(fromStart.events.filter((e) => e.event === 'done').length, 1);
   });
 
   test('the same events over the WebSocket hub (channel chat, filtered by session), and in the agent ring buffer', async () => {

@@ -99,4 +99,27 @@ test('without the header, the session the request named is resumed', async () =>
   );
 });
 
+test("a stream dropped before its first event resumes after the turn's start, not at the session's kept events", async () => {
+  const { client, seen } = clientOf((req) =>
+    req.method === 'POST'
+      ? stream('', true, { 'x-director-session-id': 'ses_CCCCCCCCCCCCCCCC', 'x-director-turn-id': 't2', 'x-director-turn-after': '41' })
+      : stream(frame(42, 'content', { text: 'new' }) + frame(43, 'done', { sessionId: 'ses_CCCCCCCCCCCCCCCC', turnId: 't2' }), false),
+  );
+  const got = await drain(client.chat.stream({ agent: 'coder', message: 'hi' }, { reconnect: { initialDelayMs: 1 } }));
+  assert.equal(
+    seen.map((r) => [r.method, r.path, r.lastEventId]),
+    [
+      ['POST', '/v1/chat', null],
+      ['GET', '/v1/chat/ses_CCCCCCCCCCCCCCCC/events', '41'],
+    ],
+  );
+  assert.equal(
+    got.map((e) => [e.id, e.type]),
+    [
+      [42, 'content'],
+      [43, 'done'],
+    ],
+  );
+});
+
 test.run();
