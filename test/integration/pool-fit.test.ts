@@ -155,7 +155,10 @@ async function floorOf(rec: SandboxRecord) {
     Binds: hc.Binds,
     Devices: hc.Devices,
     // The exec agent's channel directory is the sandbox's own (`<base>/<sandboxId>`): compared without the id.
-    Mounts: (Mounts ?? []).map((m) => ({ ...m, Source: m.Type === 'volume' ? '' : m.Source.replace(rec.id, '<sandbox>'), Name: '' })),
+    // The engine lists them in no fixed order (a map): sorted by destination.
+    Mounts: (Mounts ?? [])
+      .map((m) => ({ ...m, Source: m.Type === 'volume' ? '' : m.Source.replace(rec.id, '<sandbox>'), Name: '' }))
+      .sort((x, y) => x.Destination.localeCompare(y.Destination)),
     MaskedPaths: hc.MaskedPaths,
     ReadonlyPaths: hc.ReadonlyPaths,
     Ulimits: hc.Ulimits,
@@ -284,6 +287,9 @@ test('without the tmpfs resizer (a remote engine) another disk size is served on
     const cold = await rt.sandboxes.create({ image: BUSYBOX, resourceLimits: { disk: 40 } }, caller);
     assert.not.ok(warm.has(cold.containerId));
     assert.is(await fit('disk'), diskFallback + 1);
+    // The next warm sandbox made (here replacing one a default request takes) has its size.
+    const taken = await rt.sandboxes.create({ image: BUSYBOX }, caller);
+    assert.ok(warm.has(taken.containerId));
     await eventually(() => warmOfDisk(40) === 1, 30_000);
     const next = warmContainers();
     const sb = await rt.sandboxes.create({ image: BUSYBOX, resourceLimits: { disk: 40 } }, caller);
@@ -297,7 +303,7 @@ test('without the tmpfs resizer (a remote engine) another disk size is served on
       caller,
     );
     assert.not.ok(next.has(other.containerId));
-    for (const r of [cold, sb, other]) await rt.sandboxes.delete(caller, r.id);
+    for (const r of [cold, taken, sb, other]) await rt.sandboxes.delete(caller, r.id);
   } finally {
     deps.tmpfs = resizer;
   }
