@@ -321,6 +321,34 @@ export class WarmPool implements PoolClaimer {
     }
   }
 
+  /**
+   * Makes room for a user's sandbox at the host limit: the oldest ready warm sandbox leaves the
+   * pool at once (never claimable again) and is removed in the background. False when there is
+   * none. Warm sandboxes are spare capacity, not users': see docs/decisions.md.
+   */
+  giveWay(): boolean {
+    const { store, clock, teardown } = this.deps;
+    for (const warm of store.readyPooled()) {
+      const leaving = store.transition(warm.id, 'stopping', clock.nowMs());
+      if (!leaving) continue;
+      void teardown
+        .destroy(leaving, 'gave way to a user sandbox at the host limit')
+        .catch((err: unknown) => this.log.warn({ err, sandboxId: warm.id }, 'pool removal failed'))
+        .finally(() => {
+          const entry = [...this.entries.values()].find((e) => e.key === warm.poolKey);
+          if (entry) this.updateGauge(entry);
+        });
+      return true;
+    }
+    return false;
+  }
+
+  /** A user's sandbox ended: the room it leaves under the host limit may refill pools that stopped at the limit. */
+  roomFreed(): void {
+    if (this.deps.store.countActive() >= this.deps.config.maxSandboxes) return;
+    for (const e of this.entries.values()) if (this.deps.store.countPooled(e.key) < this.deps.config.poolSize) this.scheduleFill(e);
+  }
+
   /** Remembers a claim's disk size for the refills (the most recent `poolSize` only). */
   private noteDemand(entry: PoolEntry, disk: number): void {
     entry.demand.push(disk);

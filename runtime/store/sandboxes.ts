@@ -334,6 +334,22 @@ export class SandboxStore {
     return row?.env_sealed ?? null;
   }
 
+  /** Active sandboxes that are not warm ones (users' sandboxes, claimed ones included). */
+  countActiveUsers(): number {
+    return (
+      this.db.sql.prepare("SELECT count(*) AS n FROM sandboxes WHERE pooled = 0 AND status IN ('creating','running','stopping')").get() as {
+        n: number;
+      }
+    ).n;
+  }
+
+  /** The ready warm sandboxes, oldest first (for making room for a user's create). */
+  readyPooled(): SandboxRecord[] {
+    return (
+      this.db.sql.prepare("SELECT * FROM sandboxes WHERE pooled = 1 AND status = 'running' ORDER BY created_ms").all() as unknown as Row[]
+    ).map(fromRow);
+  }
+
   /** Warm sandboxes (being made or ready) of one image, whatever their pool key. */
   countPooledImage(image: string): number {
     return (
