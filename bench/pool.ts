@@ -128,6 +128,11 @@ async function waitPool(rt: Runtime, size: number) {
 
 const fitCounts = async (rt: Runtime): Promise<Record<string, number>> =>
   Object.fromEntries((await rt.metrics.poolFit.get()).values.map((v) => [String(v.labels.result), v.value]));
+/** How served sandboxes got their disk size: `class` (a warm one made with it) or `resized` (remounted). */
+const diskCounts = async (rt: Runtime): Promise<Record<string, number>> =>
+  Object.fromEntries(
+    (await (rt.metrics.poolDisk?.get() ?? Promise.resolve({ values: [] }))).values.map((v) => [String(v.labels.result), v.value]),
+  );
 
 export async function benchPool(): Promise<void> {
   console.log(`warm pool fitted to requests (image ${IMAGE}, ${ROUNDS} rotated rounds × ${PER_ROUND} per case, pool ${POOL})`);
@@ -169,6 +174,7 @@ export async function benchPool(): Promise<void> {
       ['director warm, fitted to the request', summarize(samples.fitted), raw],
     ]);
     console.log(`fitted samples served as 'fitted': ${(fitsAfter.fitted ?? 0) - (fitsBefore.fitted ?? 0)} of ${samples.fitted.length}`);
+    console.log(`disk met by (director_pool_disk_total, whole run so far): ${JSON.stringify(await diskCounts(warm.rt))}`);
 
     // A mixed stream at the rate a pool of this size refills (one create every 250 ms).
     const net = await warm.rt.networks!.manager.create(caller, { name: 'bench-pool', enableDNS: true });
@@ -223,6 +229,7 @@ async function benchBurst(): Promise<void> {
     await b.rt.start({ waitForPool: true });
     const samples: Record<'raw' | 'fitted', number[]> = { raw: [], fitted: [] };
     let warmServed = 0;
+    const perRound: string[] = [];
     for (let round = 0; round < BURST_ROUNDS; round++) {
       const order: Array<'raw' | 'fitted'> = round % 2 ? ['fitted', 'raw'] : ['raw', 'fitted'];
       for (const which of order) {
@@ -230,7 +237,17 @@ async function benchBurst(): Promise<void> {
         else {
           await waitPool(b.rt, BURST_POOL);
           const before = await fitCounts(b.rt);
-          samples.fitted.push(...(await burst(BURST, () => directorOnce(b.rt, PROTOCOL_SHAPED))));
+          const disk0 = await diskCounts(b.rt);
+          const got = await burst(BURST, () => directorOnce(b.rt, PROTOCOL_SHAPED));
+          samples.fitted.push(...got);
+          const disk1 = await diskCounts(b.rt);
+          const r = summarize(
+            got.filter((x) => !Number.isNaN(x)),
+            got.length,
+          );
+          perRound.push(
+            `  round ${round + 1}: p50 ${r.p50.toFixed(0)} / p99 ${r.p99.toFixed(0)} ms, ${r.ok}/${r.n} ok, disk remounted ${(disk1.resized ?? 0) - (disk0.resized ?? 0)}, of its class ${(disk1.class ?? 0) - (disk0.class ?? 0)}`,
+          );
           const after = await fitCounts(b.rt);
           warmServed += (after.fitted ?? 0) + (after.exact ?? 0) - (before.fitted ?? 0) - (before.exact ?? 0);
         }
@@ -243,6 +260,7 @@ async function benchBurst(): Promise<void> {
       ['director warm, fitted, all at once', summarize(ok(samples.fitted), samples.fitted.length), raw],
     ]);
     console.log(`served warm: ${warmServed} of ${samples.fitted.length}`);
+    for (const line of perRound) console.log(line);
   } finally {
     await closeRuntime(b.rt, b.dir);
   }

@@ -1,9 +1,10 @@
 /**
- * Benchmarks: `npm run bench [name ...]` (names: sandbox, pool, network, events, api, checkpoint, workflow, chat, agent). Each prints its figures with the
+ * Benchmarks: `npm run bench [name ...]` (names: sandbox, pool, pool-trace, network, events, api, checkpoint, workflow, chat, agent). Each prints its figures with the
  * raw floor measured in the same run and the ratio to it.
  */
 import { benchSandbox } from './sandbox.ts';
 import { benchPool } from './pool.ts';
+import { benchPoolTrace } from './pool-trace.ts';
 import { benchNetwork } from './network.ts';
 import { benchEvents } from './events.ts';
 import { benchApi } from './api.ts';
@@ -15,6 +16,7 @@ import { benchAgent } from './agent.ts';
 const all: Record<string, () => Promise<void>> = {
   sandbox: benchSandbox,
   pool: benchPool,
+  'pool-trace': benchPoolTrace,
   network: benchNetwork,
   events: benchEvents,
   api: benchApi,

@@ -136,7 +136,8 @@ export const SETTINGS = {
     schema: int(1, 100_000),
     default: 100,
     unit: 'sandboxes',
-    description: 'Sandboxes (running or starting, pool included) this host runs at most; creates beyond it get 503.',
+    description:
+      'Sandboxes (running or starting) this host runs at most; creates beyond it get 503. Warm pool sandboxes only fill the room users leave: at the limit one gives way to a user create.',
   },
   nofile: {
     env: 'DIRECTOR_NOFILE',

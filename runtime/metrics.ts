@@ -18,6 +18,8 @@ export interface RuntimeMetrics {
   /** Every create's outcome at the pool: `exact`, `fitted` (served) or the reason it was created cold. */
   poolFit: Counter<'result'>;
   poolReady: Gauge<'image'>;
+  /** Served sandboxes with writable tmpfs mounts by how their `disk` was met: `class` (made with that size), `resized` (remounted at claim). */
+  poolDisk: Counter<'result'>;
   sandboxes: Gauge<'state'>;
   /** Sets the source the `director_sandboxes` gauge reads at scrape time. */
   onCollectSandboxes(fn: () => Record<string, number>): void;
@@ -145,6 +147,12 @@ export function createRuntimeMetrics(registry = new Registry(), opts: { processM
     poolFit: new Counter({
       name: 'director_pool_fit_total',
       help: 'Creates by what the warm pool did: served as pooled (exact), served after a live limits update (fitted), or created cold and why (no_pool, network, command, profile, nofile, disk, workdir, security_policy, empty, update_failed).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    poolDisk: new Counter({
+      name: 'director_pool_disk_total',
+      help: 'Sandboxes served from the warm pool by how their disk size was met: class (a warm sandbox made with that size) or resized (its tmpfs remounted at claim).',
       labelNames: ['result'],
       registers: [registry],
     }),

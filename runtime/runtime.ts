@@ -194,7 +194,19 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     : null;
   if (!agents && config.execAgent === 'on' && engine.local)
     logger.warn({ binary: agentBinary }, 'exec agent not built (images/agent/build.sh): executes use docker exec');
-  const creator = new SandboxCreator({ engine, store, metrics, config, clock, logger, network, lifecycle, agents });
+  // Warm sandboxes give way to users' creates at the host limit (the pool is built below).
+  const creator = new SandboxCreator({
+    engine,
+    store,
+    metrics,
+    config,
+    clock,
+    logger,
+    network,
+    lifecycle,
+    agents,
+    giveWay: () => pool.giveWay(),
+  });
   const teardown: SandboxTeardown = new SandboxTeardown({ engine, store, events, clock, network, lifecycle });
   const secrets = opts.secrets ?? SecretBox.fromConfig(config);
   const environments = new SandboxEnvironments(store, secrets);
@@ -232,6 +244,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   lifecycle.on('deadlineArmed', (r) => supervisor.armDeadline(r));
   lifecycle.on('ended', (r) => executor.forget(r.id, r.containerId));
   lifecycle.on('ended', (r) => void agents?.close(r.id));
+  lifecycle.on('ended', (r) => (r.pooled ? undefined : pool.roomFreed()));
 
   const security = createSecurity(
     {

@@ -26,6 +26,11 @@ export interface CreatorDeps {
   lifecycle: SandboxLifecycle;
   /** Exec agents (docs/agent.md); null: sandboxes run without one and executes use `docker exec`. */
   agents?: Agents | null;
+  /**
+   * Removes one ready warm sandbox to make room for a user's sandbox (the warm pool's
+   * {@link WarmPool.giveWay}); false when there is none. Without it warm sandboxes count like any other.
+   */
+  giveWay?: () => boolean;
 }
 
 const IMAGE_CACHE_MS = 10_000;
@@ -108,7 +113,12 @@ export class SandboxCreator {
       owner: opts.owner ?? NO_OWNER,
     };
     // Count and insert in one synchronous step: concurrent creates cannot both take the last slot.
-    if (store.countActive() >= config.maxSandboxes) {
+    // Warm sandboxes do not count against users' creates: at the limit one of them gives way
+    // (removed in the background; its record leaves the count at once). The pool never fills
+    // beyond the limit.
+    const full = () => store.countActive() >= config.maxSandboxes;
+    const refuse = opts.poolKey ? full() : store.countActiveUsers() >= config.maxSandboxes || (full() && !this.#deps.giveWay?.());
+    if (refuse) {
       throw new DirectorError('SERVICE_UNAVAILABLE', `this host runs its maximum of ${config.maxSandboxes} sandboxes`, {
         limit: config.maxSandboxes,
       });

@@ -97,15 +97,25 @@ interface PoolEntry {
   filling: Promise<void> | null;
   /** A refill scheduled after a claim, not started yet. */
   timer: NodeJS.Timeout | null;
+  /**
+   * The `disk` sizes (MiB) recent claims asked for, oldest first, at most the pool's size: each
+   * refill makes its container with the next one (a disk class), so a request like a recent one
+   * finds a warm sandbox whose tmpfs mounts already have its size and is not remounted.
+   */
+  demand: number[];
+  /** The image's own working directory, learnt by the first fill (a claim needs it only for a `workdir`). */
+  imageWorkdir?: string;
 }
 
 /**
- * How long after a claim the refill starts. The refill's engine calls are event-loop work too:
- * started at once, they compete with the request that claimed the sandbox (its response, its
- * first execute). A short wait lets that request finish first; a burst of claims still gets
- * one refill round.
+ * A refill makes its next container only once claims have been quiet this long (none in flight,
+ * none started or finished for this many ms): a container create is the engine's heaviest work and, on a
+ * small host, takes the CPU from the requests that just claimed sandboxes (their fitting, their
+ * first execute). A burst of claims is served first, then the pool refills.
  */
-export const REFILL_DELAY_MS = 50;
+export const REFILL_QUIET_MS = 100;
+/** ...but a refill never waits longer than this per container, so a steady stream of claims does not starve it. */
+export const REFILL_MAX_WAIT_MS = 1000;
 
 /** Which Director networks a pool may be kept on: ready shared networks of the asking workspace. */
 export interface PoolNetworks {
@@ -113,8 +123,12 @@ export interface PoolNetworks {
 }
 
 export interface PoolDeps {
-  /** Fits a claimed container's limits to the request ({@link Engine.updateLimits}); without it only exact requests are served. */
-  engine: Pick<Engine, 'updateLimits'>;
+  /**
+   * Fits a claimed container's limits to the request ({@link Engine.updateLimits}); without it only
+   * exact requests are served. `hostPid` (a local engine) is asked once per warm container when it
+   * is made, so that a claim finds its cgroups and pid known and makes no engine call.
+   */
+  engine: Pick<Engine, 'updateLimits' | 'hostPid'>;
   /** Keeps a fitted sandbox's environment (its container was started without it). */
   environments: Pick<SandboxEnvironments, 'keep'>;
   creator: Pick<SandboxCreator, 'createCold' | 'imageInfo'>;
@@ -152,6 +166,9 @@ export class WarmPool implements PoolClaimer {
   private readonly log: Logger;
   private readonly entries = new Map<string, PoolEntry>();
   private stopped = false;
+  /** Claims being served now, and when the last one started or ended (performance.now()): refills wait for quiet. */
+  private claimsInFlight = 0;
+  private lastClaimAt = -Infinity;
 
   constructor(deps: PoolDeps) {
     this.deps = deps;
@@ -169,6 +186,7 @@ export class WarmPool implements PoolClaimer {
           network: null,
           filling: null,
           timer: null,
+          demand: [],
         });
       }
     }
@@ -198,6 +216,7 @@ export class WarmPool implements PoolClaimer {
       network: { id: spec.networkMode, workspace },
       filling: null,
       timer: null,
+      demand: [],
     };
     this.entries.set(id, entry);
     this.scheduleFill(entry);
@@ -219,31 +238,57 @@ export class WarmPool implements PoolClaimer {
     owner: SandboxOwner = NO_OWNER,
     opts: { networkPolicy?: unknown } = {},
   ): Promise<SandboxRecord | null> {
+    this.claimsInFlight++;
+    this.lastClaimAt = performance.now();
+    try {
+      return await this.fitClaim(spec, caller, owner, opts);
+    } finally {
+      this.claimsInFlight--;
+      this.lastClaimAt = performance.now();
+    }
+  }
+
+  private async fitClaim(
+    spec: EffectiveSpec,
+    caller: Caller,
+    owner: SandboxOwner,
+    opts: { networkPolicy?: unknown },
+  ): Promise<SandboxRecord | null> {
     const { store, clock, metrics, lifecycle, engine, environments, teardown, config, tmpfs } = this.deps;
     const entry = this.entryFor(spec, caller.workspace);
-    const imageWorkdir = entry ? (await this.deps.creator.imageInfo(entry.image))?.workdir : undefined;
+    // The image's working directory matters only to a request naming another workdir than the pool's.
+    const needsImageWorkdir = entry && spec.workdir !== null && spec.workdir !== entry.spec.workdir;
+    const imageWorkdir = needsImageWorkdir ? (entry.imageWorkdir ?? (await this.deps.creator.imageInfo(entry.image))?.workdir) : undefined;
     const ability: FitAbility = { tmpfs: Boolean(tmpfs), nofile: config.nofile, ...(imageWorkdir ? { imageWorkdir } : {}) };
-    const unfit = opts.networkPolicy !== undefined && spec.networkMode === 'isolated' ? 'network' : unfitReason(spec, entry?.spec, ability);
+    let unfit = opts.networkPolicy !== undefined && spec.networkMode === 'isolated' ? 'network' : unfitReason(spec, entry?.spec, ability);
+    // Without the resizer another disk size is served only by a warm sandbox made with it (a disk
+    // class), and only when everything else fits.
+    const diskOnly = unfit === 'disk';
+    if (diskOnly) unfit = unfitReason(spec, entry?.spec, { ...ability, tmpfs: true });
     if (unfit || !entry) {
       metrics.poolFit.inc({ result: unfit ?? 'no_pool' });
       return null;
     }
     const limits = fitLimits(spec, entry.spec);
-    const mounts = spec.resourceLimits.disk !== entry.spec.resourceLimits.disk ? tmpfsMounts(spec) : [];
-    const fits = Object.keys(limits).length > 0 || mounts.length > 0 || spec.workdir !== entry.spec.workdir;
     if (Object.keys(limits).length > 0 && !engine.updateLimits) {
       metrics.poolFit.inc({ result: 'update_failed' });
       return null;
     }
     const now = clock.nowMs();
-    const rec = store.claimPooled(entry.key, caller.workspace, toStoredSpec(spec), now, now + spec.resourceLimits.maxDuration, owner);
+    const claimed = store.claimPooled(entry.key, caller.workspace, toStoredSpec(spec), now, now + spec.resourceLimits.maxDuration, owner, {
+      diskOnly,
+    });
+    this.noteDemand(entry, spec.resourceLimits.disk);
     this.scheduleFill(entry);
     this.updateGauge(entry);
-    if (!rec) {
+    if (!claimed) {
       metrics.poolMisses.inc();
-      metrics.poolFit.inc({ result: 'empty' });
+      metrics.poolFit.inc({ result: diskOnly ? 'disk' : 'empty' });
       return null;
     }
+    const rec = claimed.record;
+    const mounts = spec.resourceLimits.disk !== claimed.madeWithDisk ? tmpfsMounts(spec) : [];
+    const fits = Object.keys(limits).length > 0 || mounts.length > 0 || spec.workdir !== entry.spec.workdir;
     environments.keep(rec.id, spec.environment);
     try {
       await Promise.all([
@@ -258,6 +303,7 @@ export class WarmPool implements PoolClaimer {
     }
     metrics.poolHits.inc();
     metrics.poolFit.inc({ result: fits ? 'fitted' : 'exact' });
+    if (spec.securityPolicy.allowFilesystem) metrics.poolDisk.inc({ result: mounts.length ? 'resized' : 'class' });
     lifecycle.emit('deadlineArmed', rec);
     return rec;
   }
@@ -275,12 +321,57 @@ export class WarmPool implements PoolClaimer {
     }
   }
 
+  /**
+   * Makes room for a user's sandbox at the host limit: the oldest ready warm sandbox leaves the
+   * pool at once (never claimable again) and is removed in the background. False when there is
+   * none. Warm sandboxes are spare capacity, not users': see docs/decisions.md.
+   */
+  giveWay(): boolean {
+    const { store, clock, teardown } = this.deps;
+    for (const warm of store.readyPooled()) {
+      const leaving = store.transition(warm.id, 'stopping', clock.nowMs());
+      if (!leaving) continue;
+      void teardown
+        .destroy(leaving, 'gave way to a user sandbox at the host limit')
+        .catch((err: unknown) => this.log.warn({ err, sandboxId: warm.id }, 'pool removal failed'))
+        .finally(() => {
+          const entry = [...this.entries.values()].find((e) => e.key === warm.poolKey);
+          if (entry) this.updateGauge(entry);
+        });
+      return true;
+    }
+    return false;
+  }
+
+  /** A user's sandbox ended: the room it leaves under the host limit may refill pools that stopped at the limit. */
+  roomFreed(): void {
+    if (this.deps.store.countActive() >= this.deps.config.maxSandboxes) return;
+    for (const e of this.entries.values()) if (this.deps.store.countPooled(e.key) < this.deps.config.poolSize) this.scheduleFill(e);
+  }
+
+  /** Remembers a claim's disk size for the refills (the most recent `poolSize` only). */
+  private noteDemand(entry: PoolEntry, disk: number): void {
+    entry.demand.push(disk);
+    if (entry.demand.length > this.deps.config.poolSize) entry.demand.shift();
+  }
+
   private scheduleFill(entry: PoolEntry): void {
     if (this.stopped || entry.filling || entry.timer) return;
     entry.timer = setTimeout(() => {
       entry.timer = null;
       void this.fill(entry);
-    }, REFILL_DELAY_MS);
+    }, REFILL_QUIET_MS);
+  }
+
+  /** Resolves once claims have been quiet for {@link REFILL_QUIET_MS}, or {@link REFILL_MAX_WAIT_MS} after it was called. */
+  private async untilQuiet(): Promise<void> {
+    const since = performance.now();
+    for (;;) {
+      const now = performance.now();
+      const idle = now - this.lastClaimAt;
+      if (this.stopped || now - since >= REFILL_MAX_WAIT_MS || (this.claimsInFlight === 0 && idle >= REFILL_QUIET_MS)) return;
+      await new Promise((r) => setTimeout(r, Math.max(10, Math.min(REFILL_QUIET_MS - idle, REFILL_MAX_WAIT_MS - (now - since)))));
+    }
   }
 
   /**
@@ -322,9 +413,7 @@ export class WarmPool implements PoolClaimer {
 
   /** Warm sandboxes per image, its pools on networks included (one label per image keeps the series bounded). */
   private updateGauge(entry: PoolEntry): void {
-    let n = 0;
-    for (const e of this.entries.values()) if (e.image === entry.image) n += this.deps.store.countPooled(e.key);
-    this.deps.metrics.poolReady.set({ image: entry.image }, n);
+    this.deps.metrics.poolReady.set({ image: entry.image }, this.deps.store.countPooledImage(entry.image));
   }
 
   /** Whether `entry` is still one of this pool's (a dropped network's pool stops filling). */
@@ -342,6 +431,7 @@ export class WarmPool implements PoolClaimer {
           this.log.warn({ image: entry.image }, 'pool image not available; pool stays empty');
           return;
         }
+        entry.imageWorkdir = image.workdir;
         while (this.live(entry) && store.countPooled(entry.key) < config.poolSize && store.countActive() < config.maxSandboxes) {
           if (entry.network && !this.deps.networks?.ready(entry.network.workspace, entry.network.id)) {
             // The network went away (or is being deleted) without dropNetwork: its pool ends here,
@@ -351,11 +441,21 @@ export class WarmPool implements PoolClaimer {
             await this.destroyPooled((r) => r.networkId === gone, `network ${gone} gone`);
             return;
           }
-          await creator.createCold(entry.spec, POOL_WORKSPACE, {
+          await this.untilQuiet();
+          if (!this.live(entry) || store.countPooled(entry.key) >= config.poolSize || store.countActive() >= config.maxSandboxes) break;
+          // The next disk class recent claims asked for (the pool's own size when none did).
+          const disk = entry.demand.shift() ?? entry.spec.resourceLimits.disk;
+          const spec =
+            disk === entry.spec.resourceLimits.disk
+              ? entry.spec
+              : { ...entry.spec, resourceLimits: { ...entry.spec.resourceLimits, disk } };
+          const made = await creator.createCold(spec, POOL_WORKSPACE, {
             imageWorkdir: image.workdir,
             poolKey: entry.key,
             ...(entry.network ? { networkWorkspace: entry.network.workspace } : {}),
           });
+          // Learnt now, not by the claim: where its cgroups are and its init's host pid.
+          if (made.containerId) await this.deps.engine.hostPid?.(made.containerId).catch(() => null);
           this.updateGauge(entry);
         }
       } catch (err) {

@@ -1,11 +1,8 @@
-import { execFile } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { Engine, TmpfsMount } from '../engine/engine.ts';
-
-const run = promisify(execFile);
 
 /** Where `images/tmpfs-size/build.sh` puts the helper, relative to the project root. */
 export const TMPFS_SIZE_BUILD_OUTPUT = '.state/helpers/director-tmpfs-size';
@@ -16,6 +13,13 @@ export interface TmpfsResizer {
   resize(containerId: string, mounts: readonly TmpfsMount[]): Promise<void>;
 }
 
+/** The running helper process, the answers it owes (in order) and its unread output. */
+interface Helper {
+  child: ChildProcess;
+  pending: Array<{ ok: () => void; fail: (e: Error) => void }>;
+  out: string;
+}
+
 /**
  * Resizes a running container's tmpfs mounts from the host: the static helper built from
  * `images/tmpfs-size/main.c` joins the container's mount namespace and remounts each path with
@@ -24,10 +28,16 @@ export interface TmpfsResizer {
  * exactly the size and flags a cold sandbox gets, or the resize counts as failed. Only with a
  * local engine (the container's processes are visible in this host's /proc) and a built helper:
  * {@link localTmpfsResizer} returns null otherwise and `disk` requests are created cold.
+ *
+ * One helper process serves every resize (`--serve`: a request per line, answered in order), started
+ * at the first and again after it died: a spawn per resize cost 25-40 ms of Director's own event
+ * loop (forking a large process), 500 ms for 20 at once. A request not answered within 10 s ends
+ * the helper and fails every pending resize.
  */
 export class HostTmpfsResizer implements TmpfsResizer {
   readonly #engine: Pick<Engine, 'inspectContainer' | 'hostPid'>;
   readonly #binary: string;
+  #helper: Helper | null = null;
 
   constructor(engine: Pick<Engine, 'inspectContainer' | 'hostPid'>, binary: string) {
     this.#engine = engine;
@@ -38,10 +48,55 @@ export class HostTmpfsResizer implements TmpfsResizer {
     if (mounts.length === 0) return;
     const pid = (await this.#engine.hostPid?.(containerId)) ?? (await this.#engine.inspectContainer(containerId))?.pid;
     if (!pid) throw new Error(`container ${containerId} is not running`);
-    const args = [String(pid), ...mounts.flatMap((m) => [m.path, String(m.sizeBytes), m.noexec ? '1' : '0'])];
-    await run(this.#binary, args, { timeout: 10_000 });
+    await this.#ask([String(pid), ...mounts.flatMap((m) => [m.path, String(m.sizeBytes), m.noexec ? '1' : '0'])]);
     const problems = checkMountinfo(await readFile(`/proc/${pid}/mountinfo`, 'utf8'), mounts);
     if (problems.length) throw new Error(`tmpfs resize not in force: ${problems.join('; ')}`);
+  }
+
+  /** Sends one request to the helper (started if none runs) and waits for its answer. */
+  #ask(args: string[]): Promise<void> {
+    if (args.some((a) => !/^[A-Za-z0-9/._@+-]+$/.test(a))) return Promise.reject(new Error(`bad resize arguments ${JSON.stringify(args)}`));
+    const h = this.#helper ?? this.#start();
+    return new Promise<void>((ok, fail) => {
+      const timer = setTimeout(() => this.#end(h, new Error('the tmpfs resizer did not answer within 10 s')), 10_000);
+      h.pending.push({
+        ok: () => (clearTimeout(timer), ok()),
+        fail: (e) => (clearTimeout(timer), fail(e)),
+      });
+      h.child.stdin!.write(`${args.join(' ')}\n`);
+    });
+  }
+
+  #start(): Helper {
+    const child = spawn(this.#binary, ['--serve'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const h: Helper = { child, pending: [], out: '' };
+    this.#helper = h;
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      h.out += chunk;
+      for (let nl = h.out.indexOf('\n'); nl >= 0; nl = h.out.indexOf('\n')) {
+        const line = h.out.slice(0, nl);
+        h.out = h.out.slice(nl + 1);
+        const waiter = h.pending.shift();
+        if (line === 'ok') waiter?.ok();
+        else waiter?.fail(new Error(`tmpfs resize failed: ${line.replace(/^err /, '')}`));
+      }
+    });
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-500)));
+    child.stdin.on('error', () => undefined);
+    child.on('error', (err) => this.#end(h, err));
+    child.on('exit', (code) => this.#end(h, new Error(`the tmpfs resizer exited (${code}): ${stderr.trim()}`)));
+    // Never what keeps Director running: its stdin closes when Director exits, and it ends.
+    child.unref();
+    for (const s of [child.stdin, child.stdout, child.stderr]) (s as unknown as { unref?: () => void } | null)?.unref?.();
+    return h;
+  }
+
+  /** Ends `h` (if it is still the current helper's) and fails what it had pending. */
+  #end(h: Helper, err: Error): void {
+    if (this.#helper === h) this.#helper = null;
+    if (h.child.exitCode === null && !h.child.killed) h.child.kill('SIGKILL');
+    for (const w of h.pending.splice(0)) w.fail(err);
   }
 }
 

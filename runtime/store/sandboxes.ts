@@ -271,9 +271,11 @@ export class SandboxStore {
   }
 
   /**
-   * Atomically takes the oldest ready pooled sandbox of `poolKey` for a workspace, and gives the
-   * record the request's spec (its limits may differ from the pool's: the caller fits the
-   * container to them before handing it out).
+   * Atomically takes a ready pooled sandbox of `poolKey` for a workspace, and gives the record the
+   * request's spec (its limits may differ from the pool's: the caller fits the container to them
+   * before handing it out). The oldest is taken, except that one made with the `disk` size asked
+   * for (its tmpfs mounts already have the request's size) comes first; with `diskOnly` only such
+   * a one is taken. Returns the claimed record and the disk size (MiB) its container was made with.
    */
   claimPooled(
     poolKey: string,
@@ -282,28 +284,40 @@ export class SandboxStore {
     nowMs: number,
     deadlineMs: number,
     owner: SandboxOwner = NO_OWNER,
-  ): SandboxRecord | null {
-    const row = this.db.sql
-      .prepare(
-        `UPDATE sandboxes SET pooled = 0, workspace = ?, name = ?, labels = ?, updated_ms = ?, created_ms = ?, deadline_ms = ?,
-           session_id = ?, department_id = ?, environment_id = ?, spec = ?
-         WHERE id = (SELECT id FROM sandboxes WHERE pooled = 1 AND pool_key = ? AND status = 'running' ORDER BY created_ms LIMIT 1)
-         RETURNING *`,
-      )
-      .get(
-        workspace,
-        spec.name,
-        JSON.stringify(spec.labels),
-        nowMs,
-        nowMs,
-        deadlineMs,
-        owner.sessionId,
-        owner.departmentId,
-        owner.environmentId,
-        JSON.stringify(spec),
-        poolKey,
-      ) as Row | undefined;
-    return row ? fromRow(row) : null;
+    opts: { diskOnly?: boolean } = {},
+  ): { record: SandboxRecord; madeWithDisk: number } | null {
+    const disk = spec.resourceLimits.disk;
+    return this.db.tx(() => {
+      const pick = this.db.sql
+        .prepare(
+          `SELECT id, json_extract(spec, '$.resourceLimits.disk') AS disk FROM sandboxes
+           WHERE pooled = 1 AND pool_key = ? AND status = 'running'${opts.diskOnly ? " AND json_extract(spec, '$.resourceLimits.disk') = ?" : ''}
+           ORDER BY (json_extract(spec, '$.resourceLimits.disk') = ?) DESC, created_ms LIMIT 1`,
+        )
+        .get(...(opts.diskOnly ? [poolKey, disk, disk] : [poolKey, disk])) as { id: string; disk: number } | undefined;
+      if (!pick) return null;
+      const row = this.db.sql
+        .prepare(
+          `UPDATE sandboxes SET pooled = 0, workspace = ?, name = ?, labels = ?, updated_ms = ?, created_ms = ?, deadline_ms = ?,
+             session_id = ?, department_id = ?, environment_id = ?, spec = ?
+           WHERE id = ? AND pooled = 1
+           RETURNING *`,
+        )
+        .get(
+          workspace,
+          spec.name,
+          JSON.stringify(spec.labels),
+          nowMs,
+          nowMs,
+          deadlineMs,
+          owner.sessionId,
+          owner.departmentId,
+          owner.environmentId,
+          JSON.stringify(spec),
+          pick.id,
+        ) as Row | undefined;
+      return row ? { record: fromRow(row), madeWithDisk: Number(pick.disk) } : null;
+    });
   }
 
   /**
@@ -318,6 +332,31 @@ export class SandboxStore {
   sealedEnvironment(id: string): string | null {
     const row = this.db.sql.prepare('SELECT env_sealed FROM sandboxes WHERE id = ?').get(id) as { env_sealed: string | null } | undefined;
     return row?.env_sealed ?? null;
+  }
+
+  /** Active sandboxes that are not warm ones (users' sandboxes, claimed ones included). */
+  countActiveUsers(): number {
+    return (
+      this.db.sql.prepare("SELECT count(*) AS n FROM sandboxes WHERE pooled = 0 AND status IN ('creating','running','stopping')").get() as {
+        n: number;
+      }
+    ).n;
+  }
+
+  /** The ready warm sandboxes, oldest first (for making room for a user's create). */
+  readyPooled(): SandboxRecord[] {
+    return (
+      this.db.sql.prepare("SELECT * FROM sandboxes WHERE pooled = 1 AND status = 'running' ORDER BY created_ms").all() as unknown as Row[]
+    ).map(fromRow);
+  }
+
+  /** Warm sandboxes (being made or ready) of one image, whatever their pool key. */
+  countPooledImage(image: string): number {
+    return (
+      this.db.sql
+        .prepare("SELECT count(*) AS n FROM sandboxes WHERE pooled = 1 AND image = ? AND status IN ('creating','running')")
+        .get(image) as { n: number }
+    ).n;
   }
 
   countPooled(poolKey: string): number {

@@ -155,7 +155,10 @@ async function floorOf(rec: SandboxRecord) {
     Binds: hc.Binds,
     Devices: hc.Devices,
     // The exec agent's channel directory is the sandbox's own (`<base>/<sandboxId>`): compared without the id.
-    Mounts: (Mounts ?? []).map((m) => ({ ...m, Source: m.Type === 'volume' ? '' : m.Source.replace(rec.id, '<sandbox>'), Name: '' })),
+    // The engine lists them in no fixed order (a map): sorted by destination.
+    Mounts: (Mounts ?? [])
+      .map((m) => ({ ...m, Source: m.Type === 'volume' ? '' : m.Source.replace(rec.id, '<sandbox>'), Name: '' }))
+      .sort((x, y) => x.Destination.localeCompare(y.Destination)),
     MaskedPaths: hc.MaskedPaths,
     ReadonlyPaths: hc.ReadonlyPaths,
     Ulimits: hc.Ulimits,
@@ -232,6 +235,81 @@ test('the fitted disk size applies: a write beyond it fails with ENOSPC, one wit
   assert.match((await sh(big.id, 'df -k /workspace | tail -1')).stdout, /\s1048576\s/);
   await rt.sandboxes.delete(caller, sb.id);
   await rt.sandboxes.delete(caller, big.id);
+});
+
+const disk = async (result: string) => (await rt.metrics.poolDisk.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+const warmOfDisk = (mib: number) =>
+  rt.sandboxes.deps.store.inStates(['running']).filter((r) => r.pooled && r.spec.resourceLimits.disk === mib).length;
+
+test('the pool refills with the disk size claims asked for; a claim of that size is not remounted and gets ENOSPC exactly at it', async () => {
+  await fullPool();
+  const [resized, matched] = [await disk('resized'), await disk('class')];
+  // 24 MiB shared by /tmp and /workspace: 12 MiB each. The pool was made with the default size: remounted.
+  const first = await rt.sandboxes.create({ image: BUSYBOX, resourceLimits: { disk: 24 } }, caller);
+  assert.is(await disk('resized'), resized + 1);
+  await rt.sandboxes.delete(caller, first.id);
+  // Its replacement is made with the size that claim asked for.
+  await eventually(() => warmOfDisk(24) === 1, 30_000);
+  await fullPool();
+  const warm = warmContainers();
+  const sb = await rt.sandboxes.create({ image: BUSYBOX, resourceLimits: { disk: 24 } }, caller);
+  assert.ok(warm.has(sb.containerId), 'the sandbox did not come from the pool');
+  assert.is(await disk('class'), matched + 1, 'not served by the warm sandbox made with its size');
+  assert.is(await disk('resized'), resized + 1, 'remounted although a warm sandbox had its size');
+  assert.is(warmOfDisk(24), 0);
+  assert.equal(await tmpfsMounts(sb), [
+    '/tmp rw,nosuid,nodev,relatime rw,size=12288k,uid=1000,gid=1000',
+    '/workspace rw,nosuid,nodev,relatime rw,size=12288k,mode=755,uid=1000,gid=1000',
+  ]);
+  const within = await sh(sb.id, 'dd if=/dev/zero of=/workspace/a bs=1M count=11 2>&1 && echo wrote');
+  assert.match(within.stdout, /wrote/);
+  const beyond = await sh(sb.id, 'dd if=/dev/zero of=/tmp/b bs=1M count=13 2>&1; echo "exit=$?"');
+  assert.match(beyond.stdout, /No space left on device/);
+  assert.match(beyond.stdout, /exit=1/);
+  const written = Number((await sh(sb.id, 'stat -c %s /tmp/b')).stdout);
+  assert.ok(written > 12 * MIB - 256 * 1024 && written <= 12 * MIB, `the write stopped at ${written} bytes, not at 12 MiB`);
+  // A request of the pool's own size is not given the 24 MiB one unfitted.
+  const plain = await rt.sandboxes.create({ image: BUSYBOX }, caller);
+  assert.match((await sh(plain.id, 'df -k /tmp | tail -1')).stdout, new RegExp(`\\s${(rt.config.defaultDiskMb * 1024) / 2}\\s`));
+  await rt.sandboxes.delete(caller, sb.id);
+  await rt.sandboxes.delete(caller, plain.id);
+});
+
+test('without the tmpfs resizer (a remote engine) another disk size is served only by a warm sandbox made with it', async () => {
+  await fullPool();
+  const deps = (rt.pool as unknown as { deps: { tmpfs: unknown } }).deps;
+  const resizer = deps.tmpfs;
+  deps.tmpfs = null;
+  try {
+    const diskFallback = await fit('disk');
+    const warm = warmContainers();
+    // No warm sandbox of 40 MiB yet: created cold, and the pool learns the size.
+    const cold = await rt.sandboxes.create({ image: BUSYBOX, resourceLimits: { disk: 40 } }, caller);
+    assert.not.ok(warm.has(cold.containerId));
+    assert.is(await fit('disk'), diskFallback + 1);
+    // The next warm sandbox made (here replacing one a default request takes) has its size.
+    const taken = await rt.sandboxes.create({ image: BUSYBOX }, caller);
+    assert.ok(warm.has(taken.containerId));
+    await eventually(() => warmOfDisk(40) === 1, 30_000);
+    const next = warmContainers();
+    const matched = await disk('class');
+    const sb = await rt.sandboxes.create({ image: BUSYBOX, resourceLimits: { disk: 40 } }, caller);
+    assert.ok(next.has(sb.containerId), 'the warm sandbox of its size was not used');
+    assert.is(await disk('class'), matched + 1);
+    assert.match((await sh(sb.id, 'df -k /workspace | tail -1')).stdout, /\s20480\s/);
+    // Everything else must still fit: a policy the pool lacks stays cold, counted by that reason, not `disk`.
+    const [policy, diskNow] = [await fit('security_policy'), await fit('disk')];
+    const other = await rt.sandboxes.create(
+      { image: BUSYBOX, resourceLimits: { disk: 40 }, securityPolicy: { blockedPaths: ['/etc'] } },
+      caller,
+    );
+    assert.not.ok(next.has(other.containerId));
+    assert.is(await fit('security_policy'), policy + 1);
+    assert.is(await fit('disk'), diskNow);
+    for (const r of [cold, taken, sb, other]) await rt.sandboxes.delete(caller, r.id);
+  } finally {
+    deps.tmpfs = resizer;
+  }
 });
 
 test('the fitted working directory is the default of every execute and shell', async () => {

@@ -166,7 +166,7 @@ test('claimPooled hands out each ready pooled sandbox of its key exactly once, o
   const claimed: string[] = [];
   for (let i = 0; i <= pooled.length; i++) {
     const got = store.claimPooled('k1', 'ws9', asked(`n${i}`), 7000, 9000);
-    if (got) claimed.push(got.id);
+    if (got) claimed.push(got.record.id);
     else assert.is(i, pooled.length, 'ran out early');
   }
   assert.equal(claimed, [pooled[1]!.id, pooled[2]!.id, pooled[0]!.id]);
@@ -175,12 +175,32 @@ test('claimPooled hands out each ready pooled sandbox of its key exactly once, o
   assert.is(store.countPooled('k2'), 1);
 });
 
+test('a claim takes a warm sandbox made with its disk size first, else the oldest; diskOnly takes only such a one', () => {
+  const { store } = fresh();
+  const sized = (disk: number) => ({ ...SPEC, resourceLimits: { ...SPEC.resourceLimits, disk } });
+  const want = (disk: number) => ({ ...asked('n'), resourceLimits: { ...SPEC.resourceLimits, disk } });
+  const [a512, b2048, c512] = [512, 2048, 512].map((disk, i) =>
+    record({ pooled: true, poolKey: 'k', workspace: '', createdMs: i + 1, spec: sized(disk) }),
+  );
+  for (const r of [a512!, b2048!, c512!]) store.insert(r);
+  const got = store.claimPooled('k', 'ws9', want(2048), 7000, 9000);
+  assert.is(got?.record.id, b2048!.id, 'the one made with 2048 MiB, though not the oldest');
+  assert.is(got?.madeWithDisk, 2048);
+  assert.is(store.claimPooled('k', 'ws9', want(2048), 7000, 9000, NO_OWNER, { diskOnly: true }), null, 'none of 2048 left');
+  const other = store.claimPooled('k', 'ws9', want(2048), 7000, 9000);
+  assert.is(other?.record.id, a512!.id, 'no match: the oldest');
+  assert.is(other?.madeWithDisk, 512);
+  assert.is(other?.record.spec.resourceLimits.disk, 2048, "the record carries the request's disk");
+  assert.is(store.claimPooled('k', 'ws9', want(512), 7000, 9000, NO_OWNER, { diskOnly: true })?.record.id, c512!.id);
+  assert.is(store.countPooled('k'), 0);
+});
+
 test('a claimed sandbox belongs to the claiming workspace with its name and labels', () => {
   const { store } = fresh();
   const r = record({ pooled: true, poolKey: 'k', workspace: '' });
   store.insert(r);
   assert.is(store.claimPooled('other', 'ws9', asked('n'), 1, 2), null);
-  const got = store.claimPooled('k', 'ws9', asked('mine', { team: 'a' }, 96), 7000, 9000);
+  const got = store.claimPooled('k', 'ws9', asked('mine', { team: 'a' }, 96), 7000, 9000)?.record;
   assert.ok(got);
   assert.is(got.pooled, false);
   assert.is(got.workspace, 'ws9');
