@@ -1,0 +1,67 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { checkSchema, compileSchema, firstIssue } from '../../../core/validate.ts';
+import { DirectorError } from '../../../core/errors.ts';
+import { ChatRequestSchema } from '../../../orchestration/chat/schemas.ts';
+import { TOOL_SCHEMAS, validateToolInput } from '../../../orchestration/chat/tools.ts';
+
+const compiled = compileSchema(ChatRequestSchema);
+const chatBodies: unknown[] = [
+  { agent: 'coder', message: 'hi' },
+  { agent: 'coder', message: 'hi', sessionId: 'ses_0123456789abcdef' },
+  { agent: 'coder', message: 'hi', sessionId: 'ses_bad' },
+  { agent: '', message: 'hi' },
+  { agent: 'coder' },
+  { agent: 'coder', message: 'hi', extra: 1 },
+  { agent: 'coder', message: 'x'.repeat(65_537) },
+  { agent: 7, message: 'hi' },
+  null,
+  'text',
+  [],
+];
+
+test('a compiled schema answers as the schema does: fits or not, and the same first issue', () => {
+  for (const body of chatBodies) {
+    assert.equal(firstIssue(compiled, body), firstIssue(ChatRequestSchema, body), JSON.stringify(body)?.slice(0, 80));
+  }
+  assert.is(firstIssue(compiled, chatBodies[0]), undefined);
+  assert.ok(firstIssue(compiled, chatBodies[2]));
+});
+
+test('checkSchema with a compiled schema: the same VALIDATION_ERROR naming the field', () => {
+  const errorOf = (schema: Parameters<typeof checkSchema>[0], v: unknown) => {
+    try {
+      checkSchema(schema, v);
+      return null;
+    } catch (err) {
+      assert.instance(err, DirectorError);
+      return { message: (err as DirectorError).message, details: (err as DirectorError).details };
+    }
+  };
+  for (const body of chatBodies) assert.equal(errorOf(compiled, body), errorOf(ChatRequestSchema, body));
+  assert.match(JSON.stringify(errorOf(compiled, { agent: 'coder', message: 'hi', extra: 1 })), 'extra');
+});
+
+test('tool inputs: checked by the compiled schemas with the messages of the plain ones', () => {
+  const inputs: [keyof typeof TOOL_SCHEMAS, unknown][] = [
+    ['execute', { command: 'echo hi' }],
+    ['execute', { command: '' }],
+    ['execute', { command: 'x', timeoutMs: 0 }],
+    ['execute', { command: 'x', timeoutMs: 1.5 }],
+    ['execute', { cmd: 'x' }],
+    ['read_file', { path: 'a' }],
+    ['read_file', {}],
+    ['write_file', { path: 'a', content: 1 }],
+    ['list_files', {}],
+    ['list_files', { path: '' }],
+  ];
+  for (const [name, input] of inputs) {
+    const plain = firstIssue(TOOL_SCHEMAS[name], input);
+    const got = validateToolInput(name, input);
+    assert.is(got === null, plain === undefined, `${name} ${JSON.stringify(input)}`);
+  }
+  assert.is(validateToolInput('execute', { command: 'echo hi' }), null);
+  assert.match(validateToolInput('execute', { cmd: 'x' }) ?? '', /command|cmd/);
+});
+
+test.run();
