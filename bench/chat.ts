@@ -21,12 +21,17 @@
  * `DIRECTOR_TEST_EXEC_AGENT=on` runs the executes through the exec agent instead.
  * Rounds rotate which case goes first; samples are spaced so each execute finds its exec
  * launcher ready. Prints p50/p95/p99 and the difference at p50 (targets: ≤ 5 ms each).
- * The client shares Director's thread, and the test provider sends a whole answer in one segment:
- * the client reads the first `content` frame only after Director has processed the rest of the
- * turn. So (a) is also given up to when Director emitted the event (its SSE frame is written in
- * the same microtask run, and leaves at once): what a client in another process waits for.
+ * The HTTP client runs in another process, as a user's does (bench/chat-client.ts, forked here, over
+ * loopback): it times Director's first `content` frame and the straight-to-the-provider floor
+ * alike, with one kept-alive agent, from just before it writes the request. (A client sharing
+ * Director's thread read the frame only after Director had processed the rest of the turn, whose
+ * chunks the test provider sends in one segment: ~2 ms more.) The test provider itself runs in
+ * this process, beside Director, for both cases. (a) is also given up to when Director emitted
+ * the event (its SSE frame is written in the same microtask run, and leaves at once), on the
+ * clock both processes share (`performance.timeOrigin + now()`).
+ * The history the round trips run with is printed: the session grows by the samples' turns.
  */
-import { Agent, request } from 'node:http';
+import { fork } from 'node:child_process';
 import { stepCountIs, streamText, type ModelMessage } from 'ai';
 import { MessageStore } from '../orchestration/chat/messages.ts';
 import { toolSet } from '../orchestration/chat/tools.ts';
@@ -40,35 +45,42 @@ const ROUNDS = Number(process.env.BENCH_CHAT_ROUNDS ?? 8);
 const GAP_MS = 100;
 const FORMATS = (process.env.BENCH_CHAT_FORMATS ?? 'openai,anthropic').split(',') as FakeLlmKind[];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const agent = new Agent({ keepAlive: true, maxSockets: 4 });
 
-/**
- * POSTs `body` and resolves, once the response ended, with the time (performance.now) the first
- * chunk containing `marker` arrived.
- */
-function firstMarker(url: string, headers: Record<string, string>, body: string, marker: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    const req = request({ host: u.hostname, port: u.port, method: 'POST', path: u.pathname, agent, headers }, (res) => {
-      let seen = '';
-      let at = Number.NaN;
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => {
-        if (!Number.isNaN(at)) return;
-        seen += d;
-        if (seen.includes(marker)) at = performance.now();
-      });
-      res.on('end', () =>
-        Number.isNaN(at) ? reject(new Error(`no ${marker} (status ${res.statusCode}): ${seen.slice(0, 300)}`)) : resolve(at),
-      );
-    });
-    req.on('error', reject);
-    req.end(body);
+/** The bench's HTTP client, in another process (bench/chat-client.ts): see the header. */
+interface Client {
+  /** POSTs `body` from the client process; when it started and how long until the first chunk holding `marker`. */
+  time(url: string, headers: Record<string, string>, body: string, marker: string): Promise<{ startedAt: number; ms: number }>;
+  close(): void;
+}
+
+function startClient(): Client {
+  const child = fork(new URL('./chat-client.ts', import.meta.url), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let next = 0;
+  const waiting = new Map<number, { resolve: (r: { startedAt: number; ms: number }) => void; reject: (e: Error) => void }>();
+  child.on('message', (m: { id: number; startedAt: number; ms: number; error?: string }) => {
+    const w = waiting.get(m.id);
+    waiting.delete(m.id);
+    if (m.error !== undefined) w?.reject(new Error(m.error));
+    else w?.resolve({ startedAt: m.startedAt, ms: m.ms });
   });
+  child.on('exit', (code) => {
+    for (const w of waiting.values()) w.reject(new Error(`bench client exited (${code})`));
+    waiting.clear();
+  });
+  return {
+    time: (url, headers, body, marker) =>
+      new Promise((resolve, reject) => {
+        const id = next++;
+        waiting.set(id, { resolve, reject });
+        child.send({ id, url, headers, body, marker });
+      }),
+    close: () => child.disconnect(),
+  };
 }
 
 async function benchFormat(kind: FakeLlmKind): Promise<void> {
   const llm: FakeLlm = await startFakeLlm(kind);
+  const client = startClient();
   const api = await startApi({
     rateLimitSession: 1_000_000,
     rateLimitSandbox: 1_000_000,
@@ -99,24 +111,21 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
     let lastTurn: FakeLlm['requests'][number] | null = null;
     /**
      * When Director emitted the turn's first `content` event (its SSE frame is written in the same
-     * microtask run). This client shares Director's thread, so it reads the frame only once the
-     * rest of the turn, whose chunks came in the same segment, has been processed: the difference
-     * is what a client in another process would not wait for.
+     * microtask run), on the clock shared with the client process.
      */
     let emittedAt = Number.NaN;
     const emitted: number[] = [];
     api.orch.chat.log.subscribe((e) => {
-      if (e.type === 'content' && e.sessionId === session.id && Number.isNaN(emittedAt)) emittedAt = performance.now();
+      if (e.type === 'content' && e.sessionId === session.id && Number.isNaN(emittedAt)) emittedAt = performance.timeOrigin + performance.now();
     });
     const throughDirector = async (): Promise<number> => {
       llm.script([{ text: ['Hi', ' there'] }]);
       const before = llm.requests.length;
       emittedAt = Number.NaN;
-      const t0 = performance.now();
-      const at = await firstMarker(`${api.url}/v1/chat`, chatHeaders, chatBody('hello'), 'event: content');
+      const r = await client.time(`${api.url}/v1/chat`, chatHeaders, chatBody('hello'), 'event: content');
       lastTurn = llm.requests[before] ?? null;
-      emitted.push(emittedAt - t0);
-      return at - t0;
+      emitted.push(emittedAt - r.startedAt);
+      return r.ms;
     };
     const direct = async (): Promise<number> => {
       // The request Director sent for its last such turn: same body, same headers the provider needs.
@@ -127,8 +136,7 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
         if (typeof v === 'string') headers[h] = v;
       }
       llm.script([{ text: ['Hi', ' there'] }]);
-      const t0 = performance.now();
-      return (await firstMarker(`${llm.baseUrl.replace(/\/v1$/, '')}${last.path}`, headers, last.raw, '"Hi"')) - t0;
+      return (await client.time(`${llm.baseUrl.replace(/\/v1$/, '')}${last.path}`, headers, last.raw, '"Hi"')).ms;
     };
     /** Round trips minus the execute each contained; filled once measuring starts. */
     const paired = { sdkTrip: [] as number[], trip: [] as number[] };
@@ -137,7 +145,7 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
       llm.script([{ toolCalls: [{ name: 'execute', input: { command: 'echo hi' } }] }, { text: 'ok' }]);
       const before = llm.requests.length;
       lastExecMs = Number.NaN;
-      await firstMarker(`${api.url}/v1/chat`, chatHeaders, chatBody('run echo'), 'event: done');
+      await client.time(`${api.url}/v1/chat`, chatHeaders, chatBody('run echo'), 'event: done');
       const [callResp, next] = [llm.requests[before]!, llm.requests[before + 1]!];
       if (!next) throw new Error('the tool result never went back to the model');
       const ms = next.receivedAt - callResp.respondedAt;
@@ -225,6 +233,7 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
     const per = Math.max(1, Math.round(SAMPLES / ROUNDS));
     paired.trip.length = 0;
     emitted.length = 0;
+    const historyAtStart = historyOf().length;
     for (let round = 0; round < ROUNDS; round++) {
       const groups: [number[], () => Promise<number>][][] = [
         [
@@ -260,7 +269,7 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
       s(samples.trip),
     ];
     const [pk, pt] = [s(paired.sdkTrip), s(paired.trip)];
-    printTable(`chat (${kind} wire format), ${ROUNDS} rotated rounds, history up to ${historyOf().length} messages`, [
+    printTable(`chat (${kind} wire format), ${ROUNDS} rotated rounds, history (what each turn sends) from ${historyAtStart} to ${historyOf().length} messages`, [
       ['first content: straight to the provider', d, null],
       ['first content: AI SDK alone (streamText)', k, d],
       ['first content: through Director (SSE)', v, d],
@@ -280,9 +289,10 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
     );
     console.log(`first content: the AI SDK alone adds ${ms(k.p50 - d.p50)} ms, Director around it ${ms(v.p50 - k.p50)} ms`);
     console.log(
-      `first content emitted by Director (its frame written) at p50 ${ms(s(emitted).p50 - d.p50)} ms after the provider's own first chunk; the in-process client read it ${ms(v.p50 - s(emitted).p50)} ms later (the rest of the turn, processed in the same run)`,
+      `first content emitted by Director (its frame written) at p50 ${ms(s(emitted).p50 - d.p50)} ms after the provider's own first chunk; the client (another process) read it ${ms(v.p50 - s(emitted).p50)} ms later`,
     );
   } finally {
+    client.close();
     await api.close();
     await llm.close();
   }
@@ -290,5 +300,4 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
 
 export async function benchChat(): Promise<void> {
   for (const kind of FORMATS) await benchFormat(kind);
-  agent.destroy();
 }

@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Static, TSchema } from 'typebox';
-import { Compile } from 'typebox/compile';
+import { Compile, Validator } from 'typebox/compile';
 import { Value } from 'typebox/value';
 import { validationError, type DirectorError } from './errors.ts';
 
@@ -27,8 +27,22 @@ export function fieldPath(pointer: string): string {
     .reduce((acc, seg) => (/^\d+$/.test(seg) ? `${acc}[${seg}]` : acc ? `${acc}.${seg}` : seg), '');
 }
 
+/**
+ * A schema compiled once into a checking function (TypeBox `Compile`), for schemas checked on a
+ * hot path (each chat request, each tool call): `Value.Check` walks the schema on every call,
+ * ~0.1 ms for a chat request between other work, the compiled check a few µs. Same answers:
+ * a value that does not fit is described by `Value.Errors` on the schema, as for a plain schema.
+ * Made once where the schema is declared (a constant, never changed).
+ */
+export type CompiledSchema<T extends TSchema> = Validator<Record<string, never>, T>;
+export const compileSchema = <T extends TSchema>(schema: T): CompiledSchema<T> => Compile(schema) as unknown as CompiledSchema<T>;
+
 /** The first way `value` does not fit `schema`, or undefined when it fits. */
-export function firstIssue(schema: TSchema, value: unknown): SchemaIssue | undefined {
+export function firstIssue(schema: TSchema | CompiledSchema<TSchema>, value: unknown): SchemaIssue | undefined {
+  if (schema instanceof Validator) {
+    if (schema.Check(value)) return undefined;
+    return [...Value.Errors(schema.Type(), value)][0];
+  }
   if (Value.Check(schema, value)) return undefined;
   return [...Value.Errors(schema, value)][0];
 }
@@ -52,25 +66,10 @@ export function schemaError(e: SchemaIssue | undefined, prefix = ''): DirectorEr
 }
 
 /** Throws the VALIDATION_ERROR of {@link schemaError} unless `value` fits `schema`. */
-export function checkSchema<T extends TSchema>(schema: T, value: unknown, prefix = ''): asserts value is Static<T> {
+export function checkSchema<T extends TSchema>(schema: T | CompiledSchema<T>, value: unknown, prefix = ''): asserts value is Static<T> {
   const issue = firstIssue(schema, value);
   if (issue) throw schemaError(issue, prefix);
 }
-
-/**
- * {@link checkSchema} for one schema, compiled once: for hot paths (every execute). TypeBox's
- * compiled check of an execute body takes about 0.5 µs where `Value.Check` walks the schema
- * in 40 µs, and several hundred after the process sat idle; the error on a misfit is the same.
- * Declare the result with its type (`const check: Checker<typeof S> = schemaChecker(S)`), as
- * TypeScript asks of assertion functions.
- */
-export function schemaChecker<T extends TSchema>(schema: T, prefix = ''): Checker<T> {
-  const compiled = Compile(schema);
-  return (value) => {
-    if (!compiled.Check(value)) throw schemaError(firstIssue(schema, value), prefix);
-  };
-}
-export type Checker<T extends TSchema> = (value: unknown) => asserts value is Static<T>;
 
 /**
  * `scheme://host[:port]` in the form browsers send it as `Origin`; throws naming `name` (the

@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox';
+import { compileSchema } from '../../core/validate.ts';
 
 /** `POST /v1/chat` (the Denkeeper seed's body, with the Director Protocol's camelCase). */
 export const ChatRequestSchema = Type.Object(
@@ -19,3 +20,6 @@ export const ChatRequestSchema = Type.Object(
   { additionalProperties: false },
 );
 export type ChatRequest = Static<typeof ChatRequestSchema>;
+
+/** {@link ChatRequestSchema} compiled once: `send` checks every request against it. */
+export const ChatRequestCheck = compileSchema(ChatRequestSchema);

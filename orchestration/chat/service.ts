@@ -21,7 +21,7 @@ import { followSession } from './follow.ts';
 import type { MessageSnapshot, MessageStore } from './messages.ts';
 import { costOf, type ProviderRegistry, type ResolvedModel } from './providers.ts';
 import type { ChatSandboxes } from './sandbox.ts';
-import { ChatRequestSchema } from './schemas.ts';
+import { ChatRequestCheck } from './schemas.ts';
 import { capText, toolImpls, type SandboxIo } from './tools.ts';
 import { TurnRunner, type TurnOutcome } from './turn.ts';
 import type { TurnStore, Usage } from './turns.ts';
@@ -145,7 +145,7 @@ export class ChatService {
    * here, before anything runs.
    */
   send(caller: Caller, raw: unknown): RunningTurn {
-    checkSchema(ChatRequestSchema, raw);
+    checkSchema(ChatRequestCheck, raw);
     this.#d.providers.requireConfigured(caller.workspace);
     const agent = this.#d.agents.resolve(caller, raw.agent, raw.sessionId);
     if (raw.sessionId && raw.sessionId !== agent.sessionId) {

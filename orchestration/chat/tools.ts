@@ -2,7 +2,7 @@ import path from 'node:path/posix';
 import { Readable } from 'node:stream';
 import { jsonSchema, tool, type Tool, type ToolSet } from 'ai';
 import { Type, type Static, type TSchema } from 'typebox';
-import { firstIssue, schemaError } from '../../core/validate.ts';
+import { compileSchema, firstIssue, schemaError, type CompiledSchema } from '../../core/validate.ts';
 import type { Caller } from '../../runtime/sandbox/manager.ts';
 import type { ToolName } from '../agents/schemas.ts';
 
@@ -38,6 +38,26 @@ export const TOOL_SCHEMAS = {
 
 export type ToolInput<N extends ToolName> = Static<(typeof TOOL_SCHEMAS)[N]>;
 
+const deepFreeze = <T>(v: T): T => {
+  if (v && typeof v === 'object') {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+};
+const eachTool = <V>(f: (name: ToolName) => V): Record<ToolName, V> => ({
+  execute: f('execute'),
+  read_file: f('read_file'),
+  write_file: f('write_file'),
+  list_files: f('list_files'),
+});
+/** The schemas compiled once: each call's input is checked twice (the SDK's validate, then the runner's). */
+const TOOL_CHECKS: Record<ToolName, CompiledSchema<TSchema>> = eachTool((name) => compileSchema(TOOL_SCHEMAS[name]));
+/** The JSON schemas the model is given, as plain JSON made once (frozen: shared by every turn). */
+const TOOL_JSON: Record<ToolName, Parameters<typeof jsonSchema>[0]> = eachTool((name) =>
+  deepFreeze(JSON.parse(JSON.stringify(TOOL_SCHEMAS[name])) as Parameters<typeof jsonSchema>[0]),
+);
+
 export const TOOL_DESCRIPTIONS: Record<ToolName, string> = {
   execute:
     'Run a shell command in your sandbox (a Linux container with its own limits and network policy) and get its exit code, stdout and stderr (long output is cut and marked truncated).',
@@ -58,7 +78,7 @@ export class ToolCallError extends Error {
 
 /** Validates a tool input against its schema; the message names the field (as the API's 400s do). */
 export function validateToolInput(name: ToolName, input: unknown): string | null {
-  const issue = firstIssue(TOOL_SCHEMAS[name], input);
+  const issue = firstIssue(TOOL_CHECKS[name], input);
   return issue ? schemaError(issue).message : null;
 }
 
@@ -163,7 +183,7 @@ export function toolSet(
   for (const name of names) {
     set[name] = tool({
       description: TOOL_DESCRIPTIONS[name],
-      inputSchema: jsonSchema<Record<string, unknown>>(JSON.parse(JSON.stringify(TOOL_SCHEMAS[name])) as Parameters<typeof jsonSchema>[0], {
+      inputSchema: jsonSchema<Record<string, unknown>>(TOOL_JSON[name], {
         validate: (value) => {
           const issue = validateToolInput(name, value);
           return issue ? { success: false, error: new Error(issue) } : { success: true, value: value as Record<string, unknown> };

@@ -9,7 +9,7 @@ import type { SandboxRecord } from '../store/sandboxes.ts';
 import { engineCall } from './engine-call.ts';
 import type { Caller, SandboxManager } from './manager.ts';
 import { PolicyViolationError } from './spec.ts';
-import { schemaChecker, type Checker } from '../../core/validate.ts';
+import { checkSchema, compileSchema } from '../../core/validate.ts';
 import type { Agents } from './agent/agents.ts';
 import type { OpenOptions } from './mount-sync.ts';
 import { AgentLostError, type AgentClient } from './agent/client.ts';
@@ -37,7 +37,7 @@ export const ExecuteSchema = Type.Object(
   { additionalProperties: false },
 );
 export type ExecuteRequest = Static<typeof ExecuteSchema>;
-const checkExecute: Checker<typeof ExecuteSchema> = schemaChecker(ExecuteSchema);
+const ExecuteCheck = compileSchema(ExecuteSchema);
 
 export interface ExecResult {
   exitCode: number;
@@ -176,7 +176,7 @@ export class Executor {
     if (rec.status !== 'running' || !rec.containerId)
       throw conflict(`sandbox ${id} is ${rec.status}; execute needs a running sandbox`, { status: rec.status });
     if (raw === null || typeof raw !== 'object') throw validationError('body', 'must be a JSON object');
-    checkExecute(raw);
+    checkSchema(ExecuteCheck, raw);
     const req = raw;
     const timeoutMs = req.timeout ?? deps.config.execTimeoutMs;
     if (timeoutMs > deps.config.maxExecTimeoutMs) throw validationError('timeout', `must be at most ${deps.config.maxExecTimeoutMs} ms`);
