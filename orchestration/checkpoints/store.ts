@@ -142,10 +142,13 @@ export class CheckpointStore {
   /**
    * Inserts `r` and its blob references unless its session already keeps `max` checkpoints (one
    * transaction, so concurrent creates cannot both take the last place). False when full.
+   * `before` runs in that transaction once the count allows the checkpoint, before its row is
+   * inserted (the capture's pending content rows: one commit for the whole checkpoint).
    */
-  insertBounded(r: CheckpointRecord, digests: Iterable<string>, max: number): boolean {
+  insertBounded(r: CheckpointRecord, digests: Iterable<string>, max: number, before?: () => void): boolean {
     return this.#db.tx(() => {
       if (this.countOf(r.sessionId) >= max) return false;
+      before?.();
       this.#db.sql
         .prepare(
           `INSERT INTO checkpoints (id, workspace, session_id, name, description, data, state, context, messages, files, bytes, file_count,
