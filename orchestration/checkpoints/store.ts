@@ -170,8 +170,10 @@ export class CheckpointStore {
           r.createdBy,
           r.createdMs,
         );
-      const ref = this.#db.sql.prepare('INSERT OR IGNORE INTO checkpoint_blobs (checkpoint_id, digest) VALUES (?, ?)');
-      for (const d of digests) ref.run(r.id, d);
+      // One statement for all references (a JSON array of digests): a row each from JS cost about a third more.
+      this.#db.sql
+        .prepare('INSERT OR IGNORE INTO checkpoint_blobs (checkpoint_id, digest) SELECT ?, value FROM json_each(?)')
+        .run(r.id, JSON.stringify([...digests]));
       return true;
     });
   }
