@@ -90,16 +90,19 @@ export class BlobStore {
     return row ? Buffer.from(row.content.buffer, row.content.byteOffset, row.content.byteLength) : null;
   }
 
-  has(digest: string): boolean {
-    return (
-      this.#db.sql.prepare('SELECT 1 FROM checkpoint_chunks WHERE digest = ?').get(digest) !== undefined || existsSync(this.pathOf(digest))
-    );
+  /**
+   * Whether `digest`'s content is stored. `bytes`, when known, is its size: content of at most
+   * {@link SMALL_BYTES} is only ever a row (never a file), so no file is looked for.
+   */
+  has(digest: string, bytes?: number): boolean {
+    if (this.#db.sql.prepare('SELECT 1 FROM checkpoint_chunks WHERE digest = ?').get(digest) !== undefined) return true;
+    return bytes !== undefined && bytes <= SMALL_BYTES ? false : existsSync(this.pathOf(digest));
   }
 
-  /** Pins `digest` and says whether its blob is present (one synchronous step). */
-  pin(digest: string): boolean {
+  /** Pins `digest` and says whether its blob is present (one synchronous step); `bytes` as for {@link has}. */
+  pin(digest: string, bytes?: number): boolean {
     this.pinOnly(digest);
-    return this.has(digest);
+    return this.has(digest, bytes);
   }
 
   /**
@@ -140,7 +143,7 @@ export class BlobStore {
     rmSync(this.pathOf(digest), { force: true });
   }
 
-  /** Inserts small contents (one transaction); content already there stays as it is. */
+  /** Inserts small contents (one transaction, or the caller's); content already there stays as it is. */
   insertChunks(rows: Iterable<[string, Buffer]>): void {
     const stmt = this.#db.sql.prepare('INSERT OR IGNORE INTO checkpoint_chunks (digest, content) VALUES (?, ?)');
     this.#db.tx(() => {
@@ -269,9 +272,12 @@ export class BlobBatch {
     return digest;
   }
 
-  /** Waits for the writes, then flushes the directories they went into. Throws the first write error. */
+  /**
+   * Waits for the file writes, then flushes the directories they went into. Throws the first
+   * write error. Small contents not inserted yet stay pending: {@link insertPending} writes them
+   * in the transaction that commits the checkpoint (one commit instead of two).
+   */
   async flush(): Promise<void> {
-    this.#insertRows();
     await Promise.allSettled([...this.#inFlight]);
     if (this.#error) throw this.#error;
     await Promise.all([...this.#dirs].map((d) => syncDir(d)));
@@ -287,10 +293,18 @@ export class BlobBatch {
     this.#store.unpin(this.#pinned);
   }
 
+  /**
+   * Inserts the small contents not inserted yet; call it inside the transaction that commits the
+   * checkpoint referring to them (their rows commit with it, or not at all).
+   */
+  insertPending(): void {
+    this.#insertRows();
+  }
+
   /** Pins `digest`; true when this batch must store it (not present, not being stored by this batch). */
   #claim(digest: string, bytes: number): boolean {
     this.#pinned.push(digest);
-    if (this.#store.pin(digest) || this.#writing.has(digest)) return false;
+    if (this.#store.pin(digest, bytes) || this.#writing.has(digest)) return false;
     this.#writing.add(digest);
     this.newBytes += bytes;
     return true;

@@ -142,10 +142,13 @@ export class CheckpointStore {
   /**
    * Inserts `r` and its blob references unless its session already keeps `max` checkpoints (one
    * transaction, so concurrent creates cannot both take the last place). False when full.
+   * `before` runs in that transaction once the count allows the checkpoint, before its row is
+   * inserted (the capture's pending content rows: one commit for the whole checkpoint).
    */
-  insertBounded(r: CheckpointRecord, digests: Iterable<string>, max: number): boolean {
+  insertBounded(r: CheckpointRecord, digests: Iterable<string>, max: number, before?: () => void): boolean {
     return this.#db.tx(() => {
       if (this.countOf(r.sessionId) >= max) return false;
+      before?.();
       this.#db.sql
         .prepare(
           `INSERT INTO checkpoints (id, workspace, session_id, name, description, data, state, context, messages, files, bytes, file_count,
@@ -167,8 +170,10 @@ export class CheckpointStore {
           r.createdBy,
           r.createdMs,
         );
-      const ref = this.#db.sql.prepare('INSERT OR IGNORE INTO checkpoint_blobs (checkpoint_id, digest) VALUES (?, ?)');
-      for (const d of digests) ref.run(r.id, d);
+      // One statement for all references (a JSON array of digests): a row each from JS cost about a third more.
+      this.#db.sql
+        .prepare('INSERT OR IGNORE INTO checkpoint_blobs (checkpoint_id, digest) SELECT ?, value FROM json_each(?)')
+        .run(r.id, JSON.stringify([...digests]));
       return true;
     });
   }

@@ -42,6 +42,7 @@ test('content is stored once under its sha256: small content as a row, larger as
   const fromStream = await b.putStream(Readable.from([large.subarray(0, 1000), large.subarray(1000)]), large.length);
   const largeAgain = await b.putBuffer(large);
   await b.flush();
+  b.insertPending();
   assert.is(one, sha('hello'));
   assert.is(again, one);
   assert.is(fromStream, sha(large));
@@ -57,12 +58,32 @@ test('content is stored once under its sha256: small content as a row, larger as
   assert.equal(readdirSync(path.join(root, 'tmp')), []);
 });
 
+test("a capture's small content is written in the transaction that commits its checkpoint: rolled back with it, nothing is left", async () => {
+  const { s, db } = store();
+  await s.start(new Set());
+  const b = s.batch();
+  const d = await b.putBuffer(Buffer.from('small'));
+  await b.flush();
+  assert.is((await s.read(d).catch(() => null)), null);
+  assert.equal(chunks(db), [], 'small content must not be committed before its checkpoint');
+  assert.throws(() =>
+    db.tx(() => {
+      b.insertPending();
+      throw new Error('checkpoint refused');
+    }),
+  );
+  assert.equal(chunks(db), []);
+  await b.release();
+  assert.not.ok(s.has(d));
+});
+
 test('a batch released without a commit removes what it created, never what a checkpoint refers to', async () => {
   const { s, referenced, db } = store();
   await s.start(new Set());
   const first = s.batch();
   const kept = await first.putBuffer(Buffer.from('committed'));
   await first.flush();
+  first.insertPending();
   referenced.add(kept);
   await first.release();
   assert.ok(s.has(kept));
@@ -71,6 +92,7 @@ test('a batch released without a commit removes what it created, never what a ch
   assert.is(await failed.putBuffer(Buffer.from('committed')), kept);
   const freshSmall = await failed.putBuffer(Buffer.from('fresh'));
   await failed.flush();
+  failed.insertPending();
   const freshLarge = await failed.putStream(Readable.from([big(1)]), SMALL_BYTES + 1000);
   assert.is(failed.newBytes, 5 + SMALL_BYTES + 1000);
   await failed.release();
@@ -87,6 +109,7 @@ test('a pinned blob survives its last reference going; the last unpin removes it
     const b = s.batch();
     const d = await b.putBuffer(content);
     await b.flush();
+    b.insertPending();
     referenced.add(d);
     await b.release();
     const restore = s.batch();
@@ -108,6 +131,7 @@ test('start removes temp files and blobs nothing refers to (a crash mid-capture)
   const orphan = await b.putBuffer(Buffer.from('orphan'));
   const orphanFile = await b.putBuffer(big(9));
   await b.flush();
+  b.insertPending();
   writeFileSync(path.join(root, 'tmp', 'half-written'), 'x');
   mkdirSync(path.join(root, 'blobs', 'ff'), { recursive: true });
   // The batch is still pinned in this process: a store that starts again (after a crash) has no pins.

@@ -1,0 +1,51 @@
+/** The store's WAL is checkpointed on an idle timer (off the commits), and a commit is readable again after a reopen. */
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { openDb } from '../../../core/db.ts';
+
+const dirs: string[] = [];
+test.after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('once writes stop, the WAL is copied into the database file without another commit', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'director-db-'));
+  dirs.push(dir);
+  const db = openDb(dir);
+  try {
+    db.sql.exec('CREATE TABLE t (b BLOB)');
+    const before = statSync(db.file).size;
+    // 400 KiB: far below SQLite's default automatic checkpoint (1000 pages), so only the idle timer moves it.
+    db.tx(() => db.sql.prepare('INSERT INTO t (b) VALUES (?)').run(Buffer.alloc(400 * 1024, 7)));
+    assert.ok(statSync(db.file).size < before + 400 * 1024, 'the commit itself did not checkpoint');
+    await sleep(1000);
+    assert.ok(statSync(db.file).size >= before + 400 * 1024, 'the idle timer checkpointed the WAL');
+  } finally {
+    db.close();
+  }
+});
+
+test('a committed row is there for another connection while the WAL is not checkpointed yet', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'director-db-'));
+  dirs.push(dir);
+  const db = openDb(dir);
+  try {
+    db.sql.exec('CREATE TABLE t (v TEXT)');
+    db.tx(() => db.sql.prepare('INSERT INTO t (v) VALUES (?)').run('kept'));
+    const other = new DatabaseSync(db.file, { readOnly: true });
+    try {
+      assert.equal(other.prepare('SELECT v FROM t').all().map((r) => r.v), ['kept']);
+    } finally {
+      other.close();
+    }
+  } finally {
+    db.close();
+  }
+});
+
+test.run();
