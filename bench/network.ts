@@ -7,23 +7,20 @@
  *   policy in force) vs. without Director's table, as a ratio from the same run.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { pino } from 'pino';
 import { DEFAULT_ALWAYS_DENIED } from '../netfilter/model.ts';
 import { shortName } from '../netfilter/names.ts';
 import { runNft, tableExists, type NftOptions } from '../netfilter/nft.ts';
 import { syntheticPolicy } from '../policies/synthetic.ts';
 import { systemClock } from '../core/clock.ts';
-import { loadConfig } from '../runtime/config.ts';
 import { createEventSink } from '../runtime/events.ts';
 import { Firewall } from '../runtime/network/firewall.ts';
-import { createRuntime } from '../runtime/runtime.ts';
 import { LABEL } from '../runtime/sandbox/hardening.ts';
 import { openDb } from '../core/db.ts';
 import { NetworkStore, type NetworkRecord } from '../runtime/store/networks.ts';
 import { summarize } from './stats.ts';
+import { benchRuntime } from './runtime.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -122,20 +119,7 @@ async function applyLatency(networkCount: number, ruleCounts: number[], iteratio
 }
 
 async function throughput(): Promise<{ withMbps: number; withoutMbps: number }> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'director-bench-'));
-  const name = `bench-${randomBytes(3).toString('hex')}`;
-  const config = loadConfig(
-    {},
-    {
-      dataDir: dir,
-      runtimeName: name,
-      nftTable: `director_b_${name.slice(6)}`,
-      poolSize: 0,
-      logLevel: 'silent',
-      nftCheckIntervalMs: 3_600_000,
-    },
-  );
-  const rt = createRuntime({ config, logger: log });
+  const { rt, dir } = benchRuntime({ poolSize: 0, nftCheckIntervalMs: 3_600_000 }, log);
   const caller = { workspace: 'wsp_bench' };
   try {
     await rt.start();
@@ -156,7 +140,7 @@ async function throughput(): Promise<{ withMbps: number; withoutMbps: number }> 
       if (!Number.isFinite(v)) throw new Error(`throughput run failed: ${r.stdout} ${r.stderr}`);
       return v;
     };
-    const table = config.nftTable;
+    const table = rt.config.nftTable;
     await measure();
     const withs: number[] = [];
     const withouts: number[] = [];
@@ -171,9 +155,9 @@ async function throughput(): Promise<{ withMbps: number; withoutMbps: number }> 
     return { withMbps: med(withs), withoutMbps: med(withouts) };
   } finally {
     await rt.close();
-    for (const c of await rt.engine.listContainers({ [LABEL.runtime]: name })) await rt.engine.removeContainer(c.id);
-    for (const n of await rt.engine.listNetworks({ 'director.runtime': name })) await rt.engine.removeNetwork(n.id);
-    if (await tableExists(config.nftTable)) await runNft(['delete', 'table', 'inet', config.nftTable]);
+    for (const c of await rt.engine.listContainers({ [LABEL.runtime]: rt.config.runtimeName })) await rt.engine.removeContainer(c.id);
+    for (const n of await rt.engine.listNetworks({ 'director.runtime': rt.config.runtimeName })) await rt.engine.removeNetwork(n.id);
+    if (await tableExists(rt.config.nftTable)) await runNft(['delete', 'table', 'inet', rt.config.nftTable]);
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -7,15 +7,11 @@
  *   against the refills running meanwhile, the engine calls made and the event loop's delay.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { pino } from 'pino';
-import { loadConfig } from '../runtime/config.ts';
-import { createRuntime, type Runtime } from '../runtime/runtime.ts';
+import { rmSync } from 'node:fs';
+import type { Runtime } from '../runtime/runtime.ts';
 import { LABEL } from '../runtime/sandbox/hardening.ts';
 import { summarize } from './stats.ts';
+import { benchRuntime } from './runtime.ts';
 
 const IMAGE = process.env.BENCH_IMAGE ?? 'director/busybox:latest';
 const BURST = Number(process.env.BENCH_BURST ?? 20);
@@ -84,23 +80,7 @@ function phases(evs: Ev[], title: string) {
 }
 
 export async function benchPoolTrace(): Promise<void> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'director-bench-'));
-  const name = `bench-${randomBytes(3).toString('hex')}`;
-  const config = loadConfig(
-    {},
-    {
-      dataDir: dir,
-      runtimeName: name,
-      nftTable: `director_b_${name.slice(6)}`,
-      poolSize: BURST,
-      poolImages: IMAGE,
-      defaultImage: IMAGE,
-      maxSandboxes: 100,
-      logLevel: 'silent',
-      networking: 'off',
-    },
-  );
-  const rt = createRuntime({ config, logger: pino({ level: 'silent' }) });
+  const { rt, dir } = benchRuntime({ poolSize: BURST, poolImages: IMAGE, defaultImage: IMAGE, maxSandboxes: 100, networking: 'off' });
   const evs: Ev[] = [];
   const t0 = { v: performance.now() };
   const deps = (rt.pool as unknown as { deps: Record<string, object | null> }).deps;
@@ -147,7 +127,7 @@ export async function benchPoolTrace(): Promise<void> {
     }
   } finally {
     await rt.close();
-    for (const c of await rt.engine.listContainers({ [LABEL.runtime]: config.runtimeName })) await rt.engine.removeContainer(c.id);
+    for (const c of await rt.engine.listContainers({ [LABEL.runtime]: rt.config.runtimeName })) await rt.engine.removeContainer(c.id);
     rmSync(dir, { recursive: true, force: true });
   }
 }

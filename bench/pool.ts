@@ -9,16 +9,12 @@
  *   disk, workdir, a Director network, an `isolated` one), read from `director_pool_fit_total`.
  */
 import Docker from 'dockerode';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { pino } from 'pino';
+import { rmSync } from 'node:fs';
 import { runNft, tableExists } from '../netfilter/nft.ts';
-import { loadConfig } from '../runtime/config.ts';
-import { createRuntime, type Runtime } from '../runtime/runtime.ts';
+import type { Runtime } from '../runtime/runtime.ts';
 import { LABEL, MIB } from '../runtime/sandbox/hardening.ts';
 import { printTable, summarize } from './stats.ts';
+import { benchRuntime } from './runtime.ts';
 
 const IMAGE = process.env.BENCH_IMAGE ?? 'director/busybox:latest';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
@@ -89,26 +85,8 @@ async function burst(n: number, once: () => Promise<number>): Promise<number[]> 
   return all.map((r) => (r.status === 'fulfilled' ? r.value : Number.NaN));
 }
 
-function runtime(poolSize: number, networking: 'on' | 'off'): { rt: Runtime; dir: string } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'director-bench-'));
-  const name = `bench-${randomBytes(3).toString('hex')}`;
-  const config = loadConfig(
-    {},
-    {
-      dataDir: dir,
-      runtimeName: name,
-      nftTable: `director_b_${name.slice(6)}`,
-      nftCheckIntervalMs: 3_600_000,
-      poolSize,
-      poolImages: IMAGE,
-      defaultImage: IMAGE,
-      maxSandboxes: 100,
-      logLevel: 'silent',
-      networking,
-    },
-  );
-  return { rt: createRuntime({ config, logger: pino({ level: 'silent' }) }), dir };
-}
+const runtime = (poolSize: number, networking: 'on' | 'off'): { rt: Runtime; dir: string } =>
+  benchRuntime({ nftCheckIntervalMs: 3_600_000, poolSize, poolImages: IMAGE, defaultImage: IMAGE, maxSandboxes: 100, networking });
 
 async function closeRuntime(rt: Runtime, dir: string) {
   await rt.close();
