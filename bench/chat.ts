@@ -116,7 +116,8 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
     let emittedAt = Number.NaN;
     const emitted: number[] = [];
     api.orch.chat.log.subscribe((e) => {
-      if (e.type === 'content' && e.sessionId === session.id && Number.isNaN(emittedAt)) emittedAt = performance.timeOrigin + performance.now();
+      if (e.type === 'content' && e.sessionId === session.id && Number.isNaN(emittedAt))
+        emittedAt = performance.timeOrigin + performance.now();
     });
     const throughDirector = async (): Promise<number> => {
       llm.script([{ text: ['Hi', ' there'] }]);
@@ -269,17 +270,20 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
       s(samples.trip),
     ];
     const [pk, pt] = [s(paired.sdkTrip), s(paired.trip)];
-    printTable(`chat (${kind} wire format), ${ROUNDS} rotated rounds, history (what each turn sends) from ${historyAtStart} to ${historyOf().length} messages`, [
-      ['first content: straight to the provider', d, null],
-      ['first content: AI SDK alone (streamText)', k, d],
-      ['first content: through Director (SSE)', v, d],
-      ['  of which: until Director emitted it', s(emitted), d],
-      ['execute echo alone (runtime Executor)', e, null],
-      ['tool round trip: AI SDK alone', kt, e],
-      ['tool round trip: model → execute → model', t, e],
-      ['  minus its own execute: AI SDK alone', pk, null],
-      ['  minus its own execute: through Director', pt, null],
-    ]);
+    printTable(
+      `chat (${kind} wire format), ${ROUNDS} rotated rounds, history (what each turn sends) from ${historyAtStart} to ${historyOf().length} messages`,
+      [
+        ['first content: straight to the provider', d, null],
+        ['first content: AI SDK alone (streamText)', k, d],
+        ['first content: through Director (SSE)', v, d],
+        ['  of which: until Director emitted it', s(emitted), d],
+        ['execute echo alone (runtime Executor)', e, null],
+        ['tool round trip: AI SDK alone', kt, e],
+        ['tool round trip: model → execute → model', t, e],
+        ['  minus its own execute: AI SDK alone', pk, null],
+        ['  minus its own execute: through Director', pt, null],
+      ],
+    );
     const ms = (x: number) => x.toFixed(2);
     console.log(
       `added at p50: first content ${ms(v.p50 - d.p50)} ms (p95 ${ms(v.p95 - d.p95)}), tool round trip ${ms(t.p50 - e.p50)} ms (p95 ${ms(t.p95 - e.p95)}); targets ≤ 5 ms`,

@@ -138,7 +138,8 @@ export class CheckpointService {
           createdBy: caller.actor ?? null,
           createdMs: this.#d.clock.nowMs(),
         };
-        if (!store.insertBounded(rec, new Set(batch.digests), cfg.checkpointMaxPerSession, () => batch.insertPending())) this.#checkCount(session.id, true);
+        if (!store.insertBounded(rec, new Set(batch.digests), cfg.checkpointMaxPerSession, () => batch.insertPending()))
+          this.#checkCount(session.id, true);
         this.#event('checkpoint_created', caller, rec, {
           files: rec.fileCount,
           bytes: rec.bytes,

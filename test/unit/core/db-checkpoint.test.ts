@@ -39,7 +39,13 @@ test('a committed row is there for another connection while the WAL is not check
     db.tx(() => db.sql.prepare('INSERT INTO t (v) VALUES (?)').run('kept'));
     const other = new DatabaseSync(db.file, { readOnly: true });
     try {
-      assert.equal(other.prepare('SELECT v FROM t').all().map((r) => r.v), ['kept']);
+      assert.equal(
+        other
+          .prepare('SELECT v FROM t')
+          .all()
+          .map((r) => r.v),
+        ['kept'],
+      );
     } finally {
       other.close();
     }

@@ -64,7 +64,7 @@ test("a capture's small content is written in the transaction that commits its c
   const b = s.batch();
   const d = await b.putBuffer(Buffer.from('small'));
   await b.flush();
-  assert.is((await s.read(d).catch(() => null)), null);
+  assert.is(await s.read(d).catch(() => null), null);
   assert.equal(chunks(db), [], 'small content must not be committed before its checkpoint');
   assert.throws(() =>
     db.tx(() => {

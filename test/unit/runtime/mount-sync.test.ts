@@ -428,7 +428,12 @@ test('restore, commit and undo ask to finish if Director goes (a half-done swap 
 function scriptListing(root: string): string {
   return execFileSync(
     '/bin/sh',
-    ['-c', `cd "$1" && printf 'T 5\\n' && find . -xdev \\( -path './.director-restore-*' -prune \\) -o -exec stat -c '%f %i %h %s %Y %Z %n' {} +`, 'x', root],
+    [
+      '-c',
+      `cd "$1" && printf 'T 5\\n' && find . -xdev \\( -path './.director-restore-*' -prune \\) -o -exec stat -c '%f %i %h %s %Y %Z %n' {} +`,
+      'x',
+      root,
+    ],
     { encoding: 'utf8' },
   );
 }
@@ -513,7 +518,6 @@ test('agent: files removed or replaced by a directory after the listing are miss
   assert.equal(missing.sort(), ['gone', 'swapped']);
   assert.equal(Object.fromEntries(read), { kept: 'k', 'd/also': 'a' });
 });
-
 
 test('agent, as an unprivileged user: a file it cannot read is missing (the rest is read); a directory it cannot list fails the listing', async () => {
   if (process.getuid?.() !== 0) return; // needs root to act as another user
