@@ -106,4 +106,15 @@ test('two changes of different limits in a row: the second does not undo the fir
   assert.equal(await kernel(id), want);
 });
 
+test("hostPid answers the container's init only while it lives in the container's cgroups: never a pid cached from a stopped container", async () => {
+  const id = await container();
+  const pid = await engine.hostPid(id);
+  const state = await docker.getContainer(id).inspect();
+  assert.is(pid, state.State.Pid, "the container's init");
+  await docker.getContainer(id).kill();
+  await docker.getContainer(id).wait();
+  // The cached pid is gone (and could be any process's next): the resizer must not be handed it.
+  assert.is(await engine.hostPid(id), null);
+});
+
 test.run();

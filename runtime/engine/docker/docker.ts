@@ -280,9 +280,26 @@ export class DockerEngine implements Engine {
     await written;
   }
 
-  /** The host pid of the container's init (a local engine only; looked up once per container). */
+  /**
+   * The host pid of the container's init (a local engine only; looked up once per container).
+   * A pid is reused once its process is gone, and the pool's resizer joins this pid's mount
+   * namespace as root: so the cached pid is answered only while that pid is still in the
+   * container's cgroups (a reused pid belongs to another process, in other cgroups); otherwise
+   * the cache is dropped and null answered (the caller asks the engine again).
+   */
   async hostPid(id: string): Promise<number | null> {
-    return this.ep.local ? ((await this.hostCgroups(id))?.pid ?? null) : null;
+    if (!this.ep.local) return null;
+    const cg = await this.hostCgroups(id);
+    if (!cg) return null;
+    let now: HostCgroups | null = null;
+    try {
+      now = parseCgroups(cg.pid, readFileSync(`/proc/${cg.pid}/cgroup`, 'utf8'));
+    } catch {
+      now = null;
+    }
+    if (now && now.v2 === cg.v2 && JSON.stringify(now.v1) === JSON.stringify(cg.v1)) return cg.pid;
+    this.cgroups.delete(id);
+    return null;
   }
 
   /** Where the container's cgroups are on this host, from its init's /proc entry; cached for the container's life. */
