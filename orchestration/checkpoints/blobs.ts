@@ -29,6 +29,8 @@ import type { Db } from '../../core/db.ts';
 const DIGEST = /^[0-9a-f]{64}$/;
 /** Content up to this size is stored in the store's table; larger content as a file. */
 export const SMALL_BYTES = 256 * 1024;
+/** Content up to this size has always been a row: SMALL_BYTES before it grew to 256 KiB. */
+const ALWAYS_ROW_BYTES = 64 * 1024;
 /** Small content is inserted in transactions of about this many bytes. */
 const ROWS_PER_TX_BYTES = 1024 * 1024;
 /** File writes in flight at once (the fs thread pool overlaps their flushes). */
@@ -92,11 +94,13 @@ export class BlobStore {
 
   /**
    * Whether `digest`'s content is stored. `bytes`, when known, is its size: content of at most
-   * {@link SMALL_BYTES} is only ever a row (never a file), so no file is looked for.
+   * {@link ALWAYS_ROW_BYTES} was only ever stored as a row (never a file), so no file is looked
+   * for. (Content between that and {@link SMALL_BYTES} was a file before SMALL_BYTES grew, and
+   * still is in a data dir written then.)
    */
   has(digest: string, bytes?: number): boolean {
     if (this.#db.sql.prepare('SELECT 1 FROM checkpoint_chunks WHERE digest = ?').get(digest) !== undefined) return true;
-    return bytes !== undefined && bytes <= SMALL_BYTES ? false : existsSync(this.pathOf(digest));
+    return bytes !== undefined && bytes <= ALWAYS_ROW_BYTES ? false : existsSync(this.pathOf(digest));
   }
 
   /** Pins `digest` and says whether its blob is present (one synchronous step); `bytes` as for {@link has}. */

@@ -263,8 +263,11 @@ export class WarmPool implements PoolClaimer {
     let unfit = opts.networkPolicy !== undefined && spec.networkMode === 'isolated' ? 'network' : unfitReason(spec, entry?.spec, ability);
     // Without the resizer another disk size is served only by a warm sandbox made with it (a disk
     // class), and only when everything else fits.
-    const diskOnly = unfit === 'disk';
-    if (diskOnly) unfit = unfitReason(spec, entry?.spec, { ...ability, tmpfs: true });
+    // Without it, even a request of the pool's own size takes only a warm sandbox of that size: the
+    // pool may hold disk classes of other sizes, which nothing could resize to it.
+    const otherDisk = unfit === 'disk';
+    const diskOnly = otherDisk || !tmpfs;
+    if (otherDisk) unfit = unfitReason(spec, entry?.spec, { ...ability, tmpfs: true });
     if (unfit || !entry) {
       metrics.poolFit.inc({ result: unfit ?? 'no_pool' });
       return null;
@@ -283,7 +286,7 @@ export class WarmPool implements PoolClaimer {
     this.updateGauge(entry);
     if (!claimed) {
       metrics.poolMisses.inc();
-      metrics.poolFit.inc({ result: diskOnly ? 'disk' : 'empty' });
+      metrics.poolFit.inc({ result: otherDisk ? 'disk' : 'empty' });
       return null;
     }
     const rec = claimed.record;
