@@ -66,8 +66,12 @@ export async function createDirector(opts: DirectorOptions): Promise<Director> {
     let closed: Promise<void> | null = null;
     const close = () =>
       (closed ??= (async () => {
+        // The warm pool is drained while requests finish: removing its containers takes seconds,
+        // and a shutdown cut short by its grace period must not leave them behind.
+        const draining = runtime.pool.drain();
         await app.close();
         await orchestration.close();
+        await draining;
         await runtime.close();
       })());
     return {

@@ -13,8 +13,10 @@ export async function readStdin(stdin: NodeJS.ReadStream): Promise<string> {
 /** Asks for a password on the terminal with echo off; Ctrl-C or Ctrl-D abort. */
 export async function promptPassword(stdin: NodeJS.ReadStream, stderr: NodeJS.WriteStream, question: string): Promise<string> {
   if (!stdin.isTTY) throw new UsageError('no terminal to ask for the password: use --password-stdin');
-  stderr.write(question);
+  // Echo off before the question appears: whoever answers it as soon as they see it (a person
+  // typing ahead, a script driving the terminal) must never have the password echoed.
   stdin.setRawMode(true);
+  stderr.write(question);
   stdin.resume();
   try {
     return await new Promise<string>((resolve, reject) => {

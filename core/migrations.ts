@@ -607,4 +607,9 @@ export const MIGRATIONS: readonly Migration[] = [
     name: "sandboxes: the environment of a sandbox fitted from the warm pool, sealed (it is not in the container's own config)",
     sql: `ALTER TABLE sandboxes ADD COLUMN env_sealed TEXT;`,
   },
+  {
+    version: 9,
+    name: 'sandboxes: the claims of a warm pool by time (a pool starts with the disk sizes of its last claims)',
+    sql: `CREATE INDEX sandboxes_pool_claims ON sandboxes (pool_key, created_ms) WHERE pooled = 0 AND pool_key IS NOT NULL;`,
+  },
 ];

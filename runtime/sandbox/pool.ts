@@ -169,6 +169,9 @@ export class WarmPool implements PoolClaimer {
   /** Claims being served now, and when the last one started or ended (performance.now()): refills wait for quiet. */
   private claimsInFlight = 0;
   private lastClaimAt = -Infinity;
+  /** Warm sandboxes being removed in the background (gave way, or a previous process's): a drain waits for them. */
+  private readonly removing = new Set<Promise<void>>();
+  private draining: Promise<void> | null = null;
 
   constructor(deps: PoolDeps) {
     this.deps = deps;
@@ -186,7 +189,8 @@ export class WarmPool implements PoolClaimer {
           network: null,
           filling: null,
           timer: null,
-          demand: [],
+          // What the last claims asked for before a restart: the first refills make those disk classes.
+          demand: deps.store.recentClaimDisks(poolKeyOf(spec), config.poolSize),
         });
       }
     }
@@ -313,11 +317,14 @@ export class WarmPool implements PoolClaimer {
 
   /** Starts filling every pool; resolves when the first fill round has finished. */
   async start(): Promise<void> {
+    this.dropPrevious();
+    if (this.entries.size > 0) this.deps.tmpfs?.warm?.();
     await Promise.all([...this.entries.values()].map((e) => this.fill(e)));
   }
 
   stop(): void {
     this.stopped = true;
+    this.deps.tmpfs?.close?.();
     for (const e of this.entries.values()) {
       if (e.timer) clearTimeout(e.timer);
       e.timer = null;
@@ -330,20 +337,44 @@ export class WarmPool implements PoolClaimer {
    * none. Warm sandboxes are spare capacity, not users': see docs/decisions.md.
    */
   giveWay(): boolean {
-    const { store, clock, teardown } = this.deps;
+    const { store, clock } = this.deps;
     for (const warm of store.readyPooled()) {
-      const leaving = store.transition(warm.id, 'stopping', clock.nowMs());
+      const leaving = store.leavePool(warm.id, clock.nowMs());
       if (!leaving) continue;
-      void teardown
-        .destroy(leaving, 'gave way to a user sandbox at the host limit')
-        .catch((err: unknown) => this.log.warn({ err, sandboxId: warm.id }, 'pool removal failed'))
-        .finally(() => {
-          const entry = [...this.entries.values()].find((e) => e.key === warm.poolKey);
-          if (entry) this.updateGauge(entry);
-        });
+      this.removeInBackground(leaving, 'gave way to a user sandbox at the host limit');
       return true;
     }
     return false;
+  }
+
+  /**
+   * Warm sandboxes a previous process left (killed before it drained its pool) are not handed
+   * out: their exec agent's channel ended with that process, so their executes would go through
+   * `docker exec` (tens of ms instead of a few). They leave the pool at once (never claimable)
+   * and are removed in the background; the refills replace them.
+   */
+  private dropPrevious(): void {
+    const { store, clock } = this.deps;
+    for (const warm of store.inStates(ACTIVE_STATES).filter((r) => r.pooled)) {
+      // One already stopping was being removed when that process ended: this one finishes it.
+      const leaving = warm.status === 'stopping' ? warm : store.leavePool(warm.id, clock.nowMs());
+      if (leaving) this.removeInBackground(leaving, 'left by a previous process');
+    }
+  }
+
+  private removeInBackground(rec: SandboxRecord, reason: string): void {
+    const done: Promise<void> = this.deps.teardown
+      .destroy(rec, reason)
+      .then(
+        () => undefined,
+        (err: unknown) => this.log.warn({ err, sandboxId: rec.id }, 'pool removal failed'),
+      )
+      .finally(() => {
+        this.removing.delete(done);
+        const entry = [...this.entries.values()].find((e) => e.key === rec.poolKey);
+        if (entry) this.updateGauge(entry);
+      });
+    this.removing.add(done);
   }
 
   /** A user's sandbox ended: the room it leaves under the host limit may refill pools that stopped at the limit. */
@@ -394,11 +425,19 @@ export class WarmPool implements PoolClaimer {
     await this.destroyPooled((r) => r.networkId === networkId, `network ${networkId} deleted`);
   }
 
+  /**
+   * Removes the warm sandboxes `which` selects. Each leaves the pool first, atomically
+   * ({@link SandboxStore.leavePool}): one a claim handed out meanwhile is a user's and stays.
+   */
   private async destroyPooled(which: (r: SandboxRecord) => boolean, reason: string): Promise<void> {
-    const { store, teardown } = this.deps;
-    const pooled = store.inStates(ACTIVE_STATES).filter((r) => r.pooled && which(r));
+    const { store, teardown, clock } = this.deps;
+    const leaving = store
+      .inStates(ACTIVE_STATES)
+      .filter((r) => r.pooled && r.status !== 'stopping' && which(r))
+      .map((r) => store.leavePool(r.id, clock.nowMs()))
+      .filter((r): r is SandboxRecord => r !== null);
     await Promise.all(
-      pooled.map((r) =>
+      leaving.map((r) =>
         teardown.destroy(r, reason).catch((err: unknown) => this.log.warn({ err, sandboxId: r.id }, 'pool removal failed')),
       ),
     );
@@ -408,10 +447,14 @@ export class WarmPool implements PoolClaimer {
    * Removes every warm sandbox not yet handed out (graceful shutdown): a pool belongs to a
    * running server, and leaving it would look like a leak. Claimed sandboxes are untouched.
    */
-  async drain(): Promise<void> {
-    this.stop();
-    await Promise.all([...this.entries.values()].map((e) => e.filling ?? Promise.resolve()));
-    await this.destroyPooled(() => true, 'pool drained');
+  drain(): Promise<void> {
+    // Once: the server drains it alongside closing its HTTP side, and the runtime's close again.
+    this.draining ??= (async () => {
+      this.stop();
+      await Promise.all([...this.entries.values()].map((e) => e.filling ?? Promise.resolve()));
+      await Promise.all([this.destroyPooled(() => true, 'pool drained'), ...this.removing]);
+    })();
+    return this.draining;
   }
 
   /** Warm sandboxes per image, its pools on networks included (one label per image keeps the series bounded). */

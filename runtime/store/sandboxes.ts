@@ -256,6 +256,22 @@ export class SandboxStore {
     });
   }
 
+  /**
+   * Takes a warm sandbox out of the pool for removal: `stopping`, atomically with the check that
+   * it is still pooled (a claim may have handed it to a user a moment ago: then null, and it is
+   * left alone). Null as well when it is already leaving or gone. One still `creating` (its
+   * maker's process ended half-way) becomes `failed`.
+   */
+  leavePool(id: string, nowMs: number): SandboxRecord | null {
+    return this.db.tx(() => {
+      const cur = this.byId(id);
+      const to = cur?.status === 'creating' ? 'failed' : 'stopping';
+      if (!cur || !cur.pooled || !canTransition(cur.status, to)) return null;
+      this.patch(id, nowMs, {}, to);
+      return this.byId(id);
+    });
+  }
+
   patch(id: string, nowMs: number, patch: SandboxPatch, status?: SandboxState): void {
     const sets = ['updated_ms = ?'];
     const args: (string | number | null)[] = [nowMs];
@@ -268,6 +284,24 @@ export class SandboxStore {
       args.push(v);
     }
     this.db.sql.prepare(`UPDATE sandboxes SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
+  }
+
+  /**
+   * The `disk` sizes (MiB) the last `n` claims of pool `poolKey` asked for, oldest first (claimed
+   * records keep their pool key; ended ones count too): what a pool expects after a restart.
+   */
+  recentClaimDisks(poolKey: string, n: number): number[] {
+    if (n <= 0) return [];
+    const rows = this.db.sql
+      .prepare(
+        `SELECT json_extract(spec, '$.resourceLimits.disk') AS disk FROM sandboxes
+         WHERE pooled = 0 AND pool_key = ? ORDER BY created_ms DESC LIMIT ?`,
+      )
+      .all(poolKey, n) as { disk: number | null }[];
+    return rows
+      .map((r) => Number(r.disk))
+      .filter((d) => Number.isInteger(d) && d > 0)
+      .reverse();
   }
 
   /**

@@ -23,6 +23,7 @@ import {
 import { parseCgroups, writeLimits, type HostCgroups } from './cgroups.ts';
 import { resolveEndpoint, type Endpoint } from './connect.ts';
 import { startExec } from './exec.ts';
+import { RECORD_UPDATE_TURN_MS, SerialQueue } from './serial-queue.ts';
 import { toCreateOptions } from './translate.ts';
 
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
@@ -58,6 +59,8 @@ export class DockerEngine implements Engine {
   private readonly cgroups = new Map<string, HostCgroups>();
   /** Container id → the end of its chain of live limit changes ({@link updateLimits}); resolves, never rejects. */
   private readonly limitChanges = new Map<string, Promise<void>>();
+  /** The engine-record updates that follow cgroup writes, one at a time across containers ({@link updateLimits}). */
+  private readonly recordUpdates = new SerialQueue(RECORD_UPDATE_TURN_MS);
 
   get local(): boolean {
     return this.ep.local;
@@ -249,6 +252,11 @@ export class DockerEngine implements Engine {
    * the cgroups as well, so a background update still running when a newer change is written
    * would put its older values back (in the kernel and in the engine's record) if it landed
    * last. A change that follows another closely waits for the other's engine update.
+   *
+   * The engine-record updates of all containers run one at a time ({@link recordUpdates}): each is
+   * a `runc update` the engine forks, and twenty at once (a burst of claims from the pool) took
+   * both cores from the first executes of the sandboxes just handed out, whose limits were
+   * already in force.
    */
   async updateLimits(id: string, limits: LiveLimits): Promise<void> {
     const body: { PidsLimit?: number; NanoCpus?: number; Memory?: number; MemorySwap?: number } = {};
@@ -272,7 +280,7 @@ export class DockerEngine implements Engine {
     };
     const written = (this.limitChanges.get(id) ?? Promise.resolve()).then(change);
     const ignore = () => undefined;
-    const done = written.then((engineUpdate) => engineUpdate?.().then(ignore, ignore), ignore);
+    const done = written.then((engineUpdate) => (engineUpdate ? this.recordUpdates.run(engineUpdate) : undefined), ignore);
     this.limitChanges.set(id, done);
     void done.then(() => {
       if (this.limitChanges.get(id) === done) this.limitChanges.delete(id);

@@ -195,6 +195,41 @@ test('a claim takes a warm sandbox made with its disk size first, else the oldes
   assert.is(store.countPooled('k'), 0);
 });
 
+test("recentClaimDisks: the disk sizes of a pool key's last claims, oldest first, whatever became of them", () => {
+  const { store } = fresh();
+  const sized = (disk: number) => ({ ...SPEC, resourceLimits: { ...SPEC.resourceLimits, disk } });
+  const want = (disk: number) => ({ ...asked('n'), resourceLimits: { ...SPEC.resourceLimits, disk } });
+  for (let i = 0; i < 4; i++) store.insert(record({ pooled: true, poolKey: 'k', workspace: '', createdMs: i + 1, spec: sized(256) }));
+  store.insert(record({ pooled: true, poolKey: 'other', workspace: '', spec: sized(999) }));
+  assert.equal(store.recentClaimDisks('k', 3), [], 'warm sandboxes are not claims');
+  const first = store.claimPooled('k', 'ws9', want(1024), 7000, 9000);
+  store.claimPooled('k', 'ws9', want(2048), 7001, 9000);
+  store.claimPooled('k', 'ws9', want(512), 7002, 9000);
+  store.claimPooled('other', 'ws9', want(64), 7003, 9000);
+  store.transition(first!.record.id, 'stopping', 7004);
+  assert.equal(store.recentClaimDisks('k', 3), [1024, 2048, 512]);
+  assert.equal(store.recentClaimDisks('k', 2), [2048, 512], 'only the last n');
+  assert.equal(store.recentClaimDisks('k', 0), []);
+  assert.equal(store.recentClaimDisks('none', 3), []);
+});
+
+test("leavePool takes a warm sandbox out of the pool only while it is still pooled; a claimed one stays the user's", () => {
+  const { store } = fresh();
+  const [a, b, c] = [1, 2, 3].map((t) => record({ pooled: true, poolKey: 'k', workspace: '', createdMs: t }));
+  const making = record({ pooled: true, poolKey: 'k', workspace: '', status: 'creating' });
+  for (const r of [a!, b!, c!, making]) store.insert(r);
+  const claimed = store.claimPooled('k', 'ws9', asked('mine'), 7000, 9000);
+  assert.is(claimed?.record.id, a!.id);
+  assert.is(store.leavePool(a!.id, 8000), null, "claimed meanwhile: not the pool's to remove");
+  assert.is(store.byId(a!.id)?.status, 'running');
+  const leaving = store.leavePool(b!.id, 8000);
+  assert.is(leaving?.status, 'stopping');
+  assert.is(store.leavePool(b!.id, 8001), null, 'already leaving');
+  assert.is(store.claimPooled('k', 'ws9', asked('next'), 8002, 9000)?.record.id, c!.id, 'a leaving one is never claimed');
+  assert.is(store.leavePool(making.id, 8003)?.status, 'failed', 'one half-made by an ended process');
+  assert.is(store.leavePool('sbx_none', 8004), null);
+});
+
 test('a claimed sandbox belongs to the claiming workspace with its name and labels', () => {
   const { store } = fresh();
   const r = record({ pooled: true, poolKey: 'k', workspace: '' });
