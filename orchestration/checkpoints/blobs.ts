@@ -93,6 +93,20 @@ export class BlobStore {
   }
 
   /**
+   * The small contents of `digests` that are rows of the store, in one statement (digests stored
+   * as files, or not at all, are absent from the answer).
+   */
+  readChunks(digests: readonly string[]): Map<string, Buffer> {
+    const out = new Map<string, Buffer>();
+    if (!digests.length) return out;
+    const rows = this.#db.sql
+      .prepare('SELECT digest, content FROM checkpoint_chunks WHERE digest IN (SELECT value FROM json_each(?))')
+      .all(JSON.stringify(digests)) as { digest: string; content: Uint8Array }[];
+    for (const r of rows) out.set(r.digest, Buffer.from(r.content.buffer, r.content.byteOffset, r.content.byteLength));
+    return out;
+  }
+
+  /**
    * Whether `digest`'s content is stored. `bytes`, when known, is its size: content of at most
    * {@link ALWAYS_ROW_BYTES} was only ever stored as a row (never a file), so no file is looked
    * for. (Content between that and {@link SMALL_BYTES} was a file before SMALL_BYTES grew, and
