@@ -326,7 +326,7 @@ export function createCheckpointService(w: CheckpointWiring): CheckpointService 
   const store = new CheckpointStore(rt.db);
   return new CheckpointService({
     store,
-    blobs: new BlobStore(path.join(rt.config.dataDir, 'checkpoints'), rt.db, (d) => store.isReferenced(d)),
+    blobs: new BlobStore(path.join(rt.config.dataDir, 'checkpoints'), rt.db, (digests) => store.referenced(digests)),
     sessions: w.sessions,
     states: new SessionStates(rt.db, w.sessionStore, w.departmentStore),
     context: w.contextStore,

@@ -24,7 +24,7 @@ async function stored(contents: Buffer[]) {
   dirs.push(root);
   const db = openDb(root);
   dbs.push(db);
-  const s = new BlobStore(path.join(root, 'checkpoints'), db, () => false);
+  const s = new BlobStore(path.join(root, 'checkpoints'), db, () => new Set());
   await s.start(new Set());
   const b = s.batch();
   for (const c of contents) await b.putBuffer(c);
