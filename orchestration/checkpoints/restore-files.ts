@@ -16,7 +16,8 @@ import type { SandboxOwner, SandboxRecord, SandboxStore, StoredSpec } from '../.
 import { BatchedReader } from './batched-reader.ts';
 import type { BlobStore } from './blobs.ts';
 import { nestedIn } from './capture.ts';
-import { isUnchanged, parseManifest, type ManifestEntry } from './manifest.ts';
+import type { ManifestCache } from './manifest-cache.ts';
+import { isUnchanged, type ManifestEntry } from './manifest.ts';
 import type { CheckpointRecord, MountCapture, SandboxCapture } from './store.ts';
 
 /** Makes a sandbox for a restore (defaults to the sandbox manager's create with the owner set). */
@@ -25,6 +26,8 @@ export type SandboxCreator = (caller: Caller, request: Record<string, unknown>, 
 export interface RestoreFilesDeps {
   mounts: MountSync;
   blobs: BlobStore;
+  /** Parsed manifests of recent checkpoints. */
+  manifests: ManifestCache;
   sandboxes: SandboxStore;
   createSandbox: SandboxCreator;
   deleteSandbox(rec: SandboxRecord): Promise<void>;
@@ -179,7 +182,7 @@ async function restoreMount(
   pending: Pending[],
 ): Promise<RestoredMount> {
   const mount = m.path;
-  const manifest = parseManifest(await d.blobs.read(m.manifest));
+  const manifest = await d.manifests.get(m.manifest, (digest) => d.blobs.read(digest));
   type Wanted = SyncWanted & { entry: ManifestEntry };
   // Small contents are read in batches, in the order the plan sends them (known once it is made).
   let reader: BatchedReader | null = null;
