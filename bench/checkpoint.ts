@@ -5,9 +5,11 @@
  * `tar -x`), started the same way as Director's reader (the sandbox's pre-started exec launcher).
  * Also the second checkpoint of an unchanged workspace, against the first. `DIRECTOR_EXEC_AGENT=on`
  * (or off) runs both Director and the floor through the sandbox's exec agent (or its launcher /
- * `docker exec`); the default is the server's. With the agent, a checkpoint's capture and
- * restore are each one process in the sandbox (`/.director/agent tree capture|restore`,
- * images/agent/tree.c), as the floor's `tar` is; without it, the sh script of
+ * `docker exec`); the default is the server's; `DIRECTOR_AGENT_BINARY` picks another agent build.
+ * `BENCH_CKP_WORKLOADS` (`1 MB`, `50 MB`, comma-separated) runs only those, `BENCH_CKP_ROUNDS`
+ * sets the rounds (7). With the agent, a checkpoint's capture and restore are each one process
+ * in the sandbox (`/.director/agent tree capture|restore`, images/agent/tree.c), as the floor's
+ * `tar` is; without it, the sh script of
  * runtime/sandbox/tree-script.ts (sh, find, stat, xargs, tar; tar, mv, rm on restore).
  *
  * Every round: all checkpoints are deleted (so the first one reads and stores everything), the
@@ -39,6 +41,8 @@ import { printTable, summarize, timeIt, type Summary } from './stats.ts';
 
 const IMAGE = process.env.BENCH_IMAGE ?? 'director/busybox:latest';
 const ROUNDS = Number(process.env.BENCH_CKP_ROUNDS ?? 7);
+/** Only the named workloads (comma-separated, e.g. `1 MB`); default all. */
+const ONLY = process.env.BENCH_CKP_WORKLOADS?.split(',').map((s) => s.trim());
 const caller = { workspace: 'wsp_bench', actor: 'bench' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -198,9 +202,9 @@ async function benchWorkload(rt: Runtime, s: ReturnType<typeof services>, w: Wor
 
 export async function benchCheckpoint(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'director-bench-ckp-'));
-  // Only the agent switch comes from the environment (validated like the server's).
+  // Only the agent switch and the agent executable (to compare builds) come from the environment (validated like the server's).
   const config = loadConfig(
-    { DIRECTOR_EXEC_AGENT: process.env.DIRECTOR_EXEC_AGENT },
+    { DIRECTOR_EXEC_AGENT: process.env.DIRECTOR_EXEC_AGENT, DIRECTOR_AGENT_BINARY: process.env.DIRECTOR_AGENT_BINARY },
     {
       dataDir: dir,
       runtimeName: `bench-${randomBytes(3).toString('hex')}`,
@@ -218,7 +222,7 @@ export async function benchCheckpoint(): Promise<void> {
     await s.checkpoints.start();
     await s.sessions.start();
     console.log(`checkpoint create and restore vs plain tar in the same sandbox (image ${IMAGE}, exec agent ${rt.config.execAgent})`);
-    for (const w of WORKLOADS) await benchWorkload(rt, s, w, dir);
+    for (const w of WORKLOADS.filter((x) => !ONLY || ONLY.includes(x.name))) await benchWorkload(rt, s, w, dir);
   } finally {
     s.sessions.close();
     await rt.close();

@@ -17,7 +17,8 @@
  * removed. While a capture or restore works with blobs that no committed checkpoint may refer to
  * yet (or any more), it pins them: a pinned blob is never removed, and the last unpin removes it
  * if nothing refers to it by then. Checks and removals run synchronously (no await between the
- * question "is it used?" and the removal), so a pin and a removal never interleave.
+ * question "is it used?" and the removal), so a pin and a removal never interleave. Both are
+ * asked for many blobs at once (one statement each), not one per blob.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -44,10 +45,13 @@ export class BlobStore {
   readonly #blobs: string;
   readonly #tmp: string;
   readonly #pins = new Map<string, number>();
-  readonly #referenced: (digest: string) => boolean;
+  readonly #referenced: (digests: readonly string[]) => ReadonlySet<string>;
 
-  /** `root`: the checkpoints directory under the data dir; `referenced` asks the store whether a committed checkpoint uses a blob. */
-  constructor(root: string, db: Db, referenced: (digest: string) => boolean) {
+  /**
+   * `root`: the checkpoints directory under the data dir; `referenced` answers which of the
+   * digests a committed checkpoint uses (one question for many).
+   */
+  constructor(root: string, db: Db, referenced: (digests: readonly string[]) => ReadonlySet<string>) {
     this.root = root;
     this.#db = db;
     this.#blobs = path.join(root, 'blobs');
@@ -93,6 +97,20 @@ export class BlobStore {
   }
 
   /**
+   * The small contents of `digests` that are rows of the store, in one statement (digests stored
+   * as files, or not at all, are absent from the answer).
+   */
+  readChunks(digests: readonly string[]): Map<string, Buffer> {
+    const out = new Map<string, Buffer>();
+    if (!digests.length) return out;
+    const rows = this.#db.sql
+      .prepare('SELECT digest, content FROM checkpoint_chunks WHERE digest IN (SELECT value FROM json_each(?))')
+      .all(JSON.stringify(digests)) as { digest: string; content: Uint8Array }[];
+    for (const r of rows) out.set(r.digest, Buffer.from(r.content.buffer, r.content.byteOffset, r.content.byteLength));
+    return out;
+  }
+
+  /**
    * Whether `digest`'s content is stored. `bytes`, when known, is its size: content of at most
    * {@link ALWAYS_ROW_BYTES} was only ever stored as a row (never a file), so no file is looked
    * for. (Content between that and {@link SMALL_BYTES} was a file before SMALL_BYTES grew, and
@@ -101,6 +119,21 @@ export class BlobStore {
   has(digest: string, bytes?: number): boolean {
     if (this.#db.sql.prepare('SELECT 1 FROM checkpoint_chunks WHERE digest = ?').get(digest) !== undefined) return true;
     return bytes !== undefined && bytes <= ALWAYS_ROW_BYTES ? false : existsSync(this.pathOf(digest));
+  }
+
+  /**
+   * Which of the small contents (`[digest, bytes]`) are stored, in one statement; as {@link has}
+   * for each (content over {@link ALWAYS_ROW_BYTES} may also be a file of an older data dir).
+   */
+  present(small: ReadonlyMap<string, number>): Set<string> {
+    const out = new Set<string>();
+    if (!small.size) return out;
+    const rows = this.#db.sql
+      .prepare('SELECT digest FROM checkpoint_chunks WHERE digest IN (SELECT value FROM json_each(?))')
+      .all(JSON.stringify([...small.keys()])) as { digest: string }[];
+    for (const r of rows) out.add(r.digest);
+    for (const [d, bytes] of small) if (!out.has(d) && bytes > ALWAYS_ROW_BYTES && existsSync(this.pathOf(d))) out.add(d);
+    return out;
   }
 
   /** Pins `digest` and says whether its blob is present (one synchronous step); `bytes` as for {@link has}. */
@@ -120,31 +153,37 @@ export class BlobStore {
 
   /** Drops one pin of each digest; a blob left unpinned and unreferenced is removed. */
   unpin(digests: Iterable<string>): void {
+    const free = new Set<string>();
     for (const d of digests) {
       const n = (this.#pins.get(d) ?? 1) - 1;
-      if (n > 0) {
-        this.#pins.set(d, n);
-        continue;
+      if (n > 0) this.#pins.set(d, n);
+      else {
+        this.#pins.delete(d);
+        free.add(d);
       }
-      this.#pins.delete(d);
-      if (!this.#referenced(d)) this.#remove(d);
     }
+    this.#removeUnused([...free]);
   }
 
   /** Removes blobs no checkpoint refers to any more, unless pinned (after a delete). Synchronous. */
   collect(digests: Iterable<string>): number {
-    let n = 0;
-    for (const d of digests) {
-      if (this.#pins.has(d) || this.#referenced(d)) continue;
-      this.#remove(d);
-      n++;
-    }
-    return n;
+    return this.#removeUnused([...new Set(digests)].filter((d) => !this.#pins.has(d)));
   }
 
-  #remove(digest: string): void {
-    this.#db.sql.prepare('DELETE FROM checkpoint_chunks WHERE digest = ?').run(digest);
-    rmSync(this.pathOf(digest), { force: true });
+  /** Removes those of `digests` (unpinned, distinct) that no checkpoint refers to: one question, one DELETE. */
+  #removeUnused(digests: string[]): number {
+    if (!digests.length) return 0;
+    for (const d of digests) if (!isDigest(d)) throw new Error(`not a blob digest: ${d.slice(0, 80)}`);
+    const used = this.#referenced(digests);
+    const unused = used.size ? digests.filter((d) => !used.has(d)) : digests;
+    if (!unused.length) return 0;
+    const rows = this.#db.sql
+      .prepare('DELETE FROM checkpoint_chunks WHERE digest IN (SELECT value FROM json_each(?)) RETURNING digest')
+      .all(JSON.stringify(unused)) as { digest: string }[];
+    // Content that was not a row is a file (or already gone).
+    const wereRows = new Set(rows.map((r) => r.digest));
+    for (const d of unused) if (!wereRows.has(d)) rmSync(this.pathOf(d), { force: true });
+    return unused.length;
   }
 
   /** Inserts small contents (one transaction, or the caller's); content already there stays as it is. */
@@ -187,14 +226,27 @@ export class BlobBatch {
   /** Small contents not inserted yet. */
   #rows = new Map<string, Buffer>();
   #rowBytes = 0;
+  /**
+   * Small contents put (and pinned) but not yet looked for in the store, with their sizes: looked
+   * for together, in one statement, by {@link newBytes} and before they are inserted.
+   */
+  #unchecked = new Map<string, number>();
+  #newBytes = 0;
   #error: Error | null = null;
   #released = false;
-  /** Bytes of content this batch stored anew. */
-  newBytes = 0;
 
   constructor(store: BlobStore, tmp: string) {
     this.#store = store;
     this.#tmp = tmp;
+  }
+
+  /**
+   * Bytes of content this batch stored anew (or will, with {@link insertPending}). Reading it
+   * looks up the small contents put since the last read (one statement for all of them).
+   */
+  get newBytes(): number {
+    this.#check();
+    return this.#newBytes;
   }
 
   /** Every digest pinned by this batch (each once per pin). */
@@ -220,13 +272,19 @@ export class BlobBatch {
   /** Stores `buf` unless present; a file write may still be in flight when this returns (see {@link flush}). */
   async putBuffer(buf: Buffer): Promise<string> {
     const digest = createHash('sha256').update(buf).digest('hex');
-    if (!this.#claim(digest, buf.length)) return digest;
     if (buf.length <= SMALL_BYTES) {
+      // Pinned now (so content present now stays), looked for later with the others (#check).
+      this.#pinned.push(digest);
+      this.#store.pinOnly(digest);
+      if (this.#writing.has(digest)) return digest;
+      this.#writing.add(digest);
+      this.#unchecked.set(digest, buf.length);
       this.#rows.set(digest, buf);
       this.#rowBytes += buf.length;
       if (this.#rowBytes >= ROWS_PER_TX_BYTES) this.#insertRows();
       return digest;
     }
+    if (!this.#claim(digest, buf.length)) return digest;
     await this.#limit();
     this.#track(this.#write(digest, async (fh) => void (await fh.writeFile(buf))));
     return digest;
@@ -293,6 +351,7 @@ export class BlobBatch {
     if (this.#released) return;
     this.#released = true;
     this.#rows = new Map();
+    this.#unchecked = new Map();
     await Promise.allSettled([...this.#inFlight]);
     this.#store.unpin(this.#pinned);
   }
@@ -310,11 +369,24 @@ export class BlobBatch {
     this.#pinned.push(digest);
     if (this.#store.pin(digest, bytes) || this.#writing.has(digest)) return false;
     this.#writing.add(digest);
-    this.newBytes += bytes;
+    this.#newBytes += bytes;
     return true;
   }
 
+  /** Looks up the small contents not looked for yet: those present are not inserted again nor counted as new. */
+  #check(): void {
+    if (!this.#unchecked.size) return;
+    const present = this.#store.present(this.#unchecked);
+    for (const [d, bytes] of this.#unchecked) {
+      if (present.has(d)) {
+        if (this.#rows.delete(d)) this.#rowBytes -= bytes;
+      } else this.#newBytes += bytes;
+    }
+    this.#unchecked = new Map();
+  }
+
   #insertRows(): void {
+    this.#check();
     if (!this.#rows.size) return;
     this.#store.insertChunks(this.#rows);
     this.#rows = new Map();

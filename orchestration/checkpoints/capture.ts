@@ -10,12 +10,15 @@ import type { MountSync } from '../../runtime/sandbox/mount-sync.ts';
 import type { ListedEntry } from '../../runtime/sandbox/tree-listing.ts';
 import type { SandboxRecord } from '../../runtime/store/sandboxes.ts';
 import type { BlobBatch, BlobStore } from './blobs.ts';
-import { isUnchanged, parseManifest, statOf, summarize, type Manifest, type ManifestEntry, type SkippedEntry } from './manifest.ts';
+import type { ManifestCache } from './manifest-cache.ts';
+import { isUnchanged, statOf, summarize, type Manifest, type ManifestEntry, type SkippedEntry } from './manifest.ts';
 import type { CheckpointStore, MountCapture, SandboxCapture } from './store.ts';
 
 export interface CaptureDeps {
   mounts: MountSync;
   blobs: BlobStore;
+  /** Parsed manifests of recent captures (the previous one of a mount is read from here). */
+  manifests: ManifestCache;
   store: CheckpointStore;
   maxEntries: number;
   timeoutMs: number;
@@ -66,7 +69,7 @@ async function previous(d: CaptureDeps, sessionId: string, sandboxId: string, mo
     return {
       checkpointId: last.checkpointId,
       listedAtS: last.capture.listedAtS,
-      manifest: parseManifest(await d.blobs.read(last.capture.manifest)),
+      manifest: await d.manifests.get(last.capture.manifest, (digest) => d.blobs.read(digest)),
     };
   } catch {
     return null;
@@ -183,7 +186,10 @@ async function captureMount(
     skipped,
   };
   const newBytes = batch.newBytes - newBefore;
-  const digest = await batch.putBuffer(Buffer.from(JSON.stringify(manifest)));
+  const stored = Buffer.from(JSON.stringify(manifest));
+  const digest = await batch.putBuffer(stored);
+  // The next capture of this mount starts from it (kept whether or not this checkpoint commits: it is keyed by content).
+  d.manifests.put(digest, manifest, stored.length);
   const summary = summarize(manifest);
   budget.used += summary.bytes;
   return { path: mount, manifest: digest, listedAtS, ...summary, newBytes, filesRead, skipped: skipped.length };

@@ -13,9 +13,11 @@ import type { Caller } from '../../runtime/sandbox/manager.ts';
 import type { MountSync, SyncWanted } from '../../runtime/sandbox/mount-sync.ts';
 import { planRestore } from '../../runtime/sandbox/tree-plan.ts';
 import type { SandboxOwner, SandboxRecord, SandboxStore, StoredSpec } from '../../runtime/store/sandboxes.ts';
+import { BatchedReader } from './batched-reader.ts';
 import type { BlobStore } from './blobs.ts';
 import { nestedIn } from './capture.ts';
-import { isUnchanged, parseManifest, type ManifestEntry } from './manifest.ts';
+import type { ManifestCache } from './manifest-cache.ts';
+import { isUnchanged, type ManifestEntry } from './manifest.ts';
 import type { CheckpointRecord, MountCapture, SandboxCapture } from './store.ts';
 
 /** Makes a sandbox for a restore (defaults to the sandbox manager's create with the owner set). */
@@ -24,6 +26,8 @@ export type SandboxCreator = (caller: Caller, request: Record<string, unknown>, 
 export interface RestoreFilesDeps {
   mounts: MountSync;
   blobs: BlobStore;
+  /** Parsed manifests of recent checkpoints. */
+  manifests: ManifestCache;
   sandboxes: SandboxStore;
   createSandbox: SandboxCreator;
   deleteSandbox(rec: SandboxRecord): Promise<void>;
@@ -178,38 +182,59 @@ async function restoreMount(
   pending: Pending[],
 ): Promise<RestoredMount> {
   const mount = m.path;
-  const manifest = parseManifest(await d.blobs.read(m.manifest));
+  const manifest = await d.manifests.get(m.manifest, (digest) => d.blobs.read(digest));
   type Wanted = SyncWanted & { entry: ManifestEntry };
-  const wanted: Wanted[] = manifest.entries.map((e) => ({
-    path: e.path,
-    kind: e.type,
-    mode: e.mode,
-    entry: e,
-    ...(e.size !== undefined ? { size: e.size } : {}),
-    ...(e.target !== undefined ? { target: e.target } : {}),
-    ...(e.mtimeS !== undefined ? { mtimeS: e.mtimeS } : {}),
-    ...(e.type === 'file' && e.digest ? { content: contentOf(d.blobs, e.digest, e.size ?? 0) } : {}),
-  }));
+  // Small contents are read in batches, in the order the plan sends them (known once it is made).
+  let reader: BatchedReader | null = null;
+  const position = new Map<Wanted, number>();
+  const wanted: Wanted[] = [];
+  for (const e of manifest.entries) {
+    const w: Wanted = {
+      path: e.path,
+      kind: e.type,
+      mode: e.mode,
+      entry: e,
+      ...(e.size !== undefined ? { size: e.size } : {}),
+      ...(e.target !== undefined ? { target: e.target } : {}),
+      ...(e.mtimeS !== undefined ? { mtimeS: e.mtimeS } : {}),
+    };
+    const digest = e.type === 'file' ? e.digest : undefined;
+    if (digest) {
+      const size = e.size ?? 0;
+      w.content =
+        size <= WHOLE_READ_BYTES
+          ? () => {
+              const i = position.get(w);
+              return reader && i !== undefined ? reader.read(i) : d.blobs.read(digest);
+            }
+          : () => Promise.resolve(d.blobs.open(digest));
+    }
+    wanted.push(w);
+  }
   const exclude = nestedIn(mount, s.spec.securityPolicy.allowedPaths);
   const r = await d.mounts.restore(rec, mount, {
     maxEntries: d.maxEntries,
     timeoutMs: d.timeoutMs,
     commit: inline,
-    // Inodes and ctimes only mean something in the same sandbox: a recreated one gets everything.
-    plan: (listing) =>
-      planRestore({
+    plan: (listing) => {
+      const plan = planRestore({
         current: listing.entries,
         wanted,
+        // Inodes and ctimes only mean something in the same sandbox: a recreated one gets everything.
         keep: (cur, want) => same && isUnchanged(cur, want.entry, m.listedAtS),
         exclude,
         maxDirtyDirs: MAX_DIRTY_DIRS,
-      }),
+      });
+      const small = plan.stage.filter((w) => w.kind === 'file' && w.entry.digest && (w.size ?? 0) <= WHOLE_READ_BYTES);
+      small.forEach((w, i) => position.set(w, i));
+      reader = new BatchedReader(
+        d.blobs,
+        small.map((w) => ({ digest: w.entry.digest!, size: w.size ?? 0 })),
+      );
+      return plan;
+    },
   });
   if (!inline) pending.push({ rec, mount, stage: r.stage });
   const sum = (k: 'add' | 'remove') => r.plan.dirs.reduce((n, x) => n + x[k].length, 0);
   return { path: mount, added: sum('add'), removed: sum('remove'), kept: r.plan.kept };
-}
-
-function contentOf(blobs: BlobStore, digest: string, size: number): () => Promise<Buffer | AsyncIterable<unknown>> {
-  return size <= WHOLE_READ_BYTES ? () => blobs.read(digest) : () => Promise.resolve(blobs.open(digest));
 }

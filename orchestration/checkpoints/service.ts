@@ -16,6 +16,7 @@ import type { SessionService } from '../sessions/service.ts';
 import { isOpen } from '../sessions/states.ts';
 import type { SessionRecord, SessionStore } from '../sessions/store.ts';
 import { BlobStore } from './blobs.ts';
+import { ManifestCache } from './manifest-cache.ts';
 import { captureSandbox, type Budget } from './capture.ts';
 import { restoreFiles, type FilesRestore, type RestoredSandbox, type SandboxCreator } from './restore-files.ts';
 import { CreateCheckpointSchema, RestoreCheckpointSchema } from './schemas.ts';
@@ -84,6 +85,7 @@ export interface RestoreResult {
 export class CheckpointService {
   readonly #d: CheckpointServiceDeps;
   readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #manifests = new ManifestCache();
 
   constructor(deps: CheckpointServiceDeps) {
     this.#d = deps;
@@ -113,7 +115,14 @@ export class CheckpointService {
       try {
         const budget: Budget = { maxBytes: cfg.checkpointMaxBytes, used: 0 };
         const files: SandboxCapture[] = [];
-        const deps = { mounts: this.#d.mounts, blobs, store, maxEntries: MAX_ENTRIES_PER_MOUNT, timeoutMs: cfg.checkpointTimeoutMs };
+        const deps = {
+          mounts: this.#d.mounts,
+          blobs,
+          manifests: this.#manifests,
+          store,
+          maxEntries: MAX_ENTRIES_PER_MOUNT,
+          timeoutMs: cfg.checkpointTimeoutMs,
+        };
         const recs = this.#d.sandboxes.deps.store.ofSession(session.id).filter((r) => !only || only.has(r.id));
         for (const id of only ?? []) {
           if (!recs.some((r) => r.id === id)) throw conflict(`sandbox ${id} is not a sandbox of session ${session.id}`, { sandboxId: id });
@@ -244,6 +253,7 @@ export class CheckpointService {
     return {
       mounts: this.#d.mounts,
       blobs: this.#d.blobs,
+      manifests: this.#manifests,
       sandboxes: m.deps.store,
       createSandbox: this.#d.createSandbox ?? ((caller, request, owner) => m.create(request, caller, { owner })),
       deleteSandbox: (rec) => m.deps.teardown.destroy(rec, 'checkpoint restore failed'),
@@ -326,7 +336,7 @@ export function createCheckpointService(w: CheckpointWiring): CheckpointService 
   const store = new CheckpointStore(rt.db);
   return new CheckpointService({
     store,
-    blobs: new BlobStore(path.join(rt.config.dataDir, 'checkpoints'), rt.db, (d) => store.isReferenced(d)),
+    blobs: new BlobStore(path.join(rt.config.dataDir, 'checkpoints'), rt.db, (digests) => store.referenced(digests)),
     sessions: w.sessions,
     states: new SessionStates(rt.db, w.sessionStore, w.departmentStore),
     context: w.contextStore,

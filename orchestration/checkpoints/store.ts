@@ -238,8 +238,13 @@ export class CheckpointStore {
     );
   }
 
-  isReferenced(digest: string): boolean {
-    return this.#db.sql.prepare('SELECT 1 FROM checkpoint_blobs WHERE digest = ? LIMIT 1').get(digest) !== undefined;
+  /** Which of `digests` a checkpoint refers to (one statement for all of them). */
+  referenced(digests: readonly string[]): Set<string> {
+    if (!digests.length) return new Set();
+    const rows = this.#db.sql
+      .prepare('SELECT DISTINCT digest FROM checkpoint_blobs WHERE digest IN (SELECT value FROM json_each(?))')
+      .all(JSON.stringify(digests)) as { digest: string }[];
+    return new Set(rows.map((r) => r.digest));
   }
 
   allDigests(): Set<string> {

@@ -18,6 +18,7 @@ import {
   type GuardedEntry,
   type GuardLimits,
 } from './tar-guard.ts';
+import { encodeHeader, END_OF_ARCHIVE, paddingOf } from './tar-format.ts';
 
 export { UnsafeArchiveError, type UnsafeArchiveCode, type GuardLimits } from './tar-guard.ts';
 
@@ -148,27 +149,76 @@ export interface TreePackEntry {
  * caller makes sure nothing is packed under a symlink's path (the archive is extracted into a fresh
  * directory inside the sandbox, as the sandbox user). Content that does not match its size, or a
  * failing content source, errors the stream.
+ *
+ * The headers are written directly (`tar-format.ts`, the same bytes tar-stream writes), and small
+ * entries are sent together in chunks of about {@link TREE_CHUNK_BYTES}: a pack stream and a
+ * callback per entry cost more than the content of a workspace of small files.
  */
 export function packTree(entries: Iterable<TreePackEntry> | AsyncIterable<TreePackEntry>, opts: { uid: number; gid: number }): Readable {
   checkId('uid', opts.uid);
   checkId('gid', opts.gid);
-  return packStream(async (pack) => {
-    for await (const e of entries) {
-      const segments = safeSegments(e.name);
-      if (segments.length === 0) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', e.name, 'empty name');
-      const name = segments.join('/');
-      const base = { mode: e.mode & 0o777, uid: opts.uid, gid: opts.gid, mtime: new Date(e.mtimeMs ?? Date.now()) };
-      if (e.type === 'directory') await writeEntry(pack, { ...base, name: `${name}/`, type: 'directory' });
-      else if (e.type === 'symlink') {
-        if (!e.linkname || e.linkname.includes('\0')) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', e.name, 'unusable link target');
-        await writeEntry(pack, { ...base, name, type: 'symlink', linkname: e.linkname });
-      } else {
-        const size = e.size ?? 0;
-        if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`size must be a non-negative integer, got ${size}`);
-        await writeEntry(pack, { ...base, name, type: 'file', size }, size > 0 && e.content ? await e.content() : Buffer.alloc(0));
+  // Destroying the stream ends the generator (and with it the iteration of `entries`).
+  return Readable.from(treeChunks(entries, opts), { objectMode: false });
+}
+
+/** Headers and small contents are gathered into chunks of about this many bytes. */
+const TREE_CHUNK_BYTES = 64 * 1024;
+
+async function* treeChunks(
+  entries: Iterable<TreePackEntry> | AsyncIterable<TreePackEntry>,
+  opts: { uid: number; gid: number },
+): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let bytes = 0;
+  const add = (b: Buffer) => {
+    parts.push(b);
+    bytes += b.length;
+  };
+  const take = (): Buffer => {
+    const out = parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes);
+    parts = [];
+    bytes = 0;
+    return out;
+  };
+  for await (const e of entries) {
+    const segments = safeSegments(e.name);
+    if (segments.length === 0) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', e.name, 'empty name');
+    const name = segments.join('/');
+    const base = { mode: e.mode & 0o777, uid: opts.uid, gid: opts.gid, mtimeMs: e.mtimeMs ?? Date.now(), size: 0 };
+    if (e.type === 'directory') add(encodeHeader({ ...base, name: `${name}/`, type: 'directory' }));
+    else if (e.type === 'symlink') {
+      if (!e.linkname || e.linkname.includes('\0')) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', e.name, 'unusable link target');
+      add(encodeHeader({ ...base, name, type: 'symlink', linkname: e.linkname }));
+    } else {
+      const size = e.size ?? 0;
+      if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`size must be a non-negative integer, got ${size}`);
+      add(encodeHeader({ ...base, name, type: 'file', size }));
+      if (size > 0) {
+        const content = e.content ? await e.content() : Buffer.alloc(0);
+        let written = 0;
+        for await (const chunk of Buffer.isBuffer(content) ? [content] : content) {
+          if (!(chunk instanceof Uint8Array)) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', name, 'content yielded a non-byte chunk');
+          written += chunk.byteLength;
+          // Refused before the excess reaches the archive, where it would be parsed as further headers.
+          if (written > size) throw new UnsafeArchiveError('TOO_LARGE', name, `content exceeds the declared size of ${size} bytes`);
+          const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+          if (buf.length >= TREE_CHUNK_BYTES) {
+            if (bytes) yield take();
+            yield buf;
+          } else {
+            add(buf);
+            if (bytes >= TREE_CHUNK_BYTES) yield take();
+          }
+        }
+        if (written < size)
+          throw new UnsafeArchiveError('UNSAFE_ARCHIVE', name, `content ended after ${written} of ${size} declared bytes`);
+        add(paddingOf(size));
       }
     }
-  });
+    if (bytes >= TREE_CHUNK_BYTES) yield take();
+  }
+  add(END_OF_ARCHIVE);
+  yield take();
 }
 
 /** Re-packs guarded entries with headers from `toHeader`; content is copied, never headers. */

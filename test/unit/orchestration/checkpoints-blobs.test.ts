@@ -22,7 +22,7 @@ function store(referenced = new Set<string>()) {
   const db = openDb(root);
   dbs.push(db);
   return {
-    s: new BlobStore(path.join(root, 'checkpoints'), db, (d) => referenced.has(d)),
+    s: new BlobStore(path.join(root, 'checkpoints'), db, (ds) => new Set(ds.filter((d) => referenced.has(d)))),
     root: path.join(root, 'checkpoints'),
     db,
     referenced,
@@ -135,12 +135,96 @@ test('start removes temp files and blobs nothing refers to (a crash mid-capture)
   writeFileSync(path.join(root, 'tmp', 'half-written'), 'x');
   mkdirSync(path.join(root, 'blobs', 'ff'), { recursive: true });
   // The batch is still pinned in this process: a store that starts again (after a crash) has no pins.
-  const { removed } = await new BlobStore(root, db, () => false).start(new Set([keep]));
+  const { removed } = await new BlobStore(root, db, () => new Set()).start(new Set([keep]));
   assert.is(removed, 2);
   assert.ok(s.has(keep));
   assert.not.ok(s.has(orphan));
   assert.not.ok(s.has(orphanFile));
   assert.equal(readdirSync(path.join(root, 'tmp')), []);
+});
+
+test('small contents put by a capture are looked for together (one statement): those already stored are neither inserted again nor counted as new', async () => {
+  const { s, referenced, db } = store();
+  await s.start(new Set());
+  const first = s.batch();
+  const old = await first.putBuffer(Buffer.from('stored before'));
+  first.insertPending();
+  referenced.add(old);
+  await first.release();
+
+  let lookups = 0;
+  const present = s.present.bind(s);
+  s.present = (small) => {
+    lookups++;
+    return present(small);
+  };
+  const b = s.batch();
+  for (const c of ['stored before', 'new one', 'new two', 'new one']) await b.putBuffer(Buffer.from(c));
+  assert.is(lookups, 0, 'nothing is looked up per put');
+  assert.is(b.newBytes, 'new one'.length + 'new two'.length);
+  assert.is(lookups, 1);
+  b.insertPending();
+  assert.is(lookups, 1, 'the contents were looked for already');
+  assert.equal(chunks(db).sort(), [old, sha('new one'), sha('new two')].sort());
+  await b.release();
+});
+
+test('content present when a capture puts it stays, even if its last reference goes before it is looked for', async () => {
+  const { s, referenced } = store();
+  await s.start(new Set());
+  const first = s.batch();
+  const d = await first.putBuffer(Buffer.from('shared'));
+  first.insertPending();
+  referenced.add(d);
+  await first.release();
+  const b = s.batch();
+  await b.putBuffer(Buffer.from('shared'));
+  referenced.delete(d);
+  assert.is(s.collect([d]), 0, 'pinned by the capture');
+  assert.is(b.newBytes, 0);
+  b.insertPending();
+  assert.ok(s.has(d));
+  await b.release();
+  assert.not.ok(s.has(d), 'the last unpin of an unreferenced blob removes it');
+});
+
+test('unpin and collect ask which blobs are still referenced once for all of them, and remove rows and files alike', async () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'director-blobs-'));
+  dirs.push(root);
+  const db = openDb(root);
+  dbs.push(db);
+  const referenced = new Set<string>();
+  const questions: number[] = [];
+  const s = new BlobStore(path.join(root, 'checkpoints'), db, (ds) => {
+    questions.push(ds.length);
+    return new Set(ds.filter((d) => referenced.has(d)));
+  });
+  await s.start(new Set());
+  const b = s.batch();
+  const small = await Promise.all(['a', 'b', 'c'].map((x) => b.putBuffer(Buffer.from(x))));
+  const large = await b.putBuffer(big(5));
+  await b.flush();
+  b.insertPending();
+  for (const d of [...small, large]) referenced.add(d);
+  await b.release();
+  assert.equal(questions, [4], 'one question for the four digests the batch released (all referenced: none removed)');
+  assert.equal(chunks(db).length, 3);
+  questions.length = 0;
+  referenced.clear();
+  referenced.add(small[1]!);
+  assert.is(s.collect([...small, large, small[0]!]), 3);
+  assert.equal(questions, [4]);
+  assert.equal(chunks(db), [small[1]]);
+  assert.not.ok(existsSync(s.pathOf(large)));
+
+  // Released pins: one question for the batch's digests.
+  const r = s.batch();
+  for (const d of small) r.reuse(d);
+  referenced.clear();
+  questions.length = 0;
+  await r.release();
+  assert.equal(questions, [3]);
+  assert.equal(chunks(db), []);
 });
 
 test('a digest that is not a sha256 never becomes a path', () => {

@@ -171,6 +171,26 @@ test('frames split anywhere, down to single bytes, decode the same', () => {
   }
 });
 
+test('a payload is its own copy of exactly its bytes: changing the received chunks afterwards changes no message', () => {
+  const data = randomBytes(70_000).subarray(0, 65_536);
+  const stream = Buffer.concat([frame(FRAME.stdout, 1, data), frame(FRAME.stdout, 2, Buffer.from('tail'))]);
+  for (const step of [7, 65_536, 100_000]) {
+    const d = new AgentDecoder();
+    const got: Buffer[] = [];
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < stream.length; i += step) {
+      const chunk = Buffer.from(stream.subarray(i, i + step));
+      chunks.push(chunk);
+      for (const m of d.push(chunk).messages) if (m.type === 'stdout') got.push(m.data);
+    }
+    for (const c of chunks) c.fill(0);
+    assert.is(got.length, 2);
+    assert.ok(got[0]!.equals(data));
+    assert.is(got[1]!.toString(), 'tail');
+    assert.is(d.buffered, 0);
+  }
+});
+
 test('a header announcing an oversized frame is refused before its payload arrives', () => {
   const d = new AgentDecoder();
   const h = Buffer.alloc(HEADER_BYTES);

@@ -3,7 +3,8 @@ import { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { packTree } from '../../../runtime/sandbox/files.ts';
+import { packTree, type TreePackEntry } from '../../../runtime/sandbox/files.ts';
+import { encodeHeader } from '../../../runtime/sandbox/tar-format.ts';
 import { guardedEntries, guardedTree, UnsafeArchiveError, type TreeEntry } from '../../../runtime/sandbox/tar-guard.ts';
 
 type Spec = [Partial<tarStream.Header> & { name: string }, string?];
@@ -115,6 +116,96 @@ test('packTree errors the stream on content that does not match its size, or an 
       assert.match((err as Error).message, pattern);
     }
   }
+});
+
+/** What tar-stream's pack writes for the entries, with the headers packTree gave it before it wrote its own. */
+async function tarStreamBytes(entries: TreePackEntry[], uid: number, gid: number): Promise<Buffer> {
+  const pack = tarStream.pack();
+  const out = (async () => {
+    const chunks: Buffer[] = [];
+    for await (const c of pack) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  })();
+  for (const e of entries) {
+    const base = { mode: e.mode & 0o777, uid, gid, mtime: new Date(e.mtimeMs!) };
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error | null) => (err ? reject(err) : resolve());
+      if (e.type === 'directory') pack.entry({ ...base, name: `${e.name}/`, type: 'directory' }, done).end(null);
+      else if (e.type === 'symlink') pack.entry({ ...base, name: e.name, type: 'symlink', linkname: e.linkname! }, done).end(null);
+      else void e.content!().then((c) => pack.entry({ ...base, name: e.name, type: 'file', size: e.size! }, c as Buffer, done));
+    });
+  }
+  pack.finalize();
+  return out;
+}
+
+test("packTree's archive is byte for byte tar-stream's: long and non-ASCII names and targets (pax), modes, mtimes, empty files, directories, symlinks", async () => {
+  const deep = Array.from({ length: 12 }, (_, i) => `directory-${i}`).join('/'); // > 100 bytes, splits into prefix + name
+  const file = (name: string, size: number, mode = 0o644, mtimeMs = 1_700_000_000_123): TreePackEntry => {
+    const body = Buffer.alloc(size, name.length % 251);
+    return { name, type: 'file', mode, size, mtimeMs, content: () => Promise.resolve(body) };
+  };
+  const entries: TreePackEntry[] = [
+    { name: 'd', type: 'directory', mode: 0o1777, mtimeMs: 0 },
+    { name: 'zero-mode-dir', type: 'directory', mode: 0, mtimeMs: 5_000 },
+    file('d/plain.txt', 5, 0o4755),
+    file('d/empty', 0, 0o600),
+    file('zero-mode', 3, 0),
+    file('block', 512),
+    file('block-and-one', 513),
+    file('large.bin', 200_000, 0o640, 1_234),
+    file('old', 1, 0o644, -86_400_000),
+    file('far-future', 1, 0o644, 4_102_444_800_000),
+    { name: deep, type: 'directory', mode: 0o755, mtimeMs: 1_000 },
+    file(`${deep}/a-file-in-a-deep-directory.txt`, 10),
+    file(`${'x'.repeat(101)}`, 2), // one segment over 100: pax
+    file(`${'p/'.repeat(80)}name`, 2), // prefix over 155: pax
+    file('naïve-ünïcode.txt', 4), // not ASCII: pax
+    { name: 'link', type: 'symlink', mode: 0o777, linkname: '/etc/shadow', mtimeMs: 2_000 },
+    { name: 'long-link', type: 'symlink', mode: 0o777, linkname: `/${'t'.repeat(120)}`, mtimeMs: 2_000 },
+    { name: 'utf-link', type: 'symlink', mode: 0o777, linkname: 'ziel-ü', mtimeMs: 2_000 },
+    { name: `${'l'.repeat(120)}`, type: 'symlink', mode: 0o777, linkname: `${'m'.repeat(120)}`, mtimeMs: 2_000 },
+  ];
+  for (const [uid, gid] of [
+    [1000, 1000],
+    [0, 0],
+    [0o777777, 12345],
+  ] as const) {
+    const ours = Buffer.concat(await packTree(entries, { uid, gid }).toArray());
+    const theirs = await tarStreamBytes(entries, uid, gid);
+    assert.is(ours.length, theirs.length);
+    for (let off = 0; off < ours.length; off += 512)
+      if (!ours.subarray(off, off + 512).equals(theirs.subarray(off, off + 512)))
+        assert.unreachable(`block at ${off} differs (uid ${uid})`);
+  }
+  // And it reads back through the guard as what was packed.
+  const got = await read(packTree(entries.slice(0, 9), { uid: 1000, gid: 1000 }));
+  assert.equal(
+    got.map((e) => [e.path, e.type, e.size]),
+    [
+      ['d', 'directory', 0],
+      ['zero-mode-dir', 'directory', 0],
+      ['d/plain.txt', 'file', 5],
+      ['d/empty', 'file', 0],
+      ['zero-mode', 'file', 3],
+      ['block', 'file', 512],
+      ['block-and-one', 'file', 513],
+      ['large.bin', 'file', 200_000],
+      ['old', 'file', 1],
+    ],
+  );
+});
+
+test('encodeHeader: a file past 8 GiB gets the base-256 size tar-stream writes', async () => {
+  const h = { name: 'huge', type: 'file', mode: 0o644, uid: 1, gid: 1, size: 2 ** 34 + 3, mtimeMs: 0 } as const;
+  // tar-stream writes an entry's header before its content: its first block, without sending 16 GiB.
+  const pack = tarStream.pack();
+  pack.entry({ name: h.name, type: 'file', mode: h.mode, uid: h.uid, gid: h.gid, size: h.size, mtime: new Date(0) });
+  const first = await new Promise<Buffer>((resolve) => pack.once('data', (c: unknown) => resolve(c as Buffer)));
+  pack.destroy();
+  const ours = encodeHeader(h);
+  assert.is(ours[124], 0x80);
+  assert.ok(ours.equals(first.subarray(0, 512)));
 });
 
 test.run();

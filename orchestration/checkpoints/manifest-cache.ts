@@ -1,0 +1,71 @@
+/**
+ * Parsed manifests kept in memory, by digest, so a session's next checkpoint (and a restore of a
+ * recent one) does not read and parse its previous manifest again: for a mount of 2,000 files
+ * that is a 300 KB JSON document per capture. A manifest is content-addressed and never changes
+ * once stored, so an entry can never be stale; the cache is bounded by the manifests' stored
+ * sizes and drops the least recently used first. Entries are frozen: a caller that tried to
+ * change a shared manifest would throw instead of corrupting the next capture.
+ */
+import { parseManifest, type Manifest } from './manifest.ts';
+
+/** Stored (JSON) bytes of the manifests kept; the objects take a few times that. */
+export const MANIFEST_CACHE_BYTES = 8 * 1024 * 1024;
+
+export class ManifestCache {
+  readonly #maxBytes: number;
+  readonly #byDigest = new Map<string, { manifest: Manifest; bytes: number }>();
+  #bytes = 0;
+
+  constructor(maxBytes = MANIFEST_CACHE_BYTES) {
+    this.#maxBytes = maxBytes;
+  }
+
+  /** Bytes held (stored sizes). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** The manifest stored under `digest`: from memory, or `read` and parsed (and kept). */
+  async get(digest: string, read: (digest: string) => Promise<Buffer>): Promise<Manifest> {
+    const hit = this.#byDigest.get(digest);
+    if (hit) {
+      // Most recently used last.
+      this.#byDigest.delete(digest);
+      this.#byDigest.set(digest, hit);
+      return hit.manifest;
+    }
+    const buf = await read(digest);
+    return this.put(digest, parseManifest(buf), buf.length);
+  }
+
+  /** Keeps `manifest` (stored as `bytes` bytes under `digest`), frozen; returns it. */
+  put(digest: string, manifest: Manifest, bytes: number): Manifest {
+    freeze(manifest);
+    if (bytes > this.#maxBytes) return manifest;
+    const old = this.#byDigest.get(digest);
+    if (old) {
+      this.#byDigest.delete(digest);
+      this.#bytes -= old.bytes;
+    }
+    this.#byDigest.set(digest, { manifest, bytes });
+    this.#bytes += bytes;
+    for (const [d, e] of this.#byDigest) {
+      if (this.#bytes <= this.#maxBytes) break;
+      this.#byDigest.delete(d);
+      this.#bytes -= e.bytes;
+    }
+    return manifest;
+  }
+}
+
+function freeze(m: Manifest): void {
+  if (Object.isFrozen(m)) return;
+  for (const e of m.entries) {
+    if (e.stat) Object.freeze(e.stat);
+    Object.freeze(e);
+  }
+  for (const s of m.skipped) Object.freeze(s);
+  Object.freeze(m.entries);
+  Object.freeze(m.skipped);
+  Object.freeze(m);
+}

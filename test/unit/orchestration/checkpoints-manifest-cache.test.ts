@@ -1,0 +1,80 @@
+/** Parsed manifests kept by digest, bounded by their stored bytes, frozen. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ManifestCache } from '../../../orchestration/checkpoints/manifest-cache.ts';
+import type { Manifest } from '../../../orchestration/checkpoints/manifest.ts';
+
+const manifest = (n: number): Manifest => ({
+  version: 1,
+  entries: [
+    { path: '', type: 'directory', mode: 0o755 },
+    { path: `f${n}`, type: 'file', mode: 0o644, size: n, digest: 'a'.repeat(64), stat: { ino: n, mtimeS: 1, ctimeS: 1 } },
+  ],
+  skipped: [],
+});
+const stored = (n: number) => Buffer.from(JSON.stringify(manifest(n)));
+
+test('a manifest is read and parsed once; later gets come from memory', async () => {
+  const c = new ManifestCache();
+  const reads: string[] = [];
+  const read = (d: string) => {
+    reads.push(d);
+    return Promise.resolve(stored(1));
+  };
+  const first = await c.get('d1', read);
+  const again = await c.get('d1', read);
+  assert.is(again, first);
+  assert.equal(reads, ['d1']);
+  assert.is(first.entries[1]!.size, 1);
+  assert.is(c.bytes, stored(1).length);
+});
+
+test('past its byte bound the least recently used manifests go; one larger than the bound is not kept', async () => {
+  const size = stored(1).length;
+  const c = new ManifestCache(size * 2);
+  c.put('a', manifest(1), size);
+  c.put('b', manifest(2), size);
+  await c.get('a', () => Promise.reject(new Error('a must be in memory'))); // a is now the most recent
+  c.put('c', manifest(3), size);
+  assert.is(c.bytes, size * 2);
+  let read = 0;
+  const counting = (n: number) => () => {
+    read++;
+    return Promise.resolve(stored(n));
+  };
+  await c.get('a', counting(1));
+  await c.get('c', counting(3));
+  assert.is(read, 0);
+  await c.get('b', counting(2));
+  assert.is(read, 1, 'b was the least recently used: dropped, read again');
+  c.put('huge', manifest(4), size * 3);
+  assert.ok(c.bytes <= size * 2);
+  await c.get('huge', counting(4));
+  assert.is(read, 2);
+});
+
+test('a cached manifest is frozen: changing a shared entry throws instead of corrupting the next capture', async () => {
+  const c = new ManifestCache();
+  const m = await c.get('d', () => Promise.resolve(stored(7)));
+  assert.throws(() => {
+    (m.entries[1] as { size?: number }).size = 8;
+  }, TypeError);
+  assert.throws(() => {
+    m.entries[1]!.stat!.ino = 1;
+  }, TypeError);
+  assert.throws(() => (m.entries as unknown[]).push({}), TypeError);
+  assert.is(m.entries[1]!.size, 7);
+});
+
+test('a stored document that is not a version 1 manifest is refused', async () => {
+  const c = new ManifestCache();
+  await c
+    .get('x', () => Promise.resolve(Buffer.from('{"version":2,"entries":[]}')))
+    .then(
+      () => assert.unreachable(),
+      (err: Error) => assert.match(err.message, /version 1/),
+    );
+  assert.is(c.bytes, 0);
+});
+
+test.run();
