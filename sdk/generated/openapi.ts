@@ -3324,7 +3324,7 @@ export interface paths {
         };
         cookie?: never;
       };
-      requestBody: {
+      requestBody?: {
         content: {
           'application/json': {
             /** @description Values to check, as if they replaced the environment's (unknown names and wrong types are reported per variable, not refused) */
@@ -9436,7 +9436,7 @@ export interface paths {
         path?: never;
         cookie?: never;
       };
-      requestBody: {
+      requestBody?: {
         content: {
           'application/json': {
             sandboxIds?: string[];
