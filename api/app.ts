@@ -369,7 +369,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         await v1.register(vaultRoutes, { vault: o.chat.vault });
         await v1.register(llmProviderRoutes, { providers: o.chat.providers });
       }
-      await v1.register(securityRoutes, { security: rt.security });
+      await v1.register(securityRoutes, { security: rt.security, ...(deps.orchestration ? { orchestration: deps.orchestration } : {}) });
       await v1.register(webhookRoutes, { webhooks: rt.webhooks });
       await v1.register(auditRoutes, { audit });
       if (rt.networks) await v1.register(networkRoutes, { networks: rt.networks.manager });

@@ -75,6 +75,25 @@ export function age(iso: string | null | undefined, nowMs = Date.now()): string 
   return `${Math.floor(s / 86_400)}d`;
 }
 
+/**
+ * A duration in milliseconds as the CLI prints every one (steps, runs, timeouts, limits):
+ * `840ms`, `1.2s`, `5min 3s`, `2h 5min`, `1d 2h`; `-` when unknown. JSON and YAML output keep
+ * the API's milliseconds.
+ */
+export function duration(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return '-';
+  const v = Math.max(0, Math.round(ms));
+  if (v < 1000) return `${v}ms`;
+  const tenths = Math.round(v / 100);
+  if (tenths < 600) return `${(tenths / 10).toFixed(1)}s`;
+  const s = Math.round(v / 1000);
+  const two = (big: number, bigUnit: string, small: number, smallUnit: string) =>
+    small ? `${big}${bigUnit} ${small}${smallUnit}` : `${big}${bigUnit}`;
+  if (s < 3600) return two(Math.floor(s / 60), 'min', s % 60, 's');
+  if (s < 86_400) return two(Math.floor(s / 3600), 'h', Math.floor((s % 3600) / 60), 'min');
+  return two(Math.floor(s / 86_400), 'd', Math.floor((s % 86_400) / 3600), 'h');
+}
+
 export function bytes(n: number | null | undefined): string {
   if (n === null || n === undefined) return '-';
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

@@ -5,12 +5,11 @@
  * only the plain lines are written, so logs stay readable.
  */
 import type { WorkflowEvent, WorkflowFailure } from '../sdk/index.ts';
+import { duration } from './output.ts';
 import type { ProgressTarget } from './progress.ts';
 
 const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 const FRAME_MS = 100;
-
-const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
 
 /** `verify_failed: step 2: "exit code 0" saw exit code 1 (…message)`: the reason in one line. */
 export function describeFailure(reason: WorkflowFailure | null | undefined): string {
@@ -56,7 +55,7 @@ export class RunProgress {
       const facts = [
         d.exitCode !== undefined ? `exit ${d.exitCode}` : null,
         d.timedOut ? 'timed out' : null,
-        d.durationMs !== undefined ? seconds(d.durationMs) : null,
+        d.durationMs !== undefined ? duration(d.durationMs) : null,
         d.round > 0 ? `retry ${d.round}` : null,
       ].filter(Boolean);
       this.#current = null;
@@ -65,7 +64,7 @@ export class RunProgress {
     }
     if (e.type === 'retry') {
       const d = e.data as { round?: number; maxRetries?: number; delayMs?: number; resumeStep?: number };
-      this.#line(`retry ${d.round}/${d.maxRetries} in ${seconds(d.delayMs ?? 0)}, from step ${d.resumeStep}`);
+      this.#line(`retry ${d.round}/${d.maxRetries} in ${duration(d.delayMs ?? 0)}, from step ${d.resumeStep}`);
       return;
     }
     if (e.type === 'rollback') {
@@ -106,7 +105,7 @@ export class RunProgress {
     const frame = FRAMES[this.#frame++ % FRAMES.length]!;
     const retry = c.attempt > 0 ? `, retry ${c.attempt}` : '';
     this.#out.write(
-      `\r\x1b[K${frame} step ${c.step}/${c.total} ${c.type} running ${c.progress}% ${seconds(this.#nowMs() - c.startMs)}${retry}`,
+      `\r\x1b[K${frame} step ${c.step}/${c.total} ${c.type} running ${c.progress}% ${duration(this.#nowMs() - c.startMs)}${retry}`,
     );
   }
 }

@@ -87,7 +87,7 @@ export function createOrchestration(d: OrchestrationDeps): Orchestration {
   const sessionStore = new SessionStore(d.db);
   const departmentStore = new DepartmentStore(d.db);
   const contextStore = new ContextStore(d.db);
-  const tasks = new TaskTracker(sessionStore);
+  const tasks = new TaskTracker(sessionStore, (err) => log.error({ err }, 'task count listener failed'));
   const secrets = d.secrets ?? SecretBox.fromConfig(d.config);
   const environmentService = new EnvironmentService({
     store: new EnvironmentStore(d.db),
@@ -122,6 +122,7 @@ export function createOrchestration(d: OrchestrationDeps): Orchestration {
     countTasks: (id) => tasks.of(id).total,
     checkReferences,
   });
+  tasks.onChange((sessionId) => sessions.metricsChanged(sessionId));
 
   const usage = async (dep: DepartmentRecord): Promise<DepartmentUsage> => {
     const recs = d.sandboxStore.ofDepartment(dep.id);

@@ -85,6 +85,12 @@ export class SessionSandboxes {
     this.#d = deps;
   }
 
+  /** Every sandbox of a session of the caller's workspace, in any state (404 for an unknown session or another workspace's). */
+  ofCallersSession(caller: Caller, sessionId: string): SandboxRecord[] {
+    const session = this.#d.sessions.get(caller, sessionId);
+    return this.#d.store.ofSession(session.id);
+  }
+
   async create(caller: Caller, raw: unknown): Promise<SandboxRecord> {
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return this.#d.sandboxes.create(raw, caller);
     const body = { ...(raw as Record<string, unknown>) };

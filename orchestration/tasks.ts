@@ -1,3 +1,4 @@
+import { Emitter, type ListenerErrorHandler } from '../core/emitter.ts';
 import type { SessionStore } from './sessions/store.ts';
 
 /** Task counts of a session or department: `total` and `failed` are stored, `active` is what runs now. */
@@ -15,15 +16,24 @@ export interface TaskCounts {
 export class TaskTracker {
   readonly #store: SessionStore;
   readonly #active = new Map<string, number>();
+  readonly #changes: Emitter<{ changed: string }>;
 
-  constructor(store: SessionStore) {
+  /** `onError`: where a failing {@link onChange} listener is reported. */
+  constructor(store: SessionStore, onError: ListenerErrorHandler = () => undefined) {
     this.#store = store;
+    this.#changes = new Emitter(onError);
+  }
+
+  /** Follows changes of a session's counts (a task began or ended), by session id; returns the removal. */
+  onChange(listener: (sessionId: string) => void): () => void {
+    return this.#changes.on('changed', listener);
   }
 
   /** Marks one task as running; call the returned function once, when it ends. */
   begin(sessionId: string, departmentId: string | null): (failed: boolean) => void {
     const keys = [sessionId, ...(departmentId ? [`${sessionId}/${departmentId}`] : [])];
     for (const k of keys) this.#active.set(k, (this.#active.get(k) ?? 0) + 1);
+    this.#changes.emit('changed', sessionId);
     let done = false;
     return (failed) => {
       if (done) return;
@@ -34,6 +44,7 @@ export class TaskTracker {
         else this.#active.delete(k);
       }
       this.#store.countTask(sessionId, departmentId, failed);
+      this.#changes.emit('changed', sessionId);
     };
   }
 

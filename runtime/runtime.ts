@@ -10,6 +10,7 @@ import { Health } from './health.ts';
 import { createRuntimeMetrics, type RuntimeMetrics } from './metrics.ts';
 import { Monitoring } from './monitoring/service.ts';
 import { Sampler } from './monitoring/sampler.ts';
+import { UsageReadings } from './monitoring/readings.ts';
 import { SandboxCreator } from './sandbox/creator.ts';
 import { Agents, agentBaseDir, agentsUsable } from './sandbox/agent/agents.ts';
 import { defaultAgentBinary } from './sandbox/agent/mount.ts';
@@ -207,7 +208,9 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     agents,
     giveWay: () => pool.giveWay(),
   });
-  const teardown: SandboxTeardown = new SandboxTeardown({ engine, store, events, clock, network, lifecycle });
+  // The monitoring sampler's latest usage per sandbox, read by the lifecycle events that end one.
+  const usage = new UsageReadings();
+  const teardown: SandboxTeardown = new SandboxTeardown({ engine, store, events, clock, network, lifecycle, usage });
   const secrets = opts.secrets ?? SecretBox.fromConfig(config);
   const environments = new SandboxEnvironments(store, secrets);
   const netStore = networks?.store;
@@ -234,7 +237,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   });
   const profiles = new ProfileService(db, clock, events, opts.security?.builtinProfiles ?? loadBuiltinProfiles());
   const sandboxes = new SandboxManager({ engine, store, events, metrics, config, clock, network, creator, teardown, pool, profiles });
-  const supervisor = new Supervisor({ engine, store, events, config, clock, logger, network, teardown, lifecycle });
+  const supervisor = new Supervisor({ engine, store, events, config, clock, logger, network, teardown, lifecycle, usage });
   const executor = new Executor(sandboxes, new Launchers(engine), environments, agents);
   const shells = new Shells({ executor, engine, events });
   const files = new FileTransfer(sandboxes);
@@ -272,7 +275,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     stream: security.stream,
     health,
     supervisor,
-    sampler: new Sampler(sandboxes, logger.child({ component: 'sampler' })),
+    sampler: new Sampler(sandboxes, logger.child({ component: 'sampler' }), usage),
   });
 
   let closed = false;

@@ -219,7 +219,8 @@ export const environmentRoutes: FastifyPluginAsync<{ environments: EnvironmentSe
   });
 
   app.post('/environments/:id/validate', {
-    config: { scope: 'sessions:write' },
+    // No body checks the environment as it is, as `{}` does.
+    config: { scope: 'sessions:write', optionalBody: true },
     schema: {
       tags: TAGS,
       summary: 'Check variables against the environment without saving',

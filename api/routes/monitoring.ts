@@ -83,7 +83,8 @@ export const monitoringRoutes: FastifyPluginAsync<{
     ),
   );
   app.post('/monitoring/start', {
-    config: { scope: 'sandboxes:read' },
+    // The Director Protocol's client starts monitoring with no body: none is an empty one.
+    config: { scope: 'sandboxes:read', optionalBody: true },
     schema: {
       tags: ['monitoring'],
       summary: 'Start per-sandbox resource sampling (all running sandboxes of the workspace, or the given ones)',

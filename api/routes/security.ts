@@ -12,6 +12,7 @@ import type { Security } from '../../runtime/security/service.ts';
 import { parseCursor, parseIso, parseWindow, severitiesOf, type StreamFilter, type StreamScope } from '../../runtime/security/stream.ts';
 import { callerOf, principalOf, send } from '../context.ts';
 import { AnyObject, Envelope, IdParams, STANDARD_ERRORS } from '../schemas.ts';
+import type { Orchestration } from '../../orchestration/orchestration.ts';
 
 const ProfileSchema = Type.Object(
   {
@@ -101,10 +102,11 @@ const scopeOf = (req: FastifyRequest): StreamScope => {
  * the one event stream (list, summary, NDJSON/OCSF export) and active alerts, all the runtime's
  * security layer (runtime/security/).
  */
-export const securityRoutes: FastifyPluginAsync<{ security: Pick<Security, 'profiles' | 'enforcer' | 'stream' | 'alerts'> }> = async (
-  base,
-  { security },
-) => {
+export const securityRoutes: FastifyPluginAsync<{
+  security: Pick<Security, 'profiles' | 'enforcer' | 'stream' | 'alerts'>;
+  /** When given, an enforcement scope may name a session (its sandboxes); without it a session is unknown (404). */
+  orchestration?: Pick<Orchestration, 'sandboxes'>;
+}> = async (base, { security, orchestration }) => {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
   const { profiles, enforcer, stream, alerts } = security;
   const tags = ['security'];
@@ -218,7 +220,7 @@ export const securityRoutes: FastifyPluginAsync<{ security: Pick<Security, 'prof
       tags,
       summary: 'Enforce a security profile on running sandboxes, or a shipped network policy on a network, now',
       description:
-        '`policyId` is a profile id (`prf_...`) or the name of a shipped network policy (`deny-all`, ...). A profile lowers live limits in place (pids), stores `allowExec: false` on the record, and stops a sandbox that cannot comply live (network, filesystem or writable root taken away, lower open-file limit). `sessionId` is accepted and reported as not applied: sessions do not exist yet.',
+        '`policyId` is a profile id (`prf_...`) or the name of a shipped network policy (`deny-all`, ...). A profile lowers live limits in place (pids), stores `allowExec: false` on the record, and stops a sandbox that cannot comply live (network, filesystem or writable root taken away, lower open-file limit). The scope is the union of what it names: `sandboxId` (must be running for a profile), the running sandboxes on `networkId`, and the running sandboxes of `sessionId` (a session of another workspace is 404). A network policy goes on the named network and on the network of each named sandbox (its private one for `isolated`; a shared network is changed for every sandbox on it); `sessions` lists, per session, the running sandboxes it reached.',
       params: Type.Object(
         { policyId: Type.String({ pattern: '^(prf_[A-Za-z0-9_-]{16}|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$' }) },
         { additionalProperties: false },
@@ -229,7 +231,7 @@ export const securityRoutes: FastifyPluginAsync<{ security: Pick<Security, 'prof
             {
               sandboxId: Type.Optional(Id('sbx')),
               networkId: Type.Optional(Id('net')),
-              sessionId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+              sessionId: Type.Optional(Id('ses')),
             },
             { additionalProperties: false },
           ),
@@ -238,7 +240,11 @@ export const securityRoutes: FastifyPluginAsync<{ security: Pick<Security, 'prof
       ),
       response: { 200: Envelope(AnyObject), ...STANDARD_ERRORS },
     },
-    handler: async (req, reply) => send(reply, await enforcer.enforce(callerOf(req), req.params.policyId, req.body.scope)),
+    handler: async (req, reply) => {
+      const caller = callerOf(req);
+      const ofSession = orchestration ? (sessionId: string) => orchestration.sandboxes.ofCallersSession(caller, sessionId) : undefined;
+      return send(reply, await enforcer.enforce(caller, req.params.policyId, req.body.scope, ofSession));
+    },
   });
 
   app.get('/security/events', {

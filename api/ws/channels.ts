@@ -8,8 +8,10 @@ import type { Scope } from '../auth/types.ts';
  *
  * - `security` (`security:read`): every security event of the caller's workspace as
  *   `security_event`; events of type `security_alert` as `security_alert {alert}` instead.
- * - `sandboxes` (`sandboxes:read`): lifecycle as `sandbox_event {sandboxId, event, status}`.
- * - `sessions` (`sessions:read`): session lifecycle as `session_update {sessionId, status, metrics}`.
+ * - `sandboxes` (`sandboxes:read`): lifecycle as `sandbox_event {sandboxId, event, status}`, with
+ *   `resourceUsage {cpu, memory}` when the monitoring sampler measured the sandbox.
+ * - `sessions` (`sessions:read`): session lifecycle and metric changes (coalesced per session) as
+ *   `session_update {sessionId, status, metrics}`.
  * - `alerts` (`security:read`): only `security_alert {alert}`.
  * A client that subscribes to nothing gets {@link DEFAULT_CHANNELS}.
  * - `workflows` (`sessions:read`): the seed's `workflow_progress {workflowId, step, totalSteps,

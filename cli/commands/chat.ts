@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import type { ChatDone, ChatEvent, DirectorClient } from '../../sdk/index.ts';
 import type { Context } from '../context.ts';
 import { CliError, UsageError } from '../errors.ts';
-import { serialize } from '../output.ts';
+import { duration, serialize } from '../output.ts';
 import { readStdin } from '../prompt.ts';
 
 interface ChatOptions {
@@ -98,7 +98,7 @@ async function turn(
       }
       case 'tool_end': {
         newline();
-        const facts = [e.data.exitCode !== undefined ? `exit ${e.data.exitCode}` : null, `${e.data.durationMs} ms`].filter(Boolean);
+        const facts = [e.data.exitCode !== undefined ? `exit ${e.data.exitCode}` : null, duration(e.data.durationMs)].filter(Boolean);
         ctx.note(`« ${e.data.tool} ${e.data.status} (${facts.join(', ')})${e.data.error ? `: ${e.data.error.slice(0, 300)}` : ''}`);
         break;
       }

@@ -6,7 +6,7 @@ import type { CreateSandboxRequest, ExecResult, SandboxInfo } from '../../sdk/in
 import { SANDBOX_STATES } from '../../sdk/index.ts';
 import type { Context } from '../context.ts';
 import { UsageError } from '../errors.ts';
-import { age, printList, printObject, serialize, type Column } from '../output.ts';
+import { age, duration, printList, printObject, serialize, type Column } from '../output.ts';
 import { collect, durationMs, keyValues, positiveInt, positiveNumber } from '../parse.ts';
 import { registerCp } from './cp.ts';
 import { registerShell } from './shell.ts';
@@ -32,7 +32,7 @@ export const sandboxFields = (s: SandboxInfo): [string, unknown][] => [
   ['Memory', `${s.resourceLimits.memory} MiB`],
   ['Disk', `${s.resourceLimits.disk} MiB`],
   ['Pids', s.resourceLimits.pids],
-  ['Max duration', `${s.resourceLimits.maxDuration} ms`],
+  ['Max duration', duration(s.resourceLimits.maxDuration)],
   ['Read-only root', s.securityPolicy.readOnlyRoot],
   ['Allow network', s.securityPolicy.allowNetwork],
   ['Allow exec', s.securityPolicy.allowExec],
@@ -276,7 +276,7 @@ export function registerSandbox(program: Command, ctx: Context): void {
         for await (const chunk of run) (chunk.stream === 'stdout' ? ctx.io.stdout : ctx.io.stderr).write(chunk.data);
         const r = await run.result;
         if (r.truncated) ctx.note('director: output was cut at the server limit (DIRECTOR_EXEC_OUTPUT_LIMIT_BYTES per stream)');
-        if (r.timedOut) ctx.note(`director: the command timed out after ${r.durationMs} ms and was killed`);
+        if (r.timedOut) ctx.note(`director: the command timed out after ${duration(r.durationMs)} and was killed`);
         ctx.exitCode = exitStatusOf(r);
       } catch (err) {
         // Interrupted here: the request is gone and the server kills the command.

@@ -4,7 +4,7 @@ import type { CreateSessionRequest, SessionInfo } from '../../sdk/index.ts';
 import { SESSION_STATES } from '../../sdk/index.ts';
 import type { Context } from '../context.ts';
 import { UsageError } from '../errors.ts';
-import { age, printList, printObject, serialize, type Column } from '../output.ts';
+import { age, duration, printList, printObject, serialize, type Column } from '../output.ts';
 import { durationMs, positiveInt } from '../parse.ts';
 import { readSpecFile } from './sandbox.ts';
 
@@ -25,7 +25,7 @@ export const sessionFields = (s: SessionInfo): [string, unknown][] => [
   ['Status', s.reason ? `${s.status} (${s.reason})` : s.status],
   ['Departments', s.metrics.activeDepartments],
   ['Tasks', s.metrics.totalTasks],
-  ['Timeout', typeof s.config.timeout === 'number' ? `${s.config.timeout} ms` : undefined],
+  ['Timeout', typeof s.config.timeout === 'number' ? duration(s.config.timeout) : undefined],
   ['Network', s.config.networkId],
   ['Environment', s.config.environmentId],
   ['Created', s.createdAt],

@@ -4,7 +4,7 @@ import type { CreateWorkflowRequest, StartWorkflowRequest, WorkflowInfo, Workflo
 import { RUN_STATES, runHasEnded } from '../../sdk/index.ts';
 import type { Context } from '../context.ts';
 import { CliError, UsageError } from '../errors.ts';
-import { age, fields, printList, serialize, table, type Column } from '../output.ts';
+import { age, duration, fields, printList, serialize, table, type Column } from '../output.ts';
 import { collect, keyValues, positiveInt } from '../parse.ts';
 import { describeFailure, RunProgress } from '../workflow-progress.ts';
 import { readSpecFile } from './sandbox.ts';
@@ -25,7 +25,7 @@ const STEP_COLUMNS: Column<StepRow>[] = [
   { header: 'status', value: (s) => s.status },
   { header: 'attempts', value: (s) => s.attempts.length },
   { header: 'exit', value: (s) => s.attempts.at(-1)?.exitCode },
-  { header: 'duration', value: (s) => ((s.attempts.at(-1)?.durationMs ?? null) !== null ? `${s.attempts.at(-1)!.durationMs} ms` : null) },
+  { header: 'duration', value: (s) => ((s.attempts.at(-1)?.durationMs ?? null) !== null ? duration(s.attempts.at(-1)!.durationMs) : null) },
 ];
 
 /** The status as `LABEL value` lines and a table of its steps. */
@@ -43,7 +43,7 @@ export function renderStatus(s: WorkflowStatus): string {
     ['Sandbox', run?.sandboxId],
     ['Checkpoint', run?.checkpoint?.id],
     ['Started', run?.startedAt],
-    ['Duration', run?.durationMs !== null && run?.durationMs !== undefined ? `${run.durationMs} ms` : undefined],
+    ['Duration', run?.durationMs !== null && run?.durationMs !== undefined ? duration(run.durationMs) : undefined],
     ['Reason', run?.reason ? describeFailure(run.reason) : undefined],
   ]);
   return run?.steps.length ? `${head}\n${table(run.steps, STEP_COLUMNS)}` : head;
@@ -122,7 +122,7 @@ export function registerWorkflow(program: Command, ctx: Context): void {
       const run = status.run;
       if (g.output !== 'table') ctx.out(serialize(g.output, status));
       else {
-        const took = run?.durationMs !== null && run?.durationMs !== undefined ? ` in ${(run.durationMs / 1000).toFixed(1)}s` : '';
+        const took = run?.durationMs !== null && run?.durationMs !== undefined ? ` in ${duration(run.durationMs)}` : '';
         ctx.out(`workflow ${wf.id} (${wf.name}) ${status.status}${took}\n`);
         if (run?.output && status.status === 'completed') ctx.out(run.output.endsWith('\n') ? run.output : `${run.output}\n`);
       }

@@ -110,6 +110,7 @@ export class DepartmentService {
       actor: caller.actor ?? null,
       details: { departmentId: rec.id, name: rec.name, domain: rec.domain },
     });
+    this.#d.sessions.metricsChanged(session.id);
     return rec;
   }
 

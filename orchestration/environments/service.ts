@@ -173,7 +173,9 @@ export class EnvironmentService {
     const variables: ValidationReport['variables'] = {};
     for (const name of [...Object.keys(specs), ...Object.keys(input).filter((n) => !Object.hasOwn(specs, n))]) {
       const errors = r.errors.filter((e) => e.variable === name);
-      variables[name] = { valid: errors.length === 0, secret: r.secrets.has(name), set: name in r.values || r.secrets.has(name), errors };
+      // A secret as GET shows it: one the template declares secret (set or not) or a value that is one.
+      const secret = specs[name]?.secret === true || r.secrets.has(name);
+      variables[name] = { valid: errors.length === 0, secret, set: name in r.values || r.secrets.has(name), errors };
     }
     return { valid: r.errors.length === 0, errors: r.errors, variables };
   }

@@ -62,14 +62,21 @@ export const SessionConfigSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * The session kinds Director accepts. The Director Protocol shows only `director` and gives no
+ * other kind any meaning; a free-form label would accept typos silently (docs/decisions.md).
+ */
+export const SESSION_TYPES = ['director'] as const;
+export type SessionType = (typeof SESSION_TYPES)[number];
+
 export const CreateSessionSchema = Type.Object(
   {
     type: Type.Optional(
-      Type.String({
-        minLength: 1,
-        maxLength: 64,
-        pattern: '^[a-z][a-z0-9_-]*$',
-        description: 'Kind of session (the Director Protocol uses `director`); default `director`',
+      Type.Unsafe<SessionType>({
+        type: 'string',
+        enum: [...SESSION_TYPES],
+        description:
+          'Kind of session: `director`, the only kind the Director Protocol names (and the default). Any other value is refused with 400 naming `type` (docs/decisions.md).',
       }),
     ),
     name: Name,

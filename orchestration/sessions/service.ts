@@ -47,6 +47,12 @@ export interface SessionServiceDeps {
   setTimer?(fn: () => void, ms: number): () => void;
 }
 
+/**
+ * How long metric changes of one session are gathered into one `session_update` (a burst of task
+ * starts and ends, departments made in a loop): at most one per session per this many ms.
+ */
+export const METRICS_UPDATE_COALESCE_MS = 250;
+
 /** Largest delay setTimeout takes (about 24.8 days); longer timeouts re-arm when it fires. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -63,6 +69,8 @@ export class SessionService {
   #cancelTimer: (() => void) | null = null;
   #timerAtMs: number | null = null;
   #closed = false;
+  /** Sessions whose metrics changed and whose `session_update` is due (at most one pending each). */
+  readonly #metricsDue = new Map<string, NodeJS.Timeout>();
 
   constructor(deps: SessionServiceDeps) {
     this.#d = deps;
@@ -91,6 +99,8 @@ export class SessionService {
 
   close(): void {
     this.#closed = true;
+    for (const t of this.#metricsDue.values()) clearTimeout(t);
+    this.#metricsDue.clear();
     this.#cancelTimer?.();
     this.#cancelTimer = null;
     this.#timerAtMs = null;
@@ -167,6 +177,27 @@ export class SessionService {
 
   metrics(rec: SessionRecord): SessionMetrics {
     return { activeDepartments: this.#d.countDepartments(rec.id), totalTasks: this.#d.countTasks(rec.id) };
+  }
+
+  /**
+   * A session's metrics changed (a department was made, a task began or ended): a
+   * `session_update` with the metrics as they are then goes out {@link METRICS_UPDATE_COALESCE_MS}
+   * later, one for every change in between. An ended session's last update was its end.
+   */
+  metricsChanged(sessionId: string): void {
+    if (this.#closed || this.#metricsDue.has(sessionId)) return;
+    const timer = setTimeout(() => {
+      this.#metricsDue.delete(sessionId);
+      try {
+        const rec = this.#d.store.byId(sessionId);
+        if (rec && isOpen(rec.status)) this.#event('session_updated', rec, null);
+      } catch (err) {
+        // A store closed under a timer that close() did not clear (an embedder that skipped it).
+        this.#log.warn({ err, sessionId }, 'session metrics update failed');
+      }
+    }, METRICS_UPDATE_COALESCE_MS);
+    timer.unref();
+    this.#metricsDue.set(sessionId, timer);
   }
 
   /** `PUT`: name, description, status (`active`, `paused`, `completed`) and a config merged key by key. */

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { SandboxManager } from '../sandbox/manager.ts';
+import type { UsageReadings } from './readings.ts';
 
 export interface Sample {
   sandboxId: string;
@@ -27,10 +28,13 @@ export class Sampler {
   readonly #log: Logger | undefined;
   readonly #timers = new Map<string, { timer: NodeJS.Timeout; sandboxIds: string[] | null; intervalMs: number }>();
   readonly #latest = new Map<string, Sample>();
+  readonly #readings: UsageReadings | null;
 
-  constructor(sandboxes: Pick<SandboxManager, 'list' | 'metrics'>, logger?: Logger) {
+  /** `readings`: where lifecycle events find each sampled sandbox's latest usage. */
+  constructor(sandboxes: Pick<SandboxManager, 'list' | 'metrics'>, logger?: Logger, readings: UsageReadings | null = null) {
     this.#sandboxes = sandboxes;
     this.#log = logger;
+    this.#readings = readings;
   }
 
   /** Samples the workspace's running sandboxes (or `sandboxIds`) now and every `intervalMs`; replaces a sampling in progress. */
@@ -50,9 +54,11 @@ export class Sampler {
             rxBytes: m.network.rxBytes,
             txBytes: m.network.txBytes,
           });
+          this.#readings?.set(id, m.cpu.percent, m.memory.usageBytes);
         } catch {
           // Gone or not running any more: its sample goes with it.
           this.#latest.delete(`${workspace}|${id}`);
+          this.#readings?.delete(id);
         }
       }
     };
@@ -69,7 +75,11 @@ export class Sampler {
     if (!t) return false;
     clearInterval(t.timer);
     this.#timers.delete(workspace);
-    for (const k of this.#latest.keys()) if (k.startsWith(`${workspace}|`)) this.#latest.delete(k);
+    for (const [k, v] of this.#latest)
+      if (k.startsWith(`${workspace}|`)) {
+        this.#latest.delete(k);
+        this.#readings?.delete(v.sandboxId);
+      }
     return true;
   }
 

@@ -230,6 +230,16 @@ export class NetworkManager implements NetworkAttacher {
     return this.setPolicy(rec, policy, caller);
   }
 
+  /**
+   * {@link applyPolicy} on the network a sandbox is on: its private network (`isolated`, which
+   * API callers cannot name) or a network of the caller's workspace (404 otherwise).
+   */
+  async applyPolicyFor(caller: Caller, sandbox: { id: string; networkId: string }, raw: unknown): Promise<NetworkRecord> {
+    const rec = this.deps.store.get(caller.workspace, sandbox.networkId);
+    if (rec && rec.privateFor === sandbox.id && rec.status !== 'failed') return this.setPolicy(rec, validateNetworkPolicy(raw), caller);
+    return this.applyPolicy(caller, sandbox.networkId, raw);
+  }
+
   private async setPolicy(rec: NetworkRecord, policy: NetworkPolicy | null, caller?: Caller): Promise<NetworkRecord> {
     const { store, clock, firewall, events } = this.deps;
     const previous = rec.policy;

@@ -214,7 +214,9 @@ export class Executor {
           ...(workdir ? { workdir } : {}),
           stdin: req.stdin !== undefined,
         }),
-      );
+      ).catch(async (err: unknown) => {
+        throw (await this.stoppedUnder(rec.id, containerId, 1)) ?? err;
+      });
       if (req.stdin !== undefined && handle.stdin) handle.stdin.end(req.stdin);
       this.launchers.rearmAfter(containerId, handle);
     }
@@ -262,6 +264,13 @@ export class Executor {
       if (!done) kill();
     }
     const exit = await finished;
+    // An exit nobody could read (the exec's connection or agent went away) from a container that
+    // stopped under a record still `running` (killed outside Director, OOM of its init): the
+    // sandbox was not running, which is the 409 a stopped sandbox gets, not a -1 exit.
+    if (exit.exitCode === -1 && !exit.timedOut && !timedOut && !signal?.aborted) {
+      const stopped = await this.stoppedUnder(rec.id, containerId, 4);
+      if (stopped) throw stopped;
+    }
     const { exitCode } = exit;
     // A path that enforces the timeout itself (the agent) says so; the timer above is the backstop.
     if (exit.timedOut) timedOut = true;
@@ -280,6 +289,25 @@ export class Executor {
     }
     await this.checkPidsLimit(rec.id, rec.workspace, containerId);
     yield { type: 'exit', exitCode, durationMs, timedOut, truncated };
+  }
+
+  /**
+   * The 409 of an execute in a sandbox whose container is not running (or is gone), or null while
+   * it runs. The engine may report the container running for a moment after its processes died:
+   * it is asked up to `tries` times, 100 ms apart. An engine that cannot answer says nothing (null).
+   */
+  private async stoppedUnder(sandboxId: string, containerId: string, tries: number): Promise<DirectorError | null> {
+    for (let i = 0; i < tries; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 100));
+      const state = await this.manager.deps.engine.inspectContainer(containerId).catch(() => undefined);
+      if (state === undefined) return null;
+      if (!state?.running)
+        return conflict(`sandbox ${sandboxId} is not running (container ${state?.status ?? 'gone'}); execute needs a running sandbox`, {
+          status: 'not_running',
+          container: state?.status ?? 'gone',
+        });
+    }
+    return null;
   }
 
   /** Emits `pids_limit_reached` when the sandbox's pids cgroup refused a fork since last checked. */

@@ -3,6 +3,7 @@ import { Emitter } from '../../core/emitter.ts';
 import type { EventSink } from '../events.ts';
 import type { SandboxRecord } from '../store/sandboxes.ts';
 import type { Caller } from './caller.ts';
+import type { UsageReadings } from '../monitoring/readings.ts';
 
 /**
  * What happens to a sandbox that other parts of the server follow. The parts that make it happen
@@ -26,15 +27,22 @@ export function createSandboxLifecycle(logger: Logger): SandboxLifecycle {
   return new Emitter<SandboxLifecycleEvents>((err, event) => logger.error({ err, event }, 'sandbox lifecycle listener failed'));
 }
 
-/** Records a lifecycle step (`sandbox_created`, `sandbox_stopped` ...) in the event stream; pooled sandboxes are not reported. */
+/**
+ * Records a lifecycle step (`sandbox_created`, `sandbox_stopped` ...) in the event stream; pooled
+ * sandboxes are not reported. With `usage`, the sandbox's latest measured usage goes in
+ * `details.resourceUsage` when there is one (the WebSocket's `sandbox_event` carries it).
+ */
 export function recordLifecycle(
   events: EventSink,
   type: string,
   rec: SandboxRecord,
   caller: Caller | undefined,
   details: Record<string, unknown>,
+  usage?: Pick<UsageReadings, 'get'>,
 ): void {
   if (rec.pooled) return;
+  const resourceUsage = usage?.get(rec.id);
+  if (resourceUsage) details = { ...details, resourceUsage };
   events.emit({
     type,
     severity: 'info',

@@ -9,6 +9,7 @@ import { recordLifecycle, type SandboxLifecycle } from './lifecycle.ts';
 import type { NetworkAttacher } from './network.ts';
 import { ACTIVE_STATES } from './states.ts';
 import type { SandboxTeardown } from './teardown.ts';
+import type { UsageReadings } from '../monitoring/readings.ts';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How long boot waits for creates a killed predecessor may have left in flight in the engine. */
@@ -36,6 +37,8 @@ export interface SupervisorDeps {
   network: Pick<NetworkAttacher, 'release'>;
   teardown: Pick<SandboxTeardown, 'stop'>;
   lifecycle: SandboxLifecycle;
+  /** The monitoring sampler's latest usage per sandbox, for the exit event. */
+  usage?: Pick<UsageReadings, 'get'>;
 }
 
 /**
@@ -166,7 +169,7 @@ export class Supervisor {
     clearTimeout(this.deadlines.get(id));
     this.deadlines.delete(id);
     this.deps.lifecycle.emit('ended', rec);
-    if (done) recordLifecycle(this.deps.events, 'sandbox_exited', done, undefined, { exitCode, oomKilled: oom });
+    if (done) recordLifecycle(this.deps.events, 'sandbox_exited', done, undefined, { exitCode, oomKilled: oom }, this.deps.usage);
   }
 
   /** One reconciliation pass (serialized: concurrent callers share the pass in progress). */

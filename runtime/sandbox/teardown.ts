@@ -7,6 +7,7 @@ import type { Caller } from './caller.ts';
 import { engineCall } from './engine-call.ts';
 import { recordLifecycle, type SandboxLifecycle } from './lifecycle.ts';
 import type { NetworkAttacher } from './network.ts';
+import type { UsageReadings } from '../monitoring/readings.ts';
 
 export interface TeardownDeps {
   engine: Engine;
@@ -15,6 +16,8 @@ export interface TeardownDeps {
   clock: Clock;
   network: Pick<NetworkAttacher, 'release'>;
   lifecycle: SandboxLifecycle;
+  /** The monitoring sampler's latest usage per sandbox, for the stop and delete events. */
+  usage?: Pick<UsageReadings, 'get'>;
 }
 
 /**
@@ -42,7 +45,7 @@ export class SandboxTeardown {
     const done =
       store.transition(rec.id, 'stopped', clock.nowMs(), { reason, stoppedMs: clock.nowMs(), exitCode: state?.exitCode ?? null }) ??
       store.byId(rec.id)!;
-    recordLifecycle(this.#deps.events, 'sandbox_stopped', done, caller, { reason });
+    recordLifecycle(this.#deps.events, 'sandbox_stopped', done, caller, { reason }, this.#deps.usage);
     this.#deps.lifecycle.emit('ended', done);
     return done;
   }
@@ -60,7 +63,7 @@ export class SandboxTeardown {
       stoppedMs: rec.stoppedMs ?? now,
       reason: rec.reason ?? reason,
     });
-    if (deleted) recordLifecycle(this.#deps.events, 'sandbox_deleted', deleted, caller, { reason });
+    if (deleted) recordLifecycle(this.#deps.events, 'sandbox_deleted', deleted, caller, { reason }, this.#deps.usage);
     this.#deps.lifecycle.emit('ended', rec);
   }
 

@@ -50,8 +50,15 @@ export interface EnforceResult {
   name: string;
   sandboxes: SandboxEnforcement[];
   networks: { networkId: string; applied: boolean; policy: string }[];
-  sessions: { sessionId: string; applied: false; reason: string }[];
+  /** The session named in the scope, and the running sandboxes of it the policy reached. */
+  sessions: { sessionId: string; applied: true; sandboxIds: string[] }[];
 }
+
+/**
+ * The sandboxes of a session of the caller's workspace (any state; 404 for an unknown session or
+ * another workspace's). Sessions belong to the orchestration layer, which passes this in.
+ */
+export type SessionSandboxLookup = (sessionId: string) => readonly SandboxRecord[];
 
 /** What bringing `rec` under `c` takes (pure). `nofileDefault` is the operator's DIRECTOR_NOFILE. */
 export function planEnforcement(
@@ -83,7 +90,7 @@ export interface EnforcerDeps {
   store: Pick<SandboxStore, 'get'>;
   teardown: Pick<SandboxTeardown, 'stop'>;
   /** null when networking is off. */
-  networks: { manager: Pick<NetworkManager, 'get' | 'applyPolicy'>; store: Pick<NetworkStore, 'sandboxesOn'> } | null;
+  networks: { manager: Pick<NetworkManager, 'get' | 'applyPolicy' | 'applyPolicyFor'>; store: Pick<NetworkStore, 'sandboxesOn'> } | null;
   db: Db;
   clock: Clock;
   events: EventSink;
@@ -99,32 +106,50 @@ export class Enforcer {
     this.#deps = deps;
   }
 
-  async enforce(caller: Caller, policyId: string, scope: EnforceScope): Promise<EnforceResult> {
+  /**
+   * `sessionSandboxes` resolves `scope.sessionId` (the orchestration layer's sessions); without it
+   * a named session is unknown here (404). A session's running sandboxes are in scope: a profile
+   * applies to each, a network policy to each one's network.
+   */
+  async enforce(caller: Caller, policyId: string, scope: EnforceScope, sessionSandboxes?: SessionSandboxLookup): Promise<EnforceResult> {
     if (!scope.sandboxId && !scope.networkId && !scope.sessionId)
       throw validationError('scope', 'name at least one of sandboxId, networkId, sessionId');
-    const sessions = scope.sessionId ? [{ sessionId: scope.sessionId, applied: false as const, reason: 'sessions not available yet' }] : [];
+    let ofSession: SandboxRecord[] = [];
+    if (scope.sessionId) {
+      if (!sessionSandboxes) throw notFound('session', scope.sessionId);
+      ofSession = sessionSandboxes(scope.sessionId).filter((r) => r.status === 'running' && r.workspace === caller.workspace);
+    }
+    const sessions = scope.sessionId
+      ? [{ sessionId: scope.sessionId, applied: true as const, sandboxIds: ofSession.map((r) => r.id) }]
+      : [];
     if (policyId.startsWith('prf_')) {
       const profile = this.#deps.profiles.get(caller.workspace, policyId);
-      const targets = this.#targets(caller, scope);
+      const targets = new Map(this.#targets(caller, scope).map((r) => [r.id, r]));
+      for (const rec of ofSession) if (!targets.has(rec.id)) targets.set(rec.id, rec);
       const sandboxes: SandboxEnforcement[] = [];
-      for (const rec of targets) sandboxes.push(await this.#applyProfile(caller, rec, profile));
+      for (const rec of targets.values()) sandboxes.push(await this.#applyProfile(caller, rec, profile));
       return { policyId, kind: 'profile', name: profile.name, sandboxes, networks: [], sessions };
     }
     const policy = this.#deps.networkPolicies.get(policyId);
     if (!policy) throw notFound('policy', policyId);
     const networks = this.#deps.networks;
-    const networkIds = new Set<string>();
-    if (scope.networkId) networkIds.add(scope.networkId);
+    // Network id → the sandbox it was reached through (its private network is named only that way), or null.
+    const targets = new Map<string, { id: string; networkId: string } | null>();
+    if (scope.networkId) targets.set(scope.networkId, null);
     if (scope.sandboxId) {
       const rec = this.#deps.sandboxes.get(caller, scope.sandboxId);
       if (!rec.networkId)
         throw validationError('scope.sandboxId', 'the sandbox has no network (networkMode none); a network policy cannot apply to it');
-      networkIds.add(rec.networkId);
+      if (!targets.has(rec.networkId)) targets.set(rec.networkId, { id: rec.id, networkId: rec.networkId });
     }
-    if (networkIds.size && !networks) throw unavailable('networking is off on this host (DIRECTOR_NETWORKING=off)');
+    // A session's sandboxes without a network (networkMode none) have nothing a network policy could reach.
+    for (const rec of ofSession)
+      if (rec.networkId && !targets.has(rec.networkId)) targets.set(rec.networkId, { id: rec.id, networkId: rec.networkId });
+    if (targets.size && !networks) throw unavailable('networking is off on this host (DIRECTOR_NETWORKING=off)');
     const applied: EnforceResult['networks'] = [];
-    for (const id of networkIds) {
-      await networks!.manager.applyPolicy(caller, id, policy);
+    for (const [id, via] of targets) {
+      if (via) await networks!.manager.applyPolicyFor(caller, via, policy);
+      else await networks!.manager.applyPolicy(caller, id, policy);
       applied.push({ networkId: id, applied: true, policy: policy.name });
     }
     return { policyId, kind: 'network_policy', name: policy.name, sandboxes: [], networks: applied, sessions };

@@ -1685,8 +1685,11 @@ export interface paths {
       requestBody: {
         content: {
           'application/json': {
-            /** @description Kind of session (the Director Protocol uses `director`); default `director` */
-            type?: string;
+            /**
+             * @description Kind of session: `director`, the only kind the Director Protocol names (and the default). Any other value is refused with 400 naming `type` (docs/decisions.md).
+             * @enum {string}
+             */
+            type?: 'director';
             name: string;
             description?: string;
             config?: {
@@ -3324,7 +3327,7 @@ export interface paths {
         };
         cookie?: never;
       };
-      requestBody: {
+      requestBody?: {
         content: {
           'application/json': {
             /** @description Values to check, as if they replaced the environment's (unknown names and wrong types are reported per variable, not refused) */
@@ -7483,7 +7486,7 @@ export interface paths {
     put?: never;
     /**
      * Enforce a security profile on running sandboxes, or a shipped network policy on a network, now
-     * @description `policyId` is a profile id (`prf_...`) or the name of a shipped network policy (`deny-all`, ...). A profile lowers live limits in place (pids), stores `allowExec: false` on the record, and stops a sandbox that cannot comply live (network, filesystem or writable root taken away, lower open-file limit). `sessionId` is accepted and reported as not applied: sessions do not exist yet.
+     * @description `policyId` is a profile id (`prf_...`) or the name of a shipped network policy (`deny-all`, ...). A profile lowers live limits in place (pids), stores `allowExec: false` on the record, and stops a sandbox that cannot comply live (network, filesystem or writable root taken away, lower open-file limit). The scope is the union of what it names: `sandboxId` (must be running for a profile), the running sandboxes on `networkId`, and the running sandboxes of `sessionId` (a session of another workspace is 404). A network policy goes on the named network and on the network of each named sandbox (its private one for `isolated`; a shared network is changed for every sandbox on it); `sessions` lists, per session, the running sandboxes it reached.
      */
     post: {
       parameters: {
@@ -9436,7 +9439,7 @@ export interface paths {
         path?: never;
         cookie?: never;
       };
-      requestBody: {
+      requestBody?: {
         content: {
           'application/json': {
             sandboxIds?: string[];

@@ -231,6 +231,13 @@ test("POST /{id}/validate with the Director Protocol's body answers per variable
   assert.equal(data(r).errors, [{ variable: 'PORT', rule: 'port', message: 'must be a port number 1-65535' }]);
   assert.is(data(r).variables.PORT!.valid, false);
   assert.equal(data(r).variables.DATABASE_URL, { valid: true, secret: true, set: true, errors: [] });
+  // A secret the template declares but nobody set: a secret, not set, as GET shows it.
+  assert.equal(data(r).variables.API_KEY, { valid: true, secret: true, set: false, errors: [] });
+  const shown = data(await req<EnvView>('GET', `/v1/environments/${seedEnv}`));
+  for (const [name, { set }] of Object.entries(shown.secrets)) {
+    assert.equal([name, data(r).variables[name]?.secret, data(r).variables[name]?.set], [name, true, set], 'validate and GET disagree');
+  }
+  assert.not.match(r.text, DB_URL, 'a secret value was echoed');
   const fine = await req<{ valid: boolean }>('POST', `/v1/environments/${seedEnv}/validate`, {
     variables: { PORT: 8080, NODE_ENV: 'test' },
   });

@@ -12,7 +12,7 @@ const test = suite('openapi-bodies');
 let api: TestApi;
 
 interface Operation {
-  requestBody?: { required?: boolean };
+  requestBody?: { required?: boolean; content?: Record<string, { schema?: { type?: string; required?: string[] } }> };
   parameters?: { in: string; name: string; schema?: { pattern?: string } }[];
 }
 type Doc = { paths: Record<string, Record<string, Operation>> };
@@ -44,6 +44,8 @@ test('bodies a route accepts none of are marked optional; bodies it needs stay r
     ['/v1/approvals/{id}/deny', 'post'],
     ['/v1/checkpoints/{id}/restore', 'post'],
     ['/v1/workflows/{id}/start', 'post'],
+    ['/v1/monitoring/start', 'post'],
+    ['/v1/environments/{id}/validate', 'post'],
   ] as const) {
     assert.is(bodyRequired(path, method), false, `${method} ${path}`);
   }
@@ -55,6 +57,18 @@ test('bodies a route accepts none of are marked optional; bodies it needs stay r
   ] as const) {
     assert.is(bodyRequired(path, method), true, `${method} ${path}`);
   }
+});
+
+test('an action (a POST to a path that has no GET) whose body requires nothing takes none: the seed posts `/monitoring/start` bare', () => {
+  const wrong: string[] = [];
+  for (const [path, item] of Object.entries(doc.paths)) {
+    const op = item.post;
+    if (!op?.requestBody || item.get) continue;
+    const schema = op.requestBody.content?.['application/json']?.schema;
+    if (schema?.type !== 'object' || (schema.required ?? []).length > 0) continue;
+    if (op.requestBody.required !== false) wrong.push(`POST ${path}`);
+  }
+  assert.equal(wrong, [], `bodies that require nothing but are marked required: ${wrong.join(', ')}`);
 });
 
 /** A value for a path parameter that its pattern accepts (`^ses_[A-Za-z0-9_-]{16}$` -> `ses_AAAAAAAAAAAAAAAA`), for a record that does not exist. */

@@ -205,20 +205,74 @@ test("enforcing a profile lowers a running sandbox's pids limit live and stops o
   assert.is(view.body.data.resourceLimits.pids, 32);
 
   const r2 = await call<{
-    data: { sandboxes: { sandboxId: string; changes: { field: string; action: string }[]; stopped: boolean }[]; sessions: unknown[] };
+    data: { sandboxes: { sandboxId: string; changes: { field: string; action: string }[]; stopped: boolean }[] };
   }>(api.url, 'POST', `/v1/security/policies/${p.id}/enforce`, {
     token: t,
-    body: { scope: { sandboxId: net.body.data.id, sessionId: 'ses_123' } },
+    body: { scope: { sandboxId: net.body.data.id } },
   });
   assert.is(r2.status, 200, r2.text);
   const [s] = r2.body.data.sandboxes;
   assert.is(s?.stopped, true);
   assert.ok(s?.changes.some((c) => c.field === 'securityPolicy.allowNetwork' && c.action === 'requires_stop'));
-  assert.equal(r2.body.data.sessions, [{ sessionId: 'ses_123', applied: false, reason: 'sessions not available yet' }]);
   const stopped = await call<{ data: { status: string } }>(api.url, 'GET', `/v1/sandboxes/${net.body.data.id}`, { token: t });
   assert.is(stopped.body.data.status, 'stopped');
   const enforced = await events(`type=policy_enforced&sandboxId=${net.body.data.id}`);
   assert.is(enforced.items[0]?.details.stopped, true);
+});
+
+test("enforcing with a sessionId reaches the session's running sandboxes: a network policy their networks, a profile each; another workspace's session is 404", async () => {
+  const ses = await call<{ data: { id: string } }>(api.url, 'POST', '/v1/sessions', {
+    token: t,
+    body: { type: 'director', name: 'enforced' },
+  });
+  assert.is(ses.status, 201, ses.text);
+  const inSession = await sandbox({ sessionId: ses.body.data.id, securityPolicy: { allowNetwork: true }, networkMode: 'isolated' });
+  assert.is(inSession.status, 201, inSession.text);
+  const outside = await sandbox({ securityPolicy: { allowNetwork: true }, networkMode: 'isolated' });
+  assert.is(outside.status, 201, outside.text);
+  type Net = { data: { networkId: string; policyInForce: { generation: number | null } | null } };
+  const netOf = async (id: string) => (await call<Net>(api.url, 'GET', `/v1/sandboxes/${id}/network-policy`, { token: t })).body.data;
+  const mine = await netOf(inSession.body.data.id);
+  const theirs = await netOf(outside.body.data.id);
+
+  const r = await call<{ data: { networks: unknown[]; sessions: unknown[] } }>(api.url, 'POST', '/v1/security/policies/deny-all/enforce', {
+    token: t,
+    body: { scope: { sessionId: ses.body.data.id } },
+  });
+  assert.is(r.status, 200, r.text);
+  assert.equal(r.body.data.networks, [{ networkId: mine.networkId, applied: true, policy: 'deny-all' }]);
+  assert.equal(r.body.data.sessions, [{ sessionId: ses.body.data.id, applied: true, sandboxIds: [inSession.body.data.id] }]);
+  // In force in the kernel: a new generation of the session's network's chains, the other's untouched.
+  assert.ok((await netOf(inSession.body.data.id)).policyInForce!.generation! > mine.policyInForce!.generation!);
+  assert.is((await netOf(outside.body.data.id)).policyInForce!.generation, theirs.policyInForce!.generation);
+
+  const p = await profile('session-wide', { maxProcesses: 40 });
+  const rp = await call<{ data: { sandboxes: { sandboxId: string }[] } }>(api.url, 'POST', `/v1/security/policies/${p.id}/enforce`, {
+    token: t,
+    body: { scope: { sessionId: ses.body.data.id } },
+  });
+  assert.is(rp.status, 200, rp.text);
+  assert.equal(
+    rp.body.data.sandboxes.map((s) => s.sandboxId),
+    [inSession.body.data.id],
+  );
+
+  const ws = await call(api.url, 'POST', '/v1/workspaces', { token: t, body: { name: 'enforce-other' } });
+  assert.is(ws.status, 201, ws.text);
+  const other = await call<{ data: { id: string } }>(api.url, 'POST', '/v1/sessions', {
+    token: t,
+    headers: { 'x-director-workspace': 'enforce-other' },
+    body: { type: 'director', name: 'not yours' },
+  });
+  assert.is(other.status, 201, other.text);
+  for (const policyId of ['deny-all', p.id]) {
+    const foreign = await call(api.url, 'POST', `/v1/security/policies/${policyId}/enforce`, {
+      token: t,
+      body: { scope: { sessionId: other.body.data.id } },
+    });
+    assert.is(foreign.status, 404, foreign.text);
+    assert.is(foreign.body.error?.code, 'NOT_FOUND');
+  }
 });
 
 test('enforcing allowExec=false makes execute refuse from then on, recorded as exec_denied', async () => {

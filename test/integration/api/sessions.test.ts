@@ -102,7 +102,7 @@ test('the Director Protocol session bodies: create, get, list, update (config me
   assert.is((await get(`/v1/sessions/${created.id}`)).status, 404);
 });
 
-test('bad bodies are refused naming the field, and nothing is created', async () => {
+test('bad bodies are refused naming the field (an unknown session type too), and nothing is created; no type is `director`', async () => {
   const before = (await get<{ total: number }>('/v1/sessions')).body.data.total;
   const unknown = await post('/v1/sessions', { name: 'x', colour: 'red' });
   assert.is(unknown.status, 400);
@@ -113,7 +113,17 @@ test('bad bodies are refused naming the field, and nothing is created', async ()
   const tooLong = await post('/v1/sessions', { name: 'x', config: { timeout: 31_536_000_000 } });
   assert.is(tooLong.status, 400);
   assert.match(tooLong.text, /operator's limit/);
-  assert.is((await get<{ total: number }>('/v1/sessions')).body.data.total, before);
+  // `director` is the only session type the seed names; any other is refused, not stored as a label.
+  for (const type of ['bogus', 'Director', 'agent', '']) {
+    const badType = await post('/v1/sessions', { type, name: 'x' });
+    assert.is(badType.status, 400, `type ${JSON.stringify(type)}: ${badType.text}`);
+    assert.is(badType.body.error?.code, 'VALIDATION_ERROR');
+    assert.is(badType.body.error?.details.field, 'type');
+  }
+  const untyped = await post<{ type: string }>('/v1/sessions', { name: 'no type' });
+  assert.is(untyped.status, 201, untyped.text);
+  assert.is(untyped.body.data.type, 'director');
+  assert.is((await get<{ total: number }>('/v1/sessions')).body.data.total, before + 1);
 });
 
 test('departments: the seed body, list filters, metrics, and maxDepartments', async () => {

@@ -100,6 +100,49 @@ test('after auth alone, the client receives session_update, sandbox_event and se
   }
 });
 
+test('session_update follows the metrics too (departments made, tasks begun and ended), at most one per 250 ms per session', async () => {
+  const client = new DirectorAPI(`${api.url.replace('http', 'ws')}/v1/ws`, api.adminToken);
+  const got = listen(client);
+  await client.connect();
+  try {
+    await eventually(() => got.authenticated!.length === 1 || null, 5000, 20);
+    const s = await call<{ data: { id: string } }>(api.url, 'POST', '/v1/sessions', {
+      token: api.adminToken,
+      body: { type: 'director', name: 'Metrics Session' },
+    });
+    const id = s.body.data.id;
+    type Update = { sessionId: string; status: string; metrics: { activeDepartments: number; totalTasks: number }; timestamp: string };
+    const updates = () => (got.session_update as unknown as Update[]).filter((d) => d.sessionId === id);
+    await eventually(() => updates()[0], 5000, 20);
+    // A burst: three departments at once, a task that begins and ends, one that begins.
+    const made = await Promise.all(
+      [1, 2, 3].map((n) =>
+        call(api.url, 'POST', '/v1/departments', {
+          token: api.adminToken,
+          body: { sessionId: id, name: `Department ${n}`, domain: 'code-generation' },
+        }),
+      ),
+    );
+    for (const r of made) assert.is(r.status, 201, r.text);
+    api.orch.tasks.begin(id, null)(false);
+    const running = api.orch.tasks.begin(id, null);
+    const last = await eventually(() => updates().find((d) => d.metrics.activeDepartments === 3 && d.metrics.totalTasks === 2), 5000, 20);
+    assert.is(last.status, 'active');
+    running(false);
+    await new Promise((r) => setTimeout(r, 600));
+    const metricUpdates = updates().slice(1);
+    assert.ok(metricUpdates.length >= 1);
+    // Coalesced: never two of the same session closer than the window (a little slack for timers).
+    const times = metricUpdates.map((d) => Date.parse(d.timestamp));
+    for (let i = 1; i < times.length; i++) assert.ok(times[i]! - times[i - 1]! >= 200, `updates ${times[i]! - times[i - 1]!} ms apart`);
+    // The agreed figures: what GET answers.
+    const view = await call<{ data: { metrics: unknown } }>(api.url, 'GET', `/v1/sessions/${id}`, { token: api.adminToken });
+    assert.equal(updates().at(-1)!.metrics, view.body.data.metrics);
+  } finally {
+    client.ws?.close();
+  }
+});
+
 test('an explicit subscribe narrows the default set to the channels named', async () => {
   const client = new DirectorAPI(`${api.url.replace('http', 'ws')}/v1/ws`, api.adminToken);
   const got = listen(client);

@@ -22,6 +22,7 @@ interface Data {
   event?: string;
   status?: string;
   alert?: Record<string, string>;
+  resourceUsage?: { cpu: number; memory: number };
 }
 
 interface Msg {
@@ -323,6 +324,48 @@ test("a workspace sees only its own events, in the Director Protocol's message s
   assert.is(sbx.data.status, 'running');
   one.close();
   two.close();
+});
+
+test('sandbox_event carries resourceUsage (cpu %, memory MiB) where the monitoring sampler measured the sandbox, and none where it did not', async () => {
+  const t = api.adminToken;
+  const make = async () => {
+    const r = await call<{ data: { id: string } }>(api.url, 'POST', '/v1/sandboxes', { token: t, body: { image: BUSYBOX } });
+    assert.is(r.status, 201, r.text);
+    return r.body.data.id;
+  };
+  const sampled = await make();
+  const unsampled = await make();
+  const started = await call(api.url, 'POST', '/v1/monitoring/start', { token: t, body: { sandboxIds: [sampled], intervalMs: 1000 } });
+  assert.is(started.status, 200, started.text);
+  type Stats = { data: { resources: { samples: { sandboxId: string; memoryBytes: number }[] } } };
+  const sample = await eventually(async () => {
+    const stats = await call<Stats>(api.url, 'GET', '/v1/monitoring/stats', { token: t });
+    return stats.body.data.resources.samples.find((x) => x.sandboxId === sampled);
+  });
+  const c = await hubClient(t, ['sandboxes']);
+  try {
+    for (const id of [sampled, unsampled]) {
+      const stopped = await call(api.url, 'POST', `/v1/sandboxes/${id}/stop`, { token: t });
+      assert.is(stopped.status, 200, stopped.text);
+    }
+    const stopEvent = (id: string) =>
+      c.until(() => c.of('sandbox_event').find((m) => m.data.sandboxId === id && m.data.event === 'stopped'));
+    const measured = await stopEvent(sampled);
+    const usage = measured.data.resourceUsage;
+    assert.ok(usage, JSON.stringify(measured.data));
+    assert.equal(Object.keys(usage).sort(), ['cpu', 'memory']);
+    assert.type(usage.cpu, 'number');
+    assert.ok(usage.cpu >= 0);
+    assert.ok(Number.isInteger(usage.memory) && usage.memory >= 0);
+    assert.ok(
+      Math.abs(usage.memory - sample.memoryBytes / 1_048_576) < 64,
+      `memory ${usage.memory} MiB, sampled ${sample.memoryBytes} bytes`,
+    );
+    assert.is((await stopEvent(unsampled)).data.resourceUsage, undefined, 'a sandbox nobody measured got a resourceUsage');
+  } finally {
+    c.close();
+    await call(api.url, 'POST', '/v1/monitoring/stop', { token: t });
+  }
 });
 
 test('resuming with the last cursor delivers exactly the missed events, in order, then live ones', async () => {

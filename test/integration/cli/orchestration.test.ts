@@ -107,10 +107,10 @@ test('workflow run -f: a two-step workflow (execute + verify) completes, exit 0,
   );
   const r = await director(['workflow', 'run', '-f', spec, '--session', ses, '-e', 'GREETING=hello'], { timeoutMs: 60_000 });
   assert.is(r.code, 0, r.stderr);
-  const id = /workflow (wf_\S+) \(build\) completed in [\d.]+s\n/.exec(r.stdout)?.[1];
+  const id = /workflow (wf_\S+) \(build\) completed in (?:\d+ms|\d+\.\d+s)\n/.exec(r.stdout)?.[1];
   assert.ok(id, r.stdout);
   assert.match(r.stdout, /^built-hello$/m, 'the output of the last execute');
-  assert.match(r.stderr, /^step 1\/2 execute completed \(exit 0, [\d.]+s\)$/m);
+  assert.match(r.stderr, /^step 1\/2 execute completed \(exit 0, (?:\d+ms|\d+\.\d+s)\)$/m);
   assert.match(r.stderr, /^step 2\/2 verify completed/m);
   assert.not.match(r.stderr, /\x1b\[|execute running/, 'no live line in a pipe');
 
@@ -155,7 +155,7 @@ test('workflow run at a terminal shows a live line for the step running', async 
     'name: slow\nsteps:\n  - type: execute\n    command: sleep 1; echo slept\n  - type: verify\n    criteria: succeeds\n',
   );
   const p = atTerminal(['workflow', 'run', '-f', spec, '--session', ses]);
-  await p.until(/step 1\/2 execute running 0% \d+\.\ds/, 30_000);
+  await p.until(/step 1\/2 execute running 0% (?:\d+ms|\d+\.\ds)/, 30_000);
   assert.is(await p.exited, 0, p.output);
   assert.match(p.output, /step 1\/2 execute completed \(exit 0/);
   assert.match(p.output, /workflow wf_\S+ \(slow\) completed/);
@@ -204,7 +204,7 @@ test('chat at a terminal: streams the answer, shows the tool call, asks y/N and 
   // The prompt again (readline redraws it with cursor escapes).
   await p.until(/approved-42\.\r?\n(\x1b\[\d*[A-Z])*> /);
   assert.match(p.output, /Running it\./);
-  assert.match(p.output, /« execute ok \(exit 0, \d+ ms\)/);
+  assert.match(p.output, /« execute ok \(exit 0, (?:\d+ms|\d+\.\d+s)\)/);
   p.type('\u0004');
   assert.is(await p.exited, 0, p.output);
   assert.match(p.output, new RegExp(`session ${sessionId}`));

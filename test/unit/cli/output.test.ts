@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { NotFoundError, ValidationError } from '../../../sdk/index.ts';
 import { CliError, UsageError, describeError } from '../../../cli/errors.ts';
-import { age, cell, fields, serialize, streamItem, table } from '../../../cli/output.ts';
+import { age, cell, duration, fields, serialize, streamItem, table } from '../../../cli/output.ts';
 
 test('tables: upper-case headers, aligned columns, - for nothing, no trailing spaces', () => {
   const out = table(
@@ -57,6 +57,28 @@ test('ages as kubectl shows them', () => {
   assert.is(age('2026-01-01T00:00:00Z', now), '24h');
   assert.is(age('2025-12-01T00:00:00Z', now), '32d');
   assert.is(age(null, now), '-');
+});
+
+test('durations in one human format everywhere: ms below a second, s with a tenth below a minute, then min, h, d', () => {
+  const cases: [number | null | undefined, string][] = [
+    [null, '-'],
+    [undefined, '-'],
+    [0, '0ms'],
+    [30, '30ms'],
+    [999.4, '999ms'],
+    [1000, '1.0s'],
+    [1200, '1.2s'],
+    [59_940, '59.9s'],
+    [59_960, '1min'],
+    [60_000, '1min'],
+    [303_000, '5min 3s'],
+    [300_000, '5min'],
+    [3_600_000, '1h'],
+    [7_500_000, '2h 5min'],
+    [86_400_000, '1d'],
+    [93_600_000, '1d 2h'],
+  ];
+  for (const [ms, text] of cases) assert.is(duration(ms), text, String(ms));
 });
 
 test('errors print as one line with the code; API errors exit 1, usage errors 2', () => {

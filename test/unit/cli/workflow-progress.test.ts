@@ -31,7 +31,7 @@ test('in a pipe: one plain line per step that ended, nothing for steps starting,
   p.event(step(2, 'running'));
   p.event(step(2, 'failed', { durationMs: 30 }));
   p.stop();
-  assert.is(out.text, 'step 1/2 execute completed (exit 0, 1.2s)\nstep 2/2 verify failed (0.0s)\n');
+  assert.is(out.text, 'step 1/2 execute completed (exit 0, 1.2s)\nstep 2/2 verify failed (30ms)\n');
 });
 
 test('on a terminal: a live line for the step running, replaced by the plain line when it ends', () => {
