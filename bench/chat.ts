@@ -21,8 +21,8 @@
  * `DIRECTOR_TEST_EXEC_AGENT=on` runs the executes through the exec agent instead.
  * Rounds rotate which case goes first; samples are spaced so each execute finds its exec
  * launcher ready. Prints p50/p95/p99 and the difference at p50 (targets: ≤ 5 ms each).
- * The HTTP client runs in another process, as a user's does (bench/chat-client.ts, forked here, over
- * loopback): it times Director's first `content` frame and the straight-to-the-provider floor
+ * The HTTP client runs in another process, as a user's does (bench/remote-client.ts, forked here,
+ * over loopback): it times Director's first `content` frame and the straight-to-the-provider floor
  * alike, with one kept-alive agent, from just before it writes the request. (A client sharing
  * Director's thread read the frame only after Director had processed the rest of the turn, whose
  * chunks the test provider sends in one segment: ~2 ms more.) The test provider itself runs in
@@ -31,13 +31,13 @@
  * clock both processes share (`performance.timeOrigin + now()`).
  * The history the round trips run with is printed: the session grows by the samples' turns.
  */
-import { fork } from 'node:child_process';
 import { stepCountIs, streamText, type ModelMessage } from 'ai';
 import { MessageStore } from '../orchestration/chat/messages.ts';
 import { toolSet } from '../orchestration/chat/tools.ts';
 import type { ToolName } from '../orchestration/agents/schemas.ts';
 import { call, startApi } from '../test/helpers/api.ts';
 import { startFakeLlm, type FakeLlm, type FakeLlmKind } from '../test/helpers/fake-llm.ts';
+import { startRemoteClient, type RemoteClient } from './remote-client.ts';
 import { printTable, summarize, type Summary } from './stats.ts';
 
 const SAMPLES = Number(process.env.BENCH_CHAT_SAMPLES ?? 40);
@@ -46,41 +46,25 @@ const GAP_MS = 100;
 const FORMATS = (process.env.BENCH_CHAT_FORMATS ?? 'openai,anthropic').split(',') as FakeLlmKind[];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The bench's HTTP client, in another process (bench/chat-client.ts): see the header. */
-interface Client {
-  /** POSTs `body` from the client process; when it started and how long until the first chunk holding `marker`. */
-  time(url: string, headers: Record<string, string>, body: string, marker: string): Promise<{ startedAt: number; ms: number }>;
-  close(): void;
-}
-
-function startClient(): Client {
-  const child = fork(new URL('./chat-client.ts', import.meta.url), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  let next = 0;
-  const waiting = new Map<number, { resolve: (r: { startedAt: number; ms: number }) => void; reject: (e: Error) => void }>();
-  child.on('message', (m: { id: number; startedAt: number; ms: number; error?: string }) => {
-    const w = waiting.get(m.id);
-    waiting.delete(m.id);
-    if (m.error !== undefined) w?.reject(new Error(m.error));
-    else w?.resolve({ startedAt: m.startedAt, ms: m.ms });
-  });
-  child.on('exit', (code) => {
-    for (const w of waiting.values()) w.reject(new Error(`bench client exited (${code})`));
-    waiting.clear();
-  });
-  return {
-    time: (url, headers, body, marker) =>
-      new Promise((resolve, reject) => {
-        const id = next++;
-        waiting.set(id, { resolve, reject });
-        child.send({ id, url, headers, body, marker });
-      }),
-    close: () => child.disconnect(),
-  };
+/**
+ * POSTs `body` from the client process (`remote-client.ts`): when it wrote the request (on the
+ * clock both processes share) and how long until the answer first held `marker`.
+ */
+async function timeTo(
+  client: RemoteClient,
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+  marker: string,
+): Promise<{ startedAt: number; ms: number }> {
+  const r = await client.request({ url, method: 'POST', headers, raw: body, marker });
+  if (Number.isNaN(r.markerMs)) throw new Error(`no ${marker} (status ${r.status}): ${r.text.slice(0, 300)}`);
+  return { startedAt: r.startedAt, ms: r.markerMs };
 }
 
 async function benchFormat(kind: FakeLlmKind): Promise<void> {
   const llm: FakeLlm = await startFakeLlm(kind);
-  const client = startClient();
+  const client = await startRemoteClient();
   const api = await startApi({
     rateLimitSession: 1_000_000,
     rateLimitSandbox: 1_000_000,
@@ -123,7 +107,7 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
       llm.script([{ text: ['Hi', ' there'] }]);
       const before = llm.requests.length;
       emittedAt = Number.NaN;
-      const r = await client.time(`${api.url}/v1/chat`, chatHeaders, chatBody('hello'), 'event: content');
+      const r = await timeTo(client, `${api.url}/v1/chat`, chatHeaders, chatBody('hello'), 'event: content');
       lastTurn = llm.requests[before] ?? null;
       emitted.push(emittedAt - r.startedAt);
       return r.ms;
@@ -137,7 +121,7 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
         if (typeof v === 'string') headers[h] = v;
       }
       llm.script([{ text: ['Hi', ' there'] }]);
-      return (await client.time(`${llm.baseUrl.replace(/\/v1$/, '')}${last.path}`, headers, last.raw, '"Hi"')).ms;
+      return (await timeTo(client, `${llm.baseUrl.replace(/\/v1$/, '')}${last.path}`, headers, last.raw, '"Hi"')).ms;
     };
     /** Round trips minus the execute each contained; filled once measuring starts. */
     const paired = { sdkTrip: [] as number[], trip: [] as number[] };
@@ -146,7 +130,7 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
       llm.script([{ toolCalls: [{ name: 'execute', input: { command: 'echo hi' } }] }, { text: 'ok' }]);
       const before = llm.requests.length;
       lastExecMs = Number.NaN;
-      await client.time(`${api.url}/v1/chat`, chatHeaders, chatBody('run echo'), 'event: done');
+      await timeTo(client, `${api.url}/v1/chat`, chatHeaders, chatBody('run echo'), 'event: done');
       const [callResp, next] = [llm.requests[before]!, llm.requests[before + 1]!];
       if (!next) throw new Error('the tool result never went back to the model');
       const ms = next.receivedAt - callResp.respondedAt;
@@ -286,17 +270,17 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
     );
     const ms = (x: number) => x.toFixed(2);
     console.log(
-      `added at p50: first content ${ms(v.p50 - d.p50)} ms (p95 ${ms(v.p95 - d.p95)}), tool round trip ${ms(t.p50 - e.p50)} ms (p95 ${ms(t.p95 - e.p95)}); targets ≤ 5 ms`,
+      `added at p50: first content ${ms(v.p50 - d.p50)} ms (p95 ${ms(v.p95 - d.p95)}, p99 ${ms(v.p99 - d.p99)}), tool round trip ${ms(t.p50 - e.p50)} ms (p95 ${ms(t.p95 - e.p95)}, p99 ${ms(t.p99 - e.p99)}); targets ≤ 5 ms`,
     );
     console.log(
-      `added at p50, each round trip minus its own execute: ${ms(pt.p50)} ms (p95 ${ms(pt.p95)}); of which the AI SDK alone ${ms(pk.p50)} ms, Director around it ${ms(pt.p50 - pk.p50)} ms`,
+      `added at p50, each round trip minus its own execute: ${ms(pt.p50)} ms (p95 ${ms(pt.p95)}, p99 ${ms(pt.p99)}); of which the AI SDK alone ${ms(pk.p50)} ms, Director around it ${ms(pt.p50 - pk.p50)} ms`,
     );
     console.log(`first content: the AI SDK alone adds ${ms(k.p50 - d.p50)} ms, Director around it ${ms(v.p50 - k.p50)} ms`);
     console.log(
       `first content emitted by Director (its frame written) at p50 ${ms(s(emitted).p50 - d.p50)} ms after the provider's own first chunk; the client (another process) read it ${ms(v.p50 - s(emitted).p50)} ms later`,
     );
   } finally {
-    client.close();
+    await client.close();
     await api.close();
     await llm.close();
   }
