@@ -6,17 +6,23 @@
  *
  * `startRemoteClient()` forks this file; the parent sends one request at a time, the child
  * times it with its own clock (from writing the request to the end of the answer, and to the
- * first time the answer's text holds `marker`) over a keep-alive connection, and replies.
+ * first time the answer's text holds `marker`) over a keep-alive connection (one per server),
+ * and replies, with when it wrote the request on the clock both processes share.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
 
 export interface RemoteRequest {
-  port: number;
+  /** Where to send it: `port` and `path` on 127.0.0.1, or a whole `url` (a loopback one). */
+  port?: number;
+  path?: string;
+  url?: string;
   method: string;
-  path: string;
   headers?: Record<string, string>;
+  /** Sent as JSON (with its content type). */
   body?: unknown;
+  /** Sent as given, byte for byte (a request another client made, say); the headers must name its type. */
+  raw?: string;
   /** Time also the first arrival of this text in the answer (an SSE event name, say). */
   marker?: string;
 }
@@ -25,6 +31,8 @@ export interface RemoteReply {
   status: number;
   /** Request written → answer ended (ms). */
   ms: number;
+  /** When the request was written, on the clock processes share (`performance.timeOrigin + performance.now()`). */
+  startedAt: number;
   /** Request written → `marker` first seen (ms); NaN when never seen or not asked. */
   markerMs: number;
   text: string;
@@ -67,17 +75,19 @@ export async function startRemoteClient(): Promise<RemoteClient> {
 
 function once(agent: Agent, r: RemoteRequest): Promise<RemoteReply> {
   return new Promise((resolve, reject) => {
-    const payload = r.body === undefined ? undefined : JSON.stringify(r.body);
+    const json = r.raw === undefined && r.body !== undefined;
+    const payload = r.raw ?? (json ? JSON.stringify(r.body) : undefined);
+    const u = r.url ? new URL(r.url) : null;
     let t0 = 0;
     let markerMs = Number.NaN;
     const req = request(
       {
-        host: '127.0.0.1',
-        port: r.port,
+        host: u ? u.hostname : '127.0.0.1',
+        port: u ? Number(u.port) : r.port,
         method: r.method,
-        path: r.path,
+        path: u ? `${u.pathname}${u.search}` : r.path,
         agent,
-        headers: { ...(payload ? { 'content-type': 'application/json' } : {}), ...r.headers },
+        headers: { ...(json ? { 'content-type': 'application/json' } : {}), ...r.headers },
       },
       (res) => {
         let text = '';
@@ -86,7 +96,9 @@ function once(agent: Agent, r: RemoteRequest): Promise<RemoteReply> {
           text += d;
           if (r.marker && Number.isNaN(markerMs) && text.includes(r.marker)) markerMs = performance.now() - t0;
         });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - t0, markerMs, text }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, ms: performance.now() - t0, startedAt: performance.timeOrigin + t0, markerMs, text }),
+        );
       },
     );
     req.on('error', reject);

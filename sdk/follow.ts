@@ -29,6 +29,8 @@ export interface FollowSource {
   open(after: number | undefined, signal: AbortSignal | undefined): Promise<Response>;
   /** Whether this event is the last one (the server closes after it). */
   isLast(event: FollowedEvent): boolean;
+  /** Whether a failure of {@link open} may be followed by another `open` (default: any connection failure may). */
+  reopenable?(err: unknown): boolean;
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -82,6 +84,7 @@ export async function* follow(source: FollowSource, opts: FollowOptions = {}): A
       // Answers of the API (not found, forbidden ...) and the caller's abort end the follow.
       if (opts.signal?.aborted || (err instanceof DirectorApiError && !(err instanceof ConnectionError))) throw err;
       if ((err as { name?: string }).name === 'AbortError') throw err;
+      if (source.reopenable && !source.reopenable(err)) throw err;
       dropped = err;
     }
     failures++;

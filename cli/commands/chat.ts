@@ -7,9 +7,9 @@
  */
 import { createInterface, type Interface } from 'node:readline';
 import type { Command } from 'commander';
-import type { ChatDone, ChatEvent, DirectorClient } from '../../sdk/index.ts';
+import { DirectorApiError, type ChatDone, type ChatEvent, type DirectorClient } from '../../sdk/index.ts';
 import type { Context } from '../context.ts';
-import { CliError, UsageError } from '../errors.ts';
+import { CliError, describeError, UsageError } from '../errors.ts';
 import { duration, serialize } from '../output.ts';
 import { readStdin } from '../prompt.ts';
 
@@ -51,6 +51,10 @@ class Lines {
     }
   }
 }
+
+/** Whether a conversation at the terminal goes on after `err`: the turn failed, or the API refused the message with 409 or 503. */
+const keepsConversation = (err: unknown): boolean =>
+  err instanceof CliError ? err.code !== 'CONNECTION_ERROR' : err instanceof DirectorApiError && (err.status === 409 || err.status === 503);
 
 const compact = (v: unknown, max = 200) => {
   const s = JSON.stringify(v) ?? '';
@@ -188,9 +192,11 @@ export function registerChat(program: Command, ctx: Context): void {
               );
               sessionId = done.sessionId;
             } catch (err) {
-              // A failed turn is reported and the conversation goes on; a lost connection ends it.
-              if (!(err instanceof CliError) || err.code === 'CONNECTION_ERROR') throw err;
-              ctx.note(`error: ${err.code}: ${err.message}`);
+              // A failed turn, or a message the API refused for now (409: a turn is in progress;
+              // 503: no provider, or it failed), is one error line and the prompt comes back;
+              // a lost connection (or any other refusal) ends the conversation.
+              if (!keepsConversation(err)) throw err;
+              ctx.note(describeError(err).line);
             }
           }
         } finally {

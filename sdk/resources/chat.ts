@@ -91,6 +91,9 @@ export class Chat {
    * Sends a message and yields the turn's events (`content`, `thinking`, `tool_start`,
    * `tool_approval`, `tool_end`, `usage`) until its `done` or `error`. A dropped connection is
    * resumed on the session's stream after the last event yielded; the turn never depends on it.
+   * The message is POSTed once: when that request gets no answer at all (the connection failed
+   * before the response's headers), its error is thrown and nothing is sent again, since the
+   * server may have started the turn (`resume` follows a session's stream).
    */
   stream(request: ChatRequest, opts: Omit<FollowOptions, 'after'> = {}): AsyncGenerator<ChatEvent> {
     // The session the server runs the turn in, as its answer named it; null until the POST answered.
@@ -99,16 +102,26 @@ export class Chat {
     // before its first event resumes, so an earlier turn's kept events (and its `done`) are not replayed.
     let turnAfter: number | undefined;
     let posted = false;
+    // The POST's failure when it got no answer: the server may have taken the message and started
+    // the turn, so it is not sent again, and with no answer there is no turn known to resume.
+    let unanswered: unknown = null;
     const events = follow(
       {
         open: async (after, signal) => {
           if (!posted) {
-            const res = await this.#t.request('POST', '/v1/chat', {
-              headers: { accept: 'text/event-stream', 'content-type': 'application/json' },
-              body: JSON.stringify(request),
-              ...(signal ? { signal } : {}),
-            });
+            // Sent once, whatever becomes of it: a reconnect only ever resumes the event stream.
             posted = true;
+            let res: Response;
+            try {
+              res = await this.#t.request('POST', '/v1/chat', {
+                headers: { accept: 'text/event-stream', 'content-type': 'application/json' },
+                body: JSON.stringify(request),
+                ...(signal ? { signal } : {}),
+              });
+            } catch (err) {
+              unanswered = err;
+              throw err;
+            }
             sessionId = res.headers.get('x-director-session-id') || request.sessionId || null;
             const start = Number(res.headers.get('x-director-turn-after') ?? Number.NaN);
             if (Number.isSafeInteger(start) && start >= 0) turnAfter = start;
@@ -119,6 +132,7 @@ export class Chat {
           return this.#resume(sessionId, after ?? turnAfter, signal);
         },
         isLast: isTurnEnd,
+        reopenable: (err) => err !== unanswered,
       },
       opts,
     );

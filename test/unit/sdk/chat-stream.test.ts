@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DirectorClient } from '../../../sdk/client.ts';
-import { DirectorApiError } from '../../../sdk/errors.ts';
+import { ConnectionError, DirectorApiError } from '../../../sdk/errors.ts';
 import type { ChatEvent } from '../../../sdk/types.ts';
 import { streamedResponse } from '../../helpers/http-body.ts';
 
@@ -118,6 +118,57 @@ test("a stream dropped before its first event resumes after the turn's start, no
     [
       [42, 'content'],
       [43, 'done'],
+    ],
+  );
+});
+
+test('a message whose POST got no answer is never sent again: the stream fails with the connection error', async () => {
+  // The request reached the server (which may have started the turn), then the connection broke before any answer.
+  const { client, seen } = clientOf((req) => {
+    if (req.method === 'POST') throw new TypeError('fetch failed', { cause: { code: 'ECONNRESET' } });
+    return stream(frame(1, 'done', { sessionId: 'ses_DDDDDDDDDDDDDDDD', turnId: 't' }), false);
+  });
+  const events = client.chat.stream(
+    { agent: 'coder', message: 'hi', sessionId: 'ses_DDDDDDDDDDDDDDDD' },
+    { reconnect: { initialDelayMs: 1, maxAttempts: 3 } },
+  );
+  await events.next().then(
+    () => assert.unreachable('should throw'),
+    (err: unknown) => {
+      assert.instance(err, ConnectionError);
+      assert.match((err as Error).message, /ECONNRESET/);
+    },
+  );
+  assert.equal(
+    seen.map((r) => [r.method, r.path]),
+    [['POST', '/v1/chat']],
+    'one POST, and nothing else',
+  );
+});
+
+test('a reconnect after the answer started resumes the stream only, however many drops: one POST', async () => {
+  let gets = 0;
+  const { client, seen } = clientOf((req) => {
+    if (req.method === 'POST')
+      return stream(frame(10, 'content', { text: 'a' }), true, { 'x-director-session-id': 'ses_EEEEEEEEEEEEEEEE' });
+    gets++;
+    // The first resume fails to connect, the second drops after one event, the third ends the turn.
+    if (gets === 1) throw new TypeError('fetch failed');
+    if (gets === 2) return stream(frame(11, 'content', { text: 'b' }), true);
+    return stream(frame(12, 'done', { sessionId: 'ses_EEEEEEEEEEEEEEEE', turnId: 't' }), false);
+  });
+  const got = await drain(client.chat.stream({ agent: 'coder', message: 'hi' }, { reconnect: { initialDelayMs: 1 } }));
+  assert.equal(
+    got.map((e) => e.id),
+    [10, 11, 12],
+  );
+  assert.equal(
+    seen.map((r) => [r.method, r.lastEventId]),
+    [
+      ['POST', null],
+      ['GET', '10'],
+      ['GET', '10'],
+      ['GET', '11'],
     ],
   );
 });
