@@ -277,11 +277,12 @@ static int extract(int rootfd, const char *stage) {
       refuse("a malformed archive header (checksum)", NULL);
       goto out;
     }
-    if (parse_num(h + 124, 12, &size) < 0 || size > MAX_ENTRY_SIZE || parse_num(h + 100, 8, &mode_raw) < 0 ||
-        parse_num(h + 136, 12, &mtime_raw) < 0) {
-      refuse("a malformed archive header (size, mode or time)", NULL);
+    if (parse_num(h + 124, 12, &size) < 0 || size > MAX_ENTRY_SIZE || parse_num(h + 100, 8, &mode_raw) < 0) {
+      refuse("a malformed archive header (size or mode)", NULL);
       goto out;
     }
+    /* A time before 1970 comes as "-N" (the host's tar-format.ts writes what tar-stream did): 0 then. */
+    if (parse_num(h + 136, 12, &mtime_raw) < 0) mtime_raw = 0;
     char type = (char)h[156];
     unsigned long long padded = (size + 511) / 512 * 512;
     if (type == 'x' || type == 'L' || type == 'K') {

@@ -37,6 +37,8 @@ interface HeaderOpts {
   link?: string;
   /** Raw bytes for the 12-byte size field. */
   sizeField?: Buffer;
+  /** Raw text for the 12-byte mtime field. */
+  mtimeField?: string;
 }
 
 function header(name: string, o: HeaderOpts = {}): Buffer {
@@ -47,7 +49,7 @@ function header(name: string, o: HeaderOpts = {}): Buffer {
   h.write('0001750\0', 116);
   if (o.sizeField) o.sizeField.copy(h, 124);
   else h.write(`${(o.size ?? 0).toString(8).padStart(11, '0')}\0`, 124);
-  h.write('00000000000\0', 136);
+  h.write(o.mtimeField ?? '00000000000\0', 136);
   h.fill(' ', 148, 156);
   h.write(o.type ?? '0', 156);
   if (o.link) h.write(o.link.slice(0, 100), 157);
@@ -161,6 +163,22 @@ test('a long name through a well-formed pax record is restored', async () => {
   );
   assert.is(r.code, 0, r.stderr);
   assert.is(await sh(`cat /workspace/${long}`), 'long');
+});
+
+test('a time before 1970 (written "-N", as the host writes it) is restored at 0, not refused', async () => {
+  await fresh();
+  const r = await restore(
+    tar(
+      dir(STAGE),
+      file(`${STAGE}/plan`, 'D .\nA old\nE\n'),
+      dir(`${STAGE}/t`),
+      file(`${STAGE}/t/old`, 'old', { mtimeField: '00000000-14 ' }),
+      file(`${STAGE}/complete`),
+      END,
+    ),
+  );
+  assert.is(r.code, 0, r.stderr);
+  assert.is(await sh('cat /workspace/old; echo; stat -c %Y /workspace/old'), 'old\n0\n');
 });
 
 test('entry names outside the stage are refused: `..`, absolute, beside the stage, through pax and GNU long names', async () => {
