@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Runtime } from '../runtime/runtime.ts';
@@ -16,6 +16,7 @@ import { llmProviderRoutes } from './routes/llm-providers.ts';
 import { chatChannel } from './ws/chat-channel.ts';
 import { newId } from '../core/ids.ts';
 import { ERROR_STATUS, isDirectorError } from '../core/errors.ts';
+import { engineError } from '../runtime/sandbox/engine-call.ts';
 import type { AuthService } from './auth/service.ts';
 import { actorOf, type Principal, type Scope } from './auth/types.ts';
 import { missingScope } from './auth/failures.ts';
@@ -297,11 +298,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   app.setErrorHandler((err: unknown, req, reply) => {
-    if (isDirectorError(err)) {
-      const retryAfter = err.code === 'RATE_LIMIT_EXCEEDED' ? Number(err.details?.retryAfter ?? 60) : undefined;
+    // An engine failure that no service mapped (404 gone, 409 not running, 503 unreachable).
+    const mapped = isDirectorError(err) ? err : engineError(err);
+    if (mapped) {
+      const retryAfter = mapped.code === 'RATE_LIMIT_EXCEEDED' ? Number(mapped.details?.retryAfter ?? 60) : undefined;
       if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
-      if (err.status >= 500) req.log.error({ err }, 'request failed');
-      return sendFail(reply, err.code, err.message, err.details, retryAfter);
+      if (mapped.status >= 500) req.log.error({ err }, 'request failed');
+      return sendFail(reply, mapped.code, mapped.message, mapped.details, retryAfter);
     }
     const e = err as {
       validation?: Parameters<typeof validationToError>[0];
@@ -310,6 +313,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       code?: string;
       message?: string;
     };
+    // Fastify's own errors only: any other error object can carry a `statusCode` (an engine's
+    // HTTP client, a library passing on an upstream status) and must not choose the answer's
+    // status or put its message in it.
+    if (!raisedByFastify(err)) {
+      req.log.error({ err }, 'request failed');
+      return sendFail(reply, 'INTERNAL_ERROR', 'internal error');
+    }
     if (e.validation) {
       const v = validationToError(e.validation, e.validationContext ?? 'body');
       return sendFail(reply, v.code, v.message, v.details);
@@ -318,7 +328,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (status === 413) return sendFail(reply, 'PAYLOAD_TOO_LARGE', `request body exceeds the limit`, { field: 'body' });
     if (status === 415) return sendFail(reply, 'UNSUPPORTED_MEDIA_TYPE', e.message ?? 'unsupported media type', { field: 'content-type' });
     if (status >= 400 && status < 500) {
-      const malformed = e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError;
+      const malformed = e.code === 'FST_ERR_CTP_INVALID_JSON_BODY';
       return sendFail(reply, 'VALIDATION_ERROR', malformed ? 'malformed JSON body' : (e.message ?? 'bad request'), {
         field: 'body',
         issue: malformed ? 'not valid JSON' : e.code,
@@ -383,4 +393,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     { prefix: '/v1' },
   );
   return app;
+}
+
+/** Fastify's own error classes (`FST_ERR_*`: body too large, bad content type, malformed JSON...). */
+const FASTIFY_ERRORS: ReadonlyArray<new (...args: never[]) => unknown> = Object.values(errorCodes) as never;
+
+/**
+ * True for an error Fastify itself raised while reading or validating the request: one of its
+ * error classes, or a schema validation failure (which Fastify marks with `validation`). Only these
+ * may choose the answer's status through their `statusCode`.
+ */
+function raisedByFastify(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  if (FASTIFY_ERRORS.some((C) => err instanceof C)) return true;
+  const v = (err as { validation?: unknown; validationContext?: unknown }).validation;
+  return Array.isArray(v) && typeof (err as { validationContext?: unknown }).validationContext === 'string';
 }

@@ -118,7 +118,7 @@ void exec_write(struct agent *a, struct exec *e);
 void finish_done(struct agent *a);
 pid_t spawn_command(struct agent *a, char **argv);
 
-/* tree.c: `director-agent tree ...`, the checkpoint reader (runtime/sandbox/mount-sync.ts). */
+/* tree.c (with tree-path.c, tree-capture.c, tree-restore.c; tree.h): `director-agent tree ...`, the checkpoint reader (runtime/sandbox/mount-sync.ts). */
 int tree_main(int argc, char **argv);
 
 #endif

@@ -7,4 +7,4 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd -P)
 repo=$(cd "$here/../.." && pwd -P)
 exec "$here/../build-static.sh" agent "$here" "${DIRECTOR_AGENT_OUT:-$repo/.state/agent/director-agent}" \
-  -Wno-unused-parameter -- main.c wire.c proc.c tree.c
+  -Wno-unused-parameter -- main.c wire.c proc.c tree.c tree-path.c tree-capture.c tree-restore.c

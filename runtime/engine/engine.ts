@@ -264,10 +264,18 @@ export class EngineUnavailableError extends Error {
   }
 }
 
-/** Thrown by drivers for a missing container/network/image. */
+/** Thrown by drivers for a missing container/network/image (maps to 404). */
 export class EngineNotFoundError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'EngineNotFoundError';
+  }
+}
+
+/** Thrown by drivers when the object's state refuses the call: a container not running, paused, being removed; a name in use (maps to 409). */
+export class EngineConflictError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EngineConflictError';
   }
 }

@@ -1,12 +1,36 @@
-import { unavailable } from '../../core/errors.ts';
-import { EngineUnavailableError } from '../engine/engine.ts';
+import { DirectorError, unavailable } from '../../core/errors.ts';
+import { EngineConflictError, EngineNotFoundError, EngineUnavailableError } from '../engine/engine.ts';
 
-/** Runs an engine call; an unreachable engine becomes the 503 `SERVICE_UNAVAILABLE` every caller answers with. */
+/**
+ * The Director error an engine failure is answered with, or null for any other error: an
+ * unreachable engine is the 503 `SERVICE_UNAVAILABLE`, a container gone the 404 `NOT_FOUND`, a
+ * container whose state refuses the call (not running, paused, being removed) the 409 `CONFLICT`.
+ * The engine's own message stays in `cause` (logs), never in the answer.
+ */
+export function engineError(err: unknown): DirectorError | null {
+  if (err instanceof EngineUnavailableError) return unavailable('the container engine is unavailable', err);
+  if (err instanceof EngineNotFoundError)
+    return new DirectorError(
+      'NOT_FOUND',
+      "the sandbox's container no longer exists in the engine",
+      { resource: 'container' },
+      { cause: err },
+    );
+  if (err instanceof EngineConflictError)
+    return new DirectorError(
+      'CONFLICT',
+      "the sandbox's container is not in a state that allows this (not running?)",
+      { resource: 'container' },
+      { cause: err },
+    );
+  return null;
+}
+
+/** Runs an engine call; an engine failure becomes the Director error every caller answers with ({@link engineError}). */
 export async function engineCall<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof EngineUnavailableError) throw unavailable('the container engine is unavailable', err);
-    throw err;
+    throw engineError(err) ?? err;
   }
 }

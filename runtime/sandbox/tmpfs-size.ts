@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Engine, TmpfsMount } from '../engine/engine.ts';
 
@@ -26,7 +26,10 @@ interface Helper {
 /**
  * Resizes a running container's tmpfs mounts from the host: the static helper built from
  * `images/tmpfs-size/main.c` joins the container's mount namespace and remounts each path with
- * the new size and Director's flags (nosuid, nodev, noexec when execution is not allowed).
+ * the new size and Director's flags (nosuid, nodev, noexec when execution is not allowed). A
+ * request names the pid and the inode of its mount namespace (`PID MNTNS (PATH SIZE NOEXEC)+`):
+ * the helper refuses a pid whose namespace changed (reused), the host's own namespace, a symlink
+ * anywhere in a path, and a path that is not a tmpfs mount point.
  * Afterwards the container's mount table (`/proc/PID/mountinfo`, read from the host) must show
  * exactly the size and flags a cold sandbox gets, or the resize counts as failed. Only with a
  * local engine (the container's processes are visible in this host's /proc) and a built helper:
@@ -51,7 +54,8 @@ export class HostTmpfsResizer implements TmpfsResizer {
     if (mounts.length === 0) return;
     const pid = (await this.#engine.hostPid?.(containerId)) ?? (await this.#engine.inspectContainer(containerId))?.pid;
     if (!pid) throw new Error(`container ${containerId} is not running`);
-    await this.#ask([String(pid), ...mounts.flatMap((m) => [m.path, String(m.sizeBytes), m.noexec ? '1' : '0'])]);
+    const mntns = await this.#mountNamespace(containerId, pid);
+    await this.#ask([String(pid), String(mntns), ...mounts.flatMap((m) => [m.path, String(m.sizeBytes), m.noexec ? '1' : '0'])]);
     // Read synchronously: a procfs file is the kernel's, answered in microseconds, while the promise
     // read is several round trips through libuv's 4 threads, which 20 claims at once queued
     // 25-40 ms deep each.
@@ -72,6 +76,24 @@ export class HostTmpfsResizer implements TmpfsResizer {
     const h = this.#helper;
     this.#helper = null;
     h?.child.stdin?.end();
+  }
+
+  /**
+   * The inode of `pid`'s mount namespace, read while `pid` is known to be the container's init:
+   * `hostPid` answers a pid only while it is in the container's cgroups, and is asked again after
+   * the read, so a pid reused meanwhile by another process is caught. The helper joins the
+   * namespace only if `/proc/PID/ns/mnt` is still this one.
+   */
+  async #mountNamespace(containerId: string, pid: number): Promise<number> {
+    let ino: number;
+    try {
+      ino = statSync(`/proc/${pid}/ns/mnt`).ino;
+    } catch {
+      throw new Error(`container ${containerId}'s init (pid ${pid}) is gone`);
+    }
+    if (this.#engine.hostPid && (await this.#engine.hostPid(containerId)) !== pid)
+      throw new Error(`container ${containerId}'s init is no longer pid ${pid}`);
+    return ino;
   }
 
   /** Sends one request to the helper (started if none runs) and waits for its answer. */

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import {
+  EngineConflictError,
   EngineNotFoundError,
   EngineUnavailableError,
   type ContainerSpec,
@@ -41,6 +42,7 @@ export function mapError(err: unknown, what: string): Error {
   if (e?.code && UNAVAILABLE_CODES.has(e.code))
     return new EngineUnavailableError(`engine unreachable (${e.code}) during ${what}`, { cause: err });
   if (e?.statusCode === 404) return new EngineNotFoundError(`${what}: ${e.json?.message ?? 'not found'}`, { cause: err });
+  if (e?.statusCode === 409) return new EngineConflictError(`${what}: ${e.json?.message ?? 'conflict'}`, { cause: err });
   if (err instanceof Error) return err;
   return new Error(`${what}: ${String(err)}`);
 }

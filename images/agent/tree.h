@@ -1,0 +1,55 @@
+/*
+ * The checkpoint reader, `director-agent tree ...` (tree.c), split by concern: tree.c the entry
+ * point, the buffered output and the listing; tree-path.c the path rules and the opens that never
+ * follow a symlink; tree-capture.c the tar writer; tree-restore.c the tar reader and the swap.
+ *
+ * Everything under MOUNT belongs to untrusted code (the sandbox, running beside this process as
+ * the same user, can rename, replace and re-link anything at any time), and the archive a restore
+ * reads comes from an API user. So every path below MOUNT is opened one component at a time from
+ * a directory fd with O_NOFOLLOW (a symlink anywhere is refused, never followed), modes are
+ * changed through an open fd, and the archive is parsed with every length checked.
+ */
+#ifndef DIRECTOR_TREE_H
+#define DIRECTOR_TREE_H
+
+#include "agent.h"
+
+#include <sys/stat.h>
+
+#define STAGE_PREFIX ".director-restore-"
+#define OUT_BUF (256u << 10)
+#define MAX_NAME 4096
+
+/* tree.c: stdout, buffered */
+void out_flush(void);
+void out_put(const void *p, size_t n);
+void out_str(const char *s);
+/* The listing of the mount (`T`, then one line per entry); -1 when it failed (a message on stderr). */
+int tree_list(int rootfd, const char *seconds);
+
+/* tree-path.c */
+void die_oom(void);
+/* Why `p` may not be touched (absolute, empty, a `.` or `..` or empty component, too long); NULL when it may. */
+const char *path_problem(const char *p);
+/* The directory holding `p`'s last component, opened (O_PATH) from `at` one component at a time with O_NOFOLLOW; *leaf points into p. -1 with errno (ELOOP/ENOTDIR: a symlink or non-directory on the way). */
+int open_parent(int at, const char *p, const char **leaf);
+/* `p` opened from `at` with `flags` | O_NOFOLLOW, every component before it as open_parent does; "" or "." is `at` itself. -1 with errno. */
+int open_beneath(int at, const char *p, int flags);
+/* lstat of `p` below `at` (never through a symlink). */
+int lstat_beneath(int at, const char *p, struct stat *st);
+/* chmod through an open fd (also O_PATH: through /proc/self/fd); a symlink is refused (ELOOP). */
+int chmod_fd(int fd, mode_t mode);
+/* renameat of two paths below `at`, both resolved as open_parent does. */
+int rename_beneath(int at, const char *from, const char *to);
+/* Removes `name` (one component of directory `at`) and everything under it, never through a symlink. */
+int rm_tree(int at, const char *name);
+/* A whole file below `at`, NUL-terminated; NULL when it cannot be read. */
+char *read_file_beneath(int at, const char *p);
+
+/* tree-capture.c */
+int tree_capture(int rootfd);
+
+/* tree-restore.c */
+int tree_restore(int rootfd, const char *stage, const char *marker, int commit);
+
+#endif

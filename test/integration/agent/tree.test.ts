@@ -1,0 +1,286 @@
+/**
+ * The agent's checkpoint reader (`director-agent tree`, images/agent/tree*.c) against hostile
+ * input, in a real sandbox: crafted archives on a restore (from an API user, through the host)
+ * and symlinks planted by the sandbox's own code. Every refused case must fail with a clear
+ * message on stderr and leave nothing outside the target: the mount holds what it held (no stage
+ * left behind) and /tmp, outside it, is unchanged.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { AgentClient } from '../../../runtime/sandbox/agent/client.ts';
+import { agentLab, run, type AgentLab, type AgentSandbox } from '../../helpers/agent.ts';
+import { BASE } from '../../helpers/runtime.ts';
+
+const test = suite('agent tree');
+let lab: AgentLab;
+let sb: AgentSandbox;
+let agent: AgentClient;
+
+test.before(async () => {
+  lab = agentLab();
+  sb = await lab.sandbox({ image: BASE });
+  agent = sb.agent!;
+});
+test.after(async () => {
+  await lab.cleanup();
+});
+
+const STAGE = '.director-restore-0123456789abcdef';
+const MARKER = '--director-test-marker--';
+
+// --- a tar writer that writes what it is told, however wrong -------------------------------------
+
+interface HeaderOpts {
+  type?: string;
+  size?: number;
+  mode?: number;
+  link?: string;
+  /** Raw bytes for the 12-byte size field. */
+  sizeField?: Buffer;
+  /** Raw text for the 12-byte mtime field. */
+  mtimeField?: string;
+}
+
+function header(name: string, o: HeaderOpts = {}): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(name.slice(0, 100), 0, 'utf8');
+  h.write(`${(o.mode ?? 0o644).toString(8).padStart(7, '0')}\0`, 100);
+  h.write('0001750\0', 108);
+  h.write('0001750\0', 116);
+  if (o.sizeField) o.sizeField.copy(h, 124);
+  else h.write(`${(o.size ?? 0).toString(8).padStart(11, '0')}\0`, 124);
+  h.write(o.mtimeField ?? '00000000000\0', 136);
+  h.fill(' ', 148, 156);
+  h.write(o.type ?? '0', 156);
+  if (o.link) h.write(o.link.slice(0, 100), 157);
+  h.write('ustar\0', 257);
+  h.write('00', 263);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  return h;
+}
+
+const pad = (b: Buffer) => Buffer.concat([b, Buffer.alloc((512 - (b.length % 512)) % 512)]);
+const file = (name: string, data: string | Buffer = '', o: HeaderOpts = {}) => {
+  const d = Buffer.from(data);
+  return Buffer.concat([header(name, { ...o, size: d.length }), pad(d)]);
+};
+const dir = (name: string) => header(name, { type: '5', mode: 0o755 });
+const symlink = (name: string, target: string) => header(name, { type: '2', link: target, mode: 0o777 });
+const special = (name: string, type: string, link = '') => header(name, { type, ...(link ? { link } : {}) });
+/** A pax header holding `records` as given (their lengths may lie). */
+const pax = (...records: Array<string | Buffer>) => {
+  const body = Buffer.concat(records.map((r) => Buffer.from(r)));
+  return Buffer.concat([header('PaxHeader/x', { type: 'x', size: body.length }), pad(body)]);
+};
+/** A correct pax record. */
+const record = (key: string, value: string) => {
+  const body = ` ${key}=${value}\n`;
+  let n = Buffer.byteLength(body) + 1;
+  while (String(n).length + Buffer.byteLength(body) !== n) n = String(n).length + Buffer.byteLength(body);
+  return `${n}${body}`;
+};
+const END = Buffer.alloc(1024);
+const tar = (...parts: Buffer[]) => Buffer.concat(parts);
+
+/** A well-formed restore adding `/workspace/new` (what the host's packTree sends, in small). */
+const good = () =>
+  tar(dir(STAGE), file(`${STAGE}/plan`, 'D .\nA new\nE\n'), dir(`${STAGE}/t`), file(`${STAGE}/t/new`, 'hello'), file(`${STAGE}/complete`));
+
+// --- running the tool in the sandbox ---------------------------------------------------------------
+
+interface ToolRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function tool(args: string[], stdin: Buffer): Promise<ToolRun> {
+  const e = agent.exec({ argv: ['/.director/agent', 'tree', ...args], stdin: true, timeoutMs: 20_000 });
+  let stdout = '';
+  let stderr = '';
+  e.stdout.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
+  e.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  e.stdin!.on('error', () => undefined);
+  e.stdin!.end(stdin);
+  const exit = await e.exit;
+  return { code: exit.exitCode, stdout, stderr };
+}
+
+const restore = (archive: Buffer) => tool(['restore', '/workspace', STAGE, MARKER, '1'], archive);
+
+const sh = async (script: string) => {
+  const r = await run(agent, { argv: ['sh', '-c', script] });
+  assert.is(r.exit.exitCode, 0, `${script}: ${r.stderr}`);
+  return r.stdout;
+};
+
+/** Everything under a directory with its kind, mode and size: what "unchanged" is checked against. */
+const snapshot = (path: string) => sh(`cd ${path} && find . -exec stat -c '%A %s %n' {} + | sort`);
+
+/** Starts each case from the same mount and /tmp (the sandbox's own planted links included). */
+async function fresh(extra = ''): Promise<{ workspace: string; outside: string }> {
+  await sh(
+    'rm -rf /workspace/* /workspace/.director-* /tmp/* && mkdir /workspace/keep && echo kept > /workspace/keep/f && ' +
+      'mkdir -m 700 /tmp/victim && echo secret > /tmp/secret' +
+      (extra ? ` && ${extra}` : ''),
+  );
+  return { workspace: await snapshot('/workspace'), outside: await snapshot('/tmp') };
+}
+
+async function refused(archive: Buffer, message: RegExp, opts: { extra?: string; code?: number; answer?: RegExp } = {}): Promise<void> {
+  const before = await fresh(opts.extra);
+  const r = await restore(archive);
+  assert.is(r.code, opts.code ?? 11, `exit ${r.code}: ${r.stderr}`);
+  assert.match(r.stdout.trim().split('\n').pop() ?? '', opts.answer ?? /^FAIL stage$/);
+  assert.match(r.stderr, message);
+  assert.is(await snapshot('/workspace'), before.workspace, 'the mount is as it was, no stage left');
+  assert.is(await snapshot('/tmp'), before.outside, 'nothing changed outside the mount');
+}
+
+test('a well-formed archive is restored (the baseline the refusals differ from)', async () => {
+  await fresh();
+  const r = await restore(tar(good(), END));
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`${MARKER}\nOK\n$`));
+  assert.is(await sh('cat /workspace/new; echo; ls -A /workspace'), 'hello\nkeep\nnew\n');
+});
+
+test('a long name through a well-formed pax record is restored', async () => {
+  await fresh();
+  const long = 'n'.repeat(180);
+  const r = await restore(
+    tar(
+      dir(STAGE),
+      file(`${STAGE}/plan`, `D .\nA ${long}\nE\n`),
+      dir(`${STAGE}/t`),
+      pax(record('path', `${STAGE}/t/${long}`)),
+      file('ignored-ustar-name', 'long'),
+      file(`${STAGE}/complete`),
+      END,
+    ),
+  );
+  assert.is(r.code, 0, r.stderr);
+  assert.is(await sh(`cat /workspace/${long}`), 'long');
+});
+
+test('a time before 1970 (written "-N", as the host writes it) is restored at 0, not refused', async () => {
+  await fresh();
+  const r = await restore(
+    tar(
+      dir(STAGE),
+      file(`${STAGE}/plan`, 'D .\nA old\nE\n'),
+      dir(`${STAGE}/t`),
+      file(`${STAGE}/t/old`, 'old', { mtimeField: '00000000-14 ' }),
+      file(`${STAGE}/complete`),
+      END,
+    ),
+  );
+  assert.is(r.code, 0, r.stderr);
+  assert.is(await sh('cat /workspace/old; echo; stat -c %Y /workspace/old'), 'old\n0\n');
+});
+
+test('entry names outside the stage are refused: `..`, absolute, beside the stage, through pax and GNU long names', async () => {
+  await refused(tar(dir(STAGE), file(`${STAGE}/../evil`, 'x'), END), /refused: a `\.\.` path component/);
+  await refused(tar(dir(STAGE), file('/tmp/evil', 'x'), END), /refused: an absolute path: \/tmp\/evil/);
+  await refused(tar(dir(STAGE), file('evil', 'x'), END), /refused: an entry outside the stage: evil/);
+  await refused(tar(dir(STAGE), file(`${STAGE}/./a`, 'x'), END), /refused: a `\.` path component/);
+  await refused(tar(dir(STAGE), pax(record('path', `${STAGE}/../../tmp/evil`)), file('x', 'x'), END), /refused: a `\.\.` path component/);
+  await refused(tar(dir(STAGE), pax(record('path', '/tmp/evil')), file('x', 'x'), END), /refused: an absolute path/);
+  const gnu = Buffer.from(`${STAGE}/../evil\0`);
+  await refused(
+    tar(dir(STAGE), header('././@LongLink', { type: 'L', size: gnu.length }), pad(gnu), file('x', 'x'), END),
+    /refused: a `\.\.`/,
+  );
+});
+
+test('hard links, devices and FIFOs are refused', async () => {
+  await refused(tar(dir(STAGE), special(`${STAGE}/h`, '1', '/etc/passwd'), END), /refused: a hard link/);
+  await refused(tar(dir(STAGE), special(`${STAGE}/c`, '3'), END), /refused: a character device/);
+  await refused(tar(dir(STAGE), special(`${STAGE}/b`, '4'), END), /refused: a block device/);
+  await refused(tar(dir(STAGE), special(`${STAGE}/p`, '6'), END), /refused: a FIFO/);
+});
+
+test('a symlink the archive makes is never followed by a later entry', async () => {
+  await refused(tar(dir(STAGE), symlink(`${STAGE}/l`, '/tmp'), file(`${STAGE}/l/evil`, 'x'), END), /refused: a symlink or a non-directory/);
+  await refused(tar(dir(STAGE), symlink(`${STAGE}/l`, '/tmp'), dir(`${STAGE}/l/evildir`), END), /refused: a symlink or a non-directory/);
+  await refused(tar(dir(STAGE), symlink(`${STAGE}/l`, '/tmp/victim'), dir(`${STAGE}/l`), END), /refused: a symlink or a non-directory/);
+});
+
+test('malformed pax records are refused: a length that overflows, runs past the header, or cannot hold its text; a NUL in a name', async () => {
+  const f = file(`${STAGE}/a`, 'x');
+  await refused(tar(dir(STAGE), pax('18446744073709551615 path=x\n'), f, END), /refused: a malformed pax record length/);
+  await refused(tar(dir(STAGE), pax('4294967297 path=x\n'), f, END), /refused: a malformed pax record length/);
+  await refused(tar(dir(STAGE), pax(`99 path=${STAGE}/zz\n`), f, END), /refused: a malformed pax record length/);
+  await refused(tar(dir(STAGE), pax('1 path=abc\n'), f, END), /refused: a malformed pax record length/);
+  await refused(tar(dir(STAGE), pax('12 pathabcde\n'), f, END), /refused: a malformed pax record/);
+  await refused(tar(dir(STAGE), pax(record('path', `${STAGE}/a\0/../../../tmp/evil`)), f, END), /refused: a pax path .* NUL/);
+});
+
+test('oversized long-name records and header numbers that do not fit are refused before anything is read', async () => {
+  await refused(tar(dir(STAGE), header('PaxHeader/x', { type: 'x', size: 1 << 20 }), END), /refused: a pax header larger than 64 KiB/);
+  await refused(
+    tar(dir(STAGE), header('././@LongLink', { type: 'L', size: 10_000 }), END),
+    /refused: a GNU long name longer than 4096 bytes/,
+  );
+  await refused(tar(dir(STAGE), header(`${STAGE}/a`, { sizeField: Buffer.alloc(12, 0xff) }), END), /refused: a malformed archive header/);
+  await refused(
+    tar(dir(STAGE), header(`${STAGE}/a`, { sizeField: Buffer.from('77777777777x') }), END),
+    /refused: a malformed archive header/,
+  );
+});
+
+test('a truncated archive is an error: cut in a file, after one end block, without end blocks', async () => {
+  const cutFile = tar(dir(STAGE), dir(`${STAGE}/t`), header(`${STAGE}/t/new`, { size: 5000 }), Buffer.alloc(100, 0x78));
+  await refused(cutFile, /the archive ended early \(truncated\)/);
+  await refused(tar(good(), Buffer.alloc(512)), /the archive ended early \(truncated\)/);
+  await refused(good(), /the archive ended early \(truncated\)/);
+});
+
+test('a plan naming paths outside the mount is refused and undone', async () => {
+  const staged = (plan: string) =>
+    tar(dir(STAGE), file(`${STAGE}/plan`, plan), dir(`${STAGE}/t`), file(`${STAGE}/t/new`, 'hello'), file(`${STAGE}/complete`), END);
+  const reverted = { code: 12 };
+  await refused(staged('D ./../tmp\nA new\nE\n'), /refused: a plan directory outside the mount/, { ...reverted, answer: /^REVERTED R$/ });
+  await refused(staged('D .\nA ../tmp/new\nE\n'), /refused: a plan name that is not one path component/, {
+    ...reverted,
+    answer: /^REVERTED A$/,
+  });
+  await refused(staged('E\nC 777 700 /tmp/victim\n'), /refused: a plan chmod outside the mount/, { ...reverted, answer: /^REVERTED C$/ });
+});
+
+test("a symlink the sandbox planted in the mount is never followed: not by a plan's chmod, not by a capture", async () => {
+  // A kept directory replaced by a symlink to /tmp/victim: the chmod must not reach /tmp/victim.
+  await refused(
+    tar(dir(STAGE), file(`${STAGE}/plan`, 'E\nC 777 700 ./sub\n'), file(`${STAGE}/complete`), END),
+    /chmod \.\/sub: (Too many levels of symbolic links|Not a directory)/,
+    { extra: 'ln -s /tmp/victim /workspace/sub', code: 12, answer: /^REVERTED C$/ },
+  );
+  // A capture asked for ./sub/secret (a file when listed; /workspace/sub is now a link to /tmp): not read.
+  await fresh('ln -s /tmp /workspace/sub');
+  const r = await tool(['capture', '/workspace', MARKER, '0'], Buffer.from('1\n./sub/secret\0./keep/f\0'));
+  assert.is(r.code, 123, r.stderr);
+  assert.match(r.stderr, /\.\/sub\/secret: cannot stat/);
+  const archive = r.stdout.slice(r.stdout.indexOf(`${MARKER}\n`) + MARKER.length + 1);
+  assert.ok(archive.includes('keep/f'), 'the other path was read');
+  assert.not.ok(archive.includes('secret\n'), "the file behind the sandbox's link was not read");
+  assert.not.ok(archive.includes('sub/secret'));
+  // A capture path that is absolute or climbs out is refused outright.
+  for (const bad of ['./../tmp/secret', './/tmp/secret', './a/../../tmp/secret']) {
+    const c = await tool(['capture', '/workspace', MARKER, '0'], Buffer.from(`1\n${bad}\0`));
+    assert.is(c.code, 1, `${bad}: ${c.stderr}`);
+    assert.match(c.stderr, /refused: /, bad);
+    assert.not.ok(c.stdout.includes('secret\n'), bad);
+  }
+});
+
+test('the listing does not enter a symlinked directory', async () => {
+  await fresh('ln -s /tmp /workspace/sub');
+  const r = await tool(['list', '/workspace', '0'], Buffer.alloc(0));
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^a1ff .* \.\/sub$/m);
+  assert.not.match(r.stdout, /secret|victim/);
+});
+
+test.run();
