@@ -119,6 +119,8 @@ static void skip(const char *path, const char *why, int err) {
   missing = 1;
 }
 
+static void put_symlink(int rootfd, const char *path, const struct stat *st);
+
 static void put_file(int rootfd, const char *path) {
   /* The parent walked with O_NOFOLLOW: a directory on the way replaced by a symlink is not followed. */
   const char *leaf;
@@ -130,14 +132,8 @@ static void put_file(int rootfd, const char *path) {
     if (e == ELOOP) { /* a symlink now */
       struct stat st;
       if (fstatat(dir, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
-        char target[MAX_NAME + 1];
-        ssize_t n = readlinkat(dir, leaf, target, MAX_NAME);
-        e = errno;
         close(dir);
-        if (n < 0) return skip(path, "cannot read link", e);
-        target[n] = 0;
-        entry_header(path, target, '2', st.st_mode, 0, st.st_mtim.tv_sec, &st);
-        return;
+        return put_symlink(rootfd, path, &st);
       }
     }
     close(dir);

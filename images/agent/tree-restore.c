@@ -477,9 +477,14 @@ static char swap(int rootfd, const char *stage, char *plan) {
       }
       log_step(src, dst, 0);
     } else if (ended && op == 'C') {
-      char *end;
-      unsigned long mode = strtoul(arg, &end, 8), old = strtoul(end, &end, 8);
-      const char *path = plan_path(*end == ' ' ? end + 1 : end);
+      char *end, *end2;
+      unsigned long mode = strtoul(arg, &end, 8), old = end != arg && *end == ' ' ? strtoul(end + 1, &end2, 8) : 0;
+      /* Both modes, each followed by one space: a missing old mode would be undone as chmod 000. */
+      if (end == arg || *end != ' ' || end2 == end + 1 || *end2 != ' ') {
+        refuse("a plan chmod without its two modes", arg);
+        return 'C';
+      }
+      const char *path = plan_path(end2 + 1);
       if (!path) {
         refuse("a plan chmod outside the mount", arg);
         return 'C';

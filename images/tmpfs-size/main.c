@@ -187,7 +187,9 @@ static int remount(const struct host *h, int n, char **a, char *err, size_t errl
       return 1;
     }
     char opts[64], target[64];
-    snprintf(opts, sizeof opts, "size=%s", a[i + 1]);
+    /* The parsed value, not the argument's text: leading zeros past the buffer would cut it to
+     * "size=0", which tmpfs takes as no limit at all. */
+    snprintf(opts, sizeof opts, "size=%llu", strtoull(a[i + 1], NULL, 10));
     /* Relative to the host's /proc (the working directory): the very mount checked above. */
     snprintf(target, sizeof target, "self/fd/%d", fd);
     unsigned long flags = MS_REMOUNT | MS_NOSUID | MS_NODEV | (a[i + 2][0] == '1' ? MS_NOEXEC : 0);

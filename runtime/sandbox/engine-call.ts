@@ -9,22 +9,15 @@ import { EngineConflictError, EngineNotFoundError, EngineUnavailableError } from
  */
 export function engineError(err: unknown): DirectorError | null {
   if (err instanceof EngineUnavailableError) return unavailable('the container engine is unavailable', err);
-  if (err instanceof EngineNotFoundError)
-    return new DirectorError(
-      'NOT_FOUND',
-      "the sandbox's container no longer exists in the engine",
-      { resource: 'container' },
-      { cause: err },
-    );
-  if (err instanceof EngineConflictError)
-    return new DirectorError(
-      'CONFLICT',
-      "the sandbox's container is not in a state that allows this (not running?)",
-      { resource: 'container' },
-      { cause: err },
-    );
-  return null;
+  const answer = ENGINE_ANSWERS.find(([kind]) => err instanceof kind);
+  return answer ? new DirectorError(answer[1], answer[2], { resource: 'container' }, { cause: err }) : null;
 }
+
+/** The engine's refusals of a call on an existing engine, and what a client is told of each. */
+const ENGINE_ANSWERS = [
+  [EngineNotFoundError, 'NOT_FOUND', "the sandbox's container no longer exists in the engine"],
+  [EngineConflictError, 'CONFLICT', "the sandbox's container is not in a state that allows this (not running?)"],
+] as const;
 
 /** Runs an engine call; an engine failure becomes the Director error every caller answers with ({@link engineError}). */
 export async function engineCall<T>(fn: () => Promise<T>): Promise<T> {

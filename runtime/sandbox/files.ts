@@ -57,6 +57,22 @@ function checkId(label: string, id: number): void {
 }
 
 /**
+ * An entry's content as Buffers, checked against its declared `size`: a chunk that is not bytes,
+ * content past the size (refused before the excess reaches the archive, where it would be parsed
+ * as further headers) and content that ends short are errors naming the entry.
+ */
+async function* exactContent(name: string, size: number, content: AsyncIterable<unknown> | Buffer): AsyncGenerator<Buffer> {
+  let written = 0;
+  for await (const chunk of Buffer.isBuffer(content) ? [content] : content) {
+    if (!(chunk instanceof Uint8Array)) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', name, 'content yielded a non-byte chunk');
+    written += chunk.byteLength;
+    if (written > size) throw new UnsafeArchiveError('TOO_LARGE', name, `content exceeds the declared size of ${size} bytes`);
+    yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  }
+  if (written < size) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', name, `content ended after ${written} of ${size} declared bytes`);
+}
+
+/**
  * Writes one entry into `pack`, resolving when it is complete. Content is counted so a
  * source longer than the declared size is refused before the excess reaches the archive,
  * where it would be parsed as further headers.
@@ -69,17 +85,10 @@ function writeEntry(pack: tarStream.Pack, header: TarHeader, content?: AsyncIter
     sink.on('error', () => {});
     if (content === undefined) return;
     void (async () => {
-      let written = 0;
-      const chunks: AsyncIterable<unknown> | Buffer[] = Buffer.isBuffer(content) ? [content] : content;
-      for await (const chunk of chunks) {
-        if (!(chunk instanceof Uint8Array)) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', header.name, 'content yielded a non-byte chunk');
-        written += chunk.byteLength;
-        if (written > size) throw new UnsafeArchiveError('TOO_LARGE', header.name, `content exceeds the declared size of ${size} bytes`);
+      for await (const chunk of exactContent(header.name, size, content)) {
         if (!sink.write(chunk)) await drained(sink);
         if (sink.destroyed) return;
       }
-      if (written < size)
-        throw new UnsafeArchiveError('UNSAFE_ARCHIVE', header.name, `content ended after ${written} of ${size} declared bytes`);
       sink.end(null);
     })().catch((err: unknown) => {
       const error = err instanceof Error ? err : new Error(String(err));
@@ -195,13 +204,7 @@ async function* treeChunks(
       add(encodeHeader({ ...base, name, type: 'file', size }));
       if (size > 0) {
         const content = e.content ? await e.content() : Buffer.alloc(0);
-        let written = 0;
-        for await (const chunk of Buffer.isBuffer(content) ? [content] : content) {
-          if (!(chunk instanceof Uint8Array)) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', name, 'content yielded a non-byte chunk');
-          written += chunk.byteLength;
-          // Refused before the excess reaches the archive, where it would be parsed as further headers.
-          if (written > size) throw new UnsafeArchiveError('TOO_LARGE', name, `content exceeds the declared size of ${size} bytes`);
-          const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        for await (const buf of exactContent(name, size, content)) {
           if (buf.length >= TREE_CHUNK_BYTES) {
             if (bytes) yield take();
             yield buf;
@@ -210,8 +213,6 @@ async function* treeChunks(
             if (bytes >= TREE_CHUNK_BYTES) yield take();
           }
         }
-        if (written < size)
-          throw new UnsafeArchiveError('UNSAFE_ARCHIVE', name, `content ended after ${written} of ${size} declared bytes`);
         add(paddingOf(size));
       }
     }

@@ -427,13 +427,14 @@ export class WarmPool implements PoolClaimer {
 
   /**
    * Removes the warm sandboxes `which` selects. Each leaves the pool first, atomically
-   * ({@link SandboxStore.leavePool}): one a claim handed out meanwhile is a user's and stays.
+   * ({@link SandboxStore.leavePool}): one a claim handed out meanwhile is a user's and stays, and
+   * one already leaving is being removed elsewhere (a drain waits for those).
    */
   private async destroyPooled(which: (r: SandboxRecord) => boolean, reason: string): Promise<void> {
     const { store, teardown, clock } = this.deps;
     const leaving = store
       .inStates(ACTIVE_STATES)
-      .filter((r) => r.pooled && r.status !== 'stopping' && which(r))
+      .filter((r) => r.pooled && which(r))
       .map((r) => store.leavePool(r.id, clock.nowMs()))
       .filter((r): r is SandboxRecord => r !== null);
     await Promise.all(

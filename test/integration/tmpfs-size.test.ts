@@ -94,6 +94,14 @@ test('a symlink planted anywhere in a target path is refused, never followed', a
   assert.is(sizeKib(pid, '/workspace'), 7 * 1024);
 });
 
+test('a size written with leading zeros is taken by its value, never cut to an unlimited size=0', async () => {
+  const sb = await lab.sandbox();
+  const pid = await pidOf(sb);
+  const padded = `${'0'.repeat(80)}${6 * MIB}`;
+  assert.is(await ask(`${pid} ${nsOf(pid)} /workspace ${padded} 0`), 'ok');
+  assert.is(sizeKib(pid, '/workspace'), 6 * 1024);
+});
+
 test('a path that is not a tmpfs mount point is refused', async () => {
   const sb = await lab.sandbox();
   const pid = await pidOf(sb);

@@ -248,6 +248,8 @@ test('a plan naming paths outside the mount is refused and undone', async () => 
     answer: /^REVERTED A$/,
   });
   await refused(staged('E\nC 777 700 /tmp/victim\n'), /refused: a plan chmod outside the mount/, { ...reverted, answer: /^REVERTED C$/ });
+  // Without its old mode, undoing the step would chmod the directory 000.
+  await refused(staged('E\nC 777 ./sub\n'), /refused: a plan chmod without its two modes/, { ...reverted, answer: /^REVERTED C$/ });
 });
 
 test("a symlink the sandbox planted in the mount is never followed: not by a plan's chmod, not by a capture", async () => {

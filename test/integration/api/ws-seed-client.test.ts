@@ -61,16 +61,28 @@ test.after(async () => {
   await api?.close();
 });
 
-test('after auth alone, the client receives session_update, sandbox_event and security_alert of its workspace', async () => {
+/** The seed's client, connected and authenticated (only `auth` sent), and what each of its handlers got. */
+async function authenticatedClient() {
   const client = new DirectorAPI(`${api.url.replace('http', 'ws')}/v1/ws`, api.adminToken);
   const got = listen(client);
   await client.connect();
   try {
     await eventually(() => got.authenticated!.length === 1 || null, 5000, 20);
-    const s = await call<{ data: { id: string } }>(api.url, 'POST', '/v1/sessions', {
-      token: api.adminToken,
-      body: { type: 'director', name: 'Development Session' },
-    });
+  } catch (err) {
+    client.ws?.close();
+    throw err;
+  }
+  return { client, got };
+}
+
+/** A session made with the seed's body. */
+const createSession = (name: string) =>
+  call<{ data: { id: string } }>(api.url, 'POST', '/v1/sessions', { token: api.adminToken, body: { type: 'director', name } });
+
+test('after auth alone, the client receives session_update, sandbox_event and security_alert of its workspace', async () => {
+  const { client, got } = await authenticatedClient();
+  try {
+    const s = await createSession('Development Session');
     const update = await eventually(() => got.session_update!.find((d) => d.sessionId === s.body.data.id), 5000, 20);
     assert.is(update.status, 'active');
     assert.equal(update.metrics, { activeDepartments: 0, totalTasks: 0 });
@@ -101,15 +113,9 @@ test('after auth alone, the client receives session_update, sandbox_event and se
 });
 
 test('session_update follows the metrics too (departments made, tasks begun and ended), at most one per 250 ms per session', async () => {
-  const client = new DirectorAPI(`${api.url.replace('http', 'ws')}/v1/ws`, api.adminToken);
-  const got = listen(client);
-  await client.connect();
+  const { client, got } = await authenticatedClient();
   try {
-    await eventually(() => got.authenticated!.length === 1 || null, 5000, 20);
-    const s = await call<{ data: { id: string } }>(api.url, 'POST', '/v1/sessions', {
-      token: api.adminToken,
-      body: { type: 'director', name: 'Metrics Session' },
-    });
+    const s = await createSession('Metrics Session');
     const id = s.body.data.id;
     type Update = { sessionId: string; status: string; metrics: { activeDepartments: number; totalTasks: number }; timestamp: string };
     const updates = () => (got.session_update as unknown as Update[]).filter((d) => d.sessionId === id);

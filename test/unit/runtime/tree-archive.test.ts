@@ -104,9 +104,28 @@ test('packTree packs files, directories and symlinks that read back the same, wi
   );
 });
 
-test('packTree errors the stream on content that does not match its size, or an unsafe name', async () => {
+test('packTree errors the stream on content that does not match its size, is not bytes, or an unsafe name', async () => {
   for (const [entry, pattern] of [
     [{ name: 'f', type: 'file', mode: 0o644, size: 5, content: () => Promise.resolve(Buffer.from('abc')) }, /ended after 3 of 5/],
+    [
+      { name: 'g', type: 'file', mode: 0o644, size: 2, content: () => Promise.resolve(Buffer.from('abc')) },
+      /exceeds the declared size of 2/,
+    ],
+    [
+      {
+        name: 'h',
+        type: 'file',
+        mode: 0o644,
+        size: 3,
+        content: () =>
+          Promise.resolve(
+            (async function* () {
+              yield 'abc';
+            })(),
+          ),
+      },
+      /non-byte chunk/,
+    ],
     [{ name: '../x', type: 'file', mode: 0o644, size: 0 }, /parent-directory/],
   ] as const) {
     try {
