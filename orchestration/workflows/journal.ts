@@ -4,13 +4,14 @@
  * events for the one event stream (WebSocket `workflows`, webhooks) are emitted. A change that
  * did not commit is never reported; one that committed is always in the log.
  */
-import type { Clock } from '../../core/clock.ts';
+import { isoTime, type Clock } from '../../core/clock.ts';
 import type { EventInput, EventSink } from '../../runtime/events.ts';
 import type { Feed } from './feed.ts';
-import type { RunLog } from './log.ts';
+import type { AttemptRecord, RunLog } from './log.ts';
 import type { WorkflowMetrics } from './metrics.ts';
 import type { RunPatch, RunRecord, WorkflowRecord, WorkflowStore } from './store.ts';
 import { isOpenRun, type RunState } from './states.ts';
+import { progressData, type StepStatus } from './view.ts';
 
 export interface Tx {
   /** Appends an event to the workflow's log (its SSE stream). */
@@ -72,6 +73,7 @@ export class Journal {
     const go = (tx: Tx): RunRecord | null => {
       const run = this.#store.transition(runId, to, this.#clock.nowMs(), patch);
       if (!run) return null;
+      if (!isOpenRun(to)) for (const a of this.#log.runningAttempts(run.id)) this.#settleStopped(tx, wf, run, a);
       tx.append(run.id, 'run', runEventData(wf, run));
       if (!isOpenRun(to)) {
         const success = to === 'completed';
@@ -95,6 +97,50 @@ export class Journal {
       return run;
     };
     return t ? go(t) : this.tx(wf.id, go);
+  }
+
+  /** Reports a step attempt: a `step` event in the log and `workflow_progress` on the event stream. */
+  reportStep(t: Tx, wf: WorkflowRecord, run: RunRecord, a: AttemptRecord, status: StepStatus): void {
+    const progress = progressData(wf, run, a.step, status, a.startedMs);
+    t.append(run.id, 'step', {
+      ...progress,
+      attempt: a.n,
+      round: a.round,
+      ...(a.endedMs !== null ? { endTime: isoTime(a.endedMs), durationMs: a.endedMs - a.startedMs } : {}),
+      ...(a.exitCode !== null ? { exitCode: a.exitCode } : {}),
+      ...(a.timedOut ? { timedOut: true } : {}),
+      ...a.detail,
+    });
+    t.emit({
+      type: 'workflow_progress',
+      severity: 'info',
+      workspace: run.workspace,
+      sessionId: run.sessionId,
+      sandboxId: run.sandboxId,
+      actor: run.actor,
+      details: progress,
+    });
+  }
+
+  /**
+   * The run ended while attempt `a` ran (cancel, run timeout, session end, an internal error):
+   * the attempt is `cancelled` and reported in the same transaction, before the run's end, so the
+   * run's terminal event is its last and no view shows an ended run with a step still running.
+   * What the stopped step leaves afterwards is added by {@link RunLog.recordStopped}, without an event.
+   */
+  #settleStopped(t: Tx, wf: WorkflowRecord, run: RunRecord, a: AttemptRecord): void {
+    const rollback = a.kind === 'rollback';
+    const detail = rollback ? { checkpointId: run.restoreId } : {};
+    if (!this.#log.finishAttempt(run.id, a.n, this.#clock.nowMs(), { state: 'cancelled', detail })) return;
+    if (rollback)
+      t.append(run.id, 'rollback', {
+        runId: run.id,
+        checkpointId: run.restoreId,
+        status: 'cancelled',
+        resumeStep: a.step + 1,
+        attempt: a.n,
+      });
+    else this.reportStep(t, wf, run, this.#log.attempt(run.id, a.n)!, 'cancelled');
   }
 }
 

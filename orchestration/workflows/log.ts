@@ -122,6 +122,28 @@ export class RunLog {
     return Number(res.changes) > 0;
   }
 
+  /**
+   * Adds what a step stopped by its run's end left (its output, the checkpoint it finished taking,
+   * a restore's error) to the attempt that end settled as `cancelled`; its state and end time stay.
+   */
+  recordStopped(runId: string, n: number, r: Omit<AttemptResult, 'state'>): void {
+    this.#db.sql
+      .prepare(
+        `UPDATE workflow_attempts SET exit_code = ?, timed_out = ?, stdout = ?, stderr = ?, truncated = ?, detail = ?
+         WHERE run_id = ? AND n = ? AND state = 'cancelled'`,
+      )
+      .run(
+        r.exitCode ?? null,
+        r.timedOut ? 1 : 0,
+        r.stdout ?? '',
+        r.stderr ?? '',
+        r.truncated ? 1 : 0,
+        JSON.stringify(r.detail ?? {}),
+        runId,
+        n,
+      );
+  }
+
   attempt(runId: string, n: number): AttemptRecord | null {
     const row = this.#db.sql.prepare('SELECT * FROM workflow_attempts WHERE run_id = ? AND n = ?').get(runId, n) as AttemptRow | undefined;
     return row ? attemptFromRow(row) : null;

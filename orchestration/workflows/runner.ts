@@ -11,13 +11,13 @@ import { isoTime, type Clock } from '../../core/clock.ts';
 import type { Caller } from '../../runtime/sandbox/manager.ts';
 import type { TaskTracker } from '../tasks.ts';
 import type { Journal, Tx } from './journal.ts';
-import type { AttemptRecord, RunLog } from './log.ts';
+import type { RunLog } from './log.ts';
 import type { WorkflowMetrics } from './metrics.ts';
 import { decide, type Decision, type FailureReason } from './plan.ts';
 import type { RunSandboxes, WorkflowCheckpoints } from './ports.ts';
 import { capUtf8, type Performed, type Steps } from './steps.ts';
 import type { RunRecord, WorkflowRecord, WorkflowStore } from './store.ts';
-import { progressData, stepStatusOf } from './view.ts';
+import { stepStatusOf } from './view.ts';
 
 /** Label on a run's own sandbox (its value is the run id): a restart finds the sandbox a crash left unrecorded. */
 export const RUN_LABEL = 'workflow-run';
@@ -127,7 +127,7 @@ export class Runner {
     const spec = wf.steps[i]!;
     const attempt = journal.tx(wf.id, (t) => {
       const a = log.beginAttempt({ runId: run.id, step: i, kind: spec.type, round: run.round, startedMs: clock.nowMs() });
-      this.reportStep(t, wf, run, a, 'running');
+      journal.reportStep(t, wf, run, a, 'running');
       return a;
     });
     const endTask = tasks.begin(run.sessionId, run.departmentId);
@@ -142,11 +142,9 @@ export class Runner {
     if (signal.aborted && signal.reason === 'shutdown') return;
     endTask(done.result.state !== 'succeeded');
     if (signal.aborted) {
-      // The run ended (cancel, run timeout, session end) while this step ran: it was stopped, not judged.
-      journal.tx(wf.id, (t) => {
-        if (log.finishAttempt(run.id, attempt.n, clock.nowMs(), { ...done.result, state: 'cancelled' }))
-          this.reportStep(t, wf, run, log.attempt(run.id, attempt.n)!, 'cancelled');
-      });
+      // The run ended (cancel, run timeout, session end) while this step ran: it was stopped, not
+      // judged; the end already settled its attempt as cancelled (journal.ts), this keeps what it left.
+      log.recordStopped(run.id, attempt.n, done.result);
       return;
     }
     const decision = decide(
@@ -163,7 +161,7 @@ export class Runner {
     journal.tx(wf.id, (t) => {
       if (!log.finishAttempt(run.id, attempt.n, clock.nowMs(), done.result)) return;
       const ended = log.attempt(run.id, attempt.n)!;
-      this.reportStep(t, wf, run, ended, stepStatusOf(ended.state));
+      journal.reportStep(t, wf, run, ended, stepStatusOf(ended.state));
       this.apply(t, wf, run, decision, done.checkpoint);
     });
   }
@@ -218,29 +216,6 @@ export class Runner {
     return capUtf8(last?.stdout ?? '', 4096).text;
   }
 
-  /** Reports a step attempt: a `step` event in the log and `workflow_progress` on the event stream. */
-  reportStep(t: Tx, wf: WorkflowRecord, run: RunRecord, a: AttemptRecord, status: ReturnType<typeof stepStatusOf>): void {
-    const progress = progressData(wf, run, a.step, status, a.startedMs);
-    t.append(run.id, 'step', {
-      ...progress,
-      attempt: a.n,
-      round: a.round,
-      ...(a.endedMs !== null ? { endTime: isoTime(a.endedMs), durationMs: a.endedMs - a.startedMs } : {}),
-      ...(a.exitCode !== null ? { exitCode: a.exitCode } : {}),
-      ...(a.timedOut ? { timedOut: true } : {}),
-      ...a.detail,
-    });
-    t.emit({
-      type: 'workflow_progress',
-      severity: 'info',
-      workspace: run.workspace,
-      sessionId: run.sessionId,
-      sandboxId: run.sandboxId,
-      actor: run.actor,
-      details: progress,
-    });
-  }
-
   async #rollback(wf: WorkflowRecord, run: RunRecord, caller: Caller, signal: AbortSignal): Promise<void> {
     const { log, journal, clock, store, checkpoints, metrics } = this.#d;
     const checkpointId = run.restoreId!;
@@ -256,7 +231,12 @@ export class Runner {
       error = (err as Error).message;
     }
     metrics.stepSeconds.observe({ type: 'rollback' }, (clock.nowMs() - a.startedMs) / 1000);
-    if (error !== null && signal.aborted && signal.reason === 'shutdown') return;
+    if (signal.aborted && signal.reason !== 'shutdown') {
+      // The run ended meanwhile: its end settled the rollback as cancelled; whether the restore failed is kept on it.
+      log.recordStopped(run.id, a.n, { detail: { checkpointId, ...(error ? { error } : {}) } });
+      return;
+    }
+    if (error !== null && signal.aborted) return;
     journal.tx(wf.id, (t) => {
       const state = error === null ? 'succeeded' : 'failed';
       if (!log.finishAttempt(run.id, a.n, clock.nowMs(), { state, detail: { checkpointId, ...(error ? { error } : {}) } })) return;

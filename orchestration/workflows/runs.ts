@@ -212,20 +212,12 @@ export class RunManager {
   async #recover(run: RunRecord): Promise<void> {
     const { store, log, journal, runner, clock } = this.#d;
     const wf = store.workflowById(run.workflowId)!;
-    const lostDetail = (leftovers: Leftovers) => ({ error: LOST, ...leftovers });
-    if (run.deadlineMs !== null && run.deadlineMs <= clock.nowMs()) {
-      const killed = new Map<number, Leftovers>();
-      for (const a of log.runningAttempts(run.id)) killed.set(a.n, await this.#killLeftovers(run, a));
-      this.#timeOut(run.id);
-      for (const a of log.runningAttempts(run.id))
-        log.finishAttempt(run.id, a.n, clock.nowMs(), { state: 'lost', detail: lostDetail(killed.get(a.n) ?? {}) });
-      return;
-    }
+    const timedOut = run.deadlineMs !== null && run.deadlineMs <= clock.nowMs();
     for (const a of log.runningAttempts(run.id)) {
       // Killed before the attempt is settled: the retry that may follow never runs beside it.
       const leftovers = await this.#killLeftovers(run, a);
       journal.tx(wf.id, (t) => {
-        if (!log.finishAttempt(run.id, a.n, clock.nowMs(), { state: 'lost', detail: lostDetail(leftovers) })) return;
+        if (!log.finishAttempt(run.id, a.n, clock.nowMs(), { state: 'lost', detail: { error: LOST, ...leftovers } })) return;
         const lost = log.attempt(run.id, a.n)!;
         if (a.kind === 'rollback') {
           t.append(run.id, 'rollback', {
@@ -237,7 +229,9 @@ export class RunManager {
           });
           return;
         }
-        runner.reportStep(t, wf, run, lost, 'interrupted');
+        journal.reportStep(t, wf, run, lost, 'interrupted');
+        // A run out of time ends below; its lost attempt is settled first, so the end stays its last event.
+        if (timedOut) return;
         const cur = store.runById(run.id)!;
         const decision = decide(
           {
@@ -253,6 +247,7 @@ export class RunManager {
         runner.apply(t, wf, cur, decision, undefined);
       });
     }
+    if (timedOut) this.#timeOut(run.id);
   }
 
   /**
