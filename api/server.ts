@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../runtime/config.ts';
 import type { ReadinessProbe } from '../runtime/health.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from '../runtime/runtime.ts';
-import { createOrchestration, runtimeServices, type Orchestration } from '../orchestration/orchestration.ts';
+import { createOrchestration, runtimeServices, type Orchestration, type OrchestrationDeps } from '../orchestration/orchestration.ts';
 import { buildApp, type AppDeps } from './app.ts';
 import { AuthService } from './auth/service.ts';
 
@@ -27,6 +27,8 @@ export interface DirectorOptions extends RuntimeOptions {
   ws?: AppDeps['ws'];
   /** The built web console served at /console; default console/dist (scripts/build-console.ts). */
   consoleDir?: string;
+  /** Wraps what workflow checkpoint steps and rollbacks go through (a test holding one at a chosen moment). */
+  workflowCheckpoints?: OrchestrationDeps['workflowCheckpoints'];
 }
 
 export interface Director extends AsyncDisposable {
@@ -49,7 +51,10 @@ export async function createDirector(opts: DirectorOptions): Promise<Director> {
   const { config } = opts;
   const runtime = createRuntime(opts);
   try {
-    const orchestration = createOrchestration(runtimeServices(runtime));
+    const orchestration = createOrchestration({
+      ...runtimeServices(runtime),
+      ...(opts.workflowCheckpoints ? { workflowCheckpoints: opts.workflowCheckpoints } : {}),
+    });
     const auth = new AuthService(runtime.db, {
       tokenTtlMs: config.jwtTtlMs,
       ...(config.jwtSecret ? { jwtSecret: config.jwtSecret } : {}),

@@ -38,6 +38,10 @@ export interface RunView {
   output: string | null;
   context: Record<string, unknown>;
   environmentKeys: string[];
+  nextAttemptAt: string | null;
+  startedAt: string | null;
+  deadlineAt: string | null;
+  endedAt: string | null;
   steps: { step: number; type: string; status: string; attempts: Attempt[] }[];
   rollbacks: { attempt: number; status: string; checkpointId: string; resumeStep: number }[];
 }
@@ -138,6 +142,30 @@ export class WorkflowClient {
     return r.body.data;
   }
 }
+
+/** No attempt of any step, and no rollback, still running; no current step, no retry pending. */
+export function assertSettled(s: StatusView, what: string): void {
+  const run = s.run!;
+  for (const st of run.steps)
+    for (const a of st.attempts) assert.is.not(a.status, 'running', `${what}: step ${st.step} attempt ${a.attempt} still running`);
+  for (const r of run.rollbacks) assert.is.not(r.status, 'running', `${what}: rollback ${r.attempt} still running`);
+  assert.is(run.currentStep, null, `${what}: a current step`);
+  assert.is(run.nextAttemptAt, null, `${what}: a retry pending`);
+}
+
+/** The latest attempt of `step` (1-based) is running. */
+export const stepRunning = (s: StatusView, step: number): boolean => s.run?.steps[step - 1]?.attempts.at(-1)?.status === 'running';
+
+/** director_workflow_runs_total by outcome. */
+export async function outcomes(url: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^director_workflow_runs_total\{outcome="(\w+)"\} (\d+)$/gm)) out[m[1]!] = Number(m[2]);
+  return out;
+}
+/** What each outcome counted between two readings of {@link outcomes} (only those that moved). */
+export const counted = (before: Record<string, number>, after: Record<string, number>): Record<string, number> =>
+  Object.fromEntries(ENDED.map((k): [string, number] => [k, (after[k] ?? 0) - (before[k] ?? 0)]).filter(([, n]) => n !== 0));
 
 export interface SseEvent {
   id: number | null;

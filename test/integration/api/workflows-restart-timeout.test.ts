@@ -1,0 +1,61 @@
+/**
+ * A run whose `config.timeout` passed while the server was down: the next start kills and settles
+ * the step it lost (`interrupted`) before it ends the run `timed_out`, so no attempt is left
+ * running and the run's end is the last event of its log.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { startApi, type TestApi } from '../../helpers/api.ts';
+import { sleep } from '../../helpers/runtime.ts';
+import { assertSettled, readEvents, stepRunning, WorkflowClient } from '../../helpers/workflows.ts';
+
+const test = suite('api-workflows-restart-timeout');
+
+test('a run whose timeout passed while the server was down: its lost step is settled first, the timeout is its last event', async () => {
+  const first = await startApi({ rateLimitSandbox: 1000, rateLimitSession: 10_000 });
+  let second: TestApi | null = null;
+  try {
+    const a = new WorkflowClient(first.url, first.adminToken);
+    const ses = await a.session();
+    const sbx = await a.sandbox(ses);
+    const id = await a.create({
+      sessionId: ses,
+      name: 'outlived',
+      sandboxId: sbx,
+      steps: [
+        { type: 'execute', command: 'sleep 361', timeout: 60_000 },
+        { type: 'verify', criteria: 'succeeds' },
+      ],
+      config: { timeout: 1000 },
+    });
+    await a.start(id);
+    const mid = await a.until(id, (s) => stepRunning(s, 1));
+    const deadlineMs = Date.parse(mid.run!.deadlineAt!);
+    const { dataDir } = first.rt;
+    const { runtimeName } = first.rt.config;
+    await first.stop();
+    await sleep(Math.max(0, deadlineMs - Date.now() + 100));
+    second = await startApi({ dataDir, runtimeName, rateLimitSandbox: 1000, rateLimitSession: 10_000 });
+    const b = new WorkflowClient(second.url, second.adminToken);
+    const s = await b.status(id);
+    assert.is(s.status, 'timed_out');
+    assertSettled(s, 'after the restart');
+    assert.equal(
+      s.run!.steps.map((x) => x.attempts.map((t) => t.status)),
+      [['interrupted'], []],
+    );
+    const log = await readEvents(second.url, second.adminToken, id);
+    assert.equal(
+      log.events.slice(-2).map((x) => [x.event, x.data.status ?? (x.data.currentStep as { status: string }).status]),
+      [
+        ['step', 'interrupted'],
+        ['run', 'timed_out'],
+      ],
+    );
+  } finally {
+    if (second) await second.close();
+    else await first.close();
+  }
+});
+
+test.run();
