@@ -358,7 +358,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await v1.register(authRoutes, { auth, events: rt.events });
       await v1.register(sandboxRoutes, {
         sandboxes: rt.sandboxes,
-        executor: rt.executor,
+        executor: deps.orchestration?.executes ?? rt.executor,
         files: rt.files,
         events: rt.events,
         networks: rt.networks,

@@ -17,7 +17,7 @@ import { DepartmentStore, type DepartmentRecord } from './departments/store.ts';
 import { SessionSandboxes, type EnvironmentSource } from './sandboxes.ts';
 import { SessionService } from './sessions/service.ts';
 import { SessionStore, type SessionConfig, type SessionRecord } from './sessions/store.ts';
-import { TaskTracker } from './tasks.ts';
+import { countedExecutes, TaskTracker, type ExecutePort } from './tasks.ts';
 import type { RunSandboxes, StepExecutor, WorkflowCheckpoints } from './workflows/ports.ts';
 import type { WorkflowService } from './workflows/service.ts';
 import { SessionCheckpoints } from './workflows/session-checkpoints.ts';
@@ -66,6 +66,8 @@ export interface Orchestration {
   contextStore: ContextStore;
   sandboxes: SessionSandboxes;
   tasks: TaskTracker;
+  /** The Executor for the API's execute route: a session's executes count as its tasks. */
+  executes: ExecutePort;
   sessionStore: SessionStore;
   departmentStore: DepartmentStore;
   environments: EnvironmentService;
@@ -279,6 +281,7 @@ export function createOrchestration(d: OrchestrationDeps): Orchestration {
     contextStore,
     sandboxes,
     tasks,
+    executes: countedExecutes(d.executor, (caller, id) => d.sandboxes.get(caller, id).owner, tasks),
     sessionStore,
     departmentStore,
     environments: environmentService,

@@ -1,4 +1,7 @@
 import { Emitter, type ListenerErrorHandler } from '../core/emitter.ts';
+import type { Caller } from '../runtime/sandbox/manager.ts';
+import type { Executor } from '../runtime/sandbox/execute.ts';
+import type { SandboxRecord } from '../runtime/store/sandboxes.ts';
 import type { SessionStore } from './sessions/store.ts';
 
 /** Task counts of a session or department: `total` and `failed` are stored, `active` is what runs now. */
@@ -53,4 +56,71 @@ export class TaskTracker {
     const active = this.#active.get(departmentId ? `${sessionId}/${departmentId}` : sessionId) ?? 0;
     return { total: stored.total + active, active, failed: stored.failed };
   }
+}
+
+/** What the API's execute route calls (the runtime's Executor, or {@link countedExecutes} around it). */
+export type ExecutePort = Pick<Executor, 'prepare' | 'run' | 'stream'>;
+
+/**
+ * The runtime's Executor as the API's execute route uses it, counting every execute in a
+ * session's sandbox as a task of the session (and of the sandbox's department): active while it
+ * runs, failed when it exits non-zero, times out or errors. An execute refused before anything
+ * ran (validation, policy, a stopped sandbox) is not a task. Workflow steps and chat tools call
+ * the Executor themselves and count their own tasks, so they are not counted twice.
+ */
+export function countedExecutes(
+  executor: Executor,
+  owners: (caller: Caller, id: string) => SandboxRecord['owner'] | null,
+  tasks: TaskTracker,
+): ExecutePort {
+  return {
+    prepare: (caller, id, raw) => executor.prepare(caller, id, raw),
+    async run(caller, id, raw, signal) {
+      const owner = ownerOf(owners, caller, id);
+      if (!owner) return executor.run(caller, id, raw, signal);
+      executor.prepare(caller, id, raw);
+      const end = tasks.begin(owner.sessionId, owner.departmentId);
+      let failed = true;
+      try {
+        const r = await executor.run(caller, id, raw, signal);
+        failed = r.exitCode !== 0 || r.timedOut;
+        return r;
+      } finally {
+        end(failed);
+      }
+    },
+    stream(caller, id, raw, signal) {
+      const owner = ownerOf(owners, caller, id);
+      const inner = executor.stream(caller, id, raw, signal);
+      if (!owner) return inner;
+      return (async function* () {
+        executor.prepare(caller, id, raw);
+        const end = tasks.begin(owner.sessionId, owner.departmentId);
+        let failed = true;
+        try {
+          for await (const c of inner) {
+            if (c.type === 'exit') failed = c.exitCode !== 0 || c.timedOut;
+            yield c;
+          }
+        } finally {
+          end(failed);
+        }
+      })();
+    },
+  };
+}
+
+/** The session owner of a sandbox, or null (not a session's, or not found: the Executor then answers the error). */
+function ownerOf(
+  owners: (caller: Caller, id: string) => SandboxRecord['owner'] | null,
+  caller: Caller,
+  id: string,
+): { sessionId: string; departmentId: string | null } | null {
+  let owner: SandboxRecord['owner'] | null;
+  try {
+    owner = owners(caller, id);
+  } catch {
+    return null;
+  }
+  return owner?.sessionId ? { sessionId: owner.sessionId, departmentId: owner.departmentId ?? null } : null;
 }

@@ -87,7 +87,8 @@ const ListQuery = Type.Object(
 
 export interface SandboxRouteOptions {
   sandboxes: SandboxManager;
-  executor: Executor;
+  /** The runtime's Executor, or the orchestration's wrapper that counts a session's executes as tasks. */
+  executor: Pick<Executor, 'prepare' | 'run' | 'stream'>;
   files: FileTransfer;
   /** Where a refused create is recorded (`policy_violation`). */
   events: EventSink;

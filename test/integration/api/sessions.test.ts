@@ -203,6 +203,44 @@ test('department limits are a ceiling: over it is refused naming the level and r
   assert.equal(m.body.data.sandboxes, { running: 1, total: 1 });
 });
 
+test("executes in a session's sandbox are its tasks (and its department's): active while they run, failed when they fail; a refused one is none", async () => {
+  const s = await session({ name: 'Tasks' });
+  const dep = await post<Department>('/v1/departments', { sessionId: s.id, name: 'Runner', domain: 'ci' });
+  assert.is(dep.status, 201, dep.text);
+  const sb = await post<Sandbox>('/v1/sandboxes', { image: BUSYBOX, departmentId: dep.body.data.id });
+  assert.is(sb.status, 201, sb.text);
+  const exec = (body: unknown) => post<{ exitCode: number }>(`/v1/sandboxes/${sb.body.data.id}/execute`, body);
+  type Tasks = { total: number; active: number; failed: number };
+  const tasks = async () => (await get<{ tasks: Tasks }>(`/v1/departments/${dep.body.data.id}/metrics`)).body.data.tasks;
+  const totalOf = async () => (await get<Session>(`/v1/sessions/${s.id}`)).body.data.metrics.totalTasks;
+
+  assert.is((await exec({ command: 'true' })).body.data.exitCode, 0);
+  assert.is((await exec({ command: 'exit 3' })).body.data.exitCode, 3);
+  assert.is((await exec({ command: 'true', bogus: 1 })).status, 400, 'refused before anything ran');
+  // Streamed (SSE) executes count the same.
+  const sse = await fetch(`${api.url}/v1/sandboxes/${sb.body.data.id}/execute`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${api.adminToken}`, 'content-type': 'application/json', accept: 'text/event-stream' },
+    body: JSON.stringify({ command: 'echo streamed' }),
+  });
+  assert.match(await sse.text(), /event: exit/);
+  assert.equal(await tasks(), { total: 3, active: 0, failed: 1 });
+  assert.is(await totalOf(), 3);
+
+  // One running now: active until it ends (a metrics read takes the engine's stats, up to a second or two).
+  const slow = exec({ command: 'sleep 4' });
+  await eventually(async () => (await tasks()).active === 1, 8000, 20);
+  assert.is((await slow).body.data.exitCode, 0);
+  assert.equal(await tasks(), { total: 4, active: 0, failed: 1 });
+
+  // A sandbox outside any session counts nowhere.
+  const free = await post<Sandbox>('/v1/sandboxes', { image: BUSYBOX });
+  assert.is(free.status, 201, free.text);
+  assert.is((await post(`/v1/sandboxes/${free.body.data.id}/execute`, { command: 'true' })).status, 200);
+  assert.is(await totalOf(), 4);
+  assert.is((await call(api.url, 'DELETE', `/v1/sandboxes/${free.body.data.id}`, as())).status, 200);
+});
+
 test('context windows: the seed bodies, file:// items read from the session sandbox, retention and the size cap', async () => {
   const s = await session({ name: 'Ctx' });
   const sb = await post<Sandbox>('/v1/sandboxes', { image: BUSYBOX, sessionId: s.id });
