@@ -33,20 +33,45 @@ interface FileResult {
   output: string;
 }
 
+/** Process groups of the files running now (each file leads its own group: see {@link runFile}). */
+const running = new Set<number>();
+const killGroup = (pid: number) => {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // ESRCH: nothing left in the group.
+  }
+};
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.on(sig, () => {
+    for (const pid of running) killGroup(pid);
+    process.exit(130);
+  });
+
 function runFile(file: string): Promise<FileResult> {
   const started = Date.now();
   return new Promise((resolve) => {
+    // Its own process group: what the file starts (servers, helpers) goes with it, on a timeout and
+    // when the file ends; a child left holding its output pipes would otherwise keep `close` (and
+    // CI) waiting for ever.
     const child = spawn(process.execPath, [file], {
       env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
+    const pid = child.pid!;
+    running.add(pid);
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     const timer = setTimeout(() => {
-      output += `\n[runner] ${file} exceeded ${FILE_TIMEOUT_MS} ms: killed\n`;
-      child.kill('SIGKILL');
+      output += `\n[runner] ${file} exceeded ${FILE_TIMEOUT_MS} ms: killed with its process group\n`;
+      killGroup(pid);
     }, FILE_TIMEOUT_MS);
+    child.on('exit', () => {
+      running.delete(pid);
+      killGroup(pid);
+    });
     child.on('close', (code) => {
       clearTimeout(timer);
       const num = (label: string) => Number(new RegExp(`${label}:\\s+(\\d+)`).exec(output)?.[1] ?? 'NaN');
