@@ -122,6 +122,11 @@ export class Journal {
     });
   }
 
+  /** Reports a rollback attempt (the restore before a retry): a `rollback` event in the log. */
+  reportRollback(t: Tx, run: RunRecord, a: Pick<AttemptRecord, 'n' | 'step'>, status: string, extra: { error?: string } = {}): void {
+    t.append(run.id, 'rollback', { runId: run.id, checkpointId: run.restoreId, status, resumeStep: a.step + 1, attempt: a.n, ...extra });
+  }
+
   /**
    * The run ended while attempt `a` ran (cancel, run timeout, session end, an internal error):
    * the attempt is `cancelled` and reported in the same transaction, before the run's end, so the
@@ -132,14 +137,7 @@ export class Journal {
     const rollback = a.kind === 'rollback';
     const detail = rollback ? { checkpointId: run.restoreId } : {};
     if (!this.#log.finishAttempt(run.id, a.n, this.#clock.nowMs(), { state: 'cancelled', detail })) return;
-    if (rollback)
-      t.append(run.id, 'rollback', {
-        runId: run.id,
-        checkpointId: run.restoreId,
-        status: 'cancelled',
-        resumeStep: a.step + 1,
-        attempt: a.n,
-      });
+    if (rollback) this.reportRollback(t, run, a, 'cancelled');
     else this.reportStep(t, wf, run, this.#log.attempt(run.id, a.n)!, 'cancelled');
   }
 }

@@ -221,7 +221,7 @@ export class Runner {
     const checkpointId = run.restoreId!;
     const a = journal.tx(wf.id, (t) => {
       const began = log.beginAttempt({ runId: run.id, step: run.step, kind: 'rollback', round: run.round, startedMs: clock.nowMs() });
-      t.append(run.id, 'rollback', { runId: run.id, checkpointId, status: 'running', resumeStep: run.step + 1, attempt: began.n });
+      journal.reportRollback(t, run, began, 'running');
       return began;
     });
     let error: string | null = null;
@@ -240,14 +240,7 @@ export class Runner {
     journal.tx(wf.id, (t) => {
       const state = error === null ? 'succeeded' : 'failed';
       if (!log.finishAttempt(run.id, a.n, clock.nowMs(), { state, detail: { checkpointId, ...(error ? { error } : {}) } })) return;
-      t.append(run.id, 'rollback', {
-        runId: run.id,
-        checkpointId,
-        status: error === null ? 'completed' : 'failed',
-        resumeStep: run.step + 1,
-        attempt: a.n,
-        ...(error ? { error } : {}),
-      });
+      journal.reportRollback(t, run, a, error === null ? 'completed' : 'failed', error ? { error } : {});
       if (error === null) {
         if (store.patchRun(run.id, clock.nowMs(), { restoreId: null })) t.after(() => metrics.rollbacks.inc());
       } else

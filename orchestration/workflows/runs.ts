@@ -220,13 +220,7 @@ export class RunManager {
         if (!log.finishAttempt(run.id, a.n, clock.nowMs(), { state: 'lost', detail: { error: LOST, ...leftovers } })) return;
         const lost = log.attempt(run.id, a.n)!;
         if (a.kind === 'rollback') {
-          t.append(run.id, 'rollback', {
-            runId: run.id,
-            checkpointId: run.restoreId,
-            status: 'interrupted',
-            resumeStep: a.step + 1,
-            attempt: a.n,
-          });
+          journal.reportRollback(t, run, a, 'interrupted');
           return;
         }
         journal.reportStep(t, wf, run, lost, 'interrupted');

@@ -2,6 +2,8 @@
  * Workflow helpers for tests over real HTTP: create and start, wait for a run to reach a state,
  * run a command in a sandbox, and read a workflow's server-sent events.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as assert from 'uvu/assert';
 import { call } from './api.ts';
 import { sleep } from './runtime.ts';
@@ -222,4 +224,25 @@ export async function readEvents(
     if (!ac.signal.aborted) throw err;
   }
   return { status: res.status, events, ended };
+}
+
+/** A webhook receiver on loopback: what it was sent, its URL, and how to stop it. */
+export interface HookReceiver {
+  url: string;
+  received: { event: string; data: Record<string, unknown> }[];
+  close(): void;
+}
+
+export async function startHookReceiver(): Promise<HookReceiver> {
+  const received: HookReceiver['received'] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      received.push(JSON.parse(body) as { event: string; data: Record<string, unknown> });
+      res.writeHead(200).end('ok');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, received, close: () => server.close() };
 }

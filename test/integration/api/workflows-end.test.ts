@@ -8,8 +8,6 @@
  * outcome. Real HTTP and the real engine; checkpoint steps and rollbacks pass a gate the test
  * holds, so "during" is a certainty, not a timing guess.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { WorkflowCheckpoints } from '../../../orchestration/workflows/ports.ts';
@@ -21,16 +19,17 @@ import {
   ENDED,
   outcomes,
   readEvents,
+  startHookReceiver,
   stepRunning,
   WorkflowClient,
+  type HookReceiver,
   type StatusView,
 } from '../../helpers/workflows.ts';
 
 const test = suite('api-workflows-end');
 let api: TestApi;
 let c: WorkflowClient;
-let receiver: Server;
-const received: { event: string; data: Record<string, unknown> }[] = [];
+let receiver: HookReceiver;
 
 /** Holds checkpoint captures or restores while closed; counts the calls that reached it. */
 class Gate {
@@ -65,23 +64,14 @@ const LONG_BACKOFF = { backoff: { initialInterval: 120_000 } };
 const FAST = { backoff: { initialInterval: 50 } };
 
 test.before(async () => {
-  receiver = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d: Buffer) => (body += d.toString()));
-    req.on('end', () => {
-      received.push(JSON.parse(body) as { event: string; data: Record<string, unknown> });
-      res.writeHead(200).end('ok');
-    });
-  });
-  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-  const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+  receiver = await startHookReceiver();
   api = await startApi(
     { rateLimitSandbox: 10_000, rateLimitSession: 10_000, webhookAllowedCidrs: '127.0.0.0/8' },
     { workflowCheckpoints: gated },
   );
   c = new WorkflowClient(api.url, api.adminToken);
   const hook = await c.post('/v1/webhooks', {
-    url: hookUrl,
+    url: receiver.url,
     events: ['workflow.completed', 'workflow.failed'],
     secret: 'workflow-end-secret-1',
   });
@@ -148,7 +138,7 @@ async function assertEnded(sessionId: string, id: string, e: End): Promise<Statu
   const cancel = await c.post(`/v1/workflows/${id}/cancel`);
   assert.is(cancel.status, 409, 'nothing left to cancel');
   assert.is(cancel.body.error?.details.status, e.status);
-  const hook = await eventually(() => received.find((r) => r.data.runId === run.id), 10_000);
+  const hook = await eventually(() => receiver.received.find((r) => r.data.runId === run.id), 10_000);
   assert.equal([hook.event, hook.data.status], ['workflow.failed', e.status], 'the webhook');
   assert.equal(counted(e.before, await outcomes(api.url)), { [e.status]: 1 }, 'director_workflow_runs_total');
   return s;
@@ -484,7 +474,7 @@ test('a cancel racing the run’s own end leaves exactly one outcome everywhere'
     );
     assert.equal(mine.at(-1), ends[0]);
     const hooks = await eventually(() => {
-      const h = received.filter((x) => x.data.runId === s.run!.id);
+      const h = receiver.received.filter((x) => x.data.runId === s.run!.id);
       return h.length ? h : null;
     }, 10_000);
     assert.equal(
@@ -500,7 +490,7 @@ test('a cancel racing the run’s own end leaves exactly one outcome everywhere'
 test('every run’s end reached the webhook exactly once', async () => {
   await sleep(300);
   const byRun = new Map<string, number>();
-  for (const r of received) byRun.set(String(r.data.runId), (byRun.get(String(r.data.runId)) ?? 0) + 1);
+  for (const r of receiver.received) byRun.set(String(r.data.runId), (byRun.get(String(r.data.runId)) ?? 0) + 1);
   assert.ok(byRun.size > 0);
   for (const [run, n] of byRun) assert.is(n, 1, `run ${run} delivered ${n} times`);
 });

@@ -3,41 +3,28 @@
  * rollback, timeouts, cancel, scheduling by department, policy refusals, progress on the
  * WebSocket, resumable SSE, webhooks, metrics and tenancy.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WebSocket } from 'ws';
 import { call, startApi, type TestApi } from '../../helpers/api.ts';
 import { eventually, sleep } from '../../helpers/runtime.ts';
-import { readEvents, WorkflowClient, type StatusView } from '../../helpers/workflows.ts';
+import { readEvents, startHookReceiver, WorkflowClient, type HookReceiver, type StatusView } from '../../helpers/workflows.ts';
 
 const test = suite('api-workflows');
 let api: TestApi;
 let c: WorkflowClient;
 let tokenB = '';
-let receiver: Server;
-let receiverUrl = '';
-const received: { event: string; data: Record<string, unknown> }[] = [];
+let receiver: HookReceiver;
 const FAST = { backoff: { initialInterval: 50, coefficient: 2 } };
 
 test.before(async () => {
-  receiver = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d: Buffer) => (body += d.toString()));
-    req.on('end', () => {
-      received.push(JSON.parse(body) as { event: string; data: Record<string, unknown> });
-      res.writeHead(200).end('ok');
-    });
-  });
-  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-  receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+  receiver = await startHookReceiver();
   api = await startApi({
     rateLimitSandbox: 10_000,
     rateLimitSession: 10_000,
     rateLimitAuth: 1000,
     workflowOutputLimitBytes: 1000,
-    // The webhook receiver below listens on loopback.
+    // The webhook receiver listens on loopback.
     webhookAllowedCidrs: '127.0.0.0/8',
   });
   c = new WorkflowClient(api.url, api.adminToken);
@@ -328,7 +315,7 @@ test('a command refused by the sandbox policy is a policy_violation event and fa
 
 test('workflow_progress arrives on the WebSocket channel workflows; the outcome goes to webhooks', async () => {
   const hook = await c.post('/v1/webhooks', {
-    url: receiverUrl,
+    url: receiver.url,
     events: ['workflow.completed', 'workflow.failed'],
     secret: 'workflow-hook-secret-1',
   });
@@ -366,7 +353,7 @@ test('workflow_progress arrives on the WebSocket channel workflows; the outcome 
     );
     assert.is((progress[0]!.data.currentStep as { type: string }).type, 'execute');
     assert.ok(msgs.some((m) => m.type === 'workflow_completed' && m.data.workflowId === id));
-    const delivered = await eventually(() => received.find((r) => r.data.workflowId === id), 10_000);
+    const delivered = await eventually(() => receiver.received.find((r) => r.data.workflowId === id), 10_000);
     assert.is(delivered.event, 'workflow.completed');
     assert.equal(
       { ...delivered.data, runId: undefined },
