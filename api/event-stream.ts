@@ -13,12 +13,6 @@ export interface EventStreamFormat<E> {
   errorData(code: string, message: string): Record<string, unknown>;
   /** Sends a final `event: end` when the source ends on its own. */
   endEvent: boolean;
-  /**
-   * Whether a frame must leave at once (the default for every frame). The others leave with the
-   * next urgent frame or once the event loop has gone round (`setImmediate`): a burst of them is
-   * one socket write, made after the work the source's producer was doing when it emitted them.
-   */
-  urgent?(e: E): boolean;
 }
 
 /**
@@ -46,31 +40,15 @@ export async function serveEventStream<E>(
   raw.once('close', () => ac.abort());
   const beat = setInterval(() => raw.write(': keep-alive\n\n'), fmt.heartbeatMs);
   beat.unref();
-  /** The cork this stream holds on the socket for frames that may wait (at most one). */
-  let held: NonNullable<typeof raw.socket> | null = null;
-  const release = () => {
-    const s = held;
-    held = null;
-    if (s?.writableCorked) s.uncork();
-  };
   try {
     for await (const e of open(ac.signal)) {
       if (ac.signal.aborted) break;
       raw.write(fmt.frame(e));
-      const socket = raw.socket;
-      if (!socket) continue;
-      if (!fmt.urgent || fmt.urgent(e)) {
-        // Node corks a response's socket at each write until the next tick, and that tick waits
-        // for every microtask queued meanwhile: a model stream whose chunks arrived together would
-        // hold its first `content` frame back until the whole turn had been processed. An urgent
-        // frame goes out as it is written (with any held before it; a later uncork does nothing).
-        held = null;
-        while (socket.writableCorked) socket.uncork();
-      } else if (!held) {
-        held = socket;
-        socket.cork();
-        setImmediate(release);
-      }
+      // Node corks a response's socket at each write until the next tick, and that tick waits
+      // for every microtask queued meanwhile: a model stream whose chunks arrived together would
+      // hold its first `content` frame back until the whole turn had been processed. Each frame
+      // goes out as it is written (a second uncork at that tick does nothing).
+      if (raw.socket?.writableCorked) raw.socket.uncork();
     }
     if (fmt.endEvent && !ac.signal.aborted) raw.write('event: end\ndata: {}\n\n');
   } catch (err) {
@@ -79,7 +57,6 @@ export async function serveEventStream<E>(
     raw.write(`event: error\ndata: ${JSON.stringify(data)}\n\n`);
   } finally {
     clearInterval(beat);
-    release();
     raw.end();
   }
   return reply;

@@ -4,12 +4,6 @@ import type { ChatEvent } from '../../orchestration/chat/events.ts';
 
 /** A comment line this often keeps proxies from closing a stream that waits (for a person's approval, say). */
 const HEARTBEAT_MS = 15_000;
-/**
- * Frames that wait for nothing: what the model says, a call waiting for a person, the end. The
- * others (`tool_start`, `tool_end`, `usage`) are emitted while the turn goes on to its next step
- * (the command, the next model request), and leave together once that work is under way.
- */
-const URGENT = new Set<ChatEvent['type']>(['content', 'thinking', 'tool_approval', 'done', 'error']);
 
 /** One chat event as an SSE frame: its seq as id, its type as event name, and `{type, ...data}` as data (the Denkeeper seed's shape). */
 export const sseFrame = (e: Pick<ChatEvent, 'seq' | 'type' | 'data'>): string =>
@@ -32,6 +26,5 @@ export function streamChat(
     frame: sseFrame,
     errorData: (code, message) => ({ type: 'error', code, message }),
     endEvent: false,
-    urgent: (e) => URGENT.has(e.type),
   });
 }

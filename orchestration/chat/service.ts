@@ -347,7 +347,7 @@ export class ChatService {
           batch: (fn) => d.log.batch(fn),
           persist: (messages: ModelMessage[]) => d.messages.append(at(), c.redactor.redactJson(messages)),
           gate: (call, onPending, signal) => d.approvals.gate({ ...call, policy: c.agent.config.approvalPolicy }, onPending, signal),
-          sandbox: () => d.sandboxes.current(c.agent) ?? d.sandboxes.ensure(c.caller, c.session, c.agent),
+          sandbox: () => d.sandboxes.ensure(c.caller, c.session, c.agent),
           impls: toolImpls(d.io, (text, cutBefore) => capText(cutBefore ? c.redactor.redactCut(text) : c.redactor.redact(text), cap)),
           beginTask: () => d.tasks.begin(turn.sessionId, c.agent.departmentId),
           toolEnded: (tc) => {

@@ -37,8 +37,8 @@ export interface TurnEffects {
   /** Stores what one model call returned (assistant and tool messages), as it ends. */
   persist(messages: ModelMessage[]): void;
   gate(call: Omit<GateCall, 'policy'>, onPending: (rec: ApprovalRecord) => void, signal?: AbortSignal): Promise<GateResult>;
-  /** The agent's sandbox: at once when it runs, else a promise of it (made on first use, or replaced). */
-  sandbox(): { id: string } | Promise<{ id: string }>;
+  /** The agent's sandbox, made on first use. */
+  sandbox(): Promise<{ id: string }>;
   impls: Record<ToolName, ToolImpl>;
   /** Counts a tool call that reached the sandbox as a task; call the result once it ends. */
   beginTask(): (failed: boolean) => void;
@@ -133,23 +133,6 @@ export class TurnRunner {
     let finishReason: string | null = null;
     let failure: unknown = null;
     let aborted = false;
-    /**
-     * A model call's end reaches the turn twice, in either order: its messages (the SDK's step
-     * callback) and its `finish-step` part (the stream, with the usage). Once both are in, the
-     * messages and the `usage` event are stored in one commit; what one end is left without at
-     * the turn's end is stored alone.
-     */
-    const ended: ModelMessage[][] = [];
-    const usages: Record<string, unknown>[] = [];
-    const settle = () => {
-      while (ended.length && usages.length) {
-        const [messages, usage] = [ended.shift()!, usages.shift()!];
-        this.#e.batch(() => {
-          this.#e.persist(messages);
-          this.#e.emit('usage', usage);
-        });
-      }
-    };
     watchdog.start();
     const result = streamText({
       model: this.#s.model.languageModel,
@@ -166,10 +149,7 @@ export class TurnRunner {
         return tools && stepNumber >= cfg.maxSteps ? { toolChoice: 'none' as const } : undefined;
       },
       onError: () => undefined,
-      onStepEnd: (step) => {
-        ended.push(step.response.messages);
-        settle();
-      },
+      onStepEnd: (step) => this.#e.persist(step.response.messages as ModelMessage[]),
     });
     try {
       for await (const part of result.fullStream) {
@@ -191,8 +171,7 @@ export class TurnRunner {
           steps++;
           const u = usageOf(part.usage);
           this.#usage = addUsage(this.#usage, u);
-          usages.push({ step: steps, ...u, total: this.#usage });
-          settle();
+          this.#e.emit('usage', { step: steps, ...u, total: this.#usage });
         } else if (part.type === 'finish') finishReason = part.finishReason;
         else if (part.type === 'error') failure = part.error;
         else if (part.type === 'abort') aborted = true;
@@ -202,8 +181,6 @@ export class TurnRunner {
       else failure = err;
     } finally {
       watchdog.stop();
-      for (const m of ended.splice(0)) this.#e.persist(m);
-      for (const u of usages.splice(0)) this.#e.emit('usage', u);
     }
     const base = { text, usage: this.#usage, steps, finishReason };
     if (aborted || signal.aborted) {
@@ -250,19 +227,10 @@ export class TurnRunner {
     const started = performance.now();
     const shown = s.redactor.redactJson(input);
     this.#handled.add(callId);
-    // `tool_start` is stored and sent once the sandbox has the command (its store write then
-    // overlaps the execution instead of delaying it), or before whatever else the call emits
-    // first (`tool_approval`, `tool_end`): it is always the call's first event.
-    let announced = false;
-    const announce = () => {
-      if (announced) return;
-      announced = true;
-      e.emit('tool_start', { callId, tool: name, input: shown });
-    };
+    e.emit('tool_start', { callId, tool: name, input: shown });
     let approvalId: string | null = null;
     let sandboxId: string | null = null;
     const ended = (status: ToolCallStatus, exitCode: number | null, extra: Record<string, unknown>) => {
-      announce();
       const durationMs = Math.round(performance.now() - started);
       // One commit for the call's end event and its record.
       e.batch(() => {
@@ -296,7 +264,6 @@ export class TurnRunner {
         (rec) => {
           approvalId = rec.id;
           e.waiting(true);
-          announce();
           e.emit('tool_approval', {
             approvalId: rec.id,
             callId,
@@ -311,20 +278,11 @@ export class TurnRunner {
       e.waiting(false);
       approvalId = gate.approval?.id ?? approvalId;
       if (!gate.run) throw new ToolCallError('denied', `The tool call was not run: ${gate.reason}. Do not retry it unless the user asks.`);
-      const sandbox = e.sandbox();
-      if (sandbox instanceof Promise) {
-        // Made on first use (or replaced): that takes a while, so the call is announced first.
-        announce();
-        sandboxId = (await sandbox).id;
-      } else sandboxId = sandbox.id;
+      sandboxId = (await e.sandbox()).id;
       const done = e.beginTask();
       let out: Awaited<ReturnType<ToolImpl>>;
       try {
-        // Called, not awaited yet: the implementation hands the command to the sandbox before its first await.
-        const running = e.impls[name](input, { caller: s.caller, sandboxId, env: s.env, signal });
-        running.catch(() => undefined); // awaited below, after the announcement (which may throw)
-        announce();
-        out = await running;
+        out = await e.impls[name](input, { caller: s.caller, sandboxId, env: s.env, signal });
       } catch (err) {
         done(true);
         throw err;
