@@ -10,7 +10,8 @@
  *     request), vs. the execute alone (the runtime's Executor on the same sandbox, same command).
  * Each also through the AI SDK alone, in this process, without Director: `streamText` with the
  * same model object Director uses, the same history (read from the session's messages), the same
- * tools (their `execute` calling the runtime's Executor directly). That splits what is added into
+ * tools (their `execute` calling the runtime's Executor directly), the SDK's telemetry off as
+ * Director has it (`telemetry: { isEnabled: false }`). That splits what is added into
  * what the SDK adds (prompt conversion, fetch, stream parsing, the tool loop) and what Director
  * adds around it.
  * The execute's own time varies far more than what is added around it (tens of ms at p95 on a
@@ -218,6 +219,7 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
         toolCallConcurrency: 1,
         maxOutputTokens: main.agent.maxOutputTokens,
         maxRetries: 0,
+        telemetry: { isEnabled: false },
         stopWhen: stepCountIs(2),
         onError: () => undefined,
       });

@@ -143,6 +143,10 @@ export class TurnRunner {
       ...(cfg.temperature !== null ? { temperature: cfg.temperature } : {}),
       maxRetries: this.#e.maxRetries,
       abortSignal: signal,
+      // No telemetry: Director registers no integration, and with it on the SDK still builds a
+      // tracing-channel event for every step, model call and tool execution (copies of the call,
+      // conversation included, filtered and redacted) on the way to the model.
+      telemetry: { isEnabled: false },
       stopWhen: [stepCountIs(cfg.maxSteps + 1), () => this.#s.stopReason() !== null, budget],
       prepareStep: ({ stepNumber }) => {
         this.#step = stepNumber;

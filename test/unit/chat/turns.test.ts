@@ -3,6 +3,8 @@
  * the tool loop, approvals, one turn at a time, budgets, invalid calls, provider failures and
  * cancellation. The same behaviours against the real engine are in test/integration/chat/.
  */
+import { tracingChannel } from 'node:diagnostics_channel';
+import { AI_SDK_TELEMETRY_TRACING_CHANNEL } from 'ai';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ChatEvent } from '../../../orchestration/chat/events.ts';
@@ -54,6 +56,22 @@ for (const kind of ['openai', 'anthropic'] as const) {
     assert.is(result.steps, 2);
     const end = events.find((e) => e.type === 'tool_end')!;
     assert.is(end.data.exitCode, 0);
+  });
+
+  test("a turn publishes nothing on the AI SDK's telemetry channel (its events carry the conversation)", async () => {
+    const { agentId } = await h.agent({ approvalPolicy: 'never' });
+    const seen: unknown[] = [];
+    const channel = tracingChannel(AI_SDK_TELEMETRY_TRACING_CHANNEL);
+    const handlers = { start: (m: unknown) => seen.push(m), end: () => {}, asyncStart: () => {}, asyncEnd: () => {}, error: () => {} };
+    channel.subscribe(handlers);
+    try {
+      h.llm.script([{ toolCalls: [{ name: 'execute', input: { command: 'echo hi' } }] }, { text: 'done' }]);
+      const { result } = await run(agentId, 'run echo');
+      assert.is(result.steps, 2);
+    } finally {
+      channel.unsubscribe(handlers);
+    }
+    assert.is(seen.length, 0);
   });
 
   test('approval required: tool_approval, then deny: it never ran and the model was told', async () => {
