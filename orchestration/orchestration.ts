@@ -281,7 +281,7 @@ export function createOrchestration(d: OrchestrationDeps): Orchestration {
     contextStore,
     sandboxes,
     tasks,
-    executes: countedExecutes(d.executor, (caller, id) => d.sandboxes.get(caller, id).owner, tasks),
+    executes: countedExecutes(d.executor, tasks),
     sessionStore,
     departmentStore,
     environments: environmentService,

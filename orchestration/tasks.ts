@@ -1,7 +1,6 @@
 import { Emitter, type ListenerErrorHandler } from '../core/emitter.ts';
 import type { Caller } from '../runtime/sandbox/manager.ts';
 import type { Executor } from '../runtime/sandbox/execute.ts';
-import type { SandboxRecord } from '../runtime/store/sandboxes.ts';
 import type { SessionStore } from './sessions/store.ts';
 
 /** Task counts of a session or department: `total` and `failed` are stored, `active` is what runs now. */
@@ -67,18 +66,21 @@ export type ExecutePort = Pick<Executor, 'prepare' | 'run' | 'stream'>;
  * runs, failed when it exits non-zero, times out or errors. An execute refused before anything
  * ran (validation, policy, a stopped sandbox) is not a task. Workflow steps and chat tools call
  * the Executor themselves and count their own tasks, so they are not counted twice.
+ *
+ * The sandbox's owner comes from the Executor's own `prepare`: a refusal (another workspace's
+ * sandbox, the policy) is answered, and recorded, exactly as the Executor alone would, once.
  */
-export function countedExecutes(
-  executor: Executor,
-  owners: (caller: Caller, id: string) => SandboxRecord['owner'] | null,
-  tasks: TaskTracker,
-): ExecutePort {
+export function countedExecutes(executor: Executor, tasks: TaskTracker): ExecutePort {
+  /** The session the execute counts for, or null; throws the Executor's refusal (nothing ran). */
+  const ownerOf = (caller: Caller, id: string, raw: unknown): { sessionId: string; departmentId: string | null } | null => {
+    const { owner } = executor.prepare(caller, id, raw).rec;
+    return owner?.sessionId ? { sessionId: owner.sessionId, departmentId: owner.departmentId ?? null } : null;
+  };
   return {
     prepare: (caller, id, raw) => executor.prepare(caller, id, raw),
     async run(caller, id, raw, signal) {
-      const owner = ownerOf(owners, caller, id);
+      const owner = ownerOf(caller, id, raw);
       if (!owner) return executor.run(caller, id, raw, signal);
-      executor.prepare(caller, id, raw);
       const end = tasks.begin(owner.sessionId, owner.departmentId);
       let failed = true;
       try {
@@ -90,11 +92,13 @@ export function countedExecutes(
       }
     },
     stream(caller, id, raw, signal) {
-      const owner = ownerOf(owners, caller, id);
-      const inner = executor.stream(caller, id, raw, signal);
-      if (!owner) return inner;
       return (async function* () {
-        executor.prepare(caller, id, raw);
+        const owner = ownerOf(caller, id, raw);
+        const inner = executor.stream(caller, id, raw, signal);
+        if (!owner) {
+          yield* inner;
+          return;
+        }
         const end = tasks.begin(owner.sessionId, owner.departmentId);
         let failed = true;
         try {
@@ -108,19 +112,4 @@ export function countedExecutes(
       })();
     },
   };
-}
-
-/** The session owner of a sandbox, or null (not a session's, or not found: the Executor then answers the error). */
-function ownerOf(
-  owners: (caller: Caller, id: string) => SandboxRecord['owner'] | null,
-  caller: Caller,
-  id: string,
-): { sessionId: string; departmentId: string | null } | null {
-  let owner: SandboxRecord['owner'] | null;
-  try {
-    owner = owners(caller, id);
-  } catch {
-    return null;
-  }
-  return owner?.sessionId ? { sessionId: owner.sessionId, departmentId: owner.departmentId ?? null } : null;
 }

@@ -42,11 +42,21 @@ const killGroup = (pid: number) => {
     // ESRCH: nothing left in the group.
   }
 };
-for (const sig of ['SIGINT', 'SIGTERM'] as const)
+for (const [sig, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+  ['SIGHUP', 129],
+] as const)
   process.on(sig, () => {
     for (const pid of running) killGroup(pid);
-    process.exit(130);
+    process.exit(code);
   });
+// The runner itself failing: the files' groups are not its own, nothing else would stop them.
+process.on('exit', () => {
+  for (const pid of running) killGroup(pid);
+});
+/** How long a file's output pipes may stay open after it ended and its group was killed. */
+const PIPE_GRACE_MS = 5_000;
 
 function runFile(file: string): Promise<FileResult> {
   const started = Date.now();
@@ -71,6 +81,15 @@ function runFile(file: string): Promise<FileResult> {
     child.on('exit', () => {
       running.delete(pid);
       killGroup(pid);
+      // A process that left the group (setsid, a daemon) and kept the pipes would hold `close`
+      // for its whole life: stop reading after a grace period, and say so.
+      const grace = setTimeout(() => {
+        console.log(`[runner] ${file}: a process outside its group still held its output ${PIPE_GRACE_MS} ms after it ended`);
+        output += `\n[runner] stopped reading the output ${PIPE_GRACE_MS} ms after the file ended (a process that left its group holds it)\n`;
+        child.stdout.destroy();
+        child.stderr.destroy();
+      }, PIPE_GRACE_MS);
+      child.once('close', () => clearTimeout(grace));
     });
     child.on('close', (code) => {
       clearTimeout(timer);

@@ -78,6 +78,8 @@ export class RunManager {
       await this.#recover(run);
       const cur = this.#d.store.runById(run.id)!;
       if (cur.state === 'running') this.#launch(cur);
+      // Ended by the recovery (out of time, a lost step with no retry left): no loop will release its sandbox.
+      else if (!isOpenRun(cur.state)) await this.#release(cur);
     }
     this.pump();
   }

@@ -38,6 +38,10 @@ const as = (token = api.adminToken) => ({ token });
 const post = <T>(path: string, body: unknown, token?: string) => call<{ data: T }>(api.url, 'POST', path, { ...as(token), body });
 const get = <T>(path: string, token?: string) => call<{ data: T }>(api.url, 'GET', path, as(token));
 
+/** cross_workspace_attempt events that name sandbox `id`. */
+const crossAttempts = (id: string) =>
+  api.rt.events.list({ type: 'cross_workspace_attempt', limit: 1000 }).filter((e) => (e.details as { id?: string }).id === id).length;
+
 async function session(body: Record<string, unknown> = { type: 'director', name: 'S' }): Promise<Session> {
   const r = await post<Session>('/v1/sessions', body);
   assert.is(r.status, 201, r.text);
@@ -227,10 +231,25 @@ test("executes in a session's sandbox are its tasks (and its department's): acti
   assert.equal(await tasks(), { total: 3, active: 0, failed: 1 });
   assert.is(await totalOf(), 3);
 
-  // One running now: active until it ends (a metrics read takes the engine's stats, up to a second or two).
-  const slow = exec({ command: 'sleep 4' });
-  await eventually(async () => (await tasks()).active === 1, 8000, 20);
+  // One running now: active until it ends. It waits for a file the test writes (not an execute:
+  // that would be a task too), so however slow a metrics read (the engine's stats) is, it is seen running.
+  const slow = exec({ command: 'while [ ! -e /tmp/go ]; do sleep 0.05; done', timeout: 60_000 });
+  await eventually(async () => (await tasks()).active === 1, 30_000, 20);
+  assert.is(await totalOf(), 4, 'the running one is in the total');
+  const go = await call(api.url, 'PUT', `/v1/sandboxes/${sb.body.data.id}/files?path=${encodeURIComponent('/tmp/go')}`, {
+    ...as(),
+    raw: 'go',
+    headers: { 'content-type': 'application/octet-stream' },
+  });
+  assert.is(go.status, 200, go.text);
   assert.is((await slow).body.data.exitCode, 0);
+  assert.equal(await tasks(), { total: 4, active: 0, failed: 1 });
+
+  // Another workspace's execute is a 404, recorded once as a cross-workspace attempt, and no task.
+  const crossBefore = crossAttempts(sb.body.data.id);
+  const foreign = await post(`/v1/sandboxes/${sb.body.data.id}/execute`, { command: 'true' }, tokenB);
+  assert.is(foreign.status, 404, foreign.text);
+  assert.is(crossAttempts(sb.body.data.id) - crossBefore, 1, 'one cross_workspace_attempt');
   assert.equal(await tasks(), { total: 4, active: 0, failed: 1 });
 
   // A sandbox outside any session counts nowhere.

@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startApi, type TestApi } from '../../helpers/api.ts';
 import { sleep } from '../../helpers/runtime.ts';
-import { assertSettled, readEvents, stepRunning, WorkflowClient } from '../../helpers/workflows.ts';
+import { assertSettled, ENDED, readEvents, stepRunning, WorkflowClient } from '../../helpers/workflows.ts';
 
 const test = suite('api-workflows-restart-timeout');
 
@@ -52,6 +52,39 @@ test('a run whose timeout passed while the server was down: its lost step is set
         ['run', 'timed_out'],
       ],
     );
+  } finally {
+    if (second) await second.close();
+    else await first.close();
+  }
+});
+
+test('a run out of time at a restart removes the sandbox it made for itself then, not at the restart after', async () => {
+  const first = await startApi({ rateLimitSandbox: 1000, rateLimitSession: 10_000 });
+  let second: TestApi | null = null;
+  try {
+    const a = new WorkflowClient(first.url, first.adminToken);
+    const ses = await a.session();
+    const id = await a.create({
+      sessionId: ses,
+      name: 'outlived, own sandbox',
+      steps: [{ type: 'execute', command: 'sleep 362', timeout: 60_000 }],
+      // Long enough to make its sandbox and start the step under load.
+      config: { timeout: 8000 },
+    });
+    await a.start(id);
+    const mid = await a.until(id, (s) => stepRunning(s, 1) || ENDED.includes(s.status));
+    assert.ok(stepRunning(mid, 1), JSON.stringify(mid.run));
+    const own = mid.run!.sandboxId!;
+    const deadlineMs = Date.parse(mid.run!.deadlineAt!);
+    const { dataDir } = first.rt;
+    const { runtimeName } = first.rt.config;
+    await first.stop();
+    await sleep(Math.max(0, deadlineMs - Date.now() + 100));
+    second = await startApi({ dataDir, runtimeName, rateLimitSandbox: 1000, rateLimitSession: 10_000 });
+    const b = new WorkflowClient(second.url, second.adminToken);
+    assert.is((await b.status(id)).status, 'timed_out');
+    const sbx = await b.get<{ status: string }>(`/v1/sandboxes/${own}`);
+    assert.ok(sbx.status === 404 || sbx.body.data.status === 'deleted', `its own sandbox is left: ${sbx.text}`);
   } finally {
     if (second) await second.close();
     else await first.close();
