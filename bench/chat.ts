@@ -39,7 +39,8 @@
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { stepCountIs, streamText, type ModelMessage } from 'ai';
+import { stepCountIs, streamText } from 'ai';
+import { historyWindow } from '../orchestration/chat/history.ts';
 import { MessageStore } from '../orchestration/chat/messages.ts';
 import { toolSet } from '../orchestration/chat/tools.ts';
 import type { ToolName } from '../orchestration/agents/schemas.ts';
@@ -85,7 +86,7 @@ interface Variant {
   /** The request this Director sent for its last first-content turn. */
   lastTurn: FakeLlm['requests'][number] | null;
   sessionId: string;
-  agent: { id: string; tools: ToolName[]; maxOutputTokens: number };
+  agent: { id: string; tools: ToolName[]; maxOutputTokens: number; maxHistoryMessages: number };
 }
 
 const apiConfig = (kind: FakeLlmKind, llm: FakeLlm) => ({
@@ -110,7 +111,7 @@ async function variant(label: string, api: TestApi, llm: FakeLlm, client: Remote
   };
   const session = await post<{ id: string }>('/v1/sessions', { name: 'bench' });
   const dep = await post<{ id: string }>('/v1/departments', { sessionId: session.id, name: 'bench', domain: 'bench' });
-  const agent = await post<{ id: string; tools: ToolName[]; maxOutputTokens: number }>('/v1/agents', {
+  const agent = await post<{ id: string; tools: ToolName[]; maxOutputTokens: number; maxHistoryMessages: number }>('/v1/agents', {
     departmentId: dep.id,
     name: 'bench',
     approvalPolicy: 'never',
@@ -211,7 +212,8 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
       return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, truncated: r.truncated, timedOut: r.timedOut };
     });
     const sdkTurn = async (message: string, onContent: () => void): Promise<void> => {
-      const messages: ModelMessage[] = [...historyOf(), { role: 'user', content: message }];
+      // The window Director sends (orchestration/chat/history.ts), so the comparison stays like for like.
+      const messages = historyWindow([...historyOf(), { role: 'user', content: message }], main.agent.maxHistoryMessages);
       const r = streamText({
         model,
         messages,

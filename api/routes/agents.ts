@@ -21,6 +21,7 @@ export const AgentSchema = Type.Object({
   maxSteps: Type.Integer(),
   maxTokens: Type.Union([Type.Integer(), Type.Null()]),
   maxOutputTokens: Type.Integer(),
+  maxHistoryMessages: Type.Integer(),
   temperature: Type.Union([Type.Number(), Type.Null()]),
   secrets: Type.Record(Type.String(), Type.String(), {
     description: 'Environment variable → vault secret id (the values are never shown)',
@@ -53,6 +54,7 @@ export const agentView = (a: AgentRecord) => ({
   maxSteps: a.config.maxSteps,
   maxTokens: a.config.maxTokens,
   maxOutputTokens: a.config.maxOutputTokens,
+  maxHistoryMessages: a.config.maxHistoryMessages,
   temperature: a.config.temperature,
   secrets: a.config.secrets,
   sandbox: { image: a.config.image },

@@ -44,6 +44,14 @@ export const CreateAgentSchema = Type.Object(
       }),
     ),
     maxOutputTokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Per model call (default 4096)' })),
+    maxHistoryMessages: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100_000,
+        description:
+          "How many of the agent's earlier messages in the session go with each model call (default 200), the newest kept and starting at a user message, so a tool call is never sent without its result. Older messages stay stored and listed; they are only not sent, so a long session does not outgrow the model's context window",
+      }),
+    ),
     temperature: Type.Optional(Type.Number({ minimum: 0, maximum: 2 })),
     secrets: Type.Optional(
       Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' }), Type.String({ pattern: '^vlt_[A-Za-z0-9_-]{16}$' }), {

@@ -9,7 +9,7 @@ import type { DepartmentService } from '../departments/service.ts';
 import type { SessionService } from '../sessions/service.ts';
 import type { AgentEventBuffer, AgentEventPage } from './events.ts';
 import { CreateAgentSchema, TOOL_NAMES } from './schemas.ts';
-import type { AgentRecord, AgentStore } from './store.ts';
+import { DEFAULT_MAX_HISTORY_MESSAGES, type AgentRecord, type AgentStore } from './store.ts';
 
 export interface AgentServiceDeps {
   store: AgentStore;
@@ -77,6 +77,7 @@ export class AgentService {
         maxSteps: raw.maxSteps ?? DEFAULT_MAX_STEPS,
         maxTokens: raw.maxTokens ?? null,
         maxOutputTokens: raw.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
+        maxHistoryMessages: raw.maxHistoryMessages ?? DEFAULT_MAX_HISTORY_MESSAGES,
         temperature: raw.temperature ?? null,
         secrets: raw.secrets ?? {},
         image: raw.sandbox?.image ?? null,

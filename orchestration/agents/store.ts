@@ -2,6 +2,9 @@ import { livePage, type Db } from '../../core/db.ts';
 import type { ApprovalPolicy } from '../approvals/policy.ts';
 import type { ToolName } from './schemas.ts';
 
+/** Messages of the history sent with each model call, unless the agent says otherwise. */
+export const DEFAULT_MAX_HISTORY_MESSAGES = 200;
+
 /** An agent's configuration as stored (defaults filled in). */
 export interface AgentConfig {
   /** A registered provider (`prv_…`), or null for the instance's (DIRECTOR_LLM_*). */
@@ -14,6 +17,8 @@ export interface AgentConfig {
   maxSteps: number;
   maxTokens: number | null;
   maxOutputTokens: number;
+  /** Messages of the history sent with each model call (see `chat/history.ts`). */
+  maxHistoryMessages: number;
   temperature: number | null;
   /** Environment variable → vault secret id. */
   secrets: Record<string, string>;
@@ -31,6 +36,13 @@ export interface AgentRecord {
   createdMs: number;
   updatedMs: number;
   deletedMs: number | null;
+}
+
+/** A stored config; agents stored before `maxHistoryMessages` existed get its default. */
+function configOf(json: string): AgentConfig {
+  const c = JSON.parse(json) as AgentConfig;
+  c.maxHistoryMessages ??= DEFAULT_MAX_HISTORY_MESSAGES;
+  return c;
 }
 
 interface Row {
@@ -52,7 +64,7 @@ const fromRow = (r: Row): AgentRecord => ({
   sessionId: r.session_id,
   departmentId: r.department_id,
   name: r.name,
-  config: JSON.parse(r.config) as AgentConfig,
+  config: configOf(r.config),
   createdBy: r.created_by,
   createdMs: r.created_ms,
   updatedMs: r.updated_ms,

@@ -7,6 +7,7 @@ import type { GateCall, GateResult } from '../approvals/service.ts';
 import type { ApprovalRecord } from '../approvals/store.ts';
 import type { Redactor } from '../vault/redact.ts';
 import type { ChatEventType } from './events.ts';
+import { historyWindow } from './history.ts';
 import type { ResolvedModel } from './providers.ts';
 import { ToolCallError, toolSet, validateToolInput, type ToolImpl } from './tools.ts';
 import { addUsage, ZERO_USAGE, type ToolCallStatus, type Usage } from './turns.ts';
@@ -137,7 +138,8 @@ export class TurnRunner {
     const result = streamText({
       model: this.#s.model.languageModel,
       ...(cfg.systemPrompt ? { system: cfg.systemPrompt } : {}),
-      messages: this.#s.messages,
+      // Each model call gets the newest messages (see history.ts); the first call too.
+      messages: historyWindow(this.#s.messages, cfg.maxHistoryMessages),
       ...(tools ? { tools, toolCallConcurrency: 1 } : {}),
       maxOutputTokens: cfg.maxOutputTokens,
       ...(cfg.temperature !== null ? { temperature: cfg.temperature } : {}),
@@ -148,9 +150,16 @@ export class TurnRunner {
       // conversation included, filtered and redacted) on the way to the model.
       telemetry: { isEnabled: false },
       stopWhen: [stepCountIs(cfg.maxSteps + 1), () => this.#s.stopReason() !== null, budget],
-      prepareStep: ({ stepNumber }) => {
+      prepareStep: ({ stepNumber, messages }) => {
         this.#step = stepNumber;
-        return tools && stepNumber >= cfg.maxSteps ? { toolChoice: 'none' as const } : undefined;
+        const last = tools && stepNumber >= cfg.maxSteps;
+        const long = messages.length > cfg.maxHistoryMessages;
+        if (!last && !long) return undefined;
+        return {
+          ...(last ? { toolChoice: 'none' as const } : {}),
+          // A turn's own tool rounds can outgrow the window too (it carries forward to later steps).
+          ...(long ? { messages: historyWindow(messages, cfg.maxHistoryMessages) } : {}),
+        };
       },
       onError: () => undefined,
       onStepEnd: (step) => this.#e.persist(step.response.messages as ModelMessage[]),

@@ -4897,6 +4897,7 @@ export interface paths {
                   maxSteps: number;
                   maxTokens: number | null;
                   maxOutputTokens: number;
+                  maxHistoryMessages: number;
                   temperature: number | null;
                   /** @description Environment variable → vault secret id (the values are never shown) */
                   secrets: {
@@ -4982,6 +4983,8 @@ export interface paths {
             maxTokens?: number;
             /** @description Per model call (default 4096) */
             maxOutputTokens?: number;
+            /** @description How many of the agent's earlier messages in the session go with each model call (default 200), the newest kept and starting at a user message, so a tool call is never sent without its result. Older messages stay stored and listed; they are only not sent, so a long session does not outgrow the model's context window */
+            maxHistoryMessages?: number;
             temperature?: number;
             /** @description Vault secrets injected into this agent's tool executions as environment variables (`{API_TOKEN: 'vlt_…'}`): never shown to the model, redacted from what it reads, from messages, events and logs */
             secrets?: {
@@ -5019,6 +5022,7 @@ export interface paths {
                 maxSteps: number;
                 maxTokens: number | null;
                 maxOutputTokens: number;
+                maxHistoryMessages: number;
                 temperature: number | null;
                 /** @description Environment variable → vault secret id (the values are never shown) */
                 secrets: {
@@ -5100,6 +5104,7 @@ export interface paths {
                 maxSteps: number;
                 maxTokens: number | null;
                 maxOutputTokens: number;
+                maxHistoryMessages: number;
                 temperature: number | null;
                 /** @description Environment variable → vault secret id (the values are never shown) */
                 secrets: {

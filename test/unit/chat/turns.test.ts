@@ -58,6 +58,28 @@ for (const kind of ['openai', 'anthropic'] as const) {
     assert.is(end.data.exitCode, 0);
   });
 
+  test('maxHistoryMessages: each model call gets the newest messages from a user message on; all stay stored', async () => {
+    const { agentId, sessionId } = await h.agent({ approvalPolicy: 'never', maxHistoryMessages: 3 });
+    h.llm.script([{ text: 'first answer' }]);
+    await run(agentId, 'first question');
+    h.llm.script([{ toolCalls: [{ name: 'execute', input: { command: 'echo hi' } }] }, { text: 'second answer' }]);
+    await run(agentId, 'second question');
+    // The second turn's first call: [q1, a1, q2] fits 3.
+    assert.match(JSON.stringify(h.llm.requests[1]!.body), /first question/);
+    // Its second call would be [q1, a1, q2, call, result]: the newest 3 start at the call, so from q2 on.
+    const second = JSON.stringify(h.llm.requests[2]!.body);
+    assert.not.match(second, /first question/);
+    assert.match(second, /second question/);
+    assert.match(second, /ran: echo hi/);
+    h.llm.script([{ text: 'third answer' }]);
+    await run(agentId, 'third question');
+    const third = JSON.stringify(h.llm.requests[3]!.body);
+    assert.not.match(third, /second question|first question/);
+    assert.match(third, /third question/);
+    const stored = h.chat.service.messages(caller, sessionId, { limit: 50, offset: 0 }).items;
+    assert.is(stored.length, 8, 'every message is still stored');
+  });
+
   test("a turn publishes nothing on the AI SDK's telemetry channel (its events carry the conversation)", async () => {
     const { agentId } = await h.agent({ approvalPolicy: 'never' });
     const seen: unknown[] = [];
