@@ -7,9 +7,19 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startApi, type TestApi } from '../../helpers/api.ts';
 import { sleep } from '../../helpers/runtime.ts';
-import { assertSettled, ENDED, readEvents, stepRunning, WorkflowClient } from '../../helpers/workflows.ts';
+import { assertSettled, ENDED, readEvents, stepRunning, WorkflowClient, type StatusView } from '../../helpers/workflows.ts';
 
 const test = suite('api-workflows-restart-timeout');
+
+/** Stops `first` while the run is open, waits until its deadline has passed, and starts a server on the same data. */
+async function restartAfterDeadline(first: TestApi, mid: StatusView): Promise<TestApi> {
+  const deadlineMs = Date.parse(mid.run!.deadlineAt!);
+  const { dataDir } = first.rt;
+  const { runtimeName } = first.rt.config;
+  await first.stop();
+  await sleep(Math.max(0, deadlineMs - Date.now() + 100));
+  return startApi({ dataDir, runtimeName, rateLimitSandbox: 1000, rateLimitSession: 10_000 });
+}
 
 test('a run whose timeout passed while the server was down: its lost step is settled first, the timeout is its last event', async () => {
   const first = await startApi({ rateLimitSandbox: 1000, rateLimitSession: 10_000 });
@@ -26,16 +36,12 @@ test('a run whose timeout passed while the server was down: its lost step is set
         { type: 'execute', command: 'sleep 361', timeout: 60_000 },
         { type: 'verify', criteria: 'succeeds' },
       ],
-      config: { timeout: 1000 },
+      // Long enough for the step to be seen running and the server stopped before it passes, under load.
+      config: { timeout: 3000 },
     });
     await a.start(id);
     const mid = await a.until(id, (s) => stepRunning(s, 1));
-    const deadlineMs = Date.parse(mid.run!.deadlineAt!);
-    const { dataDir } = first.rt;
-    const { runtimeName } = first.rt.config;
-    await first.stop();
-    await sleep(Math.max(0, deadlineMs - Date.now() + 100));
-    second = await startApi({ dataDir, runtimeName, rateLimitSandbox: 1000, rateLimitSession: 10_000 });
+    second = await restartAfterDeadline(first, mid);
     const b = new WorkflowClient(second.url, second.adminToken);
     const s = await b.status(id);
     assert.is(s.status, 'timed_out');
@@ -75,12 +81,7 @@ test('a run out of time at a restart removes the sandbox it made for itself then
     const mid = await a.until(id, (s) => stepRunning(s, 1) || ENDED.includes(s.status));
     assert.ok(stepRunning(mid, 1), JSON.stringify(mid.run));
     const own = mid.run!.sandboxId!;
-    const deadlineMs = Date.parse(mid.run!.deadlineAt!);
-    const { dataDir } = first.rt;
-    const { runtimeName } = first.rt.config;
-    await first.stop();
-    await sleep(Math.max(0, deadlineMs - Date.now() + 100));
-    second = await startApi({ dataDir, runtimeName, rateLimitSandbox: 1000, rateLimitSession: 10_000 });
+    second = await restartAfterDeadline(first, mid);
     const b = new WorkflowClient(second.url, second.adminToken);
     assert.is((await b.status(id)).status, 'timed_out');
     const sbx = await b.get<{ status: string }>(`/v1/sandboxes/${own}`);
