@@ -301,7 +301,7 @@ async function benchFormat(kind: FakeLlmKind): Promise<void> {
     rows.push(['  minus its own execute: AI SDK alone', pk, null]);
     variants.forEach((v) => rows.push([`  minus its own execute: ${v.label}`, s(v.paired), null]));
     printTable(
-      `chat (${kind} wire format), ${ROUNDS} rotated rounds, history (what each turn sends) from ${historyAtStart} to ${historyOf().length} messages`,
+      `chat (${kind} wire format), ${ROUNDS} rotated rounds, history stored from ${historyAtStart} to ${historyOf().length} messages (each model call sends at most ${main.agent.maxHistoryMessages}: the agent's maxHistoryMessages)`,
       rows,
     );
     const ms = (x: number) => x.toFixed(2);
