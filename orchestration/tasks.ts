@@ -1,6 +1,5 @@
 import { Emitter, type ListenerErrorHandler } from '../core/emitter.ts';
-import type { Caller } from '../runtime/sandbox/manager.ts';
-import type { Executor } from '../runtime/sandbox/execute.ts';
+import type { Executor, TaskObserver } from '../runtime/sandbox/execute.ts';
 import type { SessionStore } from './sessions/store.ts';
 
 /** Task counts of a session or department: `total` and `failed` are stored, `active` is what runs now. */
@@ -63,53 +62,17 @@ export type ExecutePort = Pick<Executor, 'prepare' | 'run' | 'stream'>;
 /**
  * The runtime's Executor as the API's execute route uses it, counting every execute in a
  * session's sandbox as a task of the session (and of the sandbox's department): active while it
- * runs, failed when it exits non-zero, times out or errors. An execute refused before anything
- * ran (validation, policy, a stopped sandbox) is not a task. Workflow steps and chat tools call
+ * runs, failed when it exits non-zero, times out or errors. The Executor calls the observer once
+ * the request passed its own checks, with the sandbox they found: an execute refused before
+ * anything ran (validation, policy, another workspace's sandbox) is not a task, and its refusal
+ * is answered and recorded once, as the Executor alone would. Workflow steps and chat tools call
  * the Executor themselves and count their own tasks, so they are not counted twice.
- *
- * The sandbox's owner comes from the Executor's own `prepare`: a refusal (another workspace's
- * sandbox, the policy) is answered, and recorded, exactly as the Executor alone would, once.
  */
 export function countedExecutes(executor: Executor, tasks: TaskTracker): ExecutePort {
-  /** The session the execute counts for, or null; throws the Executor's refusal (nothing ran). */
-  const ownerOf = (caller: Caller, id: string, raw: unknown): { sessionId: string; departmentId: string | null } | null => {
-    const { owner } = executor.prepare(caller, id, raw).rec;
-    return owner?.sessionId ? { sessionId: owner.sessionId, departmentId: owner.departmentId ?? null } : null;
-  };
+  const task: TaskObserver = (rec) => (rec.owner.sessionId ? tasks.begin(rec.owner.sessionId, rec.owner.departmentId) : null);
   return {
     prepare: (caller, id, raw) => executor.prepare(caller, id, raw),
-    async run(caller, id, raw, signal) {
-      const owner = ownerOf(caller, id, raw);
-      if (!owner) return executor.run(caller, id, raw, signal);
-      const end = tasks.begin(owner.sessionId, owner.departmentId);
-      let failed = true;
-      try {
-        const r = await executor.run(caller, id, raw, signal);
-        failed = r.exitCode !== 0 || r.timedOut;
-        return r;
-      } finally {
-        end(failed);
-      }
-    },
-    stream(caller, id, raw, signal) {
-      return (async function* () {
-        const owner = ownerOf(caller, id, raw);
-        const inner = executor.stream(caller, id, raw, signal);
-        if (!owner) {
-          yield* inner;
-          return;
-        }
-        const end = tasks.begin(owner.sessionId, owner.departmentId);
-        let failed = true;
-        try {
-          for await (const c of inner) {
-            if (c.type === 'exit') failed = c.exitCode !== 0 || c.timedOut;
-            yield c;
-          }
-        } finally {
-          end(failed);
-        }
-      })();
-    },
+    run: (caller, id, raw, signal) => executor.run(caller, id, raw, signal, task),
+    stream: (caller, id, raw, signal) => executor.stream(caller, id, raw, signal, task),
   };
 }

@@ -102,24 +102,7 @@ export class RunLog {
 
   /** Completes an attempt still running; false when it already ended (a restart marked it lost). */
   finishAttempt(runId: string, n: number, endedMs: number, r: AttemptResult): boolean {
-    const res = this.#db.sql
-      .prepare(
-        `UPDATE workflow_attempts SET state = ?, exit_code = ?, timed_out = ?, stdout = ?, stderr = ?, truncated = ?, detail = ?, ended_ms = ?
-         WHERE run_id = ? AND n = ? AND state = 'running'`,
-      )
-      .run(
-        r.state,
-        r.exitCode ?? null,
-        r.timedOut ? 1 : 0,
-        r.stdout ?? '',
-        r.stderr ?? '',
-        r.truncated ? 1 : 0,
-        JSON.stringify(r.detail ?? {}),
-        endedMs,
-        runId,
-        n,
-      );
-    return Number(res.changes) > 0;
+    return this.#writeResult(runId, n, 'running', r, { state: r.state, endedMs });
   }
 
   /**
@@ -127,10 +110,21 @@ export class RunLog {
    * a restore's error) to the attempt that end settled as `cancelled`; its state and end time stay.
    */
   recordStopped(runId: string, n: number, r: Omit<AttemptResult, 'state'>): void {
-    this.#db.sql
+    this.#writeResult(runId, n, 'cancelled', r, null);
+  }
+
+  /** Writes an attempt's result while it is in state `from`, with its new state and end time when given. */
+  #writeResult(
+    runId: string,
+    n: number,
+    from: AttemptState,
+    r: Omit<AttemptResult, 'state'>,
+    end: { state: AttemptState; endedMs: number } | null,
+  ): boolean {
+    const res = this.#db.sql
       .prepare(
-        `UPDATE workflow_attempts SET exit_code = ?, timed_out = ?, stdout = ?, stderr = ?, truncated = ?, detail = ?
-         WHERE run_id = ? AND n = ? AND state = 'cancelled'`,
+        `UPDATE workflow_attempts SET exit_code = ?, timed_out = ?, stdout = ?, stderr = ?, truncated = ?, detail = ?${end ? ', state = ?, ended_ms = ?' : ''}
+         WHERE run_id = ? AND n = ? AND state = ?`,
       )
       .run(
         r.exitCode ?? null,
@@ -139,9 +133,12 @@ export class RunLog {
         r.stderr ?? '',
         r.truncated ? 1 : 0,
         JSON.stringify(r.detail ?? {}),
+        ...(end ? [end.state, end.endedMs] : []),
         runId,
         n,
+        from,
       );
+    return Number(res.changes) > 0;
   }
 
   attempt(runId: string, n: number): AttemptRecord | null {

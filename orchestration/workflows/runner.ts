@@ -236,6 +236,7 @@ export class Runner {
       log.recordStopped(run.id, a.n, { detail: { checkpointId, ...(error ? { error } : {}) } });
       return;
     }
+    // A shutdown: a failed restore is redone at the next start (the attempt stays running, then lost).
     if (error !== null && signal.aborted) return;
     journal.tx(wf.id, (t) => {
       const state = error === null ? 'succeeded' : 'failed';

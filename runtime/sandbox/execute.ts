@@ -76,6 +76,35 @@ class Queue<T> {
 }
 
 /** Executes commands in running sandboxes: plain JSON results or a stream of chunks. */
+/** Follows one execute that passed its checks (see {@link Executor.stream}); null: not followed. */
+export type TaskObserver = (rec: SandboxRecord) => ((failed: boolean) => void) | null;
+
+/**
+ * An execute's chunks as `task` follows them: it is told of the sandbox before the first chunk,
+ * and what it returned is called once when the chunks end, are abandoned or fail: failed unless
+ * an exit 0 within its timeout was seen.
+ */
+export async function* followed(
+  rec: SandboxRecord,
+  task: TaskObserver | undefined,
+  chunks: AsyncGenerator<ExecChunk>,
+): AsyncGenerator<ExecChunk> {
+  const end = task?.(rec);
+  if (!end) {
+    yield* chunks;
+    return;
+  }
+  let failed = true;
+  try {
+    for await (const c of chunks) {
+      if (c.type === 'exit') failed = c.exitCode !== 0 || c.timedOut;
+      yield c;
+    }
+  } finally {
+    end(failed);
+  }
+}
+
 export class Executor {
   private readonly manager: SandboxManager;
   private readonly launchers: Launchers;
@@ -138,9 +167,9 @@ export class Executor {
     return this.lastPidsHits.size;
   }
 
-  async run(caller: Caller, id: string, raw: unknown, signal?: AbortSignal): Promise<ExecResult> {
+  async run(caller: Caller, id: string, raw: unknown, signal?: AbortSignal, task?: TaskObserver): Promise<ExecResult> {
     const out: Record<'stdout' | 'stderr', string[]> = { stdout: [], stderr: [] };
-    for await (const c of this.stream(caller, id, raw, signal)) {
+    for await (const c of this.stream(caller, id, raw, signal, task)) {
       if (c.type === 'exit')
         return {
           exitCode: c.exitCode,
@@ -189,9 +218,19 @@ export class Executor {
     return { rec, req, cmd, timeoutMs, containerId: rec.containerId, workdir };
   }
 
-  async *stream(caller: Caller, id: string, raw: unknown, signal?: AbortSignal): AsyncGenerator<ExecChunk> {
+  /**
+   * Runs the command, its output as it comes, then its exit. `task`, given the sandbox once the
+   * request passed {@link prepare} (nothing ran before), may start counting the execute; what it
+   * returns is called once when it ends: failed unless it exited 0 within its timeout.
+   */
+  async *stream(caller: Caller, id: string, raw: unknown, signal?: AbortSignal, task?: TaskObserver): AsyncGenerator<ExecChunk> {
+    const prepared = this.prepare(caller, id, raw);
+    yield* followed(prepared.rec, task, this.#stream(caller, prepared, signal));
+  }
+
+  async *#stream(caller: Caller, prepared: ReturnType<Executor['prepare']>, signal?: AbortSignal): AsyncGenerator<ExecChunk> {
     const { deps } = this.manager;
-    const { rec, req, cmd, timeoutMs, containerId, workdir } = this.prepare(caller, id, raw);
+    const { rec, req, cmd, timeoutMs, containerId, workdir } = prepared;
     const limit = deps.config.execOutputLimitBytes;
     const started = performance.now();
     const env = { ...this.environmentOf(rec.id), ...req.environment };
