@@ -79,12 +79,6 @@ int lstat_beneath(int at, const char *p, struct stat *st) {
 }
 
 int chmod_fd(int fd, mode_t mode) {
-  struct stat st;
-  if (fstat(fd, &st) < 0) return -1;
-  if (S_ISLNK(st.st_mode)) {
-    errno = ELOOP;
-    return -1;
-  }
   if (fchmod(fd, mode) == 0) return 0;
   if (errno != EBADF) return -1;
   /* An O_PATH fd (a directory that cannot be opened for reading): through its /proc link. */
