@@ -43,6 +43,8 @@ int chmod_fd(int fd, mode_t mode);
 int rename_beneath(int at, const char *from, const char *to);
 /* Removes `name` (one component of directory `at`) and everything under it, never through a symlink. */
 int rm_tree(int at, const char *name);
+/* What `fd` holds up to its end, NUL-terminated (its length in *len when len is not NULL); NULL with errno when a read failed. */
+char *read_fd(int fd, size_t *len);
 /* A whole file below `at`, NUL-terminated; NULL when it cannot be read. */
 char *read_file_beneath(int at, const char *p);
 
