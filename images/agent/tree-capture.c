@@ -202,30 +202,9 @@ static void put_symlink(int rootfd, const char *path, const struct stat *st) {
   entry_header(path, target, '2', st->st_mode, 0, st->st_mtim.tv_sec, st);
 }
 
-/* Reads stdin to its end (the host sends the paths and closes it). */
-static char *read_all(size_t *len) {
-  size_t cap = 1 << 16, n = 0;
-  char *p = malloc(cap);
-  if (!p) return NULL;
-  for (;;) {
-    if (n == cap) {
-      char *grown = realloc(p, cap *= 2);
-      if (!grown) return free(p), NULL;
-      p = grown;
-    }
-    ssize_t k = read(0, p + n, cap - n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k < 0) return free(p), NULL;
-    if (k == 0) break;
-    n += (size_t)k;
-  }
-  *len = n;
-  return p;
-}
-
 int tree_capture(int rootfd) {
   size_t len;
-  char *in = read_all(&len);
+  char *in = read_fd(0, &len); /* the host sends the paths and closes stdin */
   if (!in) {
     perror("director-tree: reading the paths");
     return 1;

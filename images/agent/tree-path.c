@@ -79,12 +79,6 @@ int lstat_beneath(int at, const char *p, struct stat *st) {
 }
 
 int chmod_fd(int fd, mode_t mode) {
-  struct stat st;
-  if (fstat(fd, &st) < 0) return -1;
-  if (S_ISLNK(st.st_mode)) {
-    errno = ELOOP;
-    return -1;
-  }
   if (fchmod(fd, mode) == 0) return 0;
   if (errno != EBADF) return -1;
   /* An O_PATH fd (a directory that cannot be opened for reading): through its /proc link. */
@@ -140,11 +134,7 @@ int rm_tree(int at, const char *name) {
   return bad ? -1 : 0;
 }
 
-char *read_file_beneath(int at, const char *p) {
-  int fd = open_beneath(at, p, O_RDONLY | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) return NULL;
-  struct stat st;
-  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) return close(fd), NULL;
+char *read_fd(int fd, size_t *len) {
   size_t cap = 1 << 16, n = 0;
   char *buf = malloc(cap + 1);
   for (;;) {
@@ -154,14 +144,24 @@ char *read_file_beneath(int at, const char *p) {
     ssize_t k = read(fd, buf + n, cap - n);
     if (k < 0 && errno == EINTR) continue;
     if (k < 0) {
+      int e = errno;
       free(buf);
-      close(fd);
+      errno = e;
       return NULL;
     }
     if (k == 0) break;
     n += (size_t)k;
   }
-  close(fd);
   buf[n] = 0;
+  if (len) *len = n;
+  return buf;
+}
+
+char *read_file_beneath(int at, const char *p) {
+  int fd = open_beneath(at, p, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return NULL;
+  struct stat st;
+  char *buf = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read_fd(fd, NULL) : NULL;
+  close(fd);
   return buf;
 }

@@ -224,22 +224,13 @@ int tree_main(int argc, char **argv) {
     return 2;
   }
   const char *mode = argv[2], *mount = argv[3];
-  int cap = !strcmp(mode, "capture");
-  if (!strcmp(mode, "restore")) {
-    if (argc < 7) return 2;
-    int rootfd = open(mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (rootfd < 0 || fchdir(rootfd) < 0) {
-      fprintf(stderr, "cannot enter %s\n", mount);
-      return 3;
-    }
-    return tree_restore(rootfd, argv[4], argv[5], !strcmp(argv[6], "1"));
-  }
-  if (!cap && strcmp(mode, "list")) {
+  int cap = !strcmp(mode, "capture"), restore = !strcmp(mode, "restore");
+  if (!cap && !restore && strcmp(mode, "list")) {
     fprintf(stderr, "unknown mode %s\n", mode);
     return 2;
   }
-  if (cap && argc < 5) return 2;
-  const char *seconds = cap ? (argc > 5 ? argv[5] : NULL) : (argc > 4 ? argv[4] : NULL);
+  if ((restore && argc < 7) || (cap && argc < 5)) return 2;
+  const char *seconds = restore ? NULL : cap ? (argc > 5 ? argv[5] : NULL) : (argc > 4 ? argv[4] : NULL);
   if (seconds && (!*seconds || strspn(seconds, "0123456789") != strlen(seconds))) {
     fprintf(stderr, "director-tree: not a time: %s\n", seconds);
     return 2;
@@ -249,6 +240,7 @@ int tree_main(int argc, char **argv) {
     fprintf(stderr, "cannot enter %s\n", mount);
     return 3;
   }
+  if (restore) return tree_restore(rootfd, argv[4], argv[5], !strcmp(argv[6], "1"));
   if (tree_list(rootfd, seconds) < 0) {
     out_flush();
     return 4;

@@ -37,12 +37,14 @@ int open_parent(int at, const char *p, const char **leaf);
 int open_beneath(int at, const char *p, int flags);
 /* lstat of `p` below `at` (never through a symlink). */
 int lstat_beneath(int at, const char *p, struct stat *st);
-/* chmod through an open fd (also O_PATH: through /proc/self/fd); a symlink is refused (ELOOP). */
+/* chmod through an open fd (also O_PATH: through /proc/self/fd). Callers open it O_DIRECTORY | O_NOFOLLOW, so it is never a symlink. */
 int chmod_fd(int fd, mode_t mode);
 /* renameat of two paths below `at`, both resolved as open_parent does. */
 int rename_beneath(int at, const char *from, const char *to);
 /* Removes `name` (one component of directory `at`) and everything under it, never through a symlink. */
 int rm_tree(int at, const char *name);
+/* What `fd` holds up to its end, NUL-terminated (its length in *len when len is not NULL); NULL with errno when a read failed. */
+char *read_fd(int fd, size_t *len);
 /* A whole file below `at`, NUL-terminated; NULL when it cannot be read. */
 char *read_file_beneath(int at, const char *p);
 

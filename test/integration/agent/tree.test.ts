@@ -285,4 +285,27 @@ test('the listing does not enter a symlinked directory', async () => {
   assert.not.match(r.stdout, /secret|victim/);
 });
 
+test('usage errors exit 2 and a mount it cannot enter exits 3, in every mode, before anything is read or listed', async () => {
+  for (const args of [
+    ['copy', '/workspace'],
+    ['capture', '/workspace'],
+    ['restore', '/workspace', STAGE, MARKER],
+    ['list', '/workspace', 'soon'],
+  ]) {
+    const r = await tool(args, Buffer.alloc(0));
+    assert.is(r.code, 2, `${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
+    assert.is(r.stdout, '', args.join(' '));
+  }
+  for (const args of [
+    ['capture', '/nowhere', MARKER],
+    ['restore', '/nowhere', STAGE, MARKER, '1'],
+    ['list', '/nowhere'],
+  ]) {
+    const r = await tool(args, Buffer.alloc(0));
+    assert.is(r.code, 3, `${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
+    assert.match(r.stderr, /cannot enter \/nowhere/);
+    assert.is(r.stdout, '', args.join(' '));
+  }
+});
+
 test.run();
