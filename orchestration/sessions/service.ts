@@ -180,7 +180,7 @@ export class SessionService {
   }
 
   /**
-   * A session's metrics changed (a department was made, a task began or ended): a
+   * A session's metrics changed (a department was made or deleted, a task began or ended): a
    * `session_update` with the metrics as they are then goes out {@link METRICS_UPDATE_COALESCE_MS}
    * later, one for every change in between. An ended session's last update was its end.
    */
