@@ -85,10 +85,9 @@ export class SessionSandboxes {
     this.#d = deps;
   }
 
-  /** Every sandbox of a session of the caller's workspace, in any state (404 for an unknown session or another workspace's). */
+  /** {@link ofSession} for a session of the caller's workspace (404 for an unknown session or another workspace's). */
   ofCallersSession(caller: Caller, sessionId: string): SandboxRecord[] {
-    const session = this.#d.sessions.get(caller, sessionId);
-    return this.#d.store.ofSession(session.id);
+    return this.ofSession(this.#d.sessions.get(caller, sessionId).id);
   }
 
   async create(caller: Caller, raw: unknown): Promise<SandboxRecord> {

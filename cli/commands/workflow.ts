@@ -25,7 +25,7 @@ const STEP_COLUMNS: Column<StepRow>[] = [
   { header: 'status', value: (s) => s.status },
   { header: 'attempts', value: (s) => s.attempts.length },
   { header: 'exit', value: (s) => s.attempts.at(-1)?.exitCode },
-  { header: 'duration', value: (s) => ((s.attempts.at(-1)?.durationMs ?? null) !== null ? duration(s.attempts.at(-1)!.durationMs) : null) },
+  { header: 'duration', value: (s) => duration(s.attempts.at(-1)?.durationMs) },
 ];
 
 /** The status as `LABEL value` lines and a table of its steps. */
@@ -43,7 +43,7 @@ export function renderStatus(s: WorkflowStatus): string {
     ['Sandbox', run?.sandboxId],
     ['Checkpoint', run?.checkpoint?.id],
     ['Started', run?.startedAt],
-    ['Duration', run?.durationMs !== null && run?.durationMs !== undefined ? duration(run.durationMs) : undefined],
+    ['Duration', duration(run?.durationMs)],
     ['Reason', run?.reason ? describeFailure(run.reason) : undefined],
   ]);
   return run?.steps.length ? `${head}\n${table(run.steps, STEP_COLUMNS)}` : head;

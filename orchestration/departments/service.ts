@@ -128,6 +128,7 @@ export class DepartmentService {
   delete(caller: Caller, id: string): void {
     const rec = this.get(caller, id);
     this.#d.store.markDeleted(rec.id, this.#d.clock.nowMs());
+    this.#d.sessions.metricsChanged(rec.sessionId);
   }
 
   async metrics(caller: Caller, id: string) {

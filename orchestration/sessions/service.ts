@@ -70,7 +70,7 @@ export class SessionService {
   #timerAtMs: number | null = null;
   #closed = false;
   /** Sessions whose metrics changed and whose `session_update` is due (at most one pending each). */
-  readonly #metricsDue = new Map<string, NodeJS.Timeout>();
+  readonly #metricsDue = new Map<string, () => void>();
 
   constructor(deps: SessionServiceDeps) {
     this.#d = deps;
@@ -99,7 +99,7 @@ export class SessionService {
 
   close(): void {
     this.#closed = true;
-    for (const t of this.#metricsDue.values()) clearTimeout(t);
+    for (const cancel of this.#metricsDue.values()) cancel();
     this.#metricsDue.clear();
     this.#cancelTimer?.();
     this.#cancelTimer = null;
@@ -180,13 +180,13 @@ export class SessionService {
   }
 
   /**
-   * A session's metrics changed (a department was made, a task began or ended): a
+   * A session's metrics changed (a department was made or deleted, a task began or ended): a
    * `session_update` with the metrics as they are then goes out {@link METRICS_UPDATE_COALESCE_MS}
    * later, one for every change in between. An ended session's last update was its end.
    */
   metricsChanged(sessionId: string): void {
     if (this.#closed || this.#metricsDue.has(sessionId)) return;
-    const timer = setTimeout(() => {
+    const cancel = this.#startTimer(() => {
       this.#metricsDue.delete(sessionId);
       try {
         const rec = this.#d.store.byId(sessionId);
@@ -196,8 +196,7 @@ export class SessionService {
         this.#log.warn({ err, sessionId }, 'session metrics update failed');
       }
     }, METRICS_UPDATE_COALESCE_MS);
-    timer.unref();
-    this.#metricsDue.set(sessionId, timer);
+    this.#metricsDue.set(sessionId, cancel);
   }
 
   /** `PUT`: name, description, status (`active`, `paused`, `completed`) and a config merged key by key. */
@@ -336,11 +335,14 @@ export class SessionService {
       this.#cancelTimer = null;
       void this.#expireOverdue().finally(() => this.#arm());
     };
-    if (this.#d.setTimer) this.#cancelTimer = this.#d.setTimer(fire, delay);
-    else {
-      const t = setTimeout(fire, delay);
-      t.unref();
-      this.#cancelTimer = () => clearTimeout(t);
-    }
+    this.#cancelTimer = this.#startTimer(fire, delay);
+  }
+
+  /** A timer through the injected `setTimer` (tests), else an unref'd setTimeout; returns its cancel. */
+  #startTimer(fn: () => void, ms: number): () => void {
+    if (this.#d.setTimer) return this.#d.setTimer(fn, ms);
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return () => clearTimeout(t);
   }
 }

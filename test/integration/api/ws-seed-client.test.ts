@@ -149,6 +149,28 @@ test('session_update follows the metrics too (departments made, tasks begun and 
   }
 });
 
+test('deleting a department is a metric change too: a session_update with the lower activeDepartments follows', async () => {
+  const { client, got } = await authenticatedClient();
+  try {
+    const s = await createSession('Department Deleted');
+    const id = s.body.data.id;
+    type Update = { sessionId: string; metrics: { activeDepartments: number } };
+    const counts = () =>
+      (got.session_update as unknown as Update[]).filter((d) => d.sessionId === id).map((d) => d.metrics.activeDepartments);
+    const dep = await call<{ data: { id: string } }>(api.url, 'POST', '/v1/departments', {
+      token: api.adminToken,
+      body: { sessionId: id, name: 'Short-lived', domain: 'code-generation' },
+    });
+    assert.is(dep.status, 201, dep.text);
+    await eventually(() => counts().at(-1) === 1 || null, 5000, 20);
+    const gone = await call(api.url, 'DELETE', `/v1/departments/${dep.body.data.id}`, { token: api.adminToken });
+    assert.ok(gone.status < 300, gone.text);
+    await eventually(() => counts().at(-1) === 0 || null, 5000, 20).catch(() => assert.unreachable(`updates seen: ${counts().join(',')}`));
+  } finally {
+    client.ws?.close();
+  }
+});
+
 test('an explicit subscribe narrows the default set to the channels named', async () => {
   const client = new DirectorAPI(`${api.url.replace('http', 'ws')}/v1/ws`, api.adminToken);
   const got = listen(client);
