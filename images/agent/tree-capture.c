@@ -202,18 +202,11 @@ static void put_symlink(int rootfd, const char *path, const struct stat *st) {
   entry_header(path, target, '2', st->st_mode, 0, st->st_mtim.tv_sec, st);
 }
 
-int tree_capture(int rootfd) {
-  size_t len;
-  char *in = read_fd(0, &len); /* the host sends the paths and closes stdin */
-  if (!in) {
-    perror("director-tree: reading the paths");
-    return 1;
-  }
-  if (len < 2 || in[0] != '1' || in[1] != '\n') return 0; /* `0`, or nothing: nothing to read */
-  size_t at = 2;
+int tree_capture_paths(int rootfd, const char *in, size_t len) {
+  size_t at = 0;
   while (at < len) {
-    char *p = in + at;
-    char *end = memchr(p, 0, len - at);
+    const char *p = in + at;
+    const char *end = memchr(p, 0, len - at);
     if (!end) break; /* an unterminated tail is not a path */
     at = (size_t)(end - in) + 1;
     const char *why = p[0] != '.' || p[1] != '/' ? "not a ./path" : path_problem(p + 2);
@@ -234,6 +227,18 @@ int tree_capture(int rootfd) {
   out_put(zeros, 512);
   out_put(zeros, 512);
   out_flush();
-  free(in);
   return shrank ? 1 : missing ? 123 : 0;
+}
+
+int tree_capture(int rootfd) {
+  size_t len;
+  char *in = read_fd(0, &len); /* the host sends the paths and closes stdin */
+  if (!in) {
+    perror("director-tree: reading the paths");
+    return 1;
+  }
+  if (len < 2 || in[0] != '1' || in[1] != '\n') return 0; /* `0`, or nothing: nothing to read */
+  int code = tree_capture_paths(rootfd, in + 2, len - 2);
+  free(in);
+  return code;
 }

@@ -25,6 +25,13 @@
  *   read is padded to the size in its header and fails the read (exit 1), as it makes no
  *   consistent content.
  *
+ * - `capture-all` is `capture` when the host wants everything (a mount's first capture): after
+ *   MARKER it writes, without reading stdin, the tar of every regular file and symlink the
+ *   listing printed, in the listing's order, as `capture` writes it for the paths `1` names, with
+ *   the same exit statuses. The host then waits for no round trip before the content starts.
+ *   An agent older than it answers `unknown mode` (exit 2, nothing printed), as one older than
+ *   `tree` does: the host asks again with `capture`.
+ *
  * - `restore` is the script's restore (see `restore` below), with its output and exit statuses.
  *
  * Exit statuses: 0 done, 2 usage, 3 cannot enter MOUNT, 4 listing failed, 123 some path not
@@ -90,6 +97,28 @@ struct entry {
 
 static int list_failed;
 static dev_t root_dev;
+
+/* With `capture-all`: the regular files and symlinks listed, as `./path` NUL-terminated, in listing order. */
+static struct buf_list {
+  char *p;
+  size_t len, cap;
+  int on;
+} listed;
+
+static void remember_listed(const char *path) {
+  size_t k = strlen(path) + 3;
+  if (listed.len + k > listed.cap) {
+    size_t cap = listed.cap ? listed.cap : 16384;
+    while (listed.len + k > cap) cap *= 2;
+    char *grown = realloc(listed.p, cap);
+    if (!grown) die_oom();
+    listed.p = grown, listed.cap = cap;
+  }
+  listed.p[listed.len++] = '.';
+  listed.p[listed.len++] = '/';
+  memcpy(listed.p + listed.len, path, k - 2);
+  listed.len += k - 2;
+}
 
 static void warn_path(const char *what, const char *path, int err) {
   fprintf(stderr, "director-tree: %s ./%s: %s\n", what, path, strerror(err));
@@ -188,6 +217,7 @@ static void walk(int rootfd, char *path, size_t len, const struct stat *self) {
     if (len) path[at++] = '/';
     memcpy(path + at, es[i].name, k + 1);
     print_entry(path, &es[i].st);
+    if (listed.on && (S_ISREG(es[i].st.st_mode) || S_ISLNK(es[i].st.st_mode))) remember_listed(path);
     if (S_ISDIR(es[i].st.st_mode) && es[i].st.st_dev == root_dev) walk(rootfd, path, at + k, &es[i].st);
     path[len] = 0;
     free(es[i].name);
@@ -220,11 +250,11 @@ int tree_list(int rootfd, const char *seconds) {
 
 int tree_main(int argc, char **argv) {
   if (argc < 4) {
-    fputs("usage: director-agent tree capture MOUNT MARKER [SECONDS] | tree restore MOUNT STAGE MARKER COMMIT | tree list MOUNT [SECONDS]\n", stderr);
+    fputs("usage: director-agent tree capture|capture-all MOUNT MARKER [SECONDS] | tree restore MOUNT STAGE MARKER COMMIT | tree list MOUNT [SECONDS]\n", stderr);
     return 2;
   }
   const char *mode = argv[2], *mount = argv[3];
-  int cap = !strcmp(mode, "capture"), restore = !strcmp(mode, "restore");
+  int all = !strcmp(mode, "capture-all"), cap = all || !strcmp(mode, "capture"), restore = !strcmp(mode, "restore");
   if (!cap && !restore && strcmp(mode, "list")) {
     fprintf(stderr, "unknown mode %s\n", mode);
     return 2;
@@ -241,6 +271,7 @@ int tree_main(int argc, char **argv) {
     return 3;
   }
   if (restore) return tree_restore(rootfd, argv[4], argv[5], !strcmp(argv[6], "1"));
+  listed.on = all;
   if (tree_list(rootfd, seconds) < 0) {
     out_flush();
     return 4;
@@ -252,5 +283,6 @@ int tree_main(int argc, char **argv) {
   out_str(argv[4]);
   out_put("\n", 1);
   out_flush();
+  if (all) return tree_capture_paths(rootfd, listed.p ? listed.p : "", listed.len);
   return tree_capture(rootfd);
 }

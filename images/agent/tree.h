@@ -49,7 +49,10 @@ char *read_fd(int fd, size_t *len);
 char *read_file_beneath(int at, const char *p);
 
 /* tree-capture.c */
+/* The tar of the paths the host sends on stdin (`0`, or `1` and NUL-terminated `./paths`). */
 int tree_capture(int rootfd);
+/* The tar of `paths` (`len` bytes of NUL-terminated `./paths`), checked as the host's are. */
+int tree_capture_paths(int rootfd, const char *paths, size_t len);
 
 /* tree-restore.c */
 int tree_restore(int rootfd, const char *stage, const char *marker, int commit);

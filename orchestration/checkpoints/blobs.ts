@@ -151,8 +151,12 @@ export class BlobStore {
     this.#pins.set(digest, (this.#pins.get(digest) ?? 0) + 1);
   }
 
-  /** Drops one pin of each digest; a blob left unpinned and unreferenced is removed. */
-  unpin(digests: Iterable<string>): void {
+  /**
+   * Drops one pin of each digest; a blob left unpinned and unreferenced is removed. `referenced`:
+   * the caller knows a committed checkpoint refers to every one of them (checked in this same
+   * synchronous step), so none can be unused and none is looked up.
+   */
+  unpin(digests: Iterable<string>, referenced = false): void {
     const free = new Set<string>();
     for (const d of digests) {
       const n = (this.#pins.get(d) ?? 1) - 1;
@@ -162,7 +166,7 @@ export class BlobStore {
         free.add(d);
       }
     }
-    this.#removeUnused([...free]);
+    if (!referenced) this.#removeUnused([...free]);
   }
 
   /** Removes blobs no checkpoint refers to any more, unless pinned (after a delete). Synchronous. */
@@ -346,14 +350,19 @@ export class BlobBatch {
     if (this.#dirs.size) await syncDir(path.dirname([...this.#dirs][0]!));
   }
 
-  /** Drops this batch's pins (after its checkpoint was committed, or to abandon it: unreferenced blobs go). */
-  async release(): Promise<void> {
+  /**
+   * Drops this batch's pins (after its checkpoint was committed, or to abandon it: unreferenced
+   * blobs go). `committed`, when given, answers whether the checkpoint that refers to every
+   * digest of this batch exists: asked in the same synchronous step as the unpin, and when it
+   * does, no digest is looked up (none can have become unused).
+   */
+  async release(committed?: () => boolean): Promise<void> {
     if (this.#released) return;
     this.#released = true;
     this.#rows = new Map();
     this.#unchecked = new Map();
     await Promise.allSettled([...this.#inFlight]);
-    this.#store.unpin(this.#pinned);
+    this.#store.unpin(this.#pinned, committed?.() === true);
   }
 
   /**

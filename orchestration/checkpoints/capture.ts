@@ -172,7 +172,14 @@ async function captureMount(
 
   let missing: string[];
   try {
-    ({ missing } = await d.mounts.capture(rec, mount, { maxEntries: d.maxEntries, timeoutMs: d.timeoutMs, select, onEntry }));
+    ({ missing } = await d.mounts.capture(rec, mount, {
+      maxEntries: d.maxEntries,
+      timeoutMs: d.timeoutMs,
+      select,
+      onEntry,
+      // Nothing to take over and nothing left out: every file is read, so the reader need not wait for the list.
+      readAll: prev === null && exclude.size === 0,
+    }));
   } catch (err) {
     if (err instanceof DirectorError && err.code === 'PAYLOAD_TOO_LARGE' && err.details?.setting === undefined)
       throw tooLarge(budget.maxBytes, `${mount} of ${rec.id}: ${err.message}`);

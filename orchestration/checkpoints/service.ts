@@ -112,6 +112,7 @@ export class CheckpointService {
     return this.#serial(session.id, async () => {
       this.#checkCount(session.id);
       const batch = blobs.batch();
+      let committed: string | null = null;
       try {
         const budget: Budget = { maxBytes: cfg.checkpointMaxBytes, used: 0 };
         const files: SandboxCapture[] = [];
@@ -149,6 +150,7 @@ export class CheckpointService {
         };
         if (!store.insertBounded(rec, new Set(batch.digests), cfg.checkpointMaxPerSession, () => batch.insertPending()))
           this.#checkCount(session.id, true);
+        committed = rec.id;
         this.#event('checkpoint_created', caller, rec, {
           files: rec.fileCount,
           bytes: rec.bytes,
@@ -157,8 +159,8 @@ export class CheckpointService {
         });
         return rec;
       } finally {
-        // Committed: its blobs are referenced and stay. Refused or failed: what it wrote goes.
-        await batch.release();
+        // Committed: its blobs are referenced and stay (no lookup while it exists). Refused or failed: what it wrote goes.
+        await batch.release(() => committed !== null && store.exists(committed));
       }
     });
   }

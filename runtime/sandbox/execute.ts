@@ -378,6 +378,7 @@ export class Executor {
       stdin: true,
       ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
       ...(opts.finishOnDisconnect ? { finishOnDisconnect: true } : {}),
+      ...(opts.outputWindowBytes ? { outputWindowBytes: opts.outputWindowBytes } : {}),
     });
     if (viaAgent) return viaAgent;
     const armed = await this.launchers.take(containerId, cmd, {}, undefined, undefined, { keepStdin: true });

@@ -42,6 +42,13 @@ export interface CaptureOptions extends SyncLimits {
   select(listing: Listing): Promise<{ paths: string[]; maxBytes: number }> | { paths: string[]; maxBytes: number };
   /** Each entry read, in archive order; a file's `stream` must be consumed. Hard links name an earlier file. */
   onEntry(e: TreeEntry): Promise<void>;
+  /**
+   * The caller's `select` will pick every file and symlink of the listing (nothing to reuse,
+   * nothing excluded: a mount's first capture). Through the agent the reader then sends them
+   * all right after the listing (`tree capture-all`), without waiting for the host's answer; a
+   * `select` that picks fewer after all fails the capture.
+   */
+  readAll?: boolean;
 }
 
 export interface CaptureResult {
@@ -96,6 +103,8 @@ export interface OpenOptions {
    * to the agent is lost, as a `docker exec` runs on when Director dies.
    */
   finishOnDisconnect?: boolean;
+  /** Through the agent: output it may send ahead of the reader (see `AgentExecOptions`). */
+  outputWindowBytes?: number;
 }
 
 export interface MountSyncOptions {
@@ -118,6 +127,9 @@ export interface MountSyncOptions {
   treeTool?: (containerId: string) => string | null;
 }
 
+/** Output a capture's reader may send ahead of the host (the agent's default is 256 KiB). */
+const CAPTURE_WINDOW_BYTES = 1024 * 1024;
+
 /** How long after Director's own deadline the sandbox kills a tree script itself. */
 const SANDBOX_DEADLINE_GRACE_MS = 1000;
 
@@ -134,20 +146,39 @@ export class MountSync {
   /** Lists `mount` and reads the files `select` picks, through the guard. */
   async capture(rec: SandboxRecord, mount: string, o: CaptureOptions): Promise<CaptureResult> {
     const tool = rec.containerId ? this.treeTool(rec.containerId) : null;
+    // An agent binary built before `capture-all` (a sandbox started by an older Director) refuses it: `capture` then.
+    if (tool && o.readAll) {
+      try {
+        return await this.captureWith(rec, mount, o, tool, true);
+      } catch (err) {
+        if (!(err instanceof ToolMissing)) throw err;
+      }
+    }
     try {
-      return await this.captureWith(rec, mount, o, tool);
+      return await this.captureWith(rec, mount, o, tool, false);
     } catch (err) {
-      // An agent binary built before its `tree` mode (a sandbox started by an older Director) refuses it: the script then.
-      if (err instanceof ToolMissing) return this.captureWith(rec, mount, o, null);
+      // An agent binary built before its `tree` mode refuses it: the script then.
+      if (err instanceof ToolMissing) return this.captureWith(rec, mount, o, null, false);
       throw err;
     }
   }
 
-  private async captureWith(rec: SandboxRecord, mount: string, o: CaptureOptions, tool: string | null): Promise<CaptureResult> {
+  private async captureWith(
+    rec: SandboxRecord,
+    mount: string,
+    o: CaptureOptions,
+    tool: string | null,
+    all: boolean,
+  ): Promise<CaptureResult> {
     const marker = `--director-${randomBytes(12).toString('hex')}--`;
     const nowS = this.kernelClockMs ? Math.floor(this.kernelClockMs() / 1000) : null;
-    const run = await this.start(rec, ['capture', mount, marker, ...(nowS === null ? [] : [String(nowS)])], o.timeoutMs, tool);
+    const args = [all ? 'capture-all' : 'capture', mount, marker, ...(nowS === null ? [] : [String(nowS)])];
+    const run = await this.start(rec, args, o.timeoutMs, tool);
     try {
+      const stdin = run.h.stdin!;
+      stdin.on('error', () => undefined);
+      // `capture-all` reads no answer: its input ends now.
+      if (all) stdin.end();
       const listed = await this.listing(run, marker, o.maxEntries, mount, tool !== null);
       const listing = nowS === null ? listed : { ...listed, listedAtS: nowS };
       const { paths, maxBytes } = await o.select(listing);
@@ -158,10 +189,10 @@ export class MountSync {
         if (k !== 'file' && k !== 'symlink') throw new Error(`capture asked for ${p}, which is not a listed file or symlink`);
         asked.set(p, k);
       }
-      const stdin = run.h.stdin!;
-      stdin.on('error', () => undefined);
+      if (all && asked.size !== listing.entries.filter((e) => e.kind === 'file' || e.kind === 'symlink').length)
+        throw new Error('a capture of every file picked only some of them');
       // `0`: nothing to read, the script ends without starting `xargs` and `tar`.
-      stdin.end(Buffer.from(paths.length ? `1\n${paths.map((p) => `./${p}\0`).join('')}` : '0\n'));
+      if (!all) stdin.end(Buffer.from(paths.length ? `1\n${paths.map((p) => `./${p}\0`).join('')}` : '0\n'));
       const got = new Set<string>();
       if (paths.length) {
         const tar = readableOf(run.rest());
@@ -291,9 +322,12 @@ export class MountSync {
     // decides (and names) a timeout; it is the backstop once Director is gone.
     // The same protocol, output and exit statuses either way (images/agent/tree.c).
     const cmd = tool ? [tool, 'tree', ...args] : ['/bin/sh', '-c', TREE_SCRIPT, 'director-tree', ...args];
+    const capture = args[0] === 'capture' || args[0] === 'capture-all';
     const h = await this.open(rec.containerId, cmd, {
       timeoutMs: timeoutMs + SANDBOX_DEADLINE_GRACE_MS,
-      finishOnDisconnect: args[0] !== 'capture',
+      finishOnDisconnect: !capture,
+      // A capture's output is read as fast as it comes (the guard, the blob store): fewer grants.
+      ...(capture ? { outputWindowBytes: CAPTURE_WINDOW_BYTES } : {}),
     });
     const err: Buffer[] = [];
     let errBytes = 0;

@@ -125,6 +125,7 @@ export class AgentClient extends EventEmitter<{ lost: [AgentLost] }> implements 
     const exec = new AgentExec(id, opts, this.sinkFor(id));
     this.execs.set(id, exec);
     this.socket.write(frame);
+    exec.opened();
     if (opts.timeoutMs) this.watch(exec, opts.timeoutMs);
     return exec;
   }

@@ -3,7 +3,15 @@ import { Readable, Writable } from 'node:stream';
 import type { ExecExit, ExecHandle } from '../../engine/engine.ts';
 import { INITIAL_WINDOW_BYTES, MAX_CHUNK_BYTES, STDIN_WINDOW_BYTES, type ExecFrame, type ExitStatus } from './protocol.ts';
 
-export type AgentExecOptions = ExecFrame;
+export type AgentExecOptions = ExecFrame & {
+  /**
+   * Output the agent may send ahead of what the consumer took: {@link INITIAL_WINDOW_BYTES} (the
+   * agent's own start) unless more is asked for, which is granted as soon as the exec is sent.
+   * For a bulk reader whose consumer keeps up (a checkpoint's capture): a grant frame, and the
+   * agent's wait for it, every quarter of this instead of every 64 KiB.
+   */
+  outputWindowBytes?: number;
+};
 
 /** How an execute through the agent ended. */
 export interface AgentExit {
@@ -36,8 +44,8 @@ function names(table: Record<string, number>): Map<number, string> {
 const SIGNAL_NAMES = names(constants.signals);
 const ERRNO_NAMES = names(constants.errno);
 
-/** Grants are sent in steps of a quarter window, so a steady stream costs one small frame per 64 KiB. */
-const GRANT_STEP_BYTES = INITIAL_WINDOW_BYTES / 4;
+/** The largest output window an exec may ask for (output buffered per exec at most). */
+const MAX_WINDOW_BYTES = 4 * 1024 * 1024;
 
 /** An output stream that tells its exec when the consumer has taken bytes (so more may be granted). */
 class Output extends Readable {
@@ -74,6 +82,8 @@ export class AgentExec implements ExecHandle {
   private settleExit!: (e: AgentExit) => void;
   private received = 0;
   private granted = INITIAL_WINDOW_BYTES;
+  /** Output allowed ahead of the consumer; grants are sent in steps of a quarter of it (one small frame per 64 KiB by default). */
+  private readonly window: number;
   private grantQueued = false;
   private stdinInFlight = 0;
   private stdinWaiter: (() => void) | null = null;
@@ -89,6 +99,15 @@ export class AgentExec implements ExecHandle {
     this.started = new Promise((r) => (this.settleStarted = r));
     this.exit = new Promise((r) => (this.settleExit = r));
     this.stdin = opts.stdin || opts.tty ? this.makeStdin() : null;
+    this.window = Math.min(MAX_WINDOW_BYTES, Math.max(INITIAL_WINDOW_BYTES, Math.floor(opts.outputWindowBytes ?? 0)));
+  }
+
+  /** Called by the client once the exec was sent: grants the rest of a window larger than the agent's initial one. */
+  opened(): void {
+    if (this.window > this.granted) {
+      this.sink.grant(this.window - this.granted);
+      this.granted = this.window;
+    }
   }
 
   get ended(): boolean {
@@ -173,8 +192,8 @@ export class AgentExec implements ExecHandle {
       this.grantQueued = false;
       if (this.done) return;
       const consumed = this.received - this.stdout.readableLength - this.stderr.readableLength;
-      const grant = consumed + INITIAL_WINDOW_BYTES - this.granted;
-      if (grant >= GRANT_STEP_BYTES) {
+      const grant = consumed + this.window - this.granted;
+      if (grant >= this.window / 4) {
         this.granted += grant;
         this.sink.grant(grant);
       }

@@ -268,6 +268,14 @@ test("a symlink the sandbox planted in the mount is never followed: not by a pla
   assert.ok(archive.includes('keep/f'), 'the other path was read');
   assert.not.ok(archive.includes('secret\n'), "the file behind the sandbox's link was not read");
   assert.not.ok(archive.includes('sub/secret'));
+  // `capture-all` reads what the listing holds: the link as a link, nothing behind it.
+  const all = await tool(['capture-all', '/workspace', MARKER, '0'], Buffer.alloc(0));
+  assert.is(all.code, 0, all.stderr);
+  assert.match(all.stdout, /^a1ff .* \.\/sub$/m);
+  const allArchive = all.stdout.slice(all.stdout.indexOf(`${MARKER}\n`) + MARKER.length + 1);
+  assert.ok(allArchive.includes('keep/f') && allArchive.includes('kept\n'), "the mount's file was read");
+  assert.ok(allArchive.includes('sub\0'), 'the link is a record of the archive');
+  assert.not.ok(allArchive.includes('secret'), "nothing behind the sandbox's link was read");
   // A capture path that is absolute or climbs out is refused outright.
   for (const bad of ['./../tmp/secret', './/tmp/secret', './a/../../tmp/secret']) {
     const c = await tool(['capture', '/workspace', MARKER, '0'], Buffer.from(`1\n${bad}\0`));
@@ -289,6 +297,7 @@ test('usage errors exit 2 and a mount it cannot enter exits 3, in every mode, be
   for (const args of [
     ['copy', '/workspace'],
     ['capture', '/workspace'],
+    ['capture-all', '/workspace'],
     ['restore', '/workspace', STAGE, MARKER],
     ['list', '/workspace', 'soon'],
   ]) {
@@ -298,6 +307,7 @@ test('usage errors exit 2 and a mount it cannot enter exits 3, in every mode, be
   }
   for (const args of [
     ['capture', '/nowhere', MARKER],
+    ['capture-all', '/nowhere', MARKER],
     ['restore', '/nowhere', STAGE, MARKER, '1'],
     ['list', '/nowhere'],
   ]) {

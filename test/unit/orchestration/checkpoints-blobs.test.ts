@@ -227,6 +227,41 @@ test('unpin and collect ask which blobs are still referenced once for all of the
   assert.equal(chunks(db), []);
 });
 
+test('a batch released after its checkpoint was committed asks nothing while that checkpoint exists, and everything once it is gone', async () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'director-blobs-'));
+  dirs.push(root);
+  const db = openDb(root);
+  dbs.push(db);
+  const referenced = new Set<string>();
+  const questions: number[] = [];
+  const s = new BlobStore(path.join(root, 'checkpoints'), db, (ds) => {
+    questions.push(ds.length);
+    return new Set(ds.filter((d) => referenced.has(d)));
+  });
+  await s.start(new Set());
+  const put = async () => {
+    const b = s.batch();
+    const ds = await Promise.all(['a', 'b'].map((x) => b.putBuffer(Buffer.from(x))));
+    await b.flush();
+    b.insertPending();
+    return { b, ds };
+  };
+  // Committed and still there: the pins go without a lookup, and the content stays (it is referenced).
+  const kept = await put();
+  for (const d of kept.ds) referenced.add(d);
+  let asked = 0;
+  await kept.b.release(() => (asked++, true));
+  assert.is(asked, 1, 'the commit is checked once, when the pins go');
+  assert.equal(questions, [], 'no digest looked up');
+  assert.equal(chunks(db).sort(), [...kept.ds].sort());
+  // Its checkpoint deleted before the release (what the check is for): the unused content goes, as without a commit.
+  referenced.clear();
+  const gone = await put();
+  await gone.b.release(() => false);
+  assert.equal(questions, [2]);
+  assert.equal(chunks(db), []);
+});
+
 test('a digest that is not a sha256 never becomes a path', () => {
   const { s } = store();
   assert.throws(() => s.pathOf('../../etc/passwd'), /not a blob digest/);

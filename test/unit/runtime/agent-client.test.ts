@@ -182,6 +182,33 @@ test('output is granted as the consumer takes it, and never beyond the window', 
   await channel.close();
 });
 
+test('a larger output window is granted with the exec, then in quarters of it, and output beyond it is still refused', async () => {
+  const { channel, fake, agent } = await connected();
+  const window = 1024 * 1024;
+  const e = agent.exec({ argv: ['x'], timeoutMs: 5000, outputWindowBytes: window });
+  const ex = await fake.until((f) => f.type === FRAME.exec);
+  await fake.until((f) => f.type === FRAME.window && f.id === ex.id);
+  assert.is(fake.sum(FRAME.window, ex.id), window - INITIAL_WINDOW_BYTES, 'the rest of the window, before any output');
+  const chunk = Buffer.alloc(MAX_CHUNK_BYTES, 1);
+  for (let i = 0; i < window / MAX_CHUNK_BYTES; i++) fake.send(FRAME.stdout, ex.id, chunk);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(agent.alive, 'the whole window was accepted unread');
+  assert.is(fake.sum(FRAME.window, ex.id), window - INITIAL_WINDOW_BYTES, 'nothing more granted while nothing was read');
+  let read = 0;
+  e.stdout.on('data', (d: Buffer) => (read += d.length));
+  await fake.until((f) => f.type === FRAME.window && f.id === ex.id && fake.sum(FRAME.window, ex.id) > window - INITIAL_WINDOW_BYTES);
+  assert.is(read, window);
+  // Grants come a quarter window at a time: one frame for what was taken, not one per 64 KiB.
+  assert.is(fake.sum(FRAME.window, ex.id), 2 * window - INITIAL_WINDOW_BYTES);
+  assert.is(fake.got.filter((f) => f.type === FRAME.window && f.id === ex.id).length, 2);
+  e.stdout.pause();
+  for (let i = 0; i <= window / MAX_CHUNK_BYTES; i++) fake.send(FRAME.stdout, ex.id, chunk);
+  const exit = await within(e.exit);
+  assert.is(exit.agentLost, true, 'one chunk past the (larger) window');
+  assert.match(agent.lost!.detail, /past its window/);
+  await channel.close();
+});
+
 test('output past the window is a protocol error', async () => {
   const { channel, fake, agent } = await connected();
   const e = agent.exec({ argv: ['x'] });

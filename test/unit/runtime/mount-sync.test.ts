@@ -416,7 +416,7 @@ test('restore, commit and undo ask to finish if Director goes (a half-done swap 
   await sync.finish(rec, root, again.stage, 'commit', 10_000);
   // The sandbox's own deadline comes 1 s after Director's (which still decides while it lives).
   assert.equal(asked, [
-    ['capture', { timeoutMs: LIMITS.timeoutMs + 1000, finishOnDisconnect: false }],
+    ['capture', { timeoutMs: LIMITS.timeoutMs + 1000, finishOnDisconnect: false, outputWindowBytes: 1024 * 1024 }],
     ['restore', { timeoutMs: LIMITS.timeoutMs + 1000, finishOnDisconnect: true }],
     ['undo', { timeoutMs: 11_000, finishOnDisconnect: true }],
     ['restore', { timeoutMs: LIMITS.timeoutMs + 1000, finishOnDisconnect: true }],
@@ -556,6 +556,86 @@ test('agent: a file name with a line break makes the capture fail, as with the s
   } catch (err) {
     assert.is((err as { code?: string }).code, 'UNPROCESSABLE');
   }
+});
+
+/** Captures `root` with `readAll`: what was read (path, type and content or link), and the commands run. */
+async function captureAll(sync: MountSync, root: string, readAll: boolean) {
+  const read = new Map<string, string>();
+  const { listing, missing } = await sync.capture(rec, root, {
+    ...LIMITS,
+    readAll,
+    select: (l) => ({ paths: l.entries.filter((e) => e.kind === 'file' || e.kind === 'symlink').map((e) => e.path), maxBytes: 1 << 20 }),
+    onEntry: async (e) => {
+      if (e.type === 'file') read.set(e.path, `file ${(await collect(e.stream)).toString()}`);
+      else read.set(e.path, `${e.type} ${e.linkname}`);
+    },
+  });
+  return { listing, missing, read };
+}
+
+/** A MountSync over the agent binary that records the `tree` mode of every command it runs. */
+function recordingAgentSync(tool: string): { sync: MountSync; modes: string[] } {
+  const modes: string[] = [];
+  const inner = opener(toolset('busybox'));
+  const sync = new MountSync(
+    (id, cmd, opts) => {
+      modes.push(cmd[0] === tool ? cmd[2]! : `script ${cmd[4]}`);
+      return inner(id, cmd, opts);
+    },
+    { treeTool: () => tool },
+  );
+  return { sync, modes };
+}
+
+test('agent: `capture-all` (readAll) sends every listed file and symlink without waiting for an answer: what `capture` of all of them sends', async () => {
+  const root = temp('director-mount-');
+  const { longPath } = awkwardTree(root);
+  const { sync, modes } = recordingAgentSync(agentBinary());
+  const all = await captureAll(sync, root, true);
+  const asked = await captureAll(sync, root, false);
+  assert.equal(modes, ['capture-all', 'capture']);
+  assert.equal(all.missing, []);
+  assert.equal(Object.fromEntries(all.read), Object.fromEntries(asked.read));
+  assert.is(all.read.get(longPath), 'file deep');
+  assert.is(all.read.get('links/abs'), 'symlink /etc/passwd');
+  assert.ok(!all.read.has('fifo'), 'a fifo is listed, never read');
+  assert.ok(!all.read.has('.director-restore-0123456789abcdef/t/hidden'), 'the stage is neither listed nor read');
+  assert.equal(
+    all.listing.entries.map((e) => e.path),
+    asked.listing.entries.map((e) => e.path),
+  );
+});
+
+test('agent: `capture-all` with a select that keeps some files back fails (it cannot unread them)', async () => {
+  const root = temp('director-mount-');
+  build(root, { a: 'one', b: 'two' });
+  try {
+    await syncOf('agent').capture(rec, root, {
+      ...LIMITS,
+      readAll: true,
+      select: () => ({ paths: ['a'], maxBytes: 1 << 20 }),
+      onEntry: async (e) => void (await collect(e.stream)),
+    });
+    assert.unreachable('a partial select was taken for all');
+  } catch (err) {
+    assert.match((err as Error).message, /every file picked only some/);
+  }
+});
+
+test('an agent binary with `tree` but without `capture-all` (an older build): the capture asks again with `capture`, not the script', async () => {
+  const root = temp('director-mount-');
+  build(root, { 'a/x': 'one', b: 'two', l: '-> b' });
+  const old = path.join(temp('director-old-agent-'), 'agent');
+  writeFileSync(
+    old,
+    `#!/bin/sh\nif [ "$2" = capture-all ]; then echo "unknown mode capture-all" >&2; exit 2; fi\nexec ${agentBinary()} "$@"\n`,
+    { mode: 0o755 },
+  );
+  const { sync, modes } = recordingAgentSync(old);
+  const { read, missing } = await captureAll(sync, root, true);
+  assert.equal(modes, ['capture-all', 'capture']);
+  assert.equal(missing, []);
+  assert.equal(Object.fromEntries(read), { 'a/x': 'file one', b: 'file two', l: 'symlink b' });
 });
 
 test('an agent binary without the `tree` mode (an older build): capture and restore fall back to the script', async () => {
