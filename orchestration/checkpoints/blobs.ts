@@ -20,7 +20,7 @@
  * question "is it used?" and the removal), so a pin and a removal never interleave. Both are
  * asked for many blobs at once (one statement each), not one per blob.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, hash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -275,7 +275,7 @@ export class BlobBatch {
 
   /** Stores `buf` unless present; a file write may still be in flight when this returns (see {@link flush}). */
   async putBuffer(buf: Buffer): Promise<string> {
-    const digest = createHash('sha256').update(buf).digest('hex');
+    const digest = hash('sha256', buf, 'hex'); // one call, no Hash object: most contents are small files
     if (buf.length <= SMALL_BYTES) {
       // Pinned now (so content present now stays), looked for later with the others (#check).
       this.#pinned.push(digest);

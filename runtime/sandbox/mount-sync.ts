@@ -191,20 +191,20 @@ export class MountSync {
       }
       if (all && asked.size !== listing.entries.filter((e) => e.kind === 'file' || e.kind === 'symlink').length)
         throw new Error('a capture of every file picked only some of them');
-      // `0`: nothing to read, the script ends without starting `xargs` and `tar`.
+      // `0`: nothing to read, the script ends without starting `xargs` and `tar`. The capture is
+      // complete with the listing: its end is not waited for (close() stops it if it runs on).
       if (!all) stdin.end(Buffer.from(paths.length ? `1\n${paths.map((p) => `./${p}\0`).join('')}` : '0\n'));
+      if (!paths.length) return { listing, missing: [] };
       const got = new Set<string>();
-      if (paths.length) {
-        const tar = readableOf(run.rest());
-        for await (const e of guardedTree(tar, { maxBytes, maxEntries: paths.length })) {
-          const want = asked.get(e.path);
-          const fits = want === 'symlink' ? e.type === 'symlink' : e.type === 'file' || e.type === 'hardlink';
-          if (!want || got.has(e.path) || !fits)
-            throw new UnsafeArchiveError('UNSAFE_ARCHIVE', e.path, 'entry the capture did not ask for (changed while it was read?)');
-          got.add(e.path);
-          await o.onEntry(e);
-        }
-      } else for await (const _ of run.rest());
+      const tar = readableOf(run.rest());
+      for await (const e of guardedTree(tar, { maxBytes, maxEntries: paths.length })) {
+        const want = asked.get(e.path);
+        const fits = want === 'symlink' ? e.type === 'symlink' : e.type === 'file' || e.type === 'hardlink';
+        if (!want || got.has(e.path) || !fits)
+          throw new UnsafeArchiveError('UNSAFE_ARCHIVE', e.path, 'entry the capture did not ask for (changed while it was read?)');
+        got.add(e.path);
+        await o.onEntry(e);
+      }
       const code = await run.done;
       const missing = paths.filter((p) => !got.has(p));
       // xargs answers 123 when tar failed on some path (removed or unreadable since the listing): those are `missing`.
