@@ -16,17 +16,30 @@ test.after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
+/** A store in a new data dir; `questions` records each "which are still referenced?" (the number of digests asked). */
 function store(referenced = new Set<string>()) {
   const root = mkdtempSync(path.join(tmpdir(), 'director-blobs-'));
   dirs.push(root);
   const db = openDb(root);
   dbs.push(db);
+  const questions: number[] = [];
   return {
-    s: new BlobStore(path.join(root, 'checkpoints'), db, (ds) => new Set(ds.filter((d) => referenced.has(d)))),
+    s: new BlobStore(path.join(root, 'checkpoints'), db, (ds) => {
+      questions.push(ds.length);
+      return new Set(ds.filter((d) => referenced.has(d)));
+    }),
     root: path.join(root, 'checkpoints'),
     db,
     referenced,
+    questions,
   };
+}
+
+/** {@link store}, started. */
+async function countingStore() {
+  const st = store();
+  await st.s.start(new Set());
+  return st;
 }
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const chunks = (db: Db) => (db.sql.prepare('SELECT digest FROM checkpoint_chunks').all() as { digest: string }[]).map((r) => r.digest);
@@ -189,17 +202,7 @@ test('content present when a capture puts it stays, even if its last reference g
 });
 
 test('unpin and collect ask which blobs are still referenced once for all of them, and remove rows and files alike', async () => {
-  const root = mkdtempSync(path.join(tmpdir(), 'director-blobs-'));
-  dirs.push(root);
-  const db = openDb(root);
-  dbs.push(db);
-  const referenced = new Set<string>();
-  const questions: number[] = [];
-  const s = new BlobStore(path.join(root, 'checkpoints'), db, (ds) => {
-    questions.push(ds.length);
-    return new Set(ds.filter((d) => referenced.has(d)));
-  });
-  await s.start(new Set());
+  const { s, db, referenced, questions } = await countingStore();
   const b = s.batch();
   const small = await Promise.all(['a', 'b', 'c'].map((x) => b.putBuffer(Buffer.from(x))));
   const large = await b.putBuffer(big(5));
@@ -228,17 +231,7 @@ test('unpin and collect ask which blobs are still referenced once for all of the
 });
 
 test('a batch released after its checkpoint was committed asks nothing while that checkpoint exists, and everything once it is gone', async () => {
-  const root = mkdtempSync(path.join(tmpdir(), 'director-blobs-'));
-  dirs.push(root);
-  const db = openDb(root);
-  dbs.push(db);
-  const referenced = new Set<string>();
-  const questions: number[] = [];
-  const s = new BlobStore(path.join(root, 'checkpoints'), db, (ds) => {
-    questions.push(ds.length);
-    return new Set(ds.filter((d) => referenced.has(d)));
-  });
-  await s.start(new Set());
+  const { s, db, referenced, questions } = await countingStore();
   const put = async () => {
     const b = s.batch();
     const ds = await Promise.all(['a', 'b'].map((x) => b.putBuffer(Buffer.from(x))));

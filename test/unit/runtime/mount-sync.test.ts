@@ -642,14 +642,16 @@ test('a capture that reads nothing ends with the listing: it does not wait for t
   const root = temp('director-mount-');
   const slow = path.join(temp('director-slow-agent-'), 'agent');
   // Lists the mount's root, reads the answer, then lingers (an exit that comes late).
-  writeFileSync(slow, `#!/bin/sh\nprintf 'T 5\\n41ed 1 2 4096 5 5 .\\n%s\\n' "$4"\ncat >/dev/null\nexec /bin/busybox sleep 30\n`, { mode: 0o755 });
+  writeFileSync(slow, `#!/bin/sh\nprintf 'T 5\\n41ed 1 2 4096 5 5 .\\n%s\\n' "$4"\ncat >/dev/null\nexec /bin/busybox sleep 30\n`, {
+    mode: 0o755,
+  });
   const inner = opener(toolset('busybox'));
   let killed = 0;
   const sync = new MountSync(
     async (id, cmd, opts) => {
       const h = await inner(id, cmd, opts);
       const kill = h.kill.bind(h);
-      h.kill = (signal) => (killed++, kill(signal));
+      h.kill = () => (killed++, kill());
       return h;
     },
     { treeTool: () => slow },
@@ -661,7 +663,10 @@ test('a capture that reads nothing ends with the listing: it does not wait for t
     onEntry: () => Promise.reject(new Error('nothing was asked for')),
   });
   assert.ok(performance.now() - t0 < 5000, 'returned without waiting for the reader to end');
-  assert.equal(listing.entries.map((e) => e.path), ['']);
+  assert.equal(
+    listing.entries.map((e) => e.path),
+    [''],
+  );
   assert.equal(missing, []);
   assert.is(killed, 1, 'the reader still running was stopped');
 });
