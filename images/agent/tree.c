@@ -1,5 +1,5 @@
 /*
- * director-agent tree capture MOUNT MARKER [SECONDS]
+ * director-agent tree capture|capture-all MOUNT MARKER [SECONDS]
  * director-agent tree restore MOUNT STAGE MARKER COMMIT
  * director-agent tree list MOUNT [SECONDS]
  *
@@ -29,6 +29,7 @@
  *   MARKER it writes, without reading stdin, the tar of every regular file and symlink the
  *   listing printed, in the listing's order, as `capture` writes it for the paths `1` names, with
  *   the same exit statuses. The host then waits for no round trip before the content starts.
+ *   A name that is not well-formed UTF-8 is listed and not written (see utf8_ok).
  *   An agent older than it answers `unknown mode` (exit 2, nothing printed), as one older than
  *   `tree` does: the host asks again with `capture`.
  *
@@ -104,6 +105,29 @@ static struct buf_list {
   size_t len, cap;
   int on;
 } listed;
+
+/*
+ * Whether `s` is well-formed UTF-8 as the host's decoder takes it (no overlong form, surrogate or
+ * value past U+10FFFF). The host reads names as UTF-8: a name that is not would come back to it
+ * changed, so `capture-all` leaves it out, as `capture` cannot find it by the host's version of
+ * it: both report it missing.
+ */
+static int utf8_ok(const unsigned char *s) {
+  while (*s) {
+    unsigned c = *s++, n, min;
+    if (c < 0x80) continue;
+    if ((c & 0xe0) == 0xc0) n = 1, min = 0x80, c &= 0x1f;
+    else if ((c & 0xf0) == 0xe0) n = 2, min = 0x800, c &= 0x0f;
+    else if ((c & 0xf8) == 0xf0) n = 3, min = 0x10000, c &= 0x07;
+    else return 0;
+    for (; n; n--, s++) {
+      if ((*s & 0xc0) != 0x80) return 0; /* also the NUL at the end */
+      c = (c << 6) | (*s & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
+  }
+  return 1;
+}
 
 static void remember_listed(const char *path) {
   size_t k = strlen(path) + 3;
@@ -217,7 +241,8 @@ static void walk(int rootfd, char *path, size_t len, const struct stat *self) {
     if (len) path[at++] = '/';
     memcpy(path + at, es[i].name, k + 1);
     print_entry(path, &es[i].st);
-    if (listed.on && (S_ISREG(es[i].st.st_mode) || S_ISLNK(es[i].st.st_mode))) remember_listed(path);
+    if (listed.on && (S_ISREG(es[i].st.st_mode) || S_ISLNK(es[i].st.st_mode)) && utf8_ok((const unsigned char *)path))
+      remember_listed(path);
     if (S_ISDIR(es[i].st.st_mode) && es[i].st.st_dev == root_dev) walk(rootfd, path, at + k, &es[i].st);
     path[len] = 0;
     free(es[i].name);

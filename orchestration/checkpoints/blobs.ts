@@ -302,12 +302,12 @@ export class BlobBatch {
       return this.putBuffer(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     }
     const tmp = path.join(this.#tmp, randomBytes(12).toString('hex'));
-    const hash = createHash('sha256');
+    const hasher = createHash('sha256');
     const fh = await fs.open(tmp, 'wx', 0o600);
     let bytes = 0;
     try {
       for await (const c of src) {
-        hash.update(c);
+        hasher.update(c);
         bytes += c.length;
         for (let off = 0; off < c.length;) off += (await fh.write(c, off)).bytesWritten;
       }
@@ -316,7 +316,7 @@ export class BlobBatch {
       await fs.rm(tmp, { force: true });
       throw err;
     }
-    const digest = hash.digest('hex');
+    const digest = hasher.digest('hex');
     if (!this.#claim(digest, bytes)) {
       await fh.close();
       await fs.rm(tmp, { force: true });

@@ -89,7 +89,15 @@ interface Run {
   /** The stdout bytes after the marker. */
   rest(): AsyncIterable<Buffer>;
   done: Promise<number>;
+  /** Stops the process if it has not ended (and everything of the run). */
   close(): void;
+  /**
+   * The run's answer is complete before the process ended: it is left to end by itself (its
+   * output read and dropped, the deadline still stopping one that runs on), and close() then
+   * does nothing. Stopping it costs more than its end: a scan of the sandbox's processes in the
+   * agent, an engine call or a second exec without one.
+   */
+  detach(): void;
 }
 
 /** Starts a command in a container as the sandbox user with stdin open (the runtime's `Executor.open`). */
@@ -130,6 +138,9 @@ export interface MountSyncOptions {
 /** Output a capture's reader may send ahead of the host (the agent's default is 256 KiB). */
 const CAPTURE_WINDOW_BYTES = 1024 * 1024;
 
+/** Containers remembered as having an older agent binary (see MountSync.refused). */
+const MAX_REFUSALS = 4096;
+
 /** How long after Director's own deadline the sandbox kills a tree script itself. */
 const SANDBOX_DEADLINE_GRACE_MS = 1000;
 
@@ -137,6 +148,12 @@ export class MountSync {
   private readonly open: ExecOpener;
   private readonly kernelClockMs: (() => number) | null;
   private readonly treeTool: (containerId: string) => string | null;
+  /**
+   * Containers whose agent binary refused a mode (a build older than it): not asked for it
+   * again (a container keeps the binary it started with). Bounded: forgotten past
+   * {@link MAX_REFUSALS} (asking again costs one refused process).
+   */
+  private readonly refused = new Map<string, 'capture-all' | 'tree'>();
   constructor(open: ExecOpener, opts: MountSyncOptions = {}) {
     this.open = open;
     this.kernelClockMs = opts.kernelClockMs ?? null;
@@ -145,22 +162,36 @@ export class MountSync {
 
   /** Lists `mount` and reads the files `select` picks, through the guard. */
   async capture(rec: SandboxRecord, mount: string, o: CaptureOptions): Promise<CaptureResult> {
-    const tool = rec.containerId ? this.treeTool(rec.containerId) : null;
-    // An agent binary built before `capture-all` (a sandbox started by an older Director) refuses it: `capture` then.
-    if (tool && o.readAll) {
+    const tool = this.toolOf(rec);
+    // An agent binary built before `capture-all` refuses it: `capture` then.
+    if (tool && o.readAll && this.refused.get(rec.containerId!) !== 'capture-all') {
       try {
         return await this.captureWith(rec, mount, o, tool, true);
       } catch (err) {
         if (!(err instanceof ToolMissing)) throw err;
+        this.remember(rec, 'capture-all');
       }
     }
     try {
       return await this.captureWith(rec, mount, o, tool, false);
     } catch (err) {
       // An agent binary built before its `tree` mode refuses it: the script then.
-      if (err instanceof ToolMissing) return this.captureWith(rec, mount, o, null, false);
-      throw err;
+      if (!(err instanceof ToolMissing)) throw err;
+      this.remember(rec, 'tree');
+      return this.captureWith(rec, mount, o, null, false);
     }
+  }
+
+  /** The tree tool of the sandbox's container, unless its binary refused `tree` before. */
+  private toolOf(rec: SandboxRecord): string | null {
+    if (!rec.containerId || this.refused.get(rec.containerId) === 'tree') return null;
+    return this.treeTool(rec.containerId);
+  }
+
+  private remember(rec: SandboxRecord, mode: 'capture-all' | 'tree'): void {
+    if (!rec.containerId) return;
+    if (this.refused.size >= MAX_REFUSALS) this.refused.clear();
+    this.refused.set(rec.containerId, mode);
   }
 
   private async captureWith(
@@ -192,9 +223,12 @@ export class MountSync {
       if (all && asked.size !== listing.entries.filter((e) => e.kind === 'file' || e.kind === 'symlink').length)
         throw new Error('a capture of every file picked only some of them');
       // `0`: nothing to read, the script ends without starting `xargs` and `tar`. The capture is
-      // complete with the listing: its end is not waited for (close() stops it if it runs on).
+      // complete with the listing: the reader's end is not waited for (it ends by itself).
       if (!all) stdin.end(Buffer.from(paths.length ? `1\n${paths.map((p) => `./${p}\0`).join('')}` : '0\n'));
-      if (!paths.length) return { listing, missing: [] };
+      if (!paths.length) {
+        run.detach();
+        return { listing, missing: [] };
+      }
       const got = new Set<string>();
       const tar = readableOf(run.rest());
       for await (const e of guardedTree(tar, { maxBytes, maxEntries: paths.length })) {
@@ -222,13 +256,14 @@ export class MountSync {
    * before the end leaves the mount as it was (a RestoreFailedError says whether it could).
    */
   async restore<W extends SyncWanted>(rec: SandboxRecord, mount: string, o: RestoreOptions<W>): Promise<RestoreResult<W>> {
-    const tool = rec.containerId ? this.treeTool(rec.containerId) : null;
+    const tool = this.toolOf(rec);
     try {
       return await this.restoreWith(rec, mount, o, tool);
     } catch (err) {
       // As for a capture: an agent binary without `tree` has refused before doing anything.
-      if (err instanceof ToolMissing) return this.restoreWith(rec, mount, o, null);
-      throw err;
+      if (!(err instanceof ToolMissing)) throw err;
+      this.remember(rec, 'tree');
+      return this.restoreWith(rec, mount, o, null);
     }
   }
 
@@ -346,6 +381,7 @@ export class MountSync {
     const it = h.stdout[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     let carry: Buffer = Buffer.alloc(0);
     let exited = false;
+    let detached = false;
     const done = h.wait().then(
       (r) => (timedOut ? -2 : r.exitCode),
       () => -1,
@@ -387,11 +423,19 @@ export class MountSync {
       },
       done,
       close() {
+        if (detached) return;
         clearTimeout(timer);
         // A run that did not reach its end (an error on our side) must not leave the script behind.
         if (!exited) void h.kill().catch(() => undefined);
         h.stdin?.destroy();
         h.stdout.destroy();
+      },
+      detach() {
+        detached = true;
+        void done.then(() => clearTimeout(timer));
+        void (async () => {
+          for (;;) if ((await it.next()).done) return;
+        })().catch(() => undefined);
       },
     };
   }

@@ -44,8 +44,11 @@ function names(table: Record<string, number>): Map<number, string> {
 const SIGNAL_NAMES = names(constants.signals);
 const ERRNO_NAMES = names(constants.errno);
 
-/** The largest output window an exec may ask for (output buffered per exec at most). */
-const MAX_WINDOW_BYTES = 4 * 1024 * 1024;
+/**
+ * The largest output window an exec may ask for: output buffered per exec at most, and no more
+ * than the agent queues for Director before it stops reading every exec's pipes (its TX_HIGH).
+ */
+const MAX_WINDOW_BYTES = 1024 * 1024;
 
 /** An output stream that tells its exec when the consumer has taken bytes (so more may be granted). */
 class Output extends Readable {
@@ -65,7 +68,8 @@ class Output extends Readable {
  * with the exit code once the process ended and its output was delivered; `exit` has the
  * whole story (signal, timeout, lost agent).
  *
- * Output is flow-controlled: the agent sends at most {@link INITIAL_WINDOW_BYTES} more than
+ * Output is flow-controlled: the agent sends at most the exec's window (by default
+ * {@link INITIAL_WINDOW_BYTES}, or its `outputWindowBytes`) more than
  * the consumer of these streams has taken, and stops reading the process's pipes meanwhile,
  * so a slow reader slows the process, not Director's memory.
  */

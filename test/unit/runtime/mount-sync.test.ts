@@ -590,11 +590,14 @@ function recordingAgentSync(tool: string): { sync: MountSync; modes: string[] } 
 test('agent: `capture-all` (readAll) sends every listed file and symlink without waiting for an answer: what `capture` of all of them sends', async () => {
   const root = temp('director-mount-');
   const { longPath } = awkwardTree(root);
+  // A name that is not UTF-8 reaches the host changed (U+FFFD): neither mode reads a file under the changed name.
+  writeFileSync(Buffer.concat([Buffer.from(`${root}/`), Buffer.from([0x62, 0xff])]), 'bad name');
   const { sync, modes } = recordingAgentSync(agentBinary());
   const all = await captureAll(sync, root, true);
   const asked = await captureAll(sync, root, false);
   assert.equal(modes, ['capture-all', 'capture']);
-  assert.equal(all.missing, []);
+  assert.equal(all.missing, ['b\ufffd']);
+  assert.equal(asked.missing, ['b\ufffd']);
   assert.equal(Object.fromEntries(all.read), Object.fromEntries(asked.read));
   assert.is(all.read.get(longPath), 'file deep');
   assert.is(all.read.get('links/abs'), 'symlink /etc/passwd');
@@ -636,39 +639,58 @@ test('an agent binary with `tree` but without `capture-all` (an older build): th
   assert.equal(modes, ['capture-all', 'capture']);
   assert.equal(missing, []);
   assert.equal(Object.fromEntries(read), { 'a/x': 'file one', b: 'file two', l: 'symlink b' });
+  // The refusal is remembered for the container: its next first capture asks with `capture` at once.
+  await captureAll(sync, root, true);
+  assert.equal(modes, ['capture-all', 'capture', 'capture']);
 });
 
-test('a capture that reads nothing ends with the listing: it does not wait for the reader to exit, and stops it if it runs on', async () => {
+test('a capture that reads nothing ends with the listing: the reader is left to end by itself, and stopped only past the deadline', async () => {
   const root = temp('director-mount-');
-  const slow = path.join(temp('director-slow-agent-'), 'agent');
-  // Lists the mount's root, reads the answer, then lingers (an exit that comes late).
-  writeFileSync(slow, `#!/bin/sh\nprintf 'T 5\\n41ed 1 2 4096 5 5 .\\n%s\\n' "$4"\ncat >/dev/null\nexec /bin/busybox sleep 30\n`, {
-    mode: 0o755,
-  });
+  const dir = temp('director-readers-');
+  // Lists the mount's root, reads the answer, then lingers (an end that comes late), or ends.
+  const reader = (name: string, then: string) => {
+    const file = path.join(dir, name);
+    writeFileSync(file, `#!/bin/sh\nprintf 'T 5\\n41ed 1 2 4096 5 5 .\\n%s\\n' "$4"\ncat >/dev/null\n${then}\n`, { mode: 0o755 });
+    return file;
+  };
   const inner = opener(toolset('busybox'));
-  let killed = 0;
-  const sync = new MountSync(
-    async (id, cmd, opts) => {
-      const h = await inner(id, cmd, opts);
-      const kill = h.kill.bind(h);
-      h.kill = () => (killed++, kill());
-      return h;
-    },
-    { treeTool: () => slow },
-  );
-  const t0 = performance.now();
-  const { listing, missing } = await sync.capture(rec, root, {
-    ...LIMITS,
+  const counted = (tool: string) => {
+    const c = { killed: 0, exited: null as Promise<unknown> | null };
+    const sync = new MountSync(
+      async (id, cmd, opts) => {
+        const h = await inner(id, cmd, opts);
+        const kill = h.kill.bind(h);
+        h.kill = () => (c.killed++, kill());
+        c.exited = h.wait();
+        return h;
+      },
+      { treeTool: () => tool },
+    );
+    return { c, sync };
+  };
+  const nothing = {
     select: () => ({ paths: [], maxBytes: 0 }),
     onEntry: () => Promise.reject(new Error('nothing was asked for')),
-  });
-  assert.ok(performance.now() - t0 < 5000, 'returned without waiting for the reader to end');
+  };
+  const slow = counted(reader('slow', 'exec /bin/busybox sleep 30'));
+  const t0 = performance.now();
+  const { listing, missing } = await slow.sync.capture(rec, root, { ...nothing, maxEntries: 10, timeoutMs: 1500 });
+  assert.ok(performance.now() - t0 < 1000, 'returned without waiting for the reader to end');
   assert.equal(
     listing.entries.map((e) => e.path),
     [''],
   );
   assert.equal(missing, []);
-  assert.is(killed, 1, 'the reader still running was stopped');
+  assert.is(slow.c.killed, 0, 'not stopped while it may still end by itself');
+  await slow.c.exited;
+  assert.is(slow.c.killed, 1, 'one that runs on is stopped at the deadline');
+  assert.ok(performance.now() - t0 >= 1400);
+
+  const quick = counted(reader('quick', 'exit 0'));
+  await quick.sync.capture(rec, root, { ...nothing, ...LIMITS });
+  await quick.c.exited;
+  await new Promise((r) => setTimeout(r, 50));
+  assert.is(quick.c.killed, 0, 'a reader that ends is never stopped');
 });
 
 test('an agent binary without the `tree` mode (an older build): capture and restore fall back to the script', async () => {
@@ -676,13 +698,22 @@ test('an agent binary without the `tree` mode (an older build): capture and rest
   build(root, { 'a/x': 'one', b: 'two' });
   const old = path.join(temp('director-old-agent-'), 'agent');
   writeFileSync(old, '#!/bin/sh\necho "usage: director-agent serve" >&2\nexit 2\n', { mode: 0o755 });
-  const sync = new MountSync(opener(toolset('busybox')), { treeTool: () => old });
+  let started = 0;
+  const inner = opener(toolset('busybox'));
+  const sync = new MountSync(
+    (id, cmd, opts) => {
+      if (cmd[0] === old) started++;
+      return inner(id, cmd, opts);
+    },
+    { treeTool: () => old },
+  );
   const want = snapshot(root);
   const { wanted, read } = await capture(sync, root);
   assert.equal(read.sort(), ['a/x:file', 'b:file']);
   writeFileSync(path.join(root, 'b'), 'changed');
   await restore(sync, root, wanted);
   assert.equal(snapshot(root), want);
+  assert.is(started, 1, 'asked once: the container is remembered as having no `tree`');
 });
 
 test.run();
