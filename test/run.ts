@@ -4,6 +4,7 @@
  * uvu's per-file counts and ends with the line CI reads: `N passed, N failed`.
  *
  * Usage: node test/run.ts [unit|integration|all] [filter-substring ...]
+ * A first argument that is none of the three is a filter too (a file's path, say): all sets, filtered.
  * Unit files run in parallel; integration files (real Docker, real nft) run one at a time.
  */
 import { spawn } from 'node:child_process';
@@ -11,7 +12,8 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.dirname(new URL(import.meta.url).pathname);
-const [which = 'all', ...filters] = process.argv.slice(2);
+const filters = process.argv.slice(2);
+const which = ['unit', 'integration', 'all'].includes(filters[0] ?? '') ? filters.shift()! : 'all';
 const FILE_TIMEOUT_MS = Number(process.env.DIRECTOR_TEST_FILE_TIMEOUT_MS ?? 600_000);
 
 function find(dir: string): string[] {
