@@ -75,7 +75,6 @@ class Queue<T> {
   }
 }
 
-/** Executes commands in running sandboxes: plain JSON results or a stream of chunks. */
 /** Follows one execute that passed its checks (see {@link Executor.stream}); null: not followed. */
 export type TaskObserver = (rec: SandboxRecord) => ((failed: boolean) => void) | null;
 
@@ -105,6 +104,7 @@ export async function* followed(
   }
 }
 
+/** Executes commands in running sandboxes: plain JSON results or a stream of chunks. */
 export class Executor {
   private readonly manager: SandboxManager;
   private readonly launchers: Launchers;

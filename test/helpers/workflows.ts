@@ -96,6 +96,13 @@ export class WorkflowClient {
     return r.body.data.id;
   }
 
+  /** A new session, a running sandbox in it, and the workflow `body` bound to both (its `sessionId` and `sandboxId`). */
+  async inSandbox(body: Record<string, unknown>): Promise<{ ses: string; sbx: string; id: string }> {
+    const ses = await this.session();
+    const sbx = await this.sandbox(ses);
+    return { ses, sbx, id: await this.create({ sessionId: ses, sandboxId: sbx, ...body }) };
+  }
+
   async start(id: string, body?: Record<string, unknown>): Promise<StatusView> {
     const r = await this.post<StatusView>(`/v1/workflows/${id}/start`, body);
     assert.is(r.status, 202, r.text);

@@ -274,12 +274,12 @@ test('the run timeout fires during the backoff: timed_out at once, nothing pendi
 });
 
 test('cancelled during a verify: its check is killed, the attempt cancelled, later steps never shown run', async () => {
-  const ses = await c.session();
-  const sbx = await c.sandbox(ses);
-  const id = await c.create({
-    sessionId: ses,
+  const {
+    ses,
+    sbx,
+    id: id,
+  } = await c.inSandbox({
     name: 'slow check',
-    sandboxId: sbx,
     steps: [
       { type: 'execute', command: 'echo built' },
       { type: 'verify', criteria: { command: 'echo checking; sleep 341' } },
@@ -308,12 +308,12 @@ test('cancelled during a verify: its check is killed, the attempt cancelled, lat
 });
 
 test('the run timeout fires during a verify: timed_out naming the step, its check killed', async () => {
-  const ses = await c.session();
-  const sbx = await c.sandbox(ses);
-  const id = await c.create({
-    sessionId: ses,
+  const {
+    ses,
+    sbx,
+    id: id,
+  } = await c.inSandbox({
     name: 'check outlives the run',
-    sandboxId: sbx,
     steps: [
       { type: 'execute', command: 'true' },
       { type: 'verify', criteria: { command: 'test "$QUICK" = 1 || sleep 342' }, timeout: 60_000 },
@@ -445,9 +445,7 @@ test('cancelled while its own sandbox is being made: the sandbox is removed when
 });
 
 test('a cancel racing the run’s own end leaves exactly one outcome everywhere', async () => {
-  const ses = await c.session();
-  const sbx = await c.sandbox(ses);
-  const id = await c.create({ sessionId: ses, name: 'race', sandboxId: sbx, steps: [{ type: 'execute', command: 'sleep 0.3' }] });
+  const { id } = await c.inSandbox({ name: 'race', steps: [{ type: 'execute', command: 'sleep 0.3' }] });
   const seen: string[] = [];
   // Cancels sent from before to after the step's end: whichever lands first, one outcome.
   for (const delayMs of [0, 150, 250, 300, 350, 450]) {

@@ -26,12 +26,8 @@ test('a run whose timeout passed while the server was down: its lost step is set
   let second: TestApi | null = null;
   try {
     const a = new WorkflowClient(first.url, first.adminToken);
-    const ses = await a.session();
-    const sbx = await a.sandbox(ses);
-    const id = await a.create({
-      sessionId: ses,
+    const { id } = await a.inSandbox({
       name: 'outlived',
-      sandboxId: sbx,
       steps: [
         { type: 'execute', command: 'sleep 361', timeout: 60_000 },
         { type: 'verify', criteria: 'succeeds' },

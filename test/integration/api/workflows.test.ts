@@ -182,12 +182,12 @@ test('a failed execute with no verify after it fails the run; output is capped a
 });
 
 test('a step timeout kills the process group; a run timeout ends the run as timed_out and stops what runs', async () => {
-  const ses = await c.session();
-  const sbx = await c.sandbox(ses);
-  const stepT = await c.create({
-    sessionId: ses,
+  const {
+    ses,
+    sbx,
+    id: stepT,
+  } = await c.inSandbox({
     name: 'slow step',
-    sandboxId: sbx,
     steps: [{ type: 'execute', command: 'sleep 311 & sleep 312; wait', timeout: 500 }],
   });
   await c.start(stepT);
@@ -216,9 +216,7 @@ test('a step timeout kills the process group; a run timeout ends the run as time
 });
 
 test('cancel while a step runs: the run is cancelled, its process is gone, its own sandbox removed', async () => {
-  const ses = await c.session();
-  const sbx = await c.sandbox(ses);
-  const named = await c.create({ sessionId: ses, name: 'cancel me', sandboxId: sbx, steps: [{ type: 'execute', command: 'sleep 321' }] });
+  const { ses, sbx, id: named } = await c.inSandbox({ name: 'cancel me', steps: [{ type: 'execute', command: 'sleep 321' }] });
   await c.start(named);
   await c.until(named, (s) => s.run?.currentStep?.status === 'running');
   await eventually(async () => (await c.exec(sbx, 'ps')).stdout.includes('sleep 321'), 5000);
