@@ -612,4 +612,21 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'sandboxes: the claims of a warm pool by time (a pool starts with the disk sizes of its last claims)',
     sql: `CREATE INDEX sandboxes_pool_claims ON sandboxes (pool_key, created_ms) WHERE pooled = 0 AND pool_key IS NOT NULL;`,
   },
+  {
+    version: 10,
+    name: 'checkpoints: blob references kept per set of blobs, shared by checkpoints that refer to the same set',
+    // A checkpoint of an unchanged workspace refers to exactly the blobs of the one before it: it
+    // now points at that set instead of writing a reference row per blob again (orchestration/
+    // checkpoints/store.ts). The existing references become one set per checkpoint, named after
+    // it; sets without a key (these) are never shared.
+    sql: `
+    ALTER TABLE checkpoint_blobs RENAME COLUMN checkpoint_id TO blob_set;
+    ALTER TABLE checkpoints ADD COLUMN blob_set TEXT;
+    UPDATE checkpoints SET blob_set = id;
+    CREATE INDEX checkpoints_blob_set ON checkpoints (blob_set);
+    CREATE TABLE checkpoint_blob_sets (
+      id TEXT PRIMARY KEY,
+      key TEXT NOT NULL UNIQUE
+    );`,
+  },
 ];

@@ -1,0 +1,171 @@
+/**
+ * The checkpoint store's blob references, kept per blob set (orchestration/checkpoints/store.ts):
+ * checkpoints that refer to the same blobs share one set of rows, a blob stays referenced while
+ * any checkpoint points at a set holding it, and the delete of a set's last checkpoint hands its
+ * digests to the collector. On a real SQLite store, including one upgraded from before sets.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { MIGRATIONS, openDb, type Db } from '../../../core/db.ts';
+import { CheckpointStore, type CheckpointRecord } from '../../../orchestration/checkpoints/store.ts';
+
+const dirs: string[] = [];
+const dbs: Db[] = [];
+test.after(() => {
+  for (const db of dbs) db.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function dataDir(): string {
+  const d = mkdtempSync(path.join(tmpdir(), 'director-ckp-store-'));
+  dirs.push(d);
+  return d;
+}
+
+function open(dir = dataDir()): { db: Db; store: CheckpointStore } {
+  const db = openDb(dir);
+  dbs.push(db);
+  return { db, store: new CheckpointStore(db) };
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest('hex');
+const A = digest('a');
+const B = digest('b');
+const C = digest('c');
+
+let seq = 0;
+function record(sessionId = 'ses_1'): CheckpointRecord {
+  seq++;
+  return {
+    id: `ckp_${String(seq).padStart(4, '0')}`,
+    workspace: 'wsp_1',
+    sessionId,
+    name: `c${seq}`,
+    description: '',
+    data: {},
+    state: { session: { name: 's', description: '', status: 'active', config: {} as never }, departments: [] },
+    context: { windows: [] },
+    messages: [],
+    files: [],
+    bytes: 0,
+    fileCount: 0,
+    createdBy: null,
+    createdMs: seq,
+  };
+}
+
+const refRows = (db: Db) => (db.sql.prepare('SELECT count(*) AS n FROM checkpoint_blobs').get() as { n: number }).n;
+const sets = (db: Db) => (db.sql.prepare('SELECT count(*) AS n FROM checkpoint_blob_sets').get() as { n: number }).n;
+const sorted = (xs: Iterable<string>) => [...xs].sort();
+
+test('a checkpoint referring to the blobs of an earlier one points at its set and writes no reference rows', () => {
+  const { db, store } = open();
+  const first = record();
+  const second = record();
+  assert.ok(store.insertBounded(first, [A, B, C], 10));
+  assert.is(refRows(db), 3);
+  // The same blobs in another order, one of them twice: the same set.
+  assert.ok(store.insertBounded(second, [C, A, B, A], 10));
+  assert.is(refRows(db), 3);
+  assert.is(sets(db), 1);
+  assert.equal(sorted(store.digestsOf(second.id)), sorted([A, B, C]));
+  assert.equal(sorted(store.referenced([A, B, C, digest('other')])), sorted([A, B, C]));
+  // Different blobs: a set of their own.
+  const third = record();
+  assert.ok(store.insertBounded(third, [A, B], 10));
+  assert.is(refRows(db), 5);
+  assert.is(sets(db), 2);
+  assert.equal(sorted(store.digestsOf(third.id)), sorted([A, B]));
+  assert.equal(sorted(store.allDigests()), sorted([A, B, C]));
+});
+
+test("deleting a checkpoint whose set another one points at frees nothing; deleting the set's last checkpoint returns its digests and removes it", () => {
+  const { db, store } = open();
+  const first = record();
+  const second = record();
+  const other = record();
+  store.insertBounded(first, [A, B], 10);
+  store.insertBounded(second, [A, B], 10);
+  store.insertBounded(other, [B, C], 10);
+  // The first checkpoint, after which the set is named, goes: the second still refers to A and B.
+  assert.equal(store.delete([first.id]), []);
+  assert.equal(sorted(store.digestsOf(second.id)), sorted([A, B]));
+  assert.equal(sorted(store.referenced([A, B, C])), sorted([A, B, C]));
+  // Its last checkpoint goes: its digests come back to be collected (B is still used by the other set).
+  assert.equal(sorted(store.delete([second.id])), sorted([A, B]));
+  assert.equal(sorted(store.referenced([A, B, C])), sorted([B, C]));
+  assert.is(sets(db), 1);
+  // A new checkpoint with A and B again makes a new set (the old one is gone, rows and key).
+  const again = record();
+  store.insertBounded(again, [A, B], 10);
+  assert.is(sets(db), 2);
+  assert.equal(sorted(store.digestsOf(again.id)), sorted([A, B]));
+  // Both in one delete: each set's digests once.
+  assert.equal(sorted(store.delete([again.id, other.id])), sorted([A, B, C]));
+  assert.is(refRows(db), 0);
+  assert.is(sets(db), 0);
+});
+
+test('a checkpoint refused for the count stores no set; one without blobs shares the empty set', () => {
+  const { db, store } = open();
+  store.insertBounded(record('ses_full'), [A], 1);
+  assert.is(store.insertBounded(record('ses_full'), [B], 1), false);
+  assert.equal(store.referenced([B]), new Set());
+  assert.is(sets(db), 1);
+  const e1 = record();
+  const e2 = record();
+  store.insertBounded(e1, [], 10);
+  store.insertBounded(e2, [], 10);
+  assert.is(sets(db), 2);
+  assert.equal(store.digestsOf(e2.id), []);
+  assert.equal(store.delete([e1.id, e2.id]), []);
+  assert.is(sets(db), 1);
+});
+
+test('a store from before sets upgrades in place: each checkpoint keeps its references as a set of its own, never shared', () => {
+  const dir = dataDir();
+  const old = new DatabaseSync(path.join(dir, 'director.db'));
+  for (const m of MIGRATIONS.slice(0, 9)) old.exec(m.sql);
+  old.exec('PRAGMA user_version = 9');
+  const oldRecord = record();
+  old
+    .prepare(
+      `INSERT INTO checkpoints (id, workspace, session_id, name, description, data, state, context, messages, files, bytes, file_count, created_ms)
+       VALUES (?, 'wsp_1', 'ses_1', 'old', '', '{}', '{}', '{}', '[]', '[]', 0, 0, 1)`,
+    )
+    .run(oldRecord.id);
+  for (const d of [A, B]) old.prepare('INSERT INTO checkpoint_blobs (checkpoint_id, digest) VALUES (?, ?)').run(oldRecord.id, d);
+  old.close();
+
+  const { db, store } = open(dir);
+  assert.equal(sorted(store.digestsOf(oldRecord.id)), sorted([A, B]));
+  assert.equal(sorted(store.allDigests()), sorted([A, B]));
+  const fresh = record();
+  store.insertBounded(fresh, [A, B], 10);
+  assert.is(refRows(db), 4, 'a set without a key is not shared');
+  // Its last (only) checkpoint goes: its digests are handed over; the new set still refers to them.
+  assert.equal(sorted(store.delete([oldRecord.id])), sorted([A, B]));
+  assert.equal(sorted(store.referenced([A, B])), sorted([A, B]));
+  assert.is(refRows(db), 2);
+  assert.equal(store.pruneSets(), 0);
+});
+
+test('pruneSets removes sets no checkpoint points at, and keeps those in use', () => {
+  const { db, store } = open();
+  const kept = record();
+  store.insertBounded(kept, [A], 10);
+  db.sql.prepare(`INSERT INTO checkpoint_blob_sets (id, key) VALUES ('ckp_gone', 'k')`).run();
+  db.sql.prepare(`INSERT INTO checkpoint_blobs (blob_set, digest) VALUES ('ckp_gone', ?)`).run(B);
+  db.sql.prepare(`INSERT INTO checkpoint_blobs (blob_set, digest) VALUES ('ckp_keyless', ?)`).run(C);
+  assert.is(store.pruneSets(), 2);
+  assert.equal(sorted(store.allDigests()), [A]);
+  assert.is(sets(db), 1);
+  assert.equal(store.digestsOf(kept.id), [A]);
+});
+
+test.run();
