@@ -15,8 +15,16 @@ export interface Db {
   checkWritable(): void;
 }
 
-/** Pages the WAL may grow to before a commit checkpoints it itself (SQLite's default is 1000). */
-const WAL_AUTOCHECKPOINT_PAGES = 16_384;
+/**
+ * Page size of a new store: 16 KiB instead of SQLite's 4 KiB. A commit writes the WAL a frame
+ * per page, and a first checkpoint commits a megabyte of small file contents: 3.6–4.3 ms with
+ * 16 KiB pages against 5.3–6.1 ms with 4 KiB, while a one-row commit stays at 0.04–0.05 ms
+ * (against 0.03–0.04; 64 KiB pages save 0.4 ms more per megabyte and double that). Measured with
+ * node:sqlite, WAL, synchronous NORMAL, alternated in one run.
+ */
+const PAGE_SIZE = 16_384;
+/** What the WAL may grow to before a commit checkpoints it itself (SQLite's default is 1000 pages). */
+const WAL_AUTOCHECKPOINT_BYTES = 64 * 1024 * 1024;
 /** How often the idle checkpoint looks whether the store was written to and is now quiet. */
 const IDLE_CHECKPOINT_MS = 200;
 /** A WAL written to for this long without a quiet tick is checkpointed anyway (a steady write load). */
@@ -32,7 +40,7 @@ const MAX_CHECKPOINT_DELAY_MS = 2_000;
  * this machine, landing on a request (a checkpoint create of a 1 MB workspace every few). Here a
  * timer owned by this object runs a PASSIVE checkpoint once the store was written to and then
  * stayed quiet for a tick (or after {@link MAX_CHECKPOINT_DELAY_MS} of steady writes); the
- * automatic one stays as a bound at {@link WAL_AUTOCHECKPOINT_PAGES} pages. Durability is
+ * automatic one stays as a bound at {@link WAL_AUTOCHECKPOINT_BYTES}. Durability is
  * unchanged: a commit is in the WAL when it returns whichever way the WAL is checkpointed (with
  * `synchronous = NORMAL`, as before: it survives the process being killed, kill -9 included).
  */
@@ -40,6 +48,8 @@ export function openDb(dataDir: string, file = 'director.db'): Db {
   const full = file === ':memory:' ? file : path.join(dataDir, file);
   if (file !== ':memory:') mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const sql = new DatabaseSync(full);
+  // Takes effect only in a new store (before its first table); an existing one keeps its size.
+  sql.exec(`PRAGMA page_size = ${PAGE_SIZE}`);
   sql.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;');
   const version = (sql.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
   for (let v = version; v < MIGRATIONS.length; v++) {
@@ -69,7 +79,8 @@ export function openDb(dataDir: string, file = 'director.db'): Db {
   let depth = 0;
   let timer: NodeJS.Timeout | null = null;
   if (file !== ':memory:') {
-    sql.exec(`PRAGMA wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
+    const pageSize = (sql.prepare('PRAGMA page_size').get() as { page_size: number }).page_size;
+    sql.exec(`PRAGMA wal_autocheckpoint = ${Math.ceil(WAL_AUTOCHECKPOINT_BYTES / pageSize)}`);
     const changesStmt = sql.prepare('SELECT total_changes() AS n');
     const changes = () => (changesStmt.get() as { n: number }).n;
     let seen = changes();

@@ -81,6 +81,27 @@ test('opening an up-to-date store again changes nothing', () => {
   }
 });
 
+test('a new store has 16 KiB pages; an existing one keeps its page size, and both bound their WAL at 64 MiB', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'director-pages-'));
+  try {
+    const pragma = (db: ReturnType<typeof openDb>, name: string) =>
+      (db.sql.prepare(`PRAGMA ${name}`).get() as Record<string, number>)[name];
+    const fresh = openDb(path.join(dir, 'new'));
+    assert.is(pragma(fresh, 'page_size'), 16_384);
+    assert.is(pragma(fresh, 'wal_autocheckpoint'), 4096);
+    fresh.close();
+    const old = new DatabaseSync(path.join(dir, 'director.db'));
+    old.exec('CREATE TABLE t (x)');
+    old.close();
+    const upgraded = openDb(dir);
+    assert.is(pragma(upgraded, 'page_size'), 4096);
+    assert.is(pragma(upgraded, 'wal_autocheckpoint'), 16_384);
+    upgraded.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 /** A `Db` over a raw handle, for writing rows the way the earlier code did (no migrations run). */
 function openDbFrom(sql: DatabaseSync): ReturnType<typeof openDb> {
   return { sql, file: 'raw', close: () => sql.close(), tx: (fn) => fn(), checkWritable: () => undefined };
