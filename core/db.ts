@@ -48,7 +48,7 @@ export function openDb(dataDir: string, file = 'director.db'): Db {
   const full = file === ':memory:' ? file : path.join(dataDir, file);
   if (file !== ':memory:') mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const sql = new DatabaseSync(full);
-  // Takes effect only in a new store (before its first table); an existing one keeps its size.
+  // Takes effect only in a new store, and only before `journal_mode = WAL`, which writes a new file's header; an existing store keeps its size.
   sql.exec(`PRAGMA page_size = ${PAGE_SIZE}`);
   sql.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;');
   const version = (sql.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;

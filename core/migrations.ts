@@ -617,16 +617,13 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'checkpoints: blob references kept per set of blobs, shared by checkpoints that refer to the same set',
     // A checkpoint of an unchanged workspace refers to exactly the blobs of the one before it: it
     // now points at that set instead of writing a reference row per blob again (orchestration/
-    // checkpoints/store.ts). The existing references become one set per checkpoint, named after
-    // it; sets without a key (these) are never shared.
+    // checkpoints/store.ts). A set is named by the sha256 of its sorted digests; the existing
+    // references become one set per checkpoint, named after it (never shared). The UPDATE rewrites
+    // every checkpoint row once, on the first start after the upgrade.
     sql: `
     ALTER TABLE checkpoint_blobs RENAME COLUMN checkpoint_id TO blob_set;
     ALTER TABLE checkpoints ADD COLUMN blob_set TEXT;
     UPDATE checkpoints SET blob_set = id;
-    CREATE INDEX checkpoints_blob_set ON checkpoints (blob_set);
-    CREATE TABLE checkpoint_blob_sets (
-      id TEXT PRIMARY KEY,
-      key TEXT NOT NULL UNIQUE
-    );`,
+    CREATE INDEX checkpoints_blob_set ON checkpoints (blob_set);`,
   },
 ];

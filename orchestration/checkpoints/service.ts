@@ -150,7 +150,7 @@ export class CheckpointService {
           createdBy: caller.actor ?? null,
           createdMs: this.#d.clock.nowMs(),
         };
-        if (!store.insertBounded(rec, new Set(batch.digests), cfg.checkpointMaxPerSession, () => batch.insertPending()))
+        if (!store.insertBounded(rec, batch.digests, cfg.checkpointMaxPerSession, () => batch.insertPending()))
           this.#checkCount(session.id, true);
         committed = rec.id;
         this.#event('checkpoint_created', caller, rec, {
@@ -220,6 +220,8 @@ export class CheckpointService {
       files: (body.includeFiles ?? true) && ckp.files.some((s) => s.mounts.length > 0),
     };
     return this.#serial(session.id, async () => {
+      // Deleted while the restore waited for the session's turn: its blobs may be gone already.
+      if (!this.#d.store.exists(ckp.id)) throw this.#notFound(caller, id);
       const pins = this.#d.blobs.batch();
       // The blobs it refers to now (this same synchronous step) are present; pinned, they stay even if it is deleted meanwhile.
       for (const d of this.#d.store.digestsOf(ckp.id)) pins.reuseReferenced(d);

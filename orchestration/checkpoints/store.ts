@@ -135,13 +135,13 @@ const summaryOf = (r: SummaryRow): CheckpointSummary => ({
  * the removal (the blob store deletes them).
  *
  * References are kept per **blob set**: the distinct digests of a checkpoint, stored once as rows
- * of `checkpoint_blobs` (`blob_set`, `digest`) under a key (the sha256 of the sorted digests), and
- * named after the checkpoint that first stored them. A checkpoint whose digests are a set already
- * stored points at it (`checkpoints.blob_set`) and writes no reference rows: the second
- * checkpoint of an unchanged workspace, which refers to the very blobs of the one before it
- * (writing them again was 1.2 ms of its ~9 ms, half of its commit). A set lives while a checkpoint
- * points at it; the delete of the last one removes it, in the same transaction. Sets of the
- * checkpoints made before sets existed have no key: they are never shared.
+ * of `checkpoint_blobs` (`blob_set`, `digest`) and named by the sha256 of their sorted list. A
+ * checkpoint whose digests form a set a checkpoint already points at (`checkpoints.blob_set`)
+ * writes no reference rows: the second checkpoint of an unchanged workspace, which refers to the
+ * very blobs of the one before it (writing them again took 1.2 ms of its ~9.5 ms). A set's rows
+ * exist exactly while a checkpoint points at it: the delete of the last one removes them, in the
+ * same transaction. The references written before sets (migration 10) are a set per checkpoint,
+ * named after it, which no sha256 matches: never shared.
  */
 export class CheckpointStore {
   readonly #db: Db;
@@ -157,12 +157,11 @@ export class CheckpointStore {
    */
   insertBounded(r: CheckpointRecord, digests: Iterable<string>, max: number, before?: () => void): boolean {
     const list = [...new Set(digests)].sort();
-    const key = hash('sha256', list.join('\n'), 'hex');
+    const set = hash('sha256', list.join('\n'), 'hex');
     return this.#db.tx(() => {
       if (this.countOf(r.sessionId) >= max) return false;
       before?.();
-      const shared = this.#db.sql.prepare('SELECT id FROM checkpoint_blob_sets WHERE key = ?').get(key) as { id: string } | undefined;
-      const set = shared?.id ?? r.id;
+      const stored = this.#db.sql.prepare('SELECT 1 FROM checkpoints WHERE blob_set = ? LIMIT 1').get(set) !== undefined;
       this.#db.sql
         .prepare(
           `INSERT INTO checkpoints (id, workspace, session_id, name, description, data, state, context, messages, files, bytes, file_count,
@@ -185,12 +184,11 @@ export class CheckpointStore {
           r.createdMs,
           set,
         );
-      if (shared) return true;
-      this.#db.sql.prepare('INSERT INTO checkpoint_blob_sets (id, key) VALUES (?, ?)').run(set, key);
       // One statement for all references (a JSON array of digests): a row each from JS cost about a third more.
-      this.#db.sql
-        .prepare('INSERT INTO checkpoint_blobs (blob_set, digest) SELECT ?, value FROM json_each(?)')
-        .run(set, JSON.stringify(list));
+      if (!stored && list.length)
+        this.#db.sql
+          .prepare('INSERT OR IGNORE INTO checkpoint_blobs (blob_set, digest) SELECT ?, value FROM json_each(?)')
+          .run(set, JSON.stringify(list));
       return true;
     });
   }
@@ -288,24 +286,23 @@ export class CheckpointStore {
     });
   }
 
-  /** Removes `set` (its reference rows and its key) when no checkpoint points at it; returns its digests then. */
+  /** Removes the reference rows of `set` when no checkpoint points at it; returns its digests then. */
   #dropSetIfUnused(set: string): string[] {
     if (this.#db.sql.prepare('SELECT 1 FROM checkpoints WHERE blob_set = ? LIMIT 1').get(set)) return [];
     const rows = this.#db.sql.prepare('DELETE FROM checkpoint_blobs WHERE blob_set = ? RETURNING digest').all(set) as { digest: string }[];
-    this.#db.sql.prepare('DELETE FROM checkpoint_blob_sets WHERE id = ?').run(set);
     return rows.map((r) => r.digest);
   }
 
   /**
-   * Removes blob sets no checkpoint points at (none should exist: each delete removes its set in
-   * its own transaction; this is the start's check, before the blob store collects). Returns how many.
+   * Removes reference rows of sets no checkpoint points at (none should exist: each delete removes
+   * its set in its own transaction; this is the start's check, before the blob store collects).
+   * Returns how many sets.
    */
   pruneSets(): number {
     return this.#db.tx(() => {
       const sets = this.#db.sql
         .prepare(
-          `SELECT DISTINCT blob_set AS s FROM checkpoint_blobs WHERE blob_set NOT IN (SELECT blob_set FROM checkpoints WHERE blob_set IS NOT NULL)
-           UNION SELECT id AS s FROM checkpoint_blob_sets WHERE id NOT IN (SELECT blob_set FROM checkpoints WHERE blob_set IS NOT NULL)`,
+          'SELECT DISTINCT blob_set AS s FROM checkpoint_blobs WHERE blob_set NOT IN (SELECT blob_set FROM checkpoints WHERE blob_set IS NOT NULL)',
         )
         .all() as { s: string }[];
       for (const { s } of sets) this.#dropSetIfUnused(s);

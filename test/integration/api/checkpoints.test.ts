@@ -194,6 +194,46 @@ test('a second checkpoint of an unchanged workspace reads no file and stores no 
   assert.is(third.size.storedBytes, 8);
 });
 
+test('checkpoints of an unchanged workspace share their references: a blob stays while any checkpoint refers to it', async () => {
+  const s = newSession();
+  const sb = await sandboxIn(s.id);
+  await sh(sb.id, 'cd /workspace && echo one > a && dd if=/dev/urandom of=big bs=1024 count=300 2>/dev/null');
+  const big = (await sh(sb.id, 'sha256sum /workspace/big')).split(' ')[0]!;
+  await sleep(2100);
+  const first = await checkpoint(s.id, 'first');
+  const second = await checkpoint(s.id, 'second');
+  assert.is(second.size.storedBytes, 0);
+  assert.ok(blobSet().has(big));
+  // The checkpoint that stored the references goes; the second one still refers to the same blobs.
+  assert.is((await del(`/v1/checkpoints/${first.id}`)).status, 200);
+  assert.ok(blobSet().has(big), 'still referenced by the second checkpoint');
+  await sh(sb.id, 'echo spoiled > /workspace/big && rm /workspace/a');
+  const r = await restore(second.id);
+  assert.is(r.status, 200, r.text);
+  assert.is((await sh(sb.id, 'sha256sum /workspace/big')).split(' ')[0], big);
+  assert.is(await sh(sb.id, 'cat /workspace/a'), 'one\n');
+  assert.is((await del(`/v1/checkpoints/${second.id}`)).status, 200);
+  assert.not.ok(blobSet().has(big), 'gone with the last checkpoint that referred to it');
+});
+
+test('a restore that waited for its turn answers 404 when its checkpoint was deleted meanwhile, and changes nothing', async () => {
+  const s = newSession();
+  const sb = await sandboxIn(s.id);
+  await sh(sb.id, 'cd /workspace && echo one > a && dd if=/dev/urandom of=big bs=1024 count=2048 2>/dev/null');
+  const cp = await orch.checkpoints.create(me, { sessionId: s.id, name: 'target' });
+  await sh(sb.id, 'echo added > /workspace/new');
+  // A checkpoint in progress holds the session's turn; the restore queues behind it, then its checkpoint is deleted.
+  const busy = orch.checkpoints.create(me, { sessionId: s.id, name: 'busy' });
+  const restoring = orch.checkpoints.restore(me, cp.id, {}).then(
+    () => null,
+    (err: unknown) => err as { code?: string },
+  );
+  orch.checkpoints.delete(me, cp.id);
+  assert.is((await restoring)?.code, 'NOT_FOUND');
+  await busy;
+  assert.is(await sh(sb.id, 'cat /workspace/new'), 'added\n');
+});
+
 test('a deleted sandbox is recreated from its spec and gets its files back', async () => {
   const s = newSession();
   const sb = await sandboxIn(s.id, { securityPolicy: { allowedPaths: ['/workspace', '/data'] }, resourceLimits: { memory: 96 } });

@@ -10,12 +10,13 @@ import { AuthService } from '../../../api/auth/service.ts';
 
 const schemaOf = (sql: DatabaseSync): string[] =>
   (
-    sql.prepare(`SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name`).all() as {
+    sql.prepare(`SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name`).all() as {
       type: string;
       name: string;
       tbl_name: string;
+      sql: string | null;
     }[]
-  ).map((r) => `${r.type} ${r.name} on ${r.tbl_name}`);
+  ).map((r) => `${r.type} ${r.name} on ${r.tbl_name}: ${r.sql ?? ''}`);
 
 test('migrations are numbered in order, one per index', () => {
   MIGRATIONS.forEach((m, i) => assert.is(m.version, i + 1, m.name));

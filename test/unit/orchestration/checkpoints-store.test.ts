@@ -60,7 +60,8 @@ function record(sessionId = 'ses_1'): CheckpointRecord {
 }
 
 const refRows = (db: Db) => (db.sql.prepare('SELECT count(*) AS n FROM checkpoint_blobs').get() as { n: number }).n;
-const sets = (db: Db) => (db.sql.prepare('SELECT count(*) AS n FROM checkpoint_blob_sets').get() as { n: number }).n;
+/** Sets holding reference rows. */
+const sets = (db: Db) => (db.sql.prepare('SELECT count(DISTINCT blob_set) AS n FROM checkpoint_blobs').get() as { n: number }).n;
 const sorted = (xs: Iterable<string>) => [...xs].sort();
 
 test('a checkpoint referring to the blobs of an earlier one points at its set and writes no reference rows', () => {
@@ -92,39 +93,54 @@ test("deleting a checkpoint whose set another one points at frees nothing; delet
   store.insertBounded(first, [A, B], 10);
   store.insertBounded(second, [A, B], 10);
   store.insertBounded(other, [B, C], 10);
-  // The first checkpoint, after which the set is named, goes: the second still refers to A and B.
+  // The checkpoint that stored the set goes: the second still refers to A and B.
   assert.equal(store.delete([first.id]), []);
   assert.equal(sorted(store.digestsOf(second.id)), sorted([A, B]));
   assert.equal(sorted(store.referenced([A, B, C])), sorted([A, B, C]));
+  // A third one with the same blobs joins the set the second still points at.
+  const third = record();
+  store.insertBounded(third, [B, A], 10);
+  assert.is(refRows(db), 4);
+  assert.equal(store.delete([second.id]), []);
   // Its last checkpoint goes: its digests come back to be collected (B is still used by the other set).
-  assert.equal(sorted(store.delete([second.id])), sorted([A, B]));
+  assert.equal(sorted(store.delete([third.id])), sorted([A, B]));
   assert.equal(sorted(store.referenced([A, B, C])), sorted([B, C]));
   assert.is(sets(db), 1);
-  // A new checkpoint with A and B again makes a new set (the old one is gone, rows and key).
+  // A new checkpoint with A and B again stores the set again.
   const again = record();
   store.insertBounded(again, [A, B], 10);
-  assert.is(sets(db), 2);
   assert.equal(sorted(store.digestsOf(again.id)), sorted([A, B]));
-  // Both in one delete: each set's digests once.
-  assert.equal(sorted(store.delete([again.id, other.id])), sorted([A, B, C]));
+  assert.is(sets(db), 2);
+  // Two checkpoints of one set and one of another, in one delete: each set's digests once.
+  const twin = record();
+  store.insertBounded(twin, [A, B], 10);
+  assert.equal(sorted(store.delete([again.id, twin.id, other.id])), sorted([A, B, C]));
   assert.is(refRows(db), 0);
-  assert.is(sets(db), 0);
 });
 
-test('a checkpoint refused for the count stores no set; one without blobs shares the empty set', () => {
+test('a checkpoint refused for the count, or whose transaction fails, leaves no reference; checkpoints without blobs write none', () => {
   const { db, store } = open();
   store.insertBounded(record('ses_full'), [A], 1);
   assert.is(store.insertBounded(record('ses_full'), [B], 1), false);
   assert.equal(store.referenced([B]), new Set());
-  assert.is(sets(db), 1);
+  const failing = record();
+  assert.throws(
+    () =>
+      store.insertBounded(failing, [C], 10, () => {
+        throw new Error('the pending content could not be written');
+      }),
+    /could not be written/,
+  );
+  assert.is(store.exists(failing.id), false);
+  assert.equal(store.referenced([C]), new Set());
+  assert.is(refRows(db), 1);
   const e1 = record();
   const e2 = record();
   store.insertBounded(e1, [], 10);
   store.insertBounded(e2, [], 10);
-  assert.is(sets(db), 2);
+  assert.is(refRows(db), 1);
   assert.equal(store.digestsOf(e2.id), []);
   assert.equal(store.delete([e1.id, e2.id]), []);
-  assert.is(sets(db), 1);
 });
 
 test('a store from before sets upgrades in place: each checkpoint keeps its references as a set of its own, never shared', () => {
@@ -133,12 +149,13 @@ test('a store from before sets upgrades in place: each checkpoint keeps its refe
   for (const m of MIGRATIONS.slice(0, 9)) old.exec(m.sql);
   old.exec('PRAGMA user_version = 9');
   const oldRecord = record();
-  old
-    .prepare(
-      `INSERT INTO checkpoints (id, workspace, session_id, name, description, data, state, context, messages, files, bytes, file_count, created_ms)
-       VALUES (?, 'wsp_1', 'ses_1', 'old', '', '{}', '{}', '{}', '[]', '[]', 0, 0, 1)`,
-    )
-    .run(oldRecord.id);
+  const oldEmpty = record();
+  const insert = old.prepare(
+    `INSERT INTO checkpoints (id, workspace, session_id, name, description, data, state, context, messages, files, bytes, file_count, created_ms)
+     VALUES (?, 'wsp_1', 'ses_1', 'old', '', '{}', '{}', '{}', '[]', '[]', 0, 0, 1)`,
+  );
+  insert.run(oldRecord.id);
+  insert.run(oldEmpty.id);
   for (const d of [A, B]) old.prepare('INSERT INTO checkpoint_blobs (checkpoint_id, digest) VALUES (?, ?)').run(oldRecord.id, d);
   old.close();
 
@@ -147,25 +164,31 @@ test('a store from before sets upgrades in place: each checkpoint keeps its refe
   assert.equal(sorted(store.allDigests()), sorted([A, B]));
   const fresh = record();
   store.insertBounded(fresh, [A, B], 10);
-  assert.is(refRows(db), 4, 'a set without a key is not shared');
-  // Its last (only) checkpoint goes: its digests are handed over; the new set still refers to them.
+  assert.is(refRows(db), 4, 'a set named after an old checkpoint is not shared');
+  // Its only checkpoint goes: its digests are handed over; the new set still refers to them.
   assert.equal(sorted(store.delete([oldRecord.id])), sorted([A, B]));
   assert.equal(sorted(store.referenced([A, B])), sorted([A, B]));
   assert.is(refRows(db), 2);
-  assert.equal(store.pruneSets(), 0);
+  assert.equal(store.delete([oldEmpty.id]), []);
+  assert.is(store.pruneSets(), 0);
 });
 
-test('pruneSets removes sets no checkpoint points at, and keeps those in use', () => {
+test('pruneSets removes the references of sets no checkpoint points at, and keeps those in use', () => {
   const { db, store } = open();
   const kept = record();
   store.insertBounded(kept, [A], 10);
-  db.sql.prepare(`INSERT INTO checkpoint_blob_sets (id, key) VALUES ('ckp_gone', 'k')`).run();
   db.sql.prepare(`INSERT INTO checkpoint_blobs (blob_set, digest) VALUES ('ckp_gone', ?)`).run(B);
-  db.sql.prepare(`INSERT INTO checkpoint_blobs (blob_set, digest) VALUES ('ckp_keyless', ?)`).run(C);
+  db.sql.prepare(`INSERT INTO checkpoint_blobs (blob_set, digest) VALUES (?, ?)`).run(digest('a set of nobody'), C);
   assert.is(store.pruneSets(), 2);
   assert.equal(sorted(store.allDigests()), [A]);
-  assert.is(sets(db), 1);
   assert.equal(store.digestsOf(kept.id), [A]);
+  // Rows of a set left behind do not stop the same set from being stored again.
+  db.sql
+    .prepare(`INSERT INTO checkpoint_blobs (blob_set, digest) VALUES (?, ?)`)
+    .run(createHash('sha256').update([B, C].sort().join('\n')).digest('hex'), B);
+  const again = record();
+  store.insertBounded(again, [B, C], 10);
+  assert.equal(sorted(store.digestsOf(again.id)), sorted([B, C]));
 });
 
 test.run();
