@@ -52,6 +52,13 @@ export function openDb(dataDir: string, file = 'director.db'): Db {
   sql.exec(`PRAGMA page_size = ${PAGE_SIZE}`);
   sql.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;');
   const version = (sql.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
+  if (version > MIGRATIONS.length) {
+    // Written by a newer Director: its tables are not the ones this code knows (a downgrade).
+    sql.close();
+    throw new Error(
+      `store ${full} is at schema version ${version}, newer than this Director's ${MIGRATIONS.length}: run the newer Director`,
+    );
+  }
   for (let v = version; v < MIGRATIONS.length; v++) {
     sql.exec('BEGIN IMMEDIATE');
     try {

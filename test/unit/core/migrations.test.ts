@@ -103,6 +103,19 @@ test('a new store has 16 KiB pages; an existing one keeps its page size, and bot
   }
 });
 
+test('a store written by a newer Director is refused, not used with tables this code does not know', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'director-newer-'));
+  try {
+    openDb(dir).close();
+    const raw = new DatabaseSync(path.join(dir, 'director.db'));
+    raw.exec(`PRAGMA user_version = ${MIGRATIONS.length + 1}`);
+    raw.close();
+    assert.throws(() => openDb(dir), /schema version \d+, newer than this Director's/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 /** A `Db` over a raw handle, for writing rows the way the earlier code did (no migrations run). */
 function openDbFrom(sql: DatabaseSync): ReturnType<typeof openDb> {
   return { sql, file: 'raw', close: () => sql.close(), tx: (fn) => fn(), checkWritable: () => undefined };
