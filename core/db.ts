@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { MIGRATIONS } from './migrations.ts';
@@ -13,6 +13,13 @@ export interface Db {
   tx<T>(fn: () => T): T;
   /** Proves the store accepts writes (for readiness). */
   checkWritable(): void;
+  /**
+   * Makes every committed transaction durable now (fdatasync of the WAL; the database file is
+   * flushed by each WAL checkpoint). With `synchronous = NORMAL` a commit survives the process
+   * dying but not a power loss until then: call it before acting outside the store on a commit
+   * that must not be undone, such as removing the files of blobs a deleted checkpoint referred to.
+   */
+  syncWal(): void;
 }
 
 /**
@@ -136,6 +143,21 @@ export function openDb(dataDir: string, file = 'director.db'): Db {
     },
     checkWritable: () => {
       healthStmt.run(Date.now());
+    },
+    syncWal: () => {
+      if (file === ':memory:') return;
+      let fd: number;
+      try {
+        fd = openSync(`${full}-wal`, 'r');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // no WAL: every commit is in the (flushed) file
+        throw err;
+      }
+      try {
+        fdatasyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
     },
   };
 }

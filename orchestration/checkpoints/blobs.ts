@@ -184,9 +184,13 @@ export class BlobStore {
     const rows = this.#db.sql
       .prepare('DELETE FROM checkpoint_chunks WHERE digest IN (SELECT value FROM json_each(?)) RETURNING digest')
       .all(JSON.stringify(unused)) as { digest: string }[];
-    // Content that was not a row is a file (or already gone).
+    // Content that was not a row is a file (or already gone). A power loss must not undo the
+    // commit that made it unused (a checkpoint's delete) once its file is gone: that commit is
+    // made durable first (rows go with their commit, whichever way).
     const wereRows = new Set(rows.map((r) => r.digest));
-    for (const d of unused) if (!wereRows.has(d)) rmSync(this.pathOf(d), { force: true });
+    const files = unused.filter((d) => !wereRows.has(d));
+    if (files.length) this.#db.syncWal();
+    for (const d of files) rmSync(this.pathOf(d), { force: true });
     return unused.length;
   }
 

@@ -118,7 +118,7 @@ test('a store written by a newer Director is refused, not used with tables this 
 
 /** A `Db` over a raw handle, for writing rows the way the earlier code did (no migrations run). */
 function openDbFrom(sql: DatabaseSync): ReturnType<typeof openDb> {
-  return { sql, file: 'raw', close: () => sql.close(), tx: (fn) => fn(), checkWritable: () => undefined };
+  return { sql, file: 'raw', close: () => sql.close(), tx: (fn) => fn(), checkWritable: () => undefined, syncWal: () => undefined };
 }
 
 test.run();

@@ -230,6 +230,31 @@ test('unpin and collect ask which blobs are still referenced once for all of the
   assert.equal(chunks(db), []);
 });
 
+test("a blob's file is removed only after the commit that left it unused is durable (the WAL flushed); rows need no flush", async () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'director-blobs-'));
+  dirs.push(root);
+  const real = openDb(root);
+  dbs.push(real);
+  // What the file looked like each time the WAL was flushed.
+  const flushes: boolean[] = [];
+  let large = '';
+  const db: Db = { ...real, syncWal: () => void flushes.push(large !== '' && existsSync(s.pathOf(large))) };
+  const s = new BlobStore(path.join(root, 'checkpoints'), db, () => new Set());
+  await s.start(new Set());
+  const b = s.batch();
+  const small = await b.putBuffer(Buffer.from('row'));
+  large = await b.putBuffer(big(9));
+  await b.flush();
+  b.insertPending();
+  await b.release(() => true); // as if committed: both stay
+  assert.equal(s.collect([small]), 1);
+  assert.equal(flushes, [], 'a row goes with its own commit: no flush');
+  assert.equal(s.collect([large]), 1);
+  assert.equal(flushes, [true], 'flushed once, while the file was still there');
+  assert.not.ok(existsSync(s.pathOf(large)));
+  real.syncWal(); // and the real one flushes without error
+});
+
 test('a batch released after its checkpoint was committed asks nothing while that checkpoint exists, and everything once it is gone', async () => {
   const { s, db, referenced, questions } = await countingStore();
   const put = async () => {
