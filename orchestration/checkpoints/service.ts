@@ -100,8 +100,6 @@ export class CheckpointService {
 
   /** Prepares the blob directories and removes what a crash left half-stored. Call before serving. */
   async start(): Promise<void> {
-    const sets = this.#d.store.pruneSets();
-    if (sets) this.#d.logger.warn({ sets }, 'checkpoints: removed blob sets no checkpoint points at');
     const { removed } = await this.#d.blobs.start(this.#d.store.allDigests());
     if (removed) this.#d.logger.info({ removed }, 'checkpoints: removed blobs no checkpoint refers to');
   }

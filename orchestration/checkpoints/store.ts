@@ -293,23 +293,6 @@ export class CheckpointStore {
     return rows.map((r) => r.digest);
   }
 
-  /**
-   * Removes reference rows of sets no checkpoint points at (none should exist: each delete removes
-   * its set in its own transaction; this is the start's check, before the blob store collects).
-   * Returns how many sets.
-   */
-  pruneSets(): number {
-    return this.#db.tx(() => {
-      const sets = this.#db.sql
-        .prepare(
-          'SELECT DISTINCT blob_set AS s FROM checkpoint_blobs WHERE blob_set NOT IN (SELECT blob_set FROM checkpoints WHERE blob_set IS NOT NULL)',
-        )
-        .all() as { s: string }[];
-      for (const { s } of sets) this.#dropSetIfUnused(s);
-      return sets.length;
-    });
-  }
-
   idsOfSession(sessionId: string): string[] {
     return (this.#db.sql.prepare('SELECT id FROM checkpoints WHERE session_id = ?').all(sessionId) as { id: string }[]).map((r) => r.id);
   }

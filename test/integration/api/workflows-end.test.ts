@@ -274,11 +274,7 @@ test('the run timeout fires during the backoff: timed_out at once, nothing pendi
 });
 
 test('cancelled during a verify: its check is killed, the attempt cancelled, later steps never shown run', async () => {
-  const {
-    ses,
-    sbx,
-    id: id,
-  } = await c.inSandbox({
+  const { ses, sbx, id } = await c.inSandbox({
     name: 'slow check',
     steps: [
       { type: 'execute', command: 'echo built' },
@@ -308,11 +304,7 @@ test('cancelled during a verify: its check is killed, the attempt cancelled, lat
 });
 
 test('the run timeout fires during a verify: timed_out naming the step, its check killed', async () => {
-  const {
-    ses,
-    sbx,
-    id: id,
-  } = await c.inSandbox({
+  const { ses, sbx, id } = await c.inSandbox({
     name: 'check outlives the run',
     steps: [
       { type: 'execute', command: 'true' },

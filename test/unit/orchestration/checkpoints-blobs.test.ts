@@ -16,15 +16,18 @@ test.after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-/** A store in a new data dir; `questions` records each "which are still referenced?" (the number of digests asked). */
-function store(referenced = new Set<string>()) {
+/**
+ * A store in a new data dir; `questions` records each "which are still referenced?" (the number of
+ * digests asked). `wrap` stands in for parts of the store's `Db` (the one returned is the real one).
+ */
+function store(referenced = new Set<string>(), wrap: (db: Db) => Db = (db) => db) {
   const root = mkdtempSync(path.join(tmpdir(), 'director-blobs-'));
   dirs.push(root);
   const db = openDb(root);
   dbs.push(db);
   const questions: number[] = [];
   return {
-    s: new BlobStore(path.join(root, 'checkpoints'), db, (ds) => {
+    s: new BlobStore(path.join(root, 'checkpoints'), wrap(db), (ds) => {
       questions.push(ds.length);
       return new Set(ds.filter((d) => referenced.has(d)));
     }),
@@ -231,15 +234,13 @@ test('unpin and collect ask which blobs are still referenced once for all of the
 });
 
 test("a blob's file is removed only after the commit that left it unused is durable (the WAL flushed); rows need no flush", async () => {
-  const root = mkdtempSync(path.join(tmpdir(), 'director-blobs-'));
-  dirs.push(root);
-  const real = openDb(root);
-  dbs.push(real);
   // What the file looked like each time the WAL was flushed.
   const flushes: boolean[] = [];
   let large = '';
-  const db: Db = { ...real, syncWal: () => void flushes.push(large !== '' && existsSync(s.pathOf(large))) };
-  const s = new BlobStore(path.join(root, 'checkpoints'), db, () => new Set());
+  const { s, db: real } = store(new Set(), (db) => ({
+    ...db,
+    syncWal: () => void flushes.push(large !== '' && existsSync(s.pathOf(large))),
+  }));
   await s.start(new Set());
   const b = s.batch();
   const small = await b.putBuffer(Buffer.from('row'));
