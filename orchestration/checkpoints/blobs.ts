@@ -279,31 +279,39 @@ export class BlobBatch {
 
   /** Stores `buf` unless present; a file write may still be in flight when this returns (see {@link flush}). */
   async putBuffer(buf: Buffer): Promise<string> {
-    const digest = hash('sha256', buf, 'hex'); // one call, no Hash object: most contents are small files
-    if (buf.length <= SMALL_BYTES) {
-      // Pinned now (so content present now stays), looked for later with the others (#check).
-      this.#pinned.push(digest);
-      this.#store.pinOnly(digest);
-      if (this.#writing.has(digest)) return digest;
-      this.#writing.add(digest);
-      this.#unchecked.set(digest, buf.length);
-      this.#rows.set(digest, buf);
-      this.#rowBytes += buf.length;
-      if (this.#rowBytes >= ROWS_PER_TX_BYTES) this.#insertRows();
-      return digest;
-    }
+    if (buf.length <= SMALL_BYTES) return this.putSmall(buf);
+    const digest = hash('sha256', buf, 'hex');
     if (!this.#claim(digest, buf.length)) return digest;
     await this.#limit();
     this.#track(this.#write(digest, async (fh) => void (await fh.writeFile(buf))));
     return digest;
   }
 
-  /** Stores streamed content of `size` bytes (hashing it on the way); small content goes through {@link putBuffer}. */
+  /**
+   * Stores small content (at most {@link SMALL_BYTES}) unless present: synchronous, a row of the
+   * store written with the others (the batch keeps `buf` until then: it must not change).
+   */
+  putSmall(buf: Buffer): string {
+    if (buf.length > SMALL_BYTES) throw new RangeError(`putSmall takes at most ${SMALL_BYTES} bytes, got ${buf.length}`);
+    const digest = hash('sha256', buf, 'hex'); // one call, no Hash object: most contents are small files
+    // Pinned now (so content present now stays), looked for later with the others (#check).
+    this.#pinned.push(digest);
+    this.#store.pinOnly(digest);
+    if (this.#writing.has(digest)) return digest;
+    this.#writing.add(digest);
+    this.#unchecked.set(digest, buf.length);
+    this.#rows.set(digest, buf);
+    this.#rowBytes += buf.length;
+    if (this.#rowBytes >= ROWS_PER_TX_BYTES) this.#insertRows();
+    return digest;
+  }
+
+  /** Stores streamed content of `size` bytes (hashing it on the way); small content goes through {@link putSmall}. */
   async putStream(src: AsyncIterable<Buffer>, size: number): Promise<string> {
     if (size <= SMALL_BYTES) {
       const chunks: Buffer[] = [];
       for await (const c of src) chunks.push(c);
-      return this.putBuffer(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+      return this.putSmall(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     }
     const tmp = path.join(this.#tmp, randomBytes(12).toString('hex'));
     const hasher = createHash('sha256');

@@ -9,7 +9,7 @@ import { DirectorError } from '../../core/errors.ts';
 import type { MountSync } from '../../runtime/sandbox/mount-sync.ts';
 import type { ListedEntry } from '../../runtime/sandbox/tree-listing.ts';
 import type { SandboxRecord } from '../../runtime/store/sandboxes.ts';
-import type { BlobBatch, BlobStore } from './blobs.ts';
+import { SMALL_BYTES, type BlobBatch, type BlobStore } from './blobs.ts';
 import type { ManifestCache } from './manifest-cache.ts';
 import { isUnchanged, statOf, summarize, type Manifest, type ManifestEntry, type SkippedEntry } from './manifest.ts';
 import type { CheckpointStore, MountCapture, SandboxCapture } from './store.ts';
@@ -149,6 +149,7 @@ async function captureMount(
     size: number;
     mtime: Date;
     stream: AsyncIterable<Buffer>;
+    content?: Buffer;
   }) => {
     const m = byPath.get(e.path)!;
     if (e.type === 'symlink') m.target = e.linkname!;
@@ -165,7 +166,7 @@ async function captureMount(
       }
       m.size = e.size;
       m.mtimeS = Math.floor(e.mtime.getTime() / 1000);
-      m.digest = await batch.putStream(e.stream, e.size);
+      m.digest = e.content ? batch.putSmall(e.content) : await batch.putStream(e.stream, e.size);
       filesRead++;
     }
   };
@@ -179,6 +180,8 @@ async function captureMount(
       onEntry,
       // Nothing to take over and nothing left out: every file is read, so the reader need not wait for the list.
       readAll: prev === null && exclude.size === 0,
+      // Small files come whole: no stream each.
+      wholeUpTo: SMALL_BYTES,
     }));
   } catch (err) {
     if (err instanceof DirectorError && err.code === 'PAYLOAD_TOO_LARGE' && err.details?.setting === undefined)

@@ -11,7 +11,6 @@
  * the staged tree in. So an unchanged mount costs one listing and no file content.
  */
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DirectorError, conflict } from '../../core/errors.ts';
 import type { ExecHandle } from '../engine/engine.ts';
@@ -40,8 +39,13 @@ export interface CaptureOptions extends SyncLimits {
    * the most content bytes they may hold. Throwing stops the capture (the exec is killed).
    */
   select(listing: Listing): Promise<{ paths: string[]; maxBytes: number }> | { paths: string[]; maxBytes: number };
-  /** Each entry read, in archive order; a file's `stream` must be consumed. Hard links name an earlier file. */
+  /**
+   * Each entry read, in archive order; a file's `stream` must be consumed (unless it came whole).
+   * Hard links name an earlier file.
+   */
   onEntry(e: TreeEntry): Promise<void>;
+  /** Files of at most this many bytes come whole (`content`, no stream to read); default none. */
+  wholeUpTo?: number;
   /**
    * The caller's `select` will pick every file and symlink of the listing (nothing to reuse,
    * nothing excluded: a mount's first capture). Through the agent the reader then sends them
@@ -230,8 +234,8 @@ export class MountSync {
         return { listing, missing: [] };
       }
       const got = new Set<string>();
-      const tar = readableOf(run.rest());
-      for await (const e of guardedTree(tar, { maxBytes, maxEntries: paths.length })) {
+      const tar = run.rest();
+      for await (const e of guardedTree(tar, { maxBytes, maxEntries: paths.length, wholeUpTo: o.wholeUpTo ?? -1 })) {
         const want = asked.get(e.path);
         const fits = want === 'symlink' ? e.type === 'symlink' : e.type === 'file' || e.type === 'hardlink';
         if (!want || got.has(e.path) || !fits)
@@ -485,8 +489,6 @@ class ListingEnded extends Error {
 }
 
 class ToolMissing extends Error {}
-
-const readableOf = (src: AsyncIterable<Buffer>): Readable => Readable.from(src, { objectMode: false });
 
 /** Small files whose content is asked for ahead of the packer (their reads overlap). */
 const READ_AHEAD = 32;

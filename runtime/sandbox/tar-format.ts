@@ -9,8 +9,8 @@
  * and `linkpath=` records) when a name is not ASCII or does not fit, or a link target is over
  * 100 bytes, and the same defaults (mode 0 is 0o644 for a file, 0o755 for a directory).
  *
- * Only for writing. Archives that come out of a sandbox are hostile and are parsed by tar-stream
- * behind the guard (`tar-guard.ts`), never here.
+ * Only for writing. Archives that come out of a sandbox are hostile: they are framed by
+ * `tar-parse.ts` and judged by the guard (`tar-guard.ts`), never read here.
  */
 
 export const BLOCK = 512;

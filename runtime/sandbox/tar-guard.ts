@@ -4,10 +4,10 @@
  * safe relative names get through, within byte and entry caps. `files.ts` builds the upload,
  * download and extraction paths on top of `guardedEntries`; checkpoints read a sandbox's tree
  * through `guardedTree`, which also passes links as records (their target as text, never
- * followed, never written anywhere on the host).
+ * followed, never written anywhere on the host). The archive is framed by `tar-parse.ts`, which
+ * decides nothing: every header it reads is judged here.
  */
-import type { Readable } from 'node:stream';
-import tarStream from 'tar-stream';
+import { NOT_BYTES, parseTar, TarFormatError, type TarHeader } from './tar-parse.ts';
 
 export type UnsafeArchiveCode = 'UNSAFE_ARCHIVE' | 'NOT_A_FILE' | 'TOO_LARGE';
 
@@ -60,8 +60,13 @@ export interface GuardedEntry {
   /** Permission bits as found in the archive, file-type bits removed. */
   mode: number;
   mtime: Date;
-  /** The entry's content (exactly `size` bytes); the guard drains it if the consumer does not. */
+  /** The entry's content (exactly `size` bytes); what the consumer leaves unread is skipped. */
   stream: AsyncIterable<Buffer>;
+}
+
+/** {@link guardedTree}'s options: files of at most `wholeUpTo` bytes also come whole (`content`). */
+export interface TreeGuardOptions extends GuardOptions {
+  wholeUpTo?: number;
 }
 
 /**
@@ -81,8 +86,10 @@ export interface TreeEntry {
   /** Permission bits as found in the archive, file-type bits removed. */
   mode: number;
   mtime: Date;
-  /** The entry's content (exactly `size` bytes); the guard drains it if the consumer does not. */
+  /** The entry's content (exactly `size` bytes); what the consumer leaves unread is skipped. */
   stream: AsyncIterable<Buffer>;
+  /** A file's whole content, when it has at most {@link TreeGuardOptions.wholeUpTo} bytes (no stream to read). */
+  content?: Buffer;
 }
 
 const CONTROL_CHARS = /[\u0001-\u001f\u007f]/;
@@ -170,36 +177,7 @@ export function drained(w: Drainable): Promise<void> {
   });
 }
 
-/**
- * Copies `input` into the parser, counting raw bytes. Never rejects: failures destroy the
- * parser, which surfaces them to the entry loop. Input errors are recorded so the loop can
- * tell a broken transport from a malformed archive.
- */
-async function feed(input: Readable, extract: tarStream.Extract, capBytes: number, state: { inputError: unknown }): Promise<void> {
-  let seen = 0;
-  const chunks = (async function* () {
-    try {
-      for await (const chunk of input as AsyncIterable<unknown>) yield chunk;
-    } catch (err) {
-      state.inputError = err;
-      throw err;
-    }
-  })();
-  try {
-    for await (const chunk of chunks) {
-      if (extract.destroyed) return;
-      if (!(chunk instanceof Uint8Array)) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', '', 'archive stream yielded a non-byte chunk');
-      seen += chunk.byteLength;
-      if (seen > capBytes) throw new UnsafeArchiveError('TOO_LARGE', '', `archive stream exceeds ${capBytes} bytes`);
-      if (!extract.write(chunk)) await drained(extract);
-    }
-    extract.end(null);
-  } catch (err) {
-    extract.destroy(err instanceof Error ? err : new Error(String(err)));
-  }
-}
-
-function entryType(header: tarStream.Header, name: string, code: UnsafeArchiveCode, links: boolean): TreeEntry['type'] {
+function entryType(header: TarHeader, name: string, code: UnsafeArchiveCode, links: boolean): TreeEntry['type'] {
   switch (header.type) {
     case 'file':
     case 'contiguous-file': // GNU tar treats type 7 as a regular file
@@ -217,13 +195,18 @@ function entryType(header: tarStream.Header, name: string, code: UnsafeArchiveCo
       throw new UnsafeArchiveError(code, name, 'device entry');
     case 'fifo':
       throw new UnsafeArchiveError(code, name, 'fifo entry');
+    case 'pax-header':
+    case 'pax-global-header':
+    case 'gnu-long-path':
+    case 'gnu-long-link-path':
+    case null:
     default:
       // Long-name and pax records are consumed by the parser; anything else is unknown.
       throw new UnsafeArchiveError(code, name, `unsupported entry type ${String(header.type)}`);
   }
 }
 
-function entryMtime(header: tarStream.Header): Date {
+function entryMtime(header: TarHeader): Date {
   const ms = header.mtime.getTime();
   if (!Number.isFinite(ms)) return new Date(0);
   return new Date(Math.min(Math.max(ms, 0), MAX_MTIME_S * 1000));
@@ -233,10 +216,11 @@ function entryMtime(header: tarStream.Header): Date {
  * Parses `input` as tar and yields only entries that pass the guard; the first refusal throws
  * an UnsafeArchiveError (a parse failure is UNSAFE_ARCHIVE 'malformed tar archive'; an error
  * from `input` itself is rethrown as is). The archive root (`./`) is skipped. Each yielded
- * entry's stream must be consumed before the next `next()` or it is drained. Stopping early
- * or failing destroys the parser and an unfinished `input`. Throws a RangeError on bad limits.
+ * entry's stream must be consumed before the next `next()`, or what is left of it is skipped.
+ * Stopping early or failing stops an `input` not read to its end (a Node stream is destroyed;
+ * one read to its end is left alone). Throws a RangeError on bad limits.
  */
-export function guardedEntries(input: Readable, opts: GuardOptions): AsyncGenerator<GuardedEntry, void, undefined> {
+export function guardedEntries(input: AsyncIterable<unknown>, opts: GuardOptions): AsyncGenerator<GuardedEntry, void, undefined> {
   // Without links, only files and directories are ever yielded.
   return guard(input, opts, false) as AsyncGenerator<GuardedEntry, void, undefined>;
 }
@@ -248,11 +232,11 @@ export function guardedEntries(input: Readable, opts: GuardOptions): AsyncGenera
  * archive. Both are leaves: an entry under a link's path is refused like one under a file.
  * Devices, fifos and unknown types are still refused.
  */
-export function guardedTree(input: Readable, opts: GuardOptions): AsyncGenerator<TreeEntry, void, undefined> {
+export function guardedTree(input: AsyncIterable<unknown>, opts: TreeGuardOptions): AsyncGenerator<TreeEntry, void, undefined> {
   return guard(input, opts, true);
 }
 
-function linkTarget(header: tarStream.Header, name: string, type: TreeEntry['type'], files: Set<string> | null): string | null {
+function linkTarget(header: TarHeader, name: string, type: TreeEntry['type'], files: Set<string> | null): string | null {
   if (type !== 'symlink' && type !== 'hardlink') return null;
   const target = header.linkname ?? '';
   if (header.size !== 0) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', name, 'link entry carries data');
@@ -264,19 +248,26 @@ function linkTarget(header: tarStream.Header, name: string, type: TreeEntry['typ
   return to;
 }
 
-async function* guard(input: Readable, opts: GuardOptions, links: boolean): AsyncGenerator<TreeEntry, void, undefined> {
+async function* guard(
+  input: AsyncIterable<unknown>,
+  opts: GuardOptions & { wholeUpTo?: number },
+  links: boolean,
+): AsyncGenerator<TreeEntry, void, undefined> {
   checkLimits(opts);
-  const extract = tarStream.extract();
   const state: { inputError: unknown } = { inputError: undefined };
-  void feed(input, extract, rawCapBytes(opts), state);
+  const entriesOf = parseTar(input, {
+    capBytes: rawCapBytes(opts),
+    tooLarge: (cap) => new UnsafeArchiveError('TOO_LARGE', '', `archive stream exceeds ${cap} bytes`),
+    wholeUpTo: opts.wholeUpTo ?? -1,
+    onInputError: (err) => (state.inputError = err),
+  });
   const tree = new PathTree();
   // Files seen so far, for hard links (only when links pass).
   const files = links ? new Set<string>() : null;
   let entries = 0;
   let bytes = 0;
   try {
-    for await (const entry of extract) {
-      const header = entry.header;
+    for await (const { header, content, stream } of entriesOf) {
       const name = header.name;
       if (++entries > opts.maxEntries) throw new UnsafeArchiveError('TOO_LARGE', name, `more than ${opts.maxEntries} entries`);
       const segments = safeSegments(name);
@@ -285,7 +276,6 @@ async function* guard(input: Readable, opts: GuardOptions, links: boolean): Asyn
       if (type === 'directory' && header.size !== 0) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', name, 'directory entry carries data');
       if (segments.length === 0) {
         if (type !== 'directory') throw new UnsafeArchiveError('UNSAFE_ARCHIVE', name, 'empty name');
-        entry.resume();
         continue;
       }
       const linkname = linkTarget(header, name, type, files);
@@ -303,17 +293,13 @@ async function* guard(input: Readable, opts: GuardOptions, links: boolean): Asyn
         size,
         mode: header.mode & 0o7777,
         mtime: entryMtime(header),
-        stream: entry as AsyncIterable<Buffer>,
+        stream,
+        ...(type === 'file' && content ? { content } : {}),
       };
-      entry.resume();
     }
   } catch (err) {
     if (err instanceof UnsafeArchiveError || (state.inputError !== undefined && err === state.inputError)) throw err;
+    if (err instanceof TarFormatError && err.message === NOT_BYTES) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', '', NOT_BYTES);
     throw new UnsafeArchiveError('UNSAFE_ARCHIVE', '', 'malformed tar archive', { cause: err });
-  } finally {
-    extract.destroy();
-    // Stop a transfer still in flight; an input read to its end is left alone (destroying a
-    // finished HTTP request would tear down the socket the response still needs).
-    if (!input.readableEnded) input.destroy();
   }
 }

@@ -22,7 +22,7 @@ async function tarOf(specs: Spec[]): Promise<Readable> {
   return Readable.from([Buffer.concat(chunks)]);
 }
 
-async function read(tar: Readable): Promise<(Omit<TreeEntry, 'stream' | 'segments' | 'mtime'> & { content: string })[]> {
+async function read(tar: Readable): Promise<(Omit<TreeEntry, 'stream' | 'segments' | 'mtime' | 'content'> & { content: string })[]> {
   const out = [];
   for await (const e of guardedTree(tar, LIMITS)) {
     const chunks: Buffer[] = [];
