@@ -247,7 +247,8 @@ export class CheckpointService {
         });
         return result;
       } finally {
-        await pins.release();
+        // Every pin is a blob of the checkpoint: while it exists (checked in the same step) none is looked up.
+        await pins.release(() => this.#d.store.exists(ckp.id));
       }
     });
   }

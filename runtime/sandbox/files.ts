@@ -164,10 +164,18 @@ export interface TreePackEntry {
  * callback per entry cost more than the content of a workspace of small files.
  */
 export function packTree(entries: Iterable<TreePackEntry> | AsyncIterable<TreePackEntry>, opts: { uid: number; gid: number }): Readable {
+  // Destroying the stream ends the generator (and with it the iteration of `entries`).
+  return Readable.from(packTreeChunks(entries, opts), { objectMode: false });
+}
+
+/** {@link packTree}'s archive as chunks, for a writer of its own (no stream in between). */
+export function packTreeChunks(
+  entries: Iterable<TreePackEntry> | AsyncIterable<TreePackEntry>,
+  opts: { uid: number; gid: number },
+): AsyncGenerator<Buffer> {
   checkId('uid', opts.uid);
   checkId('gid', opts.gid);
-  // Destroying the stream ends the generator (and with it the iteration of `entries`).
-  return Readable.from(treeChunks(entries, opts), { objectMode: false });
+  return treeChunks(entries, opts);
 }
 
 /** Headers and small contents are gathered into chunks of about this many bytes. */

@@ -11,13 +11,13 @@
  * the staged tree in. So an unchanged mount costs one listing and no file content.
  */
 import { randomBytes } from 'node:crypto';
-import { pipeline } from 'node:stream/promises';
+import type { Writable } from 'node:stream';
 import { DirectorError, conflict } from '../../core/errors.ts';
 import type { ExecHandle } from '../engine/engine.ts';
 import type { SandboxRecord } from '../store/sandboxes.ts';
-import { packTree, UnsafeArchiveError, type TreePackEntry } from './files.ts';
+import { packTreeChunks, UnsafeArchiveError, type TreePackEntry } from './files.ts';
 import { SANDBOX_UID } from './hardening.ts';
-import { guardedTree, type TreeEntry } from './tar-guard.ts';
+import { drained, guardedTree, type TreeEntry } from './tar-guard.ts';
 import { parseListing, type Listing } from './tree-listing.ts';
 import { planText, type RestorePlan, type WantedEntry } from './tree-plan.ts';
 import { STAGE_PREFIX, TREE_SCRIPT } from './tree-script.ts';
@@ -283,9 +283,10 @@ export class MountSync {
     try {
       const listing = await this.listing(run, marker, o.maxEntries, mount, tool !== null);
       const plan = o.plan(listing);
-      const stdin = run.h.stdin!;
       // The script may refuse before reading everything (no room to stage): its answer says why.
-      const sent = pipeline(packTree(stagedTree(plan, stage), { uid: SANDBOX_UID, gid: SANDBOX_UID }), stdin).catch((err: unknown) => err);
+      const sent = writeAll(run.h.stdin!, packTreeChunks(stagedTree(plan, stage), { uid: SANDBOX_UID, gid: SANDBOX_UID })).catch(
+        (err: unknown) => err,
+      );
       const out: Buffer[] = [];
       for await (const chunk of run.rest()) out.push(chunk);
       const code = await run.done;
@@ -489,6 +490,28 @@ class ListingEnded extends Error {
 }
 
 class ToolMissing extends Error {}
+
+/**
+ * Writes `chunks` into `w` and ends it; on a failure `w` is destroyed and the error thrown. (Not
+ * `pipeline`: its clean-up made an abort exception, with its stack, for every restore.)
+ */
+async function writeAll(w: Writable, chunks: AsyncGenerator<Buffer>): Promise<void> {
+  let failed: Error | null = null;
+  const onError = (err: Error) => (failed ??= err);
+  w.on('error', onError);
+  try {
+    for await (const c of chunks) {
+      if (w.destroyed) break;
+      if (!w.write(c)) await drained(w);
+    }
+    if (w.destroyed) throw failed ?? new Error('the input was closed before the archive was sent');
+    w.end();
+  } catch (err) {
+    await chunks.return(undefined);
+    w.destroy();
+    throw err;
+  }
+}
 
 /** Small files whose content is asked for ahead of the packer (their reads overlap). */
 const READ_AHEAD = 32;
