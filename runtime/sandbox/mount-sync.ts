@@ -497,18 +497,17 @@ class ToolMissing extends Error {}
  */
 async function writeAll(w: Writable, chunks: AsyncGenerator<Buffer>): Promise<void> {
   let failed: Error | null = null;
-  const onError = (err: Error) => (failed ??= err);
-  w.on('error', onError);
+  w.on('error', (err: Error) => (failed ??= err));
   try {
     for await (const c of chunks) {
-      if (w.destroyed) break;
+      if (w.destroyed || failed) break;
       if (!w.write(c)) await drained(w);
     }
-    if (w.destroyed) throw failed ?? new Error('the input was closed before the archive was sent');
+    if (w.destroyed || failed) throw failed ?? new Error('the input was closed before the archive was sent');
     w.end();
   } catch (err) {
-    await chunks.return(undefined);
     w.destroy();
+    await chunks.return(undefined);
     throw err;
   }
 }

@@ -88,7 +88,7 @@ export interface TreeEntry {
   mtime: Date;
   /** The entry's content (exactly `size` bytes); what the consumer leaves unread is skipped. */
   stream: AsyncIterable<Buffer>;
-  /** A file's whole content, when it has at most {@link TreeGuardOptions.wholeUpTo} bytes (no stream to read). */
+  /** A file's whole content, when it has at most {@link TreeGuardOptions.wholeUpTo} bytes, or none (no stream to read). */
   content?: Buffer;
 }
 
@@ -293,13 +293,27 @@ async function* guard(
         size,
         mode: header.mode & 0o7777,
         mtime: entryMtime(header),
-        stream,
+        stream: content ? stream : guardedContent(stream, state),
         ...(type === 'file' && content ? { content } : {}),
       };
     }
   } catch (err) {
-    if (err instanceof UnsafeArchiveError || (state.inputError !== undefined && err === state.inputError)) throw err;
-    if (err instanceof TarFormatError && err.message === NOT_BYTES) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', '', NOT_BYTES);
-    throw new UnsafeArchiveError('UNSAFE_ARCHIVE', '', 'malformed tar archive', { cause: err });
+    throw refusal(err, state);
+  }
+}
+
+/** A failure of the parse (or of `input`) as the guard reports it. */
+function refusal(err: unknown, state: { inputError: unknown }): unknown {
+  if (err instanceof UnsafeArchiveError || (state.inputError !== undefined && err === state.inputError)) return err;
+  if (err instanceof TarFormatError && err.message === NOT_BYTES) return new UnsafeArchiveError('UNSAFE_ARCHIVE', '', NOT_BYTES);
+  return new UnsafeArchiveError('UNSAFE_ARCHIVE', '', 'malformed tar archive', { cause: err });
+}
+
+/** A streamed file's content, its failures reported as the guard reports those of headers. */
+async function* guardedContent(stream: AsyncIterable<Buffer>, state: { inputError: unknown }): AsyncGenerator<Buffer> {
+  try {
+    yield* stream;
+  } catch (err) {
+    throw refusal(err, state);
   }
 }

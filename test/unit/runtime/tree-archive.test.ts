@@ -6,21 +6,11 @@ import * as assert from 'uvu/assert';
 import { packTree, type TreePackEntry } from '../../../runtime/sandbox/files.ts';
 import { encodeHeader } from '../../../runtime/sandbox/tar-format.ts';
 import { guardedEntries, guardedTree, UnsafeArchiveError, type TreeEntry } from '../../../runtime/sandbox/tar-guard.ts';
+import { tarBytes, type TarSpec } from './support.ts';
 
-type Spec = [Partial<tarStream.Header> & { name: string }, string?];
 const LIMITS = { maxBytes: 1 << 20, maxEntries: 100 };
 
-async function tarOf(specs: Spec[]): Promise<Readable> {
-  const pack = tarStream.pack();
-  for (const [h, body] of specs) {
-    if (body === undefined) pack.entry(h).end(null);
-    else pack.entry(h, body);
-  }
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack) chunks.push(c as Buffer);
-  return Readable.from([Buffer.concat(chunks)]);
-}
+const tarOf = async (specs: TarSpec[]): Promise<Readable> => Readable.from([await tarBytes(specs)]);
 
 async function read(tar: Readable): Promise<(Omit<TreeEntry, 'stream' | 'segments' | 'mtime' | 'content'> & { content: string })[]> {
   const out = [];
@@ -32,7 +22,7 @@ async function read(tar: Readable): Promise<(Omit<TreeEntry, 'stream' | 'segment
   return out;
 }
 
-async function refused(specs: Spec[], pattern: RegExp): Promise<void> {
+async function refused(specs: TarSpec[], pattern: RegExp): Promise<void> {
   try {
     await read(await tarOf(specs));
   } catch (err) {
