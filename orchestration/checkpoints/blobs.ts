@@ -1,6 +1,6 @@
 /**
- * Content-addressed storage of checkpoint files: each distinct content once, named by its sha256,
- * whatever refers to it.
+ * Content-addressed storage of checkpoint files: each distinct content once per workspace, named
+ * by {@link contentKey} (the sha256 of the workspace and of the content), whatever refers to it.
  *
  * - **Small content** (at most {@link SMALL_BYTES}) is a row of `checkpoint_chunks` in the store,
  *   written in transactions (so it is as durable and as atomic as the checkpoint row that
@@ -212,11 +212,23 @@ export class BlobStore {
     return this.#chunk(digest) ?? fs.readFile(this.pathOf(digest));
   }
 
-  /** A set of writes and pins belonging to one capture or restore. */
-  batch(): BlobBatch {
-    return new BlobBatch(this, this.#tmp);
+  /**
+   * A set of writes and pins belonging to one capture or restore. `namespace` (a capture's
+   * workspace): what the batch stores is keyed by {@link contentKey} in it, so content is shared
+   * only within it; without one, by the content's sha256 alone.
+   */
+  batch(namespace: string | null = null): BlobBatch {
+    return new BlobBatch(this, this.#tmp, namespace);
   }
 }
+
+/**
+ * The key content is stored under in a workspace: the sha256 of the workspace id and the
+ * content's sha256. Content is shared between the checkpoints of one workspace only. Shared
+ * across workspaces, what a checkpoint stores anew (`storedBytes`), and how long it takes, would
+ * tell a tenant whether another one holds a given file (a guessed configuration, a known secret).
+ */
+export const contentKey = (namespace: string, contentSha256: string): string => hash('sha256', `${namespace}\n${contentSha256}`, 'hex');
 
 /**
  * The blobs one capture writes and the blobs it reuses, all pinned until {@link release}. Commit
@@ -242,10 +254,17 @@ export class BlobBatch {
   #newBytes = 0;
   #error: Error | null = null;
   #released = false;
+  readonly #namespace: string | null;
 
-  constructor(store: BlobStore, tmp: string) {
+  constructor(store: BlobStore, tmp: string, namespace: string | null) {
     this.#store = store;
     this.#tmp = tmp;
+    this.#namespace = namespace;
+  }
+
+  /** The key of content whose sha256 is `sha` (see {@link contentKey}). */
+  #key(sha: string): string {
+    return this.#namespace === null ? sha : contentKey(this.#namespace, sha);
   }
 
   /**
@@ -280,7 +299,7 @@ export class BlobBatch {
   /** Stores `buf` unless present; a file write may still be in flight when this returns (see {@link flush}). */
   async putBuffer(buf: Buffer): Promise<string> {
     if (buf.length <= SMALL_BYTES) return this.putSmall(buf);
-    const digest = hash('sha256', buf, 'hex');
+    const digest = this.#key(hash('sha256', buf, 'hex'));
     if (!this.#claim(digest, buf.length)) return digest;
     await this.#limit();
     this.#track(this.#write(digest, async (fh) => void (await fh.writeFile(buf))));
@@ -293,7 +312,7 @@ export class BlobBatch {
    */
   putSmall(buf: Buffer): string {
     if (buf.length > SMALL_BYTES) throw new RangeError(`putSmall takes at most ${SMALL_BYTES} bytes, got ${buf.length}`);
-    const digest = hash('sha256', buf, 'hex'); // one call, no Hash object: most contents are small files
+    const digest = this.#key(hash('sha256', buf, 'hex')); // one call, no Hash object: most contents are small files
     // Pinned now (so content present now stays), looked for later with the others (#check).
     this.#pinned.push(digest);
     this.#store.pinOnly(digest);
@@ -328,7 +347,7 @@ export class BlobBatch {
       await fs.rm(tmp, { force: true });
       throw err;
     }
-    const digest = hasher.digest('hex');
+    const digest = this.#key(hasher.digest('hex'));
     if (!this.#claim(digest, bytes)) {
       await fh.close();
       await fs.rm(tmp, { force: true });

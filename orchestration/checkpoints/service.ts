@@ -111,7 +111,8 @@ export class CheckpointService {
     const { config: cfg, store, blobs } = this.#d;
     return this.#serial(session.id, async () => {
       this.#checkCount(session.id);
-      const batch = blobs.batch();
+      // Content is shared within the caller's workspace only (see contentKey).
+      const batch = blobs.batch(caller.workspace);
       let committed: string | null = null;
       try {
         const budget: Budget = { maxBytes: cfg.checkpointMaxBytes, used: 0 };

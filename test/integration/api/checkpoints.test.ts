@@ -13,6 +13,7 @@ import type { Caller } from '../../../runtime/sandbox/manager.ts';
 import type { SandboxRecord } from '../../../runtime/store/sandboxes.ts';
 import { ADMIN_PASSWORD, call, startApi, type Res, type TestApi } from '../../helpers/api.ts';
 import { blobContents, blobDigests } from '../../helpers/orchestration.ts';
+import { contentKey } from '../../../orchestration/checkpoints/blobs.ts';
 import type { Orchestration } from '../../../orchestration/orchestration.ts';
 import { BUSYBOX, sleep } from '../../helpers/runtime.ts';
 
@@ -92,6 +93,8 @@ async function restore(id: string, body: unknown = {}): Promise<Res<{ data: Rest
   return post<RestoreView>(`/v1/checkpoints/${id}/restore`, body);
 }
 const sha = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
+/** The key this test's workspace stores `s` under. */
+const key = (s: string | Buffer, workspace = me.workspace) => contentKey(workspace, sha(s));
 const blobSet = () => blobDigests(api.rt);
 
 test('the seed body creates a checkpoint that reads back, lists by session, and restores with the seed body', async () => {
@@ -198,7 +201,8 @@ test('checkpoints of an unchanged workspace share their references: a blob stays
   const s = newSession();
   const sb = await sandboxIn(s.id);
   await sh(sb.id, 'cd /workspace && echo one > a && dd if=/dev/urandom of=big bs=1024 count=300 2>/dev/null');
-  const big = (await sh(sb.id, 'sha256sum /workspace/big')).split(' ')[0]!;
+  const bigSha = (await sh(sb.id, 'sha256sum /workspace/big')).split(' ')[0]!;
+  const big = contentKey(me.workspace, bigSha);
   await sleep(2100);
   const first = await checkpoint(s.id, 'first');
   const second = await checkpoint(s.id, 'second');
@@ -210,7 +214,7 @@ test('checkpoints of an unchanged workspace share their references: a blob stays
   await sh(sb.id, 'echo spoiled > /workspace/big && rm /workspace/a');
   const r = await restore(second.id);
   assert.is(r.status, 200, r.text);
-  assert.is((await sh(sb.id, 'sha256sum /workspace/big')).split(' ')[0], big);
+  assert.is((await sh(sb.id, 'sha256sum /workspace/big')).split(' ')[0], bigSha);
   assert.is(await sh(sb.id, 'cat /workspace/a'), 'one\n');
   assert.is((await del(`/v1/checkpoints/${second.id}`)).status, 200);
   assert.not.ok(blobSet().has(big), 'gone with the last checkpoint that referred to it');
@@ -452,15 +456,42 @@ test('deleting a session removes its checkpoints and the blobs only they used; a
   const sb = await sandboxIn(s.id);
   await sh(sb.id, `printf '${shared}' > /workspace/s && printf '${own}' > /workspace/o`);
   const cp = await checkpoint(s.id);
-  assert.ok(blobSet().has(sha(own)) && blobSet().has(sha(shared)));
+  assert.ok(blobSet().has(key(own)) && blobSet().has(key(shared)));
   await orch.sessions.delete(me, s.id);
   assert.is((await get(`/v1/checkpoints/${cp.id}`)).status, 404);
-  assert.not.ok(blobSet().has(sha(own)), 'the blob only the deleted session used is still on disk');
-  assert.ok(blobSet().has(sha(shared)), 'a blob another session uses was removed');
+  assert.not.ok(blobSet().has(key(own)), 'the blob only the deleted session used is still on disk');
+  assert.ok(blobSet().has(key(shared)), 'a blob another session uses was removed');
   assert.is((await get(`/v1/checkpoints/${other.id}`)).status, 200);
   // Deleting a checkpoint removes what only it used too.
   assert.is((await del(`/v1/checkpoints/${other.id}`)).status, 200);
-  assert.not.ok(blobSet().has(sha(shared)));
+  assert.not.ok(blobSet().has(key(shared)));
+});
+
+test("content is shared within a workspace only: another workspace's copy of a file is new to it (no oracle), another session's in the same workspace is not", async () => {
+  const content = `a file someone may guess ${newId('itm')}\n`.repeat(100);
+  const write = (caller: Caller, id: string) =>
+    api.rt.executor.run(caller, id, { command: ['sh', '-c', `printf '%s' '${content}' > /workspace/guess`] });
+  const a = newSession('a');
+  await write(me, (await sandboxIn(a.id)).id);
+  assert.ok((await checkpoint(a.id)).size.storedBytes >= content.length);
+  // Same workspace, another session: the content costs nothing again.
+  const a2 = newSession('a2');
+  await write(me, (await sandboxIn(a2.id)).id);
+  assert.ok((await checkpoint(a2.id)).size.storedBytes < content.length, 'the same workspace stored its content twice');
+  // Another workspace: stored anew, so what it is told says nothing about this workspace's files.
+  const other: Caller = { workspace: 'wsp_ckpOtherTenant', actor: 'test' };
+  const b = orch.sessions.create(other, { name: 'b' });
+  const sbB = await api.rt.sandboxes.create({ image: BUSYBOX }, other, {
+    owner: { sessionId: b.id, departmentId: null, environmentId: null },
+  });
+  await write(other, sbB.id);
+  const cpB = await orch.checkpoints.create(other, { sessionId: b.id, name: 'b' });
+  const storedB = cpB.files.reduce((n, f) => n + f.mounts.reduce((m, x) => m + x.newBytes, 0), 0);
+  assert.ok(storedB >= content.length, `another workspace was told its content was already stored (${storedB} bytes new)`);
+  assert.ok(blobSet().has(key(content)) && blobSet().has(key(content, other.workspace)));
+  await orch.sessions.delete(other, b.id);
+  assert.not.ok(blobSet().has(key(content, other.workspace)), "the other workspace's copy outlived its session");
+  assert.ok(blobSet().has(key(content)), "this workspace's copy went with the other's");
 });
 
 test('state and context come back as asked; includeState false leaves the session alone', async () => {

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openDb, type Db } from '../../../core/db.ts';
-import { BlobStore, SMALL_BYTES } from '../../../orchestration/checkpoints/blobs.ts';
+import { BlobStore, contentKey, SMALL_BYTES } from '../../../orchestration/checkpoints/blobs.ts';
 
 const dirs: string[] = [];
 const dbs: Db[] = [];
@@ -47,6 +47,29 @@ async function countingStore() {
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const chunks = (db: Db) => (db.sql.prepare('SELECT digest FROM checkpoint_chunks').all() as { digest: string }[]).map((r) => r.digest);
 const big = (fill: number) => Buffer.alloc(SMALL_BYTES + 1000, fill);
+
+test('a batch of a workspace keys content by the workspace: stored once per workspace, new to another workspace', async () => {
+  const { s } = await countingStore();
+  const small = Buffer.from('the same file in two workspaces');
+  const large = big(3);
+  const put = async (ws: string) => {
+    const b = s.batch(ws);
+    const keys = [b.putSmall(small), await b.putBuffer(large), await b.putStream(Readable.from([large]), large.length)];
+    await b.flush();
+    b.insertPending();
+    return { keys, newBytes: b.newBytes, b };
+  };
+  const a = await put('wsp_a');
+  assert.equal(a.keys, [contentKey('wsp_a', sha(small)), contentKey('wsp_a', sha(large)), contentKey('wsp_a', sha(large))]);
+  assert.is(a.newBytes, small.length + large.length);
+  // Present for wsp_a (still pinned by its batch): nothing of it is present for wsp_b.
+  const b = await put('wsp_b');
+  assert.equal(b.keys, [contentKey('wsp_b', sha(small)), contentKey('wsp_b', sha(large)), contentKey('wsp_b', sha(large))]);
+  assert.is(b.newBytes, small.length + large.length);
+  const again = await put('wsp_a');
+  assert.is(again.newBytes, 0);
+  for (const x of [a, b, again]) await x.b.release(() => true);
+});
 
 test('content is stored once under its sha256: small content as a row, larger as a file (0600 in 0700 directories)', async () => {
   const { s, root, db } = store();
