@@ -8,7 +8,7 @@
  *   cost more here than reading them out of the sandbox: about 0.5 ms per file for the flush alone
  *   (up to 256 KiB: a 1 MB workspace's two 160 KiB files as files cost a third of its plain tar
  *   in flushes).
- * - **Larger content** is a file `blobs/<2 hex>/<sha256 hex>` under the data dir (files 0600,
+ * - **Larger content** is a file `blobs/<2 hex>/<key hex>` under the data dir (files 0600,
  *   directories 0700): written to `tmp/`, flushed, and renamed into place, so a name always holds
  *   complete content; its directory is flushed before the checkpoint that refers to it is
  *   committed.
@@ -123,16 +123,18 @@ export class BlobStore {
 
   /**
    * Which of the small contents (`[digest, bytes]`) are stored, in one statement; as {@link has}
-   * for each (content over {@link ALWAYS_ROW_BYTES} may also be a file of an older data dir).
+   * for each (content over {@link ALWAYS_ROW_BYTES} may also be a file of an older data dir,
+   * unless `rowsOnly`: keys of a workspace (`contentKey`) came after small content stopped being
+   * files).
    */
-  present(small: ReadonlyMap<string, number>): Set<string> {
+  present(small: ReadonlyMap<string, number>, rowsOnly = false): Set<string> {
     const out = new Set<string>();
     if (!small.size) return out;
     const rows = this.#db.sql
       .prepare('SELECT digest FROM checkpoint_chunks WHERE digest IN (SELECT value FROM json_each(?))')
       .all(JSON.stringify([...small.keys()])) as { digest: string }[];
     for (const r of rows) out.add(r.digest);
-    for (const [d, bytes] of small) if (!out.has(d) && bytes > ALWAYS_ROW_BYTES && existsSync(this.pathOf(d))) out.add(d);
+    if (!rowsOnly) for (const [d, bytes] of small) if (!out.has(d) && bytes > ALWAYS_ROW_BYTES && existsSync(this.pathOf(d))) out.add(d);
     return out;
   }
 
@@ -215,7 +217,8 @@ export class BlobStore {
   /**
    * A set of writes and pins belonging to one capture or restore. `namespace` (a capture's
    * workspace): what the batch stores is keyed by {@link contentKey} in it, so content is shared
-   * only within it; without one, by the content's sha256 alone.
+   * only within it. Without one (a restore's pins; tests), by the content's sha256 alone: never
+   * for content a tenant supplies (the plain sha256 of some content is another's key).
    */
   batch(namespace: string | null = null): BlobBatch {
     return new BlobBatch(this, this.#tmp, namespace);
@@ -416,7 +419,7 @@ export class BlobBatch {
   /** Looks up the small contents not looked for yet: those present are not inserted again nor counted as new. */
   #check(): void {
     if (!this.#unchecked.size) return;
-    const present = this.#store.present(this.#unchecked);
+    const present = this.#store.present(this.#unchecked, this.#namespace !== null);
     for (const [d, bytes] of this.#unchecked) {
       if (present.has(d)) {
         if (this.#rows.delete(d)) this.#rowBytes -= bytes;

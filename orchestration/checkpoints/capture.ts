@@ -96,8 +96,13 @@ async function captureMount(
 
   const select = (listing: { listedAtS: number; entries: ListedEntry[] }) => {
     listedAtS = listing.listedAtS;
-    // Reuse only while the previous checkpoint exists: checked and pinned in this one synchronous step.
-    const old = prev && d.store.exists(prev.checkpointId) ? new Map(prev.manifest.entries.map((e) => [e.path, e])) : null;
+    // Reuse only while the previous checkpoint exists: checked and pinned in this one synchronous
+    // step. Not from a version 1 manifest: its blobs are keyed by content alone, shared across
+    // workspaces (taking them over would keep them shared): its files are read once more.
+    const old =
+      prev && prev.manifest.version === 2 && d.store.exists(prev.checkpointId)
+        ? new Map(prev.manifest.entries.map((e) => [e.path, e]))
+        : null;
     const paths: string[] = [];
     let reusedBytes = 0;
     let largest: ListedEntry | null = null;
@@ -191,7 +196,7 @@ async function captureMount(
   const gone = new Set(missing);
   for (const p of missing) skipped.push({ path: p, kind: 'vanished' });
   const manifest: Manifest = {
-    version: 1,
+    version: 2,
     entries: gone.size ? entries.filter((e) => !gone.has(e.path)) : entries,
     skipped,
   };

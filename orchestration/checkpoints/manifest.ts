@@ -36,7 +36,7 @@ export interface ManifestEntry {
   mode: number;
   /** Files: content bytes. */
   size?: number;
-  /** Files: sha256 of the content (the blob's name). */
+  /** Files: the blob's key (version 2: the workspace's `contentKey` of the content; version 1: its sha256). */
   digest?: string;
   /** Symlinks: the target, as text. */
   target?: string;
@@ -56,7 +56,11 @@ export interface SkippedEntry {
  * it, so an unchanged mount's manifest is the same blob as last time.
  */
 export interface Manifest {
-  version: 1;
+  /**
+   * 2: digests are keys of the workspace (`contentKey`). 1: plain sha256, written before content
+   * was kept per workspace; still read for restores, never taken over by a capture.
+   */
+  version: 1 | 2;
   /** In listing order: the root first, every directory before what it holds. */
   entries: ManifestEntry[];
   skipped: SkippedEntry[];
@@ -82,7 +86,7 @@ export const statOf = (e: ListedEntry): FileStat => ({ ino: e.ino, mtimeS: e.mti
 /** Parses a stored manifest, refusing anything this version did not write. */
 export function parseManifest(buf: Buffer): Manifest {
   const m = JSON.parse(buf.toString('utf8')) as Manifest;
-  if (m?.version !== 1 || !Array.isArray(m.entries)) throw new Error('not a version 1 manifest');
+  if ((m?.version !== 1 && m?.version !== 2) || !Array.isArray(m.entries)) throw new Error('not a version 1 or 2 manifest');
   return m;
 }
 

@@ -9,7 +9,7 @@ import type { MountSummary } from './manifest.ts';
 /** One captured mount of a sandbox: its manifest blob and what it holds. */
 export interface MountCapture extends MountSummary {
   path: string;
-  /** sha256 of the manifest blob. */
+  /** The manifest blob's key (see `contentKey`). */
   manifest: string;
   listedAtS: number;
   /** Content bytes this checkpoint stored anew (the rest was already stored). */

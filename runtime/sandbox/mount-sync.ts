@@ -500,10 +500,10 @@ async function writeAll(w: Writable, chunks: AsyncGenerator<Buffer>): Promise<vo
   w.on('error', (err: Error) => (failed ??= err));
   try {
     for await (const c of chunks) {
-      if (w.destroyed || failed) break;
       if (!w.write(c)) await drained(w);
+      if (w.destroyed || failed) break;
     }
-    if (w.destroyed || failed) throw failed ?? new Error('the input was closed before the archive was sent');
+    if (w.destroyed || failed) throw failed ?? w.errored ?? new Error('the input was closed before the archive was sent');
     w.end();
   } catch (err) {
     w.destroy();

@@ -4,10 +4,9 @@
  * extract (3.2) reads, the same way (ustar with its name prefix, GNU and old-GNU headers, pax and
  * pax-global records, GNU long names and link names, base-256 numbers, UTF-8 fields, the header
  * checksum, zero blocks skipped, "unexpected end of data" for a stream cut inside a block), so
- * the guard in `tar-guard.ts` sees the headers it saw before. Two differences, both where
- * tar-stream goes wrong: a long-name or pax record of zero or negative size is refused
- * (tar-stream leaves its state half-set and frames what follows by how it is chunked), and a pax
- * record whose length would have tar-stream read the same bytes forever ends the records.
+ * the guard in `tar-guard.ts` sees the headers it saw before. One difference, where tar-stream
+ * goes wrong: a long-name or pax record of zero or negative size is refused (tar-stream leaves
+ * its state half-set and frames what follows by how it is chunked).
  * `test/unit/runtime/tar-parse.test.ts` runs both over the same archives, whole and corrupted.
  *
  * Why not tar-stream: it makes a stream per entry and passes every chunk through callbacks and
@@ -166,7 +165,8 @@ function decodePax(b: Buffer): Record<string, string> {
     if (eq === -1) return out;
     out[rec.slice(0, eq)] = rec.slice(eq + 1);
     const next = rest.subarray(len);
-    // tar-stream would go round forever on a record that leaves the rest as long as it was.
+    // Not reached (a record that does not shorten the rest has no `=` in it), kept so that no
+    // input can make this loop run forever on the server's thread.
     if (next.length >= rest.length) return out;
     rest = next;
   }

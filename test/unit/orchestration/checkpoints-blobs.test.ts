@@ -48,6 +48,11 @@ const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
 const chunks = (db: Db) => (db.sql.prepare('SELECT digest FROM checkpoint_chunks').all() as { digest: string }[]).map((r) => r.digest);
 const big = (fill: number) => Buffer.alloc(SMALL_BYTES + 1000, fill);
 
+test('a content key is the sha256 of the workspace id, a line feed and the content sha256 (stored on disk: it must not drift)', () => {
+  assert.is(contentKey('wsp_a', sha('hello')), 'b57e1cea4ed37e2a994baba12d2d4fc3a7fcea85d1ca40613d1123174da21ae2');
+  assert.is.not(contentKey('wsp_b', sha('hello')), contentKey('wsp_a', sha('hello')));
+});
+
 test('a batch of a workspace keys content by the workspace: stored once per workspace, new to another workspace', async () => {
   const { s } = await countingStore();
   const small = Buffer.from('the same file in two workspaces');
