@@ -8,6 +8,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { openDb } from '../../../core/db.ts';
 import { newId } from '../../../core/ids.ts';
 import type { Caller } from '../../../runtime/sandbox/manager.ts';
 import type { SandboxRecord } from '../../../runtime/store/sandboxes.ts';
@@ -557,7 +558,7 @@ test('a paused session can be checkpointed but not restored; an ended one neithe
   assert.is((await get(`/v1/checkpoints/${cp.id}`)).status, 200);
 });
 
-test('a restarted server keeps checkpoints restorable', async () => {
+test('a restarted server keeps checkpoints restorable; one written before content was kept per workspace restores, and its files are read again, never taken over', async () => {
   const first = await startApi({});
   const o1 = first.orch;
   const { dataDir, config } = first.rt;
@@ -570,15 +571,28 @@ test('a restarted server keeps checkpoints restorable', async () => {
     const sb = await first.rt.sandboxes.create({ image: BUSYBOX }, caller, {
       owner: { sessionId: s.id, departmentId: null, environmentId: null },
     });
+    // `u` stays unchanged throughout (written over a second before the checkpoint lists it).
+    await first.rt.executor.run(caller, sb.id, { command: ['sh', '-c', 'echo unchanged > /workspace/u'] });
+    await sleep(2100);
     await first.rt.executor.run(caller, sb.id, { command: ['sh', '-c', 'echo before > /workspace/f'] });
     const cp = await call<{ data: { id: string } }>(first.url, 'POST', '/v1/checkpoints', {
       token: first.adminToken,
       body: { sessionId: s.id, name: 'before restart' },
     });
     assert.is(cp.status, 201, cp.text);
+    const manifestKey = o1.checkpoints.get(caller, cp.body.data.id).files[0]!.mounts[0]!.manifest;
     // Stop the server without removing its sandboxes or data dir, then start another on them.
     await first.stop();
     firstClosed = true;
+    // Made as a Director before per-workspace keys made it: a version 1 manifest (plain sha256 keys, shared).
+    const db = openDb(dataDir);
+    try {
+      const row = db.sql.prepare('SELECT content FROM checkpoint_chunks WHERE digest = ?').get(manifestKey) as { content: Uint8Array };
+      const old = { ...(JSON.parse(Buffer.from(row.content).toString('utf8')) as object), version: 1 };
+      db.sql.prepare('UPDATE checkpoint_chunks SET content = ? WHERE digest = ?').run(Buffer.from(JSON.stringify(old)), manifestKey);
+    } finally {
+      db.close();
+    }
     second = await startApi({ dataDir, runtimeName: config.runtimeName });
     const login = await call<{ data: { token: string } }>(second.url, 'POST', '/v1/auth/login', {
       body: { username: 'admin', password: ADMIN_PASSWORD },
@@ -591,7 +605,10 @@ test('a restarted server keeps checkpoints restorable', async () => {
     assert.is(r.status, 200, r.text);
     assert.is(r.body.data.sandboxes[0]!.sandboxId, sb.id);
     const out = await second.rt.executor.run(caller, sb.id, { command: ['sh', '-c', 'cat /workspace/f; ls /workspace'] });
-    assert.is(out.stdout, 'before\nf\n');
+    assert.is(out.stdout, 'before\nf\nu\n');
+    // `u` is unchanged since that checkpoint, but its blob is keyed by content alone: read again, stored under the workspace's key.
+    const next = await second.orch.checkpoints.create(caller, { sessionId: s.id, name: 'after restart' });
+    assert.is(next.files[0]!.mounts[0]!.filesRead, 2, 'a file was taken over from a version 1 manifest');
   } finally {
     if (second) await second.close();
     else if (firstClosed) await first.rt.cleanup();
