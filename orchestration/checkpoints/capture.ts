@@ -7,6 +7,7 @@
  */
 import { DirectorError } from '../../core/errors.ts';
 import type { MountSync } from '../../runtime/sandbox/mount-sync.ts';
+import type { TreeEntry } from '../../runtime/sandbox/tar-guard.ts';
 import type { ListedEntry } from '../../runtime/sandbox/tree-listing.ts';
 import type { SandboxRecord } from '../../runtime/store/sandboxes.ts';
 import { SMALL_BYTES, type BlobBatch, type BlobStore } from './blobs.ts';
@@ -147,15 +148,7 @@ async function captureMount(
     return { paths, maxBytes: budget.maxBytes - budget.used - reusedBytes };
   };
 
-  const onEntry = async (e: {
-    path: string;
-    type: string;
-    linkname: string | null;
-    size: number;
-    mtime: Date;
-    stream: AsyncIterable<Buffer>;
-    content?: Buffer;
-  }) => {
+  const onEntry = async (e: TreeEntry) => {
     const m = byPath.get(e.path)!;
     if (e.type === 'symlink') m.target = e.linkname!;
     else if (e.type === 'hardlink') {

@@ -153,23 +153,18 @@ export interface TreePackEntry {
 }
 
 /**
- * A tar stream of a whole tree, for putting a sandbox's own files back (checkpoint restore): files,
- * directories and symlinks, owned by `uid`/`gid`, with safe names and no special mode bits. The
- * caller makes sure nothing is packed under a symlink's path (the archive is extracted into a fresh
- * directory inside the sandbox, as the sandbox user). Content that does not match its size, or a
- * failing content source, errors the stream.
+ * The tar of a whole tree, as chunks, for putting a sandbox's own files back (checkpoint restore):
+ * files, directories and symlinks, owned by `uid`/`gid`, with safe names and no special mode bits.
+ * The caller makes sure nothing is packed under a symlink's path (the archive is extracted into a
+ * fresh directory inside the sandbox, as the sandbox user) and writes the chunks itself (no stream
+ * in between). Content that does not match its size, or a failing content source, makes the
+ * generator throw; returning it early ends the iteration of `entries`.
  *
  * The headers are written directly (`tar-format.ts`, the same bytes tar-stream writes), and small
  * entries are sent together in chunks of about {@link TREE_CHUNK_BYTES}: a pack stream and a
  * callback per entry cost more than the content of a workspace of small files.
  */
-export function packTree(entries: Iterable<TreePackEntry> | AsyncIterable<TreePackEntry>, opts: { uid: number; gid: number }): Readable {
-  // Destroying the stream ends the generator (and with it the iteration of `entries`).
-  return Readable.from(packTreeChunks(entries, opts), { objectMode: false });
-}
-
-/** {@link packTree}'s archive as chunks, for a writer of its own (no stream in between). */
-export function packTreeChunks(
+export function packTree(
   entries: Iterable<TreePackEntry> | AsyncIterable<TreePackEntry>,
   opts: { uid: number; gid: number },
 ): AsyncGenerator<Buffer> {

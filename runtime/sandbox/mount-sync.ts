@@ -15,7 +15,7 @@ import type { Writable } from 'node:stream';
 import { DirectorError, conflict } from '../../core/errors.ts';
 import type { ExecHandle } from '../engine/engine.ts';
 import type { SandboxRecord } from '../store/sandboxes.ts';
-import { packTreeChunks, UnsafeArchiveError, type TreePackEntry } from './files.ts';
+import { packTree, UnsafeArchiveError, type TreePackEntry } from './files.ts';
 import { SANDBOX_UID } from './hardening.ts';
 import { drained, guardedTree, type TreeEntry } from './tar-guard.ts';
 import { parseListing, type Listing } from './tree-listing.ts';
@@ -234,8 +234,7 @@ export class MountSync {
         return { listing, missing: [] };
       }
       const got = new Set<string>();
-      const tar = run.rest();
-      for await (const e of guardedTree(tar, { maxBytes, maxEntries: paths.length, wholeUpTo: o.wholeUpTo ?? -1 })) {
+      for await (const e of guardedTree(run.rest(), { maxBytes, maxEntries: paths.length, wholeUpTo: o.wholeUpTo ?? -1 })) {
         const want = asked.get(e.path);
         const fits = want === 'symlink' ? e.type === 'symlink' : e.type === 'file' || e.type === 'hardlink';
         if (!want || got.has(e.path) || !fits)
@@ -284,7 +283,7 @@ export class MountSync {
       const listing = await this.listing(run, marker, o.maxEntries, mount, tool !== null);
       const plan = o.plan(listing);
       // The script may refuse before reading everything (no room to stage): its answer says why.
-      const sent = writeAll(run.h.stdin!, packTreeChunks(stagedTree(plan, stage), { uid: SANDBOX_UID, gid: SANDBOX_UID })).catch(
+      const sent = writeAll(run.h.stdin!, packTree(stagedTree(plan, stage), { uid: SANDBOX_UID, gid: SANDBOX_UID })).catch(
         (err: unknown) => err,
       );
       const out: Buffer[] = [];

@@ -248,11 +248,7 @@ function linkTarget(header: TarHeader, name: string, type: TreeEntry['type'], fi
   return to;
 }
 
-async function* guard(
-  input: AsyncIterable<unknown>,
-  opts: GuardOptions & { wholeUpTo?: number },
-  links: boolean,
-): AsyncGenerator<TreeEntry, void, undefined> {
+async function* guard(input: AsyncIterable<unknown>, opts: TreeGuardOptions, links: boolean): AsyncGenerator<TreeEntry, void, undefined> {
   checkLimits(opts);
   const state: { inputError: unknown } = { inputError: undefined };
   const entriesOf = parseTar(input, {

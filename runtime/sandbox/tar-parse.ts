@@ -178,29 +178,23 @@ const padding = (size: number) => (BLOCK - (size % BLOCK)) % BLOCK;
 /** The chunks not parsed yet, pulled from the input as the parser needs them. */
 class Source {
   readonly #it: AsyncIterator<unknown>;
-  readonly #capBytes: number;
-  readonly #onInputError: (err: unknown) => void;
+  readonly #o: ParseOptions;
   #bufs: Buffer[] = [];
   #avail = 0;
   #seen = 0;
   #ended = false;
 
-  constructor(input: AsyncIterable<unknown>, capBytes: number, onInputError: (err: unknown) => void) {
+  constructor(input: AsyncIterable<unknown>, o: ParseOptions) {
     this.#it = input[Symbol.asyncIterator]();
-    this.#capBytes = capBytes;
-    this.#onInputError = onInputError;
+    this.#o = o;
   }
 
   get available(): number {
     return this.#avail;
   }
 
-  get ended(): boolean {
-    return this.#ended;
-  }
-
   /** Pulls chunks until `n` bytes are there; false if the input ended first. */
-  async need(n: number, tooLarge: (cap: number) => Error): Promise<boolean> {
+  async need(n: number): Promise<boolean> {
     if (!(n >= 0)) throw new TarFormatError(`cannot need ${n} bytes`);
     while (this.#avail < n) {
       if (this.#ended) return false;
@@ -209,7 +203,7 @@ class Source {
         r = await this.#it.next();
       } catch (err) {
         this.#ended = true;
-        this.#onInputError(err);
+        this.#o.onInputError(err);
         throw err;
       }
       if (r.done) {
@@ -220,7 +214,7 @@ class Source {
       if (!(c instanceof Uint8Array)) throw new TarFormatError(NOT_BYTES);
       if (!c.length) continue;
       this.#seen += c.length;
-      if (this.#seen > this.#capBytes) throw tooLarge(this.#capBytes);
+      if (this.#seen > this.#o.capBytes) throw this.#o.tooLarge(this.#o.capBytes);
       this.#bufs.push(Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength));
       this.#avail += c.length;
     }
@@ -298,17 +292,17 @@ const unexpectedEnd = () => new TarFormatError('Unexpected end of data');
  * throw in the consumer) stops an input not read to its end.
  */
 export async function* parseTar(input: AsyncIterable<unknown>, o: ParseOptions): AsyncGenerator<TarEntry, void, undefined> {
-  const src = new Source(input, o.capBytes, o.onInputError);
+  const src = new Source(input, o);
   let paxGlobal: Record<string, string> | null = null;
   let pax: Record<string, string> | null = null;
   let longPath: string | null = null;
   let longLink: string | null = null;
   const needOrEnd = async (n: number) => {
-    if (!(await src.need(n, o.tooLarge))) throw unexpectedEnd();
+    if (!(await src.need(n))) throw unexpectedEnd();
   };
   try {
     for (;;) {
-      if (!(await src.need(BLOCK, o.tooLarge))) {
+      if (!(await src.need(BLOCK))) {
         // As tar-stream: a cut block is an error; a pax or long-name record with no entry after it is not.
         if (src.available) throw unexpectedEnd();
         return;
@@ -356,20 +350,18 @@ export async function* parseTar(input: AsyncIterable<unknown>, o: ParseOptions):
         src.take(padding(size));
         continue;
       }
+      // The file's bytes as they come; after the entry, the same loop skips what its reader left.
       let left = size;
-      const stream = (async function* () {
+      const rest = async function* () {
         while (left > 0) {
           await needOrEnd(1);
           const b = src.takeSome(left);
           left -= b.length;
           yield b;
         }
-      })();
-      yield { header, content: null, stream };
-      while (left > 0) {
-        await needOrEnd(1);
-        left -= src.takeSome(left).length;
-      }
+      };
+      yield { header, content: null, stream: rest() };
+      for await (const _ of rest()) void _;
       await needOrEnd(padding(size));
       src.take(padding(size));
     }

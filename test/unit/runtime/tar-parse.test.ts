@@ -33,10 +33,7 @@ function block(name: string, flag: string, size: number, magic: 'gnu' | 'ustar' 
   b.write(flag, 156, 'latin1');
   if (magic === 'gnu') b.write('ustar  \0', 257, 'latin1');
   else b.write('ustar\x0000', 257, 'latin1');
-  b.fill(32, 148, 156);
-  let sum = 0;
-  for (const x of b) sum += x;
-  b.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  fixChecksum(b, 0);
   return b;
 }
 
@@ -316,6 +313,7 @@ test('odd records read as tar-stream reads them: a negative pax length, a long n
     negativePaxLength: recordThenFile('x', Buffer.from(`-30 path=../../evil\n${'A'.repeat(40)}`)),
     nulLongName: recordThenFile('L', Buffer.from('\0hidden')),
     nulLongLink: recordThenFile('K', Buffer.from('\0hidden')),
+    paxSizeNotANumber: recordThenFile('x', Buffer.from('13 size=abc\n')),
     paxLengthPastTheStart: recordThenFile('x', Buffer.from('-1000 path=x\n')),
     nonAsciiMode: (() => {
       const b = Buffer.concat([block('f', '0', 0), Buffer.alloc(1024)]);
@@ -358,6 +356,7 @@ test('a zero-size or negative long-name or pax record is refused (tar-stream fra
   for (const flag of ['x', 'L'] as const) {
     const b = recordThenFile(flag, Buffer.alloc(0));
     assert.ok((await viaParser(b, 512, -1)).error, `${flag}, empty`);
+    assert.match(lastError, /record of 0 bytes/);
     // Base-256 minus 512: the size a stream position must never move back by.
     b.fill(0, 124, 136);
     b[124] = 0xff;
@@ -367,6 +366,11 @@ test('a zero-size or negative long-name or pax record is refused (tar-stream fra
     assert.ok((await viaParser(b, 512, -1)).error, `${flag}, negative`);
     assert.match(lastError, /record of -512 bytes/);
   }
+  // Past tar-stream's limit for such a record: refused from its header, before its body is read.
+  const huge = Buffer.concat([block('././@LongLink', 'x', 5 * 1024 * 1024), Buffer.alloc(512)]);
+  assert.ok((await viaParser(huge, 512, -1)).error);
+  assert.match(lastError, /Header exceeds max size/);
+  assert.ok((await viaTarStream(huge, 512)).error, 'tar-stream refuses it too');
 });
 
 test("through the guard: a failure inside a streamed file is the guard's refusal, an input failure the input's own error", async () => {

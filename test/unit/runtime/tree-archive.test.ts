@@ -12,7 +12,9 @@ const LIMITS = { maxBytes: 1 << 20, maxEntries: 100 };
 
 const tarOf = async (specs: TarSpec[]): Promise<Readable> => Readable.from([await tarBytes(specs)]);
 
-async function read(tar: Readable): Promise<(Omit<TreeEntry, 'stream' | 'segments' | 'mtime' | 'content'> & { content: string })[]> {
+async function read(
+  tar: AsyncIterable<unknown>,
+): Promise<(Omit<TreeEntry, 'stream' | 'segments' | 'mtime' | 'content'> & { content: string })[]> {
   const out = [];
   for await (const e of guardedTree(tar, LIMITS)) {
     const chunks: Buffer[] = [];
@@ -180,7 +182,7 @@ test("packTree's archive is byte for byte tar-stream's: long and non-ASCII names
     [0, 0],
     [0o777777, 12345],
   ] as const) {
-    const ours = Buffer.concat(await packTree(entries, { uid, gid }).toArray());
+    const ours = Buffer.concat(await Readable.from(packTree(entries, { uid, gid })).toArray());
     const theirs = await tarStreamBytes(entries, uid, gid);
     assert.is(ours.length, theirs.length);
     for (let off = 0; off < ours.length; off += 512)
