@@ -7,19 +7,22 @@
  * (or off) runs both Director and the floor through the sandbox's exec agent (or its launcher /
  * `docker exec`); the default is the server's; `DIRECTOR_AGENT_BINARY` picks another agent build.
  * `BENCH_CKP_WORKLOADS` (`1 MB`, `50 MB`, comma-separated) runs only those, `BENCH_CKP_ROUNDS`
- * sets the rounds (7). With the agent, a checkpoint's capture and restore are each one process
+ * sets the rounds (default 15 for 1 MB, 7 for 50 MB). With the agent, a checkpoint's capture and restore are each one process
  * in the sandbox (`/.director/agent tree capture|restore`, images/agent/tree.c), as the floor's
  * `tar` is; without it, the sh script of
  * runtime/sandbox/tree-script.ts (sh, find, stat, xargs, tar; tar, mv, rm on restore).
  *
- * Every round: all checkpoints are deleted (so the first one reads and stores everything), the
- * first checkpoint and the floor's tar out (one right after the other, in rotating order), the
- * second checkpoint (nothing changed), a restore after one small file changed; then the workspace
- * is emptied before each of the two full restores (Director's, then the floor's, or the other way
- * round). Besides the ratio of the medians, each round's own ratios are printed (their median):
- * the two sides of a pair ran within milliseconds of each other. Files are written more than a second before a checkpoint lists them, as in
- * any workspace not written to in the very last second (a file changed in the second before a
- * listing is read again next time: see orchestration/checkpoints/manifest.ts).
+ * Every round: all checkpoints are deleted (so the first one reads and stores everything); one
+ * exec that neither side is timed on (the first exec after the round's pause pays the machine's
+ * wake-up, and only one side of a pair would); the first checkpoint and the floor's tar out (one
+ * right after the other, in rotating order); the second checkpoint (nothing changed); a restore
+ * after one small file changed; then the workspace is emptied before each of the two full
+ * restores (Director's, then the floor's, or the other way round). Besides the ratio of the
+ * medians, each round's own ratios are printed (their median): the two sides of a pair ran
+ * within milliseconds of each other. Files are written more than a second before a checkpoint
+ * lists them, as in any workspace not written to in the very last second (a file changed in the
+ * second before a listing is read again next time: see orchestration/checkpoints/manifest.ts):
+ * hence the pause of two seconds after each round's restores.
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
@@ -42,7 +45,8 @@ import type { SandboxRecord } from '../runtime/store/sandboxes.ts';
 import { printTable, summarize, timeIt, type Summary } from './stats.ts';
 
 const IMAGE = process.env.BENCH_IMAGE ?? 'director/busybox:latest';
-const ROUNDS = Number(process.env.BENCH_CKP_ROUNDS ?? 7);
+/** Rounds per workload: BENCH_CKP_ROUNDS, or the workload's own (a 1 MB round is short and its times swing most). */
+const roundsOf = (w: Workload) => Number(process.env.BENCH_CKP_ROUNDS ?? w.rounds);
 /** Only the named workloads (comma-separated, e.g. `1 MB`); default all. */
 const ONLY = process.env.BENCH_CKP_WORKLOADS?.split(',').map((s) => s.trim());
 const caller = { workspace: 'wsp_bench', actor: 'bench' };
@@ -50,13 +54,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Workload {
   name: string;
+  rounds: number;
   small: { count: number; bytes: number; perDir: number };
   large: { count: number; bytes: number };
 }
 
 const WORKLOADS: Workload[] = [
-  { name: '1 MB', small: { count: 240, bytes: 3 * 1024, perDir: 40 }, large: { count: 2, bytes: 160 * 1024 } },
-  { name: '50 MB', small: { count: 2000, bytes: 4 * 1024, perDir: 100 }, large: { count: 4, bytes: 10_500_000 } },
+  { name: '1 MB', rounds: 15, small: { count: 240, bytes: 3 * 1024, perDir: 40 }, large: { count: 2, bytes: 160 * 1024 } },
+  { name: '50 MB', rounds: 7, small: { count: 2000, bytes: 4 * 1024, perDir: 100 }, large: { count: 4, bytes: 10_500_000 } },
 ];
 
 /** The workspace as a tar (random content: nothing is compressible or shared). */
@@ -150,8 +155,11 @@ async function benchWorkload(rt: Runtime, s: ReturnType<typeof services>, w: Wor
   let checkpointId = '';
   let stored = 0;
   await sleep(2100);
-  for (let round = 0; round < ROUNDS; round++) {
+  const rounds = roundsOf(w);
+  for (let round = 0; round < rounds; round++) {
     for (const c of s.checkpoints.list(caller, { sessionId: session.id, limit: 500, offset: 0 }).items) s.checkpoints.delete(caller, c.id);
+    // Timed for neither side: the first exec after the pause pays the machine's wake-up.
+    await exec(rt, sb, ['true']);
     const floorFirst = round % 2 === 1;
     // The floor right before or right after the first checkpoint (rotating): the pair sees the same machine.
     if (floorFirst) samples.floorCreate.push(await timeIt(() => floorCreate(rt, sb, floorFile)));
@@ -189,7 +197,7 @@ async function benchWorkload(rt: Runtime, s: ReturnType<typeof services>, w: Wor
   }
   const sum = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, summarize(v)])) as Record<keyof typeof samples, Summary>;
   const files = w.small.count + w.large.count;
-  printTable(`checkpoint of a ${w.name} workspace (${files} files, ${bytes} bytes; ${ROUNDS} rounds)`, [
+  printTable(`checkpoint of a ${w.name} workspace (${files} files, ${bytes} bytes; ${rounds} rounds)`, [
     ['plain tar out of the sandbox (floor)', sum.floorCreate, null],
     ['checkpoint, first (everything read and stored)', sum.first, sum.floorCreate],
     ['checkpoint, second (unchanged workspace)', sum.second, sum.first],

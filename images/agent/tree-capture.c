@@ -3,7 +3,8 @@
  * paths come from the host, the files from the sandbox: a path is refused unless it is relative
  * without `.`, `..` or empty components, and every file is opened from its parent directory,
  * itself reached one component at a time with O_NOFOLLOW, so a symlink planted on the way is
- * never followed (the path is then reported missing, as one removed since the listing is).
+ * never followed (the path is then reported missing, as one removed since the listing is). The
+ * parent stays open for the next path in the same directory (parent_cached in tree.h).
  */
 #include "tree.h"
 
@@ -119,27 +120,19 @@ static void skip(const char *path, const char *why, int err) {
   missing = 1;
 }
 
-static void put_symlink(int rootfd, const char *path, const struct stat *st);
+static void put_symlink(int dir, const char *leaf, const char *path, const struct stat *st);
 
-static void put_file(int rootfd, const char *path) {
-  /* The parent walked with O_NOFOLLOW: a directory on the way replaced by a symlink is not followed. */
-  const char *leaf;
-  int dir = open_parent(rootfd, path, &leaf);
-  if (dir < 0) return skip(path, "cannot open", errno);
+/* `leaf` of directory `dir` (the parent of `path`), which was a regular file when listed. */
+static void put_file(int dir, const char *leaf, const char *path) {
   int fd = openat(dir, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
     if (e == ELOOP) { /* a symlink now */
       struct stat st;
-      if (fstatat(dir, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
-        close(dir);
-        return put_symlink(rootfd, path, &st);
-      }
+      if (fstatat(dir, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) return put_symlink(dir, leaf, path, &st);
     }
-    close(dir);
     return skip(path, "cannot open", e);
   }
-  close(dir);
   struct stat st;
   if (fstat(fd, &st) < 0) {
     int e = errno;
@@ -189,20 +182,17 @@ static void put_file(int rootfd, const char *path) {
   if (st.st_nlink > 1) remember(&st, path);
 }
 
-static void put_symlink(int rootfd, const char *path, const struct stat *st) {
-  const char *leaf;
-  int dir = open_parent(rootfd, path, &leaf);
-  if (dir < 0) return skip(path, "cannot read link", errno);
+static void put_symlink(int dir, const char *leaf, const char *path, const struct stat *st) {
   char target[MAX_NAME + 1];
   ssize_t n = readlinkat(dir, leaf, target, MAX_NAME);
-  int e = errno;
-  close(dir);
-  if (n < 0) return skip(path, "cannot read link", e);
+  if (n < 0) return skip(path, "cannot read link", errno);
   target[n] = 0;
   entry_header(path, target, '2', st->st_mode, 0, st->st_mtim.tv_sec, st);
 }
 
 int tree_capture_paths(int rootfd, const char *in, size_t len) {
+  /* Paths come in listing order, a directory's files together: their directory is walked to once. */
+  static struct parent_cache parent = PARENT_CACHE_INIT;
   size_t at = 0;
   while (at < len) {
     const char *p = in + at;
@@ -214,16 +204,18 @@ int tree_capture_paths(int rootfd, const char *in, size_t len) {
       fprintf(stderr, "director-tree: refused: %s: %.200s\n", why, p);
       return 1;
     }
-    const char *path = p + 2;
+    const char *path = p + 2, *leaf;
     struct stat st;
-    if (lstat_beneath(rootfd, path, &st) < 0) {
+    int dir = parent_cached(&parent, rootfd, path, &leaf);
+    if (dir < 0 || fstatat(dir, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0) {
       skip(path, "cannot stat", errno);
       continue;
     }
-    if (S_ISLNK(st.st_mode)) put_symlink(rootfd, path, &st);
-    else if (S_ISREG(st.st_mode)) put_file(rootfd, path);
+    if (S_ISLNK(st.st_mode)) put_symlink(dir, leaf, path, &st);
+    else if (S_ISREG(st.st_mode)) put_file(dir, leaf, path);
     else skip(path, "not a regular file or symlink any more", 0);
   }
+  parent_cache_drop(&parent);
   out_put(zeros, 512);
   out_put(zeros, 512);
   out_flush();

@@ -55,6 +55,26 @@ int open_parent(int at, const char *p, const char **leaf) {
   return -1;
 }
 
+int parent_cached(struct parent_cache *c, int at, const char *p, const char **leaf) {
+  const char *slash = strrchr(p, '/');
+  size_t len = slash ? (size_t)(slash - p) : 0;
+  if (c->fd >= 0 && c->len == len && !memcmp(c->dir, p, len) && !path_problem(p)) {
+    *leaf = slash ? slash + 1 : p;
+    return c->fd;
+  }
+  parent_cache_drop(c);
+  c->fd = open_parent(at, p, leaf);
+  if (c->fd < 0) return -1;
+  memcpy(c->dir, p, len);
+  c->len = len;
+  return c->fd;
+}
+
+void parent_cache_drop(struct parent_cache *c) {
+  if (c->fd >= 0) close(c->fd);
+  c->fd = -1;
+}
+
 int open_beneath(int at, const char *p, int flags) {
   if (!*p || !strcmp(p, ".")) return openat(at, ".", flags | O_CLOEXEC);
   const char *leaf;

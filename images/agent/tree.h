@@ -33,6 +33,23 @@ void die_oom(void);
 const char *path_problem(const char *p);
 /* The directory holding `p`'s last component, opened (O_PATH) from `at` one component at a time with O_NOFOLLOW; *leaf points into p. -1 with errno (ELOOP/ENOTDIR: a symlink or non-directory on the way). */
 int open_parent(int at, const char *p, const char **leaf);
+/*
+ * open_parent for paths that come grouped by directory (a listing's order, an archive's): the
+ * last parent stays open in `c` and is used again, without a walk, for the next path in the
+ * same directory. The fd belongs to `c` (never closed by the caller; parent_cache_drop closes
+ * it). It was reached as open_parent reaches any, so it is a directory of the mount and no
+ * symlink was followed; if the sandbox renames it meanwhile, what is read or created is still
+ * in that directory (which cannot leave the mount: a rename does not cross filesystems or
+ * mounts), as the sandbox itself could have put it there.
+ */
+struct parent_cache {
+  int fd;
+  size_t len;
+  char dir[MAX_NAME + 1];
+};
+#define PARENT_CACHE_INIT {-1, 0, {0}}
+int parent_cached(struct parent_cache *c, int at, const char *p, const char **leaf);
+void parent_cache_drop(struct parent_cache *c);
 /* `p` opened from `at` with `flags` | O_NOFOLLOW, every component before it as open_parent does; "" or "." is `at` itself. -1 with errno. */
 int open_beneath(int at, const char *p, int flags);
 /* lstat of `p` below `at` (never through a symlink). */
