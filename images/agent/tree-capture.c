@@ -2,9 +2,8 @@
  * `tree capture`: the tar of the paths the host asked for (see tree.c for the protocol). The
  * paths come from the host, the files from the sandbox: a path is refused unless it is relative
  * without `.`, `..` or empty components, and every file is opened from its parent directory,
- * itself reached one component at a time with O_NOFOLLOW, so a symlink planted on the way is
- * never followed (the path is then reported missing, as one removed since the listing is). The
- * parent stays open for the next path in the same directory (parent_cached in tree.h).
+ * itself resolved afresh for each path without following a symlink in any component
+ * (open_parent), so a symlink planted on the way is never followed (the path is then reported missing, as one removed since the listing is).
  */
 #include "tree.h"
 
@@ -191,8 +190,6 @@ static void put_symlink(int dir, const char *leaf, const char *path, const struc
 }
 
 int tree_capture_paths(int rootfd, const char *in, size_t len) {
-  /* Paths come in listing order, a directory's files together: their directory is walked to once. */
-  static struct parent_cache parent = PARENT_CACHE_INIT;
   size_t at = 0;
   while (at < len) {
     const char *p = in + at;
@@ -206,16 +203,18 @@ int tree_capture_paths(int rootfd, const char *in, size_t len) {
     }
     const char *path = p + 2, *leaf;
     struct stat st;
-    int dir = parent_cached(&parent, rootfd, path, &leaf);
+    /* One walk to the parent per path: its lstat and its open go through the same directory fd. */
+    int dir = open_parent(rootfd, path, &leaf);
     if (dir < 0 || fstatat(dir, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0) {
       skip(path, "cannot stat", errno);
+      if (dir >= 0) close(dir);
       continue;
     }
     if (S_ISLNK(st.st_mode)) put_symlink(dir, leaf, path, &st);
     else if (S_ISREG(st.st_mode)) put_file(dir, leaf, path);
     else skip(path, "not a regular file or symlink any more", 0);
+    close(dir);
   }
-  parent_cache_drop(&parent);
   out_put(zeros, 512);
   out_put(zeros, 512);
   out_flush();

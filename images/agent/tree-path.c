@@ -5,9 +5,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 void die_oom(void) {
@@ -30,10 +32,48 @@ const char *path_problem(const char *p) {
   }
 }
 
+/* 0 once openat2 was refused here (a kernel before 5.6, or a seccomp profile without it): the walk then. */
+static int have_openat2 = 1;
+
+void tree_walk_only(void) { have_openat2 = 0; }
+
+/*
+ * Directory `dir` below `at` in one call: openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS
+ * refuses a symlink in any component (ELOOP), as the walk does, and resolves nothing outside
+ * `at`. -2 when it cannot be used (then the caller walks).
+ */
+static int open_dir_openat2(int at, const char *dir) {
+  struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
+  /* EAGAIN: a rename raced the lookup (the kernel's answer under RESOLVE_BENEATH); asked again, then walked. */
+  for (int tries = 0; tries < 3; tries++) {
+    int fd = (int)syscall(SYS_openat2, at, dir, &how, sizeof how);
+    if (fd >= 0 || errno != EAGAIN) {
+      if (fd < 0 && (errno == ENOSYS || errno == EPERM || errno == EINVAL || errno == E2BIG)) {
+        have_openat2 = 0;
+        return -2;
+      }
+      return fd;
+    }
+  }
+  return -2;
+}
+
 int open_parent(int at, const char *p, const char **leaf) {
   if (path_problem(p)) {
     errno = EINVAL;
     return -1;
+  }
+  const char *slash = strrchr(p, '/');
+  if (slash && have_openat2) {
+    char dir[MAX_NAME + 1];
+    size_t len = (size_t)(slash - p);
+    memcpy(dir, p, len);
+    dir[len] = 0;
+    int fd = open_dir_openat2(at, dir);
+    if (fd != -2) {
+      *leaf = slash + 1;
+      return fd;
+    }
   }
   int fd = openat(at, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
   char comp[NAME_MAX + 1];
@@ -53,26 +93,6 @@ int open_parent(int at, const char *p, const char **leaf) {
     c += k + 1;
   }
   return -1;
-}
-
-int parent_cached(struct parent_cache *c, int at, const char *p, const char **leaf) {
-  const char *slash = strrchr(p, '/');
-  size_t len = slash ? (size_t)(slash - p) : 0;
-  if (c->fd >= 0 && c->len == len && !memcmp(c->dir, p, len) && !path_problem(p)) {
-    *leaf = slash ? slash + 1 : p;
-    return c->fd;
-  }
-  parent_cache_drop(c);
-  c->fd = open_parent(at, p, leaf);
-  if (c->fd < 0) return -1;
-  memcpy(c->dir, p, len);
-  c->len = len;
-  return c->fd;
-}
-
-void parent_cache_drop(struct parent_cache *c) {
-  if (c->fd >= 0) close(c->fd);
-  c->fd = -1;
 }
 
 int open_beneath(int at, const char *p, int flags) {

@@ -9,10 +9,9 @@
  * record, no overflow); pax and GNU long names and link targets are bounded (4096 bytes, no NUL);
  * an entry named outside STAGE (absolute, with a `.`, `..` or empty component) is refused; so
  * are hard links, devices, FIFOs and any other type; an archive that ends before its two end
- * blocks is an error. Nothing is created through a symlink: each entry's parent is walked from
- * the mount one component at a time with O_NOFOLLOW (a symlink the archive itself made, or one
- * the sandbox planted meanwhile, fails the walk; the parent then stays open for the entries after
- * it in the same directory: parent_cached in tree.h), files are created O_EXCL|O_NOFOLLOW, and modes
+ * blocks is an error. Nothing is created through a symlink: each entry's parent is resolved
+ * afresh from the mount without following a symlink in any component (open_parent: a symlink
+ * the archive itself made, or one the sandbox planted meanwhile, fails it), files are created O_EXCL|O_NOFOLLOW, and modes
  * and times are set through an fd or without following. A refused archive leaves nothing: the
  * stage is removed (never through a symlink) and the mount is as it was.
  */
@@ -172,13 +171,19 @@ static void failed_at(const char *name, int err) {
 }
 
 /* Makes directory `name` (or keeps the one there) with `mode` | 0700, through its fd; -1 after a message. */
-static int make_dir(struct parent_cache *pc, int rootfd, const char *name, unsigned mode) {
+static int make_dir(int rootfd, const char *name, unsigned mode) {
   const char *leaf;
-  int dir = parent_cached(pc, rootfd, name, &leaf);
+  int dir = open_parent(rootfd, name, &leaf);
   if (dir < 0) return failed_at(name, errno), -1;
-  if (mkdirat(dir, leaf, 0700) < 0 && errno != EEXIST) return failed_at(name, errno), -1;
+  if (mkdirat(dir, leaf, 0700) < 0 && errno != EEXIST) {
+    failed_at(name, errno);
+    close(dir);
+    return -1;
+  }
   int fd = openat(dir, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return failed_at(name, errno), -1; /* ELOOP/ENOTDIR: something else took the name */
+  int e = errno;
+  close(dir);
+  if (fd < 0) return failed_at(name, e), -1; /* ELOOP/ENOTDIR: something else took the name */
   if (fchmod(fd, (mode & 0777) | 0700) < 0) {
     failed_at(name, errno);
     close(fd);
@@ -188,23 +193,30 @@ static int make_dir(struct parent_cache *pc, int rootfd, const char *name, unsig
   return 0;
 }
 
-static int make_symlink(struct parent_cache *pc, int rootfd, const char *name, const char *target, long long mtime) {
+static int make_symlink(int rootfd, const char *name, const char *target, long long mtime) {
   const char *leaf;
-  int dir = parent_cached(pc, rootfd, name, &leaf);
+  int dir = open_parent(rootfd, name, &leaf);
   if (dir < 0) return failed_at(name, errno), -1;
-  if (symlinkat(target, dir, leaf) < 0) return failed_at(name, errno), -1;
+  if (symlinkat(target, dir, leaf) < 0) {
+    failed_at(name, errno);
+    close(dir);
+    return -1;
+  }
   struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = mtime}};
   utimensat(dir, leaf, ts, AT_SYMLINK_NOFOLLOW);
+  close(dir);
   return 0;
 }
 
 /* Creates file `name` and writes its `size` bytes from stdin; 0 done, -1 failed (message given), -2 input ended. */
-static int make_file(struct parent_cache *pc, int rootfd, const char *name, unsigned mode, unsigned long long size, long long mtime) {
+static int make_file(int rootfd, const char *name, unsigned mode, unsigned long long size, long long mtime) {
   const char *leaf;
-  int dir = parent_cached(pc, rootfd, name, &leaf);
+  int dir = open_parent(rootfd, name, &leaf);
   if (dir < 0) return failed_at(name, errno), -1;
   int fd = openat(dir, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return failed_at(name, errno), -1;
+  int e = errno;
+  close(dir);
+  if (fd < 0) return failed_at(name, e), -1;
   unsigned long long left = size;
   while (left) {
     if (in_fill() < 0) {
@@ -242,8 +254,6 @@ static int all_zero(const unsigned char *h) {
  */
 static int extract(int rootfd, const char *stage) {
   static char name[MAX_NAME + 1], link[MAX_NAME + 1];
-  /* Entries come grouped by directory (packTree's order): each directory is walked to once. */
-  static struct parent_cache parent = PARENT_CACHE_INIT;
   char *pax_path = NULL, *pax_link = NULL;
   struct dir_time *dirs = NULL;
   size_t ndirs = 0, capdirs = 0;
@@ -323,7 +333,7 @@ static int extract(int rootfd, const char *stage) {
     unsigned mode = (unsigned)(mode_raw & 0777);
     long long mtime = (long long)mtime_raw;
     if (type == '5') {
-      if (make_dir(&parent, rootfd, name, mode) < 0) goto out;
+      if (make_dir(rootfd, name, mode) < 0) goto out;
       if (ndirs == capdirs) {
         capdirs = capdirs ? capdirs * 2 : 64;
         dirs = realloc(dirs, capdirs * sizeof *dirs);
@@ -338,10 +348,10 @@ static int extract(int rootfd, const char *stage) {
         refuse("a symlink without a target", name);
         goto out;
       }
-      if (make_symlink(&parent, rootfd, name, link, mtime) < 0) goto out;
+      if (make_symlink(rootfd, name, link, mtime) < 0) goto out;
       if (in_read(NULL, padded) < 0) goto early;
     } else if (type == '0' || type == 0 || type == '7') {
-      int r = make_file(&parent, rootfd, name, mode, size, mtime);
+      int r = make_file(rootfd, name, mode, size, mtime);
       if (r == -2) goto early;
       if (r < 0) goto out;
       if (in_read(NULL, padded - size) < 0) goto early;
@@ -376,7 +386,6 @@ static int extract(int rootfd, const char *stage) {
 early:
   fputs("director-tree: the archive ended early (truncated)\n", stderr);
 out:
-  parent_cache_drop(&parent);
   for (size_t i = 0; i < ndirs; i++) free(dirs[i].name);
   free(dirs);
   free(pax_path), free(pax_link);

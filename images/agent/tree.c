@@ -39,8 +39,8 @@
  * read, 10-13 as the script's restore, 1 other failure. Paths of more than PATH_MAX bytes
  * (with the stage prefix, on restore) are not handled: they fail the listing or the restore.
  *
- * Hostile input (tree.h): below MOUNT nothing is opened through a symlink (every path is walked
- * one component at a time with O_NOFOLLOW from MOUNT's fd); a capture path, an archive entry or
+ * Hostile input (tree.h): below MOUNT nothing is opened through a symlink (every path is
+ * resolved from MOUNT's fd refusing a symlink in any component: open_parent); a capture path, an archive entry or
  * a plan line that is absolute, has a `.`, `..` or empty component is refused; the archive is
  * parsed with every length bounded and checked (tree-restore.c). MOUNT itself is Director's
  * path (where the engine mounted the tmpfs, resolved as the engine resolved it) and is opened
@@ -279,6 +279,7 @@ int tree_main(int argc, char **argv) {
     return 2;
   }
   const char *mode = argv[2], *mount = argv[3];
+  if (getenv("DIRECTOR_TREE_WALK")) tree_walk_only();
   int all = !strcmp(mode, "capture-all"), cap = all || !strcmp(mode, "capture"), restore = !strcmp(mode, "restore");
   if (!cap && !restore && strcmp(mode, "list")) {
     fprintf(stderr, "unknown mode %s\n", mode);

@@ -5,8 +5,9 @@
  *
  * Everything under MOUNT belongs to untrusted code (the sandbox, running beside this process as
  * the same user, can rename, replace and re-link anything at any time), and the archive a restore
- * reads comes from an API user. So every path below MOUNT is opened one component at a time from
- * a directory fd with O_NOFOLLOW (a symlink anywhere is refused, never followed), modes are
+ * reads comes from an API user. So every path below MOUNT is resolved afresh from a directory fd
+ * refusing a symlink in any component (openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, or
+ * one component at a time with O_NOFOLLOW where openat2 is refused): never followed; modes are
  * changed through an open fd, and the archive is parsed with every length checked.
  */
 #ifndef DIRECTOR_TREE_H
@@ -31,25 +32,10 @@ int tree_list(int rootfd, const char *seconds);
 void die_oom(void);
 /* Why `p` may not be touched (absolute, empty, a `.` or `..` or empty component, too long); NULL when it may. */
 const char *path_problem(const char *p);
-/* The directory holding `p`'s last component, opened (O_PATH) from `at` one component at a time with O_NOFOLLOW; *leaf points into p. -1 with errno (ELOOP/ENOTDIR: a symlink or non-directory on the way). */
+/* The directory holding `p`'s last component, opened (O_PATH) from `at` without following a symlink in any component: one openat2 (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), or, where openat2 is refused, one component at a time with O_NOFOLLOW; *leaf points into p. -1 with errno (ELOOP/ENOTDIR: a symlink or non-directory on the way). */
 int open_parent(int at, const char *p, const char **leaf);
-/*
- * open_parent for paths that come grouped by directory (a listing's order, an archive's): the
- * last parent stays open in `c` and is used again, without a walk, for the next path in the
- * same directory. The fd belongs to `c` (never closed by the caller; parent_cache_drop closes
- * it). It was reached as open_parent reaches any, so it is a directory of the mount and no
- * symlink was followed; if the sandbox renames it meanwhile, what is read or created is still
- * in that directory (which cannot leave the mount: a rename does not cross filesystems or
- * mounts), as the sandbox itself could have put it there.
- */
-struct parent_cache {
-  int fd;
-  size_t len;
-  char dir[MAX_NAME + 1];
-};
-#define PARENT_CACHE_INIT {-1, 0, {0}}
-int parent_cached(struct parent_cache *c, int at, const char *p, const char **leaf);
-void parent_cache_drop(struct parent_cache *c);
+/* open_parent walks component by component from now on, as where openat2 is refused (DIRECTOR_TREE_WALK set: for tests). */
+void tree_walk_only(void);
 /* `p` opened from `at` with `flags` | O_NOFOLLOW, every component before it as open_parent does; "" or "." is `at` itself. -1 with errno. */
 int open_beneath(int at, const char *p, int flags);
 /* lstat of `p` below `at` (never through a symlink). */

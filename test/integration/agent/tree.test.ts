@@ -96,8 +96,18 @@ interface ToolRun {
   stderr: string;
 }
 
+/**
+ * Set while the cases registered with {@link both} run again with the component walk
+ * (`DIRECTOR_TREE_WALK`: what the tool does where openat2 is refused, an older kernel or a
+ * seccomp profile without it).
+ */
+let toolEnv: Record<string, string> | undefined;
+
+const treeExec = (args: string[]) =>
+  agent.exec({ argv: ['/.director/agent', 'tree', ...args], stdin: true, timeoutMs: 20_000, ...(toolEnv ? { env: toolEnv } : {}) });
+
 async function tool(args: string[], stdin: Buffer): Promise<ToolRun> {
-  const e = agent.exec({ argv: ['/.director/agent', 'tree', ...args], stdin: true, timeoutMs: 20_000 });
+  const e = treeExec(args);
   let stdout = '';
   let stderr = '';
   e.stdout.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
@@ -139,7 +149,14 @@ async function refused(archive: Buffer, message: RegExp, opts: { extra?: string;
   assert.is(await snapshot('/tmp'), before.outside, 'nothing changed outside the mount');
 }
 
-test('a well-formed archive is restored (the baseline the refusals differ from)', async () => {
+/** Cases that resolve paths: run once as the tool runs here (openat2), and again with the component walk (at the end). */
+const walkCases: Array<[string, () => Promise<void>]> = [];
+function both(name: string, body: () => Promise<void>): void {
+  test(name, body);
+  walkCases.push([name, body]);
+}
+
+both('a well-formed archive is restored (the baseline the refusals differ from)', async () => {
   await fresh();
   const r = await restore(tar(good(), END));
   assert.is(r.code, 0, r.stderr);
@@ -181,7 +198,7 @@ test('a time before 1970 (written "-N", as the host writes it) is restored at 0,
   assert.is(await sh('cat /workspace/old; echo; stat -c %Y /workspace/old'), 'old\n0\n');
 });
 
-test('entry names outside the stage are refused: `..`, absolute, beside the stage, through pax and GNU long names', async () => {
+both('entry names outside the stage are refused: `..`, absolute, beside the stage, through pax and GNU long names', async () => {
   await refused(tar(dir(STAGE), file(`${STAGE}/../evil`, 'x'), END), /refused: a `\.\.` path component/);
   await refused(tar(dir(STAGE), file('/tmp/evil', 'x'), END), /refused: an absolute path: \/tmp\/evil/);
   await refused(tar(dir(STAGE), file('evil', 'x'), END), /refused: an entry outside the stage: evil/);
@@ -202,7 +219,7 @@ test('hard links, devices and FIFOs are refused', async () => {
   await refused(tar(dir(STAGE), special(`${STAGE}/p`, '6'), END), /refused: a FIFO/);
 });
 
-test('a symlink the archive makes is never followed by a later entry', async () => {
+both('a symlink the archive makes is never followed by a later entry', async () => {
   await refused(tar(dir(STAGE), symlink(`${STAGE}/l`, '/tmp'), file(`${STAGE}/l/evil`, 'x'), END), /refused: a symlink or a non-directory/);
   await refused(tar(dir(STAGE), symlink(`${STAGE}/l`, '/tmp'), dir(`${STAGE}/l/evildir`), END), /refused: a symlink or a non-directory/);
   await refused(tar(dir(STAGE), symlink(`${STAGE}/l`, '/tmp/victim'), dir(`${STAGE}/l`), END), /refused: a symlink or a non-directory/);
@@ -252,7 +269,7 @@ test('a plan naming paths outside the mount is refused and undone', async () => 
   await refused(staged('E\nC 777 ./sub\n'), /refused: a plan chmod without its two modes/, { ...reverted, answer: /^REVERTED C$/ });
 });
 
-test("a symlink the sandbox planted in the mount is never followed: not by a plan's chmod, not by a capture", async () => {
+both("a symlink the sandbox planted in the mount is never followed: not by a plan's chmod, not by a capture", async () => {
   // A kept directory replaced by a symlink to /tmp/victim: the chmod must not reach /tmp/victim.
   await refused(
     tar(dir(STAGE), file(`${STAGE}/plan`, 'E\nC 777 700 ./sub\n'), file(`${STAGE}/complete`), END),
@@ -285,7 +302,7 @@ test("a symlink the sandbox planted in the mount is never followed: not by a pla
   }
 });
 
-test('the listing does not enter a symlinked directory', async () => {
+both('the listing does not enter a symlinked directory', async () => {
   await fresh('ln -s /tmp /workspace/sub');
   const r = await tool(['list', '/workspace', '0'], Buffer.alloc(0));
   assert.is(r.code, 0, r.stderr);
@@ -307,66 +324,126 @@ function entries(archive: Buffer): Map<string, string> {
   return out;
 }
 
-test('a capture reads each asked path from its own directory, in any order: back to a directory left before, another directory of the same name length, names that share a prefix, the mount itself', async () => {
-  // The reader keeps the last directory open for the next path in it: every switch must reopen the right one.
-  await fresh(
-    'mkdir -p /workspace/a/b/c /workspace/ab /workspace/c && ln -s /tmp /workspace/s && ' +
-      'for f in a/x a/z a/b/y a/b/c/v ab/w c/x w; do printf "in $f" > /workspace/$f; done',
-  );
-  const asked = ['a/x', 'a/b/y', 'a/z', 'c/x', 's/secret', 'ab/w', 'w', 'a/b/c/v', 'a/b/y', 'a/x'];
-  const r = await tool(['capture', '/workspace', MARKER, '0'], Buffer.from(`1\n${asked.map((p) => `./${p}\0`).join('')}`));
-  assert.is(r.code, 123, r.stderr); // s/secret is behind the sandbox's link: missing, not read
-  assert.match(r.stderr, /\.\/s\/secret: cannot stat/);
-  const read = entries(Buffer.from(r.stdout.slice(r.stdout.indexOf(`${MARKER}\n`) + MARKER.length + 1), 'latin1'));
-  assert.equal([...read.keys()].sort(), ['a/b/c/v', 'a/b/y', 'a/x', 'a/z', 'ab/w', 'c/x', 'w']);
-  for (const [name, content] of read) assert.is(content, `in ${name}`, name);
-  // `capture-all` the same way: every file under its own name and content.
-  const all = await tool(['capture-all', '/workspace', MARKER, '0'], Buffer.alloc(0));
-  assert.is(all.code, 0, all.stderr);
-  const allRead = entries(Buffer.from(all.stdout.slice(all.stdout.indexOf(`${MARKER}\n`) + MARKER.length + 1), 'latin1'));
-  assert.equal([...allRead.keys()].filter((n) => n !== 'keep/f' && n !== 's').sort(), [
-    'a/b/c/v',
-    'a/b/y',
-    'a/x',
-    'a/z',
-    'ab/w',
-    'c/x',
-    'w',
-  ]);
-  for (const [name, content] of allRead) if (name !== 'keep/f' && name !== 's') assert.is(content, `in ${name}`, name);
-});
+both(
+  'a capture reads each asked path from its own directory, in any order: back to a directory left before, another directory of the same name length, names that share a prefix, the mount itself',
+  async () => {
+    // Each path's directory is opened by its own name (one openat2): every switch must reach the right one.
+    await fresh(
+      'mkdir -p /workspace/a/b/c /workspace/ab /workspace/c && ln -s /tmp /workspace/s && ' +
+        'for f in a/x a/z a/b/y a/b/c/v ab/w c/x w; do printf "in $f" > /workspace/$f; done',
+    );
+    const asked = ['a/x', 'a/b/y', 'a/z', 'c/x', 's/secret', 'ab/w', 'w', 'a/b/c/v', 'a/b/y', 'a/x'];
+    const r = await tool(['capture', '/workspace', MARKER, '0'], Buffer.from(`1\n${asked.map((p) => `./${p}\0`).join('')}`));
+    assert.is(r.code, 123, r.stderr); // s/secret is behind the sandbox's link: missing, not read
+    assert.match(r.stderr, /\.\/s\/secret: cannot stat/);
+    const read = entries(Buffer.from(r.stdout.slice(r.stdout.indexOf(`${MARKER}\n`) + MARKER.length + 1), 'latin1'));
+    assert.equal([...read.keys()].sort(), ['a/b/c/v', 'a/b/y', 'a/x', 'a/z', 'ab/w', 'c/x', 'w']);
+    for (const [name, content] of read) assert.is(content, `in ${name}`, name);
+    // `capture-all` the same way: every file under its own name and content.
+    const all = await tool(['capture-all', '/workspace', MARKER, '0'], Buffer.alloc(0));
+    assert.is(all.code, 0, all.stderr);
+    const allRead = entries(Buffer.from(all.stdout.slice(all.stdout.indexOf(`${MARKER}\n`) + MARKER.length + 1), 'latin1'));
+    assert.equal([...allRead.keys()].filter((n) => n !== 'keep/f' && n !== 's').sort(), [
+      'a/b/c/v',
+      'a/b/y',
+      'a/x',
+      'a/z',
+      'ab/w',
+      'c/x',
+      'w',
+    ]);
+    for (const [name, content] of allRead) if (name !== 'keep/f' && name !== 's') assert.is(content, `in ${name}`, name);
+  },
+);
 
-test('a restore creates each entry in its own directory when the archive goes back to one it left, to another of the same name length, or names share a prefix', async () => {
-  await fresh();
-  const t = `${STAGE}/t`;
-  const r = await restore(
-    tar(
-      dir(STAGE),
-      file(`${STAGE}/plan`, 'D .\nA a\nA ab\nA c\nA w\nE\n'),
-      dir(t),
-      dir(`${t}/a`),
-      file(`${t}/a/x`, 'in a/x'),
-      dir(`${t}/a/b`),
-      dir(`${t}/c`),
-      file(`${t}/a/b/y`, 'in a/b/y'),
-      file(`${t}/a/z`, 'in a/z'),
-      file(`${t}/c/z`, 'in c/z'),
-      dir(`${t}/ab`),
-      file(`${t}/ab/w`, 'in ab/w'),
-      file(`${t}/w`, 'in w'),
-      file(`${t}/a/b/v`, 'in a/b/v'),
-      file(`${STAGE}/complete`),
-      END,
-    ),
-  );
-  assert.is(r.code, 0, r.stderr);
-  assert.is(
-    await sh(
-      'cd /workspace && for f in a/x a/b/y a/z c/z ab/w w a/b/v; do printf "$f=%s;" "$(cat $f)"; done; ls -A a a/b ab c | tr "\\n" " "',
-    ),
-    'a/x=in a/x;a/b/y=in a/b/y;a/z=in a/z;c/z=in c/z;ab/w=in ab/w;w=in w;a/b/v=in a/b/v;a: b x z  a/b: v y  ab: w  c: z ',
-  );
-});
+both(
+  'a capture resolves every path afresh: a directory the sandbox swaps for a symlink between two of its files is not followed, the later file is missing',
+  async () => {
+    await fresh('mkdir /workspace/sub && head -c 8388608 /dev/zero > /workspace/sub/big && echo in-sub > /workspace/sub/secret');
+    const e = treeExec(['capture', '/workspace', MARKER, '0']);
+    let stderr = '';
+    e.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    e.stdin!.end(Buffer.from('1\n./sub/big\0./sub/secret\0'));
+    // Nothing is consumed here yet: once part of sub/big has arrived, the reader waits on its output
+    // in the middle of it (8 MiB, past every buffer and window on the way) while the sandbox moves
+    // sub away and links /tmp in its place.
+    for (const until = Date.now() + 10_000; e.stdout.readableLength < 128 * 1024;) {
+      assert.ok(Date.now() < until, 'the reader sent nothing of sub/big');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await sh('mv /workspace/sub /workspace/sub2 && ln -s /tmp /workspace/sub');
+    const out = Buffer.concat((await e.stdout.toArray()) as Buffer[]);
+    const exit = await e.exit;
+    assert.is(exit.exitCode, 123, stderr);
+    assert.match(stderr, /\.\/sub\/secret: cannot stat/);
+    const read = entries(out.subarray(out.indexOf(`${MARKER}\n`) + MARKER.length + 1));
+    // Neither /tmp/secret (behind the link) nor the moved directory's file under the old name.
+    assert.equal([...read.keys()], ['sub/big']);
+    assert.is(read.get('sub/big')!.length, 8388608);
+  },
+);
+
+both(
+  'a restore resolves every entry afresh: a staged directory the sandbox swaps for a symlink between two of its entries fails the restore, nothing is created through it',
+  async () => {
+    await fresh();
+    const t = `${STAGE}/t`;
+    const e = treeExec(['restore', '/workspace', STAGE, MARKER, '1']);
+    let stdout = '';
+    let stderr = '';
+    e.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    e.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    e.stdin!.write(tar(dir(STAGE), file(`${STAGE}/plan`, 'D .\nA a\nE\n'), dir(t), dir(`${t}/a`), file(`${t}/a/x`, 'first')));
+    // Once a/x is staged, the sandbox moves the staged a away and links /tmp in its place; then the archive goes on in a.
+    for (const until = Date.now() + 10_000; ;) {
+      if ((await sh(`test -f /workspace/${t}/a/x && echo yes || true`)) === 'yes\n') break;
+      assert.ok(Date.now() < until, 'a/x was never staged');
+    }
+    await sh(`mv /workspace/${t}/a /workspace/moved && ln -s /tmp /workspace/${t}/a`);
+    e.stdin!.end(tar(file(`${t}/a/y`, 'second'), file(`${STAGE}/complete`), END));
+    const exit = await e.exit;
+    assert.is(exit.exitCode, 11, stderr);
+    assert.match(stdout.trim().split('\n').pop() ?? '', /^FAIL stage$/);
+    assert.match(stderr, /a symlink or a non-directory on the way/);
+    assert.is(await sh('ls -A /tmp /workspace/moved | tr "\\n" " "'), '/tmp: secret victim  /workspace/moved: x ');
+    assert.is(await sh('ls -A /workspace | tr "\\n" " "'), 'keep moved ');
+  },
+);
+
+both(
+  'a restore creates each entry in its own directory when the archive goes back to one it left, to another of the same name length, or names share a prefix',
+  async () => {
+    await fresh();
+    const t = `${STAGE}/t`;
+    const r = await restore(
+      tar(
+        dir(STAGE),
+        file(`${STAGE}/plan`, 'D .\nA a\nA ab\nA c\nA w\nE\n'),
+        dir(t),
+        dir(`${t}/a`),
+        file(`${t}/a/x`, 'in a/x'),
+        dir(`${t}/a/b`),
+        dir(`${t}/c`),
+        file(`${t}/a/b/y`, 'in a/b/y'),
+        file(`${t}/a/z`, 'in a/z'),
+        file(`${t}/c/z`, 'in c/z'),
+        dir(`${t}/ab`),
+        file(`${t}/ab/w`, 'in ab/w'),
+        file(`${t}/w`, 'in w'),
+        file(`${t}/a/b/v`, 'in a/b/v'),
+        file(`${STAGE}/complete`),
+        END,
+      ),
+    );
+    assert.is(r.code, 0, r.stderr);
+    assert.is(
+      await sh(
+        'cd /workspace && for f in a/x a/b/y a/z c/z ab/w w a/b/v; do printf "$f=%s;" "$(cat $f)"; done; ls -A a a/b ab c | tr "\\n" " "',
+      ),
+      'a/x=in a/x;a/b/y=in a/b/y;a/z=in a/z;c/z=in c/z;ab/w=in ab/w;w=in w;a/b/v=in a/b/v;a: b x z  a/b: v y  ab: w  c: z ',
+    );
+  },
+);
 
 test('usage errors exit 2 and a mount it cannot enter exits 3, in every mode, before anything is read or listed', async () => {
   for (const args of [
@@ -390,6 +467,21 @@ test('usage errors exit 2 and a mount it cannot enter exits 3, in every mode, be
     assert.is(r.code, 3, `${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
     assert.match(r.stderr, /cannot enter \/nowhere/);
     assert.is(r.stdout, '', args.join(' '));
+  }
+});
+
+test('where openat2 is refused, the component walk gives the same answers: every case above marked `both`', async () => {
+  toolEnv = { DIRECTOR_TREE_WALK: '1' };
+  try {
+    for (const [name, body] of walkCases) {
+      try {
+        await body();
+      } catch (err) {
+        throw new Error(`with the walk: ${name}: ${(err as Error).message}`);
+      }
+    }
+  } finally {
+    toolEnv = undefined;
   }
 });
 
