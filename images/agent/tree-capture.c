@@ -203,7 +203,7 @@ int tree_capture_paths(int rootfd, const char *in, size_t len) {
     }
     const char *path = p + 2, *leaf;
     struct stat st;
-    /* One walk to the parent per path: its lstat and its open go through the same directory fd. */
+    /* The parent resolved once per path: its lstat and its open go through the same directory fd. */
     int dir = open_parent(rootfd, path, &leaf);
     if (dir < 0 || fstatat(dir, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0) {
       skip(path, "cannot stat", errno);

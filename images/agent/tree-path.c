@@ -5,12 +5,25 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#if __has_include(<linux/openat2.h>)
+#include <linux/openat2.h>
+#else /* kernel headers before 5.6: the kernel's own definitions */
+#include <stdint.h>
+struct open_how {
+  uint64_t flags, mode, resolve;
+};
+#define RESOLVE_NO_SYMLINKS 0x04
+#define RESOLVE_BENEATH 0x08
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437 /* the same number on every architecture */
+#endif
 
 void die_oom(void) {
   fputs("director-tree: out of memory\n", stderr);
@@ -39,12 +52,13 @@ void tree_walk_only(void) { have_openat2 = 0; }
 
 /*
  * Directory `dir` below `at` in one call: openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS
- * refuses a symlink in any component (ELOOP), as the walk does, and resolves nothing outside
- * `at`. -2 when it cannot be used (then the caller walks).
+ * refuses a symlink in any component (ELOOP, where the walk's O_NOFOLLOW | O_DIRECTORY gives
+ * ENOTDIR: callers take both alike) and resolves nothing outside `at`. -2 when it cannot be
+ * used (then the caller walks).
  */
 static int open_dir_openat2(int at, const char *dir) {
   struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
-  /* EAGAIN: a rename raced the lookup (the kernel's answer under RESOLVE_BENEATH); asked again, then walked. */
+  /* EAGAIN (a rename raced a `..` lookup under RESOLVE_BENEATH) cannot come here, where paths hold no `..`: a guard, asked again, then walked. */
   for (int tries = 0; tries < 3; tries++) {
     int fd = (int)syscall(SYS_openat2, at, dir, &how, sizeof how);
     if (fd >= 0 || errno != EAGAIN) {

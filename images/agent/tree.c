@@ -166,10 +166,10 @@ static void print_entry(const char *path, const struct stat *st) {
  * Lists what directory `path` (relative to rootfd, '' for the root) holds, depth first. The
  * directory's entries are read and lstat'ed while it is open, then it is closed before its
  * subdirectories are entered, so the depth of the tree never costs file descriptors (a
- * profile's RLIMIT_NOFILE can be small); each is reopened from the root, component by component.
+ * profile's RLIMIT_NOFILE can be small); each is reopened from the root (open_beneath).
  */
 static void walk(int rootfd, char *path, size_t len, const struct stat *self) {
-  /* Every component walked with O_NOFOLLOW: a directory replaced on the way by a symlink is not entered. */
+  /* No symlink followed in any component: a directory replaced on the way by a symlink is not entered. */
   int fd = open_beneath(rootfd, len ? path : ".", O_RDONLY | O_DIRECTORY);
   if (fd < 0) {
     /* Gone or replaced since it was listed: nothing in it to list. */
