@@ -7,9 +7,9 @@
  * (or off) runs both Director and the floor through the sandbox's exec agent (or its launcher /
  * `docker exec`); the default is the server's; `DIRECTOR_AGENT_BINARY` picks another agent build.
  * `BENCH_CKP_WORKLOADS` (`1 MB`, `50 MB`, comma-separated) runs only those, `BENCH_CKP_ROUNDS`
- * sets the rounds (default 15 for 1 MB, 7 for 50 MB). With the agent, a checkpoint's capture and restore are each one process
- * in the sandbox (`/.director/agent tree capture|restore`, images/agent/tree.c), as the floor's
- * `tar` is; without it, the sh script of
+ * sets the rounds (default 15 for 1 MB, 7 for 50 MB). With the agent, a checkpoint's capture
+ * and restore are each one process in the sandbox (`/.director/agent tree capture|restore`,
+ * images/agent/tree.c), as the floor's `tar` is; without it, the sh script of
  * runtime/sandbox/tree-script.ts (sh, find, stat, xargs, tar; tar, mv, rm on restore).
  *
  * Every round: all checkpoints are deleted (so the first one reads and stores everything); one

@@ -3,7 +3,8 @@
  * paths come from the host, the files from the sandbox: a path is refused unless it is relative
  * without `.`, `..` or empty components, and every file is opened from its parent directory,
  * itself resolved afresh for each path without following a symlink in any component
- * (open_parent), so a symlink planted on the way is never followed (the path is then reported missing, as one removed since the listing is).
+ * (open_parent), so a symlink planted on the way is never followed (the path is then reported
+ * missing, as one removed since the listing is).
  */
 #include "tree.h"
 

@@ -58,18 +58,14 @@ void tree_walk_only(void) { have_openat2 = 0; }
  */
 static int open_dir_openat2(int at, const char *dir) {
   struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
-  /* EAGAIN (a rename raced a `..` lookup under RESOLVE_BENEATH) cannot come here, where paths hold no `..`: a guard, asked again, then walked. */
-  for (int tries = 0; tries < 3; tries++) {
-    int fd = (int)syscall(SYS_openat2, at, dir, &how, sizeof how);
-    if (fd >= 0 || errno != EAGAIN) {
-      if (fd < 0 && (errno == ENOSYS || errno == EPERM || errno == EINVAL || errno == E2BIG)) {
-        have_openat2 = 0;
-        return -2;
-      }
-      return fd;
-    }
+  int fd = (int)syscall(SYS_openat2, at, dir, &how, sizeof how);
+  if (fd >= 0) return fd;
+  if (errno == ENOSYS || errno == EPERM || errno == EINVAL || errno == E2BIG) {
+    have_openat2 = 0;
+    return -2;
   }
-  return -2;
+  /* EAGAIN (a rename racing a `..` lookup under RESOLVE_BENEATH) needs a `..`, which no path here holds: walked, if ever. */
+  return errno == EAGAIN ? -2 : -1;
 }
 
 int open_parent(int at, const char *p, const char **leaf) {

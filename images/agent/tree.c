@@ -40,8 +40,9 @@
  * (with the stage prefix, on restore) are not handled: they fail the listing or the restore.
  *
  * Hostile input (tree.h): below MOUNT nothing is opened through a symlink (every path is
- * resolved from MOUNT's fd refusing a symlink in any component: open_parent); a capture path, an archive entry or
- * a plan line that is absolute, has a `.`, `..` or empty component is refused; the archive is
+ * resolved from MOUNT's fd refusing a symlink in any component: open_parent); a capture path,
+ * an archive entry or a plan line that is absolute, has a `.`, `..` or empty component is
+ * refused; the archive is
  * parsed with every length bounded and checked (tree-restore.c). MOUNT itself is Director's
  * path (where the engine mounted the tmpfs, resolved as the engine resolved it) and is opened
  * as given.

@@ -38,11 +38,11 @@ const ZEROS = '0000000000000000000';
 const SEVENS = '7777777777777777777';
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
 
+/** How many bytes pad `size` bytes of content to a whole block. */
+export const paddingBytes = (size: number): number => (BLOCK - (size % BLOCK)) % BLOCK;
+
 /** Zero bytes that pad `size` bytes of content to a whole block. */
-export function paddingOf(size: number): Buffer {
-  const n = (BLOCK - (size % BLOCK)) % BLOCK;
-  return n ? ZERO_BLOCK.subarray(0, n) : ZERO_BLOCK.subarray(0, 0);
-}
+export const paddingOf = (size: number): Buffer => ZERO_BLOCK.subarray(0, paddingBytes(size));
 
 /** An `n`-digit octal field and its terminating space (all sevens when the value does not fit). */
 function octal(value: number, n: number): string {

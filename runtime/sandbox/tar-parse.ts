@@ -16,8 +16,8 @@
  * Nothing here decides what is safe: the parser only frames the archive. Every header it
  * returns goes through the guard, which refuses names, types, links and sizes as before.
  */
+import { BLOCK, paddingBytes as padding } from './tar-format.ts';
 
-const BLOCK = 512;
 /** Largest pax or GNU long-name record accepted (tar-stream's limit). */
 export const MAX_LONG_HEADER_BYTES = 4 * 1024 * 1024;
 
@@ -172,8 +172,6 @@ function decodePax(b: Buffer): Record<string, string> {
   }
   return out;
 }
-
-const padding = (size: number) => (BLOCK - (size % BLOCK)) % BLOCK;
 
 /** The chunks not parsed yet, pulled from the input as the parser needs them. */
 class Source {
