@@ -57,6 +57,7 @@ void buf_free(struct buf *b);
 
 struct exec_req {
   int tty, stdin_open, finish_on_disconnect;
+  int tree; /* flag 8: argv is the agent's own `tree` mode, run by a fork of the agent without execve (run_tree in proc.c) */
   uint32_t timeout_ms;
   uint16_t cols, rows;
   char **argv; /* NULL-terminated */

@@ -124,7 +124,8 @@ void exec_req_free(struct exec_req *r) {
 }
 
 /*
- * exec payload: u8 flags (1 tty, 2 stdin, 4 finish on disconnect), u32 timeout ms (0 none), u16 cols, u16 rows,
+ * exec payload: u8 flags (1 tty, 2 stdin, 4 finish on disconnect, 8 the agent's own `tree`: argv[1] is
+ * `tree`, no tty), u32 timeout ms (0 none), u16 cols, u16 rows,
  * u32 argc + argc strings, u32 envc + envc "KEY=VALUE" strings, one workdir string (empty:
  * the container's). A string is u32 length + bytes, no NUL. Returns 0, or -1 when malformed.
  */
@@ -136,6 +137,7 @@ int parse_exec(const unsigned char *p, size_t n, struct exec_req *out) {
   q.tty = flags & 1;
   q.stdin_open = (flags >> 1) & 1;
   q.finish_on_disconnect = (flags >> 2) & 1;
+  q.tree = (flags >> 3) & 1;
   q.timeout_ms = get_u32(p + 1);
   q.cols = get_u16(p + 5);
   q.rows = get_u16(p + 7);
@@ -143,7 +145,8 @@ int parse_exec(const unsigned char *p, size_t n, struct exec_req *out) {
   q.argv = rd_list(&r, 65536);
   q.env = rd_list(&r, 65536);
   q.workdir = rd_str(&r);
-  if (!r.bad && ((flags & ~7u) || !q.argv[0] || r.off != n)) r.bad = 1;
+  if (!r.bad && ((flags & ~15u) || !q.argv[0] || r.off != n)) r.bad = 1;
+  if (!r.bad && q.tree && (q.tty || !q.argv[1] || strcmp(q.argv[1], "tree"))) r.bad = 1;
   for (char **e = q.env; !r.bad && e && *e; e++) {
     char *eq = strchr(*e, '=');
     if (!eq || eq == *e) r.bad = 1;

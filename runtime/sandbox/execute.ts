@@ -13,7 +13,7 @@ import { checkSchema, compileSchema } from '../../core/validate.ts';
 import type { Agents } from './agent/agents.ts';
 import type { OpenOptions } from './mount-sync.ts';
 import { AgentLostError, type AgentClient } from './agent/client.ts';
-import type { AgentExecOptions } from './agent/exec.ts';
+import { AgentExec, type AgentExecOptions } from './agent/exec.ts';
 import { AgentRequestError } from './agent/protocol.ts';
 
 export const ExecuteSchema = Type.Object(
@@ -370,16 +370,24 @@ export class Executor {
    * Starts `cmd` in a running container as the sandbox user, with stdin left open for the caller
    * (the runtime's own tools, such as checkpoints' mount reader: no execute policy applies).
    * Through the sandbox's live agent; else on the container's armed launcher when it has one,
-   * which saves the engine's exec start; else a plain exec.
+   * which saves the engine's exec start; else a plain exec. `agentTree` (the agent binary's own
+   * `tree`): through the agent, run by a fork of it without execve (flag 8).
    */
   async open(containerId: string, cmd: string[], opts: OpenOptions = {}): Promise<ExecHandle> {
-    const viaAgent = this.viaAgent(this.agents?.clientOfContainer(containerId) ?? null, {
+    const agent = this.agents?.clientOfContainer(containerId) ?? null;
+    const frame = {
       argv: cmd,
       stdin: true,
       ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
       ...(opts.finishOnDisconnect ? { finishOnDisconnect: true } : {}),
       ...(opts.outputWindowBytes ? { outputWindowBytes: opts.outputWindowBytes } : {}),
-    });
+    };
+    if (opts.agentTree && agent) {
+      const h = this.viaAgent(agent, { ...frame, tree: true });
+      // An agent built before flag 8 refuses it as a malformed exec (could not start, EINVAL): exec'd then.
+      if (h && !(h instanceof AgentExec && (await h.started) === null && (await h.exit).error?.includes('EINVAL'))) return h;
+    }
+    const viaAgent = this.viaAgent(agent, frame);
     if (viaAgent) return viaAgent;
     const armed = await this.launchers.take(containerId, cmd, {}, undefined, undefined, { keepStdin: true });
     if (armed) return armed;

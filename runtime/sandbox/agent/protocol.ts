@@ -75,10 +75,15 @@ export interface ExecFrame {
    * For work that must not stop half-way (a restore's rename swap).
    */
   finishOnDisconnect?: boolean;
+  /**
+   * `argv` is the agent's own `tree` mode (`[binary, 'tree', ...]`, the checkpoint reader): run
+   * by a fork of the agent that calls it directly, without execve (docs/agent.md). No tty.
+   */
+  tree?: boolean;
 }
 
 /** Bits of the exec frame's `flags` byte. */
-export const EXEC_FLAG = { tty: 1, stdin: 2, finishOnDisconnect: 4 } as const;
+export const EXEC_FLAG = { tty: 1, stdin: 2, finishOnDisconnect: 4, tree: 8 } as const;
 
 export class AgentProtocolError extends Error {
   constructor(message: string) {
@@ -130,9 +135,14 @@ export function encodeExec(id: number, req: ExecFrame): Buffer {
   const timeoutMs = req.timeoutMs ?? 0;
   if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > U32) throw new AgentRequestError('timeoutMs is not a u32');
   if (req.workdir !== undefined && !req.workdir.startsWith('/')) throw new AgentRequestError('workdir is not absolute');
+  if (req.tree && (req.tty || req.argv[1] !== 'tree'))
+    throw new AgentRequestError("the agent's own tree runs `[binary, 'tree', ...]` without a tty");
   const head = Buffer.alloc(9);
   head.writeUInt8(
-    (req.tty ? EXEC_FLAG.tty : 0) | (req.stdin ? EXEC_FLAG.stdin : 0) | (req.finishOnDisconnect ? EXEC_FLAG.finishOnDisconnect : 0),
+    (req.tty ? EXEC_FLAG.tty : 0) |
+      (req.stdin ? EXEC_FLAG.stdin : 0) |
+      (req.finishOnDisconnect ? EXEC_FLAG.finishOnDisconnect : 0) |
+      (req.tree ? EXEC_FLAG.tree : 0),
     0,
   );
   head.writeUInt32LE(timeoutMs, 1);

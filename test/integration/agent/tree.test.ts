@@ -5,6 +5,8 @@
  * message on stderr and leave nothing outside the target: the mount holds what it held (no stage
  * left behind) and /tmp, outside it, is unchanged.
  */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { AgentClient } from '../../../runtime/sandbox/agent/client.ts';
@@ -106,8 +108,21 @@ let toolEnv: Record<string, string> | undefined;
 /** What a symlink on the way to a path gives: openat2 refuses it with ELOOP, the walk (O_NOFOLLOW | O_DIRECTORY) with ENOTDIR. */
 const linkOnTheWay = () => (toolEnv ? 'Not a directory' : 'Too many levels of symbolic links');
 
+/**
+ * Set while the cases registered with {@link both} run again exec'd: `/.director/agent tree` as
+ * a process of its own, as it runs where the agent's fork is not used (`docker exec`, an agent
+ * built before flag 8). Otherwise the agent runs its own tree in a fork (flag 8), as Director does.
+ */
+let execd = false;
+
 const treeExec = (args: string[]) =>
-  agent.exec({ argv: ['/.director/agent', 'tree', ...args], stdin: true, timeoutMs: 20_000, ...(toolEnv ? { env: toolEnv } : {}) });
+  agent.exec({
+    argv: ['/.director/agent', 'tree', ...args],
+    stdin: true,
+    timeoutMs: 20_000,
+    ...(execd ? {} : { tree: true }),
+    ...(toolEnv ? { env: toolEnv } : {}),
+  });
 
 async function tool(args: string[], stdin: Buffer): Promise<ToolRun> {
   const e = treeExec(args);
@@ -152,7 +167,7 @@ async function refused(archive: Buffer, message: RegExp, opts: { extra?: string;
   assert.is(await snapshot('/tmp'), before.outside, 'nothing changed outside the mount');
 }
 
-/** Cases that resolve paths: run once as the tool runs here (openat2), and again with the component walk (at the end). */
+/** Cases that resolve paths: run once as Director runs the tool (the agent's fork, openat2), and again (at the end) with the component walk, and exec'd. */
 const walkCases: Array<[string, () => Promise<void>]> = [];
 function both(name: string, body: () => Promise<void>): void {
   test(name, body);
@@ -473,6 +488,94 @@ test('usage errors exit 2 and a mount it cannot enter exits 3, in every mode, be
     assert.is(r.code, 3, `${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
     assert.match(r.stderr, /cannot enter \/nowhere/);
     assert.is(r.stdout, '', args.join(' '));
+  }
+});
+
+test("the agent's own tree runs in a fork that holds none of the agent's descriptors and that no sandbox process can read", async () => {
+  await fresh('head -c 8388608 /dev/zero > /workspace/big');
+  const held = async (tree: boolean) => {
+    const e = agent.exec({ argv: ['/.director/agent', 'tree', 'capture-all', '/workspace', MARKER, '0'], timeoutMs: 20_000, tree });
+    const pid = await e.started;
+    assert.ok(pid, 'started');
+    // Held on its output in the middle of big (nothing is read here yet): it is alive while looked at.
+    for (const until = Date.now() + 10_000; e.stdout.readableLength < 128 * 1024;) {
+      assert.ok(Date.now() < until, 'the reader sent nothing');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const seen = await run(agent, {
+      argv: [
+        'sh',
+        '-c',
+        `cat /proc/${pid}/comm; cat /proc/${pid}/environ >/dev/null && echo environ-read; ls /proc/${pid}/fd >/dev/null && echo fds-read; true`,
+      ],
+    });
+    // The host (root) sees its descriptors: the process whose NSpid ends in pid, in the container's pid namespace.
+    const init = execFileSync('docker', ['inspect', '-f', '{{.State.Pid}}', sb.containerId], { encoding: 'utf8' }).trim();
+    const ns = readlinkSync(`/proc/${init}/ns/pid`);
+    const host = readdirSync('/proc').find((d) => {
+      if (!/^\d+$/.test(d)) return false;
+      try {
+        const nspid = /^NSpid:\s+(.*)$/m
+          .exec(readFileSync(`/proc/${d}/status`, 'utf8'))?.[1]
+          ?.trim()
+          .split(/\s+/);
+        return nspid?.at(-1) === String(pid) && readlinkSync(`/proc/${d}/ns/pid`) === ns;
+      } catch {
+        return false;
+      }
+    });
+    assert.ok(host, `host pid of ${pid}`);
+    const fds = readdirSync(`/proc/${host}/fd`).map((fd) => readlinkSync(`/proc/${host}/fd/${fd}`));
+    e.stdout.resume();
+    assert.is((await e.exit).exitCode, 0);
+    return { seen: seen.stdout, fds };
+  };
+  const forked = await held(true);
+  assert.is(forked.seen, 'director-tree\n', 'its memory, environment and descriptors are closed to the sandbox user');
+  assert.ok(forked.fds.length >= 3, forked.fds.join(' '));
+  assert.not.ok(
+    forked.fds.some((l) => l.startsWith('socket:') || l.startsWith('anon_inode:')),
+    `no channel socket, no signalfd: ${forked.fds.join(' ')}`,
+  );
+  // The same look at an exec'd tree reads it all (the checks above can fail).
+  const execdRun = await held(false);
+  assert.match(execdRun.seen, /environ-read\nfds-read\n$/);
+});
+
+test('the agent refuses its own tree (flag 8) with a tty or for argv that is not `tree`', async () => {
+  const argv = ['/.director/agent', 'tree', 'list', '/workspace'];
+  const socket = (agent as unknown as { socket: { write(b: Buffer): boolean } }).socket;
+  const write = socket.write.bind(socket);
+  for (const patch of [
+    // The tty bit set on the frame the host's encoder would refuse to make.
+    (f: Buffer) => void (f[9] = f[9]! | 1),
+    // argv[1] `tres`.
+    (f: Buffer) => void f.write('tres', f.indexOf('tree', 9 + 9)),
+  ]) {
+    socket.write = (b: Buffer) => {
+      socket.write = write;
+      const f = Buffer.from(b);
+      patch(f);
+      return write(f);
+    };
+    const r = await run(agent, { argv, tree: true });
+    assert.match(r.exit.error ?? '', /EINVAL/, JSON.stringify(r.exit));
+  }
+  assert.is((await run(agent, { argv, tree: true })).exit.exitCode, 0);
+});
+
+test("exec'd, as where the agent's fork is not used: every case above marked `both` gives the same answers", async () => {
+  execd = true;
+  try {
+    for (const [name, body] of walkCases) {
+      try {
+        await body();
+      } catch (err) {
+        throw new Error(`exec'd: ${name}: ${(err as Error).message}`);
+      }
+    }
+  } finally {
+    execd = false;
   }
 });
 

@@ -4,6 +4,7 @@
  * misbehaving agent gets.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { constants } from 'node:os';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,8 +12,19 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ExecHandle } from '../../../runtime/engine/engine.ts';
 import { AgentChannel, type AgentTamper } from '../../../runtime/sandbox/agent/channel.ts';
+import type { Agents } from '../../../runtime/sandbox/agent/agents.ts';
 import { AgentLostError } from '../../../runtime/sandbox/agent/client.ts';
-import { FRAME, HEADER_BYTES, INITIAL_WINDOW_BYTES, MAX_CHUNK_BYTES, STDIN_WINDOW_BYTES } from '../../../runtime/sandbox/agent/protocol.ts';
+import { Executor } from '../../../runtime/sandbox/execute.ts';
+import type { Launchers } from '../../../runtime/sandbox/launcher.ts';
+import type { SandboxManager } from '../../../runtime/sandbox/manager.ts';
+import {
+  EXEC_FLAG,
+  FRAME,
+  HEADER_BYTES,
+  INITIAL_WINDOW_BYTES,
+  MAX_CHUNK_BYTES,
+  STDIN_WINDOW_BYTES,
+} from '../../../runtime/sandbox/agent/protocol.ts';
 
 const test = suite('agent client');
 let dir: string;
@@ -127,6 +139,36 @@ async function connected(opts: Parameters<typeof open>[0] = {}) {
   const agent = await channel.agent(2000);
   return { channel, fake, agent };
 }
+
+test("Executor.open asks for the agent's own tree (flag 8), and runs it exec'd when the agent refuses the flag (a build older than it)", async () => {
+  const { fake, agent } = await connected();
+  const agents = { clientOfContainer: () => agent } as unknown as Agents;
+  const executor = new Executor({} as SandboxManager, {} as Launchers, null, agents);
+  const cmd = ['/.director/agent', 'tree', 'list', '/workspace'];
+  const opening = executor.open('c1', cmd, { agentTree: true });
+  const first = await fake.until((f) => f.type === FRAME.exec);
+  assert.is(first.payload.readUInt8(0) & EXEC_FLAG.tree, EXEC_FLAG.tree);
+  // What an agent before flag 8 answers: a malformed exec, could not start, EINVAL.
+  const failed = Buffer.alloc(6);
+  failed.writeUInt8(2, 0);
+  failed.writeInt32LE(constants.errno.EINVAL, 1);
+  fake.send(FRAME.exit, first.id, failed);
+  const second = await fake.until((f) => f.type === FRAME.exec && f.id !== first.id);
+  assert.is(second.payload.readUInt8(0) & EXEC_FLAG.tree, 0);
+  const pid = Buffer.alloc(4);
+  pid.writeUInt32LE(7, 0);
+  fake.send(FRAME.started, second.id, pid);
+  fake.exit(second.id, 0);
+  const h = await within(opening);
+  assert.is((await within(h.wait())).exitCode, 0);
+  // Another refusal (EAGAIN: the pids limit) is the answer, not asked again.
+  const again = within(executor.open('c1', cmd, { agentTree: true }));
+  const third = await fake.until((f) => f.type === FRAME.exec && f.id > second.id);
+  failed.writeInt32LE(constants.errno.EAGAIN, 1);
+  fake.send(FRAME.exit, third.id, failed);
+  assert.is((await within((await again).wait())).exitCode, -1);
+  assert.is(fake.got.filter((f) => f.type === FRAME.exec).length, 3);
+});
 
 test('the first connection is the agent; later ones are refused and reported, a second apart at most', async () => {
   const { channel, agent } = await connected();

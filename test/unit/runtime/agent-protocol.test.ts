@@ -99,6 +99,22 @@ test('finishOnDisconnect sets flag 4 (the agent then lets the exec finish when t
   assert.is(readExec(encodeExec(2, { argv: ['true'], stdin: true, finishOnDisconnect: false })).flags, 2);
 });
 
+test("tree sets flag 8 (the agent runs its own `tree` in a fork); only for `[binary, 'tree', ...]` without a tty", () => {
+  const argv = ['/.director/agent', 'tree', 'list', '/workspace'];
+  assert.is(readExec(encodeExec(3, { argv, tree: true })).flags, 8);
+  assert.is(readExec(encodeExec(3, { argv, stdin: true, tree: true })).flags, 10);
+  assert.equal(readExec(encodeExec(3, { argv, tree: true })).argv, argv);
+  assert.is(readExec(encodeExec(3, { argv, tree: false })).flags, 0);
+  const refused = (req: Parameters<typeof encodeExec>[1]) =>
+    assert.throws(
+      () => encodeExec(3, req),
+      (e: unknown) => e instanceof AgentRequestError && /own tree/.test(e.message),
+    );
+  refused({ argv: ['sh', '-c', 'id'], tree: true });
+  refused({ argv: ['/.director/agent'], tree: true });
+  refused({ argv, tree: true, tty: { cols: 80, rows: 24 } });
+});
+
 test('requests the protocol cannot carry are refused before anything is sent', () => {
   const refused = (fn: () => unknown, what: RegExp) =>
     assert.throws(fn, (e: unknown) => e instanceof AgentRequestError && what.test(e.message));
