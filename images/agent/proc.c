@@ -112,27 +112,52 @@ static void child_signals(void) {
 
 extern char **environ;
 
-/* Closes every descriptor above 2: close_range where the kernel has it (5.9), else one by one. */
+/*
+ * Closes every descriptor above 2: close_range where the kernel (5.9) and the seccomp profile
+ * allow it; else those /proc/self/fd lists (readable by the process itself, non-dumpable or
+ * not); else every number the agent can have used (its socket, signalfd and three per exec).
+ */
 static void close_above_stdio(void) {
 #ifdef SYS_close_range
   if (syscall(SYS_close_range, 3u, ~0u, 0u) == 0) return;
 #endif
-  struct rlimit rl;
-  int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (1u << 20) ? (int)rl.rlim_cur : 1 << 20;
-  for (int fd = 3; fd < max; fd++) close(fd);
+  DIR *d = opendir("/proc/self/fd");
+  if (d) {
+    int open_fds[4 * MAX_EXECS + 64], n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < (int)(sizeof open_fds / sizeof *open_fds)) {
+      int fd = atoi(de->d_name);
+      if (fd > 2 && fd != dirfd(d)) open_fds[n++] = fd;
+    }
+    int complete = de == NULL;
+    closedir(d);
+    for (int i = 0; i < n; i++) close(open_fds[i]);
+    if (complete) return;
+  }
+  for (int fd = 3; fd < 4 * MAX_EXECS + 64; fd++) close(fd);
 }
 
 /*
  * Flag 8: the agent's own `tree` (the checkpoint reader, tree.c) in this fork of the agent,
  * instead of execve of the same binary (which costs ~0.6 ms here, ten times the fork). What
- * differs from an exec'd `tree`, and why it is safe (docs/agent.md, threat model 8):
+ * differs from an exec'd `tree`, and why it is safe (docs/agent.md, threat model 3):
  * - The fork holds a copy of the agent's memory, and stays non-dumpable as the agent is (an
- *   exec'd process is dumpable again): no sandbox process can ptrace it or read its memory.
+ *   exec'd process is dumpable again): no sandbox process can ptrace it or read its memory. Its
+ *   stack variables start zeroed (-ftrivial-auto-var-init=zero, build.sh), so the agent's
+ *   leftovers on the stack it reuses (frames read from Director, other processes' environments
+ *   read by kill_marked) cannot reach the tree's output through an uninitialised read. The heap
+ *   is not wiped (writing the agent's buffers would copy every page of them into the fork):
+ *   the tree code reads no byte of an allocation it did not write.
  * - No descriptor of the agent's crosses: everything above 2 is closed (the channel's socket,
  *   the signalfd, other executes' pipes), where an exec would have dropped the close-on-exec ones.
- * - The environment is the exec's (getenv reads it), the signal mask and SIGPIPE are reset as
- *   for an exec; the session, process group and stdio are the same as an exec's.
+ * - The environment is the exec's (getenv reads it); /proc/<pid>/environ still shows the
+ *   agent's, so the marker sweep of kill_marked never finds the fork (the process group does):
+ *   tree code must never start a process. Signals as for an exec (child_signals); the session,
+ *   process group and stdio are an exec's.
  * - The tree code never runs in the agent itself: its static state is fresh in every fork.
+ * - It ends with exit(), not _exit(): tree-restore.c prints its answer through stdio. The agent
+ *   itself never writes stdout through stdio and registers no atexit handler, so nothing of it
+ *   is flushed twice.
  */
 _Noreturn static void run_tree(struct exec_req *r, char **env) {
   close_above_stdio();
@@ -153,7 +178,7 @@ _Noreturn static void child(struct exec_req *r, char **env, const char *slave, i
     ioctl(s, TIOCSCTTY, 0);
     in = out = err = s;
   } else if (in < 0) {
-    in = open("/dev/null", O_RDONLY);
+    in = open("/dev/null", O_RDONLY | O_CLOEXEC);
   }
   /* The agent keeps 0, 1 and 2 open, so these descriptors are all above 2. */
   if (in >= 0) dup2(in, 0);
@@ -271,7 +296,8 @@ static int environ_has(long pid, const char *entry, size_t n) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0; /* gone, or another user's */
   struct buf b = {0};
-  unsigned char chunk[16384];
+  /* Filled by read before use: not zeroed on every call (build.sh's -ftrivial-auto-var-init). */
+  __attribute__((uninitialized)) unsigned char chunk[16384];
   ssize_t r;
   while (b.len < (4u << 20) && (r = read(fd, chunk, sizeof chunk)) > 0)
     if (buf_put(&b, chunk, (size_t)r) < 0) break;

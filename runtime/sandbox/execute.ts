@@ -1,3 +1,4 @@
+import { constants as osConstants } from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
 import { Type, type Static } from 'typebox';
 import { AGENT_MOUNT, type ExecHandle } from '../engine/engine.ts';
@@ -15,6 +16,19 @@ import type { OpenOptions } from './mount-sync.ts';
 import { AgentLostError, type AgentClient } from './agent/client.ts';
 import { AgentExec, type AgentExecOptions } from './agent/exec.ts';
 import { AgentRequestError } from './agent/protocol.ts';
+
+/** How long Executor.open waits for an agent's first answer to flag 8 without a caller's timeout. */
+const TREE_FLAG_WAIT_MS = 10_000;
+
+/** `p`'s value, or undefined once `ms` passed first. */
+function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+    timer.unref();
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
 
 export const ExecuteSchema = Type.Object(
   {
@@ -111,6 +125,8 @@ export class Executor {
   private readonly environments: Pick<SandboxEnvironments, 'of' | 'forget'> | null;
   private readonly agents: Agents | null;
   private readonly lastPidsHits = new Map<string, number>();
+  /** Whether each agent took the agent's-own-tree flag (8) when first asked; absent: not asked yet. */
+  private readonly treeFlag = new WeakMap<AgentClient, boolean>();
 
   constructor(
     manager: SandboxManager,
@@ -382,10 +398,19 @@ export class Executor {
       ...(opts.finishOnDisconnect ? { finishOnDisconnect: true } : {}),
       ...(opts.outputWindowBytes ? { outputWindowBytes: opts.outputWindowBytes } : {}),
     };
-    if (opts.agentTree && agent) {
+    if (opts.agentTree && agent && this.treeFlag.get(agent) !== false) {
       const h = this.viaAgent(agent, { ...frame, tree: true });
-      // An agent built before flag 8 refuses it as a malformed exec (could not start, EINVAL): exec'd then.
-      if (h && !(h instanceof AgentExec && (await h.started) === null && (await h.exit).error?.includes('EINVAL'))) return h;
+      if (h && (this.treeFlag.has(agent) || !(h instanceof AgentExec))) return h;
+      if (h instanceof AgentExec) {
+        // Asked once per agent: one built before flag 8 refuses it as a malformed exec (could not
+        // start, EINVAL), and is then asked without it. Waited for no longer than the caller's
+        // timeout (a stopped agent: the caller's own deadline then decides).
+        const pid = await settledWithin(h.started, opts.timeoutMs ?? TREE_FLAG_WAIT_MS);
+        if (pid === undefined) return h;
+        const refused = pid === null && (await h.exit).errno === osConstants.errno.EINVAL;
+        if (pid !== null || refused) this.treeFlag.set(agent, !refused);
+        if (!refused) return h;
+      }
     }
     const viaAgent = this.viaAgent(agent, frame);
     if (viaAgent) return viaAgent;

@@ -23,6 +23,8 @@ export interface AgentExit {
   timedOut: boolean;
   /** Why it never started (`fork: EAGAIN`, the pids limit), when it did not. */
   error?: string;
+  /** The errno the agent gave when it could not start the process. */
+  errno?: number;
   /** The agent was lost while it ran: its outcome is unknown. */
   agentLost?: boolean;
 }
@@ -170,7 +172,13 @@ export class AgentExec implements ExecHandle {
       });
     else {
       const why = [ERRNO_NAMES.get(status.errno) ?? `errno ${status.errno}`, ...this.notes].join('; ');
-      this.finish({ exitCode: -1, signal: null, timedOut: false, error: `the agent could not start the process: ${why}` });
+      this.finish({
+        exitCode: -1,
+        signal: null,
+        timedOut: false,
+        error: `the agent could not start the process: ${why}`,
+        errno: status.errno,
+      });
     }
   }
 

@@ -140,34 +140,52 @@ async function connected(opts: Parameters<typeof open>[0] = {}) {
   return { channel, fake, agent };
 }
 
-test("Executor.open asks for the agent's own tree (flag 8), and runs it exec'd when the agent refuses the flag (a build older than it)", async () => {
-  const { fake, agent } = await connected();
-  const agents = { clientOfContainer: () => agent } as unknown as Agents;
-  const executor = new Executor({} as SandboxManager, {} as Launchers, null, agents);
+test("Executor.open asks for the agent's own tree (flag 8), and runs it exec'd when the agent refuses the flag (a build older than it), asking that agent without it from then on", async () => {
+  const flagsOf = (f: { payload: Buffer }) => f.payload.readUInt8(0) & EXEC_FLAG.tree;
+  const couldNotStart = (id: number, errno: number) => {
+    const p = Buffer.alloc(6);
+    p.writeUInt8(2, 0);
+    p.writeInt32LE(errno, 1);
+    return [id, p] as const;
+  };
   const cmd = ['/.director/agent', 'tree', 'list', '/workspace'];
+  const executorOf = (agent: unknown) =>
+    new Executor({} as SandboxManager, {} as Launchers, null, { clientOfContainer: () => agent } as unknown as Agents);
+  const { fake, agent } = await connected();
+  const executor = executorOf(agent);
   const opening = executor.open('c1', cmd, { agentTree: true });
   const first = await fake.until((f) => f.type === FRAME.exec);
-  assert.is(first.payload.readUInt8(0) & EXEC_FLAG.tree, EXEC_FLAG.tree);
+  assert.is(flagsOf(first), EXEC_FLAG.tree);
   // What an agent before flag 8 answers: a malformed exec, could not start, EINVAL.
-  const failed = Buffer.alloc(6);
-  failed.writeUInt8(2, 0);
-  failed.writeInt32LE(constants.errno.EINVAL, 1);
-  fake.send(FRAME.exit, first.id, failed);
+  fake.send(FRAME.exit, ...couldNotStart(first.id, constants.errno.EINVAL));
   const second = await fake.until((f) => f.type === FRAME.exec && f.id !== first.id);
-  assert.is(second.payload.readUInt8(0) & EXEC_FLAG.tree, 0);
+  assert.is(flagsOf(second), 0);
   const pid = Buffer.alloc(4);
   pid.writeUInt32LE(7, 0);
   fake.send(FRAME.started, second.id, pid);
   fake.exit(second.id, 0);
-  const h = await within(opening);
-  assert.is((await within(h.wait())).exitCode, 0);
-  // Another refusal (EAGAIN: the pids limit) is the answer, not asked again.
-  const again = within(executor.open('c1', cmd, { agentTree: true }));
+  assert.is((await within((await within(opening)).wait())).exitCode, 0);
+  // The refusal is remembered: the next tree of this agent is asked without the flag at once.
+  const next = within(executor.open('c1', cmd, { agentTree: true }));
   const third = await fake.until((f) => f.type === FRAME.exec && f.id > second.id);
-  failed.writeInt32LE(constants.errno.EAGAIN, 1);
-  fake.send(FRAME.exit, third.id, failed);
+  assert.is(flagsOf(third), 0);
+  fake.exit(third.id, 0);
+  await next;
+
+  // Another refusal (EAGAIN: the pids limit) is the answer, not asked again, and not remembered.
+  const other = await connected();
+  const executor2 = executorOf(other.agent);
+  const again = within(executor2.open('c2', cmd, { agentTree: true }));
+  const refused = await other.fake.until((f) => f.type === FRAME.exec);
+  other.fake.send(FRAME.exit, ...couldNotStart(refused.id, constants.errno.EAGAIN));
   assert.is((await within((await again).wait())).exitCode, -1);
-  assert.is(fake.got.filter((f) => f.type === FRAME.exec).length, 3);
+  const later = within(executor2.open('c2', cmd, { agentTree: true }));
+  const asked = await other.fake.until((f) => f.type === FRAME.exec && f.id !== refused.id);
+  assert.is(flagsOf(asked), EXEC_FLAG.tree);
+  other.fake.send(FRAME.started, asked.id, pid);
+  other.fake.exit(asked.id, 0);
+  assert.is((await within((await later).wait())).exitCode, 0);
+  assert.is(other.fake.got.filter((f) => f.type === FRAME.exec).length, 2);
 });
 
 test('the first connection is the agent; later ones are refused and reported, a second apart at most', async () => {

@@ -573,19 +573,36 @@ async function captureAll(sync: MountSync, root: string, readAll: boolean) {
   return { listing, missing, read };
 }
 
-/** A MountSync over the agent binary that records the `tree` mode of every command it runs. */
-function recordingAgentSync(tool: string): { sync: MountSync; modes: string[] } {
+/** A MountSync over the agent binary that records the `tree` mode of every command it runs (and whether it asked for the agent's own tree). */
+function recordingAgentSync(tool: string): { sync: MountSync; modes: string[]; agentTree: string[] } {
   const modes: string[] = [];
+  const agentTree: string[] = [];
   const inner = opener(toolset('busybox'));
   const sync = new MountSync(
     (id, cmd, opts) => {
-      modes.push(cmd[0] === tool ? cmd[2]! : `script ${cmd[4]}`);
+      const mode = cmd[0] === tool ? cmd[2]! : `script ${cmd[4]}`;
+      modes.push(mode);
+      agentTree.push(`${mode} ${opts?.agentTree === true}`);
       return inner(id, cmd, opts);
     },
     { treeTool: () => tool },
   );
-  return { sync, modes };
+  return { sync, modes, agentTree };
 }
+
+test("agent: every run of the agent binary's tree asks for the agent's own tree (a fork, no execve); the script's commit and undo do not", async () => {
+  const root = temp('director-mount-');
+  build(root, { 'a/x': 'one', b: 'two' });
+  const { sync, agentTree } = recordingAgentSync(agentBinary());
+  const { wanted } = await capture(sync, root);
+  await captureAll(sync, root, true);
+  build(root, { 'a/x': 'changed' });
+  const r = await restore(sync, root, wanted, false);
+  await sync.finish(rec, root, r.stage, 'undo', 10_000);
+  const again = await restore(sync, root, wanted, false);
+  await sync.finish(rec, root, again.stage, 'commit', 10_000);
+  assert.equal(agentTree, ['capture true', 'capture-all true', 'restore true', 'script undo false', 'restore true', 'script commit false']);
+});
 
 test('agent: `capture-all` (readAll) sends every listed file and symlink without waiting for an answer: what `capture` of all of them sends', async () => {
   const root = temp('director-mount-');
