@@ -12,7 +12,7 @@ import type { ListedEntry } from '../../runtime/sandbox/tree-listing.ts';
 import type { SandboxRecord } from '../../runtime/store/sandboxes.ts';
 import { SMALL_BYTES, type BlobBatch, type BlobStore } from './blobs.ts';
 import type { ManifestCache } from './manifest-cache.ts';
-import { isUnchanged, statOf, summarize, type Manifest, type ManifestEntry, type SkippedEntry } from './manifest.ts';
+import { isUnchanged, settled, statOf, summarize, type Manifest, type ManifestEntry, type SkippedEntry } from './manifest.ts';
 import type { CheckpointStore, MountCapture, SandboxCapture } from './store.ts';
 
 export interface CaptureDeps {
@@ -70,6 +70,7 @@ async function previous(d: CaptureDeps, sessionId: string, sandboxId: string, mo
     return {
       checkpointId: last.checkpointId,
       listedAtS: last.capture.listedAtS,
+      digest: last.capture.manifest,
       manifest: await d.manifests.get(last.capture.manifest, (digest) => d.blobs.read(digest)),
     };
   } catch {
@@ -94,16 +95,30 @@ async function captureMount(
   let listedAtS = 0;
   let mountBytes = 0;
   let filesRead = 0;
+  let listed: readonly ListedEntry[] = [];
+  /** The previous manifest, taken whole (see below). */
+  let same = null as { digest: string; manifest: Manifest } | null;
 
-  const select = (listing: { listedAtS: number; entries: ListedEntry[] }) => {
+  const select = (listing: { listedAtS: number; entries: readonly ListedEntry[] }) => {
     listedAtS = listing.listedAtS;
+    listed = listing.entries;
     // Reuse only while the previous checkpoint exists: checked and pinned in this one synchronous
     // step. Not from a version 1 manifest: its blobs are keyed by content alone, shared across
     // workspaces (taking them over would keep them shared): its files are read once more.
-    const old =
-      prev && prev.manifest.version === 2 && d.store.exists(prev.checkpointId)
-        ? new Map(prev.manifest.entries.map((e) => [e.path, e]))
-        : null;
+    const usable = prev !== null && prev.manifest.version === 2 && d.store.exists(prev.checkpointId);
+    // The very listing the previous manifest was made from (the same lines: MountSync hands the
+    // same entries), none of its files changed in the second before it: every entry would be
+    // taken over as it is, so the manifest is the previous one (no entry built, nothing stored).
+    if (usable && d.manifests.listedFrom(prev.digest) === listing.entries && settled(prev.manifest, prev.listedAtS)) {
+      for (const e of prev.manifest.entries) if (e.type === 'file') batch.reuseReferenced(e.digest!);
+      batch.reuseReferenced(prev.digest);
+      const bytes = summarize(prev.manifest).bytes;
+      if (budget.used + bytes > budget.maxBytes)
+        throw tooLarge(budget.maxBytes, `${mount} of ${rec.id} holds ${bytes} bytes, ${budget.used} bytes captured before it`);
+      same = { digest: prev.digest, manifest: prev.manifest };
+      return { paths: [], maxBytes: 0 };
+    }
+    const old = usable ? new Map(prev.manifest.entries.map((e) => [e.path, e])) : null;
     const paths: string[] = [];
     let reusedBytes = 0;
     let largest: ListedEntry | null = null;
@@ -186,6 +201,11 @@ async function captureMount(
       throw tooLarge(budget.maxBytes, `${mount} of ${rec.id}: ${err.message}`);
     throw err;
   }
+  if (same) {
+    const summary = summarize(same.manifest);
+    budget.used += summary.bytes;
+    return { path: mount, manifest: same.digest, listedAtS, ...summary, newBytes: 0, filesRead: 0, skipped: same.manifest.skipped.length };
+  }
   const gone = new Set(missing);
   for (const p of missing) skipped.push({ path: p, kind: 'vanished' });
   const manifest: Manifest = {
@@ -197,7 +217,7 @@ async function captureMount(
   const stored = Buffer.from(JSON.stringify(manifest));
   const digest = await batch.putBuffer(stored);
   // The next capture of this mount starts from it (kept whether or not this checkpoint commits: it is keyed by content).
-  d.manifests.put(digest, manifest, stored.length);
+  d.manifests.put(digest, manifest, stored.length, listed);
   const summary = summarize(manifest);
   budget.used += summary.bytes;
   return { path: mount, manifest: digest, listedAtS, ...summary, newBytes, filesRead, skipped: skipped.length };

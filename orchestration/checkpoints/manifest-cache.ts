@@ -6,6 +6,7 @@
  * sizes and drops the least recently used first. Entries are frozen: a caller that tried to
  * change a shared manifest would throw instead of corrupting the next capture.
  */
+import type { ListedEntry } from '../../runtime/sandbox/tree-listing.ts';
 import { parseManifest, type Manifest } from './manifest.ts';
 
 /** Stored (JSON) bytes of the manifests kept; the objects take a few times that. */
@@ -13,7 +14,7 @@ export const MANIFEST_CACHE_BYTES = 8 * 1024 * 1024;
 
 export class ManifestCache {
   readonly #maxBytes: number;
-  readonly #byDigest = new Map<string, { manifest: Manifest; bytes: number }>();
+  readonly #byDigest = new Map<string, { manifest: Manifest; bytes: number; listedFrom: readonly ListedEntry[] | null }>();
   #bytes = 0;
 
   constructor(maxBytes = MANIFEST_CACHE_BYTES) {
@@ -38,8 +39,16 @@ export class ManifestCache {
     return this.put(digest, parseManifest(buf), buf.length);
   }
 
-  /** Keeps `manifest` (stored as `bytes` bytes under `digest`), frozen; returns it. */
-  put(digest: string, manifest: Manifest, bytes: number): Manifest {
+  /**
+   * The listing entries the manifest under `digest` was last made from, when a capture said so
+   * and it is still kept: compared by identity (MountSync hands the same array for the same lines).
+   */
+  listedFrom(digest: string): readonly ListedEntry[] | null {
+    return this.#byDigest.get(digest)?.listedFrom ?? null;
+  }
+
+  /** Keeps `manifest` (stored as `bytes` bytes under `digest`), frozen, made from `listedFrom` when given; returns it. */
+  put(digest: string, manifest: Manifest, bytes: number, listedFrom: readonly ListedEntry[] | null = null): Manifest {
     freeze(manifest);
     if (bytes > this.#maxBytes) return manifest;
     const old = this.#byDigest.get(digest);
@@ -47,7 +56,7 @@ export class ManifestCache {
       this.#byDigest.delete(digest);
       this.#bytes -= old.bytes;
     }
-    this.#byDigest.set(digest, { manifest, bytes });
+    this.#byDigest.set(digest, { manifest, bytes, listedFrom });
     this.#bytes += bytes;
     for (const [d, e] of this.#byDigest) {
       if (this.#bytes <= this.#maxBytes) break;

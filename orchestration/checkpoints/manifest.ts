@@ -13,6 +13,11 @@
  * listing (busybox `stat`) and the coarse clock that stamps them. A file changed in the second
  * or so before a listing is therefore read again next time (like git's "racily clean" entries).
  *
+ * **A mount listed exactly as last time** (every line but the time: MountSync hands the very same
+ * parsed entries) whose previous manifest is `settled` (every file and symlink would pass the rule
+ * above against itself, nothing vanished) is that manifest again: taken whole, no entry built, no
+ * manifest stored (capture.ts). The same result as the rule applied entry by entry, without it.
+ *
  * **What a hostile sandbox can fake.** The listing comes from inside the sandbox. A sandbox that
  * forges it (or, with a remote engine, its clock tool's output: with a local one the listing's time
  * is read on the host) can make a changed file look unchanged: that
@@ -82,6 +87,17 @@ export function isUnchanged(cur: ListedEntry, rec: ManifestEntry, listedAtS: num
 }
 
 export const statOf = (e: ListedEntry): FileStat => ({ ino: e.ino, mtimeS: e.mtimeS, ctimeS: e.ctimeS });
+
+/**
+ * True when every file and symlink of `m` (listed at `listedAtS`) would be taken over by the next
+ * capture if the listing were the same (isUnchanged of each against itself: recorded identity,
+ * not changed in the second before the listing) and nothing vanished while it was read. A
+ * manifest made from a listing, captured again from the same listing, is then itself.
+ */
+export function settled(m: Manifest, listedAtS: number): boolean {
+  for (const e of m.entries) if (e.type !== 'directory' && (!e.stat || e.stat.ctimeS + 1 >= listedAtS)) return false;
+  return m.skipped.every((s) => s.kind !== 'vanished');
+}
 
 /** Parses a stored manifest, refusing anything this version did not write. */
 export function parseManifest(buf: Buffer): Manifest {

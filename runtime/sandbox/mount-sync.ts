@@ -18,7 +18,7 @@ import type { SandboxRecord } from '../store/sandboxes.ts';
 import { packTree, UnsafeArchiveError, type TreePackEntry } from './files.ts';
 import { SANDBOX_UID } from './hardening.ts';
 import { drained, guardedTree, type TreeEntry } from './tar-guard.ts';
-import { parseListing, type Listing } from './tree-listing.ts';
+import { parseListing, parseListingTime, type Listing, type ListedEntry } from './tree-listing.ts';
 import { planText, type RestorePlan, type WantedEntry } from './tree-plan.ts';
 import { STAGE_PREFIX, TREE_SCRIPT } from './tree-script.ts';
 import { mapArchiveError } from './transfer.ts';
@@ -151,6 +151,14 @@ const CAPTURE_WINDOW_BYTES = 1024 * 1024;
 /** Containers remembered as having an older agent binary (see MountSync.refused). */
 const MAX_REFUSALS = 4096;
 
+/**
+ * Parsed listings kept (see MountSync.parsed): at most this many mounts, lines and characters in
+ * all (a hostile sandbox chooses its names' lengths), and of one listing at most a tenth of those.
+ */
+const MAX_PARSED_LISTINGS = 256;
+const MAX_PARSED_LINES = 200_000;
+const MAX_PARSED_CHARS = 16 * 1024 * 1024;
+
 /** How long after Director's own deadline the sandbox kills a tree script itself. */
 const SANDBOX_DEADLINE_GRACE_MS = 1000;
 
@@ -164,6 +172,15 @@ export class MountSync {
    * {@link MAX_REFUSALS} (asking again costs one refused process).
    */
   private readonly refused = new Map<string, 'capture-all' | 'tree'>();
+  /**
+   * The last listing of each container's mount, parsed: the same lines next time (a mount that
+   * did not change: every line but the time) are not parsed again, and the listing's `entries`
+   * is then the very same frozen array (callers may compare it by identity). A pure function's
+   * result kept; bounded by {@link MAX_PARSED_LISTINGS} mounts, least recently used out first.
+   */
+  private readonly parsed = new Map<string, { lines: readonly string[]; entries: readonly ListedEntry[]; chars: number }>();
+  private parsedLines = 0;
+  private parsedChars = 0;
   constructor(open: ExecOpener, opts: MountSyncOptions = {}) {
     this.open = open;
     this.kernelClockMs = opts.kernelClockMs ?? null;
@@ -220,7 +237,7 @@ export class MountSync {
       stdin.on('error', () => undefined);
       // `capture-all` reads no answer: its input ends now.
       if (all) stdin.end();
-      const listed = await this.listing(run, marker, o.maxEntries, mount, tool !== null);
+      const listed = await this.listing(run, marker, o.maxEntries, rec, mount, tool !== null);
       const listing = nowS === null ? listed : { ...listed, listedAtS: nowS };
       const { paths, maxBytes } = await o.select(listing);
       const asked = new Map<string, 'file' | 'symlink'>();
@@ -286,7 +303,7 @@ export class MountSync {
     const stage = `${STAGE_PREFIX}${randomBytes(8).toString('hex')}`;
     const run = await this.start(rec, ['restore', mount, stage, marker, o.commit ? '1' : '0'], o.timeoutMs, tool);
     try {
-      const listing = await this.listing(run, marker, o.maxEntries, mount, tool !== null);
+      const listing = await this.listing(run, marker, o.maxEntries, rec, mount, tool !== null);
       const plan = o.plan(listing);
       // The script may refuse before reading everything (no room to stage): its answer says why.
       const sent = writeAll(run.h.stdin!, packTree(stagedTree(plan, stage), { uid: SANDBOX_UID, gid: SANDBOX_UID })).catch(
@@ -451,7 +468,14 @@ export class MountSync {
     };
   }
 
-  private async listing(run: Run, marker: string, maxEntries: number, mount: string, viaTool = false): Promise<Listing> {
+  private async listing(
+    run: Run,
+    marker: string,
+    maxEntries: number,
+    rec: SandboxRecord,
+    mount: string,
+    viaTool: boolean,
+  ): Promise<Listing> {
     let lines: string[];
     try {
       lines = await run.lines(marker, maxEntries + 1);
@@ -464,7 +488,43 @@ export class MountSync {
       }
       throw err;
     }
-    return parseListing(lines, maxEntries);
+    return this.parse(lines, maxEntries, `${rec.containerId}\n${mount}`);
+  }
+
+  /** parseListing, or the entries of the same lines parsed last time for `key` (see {@link parsed}). */
+  private parse(lines: readonly string[], maxEntries: number, key: string): Listing {
+    const last = this.parsed.get(key);
+    if (last && last.lines.length === lines.length && last.entries.length <= maxEntries) {
+      let same = true;
+      for (let i = 1; same && i < lines.length; i++) same = lines[i] === last.lines[i];
+      if (same) {
+        this.parsed.delete(key);
+        this.parsed.set(key, last);
+        return { listedAtS: parseListingTime(lines[0]), entries: last.entries };
+      }
+    }
+    const listing = parseListing(lines, maxEntries);
+    if (last) this.forget(key, last);
+    let chars = 0;
+    for (const l of lines) chars += l.length;
+    if (lines.length <= MAX_PARSED_LINES / 10 && chars <= MAX_PARSED_CHARS / 10) {
+      for (const e of listing.entries) Object.freeze(e);
+      Object.freeze(listing.entries);
+      this.parsed.set(key, { lines, entries: listing.entries, chars });
+      this.parsedLines += lines.length;
+      this.parsedChars += chars;
+      for (const [k, v] of this.parsed) {
+        if (this.parsed.size <= MAX_PARSED_LISTINGS && this.parsedLines <= MAX_PARSED_LINES && this.parsedChars <= MAX_PARSED_CHARS) break;
+        this.forget(k, v);
+      }
+    }
+    return listing;
+  }
+
+  private forget(key: string, v: { lines: readonly string[]; chars: number }): void {
+    this.parsed.delete(key);
+    this.parsedLines -= v.lines.length;
+    this.parsedChars -= v.chars;
   }
 
   private failed(run: Run, what: string, code: number): DirectorError {

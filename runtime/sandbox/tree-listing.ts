@@ -12,22 +12,22 @@ export type ListedKind = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 
 
 export interface ListedEntry {
   /** Relative to the mount, components joined by '/'; '' for the mount's root. */
-  path: string;
-  kind: ListedKind;
+  readonly path: string;
+  readonly kind: ListedKind;
   /** Permission bits (0o7777). */
-  mode: number;
-  ino: number;
-  nlink: number;
-  size: number;
-  mtimeS: number;
-  ctimeS: number;
+  readonly mode: number;
+  readonly ino: number;
+  readonly nlink: number;
+  readonly size: number;
+  readonly mtimeS: number;
+  readonly ctimeS: number;
 }
 
 export interface Listing {
   /** The sandbox's clock (seconds) just before it listed: changes after it have a ctime at or after it. */
   listedAtS: number;
   /** In `find` order: the root first, every directory before what it holds. */
-  entries: ListedEntry[];
+  entries: readonly ListedEntry[];
 }
 
 /** The `stat -c` format of a listing line (busybox and GNU stat agree on these fields). */
@@ -59,8 +59,7 @@ export class ListingError extends UnsafeArchiveError {
  * beyond). Throws a ListingError (or the name check's UnsafeArchiveError) for anything else.
  */
 export function parseListing(lines: readonly string[], maxEntries: number): Listing {
-  const time = TIME_LINE.exec(lines[0] ?? '');
-  if (!time) throw new ListingError('', 'listing does not start with the sandbox time');
+  const listedAtS = parseListingTime(lines[0]);
   const entries: ListedEntry[] = [];
   const kinds = new Map<string, ListedKind>();
   for (let i = 1; i < lines.length; i++) {
@@ -92,5 +91,12 @@ export function parseListing(lines: readonly string[], maxEntries: number): List
     });
   }
   if (entries.length === 0) throw new ListingError('', 'listing is empty (the mount root is missing)');
-  return { listedAtS: Number(time[1]), entries };
+  return { listedAtS, entries };
+}
+
+/** The sandbox time of a listing's first line (`T <seconds>`). */
+export function parseListingTime(line: string | undefined): number {
+  const time = TIME_LINE.exec(line ?? '');
+  if (!time) throw new ListingError('', 'listing does not start with the sandbox time');
+  return Number(time[1]);
 }

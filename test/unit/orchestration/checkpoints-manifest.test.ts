@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isUnchanged, type ManifestEntry } from '../../../orchestration/checkpoints/manifest.ts';
+import { isUnchanged, settled, type Manifest, type ManifestEntry } from '../../../orchestration/checkpoints/manifest.ts';
 import type { ListedEntry } from '../../../runtime/sandbox/tree-listing.ts';
 
 const rec: ManifestEntry = {
@@ -39,6 +39,25 @@ test('symlinks follow the same rule (their size is their target length)', () => 
   const now: ListedEntry = { path: 'l', kind: 'symlink', mode: 0o777, ino: 3, nlink: 1, size: 11, mtimeS: 5, ctimeS: 5 };
   assert.ok(isUnchanged(now, link, 50));
   assert.not.ok(isUnchanged({ ...now, ctimeS: 6 }, link, 50));
+});
+
+test('settled: a manifest whose every file and symlink would be taken over from the same listing, and from which nothing vanished', () => {
+  const dir: ManifestEntry = { path: '', type: 'directory', mode: 0o755 };
+  const link: ManifestEntry = { path: 'l', type: 'symlink', mode: 0o777, target: 'f', stat: { ino: 3, mtimeS: 90, ctimeS: 90 } };
+  const m = (entries: ManifestEntry[], skipped: Manifest['skipped'] = []): Manifest => ({
+    version: 2,
+    entries: [dir, ...entries],
+    skipped,
+  });
+  assert.ok(settled(m([rec, link]), 102));
+  assert.ok(settled(m([rec], [{ path: 'p', kind: 'fifo' }]), 102), 'a fifo is skipped alike every time');
+  assert.ok(settled(m([]), 0), 'directories alone');
+  // The same rule as isUnchanged: a ctime within a second of the listing is racy.
+  assert.is(settled(m([rec]), 101), isUnchanged(cur, rec, 101));
+  assert.not.ok(settled(m([rec]), 101));
+  assert.not.ok(settled(m([rec, { ...link, stat: { ino: 3, mtimeS: 90, ctimeS: 101 } }]), 102));
+  assert.not.ok(settled(m([{ ...rec, stat: undefined }]), 102), 'a file that changed while read');
+  assert.not.ok(settled(m([rec], [{ path: 'g', kind: 'vanished' }]), 102), 'a file gone after the listing');
 });
 
 test.run();

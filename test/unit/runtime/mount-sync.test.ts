@@ -590,6 +590,35 @@ function recordingAgentSync(tool: string): { sync: MountSync; modes: string[]; a
   return { sync, modes, agentTree };
 }
 
+for (const kind of ['busybox', 'agent'] as const)
+  test(`${kind}: the same listing of the same container's mount is not parsed again: its entries are the same frozen array`, async () => {
+    const root = temp('director-mount-');
+    build(root, { 'a/x': 'one', b: 'two' });
+    const sync = syncOf(kind);
+    const listed = async (r = rec) =>
+      (await sync.capture(r, root, { ...LIMITS, select: () => ({ paths: [], maxBytes: 0 }), onEntry: async () => undefined })).listing;
+    const first = await listed();
+    const again = await listed();
+    assert.ok(again.entries === first.entries, 'the same array');
+    assert.ok(Object.isFrozen(first.entries) && Object.isFrozen(first.entries[1]));
+    assert.is(again.listedAtS >= first.listedAtS, true);
+    // Another container's mount with the same lines is parsed for itself.
+    const other = await listed({ ...rec, containerId: 'other' });
+    assert.ok(other.entries !== first.entries);
+    assert.equal(other.entries, first.entries);
+    // A change is a new listing, parsed.
+    build(root, { c: 'three' });
+    const changed = await listed();
+    assert.ok(changed.entries !== first.entries);
+    assert.ok(changed.entries.some((e) => e.path === 'c'));
+    assert.ok((await listed()).entries === changed.entries);
+    if (kind !== 'agent') return;
+    // Kept for a bounded number of mounts (256), least recently used out first.
+    for (let i = 0; i < 256; i++) await listed({ ...rec, containerId: `c${i}` });
+    assert.ok((await listed({ ...rec, containerId: 'c255' })).entries === (await listed({ ...rec, containerId: 'c255' })).entries);
+    assert.ok((await listed()).entries !== changed.entries, 'the oldest was dropped');
+  });
+
 test("agent: every run of the agent binary's tree asks for the agent's own tree (a fork, no execve); the script's commit and undo do not", async () => {
   const root = temp('director-mount-');
   build(root, { 'a/x': 'one', b: 'two' });

@@ -58,7 +58,7 @@ test('a name that changed kind is replaced whole, with everything under the want
 
 test('a symlink is kept only when `keep` says so; a directory whose mode differs is chmodded with owner rwx', () => {
   const cur = current(['l@#1', 'd/']);
-  cur[2]!.mode = 0o700;
+  cur[2] = { ...cur[2]!, mode: 0o700 };
   const want = wanted(['l@#1', 'd/']);
   want[2]!.mode = 0o555;
   const p = planRestore({ current: cur, wanted: want, keep, maxDirtyDirs: 32 });
