@@ -12,7 +12,16 @@ import type { ListedEntry } from '../../runtime/sandbox/tree-listing.ts';
 import type { SandboxRecord } from '../../runtime/store/sandboxes.ts';
 import { SMALL_BYTES, type BlobBatch, type BlobStore } from './blobs.ts';
 import type { ManifestCache } from './manifest-cache.ts';
-import { isUnchanged, settled, statOf, summarize, type Manifest, type ManifestEntry, type SkippedEntry } from './manifest.ts';
+import {
+  isUnchanged,
+  settled,
+  statOf,
+  summarize,
+  type Manifest,
+  type ManifestEntry,
+  type MountSummary,
+  type SkippedEntry,
+} from './manifest.ts';
 import type { CheckpointStore, MountCapture, SandboxCapture } from './store.ts';
 
 export interface CaptureDeps {
@@ -78,6 +87,10 @@ async function previous(d: CaptureDeps, sessionId: string, sandboxId: string, mo
   }
 }
 
+/** The too-large message's note on the largest file, when there is one. */
+const largestOf = (path: string | undefined, size: number | undefined): string =>
+  path === undefined ? '' : ` (its largest file, ${JSON.stringify(path.slice(0, 200))}, holds ${size ?? 0} bytes)`;
+
 async function captureMount(
   d: CaptureDeps,
   sessionId: string,
@@ -97,7 +110,7 @@ async function captureMount(
   let filesRead = 0;
   let listed: readonly ListedEntry[] = [];
   /** The previous manifest, taken whole (see below). */
-  let same = null as { digest: string; manifest: Manifest } | null;
+  let same = null as { digest: string; manifest: Manifest; summary: MountSummary } | null;
 
   const select = (listing: { listedAtS: number; entries: readonly ListedEntry[] }) => {
     listedAtS = listing.listedAtS;
@@ -106,16 +119,25 @@ async function captureMount(
     // step. Not from a version 1 manifest: its blobs are keyed by content alone, shared across
     // workspaces (taking them over would keep them shared): its files are read once more.
     const usable = prev !== null && prev.manifest.version === 2 && d.store.exists(prev.checkpointId);
-    // The very listing the previous manifest was made from (the same lines: MountSync hands the
-    // same entries), none of its files changed in the second before it: every entry would be
+    // The very listing the previous manifest was made from (the same lines from the same
+    // container's mount: MountSync hands the same entries; the same sandbox, so the same nested
+    // mounts left out), none of its files changed in the second before it: every entry would be
     // taken over as it is, so the manifest is the previous one (no entry built, nothing stored).
     if (usable && d.manifests.listedFrom(prev.digest) === listing.entries && settled(prev.manifest, prev.listedAtS)) {
       for (const e of prev.manifest.entries) if (e.type === 'file') batch.reuseReferenced(e.digest!);
       batch.reuseReferenced(prev.digest);
-      const bytes = summarize(prev.manifest).bytes;
-      if (budget.used + bytes > budget.maxBytes)
-        throw tooLarge(budget.maxBytes, `${mount} of ${rec.id} holds ${bytes} bytes, ${budget.used} bytes captured before it`);
-      same = { digest: prev.digest, manifest: prev.manifest };
+      const summary = summarize(prev.manifest);
+      if (budget.used + summary.bytes > budget.maxBytes) {
+        const big = prev.manifest.entries.reduce<ManifestEntry | null>(
+          (a, e) => (e.type === 'file' && (!a || (e.size ?? 0) > (a.size ?? 0)) ? e : a),
+          null,
+        );
+        throw tooLarge(
+          budget.maxBytes,
+          `${mount} of ${rec.id} holds ${summary.bytes} bytes${largestOf(big?.path, big?.size)}, ${budget.used} bytes captured before it`,
+        );
+      }
+      same = { digest: prev.digest, manifest: prev.manifest, summary };
       return { paths: [], maxBytes: 0 };
     }
     const old = usable ? new Map(prev.manifest.entries.map((e) => [e.path, e])) : null;
@@ -156,10 +178,11 @@ async function captureMount(
       byPath.set(m.path, m);
     }
     // Refused from the listing's sizes, before any content is read (a sparse file can claim any size).
-    if (budget.used + mountBytes > budget.maxBytes) {
-      const big = largest ? ` (its largest file, ${JSON.stringify(largest.path.slice(0, 200))}, holds ${largest.size} bytes)` : '';
-      throw tooLarge(budget.maxBytes, `${mount} of ${rec.id} holds ${mountBytes} bytes${big}, ${budget.used} bytes captured before it`);
-    }
+    if (budget.used + mountBytes > budget.maxBytes)
+      throw tooLarge(
+        budget.maxBytes,
+        `${mount} of ${rec.id} holds ${mountBytes} bytes${largestOf(largest?.path, largest?.size)}, ${budget.used} bytes captured before it`,
+      );
     return { paths, maxBytes: budget.maxBytes - budget.used - reusedBytes };
   };
 
@@ -202,9 +225,16 @@ async function captureMount(
     throw err;
   }
   if (same) {
-    const summary = summarize(same.manifest);
-    budget.used += summary.bytes;
-    return { path: mount, manifest: same.digest, listedAtS, ...summary, newBytes: 0, filesRead: 0, skipped: same.manifest.skipped.length };
+    budget.used += same.summary.bytes;
+    return {
+      path: mount,
+      manifest: same.digest,
+      listedAtS,
+      ...same.summary,
+      newBytes: 0,
+      filesRead: 0,
+      skipped: same.manifest.skipped.length,
+    };
   }
   const gone = new Set(missing);
   for (const p of missing) skipped.push({ path: p, kind: 'vanished' });
@@ -217,7 +247,8 @@ async function captureMount(
   const stored = Buffer.from(JSON.stringify(manifest));
   const digest = await batch.putBuffer(stored);
   // The next capture of this mount starts from it (kept whether or not this checkpoint commits: it is keyed by content).
-  d.manifests.put(digest, manifest, stored.length, listed);
+  // With the listing it was made from when MountSync kept that (frozen): only a kept listing can come again as the same array.
+  d.manifests.put(digest, manifest, stored.length, Object.isFrozen(listed) ? listed : null);
   const summary = summarize(manifest);
   budget.used += summary.bytes;
   return { path: mount, manifest: digest, listedAtS, ...summary, newBytes, filesRead, skipped: skipped.length };

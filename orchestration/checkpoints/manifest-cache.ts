@@ -4,7 +4,9 @@
  * that is a 300 KB JSON document per capture. A manifest is content-addressed and never changes
  * once stored, so an entry can never be stale; the cache is bounded by the manifests' stored
  * sizes and drops the least recently used first. Entries are frozen: a caller that tried to
- * change a shared manifest would throw instead of corrupting the next capture.
+ * change a shared manifest would throw instead of corrupting the next capture. Beside a manifest
+ * the cache keeps the listing entries it was made from, when MountSync kept that listing: see
+ * `listedFrom` (not counted here: one listing per manifest, of about the manifest's own size).
  */
 import type { ListedEntry } from '../../runtime/sandbox/tree-listing.ts';
 import { parseManifest, type Manifest } from './manifest.ts';

@@ -152,12 +152,22 @@ const CAPTURE_WINDOW_BYTES = 1024 * 1024;
 const MAX_REFUSALS = 4096;
 
 /**
- * Parsed listings kept (see MountSync.parsed): at most this many mounts, lines and characters in
- * all (a hostile sandbox chooses its names' lengths), and of one listing at most a tenth of those.
+ * Parsed listings kept (see MountSync.parsed): at most this many mounts, and this many bytes in
+ * all as {@link listingBytes} counts them (a hostile sandbox chooses its names' lengths); one
+ * listing of more than a quarter of that is not kept.
  */
 const MAX_PARSED_LISTINGS = 256;
-const MAX_PARSED_LINES = 200_000;
-const MAX_PARSED_CHARS = 16 * 1024 * 1024;
+const MAX_PARSED_BYTES = 32 * 1024 * 1024;
+
+/**
+ * What a kept listing holds, counted high: each line and the entry's path as two-byte strings,
+ * and the entry object.
+ */
+const listingBytes = (lines: readonly string[]): number => {
+  let chars = 0;
+  for (const l of lines) chars += l.length;
+  return 4 * chars + 128 * lines.length;
+};
 
 /** How long after Director's own deadline the sandbox kills a tree script itself. */
 const SANDBOX_DEADLINE_GRACE_MS = 1000;
@@ -175,12 +185,13 @@ export class MountSync {
   /**
    * The last listing of each container's mount, parsed: the same lines next time (a mount that
    * did not change: every line but the time) are not parsed again, and the listing's `entries`
-   * is then the very same frozen array (callers may compare it by identity). A pure function's
-   * result kept; bounded by {@link MAX_PARSED_LISTINGS} mounts, least recently used out first.
+   * is then the very same frozen array (callers may compare it by identity; only a kept listing's
+   * entries are frozen). A pure function's result kept; bounded by {@link MAX_PARSED_LISTINGS}
+   * mounts and {@link MAX_PARSED_BYTES}, least recently used out first. A container that ended
+   * keeps its listings until they are pushed out (ids are never reused).
    */
-  private readonly parsed = new Map<string, { lines: readonly string[]; entries: readonly ListedEntry[]; chars: number }>();
-  private parsedLines = 0;
-  private parsedChars = 0;
+  private readonly parsed = new Map<string, { lines: readonly string[]; entries: readonly ListedEntry[]; bytes: number }>();
+  private parsedBytes = 0;
   constructor(open: ExecOpener, opts: MountSyncOptions = {}) {
     this.open = open;
     this.kernelClockMs = opts.kernelClockMs ?? null;
@@ -505,26 +516,28 @@ export class MountSync {
     }
     const listing = parseListing(lines, maxEntries);
     if (last) this.forget(key, last);
-    let chars = 0;
-    for (const l of lines) chars += l.length;
-    if (lines.length <= MAX_PARSED_LINES / 10 && chars <= MAX_PARSED_CHARS / 10) {
+    const bytes = listingBytes(lines);
+    if (bytes <= MAX_PARSED_BYTES / 4) {
       for (const e of listing.entries) Object.freeze(e);
       Object.freeze(listing.entries);
-      this.parsed.set(key, { lines, entries: listing.entries, chars });
-      this.parsedLines += lines.length;
-      this.parsedChars += chars;
+      this.parsed.set(key, { lines, entries: listing.entries, bytes });
+      this.parsedBytes += bytes;
       for (const [k, v] of this.parsed) {
-        if (this.parsed.size <= MAX_PARSED_LISTINGS && this.parsedLines <= MAX_PARSED_LINES && this.parsedChars <= MAX_PARSED_CHARS) break;
+        if (this.parsed.size <= MAX_PARSED_LISTINGS && this.parsedBytes <= MAX_PARSED_BYTES) break;
         this.forget(k, v);
       }
     }
     return listing;
   }
 
-  private forget(key: string, v: { lines: readonly string[]; chars: number }): void {
+  /** Bytes of the parsed listings kept, as {@link listingBytes} counts them (for tests). */
+  get parsedListingBytes(): number {
+    return this.parsedBytes;
+  }
+
+  private forget(key: string, v: { bytes: number }): void {
     this.parsed.delete(key);
-    this.parsedLines -= v.lines.length;
-    this.parsedChars -= v.chars;
+    this.parsedBytes -= v.bytes;
   }
 
   private failed(run: Run, what: string, code: number): DirectorError {

@@ -20,12 +20,14 @@ import {
   readlinkSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { PassThrough } from 'node:stream';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ExecHandle } from '../../../runtime/engine/engine.ts';
+import { agentBinary, localOpener } from '../../helpers/local-exec.ts';
 import { packTree } from '../../../runtime/sandbox/files.ts';
-import { MountSync, RestoreFailedError, type ExecOpener, type OpenOptions, type SyncWanted } from '../../../runtime/sandbox/mount-sync.ts';
+import { MountSync, RestoreFailedError, type OpenOptions, type SyncWanted } from '../../../runtime/sandbox/mount-sync.ts';
 import { TREE_SCRIPT } from '../../../runtime/sandbox/tree-script.ts';
 import { parseListing, type Listing } from '../../../runtime/sandbox/tree-listing.ts';
 import { planRestore } from '../../../runtime/sandbox/tree-plan.ts';
@@ -62,16 +64,6 @@ function toolset(kind: 'busybox' | 'gnu', mvFailAt?: number): { PATH: string } {
   return { PATH: kind === 'busybox' ? bin : `${bin}:/usr/bin:/bin` };
 }
 
-/** The agent binary, built when its sources changed (as the integration tests build it). */
-const agentBinary = (() => {
-  let built: string | null = null;
-  return () =>
-    (built ??= execFileSync(path.resolve(import.meta.dirname, '../../../images/agent/build.sh'), {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-    }).trim());
-})();
-
 type Kind = 'busybox' | 'gnu' | 'agent';
 
 /** A MountSync over a local shell with `kind`'s tools (`agent`: busybox's, and the agent binary as the tree tool). */
@@ -80,25 +72,7 @@ function syncOf(kind: Kind, mvFailAt?: number, opts: { uid?: number } = {}): Mou
   return new MountSync(opener(tools, opts), kind === 'agent' ? { treeTool: () => agentBinary() } : {});
 }
 
-function opener(env: { PATH: string }, opts: { uid?: number } = {}): ExecOpener {
-  return (_containerId, cmd) => {
-    const ids = opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid };
-    const child = spawn(cmd[0]!, cmd.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'], ...ids });
-    const exit = new Promise<{ exitCode: number; timedOut: boolean }>((resolve) =>
-      child.once('close', (code) => resolve({ exitCode: code ?? -1, timedOut: false })),
-    );
-    const h: ExecHandle = {
-      id: 'local',
-      stdout: child.stdout,
-      stderr: child.stderr,
-      stdin: child.stdin,
-      started: Promise.resolve(),
-      wait: () => exit,
-      kill: () => Promise.resolve(void child.kill('SIGKILL')),
-    };
-    return Promise.resolve(h);
-  };
-}
+const opener = localOpener;
 
 async function collect(src: AsyncIterable<unknown>): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -618,6 +592,87 @@ for (const kind of ['busybox', 'agent'] as const)
     assert.ok((await listed({ ...rec, containerId: 'c255' })).entries === (await listed({ ...rec, containerId: 'c255' })).entries);
     assert.ok((await listed()).entries !== changed.entries, 'the oldest was dropped');
   });
+
+/** A MountSync whose tree tool answers a capture with `T <time>` and the given lines (a scripted sandbox). */
+function scriptedSync(): { sync: MountSync; answer: { time: number; lines: string[] } } {
+  const answer = { time: 100, lines: ['41ed 1 2 40 1 1 .'] };
+  const sync = new MountSync(
+    (_id, cmd) => {
+      const stdout = new PassThrough();
+      const stdin = new PassThrough();
+      stdout.end(`T ${answer.time}\n${answer.lines.join('\n')}\n${cmd[4]}\n`);
+      stdin.resume();
+      const h: ExecHandle = {
+        id: 'scripted',
+        stdout,
+        stderr: new PassThrough().end(),
+        stdin,
+        started: Promise.resolve(),
+        wait: () => Promise.resolve({ exitCode: 0, timedOut: false }),
+        kill: () => Promise.resolve(),
+      };
+      return Promise.resolve(h);
+    },
+    { treeTool: () => 'scripted' },
+  );
+  return { sync, answer };
+}
+
+const listingOf = async (sync: MountSync, containerId = 'local', maxEntries = 100_000) =>
+  (
+    await sync.capture({ ...rec, containerId }, '/workspace', {
+      maxEntries,
+      timeoutMs: 5000,
+      select: () => ({ paths: [], maxBytes: 0 }),
+      onEntry: async () => undefined,
+    })
+  ).listing;
+
+/** `n` listing lines: the root and `n - 1` files named with `tag`. */
+const lines = (n: number, tag: string) => [
+  '41ed 1 2 40 1 1 .',
+  ...Array.from({ length: n - 1 }, (_, i) => `81a4 ${i + 2} 1 3 1 1 ./${tag}${i}`),
+];
+
+test('a kept listing is matched on every line but the time: a later time gives the same entries and its own listedAtS', async () => {
+  const { sync, answer } = scriptedSync();
+  answer.lines = lines(3, 'f');
+  const a = await listingOf(sync);
+  answer.time = 200;
+  const b = await listingOf(sync);
+  assert.ok(a.entries === b.entries);
+  assert.equal([a.listedAtS, b.listedAtS], [100, 200]);
+  // One line different: parsed again.
+  answer.lines = [...answer.lines.slice(0, 2), '81a4 9 1 3 1 1 ./g'];
+  const c = await listingOf(sync);
+  assert.ok(c.entries !== b.entries);
+  assert.is(c.entries[2]!.path, 'g');
+  // A kept listing over the caller's entry limit is refused as a fresh parse would refuse it.
+  try {
+    await listingOf(sync, 'local', 2);
+    assert.unreachable('over the limit');
+  } catch (err) {
+    assert.match((err as Error).message, /more than 2 entries/);
+  }
+});
+
+test('kept listings are bounded in bytes: one too large is not kept, a mount listed again and again is counted once', async () => {
+  const { sync, answer } = scriptedSync();
+  answer.lines = lines(50, 'small');
+  const small = await listingOf(sync, 'small');
+  // 8 MiB is a quarter of the bound: about 30,000 lines of this length is more than that.
+  answer.lines = lines(40_000, 'big');
+  assert.ok((await listingOf(sync, 'big')).entries !== (await listingOf(sync, 'big')).entries, 'too large: parsed each time');
+  assert.not.ok(Object.isFrozen((await listingOf(sync, 'big')).entries));
+  // One mount's changing listings, each under the bound, twenty times: only the last is counted.
+  for (let i = 0; i < 20; i++) {
+    answer.lines = lines(8000, `v${i}-`);
+    await listingOf(sync, 'changing');
+  }
+  assert.ok(sync.parsedListingBytes < 8 * 1024 * 1024, `${sync.parsedListingBytes} bytes kept`);
+  answer.lines = lines(50, 'small');
+  assert.ok((await listingOf(sync, 'small')).entries === small.entries, 'the small one was not pushed out');
+});
 
 test("agent: every run of the agent binary's tree asks for the agent's own tree (a fork, no execve); the script's commit and undo do not", async () => {
   const root = temp('director-mount-');
