@@ -163,7 +163,7 @@ const MAX_PARSED_BYTES = 32 * 1024 * 1024;
  * What a kept listing holds, counted high: each line and the entry's path as two-byte strings,
  * and the entry object.
  */
-const listingBytes = (lines: readonly string[]): number => {
+export const listingBytes = (lines: readonly string[]): number => {
   let chars = 0;
   for (const l of lines) chars += l.length;
   return 4 * chars + 128 * lines.length;

@@ -27,7 +27,7 @@ import * as assert from 'uvu/assert';
 import type { ExecHandle } from '../../../runtime/engine/engine.ts';
 import { agentBinary, localOpener } from '../../helpers/local-exec.ts';
 import { packTree } from '../../../runtime/sandbox/files.ts';
-import { MountSync, RestoreFailedError, type OpenOptions, type SyncWanted } from '../../../runtime/sandbox/mount-sync.ts';
+import { listingBytes, MountSync, RestoreFailedError, type OpenOptions, type SyncWanted } from '../../../runtime/sandbox/mount-sync.ts';
 import { TREE_SCRIPT } from '../../../runtime/sandbox/tree-script.ts';
 import { parseListing, type Listing } from '../../../runtime/sandbox/tree-listing.ts';
 import { planRestore } from '../../../runtime/sandbox/tree-plan.ts';
@@ -647,7 +647,7 @@ test('a kept listing is matched on every line but the time: a later time gives t
   const c = await listingOf(sync);
   assert.ok(c.entries !== b.entries);
   assert.is(c.entries[2]!.path, 'g');
-  // A kept listing over the caller's entry limit is refused as a fresh parse would refuse it.
+  // A listing over the caller's entry limit is refused (by its line count, before any parse), kept or not.
   try {
     await listingOf(sync, 'local', 2);
     assert.unreachable('over the limit');
@@ -656,11 +656,12 @@ test('a kept listing is matched on every line but the time: a later time gives t
   }
 });
 
-test('kept listings are bounded in bytes: one too large is not kept, a mount listed again and again is counted once', async () => {
+test('kept listings are bounded in bytes: one too large is not kept, a mount listed again and again is counted once, 32 MiB in all', async () => {
   const { sync, answer } = scriptedSync();
   answer.lines = lines(50, 'small');
   const small = await listingOf(sync, 'small');
-  // 8 MiB is a quarter of the bound: about 30,000 lines of this length is more than that.
+  const smallBytes = listingBytes(['T 100', ...answer.lines]);
+  // 8 MiB is a quarter of the bound: some 34,000 lines of this length; 40,000 are more.
   answer.lines = lines(40_000, 'big');
   assert.ok((await listingOf(sync, 'big')).entries !== (await listingOf(sync, 'big')).entries, 'too large: parsed each time');
   assert.not.ok(Object.isFrozen((await listingOf(sync, 'big')).entries));
@@ -669,9 +670,21 @@ test('kept listings are bounded in bytes: one too large is not kept, a mount lis
     answer.lines = lines(8000, `v${i}-`);
     await listingOf(sync, 'changing');
   }
-  assert.ok(sync.parsedListingBytes < 8 * 1024 * 1024, `${sync.parsedListingBytes} bytes kept`);
+  assert.is(sync.parsedListingBytes, smallBytes + listingBytes(['T 100', ...answer.lines]));
   answer.lines = lines(50, 'small');
   assert.ok((await listingOf(sync, 'small')).entries === small.entries, 'the small one was not pushed out');
+  // Five mounts of 7 MiB each are more than 32 MiB: the least recently listed go first.
+  const kept = new Map<string, readonly unknown[]>();
+  for (let i = 0; i < 5; i++) {
+    answer.lines = lines(29_000, `m${i}-`);
+    kept.set(`m${i}`, (await listingOf(sync, `m${i}`)).entries);
+  }
+  assert.ok(sync.parsedListingBytes <= 32 * 1024 * 1024, `${sync.parsedListingBytes} bytes kept`);
+  assert.ok(sync.parsedListingBytes > 24 * 1024 * 1024, `${sync.parsedListingBytes} bytes kept`);
+  answer.lines = lines(50, 'small');
+  assert.ok((await listingOf(sync, 'small')).entries !== small.entries, 'the small one, least recently listed, was pushed out');
+  answer.lines = lines(29_000, 'm4-');
+  assert.ok((await listingOf(sync, 'm4')).entries === kept.get('m4'), 'the last one stays');
 });
 
 test("agent: every run of the agent binary's tree asks for the agent's own tree (a fork, no execve); the script's commit and undo do not", async () => {
