@@ -12,8 +12,9 @@
  * blocks is an error. Nothing is created through a symlink: each entry's parent is resolved
  * afresh from the mount without following a symlink in any component (open_parent: a symlink
  * the archive itself made, or one the sandbox planted meanwhile, fails it), files are created
- * O_EXCL|O_NOFOLLOW, and modes and times are set through an fd or without following. A refused archive leaves nothing: the
- * stage is removed (never through a symlink) and the mount is as it was.
+ * O_EXCL|O_NOFOLLOW, and modes and times are set through an fd or without following. A refused
+ * archive leaves nothing: the stage is removed (never through a symlink) and the mount is as it
+ * was.
  */
 #include "tree.h"
 

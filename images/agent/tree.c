@@ -42,10 +42,9 @@
  * Hostile input (tree.h): below MOUNT nothing is opened through a symlink (every path is
  * resolved from MOUNT's fd refusing a symlink in any component: open_parent); a capture path,
  * an archive entry or a plan line that is absolute, has a `.`, `..` or empty component is
- * refused; the archive is
- * parsed with every length bounded and checked (tree-restore.c). MOUNT itself is Director's
- * path (where the engine mounted the tmpfs, resolved as the engine resolved it) and is opened
- * as given.
+ * refused; the archive is parsed with every length bounded and checked (tree-restore.c). MOUNT
+ * itself is Director's path (where the engine mounted the tmpfs, resolved as the engine
+ * resolved it) and is opened as given.
  *
  * This file: the entry point, the buffered stdout and the listing; tree-capture.c writes the tar,
  * tree-restore.c reads one and swaps it in, tree-path.c holds the path rules.

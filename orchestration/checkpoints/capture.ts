@@ -87,10 +87,6 @@ async function previous(d: CaptureDeps, sessionId: string, sandboxId: string, mo
   }
 }
 
-/** The too-large message's note on the largest file, when there is one. */
-const largestOf = (path: string | undefined, size: number | undefined): string =>
-  path === undefined ? '' : ` (its largest file, ${JSON.stringify(path.slice(0, 200))}, holds ${size ?? 0} bytes)`;
-
 async function captureMount(
   d: CaptureDeps,
   sessionId: string,
@@ -123,20 +119,11 @@ async function captureMount(
     // container's mount: MountSync hands the same entries; the same sandbox, so the same nested
     // mounts left out), none of its files changed in the second before it: every entry would be
     // taken over as it is, so the manifest is the previous one (no entry built, nothing stored).
-    if (usable && d.manifests.listedFrom(prev.digest) === listing.entries && settled(prev.manifest, prev.listedAtS)) {
+    // (Over the budget it goes the per-entry way, which refuses it naming its largest file.)
+    const summary = usable && d.manifests.listedFrom(prev.digest) === listing.entries ? summarize(prev.manifest) : null;
+    if (usable && summary && settled(prev.manifest, prev.listedAtS) && budget.used + summary.bytes <= budget.maxBytes) {
       for (const e of prev.manifest.entries) if (e.type === 'file') batch.reuseReferenced(e.digest!);
       batch.reuseReferenced(prev.digest);
-      const summary = summarize(prev.manifest);
-      if (budget.used + summary.bytes > budget.maxBytes) {
-        const big = prev.manifest.entries.reduce<ManifestEntry | null>(
-          (a, e) => (e.type === 'file' && (!a || (e.size ?? 0) > (a.size ?? 0)) ? e : a),
-          null,
-        );
-        throw tooLarge(
-          budget.maxBytes,
-          `${mount} of ${rec.id} holds ${summary.bytes} bytes${largestOf(big?.path, big?.size)}, ${budget.used} bytes captured before it`,
-        );
-      }
       same = { digest: prev.digest, manifest: prev.manifest, summary };
       return { paths: [], maxBytes: 0 };
     }
@@ -178,11 +165,10 @@ async function captureMount(
       byPath.set(m.path, m);
     }
     // Refused from the listing's sizes, before any content is read (a sparse file can claim any size).
-    if (budget.used + mountBytes > budget.maxBytes)
-      throw tooLarge(
-        budget.maxBytes,
-        `${mount} of ${rec.id} holds ${mountBytes} bytes${largestOf(largest?.path, largest?.size)}, ${budget.used} bytes captured before it`,
-      );
+    if (budget.used + mountBytes > budget.maxBytes) {
+      const big = largest ? ` (its largest file, ${JSON.stringify(largest.path.slice(0, 200))}, holds ${largest.size} bytes)` : '';
+      throw tooLarge(budget.maxBytes, `${mount} of ${rec.id} holds ${mountBytes} bytes${big}, ${budget.used} bytes captured before it`);
+    }
     return { paths, maxBytes: budget.maxBytes - budget.used - reusedBytes };
   };
 

@@ -14,7 +14,7 @@ import { checkSchema, compileSchema } from '../../core/validate.ts';
 import type { Agents } from './agent/agents.ts';
 import type { OpenOptions } from './mount-sync.ts';
 import { AgentLostError, type AgentClient } from './agent/client.ts';
-import { AgentExec, type AgentExecOptions } from './agent/exec.ts';
+import type { AgentExec, AgentExecOptions } from './agent/exec.ts';
 import { AgentRequestError } from './agent/protocol.ts';
 
 /** How long Executor.open waits for an agent's first answer to flag 8 without a caller's timeout. */
@@ -155,7 +155,7 @@ export class Executor {
    * plain exec). An agent that is gone or refuses the request has run nothing; its loss is
    * reported (`agent_lost`) by {@link Agents}.
    */
-  private viaAgent(agent: AgentClient | null, opts: AgentExecOptions): ExecHandle | null {
+  private viaAgent(agent: AgentClient | null, opts: AgentExecOptions): AgentExec | null {
     if (!agent) return null;
     try {
       return agent.exec(opts);
@@ -400,8 +400,8 @@ export class Executor {
     };
     if (opts.agentTree && agent && this.treeFlag.get(agent) !== false) {
       const h = this.viaAgent(agent, { ...frame, tree: true });
-      if (h && (this.treeFlag.has(agent) || !(h instanceof AgentExec))) return h;
-      if (h instanceof AgentExec) {
+      if (h) {
+        if (this.treeFlag.has(agent)) return h;
         // Asked once per agent: one built before flag 8 refuses it as a malformed exec (could not
         // start, EINVAL), and is then asked without it. Waited for no longer than the caller's
         // timeout (a stopped agent: the caller's own deadline then decides).

@@ -18,7 +18,7 @@ import type { SandboxRecord } from '../store/sandboxes.ts';
 import { packTree, UnsafeArchiveError, type TreePackEntry } from './files.ts';
 import { SANDBOX_UID } from './hardening.ts';
 import { drained, guardedTree, type TreeEntry } from './tar-guard.ts';
-import { parseListing, parseListingTime, type Listing, type ListedEntry } from './tree-listing.ts';
+import { ParsedListings, type Listing } from './tree-listing.ts';
 import { planText, type RestorePlan, type WantedEntry } from './tree-plan.ts';
 import { STAGE_PREFIX, TREE_SCRIPT } from './tree-script.ts';
 import { mapArchiveError } from './transfer.ts';
@@ -151,24 +151,6 @@ const CAPTURE_WINDOW_BYTES = 1024 * 1024;
 /** Containers remembered as having an older agent binary (see MountSync.refused). */
 const MAX_REFUSALS = 4096;
 
-/**
- * Parsed listings kept (see MountSync.parsed): at most this many mounts, and this many bytes in
- * all as {@link listingBytes} counts them (a hostile sandbox chooses its names' lengths); one
- * listing of more than a quarter of that is not kept.
- */
-const MAX_PARSED_LISTINGS = 256;
-const MAX_PARSED_BYTES = 32 * 1024 * 1024;
-
-/**
- * What a kept listing holds, counted high: each line and the entry's path as two-byte strings,
- * and the entry object.
- */
-export const listingBytes = (lines: readonly string[]): number => {
-  let chars = 0;
-  for (const l of lines) chars += l.length;
-  return 4 * chars + 128 * lines.length;
-};
-
 /** How long after Director's own deadline the sandbox kills a tree script itself. */
 const SANDBOX_DEADLINE_GRACE_MS = 1000;
 
@@ -183,15 +165,11 @@ export class MountSync {
    */
   private readonly refused = new Map<string, 'capture-all' | 'tree'>();
   /**
-   * The last listing of each container's mount, parsed: the same lines next time (a mount that
-   * did not change: every line but the time) are not parsed again, and the listing's `entries`
-   * is then the very same frozen array (callers may compare it by identity; only a kept listing's
-   * entries are frozen). A pure function's result kept; bounded by {@link MAX_PARSED_LISTINGS}
-   * mounts and {@link MAX_PARSED_BYTES}, least recently used out first. A container that ended
-   * keeps its listings until they are pushed out (ids are never reused).
+   * The last listing of each container's mount, parsed (an unchanged mount's comes again as the
+   * same frozen entries: see ParsedListings). A container that ended keeps its listings until
+   * they are pushed out (ids are never reused).
    */
-  private readonly parsed = new Map<string, { lines: readonly string[]; entries: readonly ListedEntry[]; bytes: number }>();
-  private parsedBytes = 0;
+  private readonly listings = new ParsedListings();
   constructor(open: ExecOpener, opts: MountSyncOptions = {}) {
     this.open = open;
     this.kernelClockMs = opts.kernelClockMs ?? null;
@@ -499,45 +477,7 @@ export class MountSync {
       }
       throw err;
     }
-    return this.parse(lines, maxEntries, `${rec.containerId}\n${mount}`);
-  }
-
-  /** parseListing, or the entries of the same lines parsed last time for `key` (see {@link parsed}). */
-  private parse(lines: readonly string[], maxEntries: number, key: string): Listing {
-    const last = this.parsed.get(key);
-    if (last && last.lines.length === lines.length && last.entries.length <= maxEntries) {
-      let same = true;
-      for (let i = 1; same && i < lines.length; i++) same = lines[i] === last.lines[i];
-      if (same) {
-        this.parsed.delete(key);
-        this.parsed.set(key, last);
-        return { listedAtS: parseListingTime(lines[0]), entries: last.entries };
-      }
-    }
-    const listing = parseListing(lines, maxEntries);
-    if (last) this.forget(key, last);
-    const bytes = listingBytes(lines);
-    if (bytes <= MAX_PARSED_BYTES / 4) {
-      for (const e of listing.entries) Object.freeze(e);
-      Object.freeze(listing.entries);
-      this.parsed.set(key, { lines, entries: listing.entries, bytes });
-      this.parsedBytes += bytes;
-      for (const [k, v] of this.parsed) {
-        if (this.parsed.size <= MAX_PARSED_LISTINGS && this.parsedBytes <= MAX_PARSED_BYTES) break;
-        this.forget(k, v);
-      }
-    }
-    return listing;
-  }
-
-  /** Bytes of the parsed listings kept, as {@link listingBytes} counts them (for tests). */
-  get parsedListingBytes(): number {
-    return this.parsedBytes;
-  }
-
-  private forget(key: string, v: { bytes: number }): void {
-    this.parsed.delete(key);
-    this.parsedBytes -= v.bytes;
+    return this.listings.parse(`${rec.containerId}\n${mount}`, lines, maxEntries);
   }
 
   private failed(run: Run, what: string, code: number): DirectorError {

@@ -100,3 +100,71 @@ export function parseListingTime(line: string | undefined): number {
   if (!time) throw new ListingError('', 'listing does not start with the sandbox time');
   return Number(time[1]);
 }
+
+/**
+ * What a kept listing holds, counted high: each line and the entry's path as two-byte strings,
+ * and the entry object.
+ */
+export const listingBytes = (lines: readonly string[]): number => {
+  let chars = 0;
+  for (const l of lines) chars += l.length;
+  return 4 * chars + 128 * lines.length;
+};
+
+/**
+ * The last listing parsed under each key (MountSync's: a container's mount), kept: the same lines
+ * next time (every line but the time: a mount that did not change) are not parsed again, and the
+ * listing's `entries` is then the very same frozen array, so callers may compare it by identity
+ * (only a kept listing's entries are frozen). A pure function's result kept; bounded by a number
+ * of keys and by {@link listingBytes} in all (a hostile sandbox chooses its names' lengths); one
+ * listing of more than a quarter of that is not kept. Least recently used out first.
+ */
+export class ParsedListings {
+  readonly #maxKeys: number;
+  readonly #maxBytes: number;
+  readonly #byKey = new Map<string, { lines: readonly string[]; entries: readonly ListedEntry[]; bytes: number }>();
+  #bytes = 0;
+
+  constructor(maxKeys = 256, maxBytes = 32 * 1024 * 1024) {
+    this.#maxKeys = maxKeys;
+    this.#maxBytes = maxBytes;
+  }
+
+  /** Bytes kept, as {@link listingBytes} counts them. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** parseListing of `lines`, or the entries of the same lines parsed last time under `key`. */
+  parse(key: string, lines: readonly string[], maxEntries: number): Listing {
+    const last = this.#byKey.get(key);
+    // Over the caller's cap, kept or not: parsed (and refused) as any other.
+    if (last && last.lines.length === lines.length && last.entries.length <= maxEntries) {
+      let same = true;
+      for (let i = 1; same && i < lines.length; i++) same = lines[i] === last.lines[i];
+      if (same) {
+        this.#byKey.delete(key);
+        this.#byKey.set(key, last);
+        return { listedAtS: parseListingTime(lines[0]), entries: last.entries };
+      }
+    }
+    const listing = parseListing(lines, maxEntries);
+    if (last) this.#forget(key, last);
+    const bytes = listingBytes(lines);
+    if (bytes > this.#maxBytes / 4) return listing;
+    for (const e of listing.entries) Object.freeze(e);
+    Object.freeze(listing.entries);
+    this.#byKey.set(key, { lines, entries: listing.entries, bytes });
+    this.#bytes += bytes;
+    for (const [k, v] of this.#byKey) {
+      if (this.#byKey.size <= this.#maxKeys && this.#bytes <= this.#maxBytes) break;
+      this.#forget(k, v);
+    }
+    return listing;
+  }
+
+  #forget(key: string, v: { bytes: number }): void {
+    this.#byKey.delete(key);
+    this.#bytes -= v.bytes;
+  }
+}

@@ -50,10 +50,10 @@ function setup() {
   const deps = (manifests: ManifestCache): CaptureDeps => ({ mounts, blobs, manifests, store, maxEntries: 1000, timeoutMs: 20_000 });
   let seq = 0;
   /** One capture of the sandbox, committed as a checkpoint as the service does; what it stored and pinned. */
-  async function checkpoint(manifests: ManifestCache, spy: (b: BlobBatch) => void = () => undefined) {
+  async function checkpoint(manifests: ManifestCache, spy: (b: BlobBatch) => void = () => undefined, maxBytes = 1 << 30) {
     const batch = blobs.batch('wsp_1');
     spy(batch);
-    const budget = { maxBytes: 1 << 30, used: 0 };
+    const budget = { maxBytes, used: 0 };
     const files: SandboxCapture[] = [await captureSandbox(deps(manifests), 'ses_1', rec, batch, budget)];
     await batch.flush();
     const id = `ckp_${++seq}`;
@@ -118,6 +118,14 @@ test("an unchanged mount's second capture takes the previous manifest whole (not
   assert.is(second.used, perEntry.used);
   assert.equal({ ...second.capture, listedAtS: 0 }, { ...first.capture, listedAtS: 0, newBytes: 0, filesRead: 0 });
   assert.ok(second.capture.listedAtS >= first.capture.listedAtS);
+
+  // Unchanged but over a smaller budget: refused as the per-entry rule refuses it, naming the largest file.
+  try {
+    await checkpoint(manifests, undefined, 200 * 1024);
+    assert.unreachable('over the budget');
+  } catch (err) {
+    assert.match((err as Error).message, /holds 307230 bytes \(its largest file, "big", holds 307200 bytes\)/);
+  }
 
   // A change is read, through the per-entry rule.
   writeFileSync(path.join(mount, 'd/f1'), 'changed');

@@ -20,14 +20,12 @@ import {
   readlinkSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { PassThrough } from 'node:stream';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { ExecHandle } from '../../../runtime/engine/engine.ts';
 import { agentBinary, localOpener } from '../../helpers/local-exec.ts';
 import { packTree } from '../../../runtime/sandbox/files.ts';
-import { listingBytes, MountSync, RestoreFailedError, type OpenOptions, type SyncWanted } from '../../../runtime/sandbox/mount-sync.ts';
+import { MountSync, RestoreFailedError, type OpenOptions, type SyncWanted } from '../../../runtime/sandbox/mount-sync.ts';
 import { TREE_SCRIPT } from '../../../runtime/sandbox/tree-script.ts';
 import { parseListing, type Listing } from '../../../runtime/sandbox/tree-listing.ts';
 import { planRestore } from '../../../runtime/sandbox/tree-plan.ts';
@@ -592,100 +590,6 @@ for (const kind of ['busybox', 'agent'] as const)
     assert.ok((await listed({ ...rec, containerId: 'c255' })).entries === (await listed({ ...rec, containerId: 'c255' })).entries);
     assert.ok((await listed()).entries !== changed.entries, 'the oldest was dropped');
   });
-
-/** A MountSync whose tree tool answers a capture with `T <time>` and the given lines (a scripted sandbox). */
-function scriptedSync(): { sync: MountSync; answer: { time: number; lines: string[] } } {
-  const answer = { time: 100, lines: ['41ed 1 2 40 1 1 .'] };
-  const sync = new MountSync(
-    (_id, cmd) => {
-      const stdout = new PassThrough();
-      const stdin = new PassThrough();
-      stdout.end(`T ${answer.time}\n${answer.lines.join('\n')}\n${cmd[4]}\n`);
-      stdin.resume();
-      const h: ExecHandle = {
-        id: 'scripted',
-        stdout,
-        stderr: new PassThrough().end(),
-        stdin,
-        started: Promise.resolve(),
-        wait: () => Promise.resolve({ exitCode: 0, timedOut: false }),
-        kill: () => Promise.resolve(),
-      };
-      return Promise.resolve(h);
-    },
-    { treeTool: () => 'scripted' },
-  );
-  return { sync, answer };
-}
-
-const listingOf = async (sync: MountSync, containerId = 'local', maxEntries = 100_000) =>
-  (
-    await sync.capture({ ...rec, containerId }, '/workspace', {
-      maxEntries,
-      timeoutMs: 5000,
-      select: () => ({ paths: [], maxBytes: 0 }),
-      onEntry: async () => undefined,
-    })
-  ).listing;
-
-/** `n` listing lines: the root and `n - 1` files named with `tag`. */
-const lines = (n: number, tag: string) => [
-  '41ed 1 2 40 1 1 .',
-  ...Array.from({ length: n - 1 }, (_, i) => `81a4 ${i + 2} 1 3 1 1 ./${tag}${i}`),
-];
-
-test('a kept listing is matched on every line but the time: a later time gives the same entries and its own listedAtS', async () => {
-  const { sync, answer } = scriptedSync();
-  answer.lines = lines(3, 'f');
-  const a = await listingOf(sync);
-  answer.time = 200;
-  const b = await listingOf(sync);
-  assert.ok(a.entries === b.entries);
-  assert.equal([a.listedAtS, b.listedAtS], [100, 200]);
-  // One line different: parsed again.
-  answer.lines = [...answer.lines.slice(0, 2), '81a4 9 1 3 1 1 ./g'];
-  const c = await listingOf(sync);
-  assert.ok(c.entries !== b.entries);
-  assert.is(c.entries[2]!.path, 'g');
-  // A listing over the caller's entry limit is refused (by its line count, before any parse), kept or not.
-  try {
-    await listingOf(sync, 'local', 2);
-    assert.unreachable('over the limit');
-  } catch (err) {
-    assert.match((err as Error).message, /more than 2 entries/);
-  }
-});
-
-test('kept listings are bounded in bytes: one too large is not kept, a mount listed again and again is counted once, 32 MiB in all', async () => {
-  const { sync, answer } = scriptedSync();
-  answer.lines = lines(50, 'small');
-  const small = await listingOf(sync, 'small');
-  const smallBytes = listingBytes(['T 100', ...answer.lines]);
-  // 8 MiB is a quarter of the bound: some 34,000 lines of this length; 40,000 are more.
-  answer.lines = lines(40_000, 'big');
-  assert.ok((await listingOf(sync, 'big')).entries !== (await listingOf(sync, 'big')).entries, 'too large: parsed each time');
-  assert.not.ok(Object.isFrozen((await listingOf(sync, 'big')).entries));
-  // One mount's changing listings, each under the bound, twenty times: only the last is counted.
-  for (let i = 0; i < 20; i++) {
-    answer.lines = lines(8000, `v${i}-`);
-    await listingOf(sync, 'changing');
-  }
-  assert.is(sync.parsedListingBytes, smallBytes + listingBytes(['T 100', ...answer.lines]));
-  answer.lines = lines(50, 'small');
-  assert.ok((await listingOf(sync, 'small')).entries === small.entries, 'the small one was not pushed out');
-  // Five mounts of 7 MiB each are more than 32 MiB: the least recently listed go first.
-  const kept = new Map<string, readonly unknown[]>();
-  for (let i = 0; i < 5; i++) {
-    answer.lines = lines(29_000, `m${i}-`);
-    kept.set(`m${i}`, (await listingOf(sync, `m${i}`)).entries);
-  }
-  assert.ok(sync.parsedListingBytes <= 32 * 1024 * 1024, `${sync.parsedListingBytes} bytes kept`);
-  assert.ok(sync.parsedListingBytes > 24 * 1024 * 1024, `${sync.parsedListingBytes} bytes kept`);
-  answer.lines = lines(50, 'small');
-  assert.ok((await listingOf(sync, 'small')).entries !== small.entries, 'the small one, least recently listed, was pushed out');
-  answer.lines = lines(29_000, 'm4-');
-  assert.ok((await listingOf(sync, 'm4')).entries === kept.get('m4'), 'the last one stays');
-});
 
 test("agent: every run of the agent binary's tree asks for the agent's own tree (a fork, no execve); the script's commit and undo do not", async () => {
   const root = temp('director-mount-');

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseListing } from '../../../runtime/sandbox/tree-listing.ts';
+import { listingBytes, ParsedListings, parseListing } from '../../../runtime/sandbox/tree-listing.ts';
 import { UnsafeArchiveError } from '../../../runtime/sandbox/tar-guard.ts';
 
 const ok = [
@@ -73,6 +73,63 @@ test('an entry whose parent is not a directory listed before it, a path twice, o
 test('more entries than the cap is TOO_LARGE', () => {
   const many = ['T 1', '41ed 1 3 80 1 1 .', ...Array.from({ length: 100 }, (_, i) => `81a4 ${i + 2} 1 1 1 1 ./f${i}`)];
   refuses(many, /more than 100 entries/, 'TOO_LARGE');
+});
+
+/** `T <time>` and `n` listing lines: the root and `n - 1` files named with `tag`. */
+const listing = (n: number, tag: string, time = 100) => [
+  `T ${time}`,
+  '41ed 1 2 40 1 1 .',
+  ...Array.from({ length: n - 1 }, (_, i) => `81a4 ${i + 2} 1 3 1 1 ./${tag}${i}`),
+];
+
+test('a kept listing is matched on every line but the time: a later time gives the same frozen entries and its own listedAtS', () => {
+  const kept = new ParsedListings();
+  const a = kept.parse('k', listing(3, 'f', 100), 100);
+  const b = kept.parse('k', listing(3, 'f', 200), 100);
+  assert.ok(a.entries === b.entries);
+  assert.ok(Object.isFrozen(a.entries) && Object.isFrozen(a.entries[1]));
+  assert.equal([a.listedAtS, b.listedAtS], [100, 200]);
+  // Another key parses for itself; one line different is parsed again.
+  const other = kept.parse('other', listing(3, 'f', 100), 100);
+  assert.ok(other.entries !== a.entries);
+  assert.equal(other.entries, a.entries);
+  const c = kept.parse('k', [...listing(2, 'f'), '81a4 9 1 3 1 1 ./g'], 100);
+  assert.ok(c.entries !== b.entries);
+  assert.is(c.entries[2]!.path, 'g');
+  // A bad time line is refused whatever the rest.
+  assert.throws(() => kept.parse('k', ['X', ...listing(2, 'f').slice(1), '81a4 9 1 3 1 1 ./g'], 100), /sandbox time/);
+  // The caller's cap holds for a kept listing as for a fresh one.
+  assert.throws(() => kept.parse('k', [...listing(2, 'f'), '81a4 9 1 3 1 1 ./g'], 2), /more than 2 entries/);
+});
+
+test('kept listings are bounded in bytes: one too large is not kept, a key parsed again and again is counted once, the least recently used go first', () => {
+  const kept = new ParsedListings(256, 32 * 1024 * 1024);
+  const small = kept.parse('small', listing(50, 'small'), 100_000);
+  const smallBytes = listingBytes(listing(50, 'small'));
+  // 8 MiB is a quarter of the bound: some 34,000 lines of this length; 40,000 are more.
+  const big = listing(40_000, 'big');
+  assert.ok(kept.parse('big', big, 100_000).entries !== kept.parse('big', big, 100_000).entries, 'too large: parsed each time');
+  assert.not.ok(Object.isFrozen(kept.parse('big', big, 100_000).entries));
+  // One key's changing listings, twenty times: only the last is counted.
+  let last: string[] = [];
+  for (let i = 0; i < 20; i++) kept.parse('changing', (last = listing(8000, `v${i}-`)), 100_000);
+  assert.is(kept.bytes, smallBytes + listingBytes(last));
+  assert.ok(kept.parse('small', listing(50, 'small'), 100_000).entries === small.entries, 'the small one was not pushed out');
+  // Five keys of 7 MiB each are more than 32 MiB: the least recently parsed go first.
+  const m4 = listing(29_000, 'm4-');
+  let m4Entries: readonly unknown[] = [];
+  for (let i = 0; i < 5; i++) m4Entries = kept.parse(`m${i}`, i === 4 ? m4 : listing(29_000, `m${i}-`), 100_000).entries;
+  assert.ok(kept.bytes <= 32 * 1024 * 1024 && kept.bytes > 24 * 1024 * 1024, `${kept.bytes} bytes kept`);
+  assert.ok(kept.parse('small', listing(50, 'small'), 100_000).entries !== small.entries, 'the small one was pushed out');
+  assert.ok(kept.parse('m4', m4, 100_000).entries === m4Entries, 'the last one stays');
+  // And at most so many keys.
+  const few = new ParsedListings(2);
+  const a = few.parse('a', listing(2, 'a'), 10).entries;
+  const b = few.parse('b', listing(2, 'b'), 10).entries;
+  assert.ok(few.parse('a', listing(2, 'a'), 10).entries === a);
+  few.parse('c', listing(2, 'c'), 10);
+  assert.ok(few.parse('a', listing(2, 'a'), 10).entries === a, 'a, used since, stays');
+  assert.ok(few.parse('b', listing(2, 'b'), 10).entries !== b, 'b, least recently used, went');
 });
 
 test.run();
