@@ -18,7 +18,9 @@
  * yet (or any more), it pins them: a pinned blob is never removed, and the last unpin removes it
  * if nothing refers to it by then. Checks and removals run synchronously (no await between the
  * question "is it used?" and the removal), so a pin and a removal never interleave. Both are
- * asked for many blobs at once (one statement each), not one per blob.
+ * asked for many blobs at once (one statement each), not one per blob. The blobs of a manifest
+ * taken over whole (an unchanged mount) or of a checkpoint being restored are pinned as one
+ * group, whatever their number: nothing is done per blob unless a removal asks about them.
  */
 import { createHash, hash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -45,6 +47,8 @@ export class BlobStore {
   readonly #blobs: string;
   readonly #tmp: string;
   readonly #pins = new Map<string, number>();
+  /** Pinned groups (see {@link pinGroup}), by the array's identity, each with its count. */
+  readonly #groups = new Map<readonly string[], number>();
   readonly #referenced: (digests: readonly string[]) => ReadonlySet<string>;
 
   /**
@@ -67,18 +71,19 @@ export class BlobStore {
     mkdirSync(this.#blobs, { recursive: true, mode: 0o700 });
     rmSync(this.#tmp, { recursive: true, force: true });
     mkdirSync(this.#tmp, { mode: 0o700 });
+    const pinned = this.#pinned();
     let removed = 0;
     for (const shard of readdirSync(this.#blobs)) {
       const dir = path.join(this.#blobs, shard);
       for (const name of readdirSync(dir)) {
-        if (all.has(name) || this.#pins.has(name)) continue;
+        if (all.has(name) || pinned(name)) continue;
         rmSync(path.join(dir, name), { force: true });
         removed++;
       }
     }
     const rows = this.#db.sql.prepare('SELECT digest FROM checkpoint_chunks').all() as { digest: string }[];
     for (const { digest } of rows) {
-      if (all.has(digest) || this.#pins.has(digest)) continue;
+      if (all.has(digest) || pinned(digest)) continue;
       this.#db.sql.prepare('DELETE FROM checkpoint_chunks WHERE digest = ?').run(digest);
       removed++;
     }
@@ -154,6 +159,34 @@ export class BlobStore {
   }
 
   /**
+   * Pins every digest of `digests` at once, without looking for them, as {@link pinOnly} does
+   * each (the caller checked, in the same synchronous step, that a committed checkpoint refers to
+   * them all). The array is the group: {@link unpinGroup} takes the same one; it must not change.
+   */
+  pinGroup(digests: readonly string[]): void {
+    this.#groups.set(digests, (this.#groups.get(digests) ?? 0) + 1);
+  }
+
+  /** Drops one pin of the group `digests`; its last unpin removes those of them nothing else pins or refers to (see {@link unpin}). */
+  unpinGroup(digests: readonly string[], referenced = false): void {
+    const n = (this.#groups.get(digests) ?? 1) - 1;
+    if (n > 0) {
+      this.#groups.set(digests, n);
+      return;
+    }
+    this.#groups.delete(digests);
+    if (!referenced) this.#removeUnused([...new Set(digests)]);
+  }
+
+  /** Whether a digest is pinned, alone or in a group (the groups' digests gathered once per call of this). */
+  #pinned(): (digest: string) => boolean {
+    if (!this.#groups.size) return (d) => this.#pins.has(d);
+    const grouped = new Set<string>();
+    for (const g of this.#groups.keys()) for (const d of g) grouped.add(d);
+    return (d) => this.#pins.has(d) || grouped.has(d);
+  }
+
+  /**
    * Drops one pin of each digest; a blob left unpinned and unreferenced is removed. `referenced`:
    * the caller knows a committed checkpoint refers to every one of them (checked in this same
    * synchronous step), so none can be unused and none is looked up.
@@ -173,11 +206,14 @@ export class BlobStore {
 
   /** Removes blobs no checkpoint refers to any more, unless pinned (after a delete). Synchronous. */
   collect(digests: Iterable<string>): number {
-    return this.#removeUnused([...new Set(digests)].filter((d) => !this.#pins.has(d)));
+    return this.#removeUnused([...new Set(digests)]);
   }
 
-  /** Removes those of `digests` (unpinned, distinct) that no checkpoint refers to: one question, one DELETE. */
-  #removeUnused(digests: string[]): number {
+  /** Removes those of `digests` (distinct) that nothing pins and no checkpoint refers to: one question, one DELETE. */
+  #removeUnused(distinct: string[]): number {
+    if (!distinct.length) return 0;
+    const pinned = this.#pinned();
+    const digests = distinct.filter((d) => !pinned(d));
     if (!digests.length) return 0;
     for (const d of digests) if (!isDigest(d)) throw new Error(`not a blob digest: ${d.slice(0, 80)}`);
     const used = this.#referenced(digests);
@@ -242,6 +278,8 @@ export class BlobBatch {
   readonly #store: BlobStore;
   readonly #tmp: string;
   readonly #pinned: string[] = [];
+  /** Groups pinned whole (see {@link reuseReferencedGroup}). */
+  readonly #groups: (readonly string[])[] = [];
   readonly #dirs = new Set<string>();
   readonly #inFlight = new Set<Promise<void>>();
   /** Digests this batch is writing (the same content twice in one capture is written once). */
@@ -279,9 +317,9 @@ export class BlobBatch {
     return this.#newBytes;
   }
 
-  /** Every digest pinned by this batch (each once per pin). */
+  /** Every digest pinned by this batch (each once per pin; a group's, each once per digest in it). */
   get digests(): readonly string[] {
-    return this.#pinned;
+    return this.#groups.length ? [...this.#pinned, ...this.#groups.flat()] : this.#pinned;
   }
 
   /** Pins an existing blob for reuse; false when it is gone (the caller then reads the content again). */
@@ -297,6 +335,16 @@ export class BlobBatch {
   reuseReferenced(digest: string): void {
     this.#pinned.push(digest);
     this.#store.pinOnly(digest);
+  }
+
+  /**
+   * {@link reuseReferenced} of every digest of `digests` as one group (BlobStore.pinGroup): the
+   * blobs of a manifest taken over whole, or of a checkpoint being restored. `digests` must not
+   * change while the batch holds it.
+   */
+  reuseReferencedGroup(digests: readonly string[]): void {
+    this.#groups.push(digests);
+    this.#store.pinGroup(digests);
   }
 
   /** Stores `buf` unless present; a file write may still be in flight when this returns (see {@link flush}). */
@@ -396,7 +444,9 @@ export class BlobBatch {
     this.#rows = new Map();
     this.#unchecked = new Map();
     await Promise.allSettled([...this.#inFlight]);
-    this.#store.unpin(this.#pinned, committed?.() === true);
+    const referenced = committed?.() === true;
+    this.#store.unpin(this.#pinned, referenced);
+    for (const g of this.#groups) this.#store.unpinGroup(g, referenced);
   }
 
   /**

@@ -12,16 +12,7 @@ import type { ListedEntry } from '../../runtime/sandbox/tree-listing.ts';
 import type { SandboxRecord } from '../../runtime/store/sandboxes.ts';
 import { SMALL_BYTES, type BlobBatch, type BlobStore } from './blobs.ts';
 import type { ManifestCache } from './manifest-cache.ts';
-import {
-  isUnchanged,
-  settled,
-  statOf,
-  summarize,
-  type Manifest,
-  type ManifestEntry,
-  type MountSummary,
-  type SkippedEntry,
-} from './manifest.ts';
+import { isUnchanged, statOf, summarize, type Manifest, type ManifestEntry, type MountSummary, type SkippedEntry } from './manifest.ts';
 import type { CheckpointStore, MountCapture, SandboxCapture } from './store.ts';
 
 export interface CaptureDeps {
@@ -106,7 +97,7 @@ async function captureMount(
   let filesRead = 0;
   let listed: readonly ListedEntry[] = [];
   /** The previous manifest, taken whole (see below). */
-  let same = null as { digest: string; manifest: Manifest; summary: MountSummary } | null;
+  let same = null as { digest: string; manifest: Manifest; summary: Readonly<MountSummary> } | null;
 
   const select = (listing: { listedAtS: number; entries: readonly ListedEntry[] }) => {
     listedAtS = listing.listedAtS;
@@ -120,11 +111,12 @@ async function captureMount(
     // mounts left out), none of its files changed in the second before it: every entry would be
     // taken over as it is, so the manifest is the previous one (no entry built, nothing stored).
     // (Over the budget it goes the per-entry way, which refuses it naming its largest file.)
-    const summary = usable && d.manifests.listedFrom(prev.digest) === listing.entries ? summarize(prev.manifest) : null;
-    if (usable && summary && settled(prev.manifest, prev.listedAtS) && budget.used + summary.bytes <= budget.maxBytes) {
-      for (const e of prev.manifest.entries) if (e.type === 'file') batch.reuseReferenced(e.digest!);
+    // (What it asks of the previous manifest is computed once per manifest: see ManifestFacts.)
+    const facts = usable && d.manifests.listedFrom(prev.digest) === listing.entries ? d.manifests.facts(prev.digest) : null;
+    if (usable && facts && facts.lastChangeS + 1 < prev.listedAtS && budget.used + facts.summary.bytes <= budget.maxBytes) {
+      batch.reuseReferencedGroup(facts.fileDigests);
       batch.reuseReferenced(prev.digest);
-      same = { digest: prev.digest, manifest: prev.manifest, summary };
+      same = { digest: prev.digest, manifest: prev.manifest, summary: facts.summary };
       return { paths: [], maxBytes: 0 };
     }
     const old = usable ? new Map(prev.manifest.entries.map((e) => [e.path, e])) : null;

@@ -9,14 +9,36 @@
  * `listedFrom` (not counted here: one listing per manifest, of about the manifest's own size).
  */
 import type { ListedEntry } from '../../runtime/sandbox/tree-listing.ts';
-import { parseManifest, type Manifest } from './manifest.ts';
+import { lastChangeS, parseManifest, summarize, type Manifest, type MountSummary } from './manifest.ts';
+
+/**
+ * What a capture that takes a kept manifest whole asks of it, computed once per manifest (the
+ * same answers for as long as it is kept: a manifest never changes).
+ */
+export interface ManifestFacts {
+  readonly summary: Readonly<MountSummary>;
+  /** {@link lastChangeS}: settled for a listing time after the second after it. */
+  readonly lastChangeS: number;
+  /**
+   * The distinct digests of its files, sorted (a checkpoint's set of digests is sorted before it
+   * is hashed: already in order, that costs next to nothing).
+   */
+  readonly fileDigests: readonly string[];
+}
+
+interface Kept {
+  manifest: Manifest;
+  bytes: number;
+  listedFrom: readonly ListedEntry[] | null;
+  facts: ManifestFacts | null;
+}
 
 /** Stored (JSON) bytes of the manifests kept; the objects take a few times that. */
 export const MANIFEST_CACHE_BYTES = 8 * 1024 * 1024;
 
 export class ManifestCache {
   readonly #maxBytes: number;
-  readonly #byDigest = new Map<string, { manifest: Manifest; bytes: number; listedFrom: readonly ListedEntry[] | null }>();
+  readonly #byDigest = new Map<string, Kept>();
   #bytes = 0;
 
   constructor(maxBytes = MANIFEST_CACHE_BYTES) {
@@ -49,6 +71,19 @@ export class ManifestCache {
     return this.#byDigest.get(digest)?.listedFrom ?? null;
   }
 
+  /** {@link ManifestFacts} of the manifest kept under `digest` (null when it is not kept). */
+  facts(digest: string): ManifestFacts | null {
+    const kept = this.#byDigest.get(digest);
+    if (!kept) return null;
+    const m = kept.manifest;
+    kept.facts ??= Object.freeze({
+      summary: Object.freeze(summarize(m)),
+      lastChangeS: lastChangeS(m),
+      fileDigests: Object.freeze([...new Set(m.entries.flatMap((e) => (e.type === 'file' ? [e.digest!] : [])))].sort()),
+    });
+    return kept.facts;
+  }
+
   /** Keeps `manifest` (stored as `bytes` bytes under `digest`), frozen, made from `listedFrom` when given; returns it. */
   put(digest: string, manifest: Manifest, bytes: number, listedFrom: readonly ListedEntry[] | null = null): Manifest {
     freeze(manifest);
@@ -58,7 +93,7 @@ export class ManifestCache {
       this.#byDigest.delete(digest);
       this.#bytes -= old.bytes;
     }
-    this.#byDigest.set(digest, { manifest, bytes, listedFrom });
+    this.#byDigest.set(digest, { manifest, bytes, listedFrom, facts: old?.manifest === manifest ? old.facts : null });
     this.#bytes += bytes;
     for (const [d, e] of this.#byDigest) {
       if (this.#bytes <= this.#maxBytes) break;

@@ -95,8 +95,23 @@ export const statOf = (e: ListedEntry): FileStat => ({ ino: e.ino, mtimeS: e.mti
  * manifest made from a listing, captured again from the same listing, is then itself.
  */
 export function settled(m: Manifest, listedAtS: number): boolean {
-  for (const e of m.entries) if (e.type !== 'directory' && (!e.stat || e.stat.ctimeS + 1 >= listedAtS)) return false;
-  return m.skipped.every((s) => s.kind !== 'vanished');
+  return lastChangeS(m) + 1 < listedAtS;
+}
+
+/**
+ * The newest change time (ctime, seconds) of `m`'s files and symlinks: {@link settled} for every
+ * listing time after the second that follows it. Infinity when one has no recorded identity (it
+ * changed while it was read) or a file vanished; -Infinity with none.
+ */
+export function lastChangeS(m: Manifest): number {
+  if (m.skipped.some((s) => s.kind === 'vanished')) return Infinity;
+  let last = -Infinity;
+  for (const e of m.entries) {
+    if (e.type === 'directory') continue;
+    if (!e.stat) return Infinity;
+    if (e.stat.ctimeS > last) last = e.stat.ctimeS;
+  }
+  return last;
 }
 
 /** Parses a stored manifest, refusing anything this version did not write. */

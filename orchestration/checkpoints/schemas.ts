@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox';
+import { compileSchema } from '../../core/validate.ts';
 
 /** The Director Protocol's `POST /checkpoints` body. */
 export const CreateCheckpointSchema = Type.Object(
@@ -16,6 +17,8 @@ export const CreateCheckpointSchema = Type.Object(
   { additionalProperties: false },
 );
 export type CreateCheckpointRequest = Static<typeof CreateCheckpointSchema>;
+/** Checked on every create (the service's own check, whoever calls it): compiled once. */
+export const CreateCheckpointCheck = compileSchema(CreateCheckpointSchema);
 
 /** The Director Protocol's `POST /checkpoints/{id}/restore` body; every part defaults to true. */
 export const RestoreCheckpointSchema = Type.Object(
@@ -44,3 +47,4 @@ export const RestoreCheckpointSchema = Type.Object(
   { additionalProperties: false },
 );
 export type RestoreCheckpointRequest = Static<typeof RestoreCheckpointSchema>;
+export const RestoreCheckpointCheck = compileSchema(RestoreCheckpointSchema);

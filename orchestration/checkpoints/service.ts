@@ -19,7 +19,7 @@ import { BlobStore } from './blobs.ts';
 import { ManifestCache } from './manifest-cache.ts';
 import { captureSandbox, type Budget } from './capture.ts';
 import { restoreFiles, type FilesRestore, type RestoredSandbox, type SandboxCreator } from './restore-files.ts';
-import { CreateCheckpointSchema, RestoreCheckpointSchema } from './schemas.ts';
+import { CreateCheckpointCheck, RestoreCheckpointCheck } from './schemas.ts';
 import { SessionStates } from './state.ts';
 import { CheckpointStore, type CheckpointRecord, type CheckpointSummary, type SandboxCapture } from './store.ts';
 import { notFoundFor } from '../../runtime/not-found.ts';
@@ -105,7 +105,7 @@ export class CheckpointService {
   }
 
   async create(caller: Caller, raw: unknown, scope: SandboxScope = {}): Promise<CheckpointRecord> {
-    checkSchema(CreateCheckpointSchema, raw);
+    checkSchema(CreateCheckpointCheck, raw);
     const session = this.#openSession(caller, raw.sessionId);
     const only = scope.sandboxIds ? new Set(scope.sandboxIds) : null;
     const { config: cfg, store, blobs } = this.#d;
@@ -197,7 +197,7 @@ export class CheckpointService {
    */
   async restore(caller: Caller, id: string, raw: unknown, scope: SandboxScope = {}): Promise<RestoreResult> {
     const body = raw ?? {};
-    checkSchema(RestoreCheckpointSchema, body);
+    checkSchema(RestoreCheckpointCheck, body);
     const stored = this.#d.store.get(caller.workspace, id);
     if (!stored) throw this.#notFound(caller, id);
     let ckp = stored;
@@ -223,7 +223,7 @@ export class CheckpointService {
       if (!this.#d.store.exists(ckp.id)) throw this.#notFound(caller, id);
       const pins = this.#d.blobs.batch();
       // The blobs it refers to now (this same synchronous step) are present; pinned, they stay even if it is deleted meanwhile.
-      for (const d of this.#d.store.digestsOf(ckp.id)) pins.reuseReferenced(d);
+      pins.reuseReferencedGroup(this.#d.store.digestsOf(ckp.id));
       try {
         let files: FilesRestore | null = null;
         if (want.files) files = await restoreFiles(this.#filesDeps(), caller, ckp, !want.messages, scope.inPlace ?? false);

@@ -88,8 +88,11 @@ export class RestoreFailedError extends DirectorError {}
 interface Run {
   h: ExecHandle;
   stderr: () => string;
-  /** Lines up to the marker. */
-  lines(marker: string, maxLines: number): Promise<string[]>;
+  /**
+   * The stdout bytes before the line that is `marker` (its lines, each with its line break).
+   * Refused past `maxLines` lines, or when a line not ended yet is longer than MAX_LINE_BYTES.
+   */
+  upTo(marker: string, maxLines: number): Promise<Buffer>;
   /** The stdout bytes after the marker. */
   rest(): AsyncIterable<Buffer>;
   done: Promise<number>;
@@ -230,9 +233,10 @@ export class MountSync {
       const listing = nowS === null ? listed : { ...listed, listedAtS: nowS };
       const { paths, maxBytes } = await o.select(listing);
       const asked = new Map<string, 'file' | 'symlink'>();
-      const kinds = new Map(listing.entries.map((e) => [e.path, e.kind]));
+      // (Nothing asked, as for an unchanged mount: no map of the listing is built.)
+      const kinds = paths.length ? new Map(listing.entries.map((e) => [e.path, e.kind])) : null;
       for (const p of paths) {
-        const k = kinds.get(p);
+        const k = kinds!.get(p);
         if (k !== 'file' && k !== 'symlink') throw new Error(`capture asked for ${p}, which is not a listed file or symlink`);
         asked.set(p, k);
       }
@@ -412,20 +416,31 @@ export class MountSync {
           .replace(/[^\x20-\x7e\n]/g, '?')
           .trim()
           .slice(0, 500),
-      async lines(marker, maxLines) {
-        const lines: string[] = [];
+      async upTo(marker, maxLines) {
+        // Scanned a line at a time, not decoded: the caller compares the bytes with the listing
+        // it kept (an unchanged mount's are the same) before it splits and parses them.
+        const end = Buffer.from(marker, 'utf8');
+        const body: Buffer[] = [];
+        let count = 0;
         for (;;) {
+          let start = 0;
           let nl: number;
-          while ((nl = carry.indexOf(10)) >= 0) {
-            const line = carry.subarray(0, nl).toString('utf8');
-            carry = carry.subarray(nl + 1);
-            if (line === marker) return lines;
-            lines.push(line);
-            if (lines.length > maxLines) throw new UnsafeArchiveError('TOO_LARGE', '', `more than ${maxLines - 1} entries`);
+          while ((nl = carry.indexOf(10, start)) >= 0) {
+            if (nl - start === end.length && carry.compare(end, 0, end.length, start, nl) === 0) {
+              body.push(carry.subarray(0, start));
+              carry = carry.subarray(nl + 1);
+              return body.length === 1 ? body[0]! : Buffer.concat(body);
+            }
+            if (++count > maxLines) throw new UnsafeArchiveError('TOO_LARGE', '', `more than ${maxLines - 1} entries`);
+            start = nl + 1;
+          }
+          if (start) {
+            body.push(carry.subarray(0, start));
+            carry = carry.subarray(start);
           }
           if (carry.length > MAX_LINE_BYTES) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', '', 'listing line too long');
           const next = await it.next();
-          if (next.done) throw new ListingEnded(lines.length === 0 && carry.length === 0);
+          if (next.done) throw new ListingEnded(count === 0 && carry.length === 0);
           carry = carry.length ? Buffer.concat([carry, next.value]) : next.value;
         }
       },
@@ -465,9 +480,9 @@ export class MountSync {
     mount: string,
     viaTool: boolean,
   ): Promise<Listing> {
-    let lines: string[];
+    let body: Buffer;
     try {
-      lines = await run.lines(marker, maxEntries + 1);
+      body = await run.upTo(marker, maxEntries + 1);
     } catch (err) {
       if (err instanceof ListingEnded) {
         const code = await run.done;
@@ -477,7 +492,7 @@ export class MountSync {
       }
       throw err;
     }
-    return this.listings.parse(`${rec.containerId}\n${mount}`, lines, maxEntries);
+    return this.listings.parse(`${rec.containerId}\n${mount}`, body, maxEntries);
   }
 
   private failed(run: Run, what: string, code: number): DirectorError {

@@ -102,27 +102,36 @@ export function parseListingTime(line: string | undefined): number {
 }
 
 /**
- * What a kept listing holds, counted high: each line and the entry's path as two-byte strings,
- * and the entry object.
+ * The lines of a listing as the sandbox printed them (each ended by a line break), decoded as
+ * UTF-8 and split: the same strings as decoding each line by itself (a line break is never part
+ * of a multi-byte sequence).
  */
-export const listingBytes = (lines: readonly string[]): number => {
-  let chars = 0;
-  for (const l of lines) chars += l.length;
-  return 4 * chars + 128 * lines.length;
-};
+export function listingLines(body: Buffer): string[] {
+  const lines = body.toString('utf8').split('\n');
+  // The last line's break leaves an empty string after it (and an empty body one line, empty).
+  if (lines.at(-1) === '') lines.pop();
+  return lines;
+}
 
 /**
- * The last listing parsed under each key (MountSync's: a container's mount), kept: the same lines
- * next time (every line but the time: a mount that did not change) are not parsed again, and the
- * listing's `entries` is then the very same frozen array, so callers may compare it by identity
- * (only a kept listing's entries are frozen). A pure function's result kept; bounded by a number
- * of keys and by {@link listingBytes} in all (a hostile sandbox chooses its names' lengths); one
- * listing of more than a quarter of that is not kept. Least recently used out first.
+ * What a kept listing holds, counted high: its bytes as it came, each line and each entry's path
+ * as two-byte strings (4 bytes a byte in all), and 128 bytes an entry object.
+ */
+export const listingBytes = (body: Buffer, lines: number): number => 4 * body.length + 128 * lines;
+
+/**
+ * The last listing parsed under each key (MountSync's: a container's mount), kept: the same bytes
+ * next time (every line but the first, the time: a mount that did not change) are neither split
+ * nor parsed again, and the listing's `entries` is then the very same frozen array, so callers
+ * may compare it by identity (only a kept listing's entries are frozen). A pure function's result
+ * kept; bounded by a number of keys and by {@link listingBytes} in all (a hostile sandbox chooses
+ * its names' lengths); one listing of more than a quarter of that is not kept. Least recently
+ * used out first.
  */
 export class ParsedListings {
   readonly #maxKeys: number;
   readonly #maxBytes: number;
-  readonly #byKey = new Map<string, { lines: readonly string[]; entries: readonly ListedEntry[]; bytes: number }>();
+  readonly #byKey = new Map<string, { rest: Buffer; entries: readonly ListedEntry[]; bytes: number }>();
   #bytes = 0;
 
   constructor(maxKeys = 256, maxBytes = 32 * 1024 * 1024) {
@@ -135,26 +144,28 @@ export class ParsedListings {
     return this.#bytes;
   }
 
-  /** parseListing of `lines`, or the entries of the same lines parsed last time under `key`. */
-  parse(key: string, lines: readonly string[], maxEntries: number): Listing {
+  /**
+   * parseListing of the lines of `body` (see {@link listingLines}), or the entries of the same
+   * bytes after the first line parsed last time under `key`.
+   */
+  parse(key: string, body: Buffer, maxEntries: number): Listing {
     const last = this.#byKey.get(key);
+    const nl = body.indexOf(10);
     // Over the caller's cap, kept or not: parsed (and refused) as any other.
-    if (last && last.lines.length === lines.length && last.entries.length <= maxEntries) {
-      let same = true;
-      for (let i = 1; same && i < lines.length; i++) same = lines[i] === last.lines[i];
-      if (same) {
-        this.#byKey.delete(key);
-        this.#byKey.set(key, last);
-        return { listedAtS: parseListingTime(lines[0]), entries: last.entries };
-      }
+    if (last && nl >= 0 && last.entries.length <= maxEntries && last.rest.equals(body.subarray(nl + 1))) {
+      this.#byKey.delete(key);
+      this.#byKey.set(key, last);
+      return { listedAtS: parseListingTime(body.toString('utf8', 0, nl)), entries: last.entries };
     }
+    const lines = listingLines(body);
     const listing = parseListing(lines, maxEntries);
     if (last) this.#forget(key, last);
-    const bytes = listingBytes(lines);
+    const bytes = listingBytes(body, lines.length);
     if (bytes > this.#maxBytes / 4) return listing;
     for (const e of listing.entries) Object.freeze(e);
     Object.freeze(listing.entries);
-    this.#byKey.set(key, { lines, entries: listing.entries, bytes });
+    // A copy: `body` may be part of a larger buffer (what followed the listing).
+    this.#byKey.set(key, { rest: Buffer.from(body.subarray(nl + 1)), entries: listing.entries, bytes });
     this.#bytes += bytes;
     for (const [k, v] of this.#byKey) {
       if (this.#byKey.size <= this.#maxKeys && this.#bytes <= this.#maxBytes) break;

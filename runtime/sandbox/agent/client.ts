@@ -124,8 +124,9 @@ export class AgentClient extends EventEmitter<{ lost: [AgentLost] }> implements 
     const frame = encodeExec(id, opts);
     const exec = new AgentExec(id, opts, this.sinkFor(id));
     this.execs.set(id, exec);
-    this.socket.write(frame);
-    exec.opened();
+    // A larger output window is granted with the exec: one write (one syscall) for both frames.
+    const more = exec.opened();
+    this.socket.write(more ? Buffer.concat([frame, encodeWindow(id, more)]) : frame);
     if (opts.timeoutMs) this.watch(exec, opts.timeoutMs);
     return exec;
   }

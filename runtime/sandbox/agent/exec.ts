@@ -108,12 +108,14 @@ export class AgentExec implements ExecHandle {
     this.window = Math.min(MAX_WINDOW_BYTES, Math.max(INITIAL_WINDOW_BYTES, Math.floor(opts.outputWindowBytes ?? 0)));
   }
 
-  /** Called by the client once the exec was sent: grants the rest of a window larger than the agent's initial one. */
-  opened(): void {
-    if (this.window > this.granted) {
-      this.sink.grant(this.window - this.granted);
-      this.granted = this.window;
-    }
+  /**
+   * Called by the client as it sends the exec: the rest of a window larger than the agent's
+   * initial one, which the client grants with it (in the same write), or 0.
+   */
+  opened(): number {
+    const more = Math.max(0, this.window - this.granted);
+    this.granted += more;
+    return more;
   }
 
   get ended(): boolean {

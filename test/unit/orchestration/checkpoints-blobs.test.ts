@@ -167,6 +167,48 @@ test('a pinned blob survives its last reference going; the last unpin removes it
   }
 });
 
+test('a group pin (a manifest taken over whole, a restore) keeps every blob of it as single pins do; the last pin of each kind decides', async () => {
+  const { s, db, referenced } = await countingStore();
+  const b = s.batch();
+  const ds = await Promise.all(['g1', 'g2', 'g3'].map((x) => b.putBuffer(Buffer.from(x))));
+  const large = await b.putBuffer(big(4));
+  await b.flush();
+  b.insertPending();
+  const all = [...ds, large];
+  for (const d of all) referenced.add(d);
+  await b.release(() => true);
+  // Two captures take the same manifest whole (the same array), a restore pins one of its blobs alone.
+  const group = Object.freeze([...all]);
+  const one = s.batch();
+  const two = s.batch();
+  const alone = s.batch();
+  one.reuseReferencedGroup(group);
+  two.reuseReferencedGroup(group);
+  alone.reuseReferenced(ds[0]!);
+  assert.equal([...one.digests].sort(), [...all].sort(), "a batch's digests include its groups'");
+  referenced.clear();
+  assert.is(s.collect(all), 0, 'pinned: nothing removed though nothing refers to them');
+  await one.release();
+  assert.is(chunks(db).length, 3, 'the other capture still pins the group');
+  assert.ok(existsSync(s.pathOf(large)));
+  await two.release();
+  assert.equal(chunks(db), [ds[0]], 'the last group pin gone: all but the one pinned alone are removed');
+  assert.not.ok(existsSync(s.pathOf(large)));
+  await alone.release();
+  assert.equal(chunks(db), []);
+  // Released as committed (its checkpoint exists): nothing is looked up or removed.
+  const c = s.batch();
+  const kept = await c.putBuffer(Buffer.from('kept'));
+  await c.flush();
+  c.insertPending();
+  referenced.add(kept);
+  await c.release(() => true);
+  const g = s.batch();
+  g.reuseReferencedGroup(Object.freeze([kept]));
+  await g.release(() => true);
+  assert.equal(chunks(db), [kept]);
+});
+
 test('start removes temp files and blobs nothing refers to (a crash mid-capture), and keeps referenced ones', async () => {
   const { s, root, db } = store();
   await s.start(new Set());

@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ManifestCache } from '../../../orchestration/checkpoints/manifest-cache.ts';
-import type { Manifest } from '../../../orchestration/checkpoints/manifest.ts';
+import { lastChangeS, settled, summarize, type Manifest } from '../../../orchestration/checkpoints/manifest.ts';
 
 const manifest = (n: number): Manifest => ({
   version: 1,
@@ -79,6 +79,39 @@ test('a stored document that is not a version 1 or 2 manifest is refused; both v
     const m = await c.get(`v${version}`, () => Promise.resolve(Buffer.from(`{"version":${version},"entries":[],"skipped":[]}`)));
     assert.is(m.version, version);
   }
+});
+
+test("a kept manifest's facts (summary, last change, distinct sorted file digests) are computed once, and are what the functions say", () => {
+  const c = new ManifestCache();
+  const [b, a] = ['b'.repeat(64), 'a'.repeat(64)];
+  const m: Manifest = {
+    version: 2,
+    entries: [
+      { path: '', type: 'directory', mode: 0o755 },
+      { path: 'x', type: 'file', mode: 0o644, size: 3, digest: b, stat: { ino: 2, mtimeS: 5, ctimeS: 7 } },
+      { path: 'y', type: 'file', mode: 0o644, size: 4, digest: a, stat: { ino: 3, mtimeS: 5, ctimeS: 9 } },
+      { path: 'z', type: 'file', mode: 0o644, size: 3, digest: b, stat: { ino: 4, mtimeS: 5, ctimeS: 8 } },
+      { path: 'l', type: 'symlink', mode: 0o777, target: 'x', stat: { ino: 5, mtimeS: 5, ctimeS: 6 } },
+    ],
+    skipped: [],
+  };
+  assert.is(c.facts('d'), null, 'not kept: no facts');
+  c.put('d', m, 100);
+  const f = c.facts('d')!;
+  assert.is(c.facts('d'), f, 'computed once');
+  assert.ok(Object.isFrozen(f) && Object.isFrozen(f.fileDigests) && Object.isFrozen(f.summary));
+  assert.equal(f.summary, summarize(m));
+  assert.equal(f.fileDigests, [a, b]);
+  assert.is(f.lastChangeS, 9);
+  // The rule settled() states: listed two seconds after the last change, and not before.
+  assert.ok(settled(m, 11) && !settled(m, 10));
+  assert.is(lastChangeS({ ...m, skipped: [{ path: 'g', kind: 'vanished' }] }), Infinity, 'a file vanished: never settled');
+  assert.is(lastChangeS({ ...m, entries: [m.entries[0]!] }), -Infinity, 'directories alone: always settled');
+  // Another manifest object under the same digest (a parse of the same bytes): its own facts.
+  const again: Manifest = JSON.parse(JSON.stringify(m)) as Manifest;
+  c.put('d', again, 100);
+  assert.ok(c.facts('d') !== f);
+  assert.equal(c.facts('d'), f);
 });
 
 test.run();

@@ -711,6 +711,57 @@ test('a capture that reads nothing ends with the listing: the reader is left to 
   assert.is(quick.c.killed, 0, 'a reader that ends is never stopped');
 });
 
+test('the listing is read up to its marker line however the output is cut (a line, the marker, in pieces), and bounded in lines and line length', async () => {
+  const root = temp('director-mount-');
+  const dir = temp('director-readers-');
+  // A tree tool printing `body` (sh printf, marker as $4), then reading the answer.
+  const reader = (name: string, body: string) => {
+    const file = path.join(dir, name);
+    writeFileSync(file, `#!/bin/sh\nm="$4"\n${body}\ncat >/dev/null\n`, { mode: 0o755 });
+    return new MountSync(opener(toolset('busybox')), { treeTool: () => file });
+  };
+  const nothing = { select: () => ({ paths: [], maxBytes: 0 }), onEntry: () => Promise.reject(new Error('nothing was asked for')) };
+  const rejects = async (run: () => Promise<unknown>, why: RegExp) => {
+    const err = await run().then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    assert.ok(err, `expected a failure matching ${why}`);
+    assert.match(err.message, why);
+  };
+  // Pieces 50 ms apart arrive as separate reads: a line cut in two, then the marker cut before its last two characters.
+  const cut = reader(
+    'cut',
+    `printf 'T 5\\n41ed 1 2 40'; /bin/busybox sleep 0.05; printf '96 5 5 .\\n81a4 2 1 3 5 5 ./a\\n%s' "\${m%??}"; /bin/busybox sleep 0.05; printf '%s\\n' "\${m#"\${m%??}"}"`,
+  );
+  const { listing } = await cut.capture(rec, root, { ...nothing, ...LIMITS });
+  assert.equal(
+    listing.entries.map((e) => [e.path, e.size]),
+    [
+      ['', 4096],
+      ['a', 3],
+    ],
+  );
+  assert.is(listing.listedAtS, 5);
+  // A line that merely starts with the marker is a line like any other (here a malformed one).
+  const longer = reader('longer', `printf 'T 5\\n41ed 1 2 40 5 5 .\\n%sx\\n%s\\n' "$m" "$m"`);
+  await rejects(() => longer.capture(rec, root, { ...nothing, ...LIMITS }), /malformed listing line/);
+  // More lines than the caller's entries (and the time line): refused before the marker comes.
+  const many = reader(
+    'many',
+    `printf 'T 5\\n41ed 1 2 40 5 5 .\\n81a4 2 1 3 5 5 ./a\\n81a4 3 1 3 5 5 ./b\\n'; /bin/busybox sleep 5; printf '%s\\n' "$m"`,
+  );
+  const t0 = performance.now();
+  await rejects(() => many.capture(rec, root, { ...nothing, maxEntries: 2, timeoutMs: 20_000 }), /more than 2 entries/);
+  assert.ok(performance.now() - t0 < 4000, 'without waiting for the marker');
+  // A line without end: refused once it is longer than any listing line can be.
+  const endless = reader('endless', `i=0; while [ $i -lt 100 ]; do printf '%0100d' 0; i=$((i+1)); done; /bin/busybox sleep 5`);
+  await rejects(() => endless.capture(rec, root, { ...nothing, ...LIMITS }), /listing line too long/);
+  // Output that ends before the marker: the listing failed.
+  const short = reader('short', `printf 'T 5\\n41ed 1 2 40 5 5 .\\n'; exit 0`);
+  await rejects(() => short.capture(rec, root, { ...nothing, ...LIMITS }), /listing .* failed in the sandbox/);
+});
+
 test('an agent binary without the `tree` mode (an older build): capture and restore fall back to the script', async () => {
   const root = temp('director-mount-');
   build(root, { 'a/x': 'one', b: 'two' });

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { listingBytes, ParsedListings, parseListing } from '../../../runtime/sandbox/tree-listing.ts';
+import { listingBytes, listingLines, ParsedListings, parseListing } from '../../../runtime/sandbox/tree-listing.ts';
 import { UnsafeArchiveError } from '../../../runtime/sandbox/tar-guard.ts';
 
 const ok = [
@@ -75,6 +75,9 @@ test('more entries than the cap is TOO_LARGE', () => {
   refuses(many, /more than 100 entries/, 'TOO_LARGE');
 });
 
+/** Lines as the sandbox prints them: each ended by a line break. */
+const bytesOf = (lines: readonly string[]) => Buffer.from(lines.map((l) => `${l}\n`).join(''));
+
 /** `T <time>` and `n` listing lines: the root and `n - 1` files named with `tag`. */
 const listing = (n: number, tag: string, time = 100) => [
   `T ${time}`,
@@ -84,52 +87,90 @@ const listing = (n: number, tag: string, time = 100) => [
 
 test('a kept listing is matched on every line but the time: a later time gives the same frozen entries and its own listedAtS', () => {
   const kept = new ParsedListings();
-  const a = kept.parse('k', listing(3, 'f', 100), 100);
-  const b = kept.parse('k', listing(3, 'f', 200), 100);
+  const a = kept.parse('k', bytesOf(listing(3, 'f', 100)), 100);
+  const b = kept.parse('k', bytesOf(listing(3, 'f', 200)), 100);
   assert.ok(a.entries === b.entries);
   assert.ok(Object.isFrozen(a.entries) && Object.isFrozen(a.entries[1]));
   assert.equal([a.listedAtS, b.listedAtS], [100, 200]);
   // Another key parses for itself; one line different is parsed again.
-  const other = kept.parse('other', listing(3, 'f', 100), 100);
+  const other = kept.parse('other', bytesOf(listing(3, 'f', 100)), 100);
   assert.ok(other.entries !== a.entries);
   assert.equal(other.entries, a.entries);
-  const c = kept.parse('k', [...listing(2, 'f'), '81a4 9 1 3 1 1 ./g'], 100);
+  const c = kept.parse('k', bytesOf([...listing(2, 'f'), '81a4 9 1 3 1 1 ./g']), 100);
   assert.ok(c.entries !== b.entries);
   assert.is(c.entries[2]!.path, 'g');
   // A bad time line is refused whatever the rest.
-  assert.throws(() => kept.parse('k', ['X', ...listing(2, 'f').slice(1), '81a4 9 1 3 1 1 ./g'], 100), /sandbox time/);
+  assert.throws(() => kept.parse('k', bytesOf(['X', ...listing(2, 'f').slice(1), '81a4 9 1 3 1 1 ./g']), 100), /sandbox time/);
   // The caller's cap holds for a kept listing as for a fresh one.
-  assert.throws(() => kept.parse('k', [...listing(2, 'f'), '81a4 9 1 3 1 1 ./g'], 2), /more than 2 entries/);
+  assert.throws(() => kept.parse('k', bytesOf([...listing(2, 'f'), '81a4 9 1 3 1 1 ./g']), 2), /more than 2 entries/);
+});
+
+test('listingLines: the lines decoded each by itself, whatever the bytes (invalid UTF-8 included)', () => {
+  const raw = [
+    Buffer.from('T 1'),
+    Buffer.from('81a4 2 1 3 1 1 ./caf\u00e9'),
+    Buffer.from([0x38, 0x31, 0xc3, 0xff, 0xe2, 0x82]),
+    Buffer.alloc(0),
+    Buffer.from('x'),
+  ];
+  const body = Buffer.concat(raw.flatMap((b) => [b, Buffer.from('\n')]));
+  assert.equal(
+    listingLines(body),
+    raw.map((b) => b.toString('utf8')),
+  );
+  assert.equal(listingLines(Buffer.alloc(0)), []);
+});
+
+test('a kept listing is compared by its bytes: one part of a larger buffer is kept as a copy, and a listing whose bytes differ is parsed again', () => {
+  const kept = new ParsedListings();
+  const lines = listing(3, 'f', 100);
+  // What the sandbox sent after the listing shares its buffer: changing it later changes nothing kept.
+  const chunk = Buffer.concat([bytesOf(lines), Buffer.from('tar data after the marker')]);
+  const body = chunk.subarray(0, bytesOf(lines).length);
+  const a = kept.parse('k', body, 100);
+  chunk.fill(0x41);
+  assert.ok(kept.parse('k', bytesOf(listing(3, 'f', 300)), 100).entries === a.entries);
+  assert.ok(kept.bytes === listingBytes(bytesOf(lines), lines.length));
+  // The same lines but one byte: a new parse (and then kept in its place).
+  const other = kept.parse('k', bytesOf([...listing(2, 'f'), '81a4 4 1 3 1 1 ./F1']), 100);
+  assert.ok(other.entries !== a.entries);
+  assert.is(other.entries[2]!.path, 'F1');
+  // No line break at all (nothing but a bad time line): refused, never matched.
+  assert.throws(() => kept.parse('k', Buffer.from('T 5'), 100), /listing is empty/);
+  assert.throws(() => kept.parse('k', Buffer.alloc(0), 100), /sandbox time/);
 });
 
 test('kept listings are bounded in bytes: one too large is not kept, a key parsed again and again is counted once, the least recently used go first', () => {
   const kept = new ParsedListings(256, 32 * 1024 * 1024);
-  const small = kept.parse('small', listing(50, 'small'), 100_000);
-  const smallBytes = listingBytes(listing(50, 'small'));
+  const small = kept.parse('small', bytesOf(listing(50, 'small')), 100_000);
+  const smallBytes = listingBytes(bytesOf(listing(50, 'small')), 51);
   // 8 MiB is a quarter of the bound: some 34,000 lines of this length; 40,000 are more.
   const big = listing(40_000, 'big');
-  assert.ok(kept.parse('big', big, 100_000).entries !== kept.parse('big', big, 100_000).entries, 'too large: parsed each time');
-  assert.not.ok(Object.isFrozen(kept.parse('big', big, 100_000).entries));
+  assert.ok(
+    kept.parse('big', bytesOf(big), 100_000).entries !== kept.parse('big', bytesOf(big), 100_000).entries,
+    'too large: parsed each time',
+  );
+  assert.not.ok(Object.isFrozen(kept.parse('big', bytesOf(big), 100_000).entries));
   // One key's changing listings, twenty times: only the last is counted.
   let last: string[] = [];
-  for (let i = 0; i < 20; i++) kept.parse('changing', (last = listing(8000, `v${i}-`)), 100_000);
-  assert.is(kept.bytes, smallBytes + listingBytes(last));
-  assert.ok(kept.parse('small', listing(50, 'small'), 100_000).entries === small.entries, 'the small one was not pushed out');
+  for (let i = 0; i < 20; i++) kept.parse('changing', bytesOf((last = listing(8000, `v${i}-`))), 100_000);
+  assert.is(kept.bytes, smallBytes + listingBytes(bytesOf(last), last.length));
+  assert.ok(kept.parse('small', bytesOf(listing(50, 'small')), 100_000).entries === small.entries, 'the small one was not pushed out');
   // Five keys of 7 MiB each are more than 32 MiB: the least recently parsed go first.
   const m4 = listing(29_000, 'm4-');
   let m4Entries: readonly unknown[] = [];
-  for (let i = 0; i < 5; i++) m4Entries = kept.parse(`m${i}`, i === 4 ? m4 : listing(29_000, `m${i}-`), 100_000).entries;
+  for (let i = 0; i < 5; i++) m4Entries = kept.parse(`m${i}`, bytesOf(i === 4 ? m4 : listing(29_000, `m${i}-`)), 100_000).entries;
   assert.ok(kept.bytes <= 32 * 1024 * 1024 && kept.bytes > 24 * 1024 * 1024, `${kept.bytes} bytes kept`);
-  assert.ok(kept.parse('small', listing(50, 'small'), 100_000).entries !== small.entries, 'the small one was pushed out');
-  assert.ok(kept.parse('m4', m4, 100_000).entries === m4Entries, 'the last one stays');
+  assert.ok(kept.parse('small', bytesOf(listing(50, 'small')), 100_000).entries !== small.entries, 'the small one was pushed out');
+  assert.ok(kept.parse('m4', bytesOf(m4), 100_000).entries === m4Entries, 'the last one stays');
   // And at most so many keys.
   const few = new ParsedListings(2);
-  const a = few.parse('a', listing(2, 'a'), 10).entries;
-  const b = few.parse('b', listing(2, 'b'), 10).entries;
-  assert.ok(few.parse('a', listing(2, 'a'), 10).entries === a);
-  few.parse('c', listing(2, 'c'), 10);
-  assert.ok(few.parse('a', listing(2, 'a'), 10).entries === a, 'a, used since, stays');
-  assert.ok(few.parse('b', listing(2, 'b'), 10).entries !== b, 'b, least recently used, went');
+  const a = few.parse('a', bytesOf(listing(2, 'a')), 10).entries;
+  const b = few.parse('b', bytesOf(listing(2, 'b')), 10).entries;
+  assert.ok(few.parse('a', bytesOf(listing(2, 'a')), 10).entries === a);
+  few.parse('c', bytesOf(listing(2, 'c')), 10);
+  assert.ok(few.parse('a', bytesOf(listing(2, 'a')), 10).entries === a, 'a, used since, stays');
+  assert.ok(few.parse('b', bytesOf(listing(2, 'b')), 10).entries !== b, 'b, least recently used, went');
 });
 
 test.run();
