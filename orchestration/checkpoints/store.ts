@@ -236,14 +236,16 @@ export class CheckpointStore {
 
   /** The newest checkpoint of a session that captured `mount` of `sandboxId`, and that capture. */
   latestCapture(sessionId: string, sandboxId: string, mount: string): { checkpointId: string; capture: MountCapture } | null {
+    // Only the capture itself is parsed here (SQLite's JSON functions find it): the rest of
+    // `files` (each sandbox's spec) is several times its size.
     const rows = this.#db.sql
-      .prepare('SELECT id, files FROM checkpoints WHERE session_id = ? ORDER BY created_ms DESC, id DESC')
-      .iterate(sessionId) as Iterable<{ id: string; files: string }>;
-    for (const row of rows) {
-      const files = JSON.parse(row.files) as SandboxCapture[];
-      const capture = files.find((s) => s.sandboxId === sandboxId)?.mounts.find((m) => m.path === mount);
-      if (capture) return { checkpointId: row.id, capture };
-    }
+      .prepare(
+        `SELECT id, (SELECT m.value FROM json_each(c.files) s, json_each(s.value, '$.mounts') m
+                     WHERE s.value ->> '$.sandboxId' = ? AND m.value ->> '$.path' = ? LIMIT 1) AS capture
+         FROM checkpoints c WHERE session_id = ? ORDER BY created_ms DESC, id DESC`,
+      )
+      .iterate(sandboxId, mount, sessionId) as Iterable<{ id: string; capture: string | null }>;
+    for (const row of rows) if (row.capture !== null) return { checkpointId: row.id, capture: JSON.parse(row.capture) as MountCapture };
     return null;
   }
 

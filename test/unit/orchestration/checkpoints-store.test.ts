@@ -182,4 +182,47 @@ test('reference rows left behind under a set name do not stop that set from bein
   assert.equal(sorted(store.digestsOf(again.id)), sorted([B, C]));
 });
 
+test("latestCapture: the newest checkpoint of the session that captured that sandbox's mount, and that capture as stored", () => {
+  const { store } = open();
+  const cap = (p: string, manifest: string, listedAtS = 1) => ({
+    path: p,
+    manifest,
+    listedAtS,
+    files: 1,
+    directories: 0,
+    symlinks: 0,
+    bytes: 3,
+    newBytes: 0,
+    filesRead: 1,
+    skipped: 0,
+  });
+  const sandbox = (sandboxId: string, mounts: ReturnType<typeof cap>[]) => ({
+    sandboxId,
+    name: sandboxId,
+    image: 'i',
+    status: 'running',
+    spec: { securityPolicy: { allowedPaths: ['/tmp', '/workspace'] } } as never,
+    owner: { sessionId: 'ses_1', departmentId: null, environmentId: null },
+    mounts,
+  });
+  const with_ = (files: ReturnType<typeof sandbox>[], sessionId = 'ses_1') => {
+    const r = { ...record(sessionId), files };
+    store.insertBounded(r, [], 100);
+    return r.id;
+  };
+  assert.is(store.latestCapture('ses_1', 'sbx_a', '/workspace'), null);
+  const old = with_([sandbox('sbx_a', [cap('/workspace', A, 7), cap('/data', B)])]);
+  // Newer ones that did not capture it: another sandbox's mount of the same path, a stopped sandbox, another session.
+  with_([sandbox('sbx_b', [cap('/workspace', C)]), sandbox('sbx_a', [])]);
+  with_([sandbox('sbx_a', [cap('/workspace', C)])], 'ses_2');
+  assert.equal(store.latestCapture('ses_1', 'sbx_a', '/workspace'), { checkpointId: old, capture: cap('/workspace', A, 7) });
+  assert.equal(store.latestCapture('ses_1', 'sbx_a', '/data')?.capture.manifest, B);
+  assert.equal(store.latestCapture('ses_1', 'sbx_b', '/workspace')?.capture.manifest, C);
+  assert.is(store.latestCapture('ses_1', 'sbx_a', '/work'), null, 'a path is matched whole');
+  const newer = with_([sandbox('sbx_a', [cap('/workspace', B, 9)])]);
+  assert.equal(store.latestCapture('ses_1', 'sbx_a', '/workspace'), { checkpointId: newer, capture: cap('/workspace', B, 9) });
+  store.delete([newer]);
+  assert.is(store.latestCapture('ses_1', 'sbx_a', '/workspace')?.checkpointId, old, 'the newest gone: the one before it');
+});
+
 test.run();
