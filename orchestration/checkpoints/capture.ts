@@ -227,7 +227,7 @@ async function captureMount(
   // The next capture of this mount starts from it (kept whether or not this checkpoint commits: it is keyed by content).
   // With the listing it was made from when MountSync kept that (frozen): only a kept listing can come again as the same array.
   d.manifests.put(digest, manifest, stored.length, Object.isFrozen(listed) ? listed : null);
-  const summary = summarize(manifest);
+  const summary = d.manifests.facts(digest)?.summary ?? summarize(manifest);
   budget.used += summary.bytes;
   return { path: mount, manifest: digest, listedAtS, ...summary, newBytes, filesRead, skipped: skipped.length };
 }

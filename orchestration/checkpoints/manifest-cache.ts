@@ -30,7 +30,7 @@ interface Kept {
   manifest: Manifest;
   bytes: number;
   listedFrom: readonly ListedEntry[] | null;
-  facts: ManifestFacts | null;
+  facts: ManifestFacts;
 }
 
 /** Stored (JSON) bytes of the manifests kept; the objects take a few times that. */
@@ -71,17 +71,12 @@ export class ManifestCache {
     return this.#byDigest.get(digest)?.listedFrom ?? null;
   }
 
-  /** {@link ManifestFacts} of the manifest kept under `digest` (null when it is not kept). */
+  /**
+   * {@link ManifestFacts} of the manifest kept under `digest` (null when it is not kept): computed
+   * as it is kept, where the capture that made it has its entries at hand, not by the next one.
+   */
   facts(digest: string): ManifestFacts | null {
-    const kept = this.#byDigest.get(digest);
-    if (!kept) return null;
-    const m = kept.manifest;
-    kept.facts ??= Object.freeze({
-      summary: Object.freeze(summarize(m)),
-      lastChangeS: lastChangeS(m),
-      fileDigests: Object.freeze([...new Set(m.entries.flatMap((e) => (e.type === 'file' ? [e.digest!] : [])))].sort()),
-    });
-    return kept.facts;
+    return this.#byDigest.get(digest)?.facts ?? null;
   }
 
   /** Keeps `manifest` (stored as `bytes` bytes under `digest`), frozen, made from `listedFrom` when given; returns it. */
@@ -93,7 +88,7 @@ export class ManifestCache {
       this.#byDigest.delete(digest);
       this.#bytes -= old.bytes;
     }
-    this.#byDigest.set(digest, { manifest, bytes, listedFrom, facts: old?.manifest === manifest ? old.facts : null });
+    this.#byDigest.set(digest, { manifest, bytes, listedFrom, facts: old?.manifest === manifest ? old.facts : factsOf(manifest) });
     this.#bytes += bytes;
     for (const [d, e] of this.#byDigest) {
       if (this.#bytes <= this.#maxBytes) break;
@@ -102,6 +97,14 @@ export class ManifestCache {
     }
     return manifest;
   }
+}
+
+function factsOf(m: Manifest): ManifestFacts {
+  return Object.freeze({
+    summary: Object.freeze(summarize(m)),
+    lastChangeS: lastChangeS(m),
+    fileDigests: Object.freeze([...new Set(m.entries.flatMap((e) => (e.type === 'file' ? [e.digest!] : [])))].sort()),
+  });
 }
 
 function freeze(m: Manifest): void {

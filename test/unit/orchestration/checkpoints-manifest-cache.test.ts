@@ -81,7 +81,7 @@ test('a stored document that is not a version 1 or 2 manifest is refused; both v
   }
 });
 
-test("a kept manifest's facts (summary, last change, distinct sorted file digests) are computed once, and are what the functions say", () => {
+test("a kept manifest's facts (summary, last change, distinct sorted file digests) are computed as it is kept, once, and are what the functions say", () => {
   const c = new ManifestCache();
   const [b, a] = ['b'.repeat(64), 'a'.repeat(64)];
   const m: Manifest = {
@@ -98,7 +98,7 @@ test("a kept manifest's facts (summary, last change, distinct sorted file digest
   assert.is(c.facts('d'), null, 'not kept: no facts');
   c.put('d', m, 100);
   const f = c.facts('d')!;
-  assert.is(c.facts('d'), f, 'computed once');
+  assert.is(c.facts('d'), f, 'computed once, when kept');
   assert.ok(Object.isFrozen(f) && Object.isFrozen(f.fileDigests) && Object.isFrozen(f.summary));
   assert.equal(f.summary, summarize(m));
   assert.equal(f.fileDigests, [a, b]);
