@@ -18,13 +18,10 @@ import type { SandboxRecord } from '../store/sandboxes.ts';
 import { packTree, UnsafeArchiveError, type TreePackEntry } from './files.ts';
 import { SANDBOX_UID } from './hardening.ts';
 import { drained, guardedTree, type TreeEntry } from './tar-guard.ts';
-import { ParsedListings, type Listing } from './tree-listing.ts';
+import { ListingEnded, ParsedListings, scanUpTo, type Listing } from './tree-listing.ts';
 import { planText, type RestorePlan, type WantedEntry } from './tree-plan.ts';
 import { STAGE_PREFIX, TREE_SCRIPT } from './tree-script.ts';
 import { mapArchiveError } from './transfer.ts';
-
-/** Longest listing line accepted (a 4096-byte name plus the fields). */
-const MAX_LINE_BYTES = 4096 + 128;
 
 export interface SyncLimits {
   /** Entries a mount may hold (listing and archive). */
@@ -88,10 +85,7 @@ export class RestoreFailedError extends DirectorError {}
 interface Run {
   h: ExecHandle;
   stderr: () => string;
-  /**
-   * The stdout bytes before the line that is `marker` (its lines, each with its line break).
-   * Refused past `maxLines` lines, or when a line not ended yet is longer than MAX_LINE_BYTES.
-   */
+  /** The stdout bytes before the line that is `marker` (see scanUpTo). */
   upTo(marker: string, maxLines: number): Promise<Buffer>;
   /** The stdout bytes after the marker. */
   rest(): AsyncIterable<Buffer>;
@@ -417,32 +411,9 @@ export class MountSync {
           .trim()
           .slice(0, 500),
       async upTo(marker, maxLines) {
-        // Scanned a line at a time, not decoded: the caller compares the bytes with the listing
-        // it kept (an unchanged mount's are the same) before it splits and parses them.
-        const end = Buffer.from(marker, 'utf8');
-        const body: Buffer[] = [];
-        let count = 0;
-        for (;;) {
-          let start = 0;
-          let nl: number;
-          while ((nl = carry.indexOf(10, start)) >= 0) {
-            if (nl - start === end.length && carry.compare(end, 0, end.length, start, nl) === 0) {
-              body.push(carry.subarray(0, start));
-              carry = carry.subarray(nl + 1);
-              return body.length === 1 ? body[0]! : Buffer.concat(body);
-            }
-            if (++count > maxLines) throw new UnsafeArchiveError('TOO_LARGE', '', `more than ${maxLines - 1} entries`);
-            start = nl + 1;
-          }
-          if (start) {
-            body.push(carry.subarray(0, start));
-            carry = carry.subarray(start);
-          }
-          if (carry.length > MAX_LINE_BYTES) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', '', 'listing line too long');
-          const next = await it.next();
-          if (next.done) throw new ListingEnded(count === 0 && carry.length === 0);
-          carry = carry.length ? Buffer.concat([carry, next.value]) : next.value;
-        }
+        const { body, rest } = await scanUpTo(carry, () => it.next(), marker, maxLines);
+        carry = rest;
+        return body;
       },
       async *rest() {
         if (carry.length) yield carry;
@@ -511,15 +482,6 @@ export class MountSync {
     }
     if (run.h.stdout.destroyed && run.h.stdout.errored instanceof DirectorError) return run.h.stdout.errored;
     return err instanceof Error ? err : new Error(String(err));
-  }
-}
-
-class ListingEnded extends Error {
-  /** Nothing at all was printed. */
-  readonly empty: boolean;
-  constructor(empty: boolean) {
-    super('the listing ended before its marker');
-    this.empty = empty;
   }
 }
 

@@ -101,6 +101,63 @@ export function parseListingTime(line: string | undefined): number {
   return Number(time[1]);
 }
 
+/** Longest listing line accepted (a 4096-byte name plus the fields). */
+export const MAX_LINE_BYTES = 4096 + 128;
+/** Most bytes a listing may take: some 335 a line at 200,000 entries (Director's cap per mount). */
+export const MAX_LISTING_BYTES = 64 * 1024 * 1024;
+
+/** The output ended before the listing's marker line; `empty`: nothing at all came. */
+export class ListingEnded extends Error {
+  readonly empty: boolean;
+  constructor(empty: boolean) {
+    super('the listing ended before its marker');
+    this.empty = empty;
+  }
+}
+
+/**
+ * Reads output (`carry`, then chunks from `next`) up to the line that is `marker`: returns the
+ * bytes before it (its lines, each with its line break) and what followed it. Scanned for line
+ * breaks, not decoded: the caller compares the bytes with a kept listing's before it splits and
+ * parses them (see ParsedListings). Hostile output: refused past `maxLines` lines (TOO_LARGE), a
+ * line longer than {@link MAX_LINE_BYTES}, or {@link MAX_LISTING_BYTES} in all (TOO_LARGE);
+ * {@link ListingEnded} when the output ends first.
+ */
+export async function scanUpTo(
+  carry: Buffer,
+  next: () => Promise<IteratorResult<Buffer>>,
+  marker: string,
+  maxLines: number,
+): Promise<{ body: Buffer; rest: Buffer }> {
+  const end = Buffer.from(marker, 'utf8');
+  const body: Buffer[] = [];
+  let bytes = 0;
+  let count = 0;
+  for (;;) {
+    let start = 0;
+    let nl: number;
+    while ((nl = carry.indexOf(10, start)) >= 0) {
+      if (nl - start === end.length && carry.compare(end, 0, end.length, start, nl) === 0) {
+        body.push(carry.subarray(0, start));
+        return { body: body.length === 1 ? body[0]! : Buffer.concat(body), rest: carry.subarray(nl + 1) };
+      }
+      if (nl - start > MAX_LINE_BYTES) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', '', 'listing line too long');
+      if (++count > maxLines) throw new UnsafeArchiveError('TOO_LARGE', '', `more than ${maxLines - 1} entries`);
+      start = nl + 1;
+    }
+    if (start) {
+      body.push(carry.subarray(0, start));
+      carry = carry.subarray(start);
+      bytes += start;
+    }
+    if (carry.length > MAX_LINE_BYTES) throw new UnsafeArchiveError('UNSAFE_ARCHIVE', '', 'listing line too long');
+    if (bytes > MAX_LISTING_BYTES) throw new UnsafeArchiveError('TOO_LARGE', '', `a listing of more than ${MAX_LISTING_BYTES} bytes`);
+    const got = await next();
+    if (got.done) throw new ListingEnded(count === 0 && carry.length === 0);
+    carry = carry.length ? Buffer.concat([carry, got.value]) : got.value;
+  }
+}
+
 /**
  * The lines of a listing as the sandbox printed them (each ended by a line break), decoded as
  * UTF-8 and split: the same strings as decoding each line by itself (a line break is never part
@@ -114,8 +171,9 @@ export function listingLines(body: Buffer): string[] {
 }
 
 /**
- * What a kept listing holds, counted high: its bytes as it came, each line and each entry's path
- * as two-byte strings (4 bytes a byte in all), and 128 bytes an entry object.
+ * What a kept listing holds, counted high: a copy of its bytes, and its entries' paths (as
+ * two-byte strings, or as slices of the decoded listing: at most 3 bytes a byte with the copy;
+ * 4 counted), and 128 bytes an entry object.
  */
 export const listingBytes = (body: Buffer, lines: number): number => 4 * body.length + 128 * lines;
 

@@ -168,7 +168,7 @@ test('a pinned blob survives its last reference going; the last unpin removes it
 });
 
 test('a group pin (a manifest taken over whole, a restore) keeps every blob of it as single pins do; the last pin of each kind decides', async () => {
-  const { s, db, referenced } = await countingStore();
+  const { s, db, referenced, questions } = await countingStore();
   const b = s.batch();
   const ds = await Promise.all(['g1', 'g2', 'g3'].map((x) => b.putBuffer(Buffer.from(x))));
   const large = await b.putBuffer(big(4));
@@ -196,16 +196,32 @@ test('a group pin (a manifest taken over whole, a restore) keeps every blob of i
   assert.not.ok(existsSync(s.pathOf(large)));
   await alone.release();
   assert.equal(chunks(db), []);
-  // Released as committed (its checkpoint exists): nothing is looked up or removed.
+  // The single pin's last unpin first: the blob stays while the group still pins it.
+  const p = s.batch();
+  const x = await p.putBuffer(Buffer.from('x'));
+  await p.flush();
+  p.insertPending();
+  await p.release(() => true);
+  const solo = s.batch();
+  const grouped = s.batch();
+  solo.reuseReferenced(x);
+  grouped.reuseReferencedGroup(Object.freeze([x]));
+  await solo.release();
+  assert.ok(s.has(x), 'its unpin leaves a blob the group pins');
+  await grouped.release();
+  assert.not.ok(s.has(x), 'the group unpinned, nothing refers to it: removed');
+  // Released as committed (the caller saw its checkpoint exist): nothing is looked up or removed,
+  // even though (here) nothing refers to the blob.
   const c = s.batch();
   const kept = await c.putBuffer(Buffer.from('kept'));
   await c.flush();
   c.insertPending();
-  referenced.add(kept);
   await c.release(() => true);
   const g = s.batch();
   g.reuseReferencedGroup(Object.freeze([kept]));
+  questions.length = 0;
   await g.release(() => true);
+  assert.equal(questions, [], 'no lookup');
   assert.equal(chunks(db), [kept]);
 });
 

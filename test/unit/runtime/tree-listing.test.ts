@@ -1,6 +1,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { listingBytes, listingLines, ParsedListings, parseListing } from '../../../runtime/sandbox/tree-listing.ts';
+import {
+  ListingEnded,
+  listingBytes,
+  listingLines,
+  MAX_LINE_BYTES,
+  MAX_LISTING_BYTES,
+  ParsedListings,
+  parseListing,
+  scanUpTo,
+} from '../../../runtime/sandbox/tree-listing.ts';
 import { UnsafeArchiveError } from '../../../runtime/sandbox/tar-guard.ts';
 
 const ok = [
@@ -171,6 +180,62 @@ test('kept listings are bounded in bytes: one too large is not kept, a key parse
   few.parse('c', bytesOf(listing(2, 'c')), 10);
   assert.ok(few.parse('a', bytesOf(listing(2, 'a')), 10).entries === a, 'a, used since, stays');
   assert.ok(few.parse('b', bytesOf(listing(2, 'b')), 10).entries !== b, 'b, least recently used, went');
+});
+
+/** scanUpTo over `chunks` as the stream's reads; `rest` with the reads it left unread after it. */
+const scan = async (chunks: Buffer[], marker: string, maxLines = 1000) => {
+  const it = chunks[Symbol.iterator]();
+  const { body, rest } = await scanUpTo(Buffer.alloc(0), () => Promise.resolve(it.next()), marker, maxLines);
+  return { body, rest: Buffer.concat([rest, ...it]) };
+};
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => null,
+    (e: unknown) => e as Error & { code?: string },
+  );
+
+test('scanUpTo: the bytes before the marker line and what follows it, however the reads are cut (every split of the output, one byte at a time)', async () => {
+  const marker = '--director-0123456789abcdef--';
+  const listing = 'T 5\n41ed 1 2 40 5 5 .\n81a4 2 1 3 5 5 ./a\n';
+  const out = Buffer.from(`${listing}${marker}\ntar data after it`);
+  for (let cut = 0; cut <= out.length; cut++) {
+    const { body, rest } = await scan([out.subarray(0, cut), out.subarray(cut)], marker);
+    assert.is(body.toString(), listing, `cut at ${cut}`);
+    assert.is(rest.toString(), 'tar data after it', `cut at ${cut}`);
+  }
+  const bytes = await scan(
+    [...out].map((b) => Buffer.from([b])),
+    marker,
+  );
+  assert.is(bytes.body.toString(), listing, 'one byte a read');
+  // The marker as the first line: an empty listing (parsed and refused by the caller).
+  assert.is((await scan([Buffer.from(`${marker}\n`)], marker)).body.length, 0);
+  // A line that only starts or ends with the marker is a listing line.
+  const near = await scan([Buffer.from(`${marker}x\nx${marker}\n${marker}\n`)], marker);
+  assert.is(near.body.toString(), `${marker}x\nx${marker}\n`);
+});
+
+test('scanUpTo: bounded in lines, line length and bytes; an output that ends first is ListingEnded', async () => {
+  const m = '--m--';
+  const lines = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => `l${i}\n`).join('') + `${m}\n`);
+  assert.is(listingLines((await scan([lines(10)], m, 10)).body).length, 10, 'exactly the cap');
+  assert.match((await failure(scan([lines(11)], m, 10)))!.message, /more than 9 entries/);
+  // A whole line too long inside one read, and one too long still unfinished.
+  const long = Buffer.alloc(MAX_LINE_BYTES + 1, 0x61);
+  assert.match((await failure(scan([Buffer.concat([long, Buffer.from(`\n${m}\n`)])], m)))!.message, /line too long/);
+  assert.match((await failure(scan([long, Buffer.from(`\n${m}\n`)], m)))!.message, /line too long/);
+  assert.ok(await scan([Buffer.concat([Buffer.alloc(MAX_LINE_BYTES, 0x61), Buffer.from(`\n${m}\n`)])], m), 'the longest line passes');
+  // More bytes than a listing may take, in lines each short enough.
+  const line = Buffer.from(`${'x'.repeat(4000)}\n`);
+  const chunk = Buffer.concat(Array.from({ length: 256 }, () => line));
+  const many = Array.from({ length: Math.ceil(MAX_LISTING_BYTES / chunk.length) + 1 }, () => chunk);
+  const big = await failure(scan(many, m, 1_000_000));
+  assert.is(big!.code, 'TOO_LARGE');
+  assert.match(big!.message, /more than 67108864 bytes/);
+  const ended = await failure(scan([Buffer.from('T 5\n41ed')], m));
+  assert.ok(ended instanceof ListingEnded && !ended.empty);
+  const nothing = await failure(scan([], m));
+  assert.ok(nothing instanceof ListingEnded && nothing.empty, 'nothing at all printed');
 });
 
 test.run();
