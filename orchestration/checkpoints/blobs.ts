@@ -161,21 +161,10 @@ export class BlobStore {
   /**
    * Pins every digest of `digests` at once, without looking for them, as {@link pinOnly} does
    * each (the caller checked, in the same synchronous step, that a committed checkpoint refers to
-   * them all). The array is the group: {@link unpinGroup} takes the same one; it must not change.
+   * them all). The array is the group: {@link unpin} takes the same one back; it must not change.
    */
   pinGroup(digests: readonly string[]): void {
     this.#groups.set(digests, (this.#groups.get(digests) ?? 0) + 1);
-  }
-
-  /** Drops one pin of the group `digests`; its last unpin removes those of them nothing else pins or refers to (see {@link unpin}). */
-  unpinGroup(digests: readonly string[], referenced = false): void {
-    const n = (this.#groups.get(digests) ?? 1) - 1;
-    if (n > 0) {
-      this.#groups.set(digests, n);
-      return;
-    }
-    this.#groups.delete(digests);
-    if (!referenced) this.#removeUnused([...new Set(digests)]);
   }
 
   /** Whether a digest is pinned, alone or in a group (the groups' digests gathered once per call of this). */
@@ -191,7 +180,7 @@ export class BlobStore {
    * the caller knows a committed checkpoint refers to every one of them (checked in this same
    * synchronous step), so none can be unused and none is looked up.
    */
-  unpin(digests: Iterable<string>, referenced = false): void {
+  unpin(digests: Iterable<string>, referenced = false, groups: readonly (readonly string[])[] = []): void {
     const free = new Set<string>();
     for (const d of digests) {
       const n = (this.#pins.get(d) ?? 1) - 1;
@@ -201,6 +190,16 @@ export class BlobStore {
         free.add(d);
       }
     }
+    // And one pin of each group (pinGroup); a group's last unpin frees its digests.
+    for (const g of groups) {
+      const n = (this.#groups.get(g) ?? 1) - 1;
+      if (n > 0) this.#groups.set(g, n);
+      else {
+        this.#groups.delete(g);
+        for (const d of g) free.add(d);
+      }
+    }
+    // Those still pinned otherwise (alone or in another group) are left by the removal itself.
     if (!referenced) this.#removeUnused([...free]);
   }
 
@@ -445,8 +444,7 @@ export class BlobBatch {
     this.#unchecked = new Map();
     await Promise.allSettled([...this.#inFlight]);
     const referenced = committed?.() === true;
-    this.#store.unpin(this.#pinned, referenced);
-    for (const g of this.#groups) this.#store.unpinGroup(g, referenced);
+    this.#store.unpin(this.#pinned, referenced, this.#groups);
   }
 
   /**

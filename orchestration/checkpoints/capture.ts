@@ -12,7 +12,16 @@ import type { ListedEntry } from '../../runtime/sandbox/tree-listing.ts';
 import type { SandboxRecord } from '../../runtime/store/sandboxes.ts';
 import { SMALL_BYTES, type BlobBatch, type BlobStore } from './blobs.ts';
 import type { ManifestCache } from './manifest-cache.ts';
-import { isUnchanged, statOf, summarize, type Manifest, type ManifestEntry, type MountSummary, type SkippedEntry } from './manifest.ts';
+import {
+  isUnchanged,
+  settledAt,
+  statOf,
+  summarize,
+  type Manifest,
+  type ManifestEntry,
+  type MountSummary,
+  type SkippedEntry,
+} from './manifest.ts';
 import type { CheckpointStore, MountCapture, SandboxCapture } from './store.ts';
 
 export interface CaptureDeps {
@@ -111,9 +120,9 @@ async function captureMount(
     // mounts left out), none of its files changed in the second before it: every entry would be
     // taken over as it is, so the manifest is the previous one (no entry built, nothing stored).
     // (Over the budget it goes the per-entry way, which refuses it naming its largest file.)
-    // (What it asks of the previous manifest is computed once per manifest: see ManifestFacts.)
+    // (What it asks of the previous manifest was computed when it was kept: see ManifestFacts.)
     const facts = usable && d.manifests.listedFrom(prev.digest) === listing.entries ? d.manifests.facts(prev.digest) : null;
-    if (usable && facts && facts.lastChangeS + 1 < prev.listedAtS && budget.used + facts.summary.bytes <= budget.maxBytes) {
+    if (usable && facts && settledAt(facts.lastChangeS, prev.listedAtS) && budget.used + facts.summary.bytes <= budget.maxBytes) {
       batch.reuseReferencedGroup(facts.fileDigests);
       batch.reuseReferenced(prev.digest);
       same = { digest: prev.digest, manifest: prev.manifest, summary: facts.summary };

@@ -12,12 +12,12 @@ import type { ListedEntry } from '../../runtime/sandbox/tree-listing.ts';
 import { lastChangeS, parseManifest, summarize, type Manifest, type MountSummary } from './manifest.ts';
 
 /**
- * What a capture that takes a kept manifest whole asks of it, computed once per manifest (the
- * same answers for as long as it is kept: a manifest never changes).
+ * What a capture that takes a kept manifest whole asks of it, computed once as the manifest is
+ * kept (the same answers for as long as it is kept: a manifest never changes).
  */
 export interface ManifestFacts {
   readonly summary: Readonly<MountSummary>;
-  /** {@link lastChangeS}: settled for a listing time after the second after it. */
+  /** {@link lastChangeS}: settled (settledAt) for a listing time after the second after it. */
   readonly lastChangeS: number;
   /**
    * The distinct digests of its files, sorted (a checkpoint's set of digests is sorted before it
@@ -73,7 +73,8 @@ export class ManifestCache {
 
   /**
    * {@link ManifestFacts} of the manifest kept under `digest` (null when it is not kept): computed
-   * as it is kept, where the capture that made it has its entries at hand, not by the next one.
+   * as it is kept (by the capture that made it, or as it is read back), not by the capture that
+   * takes it whole.
    */
   facts(digest: string): ManifestFacts | null {
     return this.#byDigest.get(digest)?.facts ?? null;

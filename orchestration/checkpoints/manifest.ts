@@ -95,8 +95,11 @@ export const statOf = (e: ListedEntry): FileStat => ({ ino: e.ino, mtimeS: e.mti
  * manifest made from a listing, captured again from the same listing, is then itself.
  */
 export function settled(m: Manifest, listedAtS: number): boolean {
-  return lastChangeS(m) + 1 < listedAtS;
+  return settledAt(lastChangeS(m), listedAtS);
 }
+
+/** {@link settled} from the manifest's {@link lastChangeS} (kept with it: ManifestFacts). */
+export const settledAt = (lastChange: number, listedAtS: number): boolean => lastChange + 1 < listedAtS;
 
 /**
  * The newest change time (ctime, seconds) of `m`'s files and symlinks: {@link settled} for every

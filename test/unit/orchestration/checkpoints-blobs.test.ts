@@ -167,16 +167,22 @@ test('a pinned blob survives its last reference going; the last unpin removes it
   }
 });
 
-test('a group pin (a manifest taken over whole, a restore) keeps every blob of it as single pins do; the last pin of each kind decides', async () => {
-  const { s, db, referenced, questions } = await countingStore();
+/** Stores `contents` in one batch released as committed (its checkpoint exists): their digests. */
+async function stored(s: BlobStore, contents: Buffer[]): Promise<string[]> {
   const b = s.batch();
-  const ds = await Promise.all(['g1', 'g2', 'g3'].map((x) => b.putBuffer(Buffer.from(x))));
-  const large = await b.putBuffer(big(4));
+  const ds = await Promise.all(contents.map((c) => b.putBuffer(c)));
   await b.flush();
   b.insertPending();
-  const all = [...ds, large];
-  for (const d of all) referenced.add(d);
   await b.release(() => true);
+  return ds;
+}
+
+test('a group pin (a manifest taken over whole, a restore) keeps every blob of it as single pins do; the last pin of each kind decides', async () => {
+  const { s, db, referenced, questions } = await countingStore();
+  const all = await stored(s, [...['g1', 'g2', 'g3'].map((x) => Buffer.from(x)), big(4)]);
+  const ds = all.slice(0, 3);
+  const large = all[3]!;
+  for (const d of all) referenced.add(d);
   // Two captures take the same manifest whole (the same array), a restore pins one of its blobs alone.
   const group = Object.freeze([...all]);
   const one = s.batch();
@@ -197,11 +203,7 @@ test('a group pin (a manifest taken over whole, a restore) keeps every blob of i
   await alone.release();
   assert.equal(chunks(db), []);
   // The single pin's last unpin first: the blob stays while the group still pins it.
-  const p = s.batch();
-  const x = await p.putBuffer(Buffer.from('x'));
-  await p.flush();
-  p.insertPending();
-  await p.release(() => true);
+  const [x] = (await stored(s, [Buffer.from('x')])) as [string];
   const solo = s.batch();
   const grouped = s.batch();
   solo.reuseReferenced(x);
@@ -212,17 +214,23 @@ test('a group pin (a manifest taken over whole, a restore) keeps every blob of i
   assert.not.ok(s.has(x), 'the group unpinned, nothing refers to it: removed');
   // Released as committed (the caller saw its checkpoint exist): nothing is looked up or removed,
   // even though (here) nothing refers to the blob.
-  const c = s.batch();
-  const kept = await c.putBuffer(Buffer.from('kept'));
-  await c.flush();
-  c.insertPending();
-  await c.release(() => true);
+  const [kept] = (await stored(s, [Buffer.from('kept')])) as [string];
   const g = s.batch();
   g.reuseReferencedGroup(Object.freeze([kept]));
   questions.length = 0;
   await g.release(() => true);
   assert.equal(questions, [], 'no lookup');
   assert.equal(chunks(db), [kept]);
+  // Released without a commit, singles and groups together: one question for all their digests.
+  const [y, z] = await stored(s, [Buffer.from('y'), Buffer.from('z')]);
+  const failed = s.batch();
+  failed.reuseReferenced(y!);
+  failed.reuseReferencedGroup(Object.freeze([y!, z!]));
+  failed.reuseReferencedGroup(Object.freeze([z!, kept]));
+  questions.length = 0;
+  await failed.release();
+  assert.equal(questions, [3], 'y, z and kept asked about once');
+  assert.equal(chunks(db), [], 'nothing refers to them: all removed');
 });
 
 test('start removes temp files and blobs nothing refers to (a crash mid-capture), and keeps referenced ones', async () => {

@@ -711,7 +711,7 @@ test('a capture that reads nothing ends with the listing: the reader is left to 
   assert.is(quick.c.killed, 0, 'a reader that ends is never stopped');
 });
 
-test('the listing is read up to its marker line however the output is cut (a line, the marker, in pieces), and bounded in lines and line length', async () => {
+test("a capture reads the sandbox's listing up to its marker through scanUpTo (its every split is tested in tree-listing.test.ts): pieces of a real reader's output, and its refusals surface as the capture's", async () => {
   const root = temp('director-mount-');
   const dir = temp('director-readers-');
   // A tree tool printing `body` (sh printf, marker as $4), then reading the answer.
